@@ -1,0 +1,382 @@
+//! Reverse-mode automatic differentiation.
+//!
+//! `backward` sorts the graph below the output topologically (iteratively: graphs can be 10^5 ops
+//! deep), then walks it once in reverse, applying each op's gradient rule. All rules are in the
+//! one exhaustive `match` of [`backward_rule`], so a new primitive cannot silently lack a gradient.
+//! Rules are written with tensor ops: with `create_graph` they record a graph of their own, which
+//! is how second derivatives (grad of grad) work for every op.
+
+use crate::op::{BinaryOp, Op, ReduceOp, UnaryOp, ViewKind};
+use crate::{Error, Result, Scalar, Tensor, TensorId};
+use std::cell::Cell;
+use std::collections::{HashMap, HashSet};
+
+thread_local! {
+    // Per thread, as in PyTorch: a no_grad block on one thread does not affect others.
+    static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Whether ops record the graph on this thread.
+pub fn is_grad_enabled() -> bool {
+    GRAD_ENABLED.with(|g| g.get())
+}
+
+/// Turns recording on or off for this thread; returns the previous setting.
+pub fn set_grad_enabled(enabled: bool) -> bool {
+    GRAD_ENABLED.with(|g| g.replace(enabled))
+}
+
+/// Restores the previous grad mode when dropped.
+#[must_use = "grad mode is restored when the guard is dropped"]
+pub struct GradModeGuard(bool);
+
+impl Drop for GradModeGuard {
+    fn drop(&mut self) {
+        set_grad_enabled(self.0);
+    }
+}
+
+/// Disables recording until the guard is dropped (PyTorch's `with torch.no_grad():`).
+///
+/// ```
+/// # use backprop::{Tensor, Device, DType};
+/// let w = Tensor::ones([2], DType::F32, Device::Cpu)?.requires_grad_(true)?;
+/// let y = {
+///     let _g = backprop::no_grad();
+///     w.mul_scalar(2.0)?
+/// };
+/// assert!(!y.requires_grad());
+/// # Ok::<(), backprop::Error>(())
+/// ```
+pub fn no_grad() -> GradModeGuard {
+    GradModeGuard(set_grad_enabled(false))
+}
+
+/// Sets grad mode to `enabled` until the guard is dropped.
+pub fn grad_mode(enabled: bool) -> GradModeGuard {
+    GradModeGuard(set_grad_enabled(enabled))
+}
+
+impl Tensor {
+    /// Backpropagates from a scalar: accumulates d(self)/d(leaf) into every leaf's `.grad`.
+    pub fn backward(&self) -> Result<()> {
+        self.backward_with(None, false, false)
+    }
+
+    /// PyTorch's `backward(gradient, retain_graph, create_graph)`.
+    pub fn backward_with(&self, gradient: Option<&Tensor>, retain_graph: bool, create_graph: bool) -> Result<()> {
+        let seed = seed_grad(self, gradient, 0)?;
+        run(vec![(self.clone(), seed)], retain_graph || create_graph, create_graph, None).map(|_| ())
+    }
+}
+
+/// Gradients of `outputs` with respect to `inputs` without touching any `.grad`
+/// (PyTorch's `torch.autograd.grad`).
+pub fn grad(
+    outputs: &[Tensor],
+    inputs: &[Tensor],
+    grad_outputs: Option<&[Option<Tensor>]>,
+    retain_graph: Option<bool>,
+    create_graph: bool,
+    allow_unused: bool,
+) -> Result<Vec<Option<Tensor>>> {
+    if let Some(go) = grad_outputs {
+        if go.len() != outputs.len() {
+            return Err(Error::Autograd(format!("grad: got {} grad_outputs for {} outputs", go.len(), outputs.len())));
+        }
+    }
+    for (i, x) in inputs.iter().enumerate() {
+        if !x.requires_grad() {
+            return Err(Error::Autograd(format!("grad: input {i} does not require grad")));
+        }
+    }
+    let mut roots = Vec::with_capacity(outputs.len());
+    for (i, o) in outputs.iter().enumerate() {
+        let g = grad_outputs.and_then(|go| go[i].as_ref());
+        roots.push((o.clone(), seed_grad(o, g, i)?));
+    }
+    let retain = retain_graph.unwrap_or(create_graph);
+    let got = run(roots, retain, create_graph, Some(inputs))?.unwrap_or_default();
+    if !allow_unused {
+        if let Some(i) = got.iter().position(|g| g.is_none()) {
+            return Err(Error::Autograd(format!(
+                "grad: input {i} was not used in the graph of the outputs; pass allow_unused=True if this is intended"
+            )));
+        }
+    }
+    Ok(got)
+}
+
+fn seed_grad(out: &Tensor, gradient: Option<&Tensor>, index: usize) -> Result<Tensor> {
+    if !out.requires_grad() {
+        return Err(Error::Autograd(format!(
+            "element {index} of tensors does not require grad and does not have a grad_fn"
+        )));
+    }
+    match gradient {
+        Some(g) => {
+            if g.shape() != out.shape() {
+                return Err(Error::ShapeMismatch {
+                    op: "backward",
+                    lhs: out.shape().clone(),
+                    rhs: g.shape().clone(),
+                    detail: ": gradient must have the shape of the output".into(),
+                });
+            }
+            let g = if g.dtype() != out.dtype() { g.to_dtype(out.dtype())? } else { g.clone() };
+            if g.device() != out.device() {
+                return Err(Error::DeviceMismatch { op: "backward", lhs: out.device(), rhs: g.device() });
+            }
+            Ok(g)
+        }
+        None => {
+            if out.numel() != 1 {
+                return Err(Error::Autograd(format!(
+                    "grad can be implicitly created only for scalar outputs (got shape {}); pass a gradient of that shape",
+                    out.shape()
+                )));
+            }
+            Tensor::ones(out.shape().clone(), out.dtype(), out.device())
+        }
+    }
+}
+
+/// The backward engine. Returns the gradients of `capture` (when given) instead of accumulating
+/// into `.grad` of leaves.
+fn run(roots: Vec<(Tensor, Tensor)>, retain: bool, create: bool, capture: Option<&[Tensor]>) -> Result<Option<Vec<Option<Tensor>>>> {
+    // 1. topological order (post-order DFS, iterative)
+    let mut order: Vec<(Tensor, Option<Op>)> = Vec::new();
+    let mut visited: HashSet<TensorId> = HashSet::new();
+    for (root, _) in &roots {
+        if !visited.insert(root.id()) {
+            continue;
+        }
+        let mut stack: Vec<(Tensor, Option<Op>, usize)> = vec![(root.clone(), graph_op(root)?, 0)];
+        while let Some((t, op, next)) = stack.pop() {
+            let inputs: Vec<Tensor> = op.as_ref().map(|o| o.inputs().into_iter().cloned().collect()).unwrap_or_default();
+            if let Some(child) = inputs.get(next).cloned() {
+                stack.push((t, op, next + 1));
+                if child.requires_grad() && visited.insert(child.id()) {
+                    let cop = graph_op(&child)?;
+                    stack.push((child, cop, 0));
+                }
+            } else {
+                order.push((t, op));
+            }
+        }
+    }
+
+    let capture_ids: HashMap<TensorId, usize> = capture.map(|c| c.iter().enumerate().map(|(i, t)| (t.id(), i)).collect()).unwrap_or_default();
+    let mut captured: Vec<Option<Tensor>> = vec![None; capture.map_or(0, |c| c.len())];
+
+    // 2. reverse walk
+    let _mode = grad_mode(create);
+    let mut grads: HashMap<TensorId, Tensor> = HashMap::new();
+    for (t, g) in roots {
+        accumulate(&mut grads, t.id(), g)?;
+    }
+    for i in (0..order.len()).rev() {
+        // Without retain_graph each op is released as soon as it has been differentiated, so
+        // intermediates die during the walk rather than after it.
+        let (t, op) = if retain { (order[i].0.clone(), order[i].1.clone()) } else { (order[i].0.clone(), order[i].1.take()) };
+        if !retain {
+            t.take_op();
+        }
+        let Some(g) = grads.remove(&t.id()) else { continue };
+        if let Some(&i) = capture_ids.get(&t.id()) {
+            captured[i] = Some(g.clone());
+        } else if capture.is_none() && (t.is_leaf() || t.retains_grad()) {
+            let g = if create { g.clone() } else { g.detach() };
+            let new = match t.grad() {
+                Some(old) => old.add(&g)?,
+                None => g.clone(),
+            };
+            t.set_grad(Some(new))?;
+        }
+        let Some(op) = op else { continue };
+        let input_grads = backward_rule(&op, &t, &g)?;
+        for (x, gx) in op.inputs().into_iter().zip(input_grads) {
+            if let Some(gx) = gx {
+                if x.requires_grad() {
+                    debug_assert_eq!(gx.shape(), x.shape(), "gradient of {} has the wrong shape", op.name());
+                    accumulate(&mut grads, x.id(), gx)?;
+                }
+            }
+        }
+    }
+
+    Ok(capture.map(|_| captured))
+}
+
+/// The op to walk through for `t`: `None` for leaves; an error if the graph was already freed.
+fn graph_op(t: &Tensor) -> Result<Option<Op>> {
+    if t.is_leaf() {
+        return Ok(None);
+    }
+    match t.op() {
+        Some(op) => Ok(Some(op)),
+        None => Err(Error::Autograd(
+            "trying to backward through the graph a second time (or directly access saved tensors after they have already been freed); \
+             specify retain_graph=True if you need to backward through the graph a second time"
+                .into(),
+        )),
+    }
+}
+
+fn accumulate(grads: &mut HashMap<TensorId, Tensor>, id: TensorId, g: Tensor) -> Result<()> {
+    match grads.remove(&id) {
+        Some(old) => {
+            grads.insert(id, old.add(&g)?);
+        }
+        None => {
+            grads.insert(id, g);
+        }
+    }
+    Ok(())
+}
+
+fn needs(t: &Tensor) -> bool {
+    t.requires_grad()
+}
+
+/// The gradient of each input of `op` (in `op.inputs()` order) given the gradient `g` of its
+/// output `out`. `None` where an input needs no gradient (or has none, like indices).
+pub fn backward_rule(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+    let some = |t: Tensor| Ok(Some(t));
+    Ok(match op {
+        Op::Unary(x, u) => {
+            let gx = match u {
+                UnaryOp::Neg => g.neg()?,
+                UnaryOp::Abs => g.mul(&x.sign()?)?,
+                UnaryOp::Sign => g.zeros_like()?,
+                UnaryOp::Exp => g.mul(out)?,
+                UnaryOp::Log => g.div(x)?,
+                UnaryOp::Sqrt => g.div(&out.mul_scalar(2.0)?)?,
+                UnaryOp::Sin => g.mul(&x.cos()?)?,
+                UnaryOp::Cos => g.mul(&x.sin()?)?.neg()?,
+                UnaryOp::Tanh => g.mul(&out.mul(out)?.rsub_scalar(1.0)?)?,
+                UnaryOp::Sigmoid => g.mul(&out.mul(&out.rsub_scalar(1.0)?)?)?,
+                UnaryOp::Relu => Tensor::where_cond(&out.gt_scalar(0.0)?, g, &g.zeros_scalar()?)?,
+                UnaryOp::Gelu => {
+                    // d/dx x*Phi(x) = Phi(x) + x*phi(x)
+                    let cdf = x.mul_scalar(std::f64::consts::FRAC_1_SQRT_2)?.erf()?.add_scalar(1.0)?.mul_scalar(0.5)?;
+                    let pdf = x.mul(x)?.mul_scalar(-0.5)?.exp()?.mul_scalar(0.3989422804014327)?; // 1/sqrt(2 pi)
+                    g.mul(&cdf.add(&x.mul(&pdf)?)?)?
+                }
+                UnaryOp::Erf => g.mul(&x.mul(x)?.neg()?.exp()?.mul_scalar(std::f64::consts::FRAC_2_SQRT_PI)?)?,
+                UnaryOp::Softplus => g.mul(&x.sigmoid()?)?,
+            };
+            vec![Some(gx)]
+        }
+        Op::Binary(a, b, bop) => {
+            let (ga, gb) = match bop {
+                BinaryOp::Add => (needs(a).then(|| g.clone()), needs(b).then(|| g.clone())),
+                BinaryOp::Sub => (needs(a).then(|| g.clone()), if needs(b) { Some(g.neg()?) } else { None }),
+                BinaryOp::Mul => (opt(needs(a), || g.mul(b))?, opt(needs(b), || g.mul(a))?),
+                BinaryOp::Div => (opt(needs(a), || g.div(b))?, opt(needs(b), || g.mul(out)?.div(b)?.neg())?),
+                BinaryOp::Pow => (
+                    opt(needs(a), || g.mul(b)?.mul(&a.pow(&b.sub_scalar(1.0)?)?))?,
+                    opt(needs(b), || {
+                        // d/db a^b = a^b ln a; PyTorch defines it as 0 where a == 0
+                        let v = g.mul(out)?.mul(&a.log()?)?;
+                        Tensor::where_cond(&a.eq_scalar(0.0)?, &v.zeros_scalar()?, &v)
+                    })?,
+                ),
+                BinaryOp::Maximum | BinaryOp::Minimum => {
+                    // the winner takes the gradient; ties split it evenly (as PyTorch does)
+                    let (wa, wb) = if *bop == BinaryOp::Maximum { (a.gt(b)?, b.gt(a)?) } else { (a.lt(b)?, b.lt(a)?) };
+                    let tie = a.eq(b)?.to_dtype(g.dtype())?.mul_scalar(0.5)?;
+                    (
+                        opt(needs(a), || g.mul(&wa.to_dtype(g.dtype())?.add(&tie)?))?,
+                        opt(needs(b), || g.mul(&wb.to_dtype(g.dtype())?.add(&tie)?))?,
+                    )
+                }
+            };
+            vec![ga, gb]
+        }
+        Op::Where(c, a, b) => {
+            let z = g.zeros_scalar()?;
+            vec![
+                None,
+                opt(needs(a), || Tensor::where_cond(c, g, &z))?,
+                opt(needs(b), || Tensor::where_cond(c, &z, g))?,
+            ]
+        }
+        Op::Cast(x) => vec![some(g.to_dtype(x.dtype())?)?],
+        Op::Reduce(x, r, dims) => {
+            let gx = match r {
+                ReduceOp::Sum => g.broadcast_to(x.shape())?,
+                ReduceOp::Max | ReduceOp::Min => {
+                    let hit = x.eq(&out.broadcast_to(x.shape())?)?.to_dtype(g.dtype())?;
+                    let count = hit.reduce_keepdim(ReduceOp::Sum, dims)?;
+                    g.div(&count)?.broadcast_to(x.shape())?.mul(&hit)?
+                }
+            };
+            vec![Some(gx)]
+        }
+        Op::Matmul(a, b) => vec![opt(needs(a), || g.matmul(&b.mt()?))?, opt(needs(b), || a.mt()?.matmul(g))?],
+        Op::View(x, kind) => {
+            let gx = match kind {
+                ViewKind::Reshape => g.reshape(x.shape().clone())?,
+                ViewKind::Permute(p) => {
+                    let mut inv = vec![0; p.len()];
+                    for (i, &pi) in p.iter().enumerate() {
+                        inv[pi] = i;
+                    }
+                    g.permute(&inv)?
+                }
+                ViewKind::Expand => g.sum_to_shape(x.shape())?,
+                ViewKind::Slice { dim, start, step } => {
+                    Tensor::zeros(x.shape().clone(), g.dtype(), g.device())?.slice_scatter(g, *dim, *start, *step)?
+                }
+            };
+            vec![Some(gx)]
+        }
+        Op::Copy(x) => vec![some(if g.device() != x.device() { g.to_device(x.device())? } else { g.clone() })?],
+        Op::SliceScatter { base, src, dim, start, step } => vec![
+            opt(needs(base), || g.slice_scatter(&src.zeros_like()?, *dim, *start, *step))?,
+            opt(needs(src), || g.slice_step(*dim, *start, src.dims()[*dim], *step))?,
+        ],
+        Op::Cat(xs, dim) => {
+            let mut off = 0;
+            let mut v = Vec::with_capacity(xs.len());
+            for x in xs {
+                let n = x.dims()[*dim];
+                v.push(opt(needs(x), || g.narrow(*dim, off, n))?);
+                off += n;
+            }
+            v
+        }
+        Op::Gather(x, dim, idx) => vec![opt(needs(x), || x.zeros_like()?.scatter_add(*dim, idx, g))?, None],
+        Op::ScatterAdd { base, dim, index, src } => {
+            vec![needs(base).then(|| g.clone()), None, opt(needs(src), || g.gather(*dim, index))?]
+        }
+        Op::IndexSelect(x, dim, idx) => vec![opt(needs(x), || x.zeros_like()?.index_add(*dim, idx, g))?, None],
+        Op::IndexAdd { base, dim, index, src } => {
+            vec![needs(base).then(|| g.clone()), None, opt(needs(src), || g.index_select(*dim, index))?]
+        }
+        Op::Softmax(_, dim) => {
+            let dot = g.mul(out)?.reduce_keepdim(ReduceOp::Sum, &[*dim])?;
+            vec![some(out.mul(&g.sub(&dot)?)?)?]
+        }
+        Op::LogSoftmax(_, dim) => {
+            let gs = g.reduce_keepdim(ReduceOp::Sum, &[*dim])?;
+            vec![some(g.sub(&out.exp()?.mul(&gs)?)?)?]
+        }
+    })
+}
+
+fn opt(cond: bool, f: impl FnOnce() -> Result<Tensor>) -> Result<Option<Tensor>> {
+    if cond {
+        f().map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+impl Tensor {
+    /// A 0-d zero of this tensor's dtype and device (broadcasts anywhere).
+    pub(crate) fn zeros_scalar(&self) -> Result<Tensor> {
+        Tensor::full_scalar(Scalar::Float(0.0), self.dtype(), self.device())
+    }
+}

@@ -1,0 +1,50 @@
+//! The contract every backend implements: the primitive kernels of `op.rs`, on (storage, layout)
+//! pairs. CPU (`cpu/`) and GPU (`gpu/`) implement the same set, so anything composed above this
+//! trait (all of autograd, nn and optim) runs on either without change.
+//!
+//! Conventions: inputs of a multi-operand kernel have the same shape (broadcasting was already
+//! done with stride-0 views) and the same dtype (promotion was done with casts); outputs are
+//! freshly allocated and C-contiguous.
+
+use crate::op::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp};
+use crate::{DType, Device, Layout, Result, Shape};
+
+pub trait BackendStorage: Sized + Send + Sync {
+    fn dtype(&self) -> DType;
+    fn device(&self) -> Device;
+    /// Number of elements the storage holds.
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn unary(&self, l: &Layout, op: UnaryOp) -> Result<Self>;
+    fn binary(&self, l: &Layout, rhs: &Self, rl: &Layout, op: BinaryOp) -> Result<Self>;
+    fn compare(&self, l: &Layout, rhs: &Self, rl: &Layout, op: CmpOp) -> Result<Self>;
+    /// `self` is the Bool condition.
+    fn where_cond(&self, l: &Layout, t: &Self, tl: &Layout, f: &Self, fl: &Layout) -> Result<Self>;
+    fn cast(&self, l: &Layout, dtype: DType) -> Result<Self>;
+    /// Reduces over `dims` (sorted, unique); the output has the input's rank with those dims = 1.
+    fn reduce(&self, l: &Layout, op: ReduceOp, dims: &[usize]) -> Result<Self>;
+    /// I64 indices along `dim`, output keeps `dim` with extent 1. Ties give the first index.
+    fn arg_reduce(&self, l: &Layout, op: ArgReduceOp, dim: usize) -> Result<Self>;
+    /// Batched matmul: `[..., m, k] @ [..., k, n]` with identical batch dims.
+    fn matmul(&self, l: &Layout, rhs: &Self, rl: &Layout) -> Result<Self>;
+    /// A C-contiguous copy of the viewed elements.
+    fn copy_strided(&self, l: &Layout) -> Result<Self>;
+    /// Writes `src` (viewed through `sl`) into `self` at the positions of `dl` (same shapes).
+    fn copy_into(&mut self, dl: &Layout, src: &Self, sl: &Layout) -> Result<()>;
+    /// `out[i][j] = self[i][index[i][j]]` for dim 1 (and likewise for any dim). `index` is I64.
+    fn gather(&self, l: &Layout, dim: usize, index: &Self, il: &Layout) -> Result<Self>;
+    /// `out = self; out[i][index[i][j]] += src[i][j]` (for dim 1); index and src share a shape.
+    fn scatter_add(&self, l: &Layout, dim: usize, index: &Self, il: &Layout, src: &Self, sl: &Layout) -> Result<Self>;
+    /// Whole slices along `dim` picked by a 1-d I64 index.
+    fn index_select(&self, l: &Layout, dim: usize, index: &Self, il: &Layout) -> Result<Self>;
+    /// `out = self; out.select(dim, index[k]) += src.select(dim, k)`.
+    fn index_add(&self, l: &Layout, dim: usize, index: &Self, il: &Layout, src: &Self, sl: &Layout) -> Result<Self>;
+    /// Softmax (or log-softmax) along `dim`.
+    fn softmax(&self, l: &Layout, dim: usize, log: bool) -> Result<Self>;
+
+    /// A storage of `shape.numel()` elements all equal to `value`.
+    fn full(shape: &Shape, value: f64, dtype: DType) -> Result<Self>;
+}

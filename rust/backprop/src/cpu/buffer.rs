@@ -1,0 +1,106 @@
+//! CPU memory: either a `Vec` the engine owns or memory owned by someone else (a NumPy array),
+//! kept alive by an opaque owner handle. The second case is how `from_numpy` shares memory while
+//! the core crate stays free of pyo3.
+
+use crate::{DType, Element, Error, Result, Shape};
+use std::any::Any;
+use std::ptr::NonNull;
+
+pub struct Buffer<T> {
+    inner: Inner<T>,
+}
+
+enum Inner<T> {
+    Owned(Vec<T>),
+    Foreign {
+        ptr: NonNull<T>,
+        len: usize,
+        // Never read: it exists so that the memory outlives every tensor viewing it.
+        _owner: Box<dyn Any + Send + Sync>,
+    },
+}
+
+// SAFETY: Owned is a Vec; Foreign points at memory whose owner is Send + Sync and which nobody
+// frees while `_owner` lives. Access is synchronised by the RwLock around every storage.
+unsafe impl<T: Send> Send for Buffer<T> {}
+unsafe impl<T: Sync> Sync for Buffer<T> {}
+
+impl<T: Element> Buffer<T> {
+    pub fn from_vec(v: Vec<T>) -> Self {
+        Buffer { inner: Inner::Owned(v) }
+    }
+
+    /// Wraps memory owned elsewhere.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for reads and writes of `len` elements of `T`, properly aligned, for as
+    /// long as `owner` is alive, and nothing may free or move it in that time.
+    pub unsafe fn from_foreign(ptr: *mut T, len: usize, owner: Box<dyn Any + Send + Sync>) -> Self {
+        let ptr = NonNull::new(ptr).unwrap_or(NonNull::dangling());
+        Buffer { inner: Inner::Foreign { ptr, len, _owner: owner } }
+    }
+
+    pub fn as_slice(&self) -> &[T] {
+        match &self.inner {
+            Inner::Owned(v) => v,
+            // SAFETY: see from_foreign's contract.
+            Inner::Foreign { ptr, len, .. } => unsafe { std::slice::from_raw_parts(ptr.as_ptr(), *len) },
+        }
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [T] {
+        match &mut self.inner {
+            Inner::Owned(v) => v,
+            // SAFETY: see from_foreign's contract; &mut self gives exclusive access on our side.
+            Inner::Foreign { ptr, len, .. } => unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), *len) },
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the memory belongs to someone else (e.g. NumPy).
+    pub fn is_foreign(&self) -> bool {
+        matches!(self.inner, Inner::Foreign { .. })
+    }
+}
+
+/// A zero-filled vector, or an error instead of an abort when memory is short.
+///
+/// `alloc_zeroed` lets the OS hand over already-zeroed pages, so large outputs cost no extra pass.
+pub fn try_zeroed<T: Element>(n: usize) -> Option<Vec<T>> {
+    if n == 0 {
+        return Some(Vec::new());
+    }
+    let layout = std::alloc::Layout::array::<T>(n).ok()?;
+    // SAFETY: layout has non-zero size; every Element type is valid as all-zero bits.
+    let ptr = unsafe { std::alloc::alloc_zeroed(layout) } as *mut T;
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: allocated by the global allocator with exactly this layout, fully initialised.
+    Some(unsafe { Vec::from_raw_parts(ptr, n, n) })
+}
+
+/// `try_zeroed` with the engine's out-of-memory error.
+pub fn alloc<T: Element>(op: &'static str, shape: &Shape) -> Result<Vec<T>> {
+    let oom = || Error::OutOfMemory {
+        op,
+        shape: shape.clone(),
+        dtype: T::DTYPE,
+        bytes: shape.dims().iter().fold(T::DTYPE.size_in_bytes() as u128, |a, &d| a.saturating_mul(d as u128)),
+    };
+    let n = shape.checked_numel().ok_or_else(oom)?;
+    n.checked_mul(std::mem::size_of::<T>()).filter(|&b| b <= isize::MAX as usize).ok_or_else(oom)?;
+    try_zeroed(n).ok_or_else(oom)
+}
+
+/// Byte size check used before allocating anything for a shape of a dtype.
+pub fn checked_bytes(shape: &Shape, dtype: DType) -> Option<usize> {
+    shape.checked_numel()?.checked_mul(dtype.size_in_bytes()).filter(|&b| b <= isize::MAX as usize)
+}

@@ -1,0 +1,116 @@
+//! Index-driven kernels: gather / scatter_add (elementwise index along a dim) and
+//! index_select / index_add (whole slices along a dim picked by a 1-d index).
+//! Every index is bounds-checked before anything is written.
+
+use super::buffer::alloc;
+use super::elementwise::{copy_into, map1, map_runs};
+use crate::layout::StridedPlan;
+use crate::{Element, Error, Layout, Result, Shape};
+
+fn check(op: &'static str, i: i64, dim: usize, size: usize) -> Result<usize> {
+    if i < 0 || i as u64 >= size as u64 {
+        Err(Error::IndexOutOfRange { op, index: i, dim, size })
+    } else {
+        Ok(i as usize)
+    }
+}
+
+/// The indices of a strided I64 view, in row-major order, bounds-checked against `size`.
+fn indices(op: &'static str, idx: &[i64], il: &Layout, dim: usize, size: usize) -> Result<Vec<usize>> {
+    let raw = map1(op, idx, il, |v| v)?;
+    raw.into_iter().map(|i| check(op, i, dim, size)).collect()
+}
+
+/// `x`'s strides over `shape` (the index's shape), with `dim` zeroed: offsets of everything but `dim`.
+fn over_index_shape(l: &Layout, shape: &Shape, dim: usize) -> Layout {
+    let mut s = l.strides().to_vec();
+    s[dim] = 0;
+    Layout::new(shape.clone(), s, l.offset())
+}
+
+pub fn gather<T: Element>(x: &[T], xl: &Layout, dim: usize, idx: &[i64], il: &Layout) -> Result<Vec<T>> {
+    let size = xl.dims()[dim];
+    let ids = indices("gather", idx, il, dim, size)?;
+    let base = over_index_shape(xl, il.shape(), dim);
+    let ds = xl.strides()[dim];
+    let cl = Layout::contiguous(il.shape().clone());
+    // walk (x base offset, position in the index) together
+    map_runs("gather", [&base, &cl], |[ob, oi], [sb, si], out: &mut [T]| {
+        for (j, y) in out.iter_mut().enumerate() {
+            *y = x[ob + j * sb + ids[oi + j * si] * ds];
+        }
+    })
+}
+
+pub fn scatter_add<T: Element>(
+    base: &[T],
+    bl: &Layout,
+    dim: usize,
+    idx: &[i64],
+    il: &Layout,
+    src: &[T],
+    sl: &Layout,
+    add: fn(T, T) -> T,
+) -> Result<Vec<T>> {
+    let size = bl.dims()[dim];
+    let ids = indices("scatter_add", idx, il, dim, size)?;
+    let mut out = map1("scatter_add", base, bl, |v| v)?;
+    let ol = Layout::contiguous(bl.shape().clone());
+    let ds = ol.strides()[dim];
+    let obase = over_index_shape(&ol, il.shape(), dim);
+    let src_view = Layout::new(il.shape().clone(), sl.strides().to_vec(), sl.offset());
+    let cl = Layout::contiguous(il.shape().clone());
+    let plan = StridedPlan::new([&obase, &src_view, &cl]);
+    let n = plan.inner_len;
+    let [so, ss, si] = plan.inner_strides;
+    plan.for_each_run(0, plan.outer_count(), |[oo, os, oi], _| {
+        for j in 0..n {
+            let t = oo + j * so + ids[oi + j * si] * ds;
+            out[t] = add(out[t], src[os + j * ss]);
+        }
+    });
+    Ok(out)
+}
+
+pub fn index_select<T: Element>(x: &[T], xl: &Layout, dim: usize, idx: &[i64], il: &Layout) -> Result<Vec<T>> {
+    let size = xl.dims()[dim];
+    let ids = indices("index_select", idx, il, dim, size)?;
+    let mut dims = xl.dims().to_vec();
+    dims[dim] = ids.len();
+    let shape = Shape::new(dims);
+    let mut out = alloc::<T>("index_select", &shape)?;
+    let ol = Layout::contiguous(shape);
+    for (k, &i) in ids.iter().enumerate() {
+        copy_into(&mut out, &ol.select(dim, k), x, &xl.select(dim, i));
+    }
+    Ok(out)
+}
+
+pub fn index_add<T: Element>(
+    base: &[T],
+    bl: &Layout,
+    dim: usize,
+    idx: &[i64],
+    il: &Layout,
+    src: &[T],
+    sl: &Layout,
+    add: fn(T, T) -> T,
+) -> Result<Vec<T>> {
+    let size = bl.dims()[dim];
+    let ids = indices("index_add", idx, il, dim, size)?;
+    let mut out = map1("index_add", base, bl, |v| v)?;
+    let ol = Layout::contiguous(bl.shape().clone());
+    for (k, &i) in ids.iter().enumerate() {
+        let dl = ol.select(dim, i);
+        let s = sl.select(dim, k);
+        let plan = StridedPlan::new([&dl, &s]);
+        let n = plan.inner_len;
+        let [sd, ss] = plan.inner_strides;
+        plan.for_each_run(0, plan.outer_count(), |[od, os], _| {
+            for j in 0..n {
+                out[od + j * sd] = add(out[od + j * sd], src[os + j * ss]);
+            }
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,116 @@
+//! Batched matrix multiply on the CPU through the `gemm` crate.
+//!
+//! `gemm` takes arbitrary row and column strides, so transposed operands (the `A^T B` and `A B^T`
+//! of every Linear backward) are multiplied in place without a copy, and it picks AVX-512 / AVX2 /
+//! NEON micro-kernels at run time. We only walk the batch dims.
+
+use super::buffer::alloc;
+use crate::layout::StridedPlan;
+use crate::{Element, Layout, Result, Shape};
+use rayon::prelude::*;
+
+/// Output shape `[..batch, m, n]` for `[..batch, m, k] @ [..batch, k, n]`.
+pub fn out_shape(l: &Layout, r: &Layout) -> Shape {
+    let mut d = l.dims().to_vec();
+    let rk = r.rank();
+    let last = d.len() - 1;
+    d[last] = r.dims()[rk - 1];
+    Shape::new(d)
+}
+
+/// The batch part of a layout (all dims but the last two), as a layout of its own.
+fn batch_layout(l: &Layout) -> Layout {
+    let rk = l.rank();
+    Layout::new(Shape::new(l.dims()[..rk - 2].to_vec()), l.strides()[..rk - 2].to_vec(), l.offset())
+}
+
+fn batch_offsets(l: &Layout, out_batch: &Layout) -> Vec<(usize, usize)> {
+    let bl = batch_layout(l);
+    let plan = StridedPlan::new([&bl, out_batch]);
+    let mut v = Vec::with_capacity(bl.numel().max(1));
+    plan.for_each_run(0, plan.outer_count(), |[a, o], _| {
+        for j in 0..plan.inner_len {
+            v.push((a + j * plan.inner_strides[0], o + j * plan.inner_strides[1]));
+        }
+    });
+    v
+}
+
+/// A multiply-add capable element: floats go to `gemm`, integers to a simple loop.
+pub trait MatmulElement: Element {
+    /// # Safety
+    /// Pointers and strides must describe valid m x k, k x n and m x n matrices; `dst` is
+    /// written only, never read, and does not alias the inputs.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm(m: usize, n: usize, k: usize, dst: *mut Self, drs: isize, lhs: *const Self, lrs: isize, lcs: isize, rhs: *const Self, rrs: isize, rcs: isize, threads: bool);
+}
+
+macro_rules! float_gemm {
+    ($t:ty) => {
+        impl MatmulElement for $t {
+            unsafe fn gemm(m: usize, n: usize, k: usize, dst: *mut $t, drs: isize, lhs: *const $t, lrs: isize, lcs: isize, rhs: *const $t, rrs: isize, rcs: isize, threads: bool) {
+                let par = if threads { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+                // SAFETY: forwarded from the caller's contract.
+                unsafe {
+                    gemm::gemm(m, n, k, dst, 1, drs, false, lhs, lcs, lrs, rhs, rcs, rrs, 0.0, 1.0, false, false, false, par);
+                }
+            }
+        }
+    };
+}
+float_gemm!(f32);
+float_gemm!(f64);
+
+impl MatmulElement for i64 {
+    unsafe fn gemm(m: usize, n: usize, k: usize, dst: *mut i64, drs: isize, lhs: *const i64, lrs: isize, lcs: isize, rhs: *const i64, rrs: isize, rcs: isize, _threads: bool) {
+        for i in 0..m as isize {
+            for j in 0..n as isize {
+                let mut acc = 0i64;
+                for p in 0..k as isize {
+                    // SAFETY: indices are within the matrices described by the caller.
+                    unsafe {
+                        acc = acc.wrapping_add((*lhs.offset(i * lrs + p * lcs)).wrapping_mul(*rhs.offset(p * rrs + j * rcs)));
+                    }
+                }
+                // SAFETY: as above.
+                unsafe { *dst.offset(i * drs + j) = acc };
+            }
+        }
+    }
+}
+
+/// `[..., m, k] @ [..., k, n]` with identical batch dims (possibly stride 0 from broadcasting).
+pub fn matmul<T: MatmulElement>(a: &[T], al: &Layout, b: &[T], bl: &Layout) -> Result<Vec<T>> {
+    let shape = out_shape(al, bl);
+    let mut out = alloc::<T>("matmul", &shape)?;
+    let rk = al.rank();
+    let (m, k, n) = (al.dims()[rk - 2], al.dims()[rk - 1], bl.dims()[rk - 1]);
+    if out.is_empty() || k == 0 {
+        return Ok(out); // zeros, as an empty sum should be
+    }
+    let out_batch = batch_layout(&Layout::contiguous(shape.clone()));
+    let ab = batch_offsets(al, &out_batch);
+    let bb = batch_offsets(bl, &out_batch);
+    let (lrs, lcs) = (al.strides()[rk - 2] as isize, al.strides()[rk - 1] as isize);
+    let (rrs, rcs) = (bl.strides()[rk - 2] as isize, bl.strides()[rk - 1] as isize);
+    let mn = m * n;
+    let flops = (m * n * k) as f64;
+    let batches = ab.len();
+    // Many small products: parallelise over the batch; few large ones: let gemm thread inside.
+    let par_batches = batches >= 2 * super::parallel::threads() && flops * batches as f64 > 1e6;
+    let one = |(oa, ob, dst): (usize, usize, &mut [T])| {
+        // SAFETY: offsets and strides come from layouts validated against their storages; dst is
+        // a fresh m x n block.
+        unsafe {
+            T::gemm(m, n, k, dst.as_mut_ptr(), n as isize, a.as_ptr().add(oa), lrs, lcs, b.as_ptr().add(ob), rrs, rcs, !par_batches && flops > 32768.0);
+        }
+    };
+    if par_batches {
+        out.par_chunks_mut(mn).zip(ab.par_iter().zip(bb.par_iter())).for_each(|(dst, (&(oa, _), &(ob, _)))| one((oa, ob, dst)));
+    } else {
+        for (dst, (&(oa, _), &(ob, _))) in out.chunks_mut(mn).zip(ab.iter().zip(bb.iter())) {
+            one((oa, ob, dst));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,345 @@
+//! The CPU backend: typed buffers and the primitive kernels over them.
+
+pub mod buffer;
+pub mod elementwise;
+pub mod index;
+pub mod math;
+pub mod matmul;
+pub mod parallel;
+pub mod reduce;
+
+use crate::backend::BackendStorage;
+use crate::op::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp};
+use crate::{DType, Device, Element, Error, Layout, Result, Shape};
+pub use buffer::Buffer;
+use elementwise::{map1, map2, select};
+
+/// CPU memory of one dtype.
+pub enum CpuStorage {
+    F32(Buffer<f32>),
+    F64(Buffer<f64>),
+    I64(Buffer<i64>),
+    Bool(Buffer<u8>),
+}
+
+/// Runs `$body` with `$b` bound to the typed slice of any dtype.
+macro_rules! any_dtype {
+    ($s:expr, |$b:ident| $body:expr) => {
+        match $s {
+            CpuStorage::F32(x) => {
+                let $b = x.as_slice();
+                CpuStorage::F32(Buffer::from_vec($body?))
+            }
+            CpuStorage::F64(x) => {
+                let $b = x.as_slice();
+                CpuStorage::F64(Buffer::from_vec($body?))
+            }
+            CpuStorage::I64(x) => {
+                let $b = x.as_slice();
+                CpuStorage::I64(Buffer::from_vec($body?))
+            }
+            CpuStorage::Bool(x) => {
+                let $b = x.as_slice();
+                CpuStorage::Bool(Buffer::from_vec($body?))
+            }
+        }
+    };
+}
+
+/// Same-dtype pair dispatch; a dtype mismatch is an engine bug surfaced as an error, not a panic.
+macro_rules! pair {
+    ($op:expr, $a:expr, $b:expr, |$x:ident, $y:ident, $T:ident| $body:expr) => {
+        match ($a, $b) {
+            (CpuStorage::F32(a), CpuStorage::F32(b)) => {
+                type $T = f32;
+                let ($x, $y) = (a.as_slice(), b.as_slice());
+                $body
+            }
+            (CpuStorage::F64(a), CpuStorage::F64(b)) => {
+                type $T = f64;
+                let ($x, $y) = (a.as_slice(), b.as_slice());
+                $body
+            }
+            (CpuStorage::I64(a), CpuStorage::I64(b)) => {
+                type $T = i64;
+                let ($x, $y) = (a.as_slice(), b.as_slice());
+                $body
+            }
+            (CpuStorage::Bool(a), CpuStorage::Bool(b)) => {
+                type $T = u8;
+                let ($x, $y) = (a.as_slice(), b.as_slice());
+                $body
+            }
+            (a, b) => Err(Error::DTypeMismatch { op: $op, lhs: a.dtype(), rhs: b.dtype() }),
+        }
+    };
+}
+
+impl CpuStorage {
+    pub fn from_vec<T: Element>(v: Vec<T>) -> CpuStorage {
+        // Dispatch on the element's dtype without specialisation: move through the concrete type.
+        let any: Box<dyn std::any::Any> = Box::new(v);
+        match T::DTYPE {
+            DType::F32 => CpuStorage::F32(Buffer::from_vec(*any.downcast::<Vec<f32>>().unwrap_or_default())),
+            DType::F64 => CpuStorage::F64(Buffer::from_vec(*any.downcast::<Vec<f64>>().unwrap_or_default())),
+            DType::I64 => CpuStorage::I64(Buffer::from_vec(*any.downcast::<Vec<i64>>().unwrap_or_default())),
+            DType::Bool => CpuStorage::Bool(Buffer::from_vec(*any.downcast::<Vec<u8>>().unwrap_or_default())),
+        }
+    }
+
+    /// Typed view of the whole buffer, if `T` matches the dtype.
+    pub fn as_slice<T: Element>(&self) -> Option<&[T]> {
+        let any: &dyn std::any::Any = match self {
+            CpuStorage::F32(b) => b,
+            CpuStorage::F64(b) => b,
+            CpuStorage::I64(b) => b,
+            CpuStorage::Bool(b) => b,
+        };
+        any.downcast_ref::<Buffer<T>>().map(|b| b.as_slice())
+    }
+
+    pub fn as_mut_slice<T: Element>(&mut self) -> Option<&mut [T]> {
+        let any: &mut dyn std::any::Any = match self {
+            CpuStorage::F32(b) => b,
+            CpuStorage::F64(b) => b,
+            CpuStorage::I64(b) => b,
+            CpuStorage::Bool(b) => b,
+        };
+        any.downcast_mut::<Buffer<T>>().map(|b| b.as_mut_slice())
+    }
+
+    /// Base address of the buffer (for zero-copy export, e.g. to NumPy).
+    pub fn as_ptr(&self) -> *const u8 {
+        match self {
+            CpuStorage::F32(b) => b.as_slice().as_ptr() as *const u8,
+            CpuStorage::F64(b) => b.as_slice().as_ptr() as *const u8,
+            CpuStorage::I64(b) => b.as_slice().as_ptr() as *const u8,
+            CpuStorage::Bool(b) => b.as_slice().as_ptr(),
+        }
+    }
+
+    /// Values of a strided view as f64, row-major (for printing, `item`, tests).
+    pub fn to_f64_vec(&self, l: &Layout) -> Result<Vec<f64>> {
+        Ok(match self {
+            CpuStorage::F32(b) => map1("to_vec", b.as_slice(), l, |v| v as f64)?,
+            CpuStorage::F64(b) => map1("to_vec", b.as_slice(), l, |v| v)?,
+            CpuStorage::I64(b) => map1("to_vec", b.as_slice(), l, |v| v as f64)?,
+            CpuStorage::Bool(b) => map1("to_vec", b.as_slice(), l, |v| v as f64)?,
+        })
+    }
+}
+
+fn cast_vec<T: Element, U: Element>(x: &[T], l: &Layout) -> Result<Vec<U>> {
+    map1("to_dtype", x, l, |v| U::from_f64(v.to_f64()))
+}
+
+fn full_vec<T: Element>(shape: &Shape, v: f64) -> Result<Vec<T>> {
+    let mut out = buffer::alloc::<T>("full", shape)?;
+    let v = T::from_f64(v);
+    if v != T::ZERO {
+        out.iter_mut().for_each(|x| *x = v);
+    }
+    Ok(out)
+}
+
+fn add_f32(a: f32, b: f32) -> f32 {
+    a + b
+}
+fn add_f64(a: f64, b: f64) -> f64 {
+    a + b
+}
+fn add_i64(a: i64, b: i64) -> i64 {
+    a.wrapping_add(b)
+}
+fn add_u8(a: u8, b: u8) -> u8 {
+    a | b
+}
+fn sum_u8(x: &[u8]) -> u8 {
+    x.iter().any(|&v| v != 0) as u8
+}
+
+impl BackendStorage for CpuStorage {
+    fn dtype(&self) -> DType {
+        match self {
+            CpuStorage::F32(_) => DType::F32,
+            CpuStorage::F64(_) => DType::F64,
+            CpuStorage::I64(_) => DType::I64,
+            CpuStorage::Bool(_) => DType::Bool,
+        }
+    }
+
+    fn device(&self) -> Device {
+        Device::Cpu
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            CpuStorage::F32(b) => b.len(),
+            CpuStorage::F64(b) => b.len(),
+            CpuStorage::I64(b) => b.len(),
+            CpuStorage::Bool(b) => b.len(),
+        }
+    }
+
+    fn unary(&self, l: &Layout, op: UnaryOp) -> Result<Self> {
+        let name = op.name();
+        Ok(match self {
+            CpuStorage::F32(b) => CpuStorage::F32(Buffer::from_vec(map1(name, b.as_slice(), l, |v| math::unary_float(op, v))?)),
+            CpuStorage::F64(b) => CpuStorage::F64(Buffer::from_vec(map1(name, b.as_slice(), l, |v| math::unary_float(op, v))?)),
+            CpuStorage::I64(b) if op.keeps_integers() => {
+                CpuStorage::I64(Buffer::from_vec(map1(name, b.as_slice(), l, |v| math::unary_int(op, v))?))
+            }
+            other => return Err(Error::DType { op: name, dtype: other.dtype(), detail: " (expected a float tensor)".into() }),
+        })
+    }
+
+    fn binary(&self, l: &Layout, rhs: &Self, rl: &Layout, op: BinaryOp) -> Result<Self> {
+        let name = op.name();
+        Ok(match (self, rhs) {
+            (CpuStorage::F32(a), CpuStorage::F32(b)) => {
+                CpuStorage::F32(Buffer::from_vec(map2(name, a.as_slice(), l, b.as_slice(), rl, |x, y| math::Arith::binary(op, x, y))?))
+            }
+            (CpuStorage::F64(a), CpuStorage::F64(b)) => {
+                CpuStorage::F64(Buffer::from_vec(map2(name, a.as_slice(), l, b.as_slice(), rl, |x, y| math::Arith::binary(op, x, y))?))
+            }
+            (CpuStorage::I64(a), CpuStorage::I64(b)) => {
+                CpuStorage::I64(Buffer::from_vec(map2(name, a.as_slice(), l, b.as_slice(), rl, |x, y| math::binary_i64(op, x, y))?))
+            }
+            (CpuStorage::Bool(a), CpuStorage::Bool(b)) => {
+                CpuStorage::Bool(Buffer::from_vec(map2(name, a.as_slice(), l, b.as_slice(), rl, |x, y| math::binary_bool(op, x, y))?))
+            }
+            (a, b) => return Err(Error::DTypeMismatch { op: name, lhs: a.dtype(), rhs: b.dtype() }),
+        })
+    }
+
+    fn compare(&self, l: &Layout, rhs: &Self, rl: &Layout, op: CmpOp) -> Result<Self> {
+        let out = pair!(op.name(), self, rhs, |a, b, T| map2::<T, u8>(op.name(), a, l, b, rl, |x, y| math::compare(op, x, y)))?;
+        Ok(CpuStorage::Bool(Buffer::from_vec(out)))
+    }
+
+    fn where_cond(&self, l: &Layout, t: &Self, tl: &Layout, f: &Self, fl: &Layout) -> Result<Self> {
+        let c = self.as_slice::<u8>().ok_or(Error::DType { op: "where", dtype: self.dtype(), detail: " (the condition must be bool)".into() })?;
+        Ok(match (t, f) {
+            (CpuStorage::F32(a), CpuStorage::F32(b)) => CpuStorage::F32(Buffer::from_vec(select(c, l, a.as_slice(), tl, b.as_slice(), fl)?)),
+            (CpuStorage::F64(a), CpuStorage::F64(b)) => CpuStorage::F64(Buffer::from_vec(select(c, l, a.as_slice(), tl, b.as_slice(), fl)?)),
+            (CpuStorage::I64(a), CpuStorage::I64(b)) => CpuStorage::I64(Buffer::from_vec(select(c, l, a.as_slice(), tl, b.as_slice(), fl)?)),
+            (CpuStorage::Bool(a), CpuStorage::Bool(b)) => CpuStorage::Bool(Buffer::from_vec(select(c, l, a.as_slice(), tl, b.as_slice(), fl)?)),
+            (a, b) => return Err(Error::DTypeMismatch { op: "where", lhs: a.dtype(), rhs: b.dtype() }),
+        })
+    }
+
+    fn cast(&self, l: &Layout, dtype: DType) -> Result<Self> {
+        macro_rules! to {
+            ($x:expr) => {
+                match dtype {
+                    DType::F32 => CpuStorage::F32(Buffer::from_vec(cast_vec($x, l)?)),
+                    DType::F64 => CpuStorage::F64(Buffer::from_vec(cast_vec($x, l)?)),
+                    DType::I64 => CpuStorage::I64(Buffer::from_vec(cast_vec($x, l)?)),
+                    DType::Bool => CpuStorage::Bool(Buffer::from_vec(cast_vec($x, l)?)),
+                }
+            };
+        }
+        Ok(match self {
+            CpuStorage::F32(b) => to!(b.as_slice()),
+            CpuStorage::F64(b) => to!(b.as_slice()),
+            CpuStorage::I64(b) => to!(b.as_slice()),
+            CpuStorage::Bool(b) => to!(b.as_slice()),
+        })
+    }
+
+    fn reduce(&self, l: &Layout, op: ReduceOp, dims: &[usize]) -> Result<Self> {
+        Ok(match self {
+            CpuStorage::F32(b) => CpuStorage::F32(Buffer::from_vec(reduce::reduce(b.as_slice(), l, op, dims, reduce::pairwise_sum, add_f32)?)),
+            CpuStorage::F64(b) => CpuStorage::F64(Buffer::from_vec(reduce::reduce(b.as_slice(), l, op, dims, reduce::pairwise_sum, add_f64)?)),
+            CpuStorage::I64(b) => CpuStorage::I64(Buffer::from_vec(reduce::reduce(b.as_slice(), l, op, dims, reduce::int_sum, add_i64)?)),
+            CpuStorage::Bool(b) => CpuStorage::Bool(Buffer::from_vec(reduce::reduce(b.as_slice(), l, op, dims, sum_u8, add_u8)?)),
+        })
+    }
+
+    fn arg_reduce(&self, l: &Layout, op: ArgReduceOp, dim: usize) -> Result<Self> {
+        let out = match self {
+            CpuStorage::F32(b) => reduce::arg_reduce(b.as_slice(), l, op, dim)?,
+            CpuStorage::F64(b) => reduce::arg_reduce(b.as_slice(), l, op, dim)?,
+            CpuStorage::I64(b) => reduce::arg_reduce(b.as_slice(), l, op, dim)?,
+            CpuStorage::Bool(b) => reduce::arg_reduce(b.as_slice(), l, op, dim)?,
+        };
+        Ok(CpuStorage::I64(Buffer::from_vec(out)))
+    }
+
+    fn matmul(&self, l: &Layout, rhs: &Self, rl: &Layout) -> Result<Self> {
+        Ok(match (self, rhs) {
+            (CpuStorage::F32(a), CpuStorage::F32(b)) => CpuStorage::F32(Buffer::from_vec(matmul::matmul(a.as_slice(), l, b.as_slice(), rl)?)),
+            (CpuStorage::F64(a), CpuStorage::F64(b)) => CpuStorage::F64(Buffer::from_vec(matmul::matmul(a.as_slice(), l, b.as_slice(), rl)?)),
+            (CpuStorage::I64(a), CpuStorage::I64(b)) => CpuStorage::I64(Buffer::from_vec(matmul::matmul(a.as_slice(), l, b.as_slice(), rl)?)),
+            (a, b) if a.dtype() != b.dtype() => return Err(Error::DTypeMismatch { op: "matmul", lhs: a.dtype(), rhs: b.dtype() }),
+            (a, _) => return Err(Error::DType { op: "matmul", dtype: a.dtype(), detail: " (expected float or int64 tensors)".into() }),
+        })
+    }
+
+    fn copy_strided(&self, l: &Layout) -> Result<Self> {
+        Ok(any_dtype!(self, |b| map1("contiguous", b, l, |v| v)))
+    }
+
+    fn copy_into(&mut self, dl: &Layout, src: &Self, sl: &Layout) -> Result<()> {
+        let (dd, sd) = (self.dtype(), src.dtype());
+        match (self, src) {
+            (CpuStorage::F32(d), CpuStorage::F32(s)) => elementwise::copy_into(d.as_mut_slice(), dl, s.as_slice(), sl),
+            (CpuStorage::F64(d), CpuStorage::F64(s)) => elementwise::copy_into(d.as_mut_slice(), dl, s.as_slice(), sl),
+            (CpuStorage::I64(d), CpuStorage::I64(s)) => elementwise::copy_into(d.as_mut_slice(), dl, s.as_slice(), sl),
+            (CpuStorage::Bool(d), CpuStorage::Bool(s)) => elementwise::copy_into(d.as_mut_slice(), dl, s.as_slice(), sl),
+            _ => return Err(Error::DTypeMismatch { op: "copy_", lhs: dd, rhs: sd }),
+        }
+        Ok(())
+    }
+
+    fn gather(&self, l: &Layout, dim: usize, index: &Self, il: &Layout) -> Result<Self> {
+        let idx = index_slice("gather", index)?;
+        Ok(any_dtype!(self, |b| index::gather(b, l, dim, idx, il)))
+    }
+
+    fn scatter_add(&self, l: &Layout, dim: usize, index: &Self, il: &Layout, src: &Self, sl: &Layout) -> Result<Self> {
+        let idx = index_slice("scatter_add", index)?;
+        Ok(match (self, src) {
+            (CpuStorage::F32(a), CpuStorage::F32(s)) => CpuStorage::F32(Buffer::from_vec(index::scatter_add(a.as_slice(), l, dim, idx, il, s.as_slice(), sl, add_f32)?)),
+            (CpuStorage::F64(a), CpuStorage::F64(s)) => CpuStorage::F64(Buffer::from_vec(index::scatter_add(a.as_slice(), l, dim, idx, il, s.as_slice(), sl, add_f64)?)),
+            (CpuStorage::I64(a), CpuStorage::I64(s)) => CpuStorage::I64(Buffer::from_vec(index::scatter_add(a.as_slice(), l, dim, idx, il, s.as_slice(), sl, add_i64)?)),
+            (a, s) => return Err(Error::DTypeMismatch { op: "scatter_add", lhs: a.dtype(), rhs: s.dtype() }),
+        })
+    }
+
+    fn index_select(&self, l: &Layout, dim: usize, index: &Self, il: &Layout) -> Result<Self> {
+        let idx = index_slice("index_select", index)?;
+        Ok(any_dtype!(self, |b| index::index_select(b, l, dim, idx, il)))
+    }
+
+    fn index_add(&self, l: &Layout, dim: usize, index: &Self, il: &Layout, src: &Self, sl: &Layout) -> Result<Self> {
+        let idx = index_slice("index_add", index)?;
+        Ok(match (self, src) {
+            (CpuStorage::F32(a), CpuStorage::F32(s)) => CpuStorage::F32(Buffer::from_vec(index::index_add(a.as_slice(), l, dim, idx, il, s.as_slice(), sl, add_f32)?)),
+            (CpuStorage::F64(a), CpuStorage::F64(s)) => CpuStorage::F64(Buffer::from_vec(index::index_add(a.as_slice(), l, dim, idx, il, s.as_slice(), sl, add_f64)?)),
+            (CpuStorage::I64(a), CpuStorage::I64(s)) => CpuStorage::I64(Buffer::from_vec(index::index_add(a.as_slice(), l, dim, idx, il, s.as_slice(), sl, add_i64)?)),
+            (a, s) => return Err(Error::DTypeMismatch { op: "index_add", lhs: a.dtype(), rhs: s.dtype() }),
+        })
+    }
+
+    fn softmax(&self, l: &Layout, dim: usize, log: bool) -> Result<Self> {
+        Ok(match self {
+            CpuStorage::F32(b) => CpuStorage::F32(Buffer::from_vec(reduce::softmax(b.as_slice(), l, dim, log)?)),
+            CpuStorage::F64(b) => CpuStorage::F64(Buffer::from_vec(reduce::softmax(b.as_slice(), l, dim, log)?)),
+            other => return Err(Error::DType { op: "softmax", dtype: other.dtype(), detail: " (expected a float tensor)".into() }),
+        })
+    }
+
+    fn full(shape: &Shape, value: f64, dtype: DType) -> Result<Self> {
+        Ok(match dtype {
+            DType::F32 => CpuStorage::F32(Buffer::from_vec(full_vec(shape, value)?)),
+            DType::F64 => CpuStorage::F64(Buffer::from_vec(full_vec(shape, value)?)),
+            DType::I64 => CpuStorage::I64(Buffer::from_vec(full_vec(shape, value)?)),
+            DType::Bool => CpuStorage::Bool(Buffer::from_vec(full_vec(shape, value)?)),
+        })
+    }
+}
+
+fn index_slice<'a>(op: &'static str, index: &'a CpuStorage) -> Result<&'a [i64]> {
+    index.as_slice::<i64>().ok_or(Error::DType { op, dtype: index.dtype(), detail: " (indices must be int64)".into() })
+}

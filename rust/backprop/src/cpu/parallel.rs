@@ -1,0 +1,22 @@
+//! When to use threads.
+//!
+//! Spawning work on rayon costs a few microseconds; below these sizes the calling thread is faster.
+//! Chunk boundaries depend only on sizes, never on the thread count, so results (reductions
+//! included) are bit-identical run to run and across thread counts.
+
+/// Elementwise kernels go parallel from this many elements.
+pub const PAR_ELEMENTWISE: usize = 1 << 16;
+/// Elements per parallel task for elementwise kernels.
+pub const CHUNK: usize = 1 << 14;
+/// Contiguous reductions are split into blocks of this many elements, combined in a fixed order.
+pub const REDUCE_BLOCK: usize = 1 << 15;
+
+#[inline]
+pub fn threads() -> usize {
+    rayon::current_num_threads()
+}
+
+#[inline]
+pub fn go_parallel(n: usize) -> bool {
+    n >= PAR_ELEMENTWISE && threads() > 1
+}

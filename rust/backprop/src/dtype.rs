@@ -1,0 +1,215 @@
+//! Element types.
+//!
+//! Four dtypes cover what training needs: `F32` (the default for Python floats and the only float
+//! type WGSL has), `F64` (kept when a float64 NumPy array comes in, and what gradcheck uses),
+//! `I64` for indices and labels, and `Bool` for masks and comparison results (stored as one byte).
+
+use std::fmt;
+
+/// The element type of a tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DType {
+    F32,
+    F64,
+    I64,
+    Bool,
+}
+
+impl DType {
+    /// Bytes per element.
+    pub fn size_in_bytes(self) -> usize {
+        match self {
+            DType::F32 => 4,
+            DType::F64 | DType::I64 => 8,
+            DType::Bool => 1,
+        }
+    }
+
+    /// `true` for floating-point dtypes (the ones that can carry gradients).
+    pub fn is_float(self) -> bool {
+        matches!(self, DType::F32 | DType::F64)
+    }
+
+    /// PyTorch-style name, as shown in reprs and error messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DType::F32 => "float32",
+            DType::F64 => "float64",
+            DType::I64 => "int64",
+            DType::Bool => "bool",
+        }
+    }
+
+    /// Parses the names users write (`"float32"`, `"f32"`, `"float"`, `"long"`, ...).
+    pub fn parse(s: &str) -> Option<DType> {
+        Some(match s {
+            "float32" | "f32" | "float" => DType::F32,
+            "float64" | "f64" | "double" => DType::F64,
+            "int64" | "i64" | "long" => DType::I64,
+            "bool" => DType::Bool,
+            _ => return None,
+        })
+    }
+
+    /// Type promotion for binary ops, following PyTorch's category rule:
+    /// bool < integer < floating; within floats the wider wins.
+    pub fn promote(a: DType, b: DType) -> DType {
+        fn rank(d: DType) -> u8 {
+            match d {
+                DType::Bool => 0,
+                DType::I64 => 1,
+                DType::F32 => 2,
+                DType::F64 => 3,
+            }
+        }
+        if rank(a) >= rank(b) {
+            a
+        } else {
+            b
+        }
+    }
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A Rust type that can be a tensor element.
+///
+/// All element types are plain data whose all-zero bit pattern is the value zero, which is what
+/// lets the allocator hand out zeroed pages instead of writing zeros.
+pub trait Element:
+    Copy + Send + Sync + 'static + PartialOrd + PartialEq + fmt::Debug + Default
+{
+    const DTYPE: DType;
+    fn from_f64(v: f64) -> Self;
+    fn to_f64(self) -> f64;
+    const ZERO: Self;
+    const ONE: Self;
+}
+
+macro_rules! element {
+    ($t:ty, $d:ident, $zero:expr, $one:expr) => {
+        impl Element for $t {
+            const DTYPE: DType = DType::$d;
+            #[inline(always)]
+            fn from_f64(v: f64) -> Self {
+                v as $t
+            }
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            const ZERO: Self = $zero;
+            const ONE: Self = $one;
+        }
+    };
+}
+element!(f32, F32, 0.0, 1.0);
+element!(f64, F64, 0.0, 1.0);
+element!(i64, I64, 0, 1);
+
+// Bool is stored as u8 (0 or 1); conversions normalise to 0/1.
+impl Element for u8 {
+    const DTYPE: DType = DType::Bool;
+    #[inline(always)]
+    fn from_f64(v: f64) -> Self {
+        (v != 0.0) as u8
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    const ZERO: Self = 0;
+    const ONE: Self = 1;
+}
+
+/// Float element types: the ones transcendental kernels and gradients are defined for.
+pub trait FloatElement: Element + num_traits::Float + std::iter::Sum {
+    /// f32 -> f32 / f64 -> f64 constant, for writing kernels once for both.
+    fn c(v: f64) -> Self;
+}
+impl FloatElement for f32 {
+    #[inline(always)]
+    fn c(v: f64) -> Self {
+        v as f32
+    }
+}
+impl FloatElement for f64 {
+    #[inline(always)]
+    fn c(v: f64) -> Self {
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn promotion_follows_categories() {
+        assert_eq!(DType::promote(DType::I64, DType::F32), DType::F32);
+        assert_eq!(DType::promote(DType::F32, DType::F64), DType::F64);
+        assert_eq!(DType::promote(DType::Bool, DType::I64), DType::I64);
+        assert_eq!(DType::promote(DType::Bool, DType::Bool), DType::Bool);
+    }
+
+    #[test]
+    fn parse_names() {
+        assert_eq!(DType::parse("long"), Some(DType::I64));
+        assert_eq!(DType::parse("double"), Some(DType::F64));
+        assert_eq!(DType::parse("complex"), None);
+    }
+}
+
+/// A Python-style scalar operand: its kind decides type promotion the way PyTorch does
+/// (an int scalar keeps an int tensor int; a float scalar turns it float32; neither widens a
+/// float32 tensor to float64).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scalar {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+}
+
+impl Scalar {
+    pub fn to_f64(self) -> f64 {
+        match self {
+            Scalar::Bool(b) => b as u8 as f64,
+            Scalar::Int(i) => i as f64,
+            Scalar::Float(f) => f,
+        }
+    }
+
+    /// The dtype of `tensor OP scalar` for a tensor of dtype `t`.
+    pub fn result_dtype(self, t: DType) -> DType {
+        match (self, t) {
+            (Scalar::Float(_), DType::I64 | DType::Bool) => DType::F32,
+            (Scalar::Int(_), DType::Bool) => DType::I64,
+            _ => t,
+        }
+    }
+}
+
+impl From<f64> for Scalar {
+    fn from(v: f64) -> Self {
+        Scalar::Float(v)
+    }
+}
+impl From<f32> for Scalar {
+    fn from(v: f32) -> Self {
+        Scalar::Float(v as f64)
+    }
+}
+impl From<i64> for Scalar {
+    fn from(v: i64) -> Self {
+        Scalar::Int(v)
+    }
+}
+impl From<bool> for Scalar {
+    fn from(v: bool) -> Self {
+        Scalar::Bool(v)
+    }
+}

@@ -1,0 +1,86 @@
+//! One error type for the whole engine.
+//!
+//! Every variant names the operation that failed and the shapes, dtypes or devices involved, so
+//! that a message read in Python (where these become ValueError / TypeError / RuntimeError /
+//! MemoryError / IndexError) says what to fix without a stack trace into Rust.
+
+use crate::{DType, Device, Shape};
+
+/// The result type of every fallible engine call.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Everything that can go wrong in the engine. Nothing in the core panics on bad input.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// Two shapes that must agree (or broadcast) do not.
+    #[error("{op}: shape mismatch between {lhs} and {rhs}{detail}")]
+    ShapeMismatch { op: &'static str, lhs: Shape, rhs: Shape, detail: String },
+
+    /// A shape that is invalid for the op on its own (wrong rank, wrong element count, ...).
+    #[error("{op}: invalid shape {shape}: {msg}")]
+    InvalidShape { op: &'static str, shape: Shape, msg: String },
+
+    /// Operands have dtypes the op cannot combine or does not support.
+    #[error("{op}: unsupported dtype {dtype}{detail}")]
+    DType { op: &'static str, dtype: DType, detail: String },
+
+    /// Two operands have dtypes that must be equal but are not.
+    #[error("{op}: expected both operands to have the same dtype, got {lhs} and {rhs}")]
+    DTypeMismatch { op: &'static str, lhs: DType, rhs: DType },
+
+    /// Operands live on different devices.
+    #[error("{op}: expected all tensors on the same device, got {lhs} and {rhs}")]
+    DeviceMismatch { op: &'static str, lhs: Device, rhs: Device },
+
+    /// A dimension argument is out of range for the tensor's rank.
+    #[error("{op}: dimension {dim} is out of range for a tensor of rank {rank} (expected {lo}..={hi})", lo = -(*rank as i64).max(1), hi = (*rank as i64).max(1) - 1)]
+    DimOutOfRange { op: &'static str, dim: i64, rank: usize },
+
+    /// An index is out of range for the dimension it indexes.
+    #[error("{op}: index {index} is out of bounds for dimension {dim} with size {size}")]
+    IndexOutOfRange { op: &'static str, index: i64, dim: usize, size: usize },
+
+    /// The allocation for a tensor could not be made.
+    #[error("{op}: cannot allocate a tensor of shape {shape} and dtype {dtype} ({bytes} bytes): out of memory")]
+    OutOfMemory { op: &'static str, shape: Shape, dtype: DType, bytes: u128 },
+
+    /// An argument is invalid for reasons other than shape/dtype/device.
+    #[error("{op}: {msg}")]
+    InvalidArgument { op: &'static str, msg: String },
+
+    /// An autograd misuse (backward on a non-scalar, twice without retain_graph, ...).
+    #[error("{0}")]
+    Autograd(String),
+
+    /// The op is not available on this device (e.g. f64 on the GPU).
+    #[error("{op}: not supported on device {device}: {msg}")]
+    Unsupported { op: &'static str, device: Device, msg: String },
+
+    /// A failure reported by the GPU runtime (adapter missing, device lost, validation error).
+    #[error("gpu: {0}")]
+    Gpu(String),
+
+    /// Reading or writing a file failed.
+    #[error("{op}: {msg}")]
+    Io { op: &'static str, msg: String },
+
+    /// A checkpoint file is malformed; it was rejected before anything was allocated from it.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+
+    /// A gradient check found analytical and numerical derivatives that disagree.
+    #[error("gradcheck: {0}")]
+    Gradcheck(String),
+}
+
+impl Error {
+    /// Shorthand used across the crate for argument errors.
+    pub fn invalid(op: &'static str, msg: impl Into<String>) -> Self {
+        Error::InvalidArgument { op, msg: msg.into() }
+    }
+
+    /// Shorthand for a shape mismatch without extra detail.
+    pub fn shape_mismatch(op: &'static str, lhs: &Shape, rhs: &Shape) -> Self {
+        Error::ShapeMismatch { op, lhs: lhs.clone(), rhs: rhs.clone(), detail: String::new() }
+    }
+}

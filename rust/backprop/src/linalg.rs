@@ -1,0 +1,76 @@
+//! Matrix products: `matmul` with NumPy/PyTorch semantics (1-d operands, broadcast batch dims).
+
+use crate::op::Op;
+use crate::{Error, Result, Shape, Tensor};
+
+impl Tensor {
+    /// Matrix product. 1-d operands are treated as a row/column vector and the added dim is
+    /// removed from the result; batch dims (all but the last two) broadcast.
+    ///
+    /// ```
+    /// # use backprop::{Tensor, Device};
+    /// let a = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], [2, 2], Device::Cpu)?;
+    /// let v = Tensor::from_vec(vec![1.0f32, 1.0], [2], Device::Cpu)?;
+    /// assert_eq!(a.matmul(&v)?.to_vec::<f32>()?, vec![3.0, 7.0]);
+    /// # Ok::<(), backprop::Error>(())
+    /// ```
+    pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
+        if self.device() != rhs.device() {
+            return Err(Error::DeviceMismatch { op: "matmul", lhs: self.device(), rhs: rhs.device() });
+        }
+        if self.dtype() != rhs.dtype() {
+            return Err(Error::DTypeMismatch { op: "matmul", lhs: self.dtype(), rhs: rhs.dtype() });
+        }
+        if self.rank() == 0 || rhs.rank() == 0 {
+            return Err(Error::ShapeMismatch {
+                op: "matmul",
+                lhs: self.shape().clone(),
+                rhs: rhs.shape().clone(),
+                detail: ": both arguments to matmul need to be at least 1-d".into(),
+            });
+        }
+        let a = if self.rank() == 1 { self.unsqueeze(0usize)? } else { self.clone() };
+        let b = if rhs.rank() == 1 { rhs.unsqueeze(1usize)? } else { rhs.clone() };
+        let (ar, br) = (a.rank(), b.rank());
+        let k = a.dims()[ar - 1];
+        if b.dims()[br - 2] != k {
+            return Err(Error::ShapeMismatch {
+                op: "matmul",
+                lhs: self.shape().clone(),
+                rhs: rhs.shape().clone(),
+                detail: format!(": the inner dimensions differ ({k} vs {})", b.dims()[br - 2]),
+            });
+        }
+        let batch = Shape::broadcast("matmul", &Shape::from(&a.dims()[..ar - 2]), &Shape::from(&b.dims()[..br - 2])).map_err(|_| Error::ShapeMismatch {
+            op: "matmul",
+            lhs: self.shape().clone(),
+            rhs: rhs.shape().clone(),
+            detail: ": the batch dimensions do not broadcast".into(),
+        })?;
+        let mut ad = batch.dims().to_vec();
+        ad.extend_from_slice(&a.dims()[ar - 2..]);
+        let mut bd = batch.dims().to_vec();
+        bd.extend_from_slice(&b.dims()[br - 2..]);
+        let a = a.broadcast_to(&Shape::new(ad))?;
+        let b = b.broadcast_to(&Shape::new(bd))?;
+        let s = crate::tensor::with_read([&a, &b], |[sa, sb]| sa.matmul(a.layout(), sb, b.layout()))?;
+        let mut od = batch.dims().to_vec();
+        od.push(a.dims()[a.rank() - 2]);
+        od.push(b.dims()[b.rank() - 1]);
+        let out = Tensor::from_op(s, Shape::new(od), Op::Matmul(a, b));
+        match (self.rank(), rhs.rank()) {
+            (1, 1) => out.reshape(Shape::scalar()),
+            (1, _) => out.squeeze(Some(-2)),
+            (_, 1) => out.squeeze(Some(-1)),
+            _ => Ok(out),
+        }
+    }
+
+    /// 2-d matrix product (PyTorch's `mm`).
+    pub fn mm(&self, rhs: &Tensor) -> Result<Tensor> {
+        if self.rank() != 2 || rhs.rank() != 2 {
+            return Err(Error::ShapeMismatch { op: "mm", lhs: self.shape().clone(), rhs: rhs.shape().clone(), detail: ": mm expects two 2-d tensors".into() });
+        }
+        self.matmul(rhs)
+    }
+}

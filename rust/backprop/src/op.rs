@@ -1,0 +1,235 @@
+//! The primitive operations.
+//!
+//! This is the whole set of things a backend must implement and autograd must differentiate.
+//! Everything else (mean, var, softmax-based losses, clamp, leaky_relu, ...) is composed from these
+//! in Rust and gets its gradient for free. `Op` is what a non-leaf tensor remembers about how it
+//! was made: the primitive and its inputs. `autograd.rs` holds the one exhaustive `match` over it.
+
+use crate::Tensor;
+
+/// Elementwise functions of one float argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    Neg,
+    Abs,
+    Sign,
+    Exp,
+    Log,
+    Sqrt,
+    Sin,
+    Cos,
+    Tanh,
+    Sigmoid,
+    Relu,
+    /// Exact (erf-based) GELU, PyTorch's default.
+    Gelu,
+    Erf,
+    /// `log(1 + exp(x))`, computed stably.
+    Softplus,
+}
+
+impl UnaryOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            UnaryOp::Neg => "neg",
+            UnaryOp::Abs => "abs",
+            UnaryOp::Sign => "sign",
+            UnaryOp::Exp => "exp",
+            UnaryOp::Log => "log",
+            UnaryOp::Sqrt => "sqrt",
+            UnaryOp::Sin => "sin",
+            UnaryOp::Cos => "cos",
+            UnaryOp::Tanh => "tanh",
+            UnaryOp::Sigmoid => "sigmoid",
+            UnaryOp::Relu => "relu",
+            UnaryOp::Gelu => "gelu",
+            UnaryOp::Erf => "erf",
+            UnaryOp::Softplus => "softplus",
+        }
+    }
+
+    /// Ops that make sense on integers (the rest promote integer input to float first).
+    pub fn keeps_integers(self) -> bool {
+        matches!(self, UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sign | UnaryOp::Relu)
+    }
+}
+
+/// Elementwise functions of two arguments of the same shape and dtype.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+    Maximum,
+    Minimum,
+}
+
+impl BinaryOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "sub",
+            BinaryOp::Mul => "mul",
+            BinaryOp::Div => "div",
+            BinaryOp::Pow => "pow",
+            BinaryOp::Maximum => "maximum",
+            BinaryOp::Minimum => "minimum",
+        }
+    }
+}
+
+/// Comparisons; they produce `Bool` tensors and have no gradient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl CmpOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "eq",
+            CmpOp::Ne => "ne",
+            CmpOp::Lt => "lt",
+            CmpOp::Le => "le",
+            CmpOp::Gt => "gt",
+            CmpOp::Ge => "ge",
+        }
+    }
+}
+
+/// Reductions over a set of dims (the output keeps the reduced dims with extent 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReduceOp {
+    Sum,
+    Max,
+    Min,
+}
+
+impl ReduceOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReduceOp::Sum => "sum",
+            ReduceOp::Max => "max",
+            ReduceOp::Min => "min",
+        }
+    }
+}
+
+/// Index-producing reductions along one dim (no gradient).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ArgReduceOp {
+    ArgMax,
+    ArgMin,
+}
+
+/// How a non-leaf tensor was made. Holds its inputs (and nothing else that is large), so keeping
+/// a tensor keeps exactly the graph needed to differentiate it.
+#[derive(Debug, Clone)]
+pub enum Op {
+    Unary(Tensor, UnaryOp),
+    Binary(Tensor, Tensor, BinaryOp),
+    /// `where(cond, on_true, on_false)`; the condition gets no gradient.
+    Where(Tensor, Tensor, Tensor),
+    /// dtype conversion between float types.
+    Cast(Tensor),
+    /// Reduction over `dims` keeping them as extent 1.
+    Reduce(Tensor, ReduceOp, Vec<usize>),
+    /// Batched matrix product of two tensors of rank >= 2 with equal batch dims.
+    Matmul(Tensor, Tensor),
+    /// Any zero-copy view (reshape, permute, expand, slice, select, squeeze...): the gradient is
+    /// computed by `autograd` from the input's shape and the view's kind.
+    View(Tensor, ViewKind),
+    /// A contiguous copy (also used by reshape when no view is possible).
+    Copy(Tensor),
+    /// `base` with the slice `dim, start.., step` replaced by `src`.
+    SliceScatter { base: Tensor, src: Tensor, dim: usize, start: usize, step: usize },
+    /// Concatenation along `dim`.
+    Cat(Vec<Tensor>, usize),
+    /// `out[..i..] = x[..index[..i..]..]` along `dim`.
+    Gather(Tensor, usize, Tensor),
+    /// `base` plus `src` accumulated at `index` along `dim`.
+    ScatterAdd { base: Tensor, dim: usize, index: Tensor, src: Tensor },
+    /// Selects whole slices along `dim` with a 1-d index.
+    IndexSelect(Tensor, usize, Tensor),
+    /// `base` plus `src` slices accumulated at the 1-d `index` along `dim`.
+    IndexAdd { base: Tensor, dim: usize, index: Tensor, src: Tensor },
+    /// Softmax along `dim` (fused and numerically stable).
+    Softmax(Tensor, usize),
+    /// Log-softmax along `dim` (log-sum-exp stabilised).
+    LogSoftmax(Tensor, usize),
+}
+
+/// The kinds of zero-copy views, with what their backward needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ViewKind {
+    /// Same elements, new shape (includes squeeze/unsqueeze/flatten).
+    Reshape,
+    /// Dims reordered by this permutation.
+    Permute(Vec<usize>),
+    /// Broadcast to a larger shape (stride 0 on the new dims).
+    Expand,
+    /// Every `step`-th element from `start` along `dim`.
+    Slice { dim: usize, start: usize, step: usize },
+}
+
+impl Op {
+    /// A short name for messages and graph dumps.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Unary(_, u) => u.name(),
+            Op::Binary(_, _, b) => b.name(),
+            Op::Where(..) => "where",
+            Op::Cast(_) => "to_dtype",
+            Op::Reduce(_, r, _) => r.name(),
+            Op::Matmul(..) => "matmul",
+            Op::View(_, ViewKind::Reshape) => "reshape",
+            Op::View(_, ViewKind::Permute(_)) => "permute",
+            Op::View(_, ViewKind::Expand) => "expand",
+            Op::View(_, ViewKind::Slice { .. }) => "slice",
+            Op::Copy(_) => "contiguous",
+            Op::SliceScatter { .. } => "slice_scatter",
+            Op::Cat(..) => "cat",
+            Op::Gather(..) => "gather",
+            Op::ScatterAdd { .. } => "scatter_add",
+            Op::IndexSelect(..) => "index_select",
+            Op::IndexAdd { .. } => "index_add",
+            Op::Softmax(..) => "softmax",
+            Op::LogSoftmax(..) => "log_softmax",
+        }
+    }
+
+    /// The tensors this op read, in order (index tensors included; they never require grad).
+    pub fn inputs(&self) -> Vec<&Tensor> {
+        match self {
+            Op::Unary(a, _) | Op::Cast(a) | Op::Reduce(a, _, _) | Op::View(a, _) | Op::Copy(a) => vec![a],
+            Op::Softmax(a, _) | Op::LogSoftmax(a, _) => vec![a],
+            Op::Binary(a, b, _) | Op::Matmul(a, b) => vec![a, b],
+            Op::Where(c, a, b) => vec![c, a, b],
+            Op::SliceScatter { base, src, .. } => vec![base, src],
+            Op::Cat(xs, _) => xs.iter().collect(),
+            Op::Gather(a, _, i) | Op::IndexSelect(a, _, i) => vec![a, i],
+            Op::ScatterAdd { base, index, src, .. } | Op::IndexAdd { base, index, src, .. } => vec![base, index, src],
+        }
+    }
+
+    /// Consumes the op, yielding owned inputs (used to free deep graphs without recursion).
+    pub(crate) fn into_inputs(self) -> Vec<Tensor> {
+        match self {
+            Op::Unary(a, _) | Op::Cast(a) | Op::Reduce(a, _, _) | Op::View(a, _) | Op::Copy(a) => vec![a],
+            Op::Softmax(a, _) | Op::LogSoftmax(a, _) => vec![a],
+            Op::Binary(a, b, _) | Op::Matmul(a, b) => vec![a, b],
+            Op::Where(c, a, b) => vec![c, a, b],
+            Op::SliceScatter { base, src, .. } => vec![base, src],
+            Op::Cat(xs, _) => xs,
+            Op::Gather(a, _, i) | Op::IndexSelect(a, _, i) => vec![a, i],
+            Op::ScatterAdd { base, index, src, .. } | Op::IndexAdd { base, index, src, .. } => vec![base, index, src],
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! Elementwise ops on tensors: unary math, binary arithmetic with broadcasting and type promotion,
+//! comparisons, `where`, dtype casts, and the activations composed from them.
+
+use crate::op::{BinaryOp, CmpOp, Op, UnaryOp};
+use crate::{DType, Error, Result, Scalar, Shape, Tensor};
+
+impl Tensor {
+    /// Applies a primitive unary op (integer input is promoted to float32 for float-only ops).
+    pub fn unary(&self, op: UnaryOp) -> Result<Tensor> {
+        let x = match self.dtype() {
+            DType::Bool => self.to_dtype(if op.keeps_integers() { DType::I64 } else { DType::F32 })?,
+            DType::I64 if !op.keeps_integers() => self.to_dtype(DType::F32)?,
+            _ => self.clone(),
+        };
+        let s = x.storage().unary(x.layout(), op)?;
+        Ok(Tensor::from_op(s, x.shape().clone(), Op::Unary(x, op)))
+    }
+
+    pub fn neg(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Neg)
+    }
+    pub fn abs(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Abs)
+    }
+    pub fn sign(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Sign)
+    }
+    pub fn exp(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Exp)
+    }
+    pub fn log(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Log)
+    }
+    pub fn sqrt(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Sqrt)
+    }
+    pub fn sin(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Sin)
+    }
+    pub fn cos(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Cos)
+    }
+    pub fn tanh(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Tanh)
+    }
+    pub fn sigmoid(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Sigmoid)
+    }
+    pub fn relu(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Relu)
+    }
+    /// Exact GELU, `x * Phi(x)` (PyTorch's `approximate='none'`).
+    pub fn gelu(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Gelu)
+    }
+    /// GELU with the tanh approximation (PyTorch's `approximate='tanh'`), composed.
+    pub fn gelu_tanh(&self) -> Result<Tensor> {
+        // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+        let inner = self.add(&self.mul(self)?.mul(self)?.mul_scalar(0.044715)?)?.mul_scalar(0.7978845608028654)?;
+        self.mul_scalar(0.5)?.mul(&inner.tanh()?.add_scalar(1.0)?)
+    }
+    pub fn erf(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Erf)
+    }
+    /// `log(1 + exp(beta x)) / beta`, linear above `threshold` (PyTorch's defaults: 1, 20).
+    pub fn softplus(&self, beta: f64, threshold: f64) -> Result<Tensor> {
+        let bx = if beta == 1.0 { self.clone() } else { self.mul_scalar(beta)? };
+        let sp = bx.unary(UnaryOp::Softplus)?;
+        let sp = if beta == 1.0 { sp } else { sp.div_scalar(beta)? };
+        // above the threshold PyTorch returns x itself (and gradient 1)
+        Tensor::where_cond(&bx.gt_scalar(threshold)?, self, &sp)
+    }
+    /// `max(0, x) + slope * min(0, x)`.
+    pub fn leaky_relu(&self, negative_slope: f64) -> Result<Tensor> {
+        Tensor::where_cond(&self.gt_scalar(0.0)?, self, &self.mul_scalar(negative_slope)?)
+    }
+    /// Clamps into `[min, max]` (either bound optional). The gradient passes where
+    /// `min <= x <= max`, as in PyTorch.
+    pub fn clamp(&self, min: Option<f64>, max: Option<f64>) -> Result<Tensor> {
+        let mut y = self.clone();
+        if let Some(lo) = min {
+            let lo_t = Tensor::full_scalar(Scalar::Float(lo).into_dtype_of(self.dtype()), self.dtype(), self.device())?;
+            y = Tensor::where_cond(&self.lt_scalar(lo)?, &lo_t, &y)?;
+        }
+        if let Some(hi) = max {
+            let hi_t = Tensor::full_scalar(Scalar::Float(hi).into_dtype_of(self.dtype()), self.dtype(), self.device())?;
+            y = Tensor::where_cond(&self.gt_scalar(hi)?, &hi_t, &y)?;
+        }
+        Ok(y)
+    }
+    pub fn square(&self) -> Result<Tensor> {
+        self.mul(self)
+    }
+    pub fn reciprocal(&self) -> Result<Tensor> {
+        self.rdiv_scalar(1.0)
+    }
+    pub fn rsqrt(&self) -> Result<Tensor> {
+        self.sqrt()?.reciprocal()
+    }
+
+    // ------------------------------------------------------------ binary
+
+    /// Applies a primitive binary op after type promotion and NumPy broadcasting.
+    pub fn binary(&self, rhs: &Tensor, op: BinaryOp) -> Result<Tensor> {
+        let name = op.name();
+        if self.device() != rhs.device() {
+            return Err(Error::DeviceMismatch { op: name, lhs: self.device(), rhs: rhs.device() });
+        }
+        let mut dt = DType::promote(self.dtype(), rhs.dtype());
+        if op == BinaryOp::Div && !dt.is_float() {
+            dt = DType::F32; // true division, as in Python 3 and PyTorch
+        }
+        let (a, b) = (self.cast_if(dt)?, rhs.cast_if(dt)?);
+        let shape = if a.shape() == b.shape() { a.shape().clone() } else { Shape::broadcast(name, a.shape(), b.shape())? };
+        let a = if a.shape() != &shape { a.broadcast_to(&shape)? } else { a };
+        let b = if b.shape() != &shape { b.broadcast_to(&shape)? } else { b };
+        let s = crate::tensor::with_read([&a, &b], |[sa, sb]| sa.binary(a.layout(), sb, b.layout(), op))?;
+        Ok(Tensor::from_op(s, shape, Op::Binary(a, b, op)))
+    }
+
+    fn cast_if(&self, dt: DType) -> Result<Tensor> {
+        if self.dtype() == dt {
+            Ok(self.clone())
+        } else {
+            self.to_dtype(dt)
+        }
+    }
+
+    pub fn add(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(rhs, BinaryOp::Add)
+    }
+    pub fn sub(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(rhs, BinaryOp::Sub)
+    }
+    pub fn mul(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(rhs, BinaryOp::Mul)
+    }
+    pub fn div(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(rhs, BinaryOp::Div)
+    }
+    pub fn pow(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(rhs, BinaryOp::Pow)
+    }
+    pub fn maximum(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(rhs, BinaryOp::Maximum)
+    }
+    pub fn minimum(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(rhs, BinaryOp::Minimum)
+    }
+
+    /// `self OP scalar` (or `scalar OP self` when `reversed`), with PyTorch's scalar promotion.
+    pub fn binary_scalar(&self, s: Scalar, op: BinaryOp, reversed: bool) -> Result<Tensor> {
+        let dt = s.result_dtype(self.dtype());
+        let st = Tensor::full_scalar(s, dt, self.device())?;
+        if reversed {
+            st.binary(self, op)
+        } else {
+            self.binary(&st, op)
+        }
+    }
+    pub fn add_scalar(&self, v: f64) -> Result<Tensor> {
+        self.binary_scalar(Scalar::Float(v), BinaryOp::Add, false)
+    }
+    pub fn sub_scalar(&self, v: f64) -> Result<Tensor> {
+        self.binary_scalar(Scalar::Float(v), BinaryOp::Sub, false)
+    }
+    /// `v - self`.
+    pub fn rsub_scalar(&self, v: f64) -> Result<Tensor> {
+        self.binary_scalar(Scalar::Float(v), BinaryOp::Sub, true)
+    }
+    pub fn mul_scalar(&self, v: f64) -> Result<Tensor> {
+        self.binary_scalar(Scalar::Float(v), BinaryOp::Mul, false)
+    }
+    pub fn div_scalar(&self, v: f64) -> Result<Tensor> {
+        self.binary_scalar(Scalar::Float(v), BinaryOp::Div, false)
+    }
+    /// `v / self`.
+    pub fn rdiv_scalar(&self, v: f64) -> Result<Tensor> {
+        self.binary_scalar(Scalar::Float(v), BinaryOp::Div, true)
+    }
+    pub fn pow_scalar(&self, v: f64) -> Result<Tensor> {
+        // x^2 is common enough (losses, variance) to take the cheaper and exactly-differentiable path
+        if v == 2.0 {
+            return self.mul(self);
+        }
+        self.binary_scalar(Scalar::Float(v), BinaryOp::Pow, false)
+    }
+
+    // ------------------------------------------------------------ comparisons
+
+    /// Elementwise comparison with broadcasting; returns a Bool tensor (no gradient).
+    pub fn compare(&self, rhs: &Tensor, op: CmpOp) -> Result<Tensor> {
+        let name = op.name();
+        if self.device() != rhs.device() {
+            return Err(Error::DeviceMismatch { op: name, lhs: self.device(), rhs: rhs.device() });
+        }
+        let dt = DType::promote(self.dtype(), rhs.dtype());
+        let (a, b) = (self.detach().cast_if(dt)?, rhs.detach().cast_if(dt)?);
+        let shape = Shape::broadcast(name, a.shape(), b.shape())?;
+        let a = a.broadcast_to(&shape)?;
+        let b = b.broadcast_to(&shape)?;
+        let s = crate::tensor::with_read([&a, &b], |[sa, sb]| sa.compare(a.layout(), sb, b.layout(), op))?;
+        Ok(Tensor::from_storage(s, shape))
+    }
+    pub fn compare_scalar(&self, s: Scalar, op: CmpOp) -> Result<Tensor> {
+        let dt = s.result_dtype(self.dtype());
+        self.compare(&Tensor::full_scalar(s, dt, self.device())?, op)
+    }
+    pub fn eq(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.compare(rhs, CmpOp::Eq)
+    }
+    pub fn ne(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.compare(rhs, CmpOp::Ne)
+    }
+    pub fn lt(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.compare(rhs, CmpOp::Lt)
+    }
+    pub fn le(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.compare(rhs, CmpOp::Le)
+    }
+    pub fn gt(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.compare(rhs, CmpOp::Gt)
+    }
+    pub fn ge(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.compare(rhs, CmpOp::Ge)
+    }
+    pub fn eq_scalar(&self, v: f64) -> Result<Tensor> {
+        self.compare_scalar(Scalar::Float(v), CmpOp::Eq)
+    }
+    pub fn gt_scalar(&self, v: f64) -> Result<Tensor> {
+        self.compare_scalar(Scalar::Float(v), CmpOp::Gt)
+    }
+    pub fn lt_scalar(&self, v: f64) -> Result<Tensor> {
+        self.compare_scalar(Scalar::Float(v), CmpOp::Lt)
+    }
+
+    /// Elementwise logical and/or/not on Bool tensors (other dtypes compare against zero).
+    pub fn logical_and(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.to_bool()?.binary(&rhs.to_bool()?, BinaryOp::Minimum)
+    }
+    pub fn logical_or(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.to_bool()?.binary(&rhs.to_bool()?, BinaryOp::Maximum)
+    }
+    pub fn logical_not(&self) -> Result<Tensor> {
+        self.to_bool()?.compare_scalar(Scalar::Bool(false), CmpOp::Eq)
+    }
+    fn to_bool(&self) -> Result<Tensor> {
+        self.detach().cast_if(DType::Bool)
+    }
+
+    /// `cond ? on_true : on_false` elementwise, all three broadcast together.
+    pub fn where_cond(cond: &Tensor, on_true: &Tensor, on_false: &Tensor) -> Result<Tensor> {
+        if cond.dtype() != DType::Bool {
+            return Err(Error::DType { op: "where", dtype: cond.dtype(), detail: " (the condition must be a bool tensor)".into() });
+        }
+        for t in [on_true, on_false] {
+            if t.device() != cond.device() {
+                return Err(Error::DeviceMismatch { op: "where", lhs: cond.device(), rhs: t.device() });
+            }
+        }
+        let dt = DType::promote(on_true.dtype(), on_false.dtype());
+        let (a, b) = (on_true.cast_if(dt)?, on_false.cast_if(dt)?);
+        let shape = Shape::broadcast("where", &Shape::broadcast("where", cond.shape(), a.shape())?, b.shape())?;
+        let c = cond.detach().broadcast_to(&shape)?;
+        let a = a.broadcast_to(&shape)?;
+        let b = b.broadcast_to(&shape)?;
+        let s = crate::tensor::with_read([&c, &a, &b], |[sc, sa, sb]| sc.where_cond(c.layout(), sa, a.layout(), sb, b.layout()))?;
+        Ok(Tensor::from_op(s, shape, Op::Where(c, a, b)))
+    }
+
+    /// Converts to another dtype. Float-to-float casts are differentiable; casts to int/bool are not.
+    pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
+        if dtype == self.dtype() {
+            return Ok(self.clone());
+        }
+        let s = self.storage().cast(self.layout(), dtype)?;
+        if dtype.is_float() && self.dtype().is_float() {
+            Ok(Tensor::from_op(s, self.shape().clone(), Op::Cast(self.clone())))
+        } else {
+            Ok(Tensor::from_storage(s, self.shape().clone()))
+        }
+    }
+}
+
+impl Scalar {
+    /// The scalar as a value of dtype `dt` (used for clamp bounds on int tensors).
+    fn into_dtype_of(self, dt: DType) -> Scalar {
+        match dt {
+            DType::I64 | DType::Bool => Scalar::Int(self.to_f64() as i64),
+            _ => self,
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Device-tagged storage. Each method dispatches to the backend that owns both operands; mixing
+//! devices is an error naming both.
+
+use crate::backend::BackendStorage;
+use crate::cpu::CpuStorage;
+#[cfg(feature = "gpu")]
+use crate::gpu::GpuStorage;
+use crate::op::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp};
+use crate::{DType, Device, Error, Layout, Result, Shape};
+
+pub enum Storage {
+    Cpu(CpuStorage),
+    #[cfg(feature = "gpu")]
+    Gpu(GpuStorage),
+}
+
+/// Dispatch a unary-storage call.
+macro_rules! one {
+    ($s:expr, |$b:ident| $body:expr) => {
+        match $s {
+            Storage::Cpu($b) => Ok(Storage::Cpu($body?)),
+            #[cfg(feature = "gpu")]
+            Storage::Gpu($b) => Ok(Storage::Gpu($body?)),
+        }
+    };
+}
+
+/// Dispatch a call on several storages that must share a device.
+macro_rules! same_device {
+    ($op:expr, ($($s:expr),+), |$($b:ident),+| $body:expr) => {{
+        #[allow(unreachable_patterns)]
+        match ($($s),+) {
+            ($(Storage::Cpu($b)),+) => Ok(Storage::Cpu($body?)),
+            #[cfg(feature = "gpu")]
+            ($(Storage::Gpu($b)),+) => Ok(Storage::Gpu($body?)),
+            _ => Err(crate::storage::device_mismatch($op, &[$($s.device()),+])),
+        }
+    }};
+}
+
+pub(crate) fn device_mismatch(op: &'static str, devices: &[Device]) -> Error {
+    let lhs = devices[0];
+    let rhs = devices.iter().copied().find(|&d| d != lhs).unwrap_or(lhs);
+    Error::DeviceMismatch { op, lhs, rhs }
+}
+
+impl Storage {
+    pub fn device(&self) -> Device {
+        match self {
+            Storage::Cpu(_) => Device::Cpu,
+            #[cfg(feature = "gpu")]
+            Storage::Gpu(_) => Device::Gpu,
+        }
+    }
+
+    pub fn dtype(&self) -> DType {
+        match self {
+            Storage::Cpu(s) => s.dtype(),
+            #[cfg(feature = "gpu")]
+            Storage::Gpu(s) => s.dtype(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Storage::Cpu(s) => s.len(),
+            #[cfg(feature = "gpu")]
+            Storage::Gpu(s) => s.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn as_cpu(&self) -> Option<&CpuStorage> {
+        match self {
+            Storage::Cpu(s) => Some(s),
+            #[cfg(feature = "gpu")]
+            _ => None,
+        }
+    }
+
+    pub fn full(shape: &Shape, value: f64, dtype: DType, device: Device) -> Result<Storage> {
+        match device {
+            Device::Cpu => Ok(Storage::Cpu(CpuStorage::full(shape, value, dtype)?)),
+            #[cfg(feature = "gpu")]
+            Device::Gpu => Ok(Storage::Gpu(GpuStorage::full(shape, value, dtype)?)),
+            #[cfg(not(feature = "gpu"))]
+            Device::Gpu => Err(crate::gpu_unavailable()),
+        }
+    }
+
+    /// A contiguous copy on `device`.
+    pub fn to_device(&self, l: &Layout, device: Device) -> Result<Storage> {
+        match (self, device) {
+            (Storage::Cpu(s), Device::Cpu) => Ok(Storage::Cpu(s.copy_strided(l)?)),
+            #[cfg(feature = "gpu")]
+            (Storage::Gpu(s), Device::Gpu) => Ok(Storage::Gpu(s.copy_strided(l)?)),
+            #[cfg(feature = "gpu")]
+            (Storage::Cpu(s), Device::Gpu) => Ok(Storage::Gpu(GpuStorage::from_cpu(s, l)?)),
+            #[cfg(feature = "gpu")]
+            (Storage::Gpu(s), Device::Cpu) => Ok(Storage::Cpu(s.to_cpu(l)?)),
+            #[cfg(not(feature = "gpu"))]
+            (Storage::Cpu(_), Device::Gpu) => Err(crate::gpu_unavailable()),
+        }
+    }
+
+    pub fn unary(&self, l: &Layout, op: UnaryOp) -> Result<Storage> {
+        one!(self, |s| s.unary(l, op))
+    }
+    pub fn binary(&self, l: &Layout, rhs: &Storage, rl: &Layout, op: BinaryOp) -> Result<Storage> {
+        same_device!(op.name(), (self, rhs), |a, b| a.binary(l, b, rl, op))
+    }
+    pub fn compare(&self, l: &Layout, rhs: &Storage, rl: &Layout, op: CmpOp) -> Result<Storage> {
+        same_device!(op.name(), (self, rhs), |a, b| a.compare(l, b, rl, op))
+    }
+    pub fn where_cond(&self, l: &Layout, t: &Storage, tl: &Layout, f: &Storage, fl: &Layout) -> Result<Storage> {
+        same_device!("where", (self, t, f), |c, a, b| c.where_cond(l, a, tl, b, fl))
+    }
+    pub fn cast(&self, l: &Layout, dtype: DType) -> Result<Storage> {
+        one!(self, |s| s.cast(l, dtype))
+    }
+    pub fn reduce(&self, l: &Layout, op: ReduceOp, dims: &[usize]) -> Result<Storage> {
+        one!(self, |s| s.reduce(l, op, dims))
+    }
+    pub fn arg_reduce(&self, l: &Layout, op: ArgReduceOp, dim: usize) -> Result<Storage> {
+        one!(self, |s| s.arg_reduce(l, op, dim))
+    }
+    pub fn matmul(&self, l: &Layout, rhs: &Storage, rl: &Layout) -> Result<Storage> {
+        same_device!("matmul", (self, rhs), |a, b| a.matmul(l, b, rl))
+    }
+    pub fn copy_strided(&self, l: &Layout) -> Result<Storage> {
+        one!(self, |s| s.copy_strided(l))
+    }
+    pub fn copy_into(&mut self, dl: &Layout, src: &Storage, sl: &Layout) -> Result<()> {
+        let (dd, sd) = (self.device(), src.device());
+        match (self, src) {
+            (Storage::Cpu(d), Storage::Cpu(s)) => d.copy_into(dl, s, sl),
+            #[cfg(feature = "gpu")]
+            (Storage::Gpu(d), Storage::Gpu(s)) => d.copy_into(dl, s, sl),
+            #[allow(unreachable_patterns)]
+            _ => Err(device_mismatch("copy_", &[dd, sd])),
+        }
+    }
+    pub fn gather(&self, l: &Layout, dim: usize, index: &Storage, il: &Layout) -> Result<Storage> {
+        same_device!("gather", (self, index), |a, i| a.gather(l, dim, i, il))
+    }
+    pub fn scatter_add(&self, l: &Layout, dim: usize, index: &Storage, il: &Layout, src: &Storage, sl: &Layout) -> Result<Storage> {
+        same_device!("scatter_add", (self, index, src), |a, i, s| a.scatter_add(l, dim, i, il, s, sl))
+    }
+    pub fn index_select(&self, l: &Layout, dim: usize, index: &Storage, il: &Layout) -> Result<Storage> {
+        same_device!("index_select", (self, index), |a, i| a.index_select(l, dim, i, il))
+    }
+    pub fn index_add(&self, l: &Layout, dim: usize, index: &Storage, il: &Layout, src: &Storage, sl: &Layout) -> Result<Storage> {
+        same_device!("index_add", (self, index, src), |a, i, s| a.index_add(l, dim, i, il, s, sl))
+    }
+    pub fn softmax(&self, l: &Layout, dim: usize, log: bool) -> Result<Storage> {
+        one!(self, |s| s.softmax(l, dim, log))
+    }
+}

@@ -1,0 +1,252 @@
+//! Zero-copy views: they build a new layout over the same storage and record a `View` op whose
+//! gradient undoes the view (reshape back, inverse permute, sum over broadcast dims, scatter a
+//! slice into zeros).
+
+use crate::op::{Op, ViewKind};
+use crate::shape::{infer_shape, Dim, Dims};
+use crate::{Error, Layout, Result, Shape, Tensor};
+
+impl Tensor {
+    /// Same elements, new shape. A view when the strides allow it, a copy otherwise (as PyTorch's
+    /// `reshape`).
+    pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Tensor> {
+        let shape = shape.into();
+        if shape.checked_numel() != Some(self.numel()) {
+            return Err(Error::InvalidShape {
+                op: "reshape",
+                shape: self.shape().clone(),
+                msg: format!("cannot be reshaped to {shape} ({} elements)", self.numel()),
+            });
+        }
+        if &shape == self.shape() {
+            return Ok(self.clone());
+        }
+        match self.layout().reshape(&shape) {
+            Some(l) => Ok(self.view_with(l, ViewKind::Reshape)),
+            None => {
+                let c = self.contiguous()?;
+                let l = Layout::contiguous(shape);
+                Ok(c.view_with(Layout::new(l.shape().clone(), l.strides().to_vec(), c.layout().offset()), ViewKind::Reshape))
+            }
+        }
+    }
+
+    /// `reshape` with PyTorch's `-1` for one inferred dim.
+    pub fn reshape_infer(&self, dims: &[i64]) -> Result<Tensor> {
+        let shape = infer_shape("reshape", dims, self.numel(), self.shape())?;
+        self.reshape(shape)
+    }
+
+    /// Like `reshape` but never copies: errors if the strides do not allow a view.
+    pub fn view(&self, dims: &[i64]) -> Result<Tensor> {
+        let shape = infer_shape("view", dims, self.numel(), self.shape())?;
+        match self.layout().reshape(&shape) {
+            Some(l) => Ok(self.view_with(l, ViewKind::Reshape)),
+            None => Err(Error::InvalidShape {
+                op: "view",
+                shape: self.shape().clone(),
+                msg: format!(
+                    "with strides {:?} cannot be viewed as {shape} without a copy (at least one dimension spans two contiguous subspaces); use .reshape(...) instead",
+                    self.strides()
+                ),
+            }),
+        }
+    }
+
+    /// Reorders dims (`perm` may use negative dims).
+    pub fn permute<D: Dims + ?Sized>(&self, perm: &D) -> Result<Tensor> {
+        let perm = perm.resolve_all("permute", self.rank())?;
+        if perm.iter().enumerate().all(|(i, &p)| i == p) && perm.len() == self.rank() {
+            return Ok(self.clone());
+        }
+        let l = self.layout().permute(&perm)?;
+        Ok(self.view_with(l, ViewKind::Permute(perm)))
+    }
+
+    /// Swaps two dims.
+    pub fn transpose<D: Dim>(&self, d0: D, d1: D) -> Result<Tensor> {
+        let r = self.rank();
+        if r < 2 {
+            // PyTorch allows transpose(0, -1) etc. on 0-d / 1-d tensors: a no-op
+            d0.resolve("transpose", r)?;
+            d1.resolve("transpose", r)?;
+            return Ok(self.clone());
+        }
+        let (a, b) = (d0.resolve("transpose", r)?, d1.resolve("transpose", r)?);
+        let mut perm: Vec<usize> = (0..r).collect();
+        perm.swap(a, b);
+        self.permute(&perm)
+    }
+
+    /// Transpose of a matrix (`.T` on <= 2-d tensors, as PyTorch's `t()`).
+    pub fn t(&self) -> Result<Tensor> {
+        if self.rank() > 2 {
+            return Err(Error::InvalidShape { op: "t", shape: self.shape().clone(), msg: "t() expects a tensor with <= 2 dimensions; use .mT or permute".into() });
+        }
+        self.transpose(0usize, self.rank().saturating_sub(1))
+    }
+
+    /// Transposes the last two dims (PyTorch's `.mT`).
+    pub fn mt(&self) -> Result<Tensor> {
+        if self.rank() < 2 {
+            return Err(Error::InvalidShape { op: "mT", shape: self.shape().clone(), msg: "mT expects a tensor with at least 2 dimensions".into() });
+        }
+        self.transpose(-2i64, -1i64)
+    }
+
+    /// Inserts a dim of extent 1 (`dim` may be `rank` to append).
+    pub fn unsqueeze<D: Dim>(&self, dim: D) -> Result<Tensor> {
+        let d = dim.resolve("unsqueeze", self.rank() + 1)?;
+        let l = self.layout().unsqueeze(d);
+        Ok(self.view_with(l, ViewKind::Reshape))
+    }
+
+    /// Removes `dim` if its extent is 1, or every extent-1 dim when `dim` is `None`.
+    pub fn squeeze(&self, dim: Option<i64>) -> Result<Tensor> {
+        let dims: Vec<usize> = match dim {
+            Some(d) => {
+                let d = d.resolve("squeeze", self.rank())?;
+                if self.rank() == 0 || self.dims()[d] != 1 {
+                    return Ok(self.clone());
+                }
+                self.dims().iter().enumerate().filter(|&(i, _)| i != d).map(|(_, &x)| x).collect()
+            }
+            None => self.dims().iter().copied().filter(|&x| x != 1).collect(),
+        };
+        self.reshape(dims)
+    }
+
+    /// Broadcasts to `shape` without copying (stride 0 on new and extent-1 dims).
+    pub fn broadcast_to(&self, shape: &Shape) -> Result<Tensor> {
+        if shape == self.shape() {
+            return Ok(self.clone());
+        }
+        let l = self.layout().broadcast_as(shape)?;
+        Ok(self.view_with(l, ViewKind::Expand))
+    }
+
+    /// PyTorch's `expand`: like `broadcast_to`, with `-1` meaning "keep this dim".
+    pub fn expand(&self, dims: &[i64]) -> Result<Tensor> {
+        let lead = dims.len().checked_sub(self.rank()).ok_or_else(|| {
+            Error::invalid("expand", format!("the number of sizes provided ({}) must be greater or equal to the number of dimensions in the tensor ({})", dims.len(), self.rank()))
+        })?;
+        let mut out = Vec::with_capacity(dims.len());
+        for (i, &d) in dims.iter().enumerate() {
+            if d == -1 {
+                if i < lead {
+                    return Err(Error::invalid("expand", "-1 is not allowed in a leading, non-existing dimension"));
+                }
+                out.push(self.dims()[i - lead]);
+            } else if d < 0 {
+                return Err(Error::invalid("expand", format!("invalid size {d}")));
+            } else {
+                out.push(d as usize);
+            }
+        }
+        self.broadcast_to(&Shape::new(out))
+    }
+
+    /// Sums a broadcast gradient back down to `shape` (the inverse of `broadcast_to`).
+    pub fn sum_to_shape(&self, shape: &Shape) -> Result<Tensor> {
+        if self.shape() == shape {
+            return Ok(self.clone());
+        }
+        let (removed, kept) = shape.broadcast_reduction_dims(self.shape());
+        let mut dims = removed.clone();
+        dims.extend(kept);
+        let s = self.reduce_keepdim(crate::op::ReduceOp::Sum, &dims)?;
+        s.reshape(shape.clone())
+    }
+
+    /// `len` elements along `dim` starting at `start`.
+    pub fn narrow<D: Dim>(&self, dim: D, start: usize, len: usize) -> Result<Tensor> {
+        let d = dim.resolve("narrow", self.rank())?;
+        self.slice_step(d, start, len, 1)
+    }
+
+    /// `len` elements along `dim` from `start` taking every `step`-th (a view).
+    pub fn slice_step(&self, dim: usize, start: usize, len: usize, step: usize) -> Result<Tensor> {
+        if self.rank() == 0 {
+            return Err(Error::InvalidShape { op: "slice", shape: self.shape().clone(), msg: "cannot slice a 0-d tensor".into() });
+        }
+        let size = self.dims()[dim.min(self.rank() - 1)];
+        if dim >= self.rank() || step == 0 || (len > 0 && start + (len - 1) * step >= size) {
+            return Err(Error::invalid(
+                "slice",
+                format!("slice start={start} len={len} step={step} of dim {dim} is out of range for shape {}", self.shape()),
+            ));
+        }
+        if start == 0 && len == size && step == 1 {
+            return Ok(self.clone());
+        }
+        let l = self.layout().slice(dim, start, len, step);
+        Ok(self.view_with(l, ViewKind::Slice { dim, start, step }))
+    }
+
+    /// Python-style slice `start:end:step` along `dim` (negative and out-of-range bounds clamp,
+    /// as in NumPy). `step` must be positive.
+    pub fn slice<D: Dim>(&self, dim: D, start: Option<i64>, end: Option<i64>, step: i64) -> Result<Tensor> {
+        let d = dim.resolve("slice", self.rank())?;
+        if step <= 0 {
+            return Err(Error::invalid("slice", format!("slice step must be positive, got {step}")));
+        }
+        let n = self.dims()[d] as i64;
+        let clampi = |v: i64| if v < 0 { (v + n).max(0) } else { v.min(n) };
+        let s = start.map(clampi).unwrap_or(0);
+        let e = end.map(clampi).unwrap_or(n);
+        let len = if e > s { ((e - s) + step - 1) / step } else { 0 };
+        if len == 0 {
+            // an empty view: PyTorch allows it at any start
+            let l = self.layout().slice(d, 0, 0, 1);
+            return Ok(self.view_with(l, ViewKind::Slice { dim: d, start: 0, step: 1 }));
+        }
+        self.slice_step(d, s as usize, len as usize, step as usize)
+    }
+
+    /// Fixes `dim` at `index` (negative counts from the end), removing the dim.
+    pub fn select<D: Dim>(&self, dim: D, index: i64) -> Result<Tensor> {
+        let d = dim.resolve("select", self.rank())?;
+        if self.rank() == 0 {
+            return Err(Error::InvalidShape { op: "select", shape: self.shape().clone(), msg: "invalid index of a 0-dim tensor".into() });
+        }
+        let n = self.dims()[d] as i64;
+        let i = if index < 0 { index + n } else { index };
+        if i < 0 || i >= n {
+            return Err(Error::IndexOutOfRange { op: "select", index, dim: d, size: n as usize });
+        }
+        self.slice_step(d, i as usize, 1, 1)?.squeeze(Some(d as i64)).and_then(|t| {
+            if t.rank() + 1 == self.rank() {
+                Ok(t)
+            } else {
+                // squeeze keeps dims that are not 1; here the sliced dim is 1 by construction
+                let mut dims = self.dims().to_vec();
+                dims.remove(d);
+                t.reshape(dims)
+            }
+        })
+    }
+
+    /// Flattens dims `start..=end` into one.
+    pub fn flatten<D: Dim>(&self, start: D, end: D) -> Result<Tensor> {
+        if self.rank() == 0 {
+            return self.reshape([1]);
+        }
+        let (s, e) = (start.resolve("flatten", self.rank())?, end.resolve("flatten", self.rank())?);
+        if s > e {
+            return Err(Error::invalid("flatten", "start_dim cannot come after end_dim"));
+        }
+        let mut dims: Vec<usize> = self.dims()[..s].to_vec();
+        dims.push(self.dims()[s..=e].iter().product());
+        dims.extend_from_slice(&self.dims()[e + 1..]);
+        self.reshape(dims)
+    }
+
+    /// `self` if already C-contiguous, else a contiguous copy.
+    pub fn contiguous(&self) -> Result<Tensor> {
+        if self.is_contiguous() {
+            return Ok(self.clone());
+        }
+        let s = self.storage().copy_strided(self.layout())?;
+        Ok(Tensor::from_op(s, self.shape().clone(), Op::Copy(self.clone())))
+    }
+}

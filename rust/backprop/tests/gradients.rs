@@ -1,0 +1,149 @@
+//! Every gradient rule against f64 central differences, and second derivatives through
+//! `gradgradcheck`. Inputs are small, random (seeded) and include broadcasting and
+//! non-contiguous views, because most gradient bugs hide in a stride or a broadcast dim.
+
+use backprop::gradcheck::{gradcheck, gradgradcheck, GradcheckOptions};
+use backprop::nn::loss::{self, ClassLossOptions, Reduction};
+use backprop::{manual_seed, DType, Device, Result, Tensor};
+
+fn randn(shape: &[usize]) -> Tensor {
+    Tensor::randn(shape.to_vec(), DType::F64, Device::Cpu).unwrap().requires_grad_(true).unwrap()
+}
+fn positive(shape: &[usize]) -> Tensor {
+    let t = Tensor::rand(shape.to_vec(), DType::F64, Device::Cpu).unwrap().add_scalar(0.5).unwrap();
+    t.requires_grad_(true).unwrap()
+}
+fn check(name: &str, f: impl Fn(&[Tensor]) -> Result<Tensor>, inputs: &[Tensor]) {
+    let g = |xs: &[Tensor]| f(xs).map(|t| vec![t]);
+    let opts = GradcheckOptions::default();
+    if let Err(e) = gradcheck(&g, inputs, opts) {
+        panic!("gradcheck failed for {name}: {e}");
+    }
+    if let Err(e) = gradgradcheck(&g, inputs, opts) {
+        panic!("gradgradcheck failed for {name}: {e}");
+    }
+}
+
+#[test]
+fn unary_rules() {
+    manual_seed(0);
+    let x = randn(&[3, 4]);
+    let p = positive(&[3, 4]);
+    check("neg", |v| v[0].neg(), &[x.clone()]);
+    check("exp", |v| v[0].exp(), &[x.clone()]);
+    check("log", |v| v[0].log(), &[p.clone()]);
+    check("sqrt", |v| v[0].sqrt(), &[p.clone()]);
+    check("abs", |v| v[0].abs(), &[x.clone()]);
+    check("sin", |v| v[0].sin(), &[x.clone()]);
+    check("cos", |v| v[0].cos(), &[x.clone()]);
+    check("tanh", |v| v[0].tanh(), &[x.clone()]);
+    check("sigmoid", |v| v[0].sigmoid(), &[x.clone()]);
+    check("relu", |v| v[0].relu(), &[x.clone()]);
+    check("leaky_relu", |v| v[0].leaky_relu(0.1), &[x.clone()]);
+    check("gelu", |v| v[0].gelu(), &[x.clone()]);
+    check("gelu_tanh", |v| v[0].gelu_tanh(), &[x.clone()]);
+    check("erf", |v| v[0].erf(), &[x.clone()]);
+    check("softplus", |v| v[0].softplus(1.0, 20.0), &[x.clone()]);
+    check("softplus_beta", |v| v[0].softplus(2.0, 20.0), &[x.clone()]);
+    check("clamp", |v| v[0].clamp(Some(-0.5), Some(0.5)), &[x.clone()]);
+    check("pow_scalar", |v| v[0].pow_scalar(3.0), &[x.clone()]);
+    check("pow_frac", |v| v[0].pow_scalar(1.5), &[p.clone()]);
+}
+
+#[test]
+fn binary_rules_with_broadcasting() {
+    manual_seed(1);
+    let a = randn(&[2, 3]);
+    let b = randn(&[3]);
+    let c = randn(&[2, 1]);
+    let p = positive(&[2, 3]);
+    let q = positive(&[3]);
+    check("add", |v| v[0].add(&v[1]), &[a.clone(), b.clone()]);
+    check("sub", |v| v[0].sub(&v[1]), &[a.clone(), c.clone()]);
+    check("mul", |v| v[0].mul(&v[1]), &[a.clone(), b.clone()]);
+    check("div", |v| v[0].div(&v[1]), &[a.clone(), q.clone()]);
+    check("pow", |v| v[0].pow(&v[1]), &[p.clone(), b.clone()]);
+    check("maximum", |v| v[0].maximum(&v[1]), &[a.clone(), c.clone()]);
+    check("minimum", |v| v[0].minimum(&v[1]), &[a.clone(), b.clone()]);
+    check("where", |v| Tensor::where_cond(&v[0].gt_scalar(0.0)?, &v[0], &v[1]), &[a.clone(), c.clone()]);
+    check("scalar_ops", |v| v[0].mul_scalar(3.0)?.rsub_scalar(1.0)?.rdiv_scalar(2.0), &[p.clone()]);
+}
+
+#[test]
+fn reduction_rules() {
+    manual_seed(2);
+    let x = randn(&[3, 4, 2]);
+    check("sum_all", |v| v[0].sum_all(), &[x.clone()]);
+    check("sum_dims", |v| v[0].sum(&[0i64, 2], false), &[x.clone()]);
+    check("sum_keepdim", |v| v[0].sum(&[1i64], true), &[x.clone()]);
+    check("mean", |v| v[0].mean(&[-1i64], false), &[x.clone()]);
+    check("amax", |v| v[0].amax(&[1i64], false), &[x.clone()]);
+    check("amin", |v| v[0].amin(&[0i64, 1], true), &[x.clone()]);
+    check("max_all", |v| v[0].max_all(), &[x.clone()]);
+    check("max_dim", |v| Ok(v[0].max_dim(1i64, false)?.0), &[x.clone()]);
+    check("var", |v| v[0].var(&[1i64], 1.0, false), &[x.clone()]);
+    check("std", |v| v[0].std(&[0i64], 1.0, true), &[x.clone()]);
+    check("logsumexp", |v| v[0].logsumexp(&[2i64], false), &[x.clone()]);
+}
+
+#[test]
+fn matmul_rules() {
+    manual_seed(3);
+    check("mm", |v| v[0].matmul(&v[1]), &[randn(&[3, 4]), randn(&[4, 2])]);
+    check("mv", |v| v[0].matmul(&v[1]), &[randn(&[3, 4]), randn(&[4])]);
+    check("vm", |v| v[0].matmul(&v[1]), &[randn(&[4]), randn(&[4, 2])]);
+    check("dot", |v| v[0].matmul(&v[1]), &[randn(&[4]), randn(&[4])]);
+    check("batched_broadcast", |v| v[0].matmul(&v[1]), &[randn(&[2, 1, 3, 4]), randn(&[3, 4, 2])]);
+    check("transposed", |v| v[0].t()?.matmul(&v[1].t()?), &[randn(&[4, 3]), randn(&[2, 4])]);
+}
+
+#[test]
+fn view_rules() {
+    manual_seed(4);
+    let x = randn(&[2, 3, 4]);
+    check("reshape", |v| v[0].reshape([6, 4])?.mul_scalar(2.0), &[x.clone()]);
+    check("permute", |v| v[0].permute(&[2i64, 0, 1])?.exp(), &[x.clone()]);
+    check("transpose_reshape", |v| v[0].transpose(0i64, 2)?.reshape([4, 6]), &[x.clone()]);
+    check("unsqueeze_expand", |v| v[0].unsqueeze(1i64)?.expand(&[2, 5, 3, 4])?.sin(), &[x.clone()]);
+    check("slice", |v| v[0].slice(2i64, Some(1), None, 2)?.mul(&v[0].slice(2i64, None, Some(2), 1)?), &[x.clone()]);
+    check("select", |v| v[0].select(1i64, -1), &[x.clone()]);
+    check("narrow", |v| v[0].narrow(0i64, 1, 1)?.squeeze(None), &[x.clone()]);
+    check("flatten", |v| v[0].flatten(1i64, 2), &[x.clone()]);
+    check("contiguous", |v| v[0].t()?.contiguous()?.cos(), &[randn(&[3, 5])]);
+}
+
+#[test]
+fn index_rules() {
+    manual_seed(5);
+    let x = randn(&[3, 4]);
+    let idx = Tensor::from_vec(vec![0i64, 3, 3, 1, 2, 0], [3, 2], Device::Cpu).unwrap();
+    let sel = Tensor::from_vec(vec![2i64, 0, 2], [3], Device::Cpu).unwrap();
+    check("gather", |v| v[0].gather(1i64, &idx), &[x.clone()]);
+    check("scatter_add", |v| v[0].scatter_add(1i64, &idx, &v[1]), &[x.clone(), randn(&[3, 2])]);
+    check("index_select", |v| v[0].index_select(0i64, &sel), &[x.clone()]);
+    check("index_add", |v| v[0].index_add(0i64, &sel, &v[1]), &[x.clone(), randn(&[3, 4])]);
+    check("cat", |v| Tensor::cat(&[v[0].clone(), v[1].clone()], 1i64), &[x.clone(), randn(&[3, 2])]);
+    check("stack", |v| Tensor::stack(&[v[0].clone(), v[1].clone()], 0i64), &[x.clone(), randn(&[3, 4])]);
+    check("slice_scatter", |v| v[0].slice_scatter(&v[1], 1, 1, 2), &[x.clone(), randn(&[3, 2])]);
+}
+
+#[test]
+fn softmax_and_losses() {
+    manual_seed(6);
+    let x = randn(&[4, 5]);
+    check("softmax", |v| v[0].softmax(-1i64), &[x.clone()]);
+    check("softmax_dim0", |v| v[0].softmax(0i64), &[x.clone()]);
+    check("log_softmax", |v| v[0].log_softmax(1i64), &[x.clone()]);
+    let target = Tensor::from_vec(vec![1i64, 0, 4, 2], [4], Device::Cpu).unwrap();
+    let opts = ClassLossOptions::default();
+    check("cross_entropy", |v| loss::cross_entropy(&v[0], &target, &opts), &[x.clone()]);
+    let smooth = ClassLossOptions { label_smoothing: 0.1, ..Default::default() };
+    check("cross_entropy_smooth", |v| loss::cross_entropy(&v[0], &target, &smooth), &[x.clone()]);
+    let probs = Tensor::rand([4, 5], DType::F64, Device::Cpu).unwrap().softmax(1i64).unwrap();
+    check("cross_entropy_probs", |v| loss::cross_entropy(&v[0], &probs, &opts), &[x.clone()]);
+    check("nll_loss", |v| loss::nll_loss(&v[0].log_softmax(1i64)?, &target, &opts), &[x.clone()]);
+    let y = Tensor::rand([4, 5], DType::F64, Device::Cpu).unwrap();
+    check("mse", |v| loss::mse_loss(&v[0], &y, Reduction::Mean), &[x.clone()]);
+    check("l1", |v| loss::l1_loss(&v[0], &y, Reduction::Sum), &[x.clone()]);
+    check("bce_logits", |v| loss::binary_cross_entropy_with_logits(&v[0], &y, None, None, Reduction::Mean), &[x.clone()]);
+}
