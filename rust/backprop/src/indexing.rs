@@ -199,3 +199,26 @@ impl Tensor {
         self.split(n.div_ceil(chunks).max(1), d)
     }
 }
+
+impl Tensor {
+    /// Coordinates of the non-zero elements, shape `[count, rank]` (int64). The count depends on
+    /// the data, so this reads the tensor back to the host.
+    pub fn nonzero(&self) -> Result<Tensor> {
+        let vals = self.detach().to_f64_vec()?;
+        let rank = self.rank();
+        let strides = self.shape().contiguous_strides();
+        let mut coords: Vec<i64> = Vec::new();
+        let mut count = 0usize;
+        for (flat, v) in vals.iter().enumerate() {
+            if *v != 0.0 {
+                count += 1;
+                let mut rem = flat;
+                for &s in &strides {
+                    coords.push((rem / s.max(1)) as i64);
+                    rem %= s.max(1);
+                }
+            }
+        }
+        Tensor::from_vec(coords, [count, rank], self.device())
+    }
+}

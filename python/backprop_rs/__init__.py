@@ -1,0 +1,126 @@
+"""backprop_rs: a small deep-learning engine written in Rust.
+
+Tensors live on the CPU (SIMD kernels, threads) or on any GPU through WGSL compute shaders;
+reverse-mode automatic differentiation runs in Rust. The API follows PyTorch's names and
+semantics so existing habits carry over::
+
+    import backprop_rs as bp
+    x = bp.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward()
+    print(x.grad)   # tensor([2., 4., 6.])
+"""
+
+from __future__ import annotations
+
+import builtins as _builtins
+
+from . import _core
+from ._core import (
+    DTypeError,
+    GradcheckError,
+    ShapeError,
+    Tensor,
+    arange,
+    as_tensor,
+    cat,
+    device,
+    dtype,
+    empty,
+    empty_like,
+    eye,
+    float32,
+    float64,
+    from_numpy,
+    full,
+    full_like,
+    int64,
+    is_grad_enabled,
+    linspace,
+    manual_seed,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    randperm,
+    stack,
+    tensor,
+    zeros,
+    zeros_like,
+)
+from . import autograd, nn
+from .autograd import enable_grad, no_grad, set_grad_enabled
+
+__version__ = _core.__version__
+
+where = getattr(_core, "where")
+concat = cat
+concatenate = cat
+double = float64
+long = int64
+Size = tuple
+
+
+def is_tensor(obj: object) -> _builtins.bool:
+    return isinstance(obj, Tensor)
+
+
+def numel(input: Tensor) -> int:
+    return input.numel()
+
+
+def matmul(input: Tensor, other: Tensor) -> Tensor:
+    return input @ other
+
+
+def mm(input: Tensor, other: Tensor) -> Tensor:
+    return input.mm(other)
+
+
+def maximum(input: Tensor, other: Tensor) -> Tensor:
+    return input.maximum(other)
+
+
+def minimum(input: Tensor, other: Tensor) -> Tensor:
+    return input.minimum(other)
+
+
+def clamp(input: Tensor, min=None, max=None) -> Tensor:
+    return input.clamp(min, max)
+
+
+def softmax(input: Tensor, dim: int) -> Tensor:
+    return input.softmax(dim)
+
+
+def log_softmax(input: Tensor, dim: int) -> Tensor:
+    return input.log_softmax(dim)
+
+
+def _method_alias(name: str):
+    def f(input: Tensor, *args, **kwargs):
+        return getattr(input, name)(*args, **kwargs)
+
+    f.__name__ = name
+    f.__qualname__ = name
+    f.__doc__ = f"``backprop_rs.{name}(t, ...)`` is ``t.{name}(...)``."
+    return f
+
+
+for _name in (
+    "abs", "neg", "sign", "exp", "log", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid", "relu",
+    "erf", "square", "reciprocal", "sum", "mean", "amax", "amin", "argmax", "argmin", "var", "std",
+    "logsumexp", "all", "any", "reshape", "permute", "transpose", "squeeze", "unsqueeze", "flatten",
+    "gather", "scatter_add", "index_select", "index_add", "narrow", "split", "chunk", "nonzero",
+    "pow", "max", "min", "eq", "ne", "lt", "le", "gt", "ge", "t", "clip", "logical_not",
+    "logical_and", "logical_or", "unbind", "broadcast_to",
+):
+    globals()[_name] = _method_alias(_name)
+del _name
+
+# PyTorch's dtype aliases; assigned last so the builtins stay usable above.
+bool = _core.bool_  # noqa: A001
+float = float32  # noqa: A001

@@ -1,0 +1,170 @@
+"""Autograd entry points with PyTorch's names: grad modes, ``grad``, ``backward``, ``gradcheck``."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Optional, Sequence, Tuple, Union
+
+from . import _core
+from ._core import GradcheckError, Tensor
+
+__all__ = [
+    "no_grad",
+    "enable_grad",
+    "set_grad_enabled",
+    "is_grad_enabled",
+    "grad",
+    "backward",
+    "gradcheck",
+    "gradgradcheck",
+    "GradcheckError",
+]
+
+is_grad_enabled = _core.is_grad_enabled
+
+
+class _GradMode:
+    """Context manager and decorator that sets grad mode on this thread (grad mode is per thread,
+    as in PyTorch)."""
+
+    _mode: bool = True
+
+    def __init__(self, func: Optional[Callable] = None) -> None:
+        self._prev: list = []
+        self._func = func
+        if func is not None:
+            functools.update_wrapper(self, func)
+
+    def __enter__(self) -> None:
+        self._prev.append(_core._set_grad_enabled(self._mode))
+
+    def __exit__(self, *exc: Any) -> None:
+        _core._set_grad_enabled(self._prev.pop())
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._func is not None:  # used as @no_grad without parentheses
+            with self.__class__():
+                return self._func(*args, **kwargs)
+        (func,) = args
+
+        @functools.wraps(func)
+        def wrapper(*a: Any, **kw: Any) -> Any:
+            with self.__class__():
+                return func(*a, **kw)
+
+        return wrapper
+
+
+class no_grad(_GradMode):
+    """Ops inside record no graph: ``with bp.no_grad(): ...`` or ``@bp.no_grad()``."""
+
+    _mode = False
+
+
+class enable_grad(_GradMode):
+    """Turns recording back on inside a ``no_grad`` block."""
+
+    _mode = True
+
+
+class set_grad_enabled:
+    """``set_grad_enabled(False)`` as a call, a context manager or a decorator."""
+
+    def __init__(self, mode: bool) -> None:
+        self._prev = _core._set_grad_enabled(bool(mode))
+        self._mode = bool(mode)
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, *exc: Any) -> None:
+        _core._set_grad_enabled(self._prev)
+
+    def __call__(self, func: Callable) -> Callable:
+        _core._set_grad_enabled(self._prev)
+        mode = self._mode
+
+        @functools.wraps(func)
+        def wrapper(*a: Any, **kw: Any) -> Any:
+            with set_grad_enabled(mode):
+                return func(*a, **kw)
+
+        return wrapper
+
+
+TensorOrTensors = Union[Tensor, Sequence[Tensor]]
+
+
+def _as_list(x: Any) -> list:
+    if isinstance(x, Tensor):
+        return [x]
+    return list(x)
+
+
+def grad(
+    outputs: TensorOrTensors,
+    inputs: TensorOrTensors,
+    grad_outputs: Optional[TensorOrTensors] = None,
+    retain_graph: Optional[bool] = None,
+    create_graph: bool = False,
+    allow_unused: bool = False,
+) -> Tuple[Optional[Tensor], ...]:
+    """Gradients of ``outputs`` with respect to ``inputs`` (``.grad`` fields are left alone).
+
+    With ``create_graph=True`` the result is itself differentiable (for second derivatives).
+    """
+    outs = _as_list(outputs)
+    ins = _as_list(inputs)
+    gos = None if grad_outputs is None else _as_list(grad_outputs)
+    return tuple(_core._grad(outs, ins, gos, retain_graph, create_graph, allow_unused))
+
+
+def backward(
+    tensors: TensorOrTensors,
+    grad_tensors: Optional[TensorOrTensors] = None,
+    retain_graph: Optional[bool] = None,
+    create_graph: bool = False,
+) -> None:
+    """Accumulates gradients of ``tensors`` into the ``.grad`` of every leaf they depend on."""
+    _core._backward(_as_list(tensors), None if grad_tensors is None else _as_list(grad_tensors), retain_graph, create_graph)
+
+
+def gradcheck(
+    func: Callable[..., TensorOrTensors],
+    inputs: TensorOrTensors,
+    *,
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    raise_exception: bool = True,
+) -> bool:
+    """Compares autograd's Jacobian of ``func`` at ``inputs`` with central finite differences.
+
+    Inputs that should be checked must be float64 tensors with ``requires_grad=True``. Returns
+    True, or raises :class:`GradcheckError` naming the first mismatching entry (or returns
+    False when ``raise_exception=False``).
+    """
+    try:
+        return _core._gradcheck(func, _as_list(inputs), eps, atol, rtol)
+    except GradcheckError:
+        if raise_exception:
+            raise
+        return False
+
+
+def gradgradcheck(
+    func: Callable[..., TensorOrTensors],
+    inputs: TensorOrTensors,
+    *,
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    raise_exception: bool = True,
+) -> bool:
+    """Checks second derivatives: gradcheck of the vector-Jacobian product of ``func``."""
+    try:
+        return _core._gradgradcheck(func, _as_list(inputs), eps, atol, rtol)
+    except GradcheckError:
+        if raise_exception:
+            raise
+        return False

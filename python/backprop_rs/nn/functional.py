@@ -1,0 +1,62 @@
+"""Stateless functions of tensors, with ``torch.nn.functional``'s names and defaults."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from .. import _core
+from .._core import Tensor
+
+__all__ = [
+    "relu",
+    "leaky_relu",
+    "gelu",
+    "sigmoid",
+    "tanh",
+    "softplus",
+    "softmax",
+    "log_softmax",
+    "dropout",
+    "linear",
+    "cross_entropy",
+    "nll_loss",
+    "mse_loss",
+    "l1_loss",
+    "binary_cross_entropy_with_logits",
+]
+
+cross_entropy = _core.cross_entropy
+nll_loss = _core.nll_loss
+mse_loss = _core.mse_loss
+l1_loss = _core.l1_loss
+binary_cross_entropy_with_logits = _core.binary_cross_entropy_with_logits
+dropout = _core.dropout
+gelu = _core.gelu
+leaky_relu = _core.leaky_relu
+softplus = _core.softplus
+
+
+def relu(input: Tensor, inplace: bool = False) -> Tensor:
+    return input.relu()
+
+
+def sigmoid(input: Tensor) -> Tensor:
+    return input.sigmoid()
+
+
+def tanh(input: Tensor) -> Tensor:
+    return input.tanh()
+
+
+def softmax(input: Tensor, dim: int, dtype=None) -> Tensor:
+    return input.softmax(dim, dtype)
+
+
+def log_softmax(input: Tensor, dim: int, dtype=None) -> Tensor:
+    return input.log_softmax(dim, dtype)
+
+
+def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
+    """``input @ weight.T + bias`` (weight is ``[out_features, in_features]``, as in PyTorch)."""
+    out = input @ weight.mT if weight.ndim >= 2 else input @ weight
+    return out if bias is None else out + bias

@@ -1,0 +1,406 @@
+//! Conversions at the Python boundary: dtype and device objects, Python data and NumPy arrays to
+//! tensors (sharing memory where possible), tensors to NumPy arrays (without copying where
+//! possible), and the parsing of shape / dim arguments in PyTorch's spellings.
+
+use crate::errors::IntoPy;
+use crate::tensor::PyTensor;
+use backprop::cpu::{Buffer, CpuStorage};
+use backprop::{DType, Device, Layout, Scalar, Shape, Tensor};
+use numpy::ndarray::{ArrayViewD, IxDyn, ShapeBuilder};
+use numpy::npyffi;
+use numpy::prelude::*;
+use numpy::{PyArray, PyArrayDescr, PyUntypedArray};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PySequence, PyString, PyTuple};
+
+// ------------------------------------------------------------------ dtype / device objects
+
+/// A tensor element type (`backprop_rs.float32`, ...).
+#[pyclass(name = "dtype", module = "backprop_rs", frozen, eq, hash, from_py_object)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PyDType {
+    pub inner: DType,
+}
+
+#[pymethods]
+impl PyDType {
+    fn __repr__(&self) -> String {
+        format!("backprop_rs.{}", self.inner.as_str())
+    }
+    fn __str__(&self) -> String {
+        self.__repr__()
+    }
+    #[getter]
+    fn is_floating_point(&self) -> bool {
+        self.inner.is_float()
+    }
+    #[getter]
+    fn itemsize(&self) -> usize {
+        self.inner.size_in_bytes()
+    }
+    #[getter]
+    fn name(&self) -> &'static str {
+        self.inner.as_str()
+    }
+}
+
+/// A device (`device(type='cpu')`); compares equal to its name.
+#[pyclass(name = "device", module = "backprop_rs", frozen, from_py_object)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PyDevice {
+    pub inner: Device,
+}
+
+#[pymethods]
+impl PyDevice {
+    #[new]
+    fn new(spec: &Bound<'_, PyAny>) -> PyResult<Self> {
+        Ok(PyDevice { inner: parse_device(spec)? })
+    }
+    #[getter]
+    fn r#type(&self) -> &'static str {
+        self.inner.as_str()
+    }
+    #[getter]
+    fn index(&self) -> Option<usize> {
+        match self.inner {
+            Device::Cpu => None,
+            Device::Gpu => Some(0),
+        }
+    }
+    fn __repr__(&self) -> String {
+        format!("device(type='{}')", self.inner)
+    }
+    fn __str__(&self) -> &'static str {
+        self.inner.as_str()
+    }
+    fn __hash__(&self) -> u64 {
+        self.inner as u64
+    }
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        parse_device(other).map(|d| d == self.inner).unwrap_or(false)
+    }
+}
+
+pub fn parse_dtype(obj: &Bound<'_, PyAny>) -> PyResult<DType> {
+    if let Ok(d) = obj.cast::<PyDType>() {
+        return Ok(d.get().inner);
+    }
+    let py = obj.py();
+    let name: String = if let Ok(s) = obj.cast::<PyString>() {
+        s.to_string()
+    } else if obj.is(py.get_type::<PyFloat>()) {
+        "float64".into() // torch.tensor(..., dtype=float) is float64, as in NumPy
+    } else if obj.is(py.get_type::<PyInt>()) {
+        "int64".into()
+    } else if obj.is(py.get_type::<PyBool>()) {
+        "bool".into()
+    } else {
+        // NumPy dtypes and scalar types (np.float32, np.dtype('f4'), ...)
+        let np = numpy_module(py)?;
+        match np.call_method1("dtype", (obj,)).and_then(|d| d.getattr("name")).and_then(|n| n.extract::<String>()) {
+            Ok(n) => n,
+            Err(_) => return Err(PyTypeError::new_err(format!("dtype must be a backprop_rs dtype, a NumPy dtype or a name, got {}", obj.repr()?))),
+        }
+    };
+    DType::parse(&name).ok_or_else(|| PyTypeError::new_err(format!("unsupported dtype '{name}'; backprop_rs has float32, float64, int64 and bool")))
+}
+
+pub fn opt_dtype(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<DType>> {
+    match obj {
+        Some(o) if !o.is_none() => Ok(Some(parse_dtype(o)?)),
+        _ => Ok(None),
+    }
+}
+
+pub fn parse_device(obj: &Bound<'_, PyAny>) -> PyResult<Device> {
+    if let Ok(d) = obj.cast::<PyDevice>() {
+        return Ok(d.get().inner);
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Device::parse(&s.to_cow()?).py();
+    }
+    Err(PyTypeError::new_err(format!("device must be a string like 'cpu' or 'gpu', got {}", obj.repr()?)))
+}
+
+pub fn opt_device(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Device> {
+    match obj {
+        Some(o) if !o.is_none() => parse_device(o),
+        _ => Ok(Device::Cpu),
+    }
+}
+
+// ------------------------------------------------------------------ shapes and dims
+
+/// `f(2, 3)`, `f((2, 3))` and `f([2, 3])` all mean shape (2, 3).
+pub fn shape_args(args: &Bound<'_, PyTuple>) -> PyResult<Vec<i64>> {
+    if args.len() == 1 {
+        let a = args.get_item(0)?;
+        if !a.is_instance_of::<PyInt>() {
+            return int_list(&a);
+        }
+    }
+    args.iter().map(|a| a.extract::<i64>().map_err(|_| PyTypeError::new_err("sizes must be integers"))).collect()
+}
+
+pub fn int_list(obj: &Bound<'_, PyAny>) -> PyResult<Vec<i64>> {
+    if let Ok(i) = obj.extract::<i64>() {
+        return Ok(vec![i]);
+    }
+    let seq = obj.cast::<PySequence>().map_err(|_| PyTypeError::new_err(format!("expected an int or a sequence of ints, got {}", type_name(obj))))?;
+    (0..seq.len()?).map(|i| seq.get_item(i)?.extract::<i64>().map_err(|_| PyTypeError::new_err("expected a sequence of ints"))).collect()
+}
+
+/// A non-negative shape.
+pub fn to_shape(dims: &[i64]) -> PyResult<Shape> {
+    dims.iter()
+        .map(|&d| usize::try_from(d).map_err(|_| PyValueError::new_err(format!("negative dimension {d} in shape {dims:?}"))))
+        .collect::<PyResult<Vec<usize>>>()
+        .map(Shape::new)
+}
+
+/// `dim=None` (all), `dim=1`, `dim=(0, 2)`.
+pub fn dims_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<i64>> {
+    match obj {
+        None => Ok(vec![]),
+        Some(o) if o.is_none() => Ok(vec![]),
+        Some(o) => int_list(o),
+    }
+}
+
+pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "object".into())
+}
+
+// ------------------------------------------------------------------ Python values -> tensors
+
+static NUMPY: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+
+pub fn numpy_module(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
+    NUMPY.get_or_try_init(py, || py.import("numpy").map(|m| m.unbind())).map(|m| m.bind(py))
+}
+
+/// A Python scalar (bool / int / float, incl. NumPy scalars), if `obj` is one.
+pub fn as_scalar(obj: &Bound<'_, PyAny>) -> Option<Scalar> {
+    if obj.is_instance_of::<PyBool>() {
+        return obj.extract::<bool>().ok().map(Scalar::Bool);
+    }
+    if obj.is_instance_of::<PyInt>() {
+        return obj.extract::<i64>().ok().map(Scalar::Int);
+    }
+    if obj.is_instance_of::<PyFloat>() {
+        return obj.extract::<f64>().ok().map(Scalar::Float);
+    }
+    // NumPy scalars: np.float32(1.5), np.int64(3), np.bool_(True)
+    if obj.hasattr("dtype").unwrap_or(false) && obj.hasattr("item").unwrap_or(false) && !obj.is_instance_of::<PyUntypedArray>() && obj.getattr("ndim").and_then(|n| n.extract::<usize>()).map(|n| n == 0).unwrap_or(false) {
+        if let Ok(v) = obj.call_method0("item") {
+            if !v.is_instance_of::<PyUntypedArray>() && !v.hasattr("dtype").unwrap_or(true) {
+                return as_scalar(&v);
+            }
+        }
+    }
+    None
+}
+
+fn native_dtype(descr: &Bound<'_, PyArrayDescr>) -> Option<DType> {
+    match (descr.kind(), descr.itemsize()) {
+        (b'f', 4) => Some(DType::F32),
+        (b'f', 8) => Some(DType::F64),
+        (b'i', 8) => Some(DType::I64),
+        (b'b', 1) => Some(DType::Bool),
+        _ => None,
+    }
+}
+
+/// The dtype a NumPy array of this kind becomes when converted with a copy.
+fn converted_dtype(descr: &Bound<'_, PyArrayDescr>) -> PyResult<DType> {
+    match descr.kind() {
+        b'f' if descr.itemsize() <= 4 => Ok(DType::F32),
+        b'f' => Ok(DType::F64),
+        b'i' | b'u' => Ok(DType::I64),
+        b'b' => Ok(DType::Bool),
+        k => Err(PyTypeError::new_err(format!(
+            "can't convert a NumPy array of dtype {} (kind '{}'); supported: float, int, uint and bool arrays",
+            descr.repr().map(|r| r.to_string()).unwrap_or_default(),
+            k as char
+        ))),
+    }
+}
+
+/// Owner handle keeping a NumPy array alive while tensors view its memory.
+struct NumpyOwner(#[allow(dead_code)] Py<PyAny>);
+
+/// Wraps a NumPy array's memory in a tensor without copying, when the array allows it
+/// (supported dtype, native byte order, aligned, writeable, non-negative strides).
+pub fn from_numpy_shared(arr: &Bound<'_, PyUntypedArray>) -> PyResult<Option<Tensor>> {
+    let descr = arr.dtype();
+    let Some(dtype) = native_dtype(&descr) else { return Ok(None) };
+    if descr.is_native_byteorder() == Some(false) {
+        return Ok(None);
+    }
+    // SAFETY: as_array_ptr points at the live PyArrayObject of `arr`.
+    let flags = unsafe { (*arr.as_array_ptr()).fields.flags };
+    let need = npyffi::NPY_ARRAY_ALIGNED | npyffi::NPY_ARRAY_WRITEABLE;
+    if flags & need != need || arr.is_empty() {
+        return Ok(None);
+    }
+    let item = dtype.size_in_bytes() as isize;
+    let mut strides = Vec::with_capacity(arr.ndim());
+    for &s in arr.strides() {
+        if s < 0 || s % item != 0 {
+            return Ok(None);
+        }
+        strides.push((s / item) as usize);
+    }
+    let shape = Shape::new(arr.shape().to_vec());
+    let layout = Layout::new(shape, strides, 0);
+    let extent = layout.storage_extent();
+    // SAFETY: the data pointer of a live array
+    let data = unsafe { (*arr.as_array_ptr()).fields.data } as *mut u8;
+    let owner: Box<dyn std::any::Any + Send + Sync> = Box::new(NumpyOwner(arr.clone().into_any().unbind()));
+    // SAFETY: `data` is valid, aligned (checked) and writeable for `extent` elements of the
+    // dtype, and stays so while `owner` keeps the array alive.
+    let storage = unsafe {
+        match dtype {
+            DType::F32 => CpuStorage::F32(Buffer::from_foreign(data as *mut f32, extent, owner)),
+            DType::F64 => CpuStorage::F64(Buffer::from_foreign(data as *mut f64, extent, owner)),
+            DType::I64 => CpuStorage::I64(Buffer::from_foreign(data as *mut i64, extent, owner)),
+            DType::Bool => CpuStorage::Bool(Buffer::from_foreign(data, extent, owner)),
+        }
+    };
+    Tensor::from_cpu_storage(storage, layout).py().map(Some)
+}
+
+/// A copy of a NumPy array as a tensor (converting dtypes NumPy has and we do not).
+pub fn from_numpy_copy(arr: &Bound<'_, PyUntypedArray>, dtype: Option<DType>) -> PyResult<Tensor> {
+    let py = arr.py();
+    let target = match dtype {
+        Some(d) => d,
+        None => converted_dtype(&arr.dtype())?,
+    };
+    let np = numpy_module(py)?;
+    let np_name = match target {
+        DType::F32 => "float32",
+        DType::F64 => "float64",
+        DType::I64 => "int64",
+        DType::Bool => "bool",
+    };
+    // ascontiguousarray gives native byte order, C order, aligned, and a copy we own
+    let kwargs = pyo3::types::PyDict::new(py);
+    kwargs.set_item("dtype", np_name)?;
+    let c = np.call_method("array", (arr,), Some(&kwargs))?;
+    let c = np.call_method1("ascontiguousarray", (c,))?;
+    let c = c.cast::<PyUntypedArray>()?;
+    let shape = Shape::new(c.shape().to_vec());
+    if c.is_empty() {
+        return Tensor::zeros(shape, target, Device::Cpu).py();
+    }
+    match from_numpy_shared(c)? {
+        Some(t) => Ok(t),
+        None => Err(PyValueError::new_err("internal: could not wrap a contiguous NumPy copy")),
+    }
+}
+
+/// `bp.tensor(data, dtype=...)`: copies `data` (nested lists, scalars, NumPy arrays, tensors).
+pub fn tensor_from_data(data: &Bound<'_, PyAny>, dtype: Option<DType>, device: Device) -> PyResult<Tensor> {
+    let py = data.py();
+    let t = if let Ok(t) = data.cast::<PyTensor>() {
+        let src = t.get().inner.detach();
+        let src = match dtype {
+            Some(d) => src.to_dtype(d).py()?,
+            None => src,
+        };
+        src.contiguous_copy().py()?
+    } else if let Some(s) = as_scalar(data) {
+        let dt = dtype.unwrap_or(match s {
+            Scalar::Bool(_) => DType::Bool,
+            Scalar::Int(_) => DType::I64,
+            Scalar::Float(_) => DType::F32,
+        });
+        Tensor::full_scalar(s, dt, Device::Cpu).py()?
+    } else if let Ok(arr) = data.cast::<PyUntypedArray>() {
+        from_numpy_copy(arr, dtype)?
+    } else {
+        if data.is_instance_of::<PyString>() {
+            return Err(PyTypeError::new_err("can't build a tensor from a string"));
+        }
+        // Nested sequences: let NumPy parse them, then apply PyTorch's default dtypes
+        // (Python floats become float32, ints int64).
+        let np = numpy_module(py)?;
+        let arr = np.call_method1("asarray", (data,)).map_err(|e| {
+            PyTypeError::new_err(format!("could not build a tensor from {}: {}", type_name(data), e))
+        })?;
+        let arr = arr.cast::<PyUntypedArray>()?;
+        let dt = match dtype {
+            Some(d) => d,
+            None => match arr.dtype().kind() {
+                b'f' => {
+                    if data.is_instance_of::<PyList>() || data.is_instance_of::<PyTuple>() {
+                        DType::F32
+                    } else {
+                        converted_dtype(&arr.dtype())?
+                    }
+                }
+                _ => converted_dtype(&arr.dtype())?,
+            },
+        };
+        from_numpy_copy(arr, Some(dt))?
+    };
+    if device == Device::Cpu {
+        Ok(t)
+    } else {
+        t.to_device(device).py()
+    }
+}
+
+/// Converts an operand of an arithmetic op: tensors pass through, anything array-like is built
+/// on `like`'s device. Scalars are handled by the caller (they promote differently).
+pub fn operand_tensor(obj: &Bound<'_, PyAny>, like: &Tensor) -> PyResult<Option<Tensor>> {
+    if let Ok(t) = obj.cast::<PyTensor>() {
+        return Ok(Some(t.get().inner.clone()));
+    }
+    if obj.is_instance_of::<PyUntypedArray>() || obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
+        return tensor_from_data(obj, None, like.device()).map(Some);
+    }
+    Ok(None)
+}
+
+// ------------------------------------------------------------------ tensors -> NumPy
+
+/// Keeps a tensor's storage alive for as long as a NumPy array views it.
+#[pyclass(name = "_StorageOwner", module = "backprop_rs", frozen)]
+pub struct StorageOwner {
+    _tensor: Tensor,
+}
+
+fn export<'py, T: numpy::Element>(py: Python<'py>, t: &Tensor) -> PyResult<Bound<'py, PyAny>> {
+    let ptr = t.cpu_data_ptr().ok_or_else(|| PyValueError::new_err("tensor is not on the cpu"))? as *const T;
+    let dims = t.dims().to_vec();
+    let strides = t.strides().to_vec();
+    // SAFETY: the layout describes elements inside the storage, which `owner` keeps alive;
+    // callers only export layouts without stride-0 (overlapping) dims.
+    let view = unsafe { ArrayViewD::<T>::from_shape_ptr(IxDyn(&dims).strides(IxDyn(&strides)), ptr) };
+    let owner = Bound::new(py, StorageOwner { _tensor: t.clone() })?;
+    // SAFETY: the view's memory outlives the array through `owner`.
+    let arr = unsafe { PyArray::<T, _>::borrow_from_array(&view, owner.into_any()) };
+    Ok(arr.into_any())
+}
+
+/// A NumPy array viewing the tensor's memory when it is a plain strided view on the CPU;
+/// otherwise (GPU, broadcast views) a copy.
+pub fn to_numpy<'py>(py: Python<'py>, t: &Tensor, force_copy: bool) -> PyResult<Bound<'py, PyAny>> {
+    let t = if t.device() != Device::Cpu { t.to_device(Device::Cpu).py()? } else { t.clone() };
+    let t = if force_copy || t.strides().iter().zip(t.dims()).any(|(&s, &d)| s == 0 && d > 1) || t.numel() == 0 {
+        t.detach().contiguous_copy().py()?.detach()
+    } else {
+        t.detach()
+    };
+    match t.dtype() {
+        DType::F32 => export::<f32>(py, &t),
+        DType::F64 => export::<f64>(py, &t),
+        DType::I64 => export::<i64>(py, &t),
+        DType::Bool => export::<bool>(py, &t),
+    }
+}
