@@ -287,11 +287,13 @@ pub fn from_numpy_copy(arr: &Bound<'_, PyUntypedArray>, dtype: Option<DType>) ->
         DType::I64 => "int64",
         DType::Bool => "bool",
     };
-    // ascontiguousarray gives native byte order, C order, aligned, and a copy we own
+    // a fresh C-order copy in a native-byte-order dtype: aligned, writeable, and ours
+    // (ascontiguousarray would turn 0-d arrays into 1-d ones)
     let kwargs = pyo3::types::PyDict::new(py);
     kwargs.set_item("dtype", np_name)?;
+    kwargs.set_item("order", "C")?;
+    kwargs.set_item("copy", true)?;
     let c = np.call_method("array", (arr,), Some(&kwargs))?;
-    let c = np.call_method1("ascontiguousarray", (c,))?;
     let c = c.cast::<PyUntypedArray>()?;
     let shape = Shape::new(c.shape().to_vec());
     if c.is_empty() {

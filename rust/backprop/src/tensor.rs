@@ -39,6 +39,8 @@ pub(crate) struct TensorImpl {
     is_leaf: bool,
     /// The op that made this tensor; taken (freed) by backward unless the graph is retained.
     op: Mutex<Option<Op>>,
+    /// Name of the recording op; kept after backward frees the op itself (PyTorch keeps grad_fn).
+    op_name: Option<&'static str>,
     grad: Mutex<Option<Tensor>>,
     retains_grad: AtomicBool,
 }
@@ -68,6 +70,7 @@ impl Tensor {
     fn build(storage: Arc<RwLock<Storage>>, layout: Layout, dtype: DType, device: Device, op: Option<Op>) -> Tensor {
         LIVE.fetch_add(1, Ordering::Relaxed);
         let recorded = op.is_some();
+        let op_name = op.as_ref().map(|o| o.name());
         Tensor(Arc::new(TensorImpl {
             id: TensorId(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
             storage,
@@ -77,6 +80,7 @@ impl Tensor {
             requires_grad: AtomicBool::new(recorded),
             is_leaf: !recorded,
             op: Mutex::new(op),
+            op_name,
             grad: Mutex::new(None),
             retains_grad: AtomicBool::new(false),
         }))
@@ -271,9 +275,9 @@ impl Tensor {
     pub(crate) fn take_op(&self) -> Option<Op> {
         lock(&self.0.op).take()
     }
-    /// Name of the recording op (PyTorch's `grad_fn`), `None` for leaves and freed graphs.
+    /// Name of the recording op (PyTorch's `grad_fn`), `None` for leaves.
     pub fn grad_fn_name(&self) -> Option<&'static str> {
-        lock(&self.0.op).as_ref().map(|o| o.name())
+        self.0.op_name
     }
     /// A new handle on the same storage and layout, cut off from the graph.
     pub fn detach(&self) -> Tensor {

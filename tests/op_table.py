@@ -1,0 +1,434 @@
+"""The op table: one entry per op, each with a backprop_rs call, a NumPy reference and sample
+inputs (including broadcast, 0-d, empty and non-contiguous cases). test_ops.py drives forward
+parity (f32 and f64), gradcheck and gradgradcheck for every row from this one list (the PyTorch
+OpInfo idea)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+import backprop_rs as bp
+import backprop_rs.nn.functional as F
+
+
+@dataclass
+class Sample:
+    inputs: List[np.ndarray]  # float inputs (differentiated) then any int inputs
+    kwargs: Dict[str, Any] = field(default_factory=dict)
+    desc: str = ""
+    noncontig: bool = False  # feed float inputs as transposed views
+    int_inputs: Sequence[int] = ()  # positions of integer (index/label) inputs
+
+
+@dataclass
+class OpInfo:
+    name: str
+    op: Callable[..., Any]
+    ref: Callable[..., Any]
+    samples: Callable[[np.random.Generator], List[Sample]]
+    grad: bool = True
+    gradgrad: bool = True
+    # f32 forward tolerance (the default is the issue's 1e-6 / 1e-4; wider ones say why)
+    atol: float = 1e-6
+    rtol: float = 1e-4
+    f64: bool = True
+
+
+def _erf(x):
+    return np.vectorize(math.erf, otypes=[np.float64])(x)
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _softmax(x, axis):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _log_softmax(x, axis):
+    m = x.max(axis=axis, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
+
+
+def unary_samples(lo=-2.0, hi=2.0, avoid_zero=False):
+    def gen(rng):
+        def u(*shape):
+            a = rng.uniform(lo, hi, size=shape)
+            if avoid_zero:
+                a = np.where(np.abs(a) < 0.1, 0.5, a)
+            return a
+
+        return [
+            Sample([u(3, 4)], desc="2d"),
+            Sample([u()], desc="0d"),
+            Sample([u(0, 3)], desc="empty"),
+            Sample([u(2, 3, 5)], desc="3d-noncontig", noncontig=True),
+            Sample([u(7)], desc="1d"),
+        ]
+
+    return gen
+
+
+def binary_samples(lo=-2.0, hi=2.0, rhs_lo=None, rhs_hi=None):
+    def gen(rng):
+        def a(*s):
+            return rng.uniform(lo, hi, size=s)
+
+        def b(*s):
+            return rng.uniform(rhs_lo if rhs_lo is not None else lo, rhs_hi if rhs_hi is not None else hi, size=s)
+
+        return [
+            Sample([a(3, 4), b(3, 4)], desc="same"),
+            Sample([a(3, 4), b(4)], desc="broadcast-row"),
+            Sample([a(3, 1), b(1, 4)], desc="broadcast-outer"),
+            Sample([a(2, 3, 4), b(2, 1, 4)], desc="broadcast-mid"),
+            Sample([a(), b(3)], desc="0d-lhs"),
+            Sample([a(0, 4), b(4)], desc="empty"),
+            Sample([a(4, 3), b(4, 3)], desc="noncontig", noncontig=True),
+        ]
+
+    return gen
+
+
+def reduce_samples(dims_list, positive=False):
+    def gen(rng):
+        out = []
+        for kw in dims_list:
+            x = rng.uniform(0.5 if positive else -2, 2, size=(3, 4, 5))
+            out.append(Sample([x], kwargs=dict(kw), desc=str(kw)))
+        out.append(Sample([rng.uniform(0.5 if positive else -2, 2, size=(3, 4, 5))], kwargs=dict(dims_list[-1]), desc="noncontig", noncontig=True))
+        return out
+
+    return gen
+
+
+def _np_reduce(fn):
+    def ref(x, dim=None, keepdim=False):
+        axis = tuple(dim) if isinstance(dim, (list, tuple)) else dim
+        return fn(x, axis=axis, keepdims=keepdim)
+
+    return ref
+
+
+def _ce_ref(x, t, reduction="mean", weight=None, ignore_index=-100, label_smoothing=0.0):
+    c = x.shape[1]
+    lp = _log_softmax(x, 1)
+    w = np.ones(c) if weight is None else weight
+    keep = t != ignore_index
+    ts = np.where(keep, t, 0)
+    picked = lp[np.arange(len(t)), ts]
+    wt = w[ts] * keep
+    nll = -picked * wt
+    smooth = -(lp * w).sum(1) * keep
+    if reduction == "none":
+        return (1 - label_smoothing) * nll + label_smoothing / c * smooth
+    if reduction == "sum":
+        return (1 - label_smoothing) * nll.sum() + label_smoothing / c * smooth.sum()
+    return (1 - label_smoothing) * nll.sum() / wt.sum() + label_smoothing / c * smooth.sum() / wt.sum()
+
+
+def _ce_prob_ref(x, p, reduction="mean", label_smoothing=0.0):
+    c = x.shape[1]
+    q = p * (1 - label_smoothing) + label_smoothing / c
+    l = -(_log_softmax(x, 1) * q).sum(1)
+    return {"none": l, "sum": l.sum(), "mean": l.mean()}[reduction]
+
+
+def ce_samples(rng):
+    x = rng.normal(size=(5, 4))
+    t = rng.integers(0, 4, size=5)
+    t_ign = t.copy()
+    t_ign[1] = -100
+    w = rng.uniform(0.5, 2.0, size=4)
+    return [
+        Sample([x, t], dict(reduction="mean"), "mean", int_inputs=[1]),
+        Sample([x, t], dict(reduction="sum"), "sum", int_inputs=[1]),
+        Sample([x, t], dict(reduction="none"), "none", int_inputs=[1]),
+        Sample([x, t_ign], dict(reduction="mean"), "ignore_index", int_inputs=[1]),
+        Sample([x, t], dict(reduction="mean", label_smoothing=0.1), "smoothing", int_inputs=[1]),
+        Sample([x, t], dict(reduction="mean", weight=w), "weight", int_inputs=[1]),
+        Sample([x.T.copy().T, t], dict(reduction="mean"), "noncontig", noncontig=False, int_inputs=[1]),
+    ]
+
+
+def _ce_op(x, t, **kw):
+    if "weight" in kw and kw["weight"] is not None:
+        kw = dict(kw)
+        kw["weight"] = bp.tensor(kw["weight"], dtype=x.dtype)
+    return F.cross_entropy(x, t, **kw)
+
+
+def _ce_ref_kw(x, t, **kw):
+    return _ce_ref(x, t, **kw)
+
+
+def ce_prob_samples(rng):
+    x = rng.normal(size=(5, 4))
+    p = _softmax(rng.normal(size=(5, 4)), 1)
+    return [
+        Sample([x, p], dict(reduction="mean"), "mean"),
+        Sample([x, p], dict(reduction="none"), "none"),
+        Sample([x, p], dict(reduction="mean", label_smoothing=0.2), "smoothing"),
+    ]
+
+
+def nll_samples(rng):
+    x = _log_softmax(rng.normal(size=(6, 3)), 1)
+    t = rng.integers(0, 3, size=6)
+    return [
+        Sample([x, t], dict(reduction="mean"), "mean", int_inputs=[1]),
+        Sample([x, t], dict(reduction="sum"), "sum", int_inputs=[1]),
+        Sample([x, t], dict(reduction="none"), "none", int_inputs=[1]),
+    ]
+
+
+def _nll_ref(x, t, reduction="mean"):
+    l = -x[np.arange(len(t)), t]
+    return {"none": l, "sum": l.sum(), "mean": l.mean()}[reduction]
+
+
+def pair_loss_samples(rng):
+    a, b = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    return [Sample([a, b], dict(reduction=r), r) for r in ("mean", "sum", "none")] + [
+        Sample([rng.normal(size=(3, 4)), rng.normal(size=(3, 4))], dict(reduction="mean"), "noncontig", noncontig=True)
+    ]
+
+
+def bce_samples(rng):
+    x = rng.normal(size=(4, 3)) * 3
+    y = rng.uniform(0, 1, size=(4, 3))
+    return [Sample([x, y], dict(reduction=r), r) for r in ("mean", "sum", "none")]
+
+
+def _bce_ref(x, y, reduction="mean"):
+    l = np.logaddexp(0, x) - x * y
+    return {"none": l, "sum": l.sum(), "mean": l.mean()}[reduction]
+
+
+def matmul_samples(rng):
+    n = rng.normal
+    return [
+        Sample([n(size=(3, 4)), n(size=(4, 2))], desc="2d"),
+        Sample([n(size=(4,)), n(size=(4,))], desc="1d-1d"),
+        Sample([n(size=(3, 4)), n(size=(4,))], desc="2d-1d"),
+        Sample([n(size=(4,)), n(size=(4, 2))], desc="1d-2d"),
+        Sample([n(size=(2, 3, 4)), n(size=(4, 5))], desc="batched-2d"),
+        Sample([n(size=(2, 1, 3, 4)), n(size=(3, 4, 2))], desc="batch-broadcast"),
+        Sample([n(size=(3, 4)), n(size=(4, 2))], desc="noncontig", noncontig=True),
+        Sample([n(size=(0, 4)), n(size=(4, 3))], desc="empty-m"),
+        Sample([n(size=(3, 0)), n(size=(0, 2))], desc="empty-k"),
+    ]
+
+
+def _maybe_t(x, flag):
+    return x
+
+
+def index_gather_samples(rng):
+    x = rng.normal(size=(3, 5))
+    idx = rng.integers(0, 5, size=(3, 4))
+    idx0 = rng.integers(0, 3, size=(2, 5))
+    return [
+        Sample([x, idx], dict(dim=1), "dim1", int_inputs=[1]),
+        Sample([x, idx0], dict(dim=0), "dim0", int_inputs=[1]),
+    ]
+
+
+def index_select_samples(rng):
+    x = rng.normal(size=(4, 3, 2))
+    return [
+        Sample([x, np.array([3, 0, 0, 2])], dict(dim=0), "dim0-dups", int_inputs=[1]),
+        Sample([x, np.array([2, 1])], dict(dim=1), "dim1", int_inputs=[1]),
+        Sample([x, np.array([1])], dict(dim=-1), "dim-1", int_inputs=[1]),
+    ]
+
+
+def scatter_add_samples(rng):
+    x = rng.normal(size=(3, 5))
+    src = rng.normal(size=(3, 4))
+    idx = rng.integers(0, 5, size=(3, 4))
+    return [Sample([x, src, idx], dict(dim=1), "dim1", int_inputs=[2])]
+
+
+def _scatter_add_ref(x, src, idx, dim):
+    out = x.copy()
+    for i in range(idx.shape[0]):
+        for j in range(idx.shape[1]):
+            if dim == 1:
+                out[i, idx[i, j]] += src[i, j]
+            else:
+                out[idx[i, j], j] += src[i, j]
+    return out
+
+
+def index_add_samples(rng):
+    x = rng.normal(size=(4, 3))
+    src = rng.normal(size=(3, 3))
+    return [Sample([x, src, np.array([0, 2, 0])], dict(dim=0), "dim0-dups", int_inputs=[2])]
+
+
+def _index_add_ref(x, src, idx, dim):
+    out = x.copy()
+    np.add.at(out, idx, src) if dim == 0 else None
+    return out
+
+
+def cat_samples(rng):
+    n = rng.normal
+    return [
+        Sample([n(size=(2, 3)), n(size=(4, 3))], dict(dim=0), "dim0"),
+        Sample([n(size=(2, 3)), n(size=(2, 1))], dict(dim=1), "dim1"),
+        Sample([n(size=(3, 2)), n(size=(3, 2))], dict(dim=-1), "noncontig", noncontig=True),
+    ]
+
+
+def stack_samples(rng):
+    n = rng.normal
+    return [Sample([n(size=(2, 3)), n(size=(2, 3))], dict(dim=d), f"dim{d}") for d in (0, 1, 2, -1)]
+
+
+def view_samples(rng):
+    return [Sample([rng.normal(size=(2, 3, 4))], desc="3d"), Sample([rng.normal(size=(2, 3, 4))], desc="noncontig", noncontig=True)]
+
+
+def where_samples(rng):
+    a, b = rng.normal(size=(3, 4)), rng.normal(size=(4,))
+    return [Sample([a, b], desc="broadcast"), Sample([rng.normal(size=(3, 4)), rng.normal(size=(3, 4))], desc="same")]
+
+
+def _slice_op(x):
+    return x[1:, ::2, 1:3]
+
+
+def _slice_ref(x):
+    return x[1:, ::2, 1:3]
+
+
+def _getitem_int(x):
+    return x[1, -1]
+
+
+def _adv_index(x):
+    return x[bp.tensor([1, 0, 1]), :, bp.tensor([2, 3, 0])]
+
+
+def _adv_index_ref(x):
+    return x[np.array([1, 0, 1]), :, np.array([2, 3, 0])]
+
+
+def _mask_index(x):
+    return x[x > 0]
+
+
+def _mask_index_ref(x):
+    return x[x > 0]
+
+
+OPS: List[OpInfo] = [
+    # ---- unary
+    OpInfo("neg", lambda x: -x, lambda x: -x, unary_samples()),
+    OpInfo("abs", lambda x: x.abs(), np.abs, unary_samples(avoid_zero=True)),
+    OpInfo("exp", lambda x: x.exp(), np.exp, unary_samples()),
+    OpInfo("log", lambda x: x.log(), np.log, unary_samples(0.2, 3.0)),
+    OpInfo("sqrt", lambda x: x.sqrt(), np.sqrt, unary_samples(0.2, 3.0)),
+    OpInfo("sin", lambda x: x.sin(), np.sin, unary_samples()),
+    OpInfo("cos", lambda x: x.cos(), np.cos, unary_samples()),
+    OpInfo("tanh", lambda x: x.tanh(), np.tanh, unary_samples()),
+    OpInfo("sigmoid", lambda x: x.sigmoid(), _sigmoid, unary_samples(-6, 6)),
+    OpInfo("relu", lambda x: x.relu(), lambda x: np.maximum(x, 0), unary_samples(avoid_zero=True)),
+    OpInfo("leaky_relu", lambda x: F.leaky_relu(x, 0.2), lambda x: np.where(x > 0, x, 0.2 * x), unary_samples(avoid_zero=True)),
+    OpInfo("gelu", lambda x: F.gelu(x), lambda x: 0.5 * x * (1 + _erf(x / math.sqrt(2))), unary_samples(-3, 3)),
+    OpInfo("gelu_tanh", lambda x: F.gelu(x, approximate="tanh"),
+           lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))), unary_samples(-3, 3)),
+    OpInfo("softplus", lambda x: F.softplus(x), lambda x: np.logaddexp(0, x), unary_samples(-5, 5)),
+    OpInfo("clamp", lambda x: x.clamp(-0.5, 0.7), lambda x: np.clip(x, -0.5, 0.7), unary_samples()),
+    OpInfo("clamp_min", lambda x: x.clamp(min=0.1), lambda x: np.maximum(x, 0.1), unary_samples()),
+    OpInfo("square", lambda x: x.square(), np.square, unary_samples()),
+    OpInfo("pow_scalar", lambda x: x**3, lambda x: x**3, unary_samples()),
+    OpInfo("pow_frac", lambda x: x**1.5, lambda x: x**1.5, unary_samples(0.2, 3.0)),
+    OpInfo("rpow", lambda x: 2.0**x, lambda x: 2.0**x, unary_samples()),
+    OpInfo("reciprocal", lambda x: x.reciprocal(), lambda x: 1 / x, unary_samples(avoid_zero=True)),
+    OpInfo("sign", lambda x: x.sign(), np.sign, unary_samples(avoid_zero=True), gradgrad=False),
+    OpInfo("scalar_arith", lambda x: (3.0 - x) * 2 / 4 + 1, lambda x: (3.0 - x) * 2 / 4 + 1, unary_samples()),
+    OpInfo("rdiv", lambda x: 1.5 / x, lambda x: 1.5 / x, unary_samples(avoid_zero=True)),
+    # ---- binary (with broadcasting)
+    OpInfo("add", lambda a, b: a + b, np.add, binary_samples()),
+    OpInfo("sub", lambda a, b: a - b, np.subtract, binary_samples()),
+    OpInfo("mul", lambda a, b: a * b, np.multiply, binary_samples()),
+    OpInfo("div", lambda a, b: a / b, np.divide, binary_samples(rhs_lo=0.5, rhs_hi=2.0)),
+    OpInfo("pow", lambda a, b: a**b, np.power, binary_samples(0.3, 2.0, -1.5, 1.5)),
+    OpInfo("maximum", lambda a, b: bp.maximum(a, b), np.maximum, binary_samples()),
+    OpInfo("minimum", lambda a, b: bp.minimum(a, b), np.minimum, binary_samples()),
+    OpInfo("where", lambda a, b: bp.where(a > 0, a, b), lambda a, b: np.where(a > 0, a, b), where_samples),
+    # comparisons: no gradient
+    OpInfo("eq", lambda a, b: a == b, np.equal, binary_samples(), grad=False),
+    OpInfo("lt", lambda a, b: a < b, np.less, binary_samples(), grad=False),
+    OpInfo("le", lambda a, b: a <= b, np.less_equal, binary_samples(), grad=False),
+    OpInfo("gt", lambda a, b: a > b, np.greater, binary_samples(), grad=False),
+    OpInfo("ge", lambda a, b: a >= b, np.greater_equal, binary_samples(), grad=False),
+    OpInfo("ne", lambda a, b: a != b, np.not_equal, binary_samples(), grad=False),
+    # ---- reductions
+    OpInfo("sum", lambda x, **k: x.sum(**k), _np_reduce(np.sum),
+           reduce_samples([{}, {"dim": 1}, {"dim": (0, 2), "keepdim": True}, {"dim": -1}])),
+    OpInfo("mean", lambda x, **k: x.mean(**k), _np_reduce(np.mean),
+           reduce_samples([{}, {"dim": 0}, {"dim": (1, 2)}, {"dim": 1, "keepdim": True}])),
+    OpInfo("amax", lambda x, **k: x.amax(**k), _np_reduce(np.max), reduce_samples([{}, {"dim": 1}, {"dim": (0, 2), "keepdim": True}])),
+    OpInfo("amin", lambda x, **k: x.amin(**k), _np_reduce(np.min), reduce_samples([{"dim": 0}, {"dim": (1,)}])),
+    OpInfo("max_dim", lambda x, dim, keepdim=False: x.max(dim, keepdim).values,
+           lambda x, dim, keepdim=False: x.max(axis=dim, keepdims=keepdim), reduce_samples([{"dim": 1}, {"dim": 0, "keepdim": True}])),
+    OpInfo("min_dim", lambda x, dim: x.min(dim).values, lambda x, dim: x.min(axis=dim), reduce_samples([{"dim": 2}])),
+    OpInfo("max_all", lambda x: x.max(), np.max, reduce_samples([{}])),
+    OpInfo("argmax", lambda x, **k: x.argmax(**k), lambda x, dim=None, keepdim=False: np.argmax(x, axis=dim, keepdims=keepdim),
+           reduce_samples([{}, {"dim": 1}, {"dim": 0, "keepdim": True}]), grad=False),
+    OpInfo("argmin", lambda x, **k: x.argmin(**k), lambda x, dim=None: np.argmin(x, axis=dim), reduce_samples([{"dim": 2}]), grad=False),
+    OpInfo("var", lambda x, **k: x.var(**k), lambda x, dim=None, keepdim=False, unbiased=True: np.var(x, axis=dim, ddof=1 if unbiased else 0, keepdims=keepdim),
+           reduce_samples([{}, {"dim": 1}, {"dim": (0, 2), "unbiased": False}, {"dim": 2, "keepdim": True}])),
+    OpInfo("std", lambda x, **k: x.std(**k), lambda x, dim=None, keepdim=False: np.std(x, axis=dim, ddof=1, keepdims=keepdim),
+           reduce_samples([{}, {"dim": 0}])),
+    OpInfo("logsumexp", lambda x, dim, keepdim=False: x.logsumexp(dim, keepdim),
+           lambda x, dim, keepdim=False: np.log(np.exp(x).sum(axis=dim, keepdims=keepdim)), reduce_samples([{"dim": 1}, {"dim": 0, "keepdim": True}])),
+    # ---- matmul
+    OpInfo("matmul", lambda a, b: a @ b, np.matmul, matmul_samples, atol=1e-5),  # f32 accumulation over k
+    # ---- views and shape ops
+    OpInfo("reshape", lambda x: x.reshape(6, -1), lambda x: x.reshape(6, -1), view_samples),
+    OpInfo("view", lambda x: x.contiguous().view(3, 8), lambda x: x.reshape(3, 8), view_samples),
+    OpInfo("transpose", lambda x: x.transpose(0, 2), lambda x: x.swapaxes(0, 2), view_samples),
+    OpInfo("permute", lambda x: x.permute(2, 0, 1), lambda x: x.transpose(2, 0, 1), view_samples),
+    OpInfo("T", lambda x: x.T, lambda x: x.T, view_samples),
+    OpInfo("unsqueeze", lambda x: x.unsqueeze(1), lambda x: np.expand_dims(x, 1), view_samples),
+    OpInfo("squeeze", lambda x: x[:, :1].squeeze(1), lambda x: x[:, :1].squeeze(1), view_samples),
+    OpInfo("expand", lambda x: x[:, :1].expand(2, 5, -1), lambda x: np.broadcast_to(x[:, :1], (2, 5, x.shape[2])), view_samples),
+    OpInfo("flatten", lambda x: x.flatten(1), lambda x: x.reshape(x.shape[0], -1), view_samples),
+    OpInfo("narrow", lambda x: x.narrow(2, 1, 2), lambda x: x[:, :, 1:3], view_samples),
+    OpInfo("slice", _slice_op, _slice_ref, view_samples),
+    OpInfo("index_int", _getitem_int, _getitem_int, view_samples),
+    OpInfo("index_ellipsis", lambda x: x[..., 0, None], lambda x: x[..., 0, None], view_samples),
+    OpInfo("index_tensor", _adv_index, _adv_index_ref, view_samples),
+    OpInfo("index_mask", _mask_index, _mask_index_ref, view_samples),
+    OpInfo("contiguous", lambda x: x.contiguous(), lambda x: x, view_samples),
+    OpInfo("repeat", lambda x: x.repeat(2, 1, 1), lambda x: np.tile(x, (2, 1, 1)), view_samples),
+    OpInfo("cat", lambda a, b, dim: bp.cat([a, b], dim), lambda a, b, dim: np.concatenate([a, b], dim), cat_samples),
+    OpInfo("stack", lambda a, b, dim: bp.stack([a, b], dim), lambda a, b, dim: np.stack([a, b], dim), stack_samples),
+    # ---- index ops
+    OpInfo("gather", lambda x, i, dim: x.gather(dim, i), lambda x, i, dim: np.take_along_axis(x, i, dim), index_gather_samples),
+    OpInfo("index_select", lambda x, i, dim: x.index_select(dim, i), lambda x, i, dim: np.take(x, i, axis=dim), index_select_samples),
+    OpInfo("scatter_add", lambda x, s, i, dim: x.scatter_add(dim, i, s), _scatter_add_ref, scatter_add_samples),
+    OpInfo("index_add", lambda x, s, i, dim: x.index_add(dim, i, s), _index_add_ref, index_add_samples),
+    # ---- softmax and losses
+    OpInfo("softmax", lambda x, dim: x.softmax(dim), lambda x, dim: _softmax(x, dim), reduce_samples([{"dim": -1}, {"dim": 0}, {"dim": 1}])),
+    OpInfo("log_softmax", lambda x, dim: x.log_softmax(dim), lambda x, dim: _log_softmax(x, dim), reduce_samples([{"dim": -1}, {"dim": 1}])),
+    OpInfo("cross_entropy", _ce_op, _ce_ref_kw, ce_samples),
+    OpInfo("cross_entropy_probs", lambda x, p, **k: F.cross_entropy(x, p, **k), _ce_prob_ref, ce_prob_samples),
+    OpInfo("nll_loss", lambda x, t, **k: F.nll_loss(x, t, **k), _nll_ref, nll_samples),
+    OpInfo("mse_loss", lambda a, b, **k: F.mse_loss(a, b, **k),
+           lambda a, b, reduction: {"none": (a - b) ** 2, "sum": ((a - b) ** 2).sum(), "mean": ((a - b) ** 2).mean()}[reduction], pair_loss_samples),
+    OpInfo("l1_loss", lambda a, b, **k: F.l1_loss(a, b, **k),
+           lambda a, b, reduction: {"none": np.abs(a - b), "sum": np.abs(a - b).sum(), "mean": np.abs(a - b).mean()}[reduction], pair_loss_samples),
+    OpInfo("bce_with_logits", lambda x, y, **k: F.binary_cross_entropy_with_logits(x, y, **k), _bce_ref, bce_samples),
+]
