@@ -123,3 +123,14 @@ def test_no_panic_surfaces_as_base_exception():
             c()
         except Exception:
             pass
+
+
+def test_shapes_too_large_to_address_are_rejected():
+    with pytest.raises(ValueError):
+        bp.ones(1).expand(2**40, 2**40)
+    with pytest.raises(ValueError):
+        bp.ones(1).expand(2**62, 4)
+    a = bp.ones(1).expand(2**31, 1)
+    b = bp.ones(1).expand(1, 2**40)
+    with pytest.raises(ValueError):
+        a + b  # the broadcast shape would have 2**71 elements

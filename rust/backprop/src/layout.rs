@@ -99,7 +99,7 @@ impl Layout {
             rhs: target.clone(),
             detail: ": the expanded size must match the existing size at each non-singleton dimension".into(),
         };
-        if tr < r {
+        if tr < r || target.checked_numel().is_none() {
             return Err(err());
         }
         let mut strides = vec![0; tr];

@@ -25,13 +25,20 @@ impl Shape {
         self.0.len()
     }
 
-    /// Number of elements (1 for a 0-d tensor, 0 if any dimension is 0).
+    /// Number of elements (1 for a 0-d tensor, 0 if any dimension is 0). Saturates instead of
+    /// overflowing; shapes that large are rejected wherever they could be created.
     pub fn numel(&self) -> usize {
-        self.0.iter().product()
+        if self.0.contains(&0) {
+            return 0;
+        }
+        self.0.iter().fold(1usize, |a, &d| a.saturating_mul(d))
     }
 
     /// Number of elements, or `None` if it does not fit in `usize`.
     pub fn checked_numel(&self) -> Option<usize> {
+        if self.0.contains(&0) {
+            return Some(0);
+        }
         self.0.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
     }
 
@@ -91,7 +98,11 @@ impl Shape {
                 });
             };
         }
-        Ok(Shape(out))
+        let out = Shape(out);
+        if out.checked_numel().is_none() {
+            return Err(Error::InvalidShape { op, shape: out, msg: "the broadcast shape has more elements than fit in memory addressing".into() });
+        }
+        Ok(out)
     }
 
     /// The dims that were broadcast when going from `self` to `target` (for summing gradients back),
