@@ -12,7 +12,7 @@ fi
 # shellcheck disable=SC1091
 . .venv/bin/activate
 python -m pip install -q --disable-pip-version-check --upgrade pip
-python -m pip install -q --disable-pip-version-check "numpy>=1.22" "pytest>=7" "maturin>=1.7,<2"
+python -m pip install -q --disable-pip-version-check "numpy>=1.22" "tqdm>=4.60" "pytest>=7" "maturin>=1.7,<2"
 
 echo "== build the extension (release)"
 maturin develop --release --quiet

@@ -18,6 +18,9 @@ __all__ = [
     "log_softmax",
     "dropout",
     "linear",
+    "layer_norm",
+    "batch_norm",
+    "embedding",
     "cross_entropy",
     "nll_loss",
     "mse_loss",
@@ -34,6 +37,17 @@ dropout = _core.dropout
 gelu = _core.gelu
 leaky_relu = _core.leaky_relu
 softplus = _core.softplus
+embedding = _core.embedding
+
+
+def layer_norm(input: Tensor, normalized_shape, weight: Optional[Tensor] = None, bias: Optional[Tensor] = None, eps: float = 1e-5) -> Tensor:
+    shape = [normalized_shape] if isinstance(normalized_shape, int) else list(normalized_shape)
+    return _core.layer_norm(input, shape, weight, bias, eps)
+
+
+def batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor], weight: Optional[Tensor] = None,
+               bias: Optional[Tensor] = None, training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    return _core.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
@@ -58,5 +72,4 @@ def log_softmax(input: Tensor, dim: int, dtype=None) -> Tensor:
 
 def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
     """``input @ weight.T + bias`` (weight is ``[out_features, in_features]``, as in PyTorch)."""
-    out = input @ weight.mT if weight.ndim >= 2 else input @ weight
-    return out if bias is None else out + bias
+    return _core.linear(input, weight, bias)

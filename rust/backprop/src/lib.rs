@@ -36,6 +36,7 @@ pub mod layout;
 mod linalg;
 pub mod nn;
 pub mod op;
+pub mod optim;
 mod pointwise;
 pub mod random;
 mod reduction;

@@ -1,0 +1,141 @@
+"""A small trainer: runs backprop over data fed in one of the four modes (batch, stochastic,
+minibatch, online; see :mod:`backprop_rs.data.modes`), with a live progress bar."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, List, Optional, Tuple
+
+from . import _core
+from ._core import Tensor
+from .autograd import no_grad
+from .data import MODES, TensorDataset, loader_for
+
+
+@dataclass
+class History:
+    """What happened during training: one entry per epoch (or per reporting chunk online)."""
+
+    mode: str
+    loss: List[float] = field(default_factory=list)
+    train_acc: List[float] = field(default_factory=list)
+    test_acc: List[float] = field(default_factory=list)
+    updates: int = 0
+    seconds: float = 0.0
+
+
+def accuracy(model, x: Tensor, y: Tensor, batch_size: int = 1024) -> float:
+    """Fraction of rows of ``x`` whose arg-max prediction equals ``y`` (in eval mode, no graph)."""
+    was_training = model.training
+    model.eval()
+    correct = 0
+    with no_grad():
+        for s in range(0, x.shape[0], batch_size):
+            out = model(x[s : s + batch_size])
+            correct += int((out.argmax(1) == y[s : s + batch_size]).sum().item())
+    model.train(was_training)
+    return correct / max(1, x.shape[0])
+
+
+def _bar(iterable, total, desc, enabled):
+    if not enabled:
+        return iterable
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm is a dependency; stay usable without it
+        return iterable
+    return tqdm(iterable, total=total, desc=desc, leave=True, dynamic_ncols=True, mininterval=0.2)
+
+
+def fit(
+    model,
+    optimizer,
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    data: Any,
+    *,
+    mode: str = "minibatch",
+    epochs: int = 1,
+    batch_size: int = 32,
+    seed: Optional[int] = None,
+    scheduler=None,
+    eval_data: Optional[Tuple[Tensor, Tensor]] = None,
+    progress: bool = True,
+    report_every: int = 1000,
+) -> History:
+    """Trains ``model`` in place.
+
+    ``data`` is a ``TensorDataset`` (inputs, integer labels) for the batch, stochastic and
+    minibatch modes, and an iterable of ``(x, y)`` examples for ``online`` (each ``x`` with a
+    leading batch dim of 1; see :func:`backprop_rs.data.stream`). ``scheduler.step()`` runs once
+    per epoch (per ``report_every`` examples online). Returns a :class:`History`.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown mode '{mode}'; expected one of {', '.join(MODES)}")
+    hist = History(mode=mode)
+    t0 = time.perf_counter()
+    model.train()
+
+    def update(xb: Tensor, yb: Tensor) -> Tuple[float, int, int]:
+        out = model(xb)
+        loss = loss_fn(out, yb)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        hist.updates += 1
+        with no_grad():
+            correct = int((out.argmax(1) == yb).sum().item()) if out.ndim == 2 else 0
+        return float(loss.item()), correct, int(yb.shape[0])
+
+    if mode == "online":
+        # One update per arriving example; running averages instead of epochs.
+        loss_sum = correct = seen = 0.0
+        chunk = 0
+        bar = _bar(data, getattr(data, "__len__", lambda: None)(), "online", progress)
+        for item in bar:
+            xb, yb = item[0], item[1]
+            l, c, n = update(xb, yb)
+            loss_sum, correct, seen, chunk = loss_sum + l * n, correct + c, seen + n, chunk + n
+            if chunk >= report_every:
+                _close_chunk(hist, loss_sum / seen, correct / seen, model, eval_data, bar)
+                loss_sum = correct = seen = chunk = 0
+                if scheduler is not None:
+                    scheduler.step()
+        if seen:
+            _close_chunk(hist, loss_sum / seen, correct / seen, model, eval_data, bar)
+        if hasattr(bar, "close"):
+            bar.close()
+    else:
+        if not isinstance(data, TensorDataset):
+            raise TypeError(f"mode '{mode}' needs a TensorDataset; got {type(data).__name__}")
+        loader = loader_for(mode, data, batch_size, seed)
+        for epoch in range(1, epochs + 1):
+            loss_sum = correct = seen = 0.0
+            bar = _bar(loader, len(loader), f"epoch {epoch}/{epochs}", progress)
+            for i, (xb, yb) in enumerate(bar):
+                l, c, n = update(xb, yb)
+                loss_sum, correct, seen = loss_sum + l * n, correct + c, seen + n
+                if hasattr(bar, "set_postfix") and (i % 50 == 0 or i == len(loader) - 1):
+                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
+            _close_chunk(hist, loss_sum / max(seen, 1), correct / max(seen, 1), model, eval_data, bar)
+            if hasattr(bar, "close"):
+                bar.close()
+            if scheduler is not None:
+                scheduler.step()
+    hist.seconds = time.perf_counter() - t0
+    return hist
+
+
+def _close_chunk(hist: History, loss: float, acc: float, model, eval_data, bar) -> None:
+    hist.loss.append(loss)
+    hist.train_acc.append(acc)
+    post = {"loss": f"{loss:.4f}", "acc": f"{acc:.3f}"}
+    if eval_data is not None:
+        ta = accuracy(model, *eval_data)
+        hist.test_acc.append(ta)
+        post["test_acc"] = f"{ta:.3f}"
+    if hasattr(bar, "set_postfix"):
+        bar.set_postfix(post)
+    if not math.isfinite(loss):
+        raise FloatingPointError(f"training diverged (loss = {loss}); try a smaller learning rate")
