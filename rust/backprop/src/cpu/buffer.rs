@@ -83,8 +83,31 @@ pub fn try_zeroed<T: Element>(n: usize) -> Option<Vec<T>> {
     if ptr.is_null() {
         return None;
     }
+    advise_huge_pages(ptr as *mut u8, layout.size());
     // SAFETY: allocated by the global allocator with exactly this layout, fully initialised.
     Some(unsafe { Vec::from_raw_parts(ptr, n, n) })
+}
+
+/// Asks Linux to back large buffers with transparent huge pages (what NumPy does too): a 64 MB
+/// output then takes 32 page faults instead of 16384, which is most of the cost of a
+/// memory-bound elementwise op on a fresh buffer. A hint only; failures are ignored.
+fn advise_huge_pages(ptr: *mut u8, bytes: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        if bytes >= 2 * HUGE {
+            let start = (ptr as usize).div_ceil(HUGE) * HUGE;
+            let end = (ptr as usize + bytes) / HUGE * HUGE;
+            if end > start {
+                // SAFETY: the range lies inside an allocation we own; madvise only changes paging policy.
+                unsafe {
+                    libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+                }
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (ptr, bytes);
 }
 
 /// `try_zeroed` with the engine's out-of-memory error.

@@ -7,7 +7,12 @@
 //! column broadcast) are straight loops the compiler vectorises.
 
 use super::buffer::alloc;
+use super::math;
 use super::parallel::{go_parallel, CHUNK};
+use super::simd::dispatch;
+use super::vmath;
+use crate::op::{BinaryOp, CmpOp, UnaryOp};
+use crate::FloatElement;
 use crate::layout::StridedPlan;
 use crate::{Element, Layout, Result};
 use rayon::prelude::*;
@@ -29,23 +34,27 @@ pub fn map_runs<const N: usize, U: Element>(
     let inner = plan.inner_len;
     let runs = plan.outer_count();
     let strides = plan.inner_strides;
+    // every piece of work runs inside `simd::dispatch`, so the inlined loop is vectorised for
+    // the CPU's best instruction set
     if !go_parallel(n) {
-        plan.for_each_run(0, runs, |offs, r| run(offs, strides, &mut out[r * inner..(r + 1) * inner]));
+        dispatch(|| plan.for_each_run(0, runs, |offs, r| run(offs, strides, &mut out[r * inner..(r + 1) * inner])));
     } else if runs == 1 {
         // one long run: split it into fixed-size pieces
         out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, piece)| {
             let start = c * CHUNK;
             let offs = std::array::from_fn(|k| plan.offsets[k] + start * strides[k]);
-            run(offs, strides, piece);
+            dispatch(|| run(offs, strides, piece));
         });
     } else {
         let runs_per_task = (CHUNK / inner).max(1);
         out.par_chunks_mut(runs_per_task * inner).enumerate().for_each(|(c, piece)| {
             let first = c * runs_per_task;
             let last = (first + piece.len() / inner).min(runs);
-            plan.for_each_run(first, last, |offs, r| {
-                let local = r - first;
-                run(offs, strides, &mut piece[local * inner..(local + 1) * inner]);
+            dispatch(|| {
+                plan.for_each_run(first, last, |offs, r| {
+                    let local = r - first;
+                    run(offs, strides, &mut piece[local * inner..(local + 1) * inner]);
+                })
             });
         });
     }
@@ -53,6 +62,7 @@ pub fn map_runs<const N: usize, U: Element>(
 }
 
 /// `out[i] = f(x[i])` over a strided view.
+#[inline(always)]
 pub fn map1<T: Element, U: Element>(op: &'static str, x: &[T], l: &Layout, f: impl Fn(T) -> U + Sync + Send) -> Result<Vec<U>> {
     map_runs(op, [l], |[o], [s], out: &mut [U]| {
         let n = out.len();
@@ -69,6 +79,7 @@ pub fn map1<T: Element, U: Element>(op: &'static str, x: &[T], l: &Layout, f: im
 }
 
 /// `out[i] = f(a[i], b[i])` over two same-shape strided views.
+#[inline(always)]
 pub fn map2<T: Element, U: Element>(
     op: &'static str,
     a: &[T],
@@ -133,4 +144,92 @@ pub fn copy_into<T: Element>(dst: &mut [T], dl: &Layout, src: &[T], sl: &Layout)
             }
         }
     });
+}
+
+// ---------------------------------------------------------------------- per-op kernels
+//
+// The op is matched once, outside the loop: each arm instantiates `map1`/`map2` with a closure
+// for exactly one function, which the compiler inlines and vectorises. (Matching inside the loop
+// would keep every element on the scalar path.)
+
+/// Float unary ops with the float-type-specific fast functions supplied by the caller.
+macro_rules! unary_arms {
+    ($name:expr, $x:expr, $l:expr, $op:expr, exp = $exp:expr, log = $log:expr, tanh = $tanh:expr, sigmoid = $sig:expr) => {
+        match $op {
+            UnaryOp::Neg => map1($name, $x, $l, |v| -v),
+            UnaryOp::Abs => map1($name, $x, $l, |v| v.abs()),
+            UnaryOp::Sign => map1($name, $x, $l, math::sign),
+            UnaryOp::Exp => map1($name, $x, $l, $exp),
+            UnaryOp::Log => map1($name, $x, $l, $log),
+            UnaryOp::Sqrt => map1($name, $x, $l, |v| v.sqrt()),
+            UnaryOp::Sin => map1($name, $x, $l, |v| v.sin()),
+            UnaryOp::Cos => map1($name, $x, $l, |v| v.cos()),
+            UnaryOp::Tanh => map1($name, $x, $l, $tanh),
+            UnaryOp::Sigmoid => map1($name, $x, $l, $sig),
+            UnaryOp::Relu => map1($name, $x, $l, |v| if v < 0.0 { 0.0 } else { v }),
+            UnaryOp::Gelu => map1($name, $x, $l, |v| math::unary_float(UnaryOp::Gelu, v)),
+            UnaryOp::Erf => map1($name, $x, $l, math::erf),
+            UnaryOp::Softplus => map1($name, $x, $l, math::softplus),
+        }
+    };
+}
+
+pub fn unary_f32(x: &[f32], l: &Layout, op: UnaryOp) -> Result<Vec<f32>> {
+    unary_arms!(op.name(), x, l, op, exp = vmath::exp_f32, log = vmath::log_f32, tanh = vmath::tanh_f32, sigmoid = vmath::sigmoid_f32)
+}
+
+pub fn unary_f64(x: &[f64], l: &Layout, op: UnaryOp) -> Result<Vec<f64>> {
+    // f64 keeps libm's correctly-rounded-ish functions: it is the precision path (gradcheck)
+    unary_arms!(op.name(), x, l, op, exp = |v: f64| v.exp(), log = |v: f64| v.ln(), tanh = |v: f64| v.tanh(), sigmoid = math::sigmoid)
+}
+
+pub fn unary_i64(x: &[i64], l: &Layout, op: UnaryOp) -> Result<Vec<i64>> {
+    let name = op.name();
+    match op {
+        UnaryOp::Neg => map1(name, x, l, |v: i64| v.wrapping_neg()),
+        UnaryOp::Abs => map1(name, x, l, |v: i64| v.wrapping_abs()),
+        UnaryOp::Sign => map1(name, x, l, |v: i64| v.signum()),
+        _ => map1(name, x, l, |v: i64| v.max(0)),
+    }
+}
+
+pub fn binary_float<T: FloatElement>(a: &[T], al: &Layout, b: &[T], bl: &Layout, op: BinaryOp) -> Result<Vec<T>> {
+    let name = op.name();
+    match op {
+        BinaryOp::Add => map2(name, a, al, b, bl, |x, y| x + y),
+        BinaryOp::Sub => map2(name, a, al, b, bl, |x, y| x - y),
+        BinaryOp::Mul => map2(name, a, al, b, bl, |x, y| x * y),
+        BinaryOp::Div => map2(name, a, al, b, bl, |x, y| x / y),
+        BinaryOp::Pow => map2(name, a, al, b, bl, |x: T, y: T| x.powf(y)),
+        BinaryOp::Maximum => map2(name, a, al, b, bl, math::max_nan),
+        BinaryOp::Minimum => map2(name, a, al, b, bl, math::min_nan),
+    }
+}
+
+pub fn binary_i64(a: &[i64], al: &Layout, b: &[i64], bl: &Layout, op: BinaryOp) -> Result<Vec<i64>> {
+    let name = op.name();
+    match op {
+        BinaryOp::Add => map2(name, a, al, b, bl, |x: i64, y: i64| x.wrapping_add(y)),
+        BinaryOp::Sub => map2(name, a, al, b, bl, |x: i64, y: i64| x.wrapping_sub(y)),
+        BinaryOp::Mul => map2(name, a, al, b, bl, |x: i64, y: i64| x.wrapping_mul(y)),
+        BinaryOp::Maximum => map2(name, a, al, b, bl, |x: i64, y: i64| x.max(y)),
+        BinaryOp::Minimum => map2(name, a, al, b, bl, |x: i64, y: i64| x.min(y)),
+        _ => map2(name, a, al, b, bl, |x, y| math::binary_i64(op, x, y)),
+    }
+}
+
+pub fn binary_bool(a: &[u8], al: &Layout, b: &[u8], bl: &Layout, op: BinaryOp) -> Result<Vec<u8>> {
+    map2(op.name(), a, al, b, bl, |x, y| math::binary_bool(op, x, y))
+}
+
+pub fn compare<T: Element>(a: &[T], al: &Layout, b: &[T], bl: &Layout, op: CmpOp) -> Result<Vec<u8>> {
+    let name = op.name();
+    match op {
+        CmpOp::Eq => map2(name, a, al, b, bl, |x, y| (x == y) as u8),
+        CmpOp::Ne => map2(name, a, al, b, bl, |x, y| (x != y) as u8),
+        CmpOp::Lt => map2(name, a, al, b, bl, |x, y| (x < y) as u8),
+        CmpOp::Le => map2(name, a, al, b, bl, |x, y| (x <= y) as u8),
+        CmpOp::Gt => map2(name, a, al, b, bl, |x, y| (x > y) as u8),
+        CmpOp::Ge => map2(name, a, al, b, bl, |x, y| (x >= y) as u8),
+    }
 }

@@ -7,12 +7,14 @@ pub mod math;
 pub mod matmul;
 pub mod parallel;
 pub mod reduce;
+pub mod simd;
+pub mod vmath;
 
 use crate::backend::BackendStorage;
 use crate::op::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp};
 use crate::{DType, Device, Element, Error, Layout, Result, Shape};
 pub use buffer::Buffer;
-use elementwise::{map1, map2, select};
+use elementwise::{map1, select};
 
 /// CPU memory of one dtype.
 pub enum CpuStorage {
@@ -182,38 +184,26 @@ impl BackendStorage for CpuStorage {
     }
 
     fn unary(&self, l: &Layout, op: UnaryOp) -> Result<Self> {
-        let name = op.name();
         Ok(match self {
-            CpuStorage::F32(b) => CpuStorage::F32(Buffer::from_vec(map1(name, b.as_slice(), l, |v| math::unary_float(op, v))?)),
-            CpuStorage::F64(b) => CpuStorage::F64(Buffer::from_vec(map1(name, b.as_slice(), l, |v| math::unary_float(op, v))?)),
-            CpuStorage::I64(b) if op.keeps_integers() => {
-                CpuStorage::I64(Buffer::from_vec(map1(name, b.as_slice(), l, |v| math::unary_int(op, v))?))
-            }
-            other => return Err(Error::DType { op: name, dtype: other.dtype(), detail: " (expected a float tensor)".into() }),
+            CpuStorage::F32(b) => CpuStorage::F32(Buffer::from_vec(elementwise::unary_f32(b.as_slice(), l, op)?)),
+            CpuStorage::F64(b) => CpuStorage::F64(Buffer::from_vec(elementwise::unary_f64(b.as_slice(), l, op)?)),
+            CpuStorage::I64(b) if op.keeps_integers() => CpuStorage::I64(Buffer::from_vec(elementwise::unary_i64(b.as_slice(), l, op)?)),
+            other => return Err(Error::DType { op: op.name(), dtype: other.dtype(), detail: " (expected a float tensor)".into() }),
         })
     }
 
     fn binary(&self, l: &Layout, rhs: &Self, rl: &Layout, op: BinaryOp) -> Result<Self> {
-        let name = op.name();
         Ok(match (self, rhs) {
-            (CpuStorage::F32(a), CpuStorage::F32(b)) => {
-                CpuStorage::F32(Buffer::from_vec(map2(name, a.as_slice(), l, b.as_slice(), rl, |x, y| math::Arith::binary(op, x, y))?))
-            }
-            (CpuStorage::F64(a), CpuStorage::F64(b)) => {
-                CpuStorage::F64(Buffer::from_vec(map2(name, a.as_slice(), l, b.as_slice(), rl, |x, y| math::Arith::binary(op, x, y))?))
-            }
-            (CpuStorage::I64(a), CpuStorage::I64(b)) => {
-                CpuStorage::I64(Buffer::from_vec(map2(name, a.as_slice(), l, b.as_slice(), rl, |x, y| math::binary_i64(op, x, y))?))
-            }
-            (CpuStorage::Bool(a), CpuStorage::Bool(b)) => {
-                CpuStorage::Bool(Buffer::from_vec(map2(name, a.as_slice(), l, b.as_slice(), rl, |x, y| math::binary_bool(op, x, y))?))
-            }
-            (a, b) => return Err(Error::DTypeMismatch { op: name, lhs: a.dtype(), rhs: b.dtype() }),
+            (CpuStorage::F32(a), CpuStorage::F32(b)) => CpuStorage::F32(Buffer::from_vec(elementwise::binary_float(a.as_slice(), l, b.as_slice(), rl, op)?)),
+            (CpuStorage::F64(a), CpuStorage::F64(b)) => CpuStorage::F64(Buffer::from_vec(elementwise::binary_float(a.as_slice(), l, b.as_slice(), rl, op)?)),
+            (CpuStorage::I64(a), CpuStorage::I64(b)) => CpuStorage::I64(Buffer::from_vec(elementwise::binary_i64(a.as_slice(), l, b.as_slice(), rl, op)?)),
+            (CpuStorage::Bool(a), CpuStorage::Bool(b)) => CpuStorage::Bool(Buffer::from_vec(elementwise::binary_bool(a.as_slice(), l, b.as_slice(), rl, op)?)),
+            (a, b) => return Err(Error::DTypeMismatch { op: op.name(), lhs: a.dtype(), rhs: b.dtype() }),
         })
     }
 
     fn compare(&self, l: &Layout, rhs: &Self, rl: &Layout, op: CmpOp) -> Result<Self> {
-        let out = pair!(op.name(), self, rhs, |a, b, T| map2::<T, u8>(op.name(), a, l, b, rl, |x, y| math::compare(op, x, y)))?;
+        let out = pair!(op.name(), self, rhs, |a, b, T| elementwise::compare::<T>(a, l, b, rl, op))?;
         Ok(CpuStorage::Bool(Buffer::from_vec(out)))
     }
 
