@@ -51,8 +51,9 @@ from ._core import (
     zeros,
     zeros_like,
 )
-from . import autograd, data, nn, optim
+from . import autograd, data, nn, optim, serialization
 from .autograd import enable_grad, no_grad, set_grad_enabled
+from .serialization import load, save
 
 __version__ = _core.__version__
 

@@ -392,7 +392,18 @@ fn export<'py, T: numpy::Element>(py: Python<'py>, t: &Tensor) -> PyResult<Bound
 
 /// A NumPy array viewing the tensor's memory when it is a plain strided view on the CPU;
 /// otherwise (GPU, broadcast views) a copy.
+/// rust-numpy builds arrays of at most this many dimensions and panics beyond it (tensors of
+/// higher rank are legal, e.g. loaded from a checkpoint), so the export checks first.
+const NUMPY_MAX_DIMS: usize = 32;
+
 pub fn to_numpy<'py>(py: Python<'py>, t: &Tensor, force_copy: bool) -> PyResult<Bound<'py, PyAny>> {
+    if t.rank() > NUMPY_MAX_DIMS {
+        return Err(PyValueError::new_err(format!(
+            "cannot convert a tensor of rank {} (shape {}) to a NumPy array: at most {NUMPY_MAX_DIMS} dimensions are supported",
+            t.rank(),
+            t.shape()
+        )));
+    }
     let t = if t.device() != Device::Cpu { t.to_device(Device::Cpu).py()? } else { t.clone() };
     let t = if force_copy || t.strides().iter().zip(t.dims()).any(|(&s, &d)| s == 0 && d > 1) || t.numel() == 0 {
         t.detach().contiguous_copy().py()?.detach()

@@ -6,6 +6,7 @@ mod convert;
 mod errors;
 mod functions;
 mod nn;
+mod io;
 mod tensor;
 
 use pyo3::prelude::*;
@@ -27,6 +28,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     }
     functions::register(m)?;
     nn::register(m)?;
+    io::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

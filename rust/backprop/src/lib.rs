@@ -20,7 +20,8 @@
 //! The crate is organised one concept per file: [`Tensor`] (`tensor.rs`) holds storage +
 //! [`Layout`] + autograd metadata; `op.rs` lists the primitive ops; `autograd.rs` walks the graph
 //! and holds every gradient rule; `cpu/` (and `gpu/` with the `gpu` feature) implement the
-//! primitives behind one [`backend::BackendStorage`] trait.
+//! primitives behind one [`backend::BackendStorage`] trait; [`io`] saves and loads safetensors
+//! checkpoints.
 
 pub mod autograd;
 pub mod backend;
@@ -32,6 +33,7 @@ pub mod dtype;
 pub mod error;
 pub mod gradcheck;
 mod indexing;
+pub mod io;
 pub mod layout;
 mod linalg;
 pub mod nn;
