@@ -330,6 +330,86 @@ def _mask_index_ref(x):
     return x[x > 0]
 
 
+def _np_unfold(x, k, stride=(1, 1), pad=(0, 0), dil=(1, 1), value=0.0):
+    n, c, h, w = x.shape
+    xp = np.full((n, c, h + 2 * pad[0], w + 2 * pad[1]), value, dtype=x.dtype)
+    xp[:, :, pad[0]:pad[0] + h, pad[1]:pad[1] + w] = x
+    oh = (h + 2 * pad[0] - dil[0] * (k[0] - 1) - 1) // stride[0] + 1
+    ow = (w + 2 * pad[1] - dil[1] * (k[1] - 1) - 1) // stride[1] + 1
+    cols = np.empty((n, c, k[0], k[1], oh, ow), dtype=x.dtype)
+    for i in range(k[0]):
+        for j in range(k[1]):
+            cols[:, :, i, j] = xp[:, :, i * dil[0]: i * dil[0] + stride[0] * oh: stride[0], j * dil[1]: j * dil[1] + stride[1] * ow: stride[1]][:, :, :oh, :ow]
+    return cols, oh, ow
+
+
+def _np_conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+    st, pd, dl = [(v, v) if isinstance(v, int) else v for v in (stride, padding, dilation)]
+    n, c = x.shape[:2]
+    o, cg, kh, kw = w.shape
+    cols, oh, ow = _np_unfold(x, (kh, kw), st, pd, dl)
+    cols = cols.reshape(n, groups, cg, kh, kw, oh, ow)
+    wg = w.reshape(groups, o // groups, cg, kh, kw)
+    out = np.einsum("ngcijhw,gocij->ngohw", cols, wg).reshape(n, o, oh, ow)
+    return out if b is None else out + b.reshape(1, o, 1, 1)
+
+
+def _np_conv_t(x, w, stride, padding, output_padding=0):
+    # transposed conv as the adjoint: scatter each input pixel times the kernel
+    n, cin, h, wd = x.shape
+    _, cout, kh, kw = w.shape
+    s, p = stride, padding
+    hout = (h - 1) * s - 2 * p + kh + output_padding
+    wout = (wd - 1) * s - 2 * p + kw + output_padding
+    full = np.zeros((n, cout, (h - 1) * s + kh + output_padding, (wd - 1) * s + kw + output_padding))
+    for i in range(h):
+        for j in range(wd):
+            full[:, :, i * s:i * s + kh, j * s:j * s + kw] += np.einsum("nc,cokl->nokl", x[:, :, i, j], w)
+    return full[:, :, p:p + hout, p:p + wout]
+
+
+def _np_pool(x, k, stride, pad, kind):
+    value = -np.inf if kind == "max" else 0.0
+    cols, oh, ow = _np_unfold(x, (k, k), (stride, stride), (pad, pad), (1, 1), value)
+    return cols.max(axis=(2, 3)) if kind == "max" else cols.mean(axis=(2, 3))
+
+
+def _np_adaptive(x, out):
+    n, c, h, w = x.shape
+    res = np.zeros((n, c, out[0], out[1]))
+    for i in range(out[0]):
+        h0, h1 = (i * h) // out[0], -(-((i + 1) * h) // out[0])
+        for j in range(out[1]):
+            w0, w1 = (j * w) // out[1], -(-((j + 1) * w) // out[1])
+            res[:, :, i, j] = x[:, :, h0:h1, w0:w1].mean(axis=(2, 3))
+    return res
+
+
+def conv_samples(rng):
+    n = rng.normal
+    return [
+        Sample([n(size=(2, 3, 6, 5)), n(size=(4, 3, 3, 3)), n(size=(4,))], dict(padding=1), "pad1-bias"),
+        Sample([n(size=(1, 4, 7, 7)), n(size=(6, 2, 3, 2)), n(size=(6,))], dict(stride=(2, 1), dilation=(1, 2), groups=2), "stride-dil-groups"),
+        Sample([n(size=(2, 1, 8, 8)), n(size=(3, 1, 5, 5)), n(size=(3,))], dict(padding="same"), "same"),
+        Sample([n(size=(1, 2, 5, 6)), n(size=(2, 2, 2, 2)), n(size=(2,))], dict(), "noncontig", noncontig=True),
+    ]
+
+
+def _conv_ref(x, w, b, **kw):
+    if kw.get("padding") == "same":
+        kw = dict(kw)
+        kw["padding"] = (w.shape[2] - 1) // 2
+    return _np_conv2d(x, w, b, **kw)
+
+
+def pool_samples(rng):
+    return [
+        Sample([rng.normal(size=(2, 3, 6, 6))], dict(k=2, stride=2, pad=0), "k2"),
+        Sample([rng.normal(size=(1, 2, 7, 5))], dict(k=3, stride=2, pad=1), "k3-pad"),
+        Sample([rng.normal(size=(1, 2, 6, 6))], dict(k=2, stride=1, pad=0), "overlap-noncontig", noncontig=True),
+    ]
+
+
 OPS: List[OpInfo] = [
     # ---- unary
     OpInfo("neg", lambda x: -x, lambda x: -x, unary_samples()),
@@ -431,4 +511,39 @@ OPS: List[OpInfo] = [
     OpInfo("l1_loss", lambda a, b, **k: F.l1_loss(a, b, **k),
            lambda a, b, reduction: {"none": np.abs(a - b), "sum": np.abs(a - b).sum(), "mean": np.abs(a - b).mean()}[reduction], pair_loss_samples),
     OpInfo("bce_with_logits", lambda x, y, **k: F.binary_cross_entropy_with_logits(x, y, **k), _bce_ref, bce_samples),
+    # ---- convolution family
+    OpInfo("conv2d", lambda x, w, b, **k: F.conv2d(x, w, b, **k), _conv_ref, conv_samples, atol=1e-5),
+    OpInfo("conv_transpose2d", lambda x, w, stride, padding, output_padding: F.conv_transpose2d(x, w, None, stride, padding, output_padding),
+           lambda x, w, stride, padding, output_padding: _np_conv_t(x, w, stride, padding, output_padding),
+           lambda rng: [Sample([rng.normal(size=(2, 3, 3, 4)), rng.normal(size=(3, 2, 3, 3))], dict(stride=2, padding=1, output_padding=1), "s2p1op1"),
+                        Sample([rng.normal(size=(1, 2, 4, 4)), rng.normal(size=(2, 3, 2, 2))], dict(stride=1, padding=0, output_padding=0), "s1")], atol=1e-5),
+    OpInfo("max_pool2d", lambda x, k, stride, pad: F.max_pool2d(x, k, stride, pad), lambda x, k, stride, pad: _np_pool(x, k, stride, pad, "max"), pool_samples),
+    OpInfo("avg_pool2d", lambda x, k, stride, pad: F.avg_pool2d(x, k, stride, pad), lambda x, k, stride, pad: _np_pool(x, k, stride, pad, "avg"), pool_samples),
+    OpInfo("adaptive_avg_pool2d", lambda x, out: F.adaptive_avg_pool2d(x, out), _np_adaptive,
+           lambda rng: [Sample([rng.normal(size=(2, 3, 7, 5))], dict(out=(3, 2)), "uneven"), Sample([rng.normal(size=(1, 2, 4, 4))], dict(out=(2, 2)), "even")]),
+    OpInfo("pad_constant", lambda x: F.pad(x, (1, 2, 2, 0), value=0.5), lambda x: np.pad(x, ((0, 0), (2, 0), (1, 2)), constant_values=0.5), view_samples),
+    OpInfo("pad_reflect", lambda x: F.pad(x, (2, 1), mode="reflect"), lambda x: np.pad(x, ((0, 0), (0, 0), (2, 1)), mode="reflect"), view_samples),
+    OpInfo("pad_replicate", lambda x: F.pad(x, (1, 3), mode="replicate"), lambda x: np.pad(x, ((0, 0), (0, 0), (1, 3)), mode="edge"), view_samples),
+    OpInfo("unfold", lambda x: F.unfold(x, (2, 3), dilation=1, padding=1, stride=(1, 2)),
+           lambda x: _np_unfold(x, (2, 3), (1, 2), (1, 1))[0].reshape(x.shape[0], x.shape[1] * 6, -1),
+           lambda rng: [Sample([rng.normal(size=(2, 3, 5, 6))], desc="4d")]),
+    OpInfo("fold", lambda c: F.fold(c, (4, 5), (2, 2), stride=(2, 1)),
+           lambda c: _np_fold(c, (4, 5), (2, 2), (2, 1)),
+           lambda rng: [Sample([rng.normal(size=(2, 3 * 4, 2 * 4))], desc="3d")]),
+    OpInfo("batch_norm2d", lambda x: F.batch_norm(x, None, None, training=True),
+           lambda x: (x - x.mean((0, 2, 3), keepdims=True)) / np.sqrt(x.var((0, 2, 3), keepdims=True) + 1e-5),
+           lambda rng: [Sample([rng.normal(size=(3, 2, 4, 5))], desc="4d")], atol=1e-5),
 ]
+
+
+def _np_fold(c, out, k, stride):
+    n, ckk, L = c.shape
+    ch = ckk // (k[0] * k[1])
+    oh = (out[0] - k[0]) // stride[0] + 1
+    ow = (out[1] - k[1]) // stride[1] + 1
+    c = c.reshape(n, ch, k[0], k[1], oh, ow)
+    res = np.zeros((n, ch, out[0], out[1]))
+    for i in range(k[0]):
+        for j in range(k[1]):
+            res[:, :, i:i + stride[0] * oh:stride[0], j:j + stride[1] * ow:stride[1]] += c[:, :, i, j]
+    return res

@@ -47,6 +47,14 @@ def test_verbose_output_and_options(tmp_path):
     assert "mode minibatch" in out
 
 
+def test_lenet_trains_from_the_cli(tmp_path):
+    out = tmp_path / "lenet.safetensors"
+    line = run("train", "--model", "lenet", "--epochs", "2", "--quiet", "--out", str(out))
+    acc = float(re.search(r"test_acc=([0-9.]+)", line).group(1))
+    assert acc > 0.5, line
+    assert f"{acc:.4f}" in run("eval", str(out))
+
+
 def test_eval_rejects_a_non_checkpoint(tmp_path):
     p = tmp_path / "x.safetensors"
     bp.save({"w": bp.ones(2)}, str(p))

@@ -134,3 +134,17 @@ def test_shapes_too_large_to_address_are_rejected():
     b = bp.ones(1).expand(1, 2**40)
     with pytest.raises(ValueError):
         a + b  # the broadcast shape would have 2**71 elements
+
+
+def test_convolution_errors_name_the_shapes():
+    F = bp.nn.functional
+    with pytest.raises(ValueError, match=r"conv2d.*\[1, 3, 8, 8\].*\[4, 2, 3, 3\].*channels"):
+        F.conv2d(bp.ones(1, 3, 8, 8), bp.ones(4, 2, 3, 3))
+    with pytest.raises(ValueError, match=r"conv2d.*kernel size 5x5.*larger than the padded input 3x3"):
+        F.conv2d(bp.ones(1, 1, 3, 3), bp.ones(1, 1, 5, 5))
+    with pytest.raises(ValueError, match="max_pool2d.*larger than the padded input"):
+        F.max_pool2d(bp.ones(1, 1, 2, 2), 3)
+    with pytest.raises(ValueError, match="4-d"):
+        F.conv2d(bp.ones(8, 8), bp.ones(1, 1, 3, 3))
+    with pytest.raises(ValueError, match="bias"):
+        F.conv2d(bp.ones(1, 1, 4, 4), bp.ones(2, 1, 3, 3), bp.ones(3))

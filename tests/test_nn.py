@@ -251,3 +251,29 @@ def test_clip_grad_norm():
     total = nn.utils.clip_grad_norm_([a, b], max_norm=10.0, norm_type=float("inf"))
     assert total.item() == pytest.approx(0.8, rel=1e-5)
     np.testing.assert_allclose(b.grad.numpy(), [0, 0.8, 0, 0], rtol=1e-5)  # under the limit: unchanged
+
+
+def test_conv_layers_and_lenet():
+    bp.manual_seed(0)
+    conv = nn.Conv2d(3, 8, 3, padding=1)
+    fan_in = 3 * 9
+    assert np.abs(conv.weight.detach().numpy()).max() <= 1 / math.sqrt(fan_in)
+    assert conv(bp.randn(2, 3, 10, 10)).shape == (2, 8, 10, 10)
+    assert nn.Conv2d(4, 4, 3, stride=2, groups=2)(bp.randn(1, 4, 9, 9)).shape == (1, 4, 4, 4)
+    assert nn.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1)(bp.randn(1, 4, 5, 5)).shape == (1, 2, 10, 10)
+    out, idx = nn.MaxPool2d(2, return_indices=True)(bp.arange(16).float().reshape(1, 1, 4, 4))
+    assert out.tolist() == [[[[5.0, 7.0], [13.0, 15.0]]]] and idx.tolist() == [[[[5, 7], [13, 15]]]]
+    assert nn.AvgPool2d(2)(bp.ones(1, 1, 4, 4)).tolist() == [[[[1.0, 1.0], [1.0, 1.0]]]]
+    assert nn.AdaptiveAvgPool2d((1, 1))(bp.ones(2, 3, 5, 7)).shape == (2, 3, 1, 1)
+    bn = nn.BatchNorm2d(3)
+    y = bn(bp.randn(4, 3, 5, 5) * 3 + 2).detach().numpy()
+    np.testing.assert_allclose(y.mean(axis=(0, 2, 3)), 0, atol=1e-5)
+    d2 = nn.Dropout2d(0.5)
+    z = d2(bp.ones(8, 16, 3, 3)).numpy()
+    assert set(np.unique(z)) <= {0.0, 2.0} and all(len(set(z[i, j].ravel())) == 1 for i in range(8) for j in range(16))
+    assert nn.Upsample(scale_factor=2)(bp.arange(4).float().reshape(1, 1, 2, 2)).tolist() == [[[[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]]]]
+    from backprop_rs.models import LeNet5
+
+    net = LeNet5()
+    assert net(bp.rand(5, 64)).shape == (5, 10)
+    assert "Conv2d(1, 6, kernel_size=(5, 5)" in repr(net)

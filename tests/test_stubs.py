@@ -32,7 +32,7 @@ def test_module_names_match():
     top, _ = _stub_names()
     exported = {n for n in dir(core) if not n.startswith("__")}
     assert exported - top == set(), f"exported but not in _core.pyi: {sorted(exported - top)}"
-    assert top - exported - {"_Shape", "_DTypeLike", "_DeviceLike", "_Number", "_TensorLike", "_Dims", "_ValuesIndices", "__version__"} == set()
+    assert top - exported - {"_Shape", "_DTypeLike", "_DeviceLike", "_Number", "_TensorLike", "_Dims", "_ValuesIndices", "_Pair", "__version__"} == set()
 
 
 def test_tensor_methods_match():

@@ -21,6 +21,8 @@ MODE_DEFAULTS = {
     "stochastic": dict(epochs=4, lr=5e-4, batch_size=1),
     "online": dict(epochs=4, lr=5e-4, batch_size=1),
 }
+# LeNet-5 in minibatch mode: 30 epochs at lr 2e-3 gives 98.3-98.9% over seeds 0-2 (4 s here).
+MODEL_DEFAULTS = {("lenet", "minibatch"): dict(epochs=30, lr=2e-3, batch_size=32)}
 
 
 def _optimizer(name: str, params, lr: float):
@@ -46,7 +48,7 @@ def _train(args: argparse.Namespace) -> int:
     from . import models
     from .train import accuracy, fit
 
-    d = MODE_DEFAULTS[args.mode]
+    d = MODEL_DEFAULTS.get((args.model, args.mode), MODE_DEFAULTS[args.mode])
     epochs = args.epochs if args.epochs is not None else d["epochs"]
     lr = args.lr if args.lr is not None else d["lr"]
     batch_size = args.batch_size if args.batch_size is not None else (d["batch_size"] or 32)
@@ -56,13 +58,17 @@ def _train(args: argparse.Namespace) -> int:
     bp.manual_seed(args.seed)
     data = bp.data.load_digits()
     x_train, y_train, x_test, y_test = (t.to(args.device) for t in data)
-    config = {"model": "mlp", "in_features": 64, "hidden": hidden, "classes": 10, "dataset": "digits"}
+    if args.model == "lenet":
+        config = {"model": "lenet", "classes": 10, "dataset": "digits"}
+    else:
+        config = {"model": "mlp", "in_features": 64, "hidden": hidden, "classes": 10, "dataset": "digits"}
     model = models.build(config).to(args.device)
     opt = _optimizer(args.optimizer, model.parameters(), lr)
     n_params = sum(p.numel() for p in model.parameters())
     feed = {"batch": f"whole data set ({x_train.shape[0]} examples) per update", "stochastic": "one shuffled example per update",
             "minibatch": f"{batch_size} examples per update", "online": "one streamed example per update, no epochs"}[args.mode]
-    say(f"backprop_rs {bp.__version__}: MLP 64-{'-'.join(map(str, hidden))}-10 ({n_params} parameters) on digits "
+    arch = "LeNet-5 (8x8 digits upsampled to 16x16)" if args.model == "lenet" else f"MLP 64-{'-'.join(map(str, hidden))}-10"
+    say(f"backprop_rs {bp.__version__}: {arch} ({n_params} parameters) on digits "
         f"[{x_train.shape[0]} train / {x_test.shape[0]} test], device {args.device}")
     say(f"mode {args.mode} ({feed}), optimizer {args.optimizer} lr={lr}" + ("" if args.mode == "online" else f", {epochs} epochs"))
 
@@ -82,7 +88,7 @@ def _train(args: argparse.Namespace) -> int:
     test_acc = accuracy(model, x_test, y_test)
     train_acc = accuracy(model, x_train, y_train)
 
-    out = args.out
+    out = args.out or f"digits-{args.model}.safetensors"
     config.update(mode=args.mode, optimizer=args.optimizer, lr=lr, epochs=epochs, batch_size=batch_size, seed=args.seed)
     bp.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "config": config,
              "metrics": {"test_acc": test_acc, "train_acc": train_acc, "seconds": wall, "updates": hist.updates}}, out)
@@ -171,7 +177,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="backprop-rs", description="backprop_rs: train and evaluate networks by backpropagation")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    tr = sub.add_parser("train", help="train an MLP on the bundled handwritten digits (the main job)")
+    tr = sub.add_parser("train", help="train a network on the bundled handwritten digits (the main job)")
+    tr.add_argument("--model", choices=["mlp", "lenet"], default="mlp", help="mlp (default) or lenet (LeNet-5 convolutional network)")
     tr.add_argument("--mode", choices=["batch", "stochastic", "minibatch", "online"], default="minibatch",
                     help="how examples feed backprop: whole set, one shuffled example, k examples, or a stream (default: minibatch)")
     tr.add_argument("--batch-size", type=int, default=None, help="examples per update in minibatch mode (default 32)")
@@ -181,7 +188,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     tr.add_argument("--hidden", default="128", help="hidden layer widths, comma separated (default 128)")
     tr.add_argument("--seed", type=int, default=0, help="random seed: same seed, same numbers (default 0)")
     tr.add_argument("--device", default="cpu", help="cpu or gpu (default cpu)")
-    tr.add_argument("--out", default="digits-mlp.safetensors", help="where to save the checkpoint (safetensors)")
+    tr.add_argument("--out", default=None, help="where to save the checkpoint (default digits-<model>.safetensors)")
     tr.add_argument("--plot", default=None, metavar="PNG", help="save loss/accuracy curves (needs matplotlib)")
     tr.add_argument("--quiet", action="store_true", help="print only the final line")
     tr.set_defaults(func=_train)

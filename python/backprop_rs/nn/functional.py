@@ -21,6 +21,16 @@ __all__ = [
     "layer_norm",
     "batch_norm",
     "embedding",
+    "conv2d",
+    "conv_transpose2d",
+    "max_pool2d",
+    "avg_pool2d",
+    "adaptive_avg_pool2d",
+    "pad",
+    "unfold",
+    "fold",
+    "dropout2d",
+    "upsample_nearest",
     "cross_entropy",
     "nll_loss",
     "mse_loss",
@@ -38,6 +48,27 @@ gelu = _core.gelu
 leaky_relu = _core.leaky_relu
 softplus = _core.softplus
 embedding = _core.embedding
+conv2d = _core.conv2d
+conv_transpose2d = _core.conv_transpose2d
+max_pool2d = _core.max_pool2d
+avg_pool2d = _core.avg_pool2d
+adaptive_avg_pool2d = _core.adaptive_avg_pool2d
+unfold = _core.unfold
+fold = _core.fold
+dropout2d = _core.dropout2d
+
+
+def pad(input: Tensor, pad, mode: str = "constant", value: Optional[float] = None) -> Tensor:
+    """Pads the trailing dims; ``pad`` is ``(left, right, top, bottom, ...)``, last dim first."""
+    return _core.pad(input, list(pad), mode, value)
+
+
+def upsample_nearest(input: Tensor, scale_factor: int) -> Tensor:
+    """Nearest-neighbour upsampling of ``[N, C, H, W]`` by an integer factor: each pixel becomes
+    an ``s x s`` block (a broadcast view, then one copy)."""
+    n, c, h, w = input.shape
+    s = int(scale_factor)
+    return input.reshape(n, c, h, 1, w, 1).expand(n, c, h, s, w, s).reshape(n, c, h * s, w * s)
 
 
 def layer_norm(input: Tensor, normalized_shape, weight: Optional[Tensor] = None, bias: Optional[Tensor] = None, eps: float = 1e-5) -> Tensor:

@@ -63,6 +63,15 @@ class BatchNorm1d(Module):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, track_running_stats={self.track_running_stats}"
 
 
+class BatchNorm2d(BatchNorm1d):
+    """Batch normalisation of ``[N, C, H, W]`` inputs over N, H and W, per channel."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 4:
+            raise ValueError(f"expected 4D input (got {x.ndim}D input)")
+        return super().forward(x)
+
+
 class Embedding(Module):
     """A table of ``num_embeddings`` learned vectors of size ``embedding_dim`` (init N(0, 1))."""
 

@@ -2,6 +2,7 @@
 //! crate; this crate converts arguments, raises the right exceptions and releases the GIL around
 //! kernels.
 
+mod conv;
 mod convert;
 mod errors;
 mod functions;
@@ -28,6 +29,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     }
     functions::register(m)?;
     nn::register(m)?;
+    conv::register(m)?;
     io::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

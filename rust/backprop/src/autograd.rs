@@ -363,6 +363,9 @@ pub fn backward_rule(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
             let gs = g.reduce_keepdim(ReduceOp::Sum, &[*dim])?;
             vec![some(g.sub(&out.exp()?.mul(&gs)?)?)?]
         }
+        // unfold and fold are each other's adjoints; padded positions get no gradient
+        Op::Unfold(x, w, _) => vec![some(g.fold(*w, (x.dims()[2], x.dims()[3]))?)?],
+        Op::Fold(_, w, _) => vec![some(g.unfold(*w, 0.0)?)?],
     })
 }
 

@@ -6,7 +6,7 @@
 //! done with stride-0 views) and the same dtype (promotion was done with casts); outputs are
 //! freshly allocated and C-contiguous.
 
-use crate::op::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp};
+use crate::op::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp, Window};
 use crate::{DType, Device, Layout, Result, Shape};
 
 pub trait BackendStorage: Sized + Send + Sync {
@@ -44,6 +44,11 @@ pub trait BackendStorage: Sized + Send + Sync {
     fn index_add(&self, l: &Layout, dim: usize, index: &Self, il: &Layout, src: &Self, sl: &Layout) -> Result<Self>;
     /// Softmax (or log-softmax) along `dim`.
     fn softmax(&self, l: &Layout, dim: usize, log: bool) -> Result<Self>;
+
+    /// im2col of an `[N, C, H, W]` view: `[N, C*kh*kw, L]` (out-of-bounds reads give `pad_value`).
+    fn unfold(&self, l: &Layout, w: &Window, pad_value: f64) -> Result<Self>;
+    /// col2im of an `[N, C*kh*kw, L]` view into `[N, C, H, W]` with `(H, W) = out_hw`, summing overlaps.
+    fn fold(&self, l: &Layout, w: &Window, out_hw: (usize, usize)) -> Result<Self>;
 
     /// A storage of `shape.numel()` elements all equal to `value`.
     fn full(shape: &Shape, value: f64, dtype: DType) -> Result<Self>;

@@ -46,6 +46,7 @@ pub mod shape;
 mod softmax;
 pub mod storage;
 pub mod tensor;
+mod unfold;
 mod views;
 
 pub use autograd::{grad_mode, is_grad_enabled, no_grad, set_grad_enabled};

@@ -164,6 +164,40 @@ pub enum Op {
     Softmax(Tensor, usize),
     /// Log-softmax along `dim` (log-sum-exp stabilised).
     LogSoftmax(Tensor, usize),
+    /// im2col: sliding `[kh, kw]` windows of an `[N, C, H, W]` input as columns
+    /// `[N, C*kh*kw, L]`; positions outside the input read `pad_value`.
+    Unfold(Tensor, Window, f64),
+    /// col2im, the adjoint of `Unfold`: sums columns `[N, C*kh*kw, L]` back into `[N, C, H, W]`.
+    Fold(Tensor, Window, (usize, usize)),
+}
+
+/// Geometry of a 2-d sliding window (convolution, pooling, unfold/fold).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Window {
+    pub kernel: (usize, usize),
+    pub stride: (usize, usize),
+    pub padding: (usize, usize),
+    pub dilation: (usize, usize),
+}
+
+impl Window {
+    /// Output extent along one axis, or `None` when the window does not fit.
+    pub fn out_len(input: usize, kernel: usize, stride: usize, padding: usize, dilation: usize) -> Option<usize> {
+        let span = dilation.checked_mul(kernel.checked_sub(1)?)?.checked_add(1)?;
+        let padded = input.checked_add(2 * padding)?;
+        if padded < span || stride == 0 {
+            return None;
+        }
+        Some((padded - span) / stride + 1)
+    }
+
+    /// `(out_h, out_w)` for an input of `(h, w)`.
+    pub fn out_hw(&self, h: usize, w: usize) -> Option<(usize, usize)> {
+        Some((
+            Window::out_len(h, self.kernel.0, self.stride.0, self.padding.0, self.dilation.0)?,
+            Window::out_len(w, self.kernel.1, self.stride.1, self.padding.1, self.dilation.1)?,
+        ))
+    }
 }
 
 /// The kinds of zero-copy views, with what their backward needs.
@@ -202,6 +236,8 @@ impl Op {
             Op::IndexAdd { .. } => "index_add",
             Op::Softmax(..) => "softmax",
             Op::LogSoftmax(..) => "log_softmax",
+            Op::Unfold(..) => "unfold",
+            Op::Fold(..) => "fold",
         }
     }
 
@@ -209,7 +245,7 @@ impl Op {
     pub fn inputs(&self) -> Vec<&Tensor> {
         match self {
             Op::Unary(a, _) | Op::Cast(a) | Op::Reduce(a, _, _) | Op::View(a, _) | Op::Copy(a) => vec![a],
-            Op::Softmax(a, _) | Op::LogSoftmax(a, _) => vec![a],
+            Op::Softmax(a, _) | Op::LogSoftmax(a, _) | Op::Unfold(a, ..) | Op::Fold(a, ..) => vec![a],
             Op::Binary(a, b, _) | Op::Matmul(a, b) => vec![a, b],
             Op::Where(c, a, b) => vec![c, a, b],
             Op::SliceScatter { base, src, .. } => vec![base, src],
@@ -223,7 +259,7 @@ impl Op {
     pub(crate) fn into_inputs(self) -> Vec<Tensor> {
         match self {
             Op::Unary(a, _) | Op::Cast(a) | Op::Reduce(a, _, _) | Op::View(a, _) | Op::Copy(a) => vec![a],
-            Op::Softmax(a, _) | Op::LogSoftmax(a, _) => vec![a],
+            Op::Softmax(a, _) | Op::LogSoftmax(a, _) | Op::Unfold(a, ..) | Op::Fold(a, ..) => vec![a],
             Op::Binary(a, b, _) | Op::Matmul(a, b) => vec![a, b],
             Op::Where(c, a, b) => vec![c, a, b],
             Op::SliceScatter { base, src, .. } => vec![base, src],

@@ -5,7 +5,7 @@ use crate::backend::BackendStorage;
 use crate::cpu::CpuStorage;
 #[cfg(feature = "gpu")]
 use crate::gpu::GpuStorage;
-use crate::op::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp};
+use crate::op::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp, Window};
 use crate::{DType, Device, Error, Layout, Result, Shape};
 
 pub enum Storage {
@@ -157,5 +157,11 @@ impl Storage {
     }
     pub fn softmax(&self, l: &Layout, dim: usize, log: bool) -> Result<Storage> {
         one!(self, |s| s.softmax(l, dim, log))
+    }
+    pub fn unfold(&self, l: &Layout, w: &Window, pad_value: f64) -> Result<Storage> {
+        one!(self, |s| s.unfold(l, w, pad_value))
+    }
+    pub fn fold(&self, l: &Layout, w: &Window, out_hw: (usize, usize)) -> Result<Storage> {
+        one!(self, |s| s.fold(l, w, out_hw))
     }
 }

@@ -147,3 +147,31 @@ fn softmax_and_losses() {
     check("l1", |v| loss::l1_loss(&v[0], &y, Reduction::Sum), &[x.clone()]);
     check("bce_logits", |v| loss::binary_cross_entropy_with_logits(&v[0], &y, None, None, Reduction::Mean), &[x.clone()]);
 }
+
+#[test]
+fn convolution_and_pooling_rules() {
+    use backprop::nn::conv::{self, Padding, PadMode};
+    use backprop::op::Window;
+    manual_seed(7);
+    let x = randn(&[2, 3, 5, 6]);
+    let w = Window { kernel: (2, 3), stride: (1, 2), padding: (1, 1), dilation: (2, 1) };
+    check("unfold", |v| v[0].unfold(w, 0.0), &[x.clone()]);
+    let cols = randn(&[2, 3 * 6, 2 * 3]);
+    check("fold", |v| v[0].fold(Window { kernel: (2, 3), stride: (2, 2), padding: (0, 1), dilation: (1, 1) }, (4, 5)), &[cols]);
+    let wt = randn(&[4, 3, 3, 3]);
+    let b = randn(&[4]);
+    check("conv2d", |v| conv::conv2d(&v[0], &v[1], Some(&v[2]), (1, 1), Padding::Explicit(1, 1), (1, 1), 1), &[x.clone(), wt.clone(), b.clone()]);
+    check("conv2d_stride_dilation", |v| conv::conv2d(&v[0], &v[1], None, (2, 1), Padding::Explicit(0, 2), (1, 2), 1), &[x.clone(), wt.clone()]);
+    let wg = randn(&[4, 1, 2, 2]);
+    let xg = randn(&[1, 2, 4, 4]);
+    check("conv2d_groups_same", |v| conv::conv2d(&v[0], &v[1], None, (1, 1), Padding::Same, (1, 1), 2), &[xg.clone(), wg]);
+    let wtr = randn(&[3, 2, 3, 3]);
+    check("conv_transpose2d", |v| conv::conv_transpose2d(&v[0], &v[1], None, (2, 2), (1, 1), (1, 1), 1, (1, 1)), &[randn(&[1, 3, 3, 3]), wtr]);
+    check("max_pool2d", |v| Ok(conv::max_pool2d(&v[0], (2, 2), None, (0, 0), (1, 1), false)?.0), &[x.clone()]);
+    check("max_pool2d_pad", |v| Ok(conv::max_pool2d(&v[0], (3, 3), Some((2, 2)), (1, 1), (1, 1), false)?.0), &[x.clone()]);
+    check("avg_pool2d", |v| conv::avg_pool2d(&v[0], (2, 3), Some((1, 2)), (1, 1), false), &[x.clone()]);
+    check("adaptive_avg_pool2d", |v| conv::adaptive_avg_pool2d(&v[0], (3, 4)), &[x.clone()]);
+    check("pad_constant", |v| conv::pad(&v[0], &[1, 2, 0, 1], PadMode::Constant, 0.5), &[x.clone()]);
+    check("pad_reflect", |v| conv::pad(&v[0], &[2, 1, 1, 1], PadMode::Reflect, 0.0), &[x.clone()]);
+    check("pad_replicate", |v| conv::pad(&v[0], &[2, 3], PadMode::Replicate, 0.0), &[x.clone()]);
+}

@@ -134,3 +134,58 @@ fn sum_of_ten_million_tenths_in_f32() {
     let s = x.sum_all().unwrap().item().unwrap();
     assert!(((s - 1e6) / 1e6).abs() < 1e-5, "{s}");
 }
+
+/// Direct (naive) 2-d convolution as the reference for the unfold + GEMM path.
+#[allow(clippy::too_many_arguments)]
+fn naive_conv(x: &[f64], xd: [usize; 4], w: &[f64], wd: [usize; 4], stride: (usize, usize), pad: (usize, usize), dil: (usize, usize), groups: usize) -> (Vec<f64>, [usize; 4]) {
+    let [n, c, h, ww] = xd;
+    let [o, cg, kh, kw] = wd;
+    let oh = (h + 2 * pad.0 - dil.0 * (kh - 1) - 1) / stride.0 + 1;
+    let ow = (ww + 2 * pad.1 - dil.1 * (kw - 1) - 1) / stride.1 + 1;
+    let og = o / groups;
+    let mut out = vec![0.0; n * o * oh * ow];
+    for b in 0..n {
+        for oc in 0..o {
+            let g = oc / og;
+            for i in 0..oh {
+                for j in 0..ow {
+                    let mut s = 0.0;
+                    for ic in 0..cg {
+                        let cin = g * cg + ic;
+                        for ki in 0..kh {
+                            for kj in 0..kw {
+                                let hi = (i * stride.0 + ki * dil.0) as isize - pad.0 as isize;
+                                let wj = (j * stride.1 + kj * dil.1) as isize - pad.1 as isize;
+                                if hi >= 0 && wj >= 0 && (hi as usize) < h && (wj as usize) < ww {
+                                    s += x[((b * c + cin) * h + hi as usize) * ww + wj as usize] * w[((oc * cg + ic) * kh + ki) * kw + kj];
+                                }
+                            }
+                        }
+                    }
+                    out[((b * o + oc) * oh + i) * ow + j] = s;
+                }
+            }
+        }
+    }
+    (out, [n, o, oh, ow])
+}
+
+#[test]
+fn conv2d_matches_direct_convolution() {
+    use backprop::nn::conv::{conv2d, Padding};
+    manual_seed(13);
+    for &(xd, wd, stride, pad, dil, groups) in &[
+        ([2, 3, 7, 6], [4, 3, 3, 3], (1, 1), (1, 1), (1, 1), 1),
+        ([1, 4, 9, 8], [6, 2, 3, 2], (2, 1), (0, 1), (1, 2), 2),
+        ([3, 1, 28, 28], [6, 1, 5, 5], (1, 1), (2, 2), (1, 1), 1),
+    ] {
+        let x = randn(&xd);
+        let w = randn(&wd);
+        let got = conv2d(&x, &w, None, stride, Padding::Explicit(pad.0, pad.1), dil, groups).unwrap();
+        let (want, od) = naive_conv(&x.to_f64_vec().unwrap(), xd, &w.to_f64_vec().unwrap(), wd, stride, pad, dil, groups);
+        assert_eq!(got.dims(), &od);
+        for (a, b) in got.to_f64_vec().unwrap().iter().zip(&want) {
+            assert!((a - b).abs() < 1e-10, "{a} vs {b}");
+        }
+    }
+}

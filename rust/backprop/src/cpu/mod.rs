@@ -1,6 +1,7 @@
 //! The CPU backend: typed buffers and the primitive kernels over them.
 
 pub mod buffer;
+pub mod conv;
 pub mod elementwise;
 pub mod index;
 pub mod math;
@@ -11,7 +12,7 @@ pub mod simd;
 pub mod vmath;
 
 use crate::backend::BackendStorage;
-use crate::op::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp};
+use crate::op::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp, Window};
 use crate::{DType, Device, Element, Error, Layout, Result, Shape};
 pub use buffer::Buffer;
 use elementwise::{map1, select};
@@ -317,6 +318,24 @@ impl BackendStorage for CpuStorage {
             CpuStorage::F32(b) => CpuStorage::F32(Buffer::from_vec(reduce::softmax(b.as_slice(), l, dim, log)?)),
             CpuStorage::F64(b) => CpuStorage::F64(Buffer::from_vec(reduce::softmax(b.as_slice(), l, dim, log)?)),
             other => return Err(Error::DType { op: "softmax", dtype: other.dtype(), detail: " (expected a float tensor)".into() }),
+        })
+    }
+
+    fn unfold(&self, l: &Layout, w: &Window, pad_value: f64) -> Result<Self> {
+        Ok(match self {
+            CpuStorage::F32(b) => CpuStorage::F32(Buffer::from_vec(conv::unfold(b.as_slice(), l, w, pad_value as f32)?)),
+            CpuStorage::F64(b) => CpuStorage::F64(Buffer::from_vec(conv::unfold(b.as_slice(), l, w, pad_value)?)),
+            CpuStorage::I64(b) => CpuStorage::I64(Buffer::from_vec(conv::unfold(b.as_slice(), l, w, pad_value as i64)?)),
+            CpuStorage::Bool(b) => CpuStorage::Bool(Buffer::from_vec(conv::unfold(b.as_slice(), l, w, (pad_value != 0.0) as u8)?)),
+        })
+    }
+
+    fn fold(&self, l: &Layout, w: &Window, out_hw: (usize, usize)) -> Result<Self> {
+        Ok(match self {
+            CpuStorage::F32(b) => CpuStorage::F32(Buffer::from_vec(conv::fold(b.as_slice(), l, w, out_hw, add_f32)?)),
+            CpuStorage::F64(b) => CpuStorage::F64(Buffer::from_vec(conv::fold(b.as_slice(), l, w, out_hw, add_f64)?)),
+            CpuStorage::I64(b) => CpuStorage::I64(Buffer::from_vec(conv::fold(b.as_slice(), l, w, out_hw, add_i64)?)),
+            other => return Err(Error::DType { op: "fold", dtype: other.dtype(), detail: " (expected a numeric tensor)".into() }),
         })
     }
 

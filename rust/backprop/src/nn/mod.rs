@@ -3,6 +3,7 @@
 //! functional ops, so the maths lives here once.
 
 mod activation;
+pub mod conv;
 mod embedding;
 pub mod functional;
 pub mod init;

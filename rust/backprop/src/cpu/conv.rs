@@ -1,0 +1,110 @@
+//! im2col (`unfold`) and col2im (`fold`) on the CPU: the two primitives every convolution and
+//! pooling op is composed from (convolution = unfold + GEMM, so it rides the tuned GEMM path).
+//! Both run in parallel over the (sample, channel) planes, which never overlap in the output.
+
+use super::buffer::alloc;
+use super::elementwise::map1;
+use crate::op::Window;
+use crate::{Element, Layout, Result, Shape};
+use rayon::prelude::*;
+
+/// Flattened contiguous copy of a strided view (no copy is made for contiguous inputs' data).
+fn contiguous<'a, T: Element>(x: &'a [T], l: &Layout) -> Result<std::borrow::Cow<'a, [T]>> {
+    match l.contiguous_range() {
+        Some((a, b)) => Ok(std::borrow::Cow::Borrowed(&x[a..b])),
+        None => Ok(std::borrow::Cow::Owned(map1("unfold", x, l, |v| v)?)),
+    }
+}
+
+pub fn unfold<T: Element>(x: &[T], l: &Layout, w: &Window, pad: T) -> Result<Vec<T>> {
+    let d = l.dims();
+    let (n, c, h, wd) = (d[0], d[1], d[2], d[3]);
+    let (oh, ow) = w.out_hw(h, wd).unwrap_or((0, 0));
+    let (kh, kw) = w.kernel;
+    let cols = oh * ow;
+    let shape = Shape::new(vec![n, c * kh * kw, cols]);
+    let mut out = alloc::<T>("unfold", &shape)?;
+    if out.is_empty() {
+        return Ok(out);
+    }
+    let src = contiguous(x, l)?;
+    let plane = h * wd;
+    let per_plane = kh * kw * cols;
+    let (sh, sw) = w.stride;
+    let (ph, pw) = (w.padding.0 as isize, w.padding.1 as isize);
+    let (dh, dw) = w.dilation;
+    let fill = |p: usize, o: &mut [T]| {
+        let xin = &src[p * plane..(p + 1) * plane];
+        for ki in 0..kh {
+            for kj in 0..kw {
+                let row = &mut o[(ki * kw + kj) * cols..(ki * kw + kj + 1) * cols];
+                for oi in 0..oh {
+                    let hi = (oi * sh + ki * dh) as isize - ph;
+                    let seg = &mut row[oi * ow..(oi + 1) * ow];
+                    if hi < 0 || hi >= h as isize {
+                        seg.iter_mut().for_each(|v| *v = pad);
+                        continue;
+                    }
+                    let xrow = &xin[hi as usize * wd..(hi as usize + 1) * wd];
+                    for (oj, v) in seg.iter_mut().enumerate() {
+                        let wj = (oj * sw + kj * dw) as isize - pw;
+                        *v = if wj < 0 || wj >= wd as isize { pad } else { xrow[wj as usize] };
+                    }
+                }
+            }
+        }
+    };
+    if super::parallel::go_parallel(out.len()) {
+        out.par_chunks_mut(per_plane).enumerate().for_each(|(p, o)| fill(p, o));
+    } else {
+        out.chunks_mut(per_plane).enumerate().for_each(|(p, o)| fill(p, o));
+    }
+    Ok(out)
+}
+
+pub fn fold<T: Element>(cols_data: &[T], l: &Layout, w: &Window, out_hw: (usize, usize), add: fn(T, T) -> T) -> Result<Vec<T>> {
+    let d = l.dims();
+    let (kh, kw) = w.kernel;
+    let (n, ckk, cols) = (d[0], d[1], d[2]);
+    let c = ckk / (kh * kw).max(1);
+    let (h, wd) = out_hw;
+    let (oh, ow) = w.out_hw(h, wd).unwrap_or((0, 0));
+    let shape = Shape::new(vec![n, c, h, wd]);
+    let mut out = alloc::<T>("fold", &shape)?;
+    if out.is_empty() || cols == 0 {
+        return Ok(out);
+    }
+    let src = contiguous(cols_data, l)?;
+    let plane = h * wd;
+    let per_plane = kh * kw * cols;
+    let (sh, sw) = w.stride;
+    let (ph, pw) = (w.padding.0 as isize, w.padding.1 as isize);
+    let (dh, dw) = w.dilation;
+    let acc = |p: usize, o: &mut [T]| {
+        let cin = &src[p * per_plane..(p + 1) * per_plane];
+        for ki in 0..kh {
+            for kj in 0..kw {
+                let row = &cin[(ki * kw + kj) * cols..(ki * kw + kj + 1) * cols];
+                for oi in 0..oh {
+                    let hi = (oi * sh + ki * dh) as isize - ph;
+                    if hi < 0 || hi >= h as isize {
+                        continue;
+                    }
+                    let orow = &mut o[hi as usize * wd..(hi as usize + 1) * wd];
+                    for oj in 0..ow {
+                        let wj = (oj * sw + kj * dw) as isize - pw;
+                        if wj >= 0 && wj < wd as isize {
+                            orow[wj as usize] = add(orow[wj as usize], row[oi * ow + oj]);
+                        }
+                    }
+                }
+            }
+        }
+    };
+    if super::parallel::go_parallel(src.len()) {
+        out.par_chunks_mut(plane).enumerate().for_each(|(p, o)| acc(p, o));
+    } else {
+        out.chunks_mut(plane).enumerate().for_each(|(p, o)| acc(p, o));
+    }
+    Ok(out)
+}
