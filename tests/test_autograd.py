@@ -191,3 +191,19 @@ def test_deep_graph_backward_and_drop_do_not_overflow_the_stack():
     for _ in range(100_000):
         z = z + 0.0
     del z  # dropping an un-differentiated 10^5-op chain
+
+
+def test_leaf_grads_never_share_memory():
+    a = bp.ones(3, requires_grad=True)
+    b = bp.ones(3, requires_grad=True)
+    (a + b).sum().backward()  # both inputs of the add receive the same gradient tensor
+    assert a.grad.data_ptr() != b.grad.data_ptr()
+    bp.nn.utils.clip_grad_norm_([a, b], max_norm=1.0)
+    np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy())
+    np.testing.assert_allclose(np.sqrt((a.grad.numpy() ** 2).sum() * 2), 1.0, rtol=1e-5)
+
+
+def test_leaf_grad_of_a_transposed_use_is_contiguous():
+    w = bp.randn(4, 3, requires_grad=True)
+    (bp.randn(2, 3) @ w.T).sum().backward()
+    assert w.grad.is_contiguous() and w.grad.shape == (4, 3)

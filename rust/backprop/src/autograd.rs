@@ -186,7 +186,13 @@ fn run(roots: Vec<(Tensor, Tensor)>, retain: bool, create: bool, capture: Option
         if let Some(&i) = capture_ids.get(&t.id()) {
             captured[i] = Some(g.clone());
         } else if capture.is_none() && (t.is_leaf() || t.retains_grad()) {
-            let g = if create { g.clone() } else { g.detach() };
+            // `.grad` is always dense, row-major and owned by this leaf alone (PyTorch's layout
+            // contract): optimisers then take their fused path, and in-place changes to one
+            // leaf's gradient (clipping, zero_) cannot leak into another's. A gradient that
+            // arrives as a view (the transpose of a Linear weight's gradient) or that is shared
+            // (the two inputs of an add get the same tensor) is copied once.
+            let g = if g.is_contiguous() && g.is_exclusive() { g.clone() } else { g.contiguous_copy()? };
+            let g = if create { g } else { g.detach() };
             let new = match t.grad() {
                 Some(old) => old.add(&g)?,
                 None => g.clone(),

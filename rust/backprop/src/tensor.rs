@@ -201,6 +201,10 @@ impl Tensor {
     pub(crate) fn storage_mut(&self) -> RwLockWriteGuard<'_, Storage> {
         self.0.storage.write().unwrap_or_else(|e| e.into_inner())
     }
+    /// No other handle, view or tensor shares this tensor's memory.
+    pub(crate) fn is_exclusive(&self) -> bool {
+        Arc::strong_count(&self.0) == 1 && Arc::strong_count(&self.0.storage) == 1
+    }
     /// Identity of the storage (for lock ordering and aliasing checks).
     pub(crate) fn storage_key(&self) -> usize {
         Arc::as_ptr(&self.0.storage) as usize

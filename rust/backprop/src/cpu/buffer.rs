@@ -4,7 +4,9 @@
 
 use crate::{DType, Element, Error, Result, Shape};
 use std::any::Any;
+use std::collections::HashMap;
 use std::ptr::NonNull;
+use std::sync::Mutex;
 
 pub struct Buffer<T> {
     inner: Inner<T>,
@@ -60,6 +62,14 @@ impl<T: Element> Buffer<T> {
         self.as_slice().len()
     }
 
+    /// Bytes of memory this buffer holds (0 for foreign memory, which is not ours).
+    pub fn owned_bytes(&self) -> usize {
+        match &self.inner {
+            Inner::Owned(v) => v.capacity() * std::mem::size_of::<T>(),
+            Inner::Foreign { .. } => 0,
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -68,6 +78,95 @@ impl<T: Element> Buffer<T> {
     pub fn is_foreign(&self) -> bool {
         matches!(self.inner, Inner::Foreign { .. })
     }
+}
+
+impl<T> Drop for Buffer<T> {
+    fn drop(&mut self) {
+        if let Inner::Owned(v) = &mut self.inner {
+            let v = std::mem::take(v);
+            let bytes = v.capacity() * std::mem::size_of::<T>();
+            if bytes >= POOL_MIN_BYTES {
+                let mut v = std::mem::ManuallyDrop::new(v);
+                let ptr = v.as_mut_ptr() as *mut u8;
+                if !pool_give(ptr, bytes, std::mem::align_of::<T>()) {
+                    // SAFETY: rebuilds the Vec we just took apart, to free it normally.
+                    drop(unsafe { Vec::from_raw_parts(v.as_mut_ptr(), v.len(), v.capacity()) });
+                }
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------ buffer pool
+//
+// A training step allocates the same tensor sizes every iteration. Returning freed buffers to
+// the allocator and asking again costs page faults and kernel zeroing on every step (glibc maps
+// and unmaps large blocks); keeping them in a pool keyed by exact (size, alignment) turns that
+// into a lock and a pointer pop. Small buffers are left to malloc, which is already fast for
+// them, and the pool's total is capped so that it can never hold more than a bounded amount.
+
+const POOL_MIN_BYTES: usize = 32 * 1024;
+const POOL_MAX_BYTES: usize = 512 << 20;
+
+struct Pool {
+    free: HashMap<(usize, usize), Vec<usize>>,
+    bytes: usize,
+}
+
+static POOL: Mutex<Option<Pool>> = Mutex::new(None);
+
+fn pool_take(bytes: usize, align: usize) -> Option<*mut u8> {
+    let mut g = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    let pool = g.as_mut()?;
+    let p = pool.free.get_mut(&(bytes, align))?.pop()?;
+    pool.bytes -= bytes;
+    Some(p as *mut u8)
+}
+
+fn pool_give(ptr: *mut u8, bytes: usize, align: usize) -> bool {
+    let mut g = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    let pool = g.get_or_insert_with(|| Pool { free: HashMap::new(), bytes: 0 });
+    if pool.bytes + bytes > POOL_MAX_BYTES {
+        return false;
+    }
+    pool.bytes += bytes;
+    pool.free.entry((bytes, align)).or_default().push(ptr as usize);
+    true
+}
+
+/// Frees every pooled buffer (for tests and for callers that want the memory back).
+pub fn release_pool() {
+    let mut g = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(pool) = g.as_mut() {
+        for ((bytes, align), ptrs) in pool.free.drain() {
+            for p in ptrs {
+                if let Ok(layout) = std::alloc::Layout::from_size_align(bytes, align) {
+                    // SAFETY: each pooled pointer came from the global allocator with this layout.
+                    unsafe { std::alloc::dealloc(p as *mut u8, layout) };
+                }
+            }
+        }
+        pool.bytes = 0;
+    }
+}
+
+/// Bytes currently held in the pool.
+pub fn pooled_bytes() -> usize {
+    POOL.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |p| p.bytes)
+}
+
+/// A pooled buffer of exactly `n` elements, if one is free. Its contents are stale values of
+/// a previous tensor: valid for every element type here (any bit pattern is a valid f32, f64,
+/// i64 or u8), but meaningless until overwritten.
+fn pooled<T: Element>(n: usize) -> Option<Vec<T>> {
+    let bytes = n.checked_mul(std::mem::size_of::<T>())?;
+    if bytes < POOL_MIN_BYTES {
+        return None;
+    }
+    let p = pool_take(bytes, std::mem::align_of::<T>())?;
+    // SAFETY: allocated by the global allocator as `n` elements of a type with T's size and
+    // alignment, initialised (stale) data, capacity n.
+    Some(unsafe { Vec::from_raw_parts(p as *mut T, n, n) })
 }
 
 /// A zero-filled vector, or an error instead of an abort when memory is short.
@@ -110,6 +209,17 @@ fn advise_huge_pages(ptr: *mut u8, bytes: usize) {
     let _ = (ptr, bytes);
 }
 
+/// A vector for an output the caller will overwrite completely: pooled memory with stale
+/// contents when available (no zeroing pass), fresh zeroed memory otherwise.
+pub fn alloc_for_overwrite<T: Element>(op: &'static str, shape: &Shape) -> Result<Vec<T>> {
+    if let Some(n) = shape.checked_numel() {
+        if let Some(v) = pooled::<T>(n) {
+            return Ok(v);
+        }
+    }
+    alloc(op, shape)
+}
+
 /// `try_zeroed` with the engine's out-of-memory error.
 pub fn alloc<T: Element>(op: &'static str, shape: &Shape) -> Result<Vec<T>> {
     let oom = || Error::OutOfMemory {
@@ -120,6 +230,11 @@ pub fn alloc<T: Element>(op: &'static str, shape: &Shape) -> Result<Vec<T>> {
     };
     let n = shape.checked_numel().ok_or_else(oom)?;
     n.checked_mul(std::mem::size_of::<T>()).filter(|&b| b <= isize::MAX as usize).ok_or_else(oom)?;
+    if let Some(mut v) = pooled::<T>(n) {
+        // SAFETY: writing zero bytes over initialised memory of an all-zero-is-valid type.
+        unsafe { std::ptr::write_bytes(v.as_mut_ptr(), 0, n) };
+        return Ok(v);
+    }
     try_zeroed(n).ok_or_else(oom)
 }
 

@@ -2,7 +2,7 @@
 //! pooling op is composed from (convolution = unfold + GEMM, so it rides the tuned GEMM path).
 //! Both run in parallel over the (sample, channel) planes, which never overlap in the output.
 
-use super::buffer::alloc;
+use super::buffer::{alloc, alloc_for_overwrite};
 use super::elementwise::map1;
 use crate::op::Window;
 use crate::{Element, Layout, Result, Shape};
@@ -23,7 +23,7 @@ pub fn unfold<T: Element>(x: &[T], l: &Layout, w: &Window, pad: T) -> Result<Vec
     let (kh, kw) = w.kernel;
     let cols = oh * ow;
     let shape = Shape::new(vec![n, c * kh * kw, cols]);
-    let mut out = alloc::<T>("unfold", &shape)?;
+    let mut out = alloc_for_overwrite::<T>("unfold", &shape)?;
     if out.is_empty() {
         return Ok(out);
     }

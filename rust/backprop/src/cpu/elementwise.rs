@@ -6,7 +6,7 @@
 //! broadcast with stride 0) so that the common cases (same-shape contiguous, scalar, row or
 //! column broadcast) are straight loops the compiler vectorises.
 
-use super::buffer::alloc;
+use super::buffer::alloc_for_overwrite;
 use super::math;
 use super::parallel::{go_parallel, CHUNK};
 use super::simd::dispatch;
@@ -25,7 +25,7 @@ pub fn map_runs<const N: usize, U: Element>(
     run: impl Fn([usize; N], [usize; N], &mut [U]) + Sync + Send,
 ) -> Result<Vec<U>> {
     let shape = layouts[0].shape();
-    let mut out = alloc::<U>(op, shape)?;
+    let mut out = alloc_for_overwrite::<U>(op, shape)?;
     let n = out.len();
     if n == 0 {
         return Ok(out);

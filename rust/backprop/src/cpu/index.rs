@@ -2,7 +2,7 @@
 //! index_select / index_add (whole slices along a dim picked by a 1-d index).
 //! Every index is bounds-checked before anything is written.
 
-use super::buffer::alloc;
+use super::buffer::alloc_for_overwrite;
 use super::elementwise::{copy_into, map1, map_runs};
 use crate::layout::StridedPlan;
 use crate::{Element, Error, Layout, Result, Shape};
@@ -78,7 +78,7 @@ pub fn index_select<T: Element>(x: &[T], xl: &Layout, dim: usize, idx: &[i64], i
     let mut dims = xl.dims().to_vec();
     dims[dim] = ids.len();
     let shape = Shape::new(dims);
-    let mut out = alloc::<T>("index_select", &shape)?;
+    let mut out = alloc_for_overwrite::<T>("index_select", &shape)?;
     let ol = Layout::contiguous(shape);
     for (k, &i) in ids.iter().enumerate() {
         copy_into(&mut out, &ol.select(dim, k), x, &xl.select(dim, i));

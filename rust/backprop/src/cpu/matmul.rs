@@ -4,7 +4,7 @@
 //! of every Linear backward) are multiplied in place without a copy, and it picks AVX-512 / AVX2 /
 //! NEON micro-kernels at run time. We only walk the batch dims.
 
-use super::buffer::alloc;
+use super::buffer::{alloc, alloc_for_overwrite};
 use crate::layout::StridedPlan;
 use crate::{Element, Layout, Result, Shape};
 use rayon::prelude::*;
@@ -82,12 +82,12 @@ impl MatmulElement for i64 {
 /// `[..., m, k] @ [..., k, n]` with identical batch dims (possibly stride 0 from broadcasting).
 pub fn matmul<T: MatmulElement>(a: &[T], al: &Layout, b: &[T], bl: &Layout) -> Result<Vec<T>> {
     let shape = out_shape(al, bl);
-    let mut out = alloc::<T>("matmul", &shape)?;
     let rk = al.rank();
     let (m, k, n) = (al.dims()[rk - 2], al.dims()[rk - 1], bl.dims()[rk - 1]);
-    if out.is_empty() || k == 0 {
-        return Ok(out); // zeros, as an empty sum should be
+    if shape.numel() == 0 || k == 0 {
+        return alloc::<T>("matmul", &shape); // zeros, as an empty sum should be
     }
+    let mut out = alloc_for_overwrite::<T>("matmul", &shape)?;
     let out_batch = batch_layout(&Layout::contiguous(shape.clone()));
     let ab = batch_offsets(al, &out_batch);
     let bb = batch_offsets(bl, &out_batch);

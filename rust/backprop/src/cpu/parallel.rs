@@ -4,8 +4,10 @@
 //! Chunk boundaries depend only on sizes, never on the thread count, so results (reductions
 //! included) are bit-identical run to run and across thread counts.
 
-/// Elementwise kernels go parallel from this many elements.
-pub const PAR_ELEMENTWISE: usize = 1 << 16;
+/// Elementwise kernels go parallel from this many elements. A call from Python blocks while
+/// rayon's workers run (the caller does not join in), so waking them (~10-30 us) must be paid
+/// for by enough work: at ~0.3 ns per element, 2^18 elements is ~80 us of work.
+pub const PAR_ELEMENTWISE: usize = 1 << 18;
 /// Elements per parallel task for elementwise kernels.
 pub const CHUNK: usize = 1 << 14;
 /// Contiguous reductions are split into blocks of this many elements, combined in a fixed order.

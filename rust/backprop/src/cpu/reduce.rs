@@ -5,7 +5,7 @@
 //! grows like O(log n) instead of O(n), and because the blocking depends only on sizes the result
 //! is the same bits with 1 thread or 64.
 
-use super::buffer::alloc;
+use super::buffer::{alloc, alloc_for_overwrite};
 use super::elementwise::map1;
 use super::math::{max_nan, min_nan};
 use super::parallel::{go_parallel, REDUCE_BLOCK};
@@ -218,7 +218,7 @@ fn outer_strides(outer: &Layout, dim: usize) -> Vec<usize> {
 /// Softmax or log-softmax along `dim`, max-subtracted so nothing overflows.
 pub fn softmax<T: FloatElement>(x: &[T], l: &Layout, dim: usize, log: bool) -> Result<Vec<T>> {
     let shape = l.shape().clone();
-    let mut out = alloc::<T>(if log { "log_softmax" } else { "softmax" }, &shape)?;
+    let mut out = alloc_for_overwrite::<T>(if log { "log_softmax" } else { "softmax" }, &shape)?;
     if out.is_empty() {
         return Ok(out);
     }

@@ -51,6 +51,8 @@ pub fn apply(param: &Tensor, grad: &Tensor, states: &[Tensor], rule: &Rule) -> R
     }
     let _g = crate::no_grad();
     let grad = if grad.dtype() != param.dtype() { grad.to_dtype(param.dtype())? } else { grad.clone() };
+    // one copy of a strided gradient is far cheaper than the composite path's ten passes
+    let grad = if param.is_contiguous() && !grad.is_contiguous() { grad.contiguous()? } else { grad };
     let fusable = param.device() == Device::Cpu
         && param.dtype().is_float()
         && std::iter::once(param).chain(states).chain(std::iter::once(&grad)).all(|t| t.is_contiguous() && t.dtype() == param.dtype())
@@ -117,7 +119,7 @@ fn fused<T: FloatElement>(param: &Tensor, grad: &Tensor, states: &[Tensor], rule
         // are distinct storages (checked by `aliased`), so no two slices overlap.
         let len = end - start;
         let sl = |q: Ptr<T>| unsafe { std::slice::from_raw_parts_mut(q.0.add(start), len) };
-        kernel(sl(p), &*sl(g), st.iter().map(|&q| sl(q)).collect(), &rule);
+        crate::cpu::simd::dispatch(|| kernel(sl(p), &*sl(g), st.iter().map(|&q| sl(q)).collect(), &rule));
     };
     if go_parallel(n) {
         (0..n.div_ceil(CHUNK)).into_par_iter().for_each(|c| run(c * CHUNK, ((c + 1) * CHUNK).min(n)));
@@ -133,56 +135,82 @@ enum GuardRef<'a> {
     R(std::sync::RwLockReadGuard<'a, Storage>),
 }
 
+/// Optimiser state that decays geometrically (momentum of a dead unit's weights, Adam's
+/// moments) ends up as denormal floats, and x86 arithmetic on denormals is ~100x slower: a
+/// training step can spend most of its time there. Such values are below 1.2e-38 and change no
+/// parameter by a representable amount, so the state is flushed to zero instead.
+#[inline(always)]
+fn ftz<T: FloatElement>(v: T) -> T {
+    if v.abs() < T::min_positive_value() {
+        T::ZERO
+    } else {
+        v
+    }
+}
+
 #[inline(always)]
 fn kernel<T: FloatElement>(p: &mut [T], g: &[T], mut st: Vec<&mut [T]>, rule: &Rule) {
     let c = T::c;
+    // Loops are written as zips so the compiler drops bounds checks and vectorises them.
     match *rule {
         Rule::Sgd { lr, momentum, dampening, nesterov, weight_decay, maximize, init_buffer } => {
             let (lr, mom, damp, wd) = (c(lr), c(momentum), c(1.0 - dampening), c(weight_decay));
             let sign = if maximize { -T::ONE } else { T::ONE };
             if let Some(buf) = st.first_mut() {
-                for i in 0..p.len() {
-                    let d = sign * g[i] + wd * p[i];
-                    let b = if init_buffer { d } else { mom * buf[i] + damp * d };
-                    buf[i] = b;
+                for ((pi, &gi), bi) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
+                    let d = sign * gi + wd * *pi;
+                    let b = if init_buffer { d } else { ftz(mom * *bi + damp * d) };
+                    *bi = b;
                     let step = if nesterov { d + mom * b } else { b };
-                    p[i] = p[i] - lr * step;
+                    *pi = *pi - lr * step;
                 }
             } else {
-                for i in 0..p.len() {
-                    p[i] = p[i] - lr * (sign * g[i] + wd * p[i]);
+                for (pi, &gi) in p.iter_mut().zip(g) {
+                    *pi = *pi - lr * (sign * gi + wd * *pi);
                 }
             }
         }
-        Rule::Adam { lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, maximize, bias1, bias2 } => {
+        Rule::Adam { lr, beta1, beta2, eps, weight_decay, decoupled, maximize, bias1, bias2, .. } => {
             let (b1, b2, eps, wd) = (c(beta1), c(beta2), c(eps), c(weight_decay));
+            let (ob1, ob2) = (T::ONE - b1, T::ONE - b2);
             let step_size = c(lr / bias1);
             let inv_sqrt_b2 = c(1.0 / bias2.sqrt());
             let decay = c(1.0 - lr * weight_decay);
             let sign = if maximize { -T::ONE } else { T::ONE };
-            let (m, rest) = st.split_at_mut(1);
-            let (v, vmax) = rest.split_at_mut(1);
-            let (m, v) = (&mut *m[0], &mut *v[0]);
-            for i in 0..p.len() {
-                let mut gi = sign * g[i];
+            let mut it = st.into_iter();
+            let (Some(m), Some(v)) = (it.next(), it.next()) else { return };
+            let vmax = it.next();
+            let step = |pi: &mut T, gi: T, mi: &mut T, vi: &mut T, vm: Option<&mut T>| {
+                let mut gi = sign * gi;
                 if decoupled {
-                    p[i] = p[i] * decay;
+                    *pi = *pi * decay;
                 } else {
-                    gi = gi + wd * p[i];
+                    gi = gi + wd * *pi;
                 }
-                m[i] = b1 * m[i] + (T::ONE - b1) * gi;
-                v[i] = b2 * v[i] + (T::ONE - b2) * gi * gi;
-                let vv = if amsgrad {
-                    let vm = &mut vmax[0][i];
-                    if v[i] > *vm {
-                        *vm = v[i];
+                *mi = ftz(b1 * *mi + ob1 * gi);
+                *vi = ftz(b2 * *vi + ob2 * gi * gi);
+                let vv = match vm {
+                    Some(vm) => {
+                        if *vi > *vm {
+                            *vm = *vi;
+                        }
+                        *vm
                     }
-                    *vm
-                } else {
-                    v[i]
+                    None => *vi,
                 };
-                let denom = vv.sqrt() * inv_sqrt_b2 + eps;
-                p[i] = p[i] - step_size * m[i] / denom;
+                *pi = *pi - step_size * *mi / (vv.sqrt() * inv_sqrt_b2 + eps);
+            };
+            match vmax {
+                Some(vmax) => {
+                    for ((((pi, &gi), mi), vi), vm) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()).zip(vmax.iter_mut()) {
+                        step(pi, gi, mi, vi, Some(vm));
+                    }
+                }
+                None => {
+                    for (((pi, &gi), mi), vi) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                        step(pi, gi, mi, vi, None);
+                    }
+                }
             }
         }
         Rule::RmsProp { lr, alpha, eps, weight_decay, momentum, centered, maximize } => {
@@ -191,18 +219,18 @@ fn kernel<T: FloatElement>(p: &mut [T], g: &[T], mut st: Vec<&mut [T]>, rule: &R
             let has_mom = momentum > 0.0;
             for i in 0..p.len() {
                 let gi = sign * g[i] + wd * p[i];
-                let sq = a * st[0][i] + (T::ONE - a) * gi * gi;
+                let sq = ftz(a * st[0][i] + (T::ONE - a) * gi * gi);
                 st[0][i] = sq;
                 let avg = if centered {
                     let k = if has_mom { 2 } else { 1 };
-                    let ga = a * st[k][i] + (T::ONE - a) * gi;
+                    let ga = ftz(a * st[k][i] + (T::ONE - a) * gi);
                     st[k][i] = ga;
                     (sq - ga * ga).sqrt() + eps
                 } else {
                     sq.sqrt() + eps
                 };
                 if has_mom {
-                    let b = mom * st[1][i] + gi / avg;
+                    let b = ftz(mom * st[1][i] + gi / avg);
                     st[1][i] = b;
                     p[i] = p[i] - lr * b;
                 } else {
@@ -213,11 +241,12 @@ fn kernel<T: FloatElement>(p: &mut [T], g: &[T], mut st: Vec<&mut [T]>, rule: &R
         Rule::Adagrad { lr, weight_decay, eps, maximize } => {
             let (lr, wd, eps) = (c(lr), c(weight_decay), c(eps));
             let sign = if maximize { -T::ONE } else { T::ONE };
-            for i in 0..p.len() {
-                let gi = sign * g[i] + wd * p[i];
-                let s = st[0][i] + gi * gi;
-                st[0][i] = s;
-                p[i] = p[i] - lr * gi / (s.sqrt() + eps);
+            let Some(sum) = st.into_iter().next() else { return };
+            for ((pi, &gi), si) in p.iter_mut().zip(g).zip(sum.iter_mut()) {
+                let gi = sign * gi + wd * *pi;
+                let s = *si + gi * gi;
+                *si = s;
+                *pi = *pi - lr * gi / (s.sqrt() + eps);
             }
         }
     }
