@@ -30,6 +30,8 @@ pub mod device;
 mod display;
 pub mod dtype;
 pub mod error;
+#[cfg(feature = "gpu")]
+pub mod gpu;
 pub mod gradcheck;
 mod indexing;
 pub mod layout;
