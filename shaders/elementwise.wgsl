@@ -127,10 +127,11 @@ fn log1p_f32(y: f32) -> f32 {
     return log(u) * (y / (u - 1.0));
 }
 
-// log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)): no overflow for large |x|.
+// log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)): no overflow for large |x|. Like the CPU kernel
+// (whose `+ (x - x)` carries NaN), +-inf give NaN; Tensor::softplus returns x above its threshold.
 fn softplus_f32(x: f32) -> f32 {
-    if (is_nan(x)) {
-        return x;
+    if ((bitcast<u32>(x) & 0x7fffffffu) >= 0x7f800000u) {
+        return from_bits(0x7fc00000u);
     }
     return max(x, 0.0) + log1p_f32(exp(-abs(x)));
 }

@@ -10,6 +10,11 @@
 // chunks the host reduces the [outputs, chunks] partials again with the same kernel, until one
 // chunk remains (a multi-pass tree, so huge reductions keep the whole GPU busy).
 // `reduce_thin` / `arg_reduce_thin`: one thread per output, for many short reductions.
+// Long arg-reductions run in two passes: `arg_reduce_partial` writes each chunk's winner (value
+// and index), `arg_reduce_combine` picks among them.
+//
+// No thread loops more than a few thousand times: besides keeping the GPU busy, this matters on
+// Mesa's llvmpipe/lavapipe (the CI device), which cuts any shader loop off after 65535 iterations.
 //
 // Parameters of reduce / reduce_thin:
 //   [0] n_out  [1] red_n  [2] chunk (elements per workgroup)  [3] n_chunks
@@ -17,9 +22,9 @@
 //   [7, 7+kr) kept dims, then kept strides[kr], then reduced dims[rr], then reduced strides[rr]
 // The output is [n_out, n_chunks], C-contiguous.
 //
-// Parameters of arg_reduce / arg_reduce_thin:
-//   [0] n_out  [1] len (extent of the dim)  [2] stride of the dim  [3] kr  [4] offset
-//   [5, 5+kr) kept dims, then kept strides[kr]
+// Parameters of arg_reduce / arg_reduce_partial / arg_reduce_thin:
+//   [0] n_out  [1] len (extent of the dim)  [2] stride of the dim  [3] chunk  [4] n_chunks
+//   [5] kr  [6] offset  [7, 7+kr) kept dims, then kept strides[kr]
 // The output holds i32 indices (the device's int64 representation). Ties give the first index;
 // NaN counts as the extreme, as on the CPU and in PyTorch.
 
@@ -29,7 +34,9 @@ override DT: u32 = 0u;
 
 @group(0) @binding(0) var<storage, read> params: array<u32>;
 @group(0) @binding(1) var<storage, read> in0: array<u32>;
+@group(0) @binding(2) var<storage, read> in1: array<u32>;
 @group(0) @binding(4) var<storage, read_write> out: array<u32>;
+@group(0) @binding(5) var<storage, read_write> out_v: array<u32>;
 
 const WG: u32 = 256u;
 const NONE: u32 = 0xffffffffu;
@@ -195,35 +202,19 @@ fn arg_better(v1: u32, i1: u32, v2: u32, i2: u32) -> bool {
 }
 
 fn arg_offset(o: u32) -> u32 {
-    let kr = params[3];
-    var off = params[4];
+    let kr = params[5];
+    var off = params[6];
     var rem = o;
     for (var d = kr; d > 0u; d--) {
-        let size = params[4u + d];
-        off += (rem % size) * params[4u + kr + d];
+        let size = params[6u + d];
+        off += (rem % size) * params[6u + kr + d];
         rem = rem / size;
     }
     return off;
 }
 
-@compute @workgroup_size(256)
-fn arg_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let o = wid.y * nwg.x + wid.x;
-    if (o >= params[0]) {
-        return;
-    }
-    let len = params[1];
-    let stride = params[2];
-    let base = arg_offset(o);
-    var bv = 0u;
-    var bi = NONE;
-    for (var r = lid; r < len; r += WG) {
-        let v = in0[base + r * stride];
-        if (arg_better(bv, bi, v, r)) {
-            bv = v;
-            bi = r;
-        }
-    }
+// Combines each thread's (value, index) in a workgroup tree; every thread gets the winner.
+fn arg_tree(lid: u32, bv: u32, bi: u32) -> vec2<u32> {
     sh_v[lid] = bv;
     sh_i[lid] = bi;
     workgroupBarrier();
@@ -236,11 +227,85 @@ fn arg_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
         }
         workgroupBarrier();
     }
+    return vec2<u32>(sh_v[0], sh_i[0]);
+}
+
+// The best (value, index) of chunk c of output o's line.
+fn arg_chunk(o: u32, c: u32, lid: u32) -> vec2<u32> {
+    let len = params[1];
+    let stride = params[2];
+    let start = c * params[3];
+    let end = min(start + params[3], len);
+    let base = arg_offset(o);
+    var bv = 0u;
+    var bi = NONE;
+    for (var r = start + lid; r < end; r += WG) {
+        let v = in0[base + r * stride];
+        if (arg_better(bv, bi, v, r)) {
+            bv = v;
+            bi = r;
+        }
+    }
+    return arg_tree(lid, bv, bi);
+}
+
+// One workgroup per (output, chunk); with one chunk per output this is the whole answer.
+@compute @workgroup_size(256)
+fn arg_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let g = wid.y * nwg.x + wid.x;
+    let n_chunks = params[4];
+    let o = g / n_chunks;
+    if (o >= params[0]) {
+        return;
+    }
+    let best = arg_chunk(o, g % n_chunks, lid);
     if (lid == 0u) {
-        out[o] = select(sh_i[0], 0u, sh_i[0] == NONE);
+        out[g] = select(best.y, 0u, best.y == NONE);
     }
 }
 
+// The first pass of a long arg-reduction: each chunk's winner, value to out_v, index to out.
+@compute @workgroup_size(256)
+fn arg_reduce_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let g = wid.y * nwg.x + wid.x;
+    let n_chunks = params[4];
+    let o = g / n_chunks;
+    if (o >= params[0]) {
+        return;
+    }
+    let best = arg_chunk(o, g % n_chunks, lid);
+    if (lid == 0u) {
+        out[g] = best.y;
+        out_v[g] = best.x;
+    }
+}
+
+// The second pass: the winners of [n_out, n_chunks] partials (values in0, indices in1).
+// Parameters: [0] n_out [1] n_chunks.
+@compute @workgroup_size(256)
+fn arg_reduce_combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let o = wid.y * nwg.x + wid.x;
+    if (o >= params[0]) {
+        return;
+    }
+    let n_chunks = params[1];
+    var bv = 0u;
+    var bi = NONE;
+    for (var c = lid; c < n_chunks; c += WG) {
+        let v = in0[o * n_chunks + c];
+        let i = in1[o * n_chunks + c];
+        if (arg_better(bv, bi, v, i)) {
+            bv = v;
+            bi = i;
+        }
+    }
+    let best = arg_tree(lid, bv, bi);
+    if (lid == 0u) {
+        out[o] = select(best.y, 0u, best.y == NONE);
+    }
+}
+
+// One thread per output, for many short lines.
 @compute @workgroup_size(256)
 fn arg_reduce_thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let o = (wid.y * nwg.x + wid.x) * WG + lid;

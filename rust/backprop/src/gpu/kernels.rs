@@ -365,7 +365,9 @@ pub(crate) fn arg_reduce(x: &GpuStorage, l: &Layout, op: ArgReduceOp, dim: usize
     }
     let kept: Vec<usize> = (0..l.rank()).filter(|&d| d != dim).collect();
     let (kd, ks) = coalesce(&kept.iter().map(|&d| l.dims()[d]).collect::<Vec<_>>(), &[&kept.iter().map(|&d| l.strides()[d]).collect::<Vec<_>>()]);
-    let mut params = vec![word(name, n_out)?, word(name, len)?, word(name, l.strides()[dim])?, word(name, kd.len())?, word(name, l.offset())?];
+    let thin = len <= 64 || (n_out >= 4096 && len <= 4096);
+    let n_chunks = if thin { 1 } else { len.div_ceil(REDUCE_CHUNK) };
+    let mut params = vec![word(name, n_out)?, word(name, len)?, word(name, l.strides()[dim])?, word(name, REDUCE_CHUNK)?, word(name, n_chunks)?, word(name, kd.len())?, word(name, l.offset())?];
     params.extend(words(name, &kd)?);
     params.extend(words(name, &ks[0])?);
     let code = match op {
@@ -373,11 +375,19 @@ pub(crate) fn arg_reduce(x: &GpuStorage, l: &Layout, op: ArgReduceOp, dim: usize
         ArgReduceOp::ArgMin => 1,
     };
     let consts = [("OP", code), ("DT", dt)];
-    let binds = [(1, x.buf.raw()), (4, out.buf.raw())];
-    if len <= 64 || n_out >= 4096 {
-        ctx()?.run(name, &Kernel::new(Shader::Reduce, "arg_reduce_thin", &consts), &params, &binds, groups_for(n_out))?;
+    let ctx = ctx()?;
+    if thin {
+        ctx.run(name, &Kernel::new(Shader::Reduce, "arg_reduce_thin", &consts), &params, &[(1, x.buf.raw()), (4, out.buf.raw())], groups_for(n_out))?;
+    } else if n_chunks == 1 {
+        ctx.run(name, &Kernel::new(Shader::Reduce, "arg_reduce", &consts), &params, &[(1, x.buf.raw()), (4, out.buf.raw())], n_out as u64)?;
     } else {
-        ctx()?.run(name, &Kernel::new(Shader::Reduce, "arg_reduce", &consts), &params, &binds, n_out as u64)?;
+        // each chunk's winner (index and value), then the winner among them
+        let parts = n_out * n_chunks;
+        let idx = alloc_words(name, parts, &out_shape, DType::I64)?;
+        let val = alloc_words(name, parts, &out_shape, x.dtype)?;
+        ctx.run(name, &Kernel::new(Shader::Reduce, "arg_reduce_partial", &consts), &params, &[(1, x.buf.raw()), (4, idx.raw()), (5, val.raw())], parts as u64)?;
+        let combine = [word(name, n_out)?, word(name, n_chunks)?];
+        ctx.run(name, &Kernel::new(Shader::Reduce, "arg_reduce_combine", &consts), &combine, &[(1, val.raw()), (2, idx.raw()), (4, out.buf.raw())], n_out as u64)?;
     }
     Ok(out)
 }
