@@ -205,8 +205,9 @@ fn unary_f32(x: f32) -> f32 {
         case 7u: { return cos(reduce_angle(x)); }
         case 8u: { return tanh_f32(x); }
         case 9u: { return sigmoid_f32(x); }
-        // `x < 0` rather than max(x, 0): NaN stays NaN, as in PyTorch.
-        case 10u: { return select(x, 0.0, x < 0.0); }
+        // NaN stays NaN, as in PyTorch; tested on the bits because compilers may turn
+        // `select(x, 0, x < 0)` into max(x, 0), which drops NaN (Mesa's GL driver does).
+        case 10u: { return select(select(x, 0.0, x < 0.0), x, is_nan(x)); }
         case 11u: { return 0.5 * x * (1.0 + erf_f32(x * FRAC_1_SQRT_2)); }
         case 12u: { return erf_f32(x); }
         case 13u: { return softplus_f32(x); }

@@ -51,7 +51,7 @@ from ._core import (
     zeros,
     zeros_like,
 )
-from . import autograd, nn
+from . import autograd, gpu, nn
 from .autograd import enable_grad, no_grad, set_grad_enabled
 
 __version__ = _core.__version__

@@ -5,6 +5,7 @@
 mod convert;
 mod errors;
 mod functions;
+mod gpu;
 mod tensor;
 
 use pyo3::prelude::*;
@@ -25,6 +26,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add(name, convert::PyDType { inner: d })?;
     }
     functions::register(m)?;
+    gpu::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
