@@ -10,6 +10,11 @@
 //! At submission the array is written to one device buffer with `queue.write_buffer`, which wgpu
 //! runs before the batch's commands; each dispatch binds its block by offset. One buffer serves
 //! every batch: the write for batch k+1 is ordered after batch k's commands by the queue.
+//!
+//! Errors: pipelines and bind groups are validated when a dispatch is recorded (in error scopes),
+//! so a malformed dispatch fails its own op and is never recorded. What can only fail later (out
+//! of memory while executing, a lost device) is returned as `Error::Gpu` by whichever call
+//! submits or reads back; the outputs of that batch are then undefined.
 
 use super::context::{join_errors, lock, Context};
 use super::pipeline::Kernel;
@@ -96,7 +101,15 @@ impl Context {
         for &(binding, buffer) in binds {
             entries.push(wgpu::BindGroupEntry { binding, resource: buffer.as_entire_binding() });
         }
-        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(k.entry), layout: &pipe.layout, entries: &entries });
+        // Checked here, in an error scope, rather than at submission: an invalid bind group would
+        // invalidate the whole encoder, silently losing every other dispatch of the batch.
+        let (bind_group, errs) = self.scoped_raw(|| {
+            self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(k.entry), layout: &pipe.layout, entries: &entries })
+        });
+        if !errs.is_empty() {
+            batch.params.truncate(start);
+            return Err(Error::Gpu(format!("{op}: binding buffers for shaders/{} entry point '{}': {}", k.shader.file(), k.entry, join_errors(&errs))));
+        }
         {
             let enc = batch.encoder(&self.device);
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(k.entry), timestamp_writes: None });
@@ -200,4 +213,34 @@ impl Context {
 /// Workgroups for one thread per element.
 pub(crate) fn groups_for(n: usize) -> u64 {
     (n as u64).div_ceil(WORKGROUP)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::context::context;
+    use super::super::pipeline::{Kernel, Shader};
+    use crate::{DType, Device, Error, Tensor};
+
+    /// A malformed dispatch (a binding the kernel needs is missing) must come back as
+    /// `Error::Gpu`, not as wgpu's default panic, and the device must stay usable afterwards.
+    #[test]
+    fn validation_errors_become_gpu_errors() {
+        let Ok(ctx) = context() else {
+            eprintln!("skipping: no GPU adapter");
+            return;
+        };
+        let t = Tensor::ones([4], DType::F32, Device::Gpu).unwrap();
+        let storage = t.storage();
+        let crate::storage::Storage::Gpu(g) = &*storage else { panic!("not a GPU storage") };
+        let k = Kernel::new(Shader::Elementwise, "unary", &[("OP", 0), ("DT", 0)]);
+        // binding 1 (the input) is left out
+        match ctx.run("test", &k, &[4, 1, 4, 0, 1], &[(4, g.buf.raw())], 1) {
+            Err(Error::Gpu(msg)) => assert!(msg.starts_with("test:") && msg.contains("unary"), "{msg}"),
+            other => panic!("expected Error::Gpu, got {other:?}"),
+        }
+        drop(storage);
+        ctx.submit("test").unwrap();
+        // the work queued before it (filling `t`) and after it is unaffected
+        assert_eq!(t.add(&t).unwrap().to_vec::<f32>().unwrap(), vec![2.0; 4]);
+    }
 }
