@@ -334,6 +334,13 @@ def test_int64_outside_int32_is_refused_on_upload():
         bp.tensor([1, 2**32], device="gpu")
 
 
+def test_a_tensor_beyond_the_binding_limit_is_a_typed_error():
+    limit = bp.gpu.adapter_info()["limits"]["max_storage_buffer_binding_size"]
+    n = limit // 4 + 1
+    with pytest.raises(RuntimeError, match="largest storage buffer binding"):
+        bp.zeros(n, device="gpu")
+
+
 def test_mixing_devices_names_both():
     a = bp.ones(3)
     b = bp.ones(3, device="gpu")

@@ -11,6 +11,8 @@
 //! take a lock and run one at a time (the allocation-count test needs that too).
 
 #![cfg(feature = "gpu")]
+// `&[x.clone()]` reads as "these inputs"; slice::from_ref would not.
+#![allow(clippy::cloned_ref_to_slice_refs)]
 
 use backprop::nn::loss::{self, ClassLossOptions};
 use backprop::op::{ArgReduceOp, ReduceOp};
@@ -409,6 +411,10 @@ fn creation_transfer_and_dtype_rules() {
     // int64 beyond int32 is refused on upload
     let err = i64s(&[1, 1 << 40], &[2]).to_device(Device::Gpu).unwrap_err();
     assert!(err.to_string().contains("1099511627776"), "{err}");
+    // a tensor larger than one storage binding is refused with the limit named, not a crash
+    let limit = backprop::gpu::adapter_info().unwrap().limits.iter().find(|l| l.0 == "max_storage_buffer_binding_size").unwrap().1;
+    let err = Tensor::zeros([(limit / 4 + 1) as usize], DType::F32, Device::Gpu).unwrap_err();
+    assert!(matches!(err, Error::Unsupported { op: "full", .. }) && err.to_string().contains(&limit.to_string()), "{err}");
     // mixing devices names both
     let err = x.add(&to_gpu(&x)).unwrap_err();
     let msg = err.to_string();
