@@ -51,7 +51,7 @@ from ._core import (
     zeros,
     zeros_like,
 )
-from . import autograd, data, nn, optim, serialization
+from . import autograd, data, gpu, nn, optim, serialization
 from .autograd import enable_grad, no_grad, set_grad_enabled
 from .serialization import load, save
 

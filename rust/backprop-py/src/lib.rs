@@ -8,6 +8,7 @@ mod errors;
 mod functions;
 mod nn;
 mod io;
+mod gpu;
 mod tensor;
 
 use pyo3::prelude::*;
@@ -31,6 +32,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     nn::register(m)?;
     conv::register(m)?;
     io::register(m)?;
+    gpu::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

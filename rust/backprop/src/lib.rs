@@ -31,6 +31,8 @@ pub mod device;
 mod display;
 pub mod dtype;
 pub mod error;
+#[cfg(feature = "gpu")]
+pub mod gpu;
 pub mod gradcheck;
 mod indexing;
 pub mod io;

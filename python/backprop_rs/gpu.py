@@ -1,0 +1,59 @@
+"""The GPU backend: WGSL compute shaders run through wgpu (Vulkan, Metal, DX12 or GL).
+
+Tensors move with ``t.to("gpu")`` (``"cuda"`` is accepted as an alias) or are created there with
+``device="gpu"``. Work is queued and submitted in batches; it is waited for only when a result is
+read (``.numpy()``, ``.item()``, ``.to("cpu")``) or here, by :func:`synchronize`.
+
+On the device, int64 tensors are stored as int32 (values outside that range are refused when a
+tensor is moved to the GPU) and float64 is not available (WGSL has no f64): moving or creating
+a float64 tensor on the GPU raises RuntimeError; convert with ``.float()`` first.
+
+The adapter is chosen once, on first use: ``WGPU_BACKEND`` (e.g. ``vulkan``) restricts the
+backends, ``WGPU_POWER_PREF`` (``high``/``low``) the preference, and ``BACKPROP_ADAPTER`` picks
+the first adapter whose name contains the given text (``BACKPROP_ADAPTER=llvmpipe`` selects
+Mesa's lavapipe, a Vulkan device on the CPU).
+
+>>> import backprop_rs as bp
+>>> if bp.gpu.is_available():
+...     x = bp.randn(4, 3, device="gpu")
+...     y = (x @ x.T).relu().sum()
+...     bp.gpu.synchronize()
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from . import _core
+
+__all__ = ["is_available", "adapter_info", "synchronize", "empty_cache", "device_count"]
+
+
+def is_available() -> bool:
+    """Whether a GPU adapter with compute shaders exists (opens the device on first call)."""
+    return _core._gpu_is_available()
+
+
+def adapter_info() -> Dict[str, Any]:
+    """The adapter in use: ``name``, ``backend``, ``device_type``, ``driver``, ``driver_info``,
+    ``vendor``, ``device`` and ``limits`` (a dict of the WebGPU limits the device was opened with).
+
+    Raises RuntimeError, saying what was looked for, when no adapter is available.
+    """
+    return _core._gpu_adapter_info()
+
+
+def synchronize() -> None:
+    """Submits all queued GPU work and waits for it to finish; raises RuntimeError if the device
+    reported an error (validation failure, out of memory, device lost)."""
+    _core._gpu_synchronize()
+
+
+def empty_cache() -> None:
+    """Releases device buffers kept for reuse (live tensors are untouched)."""
+    _core._gpu_empty_cache()
+
+
+def device_count() -> int:
+    """1 when a GPU is available, else 0 (the engine drives one device)."""
+    return 1 if is_available() else 0

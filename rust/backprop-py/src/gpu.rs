@@ -1,0 +1,60 @@
+//! GPU queries for `backprop_rs.gpu`: availability, what the adapter is, waiting for queued work,
+//! releasing cached device memory. Glue only; the backend is `backprop::gpu`.
+
+use crate::errors::IntoPy;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+/// Whether a GPU adapter with compute shaders exists (opens the device on first call).
+#[pyfunction]
+fn _gpu_is_available(py: Python<'_>) -> bool {
+    py.detach(backprop::gpu::is_available)
+}
+
+/// The adapter as a dict: name, backend, device_type, driver, driver_info, vendor, device, limits.
+/// Raises RuntimeError saying what was looked for when there is no adapter.
+#[pyfunction]
+fn _gpu_adapter_info<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    let info = py.detach(backprop::gpu::adapter_info).py()?;
+    let d = PyDict::new(py);
+    d.set_item("name", info.name)?;
+    d.set_item("backend", info.backend)?;
+    d.set_item("device_type", info.device_type)?;
+    d.set_item("driver", info.driver)?;
+    d.set_item("driver_info", info.driver_info)?;
+    d.set_item("vendor", info.vendor)?;
+    d.set_item("device", info.device)?;
+    let limits = PyDict::new(py);
+    for (k, v) in info.limits {
+        limits.set_item(k, v)?;
+    }
+    d.set_item("limits", limits)?;
+    Ok(d)
+}
+
+/// Submits queued GPU work and waits for it; raises if the device reported an error.
+#[pyfunction]
+fn _gpu_synchronize(py: Python<'_>) -> PyResult<()> {
+    py.detach(backprop::gpu::synchronize).py()
+}
+
+/// Frees the device buffers kept for reuse.
+#[pyfunction]
+fn _gpu_empty_cache(py: Python<'_>) -> PyResult<()> {
+    py.detach(backprop::gpu::empty_cache).py()
+}
+
+/// How many device buffers were created so far (to check that a loop stops allocating).
+#[pyfunction]
+fn _gpu_buffers_created() -> u64 {
+    backprop::gpu::buffers_created()
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(_gpu_is_available, m)?)?;
+    m.add_function(wrap_pyfunction!(_gpu_adapter_info, m)?)?;
+    m.add_function(wrap_pyfunction!(_gpu_synchronize, m)?)?;
+    m.add_function(wrap_pyfunction!(_gpu_empty_cache, m)?)?;
+    m.add_function(wrap_pyfunction!(_gpu_buffers_created, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,203 @@
+//! The GPU backend: WGSL compute shaders (`shaders/`) run through `wgpu` on Vulkan, Metal, DX12
+//! or GL, on the first adapter chosen by `context.rs`.
+//!
+//! Files, one concept each: `context` (adapter/device/queue, created once; error capture),
+//! `buffer` (pooled device memory), `pipeline` (shader sources, compiled-pipeline cache),
+//! `dispatch` (recording and batched submission, readback), `kernels` (one launch per primitive).
+//!
+//! Device representation of the dtypes: every element is a 32-bit word. float32 is itself;
+//! **int64 is stored as int32** (WGSL has no 64-bit integers): values outside the int32 range are
+//! refused with an error when a tensor is uploaded or filled, and integer arithmetic on the GPU
+//! wraps at 32 bits where the CPU wraps at 64. bool is a 0/1 word. `dtype()` still reports int64
+//! and bool, so nothing above the backend can tell. **float64 is not available** (WGSL has no
+//! f64): creating, moving or casting to a float64 tensor on the GPU is an `Error::Unsupported`
+//! naming the op, the dtype and the device.
+//!
+//! ```no_run
+//! use backprop::{Device, DType, Tensor};
+//! if backprop::gpu::is_available() {
+//!     let x = Tensor::randn([256, 128], DType::F32, Device::Gpu)?.requires_grad_(true)?;
+//!     let y = x.matmul(&x.t()?)?.relu()?.sum_all()?;   // queued on the GPU
+//!     y.backward()?;
+//!     println!("{}", y.item()?);                       // readback happens here
+//! }
+//! # Ok::<(), backprop::Error>(())
+//! ```
+
+mod buffer;
+mod context;
+mod dispatch;
+mod kernels;
+mod pipeline;
+
+pub use buffer::buffers_created;
+pub use context::AdapterInfo;
+
+use crate::backend::BackendStorage;
+use crate::cpu::CpuStorage;
+use crate::op::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp, Window};
+use crate::{DType, Device, Error, Layout, Result, Shape};
+use buffer::GpuBuffer;
+
+/// Whether a GPU adapter with compute shaders exists (creates the device on first call).
+pub fn is_available() -> bool {
+    context::context().is_ok()
+}
+
+/// The adapter the engine runs on, or the error saying why there is none.
+pub fn adapter_info() -> Result<AdapterInfo> {
+    Ok(context::adapter_info(context::context()?))
+}
+
+/// Submits all queued GPU work and waits for it to finish; reports any error the device raised.
+pub fn synchronize() -> Result<()> {
+    context::context()?.synchronize("synchronize")
+}
+
+/// Releases the device buffers the pool keeps for reuse (live tensors are untouched).
+pub fn empty_cache() -> Result<()> {
+    let ctx = context::context()?;
+    ctx.synchronize("empty_cache")?;
+    ctx.pool.clear();
+    Ok(())
+}
+
+/// Device memory of one tensor storage: `len` words of `dtype`'s device form.
+pub struct GpuStorage {
+    buf: GpuBuffer,
+    len: usize,
+    dtype: DType,
+}
+
+impl GpuStorage {
+    /// Uploads the elements of a strided CPU view as a contiguous GPU storage.
+    pub fn from_cpu(cpu: &CpuStorage, l: &Layout) -> Result<GpuStorage> {
+        const OP: &str = "to";
+        let dtype = cpu.dtype();
+        if dtype == DType::F64 {
+            return Err(kernels::f64_unsupported(OP));
+        }
+        let n = l.numel();
+        // a contiguous view is uploaded in place; anything else is packed on the CPU first
+        let packed;
+        let (src, start) = match l.contiguous_range() {
+            Some((start, _)) => (cpu, start),
+            None => {
+                packed = cpu.copy_strided(l)?;
+                (&packed, 0)
+            }
+        };
+        let bytes: Vec<u8> = match dtype {
+            DType::F32 => bytemuck::cast_slice(slice::<f32>(src, start, n)?).to_vec(),
+            DType::I64 => {
+                let mut w = Vec::with_capacity(n * 4);
+                for &v in slice::<i64>(src, start, n)? {
+                    let v32 = i32::try_from(v).map_err(|_| kernels::int_range_error(OP, v))?;
+                    w.extend_from_slice(&v32.to_ne_bytes());
+                }
+                w
+            }
+            DType::Bool => slice::<u8>(src, start, n)?.iter().flat_map(|&b| ((b != 0) as u32).to_ne_bytes()).collect(),
+            DType::F64 => return Err(kernels::f64_unsupported(OP)),
+        };
+        let out = GpuStorage { buf: buffer::alloc(OP, l.shape(), dtype)?, len: n, dtype };
+        context::context()?.upload(out.buf.raw(), &bytes);
+        Ok(out)
+    }
+
+    /// Reads the elements of a strided view back into a contiguous CPU storage (waits for the
+    /// device).
+    pub fn to_cpu(&self, l: &Layout) -> Result<CpuStorage> {
+        const OP: &str = "to";
+        let ctx = context::context()?;
+        let n = l.numel();
+        let packed;
+        let (buf, start) = match l.contiguous_range() {
+            Some((start, _)) => (&self.buf, start),
+            None => {
+                packed = kernels::copy_strided(self, l)?;
+                (&packed.buf, 0)
+            }
+        };
+        let bytes = ctx.read(OP, buf.raw(), start as u64 * buffer::WORD, n as u64 * buffer::WORD)?;
+        let words: Vec<u32> = bytemuck::pod_collect_to_vec(&bytes);
+        Ok(match self.dtype {
+            DType::F32 => CpuStorage::from_vec(words.into_iter().map(f32::from_bits).collect::<Vec<f32>>()),
+            DType::I64 => CpuStorage::from_vec(words.into_iter().map(|w| w as i32 as i64).collect::<Vec<i64>>()),
+            DType::Bool => CpuStorage::from_vec(words.into_iter().map(|w| (w != 0) as u8).collect::<Vec<u8>>()),
+            DType::F64 => return Err(kernels::f64_unsupported(OP)),
+        })
+    }
+}
+
+fn slice<T: crate::Element>(s: &CpuStorage, start: usize, n: usize) -> Result<&[T]> {
+    s.as_slice::<T>()
+        .and_then(|all| all.get(start..start + n))
+        .ok_or_else(|| Error::invalid("to", format!("a view of {n} elements at offset {start} does not fit its {} storage", s.dtype())))
+}
+
+impl BackendStorage for GpuStorage {
+    fn dtype(&self) -> DType {
+        self.dtype
+    }
+    fn device(&self) -> Device {
+        Device::Gpu
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn unary(&self, l: &Layout, op: UnaryOp) -> Result<Self> {
+        kernels::unary(self, l, op)
+    }
+    fn binary(&self, l: &Layout, rhs: &Self, rl: &Layout, op: BinaryOp) -> Result<Self> {
+        kernels::binary(self, l, rhs, rl, op)
+    }
+    fn compare(&self, l: &Layout, rhs: &Self, rl: &Layout, op: CmpOp) -> Result<Self> {
+        kernels::compare(self, l, rhs, rl, op)
+    }
+    fn where_cond(&self, l: &Layout, t: &Self, tl: &Layout, f: &Self, fl: &Layout) -> Result<Self> {
+        kernels::where_cond(self, l, t, tl, f, fl)
+    }
+    fn cast(&self, l: &Layout, dtype: DType) -> Result<Self> {
+        kernels::cast(self, l, dtype)
+    }
+    fn reduce(&self, l: &Layout, op: ReduceOp, dims: &[usize]) -> Result<Self> {
+        kernels::reduce(self, l, op, dims)
+    }
+    fn arg_reduce(&self, l: &Layout, op: ArgReduceOp, dim: usize) -> Result<Self> {
+        kernels::arg_reduce(self, l, op, dim)
+    }
+    fn matmul(&self, l: &Layout, rhs: &Self, rl: &Layout) -> Result<Self> {
+        kernels::matmul(self, l, rhs, rl)
+    }
+    fn copy_strided(&self, l: &Layout) -> Result<Self> {
+        kernels::copy_strided(self, l)
+    }
+    fn copy_into(&mut self, dl: &Layout, src: &Self, sl: &Layout) -> Result<()> {
+        kernels::copy_into(self, dl, src, sl)
+    }
+    fn gather(&self, l: &Layout, dim: usize, index: &Self, il: &Layout) -> Result<Self> {
+        kernels::gather(self, l, dim, index, il)
+    }
+    fn scatter_add(&self, l: &Layout, dim: usize, index: &Self, il: &Layout, src: &Self, sl: &Layout) -> Result<Self> {
+        kernels::scatter_add(self, l, dim, index, il, src, sl)
+    }
+    fn index_select(&self, l: &Layout, dim: usize, index: &Self, il: &Layout) -> Result<Self> {
+        kernels::index_select(self, l, dim, index, il)
+    }
+    fn index_add(&self, l: &Layout, dim: usize, index: &Self, il: &Layout, src: &Self, sl: &Layout) -> Result<Self> {
+        kernels::index_add(self, l, dim, index, il, src, sl)
+    }
+    fn softmax(&self, l: &Layout, dim: usize, log: bool) -> Result<Self> {
+        kernels::softmax(self, l, dim, log)
+    }
+    fn unfold(&self, l: &Layout, w: &Window, pad_value: f64) -> Result<Self> {
+        kernels::unfold(self, l, w, pad_value)
+    }
+    fn fold(&self, l: &Layout, w: &Window, out_hw: (usize, usize)) -> Result<Self> {
+        kernels::fold(self, l, w, out_hw)
+    }
+    fn full(shape: &Shape, value: f64, dtype: DType) -> Result<Self> {
+        kernels::full(shape, value, dtype)
+    }
+}

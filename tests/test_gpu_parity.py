@@ -1,0 +1,415 @@
+"""Every primitive and its gradient on the GPU against the CPU backend, through the Python API.
+
+One table of ops (OpInfo style): each row is a function of tensors and the NumPy inputs to feed
+it. ``check`` runs the function with CPU tensors and with GPU tensors made from the same data,
+then compares the outputs and the gradients of ``sum(out * w)`` (w fixed and random) for every
+float input. Tolerances: atol = rtol = 1e-4 for elementwise ops, 1e-3 for reductions and matmul
+(the GPU adds in another order); gradients get 10x the forward tolerance (they chain several
+kernels). Sizes include 1, 7 and 1000003 elements, 1x1 and 127x129 matmuls, broadcast (stride 0)
+and non-contiguous (transposed, sliced) inputs and more than 65535 * 256 elements.
+
+Skips with the reason when no GPU adapter exists, unless BACKPROP_REQUIRE_GPU=1 (CI), in which
+case a missing adapter fails. Runs anywhere Mesa's lavapipe is installed (see
+scripts/setup-lavapipe.sh).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import backprop_rs as bp
+import backprop_rs.nn.functional as F
+
+REQUIRE = os.environ.get("BACKPROP_REQUIRE_GPU") == "1"
+EW = dict(atol=1e-4, rtol=1e-4)
+RED = dict(atol=1e-3, rtol=1e-3)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def gpu():
+    if not bp.gpu.is_available():
+        try:
+            bp.gpu.adapter_info()
+            reason = "bp.gpu.is_available() is False"
+        except RuntimeError as e:
+            reason = str(e)
+        if REQUIRE:
+            pytest.fail(f"BACKPROP_REQUIRE_GPU=1 but no GPU adapter: {reason}")
+        pytest.skip(f"no GPU adapter: {reason}")
+
+
+RNG = np.random.default_rng(1234)
+
+
+def normal(*shape):
+    return RNG.normal(size=shape).astype(np.float32)
+
+
+def positive(*shape):
+    return RNG.uniform(0.1, 2.0, size=shape).astype(np.float32)
+
+
+def ints(lo, hi, *shape):
+    return RNG.integers(lo, hi, size=shape).astype(np.int64)
+
+
+def assert_close(what, cpu, gpu, tol):
+    assert cpu.shape == gpu.shape, f"{what}: shapes {cpu.shape} vs {gpu.shape}"
+    assert cpu.dtype == gpu.dtype, f"{what}: dtypes {cpu.dtype} vs {gpu.dtype}"
+    np.testing.assert_allclose(gpu.astype(np.float64), cpu.astype(np.float64), equal_nan=True, err_msg=what, **tol)
+
+
+def run(fn, inputs, device, grad, wseed=0):
+    ts = [bp.tensor(a, device=device, requires_grad=grad and a.dtype.kind == "f") for a in inputs]
+    out = fn(*ts)
+    assert out.device == bp.device(device), f"result on {out.device}, expected {device}"
+    res = [out.detach().to("cpu").numpy()]
+    if grad and out.requires_grad:
+        w = np.random.default_rng(wseed).normal(size=out.shape).astype(np.float32)
+        (out * bp.tensor(w, device=device)).sum().backward()
+        res += [None if t.grad is None else t.grad.to("cpu").numpy() for t in ts]
+    return res
+
+
+def check(name, fn, inputs, tol=EW, grad=True):
+    cpu = run(fn, inputs, "cpu", grad)
+    gpu = run(fn, inputs, "gpu", grad)
+    assert_close(name, cpu[0], gpu[0], tol)
+    assert len(cpu) == len(gpu), f"{name}: the gradient exists on one device only"
+    gtol = {k: v * 10 for k, v in tol.items()}
+    for k, (c, g) in enumerate(zip(cpu[1:], gpu[1:])):
+        assert (c is None) == (g is None), f"{name}: grad of input {k} on one device only"
+        if c is not None:
+            assert_close(f"{name}: grad of input {k}", c, g, gtol)
+
+
+UNARY = {
+    "neg": (lambda x: -x, normal),
+    "abs": (lambda x: x.abs(), normal),
+    "sign": (lambda x: x.sign(), normal),
+    "exp": (lambda x: x.exp(), normal),
+    "log": (lambda x: x.log(), positive),
+    "sqrt": (lambda x: x.sqrt(), positive),
+    "sin": (lambda x: x.sin(), normal),
+    "cos": (lambda x: x.cos(), normal),
+    "tanh": (lambda x: x.tanh(), normal),
+    "sigmoid": (lambda x: x.sigmoid(), normal),
+    "relu": (lambda x: x.relu(), normal),
+    "gelu": (lambda x: F.gelu(x), normal),
+    "erf": (lambda x: x.erf(), normal),
+    "softplus": (lambda x: F.softplus(x), normal),
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+@pytest.mark.parametrize("shape", [(1,), (7,), (13, 9)])
+def test_unary(name, shape):
+    fn, gen = UNARY[name]
+    check(f"{name}{shape}", fn, [gen(*shape) * (2 if gen is normal else 1)])
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+def test_unary_on_transposed_view(name):
+    fn, gen = UNARY[name]
+    check(f"{name} transposed", lambda x: fn(x.T), [gen(6, 5)])
+
+
+@pytest.mark.parametrize("name", ["exp", "tanh", "sigmoid", "relu", "log"])
+def test_unary_1000003_elements(name):
+    fn, gen = UNARY[name]
+    check(f"{name} 1000003", fn, [gen(1000003)])
+
+
+def test_unary_special_values():
+    x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-30, 1e30, -1e30, 88.0, -88.0, 100.0, -100.0, 0.5, -3.0], np.float32)
+    for name, (fn, _) in UNARY.items():
+        vals = x[np.isnan(x) | (np.abs(x) <= 100)] if name in ("sin", "cos") else x
+        check(f"{name} special values", fn, [vals], grad=False)
+
+
+BINARY = {
+    "add": (lambda a, b: a + b, normal),
+    "sub": (lambda a, b: a - b, normal),
+    "mul": (lambda a, b: a * b, normal),
+    "div": (lambda a, b: a / b, positive),
+    "pow": (lambda a, b: a ** b, normal),
+    "maximum": (lambda a, b: a.maximum(b), normal),
+    "minimum": (lambda a, b: a.minimum(b), normal),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+def test_binary_broadcast_and_strided(name):
+    fn, gen_b = BINARY[name]
+    a = positive(4, 1, 5) if name == "pow" else normal(4, 1, 5)
+    check(f"{name} broadcast", fn, [a, gen_b(3, 5)])
+    check(f"{name} transposed", lambda x, y: fn(x.T, y[::2]), [a[:, 0, :].copy(), gen_b(10, 4)])
+    check(f"{name} scalar operand", lambda x: fn(x, 2.0) if name != "pow" else x ** 2.0, [a])
+
+
+@pytest.mark.parametrize("name", ["add", "mul"])
+def test_binary_1000003_elements(name):
+    fn, gen = BINARY[name]
+    check(f"{name} 1000003", fn, [normal(1000003), gen(1000003)])
+
+
+def test_maximum_ties_split_the_gradient():
+    a = np.round(normal(6, 5) * 2)
+    b = np.round(normal(5) * 2)
+    check("maximum ties", lambda x, y: x.maximum(y), [a, b])
+    check("minimum ties", lambda x, y: x.minimum(y), [a, b])
+
+
+def test_integer_and_bool_ops():
+    a = np.array([-7, -1, 0, 1, 5, 12, -3, 3], np.int64)
+    b = np.array([2, -3, 5, 1, -2, 1, -1, 4], np.int64)
+    for name, fn in {"add": lambda x, y: x + y, "sub": lambda x, y: x - y, "mul": lambda x, y: x * y,
+                     "max": lambda x, y: x.maximum(y), "neg": lambda x, y: -x, "abs": lambda x, y: x.abs(),
+                     "lt": lambda x, y: x < y, "eq": lambda x, y: x == y, "true div": lambda x, y: x / y}.items():
+        check(f"int {name}", fn, [a, b], grad=False)
+    p = np.array([True, True, False, False])
+    q = np.array([True, False, True, False])
+    check("bool and", lambda x, y: x & y, [p, q], grad=False)
+    check("bool or", lambda x, y: x | y, [p, q], grad=False)
+    check("bool not", lambda x, y: ~x, [p, q], grad=False)
+
+
+def test_comparisons_where_and_casts():
+    a = np.array([1, 2, np.nan, -0.0, 3, np.inf], np.float32)
+    b = np.array([1, 3, 1, 0.0, np.nan, np.inf], np.float32)
+    for name, fn in {"eq": lambda x, y: x == y, "ne": lambda x, y: x != y, "lt": lambda x, y: x < y,
+                     "le": lambda x, y: x <= y, "gt": lambda x, y: x > y, "ge": lambda x, y: x >= y}.items():
+        check(name, fn, [a, b], grad=False)
+    cond = normal(4, 1) > 0
+    check("where", lambda c, x, y: bp.where(c, x, y), [cond, normal(4, 5), normal(5)])
+    check("where strided", lambda c, x, y: bp.where(c, x.T, y[:, 1]), [cond, normal(5, 4), normal(5, 2)])
+    f = np.array([1.7, -1.7, 2.5, -0.0, 0.0, 1e9, -1e9, 0.1], np.float32)
+    i = np.array([0, 1, -1, 7, 2**31 - 1, -(2**31), 3, 5], np.int64)
+    bo = np.array([True, False, True, True, False, False, True, False])
+    for src in (f, i, bo):
+        for conv in ("float", "long", "bool"):
+            check(f"{src.dtype} -> {conv}", lambda x: getattr(x, conv)(), [src], grad=False)
+    check("float -> long -> float keeps the graph off", lambda x: x.long().float() * x, [normal(7)])
+
+
+REDUCE_DIMS = [0, 1, 2, (0, 2), (1, 2), (0, 1, 2)]
+
+
+@pytest.mark.parametrize("dims", REDUCE_DIMS)
+@pytest.mark.parametrize("op", ["sum", "amax", "amin", "mean"])
+def test_reductions(op, dims):
+    x = normal(5, 6, 7)
+    check(f"{op}{dims}", lambda t: getattr(t, op)(dim=dims), [x], RED)
+    check(f"{op}{dims} permuted keepdim", lambda t: getattr(t, op)(dim=dims, keepdim=True), [normal(7, 5, 6)], RED)
+    check(f"{op}{dims} on a permuted view", lambda t: getattr(t.permute(1, 2, 0), op)(dim=dims), [normal(7, 5, 6)], RED)
+
+
+def test_reductions_large_and_odd():
+    check("sum 1000003", lambda t: t.sum(), [normal(1000003)], RED)
+    check("amax 1000003", lambda t: t.amax(), [normal(1000003)], RED)
+    check("sum long rows", lambda t: t.sum(1), [normal(3, 10000)], RED)
+    check("sum many short rows", lambda t: t.sum(1), [normal(20000, 3)], RED)
+    check("sum over batch", lambda t: t.sum(0), [normal(3, 20000)], RED)
+    check("var", lambda t: t.var(1), [normal(9, 31)], RED)
+    check("logsumexp", lambda t: t.logsumexp(1), [normal(9, 31)], RED)
+    check("amax ties", lambda t: t.amax(1), [np.array([[1, 3, 3], [-1, 2, 2]], np.float32)], RED)
+    check("max NaN", lambda t: t.amax(0), [np.array([1, np.nan, 2], np.float32)], RED, grad=False)
+    check("int sum", lambda t: t.sum(1), [ints(-50, 50, 4, 9)], RED, grad=False)
+    check("any / all", lambda t: t.any(1).logical_and(t.all(0).sum() >= 0), [normal(4, 3) > 0], RED, grad=False)
+
+
+def test_arg_reductions():
+    ties = np.array([[1, 3, 3, -1], [-1, 2, 0, np.nan], [np.nan, 5, 5, 5]], np.float32)
+    for op in ("argmax", "argmin"):
+        check(f"{op} ties", lambda t: getattr(t, op)(1), [ties], grad=False)
+        check(f"{op} dim 0", lambda t: getattr(t, op)(0), [ties], grad=False)
+        check(f"{op} long rows", lambda t: getattr(t, op)(1), [normal(3, 20000)], grad=False)
+        check(f"{op} transposed", lambda t: getattr(t.T, op)(0), [normal(9, 6)], grad=False)
+        check(f"{op} flat", lambda t: getattr(t, op)(), [normal(1000003)], grad=False)
+    check("max with indices", lambda t: t.max(1)[0], [normal(5, 8)], RED)
+
+
+@pytest.mark.parametrize("shapes", [((1, 1), (1, 1)), ((127, 129), (129, 65)), ((7,), (7,)), ((6, 5), (5,)),
+                                    ((3, 17, 19), (3, 19, 23)), ((2, 1, 9, 10), (4, 10, 3)), ((3, 0), (0, 4))])
+def test_matmul(shapes):
+    a, b = shapes
+    check(f"matmul {a} @ {b}", lambda x, y: x @ y, [normal(*a), normal(*b)], RED)
+
+
+def test_matmul_transposed_operands_and_int():
+    check("A^T B", lambda x, y: x.T @ y, [normal(129, 127), normal(129, 33)], RED)
+    check("A B^T", lambda x, y: x @ y.T, [normal(70, 40), normal(66, 40)], RED)
+    check("sliced", lambda x, y: x[:, 1::2] @ y[::3], [normal(31, 40), normal(60, 9)], RED)
+    check("int64", lambda x, y: x @ y, [ints(-9, 9, 5, 6), ints(-9, 9, 6, 4)], RED, grad=False)
+
+
+@pytest.mark.parametrize("fn", ["softmax", "log_softmax"])
+def test_softmax(fn):
+    x = normal(4, 7, 5)
+    for d in range(3):
+        check(f"{fn} dim {d}", lambda t: getattr(t, fn)(d), [x])
+    check(f"{fn} long rows", lambda t: getattr(t, fn)(1), [normal(3, 1000) * 5])
+    check(f"{fn} many rows", lambda t: getattr(t, fn)(1), [normal(20000, 10)])
+    check(f"{fn} transposed", lambda t: getattr(t.T, fn)(0), [normal(300, 9)])
+    check(f"{fn} -inf", lambda t: getattr(t, fn)(1), [np.array([[-np.inf, 0, 1], [-np.inf] * 3], np.float32)], grad=False)
+
+
+def test_indexing_ops():
+    x = normal(4, 6)
+    idx = np.array([[5, 0, 0], [1, 2, 3], [4, 4, 5], [0, 1, 1]], np.int64)
+    check("gather", lambda t, i: t.gather(1, i), [x, idx])
+    check("gather dim 0", lambda t, i: t.gather(0, i), [x, np.array([[3, 0, 1, 2, 2, 2]], np.int64)])
+    check("gather transposed", lambda t, i: t.T.gather(1, i), [normal(6, 4), idx])
+    sel = np.array([2, 0, 2, 5], np.int64)
+    check("index_select", lambda t, i: t.index_select(1, i), [x, sel])
+    check("index_select dim 0", lambda t, i: t.index_select(0, i), [x, np.array([3, 3, 0], np.int64)])
+    check("scatter_add", lambda t, i, s: t.scatter_add(1, i, s), [x, idx, normal(4, 3)])
+    check("index_add", lambda t, i, s: t.index_add(1, i, s), [x, sel, normal(4, 4)])
+    check("getitem with a tensor index", lambda t, i: t[i], [x, np.array([3, 1, 1], np.int64)])
+    check("cat and stack", lambda a, b: bp.cat([a, b.T], 0) + bp.stack([a, a], 0).sum(0).mean(), [normal(2, 3), normal(3, 4)])
+    check("slices", lambda t: t[1:, ::2] * 2, [normal(5, 6)])
+
+
+def test_bad_index_is_an_index_error_on_both_devices():
+    x = normal(4, 6)
+    for dev in ("cpu", "gpu"):
+        t = bp.tensor(x, device=dev)
+        with pytest.raises(IndexError, match="index 6 is out of bounds for dimension 1 with size 6"):
+            t.gather(1, bp.tensor([[0, 6, -1]], device=dev))
+
+
+def test_setitem_and_inplace_on_gpu():
+    for dev in ("cpu", "gpu"):
+        t = bp.zeros(3, 4, device=dev)
+        t[:, 1:3] = 1.0
+        t += 2.0
+        t.mul_(bp.tensor([1.0, 2.0, 3.0, 4.0], device=dev))
+        np.testing.assert_array_equal(t.numpy(), [[2, 6, 9, 8]] * 3)
+
+
+def test_more_than_65535_workgroups():
+    n = 65535 * 256 + 1000
+    x = normal(n)
+    check("exp", lambda t: (t * 0.5).exp(), [x], EW, grad=False)
+    check("sum", lambda t: t.sum(), [x], dict(atol=1e-2, rtol=1e-3), grad=False)
+    check("argmax", lambda t: t.argmax(), [x], grad=False)
+    check("softmax rows", lambda t: t.reshape(-1, 8).softmax(1), [x], grad=False)
+    check("relu grad", lambda t: t.relu(), [x], EW)
+
+
+def test_device_placement_and_transfers():
+    t = bp.tensor([[1.0, 2.0], [3.0, 4.0]], device="gpu")
+    assert t.device == bp.device("gpu") and t.is_gpu and str(t.device) == "gpu"
+    assert bp.tensor([1.0], device="cuda").device == bp.device("gpu")
+    c = t.to("cpu")
+    assert c.device == bp.device("cpu")
+    np.testing.assert_array_equal(t.numpy(), [[1, 2], [3, 4]])
+    np.testing.assert_array_equal(t.T.to("cpu").numpy(), [[1, 3], [2, 4]])
+    assert t.sum().item() == 10.0
+    assert c.to("gpu").device == bp.device("gpu")
+    assert t.long().to("cpu").dtype == bp.int64
+    assert "gpu" in repr(t)
+    # gradients flow back across a transfer
+    leaf = bp.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    (leaf.to("gpu") * 3).sum().backward()
+    assert leaf.grad.device == bp.device("cpu")
+    np.testing.assert_array_equal(leaf.grad.numpy(), [3, 3, 3])
+
+
+def test_float64_on_the_gpu_is_a_clear_error():
+    x64 = bp.tensor(np.array([1.0, 2.0]))  # NumPy float64 stays float64
+    assert x64.dtype == bp.float64
+    for make in (lambda: x64.to("gpu"), lambda: bp.zeros(3, dtype=bp.float64, device="gpu"),
+                 lambda: bp.ones(2, device="gpu").double(), lambda: bp.tensor(np.zeros(2), device="gpu")):
+        with pytest.raises(RuntimeError, match=r"float64.*(gpu|GPU)") as e:
+            make()
+        assert "gpu" in str(e.value)
+
+
+def test_int64_outside_int32_is_refused_on_upload():
+    with pytest.raises(RuntimeError, match="4294967296"):
+        bp.tensor([1, 2**32], device="gpu")
+
+
+def test_a_tensor_beyond_the_binding_limit_is_a_typed_error():
+    limit = bp.gpu.adapter_info()["limits"]["max_storage_buffer_binding_size"]
+    n = limit // 4 + 1
+    with pytest.raises(RuntimeError, match="largest storage buffer binding"):
+        bp.zeros(n, device="gpu")
+
+
+def test_mixing_devices_names_both():
+    a = bp.ones(3)
+    b = bp.ones(3, device="gpu")
+    for op in (lambda: a + b, lambda: b * a, lambda: a @ b, lambda: bp.where(a > 0, a, b)):
+        with pytest.raises(RuntimeError) as e:
+            op()
+        msg = str(e.value)
+        assert "cpu" in msg and "gpu" in msg, msg
+
+
+def test_gpu_module():
+    info = bp.gpu.adapter_info()
+    assert isinstance(info["name"], str) and info["name"]
+    assert info["backend"] in {"vulkan", "metal", "dx12", "gl", "browserwebgpu"}
+    assert info["limits"]["max_compute_workgroups_per_dimension"] >= 65535
+    assert info["limits"]["max_storage_buffer_binding_size"] >= 128 << 20
+    assert bp.gpu.device_count() == 1
+    y = bp.randn(100, 100, device="gpu") @ bp.randn(100, 100, device="gpu")
+    bp.gpu.synchronize()
+    assert y.shape == (100, 100)
+
+
+def mlp_train(device, steps, data):
+    x_np, y_np, params_np = data
+    params = [bp.tensor(p, device=device, requires_grad=True) for p in params_np]
+    x = bp.tensor(x_np, device=device)
+    y = bp.tensor(y_np, device=device)
+    losses = []
+    for _ in range(steps):
+        w1, b1, w2, b2 = params
+        h = F.gelu(x @ w1 + b1)
+        loss = F.cross_entropy(h @ w2 + b2, y)
+        loss.backward()
+        with bp.no_grad():
+            for p in params:
+                p -= 0.5 * p.grad
+                p.grad = None
+        losses.append(loss.item())
+    return losses, [p.detach().to("cpu").numpy() for p in params]
+
+
+def test_mlp_training_on_gpu_matches_cpu():
+    rng = np.random.default_rng(7)
+    data = (
+        rng.normal(size=(64, 10)).astype(np.float32),
+        rng.integers(0, 3, size=64).astype(np.int64),
+        [(rng.normal(size=(10, 16)) * 0.3).astype(np.float32), np.zeros(16, np.float32),
+         (rng.normal(size=(16, 3)) * 0.3).astype(np.float32), np.zeros(3, np.float32)],
+    )
+    lc, pc = mlp_train("cpu", 5, data)
+    lg, pg = mlp_train("gpu", 5, data)
+    np.testing.assert_allclose(lg, lc, **RED)
+    assert lc[-1] < lc[0], "the loss should fall"
+    for k, (c, g) in enumerate(zip(pc, pg)):
+        assert_close(f"parameter {k} after training", c, g, RED)
+
+
+def test_a_training_step_allocates_nothing_after_warm_up():
+    rng = np.random.default_rng(8)
+    w = bp.tensor(rng.normal(size=(32, 8)).astype(np.float32), device="gpu", requires_grad=True)
+    x = bp.tensor(rng.normal(size=(16, 32)).astype(np.float32), device="gpu")
+    y = bp.tensor(rng.integers(0, 8, size=16), device="gpu")
+    counts = []
+    for _ in range(5):
+        loss = F.cross_entropy((x @ w).relu(), y)
+        loss.backward()
+        with bp.no_grad():
+            w -= 0.1 * w.grad
+            w.grad = None
+        loss.item()
+        counts.append(bp._core._gpu_buffers_created())
+    assert counts[2] == counts[4], f"device buffers created after warm-up: {counts}"
