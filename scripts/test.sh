@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
-# Runs every test of the project on a fresh machine: installs what is missing (Python packages
-# into .venv; system packages where a backend needs them), builds the extension, then runs the
-# Rust tests (cargo test) and the Python tests (pytest). Exits non-zero if anything fails.
+# Runs every test of the project on a fresh machine: installs what is missing (Mesa's lavapipe,
+# a real Vulkan device on the CPU, for the GPU backend; Python packages into .venv), builds the
+# extension (with the GPU backend), then runs the Rust tests (cargo test, with and without the
+# `gpu` feature) and the Python tests (pytest). Exits non-zero if anything fails.
+#
+# GPU tests run on lavapipe and must not skip here (BACKPROP_REQUIRE_GPU=1): a missing adapter
+# is a failure. Set BACKPROP_SKIP_GPU_SETUP=1 to run on an existing GPU instead of lavapipe.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${BACKPROP_SKIP_GPU_SETUP:-0}" != "1" ]; then
+    echo "== lavapipe (Vulkan on the CPU) for the GPU tests"
+    lavapipe_env=$(bash scripts/setup-lavapipe.sh --env)
+    while IFS= read -r line; do export "${line?}"; done <<< "$lavapipe_env"
+fi
 
 echo "== python environment"
 if [ ! -x .venv/bin/python ]; then
@@ -12,13 +22,15 @@ fi
 # shellcheck disable=SC1091
 . .venv/bin/activate
 python -m pip install -q --disable-pip-version-check --upgrade pip
-python -m pip install -q --disable-pip-version-check "numpy>=1.22" "tqdm>=4.60" "pytest>=7" "maturin>=1.7,<2"
+python -m pip install -q --disable-pip-version-check "numpy>=1.22" "tqdm>=4.60" "pytest>=7" "maturin>=1.7,<2" "wgpu>=0.19"
 
-echo "== build the extension (release)"
+echo "== build the extension (release, GPU backend included)"
 maturin develop --release --quiet
 
 echo "== cargo test (core crate: unit, integration and doc tests)"
 cargo test --quiet
+echo "== cargo test --features gpu (the same plus GPU parity and shader validation)"
+cargo test --quiet --features gpu
 
 echo "== pytest"
 python -m pytest -q "$@"

@@ -413,3 +413,64 @@ def test_a_training_step_allocates_nothing_after_warm_up():
         loss.item()
         counts.append(bp._core._gpu_buffers_created())
     assert counts[2] == counts[4], f"device buffers created after warm-up: {counts}"
+
+
+CONV = {
+    "conv2d": (lambda x, w, b: F.conv2d(x, w, b, padding=1), [(2, 3, 9, 8), (4, 3, 3, 3), (4,)]),
+    "conv2d_same_groups": (lambda x, w: F.conv2d(x, w, None, padding="same", groups=2), [(1, 4, 7, 6), (6, 2, 2, 3)]),
+    "conv2d_stride_dilation": (lambda x, w: F.conv2d(x, w, None, stride=2, dilation=(1, 2)), [(2, 2, 11, 10), (3, 2, 3, 3)]),
+    "conv_transpose2d": (lambda x, w: F.conv_transpose2d(x, w, None, stride=2, padding=1, output_padding=1), [(1, 3, 5, 4), (3, 2, 3, 3)]),
+    "max_pool2d": (lambda x: F.max_pool2d(x, 2), [(2, 3, 8, 6)]),
+    "max_pool2d_pad": (lambda x: F.max_pool2d(x, 3, 2, 1), [(1, 2, 9, 7)]),
+    "avg_pool2d": (lambda x: F.avg_pool2d(x, 2, 1), [(2, 3, 5, 6)]),
+    "adaptive_avg_pool2d": (lambda x: F.adaptive_avg_pool2d(x, (3, 2)), [(2, 2, 7, 5)]),
+    "unfold": (lambda x: F.unfold(x, (2, 3), padding=1, stride=(2, 1)), [(2, 3, 6, 5)]),
+    "fold": (lambda c: F.fold(c, (5, 6), (2, 2), stride=1), [(2, 3 * 4, 4 * 5)]),
+    "pad_reflect": (lambda x: F.pad(x, (1, 2, 2, 1), mode="reflect"), [(1, 2, 5, 6)]),
+    "batch_norm2d": (lambda x: F.batch_norm(x, None, None, training=True), [(4, 3, 5, 5)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONV))
+def test_convolution_family(name):
+    fn, shapes = CONV[name]
+    rng = np.random.default_rng(abs(hash(name)) % 2**32)
+    check(name, fn, [rng.normal(size=s).astype(np.float32) for s in shapes], RED)
+
+
+def test_max_pool_indices_match():
+    x = np.random.default_rng(3).normal(size=(2, 3, 6, 6)).astype(np.float32)
+    _, ic = F.max_pool2d(bp.tensor(x), 2, return_indices=True)
+    _, ig = F.max_pool2d(bp.tensor(x, device="gpu"), 2, return_indices=True)
+    np.testing.assert_array_equal(ic.numpy(), ig.cpu().numpy())
+
+
+def _digits_accuracy(device, epochs=3):
+    from backprop_rs import models
+    from backprop_rs.train import accuracy, fit
+
+    bp.manual_seed(0)
+    d = bp.data.load_digits()
+    xtr, ytr, xte, yte = (t.to(device) for t in d)
+    model = models.mlp(64, [64], 10).to(device)
+    opt = bp.optim.Adam(model.parameters(), lr=3e-3)
+    fit(model, opt, bp.nn.CrossEntropyLoss(), bp.data.TensorDataset(xtr, ytr), mode="minibatch", epochs=epochs, batch_size=64, seed=0, progress=False)
+    assert all(p.device == bp.device(device) for p in model.parameters())
+    return accuracy(model, xte, yte)
+
+
+def test_mlp_on_digits_reaches_the_cpu_accuracy_on_the_gpu():
+    cpu, gpu = _digits_accuracy("cpu"), _digits_accuracy("gpu")
+    assert cpu > 0.85
+    assert abs(cpu - gpu) <= 2 / 360, (cpu, gpu)  # same run up to float rounding: at most 2 test images apart
+
+
+def test_cli_trains_on_the_gpu(tmp_path):
+    import re
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "backprop_rs", "train", "--device", "gpu", "--epochs", "2", "--quiet", "--out", str(tmp_path / "g.safetensors")],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert float(re.search(r"test_acc=([0-9.]+)", r.stdout).group(1)) > 0.5

@@ -68,7 +68,8 @@ class DataLoader:
                     yield tuple(t[start:stop] for t in self.dataset.tensors)
                 else:
                     idx = order[start:stop]
-                    yield tuple(t.index_select(0, idx) for t in self.dataset.tensors)
+                    # the order lives on the CPU; each tensor gathers with an index on its own device
+                    yield tuple(t.index_select(0, idx if t.device == idx.device else idx.to(t.device)) for t in self.dataset.tensors)
             else:
                 ids: List[int] = list(range(start, stop)) if order is None else order[start:stop].tolist()
                 yield self.collate_fn([self.dataset[i] for i in ids])
