@@ -320,7 +320,16 @@ pub fn backward_rule(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
             };
             vec![Some(gx)]
         }
-        Op::Matmul(a, b) => vec![opt(needs(a), || g.matmul(&b.mt()?))?, opt(needs(b), || a.mt()?.matmul(g))?],
+        Op::Matmul(a, b) => {
+            // When an operand is a transposed matrix (a Linear layer's `x @ W.T`), produce its
+            // gradient in that same memory order: (g^T a)^T equals a^T g, but its storage is
+            // already row-major for W, so W.grad needs no transposing copy later.
+            let transposed = |t: &Tensor| t.rank() == 2 && t.strides()[0] == 1 && t.dims()[0] > 1 && t.dims()[1] > 1;
+            vec![
+                opt(needs(a), || if transposed(a) { b.matmul(&g.mt()?)?.mt() } else { g.matmul(&b.mt()?) })?,
+                opt(needs(b), || if transposed(b) { g.mt()?.matmul(a)?.mt() } else { a.mt()?.matmul(g) })?,
+            ]
+        }
         Op::View(x, kind) => {
             let gx = match kind {
                 ViewKind::Reshape => g.reshape(x.shape().clone())?,
