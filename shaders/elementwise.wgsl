@@ -127,11 +127,15 @@ fn log1p_f32(y: f32) -> f32 {
     return log(u) * (y / (u - 1.0));
 }
 
-// log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)): no overflow for large |x|. Like the CPU kernel
-// (whose `+ (x - x)` carries NaN), +-inf give NaN; Tensor::softplus returns x above its threshold.
+// log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)): no overflow for large |x|. As on the CPU (and
+// in PyTorch): NaN stays NaN, +inf gives +inf, -inf gives 0.
 fn softplus_f32(x: f32) -> f32 {
-    if ((bitcast<u32>(x) & 0x7fffffffu) >= 0x7f800000u) {
-        return from_bits(0x7fc00000u);
+    let bits = bitcast<u32>(x) & 0x7fffffffu;
+    if (bits > 0x7f800000u) {
+        return x;
+    }
+    if (bits == 0x7f800000u) {
+        return max(x, 0.0);
     }
     return max(x, 0.0) + log1p_f32(exp(-abs(x)));
 }

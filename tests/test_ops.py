@@ -127,3 +127,29 @@ def test_table_covers_the_issue_op_list():
         "bce_with_logits",
     }
     assert required <= names, required - names
+
+
+@pytest.mark.parametrize("dtype", [bp.float32, bp.float64])
+def test_special_values_match_numpy(dtype):
+    """NaN, +-inf, signed zeros, denormals and huge values through the vectorised kernels."""
+    x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-40, -1e-40, 1e-30, 88.0, -88.0, 700.0, -700.0, 3.0e38, -3.0e38])
+    npd = np.float32 if dtype == bp.float32 else np.float64
+    xs = x.astype(npd)
+    t = bp.tensor(xs, dtype=dtype)
+    with np.errstate(all="ignore"):
+        ref = {
+            "exp": np.exp(xs.astype(np.float64)),
+            "tanh": np.tanh(xs.astype(np.float64)),
+            "sigmoid": 1 / (1 + np.exp(-xs.astype(np.float64))),
+            "softplus": np.where(np.isnan(xs), np.nan, np.logaddexp(0, xs.astype(np.float64))),
+            "relu": np.where(np.isnan(xs), np.nan, np.maximum(xs, 0)).astype(np.float64),
+        }
+    got = {
+        "exp": t.exp(), "tanh": t.tanh(), "sigmoid": t.sigmoid(),
+        "softplus": bp.nn.functional.softplus(t, threshold=float("inf")), "relu": t.relu(),
+    }
+    for k, v in got.items():
+        np.testing.assert_allclose(v.numpy().astype(np.float64), ref[k].astype(npd).astype(np.float64), rtol=3e-7 if dtype == bp.float32 else 1e-13, atol=0, equal_nan=True, err_msg=k)
+    logs = bp.tensor(np.array([0.0, -1.0, np.inf, np.nan, 1e-40, 1e30], npd), dtype=dtype).log().numpy()
+    assert logs[0] == -np.inf and np.isnan(logs[1]) and logs[2] == np.inf and np.isnan(logs[3])
+    np.testing.assert_allclose(logs[4:].astype(np.float64), np.log(np.array([1e-40, 1e30], npd).astype(np.float64)), rtol=3e-7)

@@ -154,7 +154,7 @@ pub fn copy_into<T: Element>(dst: &mut [T], dl: &Layout, src: &[T], sl: &Layout)
 
 /// Float unary ops with the float-type-specific fast functions supplied by the caller.
 macro_rules! unary_arms {
-    ($name:expr, $x:expr, $l:expr, $op:expr, exp = $exp:expr, log = $log:expr, tanh = $tanh:expr, sigmoid = $sig:expr) => {
+    ($name:expr, $x:expr, $l:expr, $op:expr, exp = $exp:expr, log = $log:expr, tanh = $tanh:expr, sigmoid = $sig:expr, gelu = $gelu:expr, erf = $erf:expr, softplus = $sp:expr) => {
         match $op {
             UnaryOp::Neg => map1($name, $x, $l, |v| -v),
             UnaryOp::Abs => map1($name, $x, $l, |v| v.abs()),
@@ -167,20 +167,28 @@ macro_rules! unary_arms {
             UnaryOp::Tanh => map1($name, $x, $l, $tanh),
             UnaryOp::Sigmoid => map1($name, $x, $l, $sig),
             UnaryOp::Relu => map1($name, $x, $l, |v| if v < 0.0 { 0.0 } else { v }),
-            UnaryOp::Gelu => map1($name, $x, $l, |v| math::unary_float(UnaryOp::Gelu, v)),
-            UnaryOp::Erf => map1($name, $x, $l, math::erf),
-            UnaryOp::Softplus => map1($name, $x, $l, math::softplus),
+            UnaryOp::Gelu => map1($name, $x, $l, $gelu),
+            UnaryOp::Erf => map1($name, $x, $l, $erf),
+            UnaryOp::Softplus => map1($name, $x, $l, $sp),
         }
     };
 }
 
 pub fn unary_f32(x: &[f32], l: &Layout, op: UnaryOp) -> Result<Vec<f32>> {
-    unary_arms!(op.name(), x, l, op, exp = vmath::exp_f32, log = vmath::log_f32, tanh = vmath::tanh_f32, sigmoid = vmath::sigmoid_f32)
+    unary_arms!(
+        op.name(), x, l, op,
+        exp = vmath::exp_f32, log = vmath::log_f32, tanh = vmath::tanh_f32, sigmoid = vmath::sigmoid_f32,
+        gelu = vmath::gelu_f32, erf = vmath::erf_f32, softplus = vmath::softplus_f32
+    )
 }
 
 pub fn unary_f64(x: &[f64], l: &Layout, op: UnaryOp) -> Result<Vec<f64>> {
     // f64 keeps libm's correctly-rounded-ish functions: it is the precision path (gradcheck)
-    unary_arms!(op.name(), x, l, op, exp = |v: f64| v.exp(), log = |v: f64| v.ln(), tanh = |v: f64| v.tanh(), sigmoid = math::sigmoid)
+    unary_arms!(
+        op.name(), x, l, op,
+        exp = |v: f64| v.exp(), log = |v: f64| v.ln(), tanh = |v: f64| v.tanh(), sigmoid = math::sigmoid,
+        gelu = |v: f64| math::unary_float(UnaryOp::Gelu, v), erf = math::erf, softplus = math::softplus
+    )
 }
 
 pub fn unary_i64(x: &[i64], l: &Layout, op: UnaryOp) -> Result<Vec<i64>> {

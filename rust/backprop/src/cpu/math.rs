@@ -59,8 +59,11 @@ pub fn sigmoid<T: FloatElement>(x: T) -> T {
 /// `log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|))`: no overflow for large |x|.
 #[inline(always)]
 pub fn softplus<T: FloatElement>(x: T) -> T {
+    if x.is_nan() {
+        return x;
+    }
     let m = if x > T::ZERO { x } else { T::ZERO };
-    m + (-x.abs()).exp().ln_1p() + (x - x) // (x - x) carries NaN through
+    m + (-x.abs()).exp().ln_1p() // +inf gives inf, -inf gives 0 (as in PyTorch)
 }
 
 #[inline(always)]

@@ -4,6 +4,7 @@
 
 mod activation;
 pub mod conv;
+mod conv_layers;
 mod embedding;
 pub mod functional;
 pub mod init;
@@ -14,6 +15,7 @@ mod normalization;
 pub mod utils;
 
 pub use activation::{Dropout, Flatten, Gelu, Identity, LeakyRelu, LogSoftmax, Relu, Sigmoid, Softmax, Tanh};
+pub use conv_layers::{AdaptiveAvgPool2d, AvgPool2d, Conv2d, MaxPool2d};
 pub use embedding::Embedding;
 pub use linear::Linear;
 pub use loss::Reduction;
