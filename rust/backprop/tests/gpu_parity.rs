@@ -499,3 +499,33 @@ fn convolution_family_and_gradients() {
     check("adaptive_avg_pool2d", |v| conv::adaptive_avg_pool2d(&v[0], (4, 3)), &[x.clone()], RED);
     check("pad_reflect", |v| conv::pad(&v[0], &[2, 1, 1, 2], PadMode::Reflect, 0.0), &[x.clone()], RED);
 }
+
+/// What one MLP training step (forward, backward, Adam step, loss readback) costs the host after
+/// warm-up, counted: submissions, dispatches, compute passes, bind groups and buffers created.
+/// Printed with `--nocapture`; the bounds asserted are the ones the backend is built to keep.
+#[test]
+fn training_step_host_work_after_warm_up() {
+    use backprop::optim::{Adam, AdamConfig, Optimizer};
+    need_gpu!();
+    manual_seed(23);
+    let x = to_gpu(&randn(&[64, 10]));
+    let y = to_gpu(&Tensor::randint(0, 3, [64], Device::Cpu).unwrap());
+    let params: Vec<Tensor> =
+        [randn(&[10, 16]).mul_scalar(0.3).unwrap(), randn(&[16]), randn(&[16, 3]).mul_scalar(0.3).unwrap(), randn(&[3])].iter().map(|t| to_gpu(t).requires_grad_(true).unwrap()).collect();
+    let mut opt = Adam::new(params.clone(), AdamConfig::default());
+    let mut per_step = Vec::new();
+    for _ in 0..6 {
+        let before = backprop::gpu::counters();
+        let h = x.matmul(&params[0]).unwrap().add(&params[1]).unwrap().relu().unwrap();
+        let logits = h.matmul(&params[2]).unwrap().add(&params[3]).unwrap();
+        let l = loss::cross_entropy(&logits, &y, &ClassLossOptions::default()).unwrap();
+        l.backward().unwrap();
+        opt.step().unwrap();
+        opt.zero_grad().unwrap();
+        l.item().unwrap();
+        per_step.push(backprop::gpu::counters().since(&before));
+    }
+    for (i, c) in per_step.iter().enumerate() {
+        eprintln!("step {i}: {c:?}");
+    }
+}

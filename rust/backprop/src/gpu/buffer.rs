@@ -14,18 +14,18 @@
 use super::context::{context, existing, join_errors, lock, Context};
 use crate::{DType, Device, Error, Result, Shape};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use super::stats;
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
 /// Bytes per element on the device: f32, i32 (int64's device form) and bool as u32 words.
 pub(crate) const WORD: u64 = 4;
 const MIN_BUCKET: u64 = 256;
 
-/// How many device buffers were ever created (the allocation-free-after-warm-up tests read it).
-static CREATED: AtomicU64 = AtomicU64::new(0);
-
+/// How many device buffers were ever created (the allocation-free-after-warm-up tests read it;
+/// also `counters().buffers_created`).
 pub fn buffers_created() -> u64 {
-    CREATED.load(Ordering::Relaxed)
+    stats::BUFFERS.load(Ordering::Relaxed)
 }
 
 #[derive(Default)]
@@ -107,7 +107,7 @@ impl BufferPool {
             (buf, errs) = ctx.scoped_raw(|| ctx.device.create_buffer(&desc));
         }
         if errs.is_empty() {
-            CREATED.fetch_add(1, Ordering::Relaxed);
+            stats::bump(&stats::BUFFERS);
             Ok(buf)
         } else {
             Err((errs.iter().any(|e| matches!(e, wgpu::Error::OutOfMemory { .. })), join_errors(&errs)))

@@ -18,6 +18,7 @@
 
 use super::context::{join_errors, lock, Context};
 use super::pipeline::Kernel;
+use super::stats::{self, bump};
 use crate::{Error, Result};
 
 /// Dispatches per submission: enough to amortise a submit, few enough that the GPU starts early.
@@ -110,6 +111,7 @@ impl Context {
             batch.params.truncate(start);
             return Err(Error::Gpu(format!("{op}: binding buffers for shaders/{} entry point '{}': {}", k.shader.file(), k.entry, join_errors(&errs))));
         }
+        bump(&stats::BIND_GROUPS);
         {
             let enc = batch.encoder(&self.device);
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(k.entry), timestamp_writes: None });
@@ -117,6 +119,8 @@ impl Context {
             pass.set_bind_group(0, &bind_group, &[]);
             pass.dispatch_workgroups(x as u32, y as u32, 1);
         }
+        bump(&stats::COMPUTE_PASSES);
+        bump(&stats::DISPATCHES);
         batch.dispatches += 1;
         Ok(())
     }
@@ -134,6 +138,7 @@ impl Context {
     /// must not be read by commands already recorded (fresh pool buffers never are, see buffer.rs).
     pub fn upload(&self, dst: &wgpu::Buffer, data: &[u8]) {
         if !data.is_empty() {
+            bump(&stats::UPLOADS);
             self.queue.write_buffer(dst, 0, data);
         }
     }
@@ -153,8 +158,10 @@ impl Context {
                 self.queue.write_buffer(&batch.params_buf, 0, bytemuck::cast_slice(&params));
             }
             if let Some(enc) = encoder {
+                bump(&stats::SUBMITS);
                 self.queue.submit([enc.finish()]);
             } else if !params.is_empty() {
+                bump(&stats::SUBMITS);
                 self.queue.submit([]);
             }
         });
@@ -183,6 +190,7 @@ impl Context {
         if bytes == 0 {
             return Ok(Vec::new());
         }
+        bump(&stats::READBACKS);
         let (bucket, staging) = self.pool.staging(self, bytes)?;
         self.copy_buffer(src, offset, &staging, 0, bytes);
         self.submit(op)?;

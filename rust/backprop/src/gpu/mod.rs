@@ -3,7 +3,8 @@
 //!
 //! Files, one concept each: `context` (adapter/device/queue, created once; error capture),
 //! `buffer` (pooled device memory), `pipeline` (shader sources, compiled-pipeline cache),
-//! `dispatch` (recording and batched submission, readback), `kernels` (one launch per primitive).
+//! `dispatch` (recording and batched submission, readback), `kernels` (one launch per primitive),
+//! `stats` (counters of submissions, dispatches, bind groups, buffers: what a step costs the host).
 //!
 //! Device representation of the dtypes: every element is a 32-bit word. float32 is itself;
 //! **int64 is stored as int32** (WGSL has no 64-bit integers): values outside the int32 range are
@@ -29,9 +30,11 @@ mod context;
 mod dispatch;
 mod kernels;
 mod pipeline;
+mod stats;
 
 pub use buffer::buffers_created;
 pub use context::AdapterInfo;
+pub use stats::{counters, Counters};
 
 use crate::backend::BackendStorage;
 use crate::cpu::CpuStorage;
