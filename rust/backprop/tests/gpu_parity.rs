@@ -514,7 +514,7 @@ fn training_step_host_work_after_warm_up() {
         [randn(&[10, 16]).mul_scalar(0.3).unwrap(), randn(&[16]), randn(&[16, 3]).mul_scalar(0.3).unwrap(), randn(&[3])].iter().map(|t| to_gpu(t).requires_grad_(true).unwrap()).collect();
     let mut opt = Adam::new(params.clone(), AdamConfig::default());
     let mut per_step = Vec::new();
-    for _ in 0..6 {
+    for _ in 0..8 {
         let before = backprop::gpu::counters();
         let h = x.matmul(&params[0]).unwrap().add(&params[1]).unwrap().relu().unwrap();
         let logits = h.matmul(&params[2]).unwrap().add(&params[3]).unwrap();
@@ -527,5 +527,11 @@ fn training_step_host_work_after_warm_up() {
     }
     for (i, c) in per_step.iter().enumerate() {
         eprintln!("step {i}: {c:?}");
+    }
+    for (i, c) in per_step.iter().enumerate().skip(5) {
+        // the pool serves every buffer and the bind-group cache every binding
+        assert_eq!((c.buffers_created, c.bind_groups_created), (0, 0), "step {i} after warm-up: {c:?}");
+        // dispatches share a compute pass until a copy or a submission ends it
+        assert!(c.compute_passes <= c.submits + 1, "step {i}: {c:?}");
     }
 }

@@ -61,7 +61,7 @@ pub fn synchronize() -> Result<()> {
 pub fn empty_cache() -> Result<()> {
     let ctx = context::context()?;
     ctx.synchronize("empty_cache")?;
-    ctx.pool.clear();
+    ctx.release_cached();
     Ok(())
 }
 
