@@ -21,6 +21,7 @@ pub(crate) enum Shader {
     Softmax,
     Index,
     Conv,
+    Optim,
 }
 
 impl Shader {
@@ -32,6 +33,7 @@ impl Shader {
             Shader::Softmax => "softmax.wgsl",
             Shader::Index => "index.wgsl",
             Shader::Conv => "conv.wgsl",
+            Shader::Optim => "optim.wgsl",
         }
     }
 
@@ -43,6 +45,7 @@ impl Shader {
             Shader::Softmax => include_str!("../../../../shaders/softmax.wgsl"),
             Shader::Index => include_str!("../../../../shaders/index.wgsl"),
             Shader::Conv => include_str!("../../../../shaders/conv.wgsl"),
+            Shader::Optim => include_str!("../../../../shaders/optim.wgsl"),
         }
     }
 }
