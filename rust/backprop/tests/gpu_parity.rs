@@ -504,6 +504,10 @@ fn convolution_family_and_gradients() {
 /// What one MLP training step (forward, backward, Adam step, loss readback) costs the host after
 /// warm-up, counted: submissions, dispatches, compute passes, bind groups and buffers created.
 /// Printed with `--nocapture`; the bounds asserted are the ones the backend is built to keep.
+/// On lavapipe (the counts are the same on any adapter), before and after the work on this:
+///   before: 5 submits, 136 dispatches, 136 compute passes, 136 bind groups, 5 readbacks
+///   after:  3 submits,  46 dispatches,   3 compute passes,   0 bind groups, 3 readbacks
+/// (readbacks left: the loss, and the index checks of the loss's gather and of its gradient).
 #[test]
 fn training_step_host_work_after_warm_up() {
     use backprop::optim::{Adam, AdamConfig, Optimizer};
@@ -521,19 +525,27 @@ fn training_step_host_work_after_warm_up() {
         let logits = h.matmul(&params[2]).unwrap().add(&params[3]).unwrap();
         let l = loss::cross_entropy(&logits, &y, &ClassLossOptions::default()).unwrap();
         l.backward().unwrap();
+        let before_opt = backprop::gpu::counters();
         opt.step().unwrap();
+        let opt_step = backprop::gpu::counters().since(&before_opt);
         opt.zero_grad().unwrap();
         l.item().unwrap();
-        per_step.push(backprop::gpu::counters().since(&before));
+        per_step.push((backprop::gpu::counters().since(&before), opt_step));
     }
-    for (i, c) in per_step.iter().enumerate() {
-        eprintln!("step {i}: {c:?}");
+    for (i, (c, o)) in per_step.iter().enumerate() {
+        eprintln!("step {i}: {c:?}\n  of which optimizer: {o:?}");
     }
-    for (i, c) in per_step.iter().enumerate().skip(5) {
+    let steady = per_step[5].0;
+    for (i, (c, o)) in per_step.iter().enumerate().skip(5) {
         // the pool serves every buffer and the bind-group cache every binding
         assert_eq!((c.buffers_created, c.bind_groups_created), (0, 0), "step {i} after warm-up: {c:?}");
         // dispatches share a compute pass until a copy or a submission ends it
         assert!(c.compute_passes <= c.submits + 1, "step {i}: {c:?}");
+        assert_eq!(*c, steady, "step {i} does different work from step 5");
+        // the fused update: one dispatch per parameter, nothing submitted or read back
+        assert_eq!((o.dispatches, o.submits, o.readbacks), (params.len() as u64, 0, 0), "optimizer at step {i}: {o:?}");
+        // the loss's readback and the index checks of its gather (forward and backward)
+        assert!(c.readbacks <= 3 && c.submits <= 3, "step {i}: {c:?}");
     }
 }
 
@@ -635,5 +647,18 @@ fn fused_optimizer_flushes_denormal_state_like_the_cpu() {
             assert!(!g.iter().any(|v| *v != 0.0 && v.abs() < f32::MIN_POSITIVE), "{name} state {k}: a denormal survived on the GPU: {g:?}");
         }
         assert_close(&format!("{name}: parameter"), &p, &gp, EW);
+    }
+}
+
+/// A label outside [0, C) is an IndexOutOfRange naming the loss on both devices (found by the
+/// gather's own index check: no separate min/max readback per step).
+#[test]
+fn cross_entropy_reports_a_bad_label_on_both_devices() {
+    need_gpu!();
+    let logits = randn(&[3, 3]);
+    let labels = Tensor::from_vec(vec![0i64, 1, 9], [3], Device::Cpu).unwrap();
+    for (dev, (x, y)) in [("cpu", (logits.clone(), labels.clone())), ("gpu", (to_gpu(&logits), to_gpu(&labels)))] {
+        let err = loss::cross_entropy(&x, &y, &ClassLossOptions::default()).unwrap_err();
+        assert!(matches!(err, Error::IndexOutOfRange { op: "cross_entropy", index: 9, dim: 1, size: 3 }), "{dev}: {err}");
     }
 }
