@@ -484,6 +484,207 @@ def test_fold_is_the_adjoint_of_unfold(gpu):
     np.testing.assert_array_equal(out_i, wi.reshape(-1))
 
 
+# ------------------------------------------------------------------ optim.wgsl
+
+MIN_NORMAL = float(np.finfo(np.float32).tiny)
+# leading words before each operand, so that the offsets in the parameter block are exercised
+OPTIM_PAD = {1: 3, 2: 1, 3: 2, 4: 0, 5: 5}
+OPTIM_BINDINGS = {"sgd": (1, 2, 3), "adagrad": (1, 2, 3), "adam": (1, 2, 3, 4, 5), "rmsprop": (1, 2, 3, 4, 5)}
+
+
+def f32(x):
+    """A host scalar as the kernel sees it: rounded to float32 (then widened for the reference)."""
+    return float(np.float32(x))
+
+
+def ftz(v):
+    return np.where(np.abs(v) < MIN_NORMAL, 0.0, v)
+
+
+def run_optim(gpu, entry, flags, scalars, g, p, states):
+    """One dispatch of `entry`; states[k] (or None: a placeholder) is bound at 3 + k. Returns
+    {binding: float32 contents of the operand after the update} for the parameter and the
+    states, after checking that nothing outside the operands (the padding before each, and a
+    placeholder) was written."""
+    n = p.size
+    bufs, offs = {}, {}
+    for b, a in zip((1, 2, 3, 4, 5), (g, p, *states)):
+        if b not in OPTIM_BINDINGS[entry]:
+            continue
+        if a is None:
+            bufs[b], offs[b] = np.full(1, 7.0, np.float32), None
+        else:
+            bufs[b], offs[b] = np.concatenate([np.full(OPTIM_PAD[b], 7.0, np.float32), np.asarray(a, np.float32)]), OPTIM_PAD[b]
+    params = [n, flags] + [offs.get(b) or 0 for b in (1, 2, 3, 4, 5)] + [int(np.float32(x).view(np.uint32)) for x in scalars]
+    written = tuple(b for b in bufs if b != 1)
+    out = gpu.run("optim.wgsl", entry, params, {b: f32w(a) for b, a in bufs.items()}, groups(n), read=written)
+    res = {}
+    for b in written:
+        got = as_f32(out[b])
+        lead = 1 if offs[b] is None else offs[b]
+        np.testing.assert_array_equal(got[:lead], 7.0, err_msg=f"{entry}: binding {b} was written outside its operand")
+        if offs[b] is not None:
+            res[b] = got[lead:]
+    return res
+
+
+# normal floats that one decay step (by 0.999 or less) takes below the smallest normal float
+TINY = [1.1756e-38, -1.1756e-38, 1.1757e-38]
+
+
+def optim_inputs(rng, n):
+    """Gradient and parameter; both are 0 at the first three elements, where the states are
+    TINY, so that the states' decay there ends in denormals, which must be flushed to zero."""
+    g = rng.normal(size=n).astype(np.float32)
+    p = rng.normal(size=n).astype(np.float32)
+    g[:3] = p[:3] = 0.0
+    return g, p
+
+
+def tiny_state(rng, n, low=-1.0, high=1.0):
+    s = rng.uniform(low, high, size=n).astype(np.float32)
+    s[:3] = TINY
+    return s
+
+
+def assert_flushed(what, state):
+    assert (state[:3] == 0).all(), f"{what}: a denormal state was not flushed to zero: {state[:3]}"
+
+
+SGD_CASES = {
+    # name: (momentum, 1 - dampening, weight_decay, has buffer, nesterov, first step, maximize)
+    "plain": (0.0, 1.0, 1e-2, False, False, False, False),
+    "momentum_dampening": (0.9, 0.9, 1e-3, True, False, False, False),
+    "first_step": (0.9, 1.0, 0.0, True, False, True, False),
+    "nesterov_maximize": (0.5, 1.0, 1e-2, True, True, False, True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SGD_CASES))
+def test_optim_sgd(gpu, case):
+    mom, damp, wd, has_buf, nesterov, first, maximize = SGD_CASES[case]
+    rng = np.random.default_rng(20)
+    n, lr = 600, 0.05
+    g, p = optim_inputs(rng, n)
+    b = tiny_state(rng, n) if has_buf else None
+    flags = maximize | has_buf << 1 | nesterov << 2 | first << 3
+    out = run_optim(gpu, "sgd", flags, [lr, mom, damp, wd], g, p, [b])
+    g64, p64 = g.astype(np.float64), p.astype(np.float64)
+    d = (-g64 if maximize else g64) + f32(wd) * p64
+    step = d
+    if has_buf:
+        nb = d if first else ftz(f32(mom) * b + f32(damp) * d)
+        np.testing.assert_allclose(out[3], nb, err_msg=f"sgd {case}: momentum buffer", **EW)
+        if not first:
+            assert_flushed(f"sgd {case}: momentum buffer", out[3])
+        step = d + f32(mom) * nb if nesterov else nb
+    np.testing.assert_allclose(out[2], p64 - f32(lr) * step, err_msg=f"sgd {case}: parameter", **EW)
+
+
+ADAM_CASES = {
+    # name: (weight_decay, amsgrad, decoupled, maximize)
+    "plain": (0.0, False, False, False),
+    "l2_amsgrad_maximize": (1e-2, True, False, True),
+    "adamw": (1e-2, False, True, False),
+    "adamw_amsgrad": (0.1, True, True, False),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ADAM_CASES))
+def test_optim_adam(gpu, case):
+    wd, amsgrad, decoupled, maximize = ADAM_CASES[case]
+    rng = np.random.default_rng(21)
+    n, lr, b1, b2, eps, t = 600, 1e-2, 0.9, 0.999, 1e-8, 3
+    g, p = optim_inputs(rng, n)
+    m = tiny_state(rng, n)
+    v = tiny_state(rng, n, 0.0, 1e-2)
+    v[:3] = np.abs(v[:3])
+    vmax = rng.uniform(0.0, 2e-2, size=n).astype(np.float32) if amsgrad else None
+    step_size, inv_sqrt_b2, decay = lr / (1 - b1**t), 1 / math.sqrt(1 - b2**t), 1 - lr * wd
+    flags = maximize | amsgrad << 1 | decoupled << 2
+    out = run_optim(gpu, "adam", flags, [b1, b2, eps, wd, step_size, inv_sqrt_b2, decay], g, p, [m, v, vmax])
+    g64, p64 = (-g if maximize else g).astype(np.float64), p.astype(np.float64)
+    if decoupled:
+        p64 = p64 * f32(decay)
+    else:
+        g64 = g64 + f32(wd) * p64
+    b1f, b2f = f32(b1), f32(b2)
+    nm = ftz(b1f * m + f32(1 - b1f) * g64)
+    nv = ftz(b2f * v + f32(1 - b2f) * g64 * g64)
+    np.testing.assert_allclose(out[3], nm, err_msg=f"adam {case}: exp_avg", **EW)
+    np.testing.assert_allclose(out[4], nv, err_msg=f"adam {case}: exp_avg_sq", **EW)
+    assert_flushed(f"adam {case}: exp_avg", out[3])
+    assert_flushed(f"adam {case}: exp_avg_sq", out[4])
+    vv = nv
+    if amsgrad:
+        vv = np.maximum(vmax, nv)
+        np.testing.assert_allclose(out[5], vv, err_msg=f"adam {case}: max_exp_avg_sq", **EW)
+    want = p64 - f32(step_size) * nm / (np.sqrt(vv) * f32(inv_sqrt_b2) + f32(eps))
+    np.testing.assert_allclose(out[2], want, err_msg=f"adam {case}: parameter", **EW)
+
+
+RMSPROP_CASES = {
+    # name: (momentum, centered, weight_decay, maximize)
+    "plain": (0.0, False, 0.0, False),
+    "centered": (0.0, True, 0.0, False),
+    "momentum_weight_decay": (0.9, False, 1e-2, False),
+    "centered_momentum_maximize": (0.5, True, 1e-2, True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RMSPROP_CASES))
+def test_optim_rmsprop(gpu, case):
+    mom, centered, wd, maximize = RMSPROP_CASES[case]
+    rng = np.random.default_rng(22)
+    n, lr, alpha, eps = 600, 1e-2, 0.9, 1e-8
+    g, p = optim_inputs(rng, n)
+    sq = rng.uniform(1.0, 2.0, size=n).astype(np.float32)
+    sq[:3] = np.abs(TINY)
+    buf = tiny_state(rng, n) if mom > 0 else None
+    ga = tiny_state(rng, n, -0.1, 0.1) if centered else None
+    flags = maximize | (mom > 0) << 1 | centered << 2
+    out = run_optim(gpu, "rmsprop", flags, [lr, alpha, eps, wd, mom], g, p, [sq, buf, ga])
+    p64 = p.astype(np.float64)
+    g64 = (-g if maximize else g).astype(np.float64) + f32(wd) * p64
+    a = f32(alpha)
+    nsq = ftz(a * sq + f32(1 - a) * g64 * g64)
+    np.testing.assert_allclose(out[3], nsq, err_msg=f"rmsprop {case}: square_avg", **EW)
+    assert_flushed(f"rmsprop {case}: square_avg", out[3])
+    avg = np.sqrt(nsq) + f32(eps)
+    if centered:
+        nga = ftz(a * ga + f32(1 - a) * g64)
+        np.testing.assert_allclose(out[5], nga, err_msg=f"rmsprop {case}: grad_avg", **EW)
+        assert_flushed(f"rmsprop {case}: grad_avg", out[5])
+        with np.errstate(invalid="ignore"):
+            avg = np.sqrt(nsq - nga * nga) + f32(eps)
+    if mom > 0:
+        nb = ftz(f32(mom) * buf + g64 / avg)
+        ok = np.isfinite(nb)
+        np.testing.assert_allclose(out[4][ok], nb[ok], err_msg=f"rmsprop {case}: momentum_buffer", **EW)
+        assert_flushed(f"rmsprop {case}: momentum_buffer", out[4])
+        want = p64 - f32(lr) * nb
+    else:
+        want = p64 - f32(lr) * g64 / avg
+    ok = np.isfinite(want)
+    assert ok[3:].all(), f"rmsprop {case}: the reference has non-finite values where it should not"
+    np.testing.assert_allclose(out[2][ok], want[ok], err_msg=f"rmsprop {case}: parameter", **EW)
+    assert np.isnan(out[2][~ok]).all(), f"rmsprop {case}: NaN where the reference has NaN"
+
+
+@pytest.mark.parametrize("maximize", [False, True])
+def test_optim_adagrad(gpu, maximize):
+    rng = np.random.default_rng(23)
+    n, lr, wd, eps = 600, 0.1 / (1 + 2 * 0.01), 0.0 if maximize else 1e-2, 1e-10
+    g, p = optim_inputs(rng, n)
+    s = rng.uniform(0.0, 1.0, size=n).astype(np.float32)
+    out = run_optim(gpu, "adagrad", int(maximize), [lr, wd, eps], g, p, [s])
+    p64 = p.astype(np.float64)
+    g64 = (-g if maximize else g).astype(np.float64) + f32(wd) * p64
+    ns = s + g64 * g64
+    np.testing.assert_allclose(out[3], ns, err_msg="adagrad: sum", **EW)
+    np.testing.assert_allclose(out[2], p64 - f32(lr) * g64 / (np.sqrt(ns) + f32(eps)), err_msg="adagrad: parameter", **EW)
+
+
 def test_zz_every_entry_point_was_run(gpu):
     """Runs last in this module (pytest keeps file order): no kernel is left untested."""
     declared = set()

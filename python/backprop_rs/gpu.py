@@ -26,7 +26,7 @@ from typing import Any, Dict
 
 from . import _core
 
-__all__ = ["is_available", "adapter_info", "synchronize", "empty_cache", "device_count"]
+__all__ = ["is_available", "adapter_info", "synchronize", "empty_cache", "device_count", "counters"]
 
 
 def is_available() -> bool:
@@ -57,3 +57,18 @@ def empty_cache() -> None:
 def device_count() -> int:
     """1 when a GPU is available, else 0 (the engine drives one device)."""
     return 1 if is_available() else 0
+
+
+def counters() -> Dict[str, int]:
+    """Counts of the host-side work the GPU backend has done since the process started:
+    ``submits``, ``dispatches``, ``compute_passes``, ``bind_groups_created``, ``buffers_created``,
+    ``uploads`` and ``readbacks``. Take differences around a training step to see what it costs
+    (counts, unlike timings, mean the same on every device, a software one included).
+
+    >>> import backprop_rs as bp
+    >>> before = bp.gpu.counters()
+    >>> after = bp.gpu.counters()
+    >>> after["dispatches"] - before["dispatches"]
+    0
+    """
+    return _core._gpu_counters()

@@ -50,11 +50,29 @@ fn _gpu_buffers_created() -> u64 {
     backprop::gpu::buffers_created()
 }
 
+/// The backend's counters of host-side work as a dict: submits, dispatches, compute_passes,
+/// bind_groups_created, buffers_created, uploads, readbacks (totals since start; take
+/// differences around the code to measure).
+#[pyfunction]
+fn _gpu_counters(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let c = backprop::gpu::counters();
+    let d = PyDict::new(py);
+    d.set_item("submits", c.submits)?;
+    d.set_item("dispatches", c.dispatches)?;
+    d.set_item("compute_passes", c.compute_passes)?;
+    d.set_item("bind_groups_created", c.bind_groups_created)?;
+    d.set_item("buffers_created", c.buffers_created)?;
+    d.set_item("uploads", c.uploads)?;
+    d.set_item("readbacks", c.readbacks)?;
+    Ok(d)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_gpu_is_available, m)?)?;
     m.add_function(wrap_pyfunction!(_gpu_adapter_info, m)?)?;
     m.add_function(wrap_pyfunction!(_gpu_synchronize, m)?)?;
     m.add_function(wrap_pyfunction!(_gpu_empty_cache, m)?)?;
     m.add_function(wrap_pyfunction!(_gpu_buffers_created, m)?)?;
+    m.add_function(wrap_pyfunction!(_gpu_counters, m)?)?;
     Ok(())
 }

@@ -483,6 +483,7 @@ fn mlp_training_matches_cpu_and_stops_allocating() {
 fn convolution_family_and_gradients() {
     use backprop::nn::conv::{self, PadMode, Padding};
     use backprop::op::Window;
+    need_gpu!();
     let x = randn(&[2, 3, 9, 8]);
     let w = Window { kernel: (3, 2), stride: (2, 1), padding: (1, 1), dilation: (1, 2) };
     check("unfold", |v| v[0].unfold(w, 0.0), &[x.clone()], RED);
@@ -498,4 +499,166 @@ fn convolution_family_and_gradients() {
     check("avg_pool2d", |v| conv::avg_pool2d(&v[0], (3, 3), Some((2, 2)), (1, 1), false), &[x.clone()], RED);
     check("adaptive_avg_pool2d", |v| conv::adaptive_avg_pool2d(&v[0], (4, 3)), &[x.clone()], RED);
     check("pad_reflect", |v| conv::pad(&v[0], &[2, 1, 1, 2], PadMode::Reflect, 0.0), &[x.clone()], RED);
+}
+
+/// What one MLP training step (forward, backward, Adam step, loss readback) costs the host after
+/// warm-up, counted: submissions, dispatches, compute passes, bind groups and buffers created.
+/// Printed with `--nocapture`; the bounds asserted are the ones the backend is built to keep.
+/// On lavapipe (the counts are the same on any adapter), before and after the work on this:
+///   before: 5 submits, 136 dispatches, 136 compute passes, 136 bind groups, 5 readbacks
+///   after:  3 submits,  46 dispatches,   3 compute passes,   0 bind groups, 3 readbacks
+/// (readbacks left: the loss, and the index checks of the loss's gather and of its gradient).
+#[test]
+fn training_step_host_work_after_warm_up() {
+    use backprop::optim::{Adam, AdamConfig, Optimizer};
+    need_gpu!();
+    manual_seed(23);
+    let x = to_gpu(&randn(&[64, 10]));
+    let y = to_gpu(&Tensor::randint(0, 3, [64], Device::Cpu).unwrap());
+    let params: Vec<Tensor> =
+        [randn(&[10, 16]).mul_scalar(0.3).unwrap(), randn(&[16]), randn(&[16, 3]).mul_scalar(0.3).unwrap(), randn(&[3])].iter().map(|t| to_gpu(t).requires_grad_(true).unwrap()).collect();
+    let mut opt = Adam::new(params.clone(), AdamConfig::default());
+    let mut per_step = Vec::new();
+    for _ in 0..8 {
+        let before = backprop::gpu::counters();
+        let h = x.matmul(&params[0]).unwrap().add(&params[1]).unwrap().relu().unwrap();
+        let logits = h.matmul(&params[2]).unwrap().add(&params[3]).unwrap();
+        let l = loss::cross_entropy(&logits, &y, &ClassLossOptions::default()).unwrap();
+        l.backward().unwrap();
+        let before_opt = backprop::gpu::counters();
+        opt.step().unwrap();
+        let opt_step = backprop::gpu::counters().since(&before_opt);
+        opt.zero_grad().unwrap();
+        l.item().unwrap();
+        per_step.push((backprop::gpu::counters().since(&before), opt_step));
+    }
+    for (i, (c, o)) in per_step.iter().enumerate() {
+        eprintln!("step {i}: {c:?}\n  of which optimizer: {o:?}");
+    }
+    let steady = per_step[5].0;
+    for (i, (c, o)) in per_step.iter().enumerate().skip(5) {
+        // the pool serves every buffer and the bind-group cache every binding
+        assert_eq!((c.buffers_created, c.bind_groups_created), (0, 0), "step {i} after warm-up: {c:?}");
+        // dispatches share a compute pass until a copy or a submission ends it
+        assert!(c.compute_passes <= c.submits + 1, "step {i}: {c:?}");
+        assert_eq!(*c, steady, "step {i} does different work from step 5");
+        // the fused update: one dispatch per parameter, nothing submitted or read back
+        assert_eq!((o.dispatches, o.submits, o.readbacks), (params.len() as u64, 0, 0), "optimizer at step {i}: {o:?}");
+        // the loss's readback and the index checks of its gather (forward and backward)
+        assert!(c.readbacks <= 3 && c.submits <= 3, "step {i}: {c:?}");
+    }
+}
+
+/// The optimizer rules the fused-update parity tests run, as functions of the step t (1-based).
+#[allow(clippy::type_complexity)]
+fn optimizer_rules() -> Vec<(&'static str, usize, Box<dyn Fn(i32) -> backprop::optim::update::Rule>)> {
+    use backprop::optim::update::Rule;
+    fn adam(lr: f64, weight_decay: f64, decoupled: bool, amsgrad: bool, maximize: bool) -> Box<dyn Fn(i32) -> Rule> {
+        Box::new(move |t| Rule::Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay, decoupled, amsgrad, maximize, bias1: 1.0 - 0.9f64.powi(t), bias2: 1.0 - 0.999f64.powi(t) })
+    }
+    fn rms(momentum: f64, centered: bool, weight_decay: f64, maximize: bool) -> Box<dyn Fn(i32) -> Rule> {
+        Box::new(move |_| Rule::RmsProp { lr: 1e-2, alpha: 0.9, eps: 1e-8, weight_decay, momentum, centered, maximize })
+    }
+    fn sgd(momentum: f64, dampening: f64, nesterov: bool, weight_decay: f64, maximize: bool) -> Box<dyn Fn(i32) -> Rule> {
+        Box::new(move |t| Rule::Sgd { lr: 0.05, momentum, dampening, nesterov, weight_decay, maximize, init_buffer: t == 1 })
+    }
+    fn adagrad(weight_decay: f64, maximize: bool) -> Box<dyn Fn(i32) -> Rule> {
+        Box::new(move |t| Rule::Adagrad { lr: 0.1 / (1.0 + (t - 1) as f64 * 0.01), weight_decay, eps: 1e-10, maximize })
+    }
+    vec![
+        ("sgd", 0, sgd(0.0, 0.0, false, 1e-2, false)),
+        ("sgd maximize", 0, sgd(0.0, 0.0, false, 0.0, true)),
+        ("sgd momentum dampening weight_decay", 1, sgd(0.9, 0.1, false, 1e-3, false)),
+        ("sgd nesterov maximize", 1, sgd(0.9, 0.0, true, 0.0, true)),
+        ("adam", 2, adam(1e-2, 0.0, false, false, false)),
+        ("adam l2 amsgrad maximize", 3, adam(1e-2, 1e-2, false, true, true)),
+        ("adamw", 2, adam(1e-2, 1e-2, true, false, false)),
+        ("adamw amsgrad", 3, adam(1e-2, 0.1, true, true, false)),
+        ("rmsprop", 1, rms(0.0, false, 0.0, false)),
+        ("rmsprop centered", 2, rms(0.0, true, 0.0, false)),
+        ("rmsprop momentum weight_decay", 2, rms(0.9, false, 1e-2, false)),
+        ("rmsprop centered momentum maximize", 3, rms(0.5, true, 0.0, true)),
+        ("adagrad weight_decay", 1, adagrad(1e-2, false)),
+        ("adagrad maximize", 1, adagrad(0.0, true)),
+    ]
+}
+
+/// The GPU's fused optimizer kernels (shaders/optim.wgsl) against the CPU's fused loop: 20-step
+/// trajectories of every rule and option, on sizes around the workgroup (1, 257) and beyond,
+/// with a gradient viewed at an offset. Each GPU step must be one dispatch (the fused kernel,
+/// not the composite fallback). Tolerance 1e-4 (the kernels do the same f32 arithmetic; only
+/// sqrt/division rounding and FMA contraction may differ).
+#[test]
+fn fused_optimizer_updates_match_cpu_over_20_steps() {
+    use backprop::optim::update::apply;
+    need_gpu!();
+    for (name, n_states, rule) in optimizer_rules() {
+        for n in [1usize, 257, 5000] {
+            manual_seed(31);
+            let p0 = randn(&[n]);
+            let cpu_p = p0.contiguous_copy().unwrap();
+            let gpu_p = to_gpu(&p0);
+            let cpu_s: Vec<Tensor> = (0..n_states).map(|_| Tensor::zeros([n], DType::F32, Device::Cpu).unwrap()).collect();
+            let gpu_s: Vec<Tensor> = (0..n_states).map(|_| Tensor::zeros([n], DType::F32, Device::Gpu).unwrap()).collect();
+            for t in 1..=20 {
+                // the gradient is row 1 of a [2, n] tensor: contiguous, at offset n
+                let g2 = randn(&[2, n]);
+                let g = g2.select(0usize, 1).unwrap();
+                let gg = to_gpu(&g2).select(0usize, 1).unwrap();
+                apply(&cpu_p, &g, &cpu_s, &rule(t)).unwrap_or_else(|e| panic!("{name} n={n} step {t} on cpu: {e}"));
+                let before = backprop::gpu::counters();
+                apply(&gpu_p, &gg, &gpu_s, &rule(t)).unwrap_or_else(|e| panic!("{name} n={n} step {t} on gpu: {e}"));
+                let c = backprop::gpu::counters().since(&before);
+                assert_eq!(c.dispatches, 1, "{name} n={n} step {t}: the GPU update took {c:?}");
+            }
+            assert_close(&format!("{name} n={n}: parameter after 20 steps"), &cpu_p, &gpu_p, EW);
+            for (k, (c, g)) in cpu_s.iter().zip(&gpu_s).enumerate() {
+                assert_close(&format!("{name} n={n}: state {k} after 20 steps"), c, g, EW);
+            }
+        }
+    }
+}
+
+/// Decaying state that falls below the smallest normal float is flushed to zero on the GPU as on
+/// the CPU (see `ftz` in optim/update.rs), and a NaN gradient propagates the same way.
+#[test]
+fn fused_optimizer_flushes_denormal_state_like_the_cpu() {
+    use backprop::optim::update::{apply, Rule};
+    need_gpu!();
+    let tiny = Tensor::from_vec(vec![2e-38f32, -3e-38, 1e-30, 0.5], [4], Device::Cpu).unwrap();
+    let zero_g = Tensor::zeros([4], DType::F32, Device::Cpu).unwrap();
+    let sgd = Rule::Sgd { lr: 0.1, momentum: 0.5, dampening: 0.0, nesterov: false, weight_decay: 0.0, maximize: false, init_buffer: false };
+    let adam = Rule::Adam { lr: 1e-3, beta1: 0.5, beta2: 0.5, eps: 1e-8, weight_decay: 0.0, decoupled: false, amsgrad: false, maximize: false, bias1: 0.5, bias2: 0.5 };
+    let rms = Rule::RmsProp { lr: 1e-3, alpha: 0.5, eps: 1e-8, weight_decay: 0.0, momentum: 0.5, centered: true, maximize: false };
+    for (name, rule, n_states) in [("sgd", sgd, 1), ("adam", adam, 2), ("rmsprop", rms, 3)] {
+        let p = Tensor::ones([4], DType::F32, Device::Cpu).unwrap();
+        let st: Vec<Tensor> = (0..n_states).map(|_| tiny.contiguous_copy().unwrap()).collect();
+        let gp = to_gpu(&p);
+        let gst: Vec<Tensor> = st.iter().map(to_gpu).collect();
+        apply(&p, &zero_g, &st, &rule).unwrap();
+        apply(&gp, &to_gpu(&zero_g), &gst, &rule).unwrap();
+        for (k, (c, g)) in st.iter().zip(&gst).enumerate() {
+            let (c, g) = (c.to_vec::<f32>().unwrap(), g.to_vec::<f32>().unwrap());
+            assert_eq!(c[0], 0.0, "{name} state {k}: the CPU kept a denormal {c:?}");
+            for (x, y) in c.iter().zip(&g) {
+                let same = x == y || (x.is_nan() && y.is_nan()) || (x - y).abs() <= 1e-6 * x.abs();
+                assert!(same, "{name} state {k}: cpu {c:?} gpu {g:?}");
+            }
+            assert!(!g.iter().any(|v| *v != 0.0 && v.abs() < f32::MIN_POSITIVE), "{name} state {k}: a denormal survived on the GPU: {g:?}");
+        }
+        assert_close(&format!("{name}: parameter"), &p, &gp, EW);
+    }
+}
+
+/// A label outside [0, C) is an IndexOutOfRange naming the loss on both devices (found by the
+/// gather's own index check: no separate min/max readback per step).
+#[test]
+fn cross_entropy_reports_a_bad_label_on_both_devices() {
+    need_gpu!();
+    let logits = randn(&[3, 3]);
+    let labels = Tensor::from_vec(vec![0i64, 1, 9], [3], Device::Cpu).unwrap();
+    for (dev, (x, y)) in [("cpu", (logits.clone(), labels.clone())), ("gpu", (to_gpu(&logits), to_gpu(&labels)))] {
+        let err = loss::cross_entropy(&x, &y, &ClassLossOptions::default()).unwrap_err();
+        assert!(matches!(err, Error::IndexOutOfRange { op: "cross_entropy", index: 9, dim: 1, size: 3 }), "{dev}: {err}");
+    }
 }

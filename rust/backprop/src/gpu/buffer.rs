@@ -7,6 +7,7 @@
 //! uploads) runs at the start of the next submission, before those commands. Reusing it for an
 //! upload before the submission would let the upload overwrite data the earlier commands read.
 //! `recycle_pending` moves the pending buffers to the free lists right after each submission.
+//! Free lists are ordered by buffer identity, not by the order of release (see `recycle_pending`).
 //!
 //! Every tensor buffer is bound whole, so a bucket never exceeds the adapter's max storage
 //! binding size; a tensor that needs more is refused with a typed error naming the limit.
@@ -14,18 +15,18 @@
 use super::context::{context, existing, join_errors, lock, Context};
 use crate::{DType, Device, Error, Result, Shape};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use super::stats;
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
 /// Bytes per element on the device: f32, i32 (int64's device form) and bool as u32 words.
 pub(crate) const WORD: u64 = 4;
 const MIN_BUCKET: u64 = 256;
 
-/// How many device buffers were ever created (the allocation-free-after-warm-up tests read it).
-static CREATED: AtomicU64 = AtomicU64::new(0);
-
+/// How many device buffers were ever created (the allocation-free-after-warm-up tests read it;
+/// also `counters().buffers_created`).
 pub fn buffers_created() -> u64 {
-    CREATED.load(Ordering::Relaxed)
+    stats::BUFFERS.load(Ordering::Relaxed)
 }
 
 #[derive(Default)]
@@ -82,7 +83,14 @@ impl BufferPool {
         let mut l = lock(&self.lists);
         let pending = std::mem::take(&mut l.pending);
         for (b, buf) in pending {
-            l.free.entry(b).or_default().push(buf);
+            // Kept sorted (by wgpu's identity order), so which buffer an allocation gets depends
+            // only on *which* buffers are free, not on the order they were freed in. A training
+            // step then hands every tensor the same buffer as the step before, and the kernels'
+            // bind groups (cached per buffer set, see dispatch.rs) are all reused; in LIFO order
+            // the assignment drifts from step to step and most bind groups are new.
+            let list = l.free.entry(b).or_default();
+            let at = list.binary_search(&buf).unwrap_or_else(|i| i);
+            list.insert(at, buf);
         }
     }
 
@@ -102,12 +110,13 @@ impl BufferPool {
         let desc = wgpu::BufferDescriptor { label: None, size: bucket, usage, mapped_at_creation: false };
         let (mut buf, mut errs) = ctx.scoped_raw(|| ctx.device.create_buffer(&desc));
         if !errs.is_empty() {
-            // Out of memory (or a driver refusal): give back what the pool caches and retry once.
-            self.clear();
+            // Out of memory (or a driver refusal): give back what the pool (and the bind groups
+            // holding its buffers) caches and retry once.
+            ctx.release_cached();
             (buf, errs) = ctx.scoped_raw(|| ctx.device.create_buffer(&desc));
         }
         if errs.is_empty() {
-            CREATED.fetch_add(1, Ordering::Relaxed);
+            stats::bump(&stats::BUFFERS);
             Ok(buf)
         } else {
             Err((errs.iter().any(|e| matches!(e, wgpu::Error::OutOfMemory { .. })), join_errors(&errs)))

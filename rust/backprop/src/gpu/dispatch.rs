@@ -4,12 +4,19 @@
 //! and the encoder is submitted in batches (every `MAX_DISPATCHES` dispatches, when the parameter
 //! arena fills up, or when the host needs a result: readback, index checks, `synchronize`).
 //! Tensors stay on the device in between; nothing waits for the GPU except a readback.
+//! Consecutive dispatches share one compute pass; a buffer copy or the submission ends it.
 //!
 //! Kernel parameters (shapes, strides, offsets) of every dispatch in a batch are appended to one
 //! host-side array of u32 words, each block aligned to the adapter's storage-offset alignment.
 //! At submission the array is written to one device buffer with `queue.write_buffer`, which wgpu
-//! runs before the batch's commands; each dispatch binds its block by offset. One buffer serves
-//! every batch: the write for batch k+1 is ordered after batch k's commands by the queue.
+//! runs before the batch's commands; each dispatch binds a window of it at a *dynamic offset*.
+//! One buffer serves every batch: the write for batch k+1 is ordered after batch k's commands by
+//! the queue.
+//!
+//! Bind groups: because the parameter block is found by dynamic offset, a bind group depends
+//! only on the entry point and the tensor buffers, so it is cached under that key and a training
+//! loop, whose pool hands out the same buffers each step, creates none after warm-up (before the
+//! cache, each dispatch created one and validated it in three error scopes).
 //!
 //! Errors: pipelines and bind groups are validated when a dispatch is recorded (in error scopes),
 //! so a malformed dispatch fails its own op and is never recorded. What can only fail later (out
@@ -17,22 +24,44 @@
 //! submits or reads back; the outputs of that batch are then undefined.
 
 use super::context::{join_errors, lock, Context};
-use super::pipeline::Kernel;
+use super::pipeline::{Kernel, Shader};
+use super::stats::{self, bump};
 use crate::{Error, Result};
+use std::collections::HashMap;
 
 /// Dispatches per submission: enough to amortise a submit, few enough that the GPU starts early.
 const MAX_DISPATCHES: usize = 128;
 /// Bytes of the parameter arena (parameter blocks are tens of words).
 const PARAMS_BYTES: u64 = 1 << 20;
+/// Bytes of the arena a dispatch sees from its (dynamic) offset: the largest parameter block.
+/// A block is 2 + r + k (r + 1) words for rank r and k operands, so this allows ranks past 200.
+const PARAMS_WINDOW: u64 = 4096;
+/// Cached bind groups before the cache starts over. A training loop cycles through a few
+/// hundred (its pool buffers repeat step after step); anything larger is not a loop.
+const MAX_BIND_GROUPS: usize = 4096;
 pub(crate) const WORKGROUP: u64 = 256;
 
+/// What a bind group binds besides the parameter block: the entry point (its layout) and the
+/// buffer at each slot. Pool buffers are reused for tensors of the same size, so in a loop the
+/// same keys come back every step.
+#[derive(PartialEq, Eq, Hash)]
+struct BindKey {
+    shader: Shader,
+    entry: &'static str,
+    buffers: Vec<(u32, wgpu::Buffer)>,
+}
+
 pub(crate) struct Batch {
+    /// The open compute pass all dispatches go into until a copy or the submission ends it.
+    /// Declared before `encoder` so that it is dropped (ended) first.
+    pass: Option<wgpu::ComputePass<'static>>,
     encoder: Option<wgpu::CommandEncoder>,
     params: Vec<u32>,
     params_buf: wgpu::Buffer,
     /// Alignment of a parameter block, in words.
     align_words: usize,
     dispatches: usize,
+    bind_groups: HashMap<BindKey, wgpu::BindGroup>,
 }
 
 impl Batch {
@@ -44,11 +73,32 @@ impl Batch {
             mapped_at_creation: false,
         });
         let align_words = (limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
-        Ok(Batch { encoder: None, params: Vec::new(), params_buf, align_words, dispatches: 0 })
+        Ok(Batch { pass: None, encoder: None, params: Vec::new(), params_buf, align_words, dispatches: 0, bind_groups: HashMap::new() })
     }
 
+    /// The encoder, for commands outside a compute pass (the open pass is ended first).
     fn encoder(&mut self, device: &wgpu::Device) -> &mut wgpu::CommandEncoder {
+        self.pass = None;
         self.encoder.get_or_insert_with(|| device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("backprop batch") }))
+    }
+
+    /// The open compute pass, begun if there is none. One pass holds many dispatches: wgpu
+    /// still orders them (each dispatch is its own usage scope, with barriers between them), and
+    /// the per-pass work on the host is paid once per run of dispatches instead of per dispatch.
+    fn pass(&mut self, device: &wgpu::Device) -> &mut wgpu::ComputePass<'static> {
+        let pass = match self.pass.take() {
+            Some(p) => p,
+            None => {
+                bump(&stats::COMPUTE_PASSES);
+                let enc = self.encoder(device);
+                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("backprop kernels"), timestamp_writes: None }).forget_lifetime()
+            }
+        };
+        self.pass.insert(pass)
+    }
+
+    fn param_start(&self) -> usize {
+        self.params.len().div_ceil(self.align_words) * self.align_words
     }
 }
 
@@ -73,52 +123,67 @@ impl Context {
                 msg: format!("{groups} workgroups exceed the adapter's grid of {max} x {max}"),
             });
         }
+        let words = params.len().max(1);
+        if (words * 4) as u64 > PARAMS_WINDOW {
+            return Err(Error::Unsupported { op, device: crate::Device::Gpu, msg: format!("kernel parameters of {words} words exceed the {PARAMS_WINDOW}-byte parameter window") });
+        }
         let pipe = self.pipelines.get(self, k)?;
         let mut batch = lock(&self.batch);
-        let words = params.len().max(1);
-        let start = batch.params.len().div_ceil(batch.align_words) * batch.align_words;
-        if batch.dispatches >= MAX_DISPATCHES || ((start + words) * 4) as u64 > PARAMS_BYTES {
+        let fits = |b: &Batch| (b.param_start() * 4) as u64 + PARAMS_WINDOW <= PARAMS_BYTES;
+        if batch.dispatches >= MAX_DISPATCHES || !fits(&batch) {
             self.submit_locked(&mut batch, op)?;
         }
-        let start = batch.params.len().div_ceil(batch.align_words) * batch.align_words;
-        if ((start + words) * 4) as u64 > PARAMS_BYTES {
-            return Err(Error::Unsupported { op, device: crate::Device::Gpu, msg: format!("kernel parameters of {words} words do not fit the parameter buffer") });
-        }
+        let start = batch.param_start();
         batch.params.resize(start, 0);
         batch.params.extend_from_slice(params);
         if params.is_empty() {
             batch.params.push(0);
         }
-        let mut entries = Vec::with_capacity(binds.len() + 1);
-        entries.push(wgpu::BindGroupEntry {
-            binding: 0,
-            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                buffer: &batch.params_buf,
-                offset: (start * 4) as u64,
-                size: wgpu::BufferSize::new((words * 4) as u64),
-            }),
-        });
-        for &(binding, buffer) in binds {
-            entries.push(wgpu::BindGroupEntry { binding, resource: buffer.as_entire_binding() });
-        }
-        // Checked here, in an error scope, rather than at submission: an invalid bind group would
-        // invalidate the whole encoder, silently losing every other dispatch of the batch.
-        let (bind_group, errs) = self.scoped_raw(|| {
-            self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(k.entry), layout: &pipe.layout, entries: &entries })
-        });
-        if !errs.is_empty() {
-            batch.params.truncate(start);
-            return Err(Error::Gpu(format!("{op}: binding buffers for shaders/{} entry point '{}': {}", k.shader.file(), k.entry, join_errors(&errs))));
-        }
-        {
-            let enc = batch.encoder(&self.device);
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(k.entry), timestamp_writes: None });
-            pass.set_pipeline(&pipe.pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(x as u32, y as u32, 1);
-        }
+        let key = BindKey { shader: k.shader, entry: k.entry, buffers: binds.iter().map(|&(b, buf)| (b, buf.clone())).collect() };
+        let bind_group = match batch.bind_groups.get(&key) {
+            Some(bg) => bg.clone(),
+            None => {
+                let mut entries = Vec::with_capacity(binds.len() + 1);
+                entries.push(wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &batch.params_buf, offset: 0, size: wgpu::BufferSize::new(PARAMS_WINDOW) }),
+                });
+                for &(binding, buffer) in binds {
+                    entries.push(wgpu::BindGroupEntry { binding, resource: buffer.as_entire_binding() });
+                }
+                // Checked here, in an error scope, rather than at submission: an invalid bind
+                // group would invalidate the whole encoder, silently losing every other dispatch
+                // of the batch. Only new bind groups need the check; cached ones passed it.
+                let (bg, errs) = self.scoped_raw(|| {
+                    self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(k.entry), layout: &pipe.layout, entries: &entries })
+                });
+                if !errs.is_empty() {
+                    batch.params.truncate(start);
+                    return Err(Error::Gpu(format!("{op}: binding buffers for shaders/{} entry point '{}': {}", k.shader.file(), k.entry, join_errors(&errs))));
+                }
+                bump(&stats::BIND_GROUPS);
+                if batch.bind_groups.len() >= MAX_BIND_GROUPS {
+                    batch.bind_groups.clear();
+                }
+                batch.bind_groups.insert(key, bg.clone());
+                bg
+            }
+        };
+        let offset = (start * 4) as u32;
+        let pass = batch.pass(&self.device);
+        pass.set_pipeline(&pipe.pipeline);
+        pass.set_bind_group(0, &bind_group, &[offset]);
+        pass.dispatch_workgroups(x as u32, y as u32, 1);
+        bump(&stats::DISPATCHES);
         batch.dispatches += 1;
         Ok(())
+    }
+
+    /// Drops the cached bind groups (they keep their buffers alive) and the pool's free buffers:
+    /// what `empty_cache` and an allocation that ran out of memory give back.
+    pub fn release_cached(&self) {
+        lock(&self.batch).bind_groups.clear();
+        self.pool.clear();
     }
 
     /// Records a buffer-to-buffer copy (in order with the dispatches).
@@ -134,6 +199,7 @@ impl Context {
     /// must not be read by commands already recorded (fresh pool buffers never are, see buffer.rs).
     pub fn upload(&self, dst: &wgpu::Buffer, data: &[u8]) {
         if !data.is_empty() {
+            bump(&stats::UPLOADS);
             self.queue.write_buffer(dst, 0, data);
         }
     }
@@ -145,6 +211,7 @@ impl Context {
     }
 
     fn submit_locked(&self, batch: &mut Batch, op: &str) -> Result<()> {
+        batch.pass = None; // ends the pass
         let encoder = batch.encoder.take();
         let params = std::mem::take(&mut batch.params);
         batch.dispatches = 0;
@@ -153,8 +220,10 @@ impl Context {
                 self.queue.write_buffer(&batch.params_buf, 0, bytemuck::cast_slice(&params));
             }
             if let Some(enc) = encoder {
+                bump(&stats::SUBMITS);
                 self.queue.submit([enc.finish()]);
             } else if !params.is_empty() {
+                bump(&stats::SUBMITS);
                 self.queue.submit([]);
             }
         });
@@ -183,6 +252,7 @@ impl Context {
         if bytes == 0 {
             return Ok(Vec::new());
         }
+        bump(&stats::READBACKS);
         let (bucket, staging) = self.pool.staging(self, bytes)?;
         self.copy_buffer(src, offset, &staging, 0, bytes);
         self.submit(op)?;

@@ -35,7 +35,7 @@ pub(crate) fn f64_unsupported(op: &'static str) -> Error {
     }
 }
 
-fn word(op: &'static str, v: usize) -> Result<u32> {
+pub(crate) fn word(op: &'static str, v: usize) -> Result<u32> {
     u32::try_from(v).map_err(|_| Error::Unsupported { op, device: Device::Gpu, msg: format!("size or stride {v} does not fit the kernels' 32-bit indexing") })
 }
 

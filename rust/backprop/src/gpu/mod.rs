@@ -3,7 +3,9 @@
 //!
 //! Files, one concept each: `context` (adapter/device/queue, created once; error capture),
 //! `buffer` (pooled device memory), `pipeline` (shader sources, compiled-pipeline cache),
-//! `dispatch` (recording and batched submission, readback), `kernels` (one launch per primitive).
+//! `dispatch` (recording and batched submission, readback), `kernels` (one launch per primitive),
+//! `optim` (fused optimizer updates), `stats` (counters of submissions, dispatches, bind groups,
+//! buffers: what a step costs the host).
 //!
 //! Device representation of the dtypes: every element is a 32-bit word. float32 is itself;
 //! **int64 is stored as int32** (WGSL has no 64-bit integers): values outside the int32 range are
@@ -28,10 +30,13 @@ mod buffer;
 mod context;
 mod dispatch;
 mod kernels;
+mod optim;
 mod pipeline;
+mod stats;
 
 pub use buffer::buffers_created;
 pub use context::AdapterInfo;
+pub use stats::{counters, Counters};
 
 use crate::backend::BackendStorage;
 use crate::cpu::CpuStorage;
@@ -58,7 +63,7 @@ pub fn synchronize() -> Result<()> {
 pub fn empty_cache() -> Result<()> {
     let ctx = context::context()?;
     ctx.synchronize("empty_cache")?;
-    ctx.pool.clear();
+    ctx.release_cached();
     Ok(())
 }
 
@@ -103,6 +108,13 @@ impl GpuStorage {
         let out = GpuStorage { buf: buffer::alloc(OP, l.shape(), dtype)?, len: n, dtype };
         context::context()?.upload(out.buf.raw(), &bytes);
         Ok(out)
+    }
+
+    /// Applies one optimizer step in place: `self` is the parameter, `states` its optimizer state
+    /// (in `Rule`'s order), all float32 and contiguous; one dispatch of `shaders/optim.wgsl`.
+    /// The caller holds the storages' locks (see `optim::update`).
+    pub(crate) fn fused_update(&mut self, l: &Layout, grad: &GpuStorage, gl: &Layout, states: &mut [(&mut GpuStorage, &Layout)], rule: &crate::optim::update::Rule) -> Result<()> {
+        optim::fused_update(self, l, grad, gl, states, rule)
     }
 
     /// Reads the elements of a strided view back into a contiguous CPU storage (waits for the

@@ -4,10 +4,12 @@
 //! (and validated by naga in `cargo test`, see `tests/shaders.rs`). A pipeline is specialised by
 //! pipeline-overridable constants (op code, dtype...), so the cache key is (file, entry point,
 //! constants); each is compiled once per process. Layouts are derived from the entry point
-//! (`layout: None`): an entry point's bind group holds exactly the bindings it uses.
+//! with naga (the compiler wgpu itself uses): an entry point's bind group holds exactly the
+//! bindings it uses, and binding 0, the parameter block, is bound with a dynamic offset.
 
 use super::context::{lock, Context};
-use crate::Result;
+use crate::{Error, Result};
+use wgpu::naga;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -19,6 +21,7 @@ pub(crate) enum Shader {
     Softmax,
     Index,
     Conv,
+    Optim,
 }
 
 impl Shader {
@@ -30,6 +33,7 @@ impl Shader {
             Shader::Softmax => "softmax.wgsl",
             Shader::Index => "index.wgsl",
             Shader::Conv => "conv.wgsl",
+            Shader::Optim => "optim.wgsl",
         }
     }
 
@@ -41,6 +45,7 @@ impl Shader {
             Shader::Softmax => include_str!("../../../../shaders/softmax.wgsl"),
             Shader::Index => include_str!("../../../../shaders/index.wgsl"),
             Shader::Conv => include_str!("../../../../shaders/conv.wgsl"),
+            Shader::Optim => include_str!("../../../../shaders/optim.wgsl"),
         }
     }
 }
@@ -61,12 +66,24 @@ impl Kernel {
 
 pub(crate) struct Pipeline {
     pub pipeline: wgpu::ComputePipeline,
+    /// Shared by every pipeline of the same entry point (whatever its constants), so a bind
+    /// group made for one serves them all (see the bind-group cache in dispatch.rs).
     pub layout: wgpu::BindGroupLayout,
 }
 
+/// A shader file compiled for the device, with naga's reading of it (to derive layouts).
+struct Module {
+    module: wgpu::ShaderModule,
+    ir: naga::Module,
+    info: naga::valid::ModuleInfo,
+}
+
+type Layouts = (wgpu::BindGroupLayout, wgpu::PipelineLayout);
+
 #[derive(Default)]
 pub(crate) struct PipelineCache {
-    modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
+    modules: Mutex<HashMap<Shader, Arc<Module>>>,
+    layouts: Mutex<HashMap<(Shader, &'static str), Arc<Layouts>>>,
     pipelines: Mutex<HashMap<Kernel, Arc<Pipeline>>>,
 }
 
@@ -76,35 +93,95 @@ impl PipelineCache {
             return Ok(p.clone());
         }
         let module = self.module(ctx, k.shader)?;
+        let layouts = self.layouts(ctx, k, &module)?;
         let constants: Vec<(&str, f64)> = k.constants.iter().map(|&(n, v)| (n, v as f64)).collect();
         let what = format!("compiling shaders/{} entry point '{}' with {:?}", k.shader.file(), k.entry, k.constants);
         let pipeline = ctx.scoped(&what, || {
             ctx.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(k.entry),
-                layout: None,
-                module: &module,
+                layout: Some(&layouts.1),
+                module: &module.module,
                 entry_point: Some(k.entry),
                 compilation_options: wgpu::PipelineCompilationOptions { constants: &constants, zero_initialize_workgroup_memory: false },
                 cache: None,
             })
         })?;
-        let layout = ctx.scoped(&what, || pipeline.get_bind_group_layout(0))?;
-        let p = Arc::new(Pipeline { pipeline, layout });
+        let p = Arc::new(Pipeline { pipeline, layout: layouts.0.clone() });
         lock(&self.pipelines).insert(k.clone(), p.clone());
         Ok(p)
     }
 
-    fn module(&self, ctx: &Context, shader: Shader) -> Result<wgpu::ShaderModule> {
+    /// The bind-group and pipeline layouts of an entry point: the bindings it uses (directly or
+    /// through the functions it calls), as wgpu's automatic layout would have them, except that
+    /// binding 0 (the parameter block) takes a *dynamic offset*. Bind groups then no longer
+    /// depend on where a dispatch's parameters sit in the batch's arena, so they can be cached
+    /// and reused across dispatches and batches.
+    fn layouts(&self, ctx: &Context, k: &Kernel, m: &Module) -> Result<Arc<Layouts>> {
+        let key = (k.shader, k.entry);
+        if let Some(l) = lock(&self.layouts).get(&key) {
+            return Ok(l.clone());
+        }
+        let entries = layout_entries(k.shader, k.entry, &m.ir, &m.info)?;
+        let what = format!("creating the bind group layout of shaders/{} entry point '{}'", k.shader.file(), k.entry);
+        let layouts = ctx.scoped(&what, || {
+            let bgl = ctx.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(k.entry), entries: &entries });
+            let pl = ctx.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor { label: Some(k.entry), bind_group_layouts: &[Some(&bgl)], immediate_size: 0 });
+            (bgl, pl)
+        })?;
+        let l = Arc::new(layouts);
+        lock(&self.layouts).insert(key, l.clone());
+        Ok(l)
+    }
+
+    fn module(&self, ctx: &Context, shader: Shader) -> Result<Arc<Module>> {
         if let Some(m) = lock(&self.modules).get(&shader) {
             return Ok(m.clone());
         }
-        let m = ctx.scoped(&format!("compiling shaders/{}", shader.file()), || {
-            ctx.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(shader.file()),
-                source: wgpu::ShaderSource::Wgsl(shader.source().into()),
-            })
+        let what = format!("compiling shaders/{}", shader.file());
+        let ir = naga::front::wgsl::parse_str(shader.source()).map_err(|e| Error::Gpu(format!("{what}: {}", e.emit_to_string(shader.source()))))?;
+        let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
+            .validate(&ir)
+            .map_err(|e| Error::Gpu(format!("{what}: {}", e.emit_to_string(shader.source()))))?;
+        let module = ctx.scoped(&what, || {
+            ctx.device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(shader.file()), source: wgpu::ShaderSource::Wgsl(shader.source().into()) })
         })?;
+        let m = Arc::new(Module { module, ir, info });
         lock(&self.modules).insert(shader, m.clone());
         Ok(m)
     }
+}
+
+/// The layout entries of compute entry point `entry`: every group-0 storage or uniform buffer it
+/// uses, read-only exactly when declared without write access; binding 0 with a dynamic offset.
+fn layout_entries(shader: Shader, entry: &str, ir: &naga::Module, info: &naga::valid::ModuleInfo) -> Result<Vec<wgpu::BindGroupLayoutEntry>> {
+    let err = |msg: String| Error::Gpu(format!("shaders/{} entry point '{entry}': {msg}", shader.file()));
+    let index = ir
+        .entry_points
+        .iter()
+        .position(|e| e.name == entry && e.stage == naga::ShaderStage::Compute)
+        .ok_or_else(|| err("no such compute entry point".into()))?;
+    let uses = info.get_entry_point(index);
+    let mut entries = Vec::new();
+    for (handle, var) in ir.global_variables.iter() {
+        let Some(binding) = &var.binding else { continue };
+        if uses[handle].is_empty() {
+            continue;
+        }
+        if binding.group != 0 {
+            return Err(err(format!("binding group {} is not supported (the backend binds group 0 only)", binding.group)));
+        }
+        let ty = match var.space {
+            naga::AddressSpace::Storage { access } => wgpu::BufferBindingType::Storage { read_only: !access.contains(naga::StorageAccess::STORE) },
+            naga::AddressSpace::Uniform => wgpu::BufferBindingType::Uniform,
+            other => return Err(err(format!("binding {} is in address space {other:?}, the backend binds buffers only", binding.binding))),
+        };
+        entries.push(wgpu::BindGroupLayoutEntry {
+            binding: binding.binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer { ty, has_dynamic_offset: binding.binding == 0, min_binding_size: None },
+            count: None,
+        });
+    }
+    entries.sort_by_key(|e| e.binding);
+    Ok(entries)
 }

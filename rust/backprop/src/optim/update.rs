@@ -1,7 +1,9 @@
 //! Fused parameter updates: one pass over a parameter, its gradient and its optimiser state per
 //! step, instead of the 5-10 separate elementwise kernels (and temporaries) the update would
-//! take when written with tensor ops. CPU tensors take the fused loop; other devices (and any
-//! unusual layout) take the equivalent composition of tensor ops, so every backend is covered.
+//! take when written with tensor ops. CPU tensors take the fused loop below; float32 GPU tensors
+//! take one dispatch of `shaders/optim.wgsl` (`GpuStorage::fused_update`, the same arithmetic);
+//! anything else (a strided or aliased state, float64 elsewhere than the CPU) takes the
+//! equivalent composition of tensor ops, so every backend and layout is covered.
 //!
 //! The rules are PyTorch's published update rules, term for term.
 
@@ -53,17 +55,17 @@ pub fn apply(param: &Tensor, grad: &Tensor, states: &[Tensor], rule: &Rule) -> R
     let grad = if grad.dtype() != param.dtype() { grad.to_dtype(param.dtype())? } else { grad.clone() };
     // one copy of a strided gradient is far cheaper than the composite path's ten passes
     let grad = if param.is_contiguous() && !grad.is_contiguous() { grad.contiguous()? } else { grad };
-    let fusable = param.device() == Device::Cpu
-        && param.dtype().is_float()
+    let dense = param.dtype().is_float()
         && std::iter::once(param).chain(states).chain(std::iter::once(&grad)).all(|t| t.is_contiguous() && t.dtype() == param.dtype())
         && !aliased(param, &grad, states);
-    if fusable {
-        match param.dtype() {
+    match param.device() {
+        Device::Cpu if dense => match param.dtype() {
             DType::F32 => fused::<f32>(param, &grad, states, rule),
             _ => fused::<f64>(param, &grad, states, rule),
-        }
-    } else {
-        composite(param, &grad, states, rule)
+        },
+        #[cfg(feature = "gpu")]
+        Device::Gpu if dense && param.dtype() == DType::F32 => fused_gpu(param, &grad, states, rule),
+        _ => composite(param, &grad, states, rule),
     }
 }
 
@@ -78,9 +80,9 @@ struct Ptr<T>(*mut T);
 unsafe impl<T> Send for Ptr<T> {}
 unsafe impl<T> Sync for Ptr<T> {}
 
-fn fused<T: FloatElement>(param: &Tensor, grad: &Tensor, states: &[Tensor], rule: &Rule) -> Result<()> {
-    // Take every lock once, in address order (see tensor::with_read): param and states for
-    // writing, grad for reading.
+/// Takes every lock once, in address order (see tensor::with_read): param and states for
+/// writing, grad for reading. The guards come back in the order param, states..., grad.
+fn lock_all<'a>(param: &'a Tensor, grad: &'a Tensor, states: &'a [Tensor]) -> Vec<GuardRef<'a>> {
     let mut order: Vec<(usize, &Tensor, bool)> = std::iter::once((param, true)).chain(states.iter().map(|s| (s, true))).chain(std::iter::once((grad, false)))
         .enumerate()
         .map(|(i, (t, w))| (i, t, w))
@@ -91,9 +93,14 @@ fn fused<T: FloatElement>(param: &Tensor, grad: &Tensor, states: &[Tensor], rule
         guards.push((*i, if *w { GuardRef::W(t.storage_mut()) } else { GuardRef::R(t.storage()) }));
     }
     guards.sort_by_key(|(i, _)| *i);
+    guards.into_iter().map(|(_, g)| g).collect()
+}
+
+fn fused<T: FloatElement>(param: &Tensor, grad: &Tensor, states: &[Tensor], rule: &Rule) -> Result<()> {
+    let mut guards = lock_all(param, grad, states);
     let n = param.numel();
     let mut ptrs: Vec<Ptr<T>> = Vec::with_capacity(guards.len());
-    for ((_, g), t) in guards.iter_mut().zip(std::iter::once(param).chain(states).chain(std::iter::once(grad))) {
+    for (g, t) in guards.iter_mut().zip(std::iter::once(param).chain(states).chain(std::iter::once(grad))) {
         let off = t.layout().offset();
         let ptr = match g {
             GuardRef::W(s) => match &mut **s {
@@ -128,6 +135,37 @@ fn fused<T: FloatElement>(param: &Tensor, grad: &Tensor, states: &[Tensor], rule
     }
     drop(guards);
     Ok(())
+}
+
+/// The GPU's fused update (one dispatch of `shaders/optim.wgsl`), under the same locks as the
+/// CPU loop: the kernel is recorded while param and states are held for writing.
+#[cfg(feature = "gpu")]
+fn fused_gpu(param: &Tensor, grad: &Tensor, states: &[Tensor], rule: &Rule) -> Result<()> {
+    use crate::gpu::GpuStorage;
+    let internal = || Error::invalid("optimizer step", "internal: expected GPU storage for every operand");
+    let mut guards = lock_all(param, grad, states);
+    let (writes, read) = guards.split_at_mut(states.len() + 1);
+    let g = match read.first() {
+        Some(GuardRef::R(s)) => match &**s {
+            Storage::Gpu(g) => g,
+            _ => return Err(internal()),
+        },
+        _ => return Err(internal()),
+    };
+    let mut out: Vec<&mut GpuStorage> = writes
+        .iter_mut()
+        .map(|w| match w {
+            GuardRef::W(s) => match &mut **s {
+                Storage::Gpu(x) => Some(x),
+                _ => None,
+            },
+            GuardRef::R(_) => None,
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(internal)?;
+    let mut st: Vec<(&mut GpuStorage, &crate::Layout)> = out.drain(1..).zip(states.iter().map(Tensor::layout)).collect();
+    let p = out.pop().ok_or_else(internal)?;
+    p.fused_update(param.layout(), g, grad.layout(), &mut st, rule)
 }
 
 enum GuardRef<'a> {
