@@ -153,8 +153,8 @@ pub fn binary_bool(op: BinaryOp, a: u8, b: u8) -> u8 {
 
 /// Maximum that propagates NaN from either side, as PyTorch's `maximum` does.
 #[inline(always)]
+#[allow(clippy::eq_op)] // `a != a` is the NaN test for a generic PartialOrd
 pub fn max_nan<T: PartialOrd + Copy>(a: T, b: T) -> T {
-    #[allow(clippy::eq_op)]
     if a > b || a != a {
         a
     } else {
@@ -163,8 +163,8 @@ pub fn max_nan<T: PartialOrd + Copy>(a: T, b: T) -> T {
 }
 
 #[inline(always)]
+#[allow(clippy::eq_op)]
 pub fn min_nan<T: PartialOrd + Copy>(a: T, b: T) -> T {
-    #[allow(clippy::eq_op)]
     if a < b || a != a {
         a
     } else {
