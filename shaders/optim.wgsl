@@ -66,9 +66,9 @@ fn ftz(v: f32) -> f32 {
     return select(v, 0.0, abs(v) < MIN_NORMAL);
 }
 
-// The gradient, negated under maximize.
+// The gradient (denormals flushed, as on the CPU), negated under maximize.
 fn signed_grad(i: u32) -> f32 {
-    let g = bitcast<f32>(grad[params[2] + i]);
+    let g = ftz(bitcast<f32>(grad[params[2] + i]));
     return select(g, -g, (params[1] & MAXIMIZE) != 0u);
 }
 

@@ -13,8 +13,23 @@ mod tensor;
 
 use pyo3::prelude::*;
 
+/// Makes the importing thread (normally Python's main thread) one of rayon's workers. A parallel
+/// kernel called from it then starts on it at once and hands half the work to the other
+/// worker(s), instead of blocking while sleeping workers wake up (tens of microseconds on a busy
+/// or virtualised machine: more than a mid-size kernel takes). `RAYON_NUM_THREADS` still sets
+/// the total. If a pool already exists, it is kept.
+fn init_thread_pool() {
+    let n = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(n).use_current_thread().build_global();
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    init_thread_pool();
     errors::register(m)?;
     m.add_class::<tensor::PyTensor>()?;
     m.add_class::<convert::PyDType>()?;

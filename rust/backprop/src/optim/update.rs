@@ -174,9 +174,10 @@ enum GuardRef<'a> {
 }
 
 /// Optimiser state that decays geometrically (momentum of a dead unit's weights, Adam's
-/// moments) ends up as denormal floats, and x86 arithmetic on denormals is ~100x slower: a
-/// training step can spend most of its time there. Such values are below 1.2e-38 and change no
-/// parameter by a representable amount, so the state is flushed to zero instead.
+/// moments) ends up as denormal floats, and so do gradients once a loss is nearly zero; x86
+/// arithmetic on denormals is ~100x slower, so a training step could spend most of its time
+/// there. Such values are below 1.2e-38 and change no parameter by a representable amount, so
+/// gradients and state are flushed to zero as they enter the update.
 #[inline(always)]
 fn ftz<T: FloatElement>(v: T) -> T {
     if v.abs() < T::min_positive_value() {
@@ -196,7 +197,7 @@ fn kernel<T: FloatElement>(p: &mut [T], g: &[T], mut st: Vec<&mut [T]>, rule: &R
             let sign = if maximize { -T::ONE } else { T::ONE };
             if let Some(buf) = st.first_mut() {
                 for ((pi, &gi), bi) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
-                    let d = sign * gi + wd * *pi;
+                    let d = sign * ftz(gi) + wd * *pi;
                     let b = if init_buffer { d } else { ftz(mom * *bi + damp * d) };
                     *bi = b;
                     let step = if nesterov { d + mom * b } else { b };
@@ -204,7 +205,7 @@ fn kernel<T: FloatElement>(p: &mut [T], g: &[T], mut st: Vec<&mut [T]>, rule: &R
                 }
             } else {
                 for (pi, &gi) in p.iter_mut().zip(g) {
-                    *pi = *pi - lr * (sign * gi + wd * *pi);
+                    *pi = *pi - lr * (sign * ftz(gi) + wd * *pi);
                 }
             }
         }
@@ -219,7 +220,7 @@ fn kernel<T: FloatElement>(p: &mut [T], g: &[T], mut st: Vec<&mut [T]>, rule: &R
             let (Some(m), Some(v)) = (it.next(), it.next()) else { return };
             let vmax = it.next();
             let step = |pi: &mut T, gi: T, mi: &mut T, vi: &mut T, vm: Option<&mut T>| {
-                let mut gi = sign * gi;
+                let mut gi = sign * ftz(gi);
                 if decoupled {
                     *pi = *pi * decay;
                 } else {
@@ -256,7 +257,7 @@ fn kernel<T: FloatElement>(p: &mut [T], g: &[T], mut st: Vec<&mut [T]>, rule: &R
             let sign = if maximize { -T::ONE } else { T::ONE };
             let has_mom = momentum > 0.0;
             for i in 0..p.len() {
-                let gi = sign * g[i] + wd * p[i];
+                let gi = sign * ftz(g[i]) + wd * p[i];
                 let sq = ftz(a * st[0][i] + (T::ONE - a) * gi * gi);
                 st[0][i] = sq;
                 let avg = if centered {
@@ -281,7 +282,7 @@ fn kernel<T: FloatElement>(p: &mut [T], g: &[T], mut st: Vec<&mut [T]>, rule: &R
             let sign = if maximize { -T::ONE } else { T::ONE };
             let Some(sum) = st.into_iter().next() else { return };
             for ((pi, &gi), si) in p.iter_mut().zip(g).zip(sum.iter_mut()) {
-                let gi = sign * gi + wd * *pi;
+                let gi = sign * ftz(gi) + wd * *pi;
                 let s = *si + gi * gi;
                 *si = s;
                 *pi = *pi - lr * gi / (s.sqrt() + eps);
