@@ -5,6 +5,7 @@
 mod convert;
 mod errors;
 mod functions;
+mod info;
 mod nn;
 mod tensor;
 
@@ -27,6 +28,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     }
     functions::register(m)?;
     nn::register(m)?;
+    info::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 pub mod buffer;
 pub mod elementwise;
+pub mod features;
 pub mod index;
 pub mod math;
 pub mod matmul;
