@@ -154,3 +154,18 @@ def test_numpy_mlp_sgd_momentum_matches_backprop_rs(rng):
         assert expected == pytest.approx(loss.item(), rel=1e-5)
     for p, a in zip(model.parameters(), mlp.params):
         np.testing.assert_allclose(p.detach().numpy(), a, rtol=1e-4, atol=1e-6)
+
+
+def test_gpu_column_survives_a_backend_that_fails(monkeypatch, tmp_path):
+    # The GPU backend is optional and still growing: an adapter that reports itself available but
+    # cannot run a workload must give an "error" cell, not a crashed benchmark.
+    import types
+
+    calls = []
+    monkeypatch.setattr(bp, "gpu", types.SimpleNamespace(is_available=lambda: True, synchronize=lambda: calls.append(1)), raising=False)
+    path = tmp_path / "gpu.json"
+    assert main(["bench", "--quick", "--device", "cpu,gpu", "--only", "graph_4op_fwd_bwd", "--json", str(path)]) == 0
+    doc = json.loads(path.read_text())
+    assert "backprop_rs-gpu" in doc["frameworks"]
+    r = doc["workloads"]["graph_4op_fwd_bwd"]["results"]["backprop_rs-gpu"]
+    assert r["error"] is not None or (r["median"] > 0 and calls)

@@ -496,9 +496,16 @@ class Plan:
     max_rounds: int
     rss_repeats: int
     import_repeats: int
+    # Idle time before every sample. OpenBLAS (NumPy's BLAS) keeps its worker threads spinning for
+    # about 0.1 s after each threaded call; measured here, a backprop_rs sgemm 1024 sample taken
+    # straight after a NumPy one ran ~2x slower than alone. Pausing before each sample lets any
+    # framework's pool go idle, so the interleaving spreads machine noise without one framework's
+    # threads stealing the cores from the next.
+    settle_s: float = 0.0
 
 
-FULL = Plan(warmup_s=0.3, min_warmup=2, sample_s=0.025, budget_s=6.0, min_rounds=7, max_rounds=41, rss_repeats=3, import_repeats=9)
+FULL = Plan(warmup_s=0.3, min_warmup=2, sample_s=0.05, budget_s=3.0, min_rounds=7, max_rounds=21, rss_repeats=3, import_repeats=9,
+            settle_s=0.15)
 QUICK = Plan(warmup_s=0.0, min_warmup=1, sample_s=0.002, budget_s=0.0, min_rounds=3, max_rounds=3, rss_repeats=1, import_repeats=2)
 
 
@@ -590,6 +597,8 @@ def run_timed(env: Env, w: Workload, plan: Plan, progress: Any) -> Dict[str, Cel
                 for fw in order[s:] + order[:s]:  # rotate so no framework always runs first
                     if cells[fw].error is not None:
                         continue
+                    if plan.settle_s:
+                        time.sleep(plan.settle_s)
                     try:
                         cells[fw].samples.append(_sample(runners[fw], cells[fw].inner))
                     except Exception as e:
