@@ -874,6 +874,7 @@ def plot(env: Env, wls: List[Workload], results: Dict[str, Dict[str, Cell]], pat
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         print("--plot needs matplotlib, which is not installed (pip install matplotlib); skipping the plot", file=sys.stderr)
         return False
@@ -882,22 +883,28 @@ def plot(env: Env, wls: List[Workload], results: Dict[str, Dict[str, Cell]], pat
     fig, ax = plt.subplots(figsize=(max(8, 0.75 * len(names) + 2), 4.8))
     width = 0.8 / max(1, len(cols))
     for j, f in enumerate(cols):
-        xs, ys = [], []
+        xs, ys, labels = [], [], []
         for i, w in enumerate(wls):
             meds = {g: c.median for g, c in results[w.name].items() if c.median is not None}
             if f in meds:
                 # relative to the fastest (smallest) framework of the workload, so one axis fits
-                # microseconds, seconds and megabytes alike
+                # microseconds, seconds and megabytes alike; the bar's label keeps the absolute value
                 xs.append(i + (j - (len(cols) - 1) / 2) * width)
                 ys.append(meds[f] / min(meds.values()))
-        ax.bar(xs, ys, width, label=f)
+                labels.append(f"{meds[f]:.0f} MB" if w.unit == "MB" else fmt_time(meds[f]))
+        bars = ax.bar(xs, ys, width, label=f)
+        ax.bar_label(bars, labels=labels, rotation=90, fontsize=6, padding=2)
     ax.set_yscale("log")
+    ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_ylim(0.9, ax.get_ylim()[1] * 2)  # room for the labels above the tallest bar
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names, rotation=45, ha="right")
-    ax.set_ylabel("median relative to the best (lower is better)")
-    ax.set_title(title, fontsize=9)
-    ax.legend()
+    ax.set_ylabel("median / best median (lower is better)")
+    ax.set_title(title, fontsize=8)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -1050,6 +1057,6 @@ def run(args: Any) -> int:
             json.dump(doc, fh, indent=1)
         print(f"results written to {os.path.abspath(args.json)}")
     if args.plot:
-        if plot(env, wls, results, args.plot, f"backprop-rs bench: {mline}"):
+        if plot(env, wls, results, args.plot, f"backprop-rs bench ({'quick' if quick else 'full'} run)\n{mline}\n{vline}"):
             print(f"plot written to {os.path.abspath(args.plot)}")
     return 0
