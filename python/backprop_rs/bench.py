@@ -752,6 +752,22 @@ def run_subprocess_workload(env: Env, w: Workload, plan: Plan, progress: Any) ->
 # ------------------------------------------------------------------ machine description
 
 
+def _cpu_seconds() -> Optional[Tuple[float, float]]:
+    """(CPU-seconds the whole machine has been busy, CPU-seconds this process and its children
+    used), Linux only. The difference over a run is what OTHER processes took from the cores:
+    the load average cannot say that, since it counts the benchmark's own threads."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        # user nice system idle iowait irq softirq steal ...: busy = all but idle and iowait
+        busy = sum(fields[:8]) - fields[3] - fields[4]
+        ticks = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+    t = os.times()
+    return busy / ticks, t.user + t.system + t.children_user + t.children_system
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -986,6 +1002,7 @@ def run(args: Any) -> int:
     results: Dict[str, Dict[str, Cell]] = {}
     extras: Dict[str, Dict[str, Any]] = {}
     started = time.time()
+    cpu0 = _cpu_seconds()
     t0 = time.perf_counter()
     try:
         for w in wls:
@@ -1002,10 +1019,15 @@ def run(args: Any) -> int:
         if progress is not None:
             progress.close()
     wall = time.perf_counter() - t0
+    cpu1 = _cpu_seconds()
     try:
         info["load_avg_end"] = list(os.getloadavg())
     except OSError:
         pass
+    if cpu0 is not None and cpu1 is not None:
+        others = max(0.0, (cpu1[0] - cpu0[0]) - (cpu1[1] - cpu0[1]))
+        info["other_processes_cpu_s"] = others
+        info["other_processes_cpu_share"] = others / (wall * (os.cpu_count() or 1))
 
     summaries = {w.name: summarise(w, results[w.name]) for w in wls}
     print()
@@ -1025,8 +1047,13 @@ def run(args: Any) -> int:
                 print(f"ERROR {w.name} [{f}]: {c.error}")
             elif c.check not in (None, "ok"):
                 print(f"WARNING {w.name} [{f}]: result {c.check}")
+    end = [f"wall time {wall:.1f} s"]
+    if "other_processes_cpu_s" in info:
+        end.append(f"other processes used {info['other_processes_cpu_s']:.1f} CPU-s "
+                   f"({100 * info['other_processes_cpu_share']:.1f}% of the machine) meanwhile")
     if "load_avg_end" in info:
-        print(f"wall time {wall:.1f} s; load average at end: " + " ".join(f"{x:.2f}" for x in info["load_avg_end"]))
+        end.append("load average at end: " + " ".join(f"{x:.2f}" for x in info["load_avg_end"]))
+    print("; ".join(end))
 
     if args.json:
         doc = {
