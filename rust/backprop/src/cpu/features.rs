@@ -21,7 +21,9 @@ fn detect() -> &'static str {
     // and a CPU with one but not the other would not run them.
     if std::arch::is_x86_feature_detected!("avx512f") {
         "avx512"
-    } else if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+    } else if std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+    {
         "avx2+fma"
     } else {
         "scalar"
