@@ -2,7 +2,7 @@
 
 ``train`` (the main job) trains an MLP on the bundled handwritten digits by backpropagation,
 fed in one of the four modes; ``eval`` reloads a checkpoint and reports its accuracy; ``demo``
-is a ten-second sanity check.
+is a ten-second sanity check; ``bench`` times the engine against NumPy (and PyTorch if installed).
 """
 
 from __future__ import annotations
@@ -173,6 +173,12 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    return bench.run(args)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="backprop-rs", description="backprop_rs: train and evaluate networks by backpropagation")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -203,6 +209,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     demo.add_argument("--lr", type=float, default=0.05)
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)
+
+    be = sub.add_parser("bench", help="time backprop_rs against NumPy (and PyTorch when installed); see BENCHMARKS.md",
+                        description="Runs each workload for backprop_rs, NumPy and PyTorch (when installed) in one process, "
+                                    "interleaved round by round, and reports median times and the ratio to the best peer.")
+    be.add_argument("--json", metavar="FILE", default=None, help="write machine-readable results (all raw samples) to FILE")
+    be.add_argument("--plot", metavar="PNG", default=None, help="draw a bar chart to PNG (needs matplotlib)")
+    be.add_argument("--quick", action="store_true", help="tiny sizes and repeats, for CI: proves every path runs, measures nothing")
+    be.add_argument("--device", default="cpu", help="backprop_rs columns to run: cpu, gpu or cpu,gpu (default cpu)")
+    be.add_argument("--only", default=None, metavar="NAME,...", help="run only these workloads (see --list)")
+    be.add_argument("--list", action="store_true", help="list the workloads and exit")
+    be.set_defaults(func=_bench)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -6,6 +6,7 @@ mod conv;
 mod convert;
 mod errors;
 mod functions;
+mod info;
 mod nn;
 mod io;
 mod gpu;
@@ -48,6 +49,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     conv::register(m)?;
     io::register(m)?;
     gpu::register(m)?;
+    info::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 pub mod buffer;
 pub mod conv;
 pub mod elementwise;
+pub mod features;
 pub mod index;
 pub mod math;
 pub mod matmul;

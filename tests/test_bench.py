@@ -1,0 +1,171 @@
+"""`backprop-rs bench`: the command runs, its JSON has the documented shape, every framework that
+ran produced a positive finite median (no timing thresholds: CI machines are noisy), and the
+hand-written NumPy MLP step that serves as NumPy's peer computes the same gradients and updates
+as backprop_rs."""
+
+import importlib.util
+import json
+import math
+
+import numpy as np
+import pytest
+
+import backprop_rs as bp
+from backprop_rs import bench
+from backprop_rs.__main__ import main
+
+QUICK_WORKLOADS = ["add_16M", "graph_4op_fwd_bwd", "mlp_step_b64", "peak_rss_mlp", "import_time"]
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bench") / "bench.json"
+    rc = main(["bench", "--quick", "--only", ",".join(QUICK_WORKLOADS), "--json", str(path)])
+    assert rc == 0
+    return json.loads(path.read_text())
+
+
+def test_json_structure(quick_run):
+    doc = quick_run
+    assert doc["schema"] == 1
+    assert doc["config"]["quick"] is True
+    assert isinstance(doc["machine"], str) and doc["machine"]
+    for key in ("cpu", "logical_cpus", "simd", "threads"):
+        assert key in doc["machine_info"]
+    assert doc["machine_info"]["simd"] in ("avx512", "avx2+fma", "neon", "scalar")
+    v = doc["versions"]
+    assert v["backprop_rs"] == bp.__version__ and v["numpy"] == np.__version__ and v["python"]
+    assert "torch" in v
+    fws = doc["frameworks"]
+    assert fws[0] == "backprop_rs-cpu" and "numpy" in fws
+    assert ("torch" in fws) == (importlib.util.find_spec("torch") is not None)
+    assert list(doc["workloads"]) == QUICK_WORKLOADS
+    for name, w in doc["workloads"].items():
+        for key in ("description", "params", "kind", "unit", "best_peer", "ratio_to_best_peer", "results"):
+            assert key in w, (name, key)
+        for fw in fws:
+            r = w["results"][fw]
+            assert r["error"] is None, (name, fw, r["error"])
+            assert math.isfinite(r["median"]) and r["median"] > 0, (name, fw)
+            assert r["samples"] and all(math.isfinite(s) and s > 0 for s in r["samples"])
+            assert r["median"] == pytest.approx(float(np.median(r["samples"])))
+        assert w["best_peer"] in fws
+        ratio = w["ratio_to_best_peer"]["backprop_rs-cpu"]
+        assert math.isfinite(ratio) and ratio > 0
+
+
+def test_results_agree_with_numpy(quick_run):
+    # each framework's first result was compared with NumPy's before timing
+    for name in ("add_16M", "graph_4op_fwd_bwd", "mlp_step_b64"):
+        r = quick_run["workloads"][name]["results"]
+        assert r["backprop_rs-cpu"]["check"] == "ok", (name, r["backprop_rs-cpu"]["check"])
+
+
+def test_throughput_and_subprocess_extras(quick_run):
+    w = quick_run["workloads"]
+    add = w["add_16M"]
+    assert add["metric_unit"] == "GB/s"
+    n = add["params"]["n"]
+    for r in add["results"].values():
+        assert r["metric"] == pytest.approx(12 * n / r["median"] / 1e9)
+    assert w["import_time"]["python_startup_s"] > 0
+    details = w["peak_rss_mlp"]["results"]["backprop_rs-cpu"]["details"][0]
+    assert details["peak_mb"] >= details["rss_end_mb"] > 0
+    assert math.isfinite(details["final_loss"])
+
+
+def test_unknown_workload_and_device(capsys):
+    assert main(["bench", "--quick", "--only", "nope"]) == 2
+    assert "sgemm_256" in capsys.readouterr().err
+    assert main(["bench", "--quick", "--device", "tpu"]) == 2
+
+
+def test_list_names_every_workload(capsys):
+    assert main(["bench", "--list"]) == 0
+    out = capsys.readouterr().out
+    for w in bench.workloads(quick=False):
+        assert w.name in out
+
+
+def test_plot_without_matplotlib_is_not_an_error(tmp_path, capsys):
+    png = tmp_path / "bench.png"
+    rc = main(["bench", "--quick", "--only", "graph_4op_fwd_bwd", "--plot", str(png)])
+    assert rc == 0
+    if importlib.util.find_spec("matplotlib") is None:
+        assert "matplotlib" in capsys.readouterr().err and not png.exists()
+    else:
+        assert png.stat().st_size > 0
+
+
+def test_gpu_column_is_skipped_or_runs(capsys):
+    ok, note = bench.gpu_status(bp)
+    assert main(["bench", "--quick", "--device", "cpu,gpu", "--only", "graph_4op_fwd_bwd"]) == 0
+    out = capsys.readouterr().out
+    if not ok:
+        assert "no GPU adapter found" in out
+    else:
+        assert "backprop_rs-gpu" in out
+
+
+def test_cpu_info():
+    info = bp._core._cpu_info()
+    assert info["simd"] in ("avx512", "avx2+fma", "neon", "scalar")
+    assert isinstance(info["threads"], int) and info["threads"] >= 1
+
+
+# ------------------------------------------------------------------ the NumPy MLP peer is correct
+
+
+def _same_weights(rng, batch):
+    params = bench.NumpyMLP.init_params(rng)
+    x = rng.standard_normal((batch, bench.MLP_SIZES[0]), dtype=np.float32)
+    y = rng.integers(0, bench.MLP_SIZES[-1], batch, dtype=np.int64)
+    return params, x, y
+
+
+@pytest.mark.parametrize("batch", [1, 16])
+def test_numpy_mlp_gradients_match_backprop_rs(rng, batch):
+    params, x, y = _same_weights(rng, batch)
+    loss_np, grads_np = bench.NumpyMLP(params).loss_and_grads(x.copy(), y)
+
+    model = bench.bp_mlp(bp, params)
+    loss = bp.nn.CrossEntropyLoss()(model(bp.tensor(x)), bp.tensor(y))
+    loss.backward()
+    assert loss_np == pytest.approx(loss.item(), rel=1e-5)
+    for (name, p), g in zip(model.named_parameters(), grads_np):
+        assert p.grad.shape == g.shape, name
+        # float32 throughout; sums of up to 784 products in different orders
+        np.testing.assert_allclose(p.grad.numpy(), g, rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_numpy_mlp_sgd_momentum_matches_backprop_rs(rng):
+    params, x, y = _same_weights(rng, 8)
+    mlp = bench.NumpyMLP(params)
+    model = bench.bp_mlp(bp, params)
+    opt = bp.optim.SGD(model.parameters(), lr=bench.MLP_LR, momentum=bench.MLP_MOMENTUM)
+    loss_fn = bp.nn.CrossEntropyLoss()
+    bx, by = bp.tensor(x), bp.tensor(y)
+    for _ in range(3):  # the first step initialises the momentum buffer; later ones use it
+        expected = mlp.step(x, y)
+        loss = loss_fn(model(bx), by)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        assert expected == pytest.approx(loss.item(), rel=1e-5)
+    for p, a in zip(model.parameters(), mlp.params):
+        np.testing.assert_allclose(p.detach().numpy(), a, rtol=1e-4, atol=1e-6)
+
+
+def test_gpu_column_survives_a_backend_that_fails(monkeypatch, tmp_path):
+    # The GPU backend is optional and still growing: an adapter that reports itself available but
+    # cannot run a workload must give an "error" cell, not a crashed benchmark.
+    import types
+
+    calls = []
+    monkeypatch.setattr(bp, "gpu", types.SimpleNamespace(is_available=lambda: True, synchronize=lambda: calls.append(1)), raising=False)
+    path = tmp_path / "gpu.json"
+    assert main(["bench", "--quick", "--device", "cpu,gpu", "--only", "graph_4op_fwd_bwd", "--json", str(path)]) == 0
+    doc = json.loads(path.read_text())
+    assert "backprop_rs-gpu" in doc["frameworks"]
+    r = doc["workloads"]["graph_4op_fwd_bwd"]["results"]["backprop_rs-gpu"]
+    assert r["error"] is not None or (r["median"] > 0 and calls)
