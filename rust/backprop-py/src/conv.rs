@@ -22,7 +22,10 @@ fn pair(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<(usize, usize)> {
             return Ok((v[0], v[0]));
         }
     }
-    Err(PyTypeError::new_err(format!("{what} must be a non-negative int or a pair of them, got {}", obj.repr()?)))
+    Err(PyTypeError::new_err(format!(
+        "{what} must be a non-negative int or a pair of them, got {}",
+        obj.repr()?
+    )))
 }
 
 fn opt_pair(obj: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Option<(usize, usize)>> {
@@ -39,12 +42,25 @@ fn inner(t: Option<&PyTensor>) -> Option<backprop::Tensor> {
 #[pyfunction]
 #[pyo3(signature = (input, weight, bias=None, stride=None, padding=None, dilation=None, groups=1))]
 #[allow(clippy::too_many_arguments)]
-pub fn conv2d(py: Python<'_>, input: &PyTensor, weight: &PyTensor, bias: Option<&PyTensor>, stride: Option<&Bound<'_, PyAny>>, padding: Option<&Bound<'_, PyAny>>, dilation: Option<&Bound<'_, PyAny>>, groups: usize) -> PyResult<PyTensor> {
+pub fn conv2d(
+    py: Python<'_>,
+    input: &PyTensor,
+    weight: &PyTensor,
+    bias: Option<&PyTensor>,
+    stride: Option<&Bound<'_, PyAny>>,
+    padding: Option<&Bound<'_, PyAny>>,
+    dilation: Option<&Bound<'_, PyAny>>,
+    groups: usize,
+) -> PyResult<PyTensor> {
     let pad = match padding {
         Some(p) if p.is_instance_of::<PyString>() => match p.extract::<String>()?.as_str() {
             "same" => Padding::Same,
             "valid" => Padding::Explicit(0, 0),
-            other => return Err(PyValueError::new_err(format!("invalid padding string '{other}', should be 'same' or 'valid'"))),
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "invalid padding string '{other}', should be 'same' or 'valid'"
+                )))
+            }
         },
         other => {
             let (a, b) = opt_pair(other, "padding")?.unwrap_or((0, 0));
@@ -54,36 +70,73 @@ pub fn conv2d(py: Python<'_>, input: &PyTensor, weight: &PyTensor, bias: Option<
     let stride = opt_pair(stride, "stride")?.unwrap_or((1, 1));
     let dilation = opt_pair(dilation, "dilation")?.unwrap_or((1, 1));
     let (x, w, b) = (&input.inner, &weight.inner, inner(bias));
-    let r = work(py, x.numel() * w.numel(), || conv::conv2d(x, w, b.as_ref(), stride, pad, dilation, groups));
+    let r = work(py, x.numel() * w.numel(), || {
+        conv::conv2d(x, w, b.as_ref(), stride, pad, dilation, groups)
+    });
     Ok(wrap(r.py()?))
 }
 
 #[pyfunction]
 #[pyo3(signature = (input, weight, bias=None, stride=None, padding=None, output_padding=None, groups=1, dilation=None))]
 #[allow(clippy::too_many_arguments)]
-pub fn conv_transpose2d(py: Python<'_>, input: &PyTensor, weight: &PyTensor, bias: Option<&PyTensor>, stride: Option<&Bound<'_, PyAny>>, padding: Option<&Bound<'_, PyAny>>, output_padding: Option<&Bound<'_, PyAny>>, groups: usize, dilation: Option<&Bound<'_, PyAny>>) -> PyResult<PyTensor> {
+pub fn conv_transpose2d(
+    py: Python<'_>,
+    input: &PyTensor,
+    weight: &PyTensor,
+    bias: Option<&PyTensor>,
+    stride: Option<&Bound<'_, PyAny>>,
+    padding: Option<&Bound<'_, PyAny>>,
+    output_padding: Option<&Bound<'_, PyAny>>,
+    groups: usize,
+    dilation: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyTensor> {
     let stride = opt_pair(stride, "stride")?.unwrap_or((1, 1));
     let padding = opt_pair(padding, "padding")?.unwrap_or((0, 0));
     let output_padding = opt_pair(output_padding, "output_padding")?.unwrap_or((0, 0));
     let dilation = opt_pair(dilation, "dilation")?.unwrap_or((1, 1));
     let (x, w, b) = (&input.inner, &weight.inner, inner(bias));
-    let r = work(py, x.numel() * w.numel(), || conv::conv_transpose2d(x, w, b.as_ref(), stride, padding, output_padding, groups, dilation));
+    let r = work(py, x.numel() * w.numel(), || {
+        conv::conv_transpose2d(
+            x,
+            w,
+            b.as_ref(),
+            stride,
+            padding,
+            output_padding,
+            groups,
+            dilation,
+        )
+    });
     Ok(wrap(r.py()?))
 }
 
 #[pyfunction]
 #[pyo3(signature = (input, kernel_size, stride=None, padding=None, dilation=None, ceil_mode=false, return_indices=false))]
 #[allow(clippy::too_many_arguments)]
-pub fn max_pool2d(py: Python<'_>, input: &PyTensor, kernel_size: &Bound<'_, PyAny>, stride: Option<&Bound<'_, PyAny>>, padding: Option<&Bound<'_, PyAny>>, dilation: Option<&Bound<'_, PyAny>>, ceil_mode: bool, return_indices: bool) -> PyResult<Py<PyAny>> {
+pub fn max_pool2d(
+    py: Python<'_>,
+    input: &PyTensor,
+    kernel_size: &Bound<'_, PyAny>,
+    stride: Option<&Bound<'_, PyAny>>,
+    padding: Option<&Bound<'_, PyAny>>,
+    dilation: Option<&Bound<'_, PyAny>>,
+    ceil_mode: bool,
+    return_indices: bool,
+) -> PyResult<Py<PyAny>> {
     if ceil_mode {
-        return Err(PyValueError::new_err("max_pool2d: ceil_mode=True is not supported"));
+        return Err(PyValueError::new_err(
+            "max_pool2d: ceil_mode=True is not supported",
+        ));
     }
     let k = pair(kernel_size, "kernel_size")?;
     let stride = opt_pair(stride, "stride")?;
     let padding = opt_pair(padding, "padding")?.unwrap_or((0, 0));
     let dilation = opt_pair(dilation, "dilation")?.unwrap_or((1, 1));
     let x = &input.inner;
-    let (out, idx) = work(py, x.numel(), || conv::max_pool2d(x, k, stride, padding, dilation, return_indices)).py()?;
+    let (out, idx) = work(py, x.numel(), || {
+        conv::max_pool2d(x, k, stride, padding, dilation, return_indices)
+    })
+    .py()?;
     let out = Bound::new(py, wrap(out))?.into_any();
     match idx {
         Some(i) => Ok((out, wrap(i)).into_pyobject(py)?.into_any().unbind()),
@@ -94,39 +147,78 @@ pub fn max_pool2d(py: Python<'_>, input: &PyTensor, kernel_size: &Bound<'_, PyAn
 #[pyfunction]
 #[pyo3(signature = (input, kernel_size, stride=None, padding=None, ceil_mode=false, count_include_pad=true, divisor_override=None))]
 #[allow(clippy::too_many_arguments)]
-pub fn avg_pool2d(py: Python<'_>, input: &PyTensor, kernel_size: &Bound<'_, PyAny>, stride: Option<&Bound<'_, PyAny>>, padding: Option<&Bound<'_, PyAny>>, ceil_mode: bool, count_include_pad: bool, divisor_override: Option<f64>) -> PyResult<PyTensor> {
+pub fn avg_pool2d(
+    py: Python<'_>,
+    input: &PyTensor,
+    kernel_size: &Bound<'_, PyAny>,
+    stride: Option<&Bound<'_, PyAny>>,
+    padding: Option<&Bound<'_, PyAny>>,
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override: Option<f64>,
+) -> PyResult<PyTensor> {
     if ceil_mode || divisor_override.is_some() {
-        return Err(PyValueError::new_err("avg_pool2d: ceil_mode=True and divisor_override are not supported"));
+        return Err(PyValueError::new_err(
+            "avg_pool2d: ceil_mode=True and divisor_override are not supported",
+        ));
     }
     let k = pair(kernel_size, "kernel_size")?;
     let stride = opt_pair(stride, "stride")?;
     let padding = opt_pair(padding, "padding")?.unwrap_or((0, 0));
     let x = &input.inner;
-    Ok(wrap(work(py, x.numel(), || conv::avg_pool2d(x, k, stride, padding, count_include_pad)).py()?))
+    Ok(wrap(
+        work(py, x.numel(), || {
+            conv::avg_pool2d(x, k, stride, padding, count_include_pad)
+        })
+        .py()?,
+    ))
 }
 
 #[pyfunction]
-pub fn adaptive_avg_pool2d(py: Python<'_>, input: &PyTensor, output_size: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+pub fn adaptive_avg_pool2d(
+    py: Python<'_>,
+    input: &PyTensor,
+    output_size: &Bound<'_, PyAny>,
+) -> PyResult<PyTensor> {
     let o = pair(output_size, "output_size")?;
     let x = &input.inner;
-    Ok(wrap(work(py, x.numel(), || conv::adaptive_avg_pool2d(x, o)).py()?))
+    Ok(wrap(
+        work(py, x.numel(), || conv::adaptive_avg_pool2d(x, o)).py()?,
+    ))
 }
 
 #[pyfunction]
 #[pyo3(signature = (input, pad, mode="constant", value=None))]
-pub fn pad(input: &PyTensor, pad: Vec<usize>, mode: &str, value: Option<f64>) -> PyResult<PyTensor> {
+pub fn pad(
+    input: &PyTensor,
+    pad: Vec<usize>,
+    mode: &str,
+    value: Option<f64>,
+) -> PyResult<PyTensor> {
     let m = match mode {
         "constant" => PadMode::Constant,
         "reflect" => PadMode::Reflect,
         "replicate" => PadMode::Replicate,
-        other => return Err(PyValueError::new_err(format!("unsupported padding mode '{other}' (constant, reflect or replicate)"))),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unsupported padding mode '{other}' (constant, reflect or replicate)"
+            )))
+        }
     };
-    Ok(wrap(conv::pad(&input.inner, &pad, m, value.unwrap_or(0.0)).py()?))
+    Ok(wrap(
+        conv::pad(&input.inner, &pad, m, value.unwrap_or(0.0)).py()?,
+    ))
 }
 
 #[pyfunction]
 #[pyo3(signature = (input, kernel_size, dilation=None, padding=None, stride=None))]
-pub fn unfold(input: &PyTensor, kernel_size: &Bound<'_, PyAny>, dilation: Option<&Bound<'_, PyAny>>, padding: Option<&Bound<'_, PyAny>>, stride: Option<&Bound<'_, PyAny>>) -> PyResult<PyTensor> {
+pub fn unfold(
+    input: &PyTensor,
+    kernel_size: &Bound<'_, PyAny>,
+    dilation: Option<&Bound<'_, PyAny>>,
+    padding: Option<&Bound<'_, PyAny>>,
+    stride: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyTensor> {
     let w = Window {
         kernel: pair(kernel_size, "kernel_size")?,
         stride: opt_pair(stride, "stride")?.unwrap_or((1, 1)),
@@ -138,14 +230,26 @@ pub fn unfold(input: &PyTensor, kernel_size: &Bound<'_, PyAny>, dilation: Option
 
 #[pyfunction]
 #[pyo3(signature = (input, output_size, kernel_size, dilation=None, padding=None, stride=None))]
-pub fn fold(input: &PyTensor, output_size: &Bound<'_, PyAny>, kernel_size: &Bound<'_, PyAny>, dilation: Option<&Bound<'_, PyAny>>, padding: Option<&Bound<'_, PyAny>>, stride: Option<&Bound<'_, PyAny>>) -> PyResult<PyTensor> {
+pub fn fold(
+    input: &PyTensor,
+    output_size: &Bound<'_, PyAny>,
+    kernel_size: &Bound<'_, PyAny>,
+    dilation: Option<&Bound<'_, PyAny>>,
+    padding: Option<&Bound<'_, PyAny>>,
+    stride: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyTensor> {
     let w = Window {
         kernel: pair(kernel_size, "kernel_size")?,
         stride: opt_pair(stride, "stride")?.unwrap_or((1, 1)),
         padding: opt_pair(padding, "padding")?.unwrap_or((0, 0)),
         dilation: opt_pair(dilation, "dilation")?.unwrap_or((1, 1)),
     };
-    Ok(wrap(input.inner.fold(w, pair(output_size, "output_size")?).py()?))
+    Ok(wrap(
+        input
+            .inner
+            .fold(w, pair(output_size, "output_size")?)
+            .py()?,
+    ))
 }
 
 #[pyfunction]
@@ -158,6 +262,16 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     macro_rules! add {
         ($($f:ident),* $(,)?) => { $( m.add_function(wrap_pyfunction!($f, m)?)?; )* };
     }
-    add!(conv2d, conv_transpose2d, max_pool2d, avg_pool2d, adaptive_avg_pool2d, pad, unfold, fold, dropout2d);
+    add!(
+        conv2d,
+        conv_transpose2d,
+        max_pool2d,
+        avg_pool2d,
+        adaptive_avg_pool2d,
+        pad,
+        unfold,
+        fold,
+        dropout2d
+    );
     Ok(())
 }

@@ -18,7 +18,14 @@ use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PySequence, PyString, PyTuple}
 // ------------------------------------------------------------------ dtype / device objects
 
 /// A tensor element type (`backprop_rs.float32`, ...).
-#[pyclass(name = "dtype", module = "backprop_rs", frozen, eq, hash, from_py_object)]
+#[pyclass(
+    name = "dtype",
+    module = "backprop_rs",
+    frozen,
+    eq,
+    hash,
+    from_py_object
+)]
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PyDType {
     pub inner: DType,
@@ -57,7 +64,9 @@ pub struct PyDevice {
 impl PyDevice {
     #[new]
     fn new(spec: &Bound<'_, PyAny>) -> PyResult<Self> {
-        Ok(PyDevice { inner: parse_device(spec)? })
+        Ok(PyDevice {
+            inner: parse_device(spec)?,
+        })
     }
     #[getter]
     fn r#type(&self) -> &'static str {
@@ -80,7 +89,9 @@ impl PyDevice {
         self.inner as u64
     }
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
-        parse_device(other).map(|d| d == self.inner).unwrap_or(false)
+        parse_device(other)
+            .map(|d| d == self.inner)
+            .unwrap_or(false)
     }
 }
 
@@ -100,12 +111,25 @@ pub fn parse_dtype(obj: &Bound<'_, PyAny>) -> PyResult<DType> {
     } else {
         // NumPy dtypes and scalar types (np.float32, np.dtype('f4'), ...)
         let np = numpy_module(py)?;
-        match np.call_method1("dtype", (obj,)).and_then(|d| d.getattr("name")).and_then(|n| n.extract::<String>()) {
+        match np
+            .call_method1("dtype", (obj,))
+            .and_then(|d| d.getattr("name"))
+            .and_then(|n| n.extract::<String>())
+        {
             Ok(n) => n,
-            Err(_) => return Err(PyTypeError::new_err(format!("dtype must be a backprop_rs dtype, a NumPy dtype or a name, got {}", obj.repr()?))),
+            Err(_) => {
+                return Err(PyTypeError::new_err(format!(
+                    "dtype must be a backprop_rs dtype, a NumPy dtype or a name, got {}",
+                    obj.repr()?
+                )))
+            }
         }
     };
-    DType::parse(&name).ok_or_else(|| PyTypeError::new_err(format!("unsupported dtype '{name}'; backprop_rs has float32, float64, int64 and bool")))
+    DType::parse(&name).ok_or_else(|| {
+        PyTypeError::new_err(format!(
+            "unsupported dtype '{name}'; backprop_rs has float32, float64, int64 and bool"
+        ))
+    })
 }
 
 pub fn opt_dtype(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<DType>> {
@@ -122,7 +146,10 @@ pub fn parse_device(obj: &Bound<'_, PyAny>) -> PyResult<Device> {
     if let Ok(s) = obj.cast::<PyString>() {
         return Device::parse(&s.to_cow()?).py();
     }
-    Err(PyTypeError::new_err(format!("device must be a string like 'cpu' or 'gpu', got {}", obj.repr()?)))
+    Err(PyTypeError::new_err(format!(
+        "device must be a string like 'cpu' or 'gpu', got {}",
+        obj.repr()?
+    )))
 }
 
 pub fn opt_device(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Device> {
@@ -142,21 +169,41 @@ pub fn shape_args(args: &Bound<'_, PyTuple>) -> PyResult<Vec<i64>> {
             return int_list(&a);
         }
     }
-    args.iter().map(|a| a.extract::<i64>().map_err(|_| PyTypeError::new_err("sizes must be integers"))).collect()
+    args.iter()
+        .map(|a| {
+            a.extract::<i64>()
+                .map_err(|_| PyTypeError::new_err("sizes must be integers"))
+        })
+        .collect()
 }
 
 pub fn int_list(obj: &Bound<'_, PyAny>) -> PyResult<Vec<i64>> {
     if let Ok(i) = obj.extract::<i64>() {
         return Ok(vec![i]);
     }
-    let seq = obj.cast::<PySequence>().map_err(|_| PyTypeError::new_err(format!("expected an int or a sequence of ints, got {}", type_name(obj))))?;
-    (0..seq.len()?).map(|i| seq.get_item(i)?.extract::<i64>().map_err(|_| PyTypeError::new_err("expected a sequence of ints"))).collect()
+    let seq = obj.cast::<PySequence>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "expected an int or a sequence of ints, got {}",
+            type_name(obj)
+        ))
+    })?;
+    (0..seq.len()?)
+        .map(|i| {
+            seq.get_item(i)?
+                .extract::<i64>()
+                .map_err(|_| PyTypeError::new_err("expected a sequence of ints"))
+        })
+        .collect()
 }
 
 /// A non-negative shape.
 pub fn to_shape(dims: &[i64]) -> PyResult<Shape> {
     dims.iter()
-        .map(|&d| usize::try_from(d).map_err(|_| PyValueError::new_err(format!("negative dimension {d} in shape {dims:?}"))))
+        .map(|&d| {
+            usize::try_from(d).map_err(|_| {
+                PyValueError::new_err(format!("negative dimension {d} in shape {dims:?}"))
+            })
+        })
         .collect::<PyResult<Vec<usize>>>()
         .map(Shape::new)
 }
@@ -171,7 +218,10 @@ pub fn dims_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<i64>> {
 }
 
 pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "object".into())
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "object".into())
 }
 
 // ------------------------------------------------------------------ Python values -> tensors
@@ -179,7 +229,9 @@ pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
 static NUMPY: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
 
 pub fn numpy_module(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
-    NUMPY.get_or_try_init(py, || py.import("numpy").map(|m| m.unbind())).map(|m| m.bind(py))
+    NUMPY
+        .get_or_try_init(py, || py.import("numpy").map(|m| m.unbind()))
+        .map(|m| m.bind(py))
 }
 
 /// A Python scalar (bool / int / float, incl. NumPy scalars), if `obj` is one.
@@ -194,7 +246,15 @@ pub fn as_scalar(obj: &Bound<'_, PyAny>) -> Option<Scalar> {
         return obj.extract::<f64>().ok().map(Scalar::Float);
     }
     // NumPy scalars: np.float32(1.5), np.int64(3), np.bool_(True)
-    if obj.hasattr("dtype").unwrap_or(false) && obj.hasattr("item").unwrap_or(false) && !obj.is_instance_of::<PyUntypedArray>() && obj.getattr("ndim").and_then(|n| n.extract::<usize>()).map(|n| n == 0).unwrap_or(false) {
+    if obj.hasattr("dtype").unwrap_or(false)
+        && obj.hasattr("item").unwrap_or(false)
+        && !obj.is_instance_of::<PyUntypedArray>()
+        && obj
+            .getattr("ndim")
+            .and_then(|n| n.extract::<usize>())
+            .map(|n| n == 0)
+            .unwrap_or(false)
+    {
         if let Ok(v) = obj.call_method0("item") {
             if !v.is_instance_of::<PyUntypedArray>() && !v.hasattr("dtype").unwrap_or(true) {
                 return as_scalar(&v);
@@ -236,7 +296,9 @@ struct NumpyOwner(#[allow(dead_code)] Py<PyAny>);
 /// (supported dtype, native byte order, aligned, writeable, non-negative strides).
 pub fn from_numpy_shared(arr: &Bound<'_, PyUntypedArray>) -> PyResult<Option<Tensor>> {
     let descr = arr.dtype();
-    let Some(dtype) = native_dtype(&descr) else { return Ok(None) };
+    let Some(dtype) = native_dtype(&descr) else {
+        return Ok(None);
+    };
     if descr.is_native_byteorder() == Some(false) {
         return Ok(None);
     }
@@ -259,7 +321,8 @@ pub fn from_numpy_shared(arr: &Bound<'_, PyUntypedArray>) -> PyResult<Option<Ten
     let extent = layout.storage_extent();
     // SAFETY: the data pointer of a live array
     let data = unsafe { (*arr.as_array_ptr()).fields.data } as *mut u8;
-    let owner: Box<dyn std::any::Any + Send + Sync> = Box::new(NumpyOwner(arr.clone().into_any().unbind()));
+    let owner: Box<dyn std::any::Any + Send + Sync> =
+        Box::new(NumpyOwner(arr.clone().into_any().unbind()));
     // SAFETY: `data` is valid, aligned (checked) and writeable for `extent` elements of the
     // dtype, and stays so while `owner` keeps the array alive.
     let storage = unsafe {
@@ -301,12 +364,18 @@ pub fn from_numpy_copy(arr: &Bound<'_, PyUntypedArray>, dtype: Option<DType>) ->
     }
     match from_numpy_shared(c)? {
         Some(t) => Ok(t),
-        None => Err(PyValueError::new_err("internal: could not wrap a contiguous NumPy copy")),
+        None => Err(PyValueError::new_err(
+            "internal: could not wrap a contiguous NumPy copy",
+        )),
     }
 }
 
 /// `bp.tensor(data, dtype=...)`: copies `data` (nested lists, scalars, NumPy arrays, tensors).
-pub fn tensor_from_data(data: &Bound<'_, PyAny>, dtype: Option<DType>, device: Device) -> PyResult<Tensor> {
+pub fn tensor_from_data(
+    data: &Bound<'_, PyAny>,
+    dtype: Option<DType>,
+    device: Device,
+) -> PyResult<Tensor> {
     let py = data.py();
     let t = if let Ok(t) = data.cast::<PyTensor>() {
         let src = t.get().inner.detach();
@@ -332,7 +401,11 @@ pub fn tensor_from_data(data: &Bound<'_, PyAny>, dtype: Option<DType>, device: D
         // (Python floats become float32, ints int64).
         let np = numpy_module(py)?;
         let arr = np.call_method1("asarray", (data,)).map_err(|e| {
-            PyTypeError::new_err(format!("could not build a tensor from {}: {}", type_name(data), e))
+            PyTypeError::new_err(format!(
+                "could not build a tensor from {}: {}",
+                type_name(data),
+                e
+            ))
         })?;
         let arr = arr.cast::<PyUntypedArray>()?;
         let dt = match dtype {
@@ -363,7 +436,10 @@ pub fn operand_tensor(obj: &Bound<'_, PyAny>, like: &Tensor) -> PyResult<Option<
     if let Ok(t) = obj.cast::<PyTensor>() {
         return Ok(Some(t.get().inner.clone()));
     }
-    if obj.is_instance_of::<PyUntypedArray>() || obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
+    if obj.is_instance_of::<PyUntypedArray>()
+        || obj.is_instance_of::<PyList>()
+        || obj.is_instance_of::<PyTuple>()
+    {
         return tensor_from_data(obj, None, like.device()).map(Some);
     }
     Ok(None)
@@ -378,12 +454,15 @@ pub struct StorageOwner {
 }
 
 fn export<'py, T: numpy::Element>(py: Python<'py>, t: &Tensor) -> PyResult<Bound<'py, PyAny>> {
-    let ptr = t.cpu_data_ptr().ok_or_else(|| PyValueError::new_err("tensor is not on the cpu"))? as *const T;
+    let ptr =
+        t.cpu_data_ptr()
+            .ok_or_else(|| PyValueError::new_err("tensor is not on the cpu"))? as *const T;
     let dims = t.dims().to_vec();
     let strides = t.strides().to_vec();
     // SAFETY: the layout describes elements inside the storage, which `owner` keeps alive;
     // callers only export layouts without stride-0 (overlapping) dims.
-    let view = unsafe { ArrayViewD::<T>::from_shape_ptr(IxDyn(&dims).strides(IxDyn(&strides)), ptr) };
+    let view =
+        unsafe { ArrayViewD::<T>::from_shape_ptr(IxDyn(&dims).strides(IxDyn(&strides)), ptr) };
     let owner = Bound::new(py, StorageOwner { _tensor: t.clone() })?;
     // SAFETY: the view's memory outlives the array through `owner`.
     let arr = unsafe { PyArray::<T, _>::borrow_from_array(&view, owner.into_any()) };
@@ -404,8 +483,18 @@ pub fn to_numpy<'py>(py: Python<'py>, t: &Tensor, force_copy: bool) -> PyResult<
             t.shape()
         )));
     }
-    let t = if t.device() != Device::Cpu { t.to_device(Device::Cpu).py()? } else { t.clone() };
-    let t = if force_copy || t.strides().iter().zip(t.dims()).any(|(&s, &d)| s == 0 && d > 1) || t.numel() == 0 {
+    let t = if t.device() != Device::Cpu {
+        t.to_device(Device::Cpu).py()?
+    } else {
+        t.clone()
+    };
+    let t = if force_copy
+        || t.strides()
+            .iter()
+            .zip(t.dims())
+            .any(|(&s, &d)| s == 0 && d > 1)
+        || t.numel() == 0
+    {
         t.detach().contiguous_copy().py()?.detach()
     } else {
         t.detach()

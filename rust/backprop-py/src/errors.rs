@@ -5,7 +5,9 @@
 //! and a RuntimeError. Index problems are IndexError, allocation failures MemoryError.
 
 use backprop::Error;
-use pyo3::exceptions::{PyIndexError, PyMemoryError, PyOSError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{
+    PyIndexError, PyMemoryError, PyOSError, PyRuntimeError, PyTypeError, PyValueError,
+};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
@@ -14,7 +16,12 @@ static SHAPE_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static DTYPE_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static GRADCHECK_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
-fn make_type(py: Python<'_>, name: &str, bases: &[Bound<'_, PyType>], doc: &str) -> PyResult<Py<PyType>> {
+fn make_type(
+    py: Python<'_>,
+    name: &str,
+    bases: &[Bound<'_, PyType>],
+    doc: &str,
+) -> PyResult<Py<PyType>> {
     let dict = PyDict::new(py);
     dict.set_item("__doc__", doc)?;
     dict.set_item("__module__", "backprop_rs")?;
@@ -27,13 +34,34 @@ fn make_type(py: Python<'_>, name: &str, bases: &[Bound<'_, PyType>], doc: &str)
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     let shape = SHAPE_ERROR.get_or_try_init(py, || {
-        make_type(py, "ShapeError", &[py.get_type::<PyValueError>(), py.get_type::<PyRuntimeError>()], "Tensor shapes do not fit the operation.")
+        make_type(
+            py,
+            "ShapeError",
+            &[
+                py.get_type::<PyValueError>(),
+                py.get_type::<PyRuntimeError>(),
+            ],
+            "Tensor shapes do not fit the operation.",
+        )
     })?;
     let dtype = DTYPE_ERROR.get_or_try_init(py, || {
-        make_type(py, "DTypeError", &[py.get_type::<PyTypeError>(), py.get_type::<PyRuntimeError>()], "Tensor dtypes do not fit the operation.")
+        make_type(
+            py,
+            "DTypeError",
+            &[
+                py.get_type::<PyTypeError>(),
+                py.get_type::<PyRuntimeError>(),
+            ],
+            "Tensor dtypes do not fit the operation.",
+        )
     })?;
     let gc = GRADCHECK_ERROR.get_or_try_init(py, || {
-        make_type(py, "GradcheckError", &[py.get_type::<PyRuntimeError>()], "Analytical and numerical gradients disagree.")
+        make_type(
+            py,
+            "GradcheckError",
+            &[py.get_type::<PyRuntimeError>()],
+            "Analytical and numerical gradients disagree.",
+        )
     })?;
     m.add("ShapeError", shape.bind(py))?;
     m.add("DTypeError", dtype.bind(py))?;
@@ -52,14 +80,21 @@ fn raise(lock: &PyOnceLock<Py<PyType>>, fallback: fn(String) -> PyErr, msg: Stri
 pub fn to_py(e: Error) -> PyErr {
     let msg = e.to_string();
     match e {
-        Error::ShapeMismatch { .. } | Error::InvalidShape { .. } => raise(&SHAPE_ERROR, PyValueError::new_err, msg),
-        Error::DType { .. } | Error::DTypeMismatch { .. } => raise(&DTYPE_ERROR, PyTypeError::new_err, msg),
+        Error::ShapeMismatch { .. } | Error::InvalidShape { .. } => {
+            raise(&SHAPE_ERROR, PyValueError::new_err, msg)
+        }
+        Error::DType { .. } | Error::DTypeMismatch { .. } => {
+            raise(&DTYPE_ERROR, PyTypeError::new_err, msg)
+        }
         Error::Gradcheck(_) => raise(&GRADCHECK_ERROR, PyRuntimeError::new_err, msg),
         Error::DimOutOfRange { .. } | Error::IndexOutOfRange { .. } => PyIndexError::new_err(msg),
         Error::OutOfMemory { .. } => PyMemoryError::new_err(msg),
         Error::InvalidArgument { .. } | Error::Checkpoint(_) => PyValueError::new_err(msg),
         Error::Io { .. } => PyOSError::new_err(msg),
-        Error::DeviceMismatch { .. } | Error::Autograd(_) | Error::Unsupported { .. } | Error::Gpu(_) => PyRuntimeError::new_err(msg),
+        Error::DeviceMismatch { .. }
+        | Error::Autograd(_)
+        | Error::Unsupported { .. }
+        | Error::Gpu(_) => PyRuntimeError::new_err(msg),
     }
 }
 

@@ -13,18 +13,31 @@ use pyo3::types::{PyList, PySequence, PyTuple};
 use std::cell::RefCell;
 
 fn finish(t: Tensor, requires_grad: bool) -> PyResult<PyTensor> {
-    Ok(wrap(if requires_grad { t.requires_grad_(true).py()? } else { t }))
+    Ok(wrap(if requires_grad {
+        t.requires_grad_(true).py()?
+    } else {
+        t
+    }))
 }
 
 fn tensors_arg(obj: &Bound<'_, PyAny>) -> PyResult<Vec<Tensor>> {
     if let Ok(t) = obj.cast::<PyTensor>() {
         return Ok(vec![t.get().inner.clone()]);
     }
-    let seq = obj.cast::<PySequence>().map_err(|_| PyTypeError::new_err("expected a tensor or a sequence of tensors"))?;
+    let seq = obj
+        .cast::<PySequence>()
+        .map_err(|_| PyTypeError::new_err("expected a tensor or a sequence of tensors"))?;
     (0..seq.len()?)
         .map(|i| {
             let it = seq.get_item(i)?;
-            it.cast::<PyTensor>().map(|t| t.get().inner.clone()).map_err(|_| PyTypeError::new_err(format!("expected a sequence of tensors, found {} at position {i}", type_name(&it))))
+            it.cast::<PyTensor>()
+                .map(|t| t.get().inner.clone())
+                .map_err(|_| {
+                    PyTypeError::new_err(format!(
+                        "expected a sequence of tensors, found {} at position {i}",
+                        type_name(&it)
+                    ))
+                })
         })
         .collect()
 }
@@ -33,7 +46,12 @@ fn tensors_arg(obj: &Bound<'_, PyAny>) -> PyResult<Vec<Tensor>> {
 
 #[pyfunction]
 #[pyo3(signature = (data, *, dtype=None, device=None, requires_grad=false))]
-pub fn tensor(data: &Bound<'_, PyAny>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool) -> PyResult<PyTensor> {
+pub fn tensor(
+    data: &Bound<'_, PyAny>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+) -> PyResult<PyTensor> {
     let t = tensor_from_data(data, opt_dtype(dtype)?, opt_device(device)?)?;
     finish(t, requires_grad)
 }
@@ -41,7 +59,11 @@ pub fn tensor(data: &Bound<'_, PyAny>, dtype: Option<&Bound<'_, PyAny>>, device:
 /// Like `tensor`, but shares memory with a NumPy array or tensor when it can.
 #[pyfunction]
 #[pyo3(signature = (data, dtype=None, device=None))]
-pub fn as_tensor(data: &Bound<'_, PyAny>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>) -> PyResult<PyTensor> {
+pub fn as_tensor(
+    data: &Bound<'_, PyAny>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyTensor> {
     let dt = opt_dtype(dtype)?;
     let dev = match device {
         Some(d) if !d.is_none() => Some(parse_device(d)?),
@@ -71,7 +93,9 @@ pub fn as_tensor(data: &Bound<'_, PyAny>, dtype: Option<&Bound<'_, PyAny>>, devi
 /// cannot be shared: non-native byte order, negative strides, read-only, unsupported dtype).
 #[pyfunction]
 pub fn from_numpy(arr: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
-    let a = arr.cast::<numpy::PyUntypedArray>().map_err(|_| PyTypeError::new_err(format!("expected a numpy.ndarray, got {}", type_name(arr))))?;
+    let a = arr.cast::<numpy::PyUntypedArray>().map_err(|_| {
+        PyTypeError::new_err(format!("expected a numpy.ndarray, got {}", type_name(arr)))
+    })?;
     let t = match from_numpy_shared(a)? {
         Some(t) => t,
         None => from_numpy_copy(a, None)?,
@@ -83,7 +107,12 @@ macro_rules! filled {
     ($name:ident, $value:expr) => {
         #[pyfunction]
         #[pyo3(signature = (*size, dtype=None, device=None, requires_grad=false))]
-        pub fn $name(size: &Bound<'_, PyTuple>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool) -> PyResult<PyTensor> {
+        pub fn $name(
+            size: &Bound<'_, PyTuple>,
+            dtype: Option<&Bound<'_, PyAny>>,
+            device: Option<&Bound<'_, PyAny>>,
+            requires_grad: bool,
+        ) -> PyResult<PyTensor> {
             let shape = to_shape(&shape_args(size)?)?;
             let dt = opt_dtype(dtype)?.unwrap_or(DType::F32);
             let dev = opt_device(device)?;
@@ -97,18 +126,32 @@ filled!(empty, 0.0);
 
 #[pyfunction]
 #[pyo3(signature = (size, fill_value, *, dtype=None, device=None, requires_grad=false))]
-pub fn full(size: &Bound<'_, PyAny>, fill_value: &Bound<'_, PyAny>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool) -> PyResult<PyTensor> {
+pub fn full(
+    size: &Bound<'_, PyAny>,
+    fill_value: &Bound<'_, PyAny>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+) -> PyResult<PyTensor> {
     let shape = to_shape(&int_list(size)?)?;
-    let s = as_scalar(fill_value).ok_or_else(|| PyTypeError::new_err("fill_value must be a number"))?;
+    let s =
+        as_scalar(fill_value).ok_or_else(|| PyTypeError::new_err("fill_value must be a number"))?;
     let dt = opt_dtype(dtype)?.unwrap_or(match s {
         Scalar::Bool(_) => DType::Bool,
         Scalar::Int(_) => DType::I64,
         Scalar::Float(_) => DType::F32,
     });
-    finish(Tensor::full(shape, s.to_f64(), dt, opt_device(device)?).py()?, requires_grad)
+    finish(
+        Tensor::full(shape, s.to_f64(), dt, opt_device(device)?).py()?,
+        requires_grad,
+    )
 }
 
-fn like_args(t: &PyTensor, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>) -> PyResult<(DType, Device)> {
+fn like_args(
+    t: &PyTensor,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+) -> PyResult<(DType, Device)> {
     let dt = opt_dtype(dtype)?.unwrap_or(t.inner.dtype());
     let dev = match device {
         Some(d) if !d.is_none() => parse_device(d)?,
@@ -121,9 +164,17 @@ macro_rules! filled_like {
     ($name:ident, $value:expr) => {
         #[pyfunction]
         #[pyo3(signature = (input, *, dtype=None, device=None, requires_grad=false))]
-        pub fn $name(input: &PyTensor, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool) -> PyResult<PyTensor> {
+        pub fn $name(
+            input: &PyTensor,
+            dtype: Option<&Bound<'_, PyAny>>,
+            device: Option<&Bound<'_, PyAny>>,
+            requires_grad: bool,
+        ) -> PyResult<PyTensor> {
             let (dt, dev) = like_args(input, dtype, device)?;
-            finish(Tensor::full(input.inner.shape().clone(), $value, dt, dev).py()?, requires_grad)
+            finish(
+                Tensor::full(input.inner.shape().clone(), $value, dt, dev).py()?,
+                requires_grad,
+            )
         }
     };
 }
@@ -133,50 +184,110 @@ filled_like!(empty_like, 0.0);
 
 #[pyfunction]
 #[pyo3(signature = (input, fill_value, *, dtype=None, device=None, requires_grad=false))]
-pub fn full_like(input: &PyTensor, fill_value: f64, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool) -> PyResult<PyTensor> {
+pub fn full_like(
+    input: &PyTensor,
+    fill_value: f64,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+) -> PyResult<PyTensor> {
     let (dt, dev) = like_args(input, dtype, device)?;
-    finish(Tensor::full(input.inner.shape().clone(), fill_value, dt, dev).py()?, requires_grad)
+    finish(
+        Tensor::full(input.inner.shape().clone(), fill_value, dt, dev).py()?,
+        requires_grad,
+    )
 }
 
 #[pyfunction]
 #[pyo3(signature = (*size, dtype=None, device=None, requires_grad=false))]
-pub fn rand(size: &Bound<'_, PyTuple>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool) -> PyResult<PyTensor> {
+pub fn rand(
+    size: &Bound<'_, PyTuple>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+) -> PyResult<PyTensor> {
     let shape = to_shape(&shape_args(size)?)?;
-    finish(Tensor::rand(shape, opt_dtype(dtype)?.unwrap_or(DType::F32), opt_device(device)?).py()?, requires_grad)
+    finish(
+        Tensor::rand(
+            shape,
+            opt_dtype(dtype)?.unwrap_or(DType::F32),
+            opt_device(device)?,
+        )
+        .py()?,
+        requires_grad,
+    )
 }
 
 #[pyfunction]
 #[pyo3(signature = (*size, dtype=None, device=None, requires_grad=false))]
-pub fn randn(size: &Bound<'_, PyTuple>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool) -> PyResult<PyTensor> {
+pub fn randn(
+    size: &Bound<'_, PyTuple>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+) -> PyResult<PyTensor> {
     let shape = to_shape(&shape_args(size)?)?;
-    finish(Tensor::randn(shape, opt_dtype(dtype)?.unwrap_or(DType::F32), opt_device(device)?).py()?, requires_grad)
+    finish(
+        Tensor::randn(
+            shape,
+            opt_dtype(dtype)?.unwrap_or(DType::F32),
+            opt_device(device)?,
+        )
+        .py()?,
+        requires_grad,
+    )
 }
 
 #[pyfunction]
 #[pyo3(signature = (input, *, dtype=None, device=None, requires_grad=false))]
-pub fn rand_like(input: &PyTensor, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool) -> PyResult<PyTensor> {
+pub fn rand_like(
+    input: &PyTensor,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+) -> PyResult<PyTensor> {
     let (dt, dev) = like_args(input, dtype, device)?;
-    finish(Tensor::rand(input.inner.shape().clone(), dt, dev).py()?, requires_grad)
+    finish(
+        Tensor::rand(input.inner.shape().clone(), dt, dev).py()?,
+        requires_grad,
+    )
 }
 
 #[pyfunction]
 #[pyo3(signature = (input, *, dtype=None, device=None, requires_grad=false))]
-pub fn randn_like(input: &PyTensor, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool) -> PyResult<PyTensor> {
+pub fn randn_like(
+    input: &PyTensor,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+) -> PyResult<PyTensor> {
     let (dt, dev) = like_args(input, dtype, device)?;
-    finish(Tensor::randn(input.inner.shape().clone(), dt, dev).py()?, requires_grad)
+    finish(
+        Tensor::randn(input.inner.shape().clone(), dt, dev).py()?,
+        requires_grad,
+    )
 }
 
 /// `randint(high, size)` or `randint(low, high, size)`, as in PyTorch.
 #[pyfunction]
 #[pyo3(signature = (*args, size=None, dtype=None, device=None))]
-pub fn randint(args: &Bound<'_, PyTuple>, size: Option<&Bound<'_, PyAny>>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>) -> PyResult<PyTensor> {
+pub fn randint(
+    args: &Bound<'_, PyTuple>,
+    size: Option<&Bound<'_, PyAny>>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyTensor> {
     let items: Vec<Bound<'_, PyAny>> = args.iter().collect();
     let (low, high, shape_obj) = match (items.as_slice(), size) {
         ([h], Some(s)) => (0, h.extract::<i64>()?, s.clone()),
         ([l, h], Some(s)) => (l.extract::<i64>()?, h.extract::<i64>()?, s.clone()),
         ([h, s], None) => (0, h.extract::<i64>()?, s.clone()),
         ([l, h, s], None) => (l.extract::<i64>()?, h.extract::<i64>()?, s.clone()),
-        _ => return Err(PyTypeError::new_err("randint(low=0, high, size): expected high and size")),
+        _ => {
+            return Err(PyTypeError::new_err(
+                "randint(low=0, high, size): expected high and size",
+            ))
+        }
     };
     let shape = to_shape(&int_list(&shape_obj)?)?;
     let t = Tensor::randint(low, high, shape, opt_device(device)?).py()?;
@@ -188,7 +299,11 @@ pub fn randint(args: &Bound<'_, PyTuple>, size: Option<&Bound<'_, PyAny>>, dtype
 
 #[pyfunction]
 #[pyo3(signature = (n, *, dtype=None, device=None))]
-pub fn randperm(n: usize, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>) -> PyResult<PyTensor> {
+pub fn randperm(
+    n: usize,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyTensor> {
     let t = Tensor::randperm(n, opt_device(device)?).py()?;
     Ok(wrap(match opt_dtype(dtype)? {
         Some(d) => t.to_dtype(d).py()?,
@@ -199,8 +314,17 @@ pub fn randperm(n: usize, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Boun
 /// `arange(end)`, `arange(start, end, step=1)`; int64 when every argument is an int.
 #[pyfunction]
 #[pyo3(signature = (start, end=None, step=None, *, dtype=None, device=None, requires_grad=false))]
-pub fn arange(start: &Bound<'_, PyAny>, end: Option<&Bound<'_, PyAny>>, step: Option<&Bound<'_, PyAny>>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool) -> PyResult<PyTensor> {
-    let num = |o: &Bound<'_, PyAny>| as_scalar(o).ok_or_else(|| PyTypeError::new_err("arange arguments must be numbers"));
+pub fn arange(
+    start: &Bound<'_, PyAny>,
+    end: Option<&Bound<'_, PyAny>>,
+    step: Option<&Bound<'_, PyAny>>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+) -> PyResult<PyTensor> {
+    let num = |o: &Bound<'_, PyAny>| {
+        as_scalar(o).ok_or_else(|| PyTypeError::new_err("arange arguments must be numbers"))
+    };
     let (s, e) = match end {
         Some(e) if !e.is_none() => (num(start)?, num(e)?),
         _ => (Scalar::Int(0), num(start)?),
@@ -211,19 +335,54 @@ pub fn arange(start: &Bound<'_, PyAny>, end: Option<&Bound<'_, PyAny>>, step: Op
     };
     let all_int = [s, e, st].iter().all(|x| matches!(x, Scalar::Int(_)));
     let dt = opt_dtype(dtype)?.unwrap_or(if all_int { DType::I64 } else { DType::F32 });
-    finish(Tensor::arange(s.to_f64(), e.to_f64(), st.to_f64(), dt, opt_device(device)?).py()?, requires_grad)
+    finish(
+        Tensor::arange(s.to_f64(), e.to_f64(), st.to_f64(), dt, opt_device(device)?).py()?,
+        requires_grad,
+    )
 }
 
 #[pyfunction]
 #[pyo3(signature = (start, end, steps, *, dtype=None, device=None, requires_grad=false))]
-pub fn linspace(start: f64, end: f64, steps: usize, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool) -> PyResult<PyTensor> {
-    finish(Tensor::linspace(start, end, steps, opt_dtype(dtype)?.unwrap_or(DType::F32), opt_device(device)?).py()?, requires_grad)
+pub fn linspace(
+    start: f64,
+    end: f64,
+    steps: usize,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+) -> PyResult<PyTensor> {
+    finish(
+        Tensor::linspace(
+            start,
+            end,
+            steps,
+            opt_dtype(dtype)?.unwrap_or(DType::F32),
+            opt_device(device)?,
+        )
+        .py()?,
+        requires_grad,
+    )
 }
 
 #[pyfunction]
 #[pyo3(signature = (n, m=None, *, dtype=None, device=None, requires_grad=false))]
-pub fn eye(n: usize, m: Option<usize>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool) -> PyResult<PyTensor> {
-    finish(Tensor::eye(n, m.unwrap_or(n), opt_dtype(dtype)?.unwrap_or(DType::F32), opt_device(device)?).py()?, requires_grad)
+pub fn eye(
+    n: usize,
+    m: Option<usize>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    device: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+) -> PyResult<PyTensor> {
+    finish(
+        Tensor::eye(
+            n,
+            m.unwrap_or(n),
+            opt_dtype(dtype)?.unwrap_or(DType::F32),
+            opt_device(device)?,
+        )
+        .py()?,
+        requires_grad,
+    )
 }
 
 #[pyfunction]
@@ -267,11 +426,23 @@ fn tensor_or_scalar(obj: &Bound<'_, PyAny>, like: Option<&Tensor>) -> PyResult<T
 
 #[pyfunction]
 #[pyo3(name = "where")]
-pub fn where_(condition: &PyTensor, input: &Bound<'_, PyAny>, other: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+pub fn where_(
+    condition: &PyTensor,
+    input: &Bound<'_, PyAny>,
+    other: &Bound<'_, PyAny>,
+) -> PyResult<PyTensor> {
     let c = &condition.inner;
-    let a = if input.cast::<PyTensor>().is_ok() { tensor_or_scalar(input, None)? } else { tensor_or_scalar(input, other.cast::<PyTensor>().ok().map(|t| &t.get().inner))? };
+    let a = if input.cast::<PyTensor>().is_ok() {
+        tensor_or_scalar(input, None)?
+    } else {
+        tensor_or_scalar(input, other.cast::<PyTensor>().ok().map(|t| &t.get().inner))?
+    };
     let b = tensor_or_scalar(other, Some(&a))?;
-    let a = if input.cast::<PyTensor>().is_err() { tensor_or_scalar(input, Some(&b))? } else { a };
+    let a = if input.cast::<PyTensor>().is_err() {
+        tensor_or_scalar(input, Some(&b))?
+    } else {
+        a
+    };
     Ok(wrap(Tensor::where_cond(c, &a, &b).py()?))
 }
 
@@ -290,7 +461,15 @@ pub fn _set_grad_enabled(enabled: bool) -> bool {
 
 #[pyfunction]
 #[pyo3(signature = (outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=false, allow_unused=false))]
-pub fn _grad(py: Python<'_>, outputs: &Bound<'_, PyAny>, inputs: &Bound<'_, PyAny>, grad_outputs: Option<&Bound<'_, PyAny>>, retain_graph: Option<bool>, create_graph: bool, allow_unused: bool) -> PyResult<Vec<Option<PyTensor>>> {
+pub fn _grad(
+    py: Python<'_>,
+    outputs: &Bound<'_, PyAny>,
+    inputs: &Bound<'_, PyAny>,
+    grad_outputs: Option<&Bound<'_, PyAny>>,
+    retain_graph: Option<bool>,
+    create_graph: bool,
+    allow_unused: bool,
+) -> PyResult<Vec<Option<PyTensor>>> {
     let outs = tensors_arg(outputs)?;
     let ins = tensors_arg(inputs)?;
     let gos: Option<Vec<Option<Tensor>>> = match grad_outputs {
@@ -299,28 +478,61 @@ pub fn _grad(py: Python<'_>, outputs: &Bound<'_, PyAny>, inputs: &Bound<'_, PyAn
                 Some(vec![Some(t.get().inner.clone())])
             } else {
                 let seq = g.cast::<PySequence>()?;
-                Some((0..seq.len()?).map(|i| {
-                    let it = seq.get_item(i)?;
-                    if it.is_none() { Ok(None) } else { it.cast::<PyTensor>().map(|t| Some(t.get().inner.clone())).map_err(|_| PyTypeError::new_err("grad_outputs must be tensors or None")) }
-                }).collect::<PyResult<_>>()?)
+                Some(
+                    (0..seq.len()?)
+                        .map(|i| {
+                            let it = seq.get_item(i)?;
+                            if it.is_none() {
+                                Ok(None)
+                            } else {
+                                it.cast::<PyTensor>()
+                                    .map(|t| Some(t.get().inner.clone()))
+                                    .map_err(|_| {
+                                        PyTypeError::new_err("grad_outputs must be tensors or None")
+                                    })
+                            }
+                        })
+                        .collect::<PyResult<_>>()?,
+                )
             }
         }
         _ => None,
     };
-    let r = py.detach(|| backprop::autograd::grad(&outs, &ins, gos.as_deref(), retain_graph, create_graph, allow_unused)).py()?;
+    let r = py
+        .detach(|| {
+            backprop::autograd::grad(
+                &outs,
+                &ins,
+                gos.as_deref(),
+                retain_graph,
+                create_graph,
+                allow_unused,
+            )
+        })
+        .py()?;
     Ok(r.into_iter().map(|g| g.map(wrap)).collect())
 }
 
 #[pyfunction]
 #[pyo3(signature = (tensors, grad_tensors=None, retain_graph=None, create_graph=false))]
-pub fn _backward(py: Python<'_>, tensors: &Bound<'_, PyAny>, grad_tensors: Option<&Bound<'_, PyAny>>, retain_graph: Option<bool>, create_graph: bool) -> PyResult<()> {
+pub fn _backward(
+    py: Python<'_>,
+    tensors: &Bound<'_, PyAny>,
+    grad_tensors: Option<&Bound<'_, PyAny>>,
+    retain_graph: Option<bool>,
+    create_graph: bool,
+) -> PyResult<()> {
     let ts = tensors_arg(tensors)?;
     let gs: Vec<Option<Tensor>> = match grad_tensors {
         Some(g) if !g.is_none() => tensors_arg(g)?.into_iter().map(Some).collect(),
         _ => vec![None; ts.len()],
     };
     if gs.len() != ts.len() {
-        return Err(PyValueError::new_err(format!("got {} grad_tensors for {} tensors", gs.len(), ts.len())));
+        return Err(PyValueError::new_err(format!(
+            "got {} grad_tensors for {} tensors",
+            gs.len(),
+            ts.len()
+        )));
     }
     let retain = retain_graph.unwrap_or(create_graph);
     py.detach(|| -> backprop::Result<()> {
@@ -336,16 +548,22 @@ pub fn _backward(py: Python<'_>, tensors: &Bound<'_, PyAny>, grad_tensors: Optio
 
 /// Wraps a Python callable as an engine function; the first Python exception it raises is kept
 /// and re-raised as is.
-fn python_fn<'py>(py: Python<'py>, func: &'py Bound<'py, PyAny>, err: &'py RefCell<Option<PyErr>>) -> impl Fn(&[Tensor]) -> backprop::Result<Vec<Tensor>> + 'py {
+fn python_fn<'py>(
+    py: Python<'py>,
+    func: &'py Bound<'py, PyAny>,
+    err: &'py RefCell<Option<PyErr>>,
+) -> impl Fn(&[Tensor]) -> backprop::Result<Vec<Tensor>> + 'py {
     move |xs: &[Tensor]| {
         let args: Vec<PyTensor> = xs.iter().cloned().map(wrap).collect();
-        let r = PyTuple::new(py, args).and_then(|a| func.call1(a)).and_then(|out| {
-            if let Ok(t) = out.cast::<PyTensor>() {
-                Ok(vec![t.get().inner.clone()])
-            } else {
-                tensors_arg(&out)
-            }
-        });
+        let r = PyTuple::new(py, args)
+            .and_then(|a| func.call1(a))
+            .and_then(|out| {
+                if let Ok(t) = out.cast::<PyTensor>() {
+                    Ok(vec![t.get().inner.clone()])
+                } else {
+                    tensors_arg(&out)
+                }
+            });
         r.map_err(|e| {
             let msg = e.to_string();
             err.borrow_mut().get_or_insert(e);
@@ -354,11 +572,21 @@ fn python_fn<'py>(py: Python<'py>, func: &'py Bound<'py, PyAny>, err: &'py RefCe
     }
 }
 
-fn run_check(py: Python<'_>, func: &Bound<'_, PyAny>, inputs: &Bound<'_, PyAny>, opts: GradcheckOptions, second: bool) -> PyResult<bool> {
+fn run_check(
+    py: Python<'_>,
+    func: &Bound<'_, PyAny>,
+    inputs: &Bound<'_, PyAny>,
+    opts: GradcheckOptions,
+    second: bool,
+) -> PyResult<bool> {
     let ins = tensors_arg(inputs)?;
     let err = RefCell::new(None);
     let f = python_fn(py, func, &err);
-    let r = if second { backprop::gradcheck::gradgradcheck(&f, &ins, opts) } else { backprop::gradcheck::gradcheck(&f, &ins, opts) };
+    let r = if second {
+        backprop::gradcheck::gradgradcheck(&f, &ins, opts)
+    } else {
+        backprop::gradcheck::gradcheck(&f, &ins, opts)
+    };
     drop(f);
     if let Some(e) = err.into_inner() {
         return Err(e);
@@ -368,13 +596,33 @@ fn run_check(py: Python<'_>, func: &Bound<'_, PyAny>, inputs: &Bound<'_, PyAny>,
 
 #[pyfunction]
 #[pyo3(signature = (func, inputs, eps=1e-6, atol=1e-5, rtol=1e-3))]
-pub fn _gradcheck(py: Python<'_>, func: &Bound<'_, PyAny>, inputs: &Bound<'_, PyAny>, eps: f64, atol: f64, rtol: f64) -> PyResult<bool> {
-    run_check(py, func, inputs, GradcheckOptions { eps, atol, rtol }, false)
+pub fn _gradcheck(
+    py: Python<'_>,
+    func: &Bound<'_, PyAny>,
+    inputs: &Bound<'_, PyAny>,
+    eps: f64,
+    atol: f64,
+    rtol: f64,
+) -> PyResult<bool> {
+    run_check(
+        py,
+        func,
+        inputs,
+        GradcheckOptions { eps, atol, rtol },
+        false,
+    )
 }
 
 #[pyfunction]
 #[pyo3(signature = (func, inputs, eps=1e-6, atol=1e-5, rtol=1e-3))]
-pub fn _gradgradcheck(py: Python<'_>, func: &Bound<'_, PyAny>, inputs: &Bound<'_, PyAny>, eps: f64, atol: f64, rtol: f64) -> PyResult<bool> {
+pub fn _gradgradcheck(
+    py: Python<'_>,
+    func: &Bound<'_, PyAny>,
+    inputs: &Bound<'_, PyAny>,
+    eps: f64,
+    atol: f64,
+    rtol: f64,
+) -> PyResult<bool> {
     run_check(py, func, inputs, GradcheckOptions { eps, atol, rtol }, true)
 }
 
@@ -392,30 +640,70 @@ fn reduction(s: &str) -> PyResult<Reduction> {
 
 fn opt_tensor(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Tensor>> {
     match obj {
-        Some(o) if !o.is_none() => Ok(Some(o.cast::<PyTensor>().map_err(|_| PyTypeError::new_err("expected a Tensor or None"))?.get().inner.clone())),
+        Some(o) if !o.is_none() => Ok(Some(
+            o.cast::<PyTensor>()
+                .map_err(|_| PyTypeError::new_err("expected a Tensor or None"))?
+                .get()
+                .inner
+                .clone(),
+        )),
         _ => Ok(None),
     }
 }
 
 #[pyfunction]
 #[pyo3(signature = (input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0))]
-pub fn cross_entropy(py: Python<'_>, input: &PyTensor, target: &PyTensor, weight: Option<&Bound<'_, PyAny>>, ignore_index: i64, reduction: &str, label_smoothing: f64) -> PyResult<PyTensor> {
-    let opts = ClassLossOptions { weight: opt_tensor(weight)?, ignore_index, reduction: self::reduction(reduction)?, label_smoothing };
+pub fn cross_entropy(
+    py: Python<'_>,
+    input: &PyTensor,
+    target: &PyTensor,
+    weight: Option<&Bound<'_, PyAny>>,
+    ignore_index: i64,
+    reduction: &str,
+    label_smoothing: f64,
+) -> PyResult<PyTensor> {
+    let opts = ClassLossOptions {
+        weight: opt_tensor(weight)?,
+        ignore_index,
+        reduction: self::reduction(reduction)?,
+        label_smoothing,
+    };
     let (x, t) = (&input.inner, &target.inner);
-    Ok(wrap(work(py, x.numel(), || loss::cross_entropy(x, t, &opts)).py()?))
+    Ok(wrap(
+        work(py, x.numel(), || loss::cross_entropy(x, t, &opts)).py()?,
+    ))
 }
 
 #[pyfunction]
 #[pyo3(signature = (input, target, weight=None, ignore_index=-100, reduction="mean"))]
-pub fn nll_loss(py: Python<'_>, input: &PyTensor, target: &PyTensor, weight: Option<&Bound<'_, PyAny>>, ignore_index: i64, reduction: &str) -> PyResult<PyTensor> {
-    let opts = ClassLossOptions { weight: opt_tensor(weight)?, ignore_index, reduction: self::reduction(reduction)?, label_smoothing: 0.0 };
+pub fn nll_loss(
+    py: Python<'_>,
+    input: &PyTensor,
+    target: &PyTensor,
+    weight: Option<&Bound<'_, PyAny>>,
+    ignore_index: i64,
+    reduction: &str,
+) -> PyResult<PyTensor> {
+    let opts = ClassLossOptions {
+        weight: opt_tensor(weight)?,
+        ignore_index,
+        reduction: self::reduction(reduction)?,
+        label_smoothing: 0.0,
+    };
     let (x, t) = (&input.inner, &target.inner);
-    Ok(wrap(work(py, x.numel(), || loss::nll_loss(x, t, &opts)).py()?))
+    Ok(wrap(
+        work(py, x.numel(), || loss::nll_loss(x, t, &opts)).py()?,
+    ))
 }
 
 #[pyfunction]
 #[pyo3(signature = (input, target, reduction="mean"))]
-pub fn mse_loss(py: Python<'_>, input: &PyTensor, target: &PyTensor, reduction: &str) -> PyResult<PyTensor> {
+pub fn mse_loss(
+    py: Python<'_>,
+    input: &PyTensor,
+    target: &PyTensor,
+    reduction: &str,
+) -> PyResult<PyTensor> {
     let r = self::reduction(reduction)?;
     let (x, t) = (&input.inner, &target.inner);
     Ok(wrap(work(py, x.numel(), || loss::mse_loss(x, t, r)).py()?))
@@ -423,7 +711,12 @@ pub fn mse_loss(py: Python<'_>, input: &PyTensor, target: &PyTensor, reduction: 
 
 #[pyfunction]
 #[pyo3(signature = (input, target, reduction="mean"))]
-pub fn l1_loss(py: Python<'_>, input: &PyTensor, target: &PyTensor, reduction: &str) -> PyResult<PyTensor> {
+pub fn l1_loss(
+    py: Python<'_>,
+    input: &PyTensor,
+    target: &PyTensor,
+    reduction: &str,
+) -> PyResult<PyTensor> {
     let r = self::reduction(reduction)?;
     let (x, t) = (&input.inner, &target.inner);
     Ok(wrap(work(py, x.numel(), || loss::l1_loss(x, t, r)).py()?))
@@ -431,18 +724,35 @@ pub fn l1_loss(py: Python<'_>, input: &PyTensor, target: &PyTensor, reduction: &
 
 #[pyfunction]
 #[pyo3(signature = (input, target, weight=None, reduction="mean", pos_weight=None))]
-pub fn binary_cross_entropy_with_logits(py: Python<'_>, input: &PyTensor, target: &PyTensor, weight: Option<&Bound<'_, PyAny>>, reduction: &str, pos_weight: Option<&Bound<'_, PyAny>>) -> PyResult<PyTensor> {
+pub fn binary_cross_entropy_with_logits(
+    py: Python<'_>,
+    input: &PyTensor,
+    target: &PyTensor,
+    weight: Option<&Bound<'_, PyAny>>,
+    reduction: &str,
+    pos_weight: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyTensor> {
     let r = self::reduction(reduction)?;
     let (w, pw) = (opt_tensor(weight)?, opt_tensor(pos_weight)?);
     let (x, t) = (&input.inner, &target.inner);
-    Ok(wrap(work(py, x.numel(), || loss::binary_cross_entropy_with_logits(x, t, w.as_ref(), pw.as_ref(), r)).py()?))
+    Ok(wrap(
+        work(py, x.numel(), || {
+            loss::binary_cross_entropy_with_logits(x, t, w.as_ref(), pw.as_ref(), r)
+        })
+        .py()?,
+    ))
 }
 
 #[pyfunction]
 #[pyo3(signature = (input, p=0.5, training=true))]
 pub fn dropout(py: Python<'_>, input: &PyTensor, p: f64, training: bool) -> PyResult<PyTensor> {
     let x = &input.inner;
-    Ok(wrap(work(py, x.numel(), || backprop::nn::functional::dropout(x, p, training)).py()?))
+    Ok(wrap(
+        work(py, x.numel(), || {
+            backprop::nn::functional::dropout(x, p, training)
+        })
+        .py()?,
+    ))
 }
 
 #[pyfunction]
@@ -452,7 +762,12 @@ pub fn gelu(py: Python<'_>, input: &PyTensor, approximate: &str) -> PyResult<PyT
     let r = match approximate {
         "none" => work(py, x.numel(), || x.gelu()),
         "tanh" => work(py, x.numel(), || x.gelu_tanh()),
-        other => return Err(to_py(Error::invalid("gelu", format!("approximate must be 'none' or 'tanh', got '{other}'")))),
+        other => {
+            return Err(to_py(Error::invalid(
+                "gelu",
+                format!("approximate must be 'none' or 'tanh', got '{other}'"),
+            )))
+        }
     };
     Ok(wrap(r.py()?))
 }
@@ -461,14 +776,18 @@ pub fn gelu(py: Python<'_>, input: &PyTensor, approximate: &str) -> PyResult<PyT
 #[pyo3(signature = (input, negative_slope=0.01))]
 pub fn leaky_relu(py: Python<'_>, input: &PyTensor, negative_slope: f64) -> PyResult<PyTensor> {
     let x = &input.inner;
-    Ok(wrap(work(py, x.numel(), || x.leaky_relu(negative_slope)).py()?))
+    Ok(wrap(
+        work(py, x.numel(), || x.leaky_relu(negative_slope)).py()?,
+    ))
 }
 
 #[pyfunction]
 #[pyo3(signature = (input, beta=1.0, threshold=20.0))]
 pub fn softplus(py: Python<'_>, input: &PyTensor, beta: f64, threshold: f64) -> PyResult<PyTensor> {
     let x = &input.inner;
-    Ok(wrap(work(py, x.numel(), || x.softplus(beta, threshold)).py()?))
+    Ok(wrap(
+        work(py, x.numel(), || x.softplus(beta, threshold)).py()?,
+    ))
 }
 
 /// All public names of the functional API that Python re-exports.
@@ -476,9 +795,52 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     macro_rules! add {
         ($($f:ident),* $(,)?) => { $( m.add_function(wrap_pyfunction!($f, m)?)?; )* };
     }
-    add!(tensor, as_tensor, from_numpy, zeros, ones, empty, full, zeros_like, ones_like, empty_like, full_like, rand, randn, rand_like, randn_like, randint, randperm, arange, linspace, eye, manual_seed);
-    add!(cat, stack, where_, is_grad_enabled, _set_grad_enabled, _grad, _backward, _gradcheck, _gradgradcheck, _live_tensors);
-    add!(cross_entropy, nll_loss, mse_loss, l1_loss, binary_cross_entropy_with_logits, dropout, gelu, leaky_relu, softplus);
+    add!(
+        tensor,
+        as_tensor,
+        from_numpy,
+        zeros,
+        ones,
+        empty,
+        full,
+        zeros_like,
+        ones_like,
+        empty_like,
+        full_like,
+        rand,
+        randn,
+        rand_like,
+        randn_like,
+        randint,
+        randperm,
+        arange,
+        linspace,
+        eye,
+        manual_seed
+    );
+    add!(
+        cat,
+        stack,
+        where_,
+        is_grad_enabled,
+        _set_grad_enabled,
+        _grad,
+        _backward,
+        _gradcheck,
+        _gradgradcheck,
+        _live_tensors
+    );
+    add!(
+        cross_entropy,
+        nll_loss,
+        mse_loss,
+        l1_loss,
+        binary_cross_entropy_with_logits,
+        dropout,
+        gelu,
+        leaky_relu,
+        softplus
+    );
     let _ = PyList::empty(m.py());
     Ok(())
 }

@@ -17,29 +17,53 @@ type Loaded = (Vec<(String, PyTensor)>, BTreeMap<String, String>);
 
 fn pairs(names: Vec<String>, tensors: Vec<PyRef<'_, PyTensor>>) -> PyResult<Vec<(String, Tensor)>> {
     if names.len() != tensors.len() {
-        return Err(PyValueError::new_err(format!("got {} names for {} tensors", names.len(), tensors.len())));
+        return Err(PyValueError::new_err(format!(
+            "got {} names for {} tensors",
+            names.len(),
+            tensors.len()
+        )));
     }
-    Ok(names.into_iter().zip(tensors.iter().map(|t| t.inner.clone())).collect())
+    Ok(names
+        .into_iter()
+        .zip(tensors.iter().map(|t| t.inner.clone()))
+        .collect())
 }
 
 fn unpack(c: Checkpoint) -> Loaded {
-    (c.tensors.into_iter().map(|(n, t)| (n, wrap(t))).collect(), c.metadata)
+    (
+        c.tensors.into_iter().map(|(n, t)| (n, wrap(t))).collect(),
+        c.metadata,
+    )
 }
 
 /// Writes `tensors` under `names` (and the string `metadata`) to `path` as safetensors.
 #[pyfunction]
 #[pyo3(signature = (names, tensors, metadata, path))]
-pub fn _save(py: Python<'_>, names: Vec<String>, tensors: Vec<PyRef<'_, PyTensor>>, metadata: Option<BTreeMap<String, String>>, path: PathBuf) -> PyResult<()> {
+pub fn _save(
+    py: Python<'_>,
+    names: Vec<String>,
+    tensors: Vec<PyRef<'_, PyTensor>>,
+    metadata: Option<BTreeMap<String, String>>,
+    path: PathBuf,
+) -> PyResult<()> {
     let items = pairs(names, tensors)?;
-    py.detach(|| backprop::io::save(&items, metadata.as_ref(), &path)).py()
+    py.detach(|| backprop::io::save(&items, metadata.as_ref(), &path))
+        .py()
 }
 
 /// The safetensors bytes `_save` would write.
 #[pyfunction]
 #[pyo3(signature = (names, tensors, metadata))]
-pub fn _save_bytes<'py>(py: Python<'py>, names: Vec<String>, tensors: Vec<PyRef<'_, PyTensor>>, metadata: Option<BTreeMap<String, String>>) -> PyResult<Bound<'py, PyBytes>> {
+pub fn _save_bytes<'py>(
+    py: Python<'py>,
+    names: Vec<String>,
+    tensors: Vec<PyRef<'_, PyTensor>>,
+    metadata: Option<BTreeMap<String, String>>,
+) -> PyResult<Bound<'py, PyBytes>> {
     let items = pairs(names, tensors)?;
-    let bytes = py.detach(|| backprop::io::save_to_bytes(&items, metadata.as_ref())).py()?;
+    let bytes = py
+        .detach(|| backprop::io::save_to_bytes(&items, metadata.as_ref()))
+        .py()?;
     Ok(PyBytes::new(py, &bytes))
 }
 
@@ -52,7 +76,9 @@ pub fn _load(py: Python<'_>, path: PathBuf) -> PyResult<Loaded> {
 /// `_load` for a file's bytes held in memory.
 #[pyfunction]
 pub fn _load_bytes(py: Python<'_>, data: &[u8]) -> PyResult<Loaded> {
-    Ok(unpack(py.detach(|| backprop::io::load_from_bytes(data)).py()?))
+    Ok(unpack(
+        py.detach(|| backprop::io::load_from_bytes(data)).py()?,
+    ))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -6,10 +6,10 @@ mod conv;
 mod convert;
 mod errors;
 mod functions;
-mod info;
-mod nn;
-mod io;
 mod gpu;
+mod info;
+mod io;
+mod nn;
 mod tensor;
 
 use pyo3::prelude::*;
@@ -24,8 +24,15 @@ fn init_thread_pool() {
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(n).use_current_thread().build_global();
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .use_current_thread()
+        .build_global();
 }
 
 #[pymodule]

@@ -18,28 +18,72 @@ fn list(ts: Vec<PyRef<'_, PyTensor>>) -> Vec<Tensor> {
 }
 
 fn opt_list(ts: Vec<Option<PyRef<'_, PyTensor>>>) -> Vec<Option<Tensor>> {
-    ts.iter().map(|t| t.as_ref().map(|t| t.inner.clone())).collect()
+    ts.iter()
+        .map(|t| t.as_ref().map(|t| t.inner.clone()))
+        .collect()
 }
 
 #[pyfunction]
 #[pyo3(signature = (input, weight, bias=None))]
-pub fn linear(py: Python<'_>, input: &PyTensor, weight: &PyTensor, bias: Option<&PyTensor>) -> PyResult<PyTensor> {
+pub fn linear(
+    py: Python<'_>,
+    input: &PyTensor,
+    weight: &PyTensor,
+    bias: Option<&PyTensor>,
+) -> PyResult<PyTensor> {
     let (x, w, b) = (&input.inner, &weight.inner, inner(bias));
-    let r = crate::tensor::work(py, x.numel() * w.dims().first().copied().unwrap_or(1), || F::linear(x, w, b.as_ref()));
+    let r = crate::tensor::work(
+        py,
+        x.numel() * w.dims().first().copied().unwrap_or(1),
+        || F::linear(x, w, b.as_ref()),
+    );
     Ok(wrap(r.py()?))
 }
 
 #[pyfunction]
 #[pyo3(signature = (input, normalized_shape, weight=None, bias=None, eps=1e-5))]
-pub fn layer_norm(input: &PyTensor, normalized_shape: Vec<usize>, weight: Option<&PyTensor>, bias: Option<&PyTensor>, eps: f64) -> PyResult<PyTensor> {
-    Ok(wrap(F::layer_norm(&input.inner, &normalized_shape, inner(weight).as_ref(), inner(bias).as_ref(), eps).py()?))
+pub fn layer_norm(
+    input: &PyTensor,
+    normalized_shape: Vec<usize>,
+    weight: Option<&PyTensor>,
+    bias: Option<&PyTensor>,
+    eps: f64,
+) -> PyResult<PyTensor> {
+    Ok(wrap(
+        F::layer_norm(
+            &input.inner,
+            &normalized_shape,
+            inner(weight).as_ref(),
+            inner(bias).as_ref(),
+            eps,
+        )
+        .py()?,
+    ))
 }
 
 #[pyfunction]
 #[pyo3(signature = (input, running_mean, running_var, weight=None, bias=None, training=false, momentum=0.1, eps=1e-5))]
 #[allow(clippy::too_many_arguments)]
-pub fn batch_norm(input: &PyTensor, running_mean: Option<&PyTensor>, running_var: Option<&PyTensor>, weight: Option<&PyTensor>, bias: Option<&PyTensor>, training: bool, momentum: f64, eps: f64) -> PyResult<PyTensor> {
-    let r = F::batch_norm(&input.inner, inner(running_mean).as_ref(), inner(running_var).as_ref(), inner(weight).as_ref(), inner(bias).as_ref(), training, momentum, eps);
+pub fn batch_norm(
+    input: &PyTensor,
+    running_mean: Option<&PyTensor>,
+    running_var: Option<&PyTensor>,
+    weight: Option<&PyTensor>,
+    bias: Option<&PyTensor>,
+    training: bool,
+    momentum: f64,
+    eps: f64,
+) -> PyResult<PyTensor> {
+    let r = F::batch_norm(
+        &input.inner,
+        inner(running_mean).as_ref(),
+        inner(running_var).as_ref(),
+        inner(weight).as_ref(),
+        inner(bias).as_ref(),
+        training,
+        momentum,
+        eps,
+    );
     Ok(wrap(r.py()?))
 }
 
@@ -58,7 +102,14 @@ pub fn calculate_gain(nonlinearity: &str, param: Option<f64>) -> PyResult<f64> {
 /// (a, mode, nonlinearity), xavier_uniform / xavier_normal (gain).
 #[pyfunction]
 #[pyo3(signature = (tensor, kind, a=0.0, b=1.0, mode="fan_in", nonlinearity="leaky_relu"))]
-pub fn _init(tensor: &PyTensor, kind: &str, a: f64, b: f64, mode: &str, nonlinearity: &str) -> PyResult<()> {
+pub fn _init(
+    tensor: &PyTensor,
+    kind: &str,
+    a: f64,
+    b: f64,
+    mode: &str,
+    nonlinearity: &str,
+) -> PyResult<()> {
     let t = &tensor.inner;
     match kind {
         "uniform" => init::uniform_(t, a, b),
@@ -68,7 +119,11 @@ pub fn _init(tensor: &PyTensor, kind: &str, a: f64, b: f64, mode: &str, nonlinea
         "kaiming_normal" => init::kaiming_normal_(t, a, mode, nonlinearity),
         "xavier_uniform" => init::xavier_uniform_(t, a),
         "xavier_normal" => init::xavier_normal_(t, a),
-        other => return Err(PyValueError::new_err(format!("unknown initialiser {other}"))),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown initialiser {other}"
+            )))
+        }
     }
     .py()
 }
@@ -90,7 +145,9 @@ fn run_all(py: Python<'_>, jobs: Vec<(Tensor, Tensor, Vec<Tensor>, Rule)>) -> Py
 
 fn check_len(what: &str, n: usize, m: usize) -> PyResult<()> {
     if n != m {
-        return Err(PyValueError::new_err(format!("{what}: expected {n} entries, got {m}")));
+        return Err(PyValueError::new_err(format!(
+            "{what}: expected {n} entries, got {m}"
+        )));
     }
     Ok(())
 }
@@ -100,7 +157,19 @@ fn check_len(what: &str, n: usize, m: usize) -> PyResult<()> {
 #[pyfunction]
 #[pyo3(signature = (params, grads, buffers, init, *, lr, momentum, dampening, nesterov, weight_decay, maximize))]
 #[allow(clippy::too_many_arguments)]
-pub fn _sgd_step(py: Python<'_>, params: Vec<PyRef<'_, PyTensor>>, grads: Vec<PyRef<'_, PyTensor>>, buffers: Vec<Option<PyRef<'_, PyTensor>>>, init: Vec<bool>, lr: f64, momentum: f64, dampening: f64, nesterov: bool, weight_decay: f64, maximize: bool) -> PyResult<()> {
+pub fn _sgd_step(
+    py: Python<'_>,
+    params: Vec<PyRef<'_, PyTensor>>,
+    grads: Vec<PyRef<'_, PyTensor>>,
+    buffers: Vec<Option<PyRef<'_, PyTensor>>>,
+    init: Vec<bool>,
+    lr: f64,
+    momentum: f64,
+    dampening: f64,
+    nesterov: bool,
+    weight_decay: f64,
+    maximize: bool,
+) -> PyResult<()> {
     let (ps, gs, bs) = (list(params), list(grads), opt_list(buffers));
     check_len("grads", ps.len(), gs.len())?;
     check_len("buffers", ps.len(), bs.len())?;
@@ -110,7 +179,22 @@ pub fn _sgd_step(py: Python<'_>, params: Vec<PyRef<'_, PyTensor>>, grads: Vec<Py
         .zip(gs)
         .zip(bs)
         .zip(init)
-        .map(|(((p, g), b), i)| (p, g, b.into_iter().collect(), Rule::Sgd { lr, momentum, dampening, nesterov, weight_decay, maximize, init_buffer: i }))
+        .map(|(((p, g), b), i)| {
+            (
+                p,
+                g,
+                b.into_iter().collect(),
+                Rule::Sgd {
+                    lr,
+                    momentum,
+                    dampening,
+                    nesterov,
+                    weight_decay,
+                    maximize,
+                    init_buffer: i,
+                },
+            )
+        })
         .collect();
     run_all(py, jobs)
 }
@@ -118,19 +202,62 @@ pub fn _sgd_step(py: Python<'_>, params: Vec<PyRef<'_, PyTensor>>, grads: Vec<Py
 #[pyfunction]
 #[pyo3(signature = (params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, *, lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, maximize))]
 #[allow(clippy::too_many_arguments)]
-pub fn _adam_step(py: Python<'_>, params: Vec<PyRef<'_, PyTensor>>, grads: Vec<PyRef<'_, PyTensor>>, exp_avgs: Vec<PyRef<'_, PyTensor>>, exp_avg_sqs: Vec<PyRef<'_, PyTensor>>, max_exp_avg_sqs: Vec<Option<PyRef<'_, PyTensor>>>, steps: Vec<u64>, lr: f64, beta1: f64, beta2: f64, eps: f64, weight_decay: f64, decoupled: bool, amsgrad: bool, maximize: bool) -> PyResult<()> {
-    let (ps, gs, ms, vs, vm) = (list(params), list(grads), list(exp_avgs), list(exp_avg_sqs), opt_list(max_exp_avg_sqs));
-    for (w, n) in [("grads", gs.len()), ("exp_avgs", ms.len()), ("exp_avg_sqs", vs.len()), ("max_exp_avg_sqs", vm.len()), ("steps", steps.len())] {
+pub fn _adam_step(
+    py: Python<'_>,
+    params: Vec<PyRef<'_, PyTensor>>,
+    grads: Vec<PyRef<'_, PyTensor>>,
+    exp_avgs: Vec<PyRef<'_, PyTensor>>,
+    exp_avg_sqs: Vec<PyRef<'_, PyTensor>>,
+    max_exp_avg_sqs: Vec<Option<PyRef<'_, PyTensor>>>,
+    steps: Vec<u64>,
+    lr: f64,
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    weight_decay: f64,
+    decoupled: bool,
+    amsgrad: bool,
+    maximize: bool,
+) -> PyResult<()> {
+    let (ps, gs, ms, vs, vm) = (
+        list(params),
+        list(grads),
+        list(exp_avgs),
+        list(exp_avg_sqs),
+        opt_list(max_exp_avg_sqs),
+    );
+    for (w, n) in [
+        ("grads", gs.len()),
+        ("exp_avgs", ms.len()),
+        ("exp_avg_sqs", vs.len()),
+        ("max_exp_avg_sqs", vm.len()),
+        ("steps", steps.len()),
+    ] {
         check_len(w, ps.len(), n)?;
     }
     let mut jobs = Vec::with_capacity(ps.len());
     for i in 0..ps.len() {
         let mut st = vec![ms[i].clone(), vs[i].clone()];
         if amsgrad {
-            st.push(vm[i].clone().ok_or_else(|| PyValueError::new_err("amsgrad needs max_exp_avg_sq buffers"))?);
+            st.push(
+                vm[i]
+                    .clone()
+                    .ok_or_else(|| PyValueError::new_err("amsgrad needs max_exp_avg_sq buffers"))?,
+            );
         }
         let t = steps[i] as i32;
-        let rule = Rule::Adam { lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, maximize, bias1: 1.0 - beta1.powi(t), bias2: 1.0 - beta2.powi(t) };
+        let rule = Rule::Adam {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            decoupled,
+            amsgrad,
+            maximize,
+            bias1: 1.0 - beta1.powi(t),
+            bias2: 1.0 - beta2.powi(t),
+        };
         jobs.push((ps[i].clone(), gs[i].clone(), st, rule));
     }
     run_all(py, jobs)
@@ -139,20 +266,61 @@ pub fn _adam_step(py: Python<'_>, params: Vec<PyRef<'_, PyTensor>>, grads: Vec<P
 #[pyfunction]
 #[pyo3(signature = (params, grads, square_avgs, momentum_buffers, grad_avgs, *, lr, alpha, eps, weight_decay, momentum, centered, maximize))]
 #[allow(clippy::too_many_arguments)]
-pub fn _rmsprop_step(py: Python<'_>, params: Vec<PyRef<'_, PyTensor>>, grads: Vec<PyRef<'_, PyTensor>>, square_avgs: Vec<PyRef<'_, PyTensor>>, momentum_buffers: Vec<Option<PyRef<'_, PyTensor>>>, grad_avgs: Vec<Option<PyRef<'_, PyTensor>>>, lr: f64, alpha: f64, eps: f64, weight_decay: f64, momentum: f64, centered: bool, maximize: bool) -> PyResult<()> {
-    let (ps, gs, sq, mb, ga) = (list(params), list(grads), list(square_avgs), opt_list(momentum_buffers), opt_list(grad_avgs));
-    for (w, n) in [("grads", gs.len()), ("square_avgs", sq.len()), ("momentum_buffers", mb.len()), ("grad_avgs", ga.len())] {
+pub fn _rmsprop_step(
+    py: Python<'_>,
+    params: Vec<PyRef<'_, PyTensor>>,
+    grads: Vec<PyRef<'_, PyTensor>>,
+    square_avgs: Vec<PyRef<'_, PyTensor>>,
+    momentum_buffers: Vec<Option<PyRef<'_, PyTensor>>>,
+    grad_avgs: Vec<Option<PyRef<'_, PyTensor>>>,
+    lr: f64,
+    alpha: f64,
+    eps: f64,
+    weight_decay: f64,
+    momentum: f64,
+    centered: bool,
+    maximize: bool,
+) -> PyResult<()> {
+    let (ps, gs, sq, mb, ga) = (
+        list(params),
+        list(grads),
+        list(square_avgs),
+        opt_list(momentum_buffers),
+        opt_list(grad_avgs),
+    );
+    for (w, n) in [
+        ("grads", gs.len()),
+        ("square_avgs", sq.len()),
+        ("momentum_buffers", mb.len()),
+        ("grad_avgs", ga.len()),
+    ] {
         check_len(w, ps.len(), n)?;
     }
-    let rule = Rule::RmsProp { lr, alpha, eps, weight_decay, momentum, centered, maximize };
+    let rule = Rule::RmsProp {
+        lr,
+        alpha,
+        eps,
+        weight_decay,
+        momentum,
+        centered,
+        maximize,
+    };
     let mut jobs = Vec::with_capacity(ps.len());
     for i in 0..ps.len() {
         let mut st = vec![sq[i].clone()];
         if momentum > 0.0 {
-            st.push(mb[i].clone().ok_or_else(|| PyValueError::new_err("momentum needs momentum buffers"))?);
+            st.push(
+                mb[i]
+                    .clone()
+                    .ok_or_else(|| PyValueError::new_err("momentum needs momentum buffers"))?,
+            );
         }
         if centered {
-            st.push(ga[i].clone().ok_or_else(|| PyValueError::new_err("centered needs grad_avg buffers"))?);
+            st.push(
+                ga[i]
+                    .clone()
+                    .ok_or_else(|| PyValueError::new_err("centered needs grad_avg buffers"))?,
+            );
         }
         jobs.push((ps[i].clone(), gs[i].clone(), st, rule));
     }
@@ -162,7 +330,18 @@ pub fn _rmsprop_step(py: Python<'_>, params: Vec<PyRef<'_, PyTensor>>, grads: Ve
 #[pyfunction]
 #[pyo3(signature = (params, grads, sums, steps, *, lr, lr_decay, weight_decay, eps, maximize))]
 #[allow(clippy::too_many_arguments)]
-pub fn _adagrad_step(py: Python<'_>, params: Vec<PyRef<'_, PyTensor>>, grads: Vec<PyRef<'_, PyTensor>>, sums: Vec<PyRef<'_, PyTensor>>, steps: Vec<u64>, lr: f64, lr_decay: f64, weight_decay: f64, eps: f64, maximize: bool) -> PyResult<()> {
+pub fn _adagrad_step(
+    py: Python<'_>,
+    params: Vec<PyRef<'_, PyTensor>>,
+    grads: Vec<PyRef<'_, PyTensor>>,
+    sums: Vec<PyRef<'_, PyTensor>>,
+    steps: Vec<u64>,
+    lr: f64,
+    lr_decay: f64,
+    weight_decay: f64,
+    eps: f64,
+    maximize: bool,
+) -> PyResult<()> {
     let (ps, gs, ss) = (list(params), list(grads), list(sums));
     check_len("grads", ps.len(), gs.len())?;
     check_len("sums", ps.len(), ss.len())?;
@@ -170,7 +349,17 @@ pub fn _adagrad_step(py: Python<'_>, params: Vec<PyRef<'_, PyTensor>>, grads: Ve
     let jobs = (0..ps.len())
         .map(|i| {
             let clr = lr / (1.0 + (steps[i] as f64 - 1.0) * lr_decay);
-            (ps[i].clone(), gs[i].clone(), vec![ss[i].clone()], Rule::Adagrad { lr: clr, weight_decay, eps, maximize })
+            (
+                ps[i].clone(),
+                gs[i].clone(),
+                vec![ss[i].clone()],
+                Rule::Adagrad {
+                    lr: clr,
+                    weight_decay,
+                    eps,
+                    maximize,
+                },
+            )
         })
         .collect();
     run_all(py, jobs)
@@ -178,15 +367,36 @@ pub fn _adagrad_step(py: Python<'_>, params: Vec<PyRef<'_, PyTensor>>, grads: Ve
 
 #[pyfunction]
 #[pyo3(signature = (parameters, max_norm, norm_type=2.0))]
-pub fn _clip_grad_norm(py: Python<'_>, parameters: Vec<PyRef<'_, PyTensor>>, max_norm: f64, norm_type: f64) -> PyResult<PyTensor> {
+pub fn _clip_grad_norm(
+    py: Python<'_>,
+    parameters: Vec<PyRef<'_, PyTensor>>,
+    max_norm: f64,
+    norm_type: f64,
+) -> PyResult<PyTensor> {
     let ps = list(parameters);
-    Ok(wrap(py.detach(|| backprop::nn::utils::clip_grad_norm_(&ps, max_norm, norm_type)).py()?))
+    Ok(wrap(
+        py.detach(|| backprop::nn::utils::clip_grad_norm_(&ps, max_norm, norm_type))
+            .py()?,
+    ))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     macro_rules! add {
         ($($f:ident),* $(,)?) => { $( m.add_function(wrap_pyfunction!($f, m)?)?; )* };
     }
-    add!(linear, layer_norm, batch_norm, embedding, calculate_gain, _init, _fans, _sgd_step, _adam_step, _rmsprop_step, _adagrad_step, _clip_grad_norm);
+    add!(
+        linear,
+        layer_norm,
+        batch_norm,
+        embedding,
+        calculate_gain,
+        _init,
+        _fans,
+        _sgd_step,
+        _adam_step,
+        _rmsprop_step,
+        _adagrad_step,
+        _clip_grad_norm
+    );
     Ok(())
 }

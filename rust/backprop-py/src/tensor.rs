@@ -50,7 +50,10 @@ static RETURN_TYPES: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 fn values_indices(py: Python<'_>, name: &str, v: Tensor, i: Tensor) -> PyResult<Py<PyAny>> {
     let nt = RETURN_TYPES.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
         let collections = py.import("collections")?;
-        Ok(collections.getattr("namedtuple")?.call1(("values_indices", ("values", "indices")))?.unbind())
+        Ok(collections
+            .getattr("namedtuple")?
+            .call1(("values_indices", ("values", "indices")))?
+            .unbind())
     })?;
     let _ = name;
     Ok(nt.bind(py).call1((wrap(v), wrap(i)))?.unbind())
@@ -72,12 +75,24 @@ fn operand(obj: &Bound<'_, PyAny>, like: &Tensor) -> PyResult<Option<Operand>> {
 }
 
 impl PyTensor {
-    fn binop(&self, py: Python<'_>, other: &Bound<'_, PyAny>, op: BinaryOp, reversed: bool) -> PyResult<Py<PyAny>> {
+    fn binop(
+        &self,
+        py: Python<'_>,
+        other: &Bound<'_, PyAny>,
+        op: BinaryOp,
+        reversed: bool,
+    ) -> PyResult<Py<PyAny>> {
         let a = &self.inner;
         let r = match operand(other, a)? {
             None => return Ok(py.NotImplemented()),
             Some(Operand::Scalar(s)) => work(py, a.numel(), || a.binary_scalar(s, op, reversed)),
-            Some(Operand::Tensor(b)) => work(py, a.numel().max(b.numel()), || if reversed { b.binary(a, op) } else { a.binary(&b, op) }),
+            Some(Operand::Tensor(b)) => work(py, a.numel().max(b.numel()), || {
+                if reversed {
+                    b.binary(a, op)
+                } else {
+                    a.binary(&b, op)
+                }
+            }),
         };
         Ok(Bound::new(py, wrap(r.py()?))?.into_any().unbind())
     }
@@ -94,15 +109,27 @@ impl PyTensor {
     fn inplace(&self, py: Python<'_>, other: &Bound<'_, PyAny>, op: BinaryOp) -> PyResult<()> {
         let a = &self.inner;
         let r = match operand(other, a)? {
-            None => return Err(PyTypeError::new_err(format!("unsupported operand type for in-place {}: {}", op.name(), type_name(other)))),
-            Some(Operand::Scalar(s)) => work(py, a.numel(), || a.binary_scalar(s, op, false)).py()?,
+            None => {
+                return Err(PyTypeError::new_err(format!(
+                    "unsupported operand type for in-place {}: {}",
+                    op.name(),
+                    type_name(other)
+                )))
+            }
+            Some(Operand::Scalar(s)) => {
+                work(py, a.numel(), || a.binary_scalar(s, op, false)).py()?
+            }
             Some(Operand::Tensor(b)) => work(py, a.numel(), || a.binary(&b, op)).py()?,
         };
         if r.dtype() != a.dtype() && DType::promote(r.dtype(), a.dtype()) != a.dtype() {
             return Err(crate::errors::to_py(backprop::Error::DType {
                 op: op.name(),
                 dtype: a.dtype(),
-                detail: format!(": result type {} can't be cast to the desired output type {} in-place", r.dtype(), a.dtype()),
+                detail: format!(
+                    ": result type {} can't be cast to the desired output type {} in-place",
+                    r.dtype(),
+                    a.dtype()
+                ),
             }));
         }
         if r.shape() != a.shape() {
@@ -121,7 +148,13 @@ impl PyTensor {
         wrap_r(work(py, a.numel(), || a.unary(op)))
     }
 
-    fn reduce_dims(&self, py: Python<'_>, op: ReduceOp, dim: Option<&Bound<'_, PyAny>>, keepdim: bool) -> PyResult<PyTensor> {
+    fn reduce_dims(
+        &self,
+        py: Python<'_>,
+        op: ReduceOp,
+        dim: Option<&Bound<'_, PyAny>>,
+        keepdim: bool,
+    ) -> PyResult<PyTensor> {
         let dims = dims_arg(dim)?;
         let a = &self.inner;
         wrap_r(work(py, a.numel(), || a.reduce(op, &dims, keepdim)))
@@ -139,7 +172,11 @@ enum Idx {
 }
 
 fn parse_index(key: &Bound<'_, PyAny>, device: Device) -> PyResult<Vec<Idx>> {
-    let items: Vec<Bound<'_, PyAny>> = if let Ok(t) = key.cast::<PyTuple>() { t.iter().collect() } else { vec![key.clone()] };
+    let items: Vec<Bound<'_, PyAny>> = if let Ok(t) = key.cast::<PyTuple>() {
+        t.iter().collect()
+    } else {
+        vec![key.clone()]
+    };
     let mut out = Vec::with_capacity(items.len());
     for it in items {
         out.push(if it.is_instance_of::<PyNone>() {
@@ -206,10 +243,15 @@ fn apply_basic(t: &Tensor, items: Vec<Idx>) -> PyResult<Indexed> {
         })
         .sum();
     if items.iter().filter(|i| matches!(i, Idx::Ellipsis)).count() > 1 {
-        return Err(PyIndexError::new_err("an index can only have a single ellipsis ('...')"));
+        return Err(PyIndexError::new_err(
+            "an index can only have a single ellipsis ('...')",
+        ));
     }
     if consumed > t.rank() {
-        return Err(PyIndexError::new_err(format!("too many indices for tensor of dimension {} (got {consumed})", t.rank())));
+        return Err(PyIndexError::new_err(format!(
+            "too many indices for tensor of dimension {} (got {consumed})",
+            t.rank()
+        )));
     }
     let mut cur = t.clone();
     let mut d = 0usize;
@@ -249,7 +291,10 @@ fn apply_basic(t: &Tensor, items: Vec<Idx>) -> PyResult<Indexed> {
             }
             Idx::Tensor(ix) => {
                 if ix.dtype() != DType::I64 {
-                    return Err(PyIndexError::new_err(format!("tensors used as indices must be long (int64) or bool, got {}", ix.dtype())));
+                    return Err(PyIndexError::new_err(format!(
+                        "tensors used as indices must be long (int64) or bool, got {}",
+                        ix.dtype()
+                    )));
                 }
                 advanced.push((d, ix));
                 d += 1;
@@ -257,7 +302,10 @@ fn apply_basic(t: &Tensor, items: Vec<Idx>) -> PyResult<Indexed> {
         }
     }
     let _ = saw_ellipsis;
-    Ok(Indexed { basic: cur, advanced })
+    Ok(Indexed {
+        basic: cur,
+        advanced,
+    })
 }
 
 /// Gathers with advanced indices (NumPy/PyTorch rules: broadcast the index tensors; the indexed
@@ -289,17 +337,33 @@ fn apply_advanced(ix: Indexed) -> PyResult<Tensor> {
         let n = sizes[j] as f64;
         // bounds check per dim (negative indices count from the end)
         if t.numel() > 0 {
-            let (lo, hi) = (t.min_all().py()?.item().py()?, t.max_all().py()?.item().py()?);
+            let (lo, hi) = (
+                t.min_all().py()?.item().py()?,
+                t.max_all().py()?.item().py()?,
+            );
             if lo < -n || hi >= n {
                 let bad = if lo < -n { lo } else { hi };
-                return Err(PyIndexError::new_err(format!("index {bad} is out of bounds for dimension {} with size {}", dims[j], sizes[j])));
+                return Err(PyIndexError::new_err(format!(
+                    "index {bad} is out of bounds for dimension {} with size {}",
+                    dims[j], sizes[j]
+                )));
             }
         }
-        let t = Tensor::where_cond(&t.lt_scalar(0.0).py()?, &t.binary_scalar(Scalar::Int(sizes[j] as i64), BinaryOp::Add, false).py()?, t).py()?;
+        let t = Tensor::where_cond(
+            &t.lt_scalar(0.0).py()?,
+            &t.binary_scalar(Scalar::Int(sizes[j] as i64), BinaryOp::Add, false)
+                .py()?,
+            t,
+        )
+        .py()?;
         let t = t.broadcast_to(&bshape).py()?;
         linear = Some(match linear {
             None => t,
-            Some(l) => l.binary_scalar(Scalar::Int(sizes[j] as i64), BinaryOp::Mul, false).py()?.add(&t).py()?,
+            Some(l) => l
+                .binary_scalar(Scalar::Int(sizes[j] as i64), BinaryOp::Mul, false)
+                .py()?
+                .add(&t)
+                .py()?,
         });
     }
     let linear = linear.ok_or_else(|| PyRuntimeError::new_err("internal: no index"))?;
@@ -320,7 +384,12 @@ impl PyTensor {
     /// `Tensor(data)` copies `data`, like `backprop_rs.tensor(data)`.
     #[new]
     #[pyo3(signature = (data=None, *, dtype=None, device=None, requires_grad=false))]
-    fn py_new(data: Option<&Bound<'_, PyAny>>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool) -> PyResult<Self> {
+    fn py_new(
+        data: Option<&Bound<'_, PyAny>>,
+        dtype: Option<&Bound<'_, PyAny>>,
+        device: Option<&Bound<'_, PyAny>>,
+        requires_grad: bool,
+    ) -> PyResult<Self> {
         let dt = opt_dtype(dtype)?;
         let dev = opt_device(device)?;
         let t = match data {
@@ -338,7 +407,11 @@ impl PyTensor {
             }
             _ => Tensor::zeros([0], dt.unwrap_or(DType::F32), dev).py()?,
         };
-        let t = if requires_grad { t.requires_grad_(true).py()? } else { t };
+        let t = if requires_grad {
+            t.requires_grad_(true).py()?
+        } else {
+            t
+        };
         Ok(wrap(t))
     }
 
@@ -370,11 +443,15 @@ impl PyTensor {
     }
     #[getter]
     fn dtype(&self) -> PyDType {
-        PyDType { inner: self.inner.dtype() }
+        PyDType {
+            inner: self.inner.dtype(),
+        }
     }
     #[getter]
     fn device(&self) -> PyDevice {
-        PyDevice { inner: self.inner.device() }
+        PyDevice {
+            inner: self.inner.device(),
+        }
     }
     #[getter]
     fn is_gpu(&self) -> bool {
@@ -404,7 +481,14 @@ impl PyTensor {
             None => Ok(PyTuple::new(py, self.inner.strides())?.into_any()),
             Some(d) => {
                 let d = backprop::shape::normalize_dim("stride", d, self.inner.rank()).py()?;
-                Ok(self.inner.strides().get(d).copied().unwrap_or(1).into_pyobject(py)?.into_any())
+                Ok(self
+                    .inner
+                    .strides()
+                    .get(d)
+                    .copied()
+                    .unwrap_or(1)
+                    .into_pyobject(py)?
+                    .into_any())
             }
         }
     }
@@ -419,7 +503,11 @@ impl PyTensor {
         self.inner.cpu_data_ptr().map(|p| p as usize).unwrap_or(0)
     }
     fn __len__(&self) -> PyResult<usize> {
-        self.inner.dims().first().copied().ok_or_else(|| PyTypeError::new_err("len() of a 0-d tensor"))
+        self.inner
+            .dims()
+            .first()
+            .copied()
+            .ok_or_else(|| PyTypeError::new_err("len() of a 0-d tensor"))
     }
     fn __repr__(&self) -> String {
         self.inner.to_string()
@@ -453,7 +541,9 @@ impl PyTensor {
             None => self.inner.set_grad(None).py(),
             Some(g) if g.is_none() => self.inner.set_grad(None).py(),
             Some(g) => {
-                let t = g.cast::<PyTensor>().map_err(|_| PyTypeError::new_err("assigned grad must be a Tensor or None"))?;
+                let t = g
+                    .cast::<PyTensor>()
+                    .map_err(|_| PyTypeError::new_err("assigned grad must be a Tensor or None"))?;
                 self.inner.set_grad(Some(t.get().inner.clone())).py()
             }
         }
@@ -466,10 +556,15 @@ impl PyTensor {
     #[getter]
     fn grad_fn(&self) -> Option<String> {
         self.inner.grad_fn_name().map(|n| {
-            let camel: String = n.split('_').map(|w| {
-                let mut c = w.chars();
-                c.next().map(|f| f.to_uppercase().chain(c).collect::<String>()).unwrap_or_default()
-            }).collect();
+            let camel: String = n
+                .split('_')
+                .map(|w| {
+                    let mut c = w.chars();
+                    c.next()
+                        .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                        .unwrap_or_default()
+                })
+                .collect();
             format!("{camel}Backward")
         })
     }
@@ -481,9 +576,18 @@ impl PyTensor {
         self.inner.retains_grad()
     }
     #[pyo3(signature = (gradient=None, retain_graph=None, create_graph=false, inputs=None))]
-    fn backward(&self, py: Python<'_>, gradient: Option<&Bound<'_, PyAny>>, retain_graph: Option<bool>, create_graph: bool, inputs: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    fn backward(
+        &self,
+        py: Python<'_>,
+        gradient: Option<&Bound<'_, PyAny>>,
+        retain_graph: Option<bool>,
+        create_graph: bool,
+        inputs: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
         if inputs.is_some_and(|i| !i.is_none()) {
-            return Err(PyValueError::new_err("backward(inputs=...) is not supported; use backprop_rs.autograd.grad"));
+            return Err(PyValueError::new_err(
+                "backward(inputs=...) is not supported; use backprop_rs.autograd.grad",
+            ));
         }
         let g = match gradient {
             Some(g) if !g.is_none() => Some(match g.cast::<PyTensor>() {
@@ -494,7 +598,8 @@ impl PyTensor {
         };
         let t = &self.inner;
         let retain = retain_graph.unwrap_or(create_graph);
-        py.detach(|| t.backward_with(g.as_ref(), retain, create_graph)).py()
+        py.detach(|| t.backward_with(g.as_ref(), retain, create_graph))
+            .py()
     }
     fn detach(&self) -> PyTensor {
         wrap(self.inner.detach())
@@ -506,7 +611,12 @@ impl PyTensor {
     }
     #[setter]
     fn set_data(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let v = value.cast::<PyTensor>().map_err(|_| PyTypeError::new_err("data must be a Tensor"))?.get().inner.clone();
+        let v = value
+            .cast::<PyTensor>()
+            .map_err(|_| PyTypeError::new_err("data must be a Tensor"))?
+            .get()
+            .inner
+            .clone();
         if v.shape() != self.inner.shape() || v.dtype() != self.inner.dtype() {
             return Err(PyValueError::new_err(format!(
                 "assigning .data of shape {} / {} to a tensor of shape {} / {}: only same shape and dtype are supported (the data is copied)",
@@ -541,7 +651,12 @@ impl PyTensor {
         to_numpy(py, &self.inner, force)
     }
     #[pyo3(signature = (dtype=None, copy=None))]
-    fn __array__<'py>(&self, py: Python<'py>, dtype: Option<&Bound<'py, PyAny>>, copy: Option<bool>) -> PyResult<Bound<'py, PyAny>> {
+    fn __array__<'py>(
+        &self,
+        py: Python<'py>,
+        dtype: Option<&Bound<'py, PyAny>>,
+        copy: Option<bool>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let wants_dtype = dtype.filter(|d| !d.is_none());
         if copy == Some(false) && self.inner.device() != Device::Cpu {
             return Err(PyValueError::new_err("Unable to avoid copy while creating an array as requested: the tensor is on the gpu."));
@@ -552,7 +667,9 @@ impl PyTensor {
             Some(d) => {
                 let kwargs = PyDict::new(py);
                 kwargs.set_item("copy", copy.unwrap_or(false))?;
-                let same = arr.getattr("dtype")?.eq(numpy_module(py)?.call_method1("dtype", (d,))?)?;
+                let same = arr
+                    .getattr("dtype")?
+                    .eq(numpy_module(py)?.call_method1("dtype", (d,))?)?;
                 if copy == Some(false) && !same {
                     return Err(PyValueError::new_err("Unable to avoid copy while creating an array as requested: the dtype differs."));
                 }
@@ -566,7 +683,10 @@ impl PyTensor {
     }
     fn __bool__(&self) -> PyResult<bool> {
         if self.inner.numel() != 1 {
-            return Err(PyRuntimeError::new_err(format!("Boolean value of Tensor with {} values is ambiguous", self.inner.numel())));
+            return Err(PyRuntimeError::new_err(format!(
+                "Boolean value of Tensor with {} values is ambiguous",
+                self.inner.numel()
+            )));
         }
         Ok(self.inner.item().py()? != 0.0)
     }
@@ -578,14 +698,24 @@ impl PyTensor {
     }
     fn __index__(&self) -> PyResult<i64> {
         if self.inner.dtype() != DType::I64 || self.inner.numel() != 1 {
-            return Err(PyTypeError::new_err("only integer tensors of a single element can be converted to an index"));
+            return Err(PyTypeError::new_err(
+                "only integer tensors of a single element can be converted to an index",
+            ));
         }
         Ok(self.inner.item().py()? as i64)
     }
 
     /// `to(device)`, `to(dtype)`, `to(device, dtype)`, `to(other_tensor)`, keywords too.
     #[pyo3(signature = (*args, dtype=None, device=None, non_blocking=false, copy=false))]
-    fn to(&self, py: Python<'_>, args: &Bound<'_, PyTuple>, dtype: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, non_blocking: bool, copy: bool) -> PyResult<PyTensor> {
+    fn to(
+        &self,
+        py: Python<'_>,
+        args: &Bound<'_, PyTuple>,
+        dtype: Option<&Bound<'_, PyAny>>,
+        device: Option<&Bound<'_, PyAny>>,
+        non_blocking: bool,
+        copy: bool,
+    ) -> PyResult<PyTensor> {
         let _ = non_blocking;
         let mut dt = opt_dtype(dtype)?;
         let mut dev = match device {
@@ -596,7 +726,13 @@ impl PyTensor {
             if let Ok(t) = a.cast::<PyTensor>() {
                 dt = Some(t.get().inner.dtype());
                 dev = Some(t.get().inner.device());
-            } else if a.cast::<PyDevice>().is_ok() || a.cast::<pyo3::types::PyString>().is_ok_and(|s| s.to_cow().map(|c| Device::parse(&c).is_ok()).unwrap_or(false)) {
+            } else if a.cast::<PyDevice>().is_ok()
+                || a.cast::<pyo3::types::PyString>().is_ok_and(|s| {
+                    s.to_cow()
+                        .map(|c| Device::parse(&c).is_ok())
+                        .unwrap_or(false)
+                })
+            {
                 dev = Some(parse_device(&a)?);
             } else {
                 dt = Some(parse_dtype(&a)?);
@@ -649,8 +785,13 @@ impl PyTensor {
     #[pyo3(signature = (dtype=None))]
     fn r#type(&self, py: Python<'_>, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
         match opt_dtype(dtype)? {
-            None => Ok(format!("backprop_rs.{}", self.inner.dtype()).into_pyobject(py)?.into_any().unbind()),
-            Some(d) => Ok(Bound::new(py, wrap(self.inner.to_dtype(d).py()?))?.into_any().unbind()),
+            None => Ok(format!("backprop_rs.{}", self.inner.dtype())
+                .into_pyobject(py)?
+                .into_any()
+                .unbind()),
+            Some(d) => Ok(Bound::new(py, wrap(self.inner.to_dtype(d).py()?))?
+                .into_any()
+                .unbind()),
         }
     }
 
@@ -666,7 +807,9 @@ impl PyTensor {
         if shape.len() == 1 {
             if let Ok(d) = parse_dtype(&shape.get_item(0)?) {
                 if d != self.inner.dtype() {
-                    return Err(PyTypeError::new_err("view(dtype) reinterpretation is not supported; use .to(dtype)"));
+                    return Err(PyTypeError::new_err(
+                        "view(dtype) reinterpretation is not supported; use .to(dtype)",
+                    ));
                 }
                 return Ok(wrap(self.inner.clone()));
             }
@@ -685,7 +828,14 @@ impl PyTensor {
     fn permute(&self, dims: &Bound<'_, PyTuple>) -> PyResult<PyTensor> {
         let dims = shape_args(dims)?;
         if dims.len() != self.inner.rank() {
-            return Err(crate::errors::to_py(backprop::Error::invalid("permute", format!("number of dims {} does not match the tensor's rank {}", dims.len(), self.inner.rank()))));
+            return Err(crate::errors::to_py(backprop::Error::invalid(
+                "permute",
+                format!(
+                    "number of dims {} does not match the tensor's rank {}",
+                    dims.len(),
+                    self.inner.rank()
+                ),
+            )));
         }
         wrap_r(self.inner.permute(&dims))
     }
@@ -763,7 +913,9 @@ impl PyTensor {
         let n = self.inner.dims().get(d).copied().unwrap_or(0) as i64;
         let s = if start < 0 { start + n } else { start };
         if s < 0 {
-            return Err(PyIndexError::new_err(format!("narrow: start {start} is out of range for dimension {d} of size {n}")));
+            return Err(PyIndexError::new_err(format!(
+                "narrow: start {start} is out of range for dimension {d} of size {n}"
+            )));
         }
         wrap_r(self.inner.narrow(d, s as usize, length))
     }
@@ -771,15 +923,28 @@ impl PyTensor {
         wrap_r(self.inner.select(dim, index))
     }
     #[pyo3(signature = (split_size_or_sections, dim=0))]
-    fn split(&self, split_size_or_sections: &Bound<'_, PyAny>, dim: i64) -> PyResult<Vec<PyTensor>> {
+    fn split(
+        &self,
+        split_size_or_sections: &Bound<'_, PyAny>,
+        dim: i64,
+    ) -> PyResult<Vec<PyTensor>> {
         if let Ok(n) = split_size_or_sections.extract::<usize>() {
-            return Ok(self.inner.split(n, dim).py()?.into_iter().map(wrap).collect());
+            return Ok(self
+                .inner
+                .split(n, dim)
+                .py()?
+                .into_iter()
+                .map(wrap)
+                .collect());
         }
         let sections = int_list(split_size_or_sections)?;
         let d = backprop::shape::normalize_dim("split", dim, self.inner.rank()).py()?;
         let total: i64 = sections.iter().sum();
         if total != self.inner.dims()[d] as i64 || sections.iter().any(|&s| s < 0) {
-            return Err(PyValueError::new_err(format!("split sizes {sections:?} must sum to the size {} of dim {d}", self.inner.dims()[d])));
+            return Err(PyValueError::new_err(format!(
+                "split sizes {sections:?} must sum to the size {} of dim {d}",
+                self.inner.dims()[d]
+            )));
         }
         let mut off = 0;
         let mut out = Vec::new();
@@ -791,12 +956,20 @@ impl PyTensor {
     }
     #[pyo3(signature = (chunks, dim=0))]
     fn chunk(&self, chunks: usize, dim: i64) -> PyResult<Vec<PyTensor>> {
-        Ok(self.inner.chunk(chunks, dim).py()?.into_iter().map(wrap).collect())
+        Ok(self
+            .inner
+            .chunk(chunks, dim)
+            .py()?
+            .into_iter()
+            .map(wrap)
+            .collect())
     }
     #[pyo3(signature = (dim=0))]
     fn unbind(&self, dim: i64) -> PyResult<Vec<PyTensor>> {
         let d = backprop::shape::normalize_dim("unbind", dim, self.inner.rank()).py()?;
-        (0..self.inner.dims()[d]).map(|i| wrap_r(self.inner.select(d, i as i64))).collect()
+        (0..self.inner.dims()[d])
+            .map(|i| wrap_r(self.inner.select(d, i as i64)))
+            .collect()
     }
     fn contiguous(&self, py: Python<'_>) -> PyResult<PyTensor> {
         let t = &self.inner;
@@ -811,7 +984,9 @@ impl PyTensor {
         let reps = shape_args(sizes)?;
         let t = &self.inner;
         if reps.len() < t.rank() {
-            return Err(PyValueError::new_err("number of repeat dims can not be smaller than the number of tensor dims"));
+            return Err(PyValueError::new_err(
+                "number of repeat dims can not be smaller than the number of tensor dims",
+            ));
         }
         // repeat = unsqueeze each dim, expand it by its count, merge: [r0, d0, r1, d1, ...]
         let lead = reps.len() - t.rank();
@@ -821,14 +996,18 @@ impl PyTensor {
         let mut expand: Vec<i64> = Vec::new();
         let mut fin: Vec<usize> = Vec::new();
         for (i, &r) in reps.iter().enumerate() {
-            let r = usize::try_from(r).map_err(|_| PyValueError::new_err("repeat counts must be non-negative"))?;
+            let r = usize::try_from(r)
+                .map_err(|_| PyValueError::new_err("repeat counts must be non-negative"))?;
             inter.push(1);
             inter.push(base[i]);
             expand.push(r as i64);
             expand.push(base[i] as i64);
             fin.push(r * base[i]);
         }
-        let r = t.reshape(inter).and_then(|x| x.expand(&expand)).and_then(|x| x.reshape(fin));
+        let r = t
+            .reshape(inter)
+            .and_then(|x| x.expand(&expand))
+            .and_then(|x| x.reshape(fin));
         wrap_r(r)
     }
 
@@ -850,7 +1029,12 @@ impl PyTensor {
         Ok(wrap(r))
     }
 
-    fn __setitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn __setitem__(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let t = &self.inner;
         let items = parse_index(key, t.device())?;
         // a full-shape bool mask: t[mask] = v  ==  t.copy_(where(mask, v, t))
@@ -858,8 +1042,15 @@ impl PyTensor {
             if m.dtype() == DType::Bool && m.shape() == t.shape() {
                 let v = match operand(value, t)? {
                     Some(Operand::Tensor(v)) => v,
-                    Some(Operand::Scalar(s)) => Tensor::full_scalar(s, t.dtype(), t.device()).py()?,
-                    None => return Err(PyTypeError::new_err(format!("can't assign a {} to a tensor", type_name(value)))),
+                    Some(Operand::Scalar(s)) => {
+                        Tensor::full_scalar(s, t.dtype(), t.device()).py()?
+                    }
+                    None => {
+                        return Err(PyTypeError::new_err(format!(
+                            "can't assign a {} to a tensor",
+                            type_name(value)
+                        )))
+                    }
                 };
                 if v.numel() != 1 && v.shape() != t.shape() {
                     return Err(PyValueError::new_err(format!(
@@ -868,7 +1059,11 @@ impl PyTensor {
                         v.shape()
                     )));
                 }
-                let v = if v.numel() == 1 { v.reshape(Shape::scalar()).py()? } else { v };
+                let v = if v.numel() == 1 {
+                    v.reshape(Shape::scalar()).py()?
+                } else {
+                    v
+                };
                 t.check_inplace_py()?;
                 let _g = backprop::no_grad();
                 let r = Tensor::where_cond(m, &v.to_dtype(t.dtype()).py()?, t).py()?;
@@ -879,7 +1074,12 @@ impl PyTensor {
         let v = match operand(value, t)? {
             Some(Operand::Tensor(v)) => v,
             Some(Operand::Scalar(s)) => Tensor::full_scalar(s, t.dtype(), t.device()).py()?,
-            None => return Err(PyTypeError::new_err(format!("can't assign a {} to a tensor", type_name(value)))),
+            None => {
+                return Err(PyTypeError::new_err(format!(
+                    "can't assign a {} to a tensor",
+                    type_name(value)
+                )))
+            }
         };
         match ix.advanced.as_slice() {
             [] => work(py, ix.basic.numel(), || ix.basic.copy_(&v)).py(),
@@ -925,29 +1125,49 @@ impl PyTensor {
     fn __rtruediv__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         self.binop(py, other, BinaryOp::Div, true)
     }
-    fn __pow__(&self, py: Python<'_>, other: &Bound<'_, PyAny>, modulo: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+    fn __pow__(
+        &self,
+        py: Python<'_>,
+        other: &Bound<'_, PyAny>,
+        modulo: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
         if modulo.is_some_and(|m| !m.is_none()) {
-            return Err(PyTypeError::new_err("pow() with a modulus is not supported for tensors"));
+            return Err(PyTypeError::new_err(
+                "pow() with a modulus is not supported for tensors",
+            ));
         }
         if let Some(Scalar::Int(2)) | Some(Scalar::Float(2.0)) = as_scalar(other) {
             // x ** 2 is everywhere in losses; x * x is cheaper and exactly differentiable
             let t = &self.inner;
-            return Ok(Bound::new(py, wrap(work(py, t.numel(), || t.mul(t)).py()?))?.into_any().unbind());
+            return Ok(
+                Bound::new(py, wrap(work(py, t.numel(), || t.mul(t)).py()?))?
+                    .into_any()
+                    .unbind(),
+            );
         }
         self.binop(py, other, BinaryOp::Pow, false)
     }
-    fn __rpow__(&self, py: Python<'_>, other: &Bound<'_, PyAny>, modulo: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+    fn __rpow__(
+        &self,
+        py: Python<'_>,
+        other: &Bound<'_, PyAny>,
+        modulo: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
         let _ = modulo;
         self.binop(py, other, BinaryOp::Pow, true)
     }
     fn __matmul__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let Some(b) = operand_tensor(other, &self.inner)? else { return Ok(py.NotImplemented()) };
+        let Some(b) = operand_tensor(other, &self.inner)? else {
+            return Ok(py.NotImplemented());
+        };
         let a = &self.inner;
         let r = work(py, a.numel() + b.numel(), || a.matmul(&b)).py()?;
         Ok(Bound::new(py, wrap(r))?.into_any().unbind())
     }
     fn __rmatmul__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let Some(b) = operand_tensor(other, &self.inner)? else { return Ok(py.NotImplemented()) };
+        let Some(b) = operand_tensor(other, &self.inner)? else {
+            return Ok(py.NotImplemented());
+        };
         let a = &self.inner;
         let r = work(py, a.numel() + b.numel(), || b.matmul(a)).py()?;
         Ok(Bound::new(py, wrap(r))?.into_any().unbind())
@@ -981,7 +1201,12 @@ impl PyTensor {
     fn __ror__(&self, other: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
         self.__or__(other)
     }
-    fn __richcmp__(&self, py: Python<'_>, other: &Bound<'_, PyAny>, op: CompareOp) -> PyResult<Py<PyAny>> {
+    fn __richcmp__(
+        &self,
+        py: Python<'_>,
+        other: &Bound<'_, PyAny>,
+        op: CompareOp,
+    ) -> PyResult<Py<PyAny>> {
         let c = match op {
             CompareOp::Eq => CmpOp::Eq,
             CompareOp::Ne => CmpOp::Ne,
@@ -1008,7 +1233,12 @@ impl PyTensor {
     fn __itruediv__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<()> {
         self.inplace(py, other, BinaryOp::Div)
     }
-    fn __ipow__(&self, py: Python<'_>, other: &Bound<'_, PyAny>, _modulo: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    fn __ipow__(
+        &self,
+        py: Python<'_>,
+        other: &Bound<'_, PyAny>,
+        _modulo: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
         self.inplace(py, other, BinaryOp::Pow)
     }
 
@@ -1038,7 +1268,8 @@ impl PyTensor {
     fn fill_<'py>(slf: &Bound<'py, Self>, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Self>> {
         let t = &slf.get().inner;
         let s = as_scalar(value).ok_or_else(|| PyTypeError::new_err("fill_ expects a number"))?;
-        t.copy_(&Tensor::full_scalar(s, t.dtype(), t.device()).py()?).py()?;
+        t.copy_(&Tensor::full_scalar(s, t.dtype(), t.device()).py()?)
+            .py()?;
         Ok(slf.clone())
     }
     fn copy_<'py>(slf: &Bound<'py, Self>, src: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Self>> {
@@ -1051,7 +1282,11 @@ impl PyTensor {
         Ok(slf.clone())
     }
     #[pyo3(signature = (min=None, max=None))]
-    fn clamp_<'py>(slf: &Bound<'py, Self>, min: Option<f64>, max: Option<f64>) -> PyResult<Bound<'py, Self>> {
+    fn clamp_<'py>(
+        slf: &Bound<'py, Self>,
+        min: Option<f64>,
+        max: Option<f64>,
+    ) -> PyResult<Bound<'py, Self>> {
         let t = &slf.get().inner;
         let r = t.clamp(min, max).py()?;
         t.copy_(&r).py()?;
@@ -1060,19 +1295,30 @@ impl PyTensor {
     #[pyo3(signature = (a=0.0, b=1.0))]
     fn uniform_<'py>(slf: &Bound<'py, Self>, a: f64, b: f64) -> PyResult<Bound<'py, Self>> {
         let t = &slf.get().inner;
-        let r = Tensor::uniform(t.shape().clone(), a, b, float_dtype(t.dtype())?, t.device()).py()?;
+        let r =
+            Tensor::uniform(t.shape().clone(), a, b, float_dtype(t.dtype())?, t.device()).py()?;
         t.copy_(&r).py()?;
         Ok(slf.clone())
     }
     #[pyo3(signature = (mean=0.0, std=1.0))]
     fn normal_<'py>(slf: &Bound<'py, Self>, mean: f64, std: f64) -> PyResult<Bound<'py, Self>> {
         let t = &slf.get().inner;
-        let r = Tensor::normal(t.shape().clone(), mean, std, float_dtype(t.dtype())?, t.device()).py()?;
+        let r = Tensor::normal(
+            t.shape().clone(),
+            mean,
+            std,
+            float_dtype(t.dtype())?,
+            t.device(),
+        )
+        .py()?;
         t.copy_(&r).py()?;
         Ok(slf.clone())
     }
     fn detach_<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
-        Err(PyRuntimeError::new_err("detach_() is not supported: tensors are immutable handles here; use t = t.detach()")).map(|()| slf.clone())
+        Err(PyRuntimeError::new_err(
+            "detach_() is not supported: tensors are immutable handles here; use t = t.detach()",
+        ))
+        .map(|()| slf.clone())
     }
 
     // ------------------------------------------------------------------ math methods
@@ -1192,8 +1438,15 @@ impl PyTensor {
     fn where_(&self, condition: &PyTensor, other: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
         let o = match operand(other, &self.inner)? {
             Some(Operand::Tensor(t)) => t,
-            Some(Operand::Scalar(s)) => Tensor::full_scalar(s, s.result_dtype(self.inner.dtype()), self.inner.device()).py()?,
-            None => return Err(PyTypeError::new_err("where: other must be a tensor or a number")),
+            Some(Operand::Scalar(s)) => {
+                Tensor::full_scalar(s, s.result_dtype(self.inner.dtype()), self.inner.device())
+                    .py()?
+            }
+            None => {
+                return Err(PyTypeError::new_err(
+                    "where: other must be a tensor or a number",
+                ))
+            }
         };
         wrap_r(Tensor::where_cond(&condition.inner, &self.inner, &o))
     }
@@ -1201,7 +1454,13 @@ impl PyTensor {
     // ------------------------------------------------------------------ reductions
 
     #[pyo3(signature = (dim=None, keepdim=false, *, dtype=None))]
-    fn sum(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<PyTensor> {
+    fn sum(
+        &self,
+        py: Python<'_>,
+        dim: Option<&Bound<'_, PyAny>>,
+        keepdim: bool,
+        dtype: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyTensor> {
         let r = self.reduce_dims(py, ReduceOp::Sum, dim, keepdim)?;
         match opt_dtype(dtype)? {
             Some(d) => wrap_r(r.inner.to_dtype(d)),
@@ -1209,31 +1468,63 @@ impl PyTensor {
         }
     }
     #[pyo3(signature = (dim=None, keepdim=false, *, dtype=None))]
-    fn mean(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<PyTensor> {
+    fn mean(
+        &self,
+        py: Python<'_>,
+        dim: Option<&Bound<'_, PyAny>>,
+        keepdim: bool,
+        dtype: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyTensor> {
         let dims = dims_arg(dim)?;
         let t = match opt_dtype(dtype)? {
             Some(d) => self.inner.to_dtype(d).py()?,
             None => self.inner.clone(),
         };
         if !t.dtype().is_float() {
-            return Err(crate::errors::to_py(backprop::Error::DType { op: "mean", dtype: t.dtype(), detail: " (mean needs a float input; pass dtype=backprop_rs.float32 or convert first)".into() }));
+            return Err(crate::errors::to_py(backprop::Error::DType {
+                op: "mean",
+                dtype: t.dtype(),
+                detail:
+                    " (mean needs a float input; pass dtype=backprop_rs.float32 or convert first)"
+                        .into(),
+            }));
         }
         wrap_r(work(py, t.numel(), || t.mean(&dims, keepdim)))
     }
     #[pyo3(signature = (dim=None, keepdim=false))]
-    fn max(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool) -> PyResult<Py<PyAny>> {
+    fn max(
+        &self,
+        py: Python<'_>,
+        dim: Option<&Bound<'_, PyAny>>,
+        keepdim: bool,
+    ) -> PyResult<Py<PyAny>> {
         self.extreme(py, dim, keepdim, true)
     }
     #[pyo3(signature = (dim=None, keepdim=false))]
-    fn min(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool) -> PyResult<Py<PyAny>> {
+    fn min(
+        &self,
+        py: Python<'_>,
+        dim: Option<&Bound<'_, PyAny>>,
+        keepdim: bool,
+    ) -> PyResult<Py<PyAny>> {
         self.extreme(py, dim, keepdim, false)
     }
     #[pyo3(signature = (dim=None, keepdim=false))]
-    fn amax(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool) -> PyResult<PyTensor> {
+    fn amax(
+        &self,
+        py: Python<'_>,
+        dim: Option<&Bound<'_, PyAny>>,
+        keepdim: bool,
+    ) -> PyResult<PyTensor> {
         self.reduce_dims(py, ReduceOp::Max, dim, keepdim)
     }
     #[pyo3(signature = (dim=None, keepdim=false))]
-    fn amin(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool) -> PyResult<PyTensor> {
+    fn amin(
+        &self,
+        py: Python<'_>,
+        dim: Option<&Bound<'_, PyAny>>,
+        keepdim: bool,
+    ) -> PyResult<PyTensor> {
         self.reduce_dims(py, ReduceOp::Min, dim, keepdim)
     }
     #[pyo3(signature = (dim=None, keepdim=false))]
@@ -1247,36 +1538,81 @@ impl PyTensor {
         wrap_r(work(py, t.numel(), || t.argmin(dim, keepdim)))
     }
     #[pyo3(signature = (dim=None, unbiased=None, keepdim=false, *, correction=None))]
-    fn var(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, unbiased: Option<bool>, keepdim: bool, correction: Option<f64>) -> PyResult<PyTensor> {
+    fn var(
+        &self,
+        py: Python<'_>,
+        dim: Option<&Bound<'_, PyAny>>,
+        unbiased: Option<bool>,
+        keepdim: bool,
+        correction: Option<f64>,
+    ) -> PyResult<PyTensor> {
         let dims = dims_arg(dim)?;
         let c = correction.unwrap_or(if unbiased.unwrap_or(true) { 1.0 } else { 0.0 });
         let t = &self.inner;
         wrap_r(work(py, t.numel(), || t.var(&dims, c, keepdim)))
     }
     #[pyo3(signature = (dim=None, unbiased=None, keepdim=false, *, correction=None))]
-    fn std(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, unbiased: Option<bool>, keepdim: bool, correction: Option<f64>) -> PyResult<PyTensor> {
+    fn std(
+        &self,
+        py: Python<'_>,
+        dim: Option<&Bound<'_, PyAny>>,
+        unbiased: Option<bool>,
+        keepdim: bool,
+        correction: Option<f64>,
+    ) -> PyResult<PyTensor> {
         let dims = dims_arg(dim)?;
         let c = correction.unwrap_or(if unbiased.unwrap_or(true) { 1.0 } else { 0.0 });
         let t = &self.inner;
         wrap_r(work(py, t.numel(), || t.std(&dims, c, keepdim)))
     }
     #[pyo3(signature = (dim, keepdim=false))]
-    fn logsumexp(&self, py: Python<'_>, dim: &Bound<'_, PyAny>, keepdim: bool) -> PyResult<PyTensor> {
+    fn logsumexp(
+        &self,
+        py: Python<'_>,
+        dim: &Bound<'_, PyAny>,
+        keepdim: bool,
+    ) -> PyResult<PyTensor> {
         let dims = int_list(dim)?;
         let t = &self.inner;
         wrap_r(work(py, t.numel(), || t.logsumexp(&dims, keepdim)))
     }
     #[pyo3(signature = (dim=None, keepdim=false))]
-    fn all(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool) -> PyResult<PyTensor> {
+    fn all(
+        &self,
+        py: Python<'_>,
+        dim: Option<&Bound<'_, PyAny>>,
+        keepdim: bool,
+    ) -> PyResult<PyTensor> {
         let b = self.inner.to_dtype(DType::Bool).py()?;
         let dims = dims_arg(dim)?;
-        wrap_r(work(py, b.numel(), || b.amin(&dims, keepdim)).and_then(|r| if b.numel() == 0 { Tensor::full_scalar(Scalar::Bool(true), DType::Bool, b.device()) } else { Ok(r) }))
+        wrap_r(
+            work(py, b.numel(), || b.amin(&dims, keepdim)).and_then(|r| {
+                if b.numel() == 0 {
+                    Tensor::full_scalar(Scalar::Bool(true), DType::Bool, b.device())
+                } else {
+                    Ok(r)
+                }
+            }),
+        )
     }
     #[pyo3(signature = (dim=None, keepdim=false))]
-    fn any(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool) -> PyResult<PyTensor> {
+    fn any(
+        &self,
+        py: Python<'_>,
+        dim: Option<&Bound<'_, PyAny>>,
+        keepdim: bool,
+    ) -> PyResult<PyTensor> {
         let b = self.inner.to_dtype(DType::Bool).py()?;
         let dims = dims_arg(dim)?;
-        wrap_r(work(py, b.numel(), || b.amax(&dims, keepdim)).and_then(|r| if b.numel() == 0 { Tensor::full_scalar(Scalar::Bool(false), DType::Bool, b.device()) } else { Ok(r) }))
+        wrap_r(
+            work(py, b.numel(), || b.amax(&dims, keepdim)).and_then(|r| {
+                if b.numel() == 0 {
+                    Tensor::full_scalar(Scalar::Bool(false), DType::Bool, b.device())
+                } else {
+                    Ok(r)
+                }
+            }),
+        )
     }
     fn nonzero(&self) -> PyResult<PyTensor> {
         wrap_r(self.inner.nonzero())
@@ -1285,7 +1621,12 @@ impl PyTensor {
     // ------------------------------------------------------------------ nn-ish methods
 
     #[pyo3(signature = (dim, dtype=None))]
-    fn softmax(&self, py: Python<'_>, dim: i64, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<PyTensor> {
+    fn softmax(
+        &self,
+        py: Python<'_>,
+        dim: i64,
+        dtype: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyTensor> {
         let t = match opt_dtype(dtype)? {
             Some(d) => self.inner.to_dtype(d).py()?,
             None => self.inner.clone(),
@@ -1293,7 +1634,12 @@ impl PyTensor {
         wrap_r(work(py, t.numel(), || t.softmax(dim)))
     }
     #[pyo3(signature = (dim, dtype=None))]
-    fn log_softmax(&self, py: Python<'_>, dim: i64, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<PyTensor> {
+    fn log_softmax(
+        &self,
+        py: Python<'_>,
+        dim: i64,
+        dtype: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyTensor> {
         let t = match opt_dtype(dtype)? {
             Some(d) => self.inner.to_dtype(d).py()?,
             None => self.inner.clone(),
@@ -1302,26 +1648,53 @@ impl PyTensor {
     }
     fn gather(&self, py: Python<'_>, dim: i64, index: &PyTensor) -> PyResult<PyTensor> {
         let t = &self.inner;
-        wrap_r(work(py, index.inner.numel(), || t.gather(dim, &index.inner)))
+        wrap_r(work(py, index.inner.numel(), || {
+            t.gather(dim, &index.inner)
+        }))
     }
-    fn scatter_add(&self, py: Python<'_>, dim: i64, index: &PyTensor, src: &PyTensor) -> PyResult<PyTensor> {
+    fn scatter_add(
+        &self,
+        py: Python<'_>,
+        dim: i64,
+        index: &PyTensor,
+        src: &PyTensor,
+    ) -> PyResult<PyTensor> {
         let t = &self.inner;
-        wrap_r(work(py, index.inner.numel(), || t.scatter_add(dim, &index.inner, &src.inner)))
+        wrap_r(work(py, index.inner.numel(), || {
+            t.scatter_add(dim, &index.inner, &src.inner)
+        }))
     }
     fn index_select(&self, py: Python<'_>, dim: i64, index: &PyTensor) -> PyResult<PyTensor> {
         let t = &self.inner;
         wrap_r(work(py, t.numel(), || t.index_select(dim, &index.inner)))
     }
     #[pyo3(signature = (dim, index, source, *, alpha=1.0))]
-    fn index_add(&self, py: Python<'_>, dim: i64, index: &PyTensor, source: &PyTensor, alpha: f64) -> PyResult<PyTensor> {
+    fn index_add(
+        &self,
+        py: Python<'_>,
+        dim: i64,
+        index: &PyTensor,
+        source: &PyTensor,
+        alpha: f64,
+    ) -> PyResult<PyTensor> {
         let t = &self.inner;
-        let src = if alpha == 1.0 { source.inner.clone() } else { source.inner.mul_scalar(alpha).py()? };
+        let src = if alpha == 1.0 {
+            source.inner.clone()
+        } else {
+            source.inner.mul_scalar(alpha).py()?
+        };
         wrap_r(work(py, t.numel(), || t.index_add(dim, &index.inner, &src)))
     }
 }
 
 impl PyTensor {
-    fn extreme(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool, is_max: bool) -> PyResult<Py<PyAny>> {
+    fn extreme(
+        &self,
+        py: Python<'_>,
+        dim: Option<&Bound<'_, PyAny>>,
+        keepdim: bool,
+        is_max: bool,
+    ) -> PyResult<Py<PyAny>> {
         let t = &self.inner;
         match dim {
             Some(d) if !d.is_none() => {
@@ -1332,14 +1705,30 @@ impl PyTensor {
                     return Ok(Bound::new(py, wrap(r.py()?))?.into_any().unbind());
                 }
                 let dim: i64 = d.extract()?;
-                let (v, i) = work(py, t.numel(), || if is_max { t.max_dim(dim, keepdim) } else { t.min_dim(dim, keepdim) }).py()?;
+                let (v, i) = work(py, t.numel(), || {
+                    if is_max {
+                        t.max_dim(dim, keepdim)
+                    } else {
+                        t.min_dim(dim, keepdim)
+                    }
+                })
+                .py()?;
                 values_indices(py, if is_max { "max" } else { "min" }, v, i)
             }
             _ => {
                 if t.numel() == 0 {
-                    return Err(PyRuntimeError::new_err("max(): expected a non-empty tensor (the reduction has no identity)"));
+                    return Err(PyRuntimeError::new_err(
+                        "max(): expected a non-empty tensor (the reduction has no identity)",
+                    ));
                 }
-                let r = work(py, t.numel(), || if is_max { t.max_all() } else { t.min_all() }).py()?;
+                let r = work(py, t.numel(), || {
+                    if is_max {
+                        t.max_all()
+                    } else {
+                        t.min_all()
+                    }
+                })
+                .py()?;
                 Ok(Bound::new(py, wrap(r))?.into_any().unbind())
             }
         }
@@ -1350,7 +1739,10 @@ fn logical_operand(other: &Bound<'_, PyAny>, like: &Tensor) -> PyResult<Tensor> 
     match operand(other, like)? {
         Some(Operand::Tensor(t)) => Ok(t),
         Some(Operand::Scalar(s)) => Tensor::full_scalar(s, DType::Bool, like.device()).py(),
-        None => Err(PyTypeError::new_err(format!("unsupported operand type for a logical op: {}", type_name(other)))),
+        None => Err(PyTypeError::new_err(format!(
+            "unsupported operand type for a logical op: {}",
+            type_name(other)
+        ))),
     }
 }
 
@@ -1358,7 +1750,9 @@ fn float_dtype(d: DType) -> PyResult<DType> {
     if d.is_float() {
         Ok(d)
     } else {
-        Err(PyTypeError::new_err(format!("random initialisation needs a float tensor, got {d}")))
+        Err(PyTypeError::new_err(format!(
+            "random initialisation needs a float tensor, got {d}"
+        )))
     }
 }
 

@@ -41,12 +41,21 @@ fn main() -> Result<()> {
     }
     let pred = {
         let _g = no_grad();
-        x.matmul(&w1)?.add(&b1)?.tanh()?.matmul(&w2)?.add(&b2)?.sigmoid()?
+        x.matmul(&w1)?
+            .add(&b1)?
+            .tanh()?
+            .matmul(&w2)?
+            .add(&b2)?
+            .sigmoid()?
     };
     println!("final loss {loss_value:.4}");
     println!("predictions for (0,0) (0,1) (1,0) (1,1): {pred}");
     let p = pred.to_vec::<f32>()?;
-    let correct = p.iter().zip([0.0, 1.0, 1.0, 0.0]).filter(|(a, b)| ((**a > 0.5) as i32 as f32) == *b).count();
+    let correct = p
+        .iter()
+        .zip([0.0, 1.0, 1.0, 0.0])
+        .filter(|(a, b)| ((**a > 0.5) as i32 as f32) == *b)
+        .count();
     println!("{correct}/4 correct");
     Ok(())
 }

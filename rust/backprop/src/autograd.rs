@@ -64,9 +64,20 @@ impl Tensor {
     }
 
     /// PyTorch's `backward(gradient, retain_graph, create_graph)`.
-    pub fn backward_with(&self, gradient: Option<&Tensor>, retain_graph: bool, create_graph: bool) -> Result<()> {
+    pub fn backward_with(
+        &self,
+        gradient: Option<&Tensor>,
+        retain_graph: bool,
+        create_graph: bool,
+    ) -> Result<()> {
         let seed = seed_grad(self, gradient, 0)?;
-        run(vec![(self.clone(), seed)], retain_graph || create_graph, create_graph, None).map(|_| ())
+        run(
+            vec![(self.clone(), seed)],
+            retain_graph || create_graph,
+            create_graph,
+            None,
+        )
+        .map(|_| ())
     }
 }
 
@@ -82,12 +93,18 @@ pub fn grad(
 ) -> Result<Vec<Option<Tensor>>> {
     if let Some(go) = grad_outputs {
         if go.len() != outputs.len() {
-            return Err(Error::Autograd(format!("grad: got {} grad_outputs for {} outputs", go.len(), outputs.len())));
+            return Err(Error::Autograd(format!(
+                "grad: got {} grad_outputs for {} outputs",
+                go.len(),
+                outputs.len()
+            )));
         }
     }
     for (i, x) in inputs.iter().enumerate() {
         if !x.requires_grad() {
-            return Err(Error::Autograd(format!("grad: input {i} does not require grad")));
+            return Err(Error::Autograd(format!(
+                "grad: input {i} does not require grad"
+            )));
         }
     }
     let mut roots = Vec::with_capacity(outputs.len());
@@ -123,9 +140,17 @@ fn seed_grad(out: &Tensor, gradient: Option<&Tensor>, index: usize) -> Result<Te
                     detail: ": gradient must have the shape of the output".into(),
                 });
             }
-            let g = if g.dtype() != out.dtype() { g.to_dtype(out.dtype())? } else { g.clone() };
+            let g = if g.dtype() != out.dtype() {
+                g.to_dtype(out.dtype())?
+            } else {
+                g.clone()
+            };
             if g.device() != out.device() {
-                return Err(Error::DeviceMismatch { op: "backward", lhs: out.device(), rhs: g.device() });
+                return Err(Error::DeviceMismatch {
+                    op: "backward",
+                    lhs: out.device(),
+                    rhs: g.device(),
+                });
             }
             Ok(g)
         }
@@ -143,7 +168,12 @@ fn seed_grad(out: &Tensor, gradient: Option<&Tensor>, index: usize) -> Result<Te
 
 /// The backward engine. Returns the gradients of `capture` (when given) instead of accumulating
 /// into `.grad` of leaves.
-fn run(roots: Vec<(Tensor, Tensor)>, retain: bool, create: bool, capture: Option<&[Tensor]>) -> Result<Option<Vec<Option<Tensor>>>> {
+fn run(
+    roots: Vec<(Tensor, Tensor)>,
+    retain: bool,
+    create: bool,
+    capture: Option<&[Tensor]>,
+) -> Result<Option<Vec<Option<Tensor>>>> {
     // 1. topological order (post-order DFS, iterative)
     let mut order: Vec<(Tensor, Option<Op>)> = Vec::new();
     let mut visited: HashSet<TensorId> = HashSet::new();
@@ -153,7 +183,10 @@ fn run(roots: Vec<(Tensor, Tensor)>, retain: bool, create: bool, capture: Option
         }
         let mut stack: Vec<(Tensor, Option<Op>, usize)> = vec![(root.clone(), graph_op(root)?, 0)];
         while let Some((t, op, next)) = stack.pop() {
-            let inputs: Vec<Tensor> = op.as_ref().map(|o| o.inputs().into_iter().cloned().collect()).unwrap_or_default();
+            let inputs: Vec<Tensor> = op
+                .as_ref()
+                .map(|o| o.inputs().into_iter().cloned().collect())
+                .unwrap_or_default();
             if let Some(child) = inputs.get(next).cloned() {
                 stack.push((t, op, next + 1));
                 if child.requires_grad() && visited.insert(child.id()) {
@@ -166,7 +199,9 @@ fn run(roots: Vec<(Tensor, Tensor)>, retain: bool, create: bool, capture: Option
         }
     }
 
-    let capture_ids: HashMap<TensorId, usize> = capture.map(|c| c.iter().enumerate().map(|(i, t)| (t.id(), i)).collect()).unwrap_or_default();
+    let capture_ids: HashMap<TensorId, usize> = capture
+        .map(|c| c.iter().enumerate().map(|(i, t)| (t.id(), i)).collect())
+        .unwrap_or_default();
     let mut captured: Vec<Option<Tensor>> = vec![None; capture.map_or(0, |c| c.len())];
 
     // 2. reverse walk
@@ -178,11 +213,17 @@ fn run(roots: Vec<(Tensor, Tensor)>, retain: bool, create: bool, capture: Option
     for i in (0..order.len()).rev() {
         // Without retain_graph each op is released as soon as it has been differentiated, so
         // intermediates die during the walk rather than after it.
-        let (t, op) = if retain { (order[i].0.clone(), order[i].1.clone()) } else { (order[i].0.clone(), order[i].1.take()) };
+        let (t, op) = if retain {
+            (order[i].0.clone(), order[i].1.clone())
+        } else {
+            (order[i].0.clone(), order[i].1.take())
+        };
         if !retain {
             t.take_op();
         }
-        let Some(g) = grads.remove(&t.id()) else { continue };
+        let Some(g) = grads.remove(&t.id()) else {
+            continue;
+        };
         if let Some(&i) = capture_ids.get(&t.id()) {
             captured[i] = Some(g.clone());
         } else if capture.is_none() && (t.is_leaf() || t.retains_grad()) {
@@ -191,7 +232,11 @@ fn run(roots: Vec<(Tensor, Tensor)>, retain: bool, create: bool, capture: Option
             // leaf's gradient (clipping, zero_) cannot leak into another's. A gradient that
             // arrives as a view (the transpose of a Linear weight's gradient) or that is shared
             // (the two inputs of an add get the same tensor) is copied once.
-            let g = if g.is_contiguous() && g.is_exclusive() { g.clone() } else { g.contiguous_copy()? };
+            let g = if g.is_contiguous() && g.is_exclusive() {
+                g.clone()
+            } else {
+                g.contiguous_copy()?
+            };
             let g = if create { g } else { g.detach() };
             let new = match t.grad() {
                 Some(old) => old.add(&g)?,
@@ -204,7 +249,12 @@ fn run(roots: Vec<(Tensor, Tensor)>, retain: bool, create: bool, capture: Option
         for (x, gx) in op.inputs().into_iter().zip(input_grads) {
             if let Some(gx) = gx {
                 if x.requires_grad() {
-                    debug_assert_eq!(gx.shape(), x.shape(), "gradient of {} has the wrong shape", op.name());
+                    debug_assert_eq!(
+                        gx.shape(),
+                        x.shape(),
+                        "gradient of {} has the wrong shape",
+                        op.name()
+                    );
                     accumulate(&mut grads, x.id(), gx)?;
                 }
             }
@@ -265,11 +315,24 @@ pub fn backward_rule(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
                 UnaryOp::Relu => Tensor::where_cond(&out.gt_scalar(0.0)?, g, &g.zeros_scalar()?)?,
                 UnaryOp::Gelu => {
                     // d/dx x*Phi(x) = Phi(x) + x*phi(x)
-                    let cdf = x.mul_scalar(std::f64::consts::FRAC_1_SQRT_2)?.erf()?.add_scalar(1.0)?.mul_scalar(0.5)?;
-                    let pdf = x.mul(x)?.mul_scalar(-0.5)?.exp()?.mul_scalar(0.3989422804014327)?; // 1/sqrt(2 pi)
+                    let cdf = x
+                        .mul_scalar(std::f64::consts::FRAC_1_SQRT_2)?
+                        .erf()?
+                        .add_scalar(1.0)?
+                        .mul_scalar(0.5)?;
+                    let pdf = x
+                        .mul(x)?
+                        .mul_scalar(-0.5)?
+                        .exp()?
+                        .mul_scalar(0.3989422804014327)?; // 1/sqrt(2 pi)
                     g.mul(&cdf.add(&x.mul(&pdf)?)?)?
                 }
-                UnaryOp::Erf => g.mul(&x.mul(x)?.neg()?.exp()?.mul_scalar(std::f64::consts::FRAC_2_SQRT_PI)?)?,
+                UnaryOp::Erf => g.mul(
+                    &x.mul(x)?
+                        .neg()?
+                        .exp()?
+                        .mul_scalar(std::f64::consts::FRAC_2_SQRT_PI)?,
+                )?,
                 UnaryOp::Softplus => g.mul(&x.sigmoid()?)?,
             };
             vec![Some(gx)]
@@ -277,9 +340,15 @@ pub fn backward_rule(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
         Op::Binary(a, b, bop) => {
             let (ga, gb) = match bop {
                 BinaryOp::Add => (needs(a).then(|| g.clone()), needs(b).then(|| g.clone())),
-                BinaryOp::Sub => (needs(a).then(|| g.clone()), if needs(b) { Some(g.neg()?) } else { None }),
+                BinaryOp::Sub => (
+                    needs(a).then(|| g.clone()),
+                    if needs(b) { Some(g.neg()?) } else { None },
+                ),
                 BinaryOp::Mul => (opt(needs(a), || g.mul(b))?, opt(needs(b), || g.mul(a))?),
-                BinaryOp::Div => (opt(needs(a), || g.div(b))?, opt(needs(b), || g.mul(out)?.div(b)?.neg())?),
+                BinaryOp::Div => (
+                    opt(needs(a), || g.div(b))?,
+                    opt(needs(b), || g.mul(out)?.div(b)?.neg())?,
+                ),
                 BinaryOp::Pow => (
                     opt(needs(a), || g.mul(b)?.mul(&a.pow(&b.sub_scalar(1.0)?)?))?,
                     opt(needs(b), || {
@@ -290,7 +359,11 @@ pub fn backward_rule(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
                 ),
                 BinaryOp::Maximum | BinaryOp::Minimum => {
                     // the winner takes the gradient; ties split it evenly (as PyTorch does)
-                    let (wa, wb) = if *bop == BinaryOp::Maximum { (a.gt(b)?, b.gt(a)?) } else { (a.lt(b)?, b.lt(a)?) };
+                    let (wa, wb) = if *bop == BinaryOp::Maximum {
+                        (a.gt(b)?, b.gt(a)?)
+                    } else {
+                        (a.lt(b)?, b.lt(a)?)
+                    };
                     let tie = a.eq(b)?.to_dtype(g.dtype())?.mul_scalar(0.5)?;
                     (
                         opt(needs(a), || g.mul(&wa.to_dtype(g.dtype())?.add(&tie)?))?,
@@ -324,10 +397,24 @@ pub fn backward_rule(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
             // When an operand is a transposed matrix (a Linear layer's `x @ W.T`), produce its
             // gradient in that same memory order: (g^T a)^T equals a^T g, but its storage is
             // already row-major for W, so W.grad needs no transposing copy later.
-            let transposed = |t: &Tensor| t.rank() == 2 && t.strides()[0] == 1 && t.dims()[0] > 1 && t.dims()[1] > 1;
+            let transposed = |t: &Tensor| {
+                t.rank() == 2 && t.strides()[0] == 1 && t.dims()[0] > 1 && t.dims()[1] > 1
+            };
             vec![
-                opt(needs(a), || if transposed(a) { b.matmul(&g.mt()?)?.mt() } else { g.matmul(&b.mt()?) })?,
-                opt(needs(b), || if transposed(b) { g.mt()?.matmul(a)?.mt() } else { a.mt()?.matmul(g) })?,
+                opt(needs(a), || {
+                    if transposed(a) {
+                        b.matmul(&g.mt()?)?.mt()
+                    } else {
+                        g.matmul(&b.mt()?)
+                    }
+                })?,
+                opt(needs(b), || {
+                    if transposed(b) {
+                        g.mt()?.matmul(a)?.mt()
+                    } else {
+                        a.mt()?.matmul(g)
+                    }
+                })?,
             ]
         }
         Op::View(x, kind) => {
@@ -342,15 +429,30 @@ pub fn backward_rule(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
                 }
                 ViewKind::Expand => g.sum_to_shape(x.shape())?,
                 ViewKind::Slice { dim, start, step } => {
-                    Tensor::zeros(x.shape().clone(), g.dtype(), g.device())?.slice_scatter(g, *dim, *start, *step)?
+                    Tensor::zeros(x.shape().clone(), g.dtype(), g.device())?
+                        .slice_scatter(g, *dim, *start, *step)?
                 }
             };
             vec![Some(gx)]
         }
-        Op::Copy(x) => vec![some(if g.device() != x.device() { g.to_device(x.device())? } else { g.clone() })?],
-        Op::SliceScatter { base, src, dim, start, step } => vec![
-            opt(needs(base), || g.slice_scatter(&src.zeros_like()?, *dim, *start, *step))?,
-            opt(needs(src), || g.slice_step(*dim, *start, src.dims()[*dim], *step))?,
+        Op::Copy(x) => vec![some(if g.device() != x.device() {
+            g.to_device(x.device())?
+        } else {
+            g.clone()
+        })?],
+        Op::SliceScatter {
+            base,
+            src,
+            dim,
+            start,
+            step,
+        } => vec![
+            opt(needs(base), || {
+                g.slice_scatter(&src.zeros_like()?, *dim, *start, *step)
+            })?,
+            opt(needs(src), || {
+                g.slice_step(*dim, *start, src.dims()[*dim], *step)
+            })?,
         ],
         Op::Cat(xs, dim) => {
             let mut off = 0;
@@ -362,13 +464,37 @@ pub fn backward_rule(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
             }
             v
         }
-        Op::Gather(x, dim, idx) => vec![opt(needs(x), || x.zeros_like()?.scatter_add(*dim, idx, g))?, None],
-        Op::ScatterAdd { base, dim, index, src } => {
-            vec![needs(base).then(|| g.clone()), None, opt(needs(src), || g.gather(*dim, index))?]
+        Op::Gather(x, dim, idx) => vec![
+            opt(needs(x), || x.zeros_like()?.scatter_add(*dim, idx, g))?,
+            None,
+        ],
+        Op::ScatterAdd {
+            base,
+            dim,
+            index,
+            src,
+        } => {
+            vec![
+                needs(base).then(|| g.clone()),
+                None,
+                opt(needs(src), || g.gather(*dim, index))?,
+            ]
         }
-        Op::IndexSelect(x, dim, idx) => vec![opt(needs(x), || x.zeros_like()?.index_add(*dim, idx, g))?, None],
-        Op::IndexAdd { base, dim, index, src } => {
-            vec![needs(base).then(|| g.clone()), None, opt(needs(src), || g.index_select(*dim, index))?]
+        Op::IndexSelect(x, dim, idx) => vec![
+            opt(needs(x), || x.zeros_like()?.index_add(*dim, idx, g))?,
+            None,
+        ],
+        Op::IndexAdd {
+            base,
+            dim,
+            index,
+            src,
+        } => {
+            vec![
+                needs(base).then(|| g.clone()),
+                None,
+                opt(needs(src), || g.index_select(*dim, index))?,
+            ]
         }
         Op::Softmax(_, dim) => {
             let dot = g.mul(out)?.reduce_keepdim(ReduceOp::Sum, &[*dim])?;

@@ -37,11 +37,27 @@ pub trait BackendStorage: Sized + Send + Sync {
     /// `out[i][j] = self[i][index[i][j]]` for dim 1 (and likewise for any dim). `index` is I64.
     fn gather(&self, l: &Layout, dim: usize, index: &Self, il: &Layout) -> Result<Self>;
     /// `out = self; out[i][index[i][j]] += src[i][j]` (for dim 1); index and src share a shape.
-    fn scatter_add(&self, l: &Layout, dim: usize, index: &Self, il: &Layout, src: &Self, sl: &Layout) -> Result<Self>;
+    fn scatter_add(
+        &self,
+        l: &Layout,
+        dim: usize,
+        index: &Self,
+        il: &Layout,
+        src: &Self,
+        sl: &Layout,
+    ) -> Result<Self>;
     /// Whole slices along `dim` picked by a 1-d I64 index.
     fn index_select(&self, l: &Layout, dim: usize, index: &Self, il: &Layout) -> Result<Self>;
     /// `out = self; out.select(dim, index[k]) += src.select(dim, k)`.
-    fn index_add(&self, l: &Layout, dim: usize, index: &Self, il: &Layout, src: &Self, sl: &Layout) -> Result<Self>;
+    fn index_add(
+        &self,
+        l: &Layout,
+        dim: usize,
+        index: &Self,
+        il: &Layout,
+        src: &Self,
+        sl: &Layout,
+    ) -> Result<Self>;
     /// Softmax (or log-softmax) along `dim`.
     fn softmax(&self, l: &Layout, dim: usize, log: bool) -> Result<Self>;
 

@@ -1,13 +1,18 @@
 //! Tensor constructors: constants, ranges, identity, and random tensors from the global generator.
 
+use crate::cpu::buffer::alloc;
 use crate::random::with_rng;
 use crate::storage::Storage;
-use crate::cpu::buffer::alloc;
 use crate::{DType, Device, Element, Error, Result, Scalar, Shape, Tensor};
 
 impl Tensor {
     /// A tensor of `shape` filled with `value`.
-    pub fn full(shape: impl Into<Shape>, value: f64, dtype: DType, device: Device) -> Result<Tensor> {
+    pub fn full(
+        shape: impl Into<Shape>,
+        value: f64,
+        dtype: DType,
+        device: Device,
+    ) -> Result<Tensor> {
         let shape = shape.into();
         let s = Storage::full(&shape, value, dtype, device)?;
         Ok(Tensor::from_storage(s, shape))
@@ -39,16 +44,27 @@ impl Tensor {
         }
         let n = ((end - start) / step).ceil();
         if n > 1e15 {
-            return Err(Error::invalid("arange", format!("a range of {n} elements is too large")));
+            return Err(Error::invalid(
+                "arange",
+                format!("a range of {n} elements is too large"),
+            ));
         }
         let shape = Shape::new(vec![n.max(0.0) as usize]);
         let mut v = alloc::<f64>("arange", &shape)?;
-        v.iter_mut().enumerate().for_each(|(i, x)| *x = start + i as f64 * step);
+        v.iter_mut()
+            .enumerate()
+            .for_each(|(i, x)| *x = start + i as f64 * step);
         Tensor::from_f64s(v, shape, dtype, device)
     }
 
     /// `steps` evenly spaced values from `start` to `end` inclusive.
-    pub fn linspace(start: f64, end: f64, steps: usize, dtype: DType, device: Device) -> Result<Tensor> {
+    pub fn linspace(
+        start: f64,
+        end: f64,
+        steps: usize,
+        dtype: DType,
+        device: Device,
+    ) -> Result<Tensor> {
         let shape = Shape::new(vec![steps]);
         let mut v = alloc::<f64>("linspace", &shape)?;
         if steps == 1 {
@@ -57,7 +73,11 @@ impl Tensor {
             let step = (end - start) / (steps - 1) as f64;
             // fill from both ends so the last value is exactly `end` (as PyTorch does)
             v.iter_mut().enumerate().for_each(|(i, x)| {
-                *x = if i < steps / 2 { start + step * i as f64 } else { end - step * (steps - 1 - i) as f64 }
+                *x = if i < steps / 2 {
+                    start + step * i as f64
+                } else {
+                    end - step * (steps - 1 - i) as f64
+                }
             });
         }
         Tensor::from_f64s(v, shape, dtype, device)
@@ -79,7 +99,13 @@ impl Tensor {
     }
 
     /// Uniform samples in [lo, hi).
-    pub fn uniform(shape: impl Into<Shape>, lo: f64, hi: f64, dtype: DType, device: Device) -> Result<Tensor> {
+    pub fn uniform(
+        shape: impl Into<Shape>,
+        lo: f64,
+        hi: f64,
+        dtype: DType,
+        device: Device,
+    ) -> Result<Tensor> {
         let shape = shape.into();
         let dtype = float_only("rand", dtype)?;
         let mut v = alloc::<f64>("rand", &shape)?;
@@ -93,7 +119,13 @@ impl Tensor {
     }
 
     /// Normal samples with the given mean and standard deviation.
-    pub fn normal(shape: impl Into<Shape>, mean: f64, std: f64, dtype: DType, device: Device) -> Result<Tensor> {
+    pub fn normal(
+        shape: impl Into<Shape>,
+        mean: f64,
+        std: f64,
+        dtype: DType,
+        device: Device,
+    ) -> Result<Tensor> {
         let shape = shape.into();
         let dtype = float_only("randn", dtype)?;
         let mut v = alloc::<f64>("randn", &shape)?;
@@ -107,12 +139,18 @@ impl Tensor {
     /// Uniform integers in [low, high).
     pub fn randint(low: i64, high: i64, shape: impl Into<Shape>, device: Device) -> Result<Tensor> {
         if high <= low {
-            return Err(Error::invalid("randint", format!("empty range: low={low} must be less than high={high}")));
+            return Err(Error::invalid(
+                "randint",
+                format!("empty range: low={low} must be less than high={high}"),
+            ));
         }
         let shape = shape.into();
         let span = (high as i128 - low as i128) as u64;
         let mut v = alloc::<i64>("randint", &shape)?;
-        with_rng(|r| v.iter_mut().for_each(|x| *x = (low as i128 + r.below(span) as i128) as i64));
+        with_rng(|r| {
+            v.iter_mut()
+                .for_each(|x| *x = (low as i128 + r.below(span) as i128) as i64)
+        });
         Tensor::from_vec(v, shape, device)
     }
 
@@ -129,13 +167,24 @@ impl Tensor {
     }
 
     /// 1 with probability `p`, else 0 (used by dropout).
-    pub fn bernoulli(shape: impl Into<Shape>, p: f64, dtype: DType, device: Device) -> Result<Tensor> {
+    pub fn bernoulli(
+        shape: impl Into<Shape>,
+        p: f64,
+        dtype: DType,
+        device: Device,
+    ) -> Result<Tensor> {
         if !(0.0..=1.0).contains(&p) {
-            return Err(Error::invalid("bernoulli", format!("probability must be in [0, 1], got {p}")));
+            return Err(Error::invalid(
+                "bernoulli",
+                format!("probability must be in [0, 1], got {p}"),
+            ));
         }
         let shape = shape.into();
         let mut v = alloc::<f64>("bernoulli", &shape)?;
-        with_rng(|r| v.iter_mut().for_each(|x| *x = if r.uniform() < p { 1.0 } else { 0.0 }));
+        with_rng(|r| {
+            v.iter_mut()
+                .for_each(|x| *x = if r.uniform() < p { 1.0 } else { 0.0 })
+        });
         Tensor::from_f64s(v, shape, dtype, device)
     }
 
@@ -150,7 +199,9 @@ impl Tensor {
     pub fn from_f64s(v: Vec<f64>, shape: Shape, dtype: DType, device: Device) -> Result<Tensor> {
         fn conv<T: Element>(v: &[f64], shape: &Shape) -> Result<Vec<T>> {
             let mut out = alloc::<T>("tensor", shape)?;
-            out.iter_mut().zip(v).for_each(|(o, &x)| *o = T::from_f64(x));
+            out.iter_mut()
+                .zip(v)
+                .for_each(|(o, &x)| *o = T::from_f64(x));
             Ok(out)
         }
         match dtype {
@@ -166,7 +217,10 @@ fn float_only(op: &'static str, dtype: DType) -> Result<DType> {
     if dtype.is_float() {
         Ok(dtype)
     } else {
-        Err(Error::DType { op, dtype, detail: " (random floats need float32 or float64)".into() })
+        Err(Error::DType {
+            op,
+            dtype,
+            detail: " (random floats need float32 or float64)".into(),
+        })
     }
 }
-

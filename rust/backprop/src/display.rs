@@ -19,9 +19,21 @@ impl Fmt {
         let finite: Vec<f64> = vals.iter().copied().filter(|v| v.is_finite()).collect();
         let int_valued = finite.iter().all(|v| v.fract() == 0.0);
         let max = finite.iter().fold(0.0f64, |a, v| a.max(v.abs()));
-        let min_nz = finite.iter().filter(|v| **v != 0.0).fold(f64::INFINITY, |a, v| a.min(v.abs()));
-        let sci = dtype.is_float() && !finite.is_empty() && (max >= 1e8 || (min_nz < 1e-4 && !int_valued) || (max / min_nz.max(1e-300) > 1e3 && max >= 1e3 && !int_valued));
-        let mut f = Fmt { dtype, sci, int_valued, width: 0 };
+        let min_nz = finite
+            .iter()
+            .filter(|v| **v != 0.0)
+            .fold(f64::INFINITY, |a, v| a.min(v.abs()));
+        let sci = dtype.is_float()
+            && !finite.is_empty()
+            && (max >= 1e8
+                || (min_nz < 1e-4 && !int_valued)
+                || (max / min_nz.max(1e-300) > 1e3 && max >= 1e3 && !int_valued));
+        let mut f = Fmt {
+            dtype,
+            sci,
+            int_valued,
+            width: 0,
+        };
         f.width = vals.iter().map(|&v| f.one(v).len()).max().unwrap_or(0);
         f
     }
@@ -39,7 +51,14 @@ impl Fmt {
     }
 }
 
-fn write_dim(out: &mut String, vals: &[f64], dims: &[usize], fmt: &Fmt, summarize: bool, indent: usize) {
+fn write_dim(
+    out: &mut String,
+    vals: &[f64],
+    dims: &[usize],
+    fmt: &Fmt,
+    summarize: bool,
+    indent: usize,
+) {
     if dims.is_empty() {
         out.push_str(&format!("{:>w$}", fmt.one(vals[0]), w = fmt.width));
         return;
@@ -48,7 +67,11 @@ fn write_dim(out: &mut String, vals: &[f64], dims: &[usize], fmt: &Fmt, summariz
     let inner: usize = dims[1..].iter().product();
     out.push('[');
     let show: Vec<Option<usize>> = if summarize && n > 2 * EDGE {
-        (0..EDGE).map(Some).chain(std::iter::once(None)).chain((n - EDGE..n).map(Some)).collect()
+        (0..EDGE)
+            .map(Some)
+            .chain(std::iter::once(None))
+            .chain((n - EDGE..n).map(Some))
+            .collect()
     } else {
         (0..n).map(Some).collect()
     };
@@ -63,7 +86,14 @@ fn write_dim(out: &mut String, vals: &[f64], dims: &[usize], fmt: &Fmt, summariz
             }
         }
         match i {
-            Some(i) => write_dim(out, &vals[i * inner..(i + 1) * inner], &dims[1..], fmt, summarize, indent + 1),
+            Some(i) => write_dim(
+                out,
+                &vals[i * inner..(i + 1) * inner],
+                &dims[1..],
+                fmt,
+                summarize,
+                indent + 1,
+            ),
             None => out.push_str("..."),
         }
     }
@@ -77,13 +107,28 @@ impl fmt::Display for Tensor {
             Err(e) => return write!(f, "tensor(<unreadable: {e}>)"),
         };
         let summarize = vals.len() > SUMMARIZE_OVER;
-        let fmt_vals: Vec<f64> = if summarize { vals.iter().take(EDGE * 50).chain(vals.iter().rev().take(EDGE * 50)).copied().collect() } else { vals.clone() };
+        let fmt_vals: Vec<f64> = if summarize {
+            vals.iter()
+                .take(EDGE * 50)
+                .chain(vals.iter().rev().take(EDGE * 50))
+                .copied()
+                .collect()
+        } else {
+            vals.clone()
+        };
         let fm = Fmt::new(self.dtype(), &fmt_vals);
         let mut body = String::new();
         if self.numel() == 0 {
             body.push_str("[]");
         } else {
-            write_dim(&mut body, &vals, self.dims(), &fm, summarize, "tensor(".len());
+            write_dim(
+                &mut body,
+                &vals,
+                self.dims(),
+                &fm,
+                summarize,
+                "tensor(".len(),
+            );
         }
         let mut extras = Vec::new();
         if self.numel() == 0 && self.rank() != 1 {
@@ -109,11 +154,13 @@ impl fmt::Display for Tensor {
 }
 
 fn camel(s: &str) -> String {
-    s.split('_').map(|w| {
-        let mut c = w.chars();
-        match c.next() {
-            Some(first) => first.to_uppercase().chain(c).collect::<String>(),
-            None => String::new(),
-        }
-    }).collect()
+    s.split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            match c.next() {
+                Some(first) => first.to_uppercase().chain(c).collect::<String>(),
+                None => String::new(),
+            }
+        })
+        .collect()
 }

@@ -130,17 +130,28 @@ impl Element for u8 {
 pub trait FloatElement: Element + num_traits::Float + std::iter::Sum {
     /// f32 -> f32 / f64 -> f64 constant, for writing kernels once for both.
     fn c(v: f64) -> Self;
+    /// `exp` through the vectorisable polynomial of `cpu::vmath` for f32 (the libm call would
+    /// keep the loop scalar); f64 keeps libm, where precision is why one picked f64.
+    fn fast_exp(self) -> Self;
 }
 impl FloatElement for f32 {
     #[inline(always)]
     fn c(v: f64) -> Self {
         v as f32
     }
+    #[inline(always)]
+    fn fast_exp(self) -> Self {
+        crate::cpu::vmath::exp_f32(self)
+    }
 }
 impl FloatElement for f64 {
     #[inline(always)]
     fn c(v: f64) -> Self {
         v
+    }
+    #[inline(always)]
+    fn fast_exp(self) -> Self {
+        self.exp()
     }
 }
 

@@ -14,35 +14,70 @@ pub type Result<T> = std::result::Result<T, Error>;
 pub enum Error {
     /// Two shapes that must agree (or broadcast) do not.
     #[error("{op}: shape mismatch between {lhs} and {rhs}{detail}")]
-    ShapeMismatch { op: &'static str, lhs: Shape, rhs: Shape, detail: String },
+    ShapeMismatch {
+        op: &'static str,
+        lhs: Shape,
+        rhs: Shape,
+        detail: String,
+    },
 
     /// A shape that is invalid for the op on its own (wrong rank, wrong element count, ...).
     #[error("{op}: invalid shape {shape}: {msg}")]
-    InvalidShape { op: &'static str, shape: Shape, msg: String },
+    InvalidShape {
+        op: &'static str,
+        shape: Shape,
+        msg: String,
+    },
 
     /// Operands have dtypes the op cannot combine or does not support.
     #[error("{op}: unsupported dtype {dtype}{detail}")]
-    DType { op: &'static str, dtype: DType, detail: String },
+    DType {
+        op: &'static str,
+        dtype: DType,
+        detail: String,
+    },
 
     /// Two operands have dtypes that must be equal but are not.
     #[error("{op}: expected both operands to have the same dtype, got {lhs} and {rhs}")]
-    DTypeMismatch { op: &'static str, lhs: DType, rhs: DType },
+    DTypeMismatch {
+        op: &'static str,
+        lhs: DType,
+        rhs: DType,
+    },
 
     /// Operands live on different devices.
     #[error("{op}: expected all tensors on the same device, got {lhs} and {rhs}")]
-    DeviceMismatch { op: &'static str, lhs: Device, rhs: Device },
+    DeviceMismatch {
+        op: &'static str,
+        lhs: Device,
+        rhs: Device,
+    },
 
     /// A dimension argument is out of range for the tensor's rank.
     #[error("{op}: dimension {dim} is out of range for a tensor of rank {rank} (expected {lo}..={hi})", lo = -(*rank as i64).max(1), hi = (*rank as i64).max(1) - 1)]
-    DimOutOfRange { op: &'static str, dim: i64, rank: usize },
+    DimOutOfRange {
+        op: &'static str,
+        dim: i64,
+        rank: usize,
+    },
 
     /// An index is out of range for the dimension it indexes.
     #[error("{op}: index {index} is out of bounds for dimension {dim} with size {size}")]
-    IndexOutOfRange { op: &'static str, index: i64, dim: usize, size: usize },
+    IndexOutOfRange {
+        op: &'static str,
+        index: i64,
+        dim: usize,
+        size: usize,
+    },
 
     /// The allocation for a tensor could not be made.
     #[error("{op}: cannot allocate a tensor of shape {shape} and dtype {dtype} ({bytes} bytes): out of memory")]
-    OutOfMemory { op: &'static str, shape: Shape, dtype: DType, bytes: u128 },
+    OutOfMemory {
+        op: &'static str,
+        shape: Shape,
+        dtype: DType,
+        bytes: u128,
+    },
 
     /// An argument is invalid for reasons other than shape/dtype/device.
     #[error("{op}: {msg}")]
@@ -54,7 +89,11 @@ pub enum Error {
 
     /// The op is not available on this device (e.g. f64 on the GPU).
     #[error("{op}: not supported on device {device}: {msg}")]
-    Unsupported { op: &'static str, device: Device, msg: String },
+    Unsupported {
+        op: &'static str,
+        device: Device,
+        msg: String,
+    },
 
     /// A failure reported by the GPU runtime (adapter missing, device lost, validation error).
     #[error("gpu: {0}")]
@@ -76,11 +115,19 @@ pub enum Error {
 impl Error {
     /// Shorthand used across the crate for argument errors.
     pub fn invalid(op: &'static str, msg: impl Into<String>) -> Self {
-        Error::InvalidArgument { op, msg: msg.into() }
+        Error::InvalidArgument {
+            op,
+            msg: msg.into(),
+        }
     }
 
     /// Shorthand for a shape mismatch without extra detail.
     pub fn shape_mismatch(op: &'static str, lhs: &Shape, rhs: &Shape) -> Self {
-        Error::ShapeMismatch { op, lhs: lhs.clone(), rhs: rhs.clone(), detail: String::new() }
+        Error::ShapeMismatch {
+            op,
+            lhs: lhs.clone(),
+            rhs: rhs.clone(),
+            detail: String::new(),
+        }
     }
 }

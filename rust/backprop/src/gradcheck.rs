@@ -16,7 +16,11 @@ pub struct GradcheckOptions {
 
 impl Default for GradcheckOptions {
     fn default() -> Self {
-        GradcheckOptions { eps: 1e-6, atol: 1e-5, rtol: 1e-3 }
+        GradcheckOptions {
+            eps: 1e-6,
+            atol: 1e-5,
+            rtol: 1e-3,
+        }
     }
 }
 
@@ -41,9 +45,13 @@ fn leaf_like(x: &Tensor, v: Vec<f64>) -> Result<Tensor> {
 /// entries agree within `atol + rtol * |numerical|`, else `Err(Error::Gradcheck)` naming the
 /// first disagreeing entry.
 pub fn gradcheck(f: &TensorFn<'_>, inputs: &[Tensor], opts: GradcheckOptions) -> Result<()> {
-    let diff: Vec<usize> = (0..inputs.len()).filter(|&i| inputs[i].requires_grad()).collect();
+    let diff: Vec<usize> = (0..inputs.len())
+        .filter(|&i| inputs[i].requires_grad())
+        .collect();
     if diff.is_empty() {
-        return Err(Error::Gradcheck("no input requires grad: nothing to check".into()));
+        return Err(Error::Gradcheck(
+            "no input requires grad: nothing to check".into(),
+        ));
     }
     for &i in &diff {
         if inputs[i].dtype() != DType::F64 {
@@ -72,19 +80,32 @@ pub fn gradcheck(f: &TensorFn<'_>, inputs: &[Tensor], opts: GradcheckOptions) ->
 
     // outputs at the base point, with the graph
     let xs = fresh(None)?;
-    let outs: Vec<Tensor> = f(&xs)?.into_iter().filter(|o| o.dtype().is_float()).collect();
+    let outs: Vec<Tensor> = f(&xs)?
+        .into_iter()
+        .filter(|o| o.dtype().is_float())
+        .collect();
     let diff_xs: Vec<Tensor> = diff.iter().map(|&i| xs[i].clone()).collect();
 
     for (oi, out) in outs.iter().enumerate() {
         let n_out = out.numel();
         // analytical Jacobian, one backward pass per output element: ana[input][elem][out_elem]
-        let mut ana: Vec<Vec<Vec<f64>>> = diff.iter().map(|&i| vec![vec![0.0; n_out]; inputs[i].numel()]).collect();
+        let mut ana: Vec<Vec<Vec<f64>>> = diff
+            .iter()
+            .map(|&i| vec![vec![0.0; n_out]; inputs[i].numel()])
+            .collect();
         if out.requires_grad() {
             for j in 0..n_out {
                 let mut onehot = vec![0.0; n_out];
                 onehot[j] = 1.0;
                 let go = Tensor::from_f64s(onehot, out.shape().clone(), out.dtype(), out.device())?;
-                let gs = autograd::grad(std::slice::from_ref(out), &diff_xs, Some(&[Some(go)]), Some(true), false, true)?;
+                let gs = autograd::grad(
+                    std::slice::from_ref(out),
+                    &diff_xs,
+                    Some(&[Some(go)]),
+                    Some(true),
+                    false,
+                    true,
+                )?;
                 for (k, g) in gs.iter().enumerate() {
                     if let Some(g) = g {
                         for (e, v) in values(g)?.into_iter().enumerate() {
@@ -100,14 +121,23 @@ pub fn gradcheck(f: &TensorFn<'_>, inputs: &[Tensor], opts: GradcheckOptions) ->
                 let eval = |d: f64| -> Result<Vec<f64>> {
                     let _ng = autograd::no_grad();
                     let ys = f(&fresh(Some((i, e, d)))?)?;
-                    let y = ys.into_iter().filter(|o| o.dtype().is_float()).nth(oi).ok_or_else(|| Error::Gradcheck("the function returned a different number of outputs".into()))?;
+                    let y = ys
+                        .into_iter()
+                        .filter(|o| o.dtype().is_float())
+                        .nth(oi)
+                        .ok_or_else(|| {
+                            Error::Gradcheck(
+                                "the function returned a different number of outputs".into(),
+                            )
+                        })?;
                     values(&y)
                 };
                 let (p, m) = (eval(opts.eps)?, eval(-opts.eps)?);
                 for j in 0..n_out {
                     let num = (p[j] - m[j]) / (2.0 * opts.eps);
                     let a = ana[k][e][j];
-                    let ok = (a - num).abs() <= opts.atol + opts.rtol * num.abs() || (a.is_nan() && num.is_nan());
+                    let ok = (a - num).abs() <= opts.atol + opts.rtol * num.abs()
+                        || (a.is_nan() && num.is_nan());
                     if !ok {
                         return Err(Error::Gradcheck(format!(
                             "Jacobian mismatch for output {oi} with respect to input {i}, element {e} of the input and {j} of the output: \
@@ -125,9 +155,14 @@ pub fn gradcheck(f: &TensorFn<'_>, inputs: &[Tensor], opts: GradcheckOptions) ->
 /// Checks second derivatives: gradcheck of `(inputs, v) -> vjp(f, inputs, v)` with random `v`.
 pub fn gradgradcheck(f: &TensorFn<'_>, inputs: &[Tensor], opts: GradcheckOptions) -> Result<()> {
     let n_in = inputs.len();
-    let outs: Vec<Tensor> = f(inputs)?.into_iter().filter(|o| o.dtype().is_float() && o.requires_grad()).collect();
+    let outs: Vec<Tensor> = f(inputs)?
+        .into_iter()
+        .filter(|o| o.dtype().is_float() && o.requires_grad())
+        .collect();
     if outs.is_empty() {
-        return Err(Error::Gradcheck("no output requires grad: nothing to check".into()));
+        return Err(Error::Gradcheck(
+            "no output requires grad: nothing to check".into(),
+        ));
     }
     // random cotangents, fixed by a private generator so the check is reproducible
     let mut rng = crate::random::Rng::new(0x5eed);
@@ -143,7 +178,10 @@ pub fn gradgradcheck(f: &TensorFn<'_>, inputs: &[Tensor], opts: GradcheckOptions
         let (xs, vs) = all.split_at(n_in);
         // the numerical pass calls this under no_grad; the vjp itself needs the graph
         let _on = autograd::grad_mode(true);
-        let outs: Vec<Tensor> = f(xs)?.into_iter().filter(|o| o.dtype().is_float() && o.requires_grad()).collect();
+        let outs: Vec<Tensor> = f(xs)?
+            .into_iter()
+            .filter(|o| o.dtype().is_float() && o.requires_grad())
+            .collect();
         let diff_xs: Vec<Tensor> = diff.iter().map(|&i| xs[i].clone()).collect();
         let go: Vec<Option<Tensor>> = vs.iter().map(|v| Some(v.clone())).collect();
         let gs = autograd::grad(&outs, &diff_xs, Some(&go), Some(true), true, true)?;

@@ -6,7 +6,11 @@ use crate::{DType, Error, Layout, Result, Shape, Tensor};
 
 fn check_index(op: &'static str, index: &Tensor) -> Result<()> {
     if index.dtype() != DType::I64 {
-        return Err(Error::DType { op, dtype: index.dtype(), detail: " (index tensors must be int64)".into() });
+        return Err(Error::DType {
+            op,
+            dtype: index.dtype(),
+            detail: " (index tensors must be int64)".into(),
+        });
     }
     Ok(())
 }
@@ -17,16 +21,26 @@ impl Tensor {
     pub fn gather<D: Dim>(&self, dim: D, index: &Tensor) -> Result<Tensor> {
         let d = dim.resolve("gather", self.rank())?;
         check_index("gather", index)?;
-        if index.rank() != self.rank() || (0..self.rank()).any(|i| i != d && index.dims()[i] > self.dims()[i]) {
+        if index.rank() != self.rank()
+            || (0..self.rank()).any(|i| i != d && index.dims()[i] > self.dims()[i])
+        {
             return Err(Error::ShapeMismatch {
                 op: "gather",
                 lhs: self.shape().clone(),
                 rhs: index.shape().clone(),
-                detail: format!(": index must have the same rank as the input and be no larger outside dim {d}"),
+                detail: format!(
+                    ": index must have the same rank as the input and be no larger outside dim {d}"
+                ),
             });
         }
-        let s = crate::tensor::with_read([self, index], |[sx, si]| sx.gather(self.layout(), d, si, index.layout()))?;
-        Ok(Tensor::from_op(s, index.shape().clone(), Op::Gather(self.clone(), d, index.detach())))
+        let s = crate::tensor::with_read([self, index], |[sx, si]| {
+            sx.gather(self.layout(), d, si, index.layout())
+        })?;
+        Ok(Tensor::from_op(
+            s,
+            index.shape().clone(),
+            Op::Gather(self.clone(), d, index.detach()),
+        ))
     }
 
     /// `self` with `src[i][j]` added at `[i][index[i][j]]` (for dim 1).
@@ -35,7 +49,9 @@ impl Tensor {
         check_index("scatter_add", index)?;
         let bad = index.rank() != self.rank()
             || src.rank() != self.rank()
-            || (0..self.rank()).any(|i| index.dims()[i] > src.dims()[i] || (i != d && index.dims()[i] > self.dims()[i]));
+            || (0..self.rank()).any(|i| {
+                index.dims()[i] > src.dims()[i] || (i != d && index.dims()[i] > self.dims()[i])
+            });
         if bad {
             return Err(Error::ShapeMismatch {
                 op: "scatter_add",
@@ -44,7 +60,11 @@ impl Tensor {
                 detail: format!(": index (shape {}) must fit inside src (shape {}) and, outside dim {d}, inside self", index.shape(), src.shape()),
             });
         }
-        let src = if src.dtype() != self.dtype() { src.to_dtype(self.dtype())? } else { src.clone() };
+        let src = if src.dtype() != self.dtype() {
+            src.to_dtype(self.dtype())?
+        } else {
+            src.clone()
+        };
         // only the part of src covered by index takes part
         let src_used = if src.shape() == index.shape() {
             src
@@ -58,7 +78,16 @@ impl Tensor {
         let s = crate::tensor::with_read([self, index, &src_used], |[sb, si, ss]| {
             sb.scatter_add(self.layout(), d, si, index.layout(), ss, src_used.layout())
         })?;
-        Ok(Tensor::from_op(s, self.shape().clone(), Op::ScatterAdd { base: self.clone(), dim: d, index: index.detach(), src: src_used }))
+        Ok(Tensor::from_op(
+            s,
+            self.shape().clone(),
+            Op::ScatterAdd {
+                base: self.clone(),
+                dim: d,
+                index: index.detach(),
+                src: src_used,
+            },
+        ))
     }
 
     /// Whole slices along `dim` picked by a 1-d (or 0-d) int64 `index`.
@@ -66,14 +95,32 @@ impl Tensor {
         let d = dim.resolve("index_select", self.rank())?;
         check_index("index_select", index)?;
         if index.rank() > 1 {
-            return Err(Error::InvalidShape { op: "index_select", shape: index.shape().clone(), msg: "index must be 0-d or 1-d".into() });
+            return Err(Error::InvalidShape {
+                op: "index_select",
+                shape: index.shape().clone(),
+                msg: "index must be 0-d or 1-d".into(),
+            });
         }
-        let index = if index.rank() == 0 { index.reshape([1])? } else { index.clone() };
-        let x = if self.rank() == 0 { self.reshape([1])? } else { self.clone() };
-        let s = crate::tensor::with_read([&x, &index], |[sx, si]| sx.index_select(x.layout(), d, si, index.layout()))?;
+        let index = if index.rank() == 0 {
+            index.reshape([1])?
+        } else {
+            index.clone()
+        };
+        let x = if self.rank() == 0 {
+            self.reshape([1])?
+        } else {
+            self.clone()
+        };
+        let s = crate::tensor::with_read([&x, &index], |[sx, si]| {
+            sx.index_select(x.layout(), d, si, index.layout())
+        })?;
         let mut dims = x.dims().to_vec();
         dims[d] = index.numel();
-        Ok(Tensor::from_op(s, Shape::new(dims), Op::IndexSelect(x, d, index.detach())))
+        Ok(Tensor::from_op(
+            s,
+            Shape::new(dims),
+            Op::IndexSelect(x, d, index.detach()),
+        ))
     }
 
     /// `self` with slice `k` of `src` added at slice `index[k]` along `dim`.
@@ -89,23 +136,56 @@ impl Tensor {
                 op: "index_add",
                 lhs: self.shape().clone(),
                 rhs: src.shape().clone(),
-                detail: format!(": src must have shape {} for a 1-d index of {} entries along dim {d}", Shape::new(expect), index.numel()),
+                detail: format!(
+                    ": src must have shape {} for a 1-d index of {} entries along dim {d}",
+                    Shape::new(expect),
+                    index.numel()
+                ),
             });
         }
-        let src = if src.dtype() != self.dtype() { src.to_dtype(self.dtype())? } else { src.clone() };
-        let s = crate::tensor::with_read([self, index, &src], |[sb, si, ss]| sb.index_add(self.layout(), d, si, index.layout(), ss, src.layout()))?;
-        Ok(Tensor::from_op(s, self.shape().clone(), Op::IndexAdd { base: self.clone(), dim: d, index: index.detach(), src }))
+        let src = if src.dtype() != self.dtype() {
+            src.to_dtype(self.dtype())?
+        } else {
+            src.clone()
+        };
+        let s = crate::tensor::with_read([self, index, &src], |[sb, si, ss]| {
+            sb.index_add(self.layout(), d, si, index.layout(), ss, src.layout())
+        })?;
+        Ok(Tensor::from_op(
+            s,
+            self.shape().clone(),
+            Op::IndexAdd {
+                base: self.clone(),
+                dim: d,
+                index: index.detach(),
+                src,
+            },
+        ))
     }
 
     /// A copy of `self` with the slice `start, start+step, ...` along `dim` replaced by `src`.
-    pub fn slice_scatter(&self, src: &Tensor, dim: usize, start: usize, step: usize) -> Result<Tensor> {
+    pub fn slice_scatter(
+        &self,
+        src: &Tensor,
+        dim: usize,
+        start: usize,
+        step: usize,
+    ) -> Result<Tensor> {
         if dim >= self.rank() || step == 0 {
-            return Err(Error::invalid("slice_scatter", format!("invalid dim {dim} or step {step} for shape {}", self.shape())));
+            return Err(Error::invalid(
+                "slice_scatter",
+                format!(
+                    "invalid dim {dim} or step {step} for shape {}",
+                    self.shape()
+                ),
+            ));
         }
         let len = src.dims().get(dim).copied().unwrap_or(0);
         let mut expect = self.dims().to_vec();
         expect[dim] = len;
-        if src.dims() != expect.as_slice() || (len > 0 && start + (len - 1) * step >= self.dims()[dim]) {
+        if src.dims() != expect.as_slice()
+            || (len > 0 && start + (len - 1) * step >= self.dims()[dim])
+        {
             return Err(Error::ShapeMismatch {
                 op: "slice_scatter",
                 lhs: self.shape().clone(),
@@ -113,30 +193,62 @@ impl Tensor {
                 detail: format!(": src does not fit at start={start} step={step} of dim {dim}"),
             });
         }
-        let src = if src.dtype() != self.dtype() { src.to_dtype(self.dtype())? } else { src.clone() };
+        let src = if src.dtype() != self.dtype() {
+            src.to_dtype(self.dtype())?
+        } else {
+            src.clone()
+        };
         if src.device() != self.device() {
-            return Err(Error::DeviceMismatch { op: "slice_scatter", lhs: self.device(), rhs: src.device() });
+            return Err(Error::DeviceMismatch {
+                op: "slice_scatter",
+                lhs: self.device(),
+                rhs: src.device(),
+            });
         }
         let mut out = self.storage().copy_strided(self.layout())?;
         let dl = Layout::contiguous(self.shape().clone()).slice(dim, start, len, step);
         out.copy_into(&dl, &src.storage(), src.layout())?;
-        Ok(Tensor::from_op(out, self.shape().clone(), Op::SliceScatter { base: self.clone(), src, dim, start, step }))
+        Ok(Tensor::from_op(
+            out,
+            self.shape().clone(),
+            Op::SliceScatter {
+                base: self.clone(),
+                src,
+                dim,
+                start,
+                step,
+            },
+        ))
     }
 
     /// Concatenates along `dim`; all tensors must agree in the other dims.
     pub fn cat<D: Dim>(tensors: &[Tensor], dim: D) -> Result<Tensor> {
-        let first = tensors.first().ok_or_else(|| Error::invalid("cat", "expected a non-empty list of tensors"))?;
+        let first = tensors
+            .first()
+            .ok_or_else(|| Error::invalid("cat", "expected a non-empty list of tensors"))?;
         // PyTorch skips 1-d empty tensors (legacy behaviour people rely on)
-        let parts: Vec<&Tensor> = tensors.iter().filter(|t| !(t.rank() == 1 && t.numel() == 0)).collect();
-        let Some(reference) = parts.first() else { return Ok(first.clone()) };
+        let parts: Vec<&Tensor> = tensors
+            .iter()
+            .filter(|t| !(t.rank() == 1 && t.numel() == 0))
+            .collect();
+        let Some(reference) = parts.first() else {
+            return Ok(first.clone());
+        };
         let d = dim.resolve("cat", reference.rank())?;
         if reference.rank() == 0 {
-            return Err(Error::invalid("cat", "zero-dimensional tensors cannot be concatenated; use stack"));
+            return Err(Error::invalid(
+                "cat",
+                "zero-dimensional tensors cannot be concatenated; use stack",
+            ));
         }
-        let dtype = parts.iter().fold(reference.dtype(), |a, t| DType::promote(a, t.dtype()));
+        let dtype = parts
+            .iter()
+            .fold(reference.dtype(), |a, t| DType::promote(a, t.dtype()));
         let mut total = 0usize;
         for t in &parts {
-            if t.rank() != reference.rank() || (0..t.rank()).any(|i| i != d && t.dims()[i] != reference.dims()[i]) {
+            if t.rank() != reference.rank()
+                || (0..t.rank()).any(|i| i != d && t.dims()[i] != reference.dims()[i])
+            {
                 return Err(Error::ShapeMismatch {
                     op: "cat",
                     lhs: reference.shape().clone(),
@@ -145,7 +257,11 @@ impl Tensor {
                 });
             }
             if t.device() != reference.device() {
-                return Err(Error::DeviceMismatch { op: "cat", lhs: reference.device(), rhs: t.device() });
+                return Err(Error::DeviceMismatch {
+                    op: "cat",
+                    lhs: reference.device(),
+                    rhs: t.device(),
+                });
             }
             total += t.dims()[d];
         }
@@ -157,7 +273,11 @@ impl Tensor {
         let mut inputs = Vec::with_capacity(parts.len());
         let mut off = 0;
         for t in parts {
-            let t = if t.dtype() != dtype { t.to_dtype(dtype)? } else { t.clone() };
+            let t = if t.dtype() != dtype {
+                t.to_dtype(dtype)?
+            } else {
+                t.clone()
+            };
             let n = t.dims()[d];
             out.copy_into(&full.slice(d, off, n, 1), &t.storage(), t.layout())?;
             off += n;
@@ -168,14 +288,24 @@ impl Tensor {
 
     /// Stacks equal-shape tensors along a new dim.
     pub fn stack<D: Dim>(tensors: &[Tensor], dim: D) -> Result<Tensor> {
-        let first = tensors.first().ok_or_else(|| Error::invalid("stack", "expected a non-empty list of tensors"))?;
+        let first = tensors
+            .first()
+            .ok_or_else(|| Error::invalid("stack", "expected a non-empty list of tensors"))?;
         let d = dim.resolve("stack", first.rank() + 1)?;
         for t in tensors {
             if t.shape() != first.shape() {
-                return Err(Error::ShapeMismatch { op: "stack", lhs: first.shape().clone(), rhs: t.shape().clone(), detail: ": stack expects each tensor to be equal size".into() });
+                return Err(Error::ShapeMismatch {
+                    op: "stack",
+                    lhs: first.shape().clone(),
+                    rhs: t.shape().clone(),
+                    detail: ": stack expects each tensor to be equal size".into(),
+                });
             }
         }
-        let parts: Vec<Tensor> = tensors.iter().map(|t| t.unsqueeze(d)).collect::<Result<_>>()?;
+        let parts: Vec<Tensor> = tensors
+            .iter()
+            .map(|t| t.unsqueeze(d))
+            .collect::<Result<_>>()?;
         Tensor::cat(&parts, d)
     }
 
@@ -186,7 +316,9 @@ impl Tensor {
             return Err(Error::invalid("split", "split size must be positive"));
         }
         let n = self.dims()[d];
-        (0..n.div_ceil(size)).map(|i| self.narrow(d, i * size, size.min(n - i * size))).collect()
+        (0..n.div_ceil(size))
+            .map(|i| self.narrow(d, i * size, size.min(n - i * size)))
+            .collect()
     }
 
     /// Splits into `chunks` nearly equal pieces along `dim`.

@@ -158,9 +158,19 @@ le_bytes!(i64, 8);
 le_bytes!(u8, 1);
 
 fn encode_slice<T: LeBytes>(name: &str, x: Option<&[T]>) -> Result<Vec<u8>> {
-    let x = x.ok_or_else(|| Error::Checkpoint(format!("save: tensor {name:?}: its storage does not hold {} data", T::DTYPE)))?;
+    let x = x.ok_or_else(|| {
+        Error::Checkpoint(format!(
+            "save: tensor {name:?}: its storage does not hold {} data",
+            T::DTYPE
+        ))
+    })?;
     let mut out = Vec::new();
-    out.try_reserve_exact(x.len() * T::WIDTH).map_err(|_| Error::Checkpoint(format!("save: tensor {name:?}: out of memory encoding {} elements", x.len())))?;
+    out.try_reserve_exact(x.len() * T::WIDTH).map_err(|_| {
+        Error::Checkpoint(format!(
+            "save: tensor {name:?}: out of memory encoding {} elements",
+            x.len()
+        ))
+    })?;
     for &v in x {
         v.put(&mut out);
     }
@@ -174,19 +184,30 @@ fn encode(name: &str, t: &Tensor) -> Result<Encoded> {
     let t = t.detach().to_device(Device::Cpu)?.contiguous()?;
     let (off, n) = (t.layout().offset(), t.numel());
     let s = t.storage();
-    let cpu = s.as_cpu().ok_or_else(|| Error::Checkpoint(format!("save: tensor {name:?} did not come back to the cpu")))?;
+    let cpu = s.as_cpu().ok_or_else(|| {
+        Error::Checkpoint(format!(
+            "save: tensor {name:?} did not come back to the cpu"
+        ))
+    })?;
     let data = match t.dtype() {
         DType::F32 => encode_slice::<f32>(name, cpu.as_slice().and_then(|x| x.get(off..off + n)))?,
         DType::F64 => encode_slice::<f64>(name, cpu.as_slice().and_then(|x| x.get(off..off + n)))?,
         DType::I64 => encode_slice::<i64>(name, cpu.as_slice().and_then(|x| x.get(off..off + n)))?,
         DType::Bool => encode_slice::<u8>(name, cpu.as_slice().and_then(|x| x.get(off..off + n)))?,
     };
-    Ok(Encoded { dtype: to_st_dtype(t.dtype()), shape: t.dims().to_vec(), data })
+    Ok(Encoded {
+        dtype: to_st_dtype(t.dtype()),
+        shape: t.dims().to_vec(),
+        data,
+    })
 }
 
 fn st_error(op: &'static str, e: SafeTensorError) -> Error {
     match e {
-        SafeTensorError::IoError(io) => Error::Io { op, msg: io.to_string() },
+        SafeTensorError::IoError(io) => Error::Io {
+            op,
+            msg: io.to_string(),
+        },
         other => Error::Checkpoint(format!("{op}: safetensors: {other}")),
     }
 }
@@ -207,10 +228,21 @@ fn st_error(op: &'static str, e: SafeTensorError) -> Error {
 /// assert_eq!(back.get("xt").unwrap().to_vec::<f32>()?, vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
 /// # Ok::<(), backprop::Error>(())
 /// ```
-pub fn save_to_bytes(tensors: &[(String, Tensor)], metadata: Option<&BTreeMap<String, String>>) -> Result<Vec<u8>> {
+pub fn save_to_bytes(
+    tensors: &[(String, Tensor)],
+    metadata: Option<&BTreeMap<String, String>>,
+) -> Result<Vec<u8>> {
     let encoded = encode_all(tensors)?;
-    let views: Vec<(&str, &Encoded)> = tensors.iter().map(|(n, _)| n.as_str()).zip(encoded.iter()).collect();
-    let info = metadata.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<HashMap<_, _>>());
+    let views: Vec<(&str, &Encoded)> = tensors
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .zip(encoded.iter())
+        .collect();
+    let info = metadata.map(|m| {
+        m.iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<HashMap<_, _>>()
+    });
     let mut bytes = safetensors::serialize(views, info).map_err(|e| st_error("save", e))?;
     if let Some(m) = metadata {
         sort_metadata(&mut bytes, m);
@@ -225,10 +257,15 @@ pub fn save_to_bytes(tensors: &[(String, Tensor)], metadata: Option<&BTreeMap<St
 /// reproducible).
 fn sort_metadata(bytes: &mut [u8], metadata: &BTreeMap<String, String>) {
     const OPEN: &[u8] = b"{\"__metadata__\":";
-    let Ok(sorted) = serde_json::to_vec(metadata) else { return };
+    let Ok(sorted) = serde_json::to_vec(metadata) else {
+        return;
+    };
     let start = LEN_PREFIX + OPEN.len();
-    let Some(region) = bytes.get(start..start + sorted.len()) else { return };
-    let same = bytes[LEN_PREFIX..].starts_with(OPEN) && serde_json::from_slice::<BTreeMap<String, String>>(region).is_ok_and(|m| &m == metadata);
+    let Some(region) = bytes.get(start..start + sorted.len()) else {
+        return;
+    };
+    let same = bytes[LEN_PREFIX..].starts_with(OPEN)
+        && serde_json::from_slice::<BTreeMap<String, String>>(region).is_ok_and(|m| &m == metadata);
     if same {
         bytes[start..start + sorted.len()].copy_from_slice(&sorted);
     }
@@ -243,7 +280,9 @@ fn encode_all(tensors: &[(String, Tensor)]) -> Result<Vec<Encoded>> {
         // Two tensors under one name would leave the header with one entry and the data with
         // two ranges: a file no reader accepts.
         if !seen.insert(name.as_str()) {
-            return Err(Error::Checkpoint(format!("save: two tensors are named {name:?}; names must be unique")));
+            return Err(Error::Checkpoint(format!(
+                "save: two tensors are named {name:?}; names must be unique"
+            )));
         }
     }
     tensors.iter().map(|(n, t)| encode(n, t)).collect()
@@ -264,7 +303,11 @@ fn encode_all(tensors: &[(String, Tensor)]) -> Result<Vec<Encoded>> {
 /// std::fs::remove_file(&path).ok();
 /// # Ok::<(), backprop::Error>(())
 /// ```
-pub fn save(tensors: &[(String, Tensor)], metadata: Option<&BTreeMap<String, String>>, path: impl AsRef<Path>) -> Result<()> {
+pub fn save(
+    tensors: &[(String, Tensor)],
+    metadata: Option<&BTreeMap<String, String>>,
+    path: impl AsRef<Path>,
+) -> Result<()> {
     let path = path.as_ref();
     // `safetensors::serialize_to_file` streams, but through a tempfile created with mode 0600,
     // which would leave checkpoints unreadable to the rest of a team; we build the bytes with
@@ -275,19 +318,32 @@ pub fn save(tensors: &[(String, Tensor)], metadata: Option<&BTreeMap<String, Str
 }
 
 fn io_error(op: &'static str, what: &str, path: &Path, e: std::io::Error) -> Error {
-    Error::Io { op, msg: format!("cannot {what} '{}': {e}", path.display()) }
+    Error::Io {
+        op,
+        msg: format!("cannot {what} '{}': {e}", path.display()),
+    }
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let file_name = path.file_name().ok_or_else(|| Error::Io { op: "save", msg: format!("'{}' does not name a file", path.display()) })?;
+    let file_name = path.file_name().ok_or_else(|| Error::Io {
+        op: "save",
+        msg: format!("'{}' does not name a file", path.display()),
+    })?;
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(file_name);
-    tmp_name.push(format!(".{}.{}.tmp", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
+    tmp_name.push(format!(
+        ".{}.{}.tmp",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
     let tmp = path.with_file_name(tmp_name);
     let written = (|| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         // Flush to disk before the rename: otherwise a power cut can leave the new name
         // pointing at an empty file.
@@ -332,14 +388,21 @@ impl<'de> Deserialize<'de> for StringMap {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("an object mapping strings to strings")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<StringMap, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<StringMap, A::Error> {
                 let mut seen = HashSet::new();
                 let mut out = Vec::new();
                 while let Some(k) = map.next_key::<String>()? {
                     if !seen.insert(k.clone()) {
-                        return Err(de::Error::custom(format!("duplicate key {k:?} in {METADATA_KEY}")));
+                        return Err(de::Error::custom(format!(
+                            "duplicate key {k:?} in {METADATA_KEY}"
+                        )));
                     }
-                    let v = map.next_value::<String>().map_err(|e| de::Error::custom(format!("{METADATA_KEY}[{k:?}] must be a string ({e})")))?;
+                    let v = map.next_value::<String>().map_err(|e| {
+                        de::Error::custom(format!("{METADATA_KEY}[{k:?}] must be a string ({e})"))
+                    })?;
                     out.push((k, v));
                 }
                 Ok(StringMap(out))
@@ -357,19 +420,29 @@ impl<'de> Deserialize<'de> for RawHeader {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a JSON object mapping tensor names to {dtype, shape, data_offsets}")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<RawHeader, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<RawHeader, A::Error> {
                 let mut seen = HashSet::new();
-                let mut h = RawHeader { metadata: Vec::new(), tensors: Vec::new() };
+                let mut h = RawHeader {
+                    metadata: Vec::new(),
+                    tensors: Vec::new(),
+                };
                 while let Some(k) = map.next_key::<String>()? {
                     if !seen.insert(k.clone()) {
-                        return Err(de::Error::custom(format!("duplicate key {k:?} in the header")));
+                        return Err(de::Error::custom(format!(
+                            "duplicate key {k:?} in the header"
+                        )));
                     }
                     if k == METADATA_KEY {
                         // `null` means "no metadata", as the safetensors crate reads it.
                         let m = map.next_value::<Option<StringMap>>()?;
                         h.metadata = m.map(|m| m.0).unwrap_or_default();
                     } else {
-                        let info = map.next_value::<RawInfo>().map_err(|e| de::Error::custom(format!("tensor {k:?}: {e}")))?;
+                        let info = map
+                            .next_value::<RawInfo>()
+                            .map_err(|e| de::Error::custom(format!("tensor {k:?}: {e}")))?;
                         h.tensors.push((k, info));
                     }
                 }
@@ -407,7 +480,24 @@ fn bad(msg: String) -> Error {
 /// Every dtype name the safetensors format defines; named so the error can tell "valid file we
 /// do not support" apart from "not a dtype at all".
 const OTHER_ST_DTYPES: &[&str] = &[
-    "F4", "F6_E2M3", "F6_E3M2", "U8", "I8", "F8_E5M2", "F8_E4M3", "F8_E8M0", "F8_E4M3FNUZ", "F8_E5M2FNUZ", "I16", "U16", "F16", "BF16", "I32", "U32", "C64", "U64",
+    "F4",
+    "F6_E2M3",
+    "F6_E3M2",
+    "U8",
+    "I8",
+    "F8_E5M2",
+    "F8_E4M3",
+    "F8_E8M0",
+    "F8_E4M3FNUZ",
+    "F8_E5M2FNUZ",
+    "I16",
+    "U16",
+    "F16",
+    "BF16",
+    "I32",
+    "U32",
+    "C64",
+    "U64",
 ];
 
 fn parse_dtype(name: &str, s: &str) -> Result<DType> {
@@ -440,13 +530,25 @@ fn header_len(prefix: &[u8], file_len: u64) -> Result<usize> {
         return Err(bad(format!("header length {n} runs past the end of the file: only {room} bytes follow the length prefix (file is {file_len} bytes)")));
     }
     // n <= MAX_HEADER_LEN, so it fits in usize on every platform we build for.
-    usize::try_from(n).map_err(|_| bad(format!("header length {n} does not fit in memory on this platform")))
+    usize::try_from(n).map_err(|_| {
+        bad(format!(
+            "header length {n} does not fit in memory on this platform"
+        ))
+    })
 }
 
 /// Parses and validates the header bytes of a file whose data section is `data_len` bytes long.
 fn parse_header(bytes: &[u8], data_len: usize) -> Result<Header> {
-    let text = std::str::from_utf8(bytes).map_err(|e| bad(format!("header is not valid UTF-8: {e} (header bytes start at file offset 8)")))?;
-    let raw: RawHeader = serde_json::from_str(text).map_err(|e| bad(format!("header is not a valid safetensors JSON header: {e}")))?;
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        bad(format!(
+            "header is not valid UTF-8: {e} (header bytes start at file offset 8)"
+        ))
+    })?;
+    let raw: RawHeader = serde_json::from_str(text).map_err(|e| {
+        bad(format!(
+            "header is not a valid safetensors JSON header: {e}"
+        ))
+    })?;
     let data_start = LEN_PREFIX + bytes.len();
 
     let mut entries = Vec::with_capacity(raw.tensors.len());
@@ -457,18 +559,35 @@ fn parse_header(bytes: &[u8], data_len: usize) -> Result<Header> {
             .iter()
             .map(|&d| usize::try_from(d))
             .collect::<std::result::Result<Vec<usize>, _>>()
-            .map_err(|_| bad(format!("tensor {name:?}: shape {:?} has a dimension too large for this platform", info.shape)))?;
+            .map_err(|_| {
+                bad(format!(
+                    "tensor {name:?}: shape {:?} has a dimension too large for this platform",
+                    info.shape
+                ))
+            })?;
         // Zero dims make the element count 0, but the other dims still feed stride arithmetic
         // elsewhere in the engine, so their product must fit too.
-        let nonzero = shape.iter().filter(|&&d| d != 0).try_fold(1usize, |a, &d| a.checked_mul(d));
-        let Some(nonzero) = nonzero.filter(|n| n.checked_mul(dtype.size_in_bytes()).is_some_and(|b| b <= isize::MAX as usize)) else {
-            return Err(bad(format!("tensor {name:?}: the element count of shape {:?} × {} bytes per element overflows", info.shape, dtype.size_in_bytes())));
+        let nonzero = shape
+            .iter()
+            .filter(|&&d| d != 0)
+            .try_fold(1usize, |a, &d| a.checked_mul(d));
+        let Some(nonzero) = nonzero.filter(|n| {
+            n.checked_mul(dtype.size_in_bytes())
+                .is_some_and(|b| b <= isize::MAX as usize)
+        }) else {
+            return Err(bad(format!(
+                "tensor {name:?}: the element count of shape {:?} × {} bytes per element overflows",
+                info.shape,
+                dtype.size_in_bytes()
+            )));
         };
         let numel = if shape.contains(&0) { 0 } else { nonzero };
         let nbytes = numel * dtype.size_in_bytes();
         let (s, e) = info.data_offsets;
         if e < s {
-            return Err(bad(format!("tensor {name:?}: data_offsets [{s}, {e}] end before they start")));
+            return Err(bad(format!(
+                "tensor {name:?}: data_offsets [{s}, {e}] end before they start"
+            )));
         }
         if e > data_len as u64 {
             return Err(bad(format!(
@@ -486,7 +605,14 @@ fn parse_header(bytes: &[u8], data_len: usize) -> Result<Header> {
                 end - start
             )));
         }
-        entries.push(Entry { name, dtype, shape, numel, start, end });
+        entries.push(Entry {
+            name,
+            dtype,
+            shape,
+            numel,
+            start,
+            end,
+        });
     }
 
     // JSON key order carries no meaning (the format lets writers list tensors in any order), so
@@ -496,8 +622,13 @@ fn parse_header(bytes: &[u8], data_len: usize) -> Result<Header> {
     let mut prev: Option<&Entry> = None;
     for e in &entries {
         if e.start < cursor {
-            let p = prev.map(|p| format!(" {:?} [{}, {}]", p.name, p.start, p.end)).unwrap_or_default();
-            return Err(bad(format!("tensor {:?}: data_offsets [{}, {}] overlap the bytes of tensor{p}", e.name, e.start, e.end)));
+            let p = prev
+                .map(|p| format!(" {:?} [{}, {}]", p.name, p.start, p.end))
+                .unwrap_or_default();
+            return Err(bad(format!(
+                "tensor {:?}: data_offsets [{}, {}] overlap the bytes of tensor{p}",
+                e.name, e.start, e.end
+            )));
         }
         if e.start > cursor {
             return Err(bad(format!(
@@ -519,7 +650,10 @@ fn parse_header(bytes: &[u8], data_len: usize) -> Result<Header> {
             data_start + data_len
         )));
     }
-    Ok(Header { entries, metadata: raw.metadata.into_iter().collect() })
+    Ok(Header {
+        entries,
+        metadata: raw.metadata.into_iter().collect(),
+    })
 }
 
 /// The safetensors crate must agree with our reading of the header; if it does not, one of the
@@ -528,13 +662,19 @@ fn parse_header(bytes: &[u8], data_len: usize) -> Result<Header> {
 type TheirEntries = HashMap<String, (StDtype, Vec<usize>, (usize, usize))>;
 
 fn cross_check(entries: &[Entry], theirs: &TheirEntries) -> Result<()> {
-    let disagree = |what: &str| Err(bad(format!("header parsers disagree ({what}); refusing the file")));
+    let disagree = |what: &str| {
+        Err(bad(format!(
+            "header parsers disagree ({what}); refusing the file"
+        )))
+    };
     if theirs.len() != entries.len() {
         return disagree(&format!("{} tensors vs {}", entries.len(), theirs.len()));
     }
     for e in entries {
         match theirs.get(&e.name) {
-            Some((d, shape, offs)) if *d == to_st_dtype(e.dtype) && *shape == e.shape && *offs == (e.start, e.end) => {}
+            Some((d, shape, offs))
+                if *d == to_st_dtype(e.dtype) && *shape == e.shape && *offs == (e.start, e.end) => {
+            }
             _ => return disagree(&format!("tensor {:?}", e.name)),
         }
     }
@@ -548,12 +688,13 @@ fn cross_check(entries: &[Entry], theirs: &TheirEntries) -> Result<()> {
 fn read_tensor(e: &Entry, src: &mut impl Read, scratch: &mut [u8]) -> Result<Tensor> {
     fn typed<T: LeBytes>(e: &Entry, src: &mut impl Read, scratch: &mut [u8]) -> Result<Tensor> {
         let mut v: Vec<T> = Vec::new();
-        v.try_reserve_exact(e.numel).map_err(|_| Error::OutOfMemory {
-            op: "load",
-            shape: Shape::new(e.shape.clone()),
-            dtype: e.dtype,
-            bytes: (e.end - e.start) as u128,
-        })?;
+        v.try_reserve_exact(e.numel)
+            .map_err(|_| Error::OutOfMemory {
+                op: "load",
+                shape: Shape::new(e.shape.clone()),
+                dtype: e.dtype,
+                bytes: (e.end - e.start) as u128,
+            })?;
         let mut left = e.end - e.start;
         while left > 0 {
             let take = left.min(scratch.len());
@@ -570,7 +711,10 @@ fn read_tensor(e: &Entry, src: &mut impl Read, scratch: &mut [u8]) -> Result<Ten
                 // would make masks misbehave silently.
                 if let Some(i) = buf.iter().position(|&b| b > 1) {
                     let at = e.start + (e.end - e.start - left) + i;
-                    return Err(bad(format!("tensor {:?}: BOOL data byte {at} is {}; BOOL values must be 0 or 1", e.name, buf[i])));
+                    return Err(bad(format!(
+                        "tensor {:?}: BOOL data byte {at} is {}; BOOL values must be 0 or 1",
+                        e.name, buf[i]
+                    )));
                 }
             }
             v.extend(buf.chunks_exact(T::WIDTH).map(T::get));
@@ -600,7 +744,9 @@ fn read_tensor(e: &Entry, src: &mut impl Read, scratch: &mut [u8]) -> Result<Ten
 /// ```
 pub fn load_from_bytes(bytes: &[u8]) -> Result<Checkpoint> {
     let n = header_len(bytes, bytes.len() as u64)?;
-    let header_bytes = bytes.get(LEN_PREFIX..LEN_PREFIX + n).ok_or_else(|| bad("header slice out of range".into()))?;
+    let header_bytes = bytes
+        .get(LEN_PREFIX..LEN_PREFIX + n)
+        .ok_or_else(|| bad("header slice out of range".into()))?;
     let header = parse_header(header_bytes, bytes.len() - LEN_PREFIX - n)?;
 
     // The crate's own reading of the same bytes: its checks run too, and its byte views are
@@ -610,7 +756,14 @@ pub fn load_from_bytes(bytes: &[u8]) -> Result<Checkpoint> {
     let theirs = st.iter().map(|(k, v)| {
         // Where the crate's view really starts; a disagreement with our offsets is refused below.
         let start = (v.data().as_ptr() as usize).wrapping_sub(data_base);
-        (k.to_string(), (v.dtype(), v.shape().to_vec(), (start, start + v.data().len())))
+        (
+            k.to_string(),
+            (
+                v.dtype(),
+                v.shape().to_vec(),
+                (start, start + v.data().len()),
+            ),
+        )
     });
     cross_check(&header.entries, &theirs.collect())?;
 
@@ -621,7 +774,10 @@ pub fn load_from_bytes(bytes: &[u8]) -> Result<Checkpoint> {
         let mut src: &[u8] = view.data();
         tensors.push((e.name.clone(), read_tensor(e, &mut src, &mut scratch)?));
     }
-    Ok(Checkpoint { tensors, metadata: header.metadata })
+    Ok(Checkpoint {
+        tensors,
+        metadata: header.metadata,
+    })
 }
 
 /// Reads a safetensors file. The header is read and validated against the file's length first;
@@ -641,14 +797,22 @@ pub fn load_from_bytes(bytes: &[u8]) -> Result<Checkpoint> {
 pub fn load(path: impl AsRef<Path>) -> Result<Checkpoint> {
     let path = path.as_ref();
     let file = std::fs::File::open(path).map_err(|e| io_error("load", "open", path, e))?;
-    let stat = file.metadata().map_err(|e| io_error("load", "stat", path, e))?;
+    let stat = file
+        .metadata()
+        .map_err(|e| io_error("load", "stat", path, e))?;
     if !stat.is_file() {
-        return Err(Error::Io { op: "load", msg: format!("'{}' is not a regular file", path.display()) });
+        return Err(Error::Io {
+            op: "load",
+            msg: format!("'{}' is not a regular file", path.display()),
+        });
     }
     let file_len = stat.len();
     let mut r = std::io::BufReader::with_capacity(CHUNK, file);
     let read_err = |e: std::io::Error| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => bad(format!("'{}' ended early while reading its header (was it truncated while being read?)", path.display())),
+        std::io::ErrorKind::UnexpectedEof => bad(format!(
+            "'{}' ended early while reading its header (was it truncated while being read?)",
+            path.display()
+        )),
         _ => io_error("load", "read", path, e),
     };
 
@@ -659,30 +823,54 @@ pub fn load(path: impl AsRef<Path>) -> Result<Checkpoint> {
     let n = header_len(&prefix, file_len).map_err(|e| with_path(e, path))?;
     let mut header_bytes = vec![0u8; n]; // n was checked against the file length above
     r.read_exact(&mut header_bytes).map_err(read_err)?;
-    let data_len = usize::try_from(file_len - LEN_PREFIX as u64 - n as u64)
-        .map_err(|_| bad(format!("'{}' is too large for this platform", path.display())))?;
+    let data_len = usize::try_from(file_len - LEN_PREFIX as u64 - n as u64).map_err(|_| {
+        bad(format!(
+            "'{}' is too large for this platform",
+            path.display()
+        ))
+    })?;
     let header = parse_header(&header_bytes, data_len).map_err(|e| with_path(e, path))?;
 
     // The crate parses the same header; `Metadata`'s own validation checks offsets and sizes.
-    let meta: Metadata = serde_json::from_slice(&header_bytes).map_err(|e| bad(format!("safetensors: invalid header: {e}")))?;
+    let meta: Metadata = serde_json::from_slice(&header_bytes)
+        .map_err(|e| bad(format!("safetensors: invalid header: {e}")))?;
     if meta.data_len() != data_len {
-        return Err(bad(format!("header parsers disagree about the data length ({} vs {data_len}); refusing the file", meta.data_len())));
+        return Err(bad(format!(
+            "header parsers disagree about the data length ({} vs {data_len}); refusing the file",
+            meta.data_len()
+        )));
     }
-    let theirs = meta.tensors().into_iter().map(|(k, i)| (k, (i.dtype, i.shape.clone(), i.data_offsets))).collect();
+    let theirs = meta
+        .tensors()
+        .into_iter()
+        .map(|(k, i)| (k, (i.dtype, i.shape.clone(), i.data_offsets)))
+        .collect();
     cross_check(&header.entries, &theirs)?;
 
     // Entries tile the data section in order, so one sequential pass reads them all.
     let mut scratch = vec![0u8; CHUNK];
     let mut tensors = Vec::with_capacity(header.entries.len());
     for e in &header.entries {
-        tensors.push((e.name.clone(), read_tensor(e, &mut r, &mut scratch).map_err(|err| with_path(err, path))?));
+        tensors.push((
+            e.name.clone(),
+            read_tensor(e, &mut r, &mut scratch).map_err(|err| with_path(err, path))?,
+        ));
     }
     // The file may have grown since we measured it; what we validated is no longer the whole file.
     let mut extra = [0u8; 1];
-    if r.read(&mut extra).map_err(|e| io_error("load", "read", path, e))? != 0 {
-        return Err(bad(format!("'{}' grew while being read; refusing a file that changed under us", path.display())));
+    if r.read(&mut extra)
+        .map_err(|e| io_error("load", "read", path, e))?
+        != 0
+    {
+        return Err(bad(format!(
+            "'{}' grew while being read; refusing a file that changed under us",
+            path.display()
+        )));
     }
-    Ok(Checkpoint { tensors, metadata: header.metadata })
+    Ok(Checkpoint {
+        tensors,
+        metadata: header.metadata,
+    })
 }
 
 /// Prefixes a checkpoint error with the file it came from.
@@ -730,28 +918,57 @@ mod tests {
 
     #[test]
     fn round_trip_all_dtypes_bytes_exact() {
-        let f = t_f32(vec![1.5, -0.0, f32::INFINITY, f32::NAN, f32::MIN_POSITIVE, 3.25], &[2, 3]);
+        let f = t_f32(
+            vec![1.5, -0.0, f32::INFINITY, f32::NAN, f32::MIN_POSITIVE, 3.25],
+            &[2, 3],
+        );
         let d = Tensor::from_vec(vec![std::f64::consts::PI, -1e300], vec![2], Device::Cpu).unwrap();
-        let i = Tensor::from_vec(vec![i64::MIN, -1, 0, i64::MAX], vec![2, 1, 2], Device::Cpu).unwrap();
+        let i =
+            Tensor::from_vec(vec![i64::MIN, -1, 0, i64::MAX], vec![2, 1, 2], Device::Cpu).unwrap();
         let b = Tensor::from_vec(vec![1u8, 0, 1], vec![3], Device::Cpu).unwrap();
         let s = Tensor::from_vec(vec![42i64], Vec::<usize>::new(), Device::Cpu).unwrap();
         let e = Tensor::from_vec(Vec::<f32>::new(), vec![3, 0, 2], Device::Cpu).unwrap();
-        let all = vec![("f".to_string(), f.clone()), ("d".into(), d.clone()), ("i".into(), i.clone()), ("b".into(), b.clone()), ("s".into(), s.clone()), ("e".into(), e.clone())];
-        let meta: BTreeMap<String, String> = (0..20).map(|i| (format!("k{i}"), format!("v{i}"))).chain([("ünï".to_string(), "{\"json\": 1}".to_string())]).collect();
+        let all = vec![
+            ("f".to_string(), f.clone()),
+            ("d".into(), d.clone()),
+            ("i".into(), i.clone()),
+            ("b".into(), b.clone()),
+            ("s".into(), s.clone()),
+            ("e".into(), e.clone()),
+        ];
+        let meta: BTreeMap<String, String> = (0..20)
+            .map(|i| (format!("k{i}"), format!("v{i}")))
+            .chain([("ünï".to_string(), "{\"json\": 1}".to_string())])
+            .collect();
         let bytes = save_to_bytes(&all, Some(&meta)).unwrap();
         let back = load_from_bytes(&bytes).unwrap();
         assert_eq!(back.metadata, meta);
         assert_eq!(back.tensors.len(), 6);
         // bit patterns, so NaN and -0.0 count
-        let bits32 = |t: &Tensor| t.to_vec::<f32>().unwrap().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        let bits64 = |t: &Tensor| t.to_vec::<f64>().unwrap().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let bits32 = |t: &Tensor| {
+            t.to_vec::<f32>()
+                .unwrap()
+                .iter()
+                .map(|x| x.to_bits())
+                .collect::<Vec<_>>()
+        };
+        let bits64 = |t: &Tensor| {
+            t.to_vec::<f64>()
+                .unwrap()
+                .iter()
+                .map(|x| x.to_bits())
+                .collect::<Vec<_>>()
+        };
         let g = |n: &str| back.get(n).unwrap().clone();
         assert_eq!(bits32(&g("f")), bits32(&f));
         assert_eq!(g("f").dims(), &[2, 3]);
         assert_eq!(bits64(&g("d")), bits64(&d));
         assert_eq!(g("i").to_vec::<i64>().unwrap(), i.to_vec::<i64>().unwrap());
         assert_eq!(g("i").dims(), &[2, 1, 2]);
-        assert_eq!((g("b").dtype(), g("b").to_vec::<u8>().unwrap()), (DType::Bool, vec![1, 0, 1]));
+        assert_eq!(
+            (g("b").dtype(), g("b").to_vec::<u8>().unwrap()),
+            (DType::Bool, vec![1, 0, 1])
+        );
         assert_eq!((g("s").rank(), g("s").item().unwrap()), (0, 42.0));
         assert_eq!(g("e").dims(), &[3, 0, 2]);
         // saving what was loaded reproduces the file byte for byte
@@ -765,7 +982,11 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("ckpt.safetensors");
         let x = t_f32((0..12).map(|v| v as f32).collect(), &[3, 4]);
-        let view = x.transpose(0usize, 1).unwrap().narrow(0usize, 1, 2).unwrap(); // strided, offset view
+        let view = x
+            .transpose(0usize, 1)
+            .unwrap()
+            .narrow(0usize, 1, 2)
+            .unwrap(); // strided, offset view
         save(&[("v".to_string(), view.clone())], None, &path).unwrap();
         let raw = std::fs::read(&path).unwrap();
         // independent reading: prefix, JSON, little-endian data
@@ -774,29 +995,44 @@ mod tests {
         assert_eq!(h["v"]["dtype"], "F32");
         assert_eq!(h["v"]["shape"], serde_json::json!([2, 3]));
         assert_eq!(h["v"]["data_offsets"], serde_json::json!([0, 24]));
-        let data: Vec<f32> = raw[8 + n..].chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        let data: Vec<f32> = raw[8 + n..]
+            .chunks(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
         assert_eq!(data, vec![1.0, 5.0, 9.0, 2.0, 6.0, 10.0]);
         let back = load(&path).unwrap();
-        assert_eq!(back.get("v").unwrap().to_vec::<f32>().unwrap(), view.to_vec::<f32>().unwrap());
+        assert_eq!(
+            back.get("v").unwrap().to_vec::<f32>().unwrap(),
+            view.to_vec::<f32>().unwrap()
+        );
         // a second save replaces the file; no temporaries are left behind
         save(&[("w".to_string(), x)], None, &path).unwrap();
         assert_eq!(load(&path).unwrap().names(), vec!["w"]);
-        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(left.len(), 1, "{left:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn broadcast_views_are_written_materialised() {
-        let x = t_f32(vec![1.0, 2.0], &[2]).broadcast_to(&Shape::new(vec![3, 2])).unwrap();
+        let x = t_f32(vec![1.0, 2.0], &[2])
+            .broadcast_to(&Shape::new(vec![3, 2]))
+            .unwrap();
         let back = load_from_bytes(&save_to_bytes(&[("x".into(), x)], None).unwrap()).unwrap();
-        assert_eq!(back.get("x").unwrap().to_vec::<f32>().unwrap(), vec![1.0, 2.0, 1.0, 2.0, 1.0, 2.0]);
+        assert_eq!(
+            back.get("x").unwrap().to_vec::<f32>().unwrap(),
+            vec![1.0, 2.0, 1.0, 2.0, 1.0, 2.0]
+        );
     }
 
     #[test]
     fn save_rejects_duplicate_and_reserved_names() {
         let a = t_f32(vec![1.0], &[1]);
-        let e = save_to_bytes(&[("a".into(), a.clone()), ("a".into(), a.clone())], None).unwrap_err();
+        let e =
+            save_to_bytes(&[("a".into(), a.clone()), ("a".into(), a.clone())], None).unwrap_err();
         assert!(e.to_string().contains("two tensors are named \"a\""), "{e}");
         let e = save_to_bytes(&[(METADATA_KEY.into(), a)], None).unwrap_err();
         assert!(e.to_string().contains("reserved"), "{e}");
@@ -804,13 +1040,19 @@ mod tests {
 
     #[test]
     fn io_errors_name_the_path() {
-        let missing = std::env::temp_dir().join("backprop-no-such-dir-xyz").join("a.safetensors");
+        let missing = std::env::temp_dir()
+            .join("backprop-no-such-dir-xyz")
+            .join("a.safetensors");
         match load(&missing) {
-            Err(Error::Io { op: "load", msg }) => assert!(msg.contains("backprop-no-such-dir-xyz"), "{msg}"),
+            Err(Error::Io { op: "load", msg }) => {
+                assert!(msg.contains("backprop-no-such-dir-xyz"), "{msg}")
+            }
             other => panic!("{other:?}"),
         }
         match save(&[], None, &missing) {
-            Err(Error::Io { op: "save", msg }) => assert!(msg.contains("backprop-no-such-dir-xyz"), "{msg}"),
+            Err(Error::Io { op: "save", msg }) => {
+                assert!(msg.contains("backprop-no-such-dir-xyz"), "{msg}")
+            }
             other => panic!("{other:?}"),
         }
         // a directory is not a checkpoint
@@ -828,17 +1070,34 @@ mod tests {
         assert_eq!(c.get("b").unwrap().item().unwrap(), 7.0);
         assert!(c.metadata.is_empty());
         // empty file body: no tensors at all
-        assert!(load_from_bytes(&file("{}", &[])).unwrap().tensors.is_empty());
+        assert!(load_from_bytes(&file("{}", &[]))
+            .unwrap()
+            .tensors
+            .is_empty());
         // padding spaces after the JSON are allowed (the writer pads to 8 bytes)
-        assert_eq!(load_from_bytes(&file(&format!("{ONE_F32}     "), &[0; 8])).unwrap().names(), vec!["a"]);
+        assert_eq!(
+            load_from_bytes(&file(&format!("{ONE_F32}     "), &[0; 8]))
+                .unwrap()
+                .names(),
+            vec!["a"]
+        );
         // "__metadata__": null reads as no metadata, as in the safetensors crate
-        assert!(load_from_bytes(&file(r#"{"__metadata__":null}"#, &[])).unwrap().metadata.is_empty());
+        assert!(load_from_bytes(&file(r#"{"__metadata__":null}"#, &[]))
+            .unwrap()
+            .metadata
+            .is_empty());
     }
 
     #[test]
     fn rejects_short_files() {
         for len in 0..8 {
-            expect_err(&vec![0u8; len], &[&format!("file is {len} bytes"), "shorter than the 8-byte header length"]);
+            expect_err(
+                &vec![0u8; len],
+                &[
+                    &format!("file is {len} bytes"),
+                    "shorter than the 8-byte header length",
+                ],
+            );
         }
     }
 
@@ -847,9 +1106,22 @@ mod tests {
         let full = file(ONE_F32, &[0; 8]);
         // cut inside the header: the declared length now runs past the end
         let n = ONE_F32.len();
-        expect_err(&full[..20], &[&format!("header length {n} runs past the end of the file"), "only 12 bytes follow", "file is 20 bytes"]);
+        expect_err(
+            &full[..20],
+            &[
+                &format!("header length {n} runs past the end of the file"),
+                "only 12 bytes follow",
+                "file is 20 bytes",
+            ],
+        );
         // cut exactly after the header: the tensor's range now runs past the end of the data
-        expect_err(&full[..8 + n], &["tensor \"a\"", "data_offsets [0, 8] run past the end of the data section, which holds 0 bytes"]);
+        expect_err(
+            &full[..8 + n],
+            &[
+                "tensor \"a\"",
+                "data_offsets [0, 8] run past the end of the data section, which holds 0 bytes",
+            ],
+        );
     }
 
     #[test]
@@ -857,27 +1129,82 @@ mod tests {
         let mut f = file(ONE_F32, &[0; 8]);
         let past = (f.len() as u64 - 8 + 1).to_le_bytes();
         f[..8].copy_from_slice(&past);
-        expect_err(&f, &[&format!("header length {} runs past the end of the file", ONE_F32.len() + 8 + 1)]);
+        expect_err(
+            &f,
+            &[&format!(
+                "header length {} runs past the end of the file",
+                ONE_F32.len() + 8 + 1
+            )],
+        );
         f[..8].copy_from_slice(&u64::MAX.to_le_bytes());
-        expect_err(&f, &["header length 18446744073709551615 is larger than the 100000000-byte limit"]);
+        expect_err(
+            &f,
+            &["header length 18446744073709551615 is larger than the 100000000-byte limit"],
+        );
         f[..8].copy_from_slice(&(MAX_HEADER_LEN + 1).to_le_bytes());
         expect_err(&f, &["larger than the 100000000-byte limit"]);
     }
 
     #[test]
     fn rejects_bad_utf8_and_bad_json() {
-        expect_err(&file("{\"a\u{e9}\":1}", &[]).iter().map(|&b| if b == 0xa9 { 0xff } else { b }).collect::<Vec<_>>(), &["header is not valid UTF-8"]);
-        expect_err(&file("{\"a\": ", &[]), &["header is not a valid safetensors JSON header", "EOF"]);
-        expect_err(&file("[1, 2]", &[]), &["not a valid safetensors JSON header", "expected a JSON object"]);
+        expect_err(
+            &file("{\"a\u{e9}\":1}", &[])
+                .iter()
+                .map(|&b| if b == 0xa9 { 0xff } else { b })
+                .collect::<Vec<_>>(),
+            &["header is not valid UTF-8"],
+        );
+        expect_err(
+            &file("{\"a\": ", &[]),
+            &["header is not a valid safetensors JSON header", "EOF"],
+        );
+        expect_err(
+            &file("[1, 2]", &[]),
+            &[
+                "not a valid safetensors JSON header",
+                "expected a JSON object",
+            ],
+        );
         expect_err(&file("", &[]), &["not a valid safetensors JSON header"]);
-        expect_err(&file(&format!("{ONE_F32} x"), &[0; 8]), &["trailing characters"]);
-        expect_err(&file(r#"{"a":{"dtype":"F32","shape":[2]}}"#, &[0; 8]), &["tensor \"a\"", "missing field `data_offsets`"]);
-        expect_err(&file(r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8],"extra":1}}"#, &[0; 8]), &["tensor \"a\"", "unknown field `extra`"]);
-        expect_err(&file(r#"{"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}"#, &[0; 8]), &["tensor \"a\"", "invalid value"]);
-        expect_err(&file(r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8,9]}}"#, &[0; 8]), &["tensor \"a\""]);
-        expect_err(&file(r#"{"__metadata__":{"k":1}}"#, &[]), &["__metadata__[\"k\"] must be a string"]);
+        expect_err(
+            &file(&format!("{ONE_F32} x"), &[0; 8]),
+            &["trailing characters"],
+        );
+        expect_err(
+            &file(r#"{"a":{"dtype":"F32","shape":[2]}}"#, &[0; 8]),
+            &["tensor \"a\"", "missing field `data_offsets`"],
+        );
+        expect_err(
+            &file(
+                r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8],"extra":1}}"#,
+                &[0; 8],
+            ),
+            &["tensor \"a\"", "unknown field `extra`"],
+        );
+        expect_err(
+            &file(
+                r#"{"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}"#,
+                &[0; 8],
+            ),
+            &["tensor \"a\"", "invalid value"],
+        );
+        expect_err(
+            &file(
+                r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8,9]}}"#,
+                &[0; 8],
+            ),
+            &["tensor \"a\""],
+        );
+        expect_err(
+            &file(r#"{"__metadata__":{"k":1}}"#, &[]),
+            &["__metadata__[\"k\"] must be a string"],
+        );
         // deep nesting stops at serde_json's recursion limit instead of overflowing the stack
-        let deep = format!("{{\"__metadata__\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        let deep = format!(
+            "{{\"__metadata__\":{}{}}}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
         expect_err(&file(&deep, &[]), &["not a valid safetensors JSON header"]);
     }
 
@@ -888,46 +1215,131 @@ mod tests {
         // the same key spelled with an escape is still the same key
         let h = r#"{"ab":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a\u0062":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#;
         expect_err(&file(h, &[0; 8]), &["duplicate key \"ab\""]);
-        expect_err(&file(r#"{"__metadata__":{},"__metadata__":{}}"#, &[]), &["duplicate key \"__metadata__\""]);
-        expect_err(&file(r#"{"__metadata__":{"k":"1","k":"2"}}"#, &[]), &["duplicate key \"k\" in __metadata__"]);
-        expect_err(&file(r#"{"a":{"dtype":"F32","dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, &[0; 8]), &["tensor \"a\"", "duplicate field `dtype`"]);
+        expect_err(
+            &file(r#"{"__metadata__":{},"__metadata__":{}}"#, &[]),
+            &["duplicate key \"__metadata__\""],
+        );
+        expect_err(
+            &file(r#"{"__metadata__":{"k":"1","k":"2"}}"#, &[]),
+            &["duplicate key \"k\" in __metadata__"],
+        );
+        expect_err(
+            &file(
+                r#"{"a":{"dtype":"F32","dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#,
+                &[0; 8],
+            ),
+            &["tensor \"a\"", "duplicate field `dtype`"],
+        );
     }
 
     #[test]
     fn rejects_unknown_and_unsupported_dtypes() {
-        expect_err(&file(r#"{"a":{"dtype":"F16","shape":[4],"data_offsets":[0,8]}}"#, &[0; 8]), &["tensor \"a\"", "dtype F16 is valid safetensors but not supported"]);
-        expect_err(&file(r#"{"a":{"dtype":"Q7","shape":[8],"data_offsets":[0,8]}}"#, &[0; 8]), &["tensor \"a\"", "unknown dtype \"Q7\""]);
-        expect_err(&file(r#"{"a":{"dtype":"f32","shape":[2],"data_offsets":[0,8]}}"#, &[0; 8]), &["unknown dtype \"f32\""]);
+        expect_err(
+            &file(
+                r#"{"a":{"dtype":"F16","shape":[4],"data_offsets":[0,8]}}"#,
+                &[0; 8],
+            ),
+            &[
+                "tensor \"a\"",
+                "dtype F16 is valid safetensors but not supported",
+            ],
+        );
+        expect_err(
+            &file(
+                r#"{"a":{"dtype":"Q7","shape":[8],"data_offsets":[0,8]}}"#,
+                &[0; 8],
+            ),
+            &["tensor \"a\"", "unknown dtype \"Q7\""],
+        );
+        expect_err(
+            &file(
+                r#"{"a":{"dtype":"f32","shape":[2],"data_offsets":[0,8]}}"#,
+                &[0; 8],
+            ),
+            &["unknown dtype \"f32\""],
+        );
     }
 
     #[test]
     fn rejects_size_mismatch() {
-        expect_err(&file(r#"{"a":{"dtype":"F64","shape":[2],"data_offsets":[0,8]}}"#, &[0; 8]), &["tensor \"a\"", "shape [2] of dtype F64 needs 2 × 8 = 16 bytes", "span 8 bytes"]);
-        expect_err(&file(r#"{"a":{"dtype":"F32","shape":[],"data_offsets":[0,8]}}"#, &[0; 8]), &["needs 1 × 4 = 4 bytes"]);
+        expect_err(
+            &file(
+                r#"{"a":{"dtype":"F64","shape":[2],"data_offsets":[0,8]}}"#,
+                &[0; 8],
+            ),
+            &[
+                "tensor \"a\"",
+                "shape [2] of dtype F64 needs 2 × 8 = 16 bytes",
+                "span 8 bytes",
+            ],
+        );
+        expect_err(
+            &file(
+                r#"{"a":{"dtype":"F32","shape":[],"data_offsets":[0,8]}}"#,
+                &[0; 8],
+            ),
+            &["needs 1 × 4 = 4 bytes"],
+        );
     }
 
     #[test]
     fn rejects_out_of_bounds_ranges() {
-        expect_err(&file(r#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, &[0; 8]), &["tensor \"a\"", "data_offsets [0, 16] run past the end of the data section, which holds 8 bytes"]);
-        expect_err(&file(r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[18446744073709551615,18446744073709551615]}}"#, &[0; 8]), &["run past the end"]);
+        expect_err(
+            &file(
+                r#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#,
+                &[0; 8],
+            ),
+            &[
+                "tensor \"a\"",
+                "data_offsets [0, 16] run past the end of the data section, which holds 8 bytes",
+            ],
+        );
+        expect_err(
+            &file(
+                r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[18446744073709551615,18446744073709551615]}}"#,
+                &[0; 8],
+            ),
+            &["run past the end"],
+        );
     }
 
     #[test]
     fn rejects_end_before_start() {
-        expect_err(&file(r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[8,4]}}"#, &[0; 8]), &["tensor \"a\"", "data_offsets [8, 4] end before they start"]);
+        expect_err(
+            &file(
+                r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[8,4]}}"#,
+                &[0; 8],
+            ),
+            &["tensor \"a\"", "data_offsets [8, 4] end before they start"],
+        );
     }
 
     #[test]
     fn rejects_overlap_gap_and_reordering() {
         let h = r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#;
-        expect_err(&file(h, &[0; 12]), &["tensor \"b\": data_offsets [4, 12] overlap the bytes of tensor \"a\" [0, 8]"]);
+        expect_err(
+            &file(h, &[0; 12]),
+            &["tensor \"b\": data_offsets [4, 12] overlap the bytes of tensor \"a\" [0, 8]"],
+        );
         // two tensors claiming the same bytes
         let h = r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#;
         expect_err(&file(h, &[0; 8]), &["overlap"]);
         let h = r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}"#;
-        expect_err(&file(h, &[0; 12]), &["data section bytes 4..8", "belong to no tensor: a gap before tensor \"b\""]);
+        expect_err(
+            &file(h, &[0; 12]),
+            &[
+                "data section bytes 4..8",
+                "belong to no tensor: a gap before tensor \"b\"",
+            ],
+        );
         // data not starting at 0 is a gap too
-        expect_err(&file(r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, &[0; 8]), &["bytes 0..4", "gap before tensor \"a\""]);
+        expect_err(
+            &file(
+                r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
+                &[0; 8],
+            ),
+            &["bytes 0..4", "gap before tensor \"a\""],
+        );
         // a later tensor whose range starts inside an earlier one (ranges going backwards)
         let h = r#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,12]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}"#;
         expect_err(&file(h, &[0; 12]), &["overlap"]);
@@ -935,14 +1347,27 @@ mod tests {
 
     #[test]
     fn rejects_trailing_bytes() {
-        expect_err(&file(ONE_F32, &[0; 9]), &["1 trailing bytes after the last tensor", "tensors end at data byte 8"]);
+        expect_err(
+            &file(ONE_F32, &[0; 9]),
+            &[
+                "1 trailing bytes after the last tensor",
+                "tensors end at data byte 8",
+            ],
+        );
         expect_err(&file("{}", &[1, 2, 3]), &["3 trailing bytes"]);
     }
 
     #[test]
     fn rejects_overflowing_element_counts() {
         let h = r#"{"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}}"#;
-        expect_err(&file(h, &[0; 8]), &["tensor \"a\"", "element count of shape [4294967296, 4294967296]", "overflows"]);
+        expect_err(
+            &file(h, &[0; 8]),
+            &[
+                "tensor \"a\"",
+                "element count of shape [4294967296, 4294967296]",
+                "overflows",
+            ],
+        );
         // fits in usize as elements but not as bytes
         let h = r#"{"a":{"dtype":"F64","shape":[2305843009213693952],"data_offsets":[0,8]}}"#;
         expect_err(&file(h, &[0; 8]), &["overflows"]);
@@ -956,20 +1381,37 @@ mod tests {
 
     #[test]
     fn rejects_bool_bytes_other_than_0_and_1() {
-        expect_err(&file(r#"{"m":{"dtype":"BOOL","shape":[3],"data_offsets":[0,3]}}"#, &[1, 0, 2]), &["tensor \"m\"", "BOOL data byte 2 is 2"]);
+        expect_err(
+            &file(
+                r#"{"m":{"dtype":"BOOL","shape":[3],"data_offsets":[0,3]}}"#,
+                &[1, 0, 2],
+            ),
+            &["tensor \"m\"", "BOOL data byte 2 is 2"],
+        );
     }
 
     #[test]
     fn file_errors_name_the_file_and_match_bytes() {
         let dir = std::env::temp_dir().join(format!("backprop-io-bad-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let cases: Vec<Vec<u8>> = vec![vec![1, 2, 3], file(ONE_F32, &[0; 9]), file(ONE_F32, &[0; 7]), file(r#"{"a":{"dtype":"Q","shape":[],"data_offsets":[0,0]}}"#, &[])];
+        let cases: Vec<Vec<u8>> = vec![
+            vec![1, 2, 3],
+            file(ONE_F32, &[0; 9]),
+            file(ONE_F32, &[0; 7]),
+            file(
+                r#"{"a":{"dtype":"Q","shape":[],"data_offsets":[0,0]}}"#,
+                &[],
+            ),
+        ];
         for (i, bytes) in cases.iter().enumerate() {
             let p = dir.join(format!("bad{i}.safetensors"));
             std::fs::write(&p, bytes).unwrap();
             let from_file = load(&p).unwrap_err().to_string();
             let from_bytes = load_from_bytes(bytes).unwrap_err().to_string();
-            assert!(from_file.contains(&format!("bad{i}.safetensors")), "{from_file}");
+            assert!(
+                from_file.contains(&format!("bad{i}.safetensors")),
+                "{from_file}"
+            );
             // same diagnosis either way (the file path only adds the name)
             let tail = from_bytes.trim_start_matches("checkpoint: ");
             assert!(from_file.ends_with(tail), "{from_file} vs {from_bytes}");
@@ -998,7 +1440,16 @@ mod tests {
         let b = Tensor::from_vec(vec![1u8, 0], vec![2], Device::Cpu).unwrap();
         let e = Tensor::from_vec(Vec::<f64>::new(), vec![0, 5], Device::Cpu).unwrap();
         let meta = BTreeMap::from([("epoch".to_string(), "3".to_string())]);
-        let base = save_to_bytes(&[("w".into(), x), ("step".into(), i), ("mask".into(), b), ("empty".into(), e)], Some(&meta)).unwrap();
+        let base = save_to_bytes(
+            &[
+                ("w".into(), x),
+                ("step".into(), i),
+                ("mask".into(), b),
+                ("empty".into(), e),
+            ],
+            Some(&meta),
+        )
+        .unwrap();
         let n = u64::from_le_bytes(base[..8].try_into().unwrap()) as usize;
         let dir = std::env::temp_dir().join(format!("backprop-io-fuzz-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -1015,15 +1466,35 @@ mod tests {
                 }
                 1 => f.truncate(rng.below(f.len())),
                 2 => {
-                    let v = [0, n as u64 - 1, n as u64 + 1, f.len() as u64, u64::MAX, 1 << 63, rng.next()][rng.below(7)];
+                    let v = [
+                        0,
+                        n as u64 - 1,
+                        n as u64 + 1,
+                        f.len() as u64,
+                        u64::MAX,
+                        1 << 63,
+                        rng.next(),
+                    ][rng.below(7)];
                     f[..8].copy_from_slice(&v.to_le_bytes());
                 }
                 3 => {
                     // rewrite one number in the header and fix the length prefix
                     let h = String::from_utf8(f[8..8 + n].to_vec()).unwrap();
-                    let digits: Vec<usize> = h.char_indices().filter(|(_, c)| c.is_ascii_digit()).map(|(i, _)| i).collect();
+                    let digits: Vec<usize> = h
+                        .char_indices()
+                        .filter(|(_, c)| c.is_ascii_digit())
+                        .map(|(i, _)| i)
+                        .collect();
                     let at = digits[rng.below(digits.len())];
-                    let repl = ["0", "9", "18446744073709551615", "-1", "1e3", "4294967296", "99999999999999999999"][rng.below(7)];
+                    let repl = [
+                        "0",
+                        "9",
+                        "18446744073709551615",
+                        "-1",
+                        "1e3",
+                        "4294967296",
+                        "99999999999999999999",
+                    ][rng.below(7)];
                     let h2 = format!("{}{}{}", &h[..at], repl, &h[at + 1..]);
                     f = file(&h2, &base[8 + n..]);
                 }
@@ -1061,7 +1532,18 @@ mod tests {
                     ok += 1;
                     assert_eq!(a.names(), b.names(), "case {case}");
                     for ((_, ta), (_, tb)) in a.tensors.iter().zip(&b.tensors) {
-                        assert_eq!(ta.to_f64_vec().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>(), tb.to_f64_vec().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+                        assert_eq!(
+                            ta.to_f64_vec()
+                                .unwrap()
+                                .iter()
+                                .map(|v| v.to_bits())
+                                .collect::<Vec<_>>(),
+                            tb.to_f64_vec()
+                                .unwrap()
+                                .iter()
+                                .map(|v| v.to_bits())
+                                .collect::<Vec<_>>()
+                        );
                     }
                 }
                 (Err(Error::Checkpoint(_)), Err(Error::Checkpoint(_))) => rejected += 1,

@@ -18,13 +18,21 @@ impl Layout {
     pub fn contiguous(shape: impl Into<Shape>) -> Self {
         let shape = shape.into();
         let strides = shape.contiguous_strides();
-        Layout { shape, strides, offset: 0 }
+        Layout {
+            shape,
+            strides,
+            offset: 0,
+        }
     }
 
     /// A layout with explicit strides; the caller guarantees every element is inside the storage.
     pub fn new(shape: Shape, strides: Vec<usize>, offset: usize) -> Self {
         debug_assert_eq!(shape.rank(), strides.len());
-        Layout { shape, strides, offset }
+        Layout {
+            shape,
+            strides,
+            offset,
+        }
     }
 
     pub fn shape(&self) -> &Shape {
@@ -72,22 +80,40 @@ impl Layout {
         if self.numel() == 0 {
             return 0;
         }
-        self.offset + self.dims().iter().zip(&self.strides).map(|(&d, &s)| (d - 1) * s).sum::<usize>() + 1
+        self.offset
+            + self
+                .dims()
+                .iter()
+                .zip(&self.strides)
+                .map(|(&d, &s)| (d - 1) * s)
+                .sum::<usize>()
+            + 1
     }
 
     /// Reorders the dimensions.
     pub fn permute(&self, perm: &[usize]) -> Result<Layout> {
         let rank = self.rank();
         let mut seen = vec![false; rank];
-        if perm.len() != rank || perm.iter().any(|&p| p >= rank || std::mem::replace(&mut seen[p], true)) {
+        if perm.len() != rank
+            || perm
+                .iter()
+                .any(|&p| p >= rank || std::mem::replace(&mut seen[p], true))
+        {
             return Err(Error::invalid(
                 "permute",
-                format!("{perm:?} is not a permutation of the {rank} dims of a tensor of shape {}", self.shape),
+                format!(
+                    "{perm:?} is not a permutation of the {rank} dims of a tensor of shape {}",
+                    self.shape
+                ),
             ));
         }
         let dims = perm.iter().map(|&p| self.dims()[p]).collect();
         let strides = perm.iter().map(|&p| self.strides[p]).collect();
-        Ok(Layout { shape: Shape::new(dims), strides, offset: self.offset })
+        Ok(Layout {
+            shape: Shape::new(dims),
+            strides,
+            offset: self.offset,
+        })
     }
 
     /// Broadcasts to `target` by giving new or size-1 dims a stride of 0.
@@ -97,7 +123,9 @@ impl Layout {
             op: "expand",
             lhs: self.shape.clone(),
             rhs: target.clone(),
-            detail: ": the expanded size must match the existing size at each non-singleton dimension".into(),
+            detail:
+                ": the expanded size must match the existing size at each non-singleton dimension"
+                    .into(),
         };
         if tr < r || target.checked_numel().is_none() {
             return Err(err());
@@ -111,7 +139,11 @@ impl Layout {
                 return Err(err());
             }
         }
-        Ok(Layout { shape: target.clone(), strides, offset: self.offset })
+        Ok(Layout {
+            shape: target.clone(),
+            strides,
+            offset: self.offset,
+        })
     }
 
     /// Elements `start, start+step, ...` (`len` of them) along `dim`.
@@ -119,9 +151,17 @@ impl Layout {
         let mut dims = self.dims().to_vec();
         let mut strides = self.strides.clone();
         dims[dim] = len;
-        let offset = if len == 0 { self.offset } else { self.offset + start * self.strides[dim] };
+        let offset = if len == 0 {
+            self.offset
+        } else {
+            self.offset + start * self.strides[dim]
+        };
         strides[dim] *= step;
-        Layout { shape: Shape::new(dims), strides, offset }
+        Layout {
+            shape: Shape::new(dims),
+            strides,
+            offset,
+        }
     }
 
     /// Removes `dim` by fixing it at `index`.
@@ -131,17 +171,29 @@ impl Layout {
         let offset = self.offset + index * strides[dim];
         dims.remove(dim);
         strides.remove(dim);
-        Layout { shape: Shape::new(dims), strides, offset }
+        Layout {
+            shape: Shape::new(dims),
+            strides,
+            offset,
+        }
     }
 
     /// Inserts a dim of extent 1 at `dim`.
     pub fn unsqueeze(&self, dim: usize) -> Layout {
         let mut dims = self.dims().to_vec();
         let mut strides = self.strides.clone();
-        let s = if dim < strides.len() { strides[dim] * dims[dim] } else { 1 };
+        let s = if dim < strides.len() {
+            strides[dim] * dims[dim]
+        } else {
+            1
+        };
         dims.insert(dim, 1);
         strides.insert(dim, s);
-        Layout { shape: Shape::new(dims), strides, offset: self.offset }
+        Layout {
+            shape: Shape::new(dims),
+            strides,
+            offset: self.offset,
+        }
     }
 
     /// A view with a new shape of the same element count, if the strides allow one without copying
@@ -151,10 +203,18 @@ impl Layout {
             return None;
         }
         if self.is_contiguous() {
-            return Some(Layout { shape: new.clone(), strides: new.contiguous_strides(), offset: self.offset });
+            return Some(Layout {
+                shape: new.clone(),
+                strides: new.contiguous_strides(),
+                offset: self.offset,
+            });
         }
         if self.numel() == 0 {
-            return Some(Layout::new(new.clone(), new.contiguous_strides(), self.offset));
+            return Some(Layout::new(
+                new.clone(),
+                new.contiguous_strides(),
+                self.offset,
+            ));
         }
         // Walk the old dims in chunks that are contiguous among themselves, matching new dims to them.
         let old_d: Vec<usize> = self.dims().to_vec();
@@ -211,7 +271,11 @@ impl Layout {
                 last = Some(k);
             }
             // innermost stride of the chunk
-            let inner = (oi..oe).rev().find(|&k| old_d[k] != 1).map(|k| old_s[k]).unwrap_or(1);
+            let inner = (oi..oe)
+                .rev()
+                .find(|&k| old_d[k] != 1)
+                .map(|k| old_s[k])
+                .unwrap_or(1);
             let mut acc = inner;
             for k in (ni..ne).rev() {
                 new_s[k] = acc;
@@ -220,7 +284,11 @@ impl Layout {
             oi = oe;
             ni = ne;
         }
-        Some(Layout { shape: new.clone(), strides: new_s, offset: self.offset })
+        Some(Layout {
+            shape: new.clone(),
+            strides: new_s,
+            offset: self.offset,
+        })
     }
 }
 
@@ -284,7 +352,13 @@ impl<const N: usize> StridedPlan<N> {
         }
         let inner_len = cd.pop().unwrap_or(1);
         let inner_strides = std::array::from_fn(|k| cs[k].pop().unwrap_or(1));
-        StridedPlan { outer: cd, outer_strides: cs, inner_len, inner_strides, offsets }
+        StridedPlan {
+            outer: cd,
+            outer_strides: cs,
+            inner_len,
+            inner_strides,
+            offsets,
+        }
     }
 
     /// Number of inner runs.
@@ -363,10 +437,14 @@ mod tests {
 
     #[test]
     fn broadcast_has_zero_strides() {
-        let l = Layout::contiguous([3]).broadcast_as(&Shape::from([2, 3])).unwrap();
+        let l = Layout::contiguous([3])
+            .broadcast_as(&Shape::from([2, 3]))
+            .unwrap();
         assert_eq!(l.strides(), &[0, 1]);
         assert_eq!(offsets(&l), vec![0, 1, 2, 0, 1, 2]);
-        assert!(Layout::contiguous([3]).broadcast_as(&Shape::from([4])).is_err());
+        assert!(Layout::contiguous([3])
+            .broadcast_as(&Shape::from([4]))
+            .is_err());
     }
 
     #[test]
@@ -391,7 +469,10 @@ mod tests {
         let s = Layout::contiguous([4, 6]).slice(1, 0, 3, 1);
         assert!(s.reshape(&Shape::from([12])).is_none());
         let s2 = Layout::contiguous([4, 2, 3]).slice(0, 1, 2, 1);
-        assert_eq!(offsets(&s2.reshape(&Shape::from([12])).unwrap()), (6..18).collect::<Vec<_>>());
+        assert_eq!(
+            offsets(&s2.reshape(&Shape::from([12])).unwrap()),
+            (6..18).collect::<Vec<_>>()
+        );
     }
 
     #[test]

@@ -16,10 +16,18 @@ impl Tensor {
     /// ```
     pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
         if self.device() != rhs.device() {
-            return Err(Error::DeviceMismatch { op: "matmul", lhs: self.device(), rhs: rhs.device() });
+            return Err(Error::DeviceMismatch {
+                op: "matmul",
+                lhs: self.device(),
+                rhs: rhs.device(),
+            });
         }
         if self.dtype() != rhs.dtype() {
-            return Err(Error::DTypeMismatch { op: "matmul", lhs: self.dtype(), rhs: rhs.dtype() });
+            return Err(Error::DTypeMismatch {
+                op: "matmul",
+                lhs: self.dtype(),
+                rhs: rhs.dtype(),
+            });
         }
         if self.rank() == 0 || rhs.rank() == 0 {
             return Err(Error::ShapeMismatch {
@@ -29,8 +37,16 @@ impl Tensor {
                 detail: ": both arguments to matmul need to be at least 1-d".into(),
             });
         }
-        let a = if self.rank() == 1 { self.unsqueeze(0usize)? } else { self.clone() };
-        let b = if rhs.rank() == 1 { rhs.unsqueeze(1usize)? } else { rhs.clone() };
+        let a = if self.rank() == 1 {
+            self.unsqueeze(0usize)?
+        } else {
+            self.clone()
+        };
+        let b = if rhs.rank() == 1 {
+            rhs.unsqueeze(1usize)?
+        } else {
+            rhs.clone()
+        };
         let (ar, br) = (a.rank(), b.rank());
         let k = a.dims()[ar - 1];
         if b.dims()[br - 2] != k {
@@ -38,10 +54,18 @@ impl Tensor {
                 op: "matmul",
                 lhs: self.shape().clone(),
                 rhs: rhs.shape().clone(),
-                detail: format!(": the inner dimensions differ ({k} vs {})", b.dims()[br - 2]),
+                detail: format!(
+                    ": the inner dimensions differ ({k} vs {})",
+                    b.dims()[br - 2]
+                ),
             });
         }
-        let batch = Shape::broadcast("matmul", &Shape::from(&a.dims()[..ar - 2]), &Shape::from(&b.dims()[..br - 2])).map_err(|_| Error::ShapeMismatch {
+        let batch = Shape::broadcast(
+            "matmul",
+            &Shape::from(&a.dims()[..ar - 2]),
+            &Shape::from(&b.dims()[..br - 2]),
+        )
+        .map_err(|_| Error::ShapeMismatch {
             op: "matmul",
             lhs: self.shape().clone(),
             rhs: rhs.shape().clone(),
@@ -53,7 +77,8 @@ impl Tensor {
         bd.extend_from_slice(&b.dims()[br - 2..]);
         let a = a.broadcast_to(&Shape::new(ad))?;
         let b = b.broadcast_to(&Shape::new(bd))?;
-        let s = crate::tensor::with_read([&a, &b], |[sa, sb]| sa.matmul(a.layout(), sb, b.layout()))?;
+        let s =
+            crate::tensor::with_read([&a, &b], |[sa, sb]| sa.matmul(a.layout(), sb, b.layout()))?;
         let mut od = batch.dims().to_vec();
         od.push(a.dims()[a.rank() - 2]);
         od.push(b.dims()[b.rank() - 1]);
@@ -69,7 +94,12 @@ impl Tensor {
     /// 2-d matrix product (PyTorch's `mm`).
     pub fn mm(&self, rhs: &Tensor) -> Result<Tensor> {
         if self.rank() != 2 || rhs.rank() != 2 {
-            return Err(Error::ShapeMismatch { op: "mm", lhs: self.shape().clone(), rhs: rhs.shape().clone(), detail: ": mm expects two 2-d tensors".into() });
+            return Err(Error::ShapeMismatch {
+                op: "mm",
+                lhs: self.shape().clone(),
+                rhs: rhs.shape().clone(),
+                detail: ": mm expects two 2-d tensors".into(),
+            });
         }
         self.matmul(rhs)
     }

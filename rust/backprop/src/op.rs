@@ -50,7 +50,10 @@ impl UnaryOp {
 
     /// Ops that make sense on integers (the rest promote integer input to float first).
     pub fn keeps_integers(self) -> bool {
-        matches!(self, UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sign | UnaryOp::Relu)
+        matches!(
+            self,
+            UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sign | UnaryOp::Relu
+        )
     }
 }
 
@@ -149,17 +152,33 @@ pub enum Op {
     /// A contiguous copy (also used by reshape when no view is possible).
     Copy(Tensor),
     /// `base` with the slice `dim, start.., step` replaced by `src`.
-    SliceScatter { base: Tensor, src: Tensor, dim: usize, start: usize, step: usize },
+    SliceScatter {
+        base: Tensor,
+        src: Tensor,
+        dim: usize,
+        start: usize,
+        step: usize,
+    },
     /// Concatenation along `dim`.
     Cat(Vec<Tensor>, usize),
     /// `out[..i..] = x[..index[..i..]..]` along `dim`.
     Gather(Tensor, usize, Tensor),
     /// `base` plus `src` accumulated at `index` along `dim`.
-    ScatterAdd { base: Tensor, dim: usize, index: Tensor, src: Tensor },
+    ScatterAdd {
+        base: Tensor,
+        dim: usize,
+        index: Tensor,
+        src: Tensor,
+    },
     /// Selects whole slices along `dim` with a 1-d index.
     IndexSelect(Tensor, usize, Tensor),
     /// `base` plus `src` slices accumulated at the 1-d `index` along `dim`.
-    IndexAdd { base: Tensor, dim: usize, index: Tensor, src: Tensor },
+    IndexAdd {
+        base: Tensor,
+        dim: usize,
+        index: Tensor,
+        src: Tensor,
+    },
     /// Softmax along `dim` (fused and numerically stable).
     Softmax(Tensor, usize),
     /// Log-softmax along `dim` (log-sum-exp stabilised).
@@ -182,8 +201,16 @@ pub struct Window {
 
 impl Window {
     /// Output extent along one axis, or `None` when the window does not fit.
-    pub fn out_len(input: usize, kernel: usize, stride: usize, padding: usize, dilation: usize) -> Option<usize> {
-        let span = dilation.checked_mul(kernel.checked_sub(1)?)?.checked_add(1)?;
+    pub fn out_len(
+        input: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        dilation: usize,
+    ) -> Option<usize> {
+        let span = dilation
+            .checked_mul(kernel.checked_sub(1)?)?
+            .checked_add(1)?;
         let padded = input.checked_add(2 * padding)?;
         if padded < span || stride == 0 {
             return None;
@@ -194,8 +221,20 @@ impl Window {
     /// `(out_h, out_w)` for an input of `(h, w)`.
     pub fn out_hw(&self, h: usize, w: usize) -> Option<(usize, usize)> {
         Some((
-            Window::out_len(h, self.kernel.0, self.stride.0, self.padding.0, self.dilation.0)?,
-            Window::out_len(w, self.kernel.1, self.stride.1, self.padding.1, self.dilation.1)?,
+            Window::out_len(
+                h,
+                self.kernel.0,
+                self.stride.0,
+                self.padding.0,
+                self.dilation.0,
+            )?,
+            Window::out_len(
+                w,
+                self.kernel.1,
+                self.stride.1,
+                self.padding.1,
+                self.dilation.1,
+            )?,
         ))
     }
 }
@@ -210,7 +249,11 @@ pub enum ViewKind {
     /// Broadcast to a larger shape (stride 0 on the new dims).
     Expand,
     /// Every `step`-th element from `start` along `dim`.
-    Slice { dim: usize, start: usize, step: usize },
+    Slice {
+        dim: usize,
+        start: usize,
+        step: usize,
+    },
 }
 
 impl Op {
@@ -244,28 +287,46 @@ impl Op {
     /// The tensors this op read, in order (index tensors included; they never require grad).
     pub fn inputs(&self) -> Vec<&Tensor> {
         match self {
-            Op::Unary(a, _) | Op::Cast(a) | Op::Reduce(a, _, _) | Op::View(a, _) | Op::Copy(a) => vec![a],
-            Op::Softmax(a, _) | Op::LogSoftmax(a, _) | Op::Unfold(a, ..) | Op::Fold(a, ..) => vec![a],
+            Op::Unary(a, _) | Op::Cast(a) | Op::Reduce(a, _, _) | Op::View(a, _) | Op::Copy(a) => {
+                vec![a]
+            }
+            Op::Softmax(a, _) | Op::LogSoftmax(a, _) | Op::Unfold(a, ..) | Op::Fold(a, ..) => {
+                vec![a]
+            }
             Op::Binary(a, b, _) | Op::Matmul(a, b) => vec![a, b],
             Op::Where(c, a, b) => vec![c, a, b],
             Op::SliceScatter { base, src, .. } => vec![base, src],
             Op::Cat(xs, _) => xs.iter().collect(),
             Op::Gather(a, _, i) | Op::IndexSelect(a, _, i) => vec![a, i],
-            Op::ScatterAdd { base, index, src, .. } | Op::IndexAdd { base, index, src, .. } => vec![base, index, src],
+            Op::ScatterAdd {
+                base, index, src, ..
+            }
+            | Op::IndexAdd {
+                base, index, src, ..
+            } => vec![base, index, src],
         }
     }
 
     /// Consumes the op, yielding owned inputs (used to free deep graphs without recursion).
     pub(crate) fn into_inputs(self) -> Vec<Tensor> {
         match self {
-            Op::Unary(a, _) | Op::Cast(a) | Op::Reduce(a, _, _) | Op::View(a, _) | Op::Copy(a) => vec![a],
-            Op::Softmax(a, _) | Op::LogSoftmax(a, _) | Op::Unfold(a, ..) | Op::Fold(a, ..) => vec![a],
+            Op::Unary(a, _) | Op::Cast(a) | Op::Reduce(a, _, _) | Op::View(a, _) | Op::Copy(a) => {
+                vec![a]
+            }
+            Op::Softmax(a, _) | Op::LogSoftmax(a, _) | Op::Unfold(a, ..) | Op::Fold(a, ..) => {
+                vec![a]
+            }
             Op::Binary(a, b, _) | Op::Matmul(a, b) => vec![a, b],
             Op::Where(c, a, b) => vec![c, a, b],
             Op::SliceScatter { base, src, .. } => vec![base, src],
             Op::Cat(xs, _) => xs,
             Op::Gather(a, _, i) | Op::IndexSelect(a, _, i) => vec![a, i],
-            Op::ScatterAdd { base, index, src, .. } | Op::IndexAdd { base, index, src, .. } => vec![base, index, src],
+            Op::ScatterAdd {
+                base, index, src, ..
+            }
+            | Op::IndexAdd {
+                base, index, src, ..
+            } => vec![base, index, src],
         }
     }
 }

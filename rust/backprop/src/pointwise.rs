@@ -8,7 +8,11 @@ impl Tensor {
     /// Applies a primitive unary op (integer input is promoted to float32 for float-only ops).
     pub fn unary(&self, op: UnaryOp) -> Result<Tensor> {
         let x = match self.dtype() {
-            DType::Bool => self.to_dtype(if op.keeps_integers() { DType::I64 } else { DType::F32 })?,
+            DType::Bool => self.to_dtype(if op.keeps_integers() {
+                DType::I64
+            } else {
+                DType::F32
+            })?,
             DType::I64 if !op.keeps_integers() => self.to_dtype(DType::F32)?,
             _ => self.clone(),
         };
@@ -56,7 +60,9 @@ impl Tensor {
     /// GELU with the tanh approximation (PyTorch's `approximate='tanh'`), composed.
     pub fn gelu_tanh(&self) -> Result<Tensor> {
         // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
-        let inner = self.add(&self.mul(self)?.mul(self)?.mul_scalar(0.044715)?)?.mul_scalar(0.7978845608028654)?;
+        let inner = self
+            .add(&self.mul(self)?.mul(self)?.mul_scalar(0.044715)?)?
+            .mul_scalar(0.7978845608028654)?;
         self.mul_scalar(0.5)?.mul(&inner.tanh()?.add_scalar(1.0)?)
     }
     pub fn erf(&self) -> Result<Tensor> {
@@ -64,26 +70,46 @@ impl Tensor {
     }
     /// `log(1 + exp(beta x)) / beta`, linear above `threshold` (PyTorch's defaults: 1, 20).
     pub fn softplus(&self, beta: f64, threshold: f64) -> Result<Tensor> {
-        let bx = if beta == 1.0 { self.clone() } else { self.mul_scalar(beta)? };
+        let bx = if beta == 1.0 {
+            self.clone()
+        } else {
+            self.mul_scalar(beta)?
+        };
         let sp = bx.unary(UnaryOp::Softplus)?;
-        let sp = if beta == 1.0 { sp } else { sp.div_scalar(beta)? };
+        let sp = if beta == 1.0 {
+            sp
+        } else {
+            sp.div_scalar(beta)?
+        };
         // above the threshold PyTorch returns x itself (and gradient 1)
         Tensor::where_cond(&bx.gt_scalar(threshold)?, self, &sp)
     }
     /// `max(0, x) + slope * min(0, x)`.
     pub fn leaky_relu(&self, negative_slope: f64) -> Result<Tensor> {
-        Tensor::where_cond(&self.gt_scalar(0.0)?, self, &self.mul_scalar(negative_slope)?)
+        Tensor::where_cond(
+            &self.gt_scalar(0.0)?,
+            self,
+            &self.mul_scalar(negative_slope)?,
+        )
     }
     /// Clamps into `[min, max]` (either bound optional). The gradient passes where
     /// `min <= x <= max`, as in PyTorch.
     pub fn clamp(&self, min: Option<f64>, max: Option<f64>) -> Result<Tensor> {
         let mut y = self.clone();
         if let Some(lo) = min {
-            let lo_t = Tensor::full_scalar(Scalar::Float(lo).into_dtype_of(self.dtype()), self.dtype(), self.device())?;
+            let lo_t = Tensor::full_scalar(
+                Scalar::Float(lo).into_dtype_of(self.dtype()),
+                self.dtype(),
+                self.device(),
+            )?;
             y = Tensor::where_cond(&self.lt_scalar(lo)?, &lo_t, &y)?;
         }
         if let Some(hi) = max {
-            let hi_t = Tensor::full_scalar(Scalar::Float(hi).into_dtype_of(self.dtype()), self.dtype(), self.device())?;
+            let hi_t = Tensor::full_scalar(
+                Scalar::Float(hi).into_dtype_of(self.dtype()),
+                self.dtype(),
+                self.device(),
+            )?;
             y = Tensor::where_cond(&self.gt_scalar(hi)?, &hi_t, &y)?;
         }
         Ok(y)
@@ -104,17 +130,35 @@ impl Tensor {
     pub fn binary(&self, rhs: &Tensor, op: BinaryOp) -> Result<Tensor> {
         let name = op.name();
         if self.device() != rhs.device() {
-            return Err(Error::DeviceMismatch { op: name, lhs: self.device(), rhs: rhs.device() });
+            return Err(Error::DeviceMismatch {
+                op: name,
+                lhs: self.device(),
+                rhs: rhs.device(),
+            });
         }
         let mut dt = DType::promote(self.dtype(), rhs.dtype());
         if op == BinaryOp::Div && !dt.is_float() {
             dt = DType::F32; // true division, as in Python 3 and PyTorch
         }
         let (a, b) = (self.cast_if(dt)?, rhs.cast_if(dt)?);
-        let shape = if a.shape() == b.shape() { a.shape().clone() } else { Shape::broadcast(name, a.shape(), b.shape())? };
-        let a = if a.shape() != &shape { a.broadcast_to(&shape)? } else { a };
-        let b = if b.shape() != &shape { b.broadcast_to(&shape)? } else { b };
-        let s = crate::tensor::with_read([&a, &b], |[sa, sb]| sa.binary(a.layout(), sb, b.layout(), op))?;
+        let shape = if a.shape() == b.shape() {
+            a.shape().clone()
+        } else {
+            Shape::broadcast(name, a.shape(), b.shape())?
+        };
+        let a = if a.shape() != &shape {
+            a.broadcast_to(&shape)?
+        } else {
+            a
+        };
+        let b = if b.shape() != &shape {
+            b.broadcast_to(&shape)?
+        } else {
+            b
+        };
+        let s = crate::tensor::with_read([&a, &b], |[sa, sb]| {
+            sa.binary(a.layout(), sb, b.layout(), op)
+        })?;
         Ok(Tensor::from_op(s, shape, Op::Binary(a, b, op)))
     }
 
@@ -192,14 +236,20 @@ impl Tensor {
     pub fn compare(&self, rhs: &Tensor, op: CmpOp) -> Result<Tensor> {
         let name = op.name();
         if self.device() != rhs.device() {
-            return Err(Error::DeviceMismatch { op: name, lhs: self.device(), rhs: rhs.device() });
+            return Err(Error::DeviceMismatch {
+                op: name,
+                lhs: self.device(),
+                rhs: rhs.device(),
+            });
         }
         let dt = DType::promote(self.dtype(), rhs.dtype());
         let (a, b) = (self.detach().cast_if(dt)?, rhs.detach().cast_if(dt)?);
         let shape = Shape::broadcast(name, a.shape(), b.shape())?;
         let a = a.broadcast_to(&shape)?;
         let b = b.broadcast_to(&shape)?;
-        let s = crate::tensor::with_read([&a, &b], |[sa, sb]| sa.compare(a.layout(), sb, b.layout(), op))?;
+        let s = crate::tensor::with_read([&a, &b], |[sa, sb]| {
+            sa.compare(a.layout(), sb, b.layout(), op)
+        })?;
         Ok(Tensor::from_storage(s, shape))
     }
     pub fn compare_scalar(&self, s: Scalar, op: CmpOp) -> Result<Tensor> {
@@ -242,7 +292,8 @@ impl Tensor {
         self.to_bool()?.binary(&rhs.to_bool()?, BinaryOp::Maximum)
     }
     pub fn logical_not(&self) -> Result<Tensor> {
-        self.to_bool()?.compare_scalar(Scalar::Bool(false), CmpOp::Eq)
+        self.to_bool()?
+            .compare_scalar(Scalar::Bool(false), CmpOp::Eq)
     }
     fn to_bool(&self) -> Result<Tensor> {
         self.detach().cast_if(DType::Bool)
@@ -251,20 +302,34 @@ impl Tensor {
     /// `cond ? on_true : on_false` elementwise, all three broadcast together.
     pub fn where_cond(cond: &Tensor, on_true: &Tensor, on_false: &Tensor) -> Result<Tensor> {
         if cond.dtype() != DType::Bool {
-            return Err(Error::DType { op: "where", dtype: cond.dtype(), detail: " (the condition must be a bool tensor)".into() });
+            return Err(Error::DType {
+                op: "where",
+                dtype: cond.dtype(),
+                detail: " (the condition must be a bool tensor)".into(),
+            });
         }
         for t in [on_true, on_false] {
             if t.device() != cond.device() {
-                return Err(Error::DeviceMismatch { op: "where", lhs: cond.device(), rhs: t.device() });
+                return Err(Error::DeviceMismatch {
+                    op: "where",
+                    lhs: cond.device(),
+                    rhs: t.device(),
+                });
             }
         }
         let dt = DType::promote(on_true.dtype(), on_false.dtype());
         let (a, b) = (on_true.cast_if(dt)?, on_false.cast_if(dt)?);
-        let shape = Shape::broadcast("where", &Shape::broadcast("where", cond.shape(), a.shape())?, b.shape())?;
+        let shape = Shape::broadcast(
+            "where",
+            &Shape::broadcast("where", cond.shape(), a.shape())?,
+            b.shape(),
+        )?;
         let c = cond.detach().broadcast_to(&shape)?;
         let a = a.broadcast_to(&shape)?;
         let b = b.broadcast_to(&shape)?;
-        let s = crate::tensor::with_read([&c, &a, &b], |[sc, sa, sb]| sc.where_cond(c.layout(), sa, a.layout(), sb, b.layout()))?;
+        let s = crate::tensor::with_read([&c, &a, &b], |[sc, sa, sb]| {
+            sc.where_cond(c.layout(), sa, a.layout(), sb, b.layout())
+        })?;
         Ok(Tensor::from_op(s, shape, Op::Where(c, a, b)))
     }
 
@@ -275,7 +340,11 @@ impl Tensor {
         }
         let s = self.storage().cast(self.layout(), dtype)?;
         if dtype.is_float() && self.dtype().is_float() {
-            Ok(Tensor::from_op(s, self.shape().clone(), Op::Cast(self.clone())))
+            Ok(Tensor::from_op(
+                s,
+                self.shape().clone(),
+                Op::Cast(self.clone()),
+            ))
         } else {
             Ok(Tensor::from_storage(s, self.shape().clone()))
         }

@@ -23,7 +23,9 @@ impl Rng {
             x = (x ^ (x >> 27)).wrapping_mul(0x94D049BB133111EB);
             x ^ (x >> 31)
         };
-        Rng { s: [next(), next(), next(), next()] }
+        Rng {
+            s: [next(), next(), next(), next()],
+        }
     }
 
     #[inline]

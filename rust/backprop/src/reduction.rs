@@ -19,23 +19,39 @@ impl Tensor {
             });
         }
         // Sums of bools count; sums of ints stay int64 (as in PyTorch).
-        let x = if op == ReduceOp::Sum && self.dtype() == DType::Bool { self.to_dtype(DType::I64)? } else { self.clone() };
+        let x = if op == ReduceOp::Sum && self.dtype() == DType::Bool {
+            self.to_dtype(DType::I64)?
+        } else {
+            self.clone()
+        };
         let s = x.storage().reduce(x.layout(), op, dims)?;
         let mut out_dims = x.dims().to_vec();
         for &d in dims {
             out_dims[d] = 1;
         }
-        Ok(Tensor::from_op(s, Shape::new(out_dims), Op::Reduce(x, op, dims.to_vec())))
+        Ok(Tensor::from_op(
+            s,
+            Shape::new(out_dims),
+            Op::Reduce(x, op, dims.to_vec()),
+        ))
     }
 
     /// Reduces over `dims` (empty = all), dropping them unless `keepdim`.
-    pub fn reduce<D: Dims + ?Sized>(&self, op: ReduceOp, dims: &D, keepdim: bool) -> Result<Tensor> {
+    pub fn reduce<D: Dims + ?Sized>(
+        &self,
+        op: ReduceOp,
+        dims: &D,
+        keepdim: bool,
+    ) -> Result<Tensor> {
         let dims = reduction_dims(op.name(), dims, self.rank())?;
         let r = self.reduce_keepdim(op, &dims)?;
         if keepdim || dims.is_empty() {
             Ok(r)
         } else {
-            let kept: Vec<usize> = (0..self.rank()).filter(|d| !dims.contains(d)).map(|d| self.dims()[d]).collect();
+            let kept: Vec<usize> = (0..self.rank())
+                .filter(|d| !dims.contains(d))
+                .map(|d| self.dims()[d])
+                .collect();
             r.reshape(kept)
         }
     }
@@ -50,7 +66,11 @@ impl Tensor {
     }
     /// Mean over `dims` (empty = all dims). Integer input is promoted to float32.
     pub fn mean<D: Dims + ?Sized>(&self, dims: &D, keepdim: bool) -> Result<Tensor> {
-        let x = if self.dtype().is_float() { self.clone() } else { self.to_dtype(DType::F32)? };
+        let x = if self.dtype().is_float() {
+            self.clone()
+        } else {
+            self.to_dtype(DType::F32)?
+        };
         let rd = reduction_dims("mean", dims, x.rank())?;
         let n: usize = rd.iter().map(|&d| x.dims()[d]).product();
         // the mean of nothing is NaN, as in NumPy and PyTorch
@@ -81,17 +101,31 @@ impl Tensor {
         self.arg_reduce(ArgReduceOp::ArgMin, dim, keepdim)
     }
     fn arg_reduce(&self, op: ArgReduceOp, dim: Option<i64>, keepdim: bool) -> Result<Tensor> {
-        let name = if op == ArgReduceOp::ArgMax { "argmax" } else { "argmin" };
+        let name = if op == ArgReduceOp::ArgMax {
+            "argmax"
+        } else {
+            "argmin"
+        };
         if self.numel() == 0 {
-            return Err(Error::InvalidShape { op: name, shape: self.shape().clone(), msg: "cannot take the argmax/argmin of an empty tensor".into() });
+            return Err(Error::InvalidShape {
+                op: name,
+                shape: self.shape().clone(),
+                msg: "cannot take the argmax/argmin of an empty tensor".into(),
+            });
         }
         let (x, d) = match dim {
             None => (self.detach().reshape([self.numel()])?, 0usize),
-            Some(d) if self.rank() == 0 => (self.detach().reshape([1])?, d.resolve(name, 0).map(|_| 0)?),
+            Some(d) if self.rank() == 0 => {
+                (self.detach().reshape([1])?, d.resolve(name, 0).map(|_| 0)?)
+            }
             Some(d) => (self.detach(), d.resolve(name, self.rank())?),
         };
         if x.dims()[d] == 0 {
-            return Err(Error::InvalidShape { op: name, shape: self.shape().clone(), msg: format!("dimension {d} has size 0") });
+            return Err(Error::InvalidShape {
+                op: name,
+                shape: self.shape().clone(),
+                msg: format!("dimension {d} has size 0"),
+            });
         }
         let s = x.storage().arg_reduce(x.layout(), op, d)?;
         let mut dims = x.dims().to_vec();
@@ -116,10 +150,18 @@ impl Tensor {
     pub fn min_dim<D: Dim>(&self, dim: D, keepdim: bool) -> Result<(Tensor, Tensor)> {
         self.extreme_dim(dim, keepdim, ArgReduceOp::ArgMin)
     }
-    fn extreme_dim<D: Dim>(&self, dim: D, keepdim: bool, op: ArgReduceOp) -> Result<(Tensor, Tensor)> {
+    fn extreme_dim<D: Dim>(
+        &self,
+        dim: D,
+        keepdim: bool,
+        op: ArgReduceOp,
+    ) -> Result<(Tensor, Tensor)> {
         let d = dim.resolve("max", self.rank())?;
         if self.rank() == 0 {
-            return Ok((self.clone(), Tensor::zeros(Shape::scalar(), DType::I64, self.device())?));
+            return Ok((
+                self.clone(),
+                Tensor::zeros(Shape::scalar(), DType::I64, self.device())?,
+            ));
         }
         let idx = self.arg_reduce(op, Some(d as i64), true)?;
         let vals = self.gather(d, &idx)?;
@@ -131,8 +173,17 @@ impl Tensor {
     }
 
     /// Variance over `dims` with Bessel-style `correction` (1 = unbiased, PyTorch's default).
-    pub fn var<D: Dims + ?Sized>(&self, dims: &D, correction: f64, keepdim: bool) -> Result<Tensor> {
-        let x = if self.dtype().is_float() { self.clone() } else { self.to_dtype(DType::F32)? };
+    pub fn var<D: Dims + ?Sized>(
+        &self,
+        dims: &D,
+        correction: f64,
+        keepdim: bool,
+    ) -> Result<Tensor> {
+        let x = if self.dtype().is_float() {
+            self.clone()
+        } else {
+            self.to_dtype(DType::F32)?
+        };
         let rd = reduction_dims("var", dims, x.rank())?;
         let n: usize = rd.iter().map(|&d| x.dims()[d]).product();
         let mu = x.mean(&rd, true)?;
@@ -141,7 +192,12 @@ impl Tensor {
         // n - correction <= 0 gives inf/NaN, as in PyTorch
         ss.div_scalar(n as f64 - correction)
     }
-    pub fn std<D: Dims + ?Sized>(&self, dims: &D, correction: f64, keepdim: bool) -> Result<Tensor> {
+    pub fn std<D: Dims + ?Sized>(
+        &self,
+        dims: &D,
+        correction: f64,
+        keepdim: bool,
+    ) -> Result<Tensor> {
         self.var(dims, correction, keepdim)?.sqrt()
     }
 
@@ -155,7 +211,10 @@ impl Tensor {
         if keepdim {
             Ok(s)
         } else {
-            let kept: Vec<usize> = (0..self.rank()).filter(|d| !rd.contains(d)).map(|d| self.dims()[d]).collect();
+            let kept: Vec<usize> = (0..self.rank())
+                .filter(|d| !rd.contains(d))
+                .map(|d| self.dims()[d])
+                .collect();
             s.reshape(kept)
         }
     }

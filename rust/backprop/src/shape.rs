@@ -67,7 +67,10 @@ impl Shape {
         for &d in dims {
             let d = self.dim(op, d)?;
             if out.contains(&d) {
-                return Err(Error::invalid(op, format!("dim {d} appears more than once in the list of dims")));
+                return Err(Error::invalid(
+                    op,
+                    format!("dim {d} appears more than once in the list of dims"),
+                ));
             }
             out.push(d);
         }
@@ -81,8 +84,16 @@ impl Shape {
         let rank = a.rank().max(b.rank());
         let mut out = vec![0; rank];
         for i in 0..rank {
-            let da = if i < rank - a.rank() { 1 } else { a.0[i - (rank - a.rank())] };
-            let db = if i < rank - b.rank() { 1 } else { b.0[i - (rank - b.rank())] };
+            let da = if i < rank - a.rank() {
+                1
+            } else {
+                a.0[i - (rank - a.rank())]
+            };
+            let db = if i < rank - b.rank() {
+                1
+            } else {
+                b.0[i - (rank - b.rank())]
+            };
             out[i] = if da == db || db == 1 {
                 da
             } else if da == 1 {
@@ -100,7 +111,11 @@ impl Shape {
         }
         let out = Shape(out);
         if out.checked_numel().is_none() {
-            return Err(Error::InvalidShape { op, shape: out, msg: "the broadcast shape has more elements than fit in memory addressing".into() });
+            return Err(Error::InvalidShape {
+                op,
+                shape: out,
+                msg: "the broadcast shape has more elements than fit in memory addressing".into(),
+            });
         }
         Ok(out)
     }
@@ -124,7 +139,11 @@ pub fn normalize_dim(op: &'static str, dim: i64, rank: usize) -> Result<usize> {
     if dim < -r || dim >= r {
         return Err(Error::DimOutOfRange { op, dim, rank });
     }
-    Ok(if dim < 0 { (dim + r) as usize } else { dim as usize })
+    Ok(if dim < 0 {
+        (dim + r) as usize
+    } else {
+        dim as usize
+    })
 }
 
 impl fmt::Display for Shape {
@@ -184,11 +203,25 @@ mod tests {
     #[test]
     fn broadcasting_follows_numpy() {
         let s = |v: &[usize]| Shape::from(v);
-        assert_eq!(Shape::broadcast("t", &s(&[3, 1]), &s(&[4])).unwrap(), s(&[3, 4]));
-        assert_eq!(Shape::broadcast("t", &s(&[]), &s(&[2, 2])).unwrap(), s(&[2, 2]));
-        assert_eq!(Shape::broadcast("t", &s(&[0, 1]), &s(&[1, 5])).unwrap(), s(&[0, 5]));
-        let err = Shape::broadcast("add", &s(&[2, 3]), &s(&[4])).unwrap_err().to_string();
-        assert!(err.contains("add") && err.contains("[2, 3]") && err.contains("[4]"), "{err}");
+        assert_eq!(
+            Shape::broadcast("t", &s(&[3, 1]), &s(&[4])).unwrap(),
+            s(&[3, 4])
+        );
+        assert_eq!(
+            Shape::broadcast("t", &s(&[]), &s(&[2, 2])).unwrap(),
+            s(&[2, 2])
+        );
+        assert_eq!(
+            Shape::broadcast("t", &s(&[0, 1]), &s(&[1, 5])).unwrap(),
+            s(&[0, 5])
+        );
+        let err = Shape::broadcast("add", &s(&[2, 3]), &s(&[4]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("add") && err.contains("[2, 3]") && err.contains("[4]"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -219,7 +252,11 @@ impl Dim for usize {
         if self < rank.max(1) {
             Ok(self)
         } else {
-            Err(Error::DimOutOfRange { op, dim: self as i64, rank })
+            Err(Error::DimOutOfRange {
+                op,
+                dim: self as i64,
+                rank,
+            })
         }
     }
 }
@@ -255,7 +292,11 @@ impl<D: Dim, const N: usize> Dims for [D; N] {
 }
 
 /// Resolves dims for a reduction: empty means all; duplicates are rejected; result sorted.
-pub fn reduction_dims<D: Dims + ?Sized>(op: &'static str, dims: &D, rank: usize) -> Result<Vec<usize>> {
+pub fn reduction_dims<D: Dims + ?Sized>(
+    op: &'static str,
+    dims: &D,
+    rank: usize,
+) -> Result<Vec<usize>> {
     let mut v = dims.resolve_all(op, rank)?;
     if rank == 0 {
         // a 0-d tensor reduces over nothing, whatever dim (0 or -1) was named
@@ -266,7 +307,10 @@ pub fn reduction_dims<D: Dims + ?Sized>(op: &'static str, dims: &D, rank: usize)
     }
     v.sort_unstable();
     if v.windows(2).any(|w| w[0] == w[1]) {
-        return Err(Error::invalid(op, "a dim appears more than once in the list of dims"));
+        return Err(Error::invalid(
+            op,
+            "a dim appears more than once in the list of dims",
+        ));
     }
     Ok(v)
 }
@@ -279,13 +323,18 @@ pub fn infer_shape(op: &'static str, dims: &[i64], numel: usize, from: &Shape) -
     for (i, &d) in dims.iter().enumerate() {
         if d == -1 {
             if infer.replace(i).is_some() {
-                return Err(Error::invalid(op, "only one dimension can be inferred (-1)"));
+                return Err(Error::invalid(
+                    op,
+                    "only one dimension can be inferred (-1)",
+                ));
             }
             out.push(0);
         } else if d < 0 {
             return Err(Error::invalid(op, format!("invalid shape dimension {d}")));
         } else {
-            known = known.checked_mul(d as usize).ok_or_else(|| Error::invalid(op, "shape is too large"))?;
+            known = known
+                .checked_mul(d as usize)
+                .ok_or_else(|| Error::invalid(op, "shape is too large"))?;
             out.push(d as usize);
         }
     }

@@ -19,12 +19,23 @@ impl Tensor {
     fn softmax_impl<D: Dim>(&self, dim: D, log: bool) -> Result<Tensor> {
         let name = if log { "log_softmax" } else { "softmax" };
         let d = dim.resolve(name, self.rank())?;
-        let x = if self.dtype().is_float() { self.clone() } else { self.to_dtype(DType::F32)? };
+        let x = if self.dtype().is_float() {
+            self.clone()
+        } else {
+            self.to_dtype(DType::F32)?
+        };
         if x.rank() == 0 {
-            return x.reshape([1])?.softmax_impl(0usize, log)?.reshape(crate::Shape::scalar());
+            return x
+                .reshape([1])?
+                .softmax_impl(0usize, log)?
+                .reshape(crate::Shape::scalar());
         }
         let s = x.storage().softmax(x.layout(), d, log)?;
-        let op = if log { Op::LogSoftmax(x.clone(), d) } else { Op::Softmax(x.clone(), d) };
+        let op = if log {
+            Op::LogSoftmax(x.clone(), d)
+        } else {
+            Op::Softmax(x.clone(), d)
+        };
         Ok(Tensor::from_op(s, x.shape().clone(), op))
     }
 }

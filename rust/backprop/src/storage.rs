@@ -115,8 +115,16 @@ impl Storage {
     pub fn compare(&self, l: &Layout, rhs: &Storage, rl: &Layout, op: CmpOp) -> Result<Storage> {
         same_device!(op.name(), (self, rhs), |a, b| a.compare(l, b, rl, op))
     }
-    pub fn where_cond(&self, l: &Layout, t: &Storage, tl: &Layout, f: &Storage, fl: &Layout) -> Result<Storage> {
-        same_device!("where", (self, t, f), |c, a, b| c.where_cond(l, a, tl, b, fl))
+    pub fn where_cond(
+        &self,
+        l: &Layout,
+        t: &Storage,
+        tl: &Layout,
+        f: &Storage,
+        fl: &Layout,
+    ) -> Result<Storage> {
+        same_device!("where", (self, t, f), |c, a, b| c
+            .where_cond(l, a, tl, b, fl))
     }
     pub fn cast(&self, l: &Layout, dtype: DType) -> Result<Storage> {
         one!(self, |s| s.cast(l, dtype))
@@ -146,14 +154,39 @@ impl Storage {
     pub fn gather(&self, l: &Layout, dim: usize, index: &Storage, il: &Layout) -> Result<Storage> {
         same_device!("gather", (self, index), |a, i| a.gather(l, dim, i, il))
     }
-    pub fn scatter_add(&self, l: &Layout, dim: usize, index: &Storage, il: &Layout, src: &Storage, sl: &Layout) -> Result<Storage> {
-        same_device!("scatter_add", (self, index, src), |a, i, s| a.scatter_add(l, dim, i, il, s, sl))
+    pub fn scatter_add(
+        &self,
+        l: &Layout,
+        dim: usize,
+        index: &Storage,
+        il: &Layout,
+        src: &Storage,
+        sl: &Layout,
+    ) -> Result<Storage> {
+        same_device!("scatter_add", (self, index, src), |a, i, s| a
+            .scatter_add(l, dim, i, il, s, sl))
     }
-    pub fn index_select(&self, l: &Layout, dim: usize, index: &Storage, il: &Layout) -> Result<Storage> {
-        same_device!("index_select", (self, index), |a, i| a.index_select(l, dim, i, il))
+    pub fn index_select(
+        &self,
+        l: &Layout,
+        dim: usize,
+        index: &Storage,
+        il: &Layout,
+    ) -> Result<Storage> {
+        same_device!("index_select", (self, index), |a, i| a
+            .index_select(l, dim, i, il))
     }
-    pub fn index_add(&self, l: &Layout, dim: usize, index: &Storage, il: &Layout, src: &Storage, sl: &Layout) -> Result<Storage> {
-        same_device!("index_add", (self, index, src), |a, i, s| a.index_add(l, dim, i, il, s, sl))
+    pub fn index_add(
+        &self,
+        l: &Layout,
+        dim: usize,
+        index: &Storage,
+        il: &Layout,
+        src: &Storage,
+        sl: &Layout,
+    ) -> Result<Storage> {
+        same_device!("index_add", (self, index, src), |a, i, s| a
+            .index_add(l, dim, i, il, s, sl))
     }
     pub fn softmax(&self, l: &Layout, dim: usize, log: bool) -> Result<Storage> {
         one!(self, |s| s.softmax(l, dim, log))

@@ -67,7 +67,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Tensor {
     // ---------------------------------------------------------------- construction (internal)
 
-    fn build(storage: Arc<RwLock<Storage>>, layout: Layout, dtype: DType, device: Device, op: Option<Op>) -> Tensor {
+    fn build(
+        storage: Arc<RwLock<Storage>>,
+        layout: Layout,
+        dtype: DType,
+        device: Device,
+        op: Option<Op>,
+    ) -> Tensor {
         LIVE.fetch_add(1, Ordering::Relaxed);
         let recorded = op.is_some();
         let op_name = op.as_ref().map(|o| o.name());
@@ -89,14 +95,26 @@ impl Tensor {
     /// A leaf tensor over a fresh storage with a contiguous layout.
     pub(crate) fn from_storage(storage: Storage, shape: Shape) -> Tensor {
         let (dtype, device) = (storage.dtype(), storage.device());
-        Tensor::build(Arc::new(RwLock::new(storage)), Layout::contiguous(shape), dtype, device, None)
+        Tensor::build(
+            Arc::new(RwLock::new(storage)),
+            Layout::contiguous(shape),
+            dtype,
+            device,
+            None,
+        )
     }
 
     /// The result of an op: records `op` when grad mode is on and some input requires grad.
     pub(crate) fn from_op(storage: Storage, shape: Shape, op: Op) -> Tensor {
         let (dtype, device) = (storage.dtype(), storage.device());
         let op = Self::maybe_record(op);
-        Tensor::build(Arc::new(RwLock::new(storage)), Layout::contiguous(shape), dtype, device, op)
+        Tensor::build(
+            Arc::new(RwLock::new(storage)),
+            Layout::contiguous(shape),
+            dtype,
+            device,
+            op,
+        )
     }
 
     fn maybe_record(op: Op) -> Option<Op> {
@@ -110,7 +128,13 @@ impl Tensor {
     /// A view of `self` with another layout over the same storage.
     pub(crate) fn view_with(&self, layout: Layout, kind: ViewKind) -> Tensor {
         let op = Self::maybe_record(Op::View(self.clone(), kind));
-        Tensor::build(self.0.storage.clone(), layout, self.0.dtype, self.0.device, op)
+        Tensor::build(
+            self.0.storage.clone(),
+            layout,
+            self.0.dtype,
+            self.0.device,
+            op,
+        )
     }
 
     /// A tensor over CPU memory (owned or foreign) viewed through `layout`.
@@ -119,11 +143,22 @@ impl Tensor {
         if layout.storage_extent() > storage.len() {
             return Err(Error::invalid(
                 "from_cpu_storage",
-                format!("layout of shape {} needs {} elements but the storage holds {}", layout.shape(), layout.storage_extent(), storage.len()),
+                format!(
+                    "layout of shape {} needs {} elements but the storage holds {}",
+                    layout.shape(),
+                    layout.storage_extent(),
+                    storage.len()
+                ),
             ));
         }
         let dtype = storage.dtype();
-        Ok(Tensor::build(Arc::new(RwLock::new(Storage::Cpu(storage))), layout, dtype, Device::Cpu, None))
+        Ok(Tensor::build(
+            Arc::new(RwLock::new(Storage::Cpu(storage))),
+            layout,
+            dtype,
+            Device::Cpu,
+            None,
+        ))
     }
 
     /// A leaf tensor holding `data` with the given shape.
@@ -134,13 +169,20 @@ impl Tensor {
     /// assert_eq!(t.dims(), &[2, 2]);
     /// # Ok::<(), backprop::Error>(())
     /// ```
-    pub fn from_vec<T: Element>(data: Vec<T>, shape: impl Into<Shape>, device: Device) -> Result<Tensor> {
+    pub fn from_vec<T: Element>(
+        data: Vec<T>,
+        shape: impl Into<Shape>,
+        device: Device,
+    ) -> Result<Tensor> {
         let shape = shape.into();
         if shape.checked_numel() != Some(data.len()) {
             return Err(Error::InvalidShape {
                 op: "from_vec",
                 shape,
-                msg: format!("it needs a different number of elements than the {} given", data.len()),
+                msg: format!(
+                    "it needs a different number of elements than the {} given",
+                    data.len()
+                ),
             });
         }
         let t = Tensor::from_storage(Storage::Cpu(CpuStorage::from_vec(data)), shape);
@@ -219,7 +261,10 @@ impl Tensor {
         let s = self.storage();
         let cpu = s.as_cpu()?;
         // SAFETY: offset is within the storage (checked when the layout was made).
-        Some(unsafe { cpu.as_ptr().add(self.0.layout.offset() * self.0.dtype.size_in_bytes()) })
+        Some(unsafe {
+            cpu.as_ptr()
+                .add(self.0.layout.offset() * self.0.dtype.size_in_bytes())
+        })
     }
 
     // ---------------------------------------------------------------- autograd metadata
@@ -239,7 +284,10 @@ impl Tensor {
             ));
         }
         if flag && !self.dtype().is_float() {
-            return Err(Error::Autograd(format!("only floating point tensors can require gradients, got dtype {}", self.dtype())));
+            return Err(Error::Autograd(format!(
+                "only floating point tensors can require gradients, got dtype {}",
+                self.dtype()
+            )));
         }
         self.0.requires_grad.store(flag, Ordering::Relaxed);
         Ok(self.clone())
@@ -258,10 +306,19 @@ impl Tensor {
     pub fn set_grad(&self, g: Option<Tensor>) -> Result<()> {
         if let Some(g) = &g {
             if g.shape() != self.shape() {
-                return Err(Error::ShapeMismatch { op: "grad", lhs: self.shape().clone(), rhs: g.shape().clone(), detail: ": assigned grad has a different shape".into() });
+                return Err(Error::ShapeMismatch {
+                    op: "grad",
+                    lhs: self.shape().clone(),
+                    rhs: g.shape().clone(),
+                    detail: ": assigned grad has a different shape".into(),
+                });
             }
             if g.device() != self.device() {
-                return Err(Error::DeviceMismatch { op: "grad", lhs: self.device(), rhs: g.device() });
+                return Err(Error::DeviceMismatch {
+                    op: "grad",
+                    lhs: self.device(),
+                    rhs: g.device(),
+                });
             }
         }
         *lock(&self.0.grad) = g;
@@ -289,7 +346,13 @@ impl Tensor {
     }
     /// A new handle on the same storage and layout, cut off from the graph.
     pub fn detach(&self) -> Tensor {
-        Tensor::build(self.0.storage.clone(), self.0.layout.clone(), self.0.dtype, self.0.device, None)
+        Tensor::build(
+            self.0.storage.clone(),
+            self.0.layout.clone(),
+            self.0.dtype,
+            self.0.device,
+            None,
+        )
     }
 
     // ---------------------------------------------------------------- data out
@@ -297,12 +360,22 @@ impl Tensor {
     /// Elements in row-major order, as `T` (which must match the dtype). GPU tensors are read back.
     pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
         if T::DTYPE != self.dtype() {
-            return Err(Error::DTypeMismatch { op: "to_vec", lhs: self.dtype(), rhs: T::DTYPE });
+            return Err(Error::DTypeMismatch {
+                op: "to_vec",
+                lhs: self.dtype(),
+                rhs: T::DTYPE,
+            });
         }
         let t = self.to_device(Device::Cpu)?.contiguous()?;
         let s = t.storage();
-        let cpu = s.as_cpu().ok_or_else(|| Error::invalid("to_vec", "tensor is not on the cpu"))?;
-        let all = cpu.as_slice::<T>().ok_or(Error::DTypeMismatch { op: "to_vec", lhs: t.dtype(), rhs: T::DTYPE })?;
+        let cpu = s
+            .as_cpu()
+            .ok_or_else(|| Error::invalid("to_vec", "tensor is not on the cpu"))?;
+        let all = cpu.as_slice::<T>().ok_or(Error::DTypeMismatch {
+            op: "to_vec",
+            lhs: t.dtype(),
+            rhs: T::DTYPE,
+        })?;
         let off = t.layout().offset();
         Ok(all[off..off + t.numel()].to_vec())
     }
@@ -311,7 +384,9 @@ impl Tensor {
     pub fn to_f64_vec(&self) -> Result<Vec<f64>> {
         let t = self.to_device(Device::Cpu)?;
         let s = t.storage();
-        let cpu = s.as_cpu().ok_or_else(|| Error::invalid("to_vec", "tensor is not on the cpu"))?;
+        let cpu = s
+            .as_cpu()
+            .ok_or_else(|| Error::invalid("to_vec", "tensor is not on the cpu"))?;
         cpu.to_f64_vec(t.layout())
     }
 
@@ -321,7 +396,10 @@ impl Tensor {
             return Err(Error::InvalidShape {
                 op: "item",
                 shape: self.shape().clone(),
-                msg: format!("a tensor with {} elements cannot be converted to a scalar", self.numel()),
+                msg: format!(
+                    "a tensor with {} elements cannot be converted to a scalar",
+                    self.numel()
+                ),
             });
         }
         Ok(self.to_f64_vec()?[0])
@@ -334,7 +412,11 @@ impl Tensor {
         }
         let s = self.storage().to_device(self.layout(), device)?;
         // Moving between devices is differentiable: the gradient moves back.
-        Ok(Tensor::from_op(s, self.shape().clone(), Op::Copy(self.clone())))
+        Ok(Tensor::from_op(
+            s,
+            self.shape().clone(),
+            Op::Copy(self.clone()),
+        ))
     }
 
     // ---------------------------------------------------------------- in-place writes
@@ -343,17 +425,30 @@ impl Tensor {
     /// Refused on tensors that require grad while grad mode is on, as in PyTorch.
     pub fn copy_(&self, src: &Tensor) -> Result<()> {
         self.check_inplace("copy_")?;
-        let src = if src.dtype() != self.dtype() { src.detach().to_dtype(self.dtype())? } else { src.detach() };
-        let src = if src.device() != self.device() { src.to_device(self.device())? } else { src };
+        let src = if src.dtype() != self.dtype() {
+            src.detach().to_dtype(self.dtype())?
+        } else {
+            src.detach()
+        };
+        let src = if src.device() != self.device() {
+            src.to_device(self.device())?
+        } else {
+            src
+        };
         let src = src.broadcast_to(self.shape())?;
         // Reading and writing the same storage would deadlock the lock and could read
         // half-written data: materialise the source first.
-        let src = if src.shares_storage(self) { src.contiguous_copy()? } else { src };
+        let src = if src.shares_storage(self) {
+            src.contiguous_copy()?
+        } else {
+            src
+        };
         // Locks in address order (see `with_read`), so two threads copying between the same
         // pair of tensors in opposite directions cannot deadlock.
         if Arc::as_ptr(&src.0.storage) < Arc::as_ptr(&self.0.storage) {
             let s = src.storage();
-            self.storage_mut().copy_into(self.layout(), &s, src.layout())
+            self.storage_mut()
+                .copy_into(self.layout(), &s, src.layout())
         } else {
             let mut d = self.storage_mut();
             d.copy_into(self.layout(), &src.storage(), src.layout())
@@ -372,7 +467,11 @@ impl Tensor {
     /// A contiguous copy that never aliases `self` (unlike `contiguous`, which may return `self`).
     pub fn contiguous_copy(&self) -> Result<Tensor> {
         let s = self.storage().copy_strided(self.layout())?;
-        Ok(Tensor::from_op(s, self.shape().clone(), Op::Copy(self.clone())))
+        Ok(Tensor::from_op(
+            s,
+            self.shape().clone(),
+            Op::Copy(self.clone()),
+        ))
     }
 }
 
@@ -380,7 +479,9 @@ impl Drop for TensorImpl {
     fn drop(&mut self) {
         LIVE.fetch_sub(1, Ordering::Relaxed);
         // Free long graphs iteratively: recursive Arc drops of a 10^5-op chain would overflow the stack.
-        let Some(op) = self.op.get_mut().unwrap_or_else(|e| e.into_inner()).take() else { return };
+        let Some(op) = self.op.get_mut().unwrap_or_else(|e| e.into_inner()).take() else {
+            return;
+        };
         let mut stack = op.into_inputs();
         while let Some(t) = stack.pop() {
             if let Some(mut inner) = Arc::into_inner(t.0) {
@@ -395,14 +496,23 @@ impl Drop for TensorImpl {
 
 impl std::fmt::Debug for Tensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Tensor[{}, {}, {}]", self.shape(), self.dtype(), self.device())
+        write!(
+            f,
+            "Tensor[{}, {}, {}]",
+            self.shape(),
+            self.dtype(),
+            self.device()
+        )
     }
 }
 
 /// Runs `f` with read access to the storages of `ts`, taking each distinct lock once and in a
 /// global (address) order. Taking the same lock twice, or two locks in opposite orders on two
 /// threads, can deadlock once a writer queues; this rules both out.
-pub(crate) fn with_read<R, const N: usize>(ts: [&Tensor; N], f: impl FnOnce([&Storage; N]) -> R) -> R {
+pub(crate) fn with_read<R, const N: usize>(
+    ts: [&Tensor; N],
+    f: impl FnOnce([&Storage; N]) -> R,
+) -> R {
     let key = |t: &Tensor| Arc::as_ptr(&t.0.storage) as usize;
     let mut order: [usize; N] = std::array::from_fn(|i| i);
     order.sort_by_key(|&i| key(ts[i]));

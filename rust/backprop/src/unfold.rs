@@ -9,7 +9,11 @@ impl Tensor {
     /// read `pad_value` (0 for convolution, -inf for max-pooling).
     pub fn unfold(&self, w: Window, pad_value: f64) -> Result<Tensor> {
         if self.rank() != 4 {
-            return Err(Error::InvalidShape { op: "unfold", shape: self.shape().clone(), msg: "expected a 4-d input [N, C, H, W]".into() });
+            return Err(Error::InvalidShape {
+                op: "unfold",
+                shape: self.shape().clone(),
+                msg: "expected a 4-d input [N, C, H, W]".into(),
+            });
         }
         check_window("unfold", &w)?;
         let d = self.dims();
@@ -23,7 +27,11 @@ impl Tensor {
         })?;
         let s = self.storage().unfold(self.layout(), &w, pad_value)?;
         let shape = Shape::new(vec![d[0], d[1] * w.kernel.0 * w.kernel.1, oh * ow]);
-        Ok(Tensor::from_op(s, shape, Op::Unfold(self.clone(), w, pad_value)))
+        Ok(Tensor::from_op(
+            s,
+            shape,
+            Op::Unfold(self.clone(), w, pad_value),
+        ))
     }
 
     /// `[N, C*kh*kw, L]` -> `[N, C, H, W]` with `(H, W) = out_hw`: the adjoint of `unfold`,
@@ -31,16 +39,30 @@ impl Tensor {
     pub fn fold(&self, w: Window, out_hw: (usize, usize)) -> Result<Tensor> {
         check_window("fold", &w)?;
         let k = w.kernel.0 * w.kernel.1;
-        let bad = |msg: String| Error::InvalidShape { op: "fold", shape: self.shape().clone(), msg };
+        let bad = |msg: String| Error::InvalidShape {
+            op: "fold",
+            shape: self.shape().clone(),
+            msg,
+        };
         if self.rank() != 3 {
             return Err(bad("expected a 3-d input [N, C*kh*kw, L]".into()));
         }
         if self.dims()[1] % k != 0 {
-            return Err(bad(format!("dim 1 must be divisible by the kernel size {}x{}", w.kernel.0, w.kernel.1)));
+            return Err(bad(format!(
+                "dim 1 must be divisible by the kernel size {}x{}",
+                w.kernel.0, w.kernel.1
+            )));
         }
-        let (oh, ow) = w.out_hw(out_hw.0, out_hw.1).ok_or_else(|| bad(format!("the window does not fit an output of {out_hw:?}")))?;
+        let (oh, ow) = w
+            .out_hw(out_hw.0, out_hw.1)
+            .ok_or_else(|| bad(format!("the window does not fit an output of {out_hw:?}")))?;
         if oh * ow != self.dims()[2] {
-            return Err(bad(format!("expected {} window positions (= {oh}x{ow}) for an output of {:?}, got {}", oh * ow, out_hw, self.dims()[2])));
+            return Err(bad(format!(
+                "expected {} window positions (= {oh}x{ow}) for an output of {:?}, got {}",
+                oh * ow,
+                out_hw,
+                self.dims()[2]
+            )));
         }
         let s = self.storage().fold(self.layout(), &w, out_hw)?;
         let shape = Shape::new(vec![self.dims()[0], self.dims()[1] / k, out_hw.0, out_hw.1]);
@@ -49,8 +71,17 @@ impl Tensor {
 }
 
 fn check_window(op: &'static str, w: &Window) -> Result<()> {
-    if w.kernel.0 == 0 || w.kernel.1 == 0 || w.stride.0 == 0 || w.stride.1 == 0 || w.dilation.0 == 0 || w.dilation.1 == 0 {
-        return Err(Error::invalid(op, format!("kernel, stride and dilation must be positive, got {w:?}")));
+    if w.kernel.0 == 0
+        || w.kernel.1 == 0
+        || w.stride.0 == 0
+        || w.stride.1 == 0
+        || w.dilation.0 == 0
+        || w.dilation.1 == 0
+    {
+        return Err(Error::invalid(
+            op,
+            format!("kernel, stride and dilation must be positive, got {w:?}"),
+        ));
     }
     Ok(())
 }

@@ -26,7 +26,10 @@ impl Tensor {
             None => {
                 let c = self.contiguous()?;
                 let l = Layout::contiguous(shape);
-                Ok(c.view_with(Layout::new(l.shape().clone(), l.strides().to_vec(), c.layout().offset()), ViewKind::Reshape))
+                Ok(c.view_with(
+                    Layout::new(l.shape().clone(), l.strides().to_vec(), c.layout().offset()),
+                    ViewKind::Reshape,
+                ))
             }
         }
     }
@@ -81,7 +84,11 @@ impl Tensor {
     /// Transpose of a matrix (`.T` on <= 2-d tensors, as PyTorch's `t()`).
     pub fn t(&self) -> Result<Tensor> {
         if self.rank() > 2 {
-            return Err(Error::InvalidShape { op: "t", shape: self.shape().clone(), msg: "t() expects a tensor with <= 2 dimensions; use .mT or permute".into() });
+            return Err(Error::InvalidShape {
+                op: "t",
+                shape: self.shape().clone(),
+                msg: "t() expects a tensor with <= 2 dimensions; use .mT or permute".into(),
+            });
         }
         self.transpose(0usize, self.rank().saturating_sub(1))
     }
@@ -89,7 +96,11 @@ impl Tensor {
     /// Transposes the last two dims (PyTorch's `.mT`).
     pub fn mt(&self) -> Result<Tensor> {
         if self.rank() < 2 {
-            return Err(Error::InvalidShape { op: "mT", shape: self.shape().clone(), msg: "mT expects a tensor with at least 2 dimensions".into() });
+            return Err(Error::InvalidShape {
+                op: "mT",
+                shape: self.shape().clone(),
+                msg: "mT expects a tensor with at least 2 dimensions".into(),
+            });
         }
         self.transpose(-2i64, -1i64)
     }
@@ -109,7 +120,12 @@ impl Tensor {
                 if self.rank() == 0 || self.dims()[d] != 1 {
                     return Ok(self.clone());
                 }
-                self.dims().iter().enumerate().filter(|&(i, _)| i != d).map(|(_, &x)| x).collect()
+                self.dims()
+                    .iter()
+                    .enumerate()
+                    .filter(|&(i, _)| i != d)
+                    .map(|(_, &x)| x)
+                    .collect()
             }
             None => self.dims().iter().copied().filter(|&x| x != 1).collect(),
         };
@@ -134,7 +150,10 @@ impl Tensor {
         for (i, &d) in dims.iter().enumerate() {
             if d == -1 {
                 if i < lead {
-                    return Err(Error::invalid("expand", "-1 is not allowed in a leading, non-existing dimension"));
+                    return Err(Error::invalid(
+                        "expand",
+                        "-1 is not allowed in a leading, non-existing dimension",
+                    ));
                 }
                 out.push(self.dims()[i - lead]);
             } else if d < 0 {
@@ -167,7 +186,11 @@ impl Tensor {
     /// `len` elements along `dim` from `start` taking every `step`-th (a view).
     pub fn slice_step(&self, dim: usize, start: usize, len: usize, step: usize) -> Result<Tensor> {
         if self.rank() == 0 {
-            return Err(Error::InvalidShape { op: "slice", shape: self.shape().clone(), msg: "cannot slice a 0-d tensor".into() });
+            return Err(Error::InvalidShape {
+                op: "slice",
+                shape: self.shape().clone(),
+                msg: "cannot slice a 0-d tensor".into(),
+            });
         }
         let size = self.dims()[dim.min(self.rank() - 1)];
         if dim >= self.rank() || step == 0 || (len > 0 && start + (len - 1) * step >= size) {
@@ -185,20 +208,40 @@ impl Tensor {
 
     /// Python-style slice `start:end:step` along `dim` (negative and out-of-range bounds clamp,
     /// as in NumPy). `step` must be positive.
-    pub fn slice<D: Dim>(&self, dim: D, start: Option<i64>, end: Option<i64>, step: i64) -> Result<Tensor> {
+    pub fn slice<D: Dim>(
+        &self,
+        dim: D,
+        start: Option<i64>,
+        end: Option<i64>,
+        step: i64,
+    ) -> Result<Tensor> {
         let d = dim.resolve("slice", self.rank())?;
         if step <= 0 {
-            return Err(Error::invalid("slice", format!("slice step must be positive, got {step}")));
+            return Err(Error::invalid(
+                "slice",
+                format!("slice step must be positive, got {step}"),
+            ));
         }
         let n = self.dims()[d] as i64;
         let clampi = |v: i64| if v < 0 { (v + n).max(0) } else { v.min(n) };
         let s = start.map(clampi).unwrap_or(0);
         let e = end.map(clampi).unwrap_or(n);
-        let len = if e > s { ((e - s) + step - 1) / step } else { 0 };
+        let len = if e > s {
+            ((e - s) + step - 1) / step
+        } else {
+            0
+        };
         if len == 0 {
             // an empty view: PyTorch allows it at any start
             let l = self.layout().slice(d, 0, 0, 1);
-            return Ok(self.view_with(l, ViewKind::Slice { dim: d, start: 0, step: 1 }));
+            return Ok(self.view_with(
+                l,
+                ViewKind::Slice {
+                    dim: d,
+                    start: 0,
+                    step: 1,
+                },
+            ));
         }
         self.slice_step(d, s as usize, len as usize, step as usize)
     }
@@ -207,23 +250,34 @@ impl Tensor {
     pub fn select<D: Dim>(&self, dim: D, index: i64) -> Result<Tensor> {
         let d = dim.resolve("select", self.rank())?;
         if self.rank() == 0 {
-            return Err(Error::InvalidShape { op: "select", shape: self.shape().clone(), msg: "invalid index of a 0-dim tensor".into() });
+            return Err(Error::InvalidShape {
+                op: "select",
+                shape: self.shape().clone(),
+                msg: "invalid index of a 0-dim tensor".into(),
+            });
         }
         let n = self.dims()[d] as i64;
         let i = if index < 0 { index + n } else { index };
         if i < 0 || i >= n {
-            return Err(Error::IndexOutOfRange { op: "select", index, dim: d, size: n as usize });
+            return Err(Error::IndexOutOfRange {
+                op: "select",
+                index,
+                dim: d,
+                size: n as usize,
+            });
         }
-        self.slice_step(d, i as usize, 1, 1)?.squeeze(Some(d as i64)).and_then(|t| {
-            if t.rank() + 1 == self.rank() {
-                Ok(t)
-            } else {
-                // squeeze keeps dims that are not 1; here the sliced dim is 1 by construction
-                let mut dims = self.dims().to_vec();
-                dims.remove(d);
-                t.reshape(dims)
-            }
-        })
+        self.slice_step(d, i as usize, 1, 1)?
+            .squeeze(Some(d as i64))
+            .and_then(|t| {
+                if t.rank() + 1 == self.rank() {
+                    Ok(t)
+                } else {
+                    // squeeze keeps dims that are not 1; here the sliced dim is 1 by construction
+                    let mut dims = self.dims().to_vec();
+                    dims.remove(d);
+                    t.reshape(dims)
+                }
+            })
     }
 
     /// Flattens dims `start..=end` into one.
@@ -231,9 +285,15 @@ impl Tensor {
         if self.rank() == 0 {
             return self.reshape([1]);
         }
-        let (s, e) = (start.resolve("flatten", self.rank())?, end.resolve("flatten", self.rank())?);
+        let (s, e) = (
+            start.resolve("flatten", self.rank())?,
+            end.resolve("flatten", self.rank())?,
+        );
         if s > e {
-            return Err(Error::invalid("flatten", "start_dim cannot come after end_dim"));
+            return Err(Error::invalid(
+                "flatten",
+                "start_dim cannot come after end_dim",
+            ));
         }
         let mut dims: Vec<usize> = self.dims()[..s].to_vec();
         dims.push(self.dims()[s..=e].iter().product());
@@ -247,6 +307,10 @@ impl Tensor {
             return Ok(self.clone());
         }
         let s = self.storage().copy_strided(self.layout())?;
-        Ok(Tensor::from_op(s, self.shape().clone(), Op::Copy(self.clone())))
+        Ok(Tensor::from_op(
+            s,
+            self.shape().clone(),
+            Op::Copy(self.clone()),
+        ))
     }
 }

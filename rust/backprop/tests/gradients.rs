@@ -7,10 +7,16 @@ use backprop::nn::loss::{self, ClassLossOptions, Reduction};
 use backprop::{manual_seed, DType, Device, Result, Tensor};
 
 fn randn(shape: &[usize]) -> Tensor {
-    Tensor::randn(shape.to_vec(), DType::F64, Device::Cpu).unwrap().requires_grad_(true).unwrap()
+    Tensor::randn(shape.to_vec(), DType::F64, Device::Cpu)
+        .unwrap()
+        .requires_grad_(true)
+        .unwrap()
 }
 fn positive(shape: &[usize]) -> Tensor {
-    let t = Tensor::rand(shape.to_vec(), DType::F64, Device::Cpu).unwrap().add_scalar(0.5).unwrap();
+    let t = Tensor::rand(shape.to_vec(), DType::F64, Device::Cpu)
+        .unwrap()
+        .add_scalar(0.5)
+        .unwrap();
     t.requires_grad_(true).unwrap()
 }
 fn check(name: &str, f: impl Fn(&[Tensor]) -> Result<Tensor>, inputs: &[Tensor]) {
@@ -65,8 +71,16 @@ fn binary_rules_with_broadcasting() {
     check("pow", |v| v[0].pow(&v[1]), &[p.clone(), b.clone()]);
     check("maximum", |v| v[0].maximum(&v[1]), &[a.clone(), c.clone()]);
     check("minimum", |v| v[0].minimum(&v[1]), &[a.clone(), b.clone()]);
-    check("where", |v| Tensor::where_cond(&v[0].gt_scalar(0.0)?, &v[0], &v[1]), &[a.clone(), c.clone()]);
-    check("scalar_ops", |v| v[0].mul_scalar(3.0)?.rsub_scalar(1.0)?.rdiv_scalar(2.0), &[p.clone()]);
+    check(
+        "where",
+        |v| Tensor::where_cond(&v[0].gt_scalar(0.0)?, &v[0], &v[1]),
+        &[a.clone(), c.clone()],
+    );
+    check(
+        "scalar_ops",
+        |v| v[0].mul_scalar(3.0)?.rsub_scalar(1.0)?.rdiv_scalar(2.0),
+        &[p.clone()],
+    );
 }
 
 #[test]
@@ -80,36 +94,87 @@ fn reduction_rules() {
     check("amax", |v| v[0].amax(&[1i64], false), &[x.clone()]);
     check("amin", |v| v[0].amin(&[0i64, 1], true), &[x.clone()]);
     check("max_all", |v| v[0].max_all(), &[x.clone()]);
-    check("max_dim", |v| Ok(v[0].max_dim(1i64, false)?.0), &[x.clone()]);
+    check(
+        "max_dim",
+        |v| Ok(v[0].max_dim(1i64, false)?.0),
+        &[x.clone()],
+    );
     check("var", |v| v[0].var(&[1i64], 1.0, false), &[x.clone()]);
     check("std", |v| v[0].std(&[0i64], 1.0, true), &[x.clone()]);
-    check("logsumexp", |v| v[0].logsumexp(&[2i64], false), &[x.clone()]);
+    check(
+        "logsumexp",
+        |v| v[0].logsumexp(&[2i64], false),
+        &[x.clone()],
+    );
 }
 
 #[test]
 fn matmul_rules() {
     manual_seed(3);
-    check("mm", |v| v[0].matmul(&v[1]), &[randn(&[3, 4]), randn(&[4, 2])]);
+    check(
+        "mm",
+        |v| v[0].matmul(&v[1]),
+        &[randn(&[3, 4]), randn(&[4, 2])],
+    );
     check("mv", |v| v[0].matmul(&v[1]), &[randn(&[3, 4]), randn(&[4])]);
     check("vm", |v| v[0].matmul(&v[1]), &[randn(&[4]), randn(&[4, 2])]);
     check("dot", |v| v[0].matmul(&v[1]), &[randn(&[4]), randn(&[4])]);
-    check("batched_broadcast", |v| v[0].matmul(&v[1]), &[randn(&[2, 1, 3, 4]), randn(&[3, 4, 2])]);
-    check("transposed", |v| v[0].t()?.matmul(&v[1].t()?), &[randn(&[4, 3]), randn(&[2, 4])]);
+    check(
+        "batched_broadcast",
+        |v| v[0].matmul(&v[1]),
+        &[randn(&[2, 1, 3, 4]), randn(&[3, 4, 2])],
+    );
+    check(
+        "transposed",
+        |v| v[0].t()?.matmul(&v[1].t()?),
+        &[randn(&[4, 3]), randn(&[2, 4])],
+    );
 }
 
 #[test]
 fn view_rules() {
     manual_seed(4);
     let x = randn(&[2, 3, 4]);
-    check("reshape", |v| v[0].reshape([6, 4])?.mul_scalar(2.0), &[x.clone()]);
-    check("permute", |v| v[0].permute(&[2i64, 0, 1])?.exp(), &[x.clone()]);
-    check("transpose_reshape", |v| v[0].transpose(0i64, 2)?.reshape([4, 6]), &[x.clone()]);
-    check("unsqueeze_expand", |v| v[0].unsqueeze(1i64)?.expand(&[2, 5, 3, 4])?.sin(), &[x.clone()]);
-    check("slice", |v| v[0].slice(2i64, Some(1), None, 2)?.mul(&v[0].slice(2i64, None, Some(2), 1)?), &[x.clone()]);
+    check(
+        "reshape",
+        |v| v[0].reshape([6, 4])?.mul_scalar(2.0),
+        &[x.clone()],
+    );
+    check(
+        "permute",
+        |v| v[0].permute(&[2i64, 0, 1])?.exp(),
+        &[x.clone()],
+    );
+    check(
+        "transpose_reshape",
+        |v| v[0].transpose(0i64, 2)?.reshape([4, 6]),
+        &[x.clone()],
+    );
+    check(
+        "unsqueeze_expand",
+        |v| v[0].unsqueeze(1i64)?.expand(&[2, 5, 3, 4])?.sin(),
+        &[x.clone()],
+    );
+    check(
+        "slice",
+        |v| {
+            v[0].slice(2i64, Some(1), None, 2)?
+                .mul(&v[0].slice(2i64, None, Some(2), 1)?)
+        },
+        &[x.clone()],
+    );
     check("select", |v| v[0].select(1i64, -1), &[x.clone()]);
-    check("narrow", |v| v[0].narrow(0i64, 1, 1)?.squeeze(None), &[x.clone()]);
+    check(
+        "narrow",
+        |v| v[0].narrow(0i64, 1, 1)?.squeeze(None),
+        &[x.clone()],
+    );
     check("flatten", |v| v[0].flatten(1i64, 2), &[x.clone()]);
-    check("contiguous", |v| v[0].t()?.contiguous()?.cos(), &[randn(&[3, 5])]);
+    check(
+        "contiguous",
+        |v| v[0].t()?.contiguous()?.cos(),
+        &[randn(&[3, 5])],
+    );
 }
 
 #[test]
@@ -119,12 +184,36 @@ fn index_rules() {
     let idx = Tensor::from_vec(vec![0i64, 3, 3, 1, 2, 0], [3, 2], Device::Cpu).unwrap();
     let sel = Tensor::from_vec(vec![2i64, 0, 2], [3], Device::Cpu).unwrap();
     check("gather", |v| v[0].gather(1i64, &idx), &[x.clone()]);
-    check("scatter_add", |v| v[0].scatter_add(1i64, &idx, &v[1]), &[x.clone(), randn(&[3, 2])]);
-    check("index_select", |v| v[0].index_select(0i64, &sel), &[x.clone()]);
-    check("index_add", |v| v[0].index_add(0i64, &sel, &v[1]), &[x.clone(), randn(&[3, 4])]);
-    check("cat", |v| Tensor::cat(&[v[0].clone(), v[1].clone()], 1i64), &[x.clone(), randn(&[3, 2])]);
-    check("stack", |v| Tensor::stack(&[v[0].clone(), v[1].clone()], 0i64), &[x.clone(), randn(&[3, 4])]);
-    check("slice_scatter", |v| v[0].slice_scatter(&v[1], 1, 1, 2), &[x.clone(), randn(&[3, 2])]);
+    check(
+        "scatter_add",
+        |v| v[0].scatter_add(1i64, &idx, &v[1]),
+        &[x.clone(), randn(&[3, 2])],
+    );
+    check(
+        "index_select",
+        |v| v[0].index_select(0i64, &sel),
+        &[x.clone()],
+    );
+    check(
+        "index_add",
+        |v| v[0].index_add(0i64, &sel, &v[1]),
+        &[x.clone(), randn(&[3, 4])],
+    );
+    check(
+        "cat",
+        |v| Tensor::cat(&[v[0].clone(), v[1].clone()], 1i64),
+        &[x.clone(), randn(&[3, 2])],
+    );
+    check(
+        "stack",
+        |v| Tensor::stack(&[v[0].clone(), v[1].clone()], 0i64),
+        &[x.clone(), randn(&[3, 4])],
+    );
+    check(
+        "slice_scatter",
+        |v| v[0].slice_scatter(&v[1], 1, 1, 2),
+        &[x.clone(), randn(&[3, 2])],
+    );
 }
 
 #[test]
@@ -136,42 +225,159 @@ fn softmax_and_losses() {
     check("log_softmax", |v| v[0].log_softmax(1i64), &[x.clone()]);
     let target = Tensor::from_vec(vec![1i64, 0, 4, 2], [4], Device::Cpu).unwrap();
     let opts = ClassLossOptions::default();
-    check("cross_entropy", |v| loss::cross_entropy(&v[0], &target, &opts), &[x.clone()]);
-    let smooth = ClassLossOptions { label_smoothing: 0.1, ..Default::default() };
-    check("cross_entropy_smooth", |v| loss::cross_entropy(&v[0], &target, &smooth), &[x.clone()]);
-    let probs = Tensor::rand([4, 5], DType::F64, Device::Cpu).unwrap().softmax(1i64).unwrap();
-    check("cross_entropy_probs", |v| loss::cross_entropy(&v[0], &probs, &opts), &[x.clone()]);
-    check("nll_loss", |v| loss::nll_loss(&v[0].log_softmax(1i64)?, &target, &opts), &[x.clone()]);
+    check(
+        "cross_entropy",
+        |v| loss::cross_entropy(&v[0], &target, &opts),
+        &[x.clone()],
+    );
+    let smooth = ClassLossOptions {
+        label_smoothing: 0.1,
+        ..Default::default()
+    };
+    check(
+        "cross_entropy_smooth",
+        |v| loss::cross_entropy(&v[0], &target, &smooth),
+        &[x.clone()],
+    );
+    let probs = Tensor::rand([4, 5], DType::F64, Device::Cpu)
+        .unwrap()
+        .softmax(1i64)
+        .unwrap();
+    check(
+        "cross_entropy_probs",
+        |v| loss::cross_entropy(&v[0], &probs, &opts),
+        &[x.clone()],
+    );
+    check(
+        "nll_loss",
+        |v| loss::nll_loss(&v[0].log_softmax(1i64)?, &target, &opts),
+        &[x.clone()],
+    );
     let y = Tensor::rand([4, 5], DType::F64, Device::Cpu).unwrap();
-    check("mse", |v| loss::mse_loss(&v[0], &y, Reduction::Mean), &[x.clone()]);
-    check("l1", |v| loss::l1_loss(&v[0], &y, Reduction::Sum), &[x.clone()]);
-    check("bce_logits", |v| loss::binary_cross_entropy_with_logits(&v[0], &y, None, None, Reduction::Mean), &[x.clone()]);
+    check(
+        "mse",
+        |v| loss::mse_loss(&v[0], &y, Reduction::Mean),
+        &[x.clone()],
+    );
+    check(
+        "l1",
+        |v| loss::l1_loss(&v[0], &y, Reduction::Sum),
+        &[x.clone()],
+    );
+    check(
+        "bce_logits",
+        |v| loss::binary_cross_entropy_with_logits(&v[0], &y, None, None, Reduction::Mean),
+        &[x.clone()],
+    );
 }
 
 #[test]
 fn convolution_and_pooling_rules() {
-    use backprop::nn::conv::{self, Padding, PadMode};
+    use backprop::nn::conv::{self, PadMode, Padding};
     use backprop::op::Window;
     manual_seed(7);
     let x = randn(&[2, 3, 5, 6]);
-    let w = Window { kernel: (2, 3), stride: (1, 2), padding: (1, 1), dilation: (2, 1) };
+    let w = Window {
+        kernel: (2, 3),
+        stride: (1, 2),
+        padding: (1, 1),
+        dilation: (2, 1),
+    };
     check("unfold", |v| v[0].unfold(w, 0.0), &[x.clone()]);
     let cols = randn(&[2, 3 * 6, 2 * 3]);
-    check("fold", |v| v[0].fold(Window { kernel: (2, 3), stride: (2, 2), padding: (0, 1), dilation: (1, 1) }, (4, 5)), &[cols]);
+    check(
+        "fold",
+        |v| {
+            v[0].fold(
+                Window {
+                    kernel: (2, 3),
+                    stride: (2, 2),
+                    padding: (0, 1),
+                    dilation: (1, 1),
+                },
+                (4, 5),
+            )
+        },
+        &[cols],
+    );
     let wt = randn(&[4, 3, 3, 3]);
     let b = randn(&[4]);
-    check("conv2d", |v| conv::conv2d(&v[0], &v[1], Some(&v[2]), (1, 1), Padding::Explicit(1, 1), (1, 1), 1), &[x.clone(), wt.clone(), b.clone()]);
-    check("conv2d_stride_dilation", |v| conv::conv2d(&v[0], &v[1], None, (2, 1), Padding::Explicit(0, 2), (1, 2), 1), &[x.clone(), wt.clone()]);
+    check(
+        "conv2d",
+        |v| {
+            conv::conv2d(
+                &v[0],
+                &v[1],
+                Some(&v[2]),
+                (1, 1),
+                Padding::Explicit(1, 1),
+                (1, 1),
+                1,
+            )
+        },
+        &[x.clone(), wt.clone(), b.clone()],
+    );
+    check(
+        "conv2d_stride_dilation",
+        |v| {
+            conv::conv2d(
+                &v[0],
+                &v[1],
+                None,
+                (2, 1),
+                Padding::Explicit(0, 2),
+                (1, 2),
+                1,
+            )
+        },
+        &[x.clone(), wt.clone()],
+    );
     let wg = randn(&[4, 1, 2, 2]);
     let xg = randn(&[1, 2, 4, 4]);
-    check("conv2d_groups_same", |v| conv::conv2d(&v[0], &v[1], None, (1, 1), Padding::Same, (1, 1), 2), &[xg.clone(), wg]);
+    check(
+        "conv2d_groups_same",
+        |v| conv::conv2d(&v[0], &v[1], None, (1, 1), Padding::Same, (1, 1), 2),
+        &[xg.clone(), wg],
+    );
     let wtr = randn(&[3, 2, 3, 3]);
-    check("conv_transpose2d", |v| conv::conv_transpose2d(&v[0], &v[1], None, (2, 2), (1, 1), (1, 1), 1, (1, 1)), &[randn(&[1, 3, 3, 3]), wtr]);
-    check("max_pool2d", |v| Ok(conv::max_pool2d(&v[0], (2, 2), None, (0, 0), (1, 1), false)?.0), &[x.clone()]);
-    check("max_pool2d_pad", |v| Ok(conv::max_pool2d(&v[0], (3, 3), Some((2, 2)), (1, 1), (1, 1), false)?.0), &[x.clone()]);
-    check("avg_pool2d", |v| conv::avg_pool2d(&v[0], (2, 3), Some((1, 2)), (1, 1), false), &[x.clone()]);
-    check("adaptive_avg_pool2d", |v| conv::adaptive_avg_pool2d(&v[0], (3, 4)), &[x.clone()]);
-    check("pad_constant", |v| conv::pad(&v[0], &[1, 2, 0, 1], PadMode::Constant, 0.5), &[x.clone()]);
-    check("pad_reflect", |v| conv::pad(&v[0], &[2, 1, 1, 1], PadMode::Reflect, 0.0), &[x.clone()]);
-    check("pad_replicate", |v| conv::pad(&v[0], &[2, 3], PadMode::Replicate, 0.0), &[x.clone()]);
+    check(
+        "conv_transpose2d",
+        |v| conv::conv_transpose2d(&v[0], &v[1], None, (2, 2), (1, 1), (1, 1), 1, (1, 1)),
+        &[randn(&[1, 3, 3, 3]), wtr],
+    );
+    check(
+        "max_pool2d",
+        |v| Ok(conv::max_pool2d(&v[0], (2, 2), None, (0, 0), (1, 1), false)?.0),
+        &[x.clone()],
+    );
+    check(
+        "max_pool2d_pad",
+        |v| Ok(conv::max_pool2d(&v[0], (3, 3), Some((2, 2)), (1, 1), (1, 1), false)?.0),
+        &[x.clone()],
+    );
+    check(
+        "avg_pool2d",
+        |v| conv::avg_pool2d(&v[0], (2, 3), Some((1, 2)), (1, 1), false),
+        &[x.clone()],
+    );
+    check(
+        "adaptive_avg_pool2d",
+        |v| conv::adaptive_avg_pool2d(&v[0], (3, 4)),
+        &[x.clone()],
+    );
+    check(
+        "pad_constant",
+        |v| conv::pad(&v[0], &[1, 2, 0, 1], PadMode::Constant, 0.5),
+        &[x.clone()],
+    );
+    check(
+        "pad_reflect",
+        |v| conv::pad(&v[0], &[2, 1, 1, 1], PadMode::Reflect, 0.0),
+        &[x.clone()],
+    );
+    check(
+        "pad_replicate",
+        |v| conv::pad(&v[0], &[2, 3], PadMode::Replicate, 0.0),
+        &[x.clone()],
+    );
 }

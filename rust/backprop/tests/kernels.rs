@@ -20,19 +20,28 @@ fn unravel(mut i: usize, dims: &[usize]) -> Vec<usize> {
 fn reductions_over_every_dim_subset_and_layout() {
     manual_seed(10);
     let base = randn(&[3, 4, 5]);
-    let views = [base.clone(), base.permute(&[2usize, 0, 1]).unwrap(), base.slice(1i64, Some(1), None, 2).unwrap()];
+    let views = [
+        base.clone(),
+        base.permute(&[2usize, 0, 1]).unwrap(),
+        base.slice(1i64, Some(1), None, 2).unwrap(),
+    ];
     for x in views {
         let vals = x.to_f64_vec().unwrap();
         let dims = x.dims().to_vec();
         for mask in 1..(1 << dims.len()) {
             let red: Vec<usize> = (0..dims.len()).filter(|d| mask & (1 << d) != 0).collect();
-            let out_dims: Vec<usize> = (0..dims.len()).map(|d| if red.contains(&d) { 1 } else { dims[d] }).collect();
+            let out_dims: Vec<usize> = (0..dims.len())
+                .map(|d| if red.contains(&d) { 1 } else { dims[d] })
+                .collect();
             let n_out: usize = out_dims.iter().product();
             let mut sum = vec![0.0; n_out];
             let mut max = vec![f64::NEG_INFINITY; n_out];
             for (i, v) in vals.iter().enumerate() {
                 let idx = unravel(i, &dims);
-                let o = idx.iter().zip(&out_dims).fold(0, |acc, (&ix, &od)| acc * od + if od == 1 { 0 } else { ix });
+                let o = idx
+                    .iter()
+                    .zip(&out_dims)
+                    .fold(0, |acc, (&ix, &od)| acc * od + if od == 1 { 0 } else { ix });
                 sum[o] += v;
                 max[o] = max[o].max(*v);
             }
@@ -40,7 +49,11 @@ fn reductions_over_every_dim_subset_and_layout() {
             let s = x.sum(&red_i, true).unwrap().to_f64_vec().unwrap();
             let m = x.amax(&red_i, true).unwrap().to_f64_vec().unwrap();
             for k in 0..n_out {
-                assert!((s[k] - sum[k]).abs() < 1e-12, "sum over {red:?} of {:?}", x.dims());
+                assert!(
+                    (s[k] - sum[k]).abs() < 1e-12,
+                    "sum over {red:?} of {:?}",
+                    x.dims()
+                );
                 assert_eq!(m[k], max[k], "max over {red:?}");
             }
         }
@@ -58,7 +71,10 @@ fn matmul_matches_naive_for_transposed_and_broadcast_operands() {
         for i in 0..m {
             for j in 0..n {
                 let want: f64 = (0..k).map(|p| av[i * k + p] * bv[p * n + j]).sum();
-                assert!((c[i * n + j] - want).abs() < 1e-10, "({m},{k},{n}) at ({i},{j})");
+                assert!(
+                    (c[i * n + j] - want).abs() < 1e-10,
+                    "({m},{k},{n}) at ({i},{j})"
+                );
             }
         }
     }
@@ -68,7 +84,10 @@ fn matmul_matches_naive_for_transposed_and_broadcast_operands() {
     let c = a.matmul(&b).unwrap();
     assert_eq!(c.dims(), &[4, 3, 5]);
     let c1 = a.select(0usize, 2).unwrap().matmul(&b).unwrap();
-    assert_eq!(c.select(0usize, 2).unwrap().to_f64_vec().unwrap(), c1.to_f64_vec().unwrap());
+    assert_eq!(
+        c.select(0usize, 2).unwrap().to_f64_vec().unwrap(),
+        c1.to_f64_vec().unwrap()
+    );
 }
 
 #[test]
@@ -77,8 +96,20 @@ fn f32_matmul_large_enough_to_thread_is_accurate() {
     let a = Tensor::randn([300, 200], DType::F32, Device::Cpu).unwrap();
     let b = Tensor::randn([200, 100], DType::F32, Device::Cpu).unwrap();
     let c = a.matmul(&b).unwrap().to_dtype(DType::F64).unwrap();
-    let c64 = a.to_dtype(DType::F64).unwrap().matmul(&b.to_dtype(DType::F64).unwrap()).unwrap();
-    let diff = c.sub(&c64).unwrap().abs().unwrap().max_all().unwrap().item().unwrap();
+    let c64 = a
+        .to_dtype(DType::F64)
+        .unwrap()
+        .matmul(&b.to_dtype(DType::F64).unwrap())
+        .unwrap();
+    let diff = c
+        .sub(&c64)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .item()
+        .unwrap();
     assert!(diff < 1e-3, "{diff}");
 }
 
@@ -88,9 +119,18 @@ fn broadcasting_binary_ops_follow_numpy() {
     let b = Tensor::from_vec(vec![10.0f32, 20.0], [2], Device::Cpu).unwrap();
     let c = a.add(&b).unwrap();
     assert_eq!(c.dims(), &[3, 2]);
-    assert_eq!(c.to_vec::<f32>().unwrap(), vec![11.0, 21.0, 12.0, 22.0, 13.0, 23.0]);
-    let err = a.add(&Tensor::ones([2, 4], DType::F32, Device::Cpu).unwrap()).unwrap_err().to_string();
-    assert!(err.contains("add") && err.contains("[3, 1]") && err.contains("[2, 4]"), "{err}");
+    assert_eq!(
+        c.to_vec::<f32>().unwrap(),
+        vec![11.0, 21.0, 12.0, 22.0, 13.0, 23.0]
+    );
+    let err = a
+        .add(&Tensor::ones([2, 4], DType::F32, Device::Cpu).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("add") && err.contains("[3, 1]") && err.contains("[2, 4]"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -113,14 +153,22 @@ fn views_share_storage_and_copy_when_needed() {
     let r = t.reshape([2, 12]).unwrap(); // needs a copy
     assert!(!r.shares_storage(&x));
     assert!(t.view(&[2, 12]).is_err());
-    let e = Tensor::ones([3, 1], DType::F32, Device::Cpu).unwrap().expand(&[2, 3, 5]).unwrap();
+    let e = Tensor::ones([3, 1], DType::F32, Device::Cpu)
+        .unwrap()
+        .expand(&[2, 3, 5])
+        .unwrap();
     assert_eq!(e.strides(), &[0, 1, 0]);
     assert_eq!(e.sum_all().unwrap().item().unwrap(), 30.0);
 }
 
 #[test]
 fn softmax_rows_sum_to_one_and_survive_large_inputs() {
-    let x = Tensor::from_vec(vec![1000.0f32, 1001.0, 1002.0, -1000.0, 0.0, 1000.0], [2, 3], Device::Cpu).unwrap();
+    let x = Tensor::from_vec(
+        vec![1000.0f32, 1001.0, 1002.0, -1000.0, 0.0, 1000.0],
+        [2, 3],
+        Device::Cpu,
+    )
+    .unwrap();
     let s = x.softmax(1i64).unwrap().to_vec::<f32>().unwrap();
     assert!(s.iter().all(|v| v.is_finite()));
     assert!(((s[0] + s[1] + s[2]) - 1.0).abs() < 1e-6);
@@ -137,7 +185,16 @@ fn sum_of_ten_million_tenths_in_f32() {
 
 /// Direct (naive) 2-d convolution as the reference for the unfold + GEMM path.
 #[allow(clippy::too_many_arguments)]
-fn naive_conv(x: &[f64], xd: [usize; 4], w: &[f64], wd: [usize; 4], stride: (usize, usize), pad: (usize, usize), dil: (usize, usize), groups: usize) -> (Vec<f64>, [usize; 4]) {
+fn naive_conv(
+    x: &[f64],
+    xd: [usize; 4],
+    w: &[f64],
+    wd: [usize; 4],
+    stride: (usize, usize),
+    pad: (usize, usize),
+    dil: (usize, usize),
+    groups: usize,
+) -> (Vec<f64>, [usize; 4]) {
     let [n, c, h, ww] = xd;
     let [o, cg, kh, kw] = wd;
     let oh = (h + 2 * pad.0 - dil.0 * (kh - 1) - 1) / stride.0 + 1;
@@ -157,7 +214,8 @@ fn naive_conv(x: &[f64], xd: [usize; 4], w: &[f64], wd: [usize; 4], stride: (usi
                                 let hi = (i * stride.0 + ki * dil.0) as isize - pad.0 as isize;
                                 let wj = (j * stride.1 + kj * dil.1) as isize - pad.1 as isize;
                                 if hi >= 0 && wj >= 0 && (hi as usize) < h && (wj as usize) < ww {
-                                    s += x[((b * c + cin) * h + hi as usize) * ww + wj as usize] * w[((oc * cg + ic) * kh + ki) * kw + kj];
+                                    s += x[((b * c + cin) * h + hi as usize) * ww + wj as usize]
+                                        * w[((oc * cg + ic) * kh + ki) * kw + kj];
                                 }
                             }
                         }
@@ -181,8 +239,26 @@ fn conv2d_matches_direct_convolution() {
     ] {
         let x = randn(&xd);
         let w = randn(&wd);
-        let got = conv2d(&x, &w, None, stride, Padding::Explicit(pad.0, pad.1), dil, groups).unwrap();
-        let (want, od) = naive_conv(&x.to_f64_vec().unwrap(), xd, &w.to_f64_vec().unwrap(), wd, stride, pad, dil, groups);
+        let got = conv2d(
+            &x,
+            &w,
+            None,
+            stride,
+            Padding::Explicit(pad.0, pad.1),
+            dil,
+            groups,
+        )
+        .unwrap();
+        let (want, od) = naive_conv(
+            &x.to_f64_vec().unwrap(),
+            xd,
+            &w.to_f64_vec().unwrap(),
+            wd,
+            stride,
+            pad,
+            dil,
+            groups,
+        );
         assert_eq!(got.dims(), &od);
         for (a, b) in got.to_f64_vec().unwrap().iter().zip(&want) {
             assert!((a - b).abs() < 1e-10, "{a} vs {b}");

@@ -29,7 +29,9 @@ unsafe impl<T: Sync> Sync for Buffer<T> {}
 
 impl<T: Element> Buffer<T> {
     pub fn from_vec(v: Vec<T>) -> Self {
-        Buffer { inner: Inner::Owned(v) }
+        Buffer {
+            inner: Inner::Owned(v),
+        }
     }
 
     /// Wraps memory owned elsewhere.
@@ -39,14 +41,22 @@ impl<T: Element> Buffer<T> {
     /// long as `owner` is alive, and nothing may free or move it in that time.
     pub unsafe fn from_foreign(ptr: *mut T, len: usize, owner: Box<dyn Any + Send + Sync>) -> Self {
         let ptr = NonNull::new(ptr).unwrap_or(NonNull::dangling());
-        Buffer { inner: Inner::Foreign { ptr, len, _owner: owner } }
+        Buffer {
+            inner: Inner::Foreign {
+                ptr,
+                len,
+                _owner: owner,
+            },
+        }
     }
 
     pub fn as_slice(&self) -> &[T] {
         match &self.inner {
             Inner::Owned(v) => v,
             // SAFETY: see from_foreign's contract.
-            Inner::Foreign { ptr, len, .. } => unsafe { std::slice::from_raw_parts(ptr.as_ptr(), *len) },
+            Inner::Foreign { ptr, len, .. } => unsafe {
+                std::slice::from_raw_parts(ptr.as_ptr(), *len)
+            },
         }
     }
 
@@ -54,7 +64,9 @@ impl<T: Element> Buffer<T> {
         match &mut self.inner {
             Inner::Owned(v) => v,
             // SAFETY: see from_foreign's contract; &mut self gives exclusive access on our side.
-            Inner::Foreign { ptr, len, .. } => unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), *len) },
+            Inner::Foreign { ptr, len, .. } => unsafe {
+                std::slice::from_raw_parts_mut(ptr.as_ptr(), *len)
+            },
         }
     }
 
@@ -125,12 +137,18 @@ fn pool_take(bytes: usize, align: usize) -> Option<*mut u8> {
 
 fn pool_give(ptr: *mut u8, bytes: usize, align: usize) -> bool {
     let mut g = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    let pool = g.get_or_insert_with(|| Pool { free: HashMap::new(), bytes: 0 });
+    let pool = g.get_or_insert_with(|| Pool {
+        free: HashMap::new(),
+        bytes: 0,
+    });
     if pool.bytes + bytes > POOL_MAX_BYTES {
         return false;
     }
     pool.bytes += bytes;
-    pool.free.entry((bytes, align)).or_default().push(ptr as usize);
+    pool.free
+        .entry((bytes, align))
+        .or_default()
+        .push(ptr as usize);
     true
 }
 
@@ -152,7 +170,10 @@ pub fn release_pool() {
 
 /// Bytes currently held in the pool.
 pub fn pooled_bytes() -> usize {
-    POOL.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |p| p.bytes)
+    POOL.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .map_or(0, |p| p.bytes)
 }
 
 /// A pooled buffer of exactly `n` elements, if one is free. Its contents are stale values of
@@ -226,10 +247,17 @@ pub fn alloc<T: Element>(op: &'static str, shape: &Shape) -> Result<Vec<T>> {
         op,
         shape: shape.clone(),
         dtype: T::DTYPE,
-        bytes: shape.dims().iter().fold(T::DTYPE.size_in_bytes() as u128, |a, &d| a.saturating_mul(d as u128)),
+        bytes: shape
+            .dims()
+            .iter()
+            .fold(T::DTYPE.size_in_bytes() as u128, |a, &d| {
+                a.saturating_mul(d as u128)
+            }),
     };
     let n = shape.checked_numel().ok_or_else(oom)?;
-    n.checked_mul(std::mem::size_of::<T>()).filter(|&b| b <= isize::MAX as usize).ok_or_else(oom)?;
+    n.checked_mul(std::mem::size_of::<T>())
+        .filter(|&b| b <= isize::MAX as usize)
+        .ok_or_else(oom)?;
     if let Some(mut v) = pooled::<T>(n) {
         // SAFETY: writing zero bytes over initialised memory of an all-zero-is-valid type.
         unsafe { std::ptr::write_bytes(v.as_mut_ptr(), 0, n) };
@@ -240,5 +268,8 @@ pub fn alloc<T: Element>(op: &'static str, shape: &Shape) -> Result<Vec<T>> {
 
 /// Byte size check used before allocating anything for a shape of a dtype.
 pub fn checked_bytes(shape: &Shape, dtype: DType) -> Option<usize> {
-    shape.checked_numel()?.checked_mul(dtype.size_in_bytes()).filter(|&b| b <= isize::MAX as usize)
+    shape
+        .checked_numel()?
+        .checked_mul(dtype.size_in_bytes())
+        .filter(|&b| b <= isize::MAX as usize)
 }

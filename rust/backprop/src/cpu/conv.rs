@@ -48,21 +48,35 @@ pub fn unfold<T: Element>(x: &[T], l: &Layout, w: &Window, pad: T) -> Result<Vec
                     let xrow = &xin[hi as usize * wd..(hi as usize + 1) * wd];
                     for (oj, v) in seg.iter_mut().enumerate() {
                         let wj = (oj * sw + kj * dw) as isize - pw;
-                        *v = if wj < 0 || wj >= wd as isize { pad } else { xrow[wj as usize] };
+                        *v = if wj < 0 || wj >= wd as isize {
+                            pad
+                        } else {
+                            xrow[wj as usize]
+                        };
                     }
                 }
             }
         }
     };
     if super::parallel::go_parallel(out.len()) {
-        out.par_chunks_mut(per_plane).enumerate().for_each(|(p, o)| fill(p, o));
+        out.par_chunks_mut(per_plane)
+            .enumerate()
+            .for_each(|(p, o)| fill(p, o));
     } else {
-        out.chunks_mut(per_plane).enumerate().for_each(|(p, o)| fill(p, o));
+        out.chunks_mut(per_plane)
+            .enumerate()
+            .for_each(|(p, o)| fill(p, o));
     }
     Ok(out)
 }
 
-pub fn fold<T: Element>(cols_data: &[T], l: &Layout, w: &Window, out_hw: (usize, usize), add: fn(T, T) -> T) -> Result<Vec<T>> {
+pub fn fold<T: Element>(
+    cols_data: &[T],
+    l: &Layout,
+    w: &Window,
+    out_hw: (usize, usize),
+    add: fn(T, T) -> T,
+) -> Result<Vec<T>> {
     let d = l.dims();
     let (kh, kw) = w.kernel;
     let (n, ckk, cols) = (d[0], d[1], d[2]);
@@ -102,9 +116,13 @@ pub fn fold<T: Element>(cols_data: &[T], l: &Layout, w: &Window, out_hw: (usize,
         }
     };
     if super::parallel::go_parallel(src.len()) {
-        out.par_chunks_mut(plane).enumerate().for_each(|(p, o)| acc(p, o));
+        out.par_chunks_mut(plane)
+            .enumerate()
+            .for_each(|(p, o)| acc(p, o));
     } else {
-        out.chunks_mut(plane).enumerate().for_each(|(p, o)| acc(p, o));
+        out.chunks_mut(plane)
+            .enumerate()
+            .for_each(|(p, o)| acc(p, o));
     }
     Ok(out)
 }

@@ -11,9 +11,9 @@ use super::math;
 use super::parallel::{go_parallel, CHUNK};
 use super::simd::dispatch;
 use super::vmath;
+use crate::layout::StridedPlan;
 use crate::op::{BinaryOp, CmpOp, UnaryOp};
 use crate::FloatElement;
-use crate::layout::StridedPlan;
 use crate::{Element, Layout, Result};
 use rayon::prelude::*;
 
@@ -34,42 +34,88 @@ pub fn map_runs<const N: usize, U: Element>(
     let inner = plan.inner_len;
     let runs = plan.outer_count();
     let strides = plan.inner_strides;
-    // every piece of work runs inside `simd::dispatch`, so the inlined loop is vectorised for
-    // the CPU's best instruction set
+    // (the inner loops in map1/map2 run inside `simd::dispatch`: dispatching here, around the
+    // walk, would leave them in non-inlined code compiled for the baseline instruction set)
     if !go_parallel(n) {
-        dispatch(|| plan.for_each_run(0, runs, |offs, r| run(offs, strides, &mut out[r * inner..(r + 1) * inner])));
+        plan.for_each_run(0, runs, |offs, r| {
+            run(offs, strides, &mut out[r * inner..(r + 1) * inner])
+        });
     } else if runs == 1 {
         // one long run: split it into fixed-size pieces
-        out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, piece)| {
-            let start = c * CHUNK;
-            let offs = std::array::from_fn(|k| plan.offsets[k] + start * strides[k]);
-            dispatch(|| run(offs, strides, piece));
-        });
+        out.par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(c, piece)| {
+                let start = c * CHUNK;
+                let offs = std::array::from_fn(|k| plan.offsets[k] + start * strides[k]);
+                run(offs, strides, piece);
+            });
     } else {
         let runs_per_task = (CHUNK / inner).max(1);
-        out.par_chunks_mut(runs_per_task * inner).enumerate().for_each(|(c, piece)| {
-            let first = c * runs_per_task;
-            let last = (first + piece.len() / inner).min(runs);
-            dispatch(|| {
+        out.par_chunks_mut(runs_per_task * inner)
+            .enumerate()
+            .for_each(|(c, piece)| {
+                let first = c * runs_per_task;
+                let last = (first + piece.len() / inner).min(runs);
                 plan.for_each_run(first, last, |offs, r| {
                     let local = r - first;
-                    run(offs, strides, &mut piece[local * inner..(local + 1) * inner]);
-                })
+                    run(
+                        offs,
+                        strides,
+                        &mut piece[local * inner..(local + 1) * inner],
+                    );
+                });
             });
-        });
     }
     Ok(out)
 }
 
+// The contiguous inner loops, `inline(always)` so that they (and the element function) end up
+// inside the target-feature function of `simd::dispatch` and are vectorised for it; a closure
+// body alone is not reliably inlined there once the element function is large (tanh, gelu).
+#[inline(always)]
+fn loop1<T: Copy, U>(out: &mut [U], x: &[T], f: &impl Fn(T) -> U) {
+    for (y, &v) in out.iter_mut().zip(x) {
+        *y = f(v);
+    }
+}
+
+#[inline(always)]
+fn loop2<T: Copy, U>(out: &mut [U], a: &[T], b: &[T], f: &impl Fn(T, T) -> U) {
+    for ((y, &u), &v) in out.iter_mut().zip(a).zip(b) {
+        *y = f(u, v);
+    }
+}
+
+#[inline(always)]
+fn loop2_rhs_scalar<T: Copy, U>(out: &mut [U], a: &[T], v: T, f: &impl Fn(T, T) -> U) {
+    for (y, &u) in out.iter_mut().zip(a) {
+        *y = f(u, v);
+    }
+}
+
+#[inline(always)]
+fn loop2_lhs_scalar<T: Copy, U>(out: &mut [U], u: T, b: &[T], f: &impl Fn(T, T) -> U) {
+    for (y, &v) in out.iter_mut().zip(b) {
+        *y = f(u, v);
+    }
+}
+
 /// `out[i] = f(x[i])` over a strided view.
 #[inline(always)]
-pub fn map1<T: Element, U: Element>(op: &'static str, x: &[T], l: &Layout, f: impl Fn(T) -> U + Sync + Send) -> Result<Vec<U>> {
+pub fn map1<T: Element, U: Element>(
+    op: &'static str,
+    x: &[T],
+    l: &Layout,
+    f: impl Fn(T) -> U + Sync + Send,
+) -> Result<Vec<U>> {
     map_runs(op, [l], |[o], [s], out: &mut [U]| {
         let n = out.len();
         if s == 1 {
-            for (y, &v) in out.iter_mut().zip(&x[o..o + n]) {
-                *y = f(v);
-            }
+            let src = &x[o..o + n];
+            dispatch(
+                #[inline(always)]
+                || loop1(out, src, &f),
+            );
         } else {
             for (j, y) in out.iter_mut().enumerate() {
                 *y = f(x[o + j * s]);
@@ -92,21 +138,25 @@ pub fn map2<T: Element, U: Element>(
         let n = out.len();
         match (sa, sb) {
             (1, 1) => {
-                for ((y, &u), &v) in out.iter_mut().zip(&a[oa..oa + n]).zip(&b[ob..ob + n]) {
-                    *y = f(u, v);
-                }
+                let (sa, sb) = (&a[oa..oa + n], &b[ob..ob + n]);
+                dispatch(
+                    #[inline(always)]
+                    || loop2(out, sa, sb, &f),
+                );
             }
             (1, 0) => {
-                let v = b[ob];
-                for (y, &u) in out.iter_mut().zip(&a[oa..oa + n]) {
-                    *y = f(u, v);
-                }
+                let (sa, v) = (&a[oa..oa + n], b[ob]);
+                dispatch(
+                    #[inline(always)]
+                    || loop2_rhs_scalar(out, sa, v, &f),
+                );
             }
             (0, 1) => {
-                let u = a[oa];
-                for (y, &v) in out.iter_mut().zip(&b[ob..ob + n]) {
-                    *y = f(u, v);
-                }
+                let (u, sb) = (a[oa], &b[ob..ob + n]);
+                dispatch(
+                    #[inline(always)]
+                    || loop2_lhs_scalar(out, u, sb, &f),
+                );
             }
             _ => {
                 for (j, y) in out.iter_mut().enumerate() {
@@ -118,12 +168,27 @@ pub fn map2<T: Element, U: Element>(
 }
 
 /// `out[i] = if c[i] { t[i] } else { f[i] }`.
-pub fn select<T: Element>(c: &[u8], cl: &Layout, t: &[T], tl: &Layout, f: &[T], fl: &Layout) -> Result<Vec<T>> {
-    map_runs("where", [cl, tl, fl], |[oc, ot, of], [sc, st, sf], out: &mut [T]| {
-        for (j, y) in out.iter_mut().enumerate() {
-            *y = if c[oc + j * sc] != 0 { t[ot + j * st] } else { f[of + j * sf] };
-        }
-    })
+pub fn select<T: Element>(
+    c: &[u8],
+    cl: &Layout,
+    t: &[T],
+    tl: &Layout,
+    f: &[T],
+    fl: &Layout,
+) -> Result<Vec<T>> {
+    map_runs(
+        "where",
+        [cl, tl, fl],
+        |[oc, ot, of], [sc, st, sf], out: &mut [T]| {
+            for (j, y) in out.iter_mut().enumerate() {
+                *y = if c[oc + j * sc] != 0 {
+                    t[ot + j * st]
+                } else {
+                    f[of + j * sf]
+                };
+            }
+        },
+    )
 }
 
 /// Writes `src` viewed by `sl` into `dst` at the positions of `dl` (same shape). Sequential: it
@@ -176,18 +241,44 @@ macro_rules! unary_arms {
 
 pub fn unary_f32(x: &[f32], l: &Layout, op: UnaryOp) -> Result<Vec<f32>> {
     unary_arms!(
-        op.name(), x, l, op,
-        exp = vmath::exp_f32, log = vmath::log_f32, tanh = vmath::tanh_f32, sigmoid = vmath::sigmoid_f32,
-        gelu = vmath::gelu_f32, erf = vmath::erf_f32, softplus = vmath::softplus_f32
+        op.name(),
+        x,
+        l,
+        op,
+        // closures marked `inline(always)`, not the bare fn items: a fn item reaches the loop
+        // through its `Fn::call` shim, which LLVM declined to inline for the larger bodies
+        // (gelu, softplus), leaving a scalar call per element (10 ns instead of ~1)
+        exp = #[inline(always)]
+        |v| vmath::exp_f32(v),
+        log = #[inline(always)]
+        |v| vmath::log_f32(v),
+        tanh = #[inline(always)]
+        |v| vmath::tanh_f32(v),
+        sigmoid = #[inline(always)]
+        |v| vmath::sigmoid_f32(v),
+        gelu = #[inline(always)]
+        |v| vmath::gelu_f32(v),
+        erf = #[inline(always)]
+        |v| vmath::erf_f32(v),
+        softplus = #[inline(always)]
+        |v| vmath::softplus_f32(v)
     )
 }
 
 pub fn unary_f64(x: &[f64], l: &Layout, op: UnaryOp) -> Result<Vec<f64>> {
     // f64 keeps libm's correctly-rounded-ish functions: it is the precision path (gradcheck)
     unary_arms!(
-        op.name(), x, l, op,
-        exp = |v: f64| v.exp(), log = |v: f64| v.ln(), tanh = |v: f64| v.tanh(), sigmoid = math::sigmoid,
-        gelu = |v: f64| math::unary_float(UnaryOp::Gelu, v), erf = math::erf, softplus = math::softplus
+        op.name(),
+        x,
+        l,
+        op,
+        exp = |v: f64| v.exp(),
+        log = |v: f64| v.ln(),
+        tanh = |v: f64| v.tanh(),
+        sigmoid = math::sigmoid,
+        gelu = |v: f64| math::unary_float(UnaryOp::Gelu, v),
+        erf = math::erf,
+        softplus = math::softplus
     )
 }
 
@@ -201,7 +292,13 @@ pub fn unary_i64(x: &[i64], l: &Layout, op: UnaryOp) -> Result<Vec<i64>> {
     }
 }
 
-pub fn binary_float<T: FloatElement>(a: &[T], al: &Layout, b: &[T], bl: &Layout, op: BinaryOp) -> Result<Vec<T>> {
+pub fn binary_float<T: FloatElement>(
+    a: &[T],
+    al: &Layout,
+    b: &[T],
+    bl: &Layout,
+    op: BinaryOp,
+) -> Result<Vec<T>> {
     let name = op.name();
     match op {
         BinaryOp::Add => map2(name, a, al, b, bl, |x, y| x + y),
@@ -214,7 +311,13 @@ pub fn binary_float<T: FloatElement>(a: &[T], al: &Layout, b: &[T], bl: &Layout,
     }
 }
 
-pub fn binary_i64(a: &[i64], al: &Layout, b: &[i64], bl: &Layout, op: BinaryOp) -> Result<Vec<i64>> {
+pub fn binary_i64(
+    a: &[i64],
+    al: &Layout,
+    b: &[i64],
+    bl: &Layout,
+    op: BinaryOp,
+) -> Result<Vec<i64>> {
     let name = op.name();
     match op {
         BinaryOp::Add => map2(name, a, al, b, bl, |x: i64, y: i64| x.wrapping_add(y)),
@@ -230,7 +333,13 @@ pub fn binary_bool(a: &[u8], al: &Layout, b: &[u8], bl: &Layout, op: BinaryOp) -
     map2(op.name(), a, al, b, bl, |x, y| math::binary_bool(op, x, y))
 }
 
-pub fn compare<T: Element>(a: &[T], al: &Layout, b: &[T], bl: &Layout, op: CmpOp) -> Result<Vec<u8>> {
+pub fn compare<T: Element>(
+    a: &[T],
+    al: &Layout,
+    b: &[T],
+    bl: &Layout,
+    op: CmpOp,
+) -> Result<Vec<u8>> {
     let name = op.name();
     match op {
         CmpOp::Eq => map2(name, a, al, b, bl, |x, y| (x == y) as u8),

@@ -9,14 +9,25 @@ use crate::{Element, Error, Layout, Result, Shape};
 
 fn check(op: &'static str, i: i64, dim: usize, size: usize) -> Result<usize> {
     if i < 0 || i as u64 >= size as u64 {
-        Err(Error::IndexOutOfRange { op, index: i, dim, size })
+        Err(Error::IndexOutOfRange {
+            op,
+            index: i,
+            dim,
+            size,
+        })
     } else {
         Ok(i as usize)
     }
 }
 
 /// The indices of a strided I64 view, in row-major order, bounds-checked against `size`.
-fn indices(op: &'static str, idx: &[i64], il: &Layout, dim: usize, size: usize) -> Result<Vec<usize>> {
+fn indices(
+    op: &'static str,
+    idx: &[i64],
+    il: &Layout,
+    dim: usize,
+    size: usize,
+) -> Result<Vec<usize>> {
     let raw = map1(op, idx, il, |v| v)?;
     raw.into_iter().map(|i| check(op, i, dim, size)).collect()
 }
@@ -28,18 +39,28 @@ fn over_index_shape(l: &Layout, shape: &Shape, dim: usize) -> Layout {
     Layout::new(shape.clone(), s, l.offset())
 }
 
-pub fn gather<T: Element>(x: &[T], xl: &Layout, dim: usize, idx: &[i64], il: &Layout) -> Result<Vec<T>> {
+pub fn gather<T: Element>(
+    x: &[T],
+    xl: &Layout,
+    dim: usize,
+    idx: &[i64],
+    il: &Layout,
+) -> Result<Vec<T>> {
     let size = xl.dims()[dim];
     let ids = indices("gather", idx, il, dim, size)?;
     let base = over_index_shape(xl, il.shape(), dim);
     let ds = xl.strides()[dim];
     let cl = Layout::contiguous(il.shape().clone());
     // walk (x base offset, position in the index) together
-    map_runs("gather", [&base, &cl], |[ob, oi], [sb, si], out: &mut [T]| {
-        for (j, y) in out.iter_mut().enumerate() {
-            *y = x[ob + j * sb + ids[oi + j * si] * ds];
-        }
-    })
+    map_runs(
+        "gather",
+        [&base, &cl],
+        |[ob, oi], [sb, si], out: &mut [T]| {
+            for (j, y) in out.iter_mut().enumerate() {
+                *y = x[ob + j * sb + ids[oi + j * si] * ds];
+            }
+        },
+    )
 }
 
 pub fn scatter_add<T: Element>(
@@ -72,7 +93,13 @@ pub fn scatter_add<T: Element>(
     Ok(out)
 }
 
-pub fn index_select<T: Element>(x: &[T], xl: &Layout, dim: usize, idx: &[i64], il: &Layout) -> Result<Vec<T>> {
+pub fn index_select<T: Element>(
+    x: &[T],
+    xl: &Layout,
+    dim: usize,
+    idx: &[i64],
+    il: &Layout,
+) -> Result<Vec<T>> {
     let size = xl.dims()[dim];
     let ids = indices("index_select", idx, il, dim, size)?;
     let mut dims = xl.dims().to_vec();

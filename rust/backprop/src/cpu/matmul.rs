@@ -21,7 +21,11 @@ pub fn out_shape(l: &Layout, r: &Layout) -> Shape {
 /// The batch part of a layout (all dims but the last two), as a layout of its own.
 fn batch_layout(l: &Layout) -> Layout {
     let rk = l.rank();
-    Layout::new(Shape::new(l.dims()[..rk - 2].to_vec()), l.strides()[..rk - 2].to_vec(), l.offset())
+    Layout::new(
+        Shape::new(l.dims()[..rk - 2].to_vec()),
+        l.strides()[..rk - 2].to_vec(),
+        l.offset(),
+    )
 }
 
 fn batch_offsets(l: &Layout, out_batch: &Layout) -> Vec<(usize, usize)> {
@@ -42,17 +46,50 @@ pub trait MatmulElement: Element {
     /// Pointers and strides must describe valid m x k, k x n and m x n matrices; `dst` is
     /// written only, never read, and does not alias the inputs.
     #[allow(clippy::too_many_arguments)]
-    unsafe fn gemm(m: usize, n: usize, k: usize, dst: *mut Self, drs: isize, lhs: *const Self, lrs: isize, lcs: isize, rhs: *const Self, rrs: isize, rcs: isize, threads: bool);
+    unsafe fn gemm(
+        m: usize,
+        n: usize,
+        k: usize,
+        dst: *mut Self,
+        drs: isize,
+        lhs: *const Self,
+        lrs: isize,
+        lcs: isize,
+        rhs: *const Self,
+        rrs: isize,
+        rcs: isize,
+        threads: bool,
+    );
 }
 
 macro_rules! float_gemm {
     ($t:ty) => {
         impl MatmulElement for $t {
-            unsafe fn gemm(m: usize, n: usize, k: usize, dst: *mut $t, drs: isize, lhs: *const $t, lrs: isize, lcs: isize, rhs: *const $t, rrs: isize, rcs: isize, threads: bool) {
-                let par = if threads { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+            unsafe fn gemm(
+                m: usize,
+                n: usize,
+                k: usize,
+                dst: *mut $t,
+                drs: isize,
+                lhs: *const $t,
+                lrs: isize,
+                lcs: isize,
+                rhs: *const $t,
+                rrs: isize,
+                rcs: isize,
+                threads: bool,
+            ) {
+                let par = if threads {
+                    gemm::Parallelism::Rayon(0)
+                } else {
+                    gemm::Parallelism::None
+                };
                 // SAFETY: forwarded from the caller's contract.
                 unsafe {
-                    gemm::gemm(m, n, k, dst, 1, drs, false, lhs, lcs, lrs, rhs, rcs, rrs, 0.0, 1.0, false, false, false, par);
+                    gemm::gemm(
+                        m, n, k, dst, 1, drs, false, lhs, lcs, lrs, rhs, rcs, rrs, 0.0, 1.0, false,
+                        false, false, par,
+                    );
                 }
             }
         }
@@ -62,14 +99,30 @@ float_gemm!(f32);
 float_gemm!(f64);
 
 impl MatmulElement for i64 {
-    unsafe fn gemm(m: usize, n: usize, k: usize, dst: *mut i64, drs: isize, lhs: *const i64, lrs: isize, lcs: isize, rhs: *const i64, rrs: isize, rcs: isize, _threads: bool) {
+    unsafe fn gemm(
+        m: usize,
+        n: usize,
+        k: usize,
+        dst: *mut i64,
+        drs: isize,
+        lhs: *const i64,
+        lrs: isize,
+        lcs: isize,
+        rhs: *const i64,
+        rrs: isize,
+        rcs: isize,
+        _threads: bool,
+    ) {
         for i in 0..m as isize {
             for j in 0..n as isize {
                 let mut acc = 0i64;
                 for p in 0..k as isize {
                     // SAFETY: indices are within the matrices described by the caller.
                     unsafe {
-                        acc = acc.wrapping_add((*lhs.offset(i * lrs + p * lcs)).wrapping_mul(*rhs.offset(p * rrs + j * rcs)));
+                        acc = acc.wrapping_add(
+                            (*lhs.offset(i * lrs + p * lcs))
+                                .wrapping_mul(*rhs.offset(p * rrs + j * rcs)),
+                        );
                     }
                 }
                 // SAFETY: as above.
@@ -102,11 +155,26 @@ pub fn matmul<T: MatmulElement>(a: &[T], al: &Layout, b: &[T], bl: &Layout) -> R
         // SAFETY: offsets and strides come from layouts validated against their storages; dst is
         // a fresh m x n block.
         unsafe {
-            T::gemm(m, n, k, dst.as_mut_ptr(), n as isize, a.as_ptr().add(oa), lrs, lcs, b.as_ptr().add(ob), rrs, rcs, !par_batches && flops > 32768.0);
+            T::gemm(
+                m,
+                n,
+                k,
+                dst.as_mut_ptr(),
+                n as isize,
+                a.as_ptr().add(oa),
+                lrs,
+                lcs,
+                b.as_ptr().add(ob),
+                rrs,
+                rcs,
+                !par_batches && flops > 32768.0,
+            );
         }
     };
     if par_batches {
-        out.par_chunks_mut(mn).zip(ab.par_iter().zip(bb.par_iter())).for_each(|(dst, (&(oa, _), &(ob, _)))| one((oa, ob, dst)));
+        out.par_chunks_mut(mn)
+            .zip(ab.par_iter().zip(bb.par_iter()))
+            .for_each(|(dst, (&(oa, _), &(ob, _)))| one((oa, ob, dst)));
     } else {
         for (dst, (&(oa, _), &(ob, _))) in out.chunks_mut(mn).zip(ab.iter().zip(bb.iter())) {
             one((oa, ob, dst));

@@ -74,7 +74,11 @@ macro_rules! pair {
                 let ($x, $y) = (a.as_slice(), b.as_slice());
                 $body
             }
-            (a, b) => Err(Error::DTypeMismatch { op: $op, lhs: a.dtype(), rhs: b.dtype() }),
+            (a, b) => Err(Error::DTypeMismatch {
+                op: $op,
+                lhs: a.dtype(),
+                rhs: b.dtype(),
+            }),
         }
     };
 }
@@ -84,10 +88,18 @@ impl CpuStorage {
         // Dispatch on the element's dtype without specialisation: move through the concrete type.
         let any: Box<dyn std::any::Any> = Box::new(v);
         match T::DTYPE {
-            DType::F32 => CpuStorage::F32(Buffer::from_vec(*any.downcast::<Vec<f32>>().unwrap_or_default())),
-            DType::F64 => CpuStorage::F64(Buffer::from_vec(*any.downcast::<Vec<f64>>().unwrap_or_default())),
-            DType::I64 => CpuStorage::I64(Buffer::from_vec(*any.downcast::<Vec<i64>>().unwrap_or_default())),
-            DType::Bool => CpuStorage::Bool(Buffer::from_vec(*any.downcast::<Vec<u8>>().unwrap_or_default())),
+            DType::F32 => CpuStorage::F32(Buffer::from_vec(
+                *any.downcast::<Vec<f32>>().unwrap_or_default(),
+            )),
+            DType::F64 => CpuStorage::F64(Buffer::from_vec(
+                *any.downcast::<Vec<f64>>().unwrap_or_default(),
+            )),
+            DType::I64 => CpuStorage::I64(Buffer::from_vec(
+                *any.downcast::<Vec<i64>>().unwrap_or_default(),
+            )),
+            DType::Bool => CpuStorage::Bool(Buffer::from_vec(
+                *any.downcast::<Vec<u8>>().unwrap_or_default(),
+            )),
         }
     }
 
@@ -187,36 +199,101 @@ impl BackendStorage for CpuStorage {
 
     fn unary(&self, l: &Layout, op: UnaryOp) -> Result<Self> {
         Ok(match self {
-            CpuStorage::F32(b) => CpuStorage::F32(Buffer::from_vec(elementwise::unary_f32(b.as_slice(), l, op)?)),
-            CpuStorage::F64(b) => CpuStorage::F64(Buffer::from_vec(elementwise::unary_f64(b.as_slice(), l, op)?)),
-            CpuStorage::I64(b) if op.keeps_integers() => CpuStorage::I64(Buffer::from_vec(elementwise::unary_i64(b.as_slice(), l, op)?)),
-            other => return Err(Error::DType { op: op.name(), dtype: other.dtype(), detail: " (expected a float tensor)".into() }),
+            CpuStorage::F32(b) => CpuStorage::F32(Buffer::from_vec(elementwise::unary_f32(
+                b.as_slice(),
+                l,
+                op,
+            )?)),
+            CpuStorage::F64(b) => CpuStorage::F64(Buffer::from_vec(elementwise::unary_f64(
+                b.as_slice(),
+                l,
+                op,
+            )?)),
+            CpuStorage::I64(b) if op.keeps_integers() => CpuStorage::I64(Buffer::from_vec(
+                elementwise::unary_i64(b.as_slice(), l, op)?,
+            )),
+            other => {
+                return Err(Error::DType {
+                    op: op.name(),
+                    dtype: other.dtype(),
+                    detail: " (expected a float tensor)".into(),
+                })
+            }
         })
     }
 
     fn binary(&self, l: &Layout, rhs: &Self, rl: &Layout, op: BinaryOp) -> Result<Self> {
         Ok(match (self, rhs) {
-            (CpuStorage::F32(a), CpuStorage::F32(b)) => CpuStorage::F32(Buffer::from_vec(elementwise::binary_float(a.as_slice(), l, b.as_slice(), rl, op)?)),
-            (CpuStorage::F64(a), CpuStorage::F64(b)) => CpuStorage::F64(Buffer::from_vec(elementwise::binary_float(a.as_slice(), l, b.as_slice(), rl, op)?)),
-            (CpuStorage::I64(a), CpuStorage::I64(b)) => CpuStorage::I64(Buffer::from_vec(elementwise::binary_i64(a.as_slice(), l, b.as_slice(), rl, op)?)),
-            (CpuStorage::Bool(a), CpuStorage::Bool(b)) => CpuStorage::Bool(Buffer::from_vec(elementwise::binary_bool(a.as_slice(), l, b.as_slice(), rl, op)?)),
-            (a, b) => return Err(Error::DTypeMismatch { op: op.name(), lhs: a.dtype(), rhs: b.dtype() }),
+            (CpuStorage::F32(a), CpuStorage::F32(b)) => CpuStorage::F32(Buffer::from_vec(
+                elementwise::binary_float(a.as_slice(), l, b.as_slice(), rl, op)?,
+            )),
+            (CpuStorage::F64(a), CpuStorage::F64(b)) => CpuStorage::F64(Buffer::from_vec(
+                elementwise::binary_float(a.as_slice(), l, b.as_slice(), rl, op)?,
+            )),
+            (CpuStorage::I64(a), CpuStorage::I64(b)) => CpuStorage::I64(Buffer::from_vec(
+                elementwise::binary_i64(a.as_slice(), l, b.as_slice(), rl, op)?,
+            )),
+            (CpuStorage::Bool(a), CpuStorage::Bool(b)) => CpuStorage::Bool(Buffer::from_vec(
+                elementwise::binary_bool(a.as_slice(), l, b.as_slice(), rl, op)?,
+            )),
+            (a, b) => {
+                return Err(Error::DTypeMismatch {
+                    op: op.name(),
+                    lhs: a.dtype(),
+                    rhs: b.dtype(),
+                })
+            }
         })
     }
 
     fn compare(&self, l: &Layout, rhs: &Self, rl: &Layout, op: CmpOp) -> Result<Self> {
-        let out = pair!(op.name(), self, rhs, |a, b, T| elementwise::compare::<T>(a, l, b, rl, op))?;
+        let out = pair!(op.name(), self, rhs, |a, b, T| elementwise::compare::<T>(
+            a, l, b, rl, op
+        ))?;
         Ok(CpuStorage::Bool(Buffer::from_vec(out)))
     }
 
     fn where_cond(&self, l: &Layout, t: &Self, tl: &Layout, f: &Self, fl: &Layout) -> Result<Self> {
-        let c = self.as_slice::<u8>().ok_or(Error::DType { op: "where", dtype: self.dtype(), detail: " (the condition must be bool)".into() })?;
+        let c = self.as_slice::<u8>().ok_or(Error::DType {
+            op: "where",
+            dtype: self.dtype(),
+            detail: " (the condition must be bool)".into(),
+        })?;
         Ok(match (t, f) {
-            (CpuStorage::F32(a), CpuStorage::F32(b)) => CpuStorage::F32(Buffer::from_vec(select(c, l, a.as_slice(), tl, b.as_slice(), fl)?)),
-            (CpuStorage::F64(a), CpuStorage::F64(b)) => CpuStorage::F64(Buffer::from_vec(select(c, l, a.as_slice(), tl, b.as_slice(), fl)?)),
-            (CpuStorage::I64(a), CpuStorage::I64(b)) => CpuStorage::I64(Buffer::from_vec(select(c, l, a.as_slice(), tl, b.as_slice(), fl)?)),
-            (CpuStorage::Bool(a), CpuStorage::Bool(b)) => CpuStorage::Bool(Buffer::from_vec(select(c, l, a.as_slice(), tl, b.as_slice(), fl)?)),
-            (a, b) => return Err(Error::DTypeMismatch { op: "where", lhs: a.dtype(), rhs: b.dtype() }),
+            (CpuStorage::F32(a), CpuStorage::F32(b)) => CpuStorage::F32(Buffer::from_vec(select(
+                c,
+                l,
+                a.as_slice(),
+                tl,
+                b.as_slice(),
+                fl,
+            )?)),
+            (CpuStorage::F64(a), CpuStorage::F64(b)) => CpuStorage::F64(Buffer::from_vec(select(
+                c,
+                l,
+                a.as_slice(),
+                tl,
+                b.as_slice(),
+                fl,
+            )?)),
+            (CpuStorage::I64(a), CpuStorage::I64(b)) => CpuStorage::I64(Buffer::from_vec(select(
+                c,
+                l,
+                a.as_slice(),
+                tl,
+                b.as_slice(),
+                fl,
+            )?)),
+            (CpuStorage::Bool(a), CpuStorage::Bool(b)) => CpuStorage::Bool(Buffer::from_vec(
+                select(c, l, a.as_slice(), tl, b.as_slice(), fl)?,
+            )),
+            (a, b) => {
+                return Err(Error::DTypeMismatch {
+                    op: "where",
+                    lhs: a.dtype(),
+                    rhs: b.dtype(),
+                })
+            }
         })
     }
 
@@ -241,10 +318,38 @@ impl BackendStorage for CpuStorage {
 
     fn reduce(&self, l: &Layout, op: ReduceOp, dims: &[usize]) -> Result<Self> {
         Ok(match self {
-            CpuStorage::F32(b) => CpuStorage::F32(Buffer::from_vec(reduce::reduce(b.as_slice(), l, op, dims, reduce::pairwise_sum, add_f32)?)),
-            CpuStorage::F64(b) => CpuStorage::F64(Buffer::from_vec(reduce::reduce(b.as_slice(), l, op, dims, reduce::pairwise_sum, add_f64)?)),
-            CpuStorage::I64(b) => CpuStorage::I64(Buffer::from_vec(reduce::reduce(b.as_slice(), l, op, dims, reduce::int_sum, add_i64)?)),
-            CpuStorage::Bool(b) => CpuStorage::Bool(Buffer::from_vec(reduce::reduce(b.as_slice(), l, op, dims, sum_u8, add_u8)?)),
+            CpuStorage::F32(b) => CpuStorage::F32(Buffer::from_vec(reduce::reduce(
+                b.as_slice(),
+                l,
+                op,
+                dims,
+                reduce::pairwise_sum,
+                add_f32,
+            )?)),
+            CpuStorage::F64(b) => CpuStorage::F64(Buffer::from_vec(reduce::reduce(
+                b.as_slice(),
+                l,
+                op,
+                dims,
+                reduce::pairwise_sum,
+                add_f64,
+            )?)),
+            CpuStorage::I64(b) => CpuStorage::I64(Buffer::from_vec(reduce::reduce(
+                b.as_slice(),
+                l,
+                op,
+                dims,
+                reduce::int_sum,
+                add_i64,
+            )?)),
+            CpuStorage::Bool(b) => CpuStorage::Bool(Buffer::from_vec(reduce::reduce(
+                b.as_slice(),
+                l,
+                op,
+                dims,
+                sum_u8,
+                add_u8,
+            )?)),
         })
     }
 
@@ -260,11 +365,29 @@ impl BackendStorage for CpuStorage {
 
     fn matmul(&self, l: &Layout, rhs: &Self, rl: &Layout) -> Result<Self> {
         Ok(match (self, rhs) {
-            (CpuStorage::F32(a), CpuStorage::F32(b)) => CpuStorage::F32(Buffer::from_vec(matmul::matmul(a.as_slice(), l, b.as_slice(), rl)?)),
-            (CpuStorage::F64(a), CpuStorage::F64(b)) => CpuStorage::F64(Buffer::from_vec(matmul::matmul(a.as_slice(), l, b.as_slice(), rl)?)),
-            (CpuStorage::I64(a), CpuStorage::I64(b)) => CpuStorage::I64(Buffer::from_vec(matmul::matmul(a.as_slice(), l, b.as_slice(), rl)?)),
-            (a, b) if a.dtype() != b.dtype() => return Err(Error::DTypeMismatch { op: "matmul", lhs: a.dtype(), rhs: b.dtype() }),
-            (a, _) => return Err(Error::DType { op: "matmul", dtype: a.dtype(), detail: " (expected float or int64 tensors)".into() }),
+            (CpuStorage::F32(a), CpuStorage::F32(b)) => CpuStorage::F32(Buffer::from_vec(
+                matmul::matmul(a.as_slice(), l, b.as_slice(), rl)?,
+            )),
+            (CpuStorage::F64(a), CpuStorage::F64(b)) => CpuStorage::F64(Buffer::from_vec(
+                matmul::matmul(a.as_slice(), l, b.as_slice(), rl)?,
+            )),
+            (CpuStorage::I64(a), CpuStorage::I64(b)) => CpuStorage::I64(Buffer::from_vec(
+                matmul::matmul(a.as_slice(), l, b.as_slice(), rl)?,
+            )),
+            (a, b) if a.dtype() != b.dtype() => {
+                return Err(Error::DTypeMismatch {
+                    op: "matmul",
+                    lhs: a.dtype(),
+                    rhs: b.dtype(),
+                })
+            }
+            (a, _) => {
+                return Err(Error::DType {
+                    op: "matmul",
+                    dtype: a.dtype(),
+                    detail: " (expected float or int64 tensors)".into(),
+                })
+            }
         })
     }
 
@@ -275,11 +398,25 @@ impl BackendStorage for CpuStorage {
     fn copy_into(&mut self, dl: &Layout, src: &Self, sl: &Layout) -> Result<()> {
         let (dd, sd) = (self.dtype(), src.dtype());
         match (self, src) {
-            (CpuStorage::F32(d), CpuStorage::F32(s)) => elementwise::copy_into(d.as_mut_slice(), dl, s.as_slice(), sl),
-            (CpuStorage::F64(d), CpuStorage::F64(s)) => elementwise::copy_into(d.as_mut_slice(), dl, s.as_slice(), sl),
-            (CpuStorage::I64(d), CpuStorage::I64(s)) => elementwise::copy_into(d.as_mut_slice(), dl, s.as_slice(), sl),
-            (CpuStorage::Bool(d), CpuStorage::Bool(s)) => elementwise::copy_into(d.as_mut_slice(), dl, s.as_slice(), sl),
-            _ => return Err(Error::DTypeMismatch { op: "copy_", lhs: dd, rhs: sd }),
+            (CpuStorage::F32(d), CpuStorage::F32(s)) => {
+                elementwise::copy_into(d.as_mut_slice(), dl, s.as_slice(), sl)
+            }
+            (CpuStorage::F64(d), CpuStorage::F64(s)) => {
+                elementwise::copy_into(d.as_mut_slice(), dl, s.as_slice(), sl)
+            }
+            (CpuStorage::I64(d), CpuStorage::I64(s)) => {
+                elementwise::copy_into(d.as_mut_slice(), dl, s.as_slice(), sl)
+            }
+            (CpuStorage::Bool(d), CpuStorage::Bool(s)) => {
+                elementwise::copy_into(d.as_mut_slice(), dl, s.as_slice(), sl)
+            }
+            _ => {
+                return Err(Error::DTypeMismatch {
+                    op: "copy_",
+                    lhs: dd,
+                    rhs: sd,
+                })
+            }
         }
         Ok(())
     }
@@ -289,54 +426,156 @@ impl BackendStorage for CpuStorage {
         Ok(any_dtype!(self, |b| index::gather(b, l, dim, idx, il)))
     }
 
-    fn scatter_add(&self, l: &Layout, dim: usize, index: &Self, il: &Layout, src: &Self, sl: &Layout) -> Result<Self> {
+    fn scatter_add(
+        &self,
+        l: &Layout,
+        dim: usize,
+        index: &Self,
+        il: &Layout,
+        src: &Self,
+        sl: &Layout,
+    ) -> Result<Self> {
         let idx = index_slice("scatter_add", index)?;
         Ok(match (self, src) {
-            (CpuStorage::F32(a), CpuStorage::F32(s)) => CpuStorage::F32(Buffer::from_vec(index::scatter_add(a.as_slice(), l, dim, idx, il, s.as_slice(), sl, add_f32)?)),
-            (CpuStorage::F64(a), CpuStorage::F64(s)) => CpuStorage::F64(Buffer::from_vec(index::scatter_add(a.as_slice(), l, dim, idx, il, s.as_slice(), sl, add_f64)?)),
-            (CpuStorage::I64(a), CpuStorage::I64(s)) => CpuStorage::I64(Buffer::from_vec(index::scatter_add(a.as_slice(), l, dim, idx, il, s.as_slice(), sl, add_i64)?)),
-            (a, s) => return Err(Error::DTypeMismatch { op: "scatter_add", lhs: a.dtype(), rhs: s.dtype() }),
+            (CpuStorage::F32(a), CpuStorage::F32(s)) => CpuStorage::F32(Buffer::from_vec(
+                index::scatter_add(a.as_slice(), l, dim, idx, il, s.as_slice(), sl, add_f32)?,
+            )),
+            (CpuStorage::F64(a), CpuStorage::F64(s)) => CpuStorage::F64(Buffer::from_vec(
+                index::scatter_add(a.as_slice(), l, dim, idx, il, s.as_slice(), sl, add_f64)?,
+            )),
+            (CpuStorage::I64(a), CpuStorage::I64(s)) => CpuStorage::I64(Buffer::from_vec(
+                index::scatter_add(a.as_slice(), l, dim, idx, il, s.as_slice(), sl, add_i64)?,
+            )),
+            (a, s) => {
+                return Err(Error::DTypeMismatch {
+                    op: "scatter_add",
+                    lhs: a.dtype(),
+                    rhs: s.dtype(),
+                })
+            }
         })
     }
 
     fn index_select(&self, l: &Layout, dim: usize, index: &Self, il: &Layout) -> Result<Self> {
         let idx = index_slice("index_select", index)?;
-        Ok(any_dtype!(self, |b| index::index_select(b, l, dim, idx, il)))
+        Ok(any_dtype!(self, |b| index::index_select(
+            b, l, dim, idx, il
+        )))
     }
 
-    fn index_add(&self, l: &Layout, dim: usize, index: &Self, il: &Layout, src: &Self, sl: &Layout) -> Result<Self> {
+    fn index_add(
+        &self,
+        l: &Layout,
+        dim: usize,
+        index: &Self,
+        il: &Layout,
+        src: &Self,
+        sl: &Layout,
+    ) -> Result<Self> {
         let idx = index_slice("index_add", index)?;
         Ok(match (self, src) {
-            (CpuStorage::F32(a), CpuStorage::F32(s)) => CpuStorage::F32(Buffer::from_vec(index::index_add(a.as_slice(), l, dim, idx, il, s.as_slice(), sl, add_f32)?)),
-            (CpuStorage::F64(a), CpuStorage::F64(s)) => CpuStorage::F64(Buffer::from_vec(index::index_add(a.as_slice(), l, dim, idx, il, s.as_slice(), sl, add_f64)?)),
-            (CpuStorage::I64(a), CpuStorage::I64(s)) => CpuStorage::I64(Buffer::from_vec(index::index_add(a.as_slice(), l, dim, idx, il, s.as_slice(), sl, add_i64)?)),
-            (a, s) => return Err(Error::DTypeMismatch { op: "index_add", lhs: a.dtype(), rhs: s.dtype() }),
+            (CpuStorage::F32(a), CpuStorage::F32(s)) => CpuStorage::F32(Buffer::from_vec(
+                index::index_add(a.as_slice(), l, dim, idx, il, s.as_slice(), sl, add_f32)?,
+            )),
+            (CpuStorage::F64(a), CpuStorage::F64(s)) => CpuStorage::F64(Buffer::from_vec(
+                index::index_add(a.as_slice(), l, dim, idx, il, s.as_slice(), sl, add_f64)?,
+            )),
+            (CpuStorage::I64(a), CpuStorage::I64(s)) => CpuStorage::I64(Buffer::from_vec(
+                index::index_add(a.as_slice(), l, dim, idx, il, s.as_slice(), sl, add_i64)?,
+            )),
+            (a, s) => {
+                return Err(Error::DTypeMismatch {
+                    op: "index_add",
+                    lhs: a.dtype(),
+                    rhs: s.dtype(),
+                })
+            }
         })
     }
 
     fn softmax(&self, l: &Layout, dim: usize, log: bool) -> Result<Self> {
         Ok(match self {
-            CpuStorage::F32(b) => CpuStorage::F32(Buffer::from_vec(reduce::softmax(b.as_slice(), l, dim, log)?)),
-            CpuStorage::F64(b) => CpuStorage::F64(Buffer::from_vec(reduce::softmax(b.as_slice(), l, dim, log)?)),
-            other => return Err(Error::DType { op: "softmax", dtype: other.dtype(), detail: " (expected a float tensor)".into() }),
+            CpuStorage::F32(b) => CpuStorage::F32(Buffer::from_vec(reduce::softmax(
+                b.as_slice(),
+                l,
+                dim,
+                log,
+            )?)),
+            CpuStorage::F64(b) => CpuStorage::F64(Buffer::from_vec(reduce::softmax(
+                b.as_slice(),
+                l,
+                dim,
+                log,
+            )?)),
+            other => {
+                return Err(Error::DType {
+                    op: "softmax",
+                    dtype: other.dtype(),
+                    detail: " (expected a float tensor)".into(),
+                })
+            }
         })
     }
 
     fn unfold(&self, l: &Layout, w: &Window, pad_value: f64) -> Result<Self> {
         Ok(match self {
-            CpuStorage::F32(b) => CpuStorage::F32(Buffer::from_vec(conv::unfold(b.as_slice(), l, w, pad_value as f32)?)),
-            CpuStorage::F64(b) => CpuStorage::F64(Buffer::from_vec(conv::unfold(b.as_slice(), l, w, pad_value)?)),
-            CpuStorage::I64(b) => CpuStorage::I64(Buffer::from_vec(conv::unfold(b.as_slice(), l, w, pad_value as i64)?)),
-            CpuStorage::Bool(b) => CpuStorage::Bool(Buffer::from_vec(conv::unfold(b.as_slice(), l, w, (pad_value != 0.0) as u8)?)),
+            CpuStorage::F32(b) => CpuStorage::F32(Buffer::from_vec(conv::unfold(
+                b.as_slice(),
+                l,
+                w,
+                pad_value as f32,
+            )?)),
+            CpuStorage::F64(b) => CpuStorage::F64(Buffer::from_vec(conv::unfold(
+                b.as_slice(),
+                l,
+                w,
+                pad_value,
+            )?)),
+            CpuStorage::I64(b) => CpuStorage::I64(Buffer::from_vec(conv::unfold(
+                b.as_slice(),
+                l,
+                w,
+                pad_value as i64,
+            )?)),
+            CpuStorage::Bool(b) => CpuStorage::Bool(Buffer::from_vec(conv::unfold(
+                b.as_slice(),
+                l,
+                w,
+                (pad_value != 0.0) as u8,
+            )?)),
         })
     }
 
     fn fold(&self, l: &Layout, w: &Window, out_hw: (usize, usize)) -> Result<Self> {
         Ok(match self {
-            CpuStorage::F32(b) => CpuStorage::F32(Buffer::from_vec(conv::fold(b.as_slice(), l, w, out_hw, add_f32)?)),
-            CpuStorage::F64(b) => CpuStorage::F64(Buffer::from_vec(conv::fold(b.as_slice(), l, w, out_hw, add_f64)?)),
-            CpuStorage::I64(b) => CpuStorage::I64(Buffer::from_vec(conv::fold(b.as_slice(), l, w, out_hw, add_i64)?)),
-            other => return Err(Error::DType { op: "fold", dtype: other.dtype(), detail: " (expected a numeric tensor)".into() }),
+            CpuStorage::F32(b) => CpuStorage::F32(Buffer::from_vec(conv::fold(
+                b.as_slice(),
+                l,
+                w,
+                out_hw,
+                add_f32,
+            )?)),
+            CpuStorage::F64(b) => CpuStorage::F64(Buffer::from_vec(conv::fold(
+                b.as_slice(),
+                l,
+                w,
+                out_hw,
+                add_f64,
+            )?)),
+            CpuStorage::I64(b) => CpuStorage::I64(Buffer::from_vec(conv::fold(
+                b.as_slice(),
+                l,
+                w,
+                out_hw,
+                add_i64,
+            )?)),
+            other => {
+                return Err(Error::DType {
+                    op: "fold",
+                    dtype: other.dtype(),
+                    detail: " (expected a numeric tensor)".into(),
+                })
+            }
         })
     }
 
@@ -351,5 +590,9 @@ impl BackendStorage for CpuStorage {
 }
 
 fn index_slice<'a>(op: &'static str, index: &'a CpuStorage) -> Result<&'a [i64]> {
-    index.as_slice::<i64>().ok_or(Error::DType { op, dtype: index.dtype(), detail: " (indices must be int64)".into() })
+    index.as_slice::<i64>().ok_or(Error::DType {
+        op,
+        dtype: index.dtype(),
+        detail: " (indices must be int64)".into(),
+    })
 }

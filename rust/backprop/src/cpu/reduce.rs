@@ -42,7 +42,8 @@ pub fn pairwise_sum<T: FloatElement>(x: &[T]) -> T {
                 acc[k] = acc[k] + c[k];
             }
         }
-        let mut s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        let mut s =
+            ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
         for &v in rem {
             s = s + v;
         }
@@ -66,7 +67,10 @@ fn reduce_contig<T: Element>(x: &[T], op: ReduceOp, sum: fn(&[T]) -> T, add: fn(
                 let parts: Vec<T> = x.par_chunks(REDUCE_BLOCK).map(sum).collect();
                 let mut parts = parts;
                 while parts.len() > 1 {
-                    parts = parts.chunks(2).map(|p| if p.len() == 2 { add(p[0], p[1]) } else { p[0] }).collect();
+                    parts = parts
+                        .chunks(2)
+                        .map(|p| if p.len() == 2 { add(p[0], p[1]) } else { p[0] })
+                        .collect();
                 }
                 parts.first().copied().unwrap_or(T::ZERO)
             } else {
@@ -88,7 +92,9 @@ pub fn reduce<T: Element>(
     add: fn(T, T) -> T,
 ) -> Result<Vec<T>> {
     let rank = l.rank();
-    let out_dims: Vec<usize> = (0..rank).map(|d| if dims.contains(&d) { 1 } else { l.dims()[d] }).collect();
+    let out_dims: Vec<usize> = (0..rank)
+        .map(|d| if dims.contains(&d) { 1 } else { l.dims()[d] })
+        .collect();
     let out_shape = Shape::new(out_dims);
     let mut out = alloc::<T>(op.name(), &out_shape)?;
     let n_out = out.len();
@@ -102,16 +108,26 @@ pub fn reduce<T: Element>(
         // empty reduction: the sum of nothing is 0 (max/min of nothing is rejected earlier)
         return Ok(out);
     }
-    let red_layout = Layout::new(Shape::new(red_shape), dims.iter().map(|&d| l.strides()[d]).collect(), 0);
-    let kept_layout =
-        Layout::new(Shape::new(kept.iter().map(|&d| l.dims()[d]).collect()), kept.iter().map(|&d| l.strides()[d]).collect(), l.offset());
+    let red_layout = Layout::new(
+        Shape::new(red_shape),
+        dims.iter().map(|&d| l.strides()[d]).collect(),
+        0,
+    );
+    let kept_layout = Layout::new(
+        Shape::new(kept.iter().map(|&d| l.dims()[d]).collect()),
+        kept.iter().map(|&d| l.strides()[d]).collect(),
+        l.offset(),
+    );
 
     // Case 1: each output's reduced block is one contiguous run (e.g. reducing trailing dims).
     if red_layout.is_contiguous() {
         let plan = StridedPlan::new([&kept_layout]);
         let one = |o: usize| reduce_contig(&x[o..o + red_n], op, sum, add);
         if go_parallel(n_out * red_n) && n_out > 1 {
-            out.par_iter_mut().enumerate().for_each(|(i, y)| *y = one(plan.offsets_at(i / plan.inner_len)[0] + (i % plan.inner_len) * plan.inner_strides[0]));
+            out.par_iter_mut().enumerate().for_each(|(i, y)| {
+                *y = one(plan.offsets_at(i / plan.inner_len)[0]
+                    + (i % plan.inner_len) * plan.inner_strides[0])
+            });
         } else {
             let inner = plan.inner_len;
             let s = plan.inner_strides[0];
@@ -155,7 +171,9 @@ pub fn reduce<T: Element>(
             }
         };
         if go_parallel(n_out * red_n) && n_out >= 256 {
-            out.par_chunks_mut(256).enumerate().for_each(|(c, piece)| accumulate(piece, c * 256));
+            out.par_chunks_mut(256)
+                .enumerate()
+                .for_each(|(c, piece)| accumulate(piece, c * 256));
         } else {
             accumulate(&mut out, 0);
         }
@@ -167,45 +185,64 @@ pub fn reduce<T: Element>(
     let p = l.permute(&perm)?;
     let packed = map1(op.name(), x, &p, |v| v)?;
     let blocks: Vec<T> = if go_parallel(packed.len()) {
-        packed.par_chunks(red_n).map(|c| reduce_contig(c, op, sum, add)).collect()
+        packed
+            .par_chunks(red_n)
+            .map(|c| reduce_contig(c, op, sum, add))
+            .collect()
     } else {
-        packed.chunks(red_n).map(|c| reduce_contig(c, op, sum, add)).collect()
+        packed
+            .chunks(red_n)
+            .map(|c| reduce_contig(c, op, sum, add))
+            .collect()
     };
     out.copy_from_slice(&blocks);
     Ok(out)
 }
 
 /// Index of the max/min along `dim` (first on ties; NaN counts as the extreme, like PyTorch).
-pub fn arg_reduce<T: Element>(x: &[T], l: &Layout, op: ArgReduceOp, dim: usize) -> Result<Vec<i64>> {
+pub fn arg_reduce<T: Element>(
+    x: &[T],
+    l: &Layout,
+    op: ArgReduceOp,
+    dim: usize,
+) -> Result<Vec<i64>> {
     let mut out_dims = l.dims().to_vec();
     let len = out_dims[dim];
     out_dims[dim] = 1;
     let out_shape = Shape::new(out_dims);
     let outer = l.select(dim, 0);
     let stride = l.strides()[dim];
-    super::elementwise::map_runs("argmax", [&Layout::new(out_shape.clone(), outer_strides(&outer, dim), outer.offset())], |[o], [s], out: &mut [i64]| {
-        for (j, y) in out.iter_mut().enumerate() {
-            let base = o + j * s;
-            let mut best = x[base];
-            let mut bi = 0usize;
-            #[allow(clippy::eq_op)]
-            for i in 1..len {
-                let v = x[base + i * stride];
-                if best != best {
-                    break;
+    super::elementwise::map_runs(
+        "argmax",
+        [&Layout::new(
+            out_shape.clone(),
+            outer_strides(&outer, dim),
+            outer.offset(),
+        )],
+        |[o], [s], out: &mut [i64]| {
+            for (j, y) in out.iter_mut().enumerate() {
+                let base = o + j * s;
+                let mut best = x[base];
+                let mut bi = 0usize;
+                #[allow(clippy::eq_op)]
+                for i in 1..len {
+                    let v = x[base + i * stride];
+                    if best != best {
+                        break;
+                    }
+                    let better = match op {
+                        ArgReduceOp::ArgMax => v > best || v != v,
+                        ArgReduceOp::ArgMin => v < best || v != v,
+                    };
+                    if better {
+                        best = v;
+                        bi = i;
+                    }
                 }
-                let better = match op {
-                    ArgReduceOp::ArgMax => v > best || v != v,
-                    ArgReduceOp::ArgMin => v < best || v != v,
-                };
-                if better {
-                    best = v;
-                    bi = i;
-                }
+                *y = bi as i64;
             }
-            *y = bi as i64;
-        }
-    })
+        },
+    )
 }
 
 /// Strides of a keepdim output viewed over the input: the selected-away dim gets stride 0.
@@ -232,19 +269,58 @@ pub fn softmax<T: FloatElement>(x: &[T], l: &Layout, dim: usize, log: bool) -> R
     let mut row_offsets = Vec::with_capacity(in_outer.numel());
     plan.for_each_run(0, plan.outer_count(), |[oi, oo], _| {
         for j in 0..plan.inner_len {
-            row_offsets.push((oi + j * plan.inner_strides[0], oo + j * plan.inner_strides[1]));
+            row_offsets.push((
+                oi + j * plan.inner_strides[0],
+                oo + j * plan.inner_strides[1],
+            ));
         }
     });
     let row = |xin: usize, dst: &mut dyn FnMut(usize, T), tmp: &mut Vec<T>| {
         tmp.clear();
-        tmp.extend((0..len).map(|i| x[xin + i * in_stride]));
-        let m = tmp.iter().copied().fold(T::neg_infinity(), max_nan);
-        // a row of all -inf: softmax is NaN in PyTorch too; keep the max finite to follow suit
-        let mut s = T::ZERO;
-        for v in tmp.iter_mut() {
-            *v = (*v - m).exp();
-            s = s + *v;
+        if in_stride == 1 {
+            tmp.extend_from_slice(&x[xin..xin + len]);
+        } else {
+            tmp.extend((0..len).map(|i| x[xin + i * in_stride]));
         }
+        // the three passes over the row run inside the SIMD dispatcher so that the max, the
+        // polynomial exp and the sum are vectorised for the CPU at hand
+        let s = crate::cpu::simd::dispatch(
+            #[inline(always)]
+            || {
+                // eight independent lanes for the max and the sum: a single accumulator is a
+                // dependency chain the compiler may not reorder (float max/add are not associative)
+                let mut mx = [T::neg_infinity(); 8];
+                let mut chunks = tmp.chunks_exact(8);
+                for c in &mut chunks {
+                    for k in 0..8 {
+                        mx[k] = max_nan(mx[k], c[k]);
+                    }
+                }
+                // a row of all -inf: softmax is NaN in PyTorch too; the max follows suit
+                let m = chunks
+                    .remainder()
+                    .iter()
+                    .copied()
+                    .fold(mx.into_iter().fold(T::neg_infinity(), max_nan), max_nan);
+                let mut acc = [T::ZERO; 8];
+                let mut chunks = tmp.chunks_exact_mut(8);
+                for c in &mut chunks {
+                    for k in 0..8 {
+                        let e = (c[k] - m).fast_exp();
+                        c[k] = e;
+                        acc[k] = acc[k] + e;
+                    }
+                }
+                let mut s = ((acc[0] + acc[1]) + (acc[2] + acc[3]))
+                    + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+                for v in chunks.into_remainder() {
+                    *v = (*v - m).fast_exp();
+                    s = s + *v;
+                }
+                (m, s)
+            },
+        );
+        let (m, s) = s;
         if log {
             let ls = s.ln();
             for i in 0..len {
@@ -259,9 +335,11 @@ pub fn softmax<T: FloatElement>(x: &[T], l: &Layout, dim: usize, log: bool) -> R
     };
     if out_stride == 1 && go_parallel(shape.numel()) {
         // rows are contiguous in the output: one row per parallel item
-        out.par_chunks_mut(len).zip(row_offsets.par_iter()).for_each_init(Vec::new, |tmp, (o, &(xi, _))| {
-            row(xi, &mut |i, v| o[i] = v, tmp);
-        });
+        out.par_chunks_mut(len)
+            .zip(row_offsets.par_iter())
+            .for_each_init(Vec::new, |tmp, (o, &(xi, _))| {
+                row(xi, &mut |i, v| o[i] = v, tmp);
+            });
     } else {
         let mut tmp = Vec::with_capacity(len);
         for &(xi, oo) in &row_offsets {

@@ -50,7 +50,8 @@ fn detect() -> Level {
         {
             return Level::Avx512;
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
             return Level::Avx2Fma;
         }
         Level::Scalar

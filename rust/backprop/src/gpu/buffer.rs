@@ -13,9 +13,9 @@
 //! binding size; a tensor that needs more is refused with a typed error naming the limit.
 
 use super::context::{context, existing, join_errors, lock, Context};
+use super::stats;
 use crate::{DType, Device, Error, Result, Shape};
 use std::collections::HashMap;
-use super::stats;
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
@@ -58,7 +58,9 @@ impl Drop for GpuBuffer {
     fn drop(&mut self) {
         // A GpuBuffer exists only once the context does; `existing` never initialises a device.
         if let Some(ctx) = existing() {
-            lock(&ctx.pool.lists).pending.push((self.bucket, self.buffer.clone()));
+            lock(&ctx.pool.lists)
+                .pending
+                .push((self.bucket, self.buffer.clone()));
         }
     }
 }
@@ -75,7 +77,12 @@ fn bucket_of(bytes: u64) -> u64 {
 
 impl BufferPool {
     pub fn new(limits: &wgpu::Limits) -> Self {
-        BufferPool { lists: Mutex::new(Lists::default()), max_bytes: limits.max_storage_buffer_binding_size.min(limits.max_buffer_size) }
+        BufferPool {
+            lists: Mutex::new(Lists::default()),
+            max_bytes: limits
+                .max_storage_buffer_binding_size
+                .min(limits.max_buffer_size),
+        }
     }
 
     /// After a submission: buffers dropped while it was being recorded may be reused.
@@ -102,12 +109,25 @@ impl BufferPool {
     }
 
     fn take_free(&self, bucket: u64) -> Option<wgpu::Buffer> {
-        lock(&self.lists).free.get_mut(&bucket).and_then(|v| v.pop())
+        lock(&self.lists)
+            .free
+            .get_mut(&bucket)
+            .and_then(|v| v.pop())
     }
 
     /// A new buffer; on failure, whether it was out of memory and what wgpu said.
-    fn create(&self, ctx: &Context, bucket: u64, usage: wgpu::BufferUsages) -> std::result::Result<wgpu::Buffer, (bool, String)> {
-        let desc = wgpu::BufferDescriptor { label: None, size: bucket, usage, mapped_at_creation: false };
+    fn create(
+        &self,
+        ctx: &Context,
+        bucket: u64,
+        usage: wgpu::BufferUsages,
+    ) -> std::result::Result<wgpu::Buffer, (bool, String)> {
+        let desc = wgpu::BufferDescriptor {
+            label: None,
+            size: bucket,
+            usage,
+            mapped_at_creation: false,
+        };
         let (mut buf, mut errs) = ctx.scoped_raw(|| ctx.device.create_buffer(&desc));
         if !errs.is_empty() {
             // Out of memory (or a driver refusal): give back what the pool (and the bind groups
@@ -119,36 +139,63 @@ impl BufferPool {
             stats::bump(&stats::BUFFERS);
             Ok(buf)
         } else {
-            Err((errs.iter().any(|e| matches!(e, wgpu::Error::OutOfMemory { .. })), join_errors(&errs)))
+            Err((
+                errs.iter()
+                    .any(|e| matches!(e, wgpu::Error::OutOfMemory { .. })),
+                join_errors(&errs),
+            ))
         }
     }
 
     /// Staging buffer for readback (MAP_READ | COPY_DST), at least `bytes` long.
     pub fn staging(&self, ctx: &Context, bytes: u64) -> Result<(u64, wgpu::Buffer)> {
         let bucket = bucket_of(bytes);
-        if let Some(b) = lock(&self.lists).staging.get_mut(&bucket).and_then(|v| v.pop()) {
+        if let Some(b) = lock(&self.lists)
+            .staging
+            .get_mut(&bucket)
+            .and_then(|v| v.pop())
+        {
             return Ok((bucket, b));
         }
         let b = self
-            .create(ctx, bucket, wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST)
-            .map_err(|(_, msg)| Error::Gpu(format!("creating a readback buffer of {bucket} bytes: {msg}")))?;
+            .create(
+                ctx,
+                bucket,
+                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            )
+            .map_err(|(_, msg)| {
+                Error::Gpu(format!(
+                    "creating a readback buffer of {bucket} bytes: {msg}"
+                ))
+            })?;
         Ok((bucket, b))
     }
 
     pub fn return_staging(&self, bucket: u64, buf: wgpu::Buffer) {
-        lock(&self.lists).staging.entry(bucket).or_default().push(buf);
+        lock(&self.lists)
+            .staging
+            .entry(bucket)
+            .or_default()
+            .push(buf);
     }
 }
 
 /// A device buffer for `n` words, for a tensor of `shape` and `dtype` made by `op`.
 pub(crate) fn alloc(op: &'static str, shape: &Shape, dtype: DType) -> Result<GpuBuffer> {
     let ctx = context()?;
-    let n = shape.checked_numel().ok_or_else(|| too_big(op, shape, dtype, u128::MAX, ctx.pool.max_bytes))?;
+    let n = shape
+        .checked_numel()
+        .ok_or_else(|| too_big(op, shape, dtype, u128::MAX, ctx.pool.max_bytes))?;
     alloc_words(op, n, shape, dtype)
 }
 
 /// Like `alloc` for scratch space of `n` words (reduction partials, index checks).
-pub(crate) fn alloc_words(op: &'static str, n: usize, shape: &Shape, dtype: DType) -> Result<GpuBuffer> {
+pub(crate) fn alloc_words(
+    op: &'static str,
+    n: usize,
+    shape: &Shape,
+    dtype: DType,
+) -> Result<GpuBuffer> {
     let ctx = context()?;
     let bytes = (n as u128) * WORD as u128;
     if bytes > ctx.pool.max_bytes as u128 {
@@ -160,10 +207,16 @@ pub(crate) fn alloc_words(op: &'static str, n: usize, shape: &Shape, dtype: DTyp
     if let Some(buffer) = ctx.pool.take_free(bucket) {
         return Ok(GpuBuffer { buffer, bucket });
     }
-    let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+    let usage =
+        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
     let buffer = ctx.pool.create(ctx, bucket, usage).map_err(|(oom, msg)| {
         if oom {
-            Error::OutOfMemory { op, shape: shape.clone(), dtype, bytes: bytes as u128 }
+            Error::OutOfMemory {
+                op,
+                shape: shape.clone(),
+                dtype,
+                bytes: bytes as u128,
+            }
         } else {
             Error::Gpu(format!("{op}: creating a buffer of {bucket} bytes: {msg}"))
         }
@@ -187,10 +240,24 @@ mod tests {
 
     #[test]
     fn buckets_waste_at_most_a_quarter() {
-        for bytes in [1u64, 255, 256, 257, 1000, 4096, 4097, 1 << 20, (1 << 20) + 1, 123_456_789] {
+        for bytes in [
+            1u64,
+            255,
+            256,
+            257,
+            1000,
+            4096,
+            4097,
+            1 << 20,
+            (1 << 20) + 1,
+            123_456_789,
+        ] {
             let b = bucket_of(bytes);
             assert!(b >= bytes, "{bytes} -> {b}");
-            assert!(b <= 256 || (b as f64) <= bytes as f64 * 1.25 + 1.0, "{bytes} -> {b}");
+            assert!(
+                b <= 256 || (b as f64) <= bytes as f64 * 1.25 + 1.0,
+                "{bytes} -> {b}"
+            );
             assert_eq!(b % 4, 0);
         }
         // the same size always lands in the same bucket (that is what makes reuse work)

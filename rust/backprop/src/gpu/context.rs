@@ -58,7 +58,11 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 fn init() -> Result<Context> {
     // wgpu and the drivers under it may panic on broken installations; that must be an error.
     std::panic::catch_unwind(init_inner).unwrap_or_else(|p| {
-        let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+        let msg = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
         Err(Error::Gpu(format!("initialising wgpu panicked: {msg}")))
     })
 }
@@ -86,17 +90,32 @@ fn backend_rank(b: wgpu::Backend) -> u8 {
 }
 
 fn describe(info: &wgpu::AdapterInfo) -> String {
-    format!("'{}' ({:?}, {:?})", info.name, info.backend, info.device_type)
+    format!(
+        "'{}' ({:?}, {:?})",
+        info.name, info.backend, info.device_type
+    )
 }
 
 fn init_inner() -> Result<Context> {
     let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor { backends, ..wgpu::InstanceDescriptor::new_without_display_handle_from_env() });
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends,
+        ..wgpu::InstanceDescriptor::new_without_display_handle_from_env()
+    });
     let adapters = pollster::block_on(instance.enumerate_adapters(backends));
     let seen: Vec<String> = adapters.iter().map(|a| describe(&a.get_info())).collect();
-    let compute: Vec<wgpu::Adapter> =
-        adapters.into_iter().filter(|a| a.get_downlevel_capabilities().flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)).collect();
-    let wanted = std::env::var("BACKPROP_ADAPTER").ok().map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty());
+    let compute: Vec<wgpu::Adapter> = adapters
+        .into_iter()
+        .filter(|a| {
+            a.get_downlevel_capabilities()
+                .flags
+                .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+        })
+        .collect();
+    let wanted = std::env::var("BACKPROP_ADAPTER")
+        .ok()
+        .map(|s| s.trim().to_lowercase())
+        .filter(|s| !s.is_empty());
     let power = wgpu::PowerPreference::from_env().unwrap_or(wgpu::PowerPreference::HighPerformance);
     let adapter = match &wanted {
         Some(w) => compute.into_iter().find(|a| a.get_info().name.to_lowercase().contains(w.as_str())).ok_or_else(|| {
@@ -131,13 +150,19 @@ fn init_inner() -> Result<Context> {
         memory_hints: wgpu::MemoryHints::Performance,
         ..Default::default()
     };
-    let (device, queue) = pollster::block_on(adapter.request_device(&desc))
-        .map_err(|e| Error::Gpu(format!("requesting a device from adapter {} failed: {e}", describe(&info))))?;
+    let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
+        Error::Gpu(format!(
+            "requesting a device from adapter {} failed: {e}",
+            describe(&info)
+        ))
+    })?;
 
     let errors: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
     let lost = Arc::new(AtomicBool::new(false));
     let sink = errors.clone();
-    device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| push_error(&sink, e.to_string())));
+    device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+        push_error(&sink, e.to_string())
+    }));
     let sink = errors.clone();
     let lost_flag = lost.clone();
     device.set_device_lost_callback(move |reason, msg| {
@@ -170,7 +195,11 @@ impl Context {
     pub fn check(&self, op: &str) -> Result<()> {
         let msgs: Vec<String> = std::mem::take(&mut *lock(&self.errors));
         if self.lost.load(Ordering::SeqCst) {
-            return Err(Error::Gpu(format!("{op}: the GPU device {} was lost: {}", describe(&self.info), msgs.join("; "))));
+            return Err(Error::Gpu(format!(
+                "{op}: the GPU device {} was lost: {}",
+                describe(&self.info),
+                msgs.join("; ")
+            )));
         }
         if msgs.is_empty() {
             Ok(())
@@ -194,7 +223,10 @@ impl Context {
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let out = f();
-        let errs = [validation.pop(), oom.pop(), internal.pop()].into_iter().filter_map(pollster::block_on).collect();
+        let errs = [validation.pop(), oom.pop(), internal.pop()]
+            .into_iter()
+            .filter_map(pollster::block_on)
+            .collect();
         (out, errs)
     }
 
@@ -237,17 +269,47 @@ pub(crate) fn adapter_info(ctx: &Context) -> AdapterInfo {
     let l = &ctx.limits;
     let limits = vec![
         ("max_buffer_size", l.max_buffer_size),
-        ("max_storage_buffer_binding_size", l.max_storage_buffer_binding_size),
-        ("max_storage_buffers_per_shader_stage", l.max_storage_buffers_per_shader_stage as u64),
-        ("max_compute_workgroups_per_dimension", l.max_compute_workgroups_per_dimension as u64),
-        ("max_compute_invocations_per_workgroup", l.max_compute_invocations_per_workgroup as u64),
-        ("max_compute_workgroup_size_x", l.max_compute_workgroup_size_x as u64),
-        ("max_compute_workgroup_size_y", l.max_compute_workgroup_size_y as u64),
-        ("max_compute_workgroup_size_z", l.max_compute_workgroup_size_z as u64),
-        ("max_compute_workgroup_storage_size", l.max_compute_workgroup_storage_size as u64),
-        ("min_storage_buffer_offset_alignment", l.min_storage_buffer_offset_alignment as u64),
+        (
+            "max_storage_buffer_binding_size",
+            l.max_storage_buffer_binding_size,
+        ),
+        (
+            "max_storage_buffers_per_shader_stage",
+            l.max_storage_buffers_per_shader_stage as u64,
+        ),
+        (
+            "max_compute_workgroups_per_dimension",
+            l.max_compute_workgroups_per_dimension as u64,
+        ),
+        (
+            "max_compute_invocations_per_workgroup",
+            l.max_compute_invocations_per_workgroup as u64,
+        ),
+        (
+            "max_compute_workgroup_size_x",
+            l.max_compute_workgroup_size_x as u64,
+        ),
+        (
+            "max_compute_workgroup_size_y",
+            l.max_compute_workgroup_size_y as u64,
+        ),
+        (
+            "max_compute_workgroup_size_z",
+            l.max_compute_workgroup_size_z as u64,
+        ),
+        (
+            "max_compute_workgroup_storage_size",
+            l.max_compute_workgroup_storage_size as u64,
+        ),
+        (
+            "min_storage_buffer_offset_alignment",
+            l.min_storage_buffer_offset_alignment as u64,
+        ),
         ("max_bind_groups", l.max_bind_groups as u64),
-        ("max_bindings_per_bind_group", l.max_bindings_per_bind_group as u64),
+        (
+            "max_bindings_per_bind_group",
+            l.max_bindings_per_bind_group as u64,
+        ),
     ];
     AdapterInfo {
         name: ctx.info.name.clone(),

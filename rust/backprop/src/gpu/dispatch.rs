@@ -73,13 +73,25 @@ impl Batch {
             mapped_at_creation: false,
         });
         let align_words = (limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
-        Ok(Batch { pass: None, encoder: None, params: Vec::new(), params_buf, align_words, dispatches: 0, bind_groups: HashMap::new() })
+        Ok(Batch {
+            pass: None,
+            encoder: None,
+            params: Vec::new(),
+            params_buf,
+            align_words,
+            dispatches: 0,
+            bind_groups: HashMap::new(),
+        })
     }
 
     /// The encoder, for commands outside a compute pass (the open pass is ended first).
     fn encoder(&mut self, device: &wgpu::Device) -> &mut wgpu::CommandEncoder {
         self.pass = None;
-        self.encoder.get_or_insert_with(|| device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("backprop batch") }))
+        self.encoder.get_or_insert_with(|| {
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("backprop batch"),
+            })
+        })
     }
 
     /// The open compute pass, begun if there is none. One pass holds many dispatches: wgpu
@@ -91,7 +103,11 @@ impl Batch {
             None => {
                 bump(&stats::COMPUTE_PASSES);
                 let enc = self.encoder(device);
-                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("backprop kernels"), timestamp_writes: None }).forget_lifetime()
+                enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("backprop kernels"),
+                    timestamp_writes: None,
+                })
+                .forget_lifetime()
             }
         };
         self.pass.insert(pass)
@@ -108,7 +124,14 @@ pub(crate) type Bind<'a> = (u32, &'a wgpu::Buffer);
 impl Context {
     /// Records one dispatch of `k` over `groups` workgroups (spread over x and y so that more
     /// than 65535 groups need no second dispatch).
-    pub fn run(&self, op: &'static str, k: &Kernel, params: &[u32], binds: &[Bind<'_>], groups: u64) -> Result<()> {
+    pub fn run(
+        &self,
+        op: &'static str,
+        k: &Kernel,
+        params: &[u32],
+        binds: &[Bind<'_>],
+        groups: u64,
+    ) -> Result<()> {
         if groups == 0 {
             return Ok(());
         }
@@ -139,27 +162,47 @@ impl Context {
         if params.is_empty() {
             batch.params.push(0);
         }
-        let key = BindKey { shader: k.shader, entry: k.entry, buffers: binds.iter().map(|&(b, buf)| (b, buf.clone())).collect() };
+        let key = BindKey {
+            shader: k.shader,
+            entry: k.entry,
+            buffers: binds.iter().map(|&(b, buf)| (b, buf.clone())).collect(),
+        };
         let bind_group = match batch.bind_groups.get(&key) {
             Some(bg) => bg.clone(),
             None => {
                 let mut entries = Vec::with_capacity(binds.len() + 1);
                 entries.push(wgpu::BindGroupEntry {
                     binding: 0,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &batch.params_buf, offset: 0, size: wgpu::BufferSize::new(PARAMS_WINDOW) }),
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &batch.params_buf,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(PARAMS_WINDOW),
+                    }),
                 });
                 for &(binding, buffer) in binds {
-                    entries.push(wgpu::BindGroupEntry { binding, resource: buffer.as_entire_binding() });
+                    entries.push(wgpu::BindGroupEntry {
+                        binding,
+                        resource: buffer.as_entire_binding(),
+                    });
                 }
                 // Checked here, in an error scope, rather than at submission: an invalid bind
                 // group would invalidate the whole encoder, silently losing every other dispatch
                 // of the batch. Only new bind groups need the check; cached ones passed it.
                 let (bg, errs) = self.scoped_raw(|| {
-                    self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(k.entry), layout: &pipe.layout, entries: &entries })
+                    self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                        label: Some(k.entry),
+                        layout: &pipe.layout,
+                        entries: &entries,
+                    })
                 });
                 if !errs.is_empty() {
                     batch.params.truncate(start);
-                    return Err(Error::Gpu(format!("{op}: binding buffers for shaders/{} entry point '{}': {}", k.shader.file(), k.entry, join_errors(&errs))));
+                    return Err(Error::Gpu(format!(
+                        "{op}: binding buffers for shaders/{} entry point '{}': {}",
+                        k.shader.file(),
+                        k.entry,
+                        join_errors(&errs)
+                    )));
                 }
                 bump(&stats::BIND_GROUPS);
                 if batch.bind_groups.len() >= MAX_BIND_GROUPS {
@@ -187,12 +230,21 @@ impl Context {
     }
 
     /// Records a buffer-to-buffer copy (in order with the dispatches).
-    pub fn copy_buffer(&self, src: &wgpu::Buffer, src_offset: u64, dst: &wgpu::Buffer, dst_offset: u64, bytes: u64) {
+    pub fn copy_buffer(
+        &self,
+        src: &wgpu::Buffer,
+        src_offset: u64,
+        dst: &wgpu::Buffer,
+        dst_offset: u64,
+        bytes: u64,
+    ) {
         if bytes == 0 {
             return;
         }
         let mut batch = lock(&self.batch);
-        batch.encoder(&self.device).copy_buffer_to_buffer(src, src_offset, dst, dst_offset, bytes);
+        batch
+            .encoder(&self.device)
+            .copy_buffer_to_buffer(src, src_offset, dst, dst_offset, bytes);
     }
 
     /// Writes host data into a buffer. Runs at the start of the next submission, so the buffer
@@ -217,7 +269,8 @@ impl Context {
         batch.dispatches = 0;
         let (_, errs) = self.scoped_raw(|| {
             if !params.is_empty() {
-                self.queue.write_buffer(&batch.params_buf, 0, bytemuck::cast_slice(&params));
+                self.queue
+                    .write_buffer(&batch.params_buf, 0, bytemuck::cast_slice(&params));
             }
             if let Some(enc) = encoder {
                 bump(&stats::SUBMITS);
@@ -234,7 +287,11 @@ impl Context {
         batch.params.clear();
         if !errs.is_empty() {
             // drain anything also reported to the uncaptured handler, it is the same failure
-            let earlier = self.check(op).err().map(|e| format!(" (earlier: {e})")).unwrap_or_default();
+            let earlier = self
+                .check(op)
+                .err()
+                .map(|e| format!(" (earlier: {e})"))
+                .unwrap_or_default();
             return Err(Error::Gpu(format!("{op}: {}{earlier}", join_errors(&errs))));
         }
         self.check(op)
@@ -243,7 +300,9 @@ impl Context {
     /// Submits pending work and blocks until the device has finished it.
     pub fn synchronize(&self, op: &str) -> Result<()> {
         self.submit(op)?;
-        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(format!("{op}: waiting for the device failed: {e}")))?;
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("{op}: waiting for the device failed: {e}")))?;
         self.check(op)
     }
 
@@ -262,7 +321,9 @@ impl Context {
             // the receiver only goes away if this function already returned an error
             let _ = tx.send(r);
         });
-        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(format!("{op}: waiting for the device failed: {e}")))?;
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("{op}: waiting for the device failed: {e}")))?;
         let mapped = rx
             .recv()
             .map_err(|_| Error::Gpu(format!("{op}: the readback mapping was never completed")))?
@@ -272,7 +333,10 @@ impl Context {
             self.check(op)?;
             return Err(e);
         }
-        let data = slice.get_mapped_range().map_err(|e| Error::Gpu(format!("{op}: reading the readback buffer failed: {e:?}")))?.to_vec();
+        let data = slice
+            .get_mapped_range()
+            .map_err(|e| Error::Gpu(format!("{op}: reading the readback buffer failed: {e:?}")))?
+            .to_vec();
         staging.unmap();
         self.pool.return_staging(bucket, staging);
         self.check(op)?;
@@ -301,11 +365,15 @@ mod tests {
         };
         let t = Tensor::ones([4], DType::F32, Device::Gpu).unwrap();
         let storage = t.storage();
-        let crate::storage::Storage::Gpu(g) = &*storage else { panic!("not a GPU storage") };
+        let crate::storage::Storage::Gpu(g) = &*storage else {
+            panic!("not a GPU storage")
+        };
         let k = Kernel::new(Shader::Elementwise, "unary", &[("OP", 0), ("DT", 0)]);
         // binding 1 (the input) is left out
         match ctx.run("test", &k, &[4, 1, 4, 0, 1], &[(4, g.buf.raw())], 1) {
-            Err(Error::Gpu(msg)) => assert!(msg.starts_with("test:") && msg.contains("unary"), "{msg}"),
+            Err(Error::Gpu(msg)) => {
+                assert!(msg.starts_with("test:") && msg.contains("unary"), "{msg}")
+            }
             other => panic!("expected Error::Gpu, got {other:?}"),
         }
         drop(storage);

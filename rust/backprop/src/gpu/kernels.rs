@@ -36,7 +36,11 @@ pub(crate) fn f64_unsupported(op: &'static str) -> Error {
 }
 
 pub(crate) fn word(op: &'static str, v: usize) -> Result<u32> {
-    u32::try_from(v).map_err(|_| Error::Unsupported { op, device: Device::Gpu, msg: format!("size or stride {v} does not fit the kernels' 32-bit indexing") })
+    u32::try_from(v).map_err(|_| Error::Unsupported {
+        op,
+        device: Device::Gpu,
+        msg: format!("size or stride {v} does not fit the kernels' 32-bit indexing"),
+    })
 }
 
 fn unary_code(op: UnaryOp) -> u32 {
@@ -115,7 +119,11 @@ pub(crate) fn coalesce(dims: &[usize], strides: &[&[usize]]) -> (Vec<usize>, Vec
 }
 
 /// The strided-operand block: `[n, r, dims[r], (offset, strides[r]) per operand]`.
-fn strided_params(op: &'static str, dims: &[usize], operands: &[(usize, &[usize])]) -> Result<Vec<u32>> {
+fn strided_params(
+    op: &'static str,
+    dims: &[usize],
+    operands: &[(usize, &[usize])],
+) -> Result<Vec<u32>> {
     let strides: Vec<&[usize]> = operands.iter().map(|o| o.1).collect();
     let (cd, cs) = coalesce(dims, &strides);
     let n: usize = dims.iter().product();
@@ -147,7 +155,11 @@ fn with_zero(strides: &[usize], dim: usize) -> Vec<usize> {
 /// A fresh output storage.
 fn output(op: &'static str, shape: &Shape, dtype: DType) -> Result<GpuStorage> {
     dt_code(op, dtype)?;
-    Ok(GpuStorage { buf: super::buffer::alloc(op, shape, dtype)?, len: shape.numel(), dtype })
+    Ok(GpuStorage {
+        buf: super::buffer::alloc(op, shape, dtype)?,
+        len: shape.numel(),
+        dtype,
+    })
 }
 
 fn ctx() -> Result<&'static Context> {
@@ -155,17 +167,37 @@ fn ctx() -> Result<&'static Context> {
 }
 
 /// One thread per output element of the elementwise family: inputs at bindings 1.., out at 4.
-fn elementwise(op: &'static str, entry: &'static str, constants: &[(&'static str, u32)], shape: &Shape, out_dtype: DType, inputs: &[(&GpuStorage, &Layout)]) -> Result<GpuStorage> {
+fn elementwise(
+    op: &'static str,
+    entry: &'static str,
+    constants: &[(&'static str, u32)],
+    shape: &Shape,
+    out_dtype: DType,
+    inputs: &[(&GpuStorage, &Layout)],
+) -> Result<GpuStorage> {
     let out = output(op, shape, out_dtype)?;
     let n = shape.numel();
     if n == 0 {
         return Ok(out);
     }
-    let operands: Vec<(usize, &[usize])> = inputs.iter().map(|(_, l)| (l.offset(), l.strides())).collect();
+    let operands: Vec<(usize, &[usize])> = inputs
+        .iter()
+        .map(|(_, l)| (l.offset(), l.strides()))
+        .collect();
     let params = strided_params(op, shape.dims(), &operands)?;
-    let mut binds: Vec<Bind<'_>> = inputs.iter().enumerate().map(|(i, (s, _))| (i as u32 + 1, s.buf.raw())).collect();
+    let mut binds: Vec<Bind<'_>> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, (s, _))| (i as u32 + 1, s.buf.raw()))
+        .collect();
     binds.push((4, out.buf.raw()));
-    ctx()?.run(op, &Kernel::new(Shader::Elementwise, entry, constants), &params, &binds, groups_for(n))?;
+    ctx()?.run(
+        op,
+        &Kernel::new(Shader::Elementwise, entry, constants),
+        &params,
+        &binds,
+        groups_for(n),
+    )?;
     Ok(out)
 }
 
@@ -174,7 +206,13 @@ fn fill(op: &'static str, buf: &GpuBuffer, n: usize, value: u32) -> Result<()> {
     if n == 0 {
         return Ok(());
     }
-    ctx()?.run(op, &Kernel::new(Shader::Elementwise, "fill", &[]), &[word(op, n)?, value], &[(4, buf.raw())], groups_for(n))
+    ctx()?.run(
+        op,
+        &Kernel::new(Shader::Elementwise, "fill", &[]),
+        &[word(op, n)?, value],
+        &[(4, buf.raw())],
+        groups_for(n),
+    )
 }
 
 // ---------------------------------------------------------------- elementwise
@@ -184,42 +222,111 @@ pub(crate) fn unary(x: &GpuStorage, l: &Layout, op: UnaryOp) -> Result<GpuStorag
     match x.dtype {
         DType::F32 => {}
         DType::I64 if op.keeps_integers() => {}
-        other => return Err(Error::DType { op: name, dtype: other, detail: " (expected a float tensor)".into() }),
+        other => {
+            return Err(Error::DType {
+                op: name,
+                dtype: other,
+                detail: " (expected a float tensor)".into(),
+            })
+        }
     }
     let dt = dt_code(name, x.dtype)?;
-    elementwise(name, "unary", &[("OP", unary_code(op)), ("DT", dt)], l.shape(), x.dtype, &[(x, l)])
+    elementwise(
+        name,
+        "unary",
+        &[("OP", unary_code(op)), ("DT", dt)],
+        l.shape(),
+        x.dtype,
+        &[(x, l)],
+    )
 }
 
-pub(crate) fn binary(a: &GpuStorage, al: &Layout, b: &GpuStorage, bl: &Layout, op: BinaryOp) -> Result<GpuStorage> {
+pub(crate) fn binary(
+    a: &GpuStorage,
+    al: &Layout,
+    b: &GpuStorage,
+    bl: &Layout,
+    op: BinaryOp,
+) -> Result<GpuStorage> {
     let name = op.name();
     if a.dtype != b.dtype {
-        return Err(Error::DTypeMismatch { op: name, lhs: a.dtype, rhs: b.dtype });
+        return Err(Error::DTypeMismatch {
+            op: name,
+            lhs: a.dtype,
+            rhs: b.dtype,
+        });
     }
     check_same_shape(name, al, bl)?;
     let dt = dt_code(name, a.dtype)?;
-    elementwise(name, "binary", &[("OP", binary_code(op)), ("DT", dt)], al.shape(), a.dtype, &[(a, al), (b, bl)])
+    elementwise(
+        name,
+        "binary",
+        &[("OP", binary_code(op)), ("DT", dt)],
+        al.shape(),
+        a.dtype,
+        &[(a, al), (b, bl)],
+    )
 }
 
-pub(crate) fn compare(a: &GpuStorage, al: &Layout, b: &GpuStorage, bl: &Layout, op: CmpOp) -> Result<GpuStorage> {
+pub(crate) fn compare(
+    a: &GpuStorage,
+    al: &Layout,
+    b: &GpuStorage,
+    bl: &Layout,
+    op: CmpOp,
+) -> Result<GpuStorage> {
     let name = op.name();
     if a.dtype != b.dtype {
-        return Err(Error::DTypeMismatch { op: name, lhs: a.dtype, rhs: b.dtype });
+        return Err(Error::DTypeMismatch {
+            op: name,
+            lhs: a.dtype,
+            rhs: b.dtype,
+        });
     }
     check_same_shape(name, al, bl)?;
     let dt = dt_code(name, a.dtype)?;
-    elementwise(name, "compare", &[("OP", cmp_code(op)), ("DT", dt)], al.shape(), DType::Bool, &[(a, al), (b, bl)])
+    elementwise(
+        name,
+        "compare",
+        &[("OP", cmp_code(op)), ("DT", dt)],
+        al.shape(),
+        DType::Bool,
+        &[(a, al), (b, bl)],
+    )
 }
 
-pub(crate) fn where_cond(c: &GpuStorage, cl: &Layout, t: &GpuStorage, tl: &Layout, f: &GpuStorage, fl: &Layout) -> Result<GpuStorage> {
+pub(crate) fn where_cond(
+    c: &GpuStorage,
+    cl: &Layout,
+    t: &GpuStorage,
+    tl: &Layout,
+    f: &GpuStorage,
+    fl: &Layout,
+) -> Result<GpuStorage> {
     if c.dtype != DType::Bool {
-        return Err(Error::DType { op: "where", dtype: c.dtype, detail: " (the condition must be bool)".into() });
+        return Err(Error::DType {
+            op: "where",
+            dtype: c.dtype,
+            detail: " (the condition must be bool)".into(),
+        });
     }
     if t.dtype != f.dtype {
-        return Err(Error::DTypeMismatch { op: "where", lhs: t.dtype, rhs: f.dtype });
+        return Err(Error::DTypeMismatch {
+            op: "where",
+            lhs: t.dtype,
+            rhs: f.dtype,
+        });
     }
     check_same_shape("where", cl, tl)?;
     check_same_shape("where", cl, fl)?;
-    elementwise("where", "where_select", &[], cl.shape(), t.dtype, &[(c, cl), (t, tl), (f, fl)])
+    elementwise(
+        "where",
+        "where_select",
+        &[],
+        cl.shape(),
+        t.dtype,
+        &[(c, cl), (t, tl), (f, fl)],
+    )
 }
 
 pub(crate) fn cast(x: &GpuStorage, l: &Layout, dtype: DType) -> Result<GpuStorage> {
@@ -228,30 +335,62 @@ pub(crate) fn cast(x: &GpuStorage, l: &Layout, dtype: DType) -> Result<GpuStorag
         return copy_strided(x, l);
     }
     let from = dt_code("to_dtype", x.dtype)?;
-    elementwise("to_dtype", "cast_dtype", &[("DT", from), ("DT_OUT", to)], l.shape(), dtype, &[(x, l)])
+    elementwise(
+        "to_dtype",
+        "cast_dtype",
+        &[("DT", from), ("DT_OUT", to)],
+        l.shape(),
+        dtype,
+        &[(x, l)],
+    )
 }
 
 pub(crate) fn copy_strided(x: &GpuStorage, l: &Layout) -> Result<GpuStorage> {
     if l.is_contiguous() {
         let out = output("contiguous", l.shape(), x.dtype)?;
         let bytes = l.numel() as u64 * super::buffer::WORD;
-        ctx()?.copy_buffer(x.buf.raw(), l.offset() as u64 * super::buffer::WORD, out.buf.raw(), 0, bytes);
+        ctx()?.copy_buffer(
+            x.buf.raw(),
+            l.offset() as u64 * super::buffer::WORD,
+            out.buf.raw(),
+            0,
+            bytes,
+        );
         return Ok(out);
     }
     elementwise("contiguous", "copy", &[], l.shape(), x.dtype, &[(x, l)])
 }
 
-pub(crate) fn copy_into(dst: &mut GpuStorage, dl: &Layout, src: &GpuStorage, sl: &Layout) -> Result<()> {
+pub(crate) fn copy_into(
+    dst: &mut GpuStorage,
+    dl: &Layout,
+    src: &GpuStorage,
+    sl: &Layout,
+) -> Result<()> {
     if dst.dtype != src.dtype {
-        return Err(Error::DTypeMismatch { op: "copy_", lhs: dst.dtype, rhs: src.dtype });
+        return Err(Error::DTypeMismatch {
+            op: "copy_",
+            lhs: dst.dtype,
+            rhs: src.dtype,
+        });
     }
     check_same_shape("copy_", dl, sl)?;
     let n = dl.numel();
     if n == 0 {
         return Ok(());
     }
-    let params = strided_params("copy_", dl.dims(), &[(sl.offset(), sl.strides()), (dl.offset(), dl.strides())])?;
-    ctx()?.run("copy_", &Kernel::new(Shader::Elementwise, "copy_into", &[]), &params, &[(1, src.buf.raw()), (4, dst.buf.raw())], groups_for(n))
+    let params = strided_params(
+        "copy_",
+        dl.dims(),
+        &[(sl.offset(), sl.strides()), (dl.offset(), dl.strides())],
+    )?;
+    ctx()?.run(
+        "copy_",
+        &Kernel::new(Shader::Elementwise, "copy_into", &[]),
+        &params,
+        &[(1, src.buf.raw()), (4, dst.buf.raw())],
+        groups_for(n),
+    )
 }
 
 pub(crate) fn full(shape: &Shape, value: f64, dtype: DType) -> Result<GpuStorage> {
@@ -287,14 +426,27 @@ fn check_same_shape(op: &'static str, a: &Layout, b: &Layout) -> Result<()> {
 
 // ---------------------------------------------------------------- reductions
 
-pub(crate) fn reduce(x: &GpuStorage, l: &Layout, op: ReduceOp, dims: &[usize]) -> Result<GpuStorage> {
+pub(crate) fn reduce(
+    x: &GpuStorage,
+    l: &Layout,
+    op: ReduceOp,
+    dims: &[usize],
+) -> Result<GpuStorage> {
     let name = op.name();
     let dt = dt_code(name, x.dtype)?;
     let rank = l.rank();
     if let Some(&bad) = dims.iter().find(|&&d| d >= rank) {
-        return Err(Error::DimOutOfRange { op: name, dim: bad as i64, rank });
+        return Err(Error::DimOutOfRange {
+            op: name,
+            dim: bad as i64,
+            rank,
+        });
     }
-    let out_shape = Shape::new((0..rank).map(|d| if dims.contains(&d) { 1 } else { l.dims()[d] }).collect());
+    let out_shape = Shape::new(
+        (0..rank)
+            .map(|d| if dims.contains(&d) { 1 } else { l.dims()[d] })
+            .collect(),
+    );
     let out = output(name, &out_shape, x.dtype)?;
     let n_out = out_shape.numel();
     if n_out == 0 {
@@ -314,41 +466,81 @@ pub(crate) fn reduce(x: &GpuStorage, l: &Layout, op: ReduceOp, dims: &[usize]) -
     let consts = [("OP", reduce_code(op)), ("DT", dt)];
     // (buffer, kept dims, kept strides, reduced dims, reduced strides, offset) of the current pass
     let mut partial: Option<GpuBuffer> = None;
-    let (mut kd, mut ks, mut rd, mut rs, mut offset) = (kd, ks[0].clone(), rd, rs[0].clone(), l.offset());
+    let (mut kd, mut ks, mut rd, mut rs, mut offset) =
+        (kd, ks[0].clone(), rd, rs[0].clone(), l.offset());
     loop {
         let red_n: usize = rd.iter().product();
         let src = partial.as_ref().map(|b| b.raw()).unwrap_or(x.buf.raw());
         let thin = red_n <= 16 || (n_out >= 8192 && red_n <= 2048);
-        let n_chunks = if thin { 1 } else { red_n.div_ceil(REDUCE_CHUNK) };
-        let mut params = vec![word(name, n_out)?, word(name, red_n)?, word(name, REDUCE_CHUNK)?, word(name, n_chunks)?, word(name, kd.len())?, word(name, rd.len())?, word(name, offset)?];
+        let n_chunks = if thin {
+            1
+        } else {
+            red_n.div_ceil(REDUCE_CHUNK)
+        };
+        let mut params = vec![
+            word(name, n_out)?,
+            word(name, red_n)?,
+            word(name, REDUCE_CHUNK)?,
+            word(name, n_chunks)?,
+            word(name, kd.len())?,
+            word(name, rd.len())?,
+            word(name, offset)?,
+        ];
         params.extend(words(name, &kd)?);
         params.extend(words(name, &ks)?);
         params.extend(words(name, &rd)?);
         params.extend(words(name, &rs)?);
         if thin {
-            ctx.run(name, &Kernel::new(Shader::Reduce, "reduce_thin", &consts), &params, &[(1, src), (4, out.buf.raw())], groups_for(n_out))?;
+            ctx.run(
+                name,
+                &Kernel::new(Shader::Reduce, "reduce_thin", &consts),
+                &params,
+                &[(1, src), (4, out.buf.raw())],
+                groups_for(n_out),
+            )?;
             return Ok(out);
         }
         if n_chunks == 1 {
-            ctx.run(name, &Kernel::new(Shader::Reduce, "reduce", &consts), &params, &[(1, src), (4, out.buf.raw())], n_out as u64)?;
+            ctx.run(
+                name,
+                &Kernel::new(Shader::Reduce, "reduce", &consts),
+                &params,
+                &[(1, src), (4, out.buf.raw())],
+                n_out as u64,
+            )?;
             return Ok(out);
         }
         // several workgroups per output: write [n_out, n_chunks] partials and reduce those next
         let next = alloc_words(name, n_out * n_chunks, &out_shape, x.dtype)?;
-        ctx.run(name, &Kernel::new(Shader::Reduce, "reduce", &consts), &params, &[(1, src), (4, next.raw())], (n_out * n_chunks) as u64)?;
+        ctx.run(
+            name,
+            &Kernel::new(Shader::Reduce, "reduce", &consts),
+            &params,
+            &[(1, src), (4, next.raw())],
+            (n_out * n_chunks) as u64,
+        )?;
         partial = Some(next);
         (kd, ks, rd, rs, offset) = (vec![n_out], vec![n_chunks], vec![n_chunks], vec![1], 0);
     }
 }
 
-pub(crate) fn arg_reduce(x: &GpuStorage, l: &Layout, op: ArgReduceOp, dim: usize) -> Result<GpuStorage> {
+pub(crate) fn arg_reduce(
+    x: &GpuStorage,
+    l: &Layout,
+    op: ArgReduceOp,
+    dim: usize,
+) -> Result<GpuStorage> {
     let name = match op {
         ArgReduceOp::ArgMax => "argmax",
         ArgReduceOp::ArgMin => "argmin",
     };
     let dt = dt_code(name, x.dtype)?;
     if dim >= l.rank() {
-        return Err(Error::DimOutOfRange { op: name, dim: dim as i64, rank: l.rank() });
+        return Err(Error::DimOutOfRange {
+            op: name,
+            dim: dim as i64,
+            rank: l.rank(),
+        });
     }
     let mut out_dims = l.dims().to_vec();
     let len = out_dims[dim];
@@ -364,10 +556,21 @@ pub(crate) fn arg_reduce(x: &GpuStorage, l: &Layout, op: ArgReduceOp, dim: usize
         return Ok(out);
     }
     let kept: Vec<usize> = (0..l.rank()).filter(|&d| d != dim).collect();
-    let (kd, ks) = coalesce(&kept.iter().map(|&d| l.dims()[d]).collect::<Vec<_>>(), &[&kept.iter().map(|&d| l.strides()[d]).collect::<Vec<_>>()]);
+    let (kd, ks) = coalesce(
+        &kept.iter().map(|&d| l.dims()[d]).collect::<Vec<_>>(),
+        &[&kept.iter().map(|&d| l.strides()[d]).collect::<Vec<_>>()],
+    );
     let thin = len <= 64 || (n_out >= 4096 && len <= 4096);
     let n_chunks = if thin { 1 } else { len.div_ceil(REDUCE_CHUNK) };
-    let mut params = vec![word(name, n_out)?, word(name, len)?, word(name, l.strides()[dim])?, word(name, REDUCE_CHUNK)?, word(name, n_chunks)?, word(name, kd.len())?, word(name, l.offset())?];
+    let mut params = vec![
+        word(name, n_out)?,
+        word(name, len)?,
+        word(name, l.strides()[dim])?,
+        word(name, REDUCE_CHUNK)?,
+        word(name, n_chunks)?,
+        word(name, kd.len())?,
+        word(name, l.offset())?,
+    ];
     params.extend(words(name, &kd)?);
     params.extend(words(name, &ks[0])?);
     let code = match op {
@@ -377,17 +580,41 @@ pub(crate) fn arg_reduce(x: &GpuStorage, l: &Layout, op: ArgReduceOp, dim: usize
     let consts = [("OP", code), ("DT", dt)];
     let ctx = ctx()?;
     if thin {
-        ctx.run(name, &Kernel::new(Shader::Reduce, "arg_reduce_thin", &consts), &params, &[(1, x.buf.raw()), (4, out.buf.raw())], groups_for(n_out))?;
+        ctx.run(
+            name,
+            &Kernel::new(Shader::Reduce, "arg_reduce_thin", &consts),
+            &params,
+            &[(1, x.buf.raw()), (4, out.buf.raw())],
+            groups_for(n_out),
+        )?;
     } else if n_chunks == 1 {
-        ctx.run(name, &Kernel::new(Shader::Reduce, "arg_reduce", &consts), &params, &[(1, x.buf.raw()), (4, out.buf.raw())], n_out as u64)?;
+        ctx.run(
+            name,
+            &Kernel::new(Shader::Reduce, "arg_reduce", &consts),
+            &params,
+            &[(1, x.buf.raw()), (4, out.buf.raw())],
+            n_out as u64,
+        )?;
     } else {
         // each chunk's winner (index and value), then the winner among them
         let parts = n_out * n_chunks;
         let idx = alloc_words(name, parts, &out_shape, DType::I64)?;
         let val = alloc_words(name, parts, &out_shape, x.dtype)?;
-        ctx.run(name, &Kernel::new(Shader::Reduce, "arg_reduce_partial", &consts), &params, &[(1, x.buf.raw()), (4, idx.raw()), (5, val.raw())], parts as u64)?;
+        ctx.run(
+            name,
+            &Kernel::new(Shader::Reduce, "arg_reduce_partial", &consts),
+            &params,
+            &[(1, x.buf.raw()), (4, idx.raw()), (5, val.raw())],
+            parts as u64,
+        )?;
         let combine = [word(name, n_out)?, word(name, n_chunks)?];
-        ctx.run(name, &Kernel::new(Shader::Reduce, "arg_reduce_combine", &consts), &combine, &[(1, val.raw()), (2, idx.raw()), (4, out.buf.raw())], n_out as u64)?;
+        ctx.run(
+            name,
+            &Kernel::new(Shader::Reduce, "arg_reduce_combine", &consts),
+            &combine,
+            &[(1, val.raw()), (2, idx.raw()), (4, out.buf.raw())],
+            n_out as u64,
+        )?;
     }
     Ok(out)
 }
@@ -395,10 +622,18 @@ pub(crate) fn arg_reduce(x: &GpuStorage, l: &Layout, op: ArgReduceOp, dim: usize
 pub(crate) fn softmax(x: &GpuStorage, l: &Layout, dim: usize, log: bool) -> Result<GpuStorage> {
     let name = if log { "log_softmax" } else { "softmax" };
     if x.dtype != DType::F32 {
-        return Err(Error::DType { op: name, dtype: x.dtype, detail: " (expected a float tensor)".into() });
+        return Err(Error::DType {
+            op: name,
+            dtype: x.dtype,
+            detail: " (expected a float tensor)".into(),
+        });
     }
     if dim >= l.rank() {
-        return Err(Error::DimOutOfRange { op: name, dim: dim as i64, rank: l.rank() });
+        return Err(Error::DimOutOfRange {
+            op: name,
+            dim: dim as i64,
+            rank: l.rank(),
+        });
     }
     let out = output(name, l.shape(), x.dtype)?;
     let numel = l.numel();
@@ -413,34 +648,72 @@ pub(crate) fn softmax(x: &GpuStorage, l: &Layout, dim: usize, log: bool) -> Resu
     let is: Vec<usize> = others.iter().map(|&d| l.strides()[d]).collect();
     let os: Vec<usize> = others.iter().map(|&d| cs[d]).collect();
     let (cd, cst) = coalesce(&od, &[&is, &os]);
-    let mut params = vec![word(name, rows)?, word(name, len)?, word(name, l.strides()[dim])?, word(name, cs[dim])?, word(name, cd.len())?, word(name, l.offset())?];
+    let mut params = vec![
+        word(name, rows)?,
+        word(name, len)?,
+        word(name, l.strides()[dim])?,
+        word(name, cs[dim])?,
+        word(name, cd.len())?,
+        word(name, l.offset())?,
+    ];
     params.extend(words(name, &cd)?);
     params.extend(words(name, &cst[0])?);
     params.extend(words(name, &cst[1])?);
     let consts = [("LOG", log as u32)];
     let binds = [(1, x.buf.raw()), (4, out.buf.raw())];
     if len <= 128 || (rows >= 16384 && len <= 1024) {
-        ctx()?.run(name, &Kernel::new(Shader::Softmax, "softmax_thin", &consts), &params, &binds, groups_for(rows))?;
+        ctx()?.run(
+            name,
+            &Kernel::new(Shader::Softmax, "softmax_thin", &consts),
+            &params,
+            &binds,
+            groups_for(rows),
+        )?;
     } else {
-        ctx()?.run(name, &Kernel::new(Shader::Softmax, "softmax", &consts), &params, &binds, rows as u64)?;
+        ctx()?.run(
+            name,
+            &Kernel::new(Shader::Softmax, "softmax", &consts),
+            &params,
+            &binds,
+            rows as u64,
+        )?;
     }
     Ok(out)
 }
 
 // ---------------------------------------------------------------- matmul
 
-pub(crate) fn matmul(a: &GpuStorage, al: &Layout, b: &GpuStorage, bl: &Layout) -> Result<GpuStorage> {
+pub(crate) fn matmul(
+    a: &GpuStorage,
+    al: &Layout,
+    b: &GpuStorage,
+    bl: &Layout,
+) -> Result<GpuStorage> {
     if a.dtype != b.dtype {
-        return Err(Error::DTypeMismatch { op: "matmul", lhs: a.dtype, rhs: b.dtype });
+        return Err(Error::DTypeMismatch {
+            op: "matmul",
+            lhs: a.dtype,
+            rhs: b.dtype,
+        });
     }
     let dt = match a.dtype {
         DType::F32 => 0,
         DType::I64 => 1,
         DType::F64 => return Err(f64_unsupported("matmul")),
-        other => return Err(Error::DType { op: "matmul", dtype: other, detail: " (expected float or int64 tensors)".into() }),
+        other => {
+            return Err(Error::DType {
+                op: "matmul",
+                dtype: other,
+                detail: " (expected float or int64 tensors)".into(),
+            })
+        }
     };
     let r = al.rank();
-    if r < 2 || bl.rank() != r || al.dims()[..r - 2] != bl.dims()[..r - 2] || al.dims()[r - 1] != bl.dims()[r - 2] {
+    if r < 2
+        || bl.rank() != r
+        || al.dims()[..r - 2] != bl.dims()[..r - 2]
+        || al.dims()[r - 1] != bl.dims()[r - 2]
+    {
         return Err(Error::ShapeMismatch {
             op: "matmul",
             lhs: al.shape().clone(),
@@ -461,7 +734,10 @@ pub(crate) fn matmul(a: &GpuStorage, al: &Layout, b: &GpuStorage, bl: &Layout) -
         fill("matmul", &out.buf, numel, 0)?; // an empty sum
         return Ok(out);
     }
-    let (bd, bs) = coalesce(&al.dims()[..r - 2], &[&al.strides()[..r - 2], &bl.strides()[..r - 2]]);
+    let (bd, bs) = coalesce(
+        &al.dims()[..r - 2],
+        &[&al.strides()[..r - 2], &bl.strides()[..r - 2]],
+    );
     let batch: usize = bd.iter().product();
     let (tiles_m, tiles_n) = (m.div_ceil(64), n.div_ceil(64));
     let s = |v: usize| word("matmul", v);
@@ -484,7 +760,13 @@ pub(crate) fn matmul(a: &GpuStorage, al: &Layout, b: &GpuStorage, bl: &Layout) -
     params.extend(words("matmul", &bs[0])?);
     params.extend(words("matmul", &bs[1])?);
     let groups = batch as u64 * tiles_m as u64 * tiles_n as u64;
-    ctx()?.run("matmul", &Kernel::new(Shader::Matmul, "matmul", &[("DT", dt)]), &params, &[(1, a.buf.raw()), (2, b.buf.raw()), (4, out.buf.raw())], groups)?;
+    ctx()?.run(
+        "matmul",
+        &Kernel::new(Shader::Matmul, "matmul", &[("DT", dt)]),
+        &params,
+        &[(1, a.buf.raw()), (2, b.buf.raw()), (4, out.buf.raw())],
+        groups,
+    )?;
     Ok(out)
 }
 
@@ -493,9 +775,19 @@ pub(crate) fn matmul(a: &GpuStorage, al: &Layout, b: &GpuStorage, bl: &Layout) -
 /// Fails with `IndexOutOfRange` naming the first bad index (row-major) of the view, if any.
 /// This reads two words back, so it waits for the work queued before it: the price of reporting
 /// a bad index as an error at the call that made it, as the CPU does.
-fn check_indices(op: &'static str, index: &GpuStorage, il: &Layout, dim: usize, size: usize) -> Result<()> {
+fn check_indices(
+    op: &'static str,
+    index: &GpuStorage,
+    il: &Layout,
+    dim: usize,
+    size: usize,
+) -> Result<()> {
     if index.dtype != DType::I64 {
-        return Err(Error::DType { op, dtype: index.dtype, detail: " (indices must be int64)".into() });
+        return Err(Error::DType {
+            op,
+            dtype: index.dtype,
+            detail: " (indices must be int64)".into(),
+        });
     }
     let n = il.numel();
     if n == 0 {
@@ -507,19 +799,47 @@ fn check_indices(op: &'static str, index: &GpuStorage, il: &Layout, dim: usize, 
     let mut params = strided_params(op, il.dims(), &[(il.offset(), il.strides())])?;
     params.push(word(op, size)?);
     let binds = [(1, index.buf.raw()), (5, status.raw())];
-    ctx.run(op, &Kernel::new(Shader::Index, "check_index", &[]), &params, &binds, groups_for(n))?;
-    ctx.run(op, &Kernel::new(Shader::Index, "check_index_value", &[]), &params, &binds, 1)?;
+    ctx.run(
+        op,
+        &Kernel::new(Shader::Index, "check_index", &[]),
+        &params,
+        &binds,
+        groups_for(n),
+    )?;
+    ctx.run(
+        op,
+        &Kernel::new(Shader::Index, "check_index_value", &[]),
+        &params,
+        &binds,
+        1,
+    )?;
     let bytes = ctx.read(op, status.raw(), 0, 8)?;
     let w: Vec<u32> = bytemuck::pod_collect_to_vec(&bytes);
     match (w.first(), w.get(1)) {
-        (Some(&pos), Some(&val)) if pos != NONE => Err(Error::IndexOutOfRange { op, index: val as i32 as i64, dim, size }),
+        (Some(&pos), Some(&val)) if pos != NONE => Err(Error::IndexOutOfRange {
+            op,
+            index: val as i32 as i64,
+            dim,
+            size,
+        }),
         (Some(_), Some(_)) => Ok(()),
-        _ => Err(Error::Gpu(format!("{op}: the index check returned {} bytes", bytes.len()))),
+        _ => Err(Error::Gpu(format!(
+            "{op}: the index check returned {} bytes",
+            bytes.len()
+        ))),
     }
 }
 
 /// `out[i] = src[off0(i) + index[off1(i)] * ds]` over `shape` (gather and index_select).
-fn gather_words(op: &'static str, x: &GpuStorage, shape: &Shape, x_op: (usize, &[usize]), idx: (&GpuStorage, usize, &[usize]), ds: usize, size: usize) -> Result<GpuStorage> {
+fn gather_words(
+    op: &'static str,
+    x: &GpuStorage,
+    shape: &Shape,
+    x_op: (usize, &[usize]),
+    idx: (&GpuStorage, usize, &[usize]),
+    ds: usize,
+    size: usize,
+) -> Result<GpuStorage> {
     let out = output(op, shape, x.dtype)?;
     let n = shape.numel();
     if n == 0 {
@@ -528,22 +848,53 @@ fn gather_words(op: &'static str, x: &GpuStorage, shape: &Shape, x_op: (usize, &
     let mut params = strided_params(op, shape.dims(), &[x_op, (idx.1, idx.2)])?;
     params.push(word(op, ds)?);
     params.push(word(op, size)?);
-    ctx()?.run(op, &Kernel::new(Shader::Index, "gather", &[]), &params, &[(1, x.buf.raw()), (2, idx.0.buf.raw()), (4, out.buf.raw())], groups_for(n))?;
+    ctx()?.run(
+        op,
+        &Kernel::new(Shader::Index, "gather", &[]),
+        &params,
+        &[(1, x.buf.raw()), (2, idx.0.buf.raw()), (4, out.buf.raw())],
+        groups_for(n),
+    )?;
     Ok(out)
 }
 
-pub(crate) fn gather(x: &GpuStorage, l: &Layout, dim: usize, index: &GpuStorage, il: &Layout) -> Result<GpuStorage> {
+pub(crate) fn gather(
+    x: &GpuStorage,
+    l: &Layout,
+    dim: usize,
+    index: &GpuStorage,
+    il: &Layout,
+) -> Result<GpuStorage> {
     check_dim("gather", dim, l)?;
     if il.rank() != l.rank() {
-        return Err(Error::ShapeMismatch { op: "gather", lhs: l.shape().clone(), rhs: il.shape().clone(), detail: ": index must have the input's rank".into() });
+        return Err(Error::ShapeMismatch {
+            op: "gather",
+            lhs: l.shape().clone(),
+            rhs: il.shape().clone(),
+            detail: ": index must have the input's rank".into(),
+        });
     }
     let size = l.dims()[dim];
     check_indices("gather", index, il, dim, size)?;
     let xs = with_zero(l.strides(), dim);
-    gather_words("gather", x, il.shape(), (l.offset(), &xs), (index, il.offset(), il.strides()), l.strides()[dim], size)
+    gather_words(
+        "gather",
+        x,
+        il.shape(),
+        (l.offset(), &xs),
+        (index, il.offset(), il.strides()),
+        l.strides()[dim],
+        size,
+    )
 }
 
-pub(crate) fn index_select(x: &GpuStorage, l: &Layout, dim: usize, index: &GpuStorage, il: &Layout) -> Result<GpuStorage> {
+pub(crate) fn index_select(
+    x: &GpuStorage,
+    l: &Layout,
+    dim: usize,
+    index: &GpuStorage,
+    il: &Layout,
+) -> Result<GpuStorage> {
     check_dim("index_select", dim, l)?;
     let (k, istride) = one_d_index("index_select", il)?;
     let size = l.dims()[dim];
@@ -554,12 +905,24 @@ pub(crate) fn index_select(x: &GpuStorage, l: &Layout, dim: usize, index: &GpuSt
     let xs = with_zero(l.strides(), dim);
     // the 1-d index viewed over the output: its stride on `dim`, 0 elsewhere
     let is = with_stride_at(l.rank(), dim, istride);
-    gather_words("index_select", x, &shape, (l.offset(), &xs), (index, il.offset(), &is), l.strides()[dim], size)
+    gather_words(
+        "index_select",
+        x,
+        &shape,
+        (l.offset(), &xs),
+        (index, il.offset(), &is),
+        l.strides()[dim],
+        size,
+    )
 }
 
 fn check_dim(op: &'static str, dim: usize, l: &Layout) -> Result<()> {
     if dim >= l.rank() {
-        return Err(Error::DimOutOfRange { op, dim: dim as i64, rank: l.rank() });
+        return Err(Error::DimOutOfRange {
+            op,
+            dim: dim as i64,
+            rank: l.rank(),
+        });
     }
     Ok(())
 }
@@ -568,7 +931,11 @@ fn one_d_index(op: &'static str, il: &Layout) -> Result<(usize, usize)> {
     match il.rank() {
         1 => Ok((il.dims()[0], il.strides()[0])),
         0 => Ok((1, 0)),
-        _ => Err(Error::InvalidShape { op, shape: il.shape().clone(), msg: "the index must be 1-d".into() }),
+        _ => Err(Error::InvalidShape {
+            op,
+            shape: il.shape().clone(),
+            msg: "the index must be 1-d".into(),
+        }),
     }
 }
 
@@ -580,19 +947,36 @@ fn with_stride_at(rank: usize, dim: usize, stride: usize) -> Vec<usize> {
 
 fn accumulate_dtype(op: &'static str, base: &GpuStorage, src: &GpuStorage) -> Result<u32> {
     if base.dtype != src.dtype {
-        return Err(Error::DTypeMismatch { op, lhs: base.dtype, rhs: src.dtype });
+        return Err(Error::DTypeMismatch {
+            op,
+            lhs: base.dtype,
+            rhs: src.dtype,
+        });
     }
     match base.dtype {
         DType::F32 => Ok(0),
         DType::I64 => Ok(1),
         DType::F64 => Err(f64_unsupported(op)),
-        other => Err(Error::DType { op, dtype: other, detail: " (expected a float or int64 tensor)".into() }),
+        other => Err(Error::DType {
+            op,
+            dtype: other,
+            detail: " (expected a float or int64 tensor)".into(),
+        }),
     }
 }
 
 /// `out = copy(base); out[off0(i) + index[off1(i)] * ds] += src[off2(i)]` over `shape`.
 #[allow(clippy::too_many_arguments)]
-fn scatter_words(op: &'static str, base: &GpuStorage, bl: &Layout, dt: u32, shape: &Shape, idx: (&GpuStorage, usize, &[usize]), src: (&GpuStorage, usize, &[usize]), dim: usize) -> Result<GpuStorage> {
+fn scatter_words(
+    op: &'static str,
+    base: &GpuStorage,
+    bl: &Layout,
+    dt: u32,
+    shape: &Shape,
+    idx: (&GpuStorage, usize, &[usize]),
+    src: (&GpuStorage, usize, &[usize]),
+    dim: usize,
+) -> Result<GpuStorage> {
     let out = copy_strided(base, bl)?;
     let n = shape.numel();
     if n == 0 {
@@ -600,15 +984,37 @@ fn scatter_words(op: &'static str, base: &GpuStorage, bl: &Layout, dt: u32, shap
     }
     let cs = bl.shape().contiguous_strides();
     let os = with_zero(&cs, dim);
-    let mut params = strided_params(op, shape.dims(), &[(0, &os), (idx.1, idx.2), (src.1, src.2)])?;
+    let mut params = strided_params(
+        op,
+        shape.dims(),
+        &[(0, &os), (idx.1, idx.2), (src.1, src.2)],
+    )?;
     params.push(word(op, cs[dim])?);
     params.push(word(op, bl.dims()[dim])?);
-    let binds = [(2, idx.0.buf.raw()), (3, src.0.buf.raw()), (5, out.buf.raw())];
-    ctx()?.run(op, &Kernel::new(Shader::Index, "scatter_add", &[("DT", dt)]), &params, &binds, groups_for(n))?;
+    let binds = [
+        (2, idx.0.buf.raw()),
+        (3, src.0.buf.raw()),
+        (5, out.buf.raw()),
+    ];
+    ctx()?.run(
+        op,
+        &Kernel::new(Shader::Index, "scatter_add", &[("DT", dt)]),
+        &params,
+        &binds,
+        groups_for(n),
+    )?;
     Ok(out)
 }
 
-pub(crate) fn scatter_add(base: &GpuStorage, l: &Layout, dim: usize, index: &GpuStorage, il: &Layout, src: &GpuStorage, sl: &Layout) -> Result<GpuStorage> {
+pub(crate) fn scatter_add(
+    base: &GpuStorage,
+    l: &Layout,
+    dim: usize,
+    index: &GpuStorage,
+    il: &Layout,
+    src: &GpuStorage,
+    sl: &Layout,
+) -> Result<GpuStorage> {
     check_dim("scatter_add", dim, l)?;
     let dt = accumulate_dtype("scatter_add", base, src)?;
     if sl.rank() != il.rank() {
@@ -616,10 +1022,27 @@ pub(crate) fn scatter_add(base: &GpuStorage, l: &Layout, dim: usize, index: &Gpu
     }
     check_indices("scatter_add", index, il, dim, l.dims()[dim])?;
     // src is read over the index's shape, as on the CPU
-    scatter_words("scatter_add", base, l, dt, il.shape(), (index, il.offset(), il.strides()), (src, sl.offset(), sl.strides()), dim)
+    scatter_words(
+        "scatter_add",
+        base,
+        l,
+        dt,
+        il.shape(),
+        (index, il.offset(), il.strides()),
+        (src, sl.offset(), sl.strides()),
+        dim,
+    )
 }
 
-pub(crate) fn index_add(base: &GpuStorage, l: &Layout, dim: usize, index: &GpuStorage, il: &Layout, src: &GpuStorage, sl: &Layout) -> Result<GpuStorage> {
+pub(crate) fn index_add(
+    base: &GpuStorage,
+    l: &Layout,
+    dim: usize,
+    index: &GpuStorage,
+    il: &Layout,
+    src: &GpuStorage,
+    sl: &Layout,
+) -> Result<GpuStorage> {
     check_dim("index_add", dim, l)?;
     let dt = accumulate_dtype("index_add", base, src)?;
     let (k, istride) = one_d_index("index_add", il)?;
@@ -628,13 +1051,47 @@ pub(crate) fn index_add(base: &GpuStorage, l: &Layout, dim: usize, index: &GpuSt
     }
     check_indices("index_add", index, il, dim, l.dims()[dim])?;
     let is = with_stride_at(l.rank(), dim, istride);
-    scatter_words("index_add", base, l, dt, sl.shape(), (index, il.offset(), &is), (src, sl.offset(), sl.strides()), dim)
+    scatter_words(
+        "index_add",
+        base,
+        l,
+        dt,
+        sl.shape(),
+        (index, il.offset(), &is),
+        (src, sl.offset(), sl.strides()),
+        dim,
+    )
 }
 
 // ---------------------------------------------------------------- conv.wgsl: unfold / fold
 
-fn window_params(op: &'static str, n_out: usize, img: [usize; 4], w: &Window, out_hw: (usize, usize), offset: usize, strides: &[usize]) -> Result<Vec<u32>> {
-    let mut v = vec![n_out, img[0], img[1], img[2], img[3], w.kernel.0, w.kernel.1, w.stride.0, w.stride.1, w.padding.0, w.padding.1, w.dilation.0, w.dilation.1, out_hw.0, out_hw.1, offset];
+fn window_params(
+    op: &'static str,
+    n_out: usize,
+    img: [usize; 4],
+    w: &Window,
+    out_hw: (usize, usize),
+    offset: usize,
+    strides: &[usize],
+) -> Result<Vec<u32>> {
+    let mut v = vec![
+        n_out,
+        img[0],
+        img[1],
+        img[2],
+        img[3],
+        w.kernel.0,
+        w.kernel.1,
+        w.stride.0,
+        w.stride.1,
+        w.padding.0,
+        w.padding.1,
+        w.dilation.0,
+        w.dilation.1,
+        out_hw.0,
+        out_hw.1,
+        offset,
+    ];
     v.extend_from_slice(strides);
     v.resize(20, 0);
     words(op, &v)
@@ -662,29 +1119,66 @@ pub(crate) fn unfold(x: &GpuStorage, l: &Layout, w: &Window, pad_value: f64) -> 
     if n == 0 {
         return Ok(out);
     }
-    let mut params = window_params("unfold", n, [d[0], d[1], d[2], d[3]], w, (oh, ow), l.offset(), l.strides())?;
+    let mut params = window_params(
+        "unfold",
+        n,
+        [d[0], d[1], d[2], d[3]],
+        w,
+        (oh, ow),
+        l.offset(),
+        l.strides(),
+    )?;
     params.push(pad_word("unfold", x.dtype, pad_value)?);
     let dt = dt_code("unfold", x.dtype)?;
-    ctx()?.run("unfold", &Kernel::new(Shader::Conv, "unfold", &[("DT", dt)]), &params, &[(1, x.buf.raw()), (4, out.buf.raw())], groups_for(n))?;
+    ctx()?.run(
+        "unfold",
+        &Kernel::new(Shader::Conv, "unfold", &[("DT", dt)]),
+        &params,
+        &[(1, x.buf.raw()), (4, out.buf.raw())],
+        groups_for(n),
+    )?;
     Ok(out)
 }
 
-pub(crate) fn fold(x: &GpuStorage, l: &Layout, w: &Window, out_hw: (usize, usize)) -> Result<GpuStorage> {
+pub(crate) fn fold(
+    x: &GpuStorage,
+    l: &Layout,
+    w: &Window,
+    out_hw: (usize, usize),
+) -> Result<GpuStorage> {
     let d = l.dims();
     let k = w.kernel.0 * w.kernel.1;
     let c = d[1] / k.max(1);
     let (oh, ow) = w.out_hw(out_hw.0, out_hw.1).unwrap_or((0, 0));
     let shape = Shape::new(vec![d[0], c, out_hw.0, out_hw.1]);
     if x.dtype == DType::Bool {
-        return Err(Error::DType { op: "fold", dtype: x.dtype, detail: " (expected a numeric tensor)".into() });
+        return Err(Error::DType {
+            op: "fold",
+            dtype: x.dtype,
+            detail: " (expected a numeric tensor)".into(),
+        });
     }
     let out = output("fold", &shape, x.dtype)?;
     let n = shape.numel();
     if n == 0 {
         return Ok(out);
     }
-    let params = window_params("fold", n, [d[0], c, out_hw.0, out_hw.1], w, (oh, ow), l.offset(), l.strides())?;
+    let params = window_params(
+        "fold",
+        n,
+        [d[0], c, out_hw.0, out_hw.1],
+        w,
+        (oh, ow),
+        l.offset(),
+        l.strides(),
+    )?;
     let dt = dt_code("fold", x.dtype)?;
-    ctx()?.run("fold", &Kernel::new(Shader::Conv, "fold", &[("DT", dt)]), &params, &[(1, x.buf.raw()), (4, out.buf.raw())], groups_for(n))?;
+    ctx()?.run(
+        "fold",
+        &Kernel::new(Shader::Conv, "fold", &[("DT", dt)]),
+        &params,
+        &[(1, x.buf.raw()), (4, out.buf.raw())],
+        groups_for(n),
+    )?;
     Ok(out)
 }

@@ -102,10 +102,17 @@ impl GpuStorage {
                 }
                 w
             }
-            DType::Bool => slice::<u8>(src, start, n)?.iter().flat_map(|&b| ((b != 0) as u32).to_ne_bytes()).collect(),
+            DType::Bool => slice::<u8>(src, start, n)?
+                .iter()
+                .flat_map(|&b| ((b != 0) as u32).to_ne_bytes())
+                .collect(),
             DType::F64 => return Err(kernels::f64_unsupported(OP)),
         };
-        let out = GpuStorage { buf: buffer::alloc(OP, l.shape(), dtype)?, len: n, dtype };
+        let out = GpuStorage {
+            buf: buffer::alloc(OP, l.shape(), dtype)?,
+            len: n,
+            dtype,
+        };
         context::context()?.upload(out.buf.raw(), &bytes);
         Ok(out)
     }
@@ -113,7 +120,14 @@ impl GpuStorage {
     /// Applies one optimizer step in place: `self` is the parameter, `states` its optimizer state
     /// (in `Rule`'s order), all float32 and contiguous; one dispatch of `shaders/optim.wgsl`.
     /// The caller holds the storages' locks (see `optim::update`).
-    pub(crate) fn fused_update(&mut self, l: &Layout, grad: &GpuStorage, gl: &Layout, states: &mut [(&mut GpuStorage, &Layout)], rule: &crate::optim::update::Rule) -> Result<()> {
+    pub(crate) fn fused_update(
+        &mut self,
+        l: &Layout,
+        grad: &GpuStorage,
+        gl: &Layout,
+        states: &mut [(&mut GpuStorage, &Layout)],
+        rule: &crate::optim::update::Rule,
+    ) -> Result<()> {
         optim::fused_update(self, l, grad, gl, states, rule)
     }
 
@@ -131,12 +145,29 @@ impl GpuStorage {
                 (&packed.buf, 0)
             }
         };
-        let bytes = ctx.read(OP, buf.raw(), start as u64 * buffer::WORD, n as u64 * buffer::WORD)?;
+        let bytes = ctx.read(
+            OP,
+            buf.raw(),
+            start as u64 * buffer::WORD,
+            n as u64 * buffer::WORD,
+        )?;
         let words: Vec<u32> = bytemuck::pod_collect_to_vec(&bytes);
         Ok(match self.dtype {
-            DType::F32 => CpuStorage::from_vec(words.into_iter().map(f32::from_bits).collect::<Vec<f32>>()),
-            DType::I64 => CpuStorage::from_vec(words.into_iter().map(|w| w as i32 as i64).collect::<Vec<i64>>()),
-            DType::Bool => CpuStorage::from_vec(words.into_iter().map(|w| (w != 0) as u8).collect::<Vec<u8>>()),
+            DType::F32 => {
+                CpuStorage::from_vec(words.into_iter().map(f32::from_bits).collect::<Vec<f32>>())
+            }
+            DType::I64 => CpuStorage::from_vec(
+                words
+                    .into_iter()
+                    .map(|w| w as i32 as i64)
+                    .collect::<Vec<i64>>(),
+            ),
+            DType::Bool => CpuStorage::from_vec(
+                words
+                    .into_iter()
+                    .map(|w| (w != 0) as u8)
+                    .collect::<Vec<u8>>(),
+            ),
             DType::F64 => return Err(kernels::f64_unsupported(OP)),
         })
     }
@@ -145,7 +176,15 @@ impl GpuStorage {
 fn slice<T: crate::Element>(s: &CpuStorage, start: usize, n: usize) -> Result<&[T]> {
     s.as_slice::<T>()
         .and_then(|all| all.get(start..start + n))
-        .ok_or_else(|| Error::invalid("to", format!("a view of {n} elements at offset {start} does not fit its {} storage", s.dtype())))
+        .ok_or_else(|| {
+            Error::invalid(
+                "to",
+                format!(
+                    "a view of {n} elements at offset {start} does not fit its {} storage",
+                    s.dtype()
+                ),
+            )
+        })
 }
 
 impl BackendStorage for GpuStorage {
@@ -191,13 +230,29 @@ impl BackendStorage for GpuStorage {
     fn gather(&self, l: &Layout, dim: usize, index: &Self, il: &Layout) -> Result<Self> {
         kernels::gather(self, l, dim, index, il)
     }
-    fn scatter_add(&self, l: &Layout, dim: usize, index: &Self, il: &Layout, src: &Self, sl: &Layout) -> Result<Self> {
+    fn scatter_add(
+        &self,
+        l: &Layout,
+        dim: usize,
+        index: &Self,
+        il: &Layout,
+        src: &Self,
+        sl: &Layout,
+    ) -> Result<Self> {
         kernels::scatter_add(self, l, dim, index, il, src, sl)
     }
     fn index_select(&self, l: &Layout, dim: usize, index: &Self, il: &Layout) -> Result<Self> {
         kernels::index_select(self, l, dim, index, il)
     }
-    fn index_add(&self, l: &Layout, dim: usize, index: &Self, il: &Layout, src: &Self, sl: &Layout) -> Result<Self> {
+    fn index_add(
+        &self,
+        l: &Layout,
+        dim: usize,
+        index: &Self,
+        il: &Layout,
+        src: &Self,
+        sl: &Layout,
+    ) -> Result<Self> {
         kernels::index_add(self, l, dim, index, il, src, sl)
     }
     fn softmax(&self, l: &Layout, dim: usize, log: bool) -> Result<Self> {

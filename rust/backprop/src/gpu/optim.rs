@@ -26,7 +26,10 @@ fn placeholder() -> Result<&'static wgpu::Buffer> {
         // a thread that got here first wins; this buffer then goes back to the pool
         let _ = PLACEHOLDER.set(b);
     }
-    PLACEHOLDER.get().map(GpuBuffer::raw).ok_or_else(|| Error::Gpu(format!("{OP}: the placeholder buffer was not created")))
+    PLACEHOLDER
+        .get()
+        .map(GpuBuffer::raw)
+        .ok_or_else(|| Error::Gpu(format!("{OP}: the placeholder buffer was not created")))
 }
 
 fn f32_bits(v: f64) -> u32 {
@@ -36,12 +39,25 @@ fn f32_bits(v: f64) -> u32 {
 /// Updates `param` (viewed by `pl`) and `states` in place from `grad` by `rule`. Every operand
 /// must be float32 and contiguous with `pl`'s number of elements; `states` are in the order
 /// `Rule` documents.
-pub(crate) fn fused_update(param: &mut GpuStorage, pl: &Layout, grad: &GpuStorage, gl: &Layout, states: &mut [(&mut GpuStorage, &Layout)], rule: &Rule) -> Result<()> {
+pub(crate) fn fused_update(
+    param: &mut GpuStorage,
+    pl: &Layout,
+    grad: &GpuStorage,
+    gl: &Layout,
+    states: &mut [(&mut GpuStorage, &Layout)],
+    rule: &Rule,
+) -> Result<()> {
     let n = pl.numel();
-    let operands = [("parameter", &*param, pl), ("gradient", grad, gl)].into_iter().chain(states.iter().map(|(s, l)| ("state", &**s, *l)));
+    let operands = [("parameter", &*param, pl), ("gradient", grad, gl)]
+        .into_iter()
+        .chain(states.iter().map(|(s, l)| ("state", &**s, *l)));
     for (what, s, l) in operands {
         if s.dtype != DType::F32 {
-            return Err(Error::DType { op: OP, dtype: s.dtype, detail: format!(" (the fused GPU update takes a float32 {what})") });
+            return Err(Error::DType {
+                op: OP,
+                dtype: s.dtype,
+                detail: format!(" (the fused GPU update takes a float32 {what})"),
+            });
         }
         if !l.is_contiguous() || l.numel() != n {
             return Err(Error::Unsupported { op: OP, device: Device::Gpu, msg: format!("the fused update needs a contiguous {what} of {n} elements, got shape {} strides {:?}", l.shape(), l.strides()) });
@@ -50,32 +66,122 @@ pub(crate) fn fused_update(param: &mut GpuStorage, pl: &Layout, grad: &GpuStorag
     // entry point, flag bits, scalars, which state sits at bindings 3/4/5, bindings used
     let bit = |b: bool, k: u32| (b as u32) << k;
     let (entry, flags, scalars, slots, n_binds) = match *rule {
-        Rule::Sgd { lr, momentum, dampening, nesterov, weight_decay, maximize, init_buffer } => {
+        Rule::Sgd {
+            lr,
+            momentum,
+            dampening,
+            nesterov,
+            weight_decay,
+            maximize,
+            init_buffer,
+        } => {
             let has_buf = momentum != 0.0;
             let flags = bit(maximize, 0) | bit(has_buf, 1) | bit(nesterov, 2) | bit(init_buffer, 3);
-            ("sgd", flags, vec![f32_bits(lr), f32_bits(momentum), f32_bits(1.0 - dampening), f32_bits(weight_decay)], [has_buf.then_some(0), None, None], 3)
+            (
+                "sgd",
+                flags,
+                vec![
+                    f32_bits(lr),
+                    f32_bits(momentum),
+                    f32_bits(1.0 - dampening),
+                    f32_bits(weight_decay),
+                ],
+                [has_buf.then_some(0), None, None],
+                3,
+            )
         }
-        Rule::Adam { lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, maximize, bias1, bias2 } => {
+        Rule::Adam {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            decoupled,
+            amsgrad,
+            maximize,
+            bias1,
+            bias2,
+        } => {
             let flags = bit(maximize, 0) | bit(amsgrad, 1) | bit(decoupled, 2);
-            let s = vec![f32_bits(beta1), f32_bits(beta2), f32_bits(eps), f32_bits(weight_decay), f32_bits(lr / bias1), f32_bits(1.0 / bias2.sqrt()), f32_bits(1.0 - lr * weight_decay)];
-            ("adam", flags, s, [Some(0), Some(1), amsgrad.then_some(2)], 5)
+            let s = vec![
+                f32_bits(beta1),
+                f32_bits(beta2),
+                f32_bits(eps),
+                f32_bits(weight_decay),
+                f32_bits(lr / bias1),
+                f32_bits(1.0 / bias2.sqrt()),
+                f32_bits(1.0 - lr * weight_decay),
+            ];
+            (
+                "adam",
+                flags,
+                s,
+                [Some(0), Some(1), amsgrad.then_some(2)],
+                5,
+            )
         }
-        Rule::RmsProp { lr, alpha, eps, weight_decay, momentum, centered, maximize } => {
+        Rule::RmsProp {
+            lr,
+            alpha,
+            eps,
+            weight_decay,
+            momentum,
+            centered,
+            maximize,
+        } => {
             let has_mom = momentum > 0.0;
             let flags = bit(maximize, 0) | bit(has_mom, 1) | bit(centered, 2);
-            let s = vec![f32_bits(lr), f32_bits(alpha), f32_bits(eps), f32_bits(weight_decay), f32_bits(momentum)];
-            ("rmsprop", flags, s, [Some(0), has_mom.then_some(1), centered.then_some(1 + has_mom as usize)], 5)
+            let s = vec![
+                f32_bits(lr),
+                f32_bits(alpha),
+                f32_bits(eps),
+                f32_bits(weight_decay),
+                f32_bits(momentum),
+            ];
+            (
+                "rmsprop",
+                flags,
+                s,
+                [
+                    Some(0),
+                    has_mom.then_some(1),
+                    centered.then_some(1 + has_mom as usize),
+                ],
+                5,
+            )
         }
-        Rule::Adagrad { lr, weight_decay, eps, maximize } => ("adagrad", bit(maximize, 0), vec![f32_bits(lr), f32_bits(weight_decay), f32_bits(eps)], [Some(0), None, None], 3),
+        Rule::Adagrad {
+            lr,
+            weight_decay,
+            eps,
+            maximize,
+        } => (
+            "adagrad",
+            bit(maximize, 0),
+            vec![f32_bits(lr), f32_bits(weight_decay), f32_bits(eps)],
+            [Some(0), None, None],
+            3,
+        ),
     };
     let wanted = slots.iter().flatten().count();
     if states.len() != wanted {
-        return Err(Error::invalid(OP, format!("expected {wanted} state tensors for {rule:?}, got {}", states.len())));
+        return Err(Error::invalid(
+            OP,
+            format!(
+                "expected {wanted} state tensors for {rule:?}, got {}",
+                states.len()
+            ),
+        ));
     }
     if n == 0 {
         return Ok(());
     }
-    let mut params = vec![word(OP, n)?, flags, word(OP, gl.offset())?, word(OP, pl.offset())?];
+    let mut params = vec![
+        word(OP, n)?,
+        flags,
+        word(OP, gl.offset())?,
+        word(OP, pl.offset())?,
+    ];
     for slot in slots {
         params.push(match slot {
             Some(k) => word(OP, states[k].1.offset())?,
@@ -88,5 +194,11 @@ pub(crate) fn fused_update(param: &mut GpuStorage, pl: &Layout, grad: &GpuStorag
     for (b, slot) in (3u32..).zip(slots).take(n_binds - 2) {
         binds.push((b, slot.map_or(spare, |k| states[k].0.buf.raw())));
     }
-    context()?.run(OP, &Kernel::new(Shader::Optim, entry, &[]), &params, &binds, groups_for(n))
+    context()?.run(
+        OP,
+        &Kernel::new(Shader::Optim, entry, &[]),
+        &params,
+        &binds,
+        groups_for(n),
+    )
 }

@@ -9,9 +9,9 @@
 
 use super::context::{lock, Context};
 use crate::{Error, Result};
-use wgpu::naga;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use wgpu::naga;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Shader {
@@ -60,7 +60,11 @@ pub(crate) struct Kernel {
 
 impl Kernel {
     pub fn new(shader: Shader, entry: &'static str, constants: &[(&'static str, u32)]) -> Kernel {
-        Kernel { shader, entry, constants: constants.to_vec() }
+        Kernel {
+            shader,
+            entry,
+            constants: constants.to_vec(),
+        }
     }
 }
 
@@ -95,18 +99,30 @@ impl PipelineCache {
         let module = self.module(ctx, k.shader)?;
         let layouts = self.layouts(ctx, k, &module)?;
         let constants: Vec<(&str, f64)> = k.constants.iter().map(|&(n, v)| (n, v as f64)).collect();
-        let what = format!("compiling shaders/{} entry point '{}' with {:?}", k.shader.file(), k.entry, k.constants);
+        let what = format!(
+            "compiling shaders/{} entry point '{}' with {:?}",
+            k.shader.file(),
+            k.entry,
+            k.constants
+        );
         let pipeline = ctx.scoped(&what, || {
-            ctx.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(k.entry),
-                layout: Some(&layouts.1),
-                module: &module.module,
-                entry_point: Some(k.entry),
-                compilation_options: wgpu::PipelineCompilationOptions { constants: &constants, zero_initialize_workgroup_memory: false },
-                cache: None,
-            })
+            ctx.device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(k.entry),
+                    layout: Some(&layouts.1),
+                    module: &module.module,
+                    entry_point: Some(k.entry),
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        constants: &constants,
+                        zero_initialize_workgroup_memory: false,
+                    },
+                    cache: None,
+                })
         })?;
-        let p = Arc::new(Pipeline { pipeline, layout: layouts.0.clone() });
+        let p = Arc::new(Pipeline {
+            pipeline,
+            layout: layouts.0.clone(),
+        });
         lock(&self.pipelines).insert(k.clone(), p.clone());
         Ok(p)
     }
@@ -122,10 +138,25 @@ impl PipelineCache {
             return Ok(l.clone());
         }
         let entries = layout_entries(k.shader, k.entry, &m.ir, &m.info)?;
-        let what = format!("creating the bind group layout of shaders/{} entry point '{}'", k.shader.file(), k.entry);
+        let what = format!(
+            "creating the bind group layout of shaders/{} entry point '{}'",
+            k.shader.file(),
+            k.entry
+        );
         let layouts = ctx.scoped(&what, || {
-            let bgl = ctx.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(k.entry), entries: &entries });
-            let pl = ctx.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor { label: Some(k.entry), bind_group_layouts: &[Some(&bgl)], immediate_size: 0 });
+            let bgl = ctx
+                .device
+                .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: Some(k.entry),
+                    entries: &entries,
+                });
+            let pl = ctx
+                .device
+                .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                    label: Some(k.entry),
+                    bind_group_layouts: &[Some(&bgl)],
+                    immediate_size: 0,
+                });
             (bgl, pl)
         })?;
         let l = Arc::new(layouts);
@@ -138,12 +169,20 @@ impl PipelineCache {
             return Ok(m.clone());
         }
         let what = format!("compiling shaders/{}", shader.file());
-        let ir = naga::front::wgsl::parse_str(shader.source()).map_err(|e| Error::Gpu(format!("{what}: {}", e.emit_to_string(shader.source()))))?;
-        let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
-            .validate(&ir)
+        let ir = naga::front::wgsl::parse_str(shader.source())
             .map_err(|e| Error::Gpu(format!("{what}: {}", e.emit_to_string(shader.source()))))?;
+        let info = naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::all(),
+        )
+        .validate(&ir)
+        .map_err(|e| Error::Gpu(format!("{what}: {}", e.emit_to_string(shader.source()))))?;
         let module = ctx.scoped(&what, || {
-            ctx.device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(shader.file()), source: wgpu::ShaderSource::Wgsl(shader.source().into()) })
+            ctx.device
+                .create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(shader.file()),
+                    source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+                })
         })?;
         let m = Arc::new(Module { module, ir, info });
         lock(&self.modules).insert(shader, m.clone());
@@ -153,8 +192,18 @@ impl PipelineCache {
 
 /// The layout entries of compute entry point `entry`: every group-0 storage or uniform buffer it
 /// uses, read-only exactly when declared without write access; binding 0 with a dynamic offset.
-fn layout_entries(shader: Shader, entry: &str, ir: &naga::Module, info: &naga::valid::ModuleInfo) -> Result<Vec<wgpu::BindGroupLayoutEntry>> {
-    let err = |msg: String| Error::Gpu(format!("shaders/{} entry point '{entry}': {msg}", shader.file()));
+fn layout_entries(
+    shader: Shader,
+    entry: &str,
+    ir: &naga::Module,
+    info: &naga::valid::ModuleInfo,
+) -> Result<Vec<wgpu::BindGroupLayoutEntry>> {
+    let err = |msg: String| {
+        Error::Gpu(format!(
+            "shaders/{} entry point '{entry}': {msg}",
+            shader.file()
+        ))
+    };
     let index = ir
         .entry_points
         .iter()
@@ -163,22 +212,38 @@ fn layout_entries(shader: Shader, entry: &str, ir: &naga::Module, info: &naga::v
     let uses = info.get_entry_point(index);
     let mut entries = Vec::new();
     for (handle, var) in ir.global_variables.iter() {
-        let Some(binding) = &var.binding else { continue };
+        let Some(binding) = &var.binding else {
+            continue;
+        };
         if uses[handle].is_empty() {
             continue;
         }
         if binding.group != 0 {
-            return Err(err(format!("binding group {} is not supported (the backend binds group 0 only)", binding.group)));
+            return Err(err(format!(
+                "binding group {} is not supported (the backend binds group 0 only)",
+                binding.group
+            )));
         }
         let ty = match var.space {
-            naga::AddressSpace::Storage { access } => wgpu::BufferBindingType::Storage { read_only: !access.contains(naga::StorageAccess::STORE) },
+            naga::AddressSpace::Storage { access } => wgpu::BufferBindingType::Storage {
+                read_only: !access.contains(naga::StorageAccess::STORE),
+            },
             naga::AddressSpace::Uniform => wgpu::BufferBindingType::Uniform,
-            other => return Err(err(format!("binding {} is in address space {other:?}, the backend binds buffers only", binding.binding))),
+            other => {
+                return Err(err(format!(
+                    "binding {} is in address space {other:?}, the backend binds buffers only",
+                    binding.binding
+                )))
+            }
         };
         entries.push(wgpu::BindGroupLayoutEntry {
             binding: binding.binding,
             visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer { ty, has_dynamic_offset: binding.binding == 0, min_binding_size: None },
+            ty: wgpu::BindingType::Buffer {
+                ty,
+                has_dynamic_offset: binding.binding == 0,
+                min_binding_size: None,
+            },
             count: None,
         });
     }

@@ -54,7 +54,9 @@ impl Counters {
             submits: self.submits.saturating_sub(earlier.submits),
             dispatches: self.dispatches.saturating_sub(earlier.dispatches),
             compute_passes: self.compute_passes.saturating_sub(earlier.compute_passes),
-            bind_groups_created: self.bind_groups_created.saturating_sub(earlier.bind_groups_created),
+            bind_groups_created: self
+                .bind_groups_created
+                .saturating_sub(earlier.bind_groups_created),
             buffers_created: self.buffers_created.saturating_sub(earlier.buffers_created),
             uploads: self.uploads.saturating_sub(earlier.uploads),
             readbacks: self.readbacks.saturating_sub(earlier.readbacks),

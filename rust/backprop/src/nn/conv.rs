@@ -18,7 +18,11 @@ fn batched(op: &'static str, x: &Tensor) -> Result<(Tensor, bool)> {
     match x.rank() {
         4 => Ok((x.clone(), false)),
         3 => Ok((x.unsqueeze(0usize)?, true)),
-        _ => Err(Error::InvalidShape { op, shape: x.shape().clone(), msg: "expected a 4-d input [N, C, H, W] (or 3-d [C, H, W])".into() }),
+        _ => Err(Error::InvalidShape {
+            op,
+            shape: x.shape().clone(),
+            msg: "expected a 4-d input [N, C, H, W] (or 3-d [C, H, W])".into(),
+        }),
     }
 }
 
@@ -32,13 +36,30 @@ fn unbatch(x: Tensor, was_unbatched: bool) -> Result<Tensor> {
 
 /// 2-d convolution: `x [N, C, H, W]`, `weight [O, C/groups, kh, kw]`, optional `bias [O]`.
 #[allow(clippy::too_many_arguments)]
-pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, stride: (usize, usize), padding: Padding, dilation: (usize, usize), groups: usize) -> Result<Tensor> {
+pub fn conv2d(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    stride: (usize, usize),
+    padding: Padding,
+    dilation: (usize, usize),
+    groups: usize,
+) -> Result<Tensor> {
     let (x, unb) = batched("conv2d", x)?;
     if weight.rank() != 4 {
-        return Err(Error::InvalidShape { op: "conv2d", shape: weight.shape().clone(), msg: "weight must be 4-d [out_channels, in_channels/groups, kh, kw]".into() });
+        return Err(Error::InvalidShape {
+            op: "conv2d",
+            shape: weight.shape().clone(),
+            msg: "weight must be 4-d [out_channels, in_channels/groups, kh, kw]".into(),
+        });
     }
     let (n, c, h, wd) = (x.dims()[0], x.dims()[1], x.dims()[2], x.dims()[3]);
-    let (o, cg, kh, kw) = (weight.dims()[0], weight.dims()[1], weight.dims()[2], weight.dims()[3]);
+    let (o, cg, kh, kw) = (
+        weight.dims()[0],
+        weight.dims()[1],
+        weight.dims()[2],
+        weight.dims()[3],
+    );
     if groups == 0 || c % groups != 0 || o % groups != 0 || cg * groups != c {
         return Err(Error::ShapeMismatch {
             op: "conv2d",
@@ -52,14 +73,26 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, stride: (usize
         Padding::Explicit(ph, pw) => (x, (ph, pw)),
         Padding::Same => {
             if stride != (1, 1) {
-                return Err(Error::invalid("conv2d", "padding='same' is not supported for strided convolutions"));
+                return Err(Error::invalid(
+                    "conv2d",
+                    "padding='same' is not supported for strided convolutions",
+                ));
             }
             let (th, tw) = (dilation.0 * (kh - 1), dilation.1 * (kw - 1));
-            let xp = if th % 2 == 1 || tw % 2 == 1 { pad(&x, &[0, tw % 2, 0, th % 2], PadMode::Constant, 0.0)? } else { x };
+            let xp = if th % 2 == 1 || tw % 2 == 1 {
+                pad(&x, &[0, tw % 2, 0, th % 2], PadMode::Constant, 0.0)?
+            } else {
+                x
+            };
             (xp, (th / 2, tw / 2))
         }
     };
-    let w = Window { kernel: (kh, kw), stride, padding: pad, dilation };
+    let w = Window {
+        kernel: (kh, kw),
+        stride,
+        padding: pad,
+        dilation,
+    };
     let (oh, ow) = w.out_hw(x.dims()[2], x.dims()[3]).ok_or_else(|| Error::ShapeMismatch {
         op: "conv2d",
         lhs: x.shape().clone(),
@@ -72,7 +105,10 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, stride: (usize
         weight.reshape([o, k])?.matmul(&cols)? // [O, K] @ [N, K, L] -> [N, O, L]
     } else {
         let cols = cols.reshape([n, groups, k, oh * ow])?;
-        weight.reshape([groups, o / groups, k])?.matmul(&cols)?.reshape([n, o, oh * ow])?
+        weight
+            .reshape([groups, o / groups, k])?
+            .matmul(&cols)?
+            .reshape([n, o, oh * ow])?
     };
     let mut out = out.reshape([n, o, oh, ow])?;
     if let Some(b) = bias {
@@ -83,7 +119,12 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, stride: (usize
 
 fn check_bias(op: &'static str, b: &Tensor, channels: usize) -> Result<Tensor> {
     if b.rank() != 1 || b.dims()[0] != channels {
-        return Err(Error::ShapeMismatch { op, lhs: Shape::new(vec![channels]), rhs: b.shape().clone(), detail: format!(": bias must be 1-d with {channels} entries") });
+        return Err(Error::ShapeMismatch {
+            op,
+            lhs: Shape::new(vec![channels]),
+            rhs: b.shape().clone(),
+            detail: format!(": bias must be 1-d with {channels} entries"),
+        });
     }
     Ok(b.clone())
 }
@@ -103,10 +144,19 @@ pub fn conv_transpose2d(
 ) -> Result<Tensor> {
     let (x, unb) = batched("conv_transpose2d", x)?;
     if weight.rank() != 4 {
-        return Err(Error::InvalidShape { op: "conv_transpose2d", shape: weight.shape().clone(), msg: "weight must be 4-d [in_channels, out_channels/groups, kh, kw]".into() });
+        return Err(Error::InvalidShape {
+            op: "conv_transpose2d",
+            shape: weight.shape().clone(),
+            msg: "weight must be 4-d [in_channels, out_channels/groups, kh, kw]".into(),
+        });
     }
     let (n, cin, h, wd) = (x.dims()[0], x.dims()[1], x.dims()[2], x.dims()[3]);
-    let (wcin, cog, kh, kw) = (weight.dims()[0], weight.dims()[1], weight.dims()[2], weight.dims()[3]);
+    let (wcin, cog, kh, kw) = (
+        weight.dims()[0],
+        weight.dims()[1],
+        weight.dims()[2],
+        weight.dims()[3],
+    );
     if groups == 0 || wcin != cin || cin % groups != 0 {
         return Err(Error::ShapeMismatch {
             op: "conv_transpose2d",
@@ -115,22 +165,42 @@ pub fn conv_transpose2d(
             detail: format!(": expected input with {wcin} channels (weight dim 0), divisible by groups = {groups}"),
         });
     }
-    if output_padding.0 >= stride.0.max(dilation.0) || output_padding.1 >= stride.1.max(dilation.1) {
-        return Err(Error::invalid("conv_transpose2d", "output_padding must be smaller than either stride or dilation"));
+    if output_padding.0 >= stride.0.max(dilation.0) || output_padding.1 >= stride.1.max(dilation.1)
+    {
+        return Err(Error::invalid(
+            "conv_transpose2d",
+            "output_padding must be smaller than either stride or dilation",
+        ));
     }
     let out_len = |i: usize, k: usize, s: usize, p: usize, d: usize, op: usize| -> Option<usize> {
         ((i - 1) * s + d * (k - 1) + op + 1).checked_sub(2 * p)
     };
-    let bad_geom = || Error::invalid("conv_transpose2d", format!("padding {padding:?} is too large for input {h}x{wd} with kernel {kh}x{kw}"));
-    let hout = out_len(h, kh, stride.0, padding.0, dilation.0, output_padding.0).filter(|&v| v > 0).ok_or_else(bad_geom)?;
-    let wout = out_len(wd, kw, stride.1, padding.1, dilation.1, output_padding.1).filter(|&v| v > 0).ok_or_else(bad_geom)?;
+    let bad_geom = || {
+        Error::invalid(
+            "conv_transpose2d",
+            format!("padding {padding:?} is too large for input {h}x{wd} with kernel {kh}x{kw}"),
+        )
+    };
+    let hout = out_len(h, kh, stride.0, padding.0, dilation.0, output_padding.0)
+        .filter(|&v| v > 0)
+        .ok_or_else(bad_geom)?;
+    let wout = out_len(wd, kw, stride.1, padding.1, dilation.1, output_padding.1)
+        .filter(|&v| v > 0)
+        .ok_or_else(bad_geom)?;
     let cout = cog * groups;
     let cig = cin / groups;
     let k = cog * kh * kw;
     // columns = W^T x per group: [g, k, cig] @ [N, g, cig, HW] -> [N, g, k, HW]
     let wt = weight.reshape([groups, cig, k])?.mt()?;
-    let cols = wt.matmul(&x.reshape([n, groups, cig, h * wd])?)?.reshape([n, cout * kh * kw, h * wd])?;
-    let w = Window { kernel: (kh, kw), stride, padding, dilation };
+    let cols =
+        wt.matmul(&x.reshape([n, groups, cig, h * wd])?)?
+            .reshape([n, cout * kh * kw, h * wd])?;
+    let w = Window {
+        kernel: (kh, kw),
+        stride,
+        padding,
+        dilation,
+    };
     let mut out = cols.fold(w, (hout, wout))?;
     if let Some(b) = bias {
         out = out.add(&check_bias("conv_transpose2d", b, cout)?.reshape([1, cout, 1, 1])?)?;
@@ -138,16 +208,33 @@ pub fn conv_transpose2d(
     unbatch(out, unb)
 }
 
-fn pool_window(op: &'static str, x: &Tensor, kernel: (usize, usize), stride: Option<(usize, usize)>, padding: (usize, usize), dilation: (usize, usize)) -> Result<(Window, usize, usize)> {
+fn pool_window(
+    op: &'static str,
+    x: &Tensor,
+    kernel: (usize, usize),
+    stride: Option<(usize, usize)>,
+    padding: (usize, usize),
+    dilation: (usize, usize),
+) -> Result<(Window, usize, usize)> {
     if padding.0 * 2 > kernel.0 || padding.1 * 2 > kernel.1 {
-        return Err(Error::invalid(op, format!("padding {padding:?} should be at most half of the kernel size {kernel:?}")));
+        return Err(Error::invalid(
+            op,
+            format!("padding {padding:?} should be at most half of the kernel size {kernel:?}"),
+        ));
     }
-    let w = Window { kernel, stride: stride.unwrap_or(kernel), padding, dilation };
-    let (oh, ow) = w.out_hw(x.dims()[2], x.dims()[3]).ok_or_else(|| Error::InvalidShape {
-        op,
-        shape: x.shape().clone(),
-        msg: format!("the pooling window {kernel:?} is larger than the padded input"),
-    })?;
+    let w = Window {
+        kernel,
+        stride: stride.unwrap_or(kernel),
+        padding,
+        dilation,
+    };
+    let (oh, ow) = w
+        .out_hw(x.dims()[2], x.dims()[3])
+        .ok_or_else(|| Error::InvalidShape {
+            op,
+            shape: x.shape().clone(),
+            msg: format!("the pooling window {kernel:?} is larger than the padded input"),
+        })?;
     Ok((w, oh, ow))
 }
 
@@ -164,26 +251,41 @@ pub fn max_pool2d(
     let (w, oh, ow) = pool_window("max_pool2d", &x, kernel, stride, padding, dilation)?;
     let (n, c, h, wd) = (x.dims()[0], x.dims()[1], x.dims()[2], x.dims()[3]);
     let kk = kernel.0 * kernel.1;
-    let cols = x.unfold(w, f64::NEG_INFINITY)?.reshape([n, c, kk, oh * ow])?;
+    let cols = x
+        .unfold(w, f64::NEG_INFINITY)?
+        .reshape([n, c, kk, oh * ow])?;
     // gather at the arg-max: the gradient flows to the chosen element only (PyTorch's rule)
     let (vals, arg) = cols.max_dim(2usize, true)?;
     let out = unbatch(vals.reshape([n, c, oh, ow])?, unb)?;
     if !return_indices {
         return Ok((out, None));
     }
-    let positions = Tensor::arange(0.0, (h * wd) as f64, 1.0, DType::I64, x.device())?.reshape([1, 1, h, wd])?;
-    let pos_cols = positions.unfold(w, -1.0)?.reshape([1, 1, kk, oh * ow])?.broadcast_to(&Shape::new(vec![n, c, kk, oh * ow]))?;
+    let positions = Tensor::arange(0.0, (h * wd) as f64, 1.0, DType::I64, x.device())?
+        .reshape([1, 1, h, wd])?;
+    let pos_cols = positions
+        .unfold(w, -1.0)?
+        .reshape([1, 1, kk, oh * ow])?
+        .broadcast_to(&Shape::new(vec![n, c, kk, oh * ow]))?;
     let idx = pos_cols.gather(2usize, &arg)?.reshape([n, c, oh, ow])?;
     Ok((out, Some(unbatch(idx, unb)?)))
 }
 
 /// Average pooling (`count_include_pad`: padded zeros count in the divisor, PyTorch's default).
-pub fn avg_pool2d(x: &Tensor, kernel: (usize, usize), stride: Option<(usize, usize)>, padding: (usize, usize), count_include_pad: bool) -> Result<Tensor> {
+pub fn avg_pool2d(
+    x: &Tensor,
+    kernel: (usize, usize),
+    stride: Option<(usize, usize)>,
+    padding: (usize, usize),
+    count_include_pad: bool,
+) -> Result<Tensor> {
     let (x, unb) = batched("avg_pool2d", x)?;
     let (w, oh, ow) = pool_window("avg_pool2d", &x, kernel, stride, padding, (1, 1))?;
     let (n, c) = (x.dims()[0], x.dims()[1]);
     let kk = kernel.0 * kernel.1;
-    let sums = x.unfold(w, 0.0)?.reshape([n, c, kk, oh * ow])?.sum(&[2usize], false)?;
+    let sums = x
+        .unfold(w, 0.0)?
+        .reshape([n, c, kk, oh * ow])?
+        .sum(&[2usize], false)?;
     let out = if count_include_pad || padding == (0, 0) {
         sums.div_scalar(kk as f64)?
     } else {
@@ -213,7 +315,10 @@ fn adaptive_matrix(len: usize, out: usize, dtype: DType, x: &Tensor) -> Result<T
 pub fn adaptive_avg_pool2d(x: &Tensor, output: (usize, usize)) -> Result<Tensor> {
     let (x, unb) = batched("adaptive_avg_pool2d", x)?;
     if output.0 == 0 || output.1 == 0 {
-        return Err(Error::invalid("adaptive_avg_pool2d", "output size must be positive"));
+        return Err(Error::invalid(
+            "adaptive_avg_pool2d",
+            "output size must be positive",
+        ));
     }
     let ah = adaptive_matrix(x.dims()[2], output.0, x.dtype(), &x)?;
     let aw = adaptive_matrix(x.dims()[3], output.1, x.dtype(), &x)?;
@@ -231,7 +336,14 @@ pub enum PadMode {
 /// Pads the trailing dims; `pads` is PyTorch's `(left, right, top, bottom, ...)`, last dim first.
 pub fn pad(x: &Tensor, pads: &[usize], mode: PadMode, value: f64) -> Result<Tensor> {
     if pads.len() % 2 != 0 || pads.len() / 2 > x.rank() {
-        return Err(Error::invalid("pad", format!("padding length must be even and at most 2 * rank ({}), got {}", 2 * x.rank(), pads.len())));
+        return Err(Error::invalid(
+            "pad",
+            format!(
+                "padding length must be even and at most 2 * rank ({}), got {}",
+                2 * x.rank(),
+                pads.len()
+            ),
+        ));
     }
     let mut y = x.clone();
     for (i, pair) in pads.chunks(2).enumerate() {
@@ -263,7 +375,10 @@ pub fn pad(x: &Tensor, pads: &[usize], mode: PadMode, value: f64) -> Result<Tens
                     return Err(Error::invalid("pad", format!("reflect padding ({before}, {after}) must be smaller than the dimension size {len}")));
                 }
                 if len == 0 {
-                    return Err(Error::invalid("pad", "cannot reflect or replicate an empty dimension"));
+                    return Err(Error::invalid(
+                        "pad",
+                        "cannot reflect or replicate an empty dimension",
+                    ));
                 }
                 let idx: Vec<i64> = (-(before as i64)..(len + after) as i64)
                     .map(|i| {
@@ -290,13 +405,20 @@ pub fn pad(x: &Tensor, pads: &[usize], mode: PadMode, value: f64) -> Result<Tens
 /// Zeroes whole channels with probability `p` in training (input `[N, C, ...]`).
 pub fn dropout2d(x: &Tensor, p: f64, training: bool) -> Result<Tensor> {
     if !(0.0..=1.0).contains(&p) {
-        return Err(Error::invalid("dropout2d", format!("dropout probability has to be between 0 and 1, but got {p}")));
+        return Err(Error::invalid(
+            "dropout2d",
+            format!("dropout probability has to be between 0 and 1, but got {p}"),
+        ));
     }
     if !training || p == 0.0 {
         return Ok(x.clone());
     }
     if x.rank() < 2 {
-        return Err(Error::InvalidShape { op: "dropout2d", shape: x.shape().clone(), msg: "expected at least [N, C]".into() });
+        return Err(Error::InvalidShape {
+            op: "dropout2d",
+            shape: x.shape().clone(),
+            msg: "expected at least [N, C]".into(),
+        });
     }
     let mut mdims = vec![1usize; x.rank()];
     mdims[0] = x.dims()[0];

@@ -26,11 +26,25 @@ impl Conv2d {
     /// assert_eq!(y.dims(), &[2, 8, 8, 8]);
     /// # Ok::<(), backprop::Error>(())
     /// ```
-    pub fn new(in_channels: usize, out_channels: usize, kernel: (usize, usize), dtype: DType, device: Device) -> Result<Conv2d> {
-        let weight = Tensor::zeros([out_channels, in_channels, kernel.0, kernel.1], dtype, device)?;
+    pub fn new(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: (usize, usize),
+        dtype: DType,
+        device: Device,
+    ) -> Result<Conv2d> {
+        let weight = Tensor::zeros(
+            [out_channels, in_channels, kernel.0, kernel.1],
+            dtype,
+            device,
+        )?;
         init::kaiming_uniform_(&weight, 5f64.sqrt(), "fan_in", "leaky_relu")?;
         let fan_in = in_channels * kernel.0 * kernel.1;
-        let bound = if fan_in > 0 { 1.0 / (fan_in as f64).sqrt() } else { 0.0 };
+        let bound = if fan_in > 0 {
+            1.0 / (fan_in as f64).sqrt()
+        } else {
+            0.0
+        };
         let bias = Tensor::zeros([out_channels], dtype, device)?;
         init::uniform_(&bias, -bound, bound)?;
         Ok(Conv2d {
@@ -46,7 +60,15 @@ impl Conv2d {
 
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        conv::conv2d(x, &self.weight, self.bias.as_ref(), self.stride, self.padding, self.dilation, self.groups)
+        conv::conv2d(
+            x,
+            &self.weight,
+            self.bias.as_ref(),
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+        )
     }
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         let mut v = vec![("weight".to_string(), self.weight.clone())];
@@ -67,7 +89,11 @@ pub struct MaxPool2d {
 
 impl MaxPool2d {
     pub fn new(kernel: (usize, usize)) -> MaxPool2d {
-        MaxPool2d { kernel, stride: None, padding: (0, 0) }
+        MaxPool2d {
+            kernel,
+            stride: None,
+            padding: (0, 0),
+        }
     }
 }
 
@@ -87,7 +113,11 @@ pub struct AvgPool2d {
 
 impl AvgPool2d {
     pub fn new(kernel: (usize, usize)) -> AvgPool2d {
-        AvgPool2d { kernel, stride: None, padding: (0, 0) }
+        AvgPool2d {
+            kernel,
+            stride: None,
+            padding: (0, 0),
+        }
     }
 }
 

@@ -9,10 +9,17 @@ pub struct Embedding {
 }
 
 impl Embedding {
-    pub fn new(num_embeddings: usize, dim: usize, dtype: DType, device: Device) -> Result<Embedding> {
+    pub fn new(
+        num_embeddings: usize,
+        dim: usize,
+        dtype: DType,
+        device: Device,
+    ) -> Result<Embedding> {
         let weight = Tensor::zeros([num_embeddings, dim], dtype, device)?;
         init::normal_(&weight, 0.0, 1.0)?;
-        Ok(Embedding { weight: weight.requires_grad_(true)? })
+        Ok(Embedding {
+            weight: weight.requires_grad_(true)?,
+        })
     }
 }
 

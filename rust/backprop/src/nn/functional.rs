@@ -6,7 +6,10 @@ use crate::{Error, Result, Tensor};
 /// the identity otherwise. Masks come from the global generator, so `manual_seed` fixes them.
 pub fn dropout(x: &Tensor, p: f64, training: bool) -> Result<Tensor> {
     if !(0.0..=1.0).contains(&p) {
-        return Err(Error::invalid("dropout", format!("dropout probability has to be between 0 and 1, but got {p}")));
+        return Err(Error::invalid(
+            "dropout",
+            format!("dropout probability has to be between 0 and 1, but got {p}"),
+        ));
     }
     if !training || p == 0.0 {
         return Ok(x.clone());
@@ -20,7 +23,11 @@ pub fn dropout(x: &Tensor, p: f64, training: bool) -> Result<Tensor> {
 
 /// `x @ weight^T + bias`, with `weight` shaped `[out_features, in_features]` as in PyTorch.
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    let y = if weight.rank() == 1 { x.matmul(weight)? } else { x.matmul(&weight.mt()?)? };
+    let y = if weight.rank() == 1 {
+        x.matmul(weight)?
+    } else {
+        x.matmul(&weight.mt()?)?
+    };
     match bias {
         Some(b) => y.add(b),
         None => Ok(y),
@@ -28,7 +35,13 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tens
 }
 
 /// Normalises over the trailing `normalized_dims` dims (biased variance), then scales and shifts.
-pub fn layer_norm(x: &Tensor, normalized_shape: &[usize], weight: Option<&Tensor>, bias: Option<&Tensor>, eps: f64) -> Result<Tensor> {
+pub fn layer_norm(
+    x: &Tensor,
+    normalized_shape: &[usize],
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f64,
+) -> Result<Tensor> {
     let k = normalized_shape.len();
     if k == 0 || k > x.rank() || x.dims()[x.rank() - k..] != *normalized_shape {
         return Err(Error::ShapeMismatch {
@@ -68,7 +81,11 @@ pub fn batch_norm(
     eps: f64,
 ) -> Result<Tensor> {
     if x.rank() < 2 {
-        return Err(Error::InvalidShape { op: "batch_norm", shape: x.shape().clone(), msg: "expected an input of shape (N, C) or (N, C, L)".into() });
+        return Err(Error::InvalidShape {
+            op: "batch_norm",
+            shape: x.shape().clone(),
+            msg: "expected an input of shape (N, C) or (N, C, L)".into(),
+        });
     }
     let c = x.dims()[1];
     let dims: Vec<usize> = (0..x.rank()).filter(|&d| d != 1).collect();
@@ -89,7 +106,13 @@ pub fn batch_norm(
     let (mean, var) = if training {
         let n: usize = dims.iter().map(|&d| x.dims()[d]).product();
         if n <= 1 {
-            return Err(Error::invalid("batch_norm", format!("expected more than 1 value per channel when training, got input of shape {}", x.shape())));
+            return Err(Error::invalid(
+                "batch_norm",
+                format!(
+                    "expected more than 1 value per channel when training, got input of shape {}",
+                    x.shape()
+                ),
+            ));
         }
         let mean = x.mean(&dims, true)?;
         let centered = x.sub(&mean)?;
@@ -97,15 +120,32 @@ pub fn batch_norm(
         if let (Some(rm), Some(rv)) = (running_mean, running_var) {
             let _g = crate::no_grad();
             let m = mean.detach().reshape([c])?;
-            let v = var.detach().reshape([c])?.mul_scalar(n as f64 / (n as f64 - 1.0))?;
-            rm.copy_(&rm.mul_scalar(1.0 - momentum)?.add(&m.mul_scalar(momentum)?)?)?;
-            rv.copy_(&rv.mul_scalar(1.0 - momentum)?.add(&v.mul_scalar(momentum)?)?)?;
+            let v = var
+                .detach()
+                .reshape([c])?
+                .mul_scalar(n as f64 / (n as f64 - 1.0))?;
+            rm.copy_(
+                &rm.mul_scalar(1.0 - momentum)?
+                    .add(&m.mul_scalar(momentum)?)?,
+            )?;
+            rv.copy_(
+                &rv.mul_scalar(1.0 - momentum)?
+                    .add(&v.mul_scalar(momentum)?)?,
+            )?;
         }
         (mean, var)
     } else {
         match (running_mean, running_var) {
-            (Some(rm), Some(rv)) => (per_channel(rm, "running_mean")?, per_channel(rv, "running_var")?),
-            _ => return Err(Error::invalid("batch_norm", "eval mode needs running_mean and running_var")),
+            (Some(rm), Some(rv)) => (
+                per_channel(rm, "running_mean")?,
+                per_channel(rv, "running_var")?,
+            ),
+            _ => {
+                return Err(Error::invalid(
+                    "batch_norm",
+                    "eval mode needs running_mean and running_var",
+                ))
+            }
         }
     };
     let mut y = x.sub(&mean)?.mul(&var.add_scalar(eps)?.rsqrt()?)?;
@@ -121,7 +161,11 @@ pub fn batch_norm(
 /// Rows of `weight` picked by integer `indices` (any shape): output `indices.shape + [dim]`.
 pub fn embedding(indices: &Tensor, weight: &Tensor) -> Result<Tensor> {
     if weight.rank() != 2 {
-        return Err(Error::InvalidShape { op: "embedding", shape: weight.shape().clone(), msg: "weight must be 2-d [num_embeddings, embedding_dim]".into() });
+        return Err(Error::InvalidShape {
+            op: "embedding",
+            shape: weight.shape().clone(),
+            msg: "weight must be 2-d [num_embeddings, embedding_dim]".into(),
+        });
     }
     let flat = indices.reshape([indices.numel()])?;
     let rows = weight.index_select(0usize, &flat)?;

@@ -14,14 +14,23 @@ pub fn calculate_gain(nonlinearity: &str, param: Option<f64>) -> Result<f64> {
             (2.0 / (1.0 + a * a)).sqrt()
         }
         "selu" => 0.75,
-        other => return Err(Error::invalid("calculate_gain", format!("unsupported nonlinearity {other}"))),
+        other => {
+            return Err(Error::invalid(
+                "calculate_gain",
+                format!("unsupported nonlinearity {other}"),
+            ))
+        }
     })
 }
 
 /// `(fan_in, fan_out)` of a weight: `[out, in, *receptive_field]`.
 pub fn fans(t: &Tensor) -> Result<(usize, usize)> {
     if t.rank() < 2 {
-        return Err(Error::InvalidShape { op: "init", shape: t.shape().clone(), msg: "fan in and fan out need a tensor with at least 2 dimensions".into() });
+        return Err(Error::InvalidShape {
+            op: "init",
+            shape: t.shape().clone(),
+            msg: "fan in and fan out need a tensor with at least 2 dimensions".into(),
+        });
     }
     let receptive: usize = t.dims()[2..].iter().product();
     Ok((t.dims()[1] * receptive, t.dims()[0] * receptive))
@@ -33,14 +42,25 @@ fn fill(t: &Tensor, v: Tensor) -> Result<()> {
 }
 
 pub fn uniform_(t: &Tensor, lo: f64, hi: f64) -> Result<()> {
-    fill(t, Tensor::uniform(t.shape().clone(), lo, hi, t.dtype(), t.device())?)
+    fill(
+        t,
+        Tensor::uniform(t.shape().clone(), lo, hi, t.dtype(), t.device())?,
+    )
 }
 pub fn normal_(t: &Tensor, mean: f64, std: f64) -> Result<()> {
-    fill(t, Tensor::normal(t.shape().clone(), mean, std, t.dtype(), t.device())?)
+    fill(
+        t,
+        Tensor::normal(t.shape().clone(), mean, std, t.dtype(), t.device())?,
+    )
 }
 pub fn constant_(t: &Tensor, v: f64) -> Result<()> {
     let _g = crate::no_grad();
-    t.copy_(&Tensor::full(crate::Shape::scalar(), v, t.dtype(), t.device())?)
+    t.copy_(&Tensor::full(
+        crate::Shape::scalar(),
+        v,
+        t.dtype(),
+        t.device(),
+    )?)
 }
 pub fn zeros_(t: &Tensor) -> Result<()> {
     constant_(t, 0.0)
@@ -54,7 +74,10 @@ fn fan(t: &Tensor, mode: &str) -> Result<usize> {
     match mode {
         "fan_in" => Ok(fi),
         "fan_out" => Ok(fo),
-        other => Err(Error::invalid("kaiming", format!("mode must be 'fan_in' or 'fan_out', got {other}"))),
+        other => Err(Error::invalid(
+            "kaiming",
+            format!("mode must be 'fan_in' or 'fan_out', got {other}"),
+        )),
     }
 }
 

@@ -11,18 +11,31 @@ pub struct Linear {
 }
 
 impl Linear {
-    pub fn new(in_features: usize, out_features: usize, bias: bool, dtype: DType, device: Device) -> Result<Linear> {
+    pub fn new(
+        in_features: usize,
+        out_features: usize,
+        bias: bool,
+        dtype: DType,
+        device: Device,
+    ) -> Result<Linear> {
         let weight = Tensor::zeros([out_features, in_features], dtype, device)?;
         init::kaiming_uniform_(&weight, 5f64.sqrt(), "fan_in", "leaky_relu")?;
         let bias = if bias {
             let b = Tensor::zeros([out_features], dtype, device)?;
-            let bound = if in_features > 0 { 1.0 / (in_features as f64).sqrt() } else { 0.0 };
+            let bound = if in_features > 0 {
+                1.0 / (in_features as f64).sqrt()
+            } else {
+                0.0
+            };
             init::uniform_(&b, -bound, bound)?;
             Some(b.requires_grad_(true)?)
         } else {
             None
         };
-        Ok(Linear { weight: weight.requires_grad_(true)?, bias })
+        Ok(Linear {
+            weight: weight.requires_grad_(true)?,
+            bias,
+        })
     }
 }
 

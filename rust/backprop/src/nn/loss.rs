@@ -18,7 +18,12 @@ impl Reduction {
             "none" => Ok(Reduction::None),
             "mean" => Ok(Reduction::Mean),
             "sum" => Ok(Reduction::Sum),
-            other => Err(Error::invalid("loss", format!("{other} is not a valid value for reduction (expected 'none', 'mean' or 'sum')"))),
+            other => Err(Error::invalid(
+                "loss",
+                format!(
+                    "{other} is not a valid value for reduction (expected 'none', 'mean' or 'sum')"
+                ),
+            )),
         }
     }
 
@@ -33,7 +38,12 @@ impl Reduction {
 
 fn same_shape(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
     if a.shape() != b.shape() {
-        return Err(Error::ShapeMismatch { op, lhs: a.shape().clone(), rhs: b.shape().clone(), detail: ": input and target must have the same shape".into() });
+        return Err(Error::ShapeMismatch {
+            op,
+            lhs: a.shape().clone(),
+            rhs: b.shape().clone(),
+            detail: ": input and target must have the same shape".into(),
+        });
     }
     Ok(())
 }
@@ -60,13 +70,22 @@ pub fn binary_cross_entropy_with_logits(
     reduction: Reduction,
 ) -> Result<Tensor> {
     same_shape("binary_cross_entropy_with_logits", input, target)?;
-    let target = if target.dtype() != input.dtype() { target.to_dtype(input.dtype())? } else { target.clone() };
+    let target = if target.dtype() != input.dtype() {
+        target.to_dtype(input.dtype())?
+    } else {
+        target.clone()
+    };
     let mut loss = match pos_weight {
         // softplus(x) - x*y == (1-y)x + softplus(-x)
-        None => input.softplus(1.0, f64::INFINITY)?.sub(&input.mul(&target)?)?,
+        None => input
+            .softplus(1.0, f64::INFINITY)?
+            .sub(&input.mul(&target)?)?,
         Some(pw) => {
             let coef = pw.sub_scalar(1.0)?.mul(&target)?.add_scalar(1.0)?;
-            target.rsub_scalar(1.0)?.mul(input)?.add(&coef.mul(&input.neg()?.softplus(1.0, f64::INFINITY)?)?)?
+            target
+                .rsub_scalar(1.0)?
+                .mul(input)?
+                .add(&coef.mul(&input.neg()?.softplus(1.0, f64::INFINITY)?)?)?
         }
     };
     if let Some(w) = weight {
@@ -86,7 +105,12 @@ pub struct ClassLossOptions {
 
 impl Default for ClassLossOptions {
     fn default() -> Self {
-        ClassLossOptions { weight: None, ignore_index: -100, reduction: Reduction::Mean, label_smoothing: 0.0 }
+        ClassLossOptions {
+            weight: None,
+            ignore_index: -100,
+            reduction: Reduction::Mean,
+            label_smoothing: 0.0,
+        }
     }
 }
 
@@ -94,7 +118,11 @@ impl Default for ClassLossOptions {
 /// per-sample shape (what `reduction='none'` returns).
 fn flatten_classes(op: &'static str, input: &Tensor) -> Result<(Tensor, Shape)> {
     match input.rank() {
-        0 => Err(Error::InvalidShape { op, shape: input.shape().clone(), msg: "expected an input of shape (C), (N, C) or (N, C, d1, ...)".into() }),
+        0 => Err(Error::InvalidShape {
+            op,
+            shape: input.shape().clone(),
+            msg: "expected an input of shape (C), (N, C) or (N, C, d1, ...)".into(),
+        }),
         1 => Ok((input.unsqueeze(0usize)?, Shape::scalar())),
         2 => Ok((input.clone(), Shape::new(vec![input.dims()[0]]))),
         r => {
@@ -125,12 +153,23 @@ pub fn nll_loss(log_probs: &Tensor, target: &Tensor, opts: &ClassLossOptions) ->
 }
 
 /// `log p[i, t_i]`, the per-sample weights (0 for ignored samples) and the not-ignored mask, all `[M]`.
-fn nll_parts(lp: &Tensor, sample_shape: &Shape, target: &Tensor, opts: &ClassLossOptions, op: &'static str) -> Result<(Tensor, Tensor, Tensor)> {
+fn nll_parts(
+    lp: &Tensor,
+    sample_shape: &Shape,
+    target: &Tensor,
+    opts: &ClassLossOptions,
+    op: &'static str,
+) -> Result<(Tensor, Tensor, Tensor)> {
     if target.dtype() != DType::I64 {
         return Err(Error::DType { op, dtype: target.dtype(), detail: " (class-index targets must be int64; for class probabilities pass a float target of the input's shape to cross_entropy)".into() });
     }
     if target.shape() != sample_shape {
-        return Err(Error::ShapeMismatch { op, lhs: lp.shape().clone(), rhs: target.shape().clone(), detail: format!(": expected a target of shape {sample_shape}") });
+        return Err(Error::ShapeMismatch {
+            op,
+            lhs: lp.shape().clone(),
+            rhs: target.shape().clone(),
+            detail: format!(": expected a target of shape {sample_shape}"),
+        });
     }
     let c = lp.dims()[1];
     let t = target.reshape([lp.dims()[0]])?;
@@ -141,7 +180,12 @@ fn nll_parts(lp: &Tensor, sample_shape: &Shape, target: &Tensor, opts: &ClassLos
     let picked = lp
         .gather(1usize, &safe.unsqueeze(1usize)?)
         .map_err(|e| match e {
-            Error::IndexOutOfRange { index, .. } => Error::IndexOutOfRange { op, index, dim: 1, size: c },
+            Error::IndexOutOfRange { index, .. } => Error::IndexOutOfRange {
+                op,
+                index,
+                dim: 1,
+                size: c,
+            },
             other => other,
         })?
         .reshape([lp.dims()[0]])?;
@@ -149,9 +193,16 @@ fn nll_parts(lp: &Tensor, sample_shape: &Shape, target: &Tensor, opts: &ClassLos
     let w = match &opts.weight {
         Some(wt) => {
             if wt.rank() != 1 || wt.dims()[0] != c {
-                return Err(Error::ShapeMismatch { op, lhs: lp.shape().clone(), rhs: wt.shape().clone(), detail: format!(": weight must be 1-d with {c} entries") });
+                return Err(Error::ShapeMismatch {
+                    op,
+                    lhs: lp.shape().clone(),
+                    rhs: wt.shape().clone(),
+                    detail: format!(": weight must be 1-d with {c} entries"),
+                });
             }
-            wt.to_dtype(lp.dtype())?.index_select(0usize, &safe)?.mul(&keepf)?
+            wt.to_dtype(lp.dtype())?
+                .index_select(0usize, &safe)?
+                .mul(&keepf)?
         }
         None => keepf.clone(),
     };
@@ -162,22 +213,41 @@ fn nll_parts(lp: &Tensor, sample_shape: &Shape, target: &Tensor, opts: &ClassLos
 /// float of the input's shape), with optional class weights and label smoothing.
 pub fn cross_entropy(input: &Tensor, target: &Tensor, opts: &ClassLossOptions) -> Result<Tensor> {
     if !(0.0..=1.0).contains(&opts.label_smoothing) {
-        return Err(Error::invalid("cross_entropy", format!("label_smoothing must be between 0.0 and 1.0, got {}", opts.label_smoothing)));
+        return Err(Error::invalid(
+            "cross_entropy",
+            format!(
+                "label_smoothing must be between 0.0 and 1.0, got {}",
+                opts.label_smoothing
+            ),
+        ));
     }
     let class_dim = if input.rank() == 1 { 0usize } else { 1 };
     let logp = input.log_softmax(class_dim)?;
     let (lp, sample_shape) = flatten_classes("cross_entropy", &logp)?;
     let c = lp.dims()[1];
     let eps = opts.label_smoothing;
-    let weight = opts.weight.as_ref().map(|w| w.to_dtype(lp.dtype())).transpose()?;
+    let weight = opts
+        .weight
+        .as_ref()
+        .map(|w| w.to_dtype(lp.dtype()))
+        .transpose()?;
 
     if target.dtype().is_float() {
         // probability targets
         if target.shape() != input.shape() {
-            return Err(Error::ShapeMismatch { op: "cross_entropy", lhs: input.shape().clone(), rhs: target.shape().clone(), detail: ": probability targets must have the input's shape".into() });
+            return Err(Error::ShapeMismatch {
+                op: "cross_entropy",
+                lhs: input.shape().clone(),
+                rhs: target.shape().clone(),
+                detail: ": probability targets must have the input's shape".into(),
+            });
         }
         let (tp, _) = flatten_classes("cross_entropy", &target.to_dtype(lp.dtype())?)?;
-        let tp = if eps > 0.0 { tp.mul_scalar(1.0 - eps)?.add_scalar(eps / c as f64)? } else { tp };
+        let tp = if eps > 0.0 {
+            tp.mul_scalar(1.0 - eps)?.add_scalar(eps / c as f64)?
+        } else {
+            tp
+        };
         let mut terms = lp.mul(&tp)?;
         if let Some(w) = &weight {
             terms = terms.mul(w)?;
@@ -190,7 +260,16 @@ pub fn cross_entropy(input: &Tensor, target: &Tensor, opts: &ClassLossOptions) -
         };
     }
 
-    let (picked, w, keep) = nll_parts(&lp, &sample_shape, target, &ClassLossOptions { weight: weight.clone(), ..opts.clone() }, "cross_entropy")?;
+    let (picked, w, keep) = nll_parts(
+        &lp,
+        &sample_shape,
+        target,
+        &ClassLossOptions {
+            weight: weight.clone(),
+            ..opts.clone()
+        },
+        "cross_entropy",
+    )?;
     let nll = picked.neg()?.mul(&w)?;
     let reduce = |l: Tensor| -> Result<Tensor> {
         match opts.reduction {
@@ -216,7 +295,13 @@ pub fn cross_entropy(input: &Tensor, target: &Tensor, opts: &ClassLossOptions) -
     let smooth_red = match opts.reduction {
         Reduction::None => smooth.reshape(sample_shape.clone())?,
         Reduction::Sum => smooth.sum_all()?,
-        Reduction::Mean => smooth.sum_all()?.div(keep_denominator.as_ref().ok_or_else(|| Error::invalid("cross_entropy", "internal: no denominator"))?)?,
+        Reduction::Mean => smooth.sum_all()?.div(
+            keep_denominator
+                .as_ref()
+                .ok_or_else(|| Error::invalid("cross_entropy", "internal: no denominator"))?,
+        )?,
     };
-    reduce(nll)?.mul_scalar(1.0 - eps)?.add(&smooth_red.mul_scalar(eps / c as f64)?)
+    reduce(nll)?
+        .mul_scalar(1.0 - eps)?
+        .add(&smooth_red.mul_scalar(eps / c as f64)?)
 }

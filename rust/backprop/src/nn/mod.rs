@@ -14,7 +14,9 @@ mod module;
 mod normalization;
 pub mod utils;
 
-pub use activation::{Dropout, Flatten, Gelu, Identity, LeakyRelu, LogSoftmax, Relu, Sigmoid, Softmax, Tanh};
+pub use activation::{
+    Dropout, Flatten, Gelu, Identity, LeakyRelu, LogSoftmax, Relu, Sigmoid, Softmax, Tanh,
+};
 pub use conv_layers::{AdaptiveAvgPool2d, AvgPool2d, Conv2d, MaxPool2d};
 pub use embedding::Embedding;
 pub use linear::Linear;

@@ -30,7 +30,10 @@ pub trait Module: Send + Sync {
     }
 
     fn parameters(&self) -> Vec<Tensor> {
-        self.named_parameters().into_iter().map(|(_, t)| t).collect()
+        self.named_parameters()
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect()
     }
 
     /// Switches training behaviour (dropout, batch-norm statistics) on or off.
@@ -79,7 +82,11 @@ impl Module for Sequential {
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         let mut v = Vec::new();
         for (i, l) in self.layers.iter().enumerate() {
-            v.extend(l.named_parameters().into_iter().map(|(n, t)| (format!("{i}.{n}"), t)));
+            v.extend(
+                l.named_parameters()
+                    .into_iter()
+                    .map(|(n, t)| (format!("{i}.{n}"), t)),
+            );
         }
         v
     }
@@ -87,7 +94,11 @@ impl Module for Sequential {
     fn named_buffers(&self) -> Vec<(String, Tensor)> {
         let mut v = Vec::new();
         for (i, l) in self.layers.iter().enumerate() {
-            v.extend(l.named_buffers().into_iter().map(|(n, t)| (format!("{i}.{n}"), t)));
+            v.extend(
+                l.named_buffers()
+                    .into_iter()
+                    .map(|(n, t)| (format!("{i}.{n}"), t)),
+            );
         }
         v
     }

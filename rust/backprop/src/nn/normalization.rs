@@ -13,7 +13,13 @@ pub struct LayerNorm {
 }
 
 impl LayerNorm {
-    pub fn new(normalized_shape: Vec<usize>, eps: f64, affine: bool, dtype: DType, device: Device) -> Result<LayerNorm> {
+    pub fn new(
+        normalized_shape: Vec<usize>,
+        eps: f64,
+        affine: bool,
+        dtype: DType,
+        device: Device,
+    ) -> Result<LayerNorm> {
         let (weight, bias) = if affine {
             (
                 Some(Tensor::ones(normalized_shape.clone(), dtype, device)?.requires_grad_(true)?),
@@ -22,13 +28,24 @@ impl LayerNorm {
         } else {
             (None, None)
         };
-        Ok(LayerNorm { normalized_shape, eps, weight, bias })
+        Ok(LayerNorm {
+            normalized_shape,
+            eps,
+            weight,
+            bias,
+        })
     }
 }
 
 impl Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        functional::layer_norm(x, &self.normalized_shape, self.weight.as_ref(), self.bias.as_ref(), self.eps)
+        functional::layer_norm(
+            x,
+            &self.normalized_shape,
+            self.weight.as_ref(),
+            self.bias.as_ref(),
+            self.eps,
+        )
     }
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         let mut v = Vec::new();
@@ -54,7 +71,14 @@ pub struct BatchNorm1d {
 }
 
 impl BatchNorm1d {
-    pub fn new(num_features: usize, eps: f64, momentum: f64, affine: bool, dtype: DType, device: Device) -> Result<BatchNorm1d> {
+    pub fn new(
+        num_features: usize,
+        eps: f64,
+        momentum: f64,
+        affine: bool,
+        dtype: DType,
+        device: Device,
+    ) -> Result<BatchNorm1d> {
         let (weight, bias) = if affine {
             (
                 Some(Tensor::ones([num_features], dtype, device)?.requires_grad_(true)?),
@@ -77,7 +101,16 @@ impl BatchNorm1d {
 
 impl Module for BatchNorm1d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        functional::batch_norm(x, Some(&self.running_mean), Some(&self.running_var), self.weight.as_ref(), self.bias.as_ref(), self.training, self.momentum, self.eps)
+        functional::batch_norm(
+            x,
+            Some(&self.running_mean),
+            Some(&self.running_var),
+            self.weight.as_ref(),
+            self.bias.as_ref(),
+            self.training,
+            self.momentum,
+            self.eps,
+        )
     }
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         let mut v = Vec::new();
@@ -90,7 +123,10 @@ impl Module for BatchNorm1d {
         v
     }
     fn named_buffers(&self) -> Vec<(String, Tensor)> {
-        vec![("running_mean".into(), self.running_mean.clone()), ("running_var".into(), self.running_var.clone())]
+        vec![
+            ("running_mean".into(), self.running_mean.clone()),
+            ("running_var".into(), self.running_var.clone()),
+        ]
     }
     fn set_training(&mut self, training: bool) {
         self.training = training;

@@ -9,15 +9,28 @@ pub fn clip_grad_norm_(params: &[Tensor], max_norm: f64, norm_type: f64) -> Resu
     let grads: Vec<Tensor> = params.iter().filter_map(|p| p.grad()).collect();
     let _g = crate::no_grad();
     let Some(first) = grads.first() else {
-        return Tensor::full_scalar(crate::Scalar::Float(0.0), crate::DType::F32, crate::Device::Cpu);
+        return Tensor::full_scalar(
+            crate::Scalar::Float(0.0),
+            crate::DType::F32,
+            crate::Device::Cpu,
+        );
     };
     if !(norm_type > 0.0) {
-        return Err(Error::invalid("clip_grad_norm_", format!("norm_type must be positive, got {norm_type}")));
+        return Err(Error::invalid(
+            "clip_grad_norm_",
+            format!("norm_type must be positive, got {norm_type}"),
+        ));
     }
     let mut parts = Vec::with_capacity(grads.len());
     for g in &grads {
         let a = g.abs()?;
-        parts.push(if norm_type.is_infinite() { a.max_all()? } else if norm_type == 2.0 { a.mul(&a)?.sum_all()? } else { a.pow_scalar(norm_type)?.sum_all()? });
+        parts.push(if norm_type.is_infinite() {
+            a.max_all()?
+        } else if norm_type == 2.0 {
+            a.mul(&a)?.sum_all()?
+        } else {
+            a.pow_scalar(norm_type)?.sum_all()?
+        });
     }
     let stacked = Tensor::stack(&parts, 0usize)?;
     let total = if norm_type.is_infinite() {

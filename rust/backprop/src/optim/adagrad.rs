@@ -16,7 +16,14 @@ pub struct AdagradConfig {
 
 impl Default for AdagradConfig {
     fn default() -> Self {
-        AdagradConfig { lr: 1e-2, lr_decay: 0.0, weight_decay: 0.0, initial_accumulator_value: 0.0, eps: 1e-10, maximize: false }
+        AdagradConfig {
+            lr: 1e-2,
+            lr_decay: 0.0,
+            weight_decay: 0.0,
+            initial_accumulator_value: 0.0,
+            eps: 1e-10,
+            maximize: false,
+        }
     }
 }
 
@@ -29,7 +36,11 @@ pub struct Adagrad {
 impl Adagrad {
     pub fn new(params: Vec<Tensor>, config: AdagradConfig) -> Adagrad {
         let state = params.iter().map(|_| (0, None)).collect();
-        Adagrad { params, config, state }
+        Adagrad {
+            params,
+            config,
+            state,
+        }
     }
 }
 
@@ -44,7 +55,17 @@ impl Optimizer for Adagrad {
             *step += 1;
             let clr = c.lr / (1.0 + (*step as f64 - 1.0) * c.lr_decay);
             let states: Vec<Tensor> = sum.iter().cloned().collect();
-            apply(p, &g, &states, &Rule::Adagrad { lr: clr, weight_decay: c.weight_decay, eps: c.eps, maximize: c.maximize })?;
+            apply(
+                p,
+                &g,
+                &states,
+                &Rule::Adagrad {
+                    lr: clr,
+                    weight_decay: c.weight_decay,
+                    eps: c.eps,
+                    maximize: c.maximize,
+                },
+            )?;
         }
         Ok(())
     }

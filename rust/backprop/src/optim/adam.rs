@@ -18,14 +18,26 @@ pub struct AdamConfig {
 
 impl Default for AdamConfig {
     fn default() -> Self {
-        AdamConfig { lr: 1e-3, betas: (0.9, 0.999), eps: 1e-8, weight_decay: 0.0, amsgrad: false, decoupled_weight_decay: false, maximize: false }
+        AdamConfig {
+            lr: 1e-3,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.0,
+            amsgrad: false,
+            decoupled_weight_decay: false,
+            maximize: false,
+        }
     }
 }
 
 impl AdamConfig {
     /// PyTorch's AdamW defaults (weight_decay 0.01, decoupled).
     pub fn adamw() -> Self {
-        AdamConfig { weight_decay: 1e-2, decoupled_weight_decay: true, ..Default::default() }
+        AdamConfig {
+            weight_decay: 1e-2,
+            decoupled_weight_decay: true,
+            ..Default::default()
+        }
     }
 }
 
@@ -44,8 +56,20 @@ pub struct Adam {
 
 impl Adam {
     pub fn new(params: Vec<Tensor>, config: AdamConfig) -> Adam {
-        let state = params.iter().map(|_| State { step: 0, m: None, v: None, vmax: None }).collect();
-        Adam { params, config, state }
+        let state = params
+            .iter()
+            .map(|_| State {
+                step: 0,
+                m: None,
+                v: None,
+                vmax: None,
+            })
+            .collect();
+        Adam {
+            params,
+            config,
+            state,
+        }
     }
 }
 

@@ -17,7 +17,15 @@ pub struct RmsPropConfig {
 
 impl Default for RmsPropConfig {
     fn default() -> Self {
-        RmsPropConfig { lr: 1e-2, alpha: 0.99, eps: 1e-8, weight_decay: 0.0, momentum: 0.0, centered: false, maximize: false }
+        RmsPropConfig {
+            lr: 1e-2,
+            alpha: 0.99,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            momentum: 0.0,
+            centered: false,
+            maximize: false,
+        }
     }
 }
 
@@ -30,7 +38,11 @@ pub struct RmsProp {
 impl RmsProp {
     pub fn new(params: Vec<Tensor>, config: RmsPropConfig) -> RmsProp {
         let state = params.iter().map(|_| [None, None, None]).collect();
-        RmsProp { params, config, state }
+        RmsProp {
+            params,
+            config,
+            state,
+        }
     }
 }
 
@@ -47,7 +59,15 @@ impl Optimizer for RmsProp {
             if c.centered {
                 states.push(state_like(ga, p)?);
             }
-            let rule = Rule::RmsProp { lr: c.lr, alpha: c.alpha, eps: c.eps, weight_decay: c.weight_decay, momentum: c.momentum, centered: c.centered, maximize: c.maximize };
+            let rule = Rule::RmsProp {
+                lr: c.lr,
+                alpha: c.alpha,
+                eps: c.eps,
+                weight_decay: c.weight_decay,
+                momentum: c.momentum,
+                centered: c.centered,
+                maximize: c.maximize,
+            };
             apply(p, &g, &states, &rule)?;
         }
         Ok(())

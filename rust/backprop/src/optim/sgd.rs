@@ -16,7 +16,14 @@ pub struct SgdConfig {
 
 impl Default for SgdConfig {
     fn default() -> Self {
-        SgdConfig { lr: 1e-3, momentum: 0.0, dampening: 0.0, weight_decay: 0.0, nesterov: false, maximize: false }
+        SgdConfig {
+            lr: 1e-3,
+            momentum: 0.0,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+            maximize: false,
+        }
     }
 }
 
@@ -29,7 +36,11 @@ pub struct Sgd {
 impl Sgd {
     pub fn new(params: Vec<Tensor>, config: SgdConfig) -> Sgd {
         let n = params.len();
-        Sgd { params, config, buffers: vec![None; n] }
+        Sgd {
+            params,
+            config,
+            buffers: vec![None; n],
+        }
     }
 }
 
@@ -39,8 +50,20 @@ impl Optimizer for Sgd {
         for (p, slot) in self.params.iter().zip(self.buffers.iter_mut()) {
             let Some(g) = p.grad() else { continue };
             let init = slot.is_none();
-            let states = if c.momentum != 0.0 { vec![state_like(slot, p)?] } else { vec![] };
-            let rule = Rule::Sgd { lr: c.lr, momentum: c.momentum, dampening: c.dampening, nesterov: c.nesterov, weight_decay: c.weight_decay, maximize: c.maximize, init_buffer: init };
+            let states = if c.momentum != 0.0 {
+                vec![state_like(slot, p)?]
+            } else {
+                vec![]
+            };
+            let rule = Rule::Sgd {
+                lr: c.lr,
+                momentum: c.momentum,
+                dampening: c.dampening,
+                nesterov: c.nesterov,
+                weight_decay: c.weight_decay,
+                maximize: c.maximize,
+                init_buffer: init,
+            };
             apply(p, &g, &states, &rule)?;
         }
         Ok(())

@@ -17,14 +17,46 @@ use rayon::prelude::*;
 pub enum Rule {
     /// `states = [momentum_buffer]` when `momentum != 0`, else `[]`. `init_buffer` is set on the
     /// first step, when PyTorch initialises the buffer with the gradient itself.
-    Sgd { lr: f64, momentum: f64, dampening: f64, nesterov: bool, weight_decay: f64, maximize: bool, init_buffer: bool },
+    Sgd {
+        lr: f64,
+        momentum: f64,
+        dampening: f64,
+        nesterov: bool,
+        weight_decay: f64,
+        maximize: bool,
+        init_buffer: bool,
+    },
     /// `states = [exp_avg, exp_avg_sq]` (+ `[max_exp_avg_sq]` with amsgrad). `decoupled` is AdamW.
     /// `bias1 = 1 - beta1^t`, `bias2 = 1 - beta2^t`.
-    Adam { lr: f64, beta1: f64, beta2: f64, eps: f64, weight_decay: f64, decoupled: bool, amsgrad: bool, maximize: bool, bias1: f64, bias2: f64 },
+    Adam {
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+        weight_decay: f64,
+        decoupled: bool,
+        amsgrad: bool,
+        maximize: bool,
+        bias1: f64,
+        bias2: f64,
+    },
     /// `states = [square_avg]` (+ `[momentum_buffer]` if momentum > 0) (+ `[grad_avg]` if centered).
-    RmsProp { lr: f64, alpha: f64, eps: f64, weight_decay: f64, momentum: f64, centered: bool, maximize: bool },
+    RmsProp {
+        lr: f64,
+        alpha: f64,
+        eps: f64,
+        weight_decay: f64,
+        momentum: f64,
+        centered: bool,
+        maximize: bool,
+    },
     /// `states = [sum]`; `lr` is the already-decayed `lr / (1 + (t - 1) * lr_decay)`.
-    Adagrad { lr: f64, weight_decay: f64, eps: f64, maximize: bool },
+    Adagrad {
+        lr: f64,
+        weight_decay: f64,
+        eps: f64,
+        maximize: bool,
+    },
 }
 
 impl Rule {
@@ -32,7 +64,9 @@ impl Rule {
         match *self {
             Rule::Sgd { momentum, .. } => (momentum != 0.0) as usize,
             Rule::Adam { amsgrad, .. } => 2 + amsgrad as usize,
-            Rule::RmsProp { momentum, centered, .. } => 1 + (momentum > 0.0) as usize + centered as usize,
+            Rule::RmsProp {
+                momentum, centered, ..
+            } => 1 + (momentum > 0.0) as usize + centered as usize,
             Rule::Adagrad { .. } => 1,
         }
     }
@@ -41,22 +75,49 @@ impl Rule {
 /// Applies `rule` to `param` in place, updating `states` in place. Runs outside the graph.
 pub fn apply(param: &Tensor, grad: &Tensor, states: &[Tensor], rule: &Rule) -> Result<()> {
     if states.len() != rule.n_states() {
-        return Err(Error::invalid("optimizer step", format!("expected {} state tensors for {rule:?}, got {}", rule.n_states(), states.len())));
+        return Err(Error::invalid(
+            "optimizer step",
+            format!(
+                "expected {} state tensors for {rule:?}, got {}",
+                rule.n_states(),
+                states.len()
+            ),
+        ));
     }
     for t in std::iter::once(grad).chain(states) {
         if t.shape() != param.shape() {
-            return Err(Error::ShapeMismatch { op: "optimizer step", lhs: param.shape().clone(), rhs: t.shape().clone(), detail: ": gradient/state shape differs from the parameter".into() });
+            return Err(Error::ShapeMismatch {
+                op: "optimizer step",
+                lhs: param.shape().clone(),
+                rhs: t.shape().clone(),
+                detail: ": gradient/state shape differs from the parameter".into(),
+            });
         }
         if t.device() != param.device() {
-            return Err(Error::DeviceMismatch { op: "optimizer step", lhs: param.device(), rhs: t.device() });
+            return Err(Error::DeviceMismatch {
+                op: "optimizer step",
+                lhs: param.device(),
+                rhs: t.device(),
+            });
         }
     }
     let _g = crate::no_grad();
-    let grad = if grad.dtype() != param.dtype() { grad.to_dtype(param.dtype())? } else { grad.clone() };
+    let grad = if grad.dtype() != param.dtype() {
+        grad.to_dtype(param.dtype())?
+    } else {
+        grad.clone()
+    };
     // one copy of a strided gradient is far cheaper than the composite path's ten passes
-    let grad = if param.is_contiguous() && !grad.is_contiguous() { grad.contiguous()? } else { grad };
+    let grad = if param.is_contiguous() && !grad.is_contiguous() {
+        grad.contiguous()?
+    } else {
+        grad
+    };
     let dense = param.dtype().is_float()
-        && std::iter::once(param).chain(states).chain(std::iter::once(&grad)).all(|t| t.is_contiguous() && t.dtype() == param.dtype())
+        && std::iter::once(param)
+            .chain(states)
+            .chain(std::iter::once(&grad))
+            .all(|t| t.is_contiguous() && t.dtype() == param.dtype())
         && !aliased(param, &grad, states);
     match param.device() {
         Device::Cpu if dense => match param.dtype() {
@@ -64,13 +125,18 @@ pub fn apply(param: &Tensor, grad: &Tensor, states: &[Tensor], rule: &Rule) -> R
             _ => fused::<f64>(param, &grad, states, rule),
         },
         #[cfg(feature = "gpu")]
-        Device::Gpu if dense && param.dtype() == DType::F32 => fused_gpu(param, &grad, states, rule),
+        Device::Gpu if dense && param.dtype() == DType::F32 => {
+            fused_gpu(param, &grad, states, rule)
+        }
         _ => composite(param, &grad, states, rule),
     }
 }
 
 fn aliased(param: &Tensor, grad: &Tensor, states: &[Tensor]) -> bool {
-    let all: Vec<&Tensor> = std::iter::once(param).chain(std::iter::once(grad)).chain(states).collect();
+    let all: Vec<&Tensor> = std::iter::once(param)
+        .chain(std::iter::once(grad))
+        .chain(states)
+        .collect();
     (0..all.len()).any(|i| (i + 1..all.len()).any(|j| all[i].shares_storage(all[j])))
 }
 
@@ -83,24 +149,42 @@ unsafe impl<T> Sync for Ptr<T> {}
 /// Takes every lock once, in address order (see tensor::with_read): param and states for
 /// writing, grad for reading. The guards come back in the order param, states..., grad.
 fn lock_all<'a>(param: &'a Tensor, grad: &'a Tensor, states: &'a [Tensor]) -> Vec<GuardRef<'a>> {
-    let mut order: Vec<(usize, &Tensor, bool)> = std::iter::once((param, true)).chain(states.iter().map(|s| (s, true))).chain(std::iter::once((grad, false)))
+    let mut order: Vec<(usize, &Tensor, bool)> = std::iter::once((param, true))
+        .chain(states.iter().map(|s| (s, true)))
+        .chain(std::iter::once((grad, false)))
         .enumerate()
         .map(|(i, (t, w))| (i, t, w))
         .collect();
     order.sort_by_key(|(_, t, _)| t.storage_key());
     let mut guards: Vec<(usize, GuardRef<'_>)> = Vec::with_capacity(order.len());
     for (i, t, w) in &order {
-        guards.push((*i, if *w { GuardRef::W(t.storage_mut()) } else { GuardRef::R(t.storage()) }));
+        guards.push((
+            *i,
+            if *w {
+                GuardRef::W(t.storage_mut())
+            } else {
+                GuardRef::R(t.storage())
+            },
+        ));
     }
     guards.sort_by_key(|(i, _)| *i);
     guards.into_iter().map(|(_, g)| g).collect()
 }
 
-fn fused<T: FloatElement>(param: &Tensor, grad: &Tensor, states: &[Tensor], rule: &Rule) -> Result<()> {
+fn fused<T: FloatElement>(
+    param: &Tensor,
+    grad: &Tensor,
+    states: &[Tensor],
+    rule: &Rule,
+) -> Result<()> {
     let mut guards = lock_all(param, grad, states);
     let n = param.numel();
     let mut ptrs: Vec<Ptr<T>> = Vec::with_capacity(guards.len());
-    for (g, t) in guards.iter_mut().zip(std::iter::once(param).chain(states).chain(std::iter::once(grad))) {
+    for (g, t) in guards.iter_mut().zip(
+        std::iter::once(param)
+            .chain(states)
+            .chain(std::iter::once(grad)),
+    ) {
         let off = t.layout().offset();
         let ptr = match g {
             GuardRef::W(s) => match &mut **s {
@@ -109,12 +193,16 @@ fn fused<T: FloatElement>(param: &Tensor, grad: &Tensor, states: &[Tensor], rule
                 _ => None,
             },
             GuardRef::R(s) => match &**s {
-                Storage::Cpu(c) => c.as_slice::<T>().map(|x| x[off..off + n].as_ptr() as *mut T),
+                Storage::Cpu(c) => c
+                    .as_slice::<T>()
+                    .map(|x| x[off..off + n].as_ptr() as *mut T),
                 #[allow(unreachable_patterns)]
                 _ => None,
             },
         };
-        ptrs.push(Ptr(ptr.ok_or_else(|| Error::invalid("optimizer step", "internal: expected CPU float storage"))?));
+        ptrs.push(Ptr(ptr.ok_or_else(|| {
+            Error::invalid("optimizer step", "internal: expected CPU float storage")
+        })?));
     }
     let p = ptrs[0];
     let st: Vec<Ptr<T>> = ptrs[1..ptrs.len() - 1].to_vec();
@@ -126,10 +214,15 @@ fn fused<T: FloatElement>(param: &Tensor, grad: &Tensor, states: &[Tensor], rule
         // are distinct storages (checked by `aliased`), so no two slices overlap.
         let len = end - start;
         let sl = |q: Ptr<T>| unsafe { std::slice::from_raw_parts_mut(q.0.add(start), len) };
-        crate::cpu::simd::dispatch(|| kernel(sl(p), &*sl(g), st.iter().map(|&q| sl(q)).collect(), &rule));
+        crate::cpu::simd::dispatch(
+            #[inline(always)]
+            || kernel(sl(p), &*sl(g), st.iter().map(|&q| sl(q)).collect(), &rule),
+        );
     };
     if go_parallel(n) {
-        (0..n.div_ceil(CHUNK)).into_par_iter().for_each(|c| run(c * CHUNK, ((c + 1) * CHUNK).min(n)));
+        (0..n.div_ceil(CHUNK))
+            .into_par_iter()
+            .for_each(|c| run(c * CHUNK, ((c + 1) * CHUNK).min(n)));
     } else {
         run(0, n);
     }
@@ -142,7 +235,12 @@ fn fused<T: FloatElement>(param: &Tensor, grad: &Tensor, states: &[Tensor], rule
 #[cfg(feature = "gpu")]
 fn fused_gpu(param: &Tensor, grad: &Tensor, states: &[Tensor], rule: &Rule) -> Result<()> {
     use crate::gpu::GpuStorage;
-    let internal = || Error::invalid("optimizer step", "internal: expected GPU storage for every operand");
+    let internal = || {
+        Error::invalid(
+            "optimizer step",
+            "internal: expected GPU storage for every operand",
+        )
+    };
     let mut guards = lock_all(param, grad, states);
     let (writes, read) = guards.split_at_mut(states.len() + 1);
     let g = match read.first() {
@@ -163,7 +261,10 @@ fn fused_gpu(param: &Tensor, grad: &Tensor, states: &[Tensor], rule: &Rule) -> R
         })
         .collect::<Option<Vec<_>>>()
         .ok_or_else(internal)?;
-    let mut st: Vec<(&mut GpuStorage, &crate::Layout)> = out.drain(1..).zip(states.iter().map(Tensor::layout)).collect();
+    let mut st: Vec<(&mut GpuStorage, &crate::Layout)> = out
+        .drain(1..)
+        .zip(states.iter().map(Tensor::layout))
+        .collect();
     let p = out.pop().ok_or_else(internal)?;
     p.fused_update(param.layout(), g, grad.layout(), &mut st, rule)
 }
@@ -192,13 +293,25 @@ fn kernel<T: FloatElement>(p: &mut [T], g: &[T], mut st: Vec<&mut [T]>, rule: &R
     let c = T::c;
     // Loops are written as zips so the compiler drops bounds checks and vectorises them.
     match *rule {
-        Rule::Sgd { lr, momentum, dampening, nesterov, weight_decay, maximize, init_buffer } => {
+        Rule::Sgd {
+            lr,
+            momentum,
+            dampening,
+            nesterov,
+            weight_decay,
+            maximize,
+            init_buffer,
+        } => {
             let (lr, mom, damp, wd) = (c(lr), c(momentum), c(1.0 - dampening), c(weight_decay));
             let sign = if maximize { -T::ONE } else { T::ONE };
             if let Some(buf) = st.first_mut() {
                 for ((pi, &gi), bi) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
                     let d = sign * ftz(gi) + wd * *pi;
-                    let b = if init_buffer { d } else { ftz(mom * *bi + damp * d) };
+                    let b = if init_buffer {
+                        d
+                    } else {
+                        ftz(mom * *bi + damp * d)
+                    };
                     *bi = b;
                     let step = if nesterov { d + mom * b } else { b };
                     *pi = *pi - lr * step;
@@ -209,7 +322,18 @@ fn kernel<T: FloatElement>(p: &mut [T], g: &[T], mut st: Vec<&mut [T]>, rule: &R
                 }
             }
         }
-        Rule::Adam { lr, beta1, beta2, eps, weight_decay, decoupled, maximize, bias1, bias2, .. } => {
+        Rule::Adam {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            decoupled,
+            maximize,
+            bias1,
+            bias2,
+            ..
+        } => {
             let (b1, b2, eps, wd) = (c(beta1), c(beta2), c(eps), c(weight_decay));
             let (ob1, ob2) = (T::ONE - b1, T::ONE - b2);
             let step_size = c(lr / bias1);
@@ -217,7 +341,9 @@ fn kernel<T: FloatElement>(p: &mut [T], g: &[T], mut st: Vec<&mut [T]>, rule: &R
             let decay = c(1.0 - lr * weight_decay);
             let sign = if maximize { -T::ONE } else { T::ONE };
             let mut it = st.into_iter();
-            let (Some(m), Some(v)) = (it.next(), it.next()) else { return };
+            let (Some(m), Some(v)) = (it.next(), it.next()) else {
+                return;
+            };
             let vmax = it.next();
             let step = |pi: &mut T, gi: T, mi: &mut T, vi: &mut T, vm: Option<&mut T>| {
                 let mut gi = sign * ftz(gi);
@@ -241,18 +367,34 @@ fn kernel<T: FloatElement>(p: &mut [T], g: &[T], mut st: Vec<&mut [T]>, rule: &R
             };
             match vmax {
                 Some(vmax) => {
-                    for ((((pi, &gi), mi), vi), vm) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()).zip(vmax.iter_mut()) {
+                    for ((((pi, &gi), mi), vi), vm) in p
+                        .iter_mut()
+                        .zip(g)
+                        .zip(m.iter_mut())
+                        .zip(v.iter_mut())
+                        .zip(vmax.iter_mut())
+                    {
                         step(pi, gi, mi, vi, Some(vm));
                     }
                 }
                 None => {
-                    for (((pi, &gi), mi), vi) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                    for (((pi, &gi), mi), vi) in
+                        p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut())
+                    {
                         step(pi, gi, mi, vi, None);
                     }
                 }
             }
         }
-        Rule::RmsProp { lr, alpha, eps, weight_decay, momentum, centered, maximize } => {
+        Rule::RmsProp {
+            lr,
+            alpha,
+            eps,
+            weight_decay,
+            momentum,
+            centered,
+            maximize,
+        } => {
             let (lr, a, eps, wd, mom) = (c(lr), c(alpha), c(eps), c(weight_decay), c(momentum));
             let sign = if maximize { -T::ONE } else { T::ONE };
             let has_mom = momentum > 0.0;
@@ -277,10 +419,17 @@ fn kernel<T: FloatElement>(p: &mut [T], g: &[T], mut st: Vec<&mut [T]>, rule: &R
                 }
             }
         }
-        Rule::Adagrad { lr, weight_decay, eps, maximize } => {
+        Rule::Adagrad {
+            lr,
+            weight_decay,
+            eps,
+            maximize,
+        } => {
             let (lr, wd, eps) = (c(lr), c(weight_decay), c(eps));
             let sign = if maximize { -T::ONE } else { T::ONE };
-            let Some(sum) = st.into_iter().next() else { return };
+            let Some(sum) = st.into_iter().next() else {
+                return;
+            };
             for ((pi, &gi), si) in p.iter_mut().zip(g).zip(sum.iter_mut()) {
                 let gi = sign * ftz(gi) + wd * *pi;
                 let s = *si + gi * gi;
@@ -294,13 +443,26 @@ fn kernel<T: FloatElement>(p: &mut [T], g: &[T], mut st: Vec<&mut [T]>, rule: &R
 /// The same rules written with tensor ops (any device, any layout).
 fn composite(p: &Tensor, g: &Tensor, st: &[Tensor], rule: &Rule) -> Result<()> {
     match *rule {
-        Rule::Sgd { lr, momentum, dampening, nesterov, weight_decay, maximize, init_buffer } => {
+        Rule::Sgd {
+            lr,
+            momentum,
+            dampening,
+            nesterov,
+            weight_decay,
+            maximize,
+            init_buffer,
+        } => {
             let mut d = if maximize { g.neg()? } else { g.clone() };
             if weight_decay != 0.0 {
                 d = d.add(&p.mul_scalar(weight_decay)?)?;
             }
             let step = if let Some(buf) = st.first() {
-                let b = if init_buffer { d.clone() } else { buf.mul_scalar(momentum)?.add(&d.mul_scalar(1.0 - dampening)?)? };
+                let b = if init_buffer {
+                    d.clone()
+                } else {
+                    buf.mul_scalar(momentum)?
+                        .add(&d.mul_scalar(1.0 - dampening)?)?
+                };
                 buf.copy_(&b)?;
                 if nesterov {
                     d.add(&b.mul_scalar(momentum)?)?
@@ -312,7 +474,18 @@ fn composite(p: &Tensor, g: &Tensor, st: &[Tensor], rule: &Rule) -> Result<()> {
             };
             p.copy_(&p.sub(&step.mul_scalar(lr)?)?)
         }
-        Rule::Adam { lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, maximize, bias1, bias2 } => {
+        Rule::Adam {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            decoupled,
+            amsgrad,
+            maximize,
+            bias1,
+            bias2,
+        } => {
             let mut gi = if maximize { g.neg()? } else { g.clone() };
             let mut pv = p.clone();
             if decoupled {
@@ -321,7 +494,9 @@ fn composite(p: &Tensor, g: &Tensor, st: &[Tensor], rule: &Rule) -> Result<()> {
                 gi = gi.add(&p.mul_scalar(weight_decay)?)?;
             }
             let m = st[0].mul_scalar(beta1)?.add(&gi.mul_scalar(1.0 - beta1)?)?;
-            let v = st[1].mul_scalar(beta2)?.add(&gi.mul(&gi)?.mul_scalar(1.0 - beta2)?)?;
+            let v = st[1]
+                .mul_scalar(beta2)?
+                .add(&gi.mul(&gi)?.mul_scalar(1.0 - beta2)?)?;
             st[0].copy_(&m)?;
             st[1].copy_(&v)?;
             let vv = if amsgrad {
@@ -334,12 +509,22 @@ fn composite(p: &Tensor, g: &Tensor, st: &[Tensor], rule: &Rule) -> Result<()> {
             let denom = vv.sqrt()?.mul_scalar(1.0 / bias2.sqrt())?.add_scalar(eps)?;
             p.copy_(&pv.sub(&m.div(&denom)?.mul_scalar(lr / bias1)?)?)
         }
-        Rule::RmsProp { lr, alpha, eps, weight_decay, momentum, centered, maximize } => {
+        Rule::RmsProp {
+            lr,
+            alpha,
+            eps,
+            weight_decay,
+            momentum,
+            centered,
+            maximize,
+        } => {
             let mut gi = if maximize { g.neg()? } else { g.clone() };
             if weight_decay != 0.0 {
                 gi = gi.add(&p.mul_scalar(weight_decay)?)?;
             }
-            let sq = st[0].mul_scalar(alpha)?.add(&gi.mul(&gi)?.mul_scalar(1.0 - alpha)?)?;
+            let sq = st[0]
+                .mul_scalar(alpha)?
+                .add(&gi.mul(&gi)?.mul_scalar(1.0 - alpha)?)?;
             st[0].copy_(&sq)?;
             let avg = if centered {
                 let k = if momentum > 0.0 { 2 } else { 1 };
@@ -357,7 +542,12 @@ fn composite(p: &Tensor, g: &Tensor, st: &[Tensor], rule: &Rule) -> Result<()> {
                 p.copy_(&p.sub(&gi.div(&avg)?.mul_scalar(lr)?)?)
             }
         }
-        Rule::Adagrad { lr, weight_decay, eps, maximize } => {
+        Rule::Adagrad {
+            lr,
+            weight_decay,
+            eps,
+            maximize,
+        } => {
             let mut gi = if maximize { g.neg()? } else { g.clone() };
             if weight_decay != 0.0 {
                 gi = gi.add(&p.mul_scalar(weight_decay)?)?;
