@@ -14,7 +14,7 @@ import backprop_rs as bp
 from backprop_rs import bench
 from backprop_rs.__main__ import main
 
-QUICK_WORKLOADS = ["add_16M", "graph_4op_fwd_bwd", "mlp_step_b64", "peak_rss_mlp", "import_time"]
+QUICK_WORKLOADS = ["add_16M", "graph_4op_fwd_bwd", "mlp_step_b64", "conv_7x7s2_3to64_224px", "lenet_step_b64", "peak_rss_mlp", "import_time"]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_json_structure(quick_run):
 
 def test_results_agree_with_numpy(quick_run):
     # each framework's first result was compared with NumPy's before timing
-    for name in ("add_16M", "graph_4op_fwd_bwd", "mlp_step_b64"):
+    for name in ("add_16M", "graph_4op_fwd_bwd", "mlp_step_b64", "conv_7x7s2_3to64_224px", "lenet_step_b64"):
         r = quick_run["workloads"][name]["results"]
         assert r["backprop_rs-cpu"]["check"] == "ok", (name, r["backprop_rs-cpu"]["check"])
 
@@ -169,3 +169,41 @@ def test_gpu_column_survives_a_backend_that_fails(monkeypatch, tmp_path):
     assert "backprop_rs-gpu" in doc["frameworks"]
     r = doc["workloads"]["graph_4op_fwd_bwd"]["results"]["backprop_rs-gpu"]
     assert r["error"] is not None or (r["median"] > 0 and calls)
+
+
+# ------------------------------------------------------------------ the NumPy conv peers are correct
+
+
+@pytest.mark.parametrize("stride,pad,kernel", [(1, 1, 3), (2, 3, 7), (1, 0, 1), (2, 0, 3)])
+def test_numpy_conv_peer_matches_backprop_rs(rng, stride, pad, kernel):
+    from backprop_rs import bench_conv
+
+    x = rng.standard_normal((2, 3, 11, 11)).astype(np.float32)
+    w = rng.standard_normal((4, 3, kernel, kernel)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    y_np, cols = bench_conv.np_conv2d(np, x, w, b, stride, pad)
+    g = rng.standard_normal(y_np.shape).astype(np.float32)
+    gx_np, gw_np, gb_np = bench_conv.np_conv2d_backward(np, g, cols, x.shape, w, stride, pad)
+
+    bx, bw, bb = (bp.tensor(a).requires_grad_() for a in (x, w, b))
+    y = bp.nn.functional.conv2d(bx, bw, bb, stride=stride, padding=pad)
+    y.backward(bp.tensor(g))
+    np.testing.assert_allclose(y.detach().numpy(), y_np, rtol=1e-4, atol=1e-4)
+    for name, got, want in (("x", bx, gx_np), ("w", bw, gw_np), ("b", bb, gb_np)):
+        np.testing.assert_allclose(got.grad.numpy(), want, rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+def test_numpy_lenet_step_matches_backprop_rs(rng):
+    from backprop_rs import bench_conv
+
+    params = bench_conv.NumpyLeNet.init_params(rng)
+    x = rng.standard_normal((4, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, 4, dtype=np.int64)
+    loss_np, grads_np = bench_conv.NumpyLeNet(params).loss_and_grads(x, y)
+    model = bench_conv.bp_lenet(bp, params)
+    loss = bp.nn.CrossEntropyLoss()(model(bp.tensor(x)), bp.tensor(y))
+    loss.backward()
+    assert loss_np == pytest.approx(loss.item(), rel=1e-5)
+    for (name, p), g in zip(model.named_parameters(), grads_np):
+        assert p.grad.shape == g.shape, name
+        np.testing.assert_allclose(p.grad.numpy(), g, rtol=1e-3, atol=1e-5, err_msg=name)

@@ -460,6 +460,9 @@ def workloads(quick: bool) -> List[Workload]:
     for b in (1, 64, 512):
         out.append(Workload(f"mlp_step_b{b}", f"MLP 784-256-128-10 training step, batch {b}", {"batch": b}, _mlp_step(b),
                             tol=(1e-4, 1e-5)))
+    from .bench_conv import conv_workloads  # imports this module: deferred to avoid a cycle
+
+    out += conv_workloads(quick)
     steps = 20 if quick else 300
     out.append(Workload("peak_rss_mlp", f"peak RSS of a fresh process training the MLP at batch 64 for {steps} steps",
                         {"batch": 64, "steps": steps}, _not_timed, frameworks=(BP_CPU, NUMPY, TORCH), kind="rss", unit="MB"))

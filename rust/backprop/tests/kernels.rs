@@ -265,3 +265,68 @@ fn conv2d_matches_direct_convolution() {
         }
     }
 }
+
+/// argmax/argmin along each dim (the reduced axis innermost or not, which take different
+/// kernels), with NaNs placed so that "NaN wins, the first NaN stays" is exercised, and min/max/sum
+/// over a pooling-window axis of a tensor large enough to run the row kernels in parallel.
+#[test]
+fn arg_reductions_and_window_axis_reductions_match_naive() {
+    manual_seed(11);
+    let dims = [6usize, 5, 7];
+    let mut vals = randn(&dims).to_f64_vec().unwrap();
+    vals[17] = f64::NAN;
+    vals[17 + 35] = f64::NAN; // same (j, k) one step along dim 0: the first must be reported
+    vals[40] = f64::NAN;
+    let x = Tensor::from_f64s(vals.clone(), dims.to_vec().into(), DType::F32, Device::Cpu).unwrap();
+    let xv = x.to_f64_vec().unwrap();
+    for d in 0..3 {
+        for max in [true, false] {
+            let got = if max {
+                x.argmax(Some(d as i64), false)
+            } else {
+                x.argmin(Some(d as i64), false)
+            };
+            let got = got.unwrap().to_vec::<i64>().unwrap();
+            let mut out_dims = dims.to_vec();
+            out_dims.remove(d);
+            for (o, &g) in got.iter().enumerate() {
+                let oi = unravel(o, &out_dims);
+                let at = |i: usize| {
+                    let mut idx = oi.clone();
+                    idx.insert(d, i);
+                    xv[(idx[0] * dims[1] + idx[1]) * dims[2] + idx[2]]
+                };
+                let mut best = 0usize;
+                for i in 1..dims[d] {
+                    let (v, b) = (at(i), at(best));
+                    if !b.is_nan() && (v.is_nan() || (max && v > b) || (!max && v < b)) {
+                        best = i;
+                    }
+                }
+                assert_eq!(
+                    g as usize,
+                    best,
+                    "arg{} along {d} at {oi:?}",
+                    if max { "max" } else { "min" }
+                );
+            }
+        }
+    }
+    // [N, C, k, L] as max-pooling builds it, reduced over the window axis k
+    let (n, c, k, l) = (16usize, 6, 4, 196);
+    let w = randn(&[n, c, k, l]);
+    let wf = w.to_dtype(DType::F32).unwrap();
+    let v = wf.to_f64_vec().unwrap();
+    let s = wf.sum(&[2i64], false).unwrap().to_f64_vec().unwrap();
+    let mx = wf.amax(&[2i64], false).unwrap().to_f64_vec().unwrap();
+    let mn = wf.amin(&[2i64], false).unwrap().to_f64_vec().unwrap();
+    for a in 0..n * c {
+        for j in 0..l {
+            let col: Vec<f64> = (0..k).map(|i| v[(a * k + i) * l + j]).collect();
+            let o = a * l + j;
+            assert!((s[o] - col.iter().sum::<f64>()).abs() < 1e-5);
+            assert_eq!(mx[o], col.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+            assert_eq!(mn[o], col.iter().copied().fold(f64::INFINITY, f64::min));
+        }
+    }
+}

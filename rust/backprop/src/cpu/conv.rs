@@ -16,6 +16,23 @@ fn contiguous<'a, T: Element>(x: &'a [T], l: &Layout) -> Result<std::borrow::Cow
     }
 }
 
+/// The output positions `j < len_out` whose input index `j * stride + off` lies in `0..len_in`:
+/// a contiguous range, since the index grows with `j`.
+fn valid_range(len_out: usize, stride: usize, off: isize, len_in: usize) -> (usize, usize) {
+    let lo = if off < 0 {
+        ((-off) as usize).div_ceil(stride)
+    } else {
+        0
+    };
+    let last = len_in as isize - 1 - off;
+    let hi = if last < 0 {
+        0
+    } else {
+        (last as usize / stride + 1).min(len_out)
+    };
+    (lo.min(hi), hi)
+}
+
 pub fn unfold<T: Element>(x: &[T], l: &Layout, w: &Window, pad: T) -> Result<Vec<T>> {
     let d = l.dims();
     let (n, c, h, wd) = (d[0], d[1], d[2], d[3]);
@@ -46,13 +63,20 @@ pub fn unfold<T: Element>(x: &[T], l: &Layout, w: &Window, pad: T) -> Result<Vec
                         continue;
                     }
                     let xrow = &xin[hi as usize * wd..(hi as usize + 1) * wd];
-                    for (oj, v) in seg.iter_mut().enumerate() {
-                        let wj = (oj * sw + kj * dw) as isize - pw;
-                        *v = if wj < 0 || wj >= wd as isize {
-                            pad
-                        } else {
-                            xrow[wj as usize]
-                        };
+                    // the columns that land inside the row, found once, so the copy below has no
+                    // per-element bounds test (and is a memcpy at stride 1)
+                    let off = (kj * dw) as isize - pw;
+                    let (lo, hi) = valid_range(ow, sw, off, wd);
+                    seg[..lo].iter_mut().for_each(|v| *v = pad);
+                    seg[hi..].iter_mut().for_each(|v| *v = pad);
+                    let start = (lo as isize * sw as isize + off) as usize;
+                    if sw == 1 {
+                        seg[lo..hi].copy_from_slice(&xrow[start..start + (hi - lo)]);
+                    } else {
+                        for (v, &s) in seg[lo..hi].iter_mut().zip(xrow[start..].iter().step_by(sw))
+                        {
+                            *v = s;
+                        }
                     }
                 }
             }
@@ -75,7 +99,7 @@ pub fn fold<T: Element>(
     l: &Layout,
     w: &Window,
     out_hw: (usize, usize),
-    add: fn(T, T) -> T,
+    add: impl Fn(T, T) -> T + Sync,
 ) -> Result<Vec<T>> {
     let d = l.dims();
     let (kh, kw) = w.kernel;
@@ -105,10 +129,20 @@ pub fn fold<T: Element>(
                         continue;
                     }
                     let orow = &mut o[hi as usize * wd..(hi as usize + 1) * wd];
-                    for oj in 0..ow {
-                        let wj = (oj * sw + kj * dw) as isize - pw;
-                        if wj >= 0 && wj < wd as isize {
-                            orow[wj as usize] = add(orow[wj as usize], row[oi * ow + oj]);
+                    let off = (kj * dw) as isize - pw;
+                    let (lo, hi) = valid_range(ow, sw, off, wd);
+                    if lo == hi {
+                        continue;
+                    }
+                    let start = (lo as isize * sw as isize + off) as usize;
+                    let seg = &row[oi * ow + lo..oi * ow + hi];
+                    if sw == 1 {
+                        for (y, &v) in orow[start..start + (hi - lo)].iter_mut().zip(seg) {
+                            *y = add(*y, v);
+                        }
+                    } else {
+                        for (y, &v) in orow[start..].iter_mut().step_by(sw).zip(seg) {
+                            *y = add(*y, v);
                         }
                     }
                 }

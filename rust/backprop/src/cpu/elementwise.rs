@@ -180,12 +180,52 @@ pub fn select<T: Element>(
         "where",
         [cl, tl, fl],
         |[oc, ot, of], [sc, st, sf], out: &mut [T]| {
-            for (j, y) in out.iter_mut().enumerate() {
-                *y = if c[oc + j * sc] != 0 {
-                    t[ot + j * st]
-                } else {
-                    f[of + j * sf]
-                };
+            let n = out.len();
+            // the patterns of gradient rules (ReLU, clamp, max: `where(mask, g, 0)`) as slice
+            // loops the vectoriser turns into blends
+            match (sc, st, sf) {
+                (1, 1, 1) => {
+                    let (c, t, f) = (&c[oc..oc + n], &t[ot..ot + n], &f[of..of + n]);
+                    dispatch(
+                        #[inline(always)]
+                        || {
+                            for (((y, &c), &t), &f) in out.iter_mut().zip(c).zip(t).zip(f) {
+                                *y = if c != 0 { t } else { f };
+                            }
+                        },
+                    );
+                }
+                (1, 1, 0) => {
+                    let (c, t, f) = (&c[oc..oc + n], &t[ot..ot + n], f[of]);
+                    dispatch(
+                        #[inline(always)]
+                        || {
+                            for ((y, &c), &t) in out.iter_mut().zip(c).zip(t) {
+                                *y = if c != 0 { t } else { f };
+                            }
+                        },
+                    );
+                }
+                (1, 0, 1) => {
+                    let (c, t, f) = (&c[oc..oc + n], t[ot], &f[of..of + n]);
+                    dispatch(
+                        #[inline(always)]
+                        || {
+                            for ((y, &c), &f) in out.iter_mut().zip(c).zip(f) {
+                                *y = if c != 0 { t } else { f };
+                            }
+                        },
+                    );
+                }
+                _ => {
+                    for (j, y) in out.iter_mut().enumerate() {
+                        *y = if c[oc + j * sc] != 0 {
+                            t[ot + j * st]
+                        } else {
+                            f[of + j * sf]
+                        };
+                    }
+                }
             }
         },
     )

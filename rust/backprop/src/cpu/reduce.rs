@@ -59,7 +59,12 @@ pub fn int_sum(x: &[i64]) -> i64 {
     x.iter().fold(0i64, |a, &b| a.wrapping_add(b))
 }
 
-fn reduce_contig<T: Element>(x: &[T], op: ReduceOp, sum: fn(&[T]) -> T, add: fn(T, T) -> T) -> T {
+fn reduce_contig<T: Element>(
+    x: &[T],
+    op: ReduceOp,
+    sum: impl Fn(&[T]) -> T + Sync + Send + Copy,
+    add: impl Fn(T, T) -> T + Sync + Send + Copy,
+) -> T {
     match op {
         ReduceOp::Sum => {
             if go_parallel(x.len()) && x.len() > 2 * REDUCE_BLOCK {
@@ -88,8 +93,9 @@ pub fn reduce<T: Element>(
     l: &Layout,
     op: ReduceOp,
     dims: &[usize],
-    sum: fn(&[T]) -> T,
-    add: fn(T, T) -> T,
+    // generic, not `fn` pointers: the element combiner must inline into the row loops below
+    sum: impl Fn(&[T]) -> T + Sync + Send + Copy,
+    add: impl Fn(T, T) -> T + Sync + Send + Copy,
 ) -> Result<Vec<T>> {
     let rank = l.rank();
     let out_dims: Vec<usize> = (0..rank)
@@ -140,9 +146,21 @@ pub fn reduce<T: Element>(
         return Ok(out);
     }
 
-    // Case 2: the kept dims form a contiguous run (e.g. summing over the batch dim of [B, N]):
-    // accumulate whole rows, in blocks of rows for accuracy.
-    if kept_layout.is_contiguous() && op == ReduceOp::Sum {
+    // Case 2: the innermost kept dim is contiguous in memory (summing over the batch dim of
+    // [B, N], over a pooling window of [N, C, k, L], a bias gradient's [N, C, H, W] -> C is not
+    // this but the general case): combine whole rows of that dim at once, so the inner loop walks
+    // contiguous memory and vectorises; sums go in blocks of rows for accuracy.
+    if kept_layout.rank() >= 1 && kept_layout.strides()[kept_layout.rank() - 1] == 1 {
+        let last = kept_layout.rank() - 1;
+        let inner = kept_layout.dims()[last];
+        let outer = kept_layout.select(last, 0);
+        let mut row_starts = Vec::with_capacity(outer.numel());
+        let oplan = StridedPlan::new([&outer]);
+        oplan.for_each_run(0, oplan.outer_count(), |[o], _| {
+            for j in 0..oplan.inner_len {
+                row_starts.push(o + j * oplan.inner_strides[0]);
+            }
+        });
         let rows = StridedPlan::new([&red_layout]);
         let mut offsets = Vec::with_capacity(red_n);
         rows.for_each_run(0, rows.outer_count(), |[o], _| {
@@ -150,32 +168,24 @@ pub fn reduce<T: Element>(
                 offsets.push(o + j * rows.inner_strides[0]);
             }
         });
-        let base = l.offset();
-        const ROW_BLOCK: usize = 64;
-        let accumulate = |out: &mut [T], col0: usize| {
-            let w = out.len();
-            let mut block = vec![T::ZERO; w];
-            for rows in offsets.chunks(ROW_BLOCK) {
-                for v in block.iter_mut() {
-                    *v = T::ZERO;
-                }
-                for &ro in rows {
-                    let row = &x[base + ro + col0..base + ro + col0 + w];
-                    for (b, &v) in block.iter_mut().zip(row) {
-                        *b = add(*b, v);
-                    }
-                }
-                for (o, &b) in out.iter_mut().zip(&block) {
-                    *o = add(*o, b);
-                }
-            }
+        let run = |out: &mut [T], base: usize| match op {
+            ReduceOp::Sum => combine_rows(x, &offsets, out, base, add),
+            ReduceOp::Max => combine_rows(x, &offsets, out, base, max_nan),
+            ReduceOp::Min => combine_rows(x, &offsets, out, base, min_nan),
         };
-        if go_parallel(n_out * red_n) && n_out >= 256 {
-            out.par_chunks_mut(256)
+        const COLS: usize = 256;
+        if go_parallel(n_out * red_n) && row_starts.len() == 1 {
+            out.par_chunks_mut(COLS)
                 .enumerate()
-                .for_each(|(c, piece)| accumulate(piece, c * 256));
+                .for_each(|(c, piece)| run(piece, row_starts[0] + c * COLS));
+        } else if go_parallel(n_out * red_n) {
+            out.par_chunks_mut(inner)
+                .zip(row_starts.par_iter())
+                .for_each(|(piece, &b)| run(piece, b));
         } else {
-            accumulate(&mut out, 0);
+            for (piece, &b) in out.chunks_mut(inner).zip(&row_starts) {
+                run(piece, b);
+            }
         }
         return Ok(out);
     }
@@ -199,6 +209,40 @@ pub fn reduce<T: Element>(
     Ok(out)
 }
 
+/// `out[j] = comb over r of x[base + offsets[r] + j]`, in blocks of 64 rows (a sum's rounding
+/// error then grows with the number of blocks, not of rows).
+fn combine_rows<T: Element>(
+    x: &[T],
+    offsets: &[usize],
+    out: &mut [T],
+    base: usize,
+    comb: impl Fn(T, T) -> T,
+) {
+    const ROW_BLOCK: usize = 64;
+    let w = out.len();
+    let mut block = vec![T::ZERO; w];
+    super::simd::dispatch(
+        #[inline(always)]
+        || {
+            for (bi, rows) in offsets.chunks(ROW_BLOCK).enumerate() {
+                block.copy_from_slice(&x[base + rows[0]..base + rows[0] + w]);
+                for &ro in &rows[1..] {
+                    for (b, &v) in block.iter_mut().zip(&x[base + ro..base + ro + w]) {
+                        *b = comb(*b, v);
+                    }
+                }
+                if bi == 0 {
+                    out.copy_from_slice(&block);
+                } else {
+                    for (o, &b) in out.iter_mut().zip(&block) {
+                        *o = comb(*o, b);
+                    }
+                }
+            }
+        },
+    );
+}
+
 /// Index of the max/min along `dim` (first on ties; NaN counts as the extreme, like PyTorch).
 pub fn arg_reduce<T: Element>(
     x: &[T],
@@ -219,30 +263,62 @@ pub fn arg_reduce<T: Element>(
             outer_strides(&outer, dim),
             outer.offset(),
         )],
-        |[o], [s], out: &mut [i64]| {
-            for (j, y) in out.iter_mut().enumerate() {
-                let base = o + j * s;
-                let mut best = x[base];
-                let mut bi = 0usize;
-                #[allow(clippy::eq_op)]
-                for i in 1..len {
-                    let v = x[base + i * stride];
-                    if best != best {
-                        break;
-                    }
-                    let better = match op {
-                        ArgReduceOp::ArgMax => v > best || v != v,
-                        ArgReduceOp::ArgMin => v < best || v != v,
-                    };
-                    if better {
-                        best = v;
-                        bi = i;
-                    }
-                }
-                *y = bi as i64;
-            }
+        |[o], [s], out: &mut [i64]| match op {
+            ArgReduceOp::ArgMax => arg_run(x, o, s, stride, len, out, |v, best| v > best),
+            ArgReduceOp::ArgMin => arg_run(x, o, s, stride, len, out, |v, best| v < best),
         },
     )
+}
+
+/// One run of `arg_reduce`: `out[j]` is the index along the reduced axis of the extreme of
+/// `x[o + j*s + i*stride]` over `i`. `better(v, best)` is the strict comparison; NaN wins and the
+/// first NaN stays.
+#[inline(always)]
+#[allow(clippy::eq_op)] // `v != v` is the NaN test for a generic Element
+fn arg_run<T: Element>(
+    x: &[T],
+    o: usize,
+    s: usize,
+    stride: usize,
+    len: usize,
+    out: &mut [i64],
+    better: impl Fn(T, T) -> bool,
+) {
+    let take = |v: T, best: T| (better(v, best) || v != v) && best == best;
+    if s == 1 && len > 1 {
+        // the reduced axis is not the innermost one (pooling windows, `max(dim=0)`): sweep the
+        // reduced axis outermost so the inner loop walks contiguous memory and vectorises
+        let n = out.len();
+        let mut best = x[o..o + n].to_vec();
+        out.iter_mut().for_each(|y| *y = 0);
+        super::simd::dispatch(
+            #[inline(always)]
+            || {
+                for i in 1..len {
+                    let row = &x[o + i * stride..o + i * stride + n];
+                    for ((b, y), &v) in best.iter_mut().zip(out.iter_mut()).zip(row) {
+                        let t = take(v, *b);
+                        *b = if t { v } else { *b };
+                        *y = if t { i as i64 } else { *y };
+                    }
+                }
+            },
+        );
+        return;
+    }
+    for (j, y) in out.iter_mut().enumerate() {
+        let base = o + j * s;
+        let mut best = x[base];
+        let mut bi = 0usize;
+        for i in 1..len {
+            let v = x[base + i * stride];
+            if take(v, best) {
+                best = v;
+                bi = i;
+            }
+        }
+        *y = bi as i64;
+    }
 }
 
 /// Strides of a keepdim output viewed over the input: the selected-away dim gets stride 0.

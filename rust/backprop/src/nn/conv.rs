@@ -99,7 +99,12 @@ pub fn conv2d(
         rhs: weight.shape().clone(),
         detail: format!(": the kernel size {kh}x{kw} (dilation {dilation:?}) is larger than the padded input {}x{}", h + 2 * pad.0, wd + 2 * pad.1),
     })?;
-    let cols = x.unfold(w, 0.0)?; // [N, C*kh*kw, L]
+    let cols = if (kh, kw, stride, pad) == (1, 1, (1, 1), (0, 0)) {
+        // a 1x1 convolution's columns are the input itself: a view, no im2col copy
+        x.reshape([n, c, oh * ow])?
+    } else {
+        x.unfold(w, 0.0)? // [N, C*kh*kw, L]
+    };
     let k = cg * kh * kw;
     let out = if groups == 1 {
         weight.reshape([o, k])?.matmul(&cols)? // [O, K] @ [N, K, L] -> [N, O, L]
