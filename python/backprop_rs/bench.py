@@ -505,10 +505,15 @@ class Plan:
     # framework's pool go idle, so the interleaving spreads machine noise without one framework's
     # threads stealing the cores from the next.
     settle_s: float = 0.0
+    # Untimed calls of the same runner after the settle pause, for about this long. Measured here,
+    # the first ~10-40 ms of work after a 0.15 s idle run up to 2x slow for every framework (NumPy's
+    # exp of 2M floats: 1.9 ms, then 1.5, 1.1, 1.0 ms): the CPU (a VM's vCPU) ramps back up. Without
+    # this, a sample of a few long calls (a LeNet step) would time the ramp more than the work.
+    rewarm_s: float = 0.0
 
 
 FULL = Plan(warmup_s=0.3, min_warmup=2, sample_s=0.05, budget_s=3.0, min_rounds=7, max_rounds=21, rss_repeats=3, import_repeats=9,
-            settle_s=0.15)
+            settle_s=0.15, rewarm_s=0.05)
 QUICK = Plan(warmup_s=0.0, min_warmup=1, sample_s=0.002, budget_s=0.0, min_rounds=3, max_rounds=3, rss_repeats=1, import_repeats=2)
 
 
@@ -526,6 +531,17 @@ def _warm_up(r: Runner, plan: Plan) -> Tuple[Any, float]:
         if first is None:
             first = out
     return first, statistics.median(times)
+
+
+def _rewarm(r: Runner, seconds: float) -> None:
+    """Calls the runner, untimed, until ``seconds`` have passed (at least once)."""
+    start = time.perf_counter()
+    while True:
+        out = r.fn()
+        if r.finish is not None:
+            r.finish(out)
+        if time.perf_counter() - start >= seconds:
+            return
 
 
 def _sample(r: Runner, k: int) -> float:
@@ -602,6 +618,8 @@ def run_timed(env: Env, w: Workload, plan: Plan, progress: Any) -> Dict[str, Cel
                         continue
                     if plan.settle_s:
                         time.sleep(plan.settle_s)
+                    if plan.rewarm_s:
+                        _rewarm(runners[fw], plan.rewarm_s)
                     try:
                         cells[fw].samples.append(_sample(runners[fw], cells[fw].inner))
                     except Exception as e:

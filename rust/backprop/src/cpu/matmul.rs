@@ -132,6 +132,14 @@ impl MatmulElement for i64 {
     }
 }
 
+/// Products below this many multiply-adds (m*n*k) run on one thread. Inside a training step the
+/// pool's workers have gone to sleep between kernels, and waking them (a futex round trip per
+/// fork) costs more than the second core gives back on mid-size products. Measured on the 2-vCPU
+/// VM this was tuned on (MLP 784-256-128-10 step, median of 400): threading above 2M gave b64 at
+/// 0.83 ms, above 16M 0.70 ms, above 32M 0.65 ms; b512 and the LeNet step did not change beyond
+/// noise. Back-to-back large products (sgemm 512+) still thread.
+const GEMM_THREAD_MIN_MNK: f64 = 32.0 * 1024.0 * 1024.0;
+
 /// `[..., m, k] @ [..., k, n]` with identical batch dims (possibly stride 0 from broadcasting).
 pub fn matmul<T: MatmulElement>(a: &[T], al: &Layout, b: &[T], bl: &Layout) -> Result<Vec<T>> {
     let shape = out_shape(al, bl);
@@ -167,7 +175,7 @@ pub fn matmul<T: MatmulElement>(a: &[T], al: &Layout, b: &[T], bl: &Layout) -> R
                 b.as_ptr().add(ob),
                 rrs,
                 rcs,
-                !par_batches && flops > 32768.0,
+                !par_batches && flops > GEMM_THREAD_MIN_MNK,
             );
         }
     };
