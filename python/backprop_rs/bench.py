@@ -359,18 +359,56 @@ def _graph_4op(env: Env, fw: str) -> Runner:
     return _wrap_bp(env, fw, fwd_bwd_bp)
 
 
-def bp_mlp(bp: Any, params: Sequence[Any], device: str = "cpu") -> Any:
-    """The backprop_rs model of the MLP workloads, loaded with ``params`` (NumpyMLP's layout)."""
+def _mlp_layers(nn: Any) -> List[Any]:
+    """The MLP's layers in any framework with PyTorch's ``nn`` names (backprop_rs, PyTorch)."""
     layers: List[Any] = []
     for i, (fan_in, fan_out) in enumerate(zip(MLP_SIZES[:-1], MLP_SIZES[1:])):
         if i:
-            layers.append(bp.nn.ReLU())
-        layers.append(bp.nn.Linear(fan_in, fan_out))
-    model = bp.nn.Sequential(*layers)
-    with bp.no_grad():
+            layers.append(nn.ReLU())
+        layers.append(nn.Linear(fan_in, fan_out))
+    return layers
+
+
+def load_model(fw_module: Any, layers: Callable[[Any], List[Any]], params: Sequence[Any], device: str = "cpu") -> Any:
+    """``nn.Sequential(*layers(fw_module.nn))`` of backprop_rs or PyTorch, loaded with the NumPy
+    ``params`` (in ``parameters()`` order), on ``device``."""
+    model = fw_module.nn.Sequential(*layers(fw_module.nn))
+    with fw_module.no_grad():
         for p, a in zip(model.parameters(), params):
-            p.copy_(bp.tensor(a))
+            p.copy_(fw_module.tensor(a))
     return model.to(device)
+
+
+def bp_mlp(bp: Any, params: Sequence[Any], device: str = "cpu") -> Any:
+    """The backprop_rs model of the MLP workloads, loaded with ``params`` (NumpyMLP's layout)."""
+    return load_model(bp, _mlp_layers, params, device)
+
+
+def train_step_runner(env: Env, fw: str, layers: Callable[[Any], List[Any]], params: Sequence[Any], x: Any, y: Any) -> Runner:
+    """A framework's training step for the model ``layers`` builds, loaded with ``params``: forward,
+    cross-entropy, backward, SGD (momentum 0.9) step, zero_grad; returns the loss. (NumPy's step is
+    hand-written per model, so not here.)"""
+    if fw == TORCH:
+        t = env.torch
+        model = load_model(t, layers, params)
+        tx, ty = t.tensor(x), t.tensor(y)
+        mod = t
+    else:
+        mod = env.bp
+        dev = _bp_device(fw)
+        model = load_model(mod, layers, params, dev)
+        tx, ty = mod.tensor(x).to(dev), mod.tensor(y).to(dev)
+    opt = mod.optim.SGD(model.parameters(), lr=MLP_LR, momentum=MLP_MOMENTUM)
+    loss_fn = mod.nn.CrossEntropyLoss()
+
+    def step() -> Any:
+        loss = loss_fn(model(tx), ty)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        return loss
+
+    return Runner(step) if fw == TORCH else _wrap_bp(env, fw, step)
 
 
 def _mlp_step(batch: int) -> Callable[[Env, str], Runner]:
@@ -387,44 +425,7 @@ def _mlp_step(batch: int) -> Callable[[Env, str], Runner]:
         if fw == NUMPY:
             mlp = NumpyMLP(params)
             return Runner(lambda: mlp.step(x, y))
-        if fw == TORCH:
-            t = env.torch
-            layers: List[Any] = []
-            for i, (fan_in, fan_out) in enumerate(zip(MLP_SIZES[:-1], MLP_SIZES[1:])):
-                if i:
-                    layers.append(t.nn.ReLU())
-                layers.append(t.nn.Linear(fan_in, fan_out))
-            tmodel = t.nn.Sequential(*layers)
-            with t.no_grad():
-                for p, a in zip(tmodel.parameters(), params):
-                    p.copy_(t.from_numpy(a))
-            topt = t.optim.SGD(tmodel.parameters(), lr=MLP_LR, momentum=MLP_MOMENTUM)
-            tloss = t.nn.CrossEntropyLoss()
-            tx, ty = t.tensor(x), t.tensor(y)
-
-            def step_torch() -> Any:
-                loss = tloss(tmodel(tx), ty)
-                loss.backward()
-                topt.step()
-                topt.zero_grad()
-                return loss
-
-            return Runner(step_torch)
-        bp = env.bp
-        dev = _bp_device(fw)
-        model = bp_mlp(bp, params, dev)
-        opt = bp.optim.SGD(model.parameters(), lr=MLP_LR, momentum=MLP_MOMENTUM)
-        loss_fn = bp.nn.CrossEntropyLoss()
-        bx, by = bp.tensor(x).to(dev), bp.tensor(y).to(dev)
-
-        def step_bp() -> Any:
-            loss = loss_fn(model(bx), by)
-            loss.backward()
-            opt.step()
-            opt.zero_grad()
-            return loss
-
-        return _wrap_bp(env, fw, step_bp)
+        return train_step_runner(env, fw, _mlp_layers, params, x, y)
 
     return make
 

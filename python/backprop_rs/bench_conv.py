@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any, List, Optional, Sequence, Tuple
 
-from .bench import MLP_LR, MLP_MOMENTUM, NUMPY, TORCH, Env, NumpyMLP, Runner, Workload, _bp_device, _rng, _wrap_bp
+from .bench import NUMPY, TORCH, Env, NumpyMLP, Runner, Workload, _bp_device, _rng, _wrap_bp, load_model, train_step_runner
 
 # (name, batch, in channels, out channels, kernel, stride, padding, input size): the shape classes
 # of a ResNet-50 at batch 8: the 7x7/2 stem, 3x3 convs at each stage's width, and a 1x1 expansion
@@ -139,11 +139,7 @@ def _lenet_layers(nn: Any) -> List[Any]:
 
 def bp_lenet(bp: Any, params: Sequence[Any], device: str = "cpu") -> Any:
     """The backprop_rs LeNet-5 of the bench, loaded with ``params`` (NumpyLeNet's layout)."""
-    model = bp.nn.Sequential(*_lenet_layers(bp.nn))
-    with bp.no_grad():
-        for p, a in zip(model.parameters(), params):
-            p.copy_(bp.tensor(a))
-    return model.to(device)
+    return load_model(bp, _lenet_layers, params, device)
 
 
 def _lenet_step(batch: int):
@@ -159,39 +155,7 @@ def _lenet_step(batch: int):
         if fw == NUMPY:
             net = NumpyLeNet(params)
             return Runner(lambda: net.step(x, y))
-        if fw == TORCH:
-            t = env.torch
-            tmodel = t.nn.Sequential(*_lenet_layers(t.nn))
-            with t.no_grad():
-                for p, a in zip(tmodel.parameters(), params):
-                    p.copy_(t.from_numpy(a))
-            topt = t.optim.SGD(tmodel.parameters(), lr=MLP_LR, momentum=MLP_MOMENTUM)
-            tloss = t.nn.CrossEntropyLoss()
-            tx, ty = t.tensor(x), t.tensor(y)
-
-            def step_torch() -> Any:
-                loss = tloss(tmodel(tx), ty)
-                loss.backward()
-                topt.step()
-                topt.zero_grad()
-                return loss
-
-            return Runner(step_torch)
-        bp = env.bp
-        dev = _bp_device(fw)
-        model = bp_lenet(bp, params, dev)
-        opt = bp.optim.SGD(model.parameters(), lr=MLP_LR, momentum=MLP_MOMENTUM)
-        loss_fn = bp.nn.CrossEntropyLoss()
-        bx, by = bp.tensor(x).to(dev), bp.tensor(y).to(dev)
-
-        def step_bp() -> Any:
-            loss = loss_fn(model(bx), by)
-            loss.backward()
-            opt.step()
-            opt.zero_grad()
-            return loss
-
-        return _wrap_bp(env, fw, step_bp)
+        return train_step_runner(env, fw, _lenet_layers, params, x, y)
 
     return make
 
