@@ -368,10 +368,33 @@ def _np_conv_t(x, w, stride, padding, output_padding=0):
     return full[:, :, p:p + hout, p:p + wout]
 
 
-def _np_pool(x, k, stride, pad, kind):
-    value = -np.inf if kind == "max" else 0.0
-    cols, oh, ow = _np_unfold(x, (k, k), (stride, stride), (pad, pad), (1, 1), value)
-    return cols.max(axis=(2, 3)) if kind == "max" else cols.mean(axis=(2, 3))
+def _np_pool(x, k, stride, pad, kind, ceil_mode=False, count_include_pad=True, divisor_override=None):
+    """PyTorch's pooling, written out window by window: output sizes round up under ceil_mode
+    (but no window starts in the bottom/right padding); a window is clipped to the padded input,
+    and an average divides by the clipped window's size (count_include_pad), by the number of real
+    elements in it, or by divisor_override."""
+    n, c, h, w = x.shape
+
+    def out_len(size):
+        o = (size + 2 * pad - k + (stride - 1 if ceil_mode else 0)) // stride + 1
+        if ceil_mode and (o - 1) * stride >= size + pad:
+            o -= 1
+        return o
+
+    oh, ow = out_len(h), out_len(w)
+    res = np.zeros((n, c, oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            h0, w0 = i * stride - pad, j * stride - pad
+            h1, w1 = min(h0 + k, h + pad), min(w0 + k, w + pad)
+            hs, ws, he, we = max(h0, 0), max(w0, 0), min(h1, h), min(w1, w)
+            win = x[:, :, hs:he, ws:we]
+            if kind == "max":
+                res[:, :, i, j] = win.max(axis=(2, 3))
+            else:
+                div = divisor_override or ((h1 - h0) * (w1 - w0) if count_include_pad else (he - hs) * (we - ws))
+                res[:, :, i, j] = win.sum(axis=(2, 3)) / div
+    return res
 
 
 def _np_adaptive(x, out):
@@ -407,6 +430,18 @@ def pool_samples(rng):
         Sample([rng.normal(size=(2, 3, 6, 6))], dict(k=2, stride=2, pad=0), "k2"),
         Sample([rng.normal(size=(1, 2, 7, 5))], dict(k=3, stride=2, pad=1), "k3-pad"),
         Sample([rng.normal(size=(1, 2, 6, 6))], dict(k=2, stride=1, pad=0), "overlap-noncontig", noncontig=True),
+        # partial windows at the bottom/right: 8 -> 4 (not 3) and 7 -> 3 rows; with padding, the
+        # last window may not start in the padding (7 + 2*1 -> 4, not 5)
+        Sample([rng.normal(size=(1, 2, 8, 7))], dict(k=3, stride=2, pad=0, ceil_mode=True), "ceil"),
+        Sample([rng.normal(size=(1, 2, 7, 6))], dict(k=3, stride=2, pad=1, ceil_mode=True), "ceil-pad"),
+    ]
+
+
+def avg_pool_samples(rng):
+    return pool_samples(rng) + [
+        Sample([rng.normal(size=(1, 2, 7, 5))], dict(k=3, stride=2, pad=1, count_include_pad=False), "exclude-pad"),
+        Sample([rng.normal(size=(1, 2, 7, 6))], dict(k=3, stride=2, pad=1, ceil_mode=True, count_include_pad=False), "ceil-exclude-pad"),
+        Sample([rng.normal(size=(1, 2, 6, 6))], dict(k=2, stride=2, pad=0, divisor_override=3.0), "divisor"),
     ]
 
 
@@ -517,8 +552,8 @@ OPS: List[OpInfo] = [
            lambda x, w, stride, padding, output_padding: _np_conv_t(x, w, stride, padding, output_padding),
            lambda rng: [Sample([rng.normal(size=(2, 3, 3, 4)), rng.normal(size=(3, 2, 3, 3))], dict(stride=2, padding=1, output_padding=1), "s2p1op1"),
                         Sample([rng.normal(size=(1, 2, 4, 4)), rng.normal(size=(2, 3, 2, 2))], dict(stride=1, padding=0, output_padding=0), "s1")], atol=1e-5),
-    OpInfo("max_pool2d", lambda x, k, stride, pad: F.max_pool2d(x, k, stride, pad), lambda x, k, stride, pad: _np_pool(x, k, stride, pad, "max"), pool_samples),
-    OpInfo("avg_pool2d", lambda x, k, stride, pad: F.avg_pool2d(x, k, stride, pad), lambda x, k, stride, pad: _np_pool(x, k, stride, pad, "avg"), pool_samples),
+    OpInfo("max_pool2d", lambda x, k, stride, pad, **kw: F.max_pool2d(x, k, stride, pad, **kw), lambda x, k, stride, pad, **kw: _np_pool(x, k, stride, pad, "max", **kw), pool_samples),
+    OpInfo("avg_pool2d", lambda x, k, stride, pad, **kw: F.avg_pool2d(x, k, stride, pad, **kw), lambda x, k, stride, pad, **kw: _np_pool(x, k, stride, pad, "avg", **kw), avg_pool_samples),
     OpInfo("adaptive_avg_pool2d", lambda x, out: F.adaptive_avg_pool2d(x, out), _np_adaptive,
            lambda rng: [Sample([rng.normal(size=(2, 3, 7, 5))], dict(out=(3, 2)), "uneven"), Sample([rng.normal(size=(1, 2, 4, 4))], dict(out=(2, 2)), "even")]),
     OpInfo("pad_constant", lambda x: F.pad(x, (1, 2, 2, 0), value=0.5), lambda x: np.pad(x, ((0, 0), (2, 0), (1, 2)), constant_values=0.5), view_samples),

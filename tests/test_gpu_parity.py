@@ -525,6 +525,8 @@ CONV = {
     "max_pool2d": (lambda x: F.max_pool2d(x, 2), [(2, 3, 8, 6)]),
     "max_pool2d_pad": (lambda x: F.max_pool2d(x, 3, 2, 1), [(1, 2, 9, 7)]),
     "avg_pool2d": (lambda x: F.avg_pool2d(x, 2, 1), [(2, 3, 5, 6)]),
+    "max_pool2d_ceil": (lambda x: F.max_pool2d(x, 3, 2, 1, ceil_mode=True), [(1, 2, 8, 7)]),
+    "avg_pool2d_ceil_exclude_pad": (lambda x: F.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False), [(1, 2, 8, 7)]),
     "adaptive_avg_pool2d": (lambda x: F.adaptive_avg_pool2d(x, (3, 2)), [(2, 2, 7, 5)]),
     "unfold": (lambda x: F.unfold(x, (2, 3), padding=1, stride=(2, 1)), [(2, 3, 6, 5)]),
     "fold": (lambda c: F.fold(c, (5, 6), (2, 2), stride=1), [(2, 3 * 4, 4 * 5)]),

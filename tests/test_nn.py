@@ -264,6 +264,14 @@ def test_conv_layers_and_lenet():
     out, idx = nn.MaxPool2d(2, return_indices=True)(bp.arange(16).float().reshape(1, 1, 4, 4))
     assert out.tolist() == [[[[5.0, 7.0], [13.0, 15.0]]]] and idx.tolist() == [[[[5, 7], [13, 15]]]]
     assert nn.AvgPool2d(2)(bp.ones(1, 1, 4, 4)).tolist() == [[[[1.0, 1.0], [1.0, 1.0]]]]
+    # ceil_mode: 5x5 with window 2 -> 3x3, the last row/column of windows partial; indices still
+    # point into the 5x5 input (the maxima of arange sit at each window's bottom-right element)
+    out, idx = nn.MaxPool2d(2, return_indices=True, ceil_mode=True)(bp.arange(25).float().reshape(1, 1, 5, 5))
+    assert idx.tolist() == [[[[6, 8, 9], [16, 18, 19], [21, 23, 24]]]]
+    assert out.tolist() == [[[[6.0, 8.0, 9.0], [16.0, 18.0, 19.0], [21.0, 23.0, 24.0]]]]
+    # a partial window averages only what it covers; divisor_override replaces the count
+    assert nn.AvgPool2d(2, ceil_mode=True)(bp.ones(1, 1, 3, 3)).tolist() == [[[[1.0, 1.0], [1.0, 1.0]]]]
+    assert nn.AvgPool2d(2, divisor_override=2)(bp.ones(1, 1, 2, 2)).tolist() == [[[[2.0]]]]
     assert nn.AdaptiveAvgPool2d((1, 1))(bp.ones(2, 3, 5, 7)).shape == (2, 3, 1, 1)
     bn = nn.BatchNorm2d(3)
     y = bn(bp.randn(4, 3, 5, 5) * 3 + 2).detach().numpy()

@@ -123,18 +123,13 @@ pub fn max_pool2d(
     ceil_mode: bool,
     return_indices: bool,
 ) -> PyResult<Py<PyAny>> {
-    if ceil_mode {
-        return Err(PyValueError::new_err(
-            "max_pool2d: ceil_mode=True is not supported",
-        ));
-    }
     let k = pair(kernel_size, "kernel_size")?;
     let stride = opt_pair(stride, "stride")?;
     let padding = opt_pair(padding, "padding")?.unwrap_or((0, 0));
     let dilation = opt_pair(dilation, "dilation")?.unwrap_or((1, 1));
     let x = &input.inner;
     let (out, idx) = work(py, x.numel(), || {
-        conv::max_pool2d(x, k, stride, padding, dilation, return_indices)
+        conv::max_pool2d(x, k, stride, padding, dilation, ceil_mode, return_indices)
     })
     .py()?;
     let out = Bound::new(py, wrap(out))?.into_any();
@@ -157,18 +152,21 @@ pub fn avg_pool2d(
     count_include_pad: bool,
     divisor_override: Option<f64>,
 ) -> PyResult<PyTensor> {
-    if ceil_mode || divisor_override.is_some() {
-        return Err(PyValueError::new_err(
-            "avg_pool2d: ceil_mode=True and divisor_override are not supported",
-        ));
-    }
     let k = pair(kernel_size, "kernel_size")?;
     let stride = opt_pair(stride, "stride")?;
     let padding = opt_pair(padding, "padding")?.unwrap_or((0, 0));
     let x = &input.inner;
     Ok(wrap(
         work(py, x.numel(), || {
-            conv::avg_pool2d(x, k, stride, padding, count_include_pad)
+            conv::avg_pool2d(
+                x,
+                k,
+                stride,
+                padding,
+                ceil_mode,
+                count_include_pad,
+                divisor_override,
+            )
         })
         .py()?,
     ))

@@ -1215,13 +1215,13 @@ fn convolution_family_and_gradients() {
     );
     check(
         "max_pool2d",
-        |v| Ok(conv::max_pool2d(&v[0], (2, 2), None, (0, 0), (1, 1), false)?.0),
+        |v| Ok(conv::max_pool2d(&v[0], (2, 2), None, (0, 0), (1, 1), false, false)?.0),
         &[x.clone()],
         RED,
     );
     check(
         "avg_pool2d",
-        |v| conv::avg_pool2d(&v[0], (3, 3), Some((2, 2)), (1, 1), false),
+        |v| conv::avg_pool2d(&v[0], (3, 3), Some((2, 2)), (1, 1), false, false, None),
         &[x.clone()],
         RED,
     );

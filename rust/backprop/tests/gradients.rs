@@ -347,17 +347,17 @@ fn convolution_and_pooling_rules() {
     );
     check(
         "max_pool2d",
-        |v| Ok(conv::max_pool2d(&v[0], (2, 2), None, (0, 0), (1, 1), false)?.0),
+        |v| Ok(conv::max_pool2d(&v[0], (2, 2), None, (0, 0), (1, 1), false, false)?.0),
         &[x.clone()],
     );
     check(
         "max_pool2d_pad",
-        |v| Ok(conv::max_pool2d(&v[0], (3, 3), Some((2, 2)), (1, 1), (1, 1), false)?.0),
+        |v| Ok(conv::max_pool2d(&v[0], (3, 3), Some((2, 2)), (1, 1), (1, 1), false, false)?.0),
         &[x.clone()],
     );
     check(
         "avg_pool2d",
-        |v| conv::avg_pool2d(&v[0], (2, 3), Some((1, 2)), (1, 1), false),
+        |v| conv::avg_pool2d(&v[0], (2, 3), Some((1, 2)), (1, 1), false, false, None),
         &[x.clone()],
     );
     check(

@@ -213,6 +213,12 @@ pub fn conv_transpose2d(
     unbatch(out, unb)
 }
 
+/// A pooling window over `x`, its output size, and the extra bottom/right padding `ceil_mode`
+/// needs. With `ceil_mode` the output size rounds up, as in PyTorch, except that a window may
+/// not start in the bottom/right padding (`(out - 1) * stride >= in + pad` drops the last one);
+/// the partial windows at the end then read the extra rows/columns, which the caller fills with
+/// a value that does not count (-inf for max, 0 for sums).
+#[allow(clippy::too_many_arguments)]
 fn pool_window(
     op: &'static str,
     x: &Tensor,
@@ -220,43 +226,90 @@ fn pool_window(
     stride: Option<(usize, usize)>,
     padding: (usize, usize),
     dilation: (usize, usize),
-) -> Result<(Window, usize, usize)> {
+    ceil_mode: bool,
+) -> Result<(Window, usize, usize, (usize, usize))> {
     if padding.0 * 2 > kernel.0 || padding.1 * 2 > kernel.1 {
         return Err(Error::invalid(
             op,
             format!("padding {padding:?} should be at most half of the kernel size {kernel:?}"),
         ));
     }
+    let stride = stride.unwrap_or(kernel);
+    if kernel.0 == 0
+        || kernel.1 == 0
+        || stride.0 == 0
+        || stride.1 == 0
+        || dilation.0 == 0
+        || dilation.1 == 0
+    {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "kernel {kernel:?}, stride {stride:?} and dilation {dilation:?} must be positive"
+            ),
+        ));
+    }
+    let too_large = || Error::InvalidShape {
+        op,
+        shape: x.shape().clone(),
+        msg: format!("the pooling window {kernel:?} is larger than the padded input"),
+    };
+    let out_len = |len: usize, k: usize, s: usize, p: usize, d: usize| -> Option<(usize, usize)> {
+        let span = d * (k - 1) + 1;
+        let padded = len + 2 * p;
+        if padded < span {
+            return None;
+        }
+        let mut out = (padded - span + if ceil_mode { s - 1 } else { 0 }) / s + 1;
+        if ceil_mode && (out - 1) * s >= len + p {
+            out -= 1;
+        }
+        Some((out, ((out - 1) * s + span).saturating_sub(padded)))
+    };
+    let (h, wd) = (x.dims()[2], x.dims()[3]);
+    let (oh, eh) = out_len(h, kernel.0, stride.0, padding.0, dilation.0).ok_or_else(too_large)?;
+    let (ow, ew) = out_len(wd, kernel.1, stride.1, padding.1, dilation.1).ok_or_else(too_large)?;
     let w = Window {
         kernel,
-        stride: stride.unwrap_or(kernel),
+        stride,
         padding,
         dilation,
     };
-    let (oh, ow) = w
-        .out_hw(x.dims()[2], x.dims()[3])
-        .ok_or_else(|| Error::InvalidShape {
-            op,
-            shape: x.shape().clone(),
-            msg: format!("the pooling window {kernel:?} is larger than the padded input"),
-        })?;
-    Ok((w, oh, ow))
+    Ok((w, oh, ow, (eh, ew)))
+}
+
+/// `x` with `extra` more rows and columns of `value` at the bottom/right (ceil-mode pooling).
+fn pad_end(x: &Tensor, extra: (usize, usize), value: f64) -> Result<Tensor> {
+    if extra == (0, 0) {
+        return Ok(x.clone());
+    }
+    pad(x, &[0, extra.1, 0, extra.0], PadMode::Constant, value)
 }
 
 /// Max-pooling; also returns, when asked, the flat index (into H*W) of each maximum, as PyTorch.
+#[allow(clippy::too_many_arguments)]
 pub fn max_pool2d(
     x: &Tensor,
     kernel: (usize, usize),
     stride: Option<(usize, usize)>,
     padding: (usize, usize),
     dilation: (usize, usize),
+    ceil_mode: bool,
     return_indices: bool,
 ) -> Result<(Tensor, Option<Tensor>)> {
     let (x, unb) = batched("max_pool2d", x)?;
-    let (w, oh, ow) = pool_window("max_pool2d", &x, kernel, stride, padding, dilation)?;
+    let (w, oh, ow, extra) = pool_window(
+        "max_pool2d",
+        &x,
+        kernel,
+        stride,
+        padding,
+        dilation,
+        ceil_mode,
+    )?;
     let (n, c, h, wd) = (x.dims()[0], x.dims()[1], x.dims()[2], x.dims()[3]);
     let kk = kernel.0 * kernel.1;
-    let cols = x
+    let cols = pad_end(&x, extra, f64::NEG_INFINITY)?
         .unfold(w, f64::NEG_INFINITY)?
         .reshape([n, c, kk, oh * ow])?;
     // gather at the arg-max: the gradient flows to the chosen element only (PyTorch's rule)
@@ -267,7 +320,7 @@ pub fn max_pool2d(
     }
     let positions = Tensor::arange(0.0, (h * wd) as f64, 1.0, DType::I64, x.device())?
         .reshape([1, 1, h, wd])?;
-    let pos_cols = positions
+    let pos_cols = pad_end(&positions, extra, -1.0)?
         .unfold(w, -1.0)?
         .reshape([1, 1, kk, oh * ow])?
         .broadcast_to(&Shape::new(vec![n, c, kk, oh * ow]))?;
@@ -275,27 +328,61 @@ pub fn max_pool2d(
     Ok((out, Some(unbatch(idx, unb)?)))
 }
 
-/// Average pooling (`count_include_pad`: padded zeros count in the divisor, PyTorch's default).
+/// Average pooling. The divisor is, as in PyTorch: `divisor_override` when given; else the
+/// number of window positions inside the padded input (`count_include_pad`, the default) or
+/// inside the input itself; the rows/columns `ceil_mode` adds never count.
+#[allow(clippy::too_many_arguments)]
 pub fn avg_pool2d(
     x: &Tensor,
     kernel: (usize, usize),
     stride: Option<(usize, usize)>,
     padding: (usize, usize),
+    ceil_mode: bool,
     count_include_pad: bool,
+    divisor_override: Option<f64>,
 ) -> Result<Tensor> {
     let (x, unb) = batched("avg_pool2d", x)?;
-    let (w, oh, ow) = pool_window("avg_pool2d", &x, kernel, stride, padding, (1, 1))?;
-    let (n, c) = (x.dims()[0], x.dims()[1]);
+    let (w, oh, ow, extra) =
+        pool_window("avg_pool2d", &x, kernel, stride, padding, (1, 1), ceil_mode)?;
+    let (n, c, h, wd) = (x.dims()[0], x.dims()[1], x.dims()[2], x.dims()[3]);
     let kk = kernel.0 * kernel.1;
-    let sums = x
+    let sums = pad_end(&x, extra, 0.0)?
         .unfold(w, 0.0)?
         .reshape([n, c, kk, oh * ow])?
         .sum(&[2usize], false)?;
-    let out = if count_include_pad || padding == (0, 0) {
+    let out = if let Some(d) = divisor_override {
+        if d == 0.0 {
+            return Err(Error::invalid(
+                "avg_pool2d",
+                "divisor_override must not be zero",
+            ));
+        }
+        sums.div_scalar(d)?
+    } else if extra == (0, 0) && (count_include_pad || padding == (0, 0)) {
         sums.div_scalar(kk as f64)?
     } else {
-        let ones = Tensor::ones([1, 1, x.dims()[2], x.dims()[3]], x.dtype(), x.device())?;
-        let counts = ones.unfold(w, 0.0)?.sum(&[1usize], false)?; // [1, L]
+        // count the positions that do count: ones over the counted region, zeros elsewhere
+        let counted = if count_include_pad {
+            Tensor::ones(
+                [1, 1, h + 2 * padding.0, wd + 2 * padding.1],
+                x.dtype(),
+                x.device(),
+            )?
+        } else {
+            pad(
+                &Tensor::ones([1, 1, h, wd], x.dtype(), x.device())?,
+                &[padding.1, padding.1, padding.0, padding.0],
+                PadMode::Constant,
+                0.0,
+            )?
+        };
+        let whole = Window {
+            padding: (0, 0),
+            ..w
+        };
+        let counts = pad_end(&counted, extra, 0.0)?
+            .unfold(whole, 0.0)?
+            .sum(&[1usize], false)?; // [1, L]
         sums.div(&counts.reshape([1, 1, oh * ow])?)?
     };
     unbatch(out.reshape([n, c, oh, ow])?, unb)

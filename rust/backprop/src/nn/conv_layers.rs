@@ -85,6 +85,8 @@ pub struct MaxPool2d {
     pub kernel: (usize, usize),
     pub stride: Option<(usize, usize)>,
     pub padding: (usize, usize),
+    /// Round the output size up (partial windows at the end), as PyTorch's `ceil_mode`.
+    pub ceil_mode: bool,
 }
 
 impl MaxPool2d {
@@ -93,13 +95,23 @@ impl MaxPool2d {
             kernel,
             stride: None,
             padding: (0, 0),
+            ceil_mode: false,
         }
     }
 }
 
 impl Module for MaxPool2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(conv::max_pool2d(x, self.kernel, self.stride, self.padding, (1, 1), false)?.0)
+        Ok(conv::max_pool2d(
+            x,
+            self.kernel,
+            self.stride,
+            self.padding,
+            (1, 1),
+            self.ceil_mode,
+            false,
+        )?
+        .0)
     }
 }
 
@@ -109,6 +121,8 @@ pub struct AvgPool2d {
     pub kernel: (usize, usize),
     pub stride: Option<(usize, usize)>,
     pub padding: (usize, usize),
+    /// Round the output size up (partial windows at the end), as PyTorch's `ceil_mode`.
+    pub ceil_mode: bool,
 }
 
 impl AvgPool2d {
@@ -117,13 +131,22 @@ impl AvgPool2d {
             kernel,
             stride: None,
             padding: (0, 0),
+            ceil_mode: false,
         }
     }
 }
 
 impl Module for AvgPool2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        conv::avg_pool2d(x, self.kernel, self.stride, self.padding, true)
+        conv::avg_pool2d(
+            x,
+            self.kernel,
+            self.stride,
+            self.padding,
+            self.ceil_mode,
+            true,
+            None,
+        )
     }
 }
 
