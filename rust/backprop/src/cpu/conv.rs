@@ -66,14 +66,14 @@ pub fn unfold<T: Element>(x: &[T], l: &Layout, w: &Window, pad: T) -> Result<Vec
                     // the columns that land inside the row, found once, so the copy below has no
                     // per-element bounds test (and is a memcpy at stride 1)
                     let off = (kj * dw) as isize - pw;
-                    let (lo, hi) = valid_range(ow, sw, off, wd);
-                    seg[..lo].iter_mut().for_each(|v| *v = pad);
-                    seg[hi..].iter_mut().for_each(|v| *v = pad);
-                    let start = (lo as isize * sw as isize + off) as usize;
+                    let (c0, c1) = valid_range(ow, sw, off, wd);
+                    seg[..c0].iter_mut().for_each(|v| *v = pad);
+                    seg[c1..].iter_mut().for_each(|v| *v = pad);
+                    let start = (c0 as isize * sw as isize + off) as usize;
                     if sw == 1 {
-                        seg[lo..hi].copy_from_slice(&xrow[start..start + (hi - lo)]);
+                        seg[c0..c1].copy_from_slice(&xrow[start..start + (c1 - c0)]);
                     } else {
-                        for (v, &s) in seg[lo..hi].iter_mut().zip(xrow[start..].iter().step_by(sw))
+                        for (v, &s) in seg[c0..c1].iter_mut().zip(xrow[start..].iter().step_by(sw))
                         {
                             *v = s;
                         }
@@ -130,14 +130,14 @@ pub fn fold<T: Element>(
                     }
                     let orow = &mut o[hi as usize * wd..(hi as usize + 1) * wd];
                     let off = (kj * dw) as isize - pw;
-                    let (lo, hi) = valid_range(ow, sw, off, wd);
-                    if lo == hi {
+                    let (c0, c1) = valid_range(ow, sw, off, wd);
+                    if c0 == c1 {
                         continue;
                     }
-                    let start = (lo as isize * sw as isize + off) as usize;
-                    let seg = &row[oi * ow + lo..oi * ow + hi];
+                    let start = (c0 as isize * sw as isize + off) as usize;
+                    let seg = &row[oi * ow + c0..oi * ow + c1];
                     if sw == 1 {
-                        for (y, &v) in orow[start..start + (hi - lo)].iter_mut().zip(seg) {
+                        for (y, &v) in orow[start..start + (c1 - c0)].iter_mut().zip(seg) {
                             *y = add(*y, v);
                         }
                     } else {
@@ -159,4 +159,37 @@ pub fn fold<T: Element>(
             .for_each(|(p, o)| acc(p, o));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_range;
+
+    #[test]
+    fn valid_range_matches_brute_force() {
+        for len_out in 0..7 {
+            for stride in 1..4 {
+                for off in -6isize..8 {
+                    for len_in in 0..9 {
+                        let inside: Vec<usize> = (0..len_out)
+                            .filter(|&j| {
+                                let i = j as isize * stride as isize + off;
+                                i >= 0 && i < len_in as isize
+                            })
+                            .collect();
+                        let (c0, c1) = valid_range(len_out, stride, off, len_in);
+                        let want = inside
+                            .first()
+                            .map_or((c0, c0), |&a| (a, inside.last().unwrap() + 1));
+                        assert_eq!(
+                            (c0, c1),
+                            want,
+                            "len_out {len_out} stride {stride} off {off} len_in {len_in}"
+                        );
+                        assert_eq!(c1 - c0, inside.len());
+                    }
+                }
+            }
+        }
+    }
 }
