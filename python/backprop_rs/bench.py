@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import inspect
+import itertools
 import json
 import math
 import os
@@ -384,24 +385,42 @@ def bp_mlp(bp: Any, params: Sequence[Any], device: str = "cpu") -> Any:
     return load_model(bp, _mlp_layers, params, device)
 
 
+def step_batches(rng: Any, batch: int, shape: Sequence[int], classes: int) -> Tuple[Any, Any]:
+    """A pool of random batches ``[k, batch, *shape]`` and labels ``[k, batch]`` that the training
+    workloads cycle through, ``k * batch`` >= 1024 examples. Stepping on ONE batch over and over
+    (thousands of times per workload) drives its loss to zero within a few dozen steps; the
+    gradients then underflow to denormals, whose arithmetic is ~100x slower on x86 (measured here:
+    the b1 backward went from 56 to 150 us after 50 steps on one example), so the bench would time
+    the denormal penalty instead of the step. With a pool, every framework sees the same data."""
+    import numpy as np
+
+    k = max(1, -(-1024 // batch))
+    x = rng.standard_normal((k, batch, *shape), dtype=np.float32)
+    y = rng.integers(0, classes, (k, batch), dtype=np.int64)
+    return x, y
+
+
 def train_step_runner(env: Env, fw: str, layers: Callable[[Any], List[Any]], params: Sequence[Any], x: Any, y: Any) -> Runner:
     """A framework's training step for the model ``layers`` builds, loaded with ``params``: forward,
-    cross-entropy, backward, SGD (momentum 0.9) step, zero_grad; returns the loss. (NumPy's step is
-    hand-written per model, so not here.)"""
+    cross-entropy, backward, SGD (momentum 0.9) step, zero_grad, on the next batch of the pool
+    ``x``/``y`` (from ``step_batches``); returns the loss. (NumPy's step is hand-written per model,
+    so not here.)"""
     if fw == TORCH:
         t = env.torch
         model = load_model(t, layers, params)
-        tx, ty = t.tensor(x), t.tensor(y)
+        batches = [(t.tensor(xb), t.tensor(yb)) for xb, yb in zip(x, y)]
         mod = t
     else:
         mod = env.bp
         dev = _bp_device(fw)
         model = load_model(mod, layers, params, dev)
-        tx, ty = mod.tensor(x).to(dev), mod.tensor(y).to(dev)
+        batches = [(mod.tensor(xb).to(dev), mod.tensor(yb).to(dev)) for xb, yb in zip(x, y)]
     opt = mod.optim.SGD(model.parameters(), lr=MLP_LR, momentum=MLP_MOMENTUM)
     loss_fn = mod.nn.CrossEntropyLoss()
+    order = itertools.cycle(batches)
 
     def step() -> Any:
+        tx, ty = next(order)
         loss = loss_fn(model(tx), ty)
         loss.backward()
         opt.step()
@@ -411,20 +430,28 @@ def train_step_runner(env: Env, fw: str, layers: Callable[[Any], List[Any]], par
     return Runner(step) if fw == TORCH else _wrap_bp(env, fw, step)
 
 
+def numpy_step_runner(net: Any, x: Any, y: Any) -> Runner:
+    """The hand-written NumPy step (``NumpyMLP`` or a subclass) over the same pool of batches."""
+    order = itertools.cycle(range(len(x)))
+
+    def step() -> Any:
+        i = next(order)
+        return net.step(x[i], y[i])
+
+    return Runner(step)
+
+
 def _mlp_step(batch: int) -> Callable[[Env, str], Runner]:
-    """A training step of a 784-256-128-10 ReLU MLP on one random batch: forward, cross-entropy,
+    """A training step of a 784-256-128-10 ReLU MLP on random batches (a pool, see `step_batches`): forward, cross-entropy,
     backward, SGD (momentum 0.9) step, zero_grad. All frameworks start from the same weights, so
     the first step's losses must agree (the result check)."""
 
     def make(env: Env, fw: str) -> Runner:
-        np = env.np
         rng = _rng(env)
         params = NumpyMLP.init_params(rng)
-        x = rng.standard_normal((batch, MLP_SIZES[0]), dtype=np.float32)
-        y = rng.integers(0, MLP_SIZES[-1], batch, dtype=np.int64)
+        x, y = step_batches(rng, batch, (MLP_SIZES[0],), MLP_SIZES[-1])
         if fw == NUMPY:
-            mlp = NumpyMLP(params)
-            return Runner(lambda: mlp.step(x, y))
+            return numpy_step_runner(NumpyMLP(params), x, y)
         return train_step_runner(env, fw, _mlp_layers, params, x, y)
 
     return make

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any, List, Optional, Sequence, Tuple
 
-from .bench import NUMPY, TORCH, Env, NumpyMLP, Runner, Workload, _bp_device, _rng, _wrap_bp, load_model, train_step_runner
+from .bench import NUMPY, TORCH, Env, NumpyMLP, Runner, Workload, _bp_device, _rng, _wrap_bp, load_model, numpy_step_runner, step_batches, train_step_runner
 
 # (name, batch, in channels, out channels, kernel, stride, padding, input size): the shape classes
 # of a ResNet-50 at batch 8: the 7x7/2 stem, 3x3 convs at each stage's width, and a 1x1 expansion
@@ -143,18 +143,16 @@ def bp_lenet(bp: Any, params: Sequence[Any], device: str = "cpu") -> Any:
 
 
 def _lenet_step(batch: int):
-    """A LeNet-5 training step on a random 1x28x28 batch: forward, cross-entropy, backward, SGD
-    (momentum 0.9), zero_grad; the first step's loss is the result check."""
+    """A LeNet-5 training step on random 1x28x28 batches (a pool cycled through, see
+    ``step_batches``): forward, cross-entropy, backward, SGD (momentum 0.9), zero_grad; the first
+    step's loss is the result check."""
 
     def make(env: Env, fw: str) -> Runner:
-        np = env.np
         rng = _rng(env)
         params = NumpyLeNet.init_params(rng)
-        x = rng.standard_normal((batch, 1, 28, 28), dtype=np.float32)
-        y = rng.integers(0, 10, batch, dtype=np.int64)
+        x, y = step_batches(rng, batch, (1, 28, 28), 10)
         if fw == NUMPY:
-            net = NumpyLeNet(params)
-            return Runner(lambda: net.step(x, y))
+            return numpy_step_runner(NumpyLeNet(params), x, y)
         return train_step_runner(env, fw, _lenet_layers, params, x, y)
 
     return make
