@@ -38,6 +38,7 @@ from ._core import (
     is_grad_enabled,
     linspace,
     manual_seed,
+    set_flush_denormal,
     ones,
     ones_like,
     rand,

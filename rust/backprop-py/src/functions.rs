@@ -390,6 +390,15 @@ pub fn manual_seed(seed: i64) {
     backprop::manual_seed(seed as u64);
 }
 
+/// `torch.set_flush_denormal`: flush denormal floats to zero in the CPU kernels (on the calling
+/// thread, whose NumPy work it affects too, as in PyTorch, and on the compute pool's threads).
+/// Returns whether the CPU supports it.
+#[pyfunction]
+pub fn set_flush_denormal(py: Python<'_>, mode: bool) -> bool {
+    // the pool's workers are reached through rayon, which must not wait on the GIL
+    py.detach(|| backprop::cpu::denormal::set_flush_denormal(mode))
+}
+
 // ------------------------------------------------------------------ combinators
 
 #[pyfunction]
@@ -816,7 +825,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         arange,
         linspace,
         eye,
-        manual_seed
+        manual_seed,
+        set_flush_denormal
     );
     add!(
         cat,

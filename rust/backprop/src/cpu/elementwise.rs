@@ -279,6 +279,7 @@ macro_rules! unary_arms {
     };
 }
 
+#[allow(clippy::redundant_closure)] // the closures are the point: see the comment inside
 pub fn unary_f32(x: &[f32], l: &Layout, op: UnaryOp) -> Result<Vec<f32>> {
     unary_arms!(
         op.name(),

@@ -2,6 +2,7 @@
 
 pub mod buffer;
 pub mod conv;
+pub mod denormal;
 pub mod elementwise;
 pub mod features;
 pub mod index;
