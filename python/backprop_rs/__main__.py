@@ -13,6 +13,8 @@ import sys
 import time
 from typing import List, Optional
 
+from .bench import cli as bench_cli  # argparse only: the bench's flags, not the bench
+
 # Defaults per mode, chosen so each reaches its accuracy target on the digits in a few seconds
 # on a 2-core machine (see README / the training issue's note for measured numbers).
 MODE_DEFAULTS = {
@@ -174,9 +176,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from . import bench
+    from .bench.runner import run
 
-    return bench.run(args)
+    return run(args)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -211,14 +213,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     demo.set_defaults(func=_demo)
 
     be = sub.add_parser("bench", help="time backprop_rs against NumPy (and PyTorch when installed); see BENCHMARKS.md",
-                        description="Runs each workload for backprop_rs, NumPy and PyTorch (when installed) in one process, "
-                                    "interleaved round by round, and reports median times and the ratio to the best peer.")
-    be.add_argument("--json", metavar="FILE", default=None, help="write machine-readable results (all raw samples) to FILE")
-    be.add_argument("--plot", metavar="PNG", default=None, help="draw a bar chart to PNG (needs matplotlib)")
-    be.add_argument("--quick", action="store_true", help="tiny sizes and repeats, for CI: proves every path runs, measures nothing")
-    be.add_argument("--device", default="cpu", help="backprop_rs columns to run: cpu, gpu or cpu,gpu (default cpu)")
-    be.add_argument("--only", default=None, metavar="NAME,...", help="run only these workloads (see --list)")
-    be.add_argument("--list", action="store_true", help="list the workloads and exit")
+                        description=bench_cli.DESCRIPTION)
+    bench_cli.add_arguments(be)
     be.set_defaults(func=_bench)
 
     args = parser.parse_args(argv)
