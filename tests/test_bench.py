@@ -1,6 +1,7 @@
 """`backprop-rs bench`: the command runs, its JSON has the documented shape, every framework that
-ran produced a positive finite median (no timing thresholds: CI machines are noisy), the package
-imports one way, and the hand-written NumPy peers compute the same gradients and updates as
+ran produced a positive finite median (no timing thresholds: CI machines are noisy), the header
+and JSON tell the truth about the peers (BLAS, kernel, threads, overrides), the package imports
+one way, and the hand-written NumPy peers compute the same gradients and updates as
 backprop_rs."""
 
 import ast
@@ -17,7 +18,7 @@ import pytest
 
 import backprop_rs as bp
 from backprop_rs.__main__ import main
-from backprop_rs.bench import frameworks, nets
+from backprop_rs.bench import frameworks, machine, nets, peers, report
 from backprop_rs.bench.workloads import all_workloads
 
 QUICK_WORKLOADS = ["add_16M", "graph_4op_fwd_bwd", "mlp_step_b64", "conv_7x7s2_3to64_224px", "lenet_step_b64",
@@ -83,6 +84,19 @@ def test_throughput_and_subprocess_extras(quick_run):
     rss = w["peak_rss_mlp"]["results"]
     assert rss["backprop_rs-cpu"]["details"][0]["engine_loaded"] is True
     assert rss["numpy"]["details"][0]["engine_loaded"] is False
+    assert w["peak_rss_mlp"]["child_threads"] == quick_run["machine_info"]["threads"]
+
+
+def test_json_records_the_peers(quick_run):
+    p = quick_run["peers"]
+    assert p["threads"] == quick_run["machine_info"]["threads"]
+    for key in ("threadpoolctl", "cpu_simd_level", "environment", "warnings", "notes", "rerun_command", "libraries"):
+        assert key in p, key
+    assert p["numpy"]["version"] == np.__version__
+    if importlib.util.find_spec("threadpoolctl") is None:
+        assert p["threadpoolctl"] is None and p["libraries"] is None
+        assert any("threadpoolctl is not installed" in n for n in p["notes"])
+    assert (p["torch"] is None) == (importlib.util.find_spec("torch") is None)
 
 
 def test_unknown_workload_and_device(capsys):
@@ -213,6 +227,169 @@ def test_numpy_lenet_step_matches_backprop_rs(rng):
     for (name, p), g in zip(model.named_parameters(), grads_np):
         assert p.grad.shape == g.shape, name
         np.testing.assert_allclose(p.grad.numpy(), g, rtol=1e-3, atol=1e-5, err_msg=name)
+
+
+# ------------------------------------------------------------------ the header tells the truth about the peers
+
+AVX512_FLAGS = {"sse2", "sse4_2", "avx", "avx2", "fma", "avx512f"}
+KERNEL_VARS = (*peers.KERNEL_VARS, *peers.TUNING_VARS)
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    """No kernel override in the environment, and a CPU with AVX-512, whatever machine runs this."""
+    for var in KERNEL_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(machine, "cpu_flags", lambda *a: set(AVX512_FLAGS))
+    return monkeypatch
+
+
+def test_forced_old_kernel_warns_loudly_with_the_rerun_command(clean_env, tmp_path, capsys):
+    clean_env.setenv("OPENBLAS_CORETYPE", "Haswell")
+    path = tmp_path / "forced.json"
+    assert main(["bench", "--quick", "--only", "graph_4op_fwd_bwd", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    command = f"env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE backprop-rs bench --quick --only graph_4op_fwd_bwd " \
+              f"--json {path}"
+    header = out.split("workload ")[0]
+    assert "!! WARNING: OPENBLAS_CORETYPE=Haswell forces OpenBLAS" in header
+    assert "avx512" in header and "SkylakeX-class" in header
+    assert command in header
+    assert f"rerun: {command}" in out.split("workload ")[-1]  # repeated after the table
+    doc = json.loads(path.read_text())
+    p = doc["peers"]
+    assert p["environment"]["OPENBLAS_CORETYPE"] == "Haswell"
+    assert p["forced_by"] == ["OPENBLAS_CORETYPE"]
+    assert p["rerun_command"] == command
+    assert any("OPENBLAS_CORETYPE=Haswell" in w for w in p["warnings"])
+    assert p["cpu_simd_level"] == "avx512"
+
+
+def test_no_warning_without_overrides(clean_env, capsys):
+    assert main(["bench", "--quick", "--only", "graph_4op_fwd_bwd"]) == 0
+    out = capsys.readouterr().out
+    assert "WARNING" not in out and "env -u" not in out
+
+
+@pytest.mark.parametrize("var,value,forced", [
+    ("OPENBLAS_CORETYPE", "SkylakeX", False),  # what this CPU would pick anyway
+    ("OPENBLAS_CORETYPE", "sandybridge", True),  # OpenBLAS compares names case-insensitively
+    ("OPENBLAS_CORETYPE", "NoSuchCore", False),  # OpenBLAS ignores it; a note, not a warning
+    ("MKL_ENABLE_INSTRUCTIONS", "AVX2", True),
+    ("MKL_CBWR", "AUTO", False),
+    ("MKL_CBWR", "AVX,STRICT", True),
+    ("MKL_DEBUG_CPU_TYPE", "5", True),
+    ("ATEN_CPU_CAPABILITY", "avx2", True),
+    ("ATEN_CPU_CAPABILITY", "avx512", False),
+])
+def test_each_override_is_ranked_against_the_cpu(clean_env, var, value, forced):
+    clean_env.setenv(var, value)
+    p = peers.describe(np, None, 2, ["--quick"], cpu_level=machine.simd_level(AVX512_FLAGS))
+    assert p["environment"][var] == value
+    assert (p["forced_by"] == [var]) is forced
+    if forced:
+        assert p["rerun_command"].startswith(f"env -u {var} ")
+        assert p["rerun_command"].endswith(" backprop-rs bench --quick")
+    else:
+        assert p["rerun_command"] is None
+        assert any(n.startswith(f"{var}={value} is set") for n in p["notes"])
+
+
+def test_numpy_feature_overrides_are_ranked():
+    # names as NumPy spells them; disabling a feature drops NumPy to the level below it
+    assert peers.requested_level("NPY_DISABLE_CPU_FEATURES", "AVX512F AVX512_SKX") == 3
+    assert peers.requested_level("NPY_DISABLE_CPU_FEATURES", "AVX2,FMA3") == 2
+    assert peers.requested_level("NPY_ENABLE_CPU_FEATURES", "SSE SSE2 SSE3 SSSE3 SSE41 POPCNT SSE42") == 1
+    assert peers.requested_level("NPY_DISABLE_CPU_FEATURES", "") is None
+
+
+def test_cpu_levels_from_flags():
+    assert machine.LEVEL_NAMES[machine.simd_level(AVX512_FLAGS)] == "avx512"
+    assert machine.LEVEL_NAMES[machine.simd_level({"sse2", "avx", "avx2", "fma"})] == "avx2"
+    assert machine.LEVEL_NAMES[machine.simd_level({"sse2", "avx", "avx2"})] == "avx"  # AVX2 without FMA
+    assert machine.simd_level({"fp", "asimd"}) is None  # Arm: not ranked
+    assert machine.simd_level(None) is None
+
+
+class FakeThreadpoolctl(types.ModuleType):
+    """threadpoolctl's two calls, over one OpenBLAS library with a settable thread count."""
+
+    def __init__(self, architecture):
+        super().__init__("threadpoolctl")
+        self.__version__ = "0.0-fake"
+        self.lib = {"user_api": "blas", "internal_api": "openblas", "prefix": "libopenblas", "version": "0.3.99",
+                    "threading_layer": "pthreads", "architecture": architecture, "num_threads": 8,
+                    "filepath": "/fake/numpy.libs/libopenblas.so"}
+
+    def threadpool_info(self):
+        return [dict(self.lib)]
+
+    def threadpool_limits(self, limits, user_api):
+        assert user_api == "blas"
+        before = self.lib["num_threads"]
+        self.lib["num_threads"] = limits
+        lib = self.lib
+        return types.SimpleNamespace(restore_original_limits=lambda: lib.update(num_threads=before))
+
+
+class FakeTorch:
+    """The few torch calls the peers' description makes."""
+
+    __version__ = "9.9-fake"
+    __file__ = "/fake/torch/__init__.py"
+
+    def __init__(self):
+        self.threads = 16
+        self.backends = types.SimpleNamespace(cpu=types.SimpleNamespace(get_cpu_capability=lambda: "AVX2"))
+        config = "  - Build settings: BLAS_INFO=mkl, BUILD_TYPE=Release, LAPACK_INFO=mkl"  # as torch prints it
+        self.__config__ = types.SimpleNamespace(show=lambda: config)
+
+    def get_num_threads(self):
+        return self.threads
+
+    def set_num_threads(self, n):
+        self.threads = n
+
+
+def test_peers_are_pinned_to_backprop_rs_threads_and_restored(clean_env):
+    tpc = FakeThreadpoolctl("SkylakeX")
+    clean_env.setitem(sys.modules, "threadpoolctl", tpc)
+    torch = FakeTorch()
+    p = peers.describe(np, torch, 2, cpu_level=machine.simd_level(AVX512_FLAGS))
+    assert p["threadpoolctl"] == "0.0-fake"
+    assert [lib["architecture"] for lib in p["numpy"]["blas"]] == ["SkylakeX"]
+    assert p["torch"]["cpu_capability"] == "AVX2" and p["torch"]["blas"] == "mkl"
+    with peers.pinned_threads(p, torch):
+        assert tpc.lib["num_threads"] == 2 and torch.threads == 2
+        assert p["numpy"]["threads"] == 2 and p["numpy"]["blas"][0]["num_threads_default"] == 8
+        assert p["torch"]["threads"] == 2 and p["torch"]["threads_default"] == 16
+        lines = "\n".join(report.peer_lines(p))
+    assert tpc.lib["num_threads"] == 8 and torch.threads == 16  # restored
+    assert "threads: every framework runs with 2 threads" in lines
+    assert "OpenBLAS 0.3.99, kernel SkylakeX, pthreads threading, 2 threads (default 8)" in lines
+    assert "torch: ATen CPU capability AVX2, BLAS mkl, 2 threads (default 16)" in lines
+    assert p["warnings"] == []
+
+
+def test_old_kernel_seen_without_an_override_is_a_warning(clean_env):
+    # OpenBLAS can pick an old kernel on its own (a VM hiding CPU flags, a build without newer
+    # kernels): threadpoolctl's "architecture" shows it even with no variable set
+    clean_env.setitem(sys.modules, "threadpoolctl", FakeThreadpoolctl("Haswell"))
+    p = peers.describe(np, None, 2, cpu_level=machine.simd_level(AVX512_FLAGS))
+    assert len(p["warnings"]) == 1 and "runs its Haswell kernels" in p["warnings"][0]
+    assert "no override is set" in p["warnings"][0]
+    assert p["rerun_command"] is None  # there is nothing to unset
+
+
+def test_real_threadpoolctl_pins_numpy_blas():
+    tpc = pytest.importorskip("threadpoolctl")
+    p = peers.describe(np, None, 1)
+    assert p["numpy"]["blas"], "threadpoolctl found no BLAS in NumPy"
+    before = [lib["num_threads"] for lib in tpc.threadpool_info() if lib["user_api"] == "blas"]
+    with peers.pinned_threads(p, None):
+        assert all(lib["num_threads"] == 1 for lib in tpc.threadpool_info() if lib["user_api"] == "blas")
+        assert p["numpy"]["threads"] == 1
+    assert [lib["num_threads"] for lib in tpc.threadpool_info() if lib["user_api"] == "blas"] == before
 
 
 # ------------------------------------------------------------------ the package imports one way

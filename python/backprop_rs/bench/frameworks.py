@@ -27,6 +27,7 @@ class Env:
     quick: bool
     frameworks: list[str]  # columns that run, in display order
     gpu_note: str | None = None  # why the GPU column is missing, or which adapter it uses
+    threads: int | None = None  # the thread count every framework runs with (backprop_rs's)
 
 
 def import_torch() -> Any:

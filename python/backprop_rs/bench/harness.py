@@ -233,9 +233,25 @@ def run_timed(env: Env, w: Workload, plan: Plan, progress: Any) -> dict[str, Cel
 
 
 CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_child.py")
-def run_child(args: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
+# Thread-count variables that BLAS/OpenMP libraries and rayon read at start-up: a child that
+# computes gets the run's thread count through them (threadpoolctl cannot reach another process).
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS")
+
+
+def child_env(threads: int | None) -> dict[str, str] | None:
+    """The environment of a computing child: this one, with every thread variable set to
+    ``threads``; None (inherit unchanged) when the run's thread count is unknown."""
+    if threads is None:
+        return None
+    env = dict(os.environ)
+    env.update(dict.fromkeys(THREAD_VARS, str(threads)))
+    return env
+
+
+def run_child(args: list[str], timeout: float = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """``python ARGS`` with this interpreter, output captured."""
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, env=env,
+                          check=False)
 
 
 def _failure(p: subprocess.CompletedProcess) -> RuntimeError:
@@ -250,6 +266,7 @@ def run_subprocess_workload(env: Env, w: Workload, plan: Plan, progress: Any) ->
     extra: dict[str, Any] = {}
     repeats = plan.rss_repeats if w.kind == "rss" else plan.import_repeats
     baseline: list[float] = []
+    computing_env = child_env(env.threads) if w.kind == "rss" else None
     for rnd in range(repeats):
         if progress is not None:
             progress.set_postfix_str(f"{w.name} run {rnd + 1}/{repeats}", refresh=False)
@@ -260,7 +277,7 @@ def run_subprocess_workload(env: Env, w: Workload, plan: Plan, progress: Any) ->
                 continue
             try:
                 if w.kind == "rss":
-                    p = run_child(w.command(fw))
+                    p = run_child(w.command(fw), env=computing_env)
                     if p.returncode != 0:
                         raise _failure(p)
                     info = json.loads(p.stdout.strip().splitlines()[-1])
@@ -280,6 +297,8 @@ def run_subprocess_workload(env: Env, w: Workload, plan: Plan, progress: Any) ->
             t0 = time.perf_counter()
             run_child(["-c", "pass"])
             baseline.append(time.perf_counter() - t0)
+    if computing_env is not None:
+        extra["child_threads"] = env.threads
     if baseline:
         extra["python_startup_s"] = statistics.median(baseline)
         extra["python_startup_samples"] = baseline

@@ -1,5 +1,5 @@
-"""The machine a run measures: CPU model, backprop_rs's view of it (SIMD level, threads), load,
-and the CPU time other processes take meanwhile."""
+"""The machine a run measures: CPU model and SIMD level, backprop_rs's view of it, load, and the
+CPU time other processes take meanwhile."""
 
 from __future__ import annotations
 
@@ -7,6 +7,17 @@ import contextlib
 import os
 import platform
 from typing import Any
+
+# x86 SIMD levels, lowest to highest, as /proc/cpuinfo flags; the OpenBLAS core type that uses
+# each level's widest kernels is named so a warning can say what a peer should have picked
+SIMD_LEVELS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("sse2", ("sse2",), "Core2-class"),
+    ("sse4.2", ("sse4_2",), "Nehalem-class"),
+    ("avx", ("avx",), "SandyBridge-class"),
+    ("avx2", ("avx2", "fma"), "Haswell-class"),
+    ("avx512", ("avx512f",), "SkylakeX-class"),
+)
+LEVEL_NAMES = tuple(name for name, _, _ in SIMD_LEVELS)
 
 
 def cpu_model() -> str:
@@ -19,6 +30,31 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str] | None:
+    """The CPU's feature flags (``flags`` on x86, ``Features`` on Arm), or None off Linux."""
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                key = line.split(":", 1)[0].strip().lower()
+                if key in ("flags", "features"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        return None
+    return None
+
+
+def simd_level(flags: set[str] | None) -> int | None:
+    """Index into ``SIMD_LEVELS`` of the widest x86 level the flags support; None when unknown
+    (not Linux, or not x86: Arm kernels are not ranked here)."""
+    if not flags or "sse2" not in flags:
+        return None
+    best = 0
+    for i, (_, needs, _) in enumerate(SIMD_LEVELS):
+        if all(f in flags for f in needs):
+            best = i
+    return best
 
 
 def cpu_seconds() -> tuple[float, float] | None:
@@ -56,8 +92,11 @@ def numpy_blas_build(np: Any) -> str | None:
 
 def machine_info(bp: Any, np: Any, torch: Any) -> dict[str, Any]:
     """The machine and versions part of the report and JSON (``machine_info`` and ``versions``)."""
+    flags = cpu_flags()
+    level = simd_level(flags)
     info: dict[str, Any] = {"cpu": cpu_model(), "logical_cpus": os.cpu_count(),
-                            "os": f"{platform.system()} {platform.release()}", "arch": platform.machine()}
+                            "os": f"{platform.system()} {platform.release()}", "arch": platform.machine(),
+                            "cpu_simd_level": LEVEL_NAMES[level] if level is not None else None}
     try:
         ci = bp._core._cpu_info()
         info["simd"], info["threads"] = ci.get("simd"), ci.get("threads")

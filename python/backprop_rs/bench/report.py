@@ -1,5 +1,5 @@
-"""What a run prints and writes: the header lines (machine, versions), the table of medians with
-the ratio to the best peer, the JSON document and the plot."""
+"""What a run prints and writes: the header lines (machine, versions, peers, warnings), the table
+of medians with the ratio to the best peer, the JSON document and the plot."""
 
 from __future__ import annotations
 
@@ -24,6 +24,80 @@ def versions_line(v: dict[str, Any]) -> str:
     blas = f" ({v['numpy_blas']})" if v.get("numpy_blas") else ""
     torch = f"torch {v['torch']}" if v.get("torch") else "torch not installed"
     return f"Python {v['python']} | NumPy {v['numpy']}{blas} | backprop_rs {v['backprop_rs']} | {torch}"
+
+
+def _blas_text(lib: dict[str, Any]) -> str:
+    name = {"openblas": "OpenBLAS", "mkl": "MKL", "blis": "BLIS", "flexiblas": "FlexiBLAS"}.get(
+        str(lib.get("internal_api")), str(lib.get("internal_api")))
+    bits = [f"{name} {lib.get('version') or '?'}", f"kernel {lib.get('architecture') or 'not reported'}"]
+    if lib.get("threading_layer"):
+        bits.append(f"{lib['threading_layer']} threading")
+    threads = lib.get("num_threads")
+    default = lib.get("num_threads_default")
+    bits.append(f"{threads} threads" + (f" (default {default})" if default is not None and default != threads else ""))
+    return ", ".join(bits)
+
+
+def peer_lines(peers: dict[str, Any]) -> list[str]:
+    """The header's account of each peer's BLAS, kernel and threads, and the thread policy."""
+    n = peers.get("threads")
+    np_ = peers["numpy"]
+    lines = []
+    if n is None:
+        lines.append("threads: backprop_rs's thread count is unknown; every peer keeps its own default")
+    elif peers.get("threadpoolctl"):
+        how = f"NumPy's BLAS through threadpoolctl {peers['threadpoolctl']}"
+        if peers.get("torch") is not None:
+            how += ", PyTorch through torch.set_num_threads"
+        lines.append(f"threads: every framework runs with {n} threads (backprop_rs's count; {how})")
+    else:
+        torch = "; PyTorch through torch.set_num_threads" if peers.get("torch") is not None else ""
+        lines.append(f"threads: backprop_rs {n}; NumPy's BLAS is NOT pinned to it (no threadpoolctl, see the note)"
+                     f"{torch}")
+    if np_["blas"]:
+        blas = "; ".join(_blas_text(lib) for lib in np_["blas"])
+    elif np_.get("blas_build"):
+        blas = f"{np_['blas_build']} (as built; kernel and threads not reported without threadpoolctl)"
+    else:
+        blas = "unknown"
+    simd = np_.get("simd")
+    simd_text = ""
+    if simd and simd.get("best_enabled"):
+        simd_text = f"; ufunc SIMD up to {simd['best_enabled']} ({simd['level']})"
+    lines.append(f"numpy: BLAS {blas}{simd_text}")
+    t = peers.get("torch")
+    if t is not None:
+        threads = t.get("threads", t.get("threads_default"))
+        default = f" (default {t['threads_default']})" if t.get("threads_default") not in (None, threads) else ""
+        libs = [lib for lib in peers.get("libraries") or [] if lib["owner"] == "torch" and lib["user_api"] == "blas"]
+        blas = "; ".join(_blas_text(lib) for lib in libs) or (t.get("blas") or "not reported")
+        lines.append(f"torch: ATen CPU capability {t.get('cpu_capability') or 'not reported'}, BLAS {blas}, "
+                     f"{threads} threads{default}")
+    lines += [f"note: {note}" for note in peers.get("notes", [])]
+    return lines
+
+
+def warning_block(peers: dict[str, Any]) -> list[str]:
+    """The LOUD warning about peers running older kernels than the CPU has, with the command that
+    reruns the bench without the overrides; empty when there is nothing to warn about."""
+    if not peers.get("warnings"):
+        return []
+    bar = "!" * 100
+    lines = [bar]
+    lines += [f"!! WARNING: {w}" for w in peers["warnings"]]
+    if peers.get("rerun_command"):
+        lines.append("!! rerun without the override(s):")
+        lines.append(f"!!   {peers['rerun_command']}")
+    lines.append(bar)
+    return lines
+
+
+def warning_reminder(peers: dict[str, Any]) -> str | None:
+    """One line for the end of the run, so the warning is not scrolled away with the header."""
+    if not peers.get("warnings"):
+        return None
+    rerun = f"; rerun: {peers['rerun_command']}" if peers.get("rerun_command") else ""
+    return f"WARNING: a peer ran older kernels than this CPU supports (see the header){rerun}"
 
 
 # ------------------------------------------------------------------ table
@@ -95,10 +169,11 @@ def render_table(frameworks: list[str], wls: list[Workload], results: dict[str, 
 # ------------------------------------------------------------------ JSON
 
 
-def json_document(*, started: float, wall: float, mline: str, info: dict[str, Any], config: dict[str, Any], frameworks: list[str], gpu_note: str | None, wls: list[Workload],
+def json_document(*, started: float, wall: float, mline: str, info: dict[str, Any], peers: dict[str, Any],
+                  config: dict[str, Any], frameworks: list[str], gpu_note: str | None, wls: list[Workload],
                   results: dict[str, dict[str, Cell]], summaries: dict[str, dict[str, Any]],
                   extras: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The ``--json`` document: machine, versions, configuration, and per workload every
+    """The ``--json`` document: machine, versions, peers, configuration, and per workload every
     framework's median, metric, raw samples, result check and details."""
     doc: dict[str, Any] = {
         "schema": 1,
@@ -107,6 +182,7 @@ def json_document(*, started: float, wall: float, mline: str, info: dict[str, An
         "machine": mline,
         "machine_info": {k: v for k, v in info.items() if k != "versions"},
         "versions": info["versions"],
+        "peers": peers,
         "config": config,
         "frameworks": frameworks,
         "gpu_note": gpu_note,

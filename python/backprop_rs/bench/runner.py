@@ -1,5 +1,5 @@
 """One ``backprop-rs bench`` run, from the header to the JSON: picks the workloads and columns,
-describes the machine, measures, and reports."""
+describes the machine and the peers, pins the peers' threads, measures, and reports."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 
 import backprop_rs as bp
 
-from . import machine, report
+from . import machine, peers, report
 from .frameworks import BP_CPU, BP_GPU, NUMPY, TORCH, Env, gpu_status, import_torch
 from .harness import FULL, QUICK, Cell, Plan, Workload, run_subprocess_workload, run_timed
 from .workloads import all_workloads
@@ -21,6 +21,20 @@ from .workloads import all_workloads
 
 def _parse_list(text: str | None) -> list[str]:
     return [s.strip() for s in (text or "").split(",") if s.strip()]
+
+
+def bench_args(args: Any) -> list[str]:
+    """The flags that reproduce this run, for the rerun command the report prints."""
+    out: list[str] = []
+    if args.quick:
+        out.append("--quick")
+    if args.device and args.device != "cpu":
+        out += ["--device", args.device]
+    for flag in ("only", "json", "plot"):
+        value = getattr(args, flag, None)
+        if value:
+            out += [f"--{flag}", str(value)]
+    return out
 
 
 def _measure(env: Env, wls: list[Workload], plan: Plan) -> tuple[dict[str, dict[str, Cell]], dict[str, dict[str, Any]]]:
@@ -90,27 +104,32 @@ def run(args: Any) -> int:
         fws.append(TORCH)
 
     info = machine.machine_info(bp, np, torch)
-    env = Env(bp=bp, np=np, torch=torch, quick=quick, frameworks=fws, gpu_note=gpu_note)
+    level = machine.simd_level(machine.cpu_flags())
+    peer_facts = peers.describe(np, torch, info.get("threads"), bench_args(args), cpu_level=level)
+    env = Env(bp=bp, np=np, torch=torch, quick=quick, frameworks=fws, gpu_note=gpu_note, threads=info.get("threads"))
     mline = report.machine_line(info)
     vline = report.versions_line(info["versions"])
 
-    mode = "QUICK run (tiny sizes and repeats: a smoke test, not a measurement)" if quick else "full run"
-    print(f"backprop-rs bench: {mode}")
-    print(f"machine: {mline}")
-    print(f"versions: {vline}")
-    if "load_avg_start" in info:
-        print("load average at start: " + " ".join(f"{x:.2f}" for x in info["load_avg_start"]))
-    if gpu_note:
-        print(f"gpu: {gpu_note}")
-    if torch is None:
-        print("PyTorch is not installed: no torch column (pip install torch to compare)")
-    sys.stdout.flush()
-    started = time.time()
-    cpu0 = machine.cpu_seconds()
-    t0 = time.perf_counter()
-    results, extras = _measure(env, wls, plan)
-    wall = time.perf_counter() - t0
-    cpu1 = machine.cpu_seconds()
+    with peers.pinned_threads(peer_facts, torch):
+        mode = "QUICK run (tiny sizes and repeats: a smoke test, not a measurement)" if quick else "full run"
+        print(f"backprop-rs bench: {mode}")
+        print(f"machine: {mline}")
+        print(f"versions: {vline}")
+        for line in report.peer_lines(peer_facts) + report.warning_block(peer_facts):
+            print(line)
+        if "load_avg_start" in info:
+            print("load average at start: " + " ".join(f"{x:.2f}" for x in info["load_avg_start"]))
+        if gpu_note:
+            print(f"gpu: {gpu_note}")
+        if torch is None:
+            print("PyTorch is not installed: no torch column (pip install torch to compare)")
+        sys.stdout.flush()
+        started = time.time()
+        cpu0 = machine.cpu_seconds()
+        t0 = time.perf_counter()
+        results, extras = _measure(env, wls, plan)
+        wall = time.perf_counter() - t0
+        cpu1 = machine.cpu_seconds()
 
     load = machine.load_average()
     if load is not None:
@@ -139,6 +158,9 @@ def run(args: Any) -> int:
                 print(f"ERROR {w.name} [{f}]: {c.error}")
             elif c.check not in (None, "ok"):
                 print(f"WARNING {w.name} [{f}]: result {c.check}")
+    reminder = report.warning_reminder(peer_facts)
+    if reminder:
+        print(reminder)
     end = [f"wall time {wall:.1f} s"]
     if "other_processes_cpu_s" in info:
         end.append(f"other processes used {info['other_processes_cpu_s']:.1f} CPU-s "
@@ -149,7 +171,8 @@ def run(args: Any) -> int:
 
     if args.json:
         config = {"quick": quick, "devices": devices, "only": only, "plan": plan.__dict__}
-        doc = report.json_document(started=started, wall=wall, mline=mline, info=info, config=config, frameworks=fws, gpu_note=gpu_note, wls=wls,
+        doc = report.json_document(started=started, wall=wall, mline=mline, info=info,
+                                   peers=peer_facts, config=config, frameworks=fws, gpu_note=gpu_note, wls=wls,
                                    results=results, summaries=summaries, extras=extras)
         with open(args.json, "w") as fh:
             json.dump(doc, fh, indent=1)
