@@ -335,6 +335,9 @@ fn binary_i32(a: i32, b: i32) -> i32 {
         case 4u: { return pow_i32(a, b); }
         case 5u: { return max(a, b); }
         case 6u: { return min(a, b); }
+        case 7u: { return a & b; }
+        case 8u: { return a | b; }
+        case 9u: { return a ^ b; }
         default: { return a; }
     }
 }
@@ -342,9 +345,9 @@ fn binary_i32(a: i32, b: i32) -> i32 {
 // Bool arithmetic on 0/1 words, as the CPU's binary_bool.
 fn binary_bool(a: u32, b: u32) -> u32 {
     switch OP {
-        case 0u, 5u: { return a | b; }
-        case 2u, 6u: { return a & b; }
-        case 1u: { return a ^ b; }
+        case 0u, 5u, 8u: { return a | b; }
+        case 2u, 6u, 7u: { return a & b; }
+        case 1u, 9u: { return a ^ b; }
         case 4u: { return a | (b ^ 1u); }
         default: { return a; }
     }

@@ -22,6 +22,8 @@
 //   never an out-of-bounds access.
 
 override DT: u32 = 0u;
+// 1: scatter (the source replaces the element; colliding writes leave any one of them), 0: add.
+override ASSIGN: u32 = 0u;
 
 @group(0) @binding(0) var<storage, read> params: array<u32>;
 @group(0) @binding(1) var<storage, read> in0: array<u32>;
@@ -101,7 +103,9 @@ fn scatter_add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     }
     let p = offset_of(i, 0u) + u32(j) * ds;
     let v = in2[offset_of(i, 2u)];
-    if (DT == 0u) {
+    if (ASSIGN == 1u) {
+        atomicStore(&acc[p], v);
+    } else if (DT == 0u) {
         atomic_add_f32(p, bitcast<f32>(v));
     } else {
         atomicAdd(&acc[p], v); // i32 wrapping add has the same bits as u32 add

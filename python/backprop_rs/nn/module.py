@@ -202,17 +202,19 @@ class Module:
     # ------------------------------------------------------------------ devices and dtypes
 
     def _apply_tensors(self, fn: Callable[[Tensor], Tensor]) -> "Module":
-        """Replaces every parameter and buffer by ``fn(t)`` (new Parameters keep requires_grad)."""
+        """Applies ``fn`` to every parameter's data (in place: ``p.data = fn(p.data)``, so each
+        Parameter object stays the same one and shared parameters stay shared, as PyTorch's
+        ``_apply`` does), to each gradient, and to every buffer."""
+        seen = set()
         for m in self.modules():
-            for name, p in list(m._parameters.items()):
-                if p is None:
+            for p in m._parameters.values():
+                if p is None or id(p) in seen:
                     continue
-                moved = fn(p.detach())
-                if moved is not p:
-                    newp = Parameter(moved, requires_grad=p.requires_grad)
-                    if p.grad is not None:
-                        newp.grad = fn(p.grad)
-                    m._parameters[name] = newp
+                seen.add(id(p))
+                g = p.grad
+                p.data = fn(p.detach())
+                if g is not None:
+                    p.grad = fn(g)
             for name, b in list(m._buffers.items()):
                 if b is not None:
                     m._buffers[name] = fn(b)
@@ -220,7 +222,8 @@ class Module:
 
     def to(self, *args: Any, **kwargs: Any) -> "Module":
         """Moves (and/or casts floating-point) parameters and buffers: ``to("gpu")``,
-        ``to(bp.float64)``. Create optimisers after moving a model, as in PyTorch."""
+        ``to(bp.float64)``. Parameters are moved in place (the same objects), so an optimiser
+        made before the move keeps working, as in PyTorch."""
 
         def fn(t: Tensor) -> Tensor:
             if not t.is_floating_point():

@@ -36,7 +36,7 @@ fn opt_pair(obj: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Option<(usiz
 }
 
 fn inner(t: Option<&PyTensor>) -> Option<backprop::Tensor> {
-    t.map(|t| t.inner.clone())
+    t.map(|t| t.tensor().clone())
 }
 
 #[pyfunction]
@@ -69,7 +69,7 @@ pub fn conv2d(
     };
     let stride = opt_pair(stride, "stride")?.unwrap_or((1, 1));
     let dilation = opt_pair(dilation, "dilation")?.unwrap_or((1, 1));
-    let (x, w, b) = (&input.inner, &weight.inner, inner(bias));
+    let (x, w, b) = (&input.tensor(), &weight.tensor(), inner(bias));
     let r = work(py, x.numel() * w.numel(), || {
         conv::conv2d(x, w, b.as_ref(), stride, pad, dilation, groups)
     });
@@ -94,7 +94,7 @@ pub fn conv_transpose2d(
     let padding = opt_pair(padding, "padding")?.unwrap_or((0, 0));
     let output_padding = opt_pair(output_padding, "output_padding")?.unwrap_or((0, 0));
     let dilation = opt_pair(dilation, "dilation")?.unwrap_or((1, 1));
-    let (x, w, b) = (&input.inner, &weight.inner, inner(bias));
+    let (x, w, b) = (&input.tensor(), &weight.tensor(), inner(bias));
     let r = work(py, x.numel() * w.numel(), || {
         conv::conv_transpose2d(
             x,
@@ -127,7 +127,7 @@ pub fn max_pool2d(
     let stride = opt_pair(stride, "stride")?;
     let padding = opt_pair(padding, "padding")?.unwrap_or((0, 0));
     let dilation = opt_pair(dilation, "dilation")?.unwrap_or((1, 1));
-    let x = &input.inner;
+    let x = &input.tensor();
     let (out, idx) = work(py, x.numel(), || {
         conv::max_pool2d(x, k, stride, padding, dilation, ceil_mode, return_indices)
     })
@@ -155,7 +155,7 @@ pub fn avg_pool2d(
     let k = pair(kernel_size, "kernel_size")?;
     let stride = opt_pair(stride, "stride")?;
     let padding = opt_pair(padding, "padding")?.unwrap_or((0, 0));
-    let x = &input.inner;
+    let x = &input.tensor();
     Ok(wrap(
         work(py, x.numel(), || {
             conv::avg_pool2d(
@@ -179,7 +179,7 @@ pub fn adaptive_avg_pool2d(
     output_size: &Bound<'_, PyAny>,
 ) -> PyResult<PyTensor> {
     let o = pair(output_size, "output_size")?;
-    let x = &input.inner;
+    let x = &input.tensor();
     Ok(wrap(
         work(py, x.numel(), || conv::adaptive_avg_pool2d(x, o)).py()?,
     ))
@@ -204,7 +204,7 @@ pub fn pad(
         }
     };
     Ok(wrap(
-        conv::pad(&input.inner, &pad, m, value.unwrap_or(0.0)).py()?,
+        conv::pad(&input.tensor(), &pad, m, value.unwrap_or(0.0)).py()?,
     ))
 }
 
@@ -223,7 +223,7 @@ pub fn unfold(
         padding: opt_pair(padding, "padding")?.unwrap_or((0, 0)),
         dilation: opt_pair(dilation, "dilation")?.unwrap_or((1, 1)),
     };
-    Ok(wrap(input.inner.unfold(w, 0.0).py()?))
+    Ok(wrap(input.tensor().unfold(w, 0.0).py()?))
 }
 
 #[pyfunction]
@@ -244,7 +244,7 @@ pub fn fold(
     };
     Ok(wrap(
         input
-            .inner
+            .tensor()
             .fold(w, pair(output_size, "output_size")?)
             .py()?,
     ))
@@ -253,7 +253,7 @@ pub fn fold(
 #[pyfunction]
 #[pyo3(signature = (input, p=0.5, training=true))]
 pub fn dropout2d(input: &PyTensor, p: f64, training: bool) -> PyResult<PyTensor> {
-    Ok(wrap(conv::dropout2d(&input.inner, p, training).py()?))
+    Ok(wrap(conv::dropout2d(&input.tensor(), p, training).py()?))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

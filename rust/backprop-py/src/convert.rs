@@ -196,6 +196,41 @@ pub fn int_list(obj: &Bound<'_, PyAny>) -> PyResult<Vec<i64>> {
         .collect()
 }
 
+/// Non-negative integers (counts, sizes) from an int or a sequence of ints.
+pub fn usize_list(op: &str, obj: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
+    int_list(obj)?
+        .into_iter()
+        .map(|v| {
+            usize::try_from(v).map_err(|_| {
+                PyValueError::new_err(format!("{op}: expected non-negative integers, got {v}"))
+            })
+        })
+        .collect()
+}
+
+/// Non-negative integers from `*args` (`t.repeat(2, 3)` or `t.repeat((2, 3))`).
+pub fn usize_args(op: &str, args: &Bound<'_, PyTuple>) -> PyResult<Vec<usize>> {
+    shape_args(args)?
+        .into_iter()
+        .map(|v| {
+            usize::try_from(v).map_err(|_| {
+                PyValueError::new_err(format!("{op}: expected non-negative integers, got {v}"))
+            })
+        })
+        .collect()
+}
+
+/// A real-number argument; anything else (a complex number, a string) is a TypeError naming
+/// what was given.
+pub fn scalar_arg(op: &str, obj: &Bound<'_, PyAny>) -> PyResult<Scalar> {
+    as_scalar(obj).ok_or_else(|| {
+        PyTypeError::new_err(format!(
+            "{op}: expected a real number (bool, int or float), got {}",
+            type_name(obj)
+        ))
+    })
+}
+
 /// A non-negative shape.
 pub fn to_shape(dims: &[i64]) -> PyResult<Shape> {
     dims.iter()
@@ -378,7 +413,7 @@ pub fn tensor_from_data(
 ) -> PyResult<Tensor> {
     let py = data.py();
     let t = if let Ok(t) = data.cast::<PyTensor>() {
-        let src = t.get().inner.detach();
+        let src = t.get().tensor().detach();
         let src = match dtype {
             Some(d) => src.to_dtype(d).py()?,
             None => src,
@@ -434,7 +469,7 @@ pub fn tensor_from_data(
 /// on `like`'s device. Scalars are handled by the caller (they promote differently).
 pub fn operand_tensor(obj: &Bound<'_, PyAny>, like: &Tensor) -> PyResult<Option<Tensor>> {
     if let Ok(t) = obj.cast::<PyTensor>() {
-        return Ok(Some(t.get().inner.clone()));
+        return Ok(Some(t.get().tensor()));
     }
     if obj.is_instance_of::<PyUntypedArray>()
         || obj.is_instance_of::<PyList>()

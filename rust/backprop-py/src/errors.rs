@@ -87,7 +87,10 @@ pub fn to_py(e: Error) -> PyErr {
             raise(&DTYPE_ERROR, PyTypeError::new_err, msg)
         }
         Error::Gradcheck(_) => raise(&GRADCHECK_ERROR, PyRuntimeError::new_err, msg),
-        Error::DimOutOfRange { .. } | Error::IndexOutOfRange { .. } => PyIndexError::new_err(msg),
+        Error::DimOutOfRange { .. } | Error::IndexOutOfRange { .. } | Error::Index { .. } => {
+            PyIndexError::new_err(msg)
+        }
+        Error::Type { .. } => PyTypeError::new_err(msg),
         Error::OutOfMemory { .. } => PyMemoryError::new_err(msg),
         Error::InvalidArgument { .. } | Error::Checkpoint(_) => PyValueError::new_err(msg),
         Error::Io { .. } => PyOSError::new_err(msg),

@@ -22,7 +22,7 @@ fn finish(t: Tensor, requires_grad: bool) -> PyResult<PyTensor> {
 
 fn tensors_arg(obj: &Bound<'_, PyAny>) -> PyResult<Vec<Tensor>> {
     if let Ok(t) = obj.cast::<PyTensor>() {
-        return Ok(vec![t.get().inner.clone()]);
+        return Ok(vec![t.get().tensor().clone()]);
     }
     let seq = obj
         .cast::<PySequence>()
@@ -31,7 +31,7 @@ fn tensors_arg(obj: &Bound<'_, PyAny>) -> PyResult<Vec<Tensor>> {
         .map(|i| {
             let it = seq.get_item(i)?;
             it.cast::<PyTensor>()
-                .map(|t| t.get().inner.clone())
+                .map(|t| t.get().tensor().clone())
                 .map_err(|_| {
                     PyTypeError::new_err(format!(
                         "expected a sequence of tensors, found {} at position {i}",
@@ -70,7 +70,7 @@ pub fn as_tensor(
         _ => None,
     };
     let base = if let Ok(t) = data.cast::<PyTensor>() {
-        t.get().inner.clone()
+        t.get().tensor().clone()
     } else if let Ok(arr) = data.cast::<numpy::PyUntypedArray>() {
         match from_numpy_shared(arr)? {
             Some(t) => t,
@@ -142,7 +142,7 @@ pub fn full(
         Scalar::Float(_) => DType::F32,
     });
     finish(
-        Tensor::full(shape, s.to_f64(), dt, opt_device(device)?).py()?,
+        Tensor::full_value(shape, s, dt, opt_device(device)?).py()?,
         requires_grad,
     )
 }
@@ -152,10 +152,10 @@ fn like_args(
     dtype: Option<&Bound<'_, PyAny>>,
     device: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<(DType, Device)> {
-    let dt = opt_dtype(dtype)?.unwrap_or(t.inner.dtype());
+    let dt = opt_dtype(dtype)?.unwrap_or(t.tensor().dtype());
     let dev = match device {
         Some(d) if !d.is_none() => parse_device(d)?,
-        _ => t.inner.device(),
+        _ => t.tensor().device(),
     };
     Ok((dt, dev))
 }
@@ -172,7 +172,7 @@ macro_rules! filled_like {
         ) -> PyResult<PyTensor> {
             let (dt, dev) = like_args(input, dtype, device)?;
             finish(
-                Tensor::full(input.inner.shape().clone(), $value, dt, dev).py()?,
+                Tensor::full(input.tensor().shape().clone(), $value, dt, dev).py()?,
                 requires_grad,
             )
         }
@@ -193,7 +193,7 @@ pub fn full_like(
 ) -> PyResult<PyTensor> {
     let (dt, dev) = like_args(input, dtype, device)?;
     finish(
-        Tensor::full(input.inner.shape().clone(), fill_value, dt, dev).py()?,
+        Tensor::full(input.tensor().shape().clone(), fill_value, dt, dev).py()?,
         requires_grad,
     )
 }
@@ -248,7 +248,7 @@ pub fn rand_like(
 ) -> PyResult<PyTensor> {
     let (dt, dev) = like_args(input, dtype, device)?;
     finish(
-        Tensor::rand(input.inner.shape().clone(), dt, dev).py()?,
+        Tensor::rand(input.tensor().shape().clone(), dt, dev).py()?,
         requires_grad,
     )
 }
@@ -263,7 +263,7 @@ pub fn randn_like(
 ) -> PyResult<PyTensor> {
     let (dt, dev) = like_args(input, dtype, device)?;
     finish(
-        Tensor::randn(input.inner.shape().clone(), dt, dev).py()?,
+        Tensor::randn(input.tensor().shape().clone(), dt, dev).py()?,
         requires_grad,
     )
 }
@@ -419,7 +419,7 @@ pub fn stack(py: Python<'_>, tensors: &Bound<'_, PyAny>, dim: i64) -> PyResult<P
 
 fn tensor_or_scalar(obj: &Bound<'_, PyAny>, like: Option<&Tensor>) -> PyResult<Tensor> {
     if let Ok(t) = obj.cast::<PyTensor>() {
-        return Ok(t.get().inner.clone());
+        return Ok(t.get().tensor().clone());
     }
     if let Some(s) = as_scalar(obj) {
         let dt = match (s, like) {
@@ -440,11 +440,12 @@ pub fn where_(
     input: &Bound<'_, PyAny>,
     other: &Bound<'_, PyAny>,
 ) -> PyResult<PyTensor> {
-    let c = &condition.inner;
+    let c = &condition.tensor();
     let a = if input.cast::<PyTensor>().is_ok() {
         tensor_or_scalar(input, None)?
     } else {
-        tensor_or_scalar(input, other.cast::<PyTensor>().ok().map(|t| &t.get().inner))?
+        let like = other.cast::<PyTensor>().ok().map(|t| t.get().tensor());
+        tensor_or_scalar(input, like.as_ref())?
     };
     let b = tensor_or_scalar(other, Some(&a))?;
     let a = if input.cast::<PyTensor>().is_err() {
@@ -484,7 +485,7 @@ pub fn _grad(
     let gos: Option<Vec<Option<Tensor>>> = match grad_outputs {
         Some(g) if !g.is_none() => {
             if let Ok(t) = g.cast::<PyTensor>() {
-                Some(vec![Some(t.get().inner.clone())])
+                Some(vec![Some(t.get().tensor().clone())])
             } else {
                 let seq = g.cast::<PySequence>()?;
                 Some(
@@ -495,7 +496,7 @@ pub fn _grad(
                                 Ok(None)
                             } else {
                                 it.cast::<PyTensor>()
-                                    .map(|t| Some(t.get().inner.clone()))
+                                    .map(|t| Some(t.get().tensor().clone()))
                                     .map_err(|_| {
                                         PyTypeError::new_err("grad_outputs must be tensors or None")
                                     })
@@ -568,7 +569,7 @@ fn python_fn<'py>(
             .and_then(|a| func.call1(a))
             .and_then(|out| {
                 if let Ok(t) = out.cast::<PyTensor>() {
-                    Ok(vec![t.get().inner.clone()])
+                    Ok(vec![t.get().tensor().clone()])
                 } else {
                     tensors_arg(&out)
                 }
@@ -653,7 +654,7 @@ fn opt_tensor(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Tensor>> {
             o.cast::<PyTensor>()
                 .map_err(|_| PyTypeError::new_err("expected a Tensor or None"))?
                 .get()
-                .inner
+                .tensor()
                 .clone(),
         )),
         _ => Ok(None),
@@ -677,7 +678,7 @@ pub fn cross_entropy(
         reduction: self::reduction(reduction)?,
         label_smoothing,
     };
-    let (x, t) = (&input.inner, &target.inner);
+    let (x, t) = (&input.tensor(), &target.tensor());
     Ok(wrap(
         work(py, x.numel(), || loss::cross_entropy(x, t, &opts)).py()?,
     ))
@@ -699,7 +700,7 @@ pub fn nll_loss(
         reduction: self::reduction(reduction)?,
         label_smoothing: 0.0,
     };
-    let (x, t) = (&input.inner, &target.inner);
+    let (x, t) = (&input.tensor(), &target.tensor());
     Ok(wrap(
         work(py, x.numel(), || loss::nll_loss(x, t, &opts)).py()?,
     ))
@@ -714,7 +715,7 @@ pub fn mse_loss(
     reduction: &str,
 ) -> PyResult<PyTensor> {
     let r = self::reduction(reduction)?;
-    let (x, t) = (&input.inner, &target.inner);
+    let (x, t) = (&input.tensor(), &target.tensor());
     Ok(wrap(work(py, x.numel(), || loss::mse_loss(x, t, r)).py()?))
 }
 
@@ -727,7 +728,7 @@ pub fn l1_loss(
     reduction: &str,
 ) -> PyResult<PyTensor> {
     let r = self::reduction(reduction)?;
-    let (x, t) = (&input.inner, &target.inner);
+    let (x, t) = (&input.tensor(), &target.tensor());
     Ok(wrap(work(py, x.numel(), || loss::l1_loss(x, t, r)).py()?))
 }
 
@@ -743,7 +744,7 @@ pub fn binary_cross_entropy_with_logits(
 ) -> PyResult<PyTensor> {
     let r = self::reduction(reduction)?;
     let (w, pw) = (opt_tensor(weight)?, opt_tensor(pos_weight)?);
-    let (x, t) = (&input.inner, &target.inner);
+    let (x, t) = (&input.tensor(), &target.tensor());
     Ok(wrap(
         work(py, x.numel(), || {
             loss::binary_cross_entropy_with_logits(x, t, w.as_ref(), pw.as_ref(), r)
@@ -755,7 +756,7 @@ pub fn binary_cross_entropy_with_logits(
 #[pyfunction]
 #[pyo3(signature = (input, p=0.5, training=true))]
 pub fn dropout(py: Python<'_>, input: &PyTensor, p: f64, training: bool) -> PyResult<PyTensor> {
-    let x = &input.inner;
+    let x = &input.tensor();
     Ok(wrap(
         work(py, x.numel(), || {
             backprop::nn::functional::dropout(x, p, training)
@@ -767,7 +768,7 @@ pub fn dropout(py: Python<'_>, input: &PyTensor, p: f64, training: bool) -> PyRe
 #[pyfunction]
 #[pyo3(signature = (input, approximate="none"))]
 pub fn gelu(py: Python<'_>, input: &PyTensor, approximate: &str) -> PyResult<PyTensor> {
-    let x = &input.inner;
+    let x = &input.tensor();
     let r = match approximate {
         "none" => work(py, x.numel(), || x.gelu()),
         "tanh" => work(py, x.numel(), || x.gelu_tanh()),
@@ -784,7 +785,7 @@ pub fn gelu(py: Python<'_>, input: &PyTensor, approximate: &str) -> PyResult<PyT
 #[pyfunction]
 #[pyo3(signature = (input, negative_slope=0.01))]
 pub fn leaky_relu(py: Python<'_>, input: &PyTensor, negative_slope: f64) -> PyResult<PyTensor> {
-    let x = &input.inner;
+    let x = &input.tensor();
     Ok(wrap(
         work(py, x.numel(), || x.leaky_relu(negative_slope)).py()?,
     ))
@@ -793,7 +794,7 @@ pub fn leaky_relu(py: Python<'_>, input: &PyTensor, negative_slope: f64) -> PyRe
 #[pyfunction]
 #[pyo3(signature = (input, beta=1.0, threshold=20.0))]
 pub fn softplus(py: Python<'_>, input: &PyTensor, beta: f64, threshold: f64) -> PyResult<PyTensor> {
-    let x = &input.inner;
+    let x = &input.tensor();
     Ok(wrap(
         work(py, x.numel(), || x.softplus(beta, threshold)).py()?,
     ))

@@ -25,7 +25,7 @@ fn pairs(names: Vec<String>, tensors: Vec<PyRef<'_, PyTensor>>) -> PyResult<Vec<
     }
     Ok(names
         .into_iter()
-        .zip(tensors.iter().map(|t| t.inner.clone()))
+        .zip(tensors.iter().map(|t| t.tensor().clone()))
         .collect())
 }
 

@@ -10,16 +10,16 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 fn inner(t: Option<&PyTensor>) -> Option<Tensor> {
-    t.map(|t| t.inner.clone())
+    t.map(|t| t.tensor().clone())
 }
 
 fn list(ts: Vec<PyRef<'_, PyTensor>>) -> Vec<Tensor> {
-    ts.iter().map(|t| t.inner.clone()).collect()
+    ts.iter().map(|t| t.tensor().clone()).collect()
 }
 
 fn opt_list(ts: Vec<Option<PyRef<'_, PyTensor>>>) -> Vec<Option<Tensor>> {
     ts.iter()
-        .map(|t| t.as_ref().map(|t| t.inner.clone()))
+        .map(|t| t.as_ref().map(|t| t.tensor().clone()))
         .collect()
 }
 
@@ -31,7 +31,7 @@ pub fn linear(
     weight: &PyTensor,
     bias: Option<&PyTensor>,
 ) -> PyResult<PyTensor> {
-    let (x, w, b) = (&input.inner, &weight.inner, inner(bias));
+    let (x, w, b) = (&input.tensor(), &weight.tensor(), inner(bias));
     let r = crate::tensor::work(
         py,
         x.numel() * w.dims().first().copied().unwrap_or(1),
@@ -51,7 +51,7 @@ pub fn layer_norm(
 ) -> PyResult<PyTensor> {
     Ok(wrap(
         F::layer_norm(
-            &input.inner,
+            &input.tensor(),
             &normalized_shape,
             inner(weight).as_ref(),
             inner(bias).as_ref(),
@@ -75,7 +75,7 @@ pub fn batch_norm(
     eps: f64,
 ) -> PyResult<PyTensor> {
     let r = F::batch_norm(
-        &input.inner,
+        &input.tensor(),
         inner(running_mean).as_ref(),
         inner(running_var).as_ref(),
         inner(weight).as_ref(),
@@ -89,7 +89,7 @@ pub fn batch_norm(
 
 #[pyfunction]
 pub fn embedding(input: &PyTensor, weight: &PyTensor) -> PyResult<PyTensor> {
-    Ok(wrap(F::embedding(&input.inner, &weight.inner).py()?))
+    Ok(wrap(F::embedding(&input.tensor(), &weight.tensor()).py()?))
 }
 
 #[pyfunction]
@@ -110,7 +110,7 @@ pub fn _init(
     mode: &str,
     nonlinearity: &str,
 ) -> PyResult<()> {
-    let t = &tensor.inner;
+    let t = &tensor.tensor();
     match kind {
         "uniform" => init::uniform_(t, a, b),
         "normal" => init::normal_(t, a, b),
@@ -130,7 +130,7 @@ pub fn _init(
 
 #[pyfunction]
 pub fn _fans(tensor: &PyTensor) -> PyResult<(usize, usize)> {
-    init::fans(&tensor.inner).py()
+    init::fans(&tensor.tensor()).py()
 }
 
 fn run_all(py: Python<'_>, jobs: Vec<(Tensor, Tensor, Vec<Tensor>, Rule)>) -> PyResult<()> {

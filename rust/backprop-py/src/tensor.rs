@@ -4,7 +4,7 @@
 use crate::convert::*;
 use crate::errors::IntoPy;
 use backprop::op::{BinaryOp, CmpOp, ReduceOp, UnaryOp};
-use backprop::{DType, Device, Scalar, Shape, Tensor};
+use backprop::{DType, Device, Indexer, Scalar, Tensor};
 use pyo3::basic::CompareOp;
 use pyo3::exceptions::{PyIndexError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -25,19 +25,37 @@ pub fn work<R: Send>(py: Python<'_>, n: usize, f: impl FnOnce() -> R + Send) -> 
 }
 
 /// An n-dimensional array with reverse-mode autodiff (PyTorch's `torch.Tensor`).
+///
+/// The Python object holds its engine tensor behind a lock so that `t.data = other` can swap
+/// what it refers to (another device or dtype) while the object stays the same one: that is how
+/// `module.to(...)` moves parameters without replacing them, so optimisers built before the move
+/// and weights tied between two modules stay valid, as in PyTorch.
 #[pyclass(name = "Tensor", module = "backprop_rs", frozen, subclass, weakref)]
 pub struct PyTensor {
-    pub inner: Tensor,
+    cell: std::sync::RwLock<Tensor>,
 }
 
 impl PyTensor {
     pub fn new(inner: Tensor) -> Self {
-        PyTensor { inner }
+        PyTensor {
+            cell: std::sync::RwLock::new(inner),
+        }
+    }
+
+    /// The engine tensor this object currently refers to (a cheap handle clone).
+    #[inline]
+    pub fn tensor(&self) -> Tensor {
+        self.cell.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Points this object at another engine tensor (what `.data = ...` does).
+    pub fn set(&self, t: Tensor) {
+        *self.cell.write().unwrap_or_else(|e| e.into_inner()) = t;
     }
 }
 
 pub fn wrap(t: Tensor) -> PyTensor {
-    PyTensor { inner: t }
+    PyTensor::new(t)
 }
 
 fn wrap_r(t: backprop::Result<Tensor>) -> PyResult<PyTensor> {
@@ -66,7 +84,7 @@ enum Operand {
 
 fn operand(obj: &Bound<'_, PyAny>, like: &Tensor) -> PyResult<Option<Operand>> {
     if let Ok(t) = obj.cast::<PyTensor>() {
-        return Ok(Some(Operand::Tensor(t.get().inner.clone())));
+        return Ok(Some(Operand::Tensor(t.get().tensor().clone())));
     }
     if let Some(s) = as_scalar(obj) {
         return Ok(Some(Operand::Scalar(s)));
@@ -75,6 +93,8 @@ fn operand(obj: &Bound<'_, PyAny>, like: &Tensor) -> PyResult<Option<Operand>> {
 }
 
 impl PyTensor {
+    /// `self OP other` for an operator (`+`): an operand of another kind gives NotImplemented,
+    /// so Python can try the other side's reflected method.
     fn binop(
         &self,
         py: Python<'_>,
@@ -82,9 +102,34 @@ impl PyTensor {
         op: BinaryOp,
         reversed: bool,
     ) -> PyResult<Py<PyAny>> {
-        let a = &self.inner;
+        match self.binop_value(py, other, op, reversed)? {
+            Some(t) => Ok(Bound::new(py, t)?.into_any().unbind()),
+            None => Ok(py.NotImplemented()),
+        }
+    }
+
+    /// `self.add(other)` and friends: a method, so an operand of another kind is a TypeError
+    /// (never NotImplemented returned as if it were a result).
+    fn binop_method(
+        &self,
+        py: Python<'_>,
+        other: &Bound<'_, PyAny>,
+        op: BinaryOp,
+    ) -> PyResult<PyTensor> {
+        self.binop_value(py, other, op, false)?
+            .ok_or_else(|| unsupported_operand(op.name(), other))
+    }
+
+    fn binop_value(
+        &self,
+        py: Python<'_>,
+        other: &Bound<'_, PyAny>,
+        op: BinaryOp,
+        reversed: bool,
+    ) -> PyResult<Option<PyTensor>> {
+        let a = &self.tensor();
         let r = match operand(other, a)? {
-            None => return Ok(py.NotImplemented()),
+            None => return Ok(None),
             Some(Operand::Scalar(s)) => work(py, a.numel(), || a.binary_scalar(s, op, reversed)),
             Some(Operand::Tensor(b)) => work(py, a.numel().max(b.numel()), || {
                 if reversed {
@@ -94,11 +139,17 @@ impl PyTensor {
                 }
             }),
         };
-        Ok(Bound::new(py, wrap(r.py()?))?.into_any().unbind())
+        Ok(Some(wrap(r.py()?)))
+    }
+
+    fn cmp_method(&self, py: Python<'_>, other: &Bound<'_, PyAny>, op: CmpOp) -> PyResult<PyTensor> {
+        self.cmp(py, other, op)?
+            .map(wrap)
+            .ok_or_else(|| unsupported_operand(op.name(), other))
     }
 
     fn cmp(&self, py: Python<'_>, other: &Bound<'_, PyAny>, op: CmpOp) -> PyResult<Option<Tensor>> {
-        let a = &self.inner;
+        let a = &self.tensor();
         Ok(match operand(other, a)? {
             None => None,
             Some(Operand::Scalar(s)) => Some(work(py, a.numel(), || a.compare_scalar(s, op)).py()?),
@@ -107,44 +158,85 @@ impl PyTensor {
     }
 
     fn inplace(&self, py: Python<'_>, other: &Bound<'_, PyAny>, op: BinaryOp) -> PyResult<()> {
-        let a = &self.inner;
-        let r = match operand(other, a)? {
-            None => {
-                return Err(PyTypeError::new_err(format!(
-                    "unsupported operand type for in-place {}: {}",
-                    op.name(),
-                    type_name(other)
-                )))
-            }
-            Some(Operand::Scalar(s)) => {
-                work(py, a.numel(), || a.binary_scalar(s, op, false)).py()?
-            }
-            Some(Operand::Tensor(b)) => work(py, a.numel(), || a.binary(&b, op)).py()?,
+        let a = &self.tensor();
+        match operand(other, a)? {
+            None => Err(PyTypeError::new_err(format!(
+                "unsupported operand type for in-place {}: {}",
+                op.name(),
+                type_name(other)
+            ))),
+            Some(Operand::Scalar(s)) => work(py, a.numel(), || a.binary_scalar_(s, op)).py(),
+            Some(Operand::Tensor(b)) => work(py, a.numel(), || a.binary_(&b, op)).py(),
+        }
+    }
+
+    /// `other * alpha` as an operand (PyTorch's `add(other, alpha=...)`).
+    fn scaled(&self, other: &Bound<'_, PyAny>, alpha: Option<&Bound<'_, PyAny>>, op: &str) -> PyResult<Option<Operand>> {
+        let a = self.tensor();
+        let o = operand(other, &a)?;
+        let Some(alpha) = alpha.filter(|x| !x.is_none()) else {
+            return Ok(o);
         };
-        if r.dtype() != a.dtype() && DType::promote(r.dtype(), a.dtype()) != a.dtype() {
-            return Err(crate::errors::to_py(backprop::Error::DType {
-                op: op.name(),
-                dtype: a.dtype(),
-                detail: format!(
-                    ": result type {} can't be cast to the desired output type {} in-place",
-                    r.dtype(),
-                    a.dtype()
-                ),
-            }));
+        let s = scalar_arg(op, alpha)?;
+        if matches!(s, Scalar::Float(_)) && !a.dtype().is_float() {
+            return Err(PyTypeError::new_err(format!(
+                "{op}: for integral input tensors, argument alpha must not be a floating point number"
+            )));
         }
-        if r.shape() != a.shape() {
-            return Err(crate::errors::to_py(backprop::Error::ShapeMismatch {
-                op: op.name(),
-                lhs: a.shape().clone(),
-                rhs: r.shape().clone(),
-                detail: ": the in-place result would have a different shape".into(),
-            }));
+        Ok(match o {
+            None => None,
+            Some(Operand::Scalar(v)) => Some(Operand::Tensor(
+                Tensor::full_scalar(v, v.result_dtype(a.dtype()), a.device())
+                    .and_then(|t| t.binary_scalar(s, BinaryOp::Mul, false))
+                    .py()?,
+            )),
+            Some(Operand::Tensor(t)) => Some(Operand::Tensor(t.binary_scalar(s, BinaryOp::Mul, false).py()?)),
+        })
+    }
+
+    fn alpha_method(
+        &self,
+        py: Python<'_>,
+        other: &Bound<'_, PyAny>,
+        alpha: Option<&Bound<'_, PyAny>>,
+        op: BinaryOp,
+    ) -> PyResult<PyTensor> {
+        if alpha.is_none_or(|a| a.is_none()) {
+            return self.binop_method(py, other, op);
         }
-        work(py, a.numel(), || a.copy_(&r)).py()
+        let a = self.tensor();
+        match self.scaled(other, alpha, op.name())? {
+            None => Err(unsupported_operand(op.name(), other)),
+            Some(Operand::Tensor(b)) => wrap_r(work(py, a.numel(), || a.binary(&b, op))),
+            Some(Operand::Scalar(v)) => wrap_r(work(py, a.numel(), || a.binary_scalar(v, op, false))),
+        }
+    }
+
+    fn inplace_alpha(
+        &self,
+        py: Python<'_>,
+        other: &Bound<'_, PyAny>,
+        alpha: Option<&Bound<'_, PyAny>>,
+        op: BinaryOp,
+    ) -> PyResult<()> {
+        if alpha.is_none_or(|a| a.is_none()) {
+            return self.inplace(py, other, op);
+        }
+        let a = self.tensor();
+        match self.scaled(other, alpha, op.name())? {
+            None => Err(unsupported_operand(op.name(), other)),
+            Some(Operand::Tensor(b)) => work(py, a.numel(), || a.binary_(&b, op)).py(),
+            Some(Operand::Scalar(v)) => work(py, a.numel(), || a.binary_scalar_(v, op)).py(),
+        }
+    }
+
+    fn unary_(&self, py: Python<'_>, op: UnaryOp) -> PyResult<()> {
+        let a = self.tensor();
+        work(py, a.numel(), || a.unary_(op)).py()
     }
 
     fn unary(&self, py: Python<'_>, op: UnaryOp) -> PyResult<PyTensor> {
-        let a = &self.inner;
+        let a = &self.tensor();
         wrap_r(work(py, a.numel(), || a.unary(op)))
     }
 
@@ -156,22 +248,15 @@ impl PyTensor {
         keepdim: bool,
     ) -> PyResult<PyTensor> {
         let dims = dims_arg(dim)?;
-        let a = &self.inner;
+        let a = &self.tensor();
         wrap_r(work(py, a.numel(), || a.reduce(op, &dims, keepdim)))
     }
 }
 
 // ------------------------------------------------------------------------------ indexing
 
-enum Idx {
-    Int(i64),
-    Slice(Option<i64>, Option<i64>, i64),
-    NewAxis,
-    Ellipsis,
-    Tensor(Tensor),
-}
-
-fn parse_index(key: &Bound<'_, PyAny>, device: Device) -> PyResult<Vec<Idx>> {
+/// Converts a Python index key into the core's `Indexer`s (the rules live in the core).
+fn parse_index(key: &Bound<'_, PyAny>, device: Device) -> PyResult<Vec<Indexer>> {
     let items: Vec<Bound<'_, PyAny>> = if let Ok(t) = key.cast::<PyTuple>() {
         t.iter().collect()
     } else {
@@ -180,203 +265,64 @@ fn parse_index(key: &Bound<'_, PyAny>, device: Device) -> PyResult<Vec<Idx>> {
     let mut out = Vec::with_capacity(items.len());
     for it in items {
         out.push(if it.is_instance_of::<PyNone>() {
-            Idx::NewAxis
+            Indexer::NewAxis
         } else if it.is_instance_of::<PyEllipsis>() {
-            Idx::Ellipsis
+            Indexer::Ellipsis
         } else if let Ok(s) = it.cast::<PySlice>() {
             let get = |name: &str| -> PyResult<Option<i64>> {
                 let v = s.getattr(name)?;
                 if v.is_none() {
                     Ok(None)
+                } else if let Ok(t) = v.cast::<PyTensor>() {
+                    let t = t.get().tensor();
+                    if t.dtype() != DType::I64 || t.numel() != 1 {
+                        return Err(PyTypeError::new_err("slice indices must be integers or None or have an __index__ method"));
+                    }
+                    match t.item_scalar().py()? {
+                        Scalar::Int(i) => Ok(Some(i)),
+                        _ => Err(PyTypeError::new_err("slice indices must be integers")),
+                    }
                 } else {
-                    v.extract::<i64>().map(Some).map_err(|_| PyTypeError::new_err("slice indices must be integers or None"))
+                    v.extract::<i64>().map(Some).map_err(|_| {
+                        PyTypeError::new_err("slice indices must be integers or None or have an __index__ method")
+                    })
                 }
             };
-            let step = get("step")?.unwrap_or(1);
-            if step <= 0 {
-                return Err(PyValueError::new_err("step must be greater than zero (negative steps are not supported, as in PyTorch)"));
+            Indexer::Slice {
+                start: get("start")?,
+                stop: get("stop")?,
+                step: get("step")?.unwrap_or(1),
             }
-            Idx::Slice(get("start")?, get("stop")?, step)
         } else if let Ok(t) = it.cast::<PyTensor>() {
-            let t = t.get().inner.clone();
-            if t.dtype() == DType::I64 && t.rank() == 0 {
-                Idx::Int(t.item().py()? as i64)
-            } else {
-                Idx::Tensor(t)
-            }
+            Indexer::Tensor(t.get().tensor())
         } else if it.is_instance_of::<pyo3::types::PyBool>() {
-            return Err(PyIndexError::new_err("indexing with a Python bool is not supported; use a bool tensor mask"));
+            // t[True] / t[False]: a 0-d mask (NumPy's rule)
+            let b: bool = it.extract()?;
+            Indexer::Tensor(Tensor::full_scalar(Scalar::Bool(b), DType::Bool, device).py()?)
         } else if let Ok(i) = it.extract::<i64>() {
-            Idx::Int(i)
-        } else if it.is_instance_of::<PyList>() || it.is_instance_of::<numpy::PyUntypedArray>() {
+            Indexer::Select(i)
+        } else if it.is_instance_of::<PyList>() || it.is_instance_of::<numpy::PyUntypedArray>() || it.is_instance_of::<PyTuple>() {
             let t = tensor_from_data(&it, None, device)?;
+            // an empty list indexes nothing (as int64, like PyTorch)
+            let t = if t.numel() == 0 && t.dtype() != DType::Bool {
+                t.to_dtype(DType::I64).py()?
+            } else {
+                t
+            };
             if !matches!(t.dtype(), DType::I64 | DType::Bool) {
-                return Err(PyIndexError::new_err("tensors used as indices must be long (int64) or bool"));
+                return Err(PyIndexError::new_err(
+                    "tensors used as indices must be long (int64) or bool",
+                ));
             }
-            Idx::Tensor(t)
+            Indexer::Tensor(t)
         } else {
             return Err(PyIndexError::new_err(format!(
-                "only integers, slices, None, Ellipsis and int64/bool tensors are valid indices (got {})",
+                "only integers, slices (`:`), ellipsis (`...`), None and long or bool tensors are valid indices (got {})",
                 type_name(&it)
             )));
         });
     }
     Ok(out)
-}
-
-/// What indexing produced: the result, plus whether advanced (tensor) indexing was used and,
-/// for assignment, the basic view and advanced indices to write through.
-struct Indexed {
-    basic: Tensor,
-    /// (dim in `basic`, int64 index tensor) for each advanced index.
-    advanced: Vec<(usize, Tensor)>,
-}
-
-fn apply_basic(t: &Tensor, items: Vec<Idx>) -> PyResult<Indexed> {
-    let consumed: usize = items
-        .iter()
-        .map(|i| match i {
-            Idx::Int(_) | Idx::Slice(..) => 1,
-            Idx::Tensor(m) if m.dtype() == DType::Bool => m.rank(),
-            Idx::Tensor(_) => 1,
-            _ => 0,
-        })
-        .sum();
-    if items.iter().filter(|i| matches!(i, Idx::Ellipsis)).count() > 1 {
-        return Err(PyIndexError::new_err(
-            "an index can only have a single ellipsis ('...')",
-        ));
-    }
-    if consumed > t.rank() {
-        return Err(PyIndexError::new_err(format!(
-            "too many indices for tensor of dimension {} (got {consumed})",
-            t.rank()
-        )));
-    }
-    let mut cur = t.clone();
-    let mut d = 0usize;
-    let mut advanced: Vec<(usize, Tensor)> = Vec::new();
-    let mut saw_ellipsis = false;
-    for it in items {
-        match it {
-            Idx::Int(i) => {
-                cur = cur.select(d, i).py()?;
-            }
-            Idx::Slice(s, e, step) => {
-                cur = cur.slice(d, s, e, step).py()?;
-                d += 1;
-            }
-            Idx::NewAxis => {
-                cur = cur.unsqueeze(d).py()?;
-                d += 1;
-            }
-            Idx::Ellipsis => {
-                saw_ellipsis = true;
-                d += t.rank() - consumed;
-            }
-            Idx::Tensor(m) if m.dtype() == DType::Bool => {
-                let k = m.rank();
-                if cur.dims().get(d..d + k) != Some(m.dims()) {
-                    return Err(PyIndexError::new_err(format!(
-                        "the shape of the mask {} does not match the shape {} of the indexed tensor starting at dim {d}",
-                        m.shape(),
-                        cur.shape()
-                    )));
-                }
-                let nz = m.nonzero().py()?; // [count, k]
-                for j in 0..k {
-                    advanced.push((d + j, nz.select(1usize, j as i64).py()?.contiguous().py()?));
-                }
-                d += k;
-            }
-            Idx::Tensor(ix) => {
-                if ix.dtype() != DType::I64 {
-                    return Err(PyIndexError::new_err(format!(
-                        "tensors used as indices must be long (int64) or bool, got {}",
-                        ix.dtype()
-                    )));
-                }
-                advanced.push((d, ix));
-                d += 1;
-            }
-        }
-    }
-    let _ = saw_ellipsis;
-    Ok(Indexed {
-        basic: cur,
-        advanced,
-    })
-}
-
-/// Gathers with advanced indices (NumPy/PyTorch rules: broadcast the index tensors; the indexed
-/// dims are replaced by the broadcast index shape, in place if they are adjacent, else in front).
-fn apply_advanced(ix: Indexed) -> PyResult<Tensor> {
-    let Indexed { basic, advanced } = ix;
-    if advanced.is_empty() {
-        return Ok(basic);
-    }
-    let dims: Vec<usize> = advanced.iter().map(|(d, _)| *d).collect();
-    let adjacent = dims.windows(2).all(|w| w[1] == w[0] + 1);
-    // move the advanced dims to the front when they are not adjacent
-    let (x, first) = if adjacent {
-        (basic, dims[0])
-    } else {
-        let mut perm = dims.clone();
-        perm.extend((0..basic.rank()).filter(|d| !dims.contains(d)));
-        (basic.permute(&perm).py()?, 0)
-    };
-    let k = dims.len();
-    let sizes: Vec<usize> = (0..k).map(|j| x.dims()[first + j]).collect();
-    // broadcast shape of the index tensors
-    let mut bshape = Shape::scalar();
-    for (_, t) in &advanced {
-        bshape = Shape::broadcast("index", &bshape, t.shape()).py()?;
-    }
-    let mut linear: Option<Tensor> = None;
-    for (j, (_, t)) in advanced.iter().enumerate() {
-        let n = sizes[j] as f64;
-        // bounds check per dim (negative indices count from the end)
-        if t.numel() > 0 {
-            let (lo, hi) = (
-                t.min_all().py()?.item().py()?,
-                t.max_all().py()?.item().py()?,
-            );
-            if lo < -n || hi >= n {
-                let bad = if lo < -n { lo } else { hi };
-                return Err(PyIndexError::new_err(format!(
-                    "index {bad} is out of bounds for dimension {} with size {}",
-                    dims[j], sizes[j]
-                )));
-            }
-        }
-        let t = Tensor::where_cond(
-            &t.lt_scalar(0.0).py()?,
-            &t.binary_scalar(Scalar::Int(sizes[j] as i64), BinaryOp::Add, false)
-                .py()?,
-            t,
-        )
-        .py()?;
-        let t = t.broadcast_to(&bshape).py()?;
-        linear = Some(match linear {
-            None => t,
-            Some(l) => l
-                .binary_scalar(Scalar::Int(sizes[j] as i64), BinaryOp::Mul, false)
-                .py()?
-                .add(&t)
-                .py()?,
-        });
-    }
-    let linear = linear.ok_or_else(|| PyRuntimeError::new_err("internal: no index"))?;
-    let mut merged: Vec<usize> = x.dims()[..first].to_vec();
-    merged.push(sizes.iter().product());
-    merged.extend_from_slice(&x.dims()[first + k..]);
-    let xm = x.reshape(merged).py()?;
-    let flat = linear.reshape([linear.numel()]).py()?;
-    let picked = xm.index_select(first, &flat).py()?;
-    let mut out: Vec<usize> = x.dims()[..first].to_vec();
-    out.extend_from_slice(bshape.dims());
-    out.extend_from_slice(&x.dims()[first + k..]);
-    picked.reshape(out).py()
 }
 
 #[pymethods]
@@ -396,7 +342,7 @@ impl PyTensor {
             Some(d) if !d.is_none() => {
                 if let Ok(t) = d.cast::<PyTensor>() {
                     // Tensor(t) shares t's data (what Parameter(t) relies on)
-                    let t = t.get().inner.detach();
+                    let t = t.get().tensor().detach();
                     match dt {
                         Some(dt) if dt != t.dtype() => t.to_dtype(dt).py()?,
                         _ => t,
@@ -419,70 +365,70 @@ impl PyTensor {
 
     #[getter]
     fn shape<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        PyTuple::new(py, self.inner.dims())
+        PyTuple::new(py, self.tensor().dims())
     }
     #[pyo3(signature = (dim=None))]
     fn size<'py>(&self, py: Python<'py>, dim: Option<i64>) -> PyResult<Bound<'py, PyAny>> {
         match dim {
-            None => Ok(PyTuple::new(py, self.inner.dims())?.into_any()),
-            Some(d) => Ok(self.inner.size(d).py()?.into_pyobject(py)?.into_any()),
+            None => Ok(PyTuple::new(py, self.tensor().dims())?.into_any()),
+            Some(d) => Ok(self.tensor().size(d).py()?.into_pyobject(py)?.into_any()),
         }
     }
     fn dim(&self) -> usize {
-        self.inner.rank()
+        self.tensor().rank()
     }
     #[getter]
     fn ndim(&self) -> usize {
-        self.inner.rank()
+        self.tensor().rank()
     }
     fn numel(&self) -> usize {
-        self.inner.numel()
+        self.tensor().numel()
     }
     fn nelement(&self) -> usize {
-        self.inner.numel()
+        self.tensor().numel()
     }
     #[getter]
     fn dtype(&self) -> PyDType {
         PyDType {
-            inner: self.inner.dtype(),
+            inner: self.tensor().dtype(),
         }
     }
     #[getter]
     fn device(&self) -> PyDevice {
         PyDevice {
-            inner: self.inner.device(),
+            inner: self.tensor().device(),
         }
     }
     #[getter]
     fn is_gpu(&self) -> bool {
-        self.inner.device() == Device::Gpu
+        self.tensor().device() == Device::Gpu
     }
     #[getter]
     fn is_cuda(&self) -> bool {
-        self.inner.device() == Device::Gpu
+        self.tensor().device() == Device::Gpu
     }
     fn is_floating_point(&self) -> bool {
-        self.inner.dtype().is_float()
+        self.tensor().dtype().is_float()
     }
     fn element_size(&self) -> usize {
-        self.inner.dtype().size_in_bytes()
+        self.tensor().dtype().size_in_bytes()
     }
     #[getter]
     fn itemsize(&self) -> usize {
-        self.inner.dtype().size_in_bytes()
+        self.tensor().dtype().size_in_bytes()
     }
     #[getter]
     fn nbytes(&self) -> usize {
-        self.inner.numel() * self.inner.dtype().size_in_bytes()
+        self.tensor().numel() * self.tensor().dtype().size_in_bytes()
     }
     #[pyo3(signature = (dim=None))]
     fn stride<'py>(&self, py: Python<'py>, dim: Option<i64>) -> PyResult<Bound<'py, PyAny>> {
         match dim {
-            None => Ok(PyTuple::new(py, self.inner.strides())?.into_any()),
+            None => Ok(PyTuple::new(py, self.tensor().strides())?.into_any()),
             Some(d) => {
-                let d = backprop::shape::normalize_dim("stride", d, self.inner.rank()).py()?;
+                let d = backprop::shape::normalize_dim("stride", d, self.tensor().rank()).py()?;
                 Ok(self
-                    .inner
+                    .tensor()
                     .strides()
                     .get(d)
                     .copied()
@@ -493,24 +439,24 @@ impl PyTensor {
         }
     }
     fn storage_offset(&self) -> usize {
-        self.inner.layout().offset()
+        self.tensor().layout().offset()
     }
     fn is_contiguous(&self) -> bool {
-        self.inner.is_contiguous()
+        self.tensor().is_contiguous()
     }
     /// Address of the first element (CPU tensors), for checking memory sharing.
     fn data_ptr(&self) -> usize {
-        self.inner.cpu_data_ptr().map(|p| p as usize).unwrap_or(0)
+        self.tensor().cpu_data_ptr().map(|p| p as usize).unwrap_or(0)
     }
     fn __len__(&self) -> PyResult<usize> {
-        self.inner
+        self.tensor()
             .dims()
             .first()
             .copied()
             .ok_or_else(|| PyTypeError::new_err("len() of a 0-d tensor"))
     }
     fn __repr__(&self) -> String {
-        self.inner.to_string()
+        self.tensor().to_string()
     }
     fn __hash__(slf: &Bound<'_, Self>) -> isize {
         slf.as_ptr() as isize
@@ -520,42 +466,42 @@ impl PyTensor {
 
     #[getter]
     fn get_requires_grad(&self) -> bool {
-        self.inner.requires_grad()
+        self.tensor().requires_grad()
     }
     #[setter]
     fn set_requires_grad(&self, flag: bool) -> PyResult<()> {
-        self.inner.requires_grad_(flag).py().map(|_| ())
+        self.tensor().requires_grad_(flag).py().map(|_| ())
     }
     #[pyo3(signature = (requires_grad=true))]
     fn requires_grad_(slf: &Bound<'_, Self>, requires_grad: bool) -> PyResult<Py<Self>> {
-        slf.get().inner.requires_grad_(requires_grad).py()?;
+        slf.get().tensor().requires_grad_(requires_grad).py()?;
         Ok(slf.clone().unbind())
     }
     #[getter]
     fn get_grad(&self) -> Option<PyTensor> {
-        self.inner.grad().map(wrap)
+        self.tensor().grad().map(wrap)
     }
     #[setter]
     fn set_grad(&self, g: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         match g {
-            None => self.inner.set_grad(None).py(),
-            Some(g) if g.is_none() => self.inner.set_grad(None).py(),
+            None => self.tensor().set_grad(None).py(),
+            Some(g) if g.is_none() => self.tensor().set_grad(None).py(),
             Some(g) => {
                 let t = g
                     .cast::<PyTensor>()
                     .map_err(|_| PyTypeError::new_err("assigned grad must be a Tensor or None"))?;
-                self.inner.set_grad(Some(t.get().inner.clone())).py()
+                self.tensor().set_grad(Some(t.get().tensor().clone())).py()
             }
         }
     }
     #[getter]
     fn is_leaf(&self) -> bool {
-        self.inner.is_leaf()
+        self.tensor().is_leaf()
     }
     /// Name of the op that made this tensor (`"MulBackward"`), or None for leaves.
     #[getter]
     fn grad_fn(&self) -> Option<String> {
-        self.inner.grad_fn_name().map(|n| {
+        self.tensor().grad_fn_name().map(|n| {
             let camel: String = n
                 .split('_')
                 .map(|w| {
@@ -569,11 +515,11 @@ impl PyTensor {
         })
     }
     fn retain_grad(&self) {
-        self.inner.retain_grad();
+        self.tensor().retain_grad();
     }
     #[getter]
     fn retains_grad(&self) -> bool {
-        self.inner.retains_grad()
+        self.tensor().retains_grad()
     }
     #[pyo3(signature = (gradient=None, retain_graph=None, create_graph=false, inputs=None))]
     fn backward(
@@ -591,64 +537,63 @@ impl PyTensor {
         }
         let g = match gradient {
             Some(g) if !g.is_none() => Some(match g.cast::<PyTensor>() {
-                Ok(t) => t.get().inner.clone(),
-                Err(_) => tensor_from_data(g, Some(self.inner.dtype()), self.inner.device())?,
+                Ok(t) => t.get().tensor().clone(),
+                Err(_) => tensor_from_data(g, Some(self.tensor().dtype()), self.tensor().device())?,
             }),
             _ => None,
         };
-        let t = &self.inner;
+        let t = &self.tensor();
         let retain = retain_graph.unwrap_or(create_graph);
         py.detach(|| t.backward_with(g.as_ref(), retain, create_graph))
             .py()
     }
     fn detach(&self) -> PyTensor {
-        wrap(self.inner.detach())
+        wrap(self.tensor().detach())
     }
     /// The same data without autograd history (PyTorch's `.data`).
     #[getter]
     fn get_data(&self) -> PyTensor {
-        wrap(self.inner.detach())
+        wrap(self.tensor().detach())
     }
+    /// `t.data = other`: this object now holds `other`'s memory (any shape, dtype or device),
+    /// keeping its `requires_grad` (and its `.grad` where that still fits), as in PyTorch.
     #[setter]
-    fn set_data(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn set_data(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let v = value
             .cast::<PyTensor>()
-            .map_err(|_| PyTypeError::new_err("data must be a Tensor"))?
+            .map_err(|_| PyTypeError::new_err(format!("data must be a Tensor, got {}", type_name(value))))?
             .get()
-            .inner
-            .clone();
-        if v.shape() != self.inner.shape() || v.dtype() != self.inner.dtype() {
-            return Err(PyValueError::new_err(format!(
-                "assigning .data of shape {} / {} to a tensor of shape {} / {}: only same shape and dtype are supported (the data is copied)",
-                v.shape(), v.dtype(), self.inner.shape(), self.inner.dtype()
-            )));
-        }
-        let _g = backprop::no_grad();
-        let t = &self.inner;
-        work(py, t.numel(), || t.detach().copy_(&v)).py()
+            .tensor();
+        let new = self.tensor().with_data(&v).py()?;
+        self.set(new);
+        Ok(())
+    }
+    /// How many in-place writes this tensor's memory has seen (PyTorch's `_version`).
+    #[getter]
+    fn _version(&self) -> u64 {
+        self.tensor().version()
+    }
+    /// Whether this tensor is a view recorded by autograd (shares memory with its base).
+    fn _is_view(&self) -> bool {
+        self.tensor().is_view()
     }
 
     // ------------------------------------------------------------------ conversion
 
     /// The value of a one-element tensor as a Python number.
     fn item<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let v = self.inner.item().py()?;
-        Ok(match self.inner.dtype() {
-            DType::I64 => (v as i64).into_pyobject(py)?.into_any(),
-            DType::Bool => pyo3::types::PyBool::new(py, v != 0.0).to_owned().into_any(),
-            _ => v.into_pyobject(py)?.into_any(),
-        })
+        scalar_to_py(py, self.tensor().item_scalar().py()?)
     }
     fn tolist<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_numpy(py, &self.inner, false)?.call_method0("tolist")
+        to_numpy(py, &self.tensor(), false)?.call_method0("tolist")
     }
     /// A NumPy array sharing this tensor's memory (CPU) or a copy (GPU).
     #[pyo3(signature = (*, force=false))]
     fn numpy<'py>(&self, py: Python<'py>, force: bool) -> PyResult<Bound<'py, PyAny>> {
-        if self.inner.requires_grad() && !force {
+        if self.tensor().requires_grad() && !force {
             return Err(PyRuntimeError::new_err("Can't call numpy() on a tensor that requires grad. Use tensor.detach().numpy() instead."));
         }
-        to_numpy(py, &self.inner, force)
+        to_numpy(py, &self.tensor(), force)
     }
     #[pyo3(signature = (dtype=None, copy=None))]
     fn __array__<'py>(
@@ -658,10 +603,10 @@ impl PyTensor {
         copy: Option<bool>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let wants_dtype = dtype.filter(|d| !d.is_none());
-        if copy == Some(false) && self.inner.device() != Device::Cpu {
+        if copy == Some(false) && self.tensor().device() != Device::Cpu {
             return Err(PyValueError::new_err("Unable to avoid copy while creating an array as requested: the tensor is on the gpu."));
         }
-        let arr = to_numpy(py, &self.inner, copy == Some(true))?;
+        let arr = to_numpy(py, &self.tensor(), copy == Some(true))?;
         match wants_dtype {
             None => Ok(arr),
             Some(d) => {
@@ -682,27 +627,31 @@ impl PyTensor {
         1000.0
     }
     fn __bool__(&self) -> PyResult<bool> {
-        if self.inner.numel() != 1 {
+        if self.tensor().numel() != 1 {
             return Err(PyRuntimeError::new_err(format!(
                 "Boolean value of Tensor with {} values is ambiguous",
-                self.inner.numel()
+                self.tensor().numel()
             )));
         }
-        Ok(self.inner.item().py()? != 0.0)
+        Ok(self.tensor().item().py()? != 0.0)
     }
     fn __float__(&self) -> PyResult<f64> {
-        self.inner.item().py()
+        self.tensor().item().py()
     }
-    fn __int__(&self) -> PyResult<i64> {
-        Ok(self.inner.item().py()? as i64)
+    /// Python's `int()` of the value (NaN and infinities raise as they do for floats).
+    fn __int__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        scalar_to_py(py, self.tensor().item_scalar().py()?)?.call_method0("__int__")
     }
     fn __index__(&self) -> PyResult<i64> {
-        if self.inner.dtype() != DType::I64 || self.inner.numel() != 1 {
+        if self.tensor().dtype() != DType::I64 || self.tensor().numel() != 1 {
             return Err(PyTypeError::new_err(
                 "only integer tensors of a single element can be converted to an index",
             ));
         }
-        Ok(self.inner.item().py()? as i64)
+        match self.tensor().item_scalar().py()? {
+            Scalar::Int(i) => Ok(i),
+            _ => Err(PyTypeError::new_err("only integer tensors of a single element can be converted to an index")),
+        }
     }
 
     /// `to(device)`, `to(dtype)`, `to(device, dtype)`, `to(other_tensor)`, keywords too.
@@ -724,8 +673,8 @@ impl PyTensor {
         };
         for a in args.iter() {
             if let Ok(t) = a.cast::<PyTensor>() {
-                dt = Some(t.get().inner.dtype());
-                dev = Some(t.get().inner.device());
+                dt = Some(t.get().tensor().dtype());
+                dev = Some(t.get().tensor().device());
             } else if a.cast::<PyDevice>().is_ok()
                 || a.cast::<pyo3::types::PyString>().is_ok_and(|s| {
                     s.to_cow()
@@ -738,7 +687,7 @@ impl PyTensor {
                 dt = Some(parse_dtype(&a)?);
             }
         }
-        let t = &self.inner;
+        let t = &self.tensor();
         let r = work(py, t.numel(), || -> backprop::Result<Tensor> {
             let mut r = t.clone();
             if let Some(d) = dev {
@@ -755,11 +704,11 @@ impl PyTensor {
         wrap_r(r)
     }
     fn cpu(&self, py: Python<'_>) -> PyResult<PyTensor> {
-        let t = &self.inner;
+        let t = &self.tensor();
         wrap_r(work(py, t.numel(), || t.to_device(Device::Cpu)))
     }
     fn gpu(&self, py: Python<'_>) -> PyResult<PyTensor> {
-        let t = &self.inner;
+        let t = &self.tensor();
         wrap_r(work(py, t.numel(), || t.to_device(Device::Gpu)))
     }
     #[pyo3(signature = (device=None))]
@@ -768,28 +717,28 @@ impl PyTensor {
         self.gpu(py)
     }
     fn float(&self) -> PyResult<PyTensor> {
-        wrap_r(self.inner.to_dtype(DType::F32))
+        wrap_r(self.tensor().to_dtype(DType::F32))
     }
     fn double(&self) -> PyResult<PyTensor> {
-        wrap_r(self.inner.to_dtype(DType::F64))
+        wrap_r(self.tensor().to_dtype(DType::F64))
     }
     fn long(&self) -> PyResult<PyTensor> {
-        wrap_r(self.inner.to_dtype(DType::I64))
+        wrap_r(self.tensor().to_dtype(DType::I64))
     }
     fn int(&self) -> PyResult<PyTensor> {
-        wrap_r(self.inner.to_dtype(DType::I64))
+        wrap_r(self.tensor().to_dtype(DType::I64))
     }
     fn bool(&self) -> PyResult<PyTensor> {
-        wrap_r(self.inner.to_dtype(DType::Bool))
+        wrap_r(self.tensor().to_dtype(DType::Bool))
     }
     #[pyo3(signature = (dtype=None))]
     fn r#type(&self, py: Python<'_>, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
         match opt_dtype(dtype)? {
-            None => Ok(format!("backprop_rs.{}", self.inner.dtype())
+            None => Ok(format!("backprop_rs.{}", self.tensor().dtype())
                 .into_pyobject(py)?
                 .into_any()
                 .unbind()),
-            Some(d) => Ok(Bound::new(py, wrap(self.inner.to_dtype(d).py()?))?
+            Some(d) => Ok(Bound::new(py, wrap(self.tensor().to_dtype(d).py()?))?
                 .into_any()
                 .unbind()),
         }
@@ -800,83 +749,83 @@ impl PyTensor {
     #[pyo3(signature = (*shape))]
     fn reshape(&self, shape: &Bound<'_, PyTuple>) -> PyResult<PyTensor> {
         let dims = shape_args(shape)?;
-        wrap_r(self.inner.reshape_infer(&dims))
+        wrap_r(self.tensor().reshape_infer(&dims))
     }
     #[pyo3(signature = (*shape))]
     fn view(&self, shape: &Bound<'_, PyTuple>) -> PyResult<PyTensor> {
         if shape.len() == 1 {
             if let Ok(d) = parse_dtype(&shape.get_item(0)?) {
-                if d != self.inner.dtype() {
+                if d != self.tensor().dtype() {
                     return Err(PyTypeError::new_err(
                         "view(dtype) reinterpretation is not supported; use .to(dtype)",
                     ));
                 }
-                return Ok(wrap(self.inner.clone()));
+                return Ok(wrap(self.tensor().clone()));
             }
         }
         let dims = shape_args(shape)?;
-        wrap_r(self.inner.view(&dims))
+        wrap_r(self.tensor().view(&dims))
     }
     fn view_as(&self, other: &PyTensor) -> PyResult<PyTensor> {
-        let dims: Vec<i64> = other.inner.dims().iter().map(|&d| d as i64).collect();
-        wrap_r(self.inner.view(&dims))
+        let dims: Vec<i64> = other.tensor().dims().iter().map(|&d| d as i64).collect();
+        wrap_r(self.tensor().view(&dims))
     }
     fn reshape_as(&self, other: &PyTensor) -> PyResult<PyTensor> {
-        wrap_r(self.inner.reshape(other.inner.shape().clone()))
+        wrap_r(self.tensor().reshape(other.tensor().shape().clone()))
     }
     #[pyo3(signature = (*dims))]
     fn permute(&self, dims: &Bound<'_, PyTuple>) -> PyResult<PyTensor> {
         let dims = shape_args(dims)?;
-        if dims.len() != self.inner.rank() {
+        if dims.len() != self.tensor().rank() {
             return Err(crate::errors::to_py(backprop::Error::invalid(
                 "permute",
                 format!(
                     "number of dims {} does not match the tensor's rank {}",
                     dims.len(),
-                    self.inner.rank()
+                    self.tensor().rank()
                 ),
             )));
         }
-        wrap_r(self.inner.permute(&dims))
+        wrap_r(self.tensor().permute(&dims))
     }
     fn transpose(&self, dim0: i64, dim1: i64) -> PyResult<PyTensor> {
-        wrap_r(self.inner.transpose(dim0, dim1))
+        wrap_r(self.tensor().transpose(dim0, dim1))
     }
     fn swapaxes(&self, axis0: i64, axis1: i64) -> PyResult<PyTensor> {
-        wrap_r(self.inner.transpose(axis0, axis1))
+        wrap_r(self.tensor().transpose(axis0, axis1))
     }
     fn t(&self) -> PyResult<PyTensor> {
-        wrap_r(self.inner.t())
+        wrap_r(self.tensor().t())
     }
     #[getter(T)]
     fn get_t(&self) -> PyResult<PyTensor> {
         // PyTorch's .T reverses all dims
-        let r = self.inner.rank();
+        let r = self.tensor().rank();
         let perm: Vec<usize> = (0..r).rev().collect();
-        wrap_r(self.inner.permute(&perm))
+        wrap_r(self.tensor().permute(&perm))
     }
     #[getter(mT)]
     fn get_mt(&self) -> PyResult<PyTensor> {
-        wrap_r(self.inner.mt())
+        wrap_r(self.tensor().mt())
     }
     fn unsqueeze(&self, dim: i64) -> PyResult<PyTensor> {
-        wrap_r(self.inner.unsqueeze(dim))
+        wrap_r(self.tensor().unsqueeze(dim))
     }
     #[pyo3(signature = (dim=None))]
     fn squeeze(&self, dim: Option<&Bound<'_, PyAny>>) -> PyResult<PyTensor> {
         match dim {
-            None => wrap_r(self.inner.squeeze(None)),
-            Some(d) if d.is_none() => wrap_r(self.inner.squeeze(None)),
+            None => wrap_r(self.tensor().squeeze(None)),
+            Some(d) if d.is_none() => wrap_r(self.tensor().squeeze(None)),
             Some(d) => {
                 let mut dims = int_list(d)?;
-                let rank = self.inner.rank() as i64;
+                let rank = self.tensor().rank() as i64;
                 for x in dims.iter_mut() {
                     if *x < 0 {
                         *x += rank.max(1);
                     }
                 }
                 dims.sort_unstable();
-                let mut t = self.inner.clone();
+                let mut t = self.tensor().clone();
                 for &x in dims.iter().rev() {
                     t = t.squeeze(Some(x)).py()?;
                 }
@@ -887,40 +836,36 @@ impl PyTensor {
     #[pyo3(signature = (*sizes))]
     fn expand(&self, sizes: &Bound<'_, PyTuple>) -> PyResult<PyTensor> {
         let dims = shape_args(sizes)?;
-        wrap_r(self.inner.expand(&dims))
+        wrap_r(self.tensor().expand(&dims))
     }
     fn expand_as(&self, other: &PyTensor) -> PyResult<PyTensor> {
-        wrap_r(self.inner.broadcast_to(other.inner.shape()))
+        wrap_r(self.tensor().broadcast_to(other.tensor().shape()))
     }
     fn broadcast_to(&self, shape: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
         let dims = int_list(shape)?;
-        wrap_r(self.inner.expand(&dims))
+        wrap_r(self.tensor().expand(&dims))
     }
     #[pyo3(signature = (start_dim=0, end_dim=-1))]
     fn flatten(&self, start_dim: i64, end_dim: i64) -> PyResult<PyTensor> {
-        wrap_r(self.inner.flatten(start_dim, end_dim))
+        wrap_r(self.tensor().flatten(start_dim, end_dim))
     }
     fn unflatten(&self, dim: i64, sizes: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
         let sizes = int_list(sizes)?;
-        let d = backprop::shape::normalize_dim("unflatten", dim, self.inner.rank()).py()?;
-        let mut dims: Vec<i64> = self.inner.dims()[..d].iter().map(|&x| x as i64).collect();
-        dims.extend(&sizes);
-        dims.extend(self.inner.dims()[d + 1..].iter().map(|&x| x as i64));
-        wrap_r(self.inner.reshape_infer(&dims))
+        wrap_r(self.tensor().unflatten(dim, &sizes))
     }
     fn narrow(&self, dim: i64, start: i64, length: usize) -> PyResult<PyTensor> {
-        let d = backprop::shape::normalize_dim("narrow", dim, self.inner.rank()).py()?;
-        let n = self.inner.dims().get(d).copied().unwrap_or(0) as i64;
+        let d = backprop::shape::normalize_dim("narrow", dim, self.tensor().rank()).py()?;
+        let n = self.tensor().dims().get(d).copied().unwrap_or(0) as i64;
         let s = if start < 0 { start + n } else { start };
         if s < 0 {
             return Err(PyIndexError::new_err(format!(
                 "narrow: start {start} is out of range for dimension {d} of size {n}"
             )));
         }
-        wrap_r(self.inner.narrow(d, s as usize, length))
+        wrap_r(self.tensor().narrow(d, s as usize, length))
     }
     fn select(&self, dim: i64, index: i64) -> PyResult<PyTensor> {
-        wrap_r(self.inner.select(dim, index))
+        wrap_r(self.tensor().select(dim, index))
     }
     #[pyo3(signature = (split_size_or_sections, dim=0))]
     fn split(
@@ -928,105 +873,59 @@ impl PyTensor {
         split_size_or_sections: &Bound<'_, PyAny>,
         dim: i64,
     ) -> PyResult<Vec<PyTensor>> {
-        if let Ok(n) = split_size_or_sections.extract::<usize>() {
-            return Ok(self
-                .inner
-                .split(n, dim)
-                .py()?
-                .into_iter()
-                .map(wrap)
-                .collect());
-        }
-        let sections = int_list(split_size_or_sections)?;
-        let d = backprop::shape::normalize_dim("split", dim, self.inner.rank()).py()?;
-        let total: i64 = sections.iter().sum();
-        if total != self.inner.dims()[d] as i64 || sections.iter().any(|&s| s < 0) {
-            return Err(PyValueError::new_err(format!(
-                "split sizes {sections:?} must sum to the size {} of dim {d}",
-                self.inner.dims()[d]
-            )));
-        }
-        let mut off = 0;
-        let mut out = Vec::new();
-        for s in sections {
-            out.push(wrap(self.inner.narrow(d, off, s as usize).py()?));
-            off += s as usize;
-        }
-        Ok(out)
+        let t = self.tensor();
+        let parts = if split_size_or_sections.is_instance_of::<PyInt>() {
+            let n: i64 = split_size_or_sections.extract()?;
+            let n = usize::try_from(n).map_err(|_| {
+                PyValueError::new_err(format!("split expects split_size be non-negative, but got split_size={n}"))
+            })?;
+            t.split(n, dim).py()?
+        } else {
+            let sections = usize_list("split", split_size_or_sections)?;
+            t.split_with_sizes(&sections, dim).py()?
+        };
+        Ok(parts.into_iter().map(wrap).collect())
     }
     #[pyo3(signature = (chunks, dim=0))]
-    fn chunk(&self, chunks: usize, dim: i64) -> PyResult<Vec<PyTensor>> {
-        Ok(self
-            .inner
-            .chunk(chunks, dim)
-            .py()?
-            .into_iter()
-            .map(wrap)
-            .collect())
+    fn chunk(&self, chunks: i64, dim: i64) -> PyResult<Vec<PyTensor>> {
+        let chunks = usize::try_from(chunks).map_err(|_| {
+            PyValueError::new_err(format!("chunk expects `chunks` to be greater than 0, got: {chunks}"))
+        })?;
+        Ok(self.tensor().chunk(chunks, dim).py()?.into_iter().map(wrap).collect())
     }
     #[pyo3(signature = (dim=0))]
     fn unbind(&self, dim: i64) -> PyResult<Vec<PyTensor>> {
-        let d = backprop::shape::normalize_dim("unbind", dim, self.inner.rank()).py()?;
-        (0..self.inner.dims()[d])
-            .map(|i| wrap_r(self.inner.select(d, i as i64)))
-            .collect()
+        Ok(self.tensor().unbind(dim).py()?.into_iter().map(wrap).collect())
     }
     fn contiguous(&self, py: Python<'_>) -> PyResult<PyTensor> {
-        let t = &self.inner;
+        let t = &self.tensor();
         wrap_r(work(py, t.numel(), || t.contiguous()))
     }
     fn clone(&self, py: Python<'_>) -> PyResult<PyTensor> {
-        let t = &self.inner;
+        let t = &self.tensor();
         wrap_r(work(py, t.numel(), || t.contiguous_copy()))
     }
     #[pyo3(signature = (*sizes))]
-    fn repeat(&self, sizes: &Bound<'_, PyTuple>) -> PyResult<PyTensor> {
-        let reps = shape_args(sizes)?;
-        let t = &self.inner;
-        if reps.len() < t.rank() {
-            return Err(PyValueError::new_err(
-                "number of repeat dims can not be smaller than the number of tensor dims",
-            ));
-        }
-        // repeat = unsqueeze each dim, expand it by its count, merge: [r0, d0, r1, d1, ...]
-        let lead = reps.len() - t.rank();
-        let mut base: Vec<usize> = vec![1; lead];
-        base.extend_from_slice(t.dims());
-        let mut inter: Vec<usize> = Vec::new();
-        let mut expand: Vec<i64> = Vec::new();
-        let mut fin: Vec<usize> = Vec::new();
-        for (i, &r) in reps.iter().enumerate() {
-            let r = usize::try_from(r)
-                .map_err(|_| PyValueError::new_err("repeat counts must be non-negative"))?;
-            inter.push(1);
-            inter.push(base[i]);
-            expand.push(r as i64);
-            expand.push(base[i] as i64);
-            fin.push(r * base[i]);
-        }
-        let r = t
-            .reshape(inter)
-            .and_then(|x| x.expand(&expand))
-            .and_then(|x| x.reshape(fin));
-        wrap_r(r)
+    fn repeat(&self, py: Python<'_>, sizes: &Bound<'_, PyTuple>) -> PyResult<PyTensor> {
+        let reps = usize_args("repeat", sizes)?;
+        let t = self.tensor();
+        wrap_r(work(py, t.numel(), || t.repeat(&reps)))
     }
 
     // ------------------------------------------------------------------ indexing
 
     fn __getitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+        let t = self.tensor();
         if let Ok(i) = key.cast::<PyInt>() {
             // fast path: t[i]
             let i: i64 = i.extract()?;
-            if self.inner.rank() == 0 {
+            if t.rank() == 0 {
                 return Err(PyIndexError::new_err("invalid index of a 0-dim tensor"));
             }
-            return wrap_r(self.inner.select(0usize, i));
+            return wrap_r(t.select(0usize, i));
         }
-        let items = parse_index(key, self.inner.device())?;
-        let ix = apply_basic(&self.inner, items)?;
-        let n = ix.basic.numel();
-        let r = work(py, n, || Ok::<_, PyErr>(ix)).and_then(apply_advanced)?;
-        Ok(wrap(r))
+        let key = parse_index(key, t.device())?;
+        wrap_r(work(py, t.numel(), || t.index(&key)))
     }
 
     fn __setitem__(
@@ -1035,43 +934,9 @@ impl PyTensor {
         key: &Bound<'_, PyAny>,
         value: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let t = &self.inner;
-        let items = parse_index(key, t.device())?;
-        // a full-shape bool mask: t[mask] = v  ==  t.copy_(where(mask, v, t))
-        if let [Idx::Tensor(m)] = items.as_slice() {
-            if m.dtype() == DType::Bool && m.shape() == t.shape() {
-                let v = match operand(value, t)? {
-                    Some(Operand::Tensor(v)) => v,
-                    Some(Operand::Scalar(s)) => {
-                        Tensor::full_scalar(s, t.dtype(), t.device()).py()?
-                    }
-                    None => {
-                        return Err(PyTypeError::new_err(format!(
-                            "can't assign a {} to a tensor",
-                            type_name(value)
-                        )))
-                    }
-                };
-                if v.numel() != 1 && v.shape() != t.shape() {
-                    return Err(PyValueError::new_err(format!(
-                        "masked assignment needs a scalar or a value of the tensor's shape {}, got {}",
-                        t.shape(),
-                        v.shape()
-                    )));
-                }
-                let v = if v.numel() == 1 {
-                    v.reshape(Shape::scalar()).py()?
-                } else {
-                    v
-                };
-                t.check_inplace_py()?;
-                let _g = backprop::no_grad();
-                let r = Tensor::where_cond(m, &v.to_dtype(t.dtype()).py()?, t).py()?;
-                return work(py, t.numel(), || t.copy_(&r)).py();
-            }
-        }
-        let ix = apply_basic(t, items)?;
-        let v = match operand(value, t)? {
+        let t = self.tensor();
+        let key = parse_index(key, t.device())?;
+        let v = match operand(value, &t)? {
             Some(Operand::Tensor(v)) => v,
             Some(Operand::Scalar(s)) => Tensor::full_scalar(s, t.dtype(), t.device()).py()?,
             None => {
@@ -1081,22 +946,7 @@ impl PyTensor {
                 )))
             }
         };
-        match ix.advanced.as_slice() {
-            [] => work(py, ix.basic.numel(), || ix.basic.copy_(&v)).py(),
-            [(d, idx)] if idx.rank() <= 1 => {
-                // one integer index: write each selected slice
-                let idx = idx.reshape([idx.numel()]).py()?;
-                let ids: Vec<i64> = idx.to_vec::<i64>().py()?;
-                let mut shape = ix.basic.dims().to_vec();
-                shape[*d] = ids.len();
-                let v = v.to_dtype(t.dtype()).py()?.broadcast_to(&Shape::new(shape)).py()?;
-                for (k, &i) in ids.iter().enumerate() {
-                    ix.basic.select(*d, i).py()?.copy_(&v.select(*d, k as i64).py()?).py()?;
-                }
-                Ok(())
-            }
-            _ => Err(PyIndexError::new_err("assignment with this combination of tensor indices is not supported; use a full-shape bool mask or one 1-d index tensor")),
-        }
+        work(py, t.numel(), || t.index_put_(&key, &v, false)).py()
     }
 
     // ------------------------------------------------------------------ arithmetic operators
@@ -1138,7 +988,7 @@ impl PyTensor {
         }
         if let Some(Scalar::Int(2)) | Some(Scalar::Float(2.0)) = as_scalar(other) {
             // x ** 2 is everywhere in losses; x * x is cheaper and exactly differentiable
-            let t = &self.inner;
+            let t = &self.tensor();
             return Ok(
                 Bound::new(py, wrap(work(py, t.numel(), || t.mul(t)).py()?))?
                     .into_any()
@@ -1157,18 +1007,18 @@ impl PyTensor {
         self.binop(py, other, BinaryOp::Pow, true)
     }
     fn __matmul__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let Some(b) = operand_tensor(other, &self.inner)? else {
+        let Some(b) = operand_tensor(other, &self.tensor())? else {
             return Ok(py.NotImplemented());
         };
-        let a = &self.inner;
+        let a = &self.tensor();
         let r = work(py, a.numel() + b.numel(), || a.matmul(&b)).py()?;
         Ok(Bound::new(py, wrap(r))?.into_any().unbind())
     }
     fn __rmatmul__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let Some(b) = operand_tensor(other, &self.inner)? else {
+        let Some(b) = operand_tensor(other, &self.tensor())? else {
             return Ok(py.NotImplemented());
         };
-        let a = &self.inner;
+        let a = &self.tensor();
         let r = work(py, a.numel() + b.numel(), || b.matmul(a)).py()?;
         Ok(Bound::new(py, wrap(r))?.into_any().unbind())
     }
@@ -1176,30 +1026,60 @@ impl PyTensor {
         self.unary(py, UnaryOp::Neg)
     }
     fn __pos__(&self) -> PyTensor {
-        wrap(self.inner.clone())
+        wrap(self.tensor().clone())
     }
     fn __abs__(&self, py: Python<'_>) -> PyResult<PyTensor> {
         self.unary(py, UnaryOp::Abs)
     }
+    /// `~t`: logical not of a bool tensor, bitwise not of an integer one.
     fn __invert__(&self) -> PyResult<PyTensor> {
-        if self.inner.dtype() != DType::Bool {
-            return Err(PyTypeError::new_err("~ is only supported on bool tensors"));
+        let t = self.tensor();
+        match t.dtype() {
+            DType::Bool => wrap_r(t.logical_not()),
+            DType::I64 => wrap_r(t.binary_scalar(Scalar::Int(-1), BinaryOp::BitXor, false)),
+            d => Err(PyTypeError::new_err(format!(
+                "bitwise_not: ~ is only defined for integer and bool tensors, got {d}"
+            ))),
         }
-        wrap_r(self.inner.logical_not())
     }
-    fn __and__(&self, other: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
-        let b = logical_operand(other, &self.inner)?;
-        wrap_r(self.inner.logical_and(&b))
+    fn __and__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        self.binop(py, other, BinaryOp::BitAnd, false)
     }
-    fn __or__(&self, other: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
-        let b = logical_operand(other, &self.inner)?;
-        wrap_r(self.inner.logical_or(&b))
+    fn __or__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        self.binop(py, other, BinaryOp::BitOr, false)
     }
-    fn __rand__(&self, other: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
-        self.__and__(other)
+    fn __xor__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        self.binop(py, other, BinaryOp::BitXor, false)
     }
-    fn __ror__(&self, other: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
-        self.__or__(other)
+    fn __rand__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        self.binop(py, other, BinaryOp::BitAnd, true)
+    }
+    fn __ror__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        self.binop(py, other, BinaryOp::BitOr, true)
+    }
+    fn __rxor__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        self.binop(py, other, BinaryOp::BitXor, true)
+    }
+    fn __iand__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.inplace(py, other, BinaryOp::BitAnd)
+    }
+    fn __ior__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.inplace(py, other, BinaryOp::BitOr)
+    }
+    fn __ixor__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.inplace(py, other, BinaryOp::BitXor)
+    }
+    fn bitwise_and(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+        self.binop_method(py, other, BinaryOp::BitAnd)
+    }
+    fn bitwise_or(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+        self.binop_method(py, other, BinaryOp::BitOr)
+    }
+    fn bitwise_xor(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+        self.binop_method(py, other, BinaryOp::BitXor)
+    }
+    fn bitwise_not(&self) -> PyResult<PyTensor> {
+        self.__invert__()
     }
     fn __richcmp__(
         &self,
@@ -1244,12 +1124,22 @@ impl PyTensor {
 
     // ------------------------------------------------------------------ in-place methods
 
-    fn add_<'py>(slf: &Bound<'py, Self>, other: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Self>> {
-        slf.get().inplace(slf.py(), other, BinaryOp::Add)?;
+    #[pyo3(signature = (other, *, alpha=None))]
+    fn add_<'py>(
+        slf: &Bound<'py, Self>,
+        other: &Bound<'py, PyAny>,
+        alpha: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, Self>> {
+        slf.get().inplace_alpha(slf.py(), other, alpha, BinaryOp::Add)?;
         Ok(slf.clone())
     }
-    fn sub_<'py>(slf: &Bound<'py, Self>, other: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Self>> {
-        slf.get().inplace(slf.py(), other, BinaryOp::Sub)?;
+    #[pyo3(signature = (other, *, alpha=None))]
+    fn sub_<'py>(
+        slf: &Bound<'py, Self>,
+        other: &Bound<'py, PyAny>,
+        alpha: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, Self>> {
+        slf.get().inplace_alpha(slf.py(), other, alpha, BinaryOp::Sub)?;
         Ok(slf.clone())
     }
     fn mul_<'py>(slf: &Bound<'py, Self>, other: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Self>> {
@@ -1260,22 +1150,82 @@ impl PyTensor {
         slf.get().inplace(slf.py(), other, BinaryOp::Div)?;
         Ok(slf.clone())
     }
+    fn neg_<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
+        slf.get().unary_(slf.py(), UnaryOp::Neg)?;
+        Ok(slf.clone())
+    }
+    fn abs_<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
+        slf.get().unary_(slf.py(), UnaryOp::Abs)?;
+        Ok(slf.clone())
+    }
+    fn sign_<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
+        slf.get().unary_(slf.py(), UnaryOp::Sign)?;
+        Ok(slf.clone())
+    }
+    fn exp_<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
+        slf.get().unary_(slf.py(), UnaryOp::Exp)?;
+        Ok(slf.clone())
+    }
+    fn log_<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
+        slf.get().unary_(slf.py(), UnaryOp::Log)?;
+        Ok(slf.clone())
+    }
+    fn sqrt_<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
+        slf.get().unary_(slf.py(), UnaryOp::Sqrt)?;
+        Ok(slf.clone())
+    }
+    fn sin_<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
+        slf.get().unary_(slf.py(), UnaryOp::Sin)?;
+        Ok(slf.clone())
+    }
+    fn cos_<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
+        slf.get().unary_(slf.py(), UnaryOp::Cos)?;
+        Ok(slf.clone())
+    }
+    fn tanh_<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
+        slf.get().unary_(slf.py(), UnaryOp::Tanh)?;
+        Ok(slf.clone())
+    }
+    fn sigmoid_<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
+        slf.get().unary_(slf.py(), UnaryOp::Sigmoid)?;
+        Ok(slf.clone())
+    }
+    fn relu_<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
+        slf.get().unary_(slf.py(), UnaryOp::Relu)?;
+        Ok(slf.clone())
+    }
+    fn erf_<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
+        slf.get().unary_(slf.py(), UnaryOp::Erf)?;
+        Ok(slf.clone())
+    }
     fn zero_<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
-        let t = &slf.get().inner;
-        t.copy_(&t.zeros_scalar_pub().py()?).py()?;
+        let t = slf.get().tensor();
+        work(slf.py(), t.numel(), || t.zero_()).py()?;
         Ok(slf.clone())
     }
     fn fill_<'py>(slf: &Bound<'py, Self>, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Self>> {
-        let t = &slf.get().inner;
-        let s = as_scalar(value).ok_or_else(|| PyTypeError::new_err("fill_ expects a number"))?;
-        t.copy_(&Tensor::full_scalar(s, t.dtype(), t.device()).py()?)
-            .py()?;
+        let t = slf.get().tensor();
+        let s = match value.cast::<PyTensor>() {
+            Ok(v) => {
+                let v = v.get().tensor();
+                if v.rank() != 0 {
+                    return Err(PyRuntimeError::new_err(format!(
+                        "fill_ only supports 0-dimension value tensor but got tensor with {} dimensions",
+                        v.rank()
+                    )));
+                }
+                work(slf.py(), t.numel(), || t.copy_(&v)).py()?;
+                return Ok(slf.clone());
+            }
+            Err(_) => scalar_arg("fill_", value)?,
+        };
+        work(slf.py(), t.numel(), || t.fill_(s)).py()?;
         Ok(slf.clone())
     }
     fn copy_<'py>(slf: &Bound<'py, Self>, src: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Self>> {
-        let t = &slf.get().inner;
+        let t = slf.get().tensor();
         let s = match src.cast::<PyTensor>() {
-            Ok(s) => s.get().inner.clone(),
+            Ok(s) => s.get().tensor(),
             Err(_) => tensor_from_data(src, Some(t.dtype()), t.device())?,
         };
         work(slf.py(), t.numel(), || t.copy_(&s)).py()?;
@@ -1284,34 +1234,39 @@ impl PyTensor {
     #[pyo3(signature = (min=None, max=None))]
     fn clamp_<'py>(
         slf: &Bound<'py, Self>,
-        min: Option<f64>,
-        max: Option<f64>,
+        min: Option<&Bound<'py, PyAny>>,
+        max: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, Self>> {
-        let t = &slf.get().inner;
-        let r = t.clamp(min, max).py()?;
-        t.copy_(&r).py()?;
-        Ok(slf.clone())
-    }
-    #[pyo3(signature = (a=0.0, b=1.0))]
-    fn uniform_<'py>(slf: &Bound<'py, Self>, a: f64, b: f64) -> PyResult<Bound<'py, Self>> {
-        let t = &slf.get().inner;
-        let r =
-            Tensor::uniform(t.shape().clone(), a, b, float_dtype(t.dtype())?, t.device()).py()?;
-        t.copy_(&r).py()?;
-        Ok(slf.clone())
-    }
-    #[pyo3(signature = (mean=0.0, std=1.0))]
-    fn normal_<'py>(slf: &Bound<'py, Self>, mean: f64, std: f64) -> PyResult<Bound<'py, Self>> {
-        let t = &slf.get().inner;
-        let r = Tensor::normal(
-            t.shape().clone(),
-            mean,
-            std,
-            float_dtype(t.dtype())?,
-            t.device(),
-        )
+        let t = slf.get().tensor();
+        let (lo, hi) = (clamp_bound(min, &t)?, clamp_bound(max, &t)?);
+        work(slf.py(), t.numel(), || {
+            t.apply_inplace("clamp_", |v| v.clamp_tensors(lo.as_ref(), hi.as_ref()))
+        })
         .py()?;
-        t.copy_(&r).py()?;
+        Ok(slf.clone())
+    }
+    #[pyo3(signature = (from_=0.0, to=1.0, *, generator=None))]
+    fn uniform_<'py>(
+        slf: &Bound<'py, Self>,
+        from_: f64,
+        to: f64,
+        generator: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, Self>> {
+        let _ = generator;
+        let t = slf.get().tensor();
+        work(slf.py(), t.numel(), || t.uniform_(from_, to)).py()?;
+        Ok(slf.clone())
+    }
+    #[pyo3(signature = (mean=0.0, std=1.0, *, generator=None))]
+    fn normal_<'py>(
+        slf: &Bound<'py, Self>,
+        mean: f64,
+        std: f64,
+        generator: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, Self>> {
+        let _ = generator;
+        let t = slf.get().tensor();
+        work(slf.py(), t.numel(), || t.normal_(mean, std)).py()?;
         Ok(slf.clone())
     }
     fn detach_<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
@@ -1323,60 +1278,84 @@ impl PyTensor {
 
     // ------------------------------------------------------------------ math methods
 
-    fn add(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.binop(py, other, BinaryOp::Add, false)
+    #[pyo3(signature = (other, *, alpha=None))]
+    fn add(
+        &self,
+        py: Python<'_>,
+        other: &Bound<'_, PyAny>,
+        alpha: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyTensor> {
+        self.alpha_method(py, other, alpha, BinaryOp::Add)
     }
-    fn sub(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.binop(py, other, BinaryOp::Sub, false)
+    #[pyo3(signature = (other, *, alpha=None))]
+    fn sub(
+        &self,
+        py: Python<'_>,
+        other: &Bound<'_, PyAny>,
+        alpha: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyTensor> {
+        self.alpha_method(py, other, alpha, BinaryOp::Sub)
     }
-    fn mul(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.binop(py, other, BinaryOp::Mul, false)
+    fn mul(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+        self.binop_method(py, other, BinaryOp::Mul)
     }
-    fn div(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.binop(py, other, BinaryOp::Div, false)
+    fn div(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+        self.binop_method(py, other, BinaryOp::Div)
     }
     fn pow(&self, py: Python<'_>, exponent: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.__pow__(py, exponent, None)
+        let r = self.__pow__(py, exponent, None)?;
+        if r.is(&py.NotImplemented()) {
+            return Err(unsupported_operand("pow", exponent));
+        }
+        Ok(r)
     }
-    fn maximum(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.binop(py, other, BinaryOp::Maximum, false)
+    fn maximum(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+        self.binop_method(py, other, BinaryOp::Maximum)
     }
-    fn minimum(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.binop(py, other, BinaryOp::Minimum, false)
+    fn minimum(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+        self.binop_method(py, other, BinaryOp::Minimum)
     }
-    fn matmul(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.__matmul__(py, other)
+    fn matmul(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+        let a = &self.tensor();
+        let b = operand_tensor(other, a)?.ok_or_else(|| unsupported_operand("matmul", other))?;
+        wrap_r(work(py, a.numel() + b.numel(), || a.matmul(&b)))
     }
     fn mm(&self, py: Python<'_>, other: &PyTensor) -> PyResult<PyTensor> {
-        let (a, b) = (&self.inner, &other.inner);
+        let (a, b) = (&self.tensor(), &other.tensor());
         wrap_r(work(py, a.numel() + b.numel(), || a.mm(b)))
     }
-    fn eq(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.__richcmp__(py, other, CompareOp::Eq)
+    fn eq(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+        self.cmp_method(py, other, CmpOp::Eq)
     }
-    fn ne(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.__richcmp__(py, other, CompareOp::Ne)
+    fn ne(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+        self.cmp_method(py, other, CmpOp::Ne)
     }
-    fn lt(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.__richcmp__(py, other, CompareOp::Lt)
+    fn lt(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+        self.cmp_method(py, other, CmpOp::Lt)
     }
-    fn le(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.__richcmp__(py, other, CompareOp::Le)
+    fn le(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+        self.cmp_method(py, other, CmpOp::Le)
     }
-    fn gt(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.__richcmp__(py, other, CompareOp::Gt)
+    fn gt(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+        self.cmp_method(py, other, CmpOp::Gt)
     }
-    fn ge(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.__richcmp__(py, other, CompareOp::Ge)
+    fn ge(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+        self.cmp_method(py, other, CmpOp::Ge)
     }
     fn logical_not(&self) -> PyResult<PyTensor> {
-        wrap_r(self.inner.logical_not())
+        wrap_r(self.tensor().logical_not())
     }
     fn logical_and(&self, other: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
-        self.__and__(other)
+        let b = logical_operand(other, &self.tensor())?;
+        wrap_r(self.tensor().logical_and(&b))
     }
     fn logical_or(&self, other: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
-        self.__or__(other)
+        let b = logical_operand(other, &self.tensor())?;
+        wrap_r(self.tensor().logical_or(&b))
+    }
+    fn logical_xor(&self, other: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+        let b = logical_operand(other, &self.tensor())?;
+        wrap_r(self.tensor().logical_xor(&b))
     }
 
     fn neg(&self, py: Python<'_>) -> PyResult<PyTensor> {
@@ -1398,7 +1377,7 @@ impl PyTensor {
         self.unary(py, UnaryOp::Sqrt)
     }
     fn rsqrt(&self) -> PyResult<PyTensor> {
-        wrap_r(self.inner.rsqrt())
+        wrap_r(self.tensor().rsqrt())
     }
     fn sin(&self, py: Python<'_>) -> PyResult<PyTensor> {
         self.unary(py, UnaryOp::Sin)
@@ -1419,27 +1398,38 @@ impl PyTensor {
         self.unary(py, UnaryOp::Erf)
     }
     fn square(&self, py: Python<'_>) -> PyResult<PyTensor> {
-        let t = &self.inner;
+        let t = &self.tensor();
         wrap_r(work(py, t.numel(), || t.mul(t)))
     }
     fn reciprocal(&self) -> PyResult<PyTensor> {
-        wrap_r(self.inner.reciprocal())
+        wrap_r(self.tensor().reciprocal())
     }
     #[pyo3(signature = (min=None, max=None))]
-    fn clamp(&self, py: Python<'_>, min: Option<f64>, max: Option<f64>) -> PyResult<PyTensor> {
-        let t = &self.inner;
-        wrap_r(work(py, t.numel(), || t.clamp(min, max)))
+    fn clamp(
+        &self,
+        py: Python<'_>,
+        min: Option<&Bound<'_, PyAny>>,
+        max: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyTensor> {
+        let t = &self.tensor();
+        let (lo, hi) = (clamp_bound(min, t)?, clamp_bound(max, t)?);
+        wrap_r(work(py, t.numel(), || t.clamp_tensors(lo.as_ref(), hi.as_ref())))
     }
     #[pyo3(signature = (min=None, max=None))]
-    fn clip(&self, py: Python<'_>, min: Option<f64>, max: Option<f64>) -> PyResult<PyTensor> {
+    fn clip(
+        &self,
+        py: Python<'_>,
+        min: Option<&Bound<'_, PyAny>>,
+        max: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyTensor> {
         self.clamp(py, min, max)
     }
     #[pyo3(name = "where")]
     fn where_(&self, condition: &PyTensor, other: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
-        let o = match operand(other, &self.inner)? {
+        let o = match operand(other, &self.tensor())? {
             Some(Operand::Tensor(t)) => t,
             Some(Operand::Scalar(s)) => {
-                Tensor::full_scalar(s, s.result_dtype(self.inner.dtype()), self.inner.device())
+                Tensor::full_scalar(s, s.result_dtype(self.tensor().dtype()), self.tensor().device())
                     .py()?
             }
             None => {
@@ -1448,7 +1438,7 @@ impl PyTensor {
                 ))
             }
         };
-        wrap_r(Tensor::where_cond(&condition.inner, &self.inner, &o))
+        wrap_r(Tensor::where_cond(&condition.tensor(), &self.tensor(), &o))
     }
 
     // ------------------------------------------------------------------ reductions
@@ -1461,11 +1451,13 @@ impl PyTensor {
         keepdim: bool,
         dtype: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyTensor> {
-        let r = self.reduce_dims(py, ReduceOp::Sum, dim, keepdim)?;
-        match opt_dtype(dtype)? {
-            Some(d) => wrap_r(r.inner.to_dtype(d)),
-            None => Ok(r),
-        }
+        // dtype= converts before summing (an int64 sum requested as float64 must not wrap)
+        let t = match opt_dtype(dtype)? {
+            Some(d) => self.tensor().to_dtype(d).py()?,
+            None => self.tensor(),
+        };
+        let dims = dims_arg(dim)?;
+        wrap_r(work(py, t.numel(), || t.sum(&dims, keepdim)))
     }
     #[pyo3(signature = (dim=None, keepdim=false, *, dtype=None))]
     fn mean(
@@ -1477,8 +1469,8 @@ impl PyTensor {
     ) -> PyResult<PyTensor> {
         let dims = dims_arg(dim)?;
         let t = match opt_dtype(dtype)? {
-            Some(d) => self.inner.to_dtype(d).py()?,
-            None => self.inner.clone(),
+            Some(d) => self.tensor().to_dtype(d).py()?,
+            None => self.tensor().clone(),
         };
         if !t.dtype().is_float() {
             return Err(crate::errors::to_py(backprop::Error::DType {
@@ -1529,12 +1521,12 @@ impl PyTensor {
     }
     #[pyo3(signature = (dim=None, keepdim=false))]
     fn argmax(&self, py: Python<'_>, dim: Option<i64>, keepdim: bool) -> PyResult<PyTensor> {
-        let t = &self.inner;
+        let t = &self.tensor();
         wrap_r(work(py, t.numel(), || t.argmax(dim, keepdim)))
     }
     #[pyo3(signature = (dim=None, keepdim=false))]
     fn argmin(&self, py: Python<'_>, dim: Option<i64>, keepdim: bool) -> PyResult<PyTensor> {
-        let t = &self.inner;
+        let t = &self.tensor();
         wrap_r(work(py, t.numel(), || t.argmin(dim, keepdim)))
     }
     #[pyo3(signature = (dim=None, unbiased=None, keepdim=false, *, correction=None))]
@@ -1548,7 +1540,7 @@ impl PyTensor {
     ) -> PyResult<PyTensor> {
         let dims = dims_arg(dim)?;
         let c = correction.unwrap_or(if unbiased.unwrap_or(true) { 1.0 } else { 0.0 });
-        let t = &self.inner;
+        let t = &self.tensor();
         wrap_r(work(py, t.numel(), || t.var(&dims, c, keepdim)))
     }
     #[pyo3(signature = (dim=None, unbiased=None, keepdim=false, *, correction=None))]
@@ -1562,7 +1554,7 @@ impl PyTensor {
     ) -> PyResult<PyTensor> {
         let dims = dims_arg(dim)?;
         let c = correction.unwrap_or(if unbiased.unwrap_or(true) { 1.0 } else { 0.0 });
-        let t = &self.inner;
+        let t = &self.tensor();
         wrap_r(work(py, t.numel(), || t.std(&dims, c, keepdim)))
     }
     #[pyo3(signature = (dim, keepdim=false))]
@@ -1573,7 +1565,7 @@ impl PyTensor {
         keepdim: bool,
     ) -> PyResult<PyTensor> {
         let dims = int_list(dim)?;
-        let t = &self.inner;
+        let t = &self.tensor();
         wrap_r(work(py, t.numel(), || t.logsumexp(&dims, keepdim)))
     }
     #[pyo3(signature = (dim=None, keepdim=false))]
@@ -1583,17 +1575,9 @@ impl PyTensor {
         dim: Option<&Bound<'_, PyAny>>,
         keepdim: bool,
     ) -> PyResult<PyTensor> {
-        let b = self.inner.to_dtype(DType::Bool).py()?;
+        let t = self.tensor();
         let dims = dims_arg(dim)?;
-        wrap_r(
-            work(py, b.numel(), || b.amin(&dims, keepdim)).and_then(|r| {
-                if b.numel() == 0 {
-                    Tensor::full_scalar(Scalar::Bool(true), DType::Bool, b.device())
-                } else {
-                    Ok(r)
-                }
-            }),
-        )
+        wrap_r(work(py, t.numel(), || t.all(&dims, keepdim)))
     }
     #[pyo3(signature = (dim=None, keepdim=false))]
     fn any(
@@ -1602,20 +1586,12 @@ impl PyTensor {
         dim: Option<&Bound<'_, PyAny>>,
         keepdim: bool,
     ) -> PyResult<PyTensor> {
-        let b = self.inner.to_dtype(DType::Bool).py()?;
+        let t = self.tensor();
         let dims = dims_arg(dim)?;
-        wrap_r(
-            work(py, b.numel(), || b.amax(&dims, keepdim)).and_then(|r| {
-                if b.numel() == 0 {
-                    Tensor::full_scalar(Scalar::Bool(false), DType::Bool, b.device())
-                } else {
-                    Ok(r)
-                }
-            }),
-        )
+        wrap_r(work(py, t.numel(), || t.any(&dims, keepdim)))
     }
     fn nonzero(&self) -> PyResult<PyTensor> {
-        wrap_r(self.inner.nonzero())
+        wrap_r(self.tensor().nonzero())
     }
 
     // ------------------------------------------------------------------ nn-ish methods
@@ -1628,8 +1604,8 @@ impl PyTensor {
         dtype: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyTensor> {
         let t = match opt_dtype(dtype)? {
-            Some(d) => self.inner.to_dtype(d).py()?,
-            None => self.inner.clone(),
+            Some(d) => self.tensor().to_dtype(d).py()?,
+            None => self.tensor().clone(),
         };
         wrap_r(work(py, t.numel(), || t.softmax(dim)))
     }
@@ -1641,15 +1617,15 @@ impl PyTensor {
         dtype: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyTensor> {
         let t = match opt_dtype(dtype)? {
-            Some(d) => self.inner.to_dtype(d).py()?,
-            None => self.inner.clone(),
+            Some(d) => self.tensor().to_dtype(d).py()?,
+            None => self.tensor().clone(),
         };
         wrap_r(work(py, t.numel(), || t.log_softmax(dim)))
     }
     fn gather(&self, py: Python<'_>, dim: i64, index: &PyTensor) -> PyResult<PyTensor> {
-        let t = &self.inner;
-        wrap_r(work(py, index.inner.numel(), || {
-            t.gather(dim, &index.inner)
+        let t = &self.tensor();
+        wrap_r(work(py, index.tensor().numel(), || {
+            t.gather(dim, &index.tensor())
         }))
     }
     fn scatter_add(
@@ -1659,14 +1635,14 @@ impl PyTensor {
         index: &PyTensor,
         src: &PyTensor,
     ) -> PyResult<PyTensor> {
-        let t = &self.inner;
-        wrap_r(work(py, index.inner.numel(), || {
-            t.scatter_add(dim, &index.inner, &src.inner)
+        let t = &self.tensor();
+        wrap_r(work(py, index.tensor().numel(), || {
+            t.scatter_add(dim, &index.tensor(), &src.tensor())
         }))
     }
     fn index_select(&self, py: Python<'_>, dim: i64, index: &PyTensor) -> PyResult<PyTensor> {
-        let t = &self.inner;
-        wrap_r(work(py, t.numel(), || t.index_select(dim, &index.inner)))
+        let t = &self.tensor();
+        wrap_r(work(py, t.numel(), || t.index_select(dim, &index.tensor())))
     }
     #[pyo3(signature = (dim, index, source, *, alpha=1.0))]
     fn index_add(
@@ -1677,13 +1653,13 @@ impl PyTensor {
         source: &PyTensor,
         alpha: f64,
     ) -> PyResult<PyTensor> {
-        let t = &self.inner;
+        let t = &self.tensor();
         let src = if alpha == 1.0 {
-            source.inner.clone()
+            source.tensor().clone()
         } else {
-            source.inner.mul_scalar(alpha).py()?
+            source.tensor().mul_scalar(alpha).py()?
         };
-        wrap_r(work(py, t.numel(), || t.index_add(dim, &index.inner, &src)))
+        wrap_r(work(py, t.numel(), || t.index_add(dim, &index.tensor(), &src)))
     }
 }
 
@@ -1695,12 +1671,12 @@ impl PyTensor {
         keepdim: bool,
         is_max: bool,
     ) -> PyResult<Py<PyAny>> {
-        let t = &self.inner;
+        let t = &self.tensor();
         match dim {
             Some(d) if !d.is_none() => {
                 if let Ok(other) = d.cast::<PyTensor>() {
                     // t.max(other) is maximum(t, other)
-                    let o = other.get().inner.clone();
+                    let o = other.get().tensor().clone();
                     let r = if is_max { t.maximum(&o) } else { t.minimum(&o) };
                     return Ok(Bound::new(py, wrap(r.py()?))?.into_any().unbind());
                 }
@@ -1746,30 +1722,36 @@ fn logical_operand(other: &Bound<'_, PyAny>, like: &Tensor) -> PyResult<Tensor> 
     }
 }
 
-fn float_dtype(d: DType) -> PyResult<DType> {
-    if d.is_float() {
-        Ok(d)
-    } else {
-        Err(PyTypeError::new_err(format!(
-            "random initialisation needs a float tensor, got {d}"
-        )))
+
+/// A clamp bound: a number (a 0-d tensor that promotes like a Python number) or a tensor.
+/// A scalar as the Python number of its kind.
+fn scalar_to_py(py: Python<'_>, s: Scalar) -> PyResult<Bound<'_, PyAny>> {
+    Ok(match s {
+        Scalar::Int(i) => i.into_pyobject(py)?.into_any(),
+        Scalar::Bool(b) => pyo3::types::PyBool::new(py, b).to_owned().into_any(),
+        Scalar::Float(f) => f.into_pyobject(py)?.into_any(),
+    })
+}
+
+fn clamp_bound(obj: Option<&Bound<'_, PyAny>>, like: &Tensor) -> PyResult<Option<Tensor>> {
+    match obj {
+        None => Ok(None),
+        Some(o) if o.is_none() => Ok(None),
+        Some(o) => match o.cast::<PyTensor>() {
+            Ok(t) => Ok(Some(t.get().tensor())),
+            Err(_) => {
+                let s = scalar_arg("clamp", o)?;
+                Ok(Some(
+                    Tensor::full_scalar(s, s.result_dtype(like.dtype()), like.device()).py()?,
+                ))
+            }
+        },
     }
 }
 
-/// Small helpers the binding needs from the core that are crate-private there.
-trait TensorExt {
-    fn zeros_scalar_pub(&self) -> backprop::Result<Tensor>;
-    fn check_inplace_py(&self) -> PyResult<()>;
-}
-
-impl TensorExt for Tensor {
-    fn zeros_scalar_pub(&self) -> backprop::Result<Tensor> {
-        Tensor::full_scalar(Scalar::Int(0), self.dtype(), self.device())
-    }
-    fn check_inplace_py(&self) -> PyResult<()> {
-        if backprop::is_grad_enabled() && self.requires_grad() {
-            return Err(PyRuntimeError::new_err("a tensor that requires grad is being used in an in-place operation; wrap it in backprop_rs.no_grad()"));
-        }
-        Ok(())
-    }
+fn unsupported_operand(op: &str, other: &Bound<'_, PyAny>) -> PyErr {
+    PyTypeError::new_err(format!(
+        "{op}(): unsupported operand type {} (expected a Tensor, a real number, or a list/array of them; complex numbers are not supported)",
+        type_name(other)
+    ))
 }

@@ -6,7 +6,8 @@
 //! Rules are written with tensor ops: with `create_graph` they record a graph of their own, which
 //! is how second derivatives (grad of grad) work for every op.
 
-use crate::op::{BinaryOp, Op, ReduceOp, UnaryOp, ViewKind};
+use crate::op::{BinaryOp, Op, ReduceOp, ScatterReduce, UnaryOp, ViewKind};
+use crate::tensor::Node;
 use crate::{Error, Result, Scalar, Tensor, TensorId};
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
@@ -175,17 +176,18 @@ fn run(
     capture: Option<&[Tensor]>,
 ) -> Result<Option<Vec<Option<Tensor>>>> {
     // 1. topological order (post-order DFS, iterative)
-    let mut order: Vec<(Tensor, Option<Op>)> = Vec::new();
+    let mut order: Vec<(Tensor, Option<Node>)> = Vec::new();
     let mut visited: HashSet<TensorId> = HashSet::new();
     for (root, _) in &roots {
         if !visited.insert(root.id()) {
             continue;
         }
-        let mut stack: Vec<(Tensor, Option<Op>, usize)> = vec![(root.clone(), graph_op(root)?, 0)];
+        let mut stack: Vec<(Tensor, Option<Node>, usize)> =
+            vec![(root.clone(), graph_op(root)?, 0)];
         while let Some((t, op, next)) = stack.pop() {
             let inputs: Vec<Tensor> = op
                 .as_ref()
-                .map(|o| o.inputs().into_iter().cloned().collect())
+                .map(|o| o.op.inputs().into_iter().cloned().collect())
                 .unwrap_or_default();
             if let Some(child) = inputs.get(next).cloned() {
                 stack.push((t, op, next + 1));
@@ -244,7 +246,9 @@ fn run(
             };
             t.set_grad(Some(new))?;
         }
-        let Some(op) = op else { continue };
+        let Some(node) = op else { continue };
+        check_versions(&node, &t)?;
+        let op = node.op;
         let input_grads = backward_rule(&op, &t, &g)?;
         for (x, gx) in op.inputs().into_iter().zip(input_grads) {
             if let Some(gx) = gx {
@@ -265,11 +269,11 @@ fn run(
 }
 
 /// The op to walk through for `t`: `None` for leaves; an error if the graph was already freed.
-fn graph_op(t: &Tensor) -> Result<Option<Op>> {
+fn graph_op(t: &Tensor) -> Result<Option<Node>> {
     if t.is_leaf() {
         return Ok(None);
     }
-    match t.op() {
+    match t.node() {
         Some(op) => Ok(Some(op)),
         None => Err(Error::Autograd(
             "trying to backward through the graph a second time (or directly access saved tensors after they have already been freed); \
@@ -293,6 +297,105 @@ fn accumulate(grads: &mut HashMap<TensorId, Tensor>, id: TensorId, g: Tensor) ->
 
 fn needs(t: &Tensor) -> bool {
     t.requires_grad()
+}
+
+/// Bit of [`saved_inputs`] that stands for the op's output.
+pub(crate) const SAVED_OUTPUT: u8 = 1 << 3;
+
+/// Which values `backward_rule` reads for this op, given which inputs need a gradient: bit `i`
+/// for input `i` (in `op.inputs()` order, `i < 3`), [`SAVED_OUTPUT`] for the output. Values not
+/// listed may change after the op without changing its gradient (only their shapes are used).
+/// Kept next to the rules, which it must describe exactly.
+pub(crate) fn saved_inputs(op: &Op) -> u8 {
+    const A: u8 = 1;
+    const B: u8 = 2;
+    const C: u8 = 4;
+    const OUT: u8 = SAVED_OUTPUT;
+    let n = |t: &Tensor| needs(t) as u8;
+    match op {
+        Op::Unary(_, u) => match u {
+            UnaryOp::Neg | UnaryOp::Sign => 0,
+            UnaryOp::Exp
+            | UnaryOp::Sqrt
+            | UnaryOp::Tanh
+            | UnaryOp::Sigmoid
+            | UnaryOp::Relu => OUT,
+            UnaryOp::Abs
+            | UnaryOp::Log
+            | UnaryOp::Sin
+            | UnaryOp::Cos
+            | UnaryOp::Gelu
+            | UnaryOp::Erf
+            | UnaryOp::Softplus => A,
+        },
+        Op::Binary(a, b, bop) => match bop {
+            BinaryOp::Add | BinaryOp::Sub => 0,
+            BinaryOp::BitAnd | BinaryOp::BitOr | BinaryOp::BitXor => 0,
+            BinaryOp::Mul => n(b) * A | n(a) * B,
+            BinaryOp::Div => B | n(b) * OUT,
+            BinaryOp::Pow => A | B | n(b) * OUT,
+            BinaryOp::Maximum | BinaryOp::Minimum => A | B,
+        },
+        Op::Where(..) => A,
+        Op::Reduce(_, ReduceOp::Max | ReduceOp::Min, _) => A | OUT,
+        Op::Matmul(a, b) => n(b) * A | n(a) * B,
+        Op::Softmax(..) | Op::LogSoftmax(..) => OUT,
+        Op::Gather(..) | Op::IndexSelect(..) => B,
+        Op::Scatter { .. } | Op::IndexAdd { .. } => B,
+        Op::Cast(_)
+        | Op::Reduce(_, ReduceOp::Sum, _)
+        | Op::View(..)
+        | Op::Copy(_)
+        | Op::SliceScatter { .. }
+        | Op::Cat(..)
+        | Op::Unfold(..)
+        | Op::Fold(..) => 0,
+    }
+    .min(A | B | C | OUT)
+}
+
+/// PyTorch's saved-tensor check: every value the rule of `node` reads must still be the one it
+/// saw when the op was recorded.
+fn check_versions(node: &Node, out: &Tensor) -> Result<()> {
+    let saved = saved_inputs(&node.op);
+    if saved == 0 {
+        return Ok(());
+    }
+    let stale = |t: &Tensor, what: String, expected: u64| -> Result<()> {
+        let now = t.version();
+        if now == expected {
+            return Ok(());
+        }
+        Err(Error::Autograd(format!(
+            "one of the variables needed for gradient computation has been modified by an inplace operation: [{} {}], which is {what} of {}, is at version {now}; expected version {expected} instead. Hint: the operation that modified it ran after this one was recorded; use an out-of-place op (or .clone() the value) there",
+            t.dtype(),
+            t.shape(),
+            grad_fn_display(node.op.name()),
+        )))
+    };
+    for (i, x) in node.op.inputs().into_iter().enumerate().take(3) {
+        if saved & (1 << i) != 0 {
+            stale(x, format!("input {i}"), node.versions[i])?;
+        }
+    }
+    if saved & SAVED_OUTPUT != 0 {
+        stale(out, "output 0".into(), node.out_version)?;
+    }
+    Ok(())
+}
+
+/// PyTorch's spelling of a node (`MulBackward0`) for messages: `mul` -> `MulBackward0`.
+pub fn grad_fn_display(op_name: &str) -> String {
+    let camel: String = op_name
+        .split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect();
+    format!("{camel}Backward0")
 }
 
 /// The gradient of each input of `op` (in `op.inputs()` order) given the gradient `g` of its
@@ -357,6 +460,8 @@ pub fn backward_rule(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
                         Tensor::where_cond(&a.eq_scalar(0.0)?, &v.zeros_scalar()?, &v)
                     })?,
                 ),
+                // integer ops: nothing that requires grad reaches them
+                BinaryOp::BitAnd | BinaryOp::BitOr | BinaryOp::BitXor => (None, None),
                 BinaryOp::Maximum | BinaryOp::Minimum => {
                     // the winner takes the gradient; ties split it evenly (as PyTorch does)
                     let (wa, wb) = if *bop == BinaryOp::Maximum {
@@ -468,14 +573,19 @@ pub fn backward_rule(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
             opt(needs(x), || x.zeros_like()?.scatter_add(*dim, idx, g))?,
             None,
         ],
-        Op::ScatterAdd {
+        Op::Scatter {
             base,
             dim,
             index,
             src,
+            reduce,
         } => {
             vec![
-                needs(base).then(|| g.clone()),
+                opt(needs(base), || match reduce {
+                    ScatterReduce::Add => Ok(g.clone()),
+                    // the overwritten elements of base do not reach the output
+                    ScatterReduce::Assign => g.scatter(*dim, index, &src.zeros_like()?),
+                })?,
                 None,
                 opt(needs(src), || g.gather(*dim, index))?,
             ]

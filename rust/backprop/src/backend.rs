@@ -6,8 +6,8 @@
 //! done with stride-0 views) and the same dtype (promotion was done with casts); outputs are
 //! freshly allocated and C-contiguous.
 
-use crate::op::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp, Window};
-use crate::{DType, Device, Layout, Result, Shape};
+use crate::op::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, ScatterReduce, UnaryOp, Window};
+use crate::{DType, Device, Layout, Result, Scalar, Shape};
 
 pub trait BackendStorage: Sized + Send + Sync {
     fn dtype(&self) -> DType;
@@ -36,8 +36,9 @@ pub trait BackendStorage: Sized + Send + Sync {
     fn copy_into(&mut self, dl: &Layout, src: &Self, sl: &Layout) -> Result<()>;
     /// `out[i][j] = self[i][index[i][j]]` for dim 1 (and likewise for any dim). `index` is I64.
     fn gather(&self, l: &Layout, dim: usize, index: &Self, il: &Layout) -> Result<Self>;
-    /// `out = self; out[i][index[i][j]] += src[i][j]` (for dim 1); index and src share a shape.
-    fn scatter_add(
+    /// `out = self; out[i][index[i][j]] (+)= src[i][j]` (for dim 1); index and src share a shape.
+    #[allow(clippy::too_many_arguments)]
+    fn scatter(
         &self,
         l: &Layout,
         dim: usize,
@@ -45,6 +46,7 @@ pub trait BackendStorage: Sized + Send + Sync {
         il: &Layout,
         src: &Self,
         sl: &Layout,
+        reduce: ScatterReduce,
     ) -> Result<Self>;
     /// Whole slices along `dim` picked by a 1-d I64 index.
     fn index_select(&self, l: &Layout, dim: usize, index: &Self, il: &Layout) -> Result<Self>;
@@ -67,5 +69,5 @@ pub trait BackendStorage: Sized + Send + Sync {
     fn fold(&self, l: &Layout, w: &Window, out_hw: (usize, usize)) -> Result<Self>;
 
     /// A storage of `shape.numel()` elements all equal to `value`.
-    fn full(shape: &Shape, value: f64, dtype: DType) -> Result<Self>;
+    fn full(shape: &Shape, value: Scalar, dtype: DType) -> Result<Self>;
 }

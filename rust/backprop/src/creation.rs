@@ -13,6 +13,16 @@ impl Tensor {
         dtype: DType,
         device: Device,
     ) -> Result<Tensor> {
+        Tensor::full_value(shape, Scalar::Float(value), dtype, device)
+    }
+    /// A tensor of `shape` filled with `value` converted exactly to `dtype` (an int64 value
+    /// keeps all its 64 bits).
+    pub fn full_value(
+        shape: impl Into<Shape>,
+        value: Scalar,
+        dtype: DType,
+        device: Device,
+    ) -> Result<Tensor> {
         let shape = shape.into();
         let s = Storage::full(&shape, value, dtype, device)?;
         Ok(Tensor::from_storage(s, shape))
@@ -25,7 +35,7 @@ impl Tensor {
     }
     /// A 0-d tensor holding `s` converted to `dtype`.
     pub fn full_scalar(s: Scalar, dtype: DType, device: Device) -> Result<Tensor> {
-        Tensor::full(Shape::scalar(), s.to_f64(), dtype, device)
+        Tensor::full_value(Shape::scalar(), s, dtype, device)
     }
     pub fn zeros_like(&self) -> Result<Tensor> {
         Tensor::zeros(self.shape().clone(), self.dtype(), self.device())
@@ -37,10 +47,18 @@ impl Tensor {
         Tensor::full(self.shape().clone(), value, self.dtype(), self.device())
     }
 
-    /// `start, start+step, ...` up to but excluding `end`.
+    /// `start, start+step, ...` up to but excluding `end`. Integer dtypes count in integers
+    /// (exact for any int64 range), float dtypes compute `start + i * step` in f64 and round
+    /// once, as PyTorch does.
     pub fn arange(start: f64, end: f64, step: f64, dtype: DType, device: Device) -> Result<Tensor> {
         if step == 0.0 || !step.is_finite() || !start.is_finite() || !end.is_finite() {
             return Err(Error::invalid("arange", format!("invalid range: start={start}, end={end}, step={step} (step must be finite and non-zero)")));
+        }
+        if (step > 0.0 && end < start) || (step < 0.0 && end > start) {
+            return Err(Error::invalid(
+                "arange",
+                format!("upper bound and larger bound inconsistent with step sign (start={start}, end={end}, step={step})"),
+            ));
         }
         let n = ((end - start) / step).ceil();
         if n > 1e15 {
@@ -50,14 +68,11 @@ impl Tensor {
             ));
         }
         let shape = Shape::new(vec![n.max(0.0) as usize]);
-        let mut v = alloc::<f64>("arange", &shape)?;
-        v.iter_mut()
-            .enumerate()
-            .for_each(|(i, x)| *x = start + i as f64 * step);
-        Tensor::from_f64s(v, shape, dtype, device)
+        generate("arange", shape, dtype, device, |i| start + i as f64 * step)
     }
 
-    /// `steps` evenly spaced values from `start` to `end` inclusive.
+    /// `steps` evenly spaced values from `start` to `end` inclusive. For integer dtypes the
+    /// bounds are converted to integers first and each value truncated, as PyTorch does.
     pub fn linspace(
         start: f64,
         end: f64,
@@ -65,32 +80,37 @@ impl Tensor {
         dtype: DType,
         device: Device,
     ) -> Result<Tensor> {
+        let (start, end) = if dtype.is_float() {
+            (start, end)
+        } else {
+            (start.trunc(), end.trunc())
+        };
         let shape = Shape::new(vec![steps]);
-        let mut v = alloc::<f64>("linspace", &shape)?;
-        if steps == 1 {
-            v[0] = start;
-        } else if steps > 1 {
-            let step = (end - start) / (steps - 1) as f64;
-            // fill from both ends so the last value is exactly `end` (as PyTorch does)
-            v.iter_mut().enumerate().for_each(|(i, x)| {
-                *x = if i < steps / 2 {
-                    start + step * i as f64
-                } else {
-                    end - step * (steps - 1 - i) as f64
-                }
-            });
-        }
-        Tensor::from_f64s(v, shape, dtype, device)
+        let step = if steps > 1 {
+            (end - start) / (steps - 1) as f64
+        } else {
+            0.0
+        };
+        // fill from both ends so the last value is exactly `end` (as PyTorch does)
+        generate("linspace", shape, dtype, device, |i| {
+            if i < steps / 2 {
+                start + step * i as f64
+            } else {
+                end - step * (steps - 1 - i) as f64
+            }
+        })
     }
 
     /// The `n x m` identity (ones on the main diagonal).
     pub fn eye(n: usize, m: usize, dtype: DType, device: Device) -> Result<Tensor> {
         let shape = Shape::new(vec![n, m]);
-        let mut v = alloc::<f64>("eye", &shape)?;
-        for i in 0..n.min(m) {
-            v[i * m + i] = 1.0;
-        }
-        Tensor::from_f64s(v, shape, dtype, device)
+        generate("eye", shape, dtype, device, |i| {
+            if m > 0 && i / m == i % m {
+                1.0
+            } else {
+                0.0
+            }
+        })
     }
 
     /// Uniform samples in [0, 1).
@@ -98,7 +118,8 @@ impl Tensor {
         Tensor::uniform(shape, 0.0, 1.0, dtype, device)
     }
 
-    /// Uniform samples in [lo, hi).
+    /// Uniform samples in [lo, hi). float32 samples are drawn with 24 random bits (and float64
+    /// with 53), so a sample never rounds up to `hi`.
     pub fn uniform(
         shape: impl Into<Shape>,
         lo: f64,
@@ -106,11 +127,19 @@ impl Tensor {
         dtype: DType,
         device: Device,
     ) -> Result<Tensor> {
+        check_uniform(lo, hi)?;
         let shape = shape.into();
         let dtype = float_only("rand", dtype)?;
-        let mut v = alloc::<f64>("rand", &shape)?;
-        with_rng(|r| v.iter_mut().for_each(|x| *x = lo + (hi - lo) * r.uniform()));
-        Tensor::from_f64s(v, shape, dtype, device)
+        let t = with_rng(|r| match dtype {
+            DType::F32 => {
+                let (lo, span) = (lo as f32, (hi - lo) as f32);
+                filled::<f32>("rand", &shape, |_| lo + span * r.uniform_f32())
+                    .map(|v| Tensor::from_vec(v, shape.clone(), Device::Cpu))
+            }
+            _ => filled::<f64>("rand", &shape, |_| lo + (hi - lo) * r.uniform())
+                .map(|v| Tensor::from_vec(v, shape.clone(), Device::Cpu)),
+        })??;
+        t.to_device(device).map(|t| t.detach())
     }
 
     /// Standard normal samples.
@@ -118,7 +147,7 @@ impl Tensor {
         Tensor::normal(shape, 0.0, 1.0, dtype, device)
     }
 
-    /// Normal samples with the given mean and standard deviation.
+    /// Normal samples with the given mean and standard deviation (`std >= 0`).
     pub fn normal(
         shape: impl Into<Shape>,
         mean: f64,
@@ -126,14 +155,33 @@ impl Tensor {
         dtype: DType,
         device: Device,
     ) -> Result<Tensor> {
+        if std.is_nan() || std < 0.0 {
+            return Err(Error::invalid(
+                "normal",
+                format!("normal expects std >= 0.0, but found std {std}"),
+            ));
+        }
         let shape = shape.into();
         let dtype = float_only("randn", dtype)?;
-        let mut v = alloc::<f64>("randn", &shape)?;
-        with_rng(|r| r.fill_normal(&mut v));
-        if mean != 0.0 || std != 1.0 {
-            v.iter_mut().for_each(|x| *x = mean + std * *x);
-        }
-        Tensor::from_f64s(v, shape, dtype, device)
+        // Box-Muller makes values in pairs: keep the second of each pair for the next element
+        let t = with_rng(|r| {
+            let mut spare: Option<f64> = None;
+            let mut next = move || match spare.take() {
+                Some(v) => v,
+                None => {
+                    let (a, b) = r.normal_pair();
+                    spare = Some(b);
+                    a
+                }
+            };
+            match dtype {
+                DType::F32 => filled::<f32>("randn", &shape, |_| (mean + std * next()) as f32)
+                    .map(|v| Tensor::from_vec(v, shape.clone(), Device::Cpu)),
+                _ => filled::<f64>("randn", &shape, |_| mean + std * next())
+                    .map(|v| Tensor::from_vec(v, shape.clone(), Device::Cpu)),
+            }
+        })??;
+        t.to_device(device).map(|t| t.detach())
     }
 
     /// Uniform integers in [low, high).
@@ -141,7 +189,7 @@ impl Tensor {
         if high <= low {
             return Err(Error::invalid(
                 "randint",
-                format!("empty range: low={low} must be less than high={high}"),
+                format!("random_ expects 'from' to be less than 'to', but got from={low} >= to={high}"),
             ));
         }
         let shape = shape.into();
@@ -156,14 +204,16 @@ impl Tensor {
 
     /// A random permutation of `0..n` (Fisher-Yates on the global generator).
     pub fn randperm(n: usize, device: Device) -> Result<Tensor> {
-        let mut v: Vec<i64> = (0..n as i64).collect();
+        let shape = Shape::new(vec![n]);
+        let mut v = alloc::<i64>("randperm", &shape)?;
+        v.iter_mut().enumerate().for_each(|(i, x)| *x = i as i64);
         with_rng(|r| {
             for i in (1..n).rev() {
                 let j = r.below(i as u64 + 1) as usize;
                 v.swap(i, j);
             }
         });
-        Tensor::from_vec(v, [n], device)
+        Tensor::from_vec(v, shape, device)
     }
 
     /// 1 with probability `p`, else 0 (used by dropout).
@@ -180,12 +230,31 @@ impl Tensor {
             ));
         }
         let shape = shape.into();
-        let mut v = alloc::<f64>("bernoulli", &shape)?;
-        with_rng(|r| {
-            v.iter_mut()
-                .for_each(|x| *x = if r.uniform() < p { 1.0 } else { 0.0 })
-        });
-        Tensor::from_f64s(v, shape, dtype, device)
+        let mut bits: Vec<u8> = alloc::<u8>("bernoulli", &shape)?;
+        with_rng(|r| bits.iter_mut().for_each(|x| *x = (r.uniform() < p) as u8));
+        let t = Tensor::from_vec(bits, shape, Device::Cpu)?;
+        let t = if dtype == DType::Bool {
+            t
+        } else {
+            t.to_dtype(dtype)?
+        };
+        t.to_device(device)
+    }
+
+    /// In place: uniform samples in [from, to) (PyTorch's `uniform_`).
+    pub fn uniform_(&self, from: f64, to: f64) -> Result<()> {
+        let _g = crate::no_grad();
+        let dtype = float_only("uniform_", self.dtype())?;
+        let r = Tensor::uniform(self.shape().clone(), from, to, dtype, self.device())?;
+        self.copy_(&r)
+    }
+
+    /// In place: normal samples (PyTorch's `normal_`).
+    pub fn normal_(&self, mean: f64, std: f64) -> Result<()> {
+        let _g = crate::no_grad();
+        let dtype = float_only("normal_", self.dtype())?;
+        let r = Tensor::normal(self.shape().clone(), mean, std, dtype, self.device())?;
+        self.copy_(&r)
     }
 
     pub fn rand_like(&self) -> Result<Tensor> {
@@ -195,22 +264,48 @@ impl Tensor {
         Tensor::randn(self.shape().clone(), self.dtype(), self.device())
     }
 
-    /// Builds a tensor of `dtype` from f64 values (the common path of the constructors above).
+    /// Builds a tensor of `dtype` from f64 values.
     pub fn from_f64s(v: Vec<f64>, shape: Shape, dtype: DType, device: Device) -> Result<Tensor> {
-        fn conv<T: Element>(v: &[f64], shape: &Shape) -> Result<Vec<T>> {
-            let mut out = alloc::<T>("tensor", shape)?;
-            out.iter_mut()
-                .zip(v)
-                .for_each(|(o, &x)| *o = T::from_f64(x));
-            Ok(out)
+        if dtype == DType::F64 {
+            return Tensor::from_vec(v, shape, device);
         }
-        match dtype {
-            DType::F64 => Tensor::from_vec(v, shape, device),
-            DType::F32 => Tensor::from_vec(conv::<f32>(&v, &shape)?, shape, device),
-            DType::I64 => Tensor::from_vec(conv::<i64>(&v, &shape)?, shape, device),
-            DType::Bool => Tensor::from_vec(conv::<u8>(&v, &shape)?, shape, device),
-        }
+        generate("tensor", shape, dtype, device, |i| v[i])
     }
+}
+
+/// A vector of `shape.numel()` elements `f(0), f(1), ...`, allocated through the checked path.
+fn filled<T: Element>(op: &'static str, shape: &Shape, mut f: impl FnMut(usize) -> T) -> Result<Vec<T>> {
+    let mut out = crate::cpu::buffer::alloc_for_overwrite::<T>(op, shape)?;
+    out.iter_mut().enumerate().for_each(|(i, o)| *o = f(i));
+    Ok(out)
+}
+
+/// A tensor of `dtype` whose element `i` is `f(i)` converted once to `dtype`: no temporary of
+/// another dtype, so a float32 constructor peaks at the size of its result.
+fn generate(
+    op: &'static str,
+    shape: Shape,
+    dtype: DType,
+    device: Device,
+    f: impl Fn(usize) -> f64,
+) -> Result<Tensor> {
+    let t = match dtype {
+        DType::F64 => Tensor::from_vec(filled::<f64>(op, &shape, &f)?, shape, Device::Cpu)?,
+        DType::F32 => Tensor::from_vec(filled::<f32>(op, &shape, |i| f(i) as f32)?, shape, Device::Cpu)?,
+        DType::I64 => Tensor::from_vec(filled::<i64>(op, &shape, |i| f(i) as i64)?, shape, Device::Cpu)?,
+        DType::Bool => Tensor::from_vec(filled::<u8>(op, &shape, |i| (f(i) != 0.0) as u8)?, shape, Device::Cpu)?,
+    };
+    t.to_device(device).map(|t| t.detach())
+}
+
+fn check_uniform(from: f64, to: f64) -> Result<()> {
+    if !(from <= to) || !from.is_finite() || !to.is_finite() {
+        return Err(Error::invalid(
+            "uniform_",
+            format!("uniform_ expects to return a [from, to) range, but found from={from} > to={to} (both must be finite)"),
+        ));
+    }
+    Ok(())
 }
 
 fn float_only(op: &'static str, dtype: DType) -> Result<DType> {

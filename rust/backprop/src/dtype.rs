@@ -70,6 +70,52 @@ impl DType {
     }
 }
 
+/// How an operand takes part in type promotion (PyTorch's `result_type` rule): tensors with
+/// dims decide within a category; 0-d tensors and Python numbers only lift the result into a
+/// higher category (bool < integer < floating), never widen it within one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Participation {
+    /// A tensor with at least one dim.
+    Dim,
+    /// A 0-d tensor.
+    ZeroDim,
+    /// A Python number (its dtype: bool, int64, or float32 for floats, the default float dtype).
+    Number,
+}
+
+impl DType {
+    fn category(self) -> u8 {
+        match self {
+            DType::Bool => 0,
+            DType::I64 => 1,
+            DType::F32 | DType::F64 => 2,
+        }
+    }
+
+    /// The dtype of an op over these operands, by PyTorch's `result_type` rule.
+    pub fn result_type(operands: &[(DType, Participation)]) -> Option<DType> {
+        let class = |p: Participation| {
+            operands
+                .iter()
+                .filter(|(_, q)| *q == p)
+                .map(|(d, _)| *d)
+                .reduce(DType::promote)
+        };
+        // `higher` has priority; `lower` wins only by being of a higher category
+        let combine = |higher: Option<DType>, lower: Option<DType>| match (higher, lower) {
+            (Some(h), Some(l)) => {
+                Some(if l.category() > h.category() { l } else { h })
+            }
+            (h, None) => h,
+            (None, l) => l,
+        };
+        combine(
+            class(Participation::Dim),
+            combine(class(Participation::ZeroDim), class(Participation::Number)),
+        )
+    }
+}
+
 impl fmt::Display for DType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -86,12 +132,23 @@ pub trait Element:
     const DTYPE: DType;
     fn from_f64(v: f64) -> Self;
     fn to_f64(self) -> f64;
+    /// An integer, exactly where the type can hold it (f64 `as` would drop bits above 2^53).
+    fn from_i64(v: i64) -> Self;
+    /// A Python-style scalar converted to this type.
+    #[inline]
+    fn from_scalar(s: Scalar) -> Self {
+        match s {
+            Scalar::Bool(b) => Self::from_i64(b as i64),
+            Scalar::Int(i) => Self::from_i64(i),
+            Scalar::Float(f) => Self::from_f64(f),
+        }
+    }
     const ZERO: Self;
     const ONE: Self;
 }
 
-macro_rules! element {
-    ($t:ty, $d:ident, $zero:expr, $one:expr) => {
+macro_rules! float_element {
+    ($t:ty, $d:ident) => {
         impl Element for $t {
             const DTYPE: DType = DType::$d;
             #[inline(always)]
@@ -102,14 +159,42 @@ macro_rules! element {
             fn to_f64(self) -> f64 {
                 self as f64
             }
-            const ZERO: Self = $zero;
-            const ONE: Self = $one;
+            #[inline(always)]
+            fn from_i64(v: i64) -> Self {
+                v as $t
+            }
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
         }
     };
 }
-element!(f32, F32, 0.0, 1.0);
-element!(f64, F64, 0.0, 1.0);
-element!(i64, I64, 0, 1);
+float_element!(f32, F32);
+float_element!(f64, F64);
+
+impl Element for i64 {
+    const DTYPE: DType = DType::I64;
+    /// Float to int64 as PyTorch gives it on x86 (the `cvttsd2si` rule): truncation toward
+    /// zero, and NaN, infinities and values outside the int64 range all become `i64::MIN`
+    /// (Rust's `as` would saturate and map NaN to 0).
+    #[inline(always)]
+    fn from_f64(v: f64) -> Self {
+        if v >= -9.223_372_036_854_775_808e18 && v < 9.223_372_036_854_775_808e18 {
+            v as i64
+        } else {
+            i64::MIN
+        }
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    #[inline(always)]
+    fn from_i64(v: i64) -> Self {
+        v
+    }
+    const ZERO: Self = 0;
+    const ONE: Self = 1;
+}
 
 // Bool is stored as u8 (0 or 1); conversions normalise to 0/1.
 impl Element for u8 {
@@ -121,6 +206,10 @@ impl Element for u8 {
     #[inline(always)]
     fn to_f64(self) -> f64 {
         self as f64
+    }
+    #[inline(always)]
+    fn from_i64(v: i64) -> Self {
+        (v != 0) as u8
     }
     const ZERO: Self = 0;
     const ONE: Self = 1;
@@ -165,6 +254,17 @@ mod tests {
         assert_eq!(DType::promote(DType::F32, DType::F64), DType::F64);
         assert_eq!(DType::promote(DType::Bool, DType::I64), DType::I64);
         assert_eq!(DType::promote(DType::Bool, DType::Bool), DType::Bool);
+    }
+
+    #[test]
+    fn zero_dim_tensors_do_not_widen_within_a_category() {
+        use Participation::*;
+        let rt = |v: &[(DType, Participation)]| DType::result_type(v).unwrap();
+        assert_eq!(rt(&[(DType::F32, Dim), (DType::F64, ZeroDim)]), DType::F32);
+        assert_eq!(rt(&[(DType::I64, Dim), (DType::F64, ZeroDim)]), DType::F64);
+        assert_eq!(rt(&[(DType::I64, Dim), (DType::F32, Number)]), DType::F32);
+        assert_eq!(rt(&[(DType::F64, ZeroDim), (DType::F32, ZeroDim)]), DType::F64);
+        assert_eq!(rt(&[(DType::Bool, Dim), (DType::I64, Number)]), DType::I64);
     }
 
     #[test]

@@ -70,6 +70,14 @@ pub enum Error {
         size: usize,
     },
 
+    /// An index key that does not fit the tensor (too many indices, a mask of the wrong shape).
+    #[error("{op}: {msg}")]
+    Index { op: &'static str, msg: String },
+
+    /// An argument of the wrong kind (a complex number, a float where an integer is needed).
+    #[error("{op}: {msg}")]
+    Type { op: &'static str, msg: String },
+
     /// The allocation for a tensor could not be made.
     #[error("{op}: cannot allocate a tensor of shape {shape} and dtype {dtype} ({bytes} bytes): out of memory")]
     OutOfMemory {

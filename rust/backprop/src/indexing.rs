@@ -1,6 +1,6 @@
 //! Index ops: gather / scatter_add, index_select / index_add, slice_scatter, cat / stack.
 
-use crate::op::Op;
+use crate::op::{Op, ScatterReduce};
 use crate::shape::Dim;
 use crate::{DType, Error, Layout, Result, Shape, Tensor};
 
@@ -45,8 +45,27 @@ impl Tensor {
 
     /// `self` with `src[i][j]` added at `[i][index[i][j]]` (for dim 1).
     pub fn scatter_add<D: Dim>(&self, dim: D, index: &Tensor, src: &Tensor) -> Result<Tensor> {
-        let d = dim.resolve("scatter_add", self.rank())?;
-        check_index("scatter_add", index)?;
+        self.scatter_reduce_op(dim, index, src, ScatterReduce::Add)
+    }
+
+    /// `self` with `src[i][j]` written at `[i][index[i][j]]` (for dim 1; PyTorch's `scatter`).
+    pub fn scatter<D: Dim>(&self, dim: D, index: &Tensor, src: &Tensor) -> Result<Tensor> {
+        self.scatter_reduce_op(dim, index, src, ScatterReduce::Assign)
+    }
+
+    fn scatter_reduce_op<D: Dim>(
+        &self,
+        dim: D,
+        index: &Tensor,
+        src: &Tensor,
+        reduce: ScatterReduce,
+    ) -> Result<Tensor> {
+        let name = match reduce {
+            ScatterReduce::Add => "scatter_add",
+            ScatterReduce::Assign => "scatter",
+        };
+        let d = dim.resolve(name, self.rank())?;
+        check_index(name, index)?;
         let bad = index.rank() != self.rank()
             || src.rank() != self.rank()
             || (0..self.rank()).any(|i| {
@@ -54,7 +73,7 @@ impl Tensor {
             });
         if bad {
             return Err(Error::ShapeMismatch {
-                op: "scatter_add",
+                op: name,
                 lhs: self.shape().clone(),
                 rhs: index.shape().clone(),
                 detail: format!(": index (shape {}) must fit inside src (shape {}) and, outside dim {d}, inside self", index.shape(), src.shape()),
@@ -76,16 +95,25 @@ impl Tensor {
             t
         };
         let s = crate::tensor::with_read([self, index, &src_used], |[sb, si, ss]| {
-            sb.scatter_add(self.layout(), d, si, index.layout(), ss, src_used.layout())
+            sb.scatter(
+                self.layout(),
+                d,
+                si,
+                index.layout(),
+                ss,
+                src_used.layout(),
+                reduce,
+            )
         })?;
         Ok(Tensor::from_op(
             s,
             self.shape().clone(),
-            Op::ScatterAdd {
+            Op::Scatter {
                 base: self.clone(),
                 dim: d,
                 index: index.detach(),
                 src: src_used,
+                reduce,
             },
         ))
     }
@@ -268,7 +296,7 @@ impl Tensor {
         let mut dims = reference.dims().to_vec();
         dims[d] = total;
         let shape = Shape::new(dims);
-        let mut out = crate::storage::Storage::full(&shape, 0.0, dtype, reference.device())?;
+        let mut out = crate::storage::Storage::full(&shape, crate::Scalar::Int(0), dtype, reference.device())?;
         let full = Layout::contiguous(shape.clone());
         let mut inputs = Vec::with_capacity(parts.len());
         let mut off = 0;
@@ -309,26 +337,72 @@ impl Tensor {
         Tensor::cat(&parts, d)
     }
 
-    /// Splits into pieces of `size` along `dim` (the last may be smaller).
+    /// Splits into pieces of `size` along `dim` (the last may be smaller; PyTorch's
+    /// `split(int)`). A dim of extent 0 gives one empty piece, as in PyTorch.
     pub fn split<D: Dim>(&self, size: usize, dim: D) -> Result<Vec<Tensor>> {
-        let d = dim.resolve("split", self.rank())?;
-        if size == 0 {
-            return Err(Error::invalid("split", "split size must be positive"));
+        let d = self.existing_dim("split", dim)?;
+        if size == 0 && self.dims()[d] != 0 {
+            return Err(Error::invalid("split", "split_size can only be 0 if the dimension size is 0"));
         }
         let n = self.dims()[d];
+        if n == 0 {
+            return Ok(vec![self.clone()]);
+        }
         (0..n.div_ceil(size))
             .map(|i| self.narrow(d, i * size, size.min(n - i * size)))
             .collect()
     }
 
-    /// Splits into `chunks` nearly equal pieces along `dim`.
+    /// Splits into pieces of the given sizes along `dim` (PyTorch's `split(list)`).
+    pub fn split_with_sizes<D: Dim>(&self, sizes: &[usize], dim: D) -> Result<Vec<Tensor>> {
+        let d = self.existing_dim("split_with_sizes", dim)?;
+        let total = sizes.iter().try_fold(0usize, |a, &s| a.checked_add(s));
+        if total != Some(self.dims()[d]) {
+            return Err(Error::invalid(
+                "split_with_sizes",
+                format!(
+                    "split_with_sizes expects split_sizes to sum exactly to {} (input tensor's size at dimension {d}), but got split_sizes={sizes:?}",
+                    self.dims()[d]
+                ),
+            ));
+        }
+        let mut off = 0;
+        let mut out = Vec::with_capacity(sizes.len());
+        for &s in sizes {
+            out.push(self.narrow(d, off, s)?);
+            off += s;
+        }
+        Ok(out)
+    }
+
+    /// Splits into `chunks` nearly equal pieces along `dim` (PyTorch's rule: pieces of
+    /// `ceil(n / chunks)`, so there may be fewer than `chunks`).
     pub fn chunk<D: Dim>(&self, chunks: usize, dim: D) -> Result<Vec<Tensor>> {
-        let d = dim.resolve("chunk", self.rank())?;
+        let d = self.existing_dim("chunk", dim)?;
         if chunks == 0 {
-            return Err(Error::invalid("chunk", "number of chunks must be positive"));
+            return Err(Error::invalid("chunk", "chunk expects `chunks` to be greater than 0"));
         }
         let n = self.dims()[d];
         self.split(n.div_ceil(chunks).max(1), d)
+    }
+
+    /// The slices along `dim`, each without that dim (PyTorch's `unbind`).
+    pub fn unbind<D: Dim>(&self, dim: D) -> Result<Vec<Tensor>> {
+        let d = self.existing_dim("unbind", dim)?;
+        (0..self.dims()[d])
+            .map(|i| self.select(d, i as i64))
+            .collect()
+    }
+
+    /// A dim argument that must name an existing dim (0-d tensors have none).
+    pub(crate) fn existing_dim<D: Dim>(&self, op: &'static str, dim: D) -> Result<usize> {
+        if self.rank() == 0 {
+            return Err(Error::invalid(
+                op,
+                format!("{op} expects at least a 1-dimensional tensor (got a 0-d tensor)"),
+            ));
+        }
+        dim.resolve(op, self.rank())
     }
 }
 

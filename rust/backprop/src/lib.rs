@@ -34,7 +34,9 @@ pub mod error;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod gradcheck;
+mod indexer;
 mod indexing;
+mod inplace;
 pub mod io;
 pub mod layout;
 mod linalg;
@@ -53,8 +55,9 @@ mod views;
 
 pub use autograd::{grad_mode, is_grad_enabled, no_grad, set_grad_enabled};
 pub use device::Device;
-pub use dtype::{DType, Element, FloatElement, Scalar};
+pub use dtype::{DType, Element, FloatElement, Participation, Scalar};
 pub use error::{Error, Result};
+pub use indexer::{IndexOp, Indexer};
 pub use layout::Layout;
 pub use random::manual_seed;
 pub use shape::{Dim, Dims, Shape};

@@ -67,9 +67,34 @@ pub enum BinaryOp {
     Pow,
     Maximum,
     Minimum,
+    /// Bitwise and/or/xor of integers (logical on bools); floats are refused.
+    BitAnd,
+    BitOr,
+    BitXor,
 }
 
 impl BinaryOp {
+    /// The bitwise ops, defined for integer and bool tensors only.
+    pub fn is_bitwise(self) -> bool {
+        matches!(self, BinaryOp::BitAnd | BinaryOp::BitOr | BinaryOp::BitXor)
+    }
+
+    /// The name of the in-place form (`add_`), for messages.
+    pub fn inplace_name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "add_",
+            BinaryOp::Sub => "sub_",
+            BinaryOp::Mul => "mul_",
+            BinaryOp::Div => "div_",
+            BinaryOp::Pow => "pow_",
+            BinaryOp::Maximum => "maximum_",
+            BinaryOp::Minimum => "minimum_",
+            BinaryOp::BitAnd => "bitwise_and_",
+            BinaryOp::BitOr => "bitwise_or_",
+            BinaryOp::BitXor => "bitwise_xor_",
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             BinaryOp::Add => "add",
@@ -79,6 +104,9 @@ impl BinaryOp {
             BinaryOp::Pow => "pow",
             BinaryOp::Maximum => "maximum",
             BinaryOp::Minimum => "minimum",
+            BinaryOp::BitAnd => "bitwise_and",
+            BinaryOp::BitOr => "bitwise_or",
+            BinaryOp::BitXor => "bitwise_xor",
         }
     }
 }
@@ -125,6 +153,17 @@ impl ReduceOp {
     }
 }
 
+/// How `scatter` combines a source element with the element it lands on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ScatterReduce {
+    /// The source replaces the element (PyTorch's `scatter`); where several sources land on one
+    /// element, the CPU keeps the last in index order and the GPU any one of them (PyTorch leaves
+    /// the choice undefined).
+    Assign,
+    /// The source is added (`scatter_add`).
+    Add,
+}
+
 /// Index-producing reductions along one dim (no gradient).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ArgReduceOp {
@@ -163,12 +202,13 @@ pub enum Op {
     Cat(Vec<Tensor>, usize),
     /// `out[..i..] = x[..index[..i..]..]` along `dim`.
     Gather(Tensor, usize, Tensor),
-    /// `base` plus `src` accumulated at `index` along `dim`.
-    ScatterAdd {
+    /// `base` with `src` written (or added) at `index` along `dim`.
+    Scatter {
         base: Tensor,
         dim: usize,
         index: Tensor,
         src: Tensor,
+        reduce: ScatterReduce,
     },
     /// Selects whole slices along `dim` with a 1-d index.
     IndexSelect(Tensor, usize, Tensor),
@@ -274,7 +314,14 @@ impl Op {
             Op::SliceScatter { .. } => "slice_scatter",
             Op::Cat(..) => "cat",
             Op::Gather(..) => "gather",
-            Op::ScatterAdd { .. } => "scatter_add",
+            Op::Scatter {
+                reduce: ScatterReduce::Assign,
+                ..
+            } => "scatter",
+            Op::Scatter {
+                reduce: ScatterReduce::Add,
+                ..
+            } => "scatter_add",
             Op::IndexSelect(..) => "index_select",
             Op::IndexAdd { .. } => "index_add",
             Op::Softmax(..) => "softmax",
@@ -298,7 +345,30 @@ impl Op {
             Op::SliceScatter { base, src, .. } => vec![base, src],
             Op::Cat(xs, _) => xs.iter().collect(),
             Op::Gather(a, _, i) | Op::IndexSelect(a, _, i) => vec![a, i],
-            Op::ScatterAdd {
+            Op::Scatter {
+                base, index, src, ..
+            }
+            | Op::IndexAdd {
+                base, index, src, ..
+            } => vec![base, index, src],
+        }
+    }
+
+    /// The inputs, mutably (an in-place op re-points a rule at a copy of a value it overwrites).
+    pub(crate) fn inputs_mut(&mut self) -> Vec<&mut Tensor> {
+        match self {
+            Op::Unary(a, _) | Op::Cast(a) | Op::Reduce(a, _, _) | Op::View(a, _) | Op::Copy(a) => {
+                vec![a]
+            }
+            Op::Softmax(a, _) | Op::LogSoftmax(a, _) | Op::Unfold(a, ..) | Op::Fold(a, ..) => {
+                vec![a]
+            }
+            Op::Binary(a, b, _) | Op::Matmul(a, b) => vec![a, b],
+            Op::Where(c, a, b) => vec![c, a, b],
+            Op::SliceScatter { base, src, .. } => vec![base, src],
+            Op::Cat(xs, _) => xs.iter_mut().collect(),
+            Op::Gather(a, _, i) | Op::IndexSelect(a, _, i) => vec![a, i],
+            Op::Scatter {
                 base, index, src, ..
             }
             | Op::IndexAdd {
@@ -321,7 +391,7 @@ impl Op {
             Op::SliceScatter { base, src, .. } => vec![base, src],
             Op::Cat(xs, _) => xs,
             Op::Gather(a, _, i) | Op::IndexSelect(a, _, i) => vec![a, i],
-            Op::ScatterAdd {
+            Op::Scatter {
                 base, index, src, ..
             }
             | Op::IndexAdd {

@@ -2,11 +2,19 @@
 //! comparisons, `where`, dtype casts, and the activations composed from them.
 
 use crate::op::{BinaryOp, CmpOp, Op, UnaryOp};
+use crate::dtype::Participation;
 use crate::{DType, Error, Result, Scalar, Shape, Tensor};
 
 impl Tensor {
     /// Applies a primitive unary op (integer input is promoted to float32 for float-only ops).
     pub fn unary(&self, op: UnaryOp) -> Result<Tensor> {
+        if op == UnaryOp::Neg && self.dtype() == DType::Bool {
+            return Err(Error::DType {
+                op: "neg",
+                dtype: DType::Bool,
+                detail: ": negation, the `-` operator, on a bool tensor is not supported; use the `~` or logical_not() operator instead".into(),
+            });
+        }
         let x = match self.dtype() {
             DType::Bool => self.to_dtype(if op.keeps_integers() {
                 DType::I64
@@ -94,23 +102,57 @@ impl Tensor {
     }
     /// Clamps into `[min, max]` (either bound optional). The gradient passes where
     /// `min <= x <= max`, as in PyTorch.
+    /// `min(max(self, min), max)` with float bounds (see [`Tensor::clamp_scalars`]).
     pub fn clamp(&self, min: Option<f64>, max: Option<f64>) -> Result<Tensor> {
-        let mut y = self.clone();
-        if let Some(lo) = min {
-            let lo_t = Tensor::full_scalar(
-                Scalar::Float(lo).into_dtype_of(self.dtype()),
-                self.dtype(),
-                self.device(),
-            )?;
-            y = Tensor::where_cond(&self.lt_scalar(lo)?, &lo_t, &y)?;
+        self.clamp_scalars(min.map(Scalar::Float), max.map(Scalar::Float))
+    }
+
+    /// PyTorch's `clamp` with number bounds: the result type follows promotion (an int tensor
+    /// clamped to float bounds is float), `min > max` gives `max` everywhere, a NaN input or a
+    /// NaN bound gives NaN, and the gradient flows where `min <= x <= max`.
+    pub fn clamp_scalars(&self, min: Option<Scalar>, max: Option<Scalar>) -> Result<Tensor> {
+        let bound = |s: Option<Scalar>| -> Result<Option<(Tensor, Participation)>> {
+            s.map(|s| {
+                let t = Tensor::full_scalar(s, s.result_dtype(self.dtype()), self.device())?;
+                Ok((t, Participation::Number))
+            })
+            .transpose()
+        };
+        self.clamp_with(bound(min)?, bound(max)?)
+    }
+
+    /// `clamp` with tensor bounds (broadcast against `self`).
+    pub fn clamp_tensors(&self, min: Option<&Tensor>, max: Option<&Tensor>) -> Result<Tensor> {
+        let part = |t: &Tensor| (t.clone(), participation(t));
+        self.clamp_with(min.map(part), max.map(part))
+    }
+
+    fn clamp_with(
+        &self,
+        min: Option<(Tensor, Participation)>,
+        max: Option<(Tensor, Participation)>,
+    ) -> Result<Tensor> {
+        if min.is_none() && max.is_none() {
+            return Err(Error::invalid(
+                "clamp",
+                "at least one of 'min' or 'max' must not be None",
+            ));
         }
-        if let Some(hi) = max {
-            let hi_t = Tensor::full_scalar(
-                Scalar::Float(hi).into_dtype_of(self.dtype()),
-                self.dtype(),
-                self.device(),
-            )?;
-            y = Tensor::where_cond(&self.gt_scalar(hi)?, &hi_t, &y)?;
+        let mut ops = vec![(self.dtype(), participation(self))];
+        ops.extend(min.iter().chain(&max).map(|(t, p)| (t.dtype(), *p)));
+        let dt = DType::result_type(&ops).unwrap_or(self.dtype());
+        let x = self.cast_if(dt)?;
+        let mut y = x.clone();
+        if let Some((lo, _)) = min {
+            let lo = lo.cast_if(dt)?;
+            // x < lo, or a NaN bound (which compares false): the bound wins
+            let take = x.lt(&lo)?.logical_or(&lo.ne(&lo)?)?;
+            y = Tensor::where_cond(&take, &lo, &y)?;
+        }
+        if let Some((hi, _)) = max {
+            let hi = hi.cast_if(dt)?;
+            let take = y.gt(&hi)?.logical_or(&hi.ne(&hi)?)?;
+            y = Tensor::where_cond(&take, &hi, &y)?;
         }
         Ok(y)
     }
@@ -136,7 +178,21 @@ impl Tensor {
                 rhs: rhs.device(),
             });
         }
-        let mut dt = DType::promote(self.dtype(), rhs.dtype());
+        let mut dt = promote_pair(self, rhs);
+        if op.is_bitwise() && dt.is_float() {
+            return Err(Error::DType {
+                op: name,
+                dtype: dt,
+                detail: format!(" ({name} is only defined for integer and bool tensors, as in PyTorch)"),
+            });
+        }
+        if op == BinaryOp::Sub && dt == DType::Bool {
+            return Err(Error::DType {
+                op: name,
+                dtype: dt,
+                detail: ": subtraction, the `-` operator, with two bool tensors is not supported; use the `^` or logical_xor() operator instead".into(),
+            });
+        }
         if op == BinaryOp::Div && !dt.is_float() {
             dt = DType::F32; // true division, as in Python 3 and PyTorch
         }
@@ -242,7 +298,7 @@ impl Tensor {
                 rhs: rhs.device(),
             });
         }
-        let dt = DType::promote(self.dtype(), rhs.dtype());
+        let dt = promote_pair(self, rhs);
         let (a, b) = (self.detach().cast_if(dt)?, rhs.detach().cast_if(dt)?);
         let shape = Shape::broadcast(name, a.shape(), b.shape())?;
         let a = a.broadcast_to(&shape)?;
@@ -291,6 +347,9 @@ impl Tensor {
     pub fn logical_or(&self, rhs: &Tensor) -> Result<Tensor> {
         self.to_bool()?.binary(&rhs.to_bool()?, BinaryOp::Maximum)
     }
+    pub fn logical_xor(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.to_bool()?.binary(&rhs.to_bool()?, BinaryOp::BitXor)
+    }
     pub fn logical_not(&self) -> Result<Tensor> {
         self.to_bool()?
             .compare_scalar(Scalar::Bool(false), CmpOp::Eq)
@@ -317,7 +376,7 @@ impl Tensor {
                 });
             }
         }
-        let dt = DType::promote(on_true.dtype(), on_false.dtype());
+        let dt = promote_pair(on_true, on_false);
         let (a, b) = (on_true.cast_if(dt)?, on_false.cast_if(dt)?);
         let shape = Shape::broadcast(
             "where",
@@ -351,12 +410,22 @@ impl Tensor {
     }
 }
 
-impl Scalar {
-    /// The scalar as a value of dtype `dt` (used for clamp bounds on int tensors).
-    fn into_dtype_of(self, dt: DType) -> Scalar {
-        match dt {
-            DType::I64 | DType::Bool => Scalar::Int(self.to_f64() as i64),
-            _ => self,
-        }
+/// The participation of a tensor in type promotion.
+pub(crate) fn participation(t: &Tensor) -> Participation {
+    if t.rank() == 0 {
+        Participation::ZeroDim
+    } else {
+        Participation::Dim
     }
 }
+
+/// PyTorch's result type of an op on two tensors (0-d tensors do not widen within a category).
+pub(crate) fn promote_pair(a: &Tensor, b: &Tensor) -> DType {
+    DType::result_type(&[
+        (a.dtype(), participation(a)),
+        (b.dtype(), participation(b)),
+    ])
+    .unwrap_or(a.dtype())
+}
+
+

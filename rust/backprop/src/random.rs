@@ -48,17 +48,30 @@ impl Rng {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
-    /// Standard normal (Box-Muller; both values of each pair are used).
+    /// Uniform in [0, 1) with 24 random bits: every value is an exact float32 below 1.
+    #[inline]
+    pub fn uniform_f32(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 * (1.0 / (1u64 << 24) as f32)
+    }
+
+    /// Two independent standard normal samples (Box-Muller).
+    #[inline]
+    pub fn normal_pair(&mut self) -> (f64, f64) {
+        let u1 = 1.0 - self.uniform(); // (0, 1]: log is finite
+        let u2 = self.uniform();
+        let r = (-2.0 * u1.ln()).sqrt();
+        let (s, c) = (std::f64::consts::TAU * u2).sin_cos();
+        (r * c, r * s)
+    }
+
+    /// Standard normal samples (Box-Muller; both values of each pair are used).
     pub fn fill_normal(&mut self, out: &mut [f64]) {
         let mut i = 0;
         while i < out.len() {
-            let u1 = 1.0 - self.uniform(); // (0, 1]: log is finite
-            let u2 = self.uniform();
-            let r = (-2.0 * u1.ln()).sqrt();
-            let (s, c) = (std::f64::consts::TAU * u2).sin_cos();
-            out[i] = r * c;
+            let (a, b) = self.normal_pair();
+            out[i] = a;
             if i + 1 < out.len() {
-                out[i + 1] = r * s;
+                out[i + 1] = b;
             }
             i += 2;
         }

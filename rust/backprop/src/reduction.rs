@@ -172,6 +172,20 @@ impl Tensor {
         }
     }
 
+    /// Whether any element over `dims` (empty = all) is non-zero; a bool tensor (PyTorch's
+    /// `any`). Empty reductions give `false`.
+    pub fn any<D: Dims + ?Sized>(&self, dims: &D, keepdim: bool) -> Result<Tensor> {
+        let nz = self.detach().ne(&Tensor::full_scalar(crate::Scalar::Int(0), self.dtype(), self.device())?)?;
+        nz.sum(dims, keepdim)?.gt_scalar(0.0)
+    }
+
+    /// Whether every element over `dims` (empty = all) is non-zero (PyTorch's `all`). Empty
+    /// reductions give `true`.
+    pub fn all<D: Dims + ?Sized>(&self, dims: &D, keepdim: bool) -> Result<Tensor> {
+        let z = self.detach().eq(&Tensor::full_scalar(crate::Scalar::Int(0), self.dtype(), self.device())?)?;
+        z.sum(dims, keepdim)?.eq_scalar(0.0)
+    }
+
     /// Variance over `dims` with Bessel-style `correction` (1 = unbiased, PyTorch's default).
     pub fn var<D: Dims + ?Sized>(
         &self,
@@ -189,8 +203,9 @@ impl Tensor {
         let mu = x.mean(&rd, true)?;
         let dev = x.sub(&mu)?;
         let ss = dev.mul(&dev)?.sum(&rd, keepdim)?;
-        // n - correction <= 0 gives inf/NaN, as in PyTorch
-        ss.div_scalar(n as f64 - correction)
+        // PyTorch divides by max(0, n - correction): 0/0 = NaN, and a positive sum over 0 is inf
+        // (never a negative "variance" when the correction exceeds n)
+        ss.div_scalar((n as f64 - correction).max(0.0))
     }
     pub fn std<D: Dims + ?Sized>(
         &self,
@@ -203,7 +218,16 @@ impl Tensor {
 
     /// `log(sum(exp(x)))` over `dims`, stabilised by subtracting the (detached) max.
     pub fn logsumexp<D: Dims + ?Sized>(&self, dims: &D, keepdim: bool) -> Result<Tensor> {
+        if !self.dtype().is_float() {
+            // integer and bool inputs are promoted to the default float dtype, as in PyTorch
+            return self.to_dtype(DType::F32)?.logsumexp(dims, keepdim);
+        }
         let rd = reduction_dims("logsumexp", dims, self.rank())?;
+        if rd.iter().any(|&d| self.dims()[d] == 0) {
+            // log(sum over nothing) = log(0) = -inf
+            let s = self.detach().sum(&rd, keepdim)?;
+            return s.full_like(f64::NEG_INFINITY);
+        }
         let m = self.detach().amax(&rd, true)?;
         // a row of -inf would give -inf - -inf = NaN; use 0 there (the result is -inf either way)
         let m = Tensor::where_cond(&m.abs()?.eq_scalar(f64::INFINITY)?, &m.zeros_scalar()?, &m)?;

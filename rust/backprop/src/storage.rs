@@ -5,8 +5,8 @@ use crate::backend::BackendStorage;
 use crate::cpu::CpuStorage;
 #[cfg(feature = "gpu")]
 use crate::gpu::GpuStorage;
-use crate::op::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp, Window};
-use crate::{DType, Device, Error, Layout, Result, Shape};
+use crate::op::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, ScatterReduce, UnaryOp, Window};
+use crate::{DType, Device, Error, Layout, Result, Scalar, Shape};
 
 pub enum Storage {
     Cpu(CpuStorage),
@@ -81,7 +81,7 @@ impl Storage {
         }
     }
 
-    pub fn full(shape: &Shape, value: f64, dtype: DType, device: Device) -> Result<Storage> {
+    pub fn full(shape: &Shape, value: Scalar, dtype: DType, device: Device) -> Result<Storage> {
         match device {
             Device::Cpu => Ok(Storage::Cpu(CpuStorage::full(shape, value, dtype)?)),
             #[cfg(feature = "gpu")]
@@ -154,7 +154,8 @@ impl Storage {
     pub fn gather(&self, l: &Layout, dim: usize, index: &Storage, il: &Layout) -> Result<Storage> {
         same_device!("gather", (self, index), |a, i| a.gather(l, dim, i, il))
     }
-    pub fn scatter_add(
+    #[allow(clippy::too_many_arguments)]
+    pub fn scatter(
         &self,
         l: &Layout,
         dim: usize,
@@ -162,9 +163,10 @@ impl Storage {
         il: &Layout,
         src: &Storage,
         sl: &Layout,
+        reduce: ScatterReduce,
     ) -> Result<Storage> {
-        same_device!("scatter_add", (self, index, src), |a, i, s| a
-            .scatter_add(l, dim, i, il, s, sl))
+        same_device!("scatter", (self, index, src), |a, i, s| a
+            .scatter(l, dim, i, il, s, sl, reduce))
     }
     pub fn index_select(
         &self,

@@ -15,6 +15,7 @@ use crate::{DType, Device, Element, Error, Layout, Result, Shape};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+
 /// Identity of a tensor (not of its storage): views get their own ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TensorId(u64);
@@ -28,19 +29,59 @@ pub fn live_tensors() -> usize {
     LIVE.load(Ordering::Relaxed)
 }
 
+/// The memory of a tensor and of every view of it, with the version counter they share.
+///
+/// Every write (an in-place op, an optimiser step, `copy_`) takes the write lock, and taking it
+/// bumps `version`. An op that will read a tensor's values during backward records the version
+/// it saw; backward compares, so a value overwritten in between is an error, never a silently
+/// wrong gradient (PyTorch's version-counter rule).
+pub(crate) struct StorageCell {
+    data: RwLock<Storage>,
+    version: AtomicU64,
+}
+
+impl StorageCell {
+    pub(crate) fn new(s: Storage) -> Arc<StorageCell> {
+        Arc::new(StorageCell {
+            data: RwLock::new(s),
+            version: AtomicU64::new(0),
+        })
+    }
+}
+
+/// A recorded op with the storage versions its backward relies on.
+#[derive(Clone)]
+pub(crate) struct Node {
+    pub(crate) op: Op,
+    /// Versions of the first three inputs (in `op.inputs()` order) when the op was recorded;
+    /// only ops with at most three inputs ever read an input's values in backward.
+    pub(crate) versions: [u64; 3],
+    /// Version of the output when the op was recorded (rules such as exp's read the output).
+    pub(crate) out_version: u64,
+}
+
+/// Autograd state that in-place ops rewrite (an in-place op gives its tensor a new history).
+struct Meta {
+    node: Option<Node>,
+    /// Name of the recording op; kept after backward frees the op itself (PyTorch keeps grad_fn).
+    name: Option<&'static str>,
+}
+
 pub(crate) struct TensorImpl {
     id: TensorId,
-    storage: Arc<RwLock<Storage>>,
+    storage: Arc<StorageCell>,
     layout: Layout,
     dtype: DType,
     device: Device,
     requires_grad: AtomicBool,
-    /// Made by the user (or by an op that recorded nothing), not by a recorded op.
-    is_leaf: bool,
+    /// Made by the user (or by an op that recorded nothing), not by a recorded op. An in-place
+    /// op that records turns a leaf into a non-leaf.
+    is_leaf: AtomicBool,
+    /// Made by a view op while recording: it shares memory with the tensor it views, whose
+    /// history an in-place write through this view would have to rewrite too.
+    is_view: bool,
     /// The op that made this tensor; taken (freed) by backward unless the graph is retained.
-    op: Mutex<Option<Op>>,
-    /// Name of the recording op; kept after backward frees the op itself (PyTorch keeps grad_fn).
-    op_name: Option<&'static str>,
+    meta: Mutex<Meta>,
     grad: Mutex<Option<Tensor>>,
     retains_grad: AtomicBool,
 }
@@ -68,15 +109,27 @@ impl Tensor {
     // ---------------------------------------------------------------- construction (internal)
 
     fn build(
-        storage: Arc<RwLock<Storage>>,
+        storage: Arc<StorageCell>,
         layout: Layout,
         dtype: DType,
         device: Device,
         op: Option<Op>,
+        is_view: bool,
     ) -> Tensor {
         LIVE.fetch_add(1, Ordering::Relaxed);
         let recorded = op.is_some();
-        let op_name = op.as_ref().map(|o| o.name());
+        let name = op.as_ref().map(|o| o.name());
+        let node = op.map(|op| {
+            let mut versions = [0u64; 3];
+            for (v, t) in versions.iter_mut().zip(op.inputs()) {
+                *v = t.version();
+            }
+            Node {
+                op,
+                versions,
+                out_version: storage.version.load(Ordering::Relaxed),
+            }
+        });
         Tensor(Arc::new(TensorImpl {
             id: TensorId(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
             storage,
@@ -84,9 +137,9 @@ impl Tensor {
             dtype,
             device,
             requires_grad: AtomicBool::new(recorded),
-            is_leaf: !recorded,
-            op: Mutex::new(op),
-            op_name,
+            is_leaf: AtomicBool::new(!recorded),
+            is_view: is_view && recorded,
+            meta: Mutex::new(Meta { node, name }),
             grad: Mutex::new(None),
             retains_grad: AtomicBool::new(false),
         }))
@@ -96,11 +149,12 @@ impl Tensor {
     pub(crate) fn from_storage(storage: Storage, shape: Shape) -> Tensor {
         let (dtype, device) = (storage.dtype(), storage.device());
         Tensor::build(
-            Arc::new(RwLock::new(storage)),
+            StorageCell::new(storage),
             Layout::contiguous(shape),
             dtype,
             device,
             None,
+            false,
         )
     }
 
@@ -109,11 +163,12 @@ impl Tensor {
         let (dtype, device) = (storage.dtype(), storage.device());
         let op = Self::maybe_record(op);
         Tensor::build(
-            Arc::new(RwLock::new(storage)),
+            StorageCell::new(storage),
             Layout::contiguous(shape),
             dtype,
             device,
             op,
+            false,
         )
     }
 
@@ -134,7 +189,83 @@ impl Tensor {
             self.0.dtype,
             self.0.device,
             op,
+            true,
         )
+    }
+
+    /// A new handle on `self`'s memory and layout that carries `self`'s current history: what an
+    /// in-place op records as its input, so that `self` itself can take the op's output's place.
+    pub(crate) fn snapshot(&self) -> Tensor {
+        let meta = lock(&self.0.meta);
+        let node = meta.node.clone();
+        let name = meta.name;
+        drop(meta);
+        LIVE.fetch_add(1, Ordering::Relaxed);
+        Tensor(Arc::new(TensorImpl {
+            id: TensorId(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
+            storage: self.0.storage.clone(),
+            layout: self.0.layout.clone(),
+            dtype: self.0.dtype,
+            device: self.0.device,
+            requires_grad: AtomicBool::new(self.requires_grad()),
+            is_leaf: AtomicBool::new(self.is_leaf()),
+            is_view: self.0.is_view,
+            meta: Mutex::new(Meta { node, name }),
+            grad: Mutex::new(None),
+            retains_grad: AtomicBool::new(false),
+        }))
+    }
+
+    /// A leaf over `data`'s memory that keeps this leaf's autograd state (`requires_grad`, and
+    /// `.grad` where it still fits): what PyTorch's `t.data = data` does, used to move a
+    /// parameter to another device or dtype while the Python object holding it stays the same.
+    pub fn with_data(&self, data: &Tensor) -> Result<Tensor> {
+        if !self.is_leaf() {
+            return Err(Error::Autograd(
+                "setting .data is only supported on leaf tensors (this one was made by an op; use .detach() to get a leaf)".into(),
+            ));
+        }
+        if self.requires_grad() && !data.dtype().is_float() {
+            return Err(Error::DType {
+                op: "data",
+                dtype: data.dtype(),
+                detail: ": a tensor that requires grad can only hold floating-point data".into(),
+            });
+        }
+        let t = Tensor::build(
+            data.0.storage.clone(),
+            data.0.layout.clone(),
+            data.0.dtype,
+            data.0.device,
+            None,
+            false,
+        );
+        t.0.requires_grad
+            .store(self.requires_grad(), Ordering::Relaxed);
+        t.0.retains_grad
+            .store(self.retains_grad(), Ordering::Relaxed);
+        if let Some(g) = self.grad() {
+            if g.shape() == t.shape() && g.dtype() == t.dtype() && g.device() == t.device() {
+                *lock(&t.0.grad) = Some(g);
+            }
+        }
+        Ok(t)
+    }
+
+    /// Gives `self` the history of `result` (an op applied to a snapshot of `self`), after
+    /// `result`'s values were written into `self`'s memory.
+    pub(crate) fn take_history_of(&self, result: &Tensor) {
+        let node = lock(&result.0.meta).node.take();
+        let Some(mut node) = node else { return };
+        // the output's values are the ones just written: that write is the version they have
+        node.out_version = self.version();
+        let name = Some(node.op.name());
+        *lock(&self.0.meta) = Meta {
+            node: Some(node),
+            name,
+        };
+        self.0.is_leaf.store(false, Ordering::Relaxed);
+        self.0.requires_grad.store(true, Ordering::Relaxed);
     }
 
     /// A tensor over CPU memory (owned or foreign) viewed through `layout`.
@@ -153,11 +284,12 @@ impl Tensor {
         }
         let dtype = storage.dtype();
         Ok(Tensor::build(
-            Arc::new(RwLock::new(Storage::Cpu(storage))),
+            StorageCell::new(Storage::Cpu(storage)),
             layout,
             dtype,
             Device::Cpu,
             None,
+            false,
         ))
     }
 
@@ -195,7 +327,7 @@ impl Tensor {
 
     /// A 0-d tensor.
     pub fn scalar(value: f64, dtype: DType, device: Device) -> Result<Tensor> {
-        let s = Storage::full(&Shape::scalar(), value, dtype, device)?;
+        let s = Storage::full(&Shape::scalar(), crate::Scalar::Float(value), dtype, device)?;
         Ok(Tensor::from_storage(s, Shape::scalar()))
     }
 
@@ -233,15 +365,34 @@ impl Tensor {
     }
     /// Size of dim `d` (negative counts from the end).
     pub fn size(&self, d: i64) -> Result<usize> {
+        if self.rank() == 0 {
+            return Err(Error::DimOutOfRange {
+                op: "size",
+                dim: d,
+                rank: 0,
+            });
+        }
         Ok(self.dims()[self.shape().dim("size", d)?])
     }
 
     /// Read access to the storage (kernels take this lock; many readers may hold it at once).
     pub fn storage(&self) -> RwLockReadGuard<'_, Storage> {
-        self.0.storage.read().unwrap_or_else(|e| e.into_inner())
+        self.0.storage.data.read().unwrap_or_else(|e| e.into_inner())
     }
+    /// Write access to the storage; bumps the version counter (every writer goes through here).
     pub(crate) fn storage_mut(&self) -> RwLockWriteGuard<'_, Storage> {
-        self.0.storage.write().unwrap_or_else(|e| e.into_inner())
+        let g = self.0.storage.data.write().unwrap_or_else(|e| e.into_inner());
+        self.0.storage.version.fetch_add(1, Ordering::Relaxed);
+        g
+    }
+    /// How many times this tensor's memory (shared with its views) has been written in place
+    /// (PyTorch's `_version`).
+    pub fn version(&self) -> u64 {
+        self.0.storage.version.load(Ordering::Relaxed)
+    }
+    /// Made by a view op while recording (shares memory with the tensor it views).
+    pub fn is_view(&self) -> bool {
+        self.0.is_view
     }
     /// No other handle, view or tensor shares this tensor's memory.
     pub(crate) fn is_exclusive(&self) -> bool {
@@ -275,7 +426,7 @@ impl Tensor {
 
     /// Sets `requires_grad` on a leaf (PyTorch's `requires_grad_`). Returns `self` for chaining.
     pub fn requires_grad_(&self, flag: bool) -> Result<Tensor> {
-        if !self.0.is_leaf {
+        if !self.is_leaf() {
             if flag {
                 return Ok(self.clone());
             }
@@ -295,7 +446,7 @@ impl Tensor {
 
     /// `true` for tensors created by the user rather than by a recorded op.
     pub fn is_leaf(&self) -> bool {
-        self.0.is_leaf
+        self.0.is_leaf.load(Ordering::Relaxed)
     }
 
     /// The accumulated gradient (leaves, or tensors that called `retain_grad`).
@@ -335,16 +486,33 @@ impl Tensor {
 
     /// The op that made this tensor, if it is still recorded.
     pub fn op(&self) -> Option<Op> {
-        lock(&self.0.op).clone()
+        lock(&self.0.meta).node.as_ref().map(|n| n.op.clone())
+    }
+    pub(crate) fn node(&self) -> Option<Node> {
+        lock(&self.0.meta).node.clone()
+    }
+    /// Runs `f` on this tensor's recorded node, if any.
+    pub(crate) fn with_node_mut<R>(&self, f: impl FnOnce(&mut Node) -> Result<R>) -> Result<Option<R>> {
+        let mut meta = lock(&self.0.meta);
+        match meta.node.as_mut() {
+            Some(n) => f(n).map(Some),
+            None => Ok(None),
+        }
+    }
+    /// A recorded view of the same memory: a distinct graph node even when the shape is
+    /// unchanged (`copy_` records its source through one).
+    pub(crate) fn alias(&self) -> Tensor {
+        self.view_with(self.layout().clone(), ViewKind::Reshape)
     }
     pub(crate) fn take_op(&self) -> Option<Op> {
-        lock(&self.0.op).take()
+        lock(&self.0.meta).node.take().map(|n| n.op)
     }
     /// Name of the recording op (PyTorch's `grad_fn`), `None` for leaves.
     pub fn grad_fn_name(&self) -> Option<&'static str> {
-        self.0.op_name
+        lock(&self.0.meta).name
     }
-    /// A new handle on the same storage and layout, cut off from the graph.
+    /// A new handle on the same storage and layout, cut off from the graph. It shares the
+    /// version counter, so writes through either are seen by the other's saved-value checks.
     pub fn detach(&self) -> Tensor {
         Tensor::build(
             self.0.storage.clone(),
@@ -352,6 +520,7 @@ impl Tensor {
             self.0.dtype,
             self.0.device,
             None,
+            false,
         )
     }
 
@@ -405,6 +574,21 @@ impl Tensor {
         Ok(self.to_f64_vec()?[0])
     }
 
+    /// The value of a one-element tensor in its own kind: an int64 keeps all 64 bits (`item`
+    /// goes through f64, which holds integers exactly only up to 2^53).
+    pub fn item_scalar(&self) -> Result<crate::Scalar> {
+        use crate::Scalar;
+        match self.dtype() {
+            DType::I64 => {
+                self.item()?; // the element-count check
+                let v = self.reshape([1])?.to_vec::<i64>()?;
+                Ok(Scalar::Int(v[0]))
+            }
+            DType::Bool => Ok(Scalar::Bool(self.item()? != 0.0)),
+            _ => Ok(Scalar::Float(self.item()?)),
+        }
+    }
+
     /// A copy on `device` (or `self` if it is already there).
     pub fn to_device(&self, device: Device) -> Result<Tensor> {
         if device == self.device() {
@@ -417,51 +601,6 @@ impl Tensor {
             self.shape().clone(),
             Op::Copy(self.clone()),
         ))
-    }
-
-    // ---------------------------------------------------------------- in-place writes
-
-    /// Copies `src` (broadcast to this shape, cast to this dtype) into this tensor's memory.
-    /// Refused on tensors that require grad while grad mode is on, as in PyTorch.
-    pub fn copy_(&self, src: &Tensor) -> Result<()> {
-        self.check_inplace("copy_")?;
-        let src = if src.dtype() != self.dtype() {
-            src.detach().to_dtype(self.dtype())?
-        } else {
-            src.detach()
-        };
-        let src = if src.device() != self.device() {
-            src.to_device(self.device())?
-        } else {
-            src
-        };
-        let src = src.broadcast_to(self.shape())?;
-        // Reading and writing the same storage would deadlock the lock and could read
-        // half-written data: materialise the source first.
-        let src = if src.shares_storage(self) {
-            src.contiguous_copy()?
-        } else {
-            src
-        };
-        // Locks in address order (see `with_read`), so two threads copying between the same
-        // pair of tensors in opposite directions cannot deadlock.
-        if Arc::as_ptr(&src.0.storage) < Arc::as_ptr(&self.0.storage) {
-            let s = src.storage();
-            self.storage_mut()
-                .copy_into(self.layout(), &s, src.layout())
-        } else {
-            let mut d = self.storage_mut();
-            d.copy_into(self.layout(), &src.storage(), src.layout())
-        }
-    }
-
-    pub(crate) fn check_inplace(&self, op: &'static str) -> Result<()> {
-        if autograd::is_grad_enabled() && self.requires_grad() {
-            return Err(Error::Autograd(format!(
-                "{op}: a tensor that requires grad is being used in an in-place operation; wrap the update in no_grad() or use the out-of-place op"
-            )));
-        }
-        Ok(())
     }
 
     /// A contiguous copy that never aliases `self` (unlike `contiguous`, which may return `self`).
@@ -479,14 +618,15 @@ impl Drop for TensorImpl {
     fn drop(&mut self) {
         LIVE.fetch_sub(1, Ordering::Relaxed);
         // Free long graphs iteratively: recursive Arc drops of a 10^5-op chain would overflow the stack.
-        let Some(op) = self.op.get_mut().unwrap_or_else(|e| e.into_inner()).take() else {
+        let take = |m: &mut Mutex<Meta>| m.get_mut().unwrap_or_else(|e| e.into_inner()).node.take();
+        let Some(node) = take(&mut self.meta) else {
             return;
         };
-        let mut stack = op.into_inputs();
+        let mut stack = node.op.into_inputs();
         while let Some(t) = stack.pop() {
             if let Some(mut inner) = Arc::into_inner(t.0) {
-                if let Some(op) = inner.op.get_mut().unwrap_or_else(|e| e.into_inner()).take() {
-                    stack.extend(op.into_inputs());
+                if let Some(node) = take(&mut inner.meta) {
+                    stack.extend(node.op.into_inputs());
                 }
                 drop(inner);
             }
@@ -513,7 +653,7 @@ pub(crate) fn with_read<R, const N: usize>(
     ts: [&Tensor; N],
     f: impl FnOnce([&Storage; N]) -> R,
 ) -> R {
-    let key = |t: &Tensor| Arc::as_ptr(&t.0.storage) as usize;
+    let key = |t: &Tensor| t.storage_key();
     let mut order: [usize; N] = std::array::from_fn(|i| i);
     order.sort_by_key(|&i| key(ts[i]));
     let mut guards: Vec<(usize, RwLockReadGuard<'_, Storage>)> = Vec::with_capacity(N);

@@ -216,21 +216,7 @@ impl Tensor {
         step: i64,
     ) -> Result<Tensor> {
         let d = dim.resolve("slice", self.rank())?;
-        if step <= 0 {
-            return Err(Error::invalid(
-                "slice",
-                format!("slice step must be positive, got {step}"),
-            ));
-        }
-        let n = self.dims()[d] as i64;
-        let clampi = |v: i64| if v < 0 { (v + n).max(0) } else { v.min(n) };
-        let s = start.map(clampi).unwrap_or(0);
-        let e = end.map(clampi).unwrap_or(n);
-        let len = if e > s {
-            ((e - s) + step - 1) / step
-        } else {
-            0
-        };
+        let (s, len) = slice_bounds(self.dims()[d], start, end, step)?;
         if len == 0 {
             // an empty view: PyTorch allows it at any start
             let l = self.layout().slice(d, 0, 0, 1);
@@ -243,7 +229,7 @@ impl Tensor {
                 },
             ));
         }
-        self.slice_step(d, s as usize, len as usize, step as usize)
+        self.slice_step(d, s, len, step as usize)
     }
 
     /// Fixes `dim` at `index` (negative counts from the end), removing the dim.
@@ -256,17 +242,8 @@ impl Tensor {
                 msg: "invalid index of a 0-dim tensor".into(),
             });
         }
-        let n = self.dims()[d] as i64;
-        let i = if index < 0 { index + n } else { index };
-        if i < 0 || i >= n {
-            return Err(Error::IndexOutOfRange {
-                op: "select",
-                index,
-                dim: d,
-                size: n as usize,
-            });
-        }
-        self.slice_step(d, i as usize, 1, 1)?
+        let i = select_position(self.dims()[d], d, index)?;
+        self.slice_step(d, i, 1, 1)?
             .squeeze(Some(d as i64))
             .and_then(|t| {
                 if t.rank() + 1 == self.rank() {
@@ -301,6 +278,46 @@ impl Tensor {
         self.reshape(dims)
     }
 
+    /// Splits `dim` into `sizes` (one may be -1, inferred), PyTorch's `unflatten`.
+    pub fn unflatten<D: Dim>(&self, dim: D, sizes: &[i64]) -> Result<Tensor> {
+        let d = self.existing_dim("unflatten", dim)?;
+        if sizes.is_empty() {
+            return Err(Error::invalid("unflatten", "sizes must be non-empty"));
+        }
+        let inner = infer_shape("unflatten", sizes, self.dims()[d], self.shape())?;
+        let mut dims: Vec<usize> = self.dims()[..d].to_vec();
+        dims.extend_from_slice(inner.dims());
+        dims.extend_from_slice(&self.dims()[d + 1..]);
+        self.reshape(dims)
+    }
+
+    /// Tiles the tensor `reps[i]` times along each dim (PyTorch's `repeat`; `reps` may be longer
+    /// than the rank, adding leading dims). Built as unsqueeze + expand + reshape, so its
+    /// gradient (a sum over the copies) comes from those views.
+    pub fn repeat(&self, reps: &[usize]) -> Result<Tensor> {
+        if reps.len() < self.rank() {
+            return Err(Error::invalid(
+                "repeat",
+                "number of dimensions of repeat dims can not be smaller than number of dimensions of tensor",
+            ));
+        }
+        let lead = reps.len() - self.rank();
+        let mut base: Vec<usize> = vec![1; lead];
+        base.extend_from_slice(self.dims());
+        let mut inter: Vec<usize> = Vec::with_capacity(2 * reps.len());
+        let mut expand: Vec<i64> = Vec::with_capacity(2 * reps.len());
+        let mut fin: Vec<usize> = Vec::with_capacity(reps.len());
+        for (&r, &b) in reps.iter().zip(&base) {
+            let total = r.checked_mul(b).ok_or_else(|| {
+                Error::invalid("repeat", format!("repeat count {r} overflows the dim of size {b}"))
+            })?;
+            inter.extend([1, b]);
+            expand.extend([i64::try_from(r).unwrap_or(i64::MAX), b as i64]);
+            fin.push(total);
+        }
+        self.reshape(inter)?.expand(&expand)?.reshape(fin)
+    }
+
     /// `self` if already C-contiguous, else a contiguous copy.
     pub fn contiguous(&self) -> Result<Tensor> {
         if self.is_contiguous() {
@@ -313,4 +330,47 @@ impl Tensor {
             Op::Copy(self.clone()),
         ))
     }
+}
+
+/// NumPy's reading of `start:end:step` on a dim of extent `n`: out-of-range and negative bounds
+/// clamp. Returns `(start, len)`.
+pub(crate) fn slice_bounds(
+    n: usize,
+    start: Option<i64>,
+    end: Option<i64>,
+    step: i64,
+) -> Result<(usize, usize)> {
+    if step <= 0 {
+        return Err(Error::invalid(
+            "slice",
+            format!("slice step must be positive, got {step}"),
+        ));
+    }
+    let n = i64::try_from(n).unwrap_or(i64::MAX);
+    let clampi = |v: i64| {
+        if v < 0 {
+            v.saturating_add(n).max(0)
+        } else {
+            v.min(n)
+        }
+    };
+    let s = start.map(clampi).unwrap_or(0);
+    let e = end.map(clampi).unwrap_or(n);
+    let len = if e > s { (e - s - 1) / step + 1 } else { 0 };
+    Ok((s as usize, len as usize))
+}
+
+/// Position `index` (negative counts from the end) along a dim of extent `n`, checked.
+pub(crate) fn select_position(n: usize, dim: usize, index: i64) -> Result<usize> {
+    let ni = i64::try_from(n).unwrap_or(i64::MAX);
+    let i = if index < 0 { index.saturating_add(ni) } else { index };
+    if i < 0 || i >= ni {
+        return Err(Error::IndexOutOfRange {
+            op: "select",
+            index,
+            dim,
+            size: n,
+        });
+    }
+    Ok(i as usize)
 }

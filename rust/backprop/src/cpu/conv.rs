@@ -69,6 +69,11 @@ pub fn unfold<T: Element>(x: &[T], l: &Layout, w: &Window, pad: T) -> Result<Vec
                     let (c0, c1) = valid_range(ow, sw, off, wd);
                     seg[..c0].iter_mut().for_each(|v| *v = pad);
                     seg[c1..].iter_mut().for_each(|v| *v = pad);
+                    if c0 == c1 {
+                        // no column of this window row lands inside the input (and `start`
+                        // below would point past the row)
+                        continue;
+                    }
                     let start = (c0 as isize * sw as isize + off) as usize;
                     if sw == 1 {
                         seg[c0..c1].copy_from_slice(&xrow[start..start + (c1 - c0)]);

@@ -349,6 +349,11 @@ pub fn binary_float<T: FloatElement>(
         BinaryOp::Pow => map2(name, a, al, b, bl, |x: T, y: T| x.powf(y)),
         BinaryOp::Maximum => map2(name, a, al, b, bl, math::max_nan),
         BinaryOp::Minimum => map2(name, a, al, b, bl, math::min_nan),
+        BinaryOp::BitAnd | BinaryOp::BitOr | BinaryOp::BitXor => Err(crate::Error::DType {
+            op: name,
+            dtype: T::DTYPE,
+            detail: " (bitwise ops are defined for integer and bool tensors only)".into(),
+        }),
     }
 }
 
@@ -366,6 +371,9 @@ pub fn binary_i64(
         BinaryOp::Mul => map2(name, a, al, b, bl, |x: i64, y: i64| x.wrapping_mul(y)),
         BinaryOp::Maximum => map2(name, a, al, b, bl, |x: i64, y: i64| x.max(y)),
         BinaryOp::Minimum => map2(name, a, al, b, bl, |x: i64, y: i64| x.min(y)),
+        BinaryOp::BitAnd => map2(name, a, al, b, bl, |x: i64, y: i64| x & y),
+        BinaryOp::BitOr => map2(name, a, al, b, bl, |x: i64, y: i64| x | y),
+        BinaryOp::BitXor => map2(name, a, al, b, bl, |x: i64, y: i64| x ^ y),
         _ => map2(name, a, al, b, bl, |x, y| math::binary_i64(op, x, y)),
     }
 }

@@ -63,7 +63,9 @@ pub fn gather<T: Element>(
     )
 }
 
-pub fn scatter_add<T: Element>(
+/// `out = base; out[..index..] = combine(out[..], src[..])` along `dim`, in index order.
+#[allow(clippy::too_many_arguments)]
+pub fn scatter<T: Element>(
     base: &[T],
     bl: &Layout,
     dim: usize,
@@ -74,8 +76,8 @@ pub fn scatter_add<T: Element>(
     add: fn(T, T) -> T,
 ) -> Result<Vec<T>> {
     let size = bl.dims()[dim];
-    let ids = indices("scatter_add", idx, il, dim, size)?;
-    let mut out = map1("scatter_add", base, bl, |v| v)?;
+    let ids = indices("scatter", idx, il, dim, size)?;
+    let mut out = map1("scatter", base, bl, |v| v)?;
     let ol = Layout::contiguous(bl.shape().clone());
     let ds = ol.strides()[dim];
     let obase = over_index_shape(&ol, il.shape(), dim);

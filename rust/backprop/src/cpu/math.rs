@@ -106,6 +106,8 @@ impl<T: FloatElement> Arith for T {
             BinaryOp::Pow => a.powf(b),
             BinaryOp::Maximum => max_nan(a, b),
             BinaryOp::Minimum => min_nan(a, b),
+            // refused for floats before any kernel runs; a NaN marks misuse from Rust
+            BinaryOp::BitAnd | BinaryOp::BitOr | BinaryOp::BitXor => T::nan(),
         }
     }
 }
@@ -137,15 +139,18 @@ pub fn binary_i64(op: BinaryOp, a: i64, b: i64) -> i64 {
         }
         BinaryOp::Maximum => a.max(b),
         BinaryOp::Minimum => a.min(b),
+        BinaryOp::BitAnd => a & b,
+        BinaryOp::BitOr => a | b,
+        BinaryOp::BitXor => a ^ b,
     }
 }
 
 #[inline(always)]
 pub fn binary_bool(op: BinaryOp, a: u8, b: u8) -> u8 {
     match op {
-        BinaryOp::Add | BinaryOp::Maximum => a | b,
-        BinaryOp::Mul | BinaryOp::Minimum => a & b,
-        BinaryOp::Sub => a ^ b,
+        BinaryOp::Add | BinaryOp::Maximum | BinaryOp::BitOr => a | b,
+        BinaryOp::Mul | BinaryOp::Minimum | BinaryOp::BitAnd => a & b,
+        BinaryOp::Sub | BinaryOp::BitXor => a ^ b,
         BinaryOp::Div => a,
         BinaryOp::Pow => a | (b ^ 1),
     }

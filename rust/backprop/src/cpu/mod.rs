@@ -14,8 +14,8 @@ pub mod simd;
 pub mod vmath;
 
 use crate::backend::BackendStorage;
-use crate::op::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp, Window};
-use crate::{DType, Device, Element, Error, Layout, Result, Shape};
+use crate::op::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, ScatterReduce, UnaryOp, Window};
+use crate::{DType, Device, Element, Error, Layout, Result, Scalar, Shape};
 pub use buffer::Buffer;
 use elementwise::{map1, select};
 
@@ -150,9 +150,14 @@ fn cast_vec<T: Element, U: Element>(x: &[T], l: &Layout) -> Result<Vec<U>> {
     map1("to_dtype", x, l, |v| U::from_f64(v.to_f64()))
 }
 
-fn full_vec<T: Element>(shape: &Shape, v: f64) -> Result<Vec<T>> {
+/// int64 -> any: one rounding (through f64 an int above 2^53 would be rounded twice).
+fn cast_from_i64<U: Element>(x: &[i64], l: &Layout) -> Result<Vec<U>> {
+    map1("to_dtype", x, l, U::from_i64)
+}
+
+fn full_vec<T: Element>(shape: &Shape, v: Scalar) -> Result<Vec<T>> {
     let mut out = buffer::alloc::<T>("full", shape)?;
-    let v = T::from_f64(v);
+    let v = T::from_scalar(v);
     if v != T::ZERO {
         out.iter_mut().for_each(|x| *x = v);
     }
@@ -312,7 +317,15 @@ impl BackendStorage for CpuStorage {
         Ok(match self {
             CpuStorage::F32(b) => to!(b.as_slice()),
             CpuStorage::F64(b) => to!(b.as_slice()),
-            CpuStorage::I64(b) => to!(b.as_slice()),
+            CpuStorage::I64(b) => {
+                let x = b.as_slice();
+                match dtype {
+                    DType::F32 => CpuStorage::F32(Buffer::from_vec(cast_from_i64(x, l)?)),
+                    DType::F64 => CpuStorage::F64(Buffer::from_vec(cast_from_i64(x, l)?)),
+                    DType::I64 => CpuStorage::I64(Buffer::from_vec(cast_from_i64(x, l)?)),
+                    DType::Bool => CpuStorage::Bool(Buffer::from_vec(cast_from_i64(x, l)?)),
+                }
+            }
             CpuStorage::Bool(b) => to!(b.as_slice()),
         })
     }
@@ -427,7 +440,7 @@ impl BackendStorage for CpuStorage {
         Ok(any_dtype!(self, |b| index::gather(b, l, dim, idx, il)))
     }
 
-    fn scatter_add(
+    fn scatter(
         &self,
         l: &Layout,
         dim: usize,
@@ -435,21 +448,40 @@ impl BackendStorage for CpuStorage {
         il: &Layout,
         src: &Self,
         sl: &Layout,
+        reduce: ScatterReduce,
     ) -> Result<Self> {
-        let idx = index_slice("scatter_add", index)?;
+        let idx = index_slice("scatter", index)?;
+        fn pick<T: Element>(reduce: ScatterReduce, add: fn(T, T) -> T) -> fn(T, T) -> T {
+            match reduce {
+                ScatterReduce::Add => add,
+                ScatterReduce::Assign => |_, s| s,
+            }
+        }
         Ok(match (self, src) {
             (CpuStorage::F32(a), CpuStorage::F32(s)) => CpuStorage::F32(Buffer::from_vec(
-                index::scatter_add(a.as_slice(), l, dim, idx, il, s.as_slice(), sl, add_f32)?,
+                index::scatter(a.as_slice(), l, dim, idx, il, s.as_slice(), sl, pick(reduce, add_f32))?,
             )),
             (CpuStorage::F64(a), CpuStorage::F64(s)) => CpuStorage::F64(Buffer::from_vec(
-                index::scatter_add(a.as_slice(), l, dim, idx, il, s.as_slice(), sl, add_f64)?,
+                index::scatter(a.as_slice(), l, dim, idx, il, s.as_slice(), sl, pick(reduce, add_f64))?,
             )),
             (CpuStorage::I64(a), CpuStorage::I64(s)) => CpuStorage::I64(Buffer::from_vec(
-                index::scatter_add(a.as_slice(), l, dim, idx, il, s.as_slice(), sl, add_i64)?,
+                index::scatter(a.as_slice(), l, dim, idx, il, s.as_slice(), sl, pick(reduce, add_i64))?,
             )),
+            (CpuStorage::Bool(a), CpuStorage::Bool(s)) if reduce == ScatterReduce::Assign => {
+                CpuStorage::Bool(Buffer::from_vec(index::scatter(
+                    a.as_slice(),
+                    l,
+                    dim,
+                    idx,
+                    il,
+                    s.as_slice(),
+                    sl,
+                    |_, s| s,
+                )?))
+            }
             (a, s) => {
                 return Err(Error::DTypeMismatch {
-                    op: "scatter_add",
+                    op: "scatter",
                     lhs: a.dtype(),
                     rhs: s.dtype(),
                 })
@@ -580,7 +612,7 @@ impl BackendStorage for CpuStorage {
         })
     }
 
-    fn full(shape: &Shape, value: f64, dtype: DType) -> Result<Self> {
+    fn full(shape: &Shape, value: Scalar, dtype: DType) -> Result<Self> {
         Ok(match dtype {
             DType::F32 => CpuStorage::F32(Buffer::from_vec(full_vec(shape, value)?)),
             DType::F64 => CpuStorage::F64(Buffer::from_vec(full_vec(shape, value)?)),

@@ -10,8 +10,8 @@ use super::context::{context, Context};
 use super::dispatch::{groups_for, Bind};
 use super::pipeline::{Kernel, Shader};
 use super::GpuStorage;
-use crate::op::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp, Window};
-use crate::{DType, Device, Error, Layout, Result, Shape};
+use crate::op::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, ScatterReduce, UnaryOp, Window};
+use crate::{DType, Device, Error, Layout, Result, Scalar, Shape};
 
 /// Elements per workgroup along a reduction in one pass (16 per thread).
 const REDUCE_CHUNK: usize = 4096;
@@ -71,6 +71,9 @@ fn binary_code(op: BinaryOp) -> u32 {
         BinaryOp::Pow => 4,
         BinaryOp::Maximum => 5,
         BinaryOp::Minimum => 6,
+        BinaryOp::BitAnd => 7,
+        BinaryOp::BitOr => 8,
+        BinaryOp::BitXor => 9,
     }
 }
 
@@ -393,13 +396,13 @@ pub(crate) fn copy_into(
     )
 }
 
-pub(crate) fn full(shape: &Shape, value: f64, dtype: DType) -> Result<GpuStorage> {
+pub(crate) fn full(shape: &Shape, value: Scalar, dtype: DType) -> Result<GpuStorage> {
     let bits = match dtype {
-        DType::F32 => (value as f32).to_bits(),
-        DType::Bool => (value != 0.0) as u32,
+        DType::F32 => (value.to_f64() as f32).to_bits(),
+        DType::Bool => (value.to_f64() != 0.0) as u32,
         DType::I64 => {
-            // the same conversion as the CPU's (saturating, NaN -> 0), then the device's range
-            let v = value as i64;
+            // the same conversion as the CPU's, then the device's range
+            let v = <i64 as crate::Element>::from_scalar(value);
             i32::try_from(v).map_err(|_| int_range_error("full", v))? as u32
         }
         DType::F64 => return Err(f64_unsupported("full")),
@@ -945,7 +948,12 @@ fn with_stride_at(rank: usize, dim: usize, stride: usize) -> Vec<usize> {
     s
 }
 
-fn accumulate_dtype(op: &'static str, base: &GpuStorage, src: &GpuStorage) -> Result<u32> {
+fn accumulate_dtype(
+    op: &'static str,
+    base: &GpuStorage,
+    src: &GpuStorage,
+    reduce: ScatterReduce,
+) -> Result<u32> {
     if base.dtype != src.dtype {
         return Err(Error::DTypeMismatch {
             op,
@@ -956,6 +964,7 @@ fn accumulate_dtype(op: &'static str, base: &GpuStorage, src: &GpuStorage) -> Re
     match base.dtype {
         DType::F32 => Ok(0),
         DType::I64 => Ok(1),
+        DType::Bool if reduce == ScatterReduce::Assign => Ok(2),
         DType::F64 => Err(f64_unsupported(op)),
         other => Err(Error::DType {
             op,
@@ -965,7 +974,7 @@ fn accumulate_dtype(op: &'static str, base: &GpuStorage, src: &GpuStorage) -> Re
     }
 }
 
-/// `out = copy(base); out[off0(i) + index[off1(i)] * ds] += src[off2(i)]` over `shape`.
+/// `out = copy(base); out[off0(i) + index[off1(i)] * ds] (+)= src[off2(i)]` over `shape`.
 #[allow(clippy::too_many_arguments)]
 fn scatter_words(
     op: &'static str,
@@ -976,6 +985,7 @@ fn scatter_words(
     idx: (&GpuStorage, usize, &[usize]),
     src: (&GpuStorage, usize, &[usize]),
     dim: usize,
+    reduce: ScatterReduce,
 ) -> Result<GpuStorage> {
     let out = copy_strided(base, bl)?;
     let n = shape.numel();
@@ -998,7 +1008,11 @@ fn scatter_words(
     ];
     ctx()?.run(
         op,
-        &Kernel::new(Shader::Index, "scatter_add", &[("DT", dt)]),
+        &Kernel::new(
+            Shader::Index,
+            "scatter_add",
+            &[("DT", dt), ("ASSIGN", (reduce == ScatterReduce::Assign) as u32)],
+        ),
         &params,
         &binds,
         groups_for(n),
@@ -1006,7 +1020,8 @@ fn scatter_words(
     Ok(out)
 }
 
-pub(crate) fn scatter_add(
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn scatter(
     base: &GpuStorage,
     l: &Layout,
     dim: usize,
@@ -1014,16 +1029,17 @@ pub(crate) fn scatter_add(
     il: &Layout,
     src: &GpuStorage,
     sl: &Layout,
+    reduce: ScatterReduce,
 ) -> Result<GpuStorage> {
-    check_dim("scatter_add", dim, l)?;
-    let dt = accumulate_dtype("scatter_add", base, src)?;
+    check_dim("scatter", dim, l)?;
+    let dt = accumulate_dtype("scatter", base, src, reduce)?;
     if sl.rank() != il.rank() {
-        return Err(Error::shape_mismatch("scatter_add", il.shape(), sl.shape()));
+        return Err(Error::shape_mismatch("scatter", il.shape(), sl.shape()));
     }
-    check_indices("scatter_add", index, il, dim, l.dims()[dim])?;
+    check_indices("scatter", index, il, dim, l.dims()[dim])?;
     // src is read over the index's shape, as on the CPU
     scatter_words(
-        "scatter_add",
+        "scatter",
         base,
         l,
         dt,
@@ -1031,6 +1047,7 @@ pub(crate) fn scatter_add(
         (index, il.offset(), il.strides()),
         (src, sl.offset(), sl.strides()),
         dim,
+        reduce,
     )
 }
 
@@ -1044,7 +1061,7 @@ pub(crate) fn index_add(
     sl: &Layout,
 ) -> Result<GpuStorage> {
     check_dim("index_add", dim, l)?;
-    let dt = accumulate_dtype("index_add", base, src)?;
+    let dt = accumulate_dtype("index_add", base, src, ScatterReduce::Add)?;
     let (k, istride) = one_d_index("index_add", il)?;
     if sl.rank() != l.rank() || sl.dims()[dim] != k {
         return Err(Error::shape_mismatch("index_add", l.shape(), sl.shape()));
@@ -1060,6 +1077,7 @@ pub(crate) fn index_add(
         (index, il.offset(), &is),
         (src, sl.offset(), sl.strides()),
         dim,
+        ScatterReduce::Add,
     )
 }
 

@@ -40,8 +40,8 @@ pub use stats::{counters, Counters};
 
 use crate::backend::BackendStorage;
 use crate::cpu::CpuStorage;
-use crate::op::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, UnaryOp, Window};
-use crate::{DType, Device, Error, Layout, Result, Shape};
+use crate::op::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, ScatterReduce, UnaryOp, Window};
+use crate::{DType, Device, Error, Layout, Result, Scalar, Shape};
 use buffer::GpuBuffer;
 
 /// Whether a GPU adapter with compute shaders exists (creates the device on first call).
@@ -230,7 +230,7 @@ impl BackendStorage for GpuStorage {
     fn gather(&self, l: &Layout, dim: usize, index: &Self, il: &Layout) -> Result<Self> {
         kernels::gather(self, l, dim, index, il)
     }
-    fn scatter_add(
+    fn scatter(
         &self,
         l: &Layout,
         dim: usize,
@@ -238,8 +238,9 @@ impl BackendStorage for GpuStorage {
         il: &Layout,
         src: &Self,
         sl: &Layout,
+        reduce: ScatterReduce,
     ) -> Result<Self> {
-        kernels::scatter_add(self, l, dim, index, il, src, sl)
+        kernels::scatter(self, l, dim, index, il, src, sl, reduce)
     }
     fn index_select(&self, l: &Layout, dim: usize, index: &Self, il: &Layout) -> Result<Self> {
         kernels::index_select(self, l, dim, index, il)
@@ -264,7 +265,7 @@ impl BackendStorage for GpuStorage {
     fn fold(&self, l: &Layout, w: &Window, out_hw: (usize, usize)) -> Result<Self> {
         kernels::fold(self, l, w, out_hw)
     }
-    fn full(shape: &Shape, value: f64, dtype: DType) -> Result<Self> {
+    fn full(shape: &Shape, value: Scalar, dtype: DType) -> Result<Self> {
         kernels::full(shape, value, dtype)
     }
 }

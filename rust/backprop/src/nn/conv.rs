@@ -390,16 +390,24 @@ pub fn avg_pool2d(
 
 /// Averaging matrix `[out, len]` of adaptive pooling: bin i covers
 /// `floor(i*len/out) .. ceil((i+1)*len/out)`, as in PyTorch.
+/// The `[out, len]` averaging matrix of adaptive pooling: row `i` averages PyTorch's window
+/// `[floor(i * len / out), ceil((i + 1) * len / out))`.
 fn adaptive_matrix(len: usize, out: usize, dtype: DType, x: &Tensor) -> Result<Tensor> {
-    let mut m = vec![0.0; out * len];
+    let shape = Shape::new(vec![out, len]);
+    // the window bounds in u128: `(i + 1) * len` overflows usize long before the allocation fails
+    let bounds = |i: usize| {
+        let (i, l, o) = (i as u128, len as u128, out as u128);
+        ((i * l / o) as usize, ((i + 1) * l).div_ceil(o) as usize)
+    };
+    let m = crate::cpu::buffer::alloc::<f64>("adaptive_avg_pool2d", &shape)?;
+    let mut m = m;
     for i in 0..out {
-        let start = i * len / out;
-        let end = ((i + 1) * len).div_ceil(out);
+        let (start, end) = bounds(i);
         for j in start..end {
             m[i * len + j] = 1.0 / (end - start) as f64;
         }
     }
-    Tensor::from_f64s(m, Shape::new(vec![out, len]), dtype, x.device())
+    Tensor::from_f64s(m, shape, dtype, x.device())
 }
 
 /// Adaptive average pooling to `(oh, ow)`: `A_h @ x @ A_w^T` with averaging matrices, so it
@@ -411,6 +419,22 @@ pub fn adaptive_avg_pool2d(x: &Tensor, output: (usize, usize)) -> Result<Tensor>
             "adaptive_avg_pool2d",
             "output size must be positive",
         ));
+    }
+    if x.dims()[1..].contains(&0) {
+        return Err(Error::InvalidShape {
+            op: "adaptive_avg_pool2d",
+            shape: x.shape().clone(),
+            msg: "expected input to have non-zero size for non-batch dimensions".into(),
+        });
+    }
+    let out = Shape::new(vec![x.dims()[0], x.dims()[1], output.0, output.1]);
+    if crate::cpu::buffer::checked_bytes(&out, x.dtype()).is_none() {
+        return Err(Error::OutOfMemory {
+            op: "adaptive_avg_pool2d",
+            shape: out.clone(),
+            dtype: x.dtype(),
+            bytes: out.dims().iter().fold(x.dtype().size_in_bytes() as u128, |a, &d| a.saturating_mul(d as u128)),
+        });
     }
     let ah = adaptive_matrix(x.dims()[2], output.0, x.dtype(), &x)?;
     let aw = adaptive_matrix(x.dims()[3], output.1, x.dtype(), &x)?;

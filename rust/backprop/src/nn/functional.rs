@@ -1,6 +1,6 @@
 //! Stateless functions over tensors that are not primitives: dropout and friends.
 
-use crate::{Error, Result, Tensor};
+use crate::{Error, Result, Shape, Tensor};
 
 /// Zeroes each element with probability `p` and scales the rest by `1/(1-p)` when `training`;
 /// the identity otherwise. Masks come from the global generator, so `manual_seed` fixes them.
@@ -29,7 +29,24 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tens
         x.matmul(&weight.mt()?)?
     };
     match bias {
-        Some(b) => y.add(b),
+        // the bias broadcasts to the output, never the output to the bias (PyTorch's addmm)
+        Some(b) => {
+            if b.rank() > y.rank() || Shape::broadcast("linear", y.shape(), b.shape())? != *y.shape() {
+                return Err(Error::ShapeMismatch {
+                    op: "linear",
+                    lhs: y.shape().clone(),
+                    rhs: b.shape().clone(),
+                    detail: format!(
+                        ": the bias (shape {}) must broadcast to the output (shape {}); for a weight of shape {} it has {} elements",
+                        b.shape(),
+                        y.shape(),
+                        weight.shape(),
+                        weight.dims().first().copied().unwrap_or(1)
+                    ),
+                });
+            }
+            y.add(b)
+        }
         None => Ok(y),
     }
 }

@@ -1,0 +1,228 @@
+//! In-place operations: `copy_`, `fill_`, `add_`, `relu_`, `index_put_`, ... on any tensor,
+//! including ones inside a graph.
+//!
+//! Every in-place op goes through [`Tensor::apply_inplace`]: the new value is computed out of
+//! place from a *snapshot* of the tensor (a handle on the same memory carrying the tensor's
+//! current history), written into the tensor's memory, and, when autograd recorded the
+//! computation, the tensor takes over the result's history. So `y = x * 2; y.relu_()` gives `y`
+//! the history `relu(mul(x, 2))`, as PyTorch does. The write bumps the memory's version counter;
+//! backward checks the versions of every value a rule reads, so a value overwritten after an op
+//! saved it is an error naming the op, never a silently wrong gradient.
+//!
+//! What is refused, with PyTorch's reasons:
+//! - writing into a tensor whose elements alias (an `expand`ed view: stride 0 on a dim of extent
+//!   > 1), where "the last write wins" would be arbitrary;
+//! - writing into a leaf that requires grad while grad mode is on (its `.grad` would be wrong);
+//! - a recorded write through a view (PyTorch rewrites the base's history too; this engine does
+//!   not, so it refuses rather than leave the base with a stale history);
+//! - a result whose dtype cannot be cast to the tensor's (`int_tensor += 0.5`), or whose shape
+//!   differs from the tensor's (`a += b` where `b` broadcasts `a` to a bigger shape).
+
+use crate::autograd;
+use crate::op::{BinaryOp, UnaryOp};
+use crate::{DType, Error, Result, Scalar, Tensor};
+
+/// PyTorch's `canCast`: a result may be written into a tensor of the same or a higher category
+/// (bool < integer < floating), never a lower one.
+pub(crate) fn can_cast(from: DType, to: DType) -> bool {
+    fn category(d: DType) -> u8 {
+        match d {
+            DType::Bool => 0,
+            DType::I64 => 1,
+            DType::F32 | DType::F64 => 2,
+        }
+    }
+    category(from) <= category(to)
+}
+
+impl Tensor {
+    /// Errors for writes into this tensor that can never be right, whatever is written.
+    pub(crate) fn check_writable(&self, op: &'static str) -> Result<()> {
+        if self
+            .dims()
+            .iter()
+            .zip(self.strides())
+            .any(|(&d, &s)| d > 1 && s == 0)
+        {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "unsupported operation: more than one element of the written-to tensor (shape {}, strides {:?}) refers to a single memory location (it is an expanded view); clone() it before writing",
+                    self.shape(),
+                    self.strides()
+                ),
+            ));
+        }
+        if autograd::is_grad_enabled() && self.requires_grad() && self.is_leaf() {
+            return Err(Error::Autograd(format!(
+                "{op}: a leaf tensor that requires grad is being used in an in-place operation; wrap the update in no_grad() or use the out-of-place op"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The one path of every in-place op: `f` computes the new value from a handle on the current
+    /// one (never from `self` directly, so a recorded op points at the old history, not at
+    /// itself); the value is cast to this dtype, written into this memory, and when autograd
+    /// recorded `f`, this tensor takes over its history.
+    ///
+    /// ```
+    /// # use backprop::{Tensor, Device, DType};
+    /// let x = Tensor::from_vec(vec![-1.0f32, 2.0], [2], Device::Cpu)?.requires_grad_(true)?;
+    /// let y = x.mul_scalar(3.0)?;
+    /// y.apply_inplace("relu_", |v| v.relu())?;      // y = relu(3x), in y's own memory
+    /// y.sum_all()?.backward()?;
+    /// assert_eq!(x.grad().unwrap().to_vec::<f32>()?, vec![0.0, 3.0]);
+    /// # Ok::<(), backprop::Error>(())
+    /// ```
+    pub fn apply_inplace(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Tensor) -> Result<Tensor>,
+    ) -> Result<()> {
+        self.check_writable(op)?;
+        let snap = self.snapshot();
+        let r = f(&snap)?;
+        if r.shape() != self.shape() {
+            return Err(Error::ShapeMismatch {
+                op,
+                lhs: self.shape().clone(),
+                rhs: r.shape().clone(),
+                detail: format!(
+                    ": the in-place result (shape {}) must have the shape of the tensor written to (shape {})",
+                    r.shape(),
+                    self.shape()
+                ),
+            });
+        }
+        if !can_cast(r.dtype(), self.dtype()) {
+            return Err(Error::DType {
+                op,
+                dtype: self.dtype(),
+                detail: format!(
+                    ": result type {} can't be cast to the desired output type {} in-place",
+                    r.dtype(),
+                    self.dtype()
+                ),
+            });
+        }
+        if r.device() != self.device() {
+            return Err(Error::DeviceMismatch {
+                op,
+                lhs: self.device(),
+                rhs: r.device(),
+            });
+        }
+        let r = if r.dtype() != self.dtype() {
+            r.to_dtype(self.dtype())?
+        } else {
+            r
+        };
+        let recorded = r.requires_grad() && !r.is_leaf();
+        if recorded {
+            if self.is_view() {
+                return Err(Error::Autograd(format!(
+                    "{op}: an in-place write through a view of a tensor that is part of a graph is not supported (PyTorch would rewrite the viewed tensor's history; backprop_rs refuses instead of leaving it stale); write into the tensor itself (e.g. t[index] = value) or use the out-of-place op"
+                )));
+            }
+            // Values the result's backward reads from this memory are about to be overwritten:
+            // let the rule read a copy instead (PyTorch saves `self.clone()` for such ops).
+            r.preserve_saved_inputs(self)?;
+        }
+        self.write_values(op, &r)?;
+        if recorded {
+            self.take_history_of(&r);
+        }
+        Ok(())
+    }
+
+    /// Writes the values of `src` (same shape and dtype) into this tensor's memory.
+    fn write_values(&self, op: &'static str, src: &Tensor) -> Result<()> {
+        let _g = crate::no_grad();
+        // Reading and writing the same storage would deadlock the lock and could read
+        // half-written data: materialise the source first.
+        let src = if src.shares_storage(self) {
+            src.detach().contiguous_copy()?
+        } else {
+            src.detach()
+        };
+        if src.device() != self.device() {
+            return Err(Error::DeviceMismatch {
+                op,
+                lhs: self.device(),
+                rhs: src.device(),
+            });
+        }
+        // Locks in address order (see `tensor::with_read`), so two threads copying between the
+        // same pair of tensors in opposite directions cannot deadlock.
+        if src.storage_key() < self.storage_key() {
+            let s = src.storage();
+            self.storage_mut()
+                .copy_into(self.layout(), &s, src.layout())
+        } else {
+            let mut d = self.storage_mut();
+            d.copy_into(self.layout(), &src.storage(), src.layout())
+        }
+    }
+
+    /// Copies `src` (broadcast to this shape, cast to this dtype, moved to this device) into this
+    /// tensor's memory; differentiable with respect to `src` (and `self` loses its old history).
+    pub fn copy_(&self, src: &Tensor) -> Result<()> {
+        let src = if src.device() != self.device() {
+            src.to_device(self.device())?
+        } else {
+            src.clone()
+        };
+        let src = if src.dtype() != self.dtype() {
+            // copy_ casts in any direction (float into int truncates), unlike arithmetic
+            src.to_dtype(self.dtype())?
+        } else {
+            src
+        };
+        let shape = self.shape().clone();
+        self.apply_inplace("copy_", |_| Ok(src.broadcast_to(&shape)?.alias()))
+    }
+
+    /// Sets every element to `value` (cast to this dtype, as PyTorch's `fill_`).
+    pub fn fill_(&self, value: Scalar) -> Result<()> {
+        let v = Tensor::full_scalar(value, self.dtype(), self.device())?;
+        let shape = self.shape().clone();
+        self.apply_inplace("fill_", |_| Ok(v.broadcast_to(&shape)?.alias()))
+    }
+
+    /// Sets every element to zero.
+    pub fn zero_(&self) -> Result<()> {
+        self.fill_(Scalar::Int(0))
+    }
+
+    /// `self = self OP rhs` in place (`+=`, `add_`, ...), with PyTorch's in-place promotion rule.
+    pub fn binary_(&self, rhs: &Tensor, op: BinaryOp) -> Result<()> {
+        self.apply_inplace(op.inplace_name(), |v| v.binary(rhs, op))
+    }
+
+    /// `self = self OP s` in place.
+    pub fn binary_scalar_(&self, s: Scalar, op: BinaryOp) -> Result<()> {
+        self.apply_inplace(op.inplace_name(), |v| v.binary_scalar(s, op, false))
+    }
+
+    /// `self = f(self)` in place (`relu_`, `exp_`, ...).
+    pub fn unary_(&self, op: UnaryOp) -> Result<()> {
+        self.apply_inplace(op.name(), |v| v.unary(op))
+    }
+
+    /// If this (recorded) result's rule reads values that live in `dst`'s memory, points the
+    /// rule at copies of them taken now, before `dst` is overwritten.
+    fn preserve_saved_inputs(&self, dst: &Tensor) -> Result<()> {
+        self.with_node_mut(|node| {
+            let saved = autograd::saved_inputs(&node.op);
+            for (i, x) in node.op.inputs_mut().into_iter().enumerate().take(3) {
+                if saved & (1 << i) != 0 && x.shares_storage(dst) {
+                    *x = x.contiguous_copy()?;
+                    node.versions[i] = x.version();
+                }
+            }
+            Ok(())
+        })
+        .map(|_| ())
+    }
+}
