@@ -427,7 +427,21 @@ class Probe(Dataset):
                 "np": float(np.random.random()), "bp": float(bp.rand(1).item())}
 
 
+class Staggered(Dataset):
+    """Worker 0's first batch is slow, so later batches arrive before it."""
+
+    def __len__(self):
+        return 12
+
+    def __getitem__(self, i):
+        if i < 3 and get_worker_info().id == 0:
+            time.sleep(0.1)
+        return i
+
+
 def test_workers_preserve_single_process_order_and_give_worker_info():
+    got = [b.tolist() for b in DataLoader(Staggered(), batch_size=3, num_workers=2)]
+    assert got == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10, 11]]  # reordered, not arrival order
     ds = Squares(37)
     ref = [b["i"].tolist() for b in DataLoader(ds, batch_size=5, shuffle=True, generator=gen(8))]
     for nw in (1, 2):
@@ -511,15 +525,20 @@ class Slow(Dataset):
         return 2
 
     def __getitem__(self, i):
-        time.sleep(2.0)
+        time.sleep(6.0)
         return i
 
 
-def test_worker_timeout():
+def test_worker_timeout_and_early_exit():
     t0 = time.perf_counter()
     with pytest.raises(RuntimeError, match="DataLoader timed out after 0.3 seconds"):
         next(iter(DataLoader(Slow(), num_workers=1, timeout=0.3)))
-    assert time.perf_counter() - t0 < 1.9  # it did not wait for the sample
+    # it neither waited for the sample nor for the busy worker (terminated after a 1 s grace)
+    assert time.perf_counter() - t0 < 4.5
+    t0 = time.perf_counter()
+    for _ in DataLoader(Squares(400), batch_size=2, num_workers=2):
+        break  # leaving early shuts the idle workers down at once
+    assert time.perf_counter() - t0 < 0.9
 
 
 def test_persistent_workers_live_across_epochs():
