@@ -53,7 +53,9 @@ from ._core import (
     zeros_like,
 )
 from . import autograd, data, gpu, nn, optim, serialization
+from . import utils as utils
 from .autograd import enable_grad, no_grad, set_grad_enabled
+from .generator import Generator as Generator
 from .serialization import load, save
 
 __version__ = _core.__version__

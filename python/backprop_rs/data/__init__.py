@@ -1,9 +1,34 @@
 """Data: datasets, ``DataLoader``, the bundled digits, and the four ways to feed backprop
-(``batch``, ``stochastic``, ``minibatch``, ``online``; see :mod:`backprop_rs.data.modes`)."""
+(``batch``, ``stochastic``, ``minibatch``, ``online``; see :mod:`backprop_rs.data.modes`).
 
+The datasets, samplers and the loader itself live in :mod:`backprop_rs.utils.data`, under
+PyTorch's names; this package re-exports them beside the feeding modes and the digits."""
+
+from ..utils.data import (
+    BatchSampler,
+    ChainDataset,
+    ConcatDataset,
+    Dataset,
+    IterableDataset,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+    StackDataset,
+    Subset,
+    SubsetRandomSampler,
+    WeightedRandomSampler,
+    default_convert,
+    get_worker_info,
+    random_split,
+)
 from .dataloader import DataLoader, default_collate
-from .dataset import Dataset, TensorDataset
+from .dataset import TensorDataset
 from .digits import Digits, load_digits
 from .modes import MODES, as_stream, loader_for, stream
 
-__all__ = ["Dataset", "TensorDataset", "DataLoader", "default_collate", "load_digits", "Digits", "MODES", "loader_for", "stream", "as_stream"]
+__all__ = [
+    "Dataset", "IterableDataset", "TensorDataset", "StackDataset", "ConcatDataset", "ChainDataset", "Subset",
+    "random_split", "Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler", "WeightedRandomSampler",
+    "BatchSampler", "DataLoader", "default_collate", "default_convert", "get_worker_info", "load_digits", "Digits",
+    "MODES", "loader_for", "stream", "as_stream",
+]

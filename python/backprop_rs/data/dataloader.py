@@ -1,75 +1,69 @@
-"""``DataLoader``: batches of a dataset, optionally shuffled (reproducibly) each epoch."""
+"""``backprop_rs.data.DataLoader``: :class:`backprop_rs.utils.data.DataLoader` plus the
+keyword-only ``seed`` that the feeding modes (:func:`backprop_rs.data.loader_for`) and the CLI
+use for a reproducible shuffle independent of the global generator."""
 
 from __future__ import annotations
 
-from typing import Any, Iterator, List, Optional, Sequence
+from typing import Any, Callable, List, Optional
 
 import numpy as np
 
-from .. import _core
-from .._core import Tensor
-from .dataset import Dataset, TensorDataset
+from ..generator import Generator
+from ..utils.data import DataLoader as _DataLoader
+from ..utils.data import default_collate
+from ..utils.data.sampler import _ArraySampler
+
+__all__ = ["DataLoader", "default_collate"]
 
 
-def default_collate(samples: Sequence[Any]) -> Any:
-    """Stacks a list of samples: tensors along a new dim 0, numbers into a tensor, tuples
-    element-wise."""
-    first = samples[0]
-    if isinstance(first, Tensor):
-        return _core.stack(list(samples), 0)
-    if isinstance(first, (tuple, list)):
-        return type(first)(default_collate([s[i] for s in samples]) for i in range(len(first)))
-    if isinstance(first, dict):
-        return {k: default_collate([s[k] for s in samples]) for k in first}
-    return _core.tensor(list(samples))
+class _SeededShuffle(_ArraySampler):
+    """Pass ``k`` is NumPy's ``default_rng(seed + k).permutation(n)``: the order the CLI's
+    checkpoints were trained with, kept so that a given ``--seed`` still means the same run."""
 
+    def __init__(self, data_source: Any, seed: int) -> None:
+        self.data_source = data_source
+        self.seed = int(seed)
+        self.passes = 0
 
-class DataLoader:
-    """Iterates over ``dataset`` in batches of ``batch_size``.
-
-    ``shuffle=True`` draws a new order every epoch: from NumPy's generator seeded with
-    ``seed + epoch`` when ``seed`` is given, else from backprop_rs's global generator (so
-    ``manual_seed`` fixes it). ``drop_last`` drops a final short batch. For a ``TensorDataset``
-    a batch is gathered with one ``index_select`` per tensor instead of stacking samples.
-    """
-
-    def __init__(self, dataset: Dataset, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
-                 seed: Optional[int] = None, collate_fn=None) -> None:
-        if batch_size is None or batch_size < 1:
-            raise ValueError(f"batch_size should be a positive integer, got {batch_size}")
-        self.dataset, self.batch_size, self.shuffle, self.drop_last, self.seed = dataset, int(batch_size), shuffle, drop_last, seed
-        self.collate_fn = collate_fn or default_collate
-        self.epoch = 0
+    def _indices(self) -> np.ndarray:
+        perm = np.random.default_rng(self.seed + self.passes).permutation(len(self.data_source))
+        self.passes += 1
+        return perm.astype(np.int64)
 
     def __len__(self) -> int:
-        n = len(self.dataset)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return len(self.data_source)
 
-    def _order(self) -> Optional[Tensor]:
-        n = len(self.dataset)
-        if not self.shuffle:
-            return None
-        if self.seed is not None:
-            perm = np.random.default_rng(self.seed + self.epoch).permutation(n)
-            return _core.tensor(perm)
-        return _core.randperm(n)
 
-    def __iter__(self) -> Iterator[Any]:
-        n = len(self.dataset)
-        order = self._order()
+class DataLoader(_DataLoader):
+    """PyTorch's ``DataLoader`` (same arguments, same batches) with one addition: ``seed=s``
+    with ``shuffle=True`` draws epoch ``k``'s order from NumPy's ``default_rng(s + k)``, so the
+    order depends on ``s`` alone and not on what else used the global generator. Without
+    ``seed`` it shuffles exactly like :class:`backprop_rs.utils.data.DataLoader`.
+
+    ``epoch`` counts the passes started."""
+
+    def __init__(self, dataset: Any, batch_size: Optional[int] = 1, shuffle: Optional[bool] = None,
+                 sampler: Optional[Any] = None, batch_sampler: Optional[Any] = None, num_workers: int = 0,
+                 collate_fn: Optional[Callable[[List[Any]], Any]] = None, pin_memory: bool = False,
+                 drop_last: bool = False, timeout: float = 0, worker_init_fn: Optional[Callable[[int], None]] = None,
+                 multiprocessing_context: Any = None, generator: Optional[Generator] = None, *,
+                 prefetch_factor: Optional[int] = None, persistent_workers: bool = False, pin_memory_device: str = "",
+                 in_order: bool = True, seed: Optional[int] = None) -> None:
+        if seed is not None and shuffle:
+            if sampler is not None or batch_sampler is not None:
+                raise ValueError(
+                    "seed chooses the shuffled order: it is mutually exclusive with sampler and batch_sampler")
+            if generator is not None:
+                raise ValueError("seed and generator both choose the shuffled order; pass one of them")
+            sampler, shuffle = _SeededShuffle(dataset, seed), False
+        super().__init__(dataset, batch_size, shuffle, sampler, batch_sampler, num_workers, collate_fn, pin_memory,
+                         drop_last, timeout, worker_init_fn, multiprocessing_context, generator,
+                         prefetch_factor=prefetch_factor, persistent_workers=persistent_workers,
+                         pin_memory_device=pin_memory_device, in_order=in_order)
+        self.seed = seed
+        self.epoch = 0
+
+    def __iter__(self) -> Any:
+        it = super().__iter__()
         self.epoch += 1
-        fast = isinstance(self.dataset, TensorDataset)
-        for start in range(0, n, self.batch_size):
-            stop = min(start + self.batch_size, n)
-            if self.drop_last and stop - start < self.batch_size:
-                break
-            if fast:
-                if order is None and not self.shuffle:
-                    yield tuple(t[start:stop] for t in self.dataset.tensors)
-                else:
-                    idx = order[start:stop]
-                    # the order lives on the CPU; each tensor gathers with an index on its own device
-                    yield tuple(t.index_select(0, idx if t.device == idx.device else idx.to(t.device)) for t in self.dataset.tensors)
-            else:
-                ids: List[int] = list(range(start, stop)) if order is None else order[start:stop].tolist()
-                yield self.collate_fn([self.dataset[i] for i in ids])
+        return it

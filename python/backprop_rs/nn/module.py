@@ -4,16 +4,23 @@ are Parameters or Modules are registered automatically; ``parameters()``, ``stat
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
+import warnings
+from collections import OrderedDict, namedtuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Set, Tuple
 
-from .._core import Tensor
+from .._core import DTypeError, Tensor
 from .parameter import Parameter
 
 
-class _IncompatibleKeys(NamedTuple):
-    missing_keys: List[str]
-    unexpected_keys: List[str]
+class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
+    """What ``load_state_dict`` returns: ``(missing_keys, unexpected_keys)``."""
+
+    def __repr__(self) -> str:
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return super().__repr__()
+
+    __str__ = __repr__
 
 
 class Module:
@@ -35,34 +42,39 @@ class Module:
             raise AttributeError(f"cannot assign parameters or modules before {type(self).__name__}.__init__() calls super().__init__()")
 
     def __setattr__(self, name: str, value: Any) -> None:
+        # PyTorch's rules: a Parameter or Module value (re)registers the name; assigning to a
+        # registered name must keep its kind (or be None); anything else is a plain attribute
         params = self.__dict__.get("_parameters")
         if isinstance(value, Parameter):
             self._check_init()
-            self._remove_from(name)
-            params[name] = value
-        elif isinstance(value, Module):
-            self._check_init()
-            self._remove_from(name)
-            self._modules[name] = value
+            self._remove_from(name, keep=self._parameters)  # a re-assigned parameter keeps its place
+            self.register_parameter(name, value)
         elif params is not None and name in params:
             if value is not None:
-                raise TypeError(f"cannot assign {type(value).__name__} as parameter '{name}' (a Parameter or None is required)")
-            params[name] = None
+                raise TypeError(
+                    f"cannot assign '{_typename(value)}' as parameter '{name}' (nn.Parameter or None expected)")
+            self.register_parameter(name, value)
+        elif isinstance(value, Module):
+            self._check_init()
+            self._remove_from(name, keep=self._modules)
+            self._modules[name] = value
         elif params is not None and name in self._modules:
             if value is not None:
-                raise TypeError(f"cannot assign {type(value).__name__} as child module '{name}' (a Module or None is required)")
+                raise TypeError(
+                    f"cannot assign '{_typename(value)}' as child module '{name}' (nn.Module or None expected)")
             self._modules[name] = None
         elif params is not None and name in self._buffers:
             if value is not None and not isinstance(value, Tensor):
-                raise TypeError(f"cannot assign {type(value).__name__} as buffer '{name}' (a Tensor or None is required)")
+                raise TypeError(f"cannot assign '{_typename(value)}' as buffer '{name}' (Tensor or None expected)")
             self._buffers[name] = value
         else:
             object.__setattr__(self, name, value)
 
-    def _remove_from(self, name: str) -> None:
+    def _remove_from(self, name: str, keep: Optional[Dict[str, Any]] = None) -> None:
         for d in (self.__dict__, self._parameters, self._buffers, self._modules):
-            if name in d:
+            if name in d and d is not keep:
                 del d[name]
+        self._non_persistent.discard(name)
 
     def __getattr__(self, name: str) -> Any:
         d = self.__dict__
@@ -75,21 +87,42 @@ class Module:
         for store in (self._parameters, self._buffers, self._modules):
             if name in store:
                 del store[name]
+                self._non_persistent.discard(name)
                 return
         object.__delattr__(self, name)
 
+    def _check_name(self, kind: str, name: Any, store: Dict[str, Any]) -> None:
+        if not isinstance(name, str):
+            raise TypeError(f"{kind} name should be a string. Got {_typename(name)}")
+        if "." in name:
+            raise KeyError(f'{kind} name can\'t contain "."' + (f", got: {name}" if kind == "module" else ""))
+        if name == "":
+            raise KeyError(f'{kind} name can\'t be empty string ""')
+        if hasattr(self, name) and name not in store:
+            raise KeyError(f"attribute '{name}' already exists")
+
     def register_parameter(self, name: str, param: Optional[Parameter]) -> None:
+        """Registers ``param`` (a Parameter or None) under ``name``."""
         self._check_init()
+        self._check_name("parameter", name, self._parameters)
         if param is not None and not isinstance(param, Parameter):
-            raise TypeError(f"cannot assign {type(param).__name__} as parameter '{name}' (a Parameter or None is required)")
-        self._remove_from(name)
+            raise TypeError(
+                f"cannot assign '{_typename(param)}' object to parameter '{name}' (nn.Parameter or None required)")
+        if param is not None and param.grad_fn is not None:
+            raise ValueError(
+                f"Cannot assign non-leaf Tensor to parameter '{name}'. Model parameters must be created explicitly. "
+                f"To express '{name}' as a function of another Tensor, compute the value in the forward() method."
+            )
         self._parameters[name] = param
 
     def register_buffer(self, name: str, tensor: Optional[Tensor], persistent: bool = True) -> None:
-        self._check_init()
+        """Registers a tensor that is state but not a parameter (running statistics, say).
+        ``persistent=False`` keeps it out of ``state_dict()``."""
+        if "_buffers" not in self.__dict__:
+            raise AttributeError("cannot assign buffer before Module.__init__() call")
+        self._check_name("buffer", name, self._buffers)
         if tensor is not None and not isinstance(tensor, Tensor):
-            raise TypeError(f"cannot assign {type(tensor).__name__} as buffer '{name}' (a Tensor or None is required)")
-        self._remove_from(name)
+            raise TypeError(f"cannot assign '{_typename(tensor)}' object to buffer '{name}' (Tensor or None required)")
         self._buffers[name] = tensor
         if persistent:
             self._non_persistent.discard(name)
@@ -97,13 +130,16 @@ class Module:
             self._non_persistent.add(name)
 
     def add_module(self, name: str, module: Optional["Module"]) -> None:
+        """Registers a child module (or None) under ``name``."""
         self._check_init()
         if module is not None and not isinstance(module, Module):
-            raise TypeError(f"{type(module).__name__} is not a Module subclass")
-        self._remove_from(name)
+            raise TypeError(f"{_typename(module)} is not a Module subclass")
+        self._check_name("module", name, self._modules)
         self._modules[name] = module
 
-    register_module = add_module
+    def register_module(self, name: str, module: Optional["Module"]) -> None:
+        """Alias of :meth:`add_module`."""
+        self.add_module(name, module)
 
     # ------------------------------------------------------------------ calling
 
@@ -115,64 +151,121 @@ class Module:
 
     # ------------------------------------------------------------------ traversal
 
-    def named_modules(self, memo: Optional[Set[int]] = None, prefix: str = "") -> Iterator[Tuple[str, "Module"]]:
-        memo = set() if memo is None else memo
-        if id(self) in memo:
+    def named_modules(self, memo: Optional[Set["Module"]] = None, prefix: str = "",
+                      remove_duplicate: bool = True) -> Iterator[Tuple[str, "Module"]]:
+        """``(dotted name, module)`` for this module and every descendant, depth first; a module
+        reachable twice is listed once unless ``remove_duplicate=False``."""
+        if memo is None:
+            memo = set()
+        if self in memo:
             return
-        memo.add(id(self))
+        if remove_duplicate:
+            memo.add(self)
         yield prefix, self
         for name, m in self._modules.items():
-            if m is not None:
-                yield from m.named_modules(memo, f"{prefix}.{name}" if prefix else name)
+            if m is None:
+                continue
+            yield from m.named_modules(memo, prefix + ("." if prefix else "") + name, remove_duplicate)
 
     def modules(self) -> Iterator["Module"]:
+        """Every module in the tree (this one first), each once."""
         for _, m in self.named_modules():
             yield m
 
     def named_children(self) -> Iterator[Tuple[str, "Module"]]:
+        """``(name, module)`` for the direct children, each once."""
         seen = set()
         for name, m in self._modules.items():
-            if m is not None and id(m) not in seen:
-                seen.add(id(m))
+            if m is not None and m not in seen:
+                seen.add(m)
                 yield name, m
 
     def children(self) -> Iterator["Module"]:
+        """The direct children, each once."""
         for _, m in self.named_children():
             yield m
 
-    def _named_members(self, store: str, prefix: str, recurse: bool) -> Iterator[Tuple[str, Tensor]]:
+    def _named_members(self, store: str, prefix: str, recurse: bool,
+                       remove_duplicate: bool = True) -> Iterator[Tuple[str, Tensor]]:
         seen = set()
-        mods = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        mods = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse else [(prefix, self)]
         for mprefix, m in mods:
             for name, t in getattr(m, store).items():
                 if t is None or id(t) in seen:
                     continue
-                seen.add(id(t))
+                if remove_duplicate:
+                    seen.add(id(t))
                 yield (f"{mprefix}.{name}" if mprefix else name), t
 
-    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[Tuple[str, Parameter]]:
-        yield from self._named_members("_parameters", prefix, recurse)
+    def named_parameters(self, prefix: str = "", recurse: bool = True,
+                         remove_duplicate: bool = True) -> Iterator[Tuple[str, Parameter]]:
+        """``(dotted name, parameter)``; a parameter shared by two modules is listed once."""
+        yield from self._named_members("_parameters", prefix, recurse, remove_duplicate)  # type: ignore[misc]
 
     def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        """Every parameter, each once (what an optimizer takes)."""
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[Tuple[str, Tensor]]:
-        yield from self._named_members("_buffers", prefix, recurse)
+    def named_buffers(self, prefix: str = "", recurse: bool = True,
+                      remove_duplicate: bool = True) -> Iterator[Tuple[str, Tensor]]:
+        """``(dotted name, buffer)``, persistent or not."""
+        yield from self._named_members("_buffers", prefix, recurse, remove_duplicate)
 
     def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        """Every buffer, each once."""
         for _, b in self.named_buffers(recurse=recurse):
             yield b
 
     def apply(self, fn: Callable[["Module"], None]) -> "Module":
+        """Calls ``fn`` on every child (recursively), then on this module; returns self."""
         for m in self.children():
             m.apply(fn)
         fn(self)
         return self
 
+    def _get_name(self) -> str:
+        return type(self).__name__
+
+    def get_submodule(self, target: str) -> "Module":
+        """The module at dotted path ``target`` (``""`` is this module)."""
+        if target == "":
+            return self
+        mod: Module = self
+        for item in target.split("."):
+            if not hasattr(mod, item):
+                raise AttributeError(mod._get_name() + " has no attribute `" + item + "`")
+            mod = getattr(mod, item)
+            if not isinstance(mod, Module):
+                raise AttributeError("`" + item + "` is not an nn.Module")
+        return mod
+
+    def get_parameter(self, target: str) -> Parameter:
+        """The parameter at dotted path ``target`` (``"fc1.weight"``)."""
+        module_path, _, param_name = target.rpartition(".")
+        mod = self.get_submodule(module_path)
+        if not hasattr(mod, param_name):
+            raise AttributeError(mod._get_name() + " has no attribute `" + param_name + "`")
+        param = getattr(mod, param_name)
+        if not isinstance(param, Parameter):
+            raise AttributeError("`" + param_name + "` is not an nn.Parameter")
+        return param
+
+    def get_buffer(self, target: str) -> Tensor:
+        """The buffer at dotted path ``target`` (``"bn.running_mean"``)."""
+        module_path, _, buffer_name = target.rpartition(".")
+        mod = self.get_submodule(module_path)
+        if not hasattr(mod, buffer_name):
+            raise AttributeError(mod._get_name() + " has no attribute `" + buffer_name + "`")
+        buffer = getattr(mod, buffer_name)
+        if buffer_name not in mod._buffers:
+            raise AttributeError("`" + buffer_name + "` is not a buffer")
+        return buffer
+
     # ------------------------------------------------------------------ modes and gradients
 
     def train(self, mode: bool = True) -> "Module":
+        """Sets training mode (``mode=False``: evaluation) on this module and its descendants."""
         if not isinstance(mode, bool):
             raise ValueError("training mode is expected to be boolean")
         object.__setattr__(self, "training", mode)
@@ -181,14 +274,17 @@ class Module:
         return self
 
     def eval(self) -> "Module":
+        """``train(False)``."""
         return self.train(False)
 
     def requires_grad_(self, requires_grad: bool = True) -> "Module":
+        """Sets ``requires_grad`` on every parameter (freezing with ``False``); returns self."""
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drops every parameter's ``.grad`` (``set_to_none=True``) or zeroes it in place."""
         for p in self.parameters():
             if p.grad is not None:
                 if set_to_none:
@@ -196,8 +292,13 @@ class Module:
                 else:
                     from ..autograd import no_grad
 
+                    g = p.grad
+                    if g.grad_fn is not None:
+                        g.detach_()
+                    else:
+                        g.requires_grad_(False)
                     with no_grad():
-                        p.grad.zero_()
+                        g.zero_()
 
     # ------------------------------------------------------------------ devices and dtypes
 
@@ -253,74 +354,180 @@ class Module:
 
         return self.to(float64)
 
+    def half(self) -> "Module":
+        """Not available: backprop_rs has no float16 dtype (float32, float64, int64, bool)."""
+        raise DTypeError("Module.half(): backprop_rs has no float16 dtype; use float() (float32) or double() (float64)")
+
+    def bfloat16(self) -> "Module":
+        """Not available: backprop_rs has no bfloat16 dtype (float32, float64, int64, bool)."""
+        raise DTypeError(
+            "Module.bfloat16(): backprop_rs has no bfloat16 dtype; use float() (float32) or double() (float64)")
+
+    def type(self, dst_type: Any) -> "Module":
+        """Casts every parameter and buffer (integer ones too, unlike ``to(dtype)``) to ``dst_type``."""
+        return self._apply_tensors(lambda t: t.type(dst_type))
+
     # ------------------------------------------------------------------ state
 
-    def state_dict(self, destination: Optional[Dict[str, Tensor]] = None, prefix: str = "", keep_vars: bool = False) -> Dict[str, Tensor]:
-        """Parameters and persistent buffers by dotted name (tensors share memory with the model)."""
-        out: Dict[str, Tensor] = OrderedDict() if destination is None else destination
-        for mprefix, m in self.named_modules(prefix=prefix.rstrip(".")):
-            base = f"{mprefix}." if mprefix else ""
-            for name, p in m._parameters.items():
-                if p is not None:
-                    out[base + name] = p if keep_vars else p.detach()
-            for name, b in m._buffers.items():
-                if b is not None and name not in m._non_persistent:
-                    out[base + name] = b if keep_vars else b.detach()
-        return out
+    def get_extra_state(self) -> Any:
+        """Override (with :meth:`set_extra_state`) to put non-tensor state in ``state_dict()``
+        under ``"_extra_state"``."""
+        raise RuntimeError(
+            "Reached a code path in Module.get_extra_state() that should never be called. Please file an issue at "
+            "https://github.com/pytorch/pytorch/issues/new?template=bug-report.yml to report this bug."
+        )
 
-    def load_state_dict(self, state_dict: Dict[str, Any], strict: bool = True) -> _IncompatibleKeys:
-        """Copies values into the existing parameters and buffers (in place, no graph).
+    def set_extra_state(self, state: Any) -> None:
+        """Receives what :meth:`get_extra_state` returned, from ``load_state_dict``."""
+        raise RuntimeError(
+            "Reached a code path in Module.set_extra_state() that should never be called. Please file an issue at "
+            "https://github.com/pytorch/pytorch/issues/new?template=bug-report.yml to report this bug."
+        )
 
-        Missing or unexpected keys raise a RuntimeError when ``strict``; a shape mismatch
-        always does, naming the key and both shapes."""
+    def _has_extra_state(self) -> bool:
+        return type(self).get_extra_state is not Module.get_extra_state
+
+    def _save_to_state_dict(self, destination: Dict[str, Any], prefix: str, keep_vars: bool) -> None:
+        for name, p in self._parameters.items():
+            if p is not None:
+                destination[prefix + name] = p if keep_vars else p.detach()
+        for name, b in self._buffers.items():
+            if b is not None and name not in self._non_persistent:
+                destination[prefix + name] = b if keep_vars else b.detach()
+        if self._has_extra_state():
+            destination[prefix + _EXTRA_STATE_KEY_SUFFIX] = self.get_extra_state()
+
+    def state_dict(self, *args: Any, destination: Optional[Dict[str, Any]] = None, prefix: str = "",
+                   keep_vars: bool = False) -> Dict[str, Any]:
+        """Parameters and persistent buffers by dotted name, ``prefix`` prepended as given
+        (``prefix="model."``); tensors share memory with the model (``keep_vars`` keeps the
+        Parameters themselves). A module reachable twice appears under both names, as in PyTorch."""
+        if args:
+            # PyTorch's deprecated positional form: state_dict(destination, prefix, keep_vars)
+            if len(args) > 3:
+                raise TypeError(f"state_dict() takes at most 3 positional arguments, got {len(args)}")
+            warnings.warn("Positional args are being deprecated, use kwargs instead.", FutureWarning, stacklevel=2)
+            destination = args[0] if destination is None else destination
+            prefix = args[1] if len(args) > 1 else prefix
+            keep_vars = args[2] if len(args) > 2 else keep_vars
+        if destination is None:
+            destination = OrderedDict()
+        self._save_to_state_dict(destination, prefix, keep_vars)
+        for name, m in self._modules.items():
+            if m is not None:
+                m.state_dict(destination=destination, prefix=prefix + name + ".", keep_vars=keep_vars)
+        return destination
+
+    def _load_from_state_dict(self, state_dict: Dict[str, Any], prefix: str, missing_keys: List[str],
+                              unexpected_keys: List[str], error_msgs: List[str], pending: List[Any]) -> None:
+        """Checks this module's own entries (PyTorch's rules and messages) and queues the copies
+        in ``pending``; nothing is written until every module has been checked."""
+        local_state = {k: v for k, v in self._parameters.items() if v is not None}
+        local_state.update({k: v for k, v in self._buffers.items() if v is not None and k not in self._non_persistent})
+        for name, param in local_state.items():
+            key = prefix + name
+            if key not in state_dict:
+                missing_keys.append(key)
+                continue
+            input_param = state_dict[key]
+            if not isinstance(input_param, Tensor):
+                error_msgs.append(
+                    f'While copying the parameter named "{key}", expected torch.Tensor or Tensor-like object from '
+                    f"checkpoint but received {type(input_param)}"
+                )
+                continue
+            if param.ndim == 0 and input_param.ndim == 1 and input_param.shape[0] == 1:
+                input_param = input_param[0]  # PyTorch's compatibility rule for 0.3-era scalars
+            if tuple(input_param.shape) != tuple(param.shape):
+                error_msgs.append(
+                    f"size mismatch for {key}: copying a param with shape {tuple(input_param.shape)} from checkpoint, "
+                    f"the shape in current model is {tuple(param.shape)}."
+                )
+                continue
+            pending.append((self, name, param, input_param))
+        extra_key = prefix + _EXTRA_STATE_KEY_SUFFIX
+        if self._has_extra_state():
+            if extra_key in state_dict:
+                pending.append((self, _EXTRA_STATE_KEY_SUFFIX, None, state_dict[extra_key]))
+            else:
+                missing_keys.append(extra_key)
+        for key in state_dict:
+            if key.startswith(prefix) and key != extra_key:
+                input_name = key[len(prefix):].split(".", 1)
+                if len(input_name) > 1:
+                    if input_name[0] not in self._modules:
+                        unexpected_keys.append(key)
+                elif input_name[0] not in local_state:
+                    unexpected_keys.append(key)
+            elif key == extra_key and not self._has_extra_state():
+                unexpected_keys.append(key)
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True,
+                        assign: bool = False) -> _IncompatibleKeys:
+        """Copies ``state_dict``'s tensors into the parameters and buffers (in place, no graph),
+        or with ``assign=True`` makes them the parameters and buffers (Parameters keep their
+        ``requires_grad``). Returns ``(missing_keys, unexpected_keys)``.
+
+        Missing or unexpected keys raise a RuntimeError when ``strict``; shape mismatches always
+        do, with PyTorch's messages. Unlike PyTorch, nothing is copied when an error is raised
+        (PyTorch may have loaded part of the modules by then)."""
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
+        missing_keys: List[str] = []
+        unexpected_keys: List[str] = []
+        error_msgs: List[str] = []
+        pending: List[Any] = []
+        state_dict = OrderedDict(state_dict)
+
+        def load(module: Module, local: Dict[str, Any], prefix: str = "") -> None:
+            module._load_from_state_dict(local, prefix, missing_keys, unexpected_keys, error_msgs, pending)
+            for name, child in module._modules.items():
+                if child is not None:
+                    child_prefix = prefix + name + "."
+                    load(child, {k: v for k, v in local.items() if k.startswith(child_prefix)}, child_prefix)
+
+        load(self, state_dict)
+        if strict:
+            if unexpected_keys:
+                error_msgs.insert(0, "Unexpected key(s) in state_dict: {}. ".format(_quoted(unexpected_keys)))
+            if missing_keys:
+                error_msgs.insert(0, "Missing key(s) in state_dict: {}. ".format(_quoted(missing_keys)))
+        if error_msgs:
+            raise RuntimeError(
+                f"Error(s) in loading state_dict for {self.__class__.__name__}:\n\t" + "\n\t".join(error_msgs))
         from ..autograd import no_grad
 
-        own = self.state_dict(keep_vars=True)
-        missing = [k for k in own if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in own]
-        errors = []
-        if strict:
-            if missing:
-                errors.append("Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ".")
-            if unexpected:
-                errors.append("Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ".")
-        for k, t in own.items():
-            if k not in state_dict:
-                continue
-            v = state_dict[k]
-            if not isinstance(v, Tensor):
-                errors.append(f'While copying the parameter named "{k}", expected a Tensor, got {type(v).__name__}.')
-                continue
-            if tuple(v.shape) != tuple(t.shape):
-                errors.append(
-                    f'size mismatch for {k}: copying a param with shape {tuple(v.shape)} from checkpoint, '
-                    f"the shape in current model is {tuple(t.shape)}."
-                )
-        if errors:
-            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(errors))
         with no_grad():
-            for k, t in own.items():
-                if k in state_dict:
-                    t.copy_(state_dict[k])
-        return _IncompatibleKeys(missing, unexpected)
+            for module, name, param, value in pending:
+                if name == _EXTRA_STATE_KEY_SUFFIX:
+                    module.set_extra_state(value)
+                elif assign:
+                    if isinstance(param, Parameter) and not isinstance(value, Parameter):
+                        value = Parameter(value, requires_grad=param.requires_grad)
+                    elif isinstance(param, Parameter):
+                        value.requires_grad_(param.requires_grad)
+                    setattr(module, name, value)
+                else:
+                    param.copy_(value)
+        return _IncompatibleKeys(missing_keys, unexpected_keys)
 
     # ------------------------------------------------------------------ printing
 
     def extra_repr(self) -> str:
+        """The text inside ``Name(...)`` before the children; layers override it."""
         return ""
 
     def __repr__(self) -> str:
-        lines = []
+        extra_lines: List[str] = []
         extra = self.extra_repr()
         if extra:
-            lines = extra.split("\n")
-        for name, m in self._modules.items():
-            mod = repr(m).replace("\n", "\n  ")
-            lines.append(f"({name}): {mod}")
-        main = type(self).__name__ + "("
+            extra_lines = extra.split("\n")
+        child_lines = [f"({name}): " + _addindent(repr(m), 2) for name, m in self._modules.items()]
+        lines = extra_lines + child_lines
+        main = self._get_name() + "("
         if lines:
-            if len(lines) == 1 and not self._modules:
-                main += lines[0]
+            if len(extra_lines) == 1 and not child_lines:
+                main += extra_lines[0]  # the one-liner most layers print
             else:
                 main += "\n  " + "\n  ".join(lines) + "\n"
         return main + ")"
@@ -330,6 +537,28 @@ class Module:
 
     def __reduce_ex__(self, protocol):
         raise TypeError("backprop_rs modules are not picklable; save model.state_dict() with backprop_rs.save (safetensors)")
+
+
+_EXTRA_STATE_KEY_SUFFIX = "_extra_state"
+
+
+def _quoted(keys: List[str]) -> str:
+    return ", ".join(f'"{k}"' for k in keys)
+
+
+def _addindent(s: str, num_spaces: int) -> str:
+    """Indents every line of ``s`` but the first by ``num_spaces``."""
+    lines = s.split("\n")
+    if len(lines) == 1:
+        return s
+    return lines[0] + "\n" + "\n".join(" " * num_spaces + line for line in lines[1:])
+
+
+def _typename(obj: Any) -> str:
+    if isinstance(obj, Tensor):
+        return obj.type()  # type: ignore[return-value]
+    cls = type(obj)
+    return cls.__qualname__ if cls.__module__ in ("", "builtins") else f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _is_dtype(a: Any) -> bool:

@@ -25,6 +25,10 @@ class Adagrad(Optimizer):
         sums, steps = [], []
         for p in params:
             st = self.state[p]
+            if "sum" not in st:
+                # a parameter of a group added after construction (add_param_group): start it as __init__ does
+                st["step"] = 0
+                st["sum"] = _core.full_like(p, g["initial_accumulator_value"])
             st["step"] = int(st["step"]) + 1
             steps.append(st["step"])
             sums.append(st["sum"])
