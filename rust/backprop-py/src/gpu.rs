@@ -67,7 +67,31 @@ fn _gpu_counters(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     Ok(d)
 }
 
+/// The WGSL source the backend compiles for a kernel family (generated prelude + common.wgsl +
+/// the family's file), for running a kernel on its own (tests/test_shaders_wgpu_py.py).
+#[pyfunction]
+fn _wgsl_source(family: &str) -> PyResult<String> {
+    backprop::wgsl::source(family).ok_or_else(|| {
+        let names: Vec<&str> = backprop::wgsl::FAMILIES.iter().map(|f| f.0).collect();
+        pyo3::exceptions::PyValueError::new_err(format!(
+            "no kernel family '{family}' (families: {names:?})"
+        ))
+    })
+}
+
+/// The generated WGSL constants (op codes, dtype codes, optimizer flags) as a dict.
+#[pyfunction]
+fn _wgsl_constants(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let d = PyDict::new(py);
+    for (k, v) in backprop::wgsl::constants() {
+        d.set_item(k, v)?;
+    }
+    Ok(d)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(_wgsl_source, m)?)?;
+    m.add_function(wrap_pyfunction!(_wgsl_constants, m)?)?;
     m.add_function(wrap_pyfunction!(_gpu_is_available, m)?)?;
     m.add_function(wrap_pyfunction!(_gpu_adapter_info, m)?)?;
     m.add_function(wrap_pyfunction!(_gpu_synchronize, m)?)?;

@@ -139,3 +139,23 @@ impl Error {
         }
     }
 }
+
+thread_local! {
+    static REPORTED_OP: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with errors that are only found later (the GPU's device-side index checks, reported
+/// at the next synchronisation) attributed to `op` instead of the primitive that found them:
+/// a bad class label is then `cross_entropy`'s error, not `gather`'s.
+pub(crate) fn reporting_as<R>(op: &'static str, f: impl FnOnce() -> R) -> R {
+    let prev = REPORTED_OP.with(|c| c.replace(Some(op)));
+    let r = f();
+    REPORTED_OP.with(|c| c.set(prev));
+    r
+}
+
+/// The op deferred errors are attributed to on this thread, if a caller set one.
+#[cfg_attr(not(feature = "gpu"), allow(dead_code))]
+pub(crate) fn reported_op() -> Option<&'static str> {
+    REPORTED_OP.with(|c| c.get())
+}

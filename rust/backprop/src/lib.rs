@@ -50,6 +50,7 @@ pub mod shape;
 mod softmax;
 pub mod storage;
 pub mod tensor;
+pub mod wgsl;
 mod unfold;
 mod views;
 

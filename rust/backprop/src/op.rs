@@ -9,6 +9,7 @@ use crate::Tensor;
 
 /// Elementwise functions of one float argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
 pub enum UnaryOp {
     Neg,
     Abs,
@@ -29,6 +30,25 @@ pub enum UnaryOp {
 }
 
 impl UnaryOp {
+    /// Every variant, in declaration order: `ALL[i] as u32 == i` is the code the GPU kernels
+    /// switch on (the WGSL constants `UNARY_*` are generated from this list, see `wgsl.rs`).
+    pub const ALL: [UnaryOp; 14] = [
+        UnaryOp::Neg,
+        UnaryOp::Abs,
+        UnaryOp::Sign,
+        UnaryOp::Exp,
+        UnaryOp::Log,
+        UnaryOp::Sqrt,
+        UnaryOp::Sin,
+        UnaryOp::Cos,
+        UnaryOp::Tanh,
+        UnaryOp::Sigmoid,
+        UnaryOp::Relu,
+        UnaryOp::Gelu,
+        UnaryOp::Erf,
+        UnaryOp::Softplus,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             UnaryOp::Neg => "neg",
@@ -59,6 +79,7 @@ impl UnaryOp {
 
 /// Elementwise functions of two arguments of the same shape and dtype.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
 pub enum BinaryOp {
     Add,
     Sub,
@@ -74,6 +95,20 @@ pub enum BinaryOp {
 }
 
 impl BinaryOp {
+    /// Every variant in declaration order (the GPU's `BINARY_*` codes, see `UnaryOp::ALL`).
+    pub const ALL: [BinaryOp; 10] = [
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::Div,
+        BinaryOp::Pow,
+        BinaryOp::Maximum,
+        BinaryOp::Minimum,
+        BinaryOp::BitAnd,
+        BinaryOp::BitOr,
+        BinaryOp::BitXor,
+    ];
+
     /// The bitwise ops, defined for integer and bool tensors only.
     pub fn is_bitwise(self) -> bool {
         matches!(self, BinaryOp::BitAnd | BinaryOp::BitOr | BinaryOp::BitXor)
@@ -113,6 +148,7 @@ impl BinaryOp {
 
 /// Comparisons; they produce `Bool` tensors and have no gradient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
 pub enum CmpOp {
     Eq,
     Ne,
@@ -123,6 +159,9 @@ pub enum CmpOp {
 }
 
 impl CmpOp {
+    /// Every variant in declaration order (the GPU's `CMP_*` codes).
+    pub const ALL: [CmpOp; 6] = [CmpOp::Eq, CmpOp::Ne, CmpOp::Lt, CmpOp::Le, CmpOp::Gt, CmpOp::Ge];
+
     pub fn name(self) -> &'static str {
         match self {
             CmpOp::Eq => "eq",
@@ -137,6 +176,7 @@ impl CmpOp {
 
 /// Reductions over a set of dims (the output keeps the reduced dims with extent 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
 pub enum ReduceOp {
     Sum,
     Max,
@@ -144,6 +184,9 @@ pub enum ReduceOp {
 }
 
 impl ReduceOp {
+    /// Every variant in declaration order (the GPU's `REDUCE_*` codes).
+    pub const ALL: [ReduceOp; 3] = [ReduceOp::Sum, ReduceOp::Max, ReduceOp::Min];
+
     pub fn name(self) -> &'static str {
         match self {
             ReduceOp::Sum => "sum",
@@ -155,6 +198,7 @@ impl ReduceOp {
 
 /// How `scatter` combines a source element with the element it lands on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
 pub enum ScatterReduce {
     /// The source replaces the element (PyTorch's `scatter`); where several sources land on one
     /// element, the CPU keeps the last in index order and the GPU any one of them (PyTorch leaves
@@ -166,9 +210,34 @@ pub enum ScatterReduce {
 
 /// Index-producing reductions along one dim (no gradient).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
 pub enum ArgReduceOp {
     ArgMax,
     ArgMin,
+}
+
+impl ArgReduceOp {
+    /// Every variant in declaration order (the GPU's `ARG_*` codes).
+    pub const ALL: [ArgReduceOp; 2] = [ArgReduceOp::ArgMax, ArgReduceOp::ArgMin];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ArgReduceOp::ArgMax => "argmax",
+            ArgReduceOp::ArgMin => "argmin",
+        }
+    }
+}
+
+impl ScatterReduce {
+    /// Every variant in declaration order (the GPU's `SCATTER_*` codes).
+    pub const ALL: [ScatterReduce; 2] = [ScatterReduce::Assign, ScatterReduce::Add];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ScatterReduce::Assign => "scatter",
+            ScatterReduce::Add => "scatter_add",
+        }
+    }
 }
 
 /// How a non-leaf tensor was made. Holds its inputs (and nothing else that is large), so keeping

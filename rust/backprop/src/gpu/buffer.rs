@@ -19,8 +19,17 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
-/// Bytes per element on the device: f32, i32 (int64's device form) and bool as u32 words.
+/// Bytes of a device word: float32 and bool take one per element, int64 two.
 pub(crate) const WORD: u64 = 4;
+
+/// Device words per element of a dtype (int64 is two words, low word first).
+pub(crate) fn words_per(dtype: DType) -> usize {
+    if dtype == DType::I64 {
+        2
+    } else {
+        1
+    }
+}
 const MIN_BUCKET: u64 = 256;
 
 /// How many device buffers were ever created (the allocation-free-after-warm-up tests read it;
@@ -180,16 +189,18 @@ impl BufferPool {
     }
 }
 
-/// A device buffer for `n` words, for a tensor of `shape` and `dtype` made by `op`.
+/// A device buffer for a tensor of `shape` and `dtype` made by `op`.
 pub(crate) fn alloc(op: &'static str, shape: &Shape, dtype: DType) -> Result<GpuBuffer> {
     let ctx = context()?;
     let n = shape
         .checked_numel()
+        .and_then(|n| n.checked_mul(words_per(dtype)))
         .ok_or_else(|| too_big(op, shape, dtype, u128::MAX, ctx.pool.max_bytes))?;
     alloc_words(op, n, shape, dtype)
 }
 
-/// Like `alloc` for scratch space of `n` words (reduction partials, index checks).
+/// Like `alloc` for scratch space of `n` words (reduction partials, scatter claims); `shape` and
+/// `dtype` only name what the space is for in errors.
 pub(crate) fn alloc_words(
     op: &'static str,
     n: usize,

@@ -13,7 +13,7 @@
 //! every submission runs, so nothing the GPU reports becomes a panic or an abort.
 
 use super::buffer::BufferPool;
-use super::dispatch::Batch;
+use super::dispatch::{Batch, Check, STATUS_BYTES, STATUS_CLEAR};
 use super::pipeline::PipelineCache;
 use crate::{Error, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +30,11 @@ pub(crate) struct Context {
     pub pool: BufferPool,
     pub pipelines: PipelineCache,
     pub batch: Mutex<Batch>,
+    /// Device-side error flag of the bounds checks (see `dispatch::Context::new_check`).
+    pub status: wgpu::Buffer,
+    pub checks: Mutex<Vec<Check>>,
+    /// Bad indices found by another thread's readback, kept for the thread whose op it was.
+    pub pending: Mutex<std::collections::HashMap<std::thread::ThreadId, Error>>,
     errors: Arc<Mutex<Vec<String>>>,
     lost: Arc<AtomicBool>,
 }
@@ -170,7 +175,17 @@ fn init_inner() -> Result<Context> {
         push_error(&sink, format!("device lost ({reason:?}): {msg}"));
     });
     let batch = Batch::new(&device, &limits)?;
+    let status = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("bounds-check status"),
+        size: STATUS_BYTES,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    queue.write_buffer(&status, 0, bytemuck::cast_slice(&STATUS_CLEAR));
     Ok(Context {
+        status,
+        checks: Mutex::new(Vec::new()),
+        pending: Mutex::new(std::collections::HashMap::new()),
         pool: BufferPool::new(&limits),
         pipelines: PipelineCache::default(),
         batch: Mutex::new(batch),

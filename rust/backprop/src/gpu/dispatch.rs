@@ -256,12 +256,6 @@ impl Context {
         }
     }
 
-    /// Submits everything recorded so far.
-    pub fn submit(&self, op: &str) -> Result<()> {
-        let mut batch = lock(&self.batch);
-        self.submit_locked(&mut batch, op)
-    }
-
     fn submit_locked(&self, batch: &mut Batch, op: &str) -> Result<()> {
         batch.pass = None; // ends the pass
         let encoder = batch.encoder.take();
@@ -297,25 +291,60 @@ impl Context {
         self.check(op)
     }
 
-    /// Submits pending work and blocks until the device has finished it.
+    /// Submits pending work and blocks until the device has finished it; reports a bad index
+    /// any kernel met since the last synchronisation (see `new_check`).
     pub fn synchronize(&self, op: &str) -> Result<()> {
-        self.submit(op)?;
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("{op}: waiting for the device failed: {e}")))?;
-        self.check(op)
+        self.read(op, &self.status, 0, 0).map(|_| ())
     }
 
-    /// Reads `bytes` bytes at `offset` of `src` back to the host (submits and waits).
-    pub fn read(&self, op: &str, src: &wgpu::Buffer, offset: u64, bytes: u64) -> Result<Vec<u8>> {
-        if bytes == 0 {
-            return Ok(Vec::new());
+    /// Registers the bounds check of a dispatch about to be recorded and returns its id, which
+    /// the kernel writes to the status buffer when it meets an index outside `[0, size)` of `dim`.
+    /// The next readback (or `synchronize`) reports the earliest failed check as the error of
+    /// the op that made it, like CUDA's device-side asserts: no readback per indexing op.
+    pub fn new_check(&self, op: &'static str, dim: usize, size: usize) -> Result<u32> {
+        let mut checks = lock(&self.checks);
+        if checks.len() >= MAX_CHECKS {
+            drop(checks);
+            // ids must stay below the status buffer's "no error" value: resolve these first
+            self.synchronize(op)?;
+            checks = lock(&self.checks);
         }
+        checks.push(Check {
+            op: crate::error::reported_op().unwrap_or(op),
+            dim,
+            size,
+            thread: std::thread::current().id(),
+        });
+        Ok((checks.len() - 1) as u32)
+    }
+
+    pub fn status_buffer(&self) -> &wgpu::Buffer {
+        &self.status
+    }
+
+    /// Reads `bytes` bytes at `offset` of `src` back to the host (submits and waits), together
+    /// with the status buffer, and turns a recorded bad index into the error of its op.
+    pub fn read(&self, op: &str, src: &wgpu::Buffer, offset: u64, bytes: u64) -> Result<Vec<u8>> {
         bump(&stats::READBACKS);
-        let (bucket, staging) = self.pool.staging(self, bytes)?;
-        self.copy_buffer(src, offset, &staging, 0, bytes);
-        self.submit(op)?;
-        let slice = staging.slice(0..bytes);
+        let status_at = bytes.div_ceil(16) * 16;
+        let total = status_at + STATUS_BYTES;
+        let (bucket, staging) = self.pool.staging(self, total)?;
+        let checks = {
+            let mut batch = lock(&self.batch);
+            let enc = batch.encoder(&self.device);
+            if bytes > 0 {
+                enc.copy_buffer_to_buffer(src, offset, &staging, 0, bytes);
+            }
+            enc.copy_buffer_to_buffer(&self.status, 0, &staging, status_at, STATUS_BYTES);
+            self.submit_locked(&mut batch, op)?;
+            // The checks of the work just submitted; later dispatches start a fresh list, and
+            // the status reset below runs after this submission and before theirs.
+            let checks = std::mem::take(&mut *lock(&self.checks));
+            self.queue
+                .write_buffer(&self.status, 0, bytemuck::cast_slice(&STATUS_CLEAR));
+            checks
+        };
+        let slice = staging.slice(0..total);
         let (tx, rx) = std::sync::mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
             // the receiver only goes away if this function already returned an error
@@ -333,16 +362,64 @@ impl Context {
             self.check(op)?;
             return Err(e);
         }
-        let data = slice
-            .get_mapped_range()
-            .map_err(|e| Error::Gpu(format!("{op}: reading the readback buffer failed: {e:?}")))?
-            .to_vec();
+        let (data, status) = {
+            let view = slice.get_mapped_range().map_err(|e| {
+                Error::Gpu(format!("{op}: reading the readback buffer failed: {e:?}"))
+            })?;
+            let status: Vec<u32> = bytemuck::pod_collect_to_vec(
+                &view[status_at as usize..(status_at + STATUS_BYTES) as usize],
+            );
+            (view[..bytes as usize].to_vec(), status)
+        };
         staging.unmap();
         self.pool.return_staging(bucket, staging);
         self.check(op)?;
+        let me = std::thread::current().id();
+        if status[0] != STATUS_CLEAR[0] {
+            let value = ((status[2] as u64) << 32 | status[1] as u64) as i64;
+            match checks.get(status[0] as usize) {
+                Some(c) => {
+                    let e = Error::IndexOutOfRange {
+                        op: c.op,
+                        index: value,
+                        dim: c.dim,
+                        size: c.size,
+                    };
+                    if c.thread == me {
+                        return Err(e);
+                    }
+                    // another thread's op: it gets the error at its next synchronisation
+                    lock(&self.pending).entry(c.thread).or_insert(e);
+                }
+                None => {
+                    return Err(Error::Gpu(format!(
+                        "{op}: a GPU kernel met an out-of-range index {value} (check {} of an earlier batch)",
+                        status[0]
+                    )))
+                }
+            }
+        }
+        if let Some(e) = lock(&self.pending).remove(&me) {
+            return Err(e);
+        }
         Ok(data)
     }
 }
+
+/// A registered bounds check: what to report if its kernel meets a bad index, and to which
+/// thread (each thread's ops report their own errors, whichever thread reads back first).
+pub(crate) struct Check {
+    pub op: &'static str,
+    pub dim: usize,
+    pub size: usize,
+    pub thread: std::thread::ThreadId,
+}
+
+/// The status buffer: [0] id of the earliest failed check (or u32::MAX), [1] [2] the index.
+pub(crate) const STATUS_BYTES: u64 = 16;
+pub(crate) const STATUS_CLEAR: [u32; 4] = [u32::MAX, 0, 0, 0];
+/// Checks recorded before a forced synchronisation (a loop that never reads back).
+const MAX_CHECKS: usize = 1 << 20;
 
 /// Workgroups for one thread per element.
 pub(crate) fn groups_for(n: usize) -> u64 {
@@ -377,7 +454,7 @@ mod tests {
             other => panic!("expected Error::Gpu, got {other:?}"),
         }
         drop(storage);
-        ctx.submit("test").unwrap();
+        ctx.synchronize("test").unwrap();
         // the work queued before it (filling `t`) and after it is unaffected
         assert_eq!(t.add(&t).unwrap().to_vec::<f32>().unwrap(), vec![2.0; 4]);
     }

@@ -2,18 +2,19 @@
 //! or GL, on the first adapter chosen by `context.rs`.
 //!
 //! Files, one concept each: `context` (adapter/device/queue, created once; error capture),
-//! `buffer` (pooled device memory), `pipeline` (shader sources, compiled-pipeline cache),
-//! `dispatch` (recording and batched submission, readback), `kernels` (one launch per primitive),
-//! `optim` (fused optimizer updates), `stats` (counters of submissions, dispatches, bind groups,
-//! buffers: what a step costs the host).
+//! `buffer` (pooled device memory), `pipeline` (compiled-pipeline cache over the sources of
+//! `crate::wgsl`), `dispatch` (recording and batched submission, readback, device-side bounds
+//! checks), `common` (what every launcher shares), one launcher file per kernel family
+//! mirroring `shaders/` (`elementwise`, `reduce` (with softmax), `matmul`, `index`, `conv`,
+//! `optim`), and `stats` (counters of submissions, dispatches, bind groups, buffers: what a step
+//! costs the host).
 //!
-//! Device representation of the dtypes: every element is a 32-bit word. float32 is itself;
-//! **int64 is stored as int32** (WGSL has no 64-bit integers): values outside the int32 range are
-//! refused with an error when a tensor is uploaded or filled, and integer arithmetic on the GPU
-//! wraps at 32 bits where the CPU wraps at 64. bool is a 0/1 word. `dtype()` still reports int64
-//! and bool, so nothing above the backend can tell. **float64 is not available** (WGSL has no
-//! f64): creating, moving or casting to a float64 tensor on the GPU is an `Error::Unsupported`
-//! naming the op, the dtype and the device.
+//! Device representation of the dtypes: float32 is one 32-bit word, bool a 0/1 word, and
+//! **int64 two words** (low word first, the CPU's little-endian bytes): WGSL has no 64-bit
+//! integers, so the kernels emulate int64 arithmetic, comparisons, reductions, casts and
+//! indexing on word pairs (`shaders/common.wgsl`), with the CPU's wrapping semantics.
+//! **float64 is not available** (WGSL has no f64): creating, moving or casting to a float64
+//! tensor on the GPU is an `Error::Unsupported` naming the op, the dtype and the device.
 //!
 //! ```no_run
 //! use backprop::{Device, DType, Tensor};
@@ -27,11 +28,16 @@
 //! ```
 
 mod buffer;
+mod common;
 mod context;
+mod conv;
 mod dispatch;
-mod kernels;
+mod elementwise;
+mod index;
+mod matmul;
 mod optim;
 mod pipeline;
+mod reduce;
 mod stats;
 
 pub use buffer::buffers_created;
@@ -80,7 +86,7 @@ impl GpuStorage {
         const OP: &str = "to";
         let dtype = cpu.dtype();
         if dtype == DType::F64 {
-            return Err(kernels::f64_unsupported(OP));
+            return Err(common::f64_unsupported(OP));
         }
         let n = l.numel();
         // a contiguous view is uploaded in place; anything else is packed on the CPU first
@@ -92,28 +98,27 @@ impl GpuStorage {
                 (&packed, 0)
             }
         };
-        let bytes: Vec<u8> = match dtype {
-            DType::F32 => bytemuck::cast_slice(slice::<f32>(src, start, n)?).to_vec(),
-            DType::I64 => {
-                let mut w = Vec::with_capacity(n * 4);
-                for &v in slice::<i64>(src, start, n)? {
-                    let v32 = i32::try_from(v).map_err(|_| kernels::int_range_error(OP, v))?;
-                    w.extend_from_slice(&v32.to_ne_bytes());
-                }
-                w
+        // float32 and int64 are uploaded as their bytes (int64's two words are its
+        // little-endian halves); bool bytes widen to words
+        let widened: Vec<u8>;
+        let bytes: &[u8] = match dtype {
+            DType::F32 => bytemuck::cast_slice(slice::<f32>(src, start, n)?),
+            DType::I64 => bytemuck::cast_slice(slice::<i64>(src, start, n)?),
+            DType::Bool => {
+                widened = slice::<u8>(src, start, n)?
+                    .iter()
+                    .flat_map(|&b| ((b != 0) as u32).to_ne_bytes())
+                    .collect();
+                &widened
             }
-            DType::Bool => slice::<u8>(src, start, n)?
-                .iter()
-                .flat_map(|&b| ((b != 0) as u32).to_ne_bytes())
-                .collect(),
-            DType::F64 => return Err(kernels::f64_unsupported(OP)),
+            DType::F64 => return Err(common::f64_unsupported(OP)),
         };
         let out = GpuStorage {
             buf: buffer::alloc(OP, l.shape(), dtype)?,
             len: n,
             dtype,
         };
-        context::context()?.upload(out.buf.raw(), &bytes);
+        context::context()?.upload(out.buf.raw(), bytes);
         Ok(out)
     }
 
@@ -141,34 +146,20 @@ impl GpuStorage {
         let (buf, start) = match l.contiguous_range() {
             Some((start, _)) => (&self.buf, start),
             None => {
-                packed = kernels::copy_strided(self, l)?;
+                packed = elementwise::copy_strided(self, l)?;
                 (&packed.buf, 0)
             }
         };
-        let bytes = ctx.read(
-            OP,
-            buf.raw(),
-            start as u64 * buffer::WORD,
-            n as u64 * buffer::WORD,
-        )?;
-        let words: Vec<u32> = bytemuck::pod_collect_to_vec(&bytes);
+        let elem = buffer::words_per(self.dtype) as u64 * buffer::WORD;
+        let bytes = ctx.read(OP, buf.raw(), start as u64 * elem, n as u64 * elem)?;
         Ok(match self.dtype {
-            DType::F32 => {
-                CpuStorage::from_vec(words.into_iter().map(f32::from_bits).collect::<Vec<f32>>())
+            DType::F32 => CpuStorage::from_vec(bytemuck::pod_collect_to_vec::<u8, f32>(&bytes)),
+            DType::I64 => CpuStorage::from_vec(bytemuck::pod_collect_to_vec::<u8, i64>(&bytes)),
+            DType::Bool => {
+                let words: Vec<u32> = bytemuck::pod_collect_to_vec(&bytes);
+                CpuStorage::from_vec(words.into_iter().map(|w| (w != 0) as u8).collect::<Vec<u8>>())
             }
-            DType::I64 => CpuStorage::from_vec(
-                words
-                    .into_iter()
-                    .map(|w| w as i32 as i64)
-                    .collect::<Vec<i64>>(),
-            ),
-            DType::Bool => CpuStorage::from_vec(
-                words
-                    .into_iter()
-                    .map(|w| (w != 0) as u8)
-                    .collect::<Vec<u8>>(),
-            ),
-            DType::F64 => return Err(kernels::f64_unsupported(OP)),
+            DType::F64 => return Err(common::f64_unsupported(OP)),
         })
     }
 }
@@ -198,37 +189,37 @@ impl BackendStorage for GpuStorage {
         self.len
     }
     fn unary(&self, l: &Layout, op: UnaryOp) -> Result<Self> {
-        kernels::unary(self, l, op)
+        elementwise::unary(self, l, op)
     }
     fn binary(&self, l: &Layout, rhs: &Self, rl: &Layout, op: BinaryOp) -> Result<Self> {
-        kernels::binary(self, l, rhs, rl, op)
+        elementwise::binary(self, l, rhs, rl, op)
     }
     fn compare(&self, l: &Layout, rhs: &Self, rl: &Layout, op: CmpOp) -> Result<Self> {
-        kernels::compare(self, l, rhs, rl, op)
+        elementwise::compare(self, l, rhs, rl, op)
     }
     fn where_cond(&self, l: &Layout, t: &Self, tl: &Layout, f: &Self, fl: &Layout) -> Result<Self> {
-        kernels::where_cond(self, l, t, tl, f, fl)
+        elementwise::where_cond(self, l, t, tl, f, fl)
     }
     fn cast(&self, l: &Layout, dtype: DType) -> Result<Self> {
-        kernels::cast(self, l, dtype)
+        elementwise::cast(self, l, dtype)
     }
     fn reduce(&self, l: &Layout, op: ReduceOp, dims: &[usize]) -> Result<Self> {
-        kernels::reduce(self, l, op, dims)
+        reduce::reduce(self, l, op, dims)
     }
     fn arg_reduce(&self, l: &Layout, op: ArgReduceOp, dim: usize) -> Result<Self> {
-        kernels::arg_reduce(self, l, op, dim)
+        reduce::arg_reduce(self, l, op, dim)
     }
     fn matmul(&self, l: &Layout, rhs: &Self, rl: &Layout) -> Result<Self> {
-        kernels::matmul(self, l, rhs, rl)
+        matmul::matmul(self, l, rhs, rl)
     }
     fn copy_strided(&self, l: &Layout) -> Result<Self> {
-        kernels::copy_strided(self, l)
+        elementwise::copy_strided(self, l)
     }
     fn copy_into(&mut self, dl: &Layout, src: &Self, sl: &Layout) -> Result<()> {
-        kernels::copy_into(self, dl, src, sl)
+        elementwise::copy_into(self, dl, src, sl)
     }
     fn gather(&self, l: &Layout, dim: usize, index: &Self, il: &Layout) -> Result<Self> {
-        kernels::gather(self, l, dim, index, il)
+        index::gather(self, l, dim, index, il)
     }
     fn scatter(
         &self,
@@ -240,10 +231,10 @@ impl BackendStorage for GpuStorage {
         sl: &Layout,
         reduce: ScatterReduce,
     ) -> Result<Self> {
-        kernels::scatter(self, l, dim, index, il, src, sl, reduce)
+        index::scatter(self, l, dim, index, il, src, sl, reduce)
     }
     fn index_select(&self, l: &Layout, dim: usize, index: &Self, il: &Layout) -> Result<Self> {
-        kernels::index_select(self, l, dim, index, il)
+        index::index_select(self, l, dim, index, il)
     }
     fn index_add(
         &self,
@@ -254,18 +245,18 @@ impl BackendStorage for GpuStorage {
         src: &Self,
         sl: &Layout,
     ) -> Result<Self> {
-        kernels::index_add(self, l, dim, index, il, src, sl)
+        index::index_add(self, l, dim, index, il, src, sl)
     }
     fn softmax(&self, l: &Layout, dim: usize, log: bool) -> Result<Self> {
-        kernels::softmax(self, l, dim, log)
+        reduce::softmax(self, l, dim, log)
     }
     fn unfold(&self, l: &Layout, w: &Window, pad_value: f64) -> Result<Self> {
-        kernels::unfold(self, l, w, pad_value)
+        conv::unfold(self, l, w, pad_value)
     }
     fn fold(&self, l: &Layout, w: &Window, out_hw: (usize, usize)) -> Result<Self> {
-        kernels::fold(self, l, w, out_hw)
+        conv::fold(self, l, w, out_hw)
     }
     fn full(shape: &Shape, value: Scalar, dtype: DType) -> Result<Self> {
-        kernels::full(shape, value, dtype)
+        elementwise::full(shape, value, dtype)
     }
 }

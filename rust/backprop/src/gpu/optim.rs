@@ -5,9 +5,10 @@
 //! anything else takes its composite path.
 
 use super::buffer::{alloc_words, GpuBuffer};
+use super::common::word;
 use super::context::context;
 use super::dispatch::{groups_for, Bind};
-use super::kernels::word;
+use crate::wgsl::optim_flags as flag;
 use super::pipeline::{Kernel, Shader};
 use super::GpuStorage;
 use crate::optim::update::Rule;
@@ -64,7 +65,7 @@ pub(crate) fn fused_update(
         }
     }
     // entry point, flag bits, scalars, which state sits at bindings 3/4/5, bindings used
-    let bit = |b: bool, k: u32| (b as u32) << k;
+    let bit = |b: bool, f: u32| if b { f } else { 0 };
     let (entry, flags, scalars, slots, n_binds) = match *rule {
         Rule::Sgd {
             lr,
@@ -76,7 +77,10 @@ pub(crate) fn fused_update(
             init_buffer,
         } => {
             let has_buf = momentum != 0.0;
-            let flags = bit(maximize, 0) | bit(has_buf, 1) | bit(nesterov, 2) | bit(init_buffer, 3);
+            let flags = bit(maximize, flag::MAXIMIZE)
+                | bit(has_buf, flag::MOMENTUM)
+                | bit(nesterov, flag::VARIANT)
+                | bit(init_buffer, flag::FIRST_OR_DECOUPLED);
             (
                 "sgd",
                 flags,
@@ -102,7 +106,9 @@ pub(crate) fn fused_update(
             bias1,
             bias2,
         } => {
-            let flags = bit(maximize, 0) | bit(amsgrad, 1) | bit(decoupled, 2);
+            let flags = bit(maximize, flag::MAXIMIZE)
+                | bit(amsgrad, flag::VARIANT)
+                | bit(decoupled, flag::FIRST_OR_DECOUPLED);
             let s = vec![
                 f32_bits(beta1),
                 f32_bits(beta2),
@@ -111,6 +117,8 @@ pub(crate) fn fused_update(
                 f32_bits(lr / bias1),
                 f32_bits(1.0 / bias2.sqrt()),
                 f32_bits(1.0 - lr * weight_decay),
+                f32_bits(1.0 - beta1),
+                f32_bits(1.0 - beta2),
             ];
             (
                 "adam",
@@ -130,13 +138,16 @@ pub(crate) fn fused_update(
             maximize,
         } => {
             let has_mom = momentum > 0.0;
-            let flags = bit(maximize, 0) | bit(has_mom, 1) | bit(centered, 2);
+            let flags = bit(maximize, flag::MAXIMIZE)
+                | bit(has_mom, flag::MOMENTUM)
+                | bit(centered, flag::VARIANT);
             let s = vec![
                 f32_bits(lr),
                 f32_bits(alpha),
                 f32_bits(eps),
                 f32_bits(weight_decay),
                 f32_bits(momentum),
+                f32_bits(1.0 - alpha),
             ];
             (
                 "rmsprop",
@@ -157,7 +168,7 @@ pub(crate) fn fused_update(
             maximize,
         } => (
             "adagrad",
-            bit(maximize, 0),
+            bit(maximize, flag::MAXIMIZE),
             vec![f32_bits(lr), f32_bits(weight_decay), f32_bits(eps)],
             [Some(0), None, None],
             3,

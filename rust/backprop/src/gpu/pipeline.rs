@@ -1,7 +1,8 @@
 //! Shader sources and the compute-pipeline cache.
 //!
-//! Each kernel family is one WGSL file in `shaders/`, compiled into the crate with `include_str!`
-//! (and validated by naga in `cargo test`, see `tests/shaders.rs`). A pipeline is specialised by
+//! Each kernel family is one WGSL file in the crate's `shaders/`, composed with the generated
+//! prelude and `common.wgsl` by `crate::wgsl` (and validated by naga in `cargo test`, see
+//! `tests/shaders.rs`). A pipeline is specialised by
 //! pipeline-overridable constants (op code, dtype...), so the cache key is (file, entry point,
 //! constants); each is compiled once per process. Layouts are derived from the entry point
 //! with naga (the compiler wgpu itself uses): an entry point's bind group holds exactly the
@@ -25,28 +26,27 @@ pub(crate) enum Shader {
 }
 
 impl Shader {
-    pub fn file(self) -> &'static str {
+    /// The family's name in `crate::wgsl::FAMILIES`.
+    pub fn family(self) -> &'static str {
         match self {
-            Shader::Elementwise => "elementwise.wgsl",
-            Shader::Reduce => "reduce.wgsl",
-            Shader::Matmul => "matmul.wgsl",
-            Shader::Softmax => "softmax.wgsl",
-            Shader::Index => "index.wgsl",
-            Shader::Conv => "conv.wgsl",
-            Shader::Optim => "optim.wgsl",
+            Shader::Elementwise => "elementwise",
+            Shader::Reduce => "reduce",
+            Shader::Matmul => "matmul",
+            Shader::Softmax => "softmax",
+            Shader::Index => "index",
+            Shader::Conv => "conv",
+            Shader::Optim => "optim",
         }
     }
 
-    pub fn source(self) -> &'static str {
-        match self {
-            Shader::Elementwise => include_str!("../../../../shaders/elementwise.wgsl"),
-            Shader::Reduce => include_str!("../../../../shaders/reduce.wgsl"),
-            Shader::Matmul => include_str!("../../../../shaders/matmul.wgsl"),
-            Shader::Softmax => include_str!("../../../../shaders/softmax.wgsl"),
-            Shader::Index => include_str!("../../../../shaders/index.wgsl"),
-            Shader::Conv => include_str!("../../../../shaders/conv.wgsl"),
-            Shader::Optim => include_str!("../../../../shaders/optim.wgsl"),
-        }
+    pub fn file(self) -> String {
+        format!("{}.wgsl", self.family())
+    }
+
+    /// The complete source the device compiles.
+    pub fn source(self) -> Result<String> {
+        crate::wgsl::source(self.family())
+            .ok_or_else(|| Error::Gpu(format!("no WGSL source for kernel family {}", self.family())))
     }
 }
 
@@ -169,19 +169,20 @@ impl PipelineCache {
             return Ok(m.clone());
         }
         let what = format!("compiling shaders/{}", shader.file());
-        let ir = naga::front::wgsl::parse_str(shader.source())
-            .map_err(|e| Error::Gpu(format!("{what}: {}", e.emit_to_string(shader.source()))))?;
+        let source = shader.source()?;
+        let ir = naga::front::wgsl::parse_str(&source)
+            .map_err(|e| Error::Gpu(format!("{what}: {}", e.emit_to_string(&source))))?;
         let info = naga::valid::Validator::new(
             naga::valid::ValidationFlags::all(),
             naga::valid::Capabilities::all(),
         )
         .validate(&ir)
-        .map_err(|e| Error::Gpu(format!("{what}: {}", e.emit_to_string(shader.source()))))?;
+        .map_err(|e| Error::Gpu(format!("{what}: {}", e.emit_to_string(&source))))?;
         let module = ctx.scoped(&what, || {
             ctx.device
                 .create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(shader.file()),
-                    source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+                    label: Some(shader.family()),
+                    source: wgpu::ShaderSource::Wgsl(source.clone().into()),
                 })
         })?;
         let m = Arc::new(Module { module, ir, info });

@@ -177,8 +177,8 @@ fn nll_parts(
     let safe = Tensor::where_cond(&keep, &t, &t.zeros_scalar()?)?;
     // Labels outside [0, C) are caught by gather's index check, which is renamed for this loss.
     // (A separate min/max check would cost the GPU two readbacks, i.e. two waits, per step.)
-    let picked = lp
-        .gather(1usize, &safe.unsqueeze(1usize)?)
+    let index = safe.unsqueeze(1usize)?;
+    let picked = crate::error::reporting_as(op, || lp.gather(1usize, &index))
         .map_err(|e| match e {
             Error::IndexOutOfRange { index, .. } => Error::IndexOutOfRange {
                 op,

@@ -335,7 +335,9 @@ fn kernel<T: FloatElement>(p: &mut [T], g: &[T], mut st: Vec<&mut [T]>, rule: &R
             ..
         } => {
             let (b1, b2, eps, wd) = (c(beta1), c(beta2), c(eps), c(weight_decay));
-            let (ob1, ob2) = (T::ONE - b1, T::ONE - b2);
+            // 1 - beta in f64: from the rounded f32 beta, 1 - beta2 would be off by 7e-6
+            // relative, and the first step would exceed lr (PyTorch's stays <= lr)
+            let (ob1, ob2) = (c(1.0 - beta1), c(1.0 - beta2));
             let step_size = c(lr / bias1);
             let inv_sqrt_b2 = c(1.0 / bias2.sqrt());
             let decay = c(1.0 - lr * weight_decay);
@@ -396,15 +398,16 @@ fn kernel<T: FloatElement>(p: &mut [T], g: &[T], mut st: Vec<&mut [T]>, rule: &R
             maximize,
         } => {
             let (lr, a, eps, wd, mom) = (c(lr), c(alpha), c(eps), c(weight_decay), c(momentum));
+            let oa = c(1.0 - alpha);
             let sign = if maximize { -T::ONE } else { T::ONE };
             let has_mom = momentum > 0.0;
             for i in 0..p.len() {
                 let gi = sign * ftz(g[i]) + wd * p[i];
-                let sq = ftz(a * st[0][i] + (T::ONE - a) * gi * gi);
+                let sq = ftz(a * st[0][i] + oa * gi * gi);
                 st[0][i] = sq;
                 let avg = if centered {
                     let k = if has_mom { 2 } else { 1 };
-                    let ga = ftz(a * st[k][i] + (T::ONE - a) * gi);
+                    let ga = ftz(a * st[k][i] + oa * gi);
                     st[k][i] = ga;
                     (sq - ga * ga).sqrt() + eps
                 } else {

@@ -6,19 +6,21 @@
 // and per-batch offsets, so transposed (A^T B, A B^T in every Linear backward), sliced and
 // broadcast (stride 0) operands are multiplied where they lie, without a copy.
 //
-// Words are f32 (DT = 0) or i32 (DT = 1, the device's int64; wrapping like the CPU's
-// wrapping_mul/add). Tiles live as u32 words: for f32 the bitcasts are free, and i32 data never
-// passes through float registers (which could flush the denormal bit patterns of small ints).
+// `matmul` is float32; `matmul_i64` (int64, two words per value, wrapping like the CPU's
+// wrapping_mul/add) is a plain one-thread-per-output loop: integer matmuls are rare and small.
+//
+// The inner dimension is processed in ranges [k_begin, k_end): a long K is split by the host
+// over several dispatches that accumulate into the output, so no invocation loops more than a
+// bounded number of times (see common.wgsl) and the whole of K always counts.
 //
 // Parameters:
-//   [0] m  [1] n  [2] k  [3] batch  [4] a_row_stride  [5] a_col_stride  [6] b_row_stride
+//   [0] m  [1] n  [2] k (total)  [3] batch  [4] a_row_stride  [5] a_col_stride  [6] b_row_stride
 //   [7] b_col_stride  [8] a_offset  [9] b_offset  [10] br (batch rank)  [11] tiles_m  [12] tiles_n
-//   [13, 13+br) batch dims, then A batch strides[br], then B batch strides[br]
-// Grid: one workgroup per (batch, tile row, tile column), linearised over x and y.
+//   [13] k_begin  [14] k_end  [15] accumulate (1: out += this range's product; 0: out = it)
+//   [16, 16+br) batch dims, then A batch strides[br], then B batch strides[br]
+// Grid: matmul: one workgroup per (batch, tile row, tile column), linearised over x and y;
+// matmul_i64: one thread per output element.
 
-override DT: u32 = 0u;
-
-@group(0) @binding(0) var<storage, read> params: array<u32>;
 @group(0) @binding(1) var<storage, read> in0: array<u32>;
 @group(0) @binding(2) var<storage, read> in1: array<u32>;
 @group(0) @binding(4) var<storage, read_write> out: array<u32>;
@@ -32,17 +34,29 @@ var<workgroup> a_tile: array<u32, 1024>;
 var<workgroup> b_tile: array<u32, 1024>;
 
 fn mul_add(acc: u32, a: u32, b: u32) -> u32 {
-    if (DT == 0u) {
-        return bitcast<u32>(fma(bitcast<f32>(a), bitcast<f32>(b), bitcast<f32>(acc)));
+    return bitcast<u32>(fma(bitcast<f32>(a), bitcast<f32>(b), bitcast<f32>(acc)));
+}
+
+// Offsets of batch element `batch` in A and B.
+fn batch_offsets(batch: u32) -> vec2<u32> {
+    let br = params[10];
+    var a_off = params[8];
+    var b_off = params[9];
+    var rem = batch;
+    for (var d = br; d > 0u; d--) {
+        let size = params[15u + d];
+        let c = rem % size;
+        rem = rem / size;
+        a_off += c * params[15u + br + d];
+        b_off += c * params[15u + 2u * br + d];
     }
-    return acc + a * b; // two's complement: the same bits as i32 wrapping arithmetic
+    return vec2<u32>(a_off, b_off);
 }
 
 @compute @workgroup_size(256)
 fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let m = params[0];
     let n = params[1];
-    let k = params[2];
     let tiles_m = params[11];
     let tiles_n = params[12];
     let per_batch = tiles_m * tiles_n;
@@ -55,18 +69,9 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     let row0 = (t / tiles_n) * TM;
     let col0 = (t % tiles_n) * TN;
 
-    // batch offsets of A and B
-    let br = params[10];
-    var a_off = params[8];
-    var b_off = params[9];
-    var rem = batch;
-    for (var d = br; d > 0u; d--) {
-        let size = params[12u + d];
-        let c = rem % size;
-        rem = rem / size;
-        a_off += c * params[12u + br + d];
-        b_off += c * params[12u + 2u * br + d];
-    }
+    let offs = batch_offsets(batch);
+    let a_off = offs.x;
+    let b_off = offs.y;
     let a_rs = params[4];
     let a_cs = params[5];
     let b_rs = params[6];
@@ -79,7 +84,8 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
         acc[i] = 0u; // 0.0 and 0 have the same bits
     }
 
-    for (var k0 = 0u; k0 < k; k0 += TK) {
+    let k_end = params[14];
+    for (var k0 = params[13]; k0 < k_end; k0 += TK) {
         // cooperative loads: 1024 words of A and of B per slab, 4 per thread; out of range -> 0
         for (var e = 0u; e < 4u; e++) {
             let idx = lid + e * 256u;
@@ -89,7 +95,7 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
             let gr = row0 + ar;
             let gk = k0 + ak;
             var av = 0u;
-            if (gr < m && gk < k) {
+            if (gr < m && gk < k_end) {
                 av = in0[a_off + gr * a_rs + gk * a_cs];
             }
             a_tile[ak * TM + ar] = av;
@@ -99,7 +105,7 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
             let gk2 = k0 + bk;
             let gc = col0 + bc;
             var bv = 0u;
-            if (gk2 < k && gc < n) {
+            if (gk2 < k_end && gc < n) {
                 bv = in1[b_off + gk2 * b_rs + gc * b_cs];
             }
             b_tile[bk * TN + bc] = bv;
@@ -128,9 +134,43 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
             for (var j = 0u; j < 4u; j++) {
                 let c = col0 + tx * 4u + j;
                 if (c < n) {
-                    out[out_base + r * n + c] = acc[i * 4u + j];
+                    let o = out_base + r * n + c;
+                    if (params[15] == 1u) {
+                        out[o] = bitcast<u32>(bitcast<f32>(out[o]) + bitcast<f32>(acc[i * 4u + j]));
+                    } else {
+                        out[o] = acc[i * 4u + j];
+                    }
                 }
             }
         }
     }
+}
+
+@compute @workgroup_size(256)
+fn matmul_i64(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let m = params[0];
+    let n = params[1];
+    let idx = linear_id(wid, nwg, lid);
+    if (idx >= params[3] * m * n) {
+        return;
+    }
+    let batch = idx / (m * n);
+    let r = (idx / n) % m;
+    let c = idx % n;
+    let offs = batch_offsets(batch);
+    let a_base = offs.x + r * params[4];
+    let b_base = offs.y + c * params[7];
+    var acc = I64_ZERO;
+    if (params[15] == 1u) {
+        acc = vec2<u32>(out[2u * idx], out[2u * idx + 1u]);
+    }
+    for (var kk = params[13]; kk < params[14]; kk++) {
+        let ae = a_base + kk * params[5];
+        let be = b_base + kk * params[6];
+        let a = vec2<u32>(in0[2u * ae], in0[2u * ae + 1u]);
+        let b = vec2<u32>(in1[2u * be], in1[2u * be + 1u]);
+        acc = i64_add(acc, i64_mul(a, b));
+    }
+    out[2u * idx] = acc.x;
+    out[2u * idx + 1u] = acc.y;
 }

@@ -3,7 +3,9 @@
 // s = sum(exp(x - m)). A row of all -inf gives NaN, as on the CPU and in PyTorch.
 //
 // `softmax`: one workgroup of 256 threads per row (three strided passes with tree combines).
-// `softmax_thin`: one thread per row, for many short rows (class logits).
+// `softmax_thin`: one thread per row, for many short rows (class logits). The host keeps rows
+// short enough for either that no invocation loops past the bound of common.wgsl; longer rows
+// are composed from the reduce and elementwise kernels.
 //
 // Parameters:
 //   [0] rows  [1] len (extent of the dim)  [2] input stride along the dim
@@ -14,26 +16,10 @@
 // 0 = softmax, 1 = log_softmax.
 override LOG: u32 = 0u;
 
-@group(0) @binding(0) var<storage, read> params: array<u32>;
 @group(0) @binding(1) var<storage, read> in0: array<u32>;
 @group(0) @binding(4) var<storage, read_write> out: array<u32>;
 
-const WG: u32 = 256u;
-
 var<workgroup> sh: array<f32, 256>;
-
-fn is_nan(x: f32) -> bool {
-    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
-}
-
-fn from_bits(b: u32) -> f32 {
-    return bitcast<f32>(b);
-}
-
-// max that propagates NaN, as the CPU's max_nan
-fn max_nan(a: f32, b: f32) -> f32 {
-    return select(b, a, a > b || is_nan(a));
-}
 
 // (input offset, output offset) of the start of row `row`.
 fn row_offsets(row: u32) -> vec2<u32> {

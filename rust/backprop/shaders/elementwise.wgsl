@@ -1,63 +1,57 @@
-// Elementwise kernels over strided operands: unary, binary, compare, where, cast, copy, copy_into
-// and fill.
+// Elementwise kernels over strided operands: unary, binary, compare, where, cast, copy,
+// copy_into and fill, for every dtype (float32, int64 as two words, bool; see common.wgsl).
+// One kernel serves every op and dtype: the op and dtypes are pipeline-overridable constants
+// (OP, DT, DT_OUT), so each specialisation compiles down to just its own branch.
 //
-// Storage convention (shared by every file in shaders/): each tensor buffer is an array<u32>.
-// float32 values are stored as their bits, int64 tensors as i32 (the host rejects values outside
-// the i32 range on upload) and bool as 0/1. The `DT` override says how to read the words
-// (0 = f32, 1 = i32, 2 = bool); one kernel then serves every dtype and `bitcast` costs nothing.
-//
-// Parameters (binding 0, u32 words written by the host for each dispatch):
-//   [0] n      number of elements of the output (C-contiguous)
-//   [1] r      rank of the (coalesced) iteration shape
-//   [2, 2+r)   its dims
-//   then, for each strided operand k in binding order: offset, strides[r]   (r + 1 words)
-// Broadcasting is a stride of 0, transposes are permuted strides: the kernels only ever see
-// (offset, strides), never a layout kind.
+// Parameters: the strided-operand block of common.wgsl over the output's shape, operands in
+// binding order (in0, in1, in2; copy_into: source, then the destination view inside `out`).
 //
 // Grid: workgroups of 256 along x, and y when x would exceed 65535 groups; the element index is
 // (wid.y * nwg.x + wid.x) * 256 + lid, so sizes beyond 65535 * 256 need no second dispatch.
 
 override OP: u32 = 0u;
+// dtype of the operands (where: of in1 and in2; the condition in0 is always bool)
 override DT: u32 = 0u;
-// Target dtype of `cast_dtype`.
+// dtype of the output
 override DT_OUT: u32 = 0u;
 
-@group(0) @binding(0) var<storage, read> params: array<u32>;
 @group(0) @binding(1) var<storage, read> in0: array<u32>;
 @group(0) @binding(2) var<storage, read> in1: array<u32>;
 @group(0) @binding(3) var<storage, read> in2: array<u32>;
 @group(0) @binding(4) var<storage, read_write> out: array<u32>;
 
-const WG: u32 = 256u;
 const FRAC_1_SQRT_2: f32 = 0.70710678118654752;
 
-fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.y * nwg.x + wid.x) * WG + lid;
-}
-
-// Storage offset of output element `i` (row-major over the dims) in strided operand `k`.
-fn offset_of(i: u32, k: u32) -> u32 {
-    let r = params[1];
-    let base = 2u + r + k * (r + 1u);
-    var off = params[base];
-    var rem = i;
-    for (var d = r; d > 0u; d--) {
-        let size = params[1u + d];
-        off += (rem % size) * params[base + d];
-        rem = rem / size;
+// Element `e` of each input, read as a value of dtype DT.
+fn ld0(e: u32) -> vec2<u32> {
+    if (DT == DT_I64) {
+        return vec2<u32>(in0[2u * e], in0[2u * e + 1u]);
     }
-    return off;
+    return vec2<u32>(in0[e], 0u);
 }
 
-// Non-finite constants built at run time: WGSL forbids them as constant expressions, and a
-// function argument is never constant-folded.
-fn from_bits(b: u32) -> f32 {
-    return bitcast<f32>(b);
+fn ld1(e: u32) -> vec2<u32> {
+    if (DT == DT_I64) {
+        return vec2<u32>(in1[2u * e], in1[2u * e + 1u]);
+    }
+    return vec2<u32>(in1[e], 0u);
 }
 
-// NaN test on the bits: fast-math may fold `x != x` to false, integer ops are never folded.
-fn is_nan(x: f32) -> bool {
-    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+fn ld2(e: u32) -> vec2<u32> {
+    if (DT == DT_I64) {
+        return vec2<u32>(in2[2u * e], in2[2u * e + 1u]);
+    }
+    return vec2<u32>(in2[e], 0u);
+}
+
+// Stores a value of dtype DT_OUT at element `e` of the output.
+fn st(e: u32, v: vec2<u32>) {
+    if (DT_OUT == DT_I64) {
+        out[2u * e] = v.x;
+        out[2u * e + 1u] = v.y;
+    } else {
+        out[e] = v.x;
+    }
 }
 
 // ---------------------------------------------------------------- float functions
@@ -199,34 +193,34 @@ fn erf_f32(x: f32) -> f32 {
 
 fn unary_f32(x: f32) -> f32 {
     switch OP {
-        case 0u: { return -x; }
-        case 1u: { return abs(x); }
-        case 2u: { return sign_f32(x); }
-        case 3u: { return exp(x); }
-        case 4u: { return log_f32(x); }
-        case 5u: { return sqrt_f32(x); }
-        case 6u: { return sin(reduce_angle(x)); }
-        case 7u: { return cos(reduce_angle(x)); }
-        case 8u: { return tanh_f32(x); }
-        case 9u: { return sigmoid_f32(x); }
+        case UNARY_NEG: { return -x; }
+        case UNARY_ABS: { return abs(x); }
+        case UNARY_SIGN: { return sign_f32(x); }
+        case UNARY_EXP: { return exp(x); }
+        case UNARY_LOG: { return log_f32(x); }
+        case UNARY_SQRT: { return sqrt_f32(x); }
+        case UNARY_SIN: { return sin(reduce_angle(x)); }
+        case UNARY_COS: { return cos(reduce_angle(x)); }
+        case UNARY_TANH: { return tanh_f32(x); }
+        case UNARY_SIGMOID: { return sigmoid_f32(x); }
         // NaN stays NaN, as in PyTorch; tested on the bits because compilers may turn
         // `select(x, 0, x < 0)` into max(x, 0), which drops NaN (Mesa's GL driver does).
-        case 10u: { return select(select(x, 0.0, x < 0.0), x, is_nan(x)); }
-        case 11u: { return 0.5 * x * (1.0 + erf_f32(x * FRAC_1_SQRT_2)); }
-        case 12u: { return erf_f32(x); }
-        case 13u: { return softplus_f32(x); }
+        case UNARY_RELU: { return select(select(x, 0.0, x < 0.0), x, is_nan(x)); }
+        case UNARY_GELU: { return 0.5 * x * (1.0 + erf_f32(x * FRAC_1_SQRT_2)); }
+        case UNARY_ERF: { return erf_f32(x); }
+        case UNARY_SOFTPLUS: { return softplus_f32(x); }
         default: { return x; }
     }
 }
 
 // The integer ops (the others never reach an int tensor: the engine promotes to float first).
-// WGSL integer arithmetic wraps, like the CPU's wrapping_* ops.
-fn unary_i32(x: i32) -> i32 {
+// Arithmetic wraps, like the CPU's wrapping_* ops.
+fn unary_i64(x: vec2<u32>) -> vec2<u32> {
     switch OP {
-        case 0u: { return -x; }
-        case 1u: { return abs(x); }
-        case 2u: { return sign(x); }
-        case 10u: { return max(x, 0); }
+        case UNARY_NEG: { return i64_neg(x); }
+        case UNARY_ABS: { return i64_abs(x); }
+        case UNARY_SIGN: { return i64_sign(x); }
+        case UNARY_RELU: { return i64_max(x, I64_ZERO); }
         default: { return x; }
     }
 }
@@ -237,11 +231,11 @@ fn unary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     if (i >= params[0]) {
         return;
     }
-    let x = in0[offset_of(i, 0u)];
-    if (DT == 0u) {
-        out[i] = bitcast<u32>(unary_f32(bitcast<f32>(x)));
+    let x = ld0(offset_of(i, 0u));
+    if (DT == DT_F32) {
+        st(i, vec2<u32>(bitcast<u32>(unary_f32(bitcast<f32>(x.x))), 0u));
     } else {
-        out[i] = bitcast<u32>(unary_i32(bitcast<i32>(x)));
+        st(i, unary_i64(x));
     }
 }
 
@@ -282,62 +276,29 @@ fn pow_f32(x: f32, y: f32) -> f32 {
 
 fn binary_f32(a: f32, b: f32) -> f32 {
     switch OP {
-        case 0u: { return a + b; }
-        case 1u: { return a - b; }
-        case 2u: { return a * b; }
-        case 3u: { return a / b; }
-        case 4u: { return pow_f32(a, b); }
-        // maximum/minimum propagate NaN from either side, as PyTorch does.
-        case 5u: { return select(b, a, a > b || is_nan(a)); }
-        case 6u: { return select(b, a, a < b || is_nan(a)); }
+        case BINARY_ADD: { return a + b; }
+        case BINARY_SUB: { return a - b; }
+        case BINARY_MUL: { return a * b; }
+        case BINARY_DIV: { return a / b; }
+        case BINARY_POW: { return pow_f32(a, b); }
+        case BINARY_MAXIMUM: { return max_nan(a, b); }
+        case BINARY_MINIMUM: { return min_nan(a, b); }
         default: { return a; }
     }
 }
 
-fn pow_i32(a: i32, b: i32) -> i32 {
-    if (b < 0) {
-        if (a == 1) {
-            return 1;
-        }
-        if (a == -1) {
-            return select(-1, 1, (b & 1) == 0);
-        }
-        return 0;
-    }
-    var result = 1;
-    var base = a;
-    var e = b;
-    loop {
-        if (e == 0) {
-            break;
-        }
-        if ((e & 1) == 1) {
-            result = result * base;
-        }
-        base = base * base;
-        e = e >> 1u;
-    }
-    return result;
-}
-
-fn binary_i32(a: i32, b: i32) -> i32 {
+fn binary_i64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
     switch OP {
-        case 0u: { return a + b; }
-        case 1u: { return a - b; }
-        case 2u: { return a * b; }
-        // Division by zero (and the one overflowing quotient) gives 0, as on the CPU.
-        case 3u: {
-            if (b == 0 || (a == i32(-2147483647 - 1) && b == -1)) {
-                return 0;
-            }
-            return a / b;
-        }
-        case 4u: { return pow_i32(a, b); }
-        case 5u: { return max(a, b); }
-        case 6u: { return min(a, b); }
-        case 7u: { return a & b; }
-        case 8u: { return a | b; }
-        case 9u: { return a ^ b; }
+        case BINARY_ADD: { return i64_add(a, b); }
+        case BINARY_SUB: { return i64_sub(a, b); }
+        case BINARY_MUL: { return i64_mul(a, b); }
+        case BINARY_DIV: { return i64_div(a, b); }
+        case BINARY_POW: { return i64_pow(a, b); }
+        case BINARY_MAXIMUM: { return i64_max(a, b); }
+        case BINARY_MINIMUM: { return i64_min(a, b); }
+        case BINARY_BIT_AND: { return a & b; }
+        case BINARY_BIT_OR: { return a | b; }
+        case BINARY_BIT_XOR: { return a ^ b; }
         default: { return a; }
     }
 }
@@ -345,10 +306,10 @@ fn binary_i32(a: i32, b: i32) -> i32 {
 // Bool arithmetic on 0/1 words, as the CPU's binary_bool.
 fn binary_bool(a: u32, b: u32) -> u32 {
     switch OP {
-        case 0u, 5u, 8u: { return a | b; }
-        case 2u, 6u, 7u: { return a & b; }
-        case 1u, 9u: { return a ^ b; }
-        case 4u: { return a | (b ^ 1u); }
+        case BINARY_ADD, BINARY_MAXIMUM, BINARY_BIT_OR: { return a | b; }
+        case BINARY_MUL, BINARY_MINIMUM, BINARY_BIT_AND: { return a & b; }
+        case BINARY_SUB, BINARY_BIT_XOR: { return a ^ b; }
+        case BINARY_POW: { return a | (b ^ 1u); }
         default: { return a; }
     }
 }
@@ -359,41 +320,42 @@ fn binary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     if (i >= params[0]) {
         return;
     }
-    let a = in0[offset_of(i, 0u)];
-    let b = in1[offset_of(i, 1u)];
-    if (DT == 0u) {
-        out[i] = bitcast<u32>(binary_f32(bitcast<f32>(a), bitcast<f32>(b)));
-    } else if (DT == 1u) {
-        out[i] = bitcast<u32>(binary_i32(bitcast<i32>(a), bitcast<i32>(b)));
+    let a = ld0(offset_of(i, 0u));
+    let b = ld1(offset_of(i, 1u));
+    if (DT == DT_F32) {
+        st(i, vec2<u32>(bitcast<u32>(binary_f32(bitcast<f32>(a.x), bitcast<f32>(b.x))), 0u));
+    } else if (DT == DT_I64) {
+        st(i, binary_i64(a, b));
     } else {
-        out[i] = binary_bool(a, b);
+        st(i, vec2<u32>(binary_bool(a.x, b.x), 0u));
     }
 }
 
 // ---------------------------------------------------------------- compare
 
-// OP: 0 eq, 1 ne, 2 lt, 3 le, 4 gt, 5 ge. Any comparison with NaN is false except `ne`.
+// Any comparison with NaN is false except `ne`.
 fn compare_f32(a: f32, b: f32) -> bool {
     let ordered = !is_nan(a) && !is_nan(b);
     switch OP {
-        case 0u: { return ordered && a == b; }
-        case 1u: { return !(ordered && a == b); }
-        case 2u: { return ordered && a < b; }
-        case 3u: { return ordered && a <= b; }
-        case 4u: { return ordered && a > b; }
-        case 5u: { return ordered && a >= b; }
+        case CMP_EQ: { return ordered && a == b; }
+        case CMP_NE: { return !(ordered && a == b); }
+        case CMP_LT: { return ordered && a < b; }
+        case CMP_LE: { return ordered && a <= b; }
+        case CMP_GT: { return ordered && a > b; }
+        case CMP_GE: { return ordered && a >= b; }
         default: { return false; }
     }
 }
 
-fn compare_i32(a: i32, b: i32) -> bool {
+// int64, and bool (0/1 words, high word 0) compared as integers.
+fn compare_i64(a: vec2<u32>, b: vec2<u32>) -> bool {
     switch OP {
-        case 0u: { return a == b; }
-        case 1u: { return a != b; }
-        case 2u: { return a < b; }
-        case 3u: { return a <= b; }
-        case 4u: { return a > b; }
-        case 5u: { return a >= b; }
+        case CMP_EQ: { return i64_eq(a, b); }
+        case CMP_NE: { return !i64_eq(a, b); }
+        case CMP_LT: { return i64_lt(a, b); }
+        case CMP_LE: { return !i64_lt(b, a); }
+        case CMP_GT: { return i64_lt(b, a); }
+        case CMP_GE: { return !i64_lt(a, b); }
         default: { return false; }
     }
 }
@@ -404,81 +366,51 @@ fn compare(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     if (i >= params[0]) {
         return;
     }
-    let a = in0[offset_of(i, 0u)];
-    let b = in1[offset_of(i, 1u)];
+    let a = ld0(offset_of(i, 0u));
+    let b = ld1(offset_of(i, 1u));
     var r: bool;
-    if (DT == 0u) {
-        r = compare_f32(bitcast<f32>(a), bitcast<f32>(b));
+    if (DT == DT_F32) {
+        r = compare_f32(bitcast<f32>(a.x), bitcast<f32>(b.x));
     } else {
-        // bool words are 0/1, so comparing them as integers is comparing them as bools
-        r = compare_i32(bitcast<i32>(a), bitcast<i32>(b));
+        r = compare_i64(a, b);
     }
-    out[i] = select(0u, 1u, r);
+    st(i, vec2<u32>(select(0u, 1u, r), 0u));
 }
 
 // ---------------------------------------------------------------- where, cast, copies, fill
 
-// out = cond ? on_true : on_false. Operands: 0 condition (bool), 1 on_true, 2 on_false. The
-// values are moved as words, so no dtype is needed.
+// out = cond ? on_true : on_false. Operands: 0 condition (bool words), 1 on_true, 2 on_false.
 @compute @workgroup_size(256)
 fn where_select(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, nwg, lid);
     if (i >= params[0]) {
         return;
     }
-    let c = in0[offset_of(i, 0u)];
-    if (c != 0u) {
-        out[i] = in1[offset_of(i, 1u)];
+    if (in0[offset_of(i, 0u)] != 0u) {
+        st(i, ld1(offset_of(i, 1u)));
     } else {
-        out[i] = in2[offset_of(i, 2u)];
+        st(i, ld2(offset_of(i, 2u)));
     }
 }
 
-// dtype conversion DT -> DT_OUT with the CPU's rules: float -> int truncates toward zero and
-// saturates (here at the i32 range, the device's int64 representation), NaN -> 0; anything -> bool
-// is `!= 0` (NaN is true).
+// dtype conversion DT -> DT_OUT with the CPU's rules (common.wgsl's `convert`).
 @compute @workgroup_size(256)
 fn cast_dtype(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, nwg, lid);
     if (i >= params[0]) {
         return;
     }
-    let x = in0[offset_of(i, 0u)];
-    var y = x;
-    if (DT == 0u && DT_OUT == 1u) {
-        let f = bitcast<f32>(x);
-        var v: i32;
-        if (is_nan(f)) {
-            v = 0;
-        } else if (f >= 2147483647.0) {
-            v = 2147483647;
-        } else if (f <= -2147483648.0) {
-            v = i32(-2147483647 - 1);
-        } else {
-            v = i32(f);
-        }
-        y = bitcast<u32>(v);
-    } else if (DT == 0u && DT_OUT == 2u) {
-        y = select(0u, 1u, (x & 0x7fffffffu) != 0u);
-    } else if (DT == 1u && DT_OUT == 0u) {
-        y = bitcast<u32>(f32(bitcast<i32>(x)));
-    } else if (DT == 1u && DT_OUT == 2u) {
-        y = select(0u, 1u, x != 0u);
-    } else if (DT == 2u && DT_OUT == 0u) {
-        y = bitcast<u32>(f32(x));
-    }
-    // bool -> i32 and same-dtype casts keep the word.
-    out[i] = y;
+    st(i, convert(ld0(offset_of(i, 0u)), DT, DT_OUT));
 }
 
-// A C-contiguous copy of a strided view (any dtype).
+// A C-contiguous copy of a strided view.
 @compute @workgroup_size(256)
 fn copy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, nwg, lid);
     if (i >= params[0]) {
         return;
     }
-    out[i] = in0[offset_of(i, 0u)];
+    st(i, ld0(offset_of(i, 0u)));
 }
 
 // Strided write: operand 0 is the source view, operand 1 the destination view inside `out`.
@@ -488,15 +420,16 @@ fn copy_into(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     if (i >= params[0]) {
         return;
     }
-    out[offset_of(i, 1u)] = in0[offset_of(i, 0u)];
+    st(offset_of(i, 1u), ld0(offset_of(i, 0u)));
 }
 
-// params: [0] n, [1] the word to store.
+// params: [0] n (words to set), [1] the word to store at even positions, [2] at odd positions
+// (an int64 fill is a pattern of two words; other dtypes pass the same word twice).
 @compute @workgroup_size(256)
 fn fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, nwg, lid);
     if (i >= params[0]) {
         return;
     }
-    out[i] = params[1];
+    out[i] = params[1u + (i & 1u)];
 }

@@ -1,31 +1,42 @@
 // Sliding-window kernels: unfold (im2col) and fold (col2im), the two primitives convolution and
 // pooling are composed from.
 //
-// Words as in elementwise.wgsl: every buffer is u32 words (f32 bits, i32 for the device's int64,
-// 0/1 for bool; override DT: 0 f32, 1 i32, 2 bool).
+// Values of any dtype (common.wgsl's storage convention; int64 is two words per value).
 //
 // params (both entry points):
 //   [0] n (threads = output elements)   [1] N [2] C [3] H [4] W (the image, [N, C, H, W])
 //   [5] kh [6] kw [7] sh [8] sw [9] ph [10] pw [11] dh [12] dw [13] oh [14] ow (window positions)
 //   [15] offset of the input, [16..20) its 4 (unfold: image) or 3 (fold: columns) strides
-//   unfold: [20] the pad word (bits of the value read outside the image)
+//   unfold: [20] [21] the pad value's words (low, high) (what is read outside the image)
+//   fold: [20] ki_begin [21] ki_end [22] kj_begin [23] kj_end [24] accumulate: the kernel
+//         positions this dispatch sums (the host splits large kernels over several dispatches
+//         that accumulate, so no invocation loops past the bound of common.wgsl)
 //
 // unfold: out [N, C*kh*kw, oh*ow] contiguous, out[n, (c*kh+ki)*kw+kj, oi*ow+oj] =
 //   img[n, c, oi*sh + ki*dh - ph, oj*sw + kj*dw - pw], or the pad word outside the image.
 // fold: out [N, C, H, W] contiguous, the adjoint of unfold: each output pixel gathers (in a
 //   fixed order, so the result is deterministic and needs no atomics) every column entry that
-//   unfold would have read from it. f32 and i32 only.
+//   unfold would have read from it. float32 and int64 only.
 
 override DT: u32 = 0u;
 
-@group(0) @binding(0) var<storage, read> params: array<u32>;
 @group(0) @binding(1) var<storage, read> in0: array<u32>;
 @group(0) @binding(4) var<storage, read_write> out: array<u32>;
 
-const WG: u32 = 256u;
+fn ld(e: u32) -> vec2<u32> {
+    if (DT == DT_I64) {
+        return vec2<u32>(in0[2u * e], in0[2u * e + 1u]);
+    }
+    return vec2<u32>(in0[e], 0u);
+}
 
-fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.y * nwg.x + wid.x) * WG + lid;
+fn st(e: u32, v: vec2<u32>) {
+    if (DT == DT_I64) {
+        out[2u * e] = v.x;
+        out[2u * e + 1u] = v.y;
+    } else {
+        out[e] = v.x;
+    }
 }
 
 @compute @workgroup_size(256)
@@ -49,17 +60,17 @@ fn unfold(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     let hi = i32(oi * params[7] + ki * params[11]) - i32(params[9]);
     let wj = i32(oj * params[8] + kj * params[12]) - i32(params[10]);
     if (hi < 0 || wj < 0 || u32(hi) >= H || u32(wj) >= W) {
-        out[i] = params[20];
+        st(i, vec2<u32>(params[20], params[21]));
         return;
     }
-    out[i] = in0[params[15] + n * params[16] + c * params[17] + u32(hi) * params[18] + u32(wj) * params[19]];
+    st(i, ld(params[15] + n * params[16] + c * params[17] + u32(hi) * params[18] + u32(wj) * params[19]));
 }
 
-fn add_words(a: u32, b: u32) -> u32 {
-    if (DT == 0u) {
-        return bitcast<u32>(bitcast<f32>(a) + bitcast<f32>(b));
+fn add_values(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+    if (DT == DT_F32) {
+        return vec2<u32>(bitcast<u32>(bitcast<f32>(a.x) + bitcast<f32>(b.x)), 0u);
     }
-    return bitcast<u32>(bitcast<i32>(a) + bitcast<i32>(b));
+    return i64_add(a, b);
 }
 
 @compute @workgroup_size(256)
@@ -78,8 +89,15 @@ fn fold(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let y = (i / W) % H;
     let c = (i / (W * H)) % C;
     let n = i / (W * H * C);
-    var acc = 0u; // 0 is +0.0 for f32 and 0 for i32
-    for (var ki = 0u; ki < kh; ki++) {
+    var acc = I64_ZERO; // +0.0 for float32, 0 for int64
+    if (params[24] == 1u) {
+        if (DT == DT_I64) {
+            acc = vec2<u32>(out[2u * i], out[2u * i + 1u]);
+        } else {
+            acc = vec2<u32>(out[i], 0u);
+        }
+    }
+    for (var ki = params[20]; ki < params[21]; ki++) {
         // the window row oi that reads image row y through kernel row ki: oi*sh = y + ph - ki*dh
         let t = i32(y + ph) - i32(ki * dh);
         if (t < 0 || u32(t) % sh != 0u) {
@@ -89,7 +107,7 @@ fn fold(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         if (oi >= oh) {
             continue;
         }
-        for (var kj = 0u; kj < kw; kj++) {
+        for (var kj = params[22]; kj < params[23]; kj++) {
             let u = i32(x + pw) - i32(kj * dw);
             if (u < 0 || u32(u) % sw != 0u) {
                 continue;
@@ -100,8 +118,8 @@ fn fold(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             }
             let row = (c * kh + ki) * kw + kj;
             let src = params[15] + n * params[16] + row * params[17] + (oi * ow + oj) * params[18];
-            acc = add_words(acc, in0[src]);
+            acc = add_values(acc, ld(src));
         }
     }
-    out[i] = acc;
+    st(i, acc);
 }
