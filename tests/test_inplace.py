@@ -170,3 +170,37 @@ def test_inplace_result_dtype_rules():
     assert f.dtype == bp.float32 and f.tolist() == [2.0, 3.0]
     with pytest.raises(ValueError, match="shape"):
         bp.ones(3).add_(bp.ones(2, 3))
+
+
+@pytest.mark.parametrize(
+    "write,ref",
+    [
+        (lambda y: y.add_(y), lambda x: 2 * x),
+        (lambda y: y.mul_(y), lambda x: x * x),
+        (lambda y: y.copy_(y * 3), lambda x: 3 * x),
+        (lambda y: y.copy_(y.clone().exp()), lambda x: x.exp()),
+        (lambda y: y.__setitem__(0, y[0] * 0.1), lambda x: x * bp.tensor([0.1, 1.0], dtype=bp.float64)),
+    ],
+)
+def test_inplace_source_that_reads_the_destination(write, ref):
+    # the source's history goes through the destination's *old* node, so no gradient is lost
+    a = np.array([-2.0, 3.0])
+    got = grads_of(lambda x: (lambda y: (write(y), y)[1])(x * 1), a)[0]
+    want = grads_of(ref, a)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_earlier_uses_keep_the_history_they_were_computed_with():
+    x = bp.tensor([-2.0, 3.0], dtype=bp.float64, requires_grad=True)
+    y = x * 1
+    w = y * 5  # recorded before the in-place op: its gradient is 5, relu or not
+    y.relu_()
+    w.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [5.0, 5.0])
+
+
+def test_inplace_fill_of_a_graph_tensor_cuts_its_history():
+    x = bp.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    y.zero_()
+    assert not y.requires_grad and y.grad_fn is None

@@ -191,7 +191,7 @@ pub fn _sgd_step(
                     nesterov,
                     weight_decay,
                     maximize,
-                    init_buffer: i,
+                    first_step: i,
                 },
             )
         })
@@ -245,7 +245,6 @@ pub fn _adam_step(
                     .ok_or_else(|| PyValueError::new_err("amsgrad needs max_exp_avg_sq buffers"))?,
             );
         }
-        let t = steps[i] as i32;
         let rule = Rule::Adam {
             lr,
             beta1,
@@ -255,8 +254,7 @@ pub fn _adam_step(
             decoupled,
             amsgrad,
             maximize,
-            bias1: 1.0 - beta1.powi(t),
-            bias2: 1.0 - beta2.powi(t),
+            step: steps[i],
         };
         jobs.push((ps[i].clone(), gs[i].clone(), st, rule));
     }
@@ -348,16 +346,17 @@ pub fn _adagrad_step(
     check_len("steps", ps.len(), steps.len())?;
     let jobs = (0..ps.len())
         .map(|i| {
-            let clr = lr / (1.0 + (steps[i] as f64 - 1.0) * lr_decay);
             (
                 ps[i].clone(),
                 gs[i].clone(),
                 vec![ss[i].clone()],
                 Rule::Adagrad {
-                    lr: clr,
+                    lr,
+                    lr_decay,
                     weight_decay,
                     eps,
                     maximize,
+                    step: steps[i],
                 },
             )
         })

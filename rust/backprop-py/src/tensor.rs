@@ -165,8 +165,14 @@ impl PyTensor {
                 op.name(),
                 type_name(other)
             ))),
-            Some(Operand::Scalar(s)) => work(py, a.numel(), || a.binary_scalar_(s, op)).py(),
-            Some(Operand::Tensor(b)) => work(py, a.numel(), || a.binary_(&b, op)).py(),
+            Some(Operand::Scalar(s)) => {
+                self.set(work(py, a.numel(), || a.binary_scalar_(s, op)).py()?);
+                Ok(())
+            }
+            Some(Operand::Tensor(b)) => {
+                self.set(work(py, a.numel(), || a.binary_(&b, op)).py()?);
+                Ok(())
+            }
         }
     }
 
@@ -225,14 +231,21 @@ impl PyTensor {
         let a = self.tensor();
         match self.scaled(other, alpha, op.name())? {
             None => Err(unsupported_operand(op.name(), other)),
-            Some(Operand::Tensor(b)) => work(py, a.numel(), || a.binary_(&b, op)).py(),
-            Some(Operand::Scalar(v)) => work(py, a.numel(), || a.binary_scalar_(v, op)).py(),
+            Some(Operand::Tensor(b)) => {
+                self.set(work(py, a.numel(), || a.binary_(&b, op)).py()?);
+                Ok(())
+            }
+            Some(Operand::Scalar(v)) => {
+                self.set(work(py, a.numel(), || a.binary_scalar_(v, op)).py()?);
+                Ok(())
+            }
         }
     }
 
     fn unary_(&self, py: Python<'_>, op: UnaryOp) -> PyResult<()> {
         let a = self.tensor();
-        work(py, a.numel(), || a.unary_(op)).py()
+        self.set(work(py, a.numel(), || a.unary_(op)).py()?);
+        Ok(())
     }
 
     fn unary(&self, py: Python<'_>, op: UnaryOp) -> PyResult<PyTensor> {
@@ -946,7 +959,8 @@ impl PyTensor {
                 )))
             }
         };
-        work(py, t.numel(), || t.index_put_(&key, &v, false)).py()
+        self.set(work(py, t.numel(), || t.index_put_(&key, &v, false)).py()?);
+        Ok(())
     }
 
     // ------------------------------------------------------------------ arithmetic operators
@@ -1200,7 +1214,7 @@ impl PyTensor {
     }
     fn zero_<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
         let t = slf.get().tensor();
-        work(slf.py(), t.numel(), || t.zero_()).py()?;
+        slf.get().set(work(slf.py(), t.numel(), || t.zero_()).py()?);
         Ok(slf.clone())
     }
     fn fill_<'py>(slf: &Bound<'py, Self>, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Self>> {
@@ -1214,12 +1228,12 @@ impl PyTensor {
                         v.rank()
                     )));
                 }
-                work(slf.py(), t.numel(), || t.copy_(&v)).py()?;
+                slf.get().set(work(slf.py(), t.numel(), || t.copy_(&v)).py()?);
                 return Ok(slf.clone());
             }
             Err(_) => scalar_arg("fill_", value)?,
         };
-        work(slf.py(), t.numel(), || t.fill_(s)).py()?;
+        slf.get().set(work(slf.py(), t.numel(), || t.fill_(s)).py()?);
         Ok(slf.clone())
     }
     fn copy_<'py>(slf: &Bound<'py, Self>, src: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Self>> {
@@ -1228,7 +1242,7 @@ impl PyTensor {
             Ok(s) => s.get().tensor(),
             Err(_) => tensor_from_data(src, Some(t.dtype()), t.device())?,
         };
-        work(slf.py(), t.numel(), || t.copy_(&s)).py()?;
+        slf.get().set(work(slf.py(), t.numel(), || t.copy_(&s)).py()?);
         Ok(slf.clone())
     }
     #[pyo3(signature = (min=None, max=None))]
@@ -1239,10 +1253,11 @@ impl PyTensor {
     ) -> PyResult<Bound<'py, Self>> {
         let t = slf.get().tensor();
         let (lo, hi) = (clamp_bound(min, &t)?, clamp_bound(max, &t)?);
-        work(slf.py(), t.numel(), || {
+        let r = work(slf.py(), t.numel(), || {
             t.apply_inplace("clamp_", |v| v.clamp_tensors(lo.as_ref(), hi.as_ref()))
         })
         .py()?;
+        slf.get().set(r);
         Ok(slf.clone())
     }
     #[pyo3(signature = (from_=0.0, to=1.0, *, generator=None))]
@@ -1254,7 +1269,7 @@ impl PyTensor {
     ) -> PyResult<Bound<'py, Self>> {
         let _ = generator;
         let t = slf.get().tensor();
-        work(slf.py(), t.numel(), || t.uniform_(from_, to)).py()?;
+        slf.get().set(work(slf.py(), t.numel(), || t.uniform_(from_, to)).py()?);
         Ok(slf.clone())
     }
     #[pyo3(signature = (mean=0.0, std=1.0, *, generator=None))]
@@ -1266,7 +1281,7 @@ impl PyTensor {
     ) -> PyResult<Bound<'py, Self>> {
         let _ = generator;
         let t = slf.get().tensor();
-        work(slf.py(), t.numel(), || t.normal_(mean, std)).py()?;
+        slf.get().set(work(slf.py(), t.numel(), || t.normal_(mean, std)).py()?);
         Ok(slf.clone())
     }
     fn detach_<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {

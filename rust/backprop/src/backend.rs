@@ -68,6 +68,18 @@ pub trait BackendStorage: Sized + Send + Sync {
     /// col2im of an `[N, C*kh*kw, L]` view into `[N, C, H, W]` with `(H, W) = out_hw`, summing overlaps.
     fn fold(&self, l: &Layout, w: &Window, out_hw: (usize, usize)) -> Result<Self>;
 
+    /// One fused optimizer step in place: `self` is the parameter (viewed by `l`), `states` its
+    /// optimizer state in `Rule`'s order. Every operand is contiguous, of `self`'s float dtype,
+    /// with `l`'s element count, and no two share memory (`optim::update::apply` ensures it).
+    fn fused_update(
+        &mut self,
+        l: &Layout,
+        grad: &Self,
+        gl: &Layout,
+        states: &mut [(&mut Self, &Layout)],
+        rule: &crate::optim::rule::Rule,
+    ) -> Result<()>;
+
     /// A storage of `shape.numel()` elements all equal to `value`.
     fn full(shape: &Shape, value: Scalar, dtype: DType) -> Result<Self>;
 }

@@ -242,7 +242,7 @@ impl Tensor {
     }
 
     /// In place: uniform samples in [from, to) (PyTorch's `uniform_`).
-    pub fn uniform_(&self, from: f64, to: f64) -> Result<()> {
+    pub fn uniform_(&self, from: f64, to: f64) -> Result<Tensor> {
         let _g = crate::no_grad();
         let dtype = float_only("uniform_", self.dtype())?;
         let r = Tensor::uniform(self.shape().clone(), from, to, dtype, self.device())?;
@@ -250,7 +250,7 @@ impl Tensor {
     }
 
     /// In place: normal samples (PyTorch's `normal_`).
-    pub fn normal_(&self, mean: f64, std: f64) -> Result<()> {
+    pub fn normal_(&self, mean: f64, std: f64) -> Result<Tensor> {
         let _g = crate::no_grad();
         let dtype = float_only("normal_", self.dtype())?;
         let r = Tensor::normal(self.shape().clone(), mean, std, dtype, self.device())?;

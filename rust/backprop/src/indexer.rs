@@ -450,12 +450,13 @@ impl Tensor {
 
     /// `self[key] = value` in place (Python's `__setitem__`), with gradients when autograd
     /// records: `self` takes the history of [`Tensor::index_put`].
-    pub fn index_put_(&self, key: &[Indexer], value: &Tensor, accumulate: bool) -> Result<()> {
+    pub fn index_put_(&self, key: &[Indexer], value: &Tensor, accumulate: bool) -> Result<Tensor> {
         let recording = crate::is_grad_enabled() && (self.requires_grad() || value.requires_grad());
         if !recording && !accumulate && !key.iter().any(|k| matches!(k, Indexer::Tensor(_))) {
             // basic key: write straight through the view
             let view = self.index(key)?;
-            return view.copy_(&value_for(self, value, view.shape())?);
+            view.copy_(&value_for(self, value, view.shape())?)?;
+            return Ok(self.clone());
         }
         if !accumulate {
             if let [Indexer::Tensor(m)] = key {

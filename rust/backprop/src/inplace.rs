@@ -2,12 +2,18 @@
 //! including ones inside a graph.
 //!
 //! Every in-place op goes through [`Tensor::apply_inplace`]: the new value is computed out of
-//! place from a *snapshot* of the tensor (a handle on the same memory carrying the tensor's
-//! current history), written into the tensor's memory, and, when autograd recorded the
-//! computation, the tensor takes over the result's history. So `y = x * 2; y.relu_()` gives `y`
-//! the history `relu(mul(x, 2))`, as PyTorch does. The write bumps the memory's version counter;
-//! backward checks the versions of every value a rule reads, so a value overwritten after an op
-//! saved it is an error naming the op, never a silently wrong gradient.
+//! place from the tensor, written into the tensor's memory, and the op returns the tensor that
+//! now stands for it: the same memory and layout and, when autograd recorded the computation,
+//! a new graph node holding the result's history. So `y = x * 2; y = y.relu_()?` gives `y` the
+//! history `relu(mul(x, 2))`, as PyTorch does, while everything recorded earlier from `y` (its
+//! graph edges point at the old node) keeps the history it was computed with. That is PyTorch's
+//! rule too: its graph edges point at the node a tensor had when it was used. (The Python
+//! binding rebinds the Python object to the returned tensor, so every Python reference sees the
+//! new history; in Rust, other clones of the handle keep the old one.)
+//!
+//! The write bumps the memory's version counter; backward checks the versions of every value a
+//! rule reads, so a value overwritten after an op saved it is an error naming the op, never a
+//! silently wrong gradient.
 //!
 //! What is refused, with PyTorch's reasons:
 //! - writing into a tensor whose elements alias (an `expand`ed view: stride 0 on a dim of extent
@@ -61,16 +67,15 @@ impl Tensor {
         Ok(())
     }
 
-    /// The one path of every in-place op: `f` computes the new value from a handle on the current
-    /// one (never from `self` directly, so a recorded op points at the old history, not at
-    /// itself); the value is cast to this dtype, written into this memory, and when autograd
-    /// recorded `f`, this tensor takes over its history.
+    /// The one path of every in-place op: `f` computes the new value from `self`; the value is
+    /// cast to this dtype, written into this memory, and the tensor that now stands for `self`
+    /// is returned (with the result's history when autograd recorded `f`).
     ///
     /// ```
     /// # use backprop::{Tensor, Device, DType};
     /// let x = Tensor::from_vec(vec![-1.0f32, 2.0], [2], Device::Cpu)?.requires_grad_(true)?;
     /// let y = x.mul_scalar(3.0)?;
-    /// y.apply_inplace("relu_", |v| v.relu())?;      // y = relu(3x), in y's own memory
+    /// let y = y.apply_inplace("relu_", |v| v.relu())?;  // y = relu(3x), in y's own memory
     /// y.sum_all()?.backward()?;
     /// assert_eq!(x.grad().unwrap().to_vec::<f32>()?, vec![0.0, 3.0]);
     /// # Ok::<(), backprop::Error>(())
@@ -79,10 +84,9 @@ impl Tensor {
         &self,
         op: &'static str,
         f: impl FnOnce(&Tensor) -> Result<Tensor>,
-    ) -> Result<()> {
+    ) -> Result<Tensor> {
         self.check_writable(op)?;
-        let snap = self.snapshot();
-        let r = f(&snap)?;
+        let r = f(self)?;
         if r.shape() != self.shape() {
             return Err(Error::ShapeMismatch {
                 op,
@@ -131,9 +135,13 @@ impl Tensor {
         }
         self.write_values(op, &r)?;
         if recorded {
-            self.take_history_of(&r);
+            Ok(self.with_history_of(&r))
+        } else if crate::is_grad_enabled() && self.requires_grad() {
+            // the value no longer depends on the old history, and nothing recorded a new one
+            Ok(self.detach())
+        } else {
+            Ok(self.clone())
         }
-        Ok(())
     }
 
     /// Writes the values of `src` (same shape and dtype) into this tensor's memory.
@@ -166,8 +174,9 @@ impl Tensor {
     }
 
     /// Copies `src` (broadcast to this shape, cast to this dtype, moved to this device) into this
-    /// tensor's memory; differentiable with respect to `src` (and `self` loses its old history).
-    pub fn copy_(&self, src: &Tensor) -> Result<()> {
+    /// tensor's memory; differentiable with respect to `src` (the returned tensor's history is
+    /// the copy's).
+    pub fn copy_(&self, src: &Tensor) -> Result<Tensor> {
         let src = if src.device() != self.device() {
             src.to_device(self.device())?
         } else {
@@ -184,29 +193,29 @@ impl Tensor {
     }
 
     /// Sets every element to `value` (cast to this dtype, as PyTorch's `fill_`).
-    pub fn fill_(&self, value: Scalar) -> Result<()> {
+    pub fn fill_(&self, value: Scalar) -> Result<Tensor> {
         let v = Tensor::full_scalar(value, self.dtype(), self.device())?;
         let shape = self.shape().clone();
         self.apply_inplace("fill_", |_| Ok(v.broadcast_to(&shape)?.alias()))
     }
 
     /// Sets every element to zero.
-    pub fn zero_(&self) -> Result<()> {
+    pub fn zero_(&self) -> Result<Tensor> {
         self.fill_(Scalar::Int(0))
     }
 
     /// `self = self OP rhs` in place (`+=`, `add_`, ...), with PyTorch's in-place promotion rule.
-    pub fn binary_(&self, rhs: &Tensor, op: BinaryOp) -> Result<()> {
+    pub fn binary_(&self, rhs: &Tensor, op: BinaryOp) -> Result<Tensor> {
         self.apply_inplace(op.inplace_name(), |v| v.binary(rhs, op))
     }
 
     /// `self = self OP s` in place.
-    pub fn binary_scalar_(&self, s: Scalar, op: BinaryOp) -> Result<()> {
+    pub fn binary_scalar_(&self, s: Scalar, op: BinaryOp) -> Result<Tensor> {
         self.apply_inplace(op.inplace_name(), |v| v.binary_scalar(s, op, false))
     }
 
     /// `self = f(self)` in place (`relu_`, `exp_`, ...).
-    pub fn unary_(&self, op: UnaryOp) -> Result<()> {
+    pub fn unary_(&self, op: UnaryOp) -> Result<Tensor> {
         self.apply_inplace(op.name(), |v| v.unary(op))
     }
 

@@ -193,6 +193,52 @@ impl Storage {
     pub fn softmax(&self, l: &Layout, dim: usize, log: bool) -> Result<Storage> {
         one!(self, |s| s.softmax(l, dim, log))
     }
+    /// The fused optimizer step (see `BackendStorage::fused_update`); every operand must be on
+    /// this storage's device.
+    pub fn fused_update(
+        &mut self,
+        l: &Layout,
+        grad: &Storage,
+        gl: &Layout,
+        states: &mut [(&mut Storage, &Layout)],
+        rule: &crate::optim::rule::Rule,
+    ) -> Result<()> {
+        const OP: &str = "optimizer step";
+        let dev = self.device();
+        for d in std::iter::once(grad.device()).chain(states.iter().map(|(s, _)| s.device())) {
+            if d != dev {
+                return Err(device_mismatch(OP, &[dev, d]));
+            }
+        }
+        let internal = || Error::invalid(OP, "internal: device mismatch after the check");
+        match (self, grad) {
+            (Storage::Cpu(p), Storage::Cpu(g)) => {
+                let mut st: Vec<(&mut CpuStorage, &Layout)> = states
+                    .iter_mut()
+                    .map(|(s, sl)| match &mut **s {
+                        Storage::Cpu(c) => Ok((c, *sl)),
+                        #[allow(unreachable_patterns)]
+                        _ => Err(internal()),
+                    })
+                    .collect::<Result<_>>()?;
+                p.fused_update(l, g, gl, &mut st, rule)
+            }
+            #[cfg(feature = "gpu")]
+            (Storage::Gpu(p), Storage::Gpu(g)) => {
+                let mut st: Vec<(&mut GpuStorage, &Layout)> = states
+                    .iter_mut()
+                    .map(|(s, sl)| match &mut **s {
+                        Storage::Gpu(c) => Ok((c, *sl)),
+                        _ => Err(internal()),
+                    })
+                    .collect::<Result<_>>()?;
+                p.fused_update(l, g, gl, &mut st, rule)
+            }
+            #[allow(unreachable_patterns)]
+            _ => Err(internal()),
+        }
+    }
+
     pub fn unfold(&self, l: &Layout, w: &Window, pad_value: f64) -> Result<Storage> {
         one!(self, |s| s.unfold(l, w, pad_value))
     }

@@ -193,29 +193,6 @@ impl Tensor {
         )
     }
 
-    /// A new handle on `self`'s memory and layout that carries `self`'s current history: what an
-    /// in-place op records as its input, so that `self` itself can take the op's output's place.
-    pub(crate) fn snapshot(&self) -> Tensor {
-        let meta = lock(&self.0.meta);
-        let node = meta.node.clone();
-        let name = meta.name;
-        drop(meta);
-        LIVE.fetch_add(1, Ordering::Relaxed);
-        Tensor(Arc::new(TensorImpl {
-            id: TensorId(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
-            storage: self.0.storage.clone(),
-            layout: self.0.layout.clone(),
-            dtype: self.0.dtype,
-            device: self.0.device,
-            requires_grad: AtomicBool::new(self.requires_grad()),
-            is_leaf: AtomicBool::new(self.is_leaf()),
-            is_view: self.0.is_view,
-            meta: Mutex::new(Meta { node, name }),
-            grad: Mutex::new(None),
-            retains_grad: AtomicBool::new(false),
-        }))
-    }
-
     /// A leaf over `data`'s memory that keeps this leaf's autograd state (`requires_grad`, and
     /// `.grad` where it still fits): what PyTorch's `t.data = data` does, used to move a
     /// parameter to another device or dtype while the Python object holding it stays the same.
@@ -252,20 +229,30 @@ impl Tensor {
         Ok(t)
     }
 
-    /// Gives `self` the history of `result` (an op applied to a snapshot of `self`), after
-    /// `result`'s values were written into `self`'s memory.
-    pub(crate) fn take_history_of(&self, result: &Tensor) {
-        let node = lock(&result.0.meta).node.take();
-        let Some(mut node) = node else { return };
-        // the output's values are the ones just written: that write is the version they have
-        node.out_version = self.version();
-        let name = Some(node.op.name());
-        *lock(&self.0.meta) = Meta {
-            node: Some(node),
-            name,
-        };
-        self.0.is_leaf.store(false, Ordering::Relaxed);
-        self.0.requires_grad.store(true, Ordering::Relaxed);
+    /// A tensor over `self`'s memory and layout carrying the history of `result` (an op
+    /// applied to `self` whose values were just written into `self`'s memory): what an in-place
+    /// op returns. `result`'s node moves to the new tensor.
+    pub(crate) fn with_history_of(&self, result: &Tensor) -> Tensor {
+        let node = lock(&result.0.meta).node.take().map(|mut n| {
+            // the output's values are the ones just written: that write is the version they have
+            n.out_version = self.version();
+            n
+        });
+        let name = node.as_ref().map(|n| n.op.name());
+        LIVE.fetch_add(1, Ordering::Relaxed);
+        Tensor(Arc::new(TensorImpl {
+            id: TensorId(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
+            storage: self.0.storage.clone(),
+            layout: self.0.layout.clone(),
+            dtype: self.0.dtype,
+            device: self.0.device,
+            requires_grad: AtomicBool::new(true),
+            is_leaf: AtomicBool::new(false),
+            is_view: false,
+            meta: Mutex::new(Meta { node, name }),
+            grad: Mutex::new(None),
+            retains_grad: AtomicBool::new(self.retains_grad()),
+        }))
     }
 
     /// A tensor over CPU memory (owned or foreign) viewed through `layout`.

@@ -1335,8 +1335,7 @@ fn optimizer_rules() -> Vec<(
             decoupled,
             amsgrad,
             maximize,
-            bias1: 1.0 - 0.9f64.powi(t),
-            bias2: 1.0 - 0.999f64.powi(t),
+            step: t as u64,
         })
     }
     fn rms(
@@ -1369,15 +1368,17 @@ fn optimizer_rules() -> Vec<(
             nesterov,
             weight_decay,
             maximize,
-            init_buffer: t == 1,
+            first_step: t == 1,
         })
     }
     fn adagrad(weight_decay: f64, maximize: bool) -> Box<dyn Fn(i32) -> Rule> {
         Box::new(move |t| Rule::Adagrad {
-            lr: 0.1 / (1.0 + (t - 1) as f64 * 0.01),
+            lr: 0.1,
+            lr_decay: 0.01,
             weight_decay,
             eps: 1e-10,
             maximize,
+            step: t as u64,
         })
     }
     vec![
@@ -1479,7 +1480,7 @@ fn fused_optimizer_flushes_denormal_state_like_the_cpu() {
         nesterov: false,
         weight_decay: 0.0,
         maximize: false,
-        init_buffer: false,
+        first_step: false,
     };
     let adam = Rule::Adam {
         lr: 1e-3,
@@ -1490,8 +1491,7 @@ fn fused_optimizer_flushes_denormal_state_like_the_cpu() {
         decoupled: false,
         amsgrad: false,
         maximize: false,
-        bias1: 0.5,
-        bias2: 0.5,
+        step: 1,
     };
     let rms = Rule::RmsProp {
         lr: 1e-3,

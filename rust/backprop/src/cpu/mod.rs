@@ -8,6 +8,7 @@ pub mod features;
 pub mod index;
 pub mod math;
 pub mod matmul;
+pub(crate) mod optim;
 pub mod parallel;
 pub mod reduce;
 pub mod simd;
@@ -610,6 +611,17 @@ impl BackendStorage for CpuStorage {
                 })
             }
         })
+    }
+
+    fn fused_update(
+        &mut self,
+        l: &Layout,
+        grad: &Self,
+        gl: &Layout,
+        states: &mut [(&mut Self, &Layout)],
+        rule: &crate::optim::rule::Rule,
+    ) -> Result<()> {
+        optim::fused_update(self, l, grad, gl, states, rule)
     }
 
     fn full(shape: &Shape, value: Scalar, dtype: DType) -> Result<Self> {

@@ -122,20 +122,6 @@ impl GpuStorage {
         Ok(out)
     }
 
-    /// Applies one optimizer step in place: `self` is the parameter, `states` its optimizer state
-    /// (in `Rule`'s order), all float32 and contiguous; one dispatch of `shaders/optim.wgsl`.
-    /// The caller holds the storages' locks (see `optim::update`).
-    pub(crate) fn fused_update(
-        &mut self,
-        l: &Layout,
-        grad: &GpuStorage,
-        gl: &Layout,
-        states: &mut [(&mut GpuStorage, &Layout)],
-        rule: &crate::optim::update::Rule,
-    ) -> Result<()> {
-        optim::fused_update(self, l, grad, gl, states, rule)
-    }
-
     /// Reads the elements of a strided view back into a contiguous CPU storage (waits for the
     /// device).
     pub fn to_cpu(&self, l: &Layout) -> Result<CpuStorage> {
@@ -255,6 +241,16 @@ impl BackendStorage for GpuStorage {
     }
     fn fold(&self, l: &Layout, w: &Window, out_hw: (usize, usize)) -> Result<Self> {
         conv::fold(self, l, w, out_hw)
+    }
+    fn fused_update(
+        &mut self,
+        l: &Layout,
+        grad: &Self,
+        gl: &Layout,
+        states: &mut [(&mut Self, &Layout)],
+        rule: &crate::optim::rule::Rule,
+    ) -> Result<()> {
+        optim::fused_update(self, l, grad, gl, states, rule)
     }
     fn full(shape: &Shape, value: Scalar, dtype: DType) -> Result<Self> {
         elementwise::full(shape, value, dtype)

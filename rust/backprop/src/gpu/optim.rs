@@ -1,8 +1,7 @@
 //! Fused optimizer updates on the GPU (`shaders/optim.wgsl`): one dispatch per parameter per
 //! step updates the parameter and its state buffers in place, with the CPU fused kernel's
-//! arithmetic. `optim::update::apply` calls this for float32, contiguous, unaliased tensors
-//! on the GPU (holding every tensor's storage lock, in address order, as the CPU path does);
-//! anything else takes its composite path.
+//! arithmetic and the factors of `optim::rule`. `optim::update::apply` makes the operands
+//! contiguous and unaliased and holds their storage locks.
 
 use super::buffer::{alloc_words, GpuBuffer};
 use super::common::word;
@@ -11,7 +10,7 @@ use super::dispatch::{groups_for, Bind};
 use crate::wgsl::optim_flags as flag;
 use super::pipeline::{Kernel, Shader};
 use super::GpuStorage;
-use crate::optim::update::Rule;
+use crate::optim::rule::Rule;
 use crate::{DType, Device, Error, Layout, Result, Shape};
 use std::sync::OnceLock;
 
@@ -74,7 +73,7 @@ pub(crate) fn fused_update(
             nesterov,
             weight_decay,
             maximize,
-            init_buffer,
+            first_step: init_buffer,
         } => {
             let has_buf = momentum != 0.0;
             let flags = bit(maximize, flag::MAXIMIZE)
@@ -103,9 +102,9 @@ pub(crate) fn fused_update(
             decoupled,
             amsgrad,
             maximize,
-            bias1,
-            bias2,
+            step,
         } => {
+            let f = Rule::adam_factors(lr, beta1, beta2, weight_decay, step);
             let flags = bit(maximize, flag::MAXIMIZE)
                 | bit(amsgrad, flag::VARIANT)
                 | bit(decoupled, flag::FIRST_OR_DECOUPLED);
@@ -114,11 +113,11 @@ pub(crate) fn fused_update(
                 f32_bits(beta2),
                 f32_bits(eps),
                 f32_bits(weight_decay),
-                f32_bits(lr / bias1),
-                f32_bits(1.0 / bias2.sqrt()),
-                f32_bits(1.0 - lr * weight_decay),
-                f32_bits(1.0 - beta1),
-                f32_bits(1.0 - beta2),
+                f32_bits(f.step_size),
+                f32_bits(f.inv_sqrt_bias2),
+                f32_bits(f.decay),
+                f32_bits(f.one_minus_beta1),
+                f32_bits(f.one_minus_beta2),
             ];
             (
                 "adam",
@@ -163,13 +162,19 @@ pub(crate) fn fused_update(
         }
         Rule::Adagrad {
             lr,
+            lr_decay,
             weight_decay,
             eps,
             maximize,
+            step,
         } => (
             "adagrad",
             bit(maximize, flag::MAXIMIZE),
-            vec![f32_bits(lr), f32_bits(weight_decay), f32_bits(eps)],
+            vec![
+                f32_bits(Rule::adagrad_lr(lr, lr_decay, step)),
+                f32_bits(weight_decay),
+                f32_bits(eps),
+            ],
             [Some(0), None, None],
             3,
         ),

@@ -36,9 +36,10 @@ pub fn fans(t: &Tensor) -> Result<(usize, usize)> {
     Ok((t.dims()[1] * receptive, t.dims()[0] * receptive))
 }
 
+/// Initialisers write under no_grad, like PyTorch's: the tensor keeps its identity and history.
 fn fill(t: &Tensor, v: Tensor) -> Result<()> {
     let _g = crate::no_grad();
-    t.copy_(&v)
+    t.copy_(&v).map(|_| ())
 }
 
 pub fn uniform_(t: &Tensor, lo: f64, hi: f64) -> Result<()> {
@@ -61,6 +62,7 @@ pub fn constant_(t: &Tensor, v: f64) -> Result<()> {
         t.dtype(),
         t.device(),
     )?)
+    .map(|_| ())
 }
 pub fn zeros_(t: &Tensor) -> Result<()> {
     constant_(t, 0.0)

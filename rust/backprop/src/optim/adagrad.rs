@@ -53,17 +53,18 @@ impl Optimizer for Adagrad {
                 *sum = Some(p.detach().full_like(c.initial_accumulator_value)?);
             }
             *step += 1;
-            let clr = c.lr / (1.0 + (*step as f64 - 1.0) * c.lr_decay);
             let states: Vec<Tensor> = sum.iter().cloned().collect();
             apply(
                 p,
                 &g,
                 &states,
                 &Rule::Adagrad {
-                    lr: clr,
+                    lr: c.lr,
+                    lr_decay: c.lr_decay,
                     weight_decay: c.weight_decay,
                     eps: c.eps,
                     maximize: c.maximize,
+                    step: *step,
                 },
             )?;
         }

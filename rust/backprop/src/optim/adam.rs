@@ -83,7 +83,6 @@ impl Optimizer for Adam {
             if c.amsgrad {
                 states.push(state_like(&mut s.vmax, p)?);
             }
-            let t = s.step as i32;
             let rule = Rule::Adam {
                 lr: c.lr,
                 beta1: c.betas.0,
@@ -93,8 +92,7 @@ impl Optimizer for Adam {
                 decoupled: c.decoupled_weight_decay,
                 amsgrad: c.amsgrad,
                 maximize: c.maximize,
-                bias1: 1.0 - c.betas.0.powi(t),
-                bias2: 1.0 - c.betas.1.powi(t),
+                step: s.step,
             };
             apply(p, &g, &states, &rule)?;
         }

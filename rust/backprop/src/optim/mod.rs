@@ -16,6 +16,7 @@ mod adagrad;
 mod adam;
 mod rmsprop;
 mod sgd;
+pub mod rule;
 pub mod update;
 
 pub use adagrad::{Adagrad, AdagradConfig};

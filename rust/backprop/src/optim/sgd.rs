@@ -62,7 +62,7 @@ impl Optimizer for Sgd {
                 nesterov: c.nesterov,
                 weight_decay: c.weight_decay,
                 maximize: c.maximize,
-                init_buffer: init,
+                first_step: init,
             };
             apply(p, &g, &states, &rule)?;
         }
