@@ -627,6 +627,11 @@ def test_batch_norm_tracks_batches_like_pytorch(rng):
     np.testing.assert_allclose(bn.running_var.numpy(), np.mean([x.var(0, ddof=1) for x in xs], 0), rtol=1e-10)
     with pytest.raises(ValueError, match="expected 2D or 3D input"):
         bn(bp.randn(2, 3, 4, 5))
+    # a checkpoint without num_batches_tracked (older ones) still loads strictly; the count stays
+    old = {k: v for k, v in bn.state_dict().items() if k != "num_batches_tracked"}
+    fresh = nn.BatchNorm1d(3, dtype=bp.float64)
+    assert fresh.load_state_dict(old).missing_keys == [] and fresh.num_batches_tracked.item() == 0
+    np.testing.assert_array_equal(fresh.running_mean.numpy(), bn.running_mean.numpy())
 
 
 def test_rms_norm_and_layer_norm_without_bias(rng):
@@ -731,3 +736,43 @@ def test_pad_sequence():
     assert xs[0].grad.tolist() == [2.0, 2.0]
     with pytest.raises(ValueError, match="padding_side"):
         nn.utils.rnn.pad_sequence(seqs, padding_side="middle")
+
+
+# ------------------------------------------------------------------ GPU parity of the compositions
+
+GPU_CASES = {
+    "elu_inplace": lambda t: F.elu(t * 1.0, inplace=True),
+    "mish": F.mish,
+    "hardswish": F.hardswish,
+    "leaky_inplace": lambda t: F.leaky_relu(t * 1.0, 0.1, inplace=True),
+    "glu": lambda t: F.glu(t, 1),
+    "group_norm": lambda t: F.group_norm(t, 2),
+    "instance_norm": lambda t: F.instance_norm(t),
+    "bilinear_resize": lambda t: F.interpolate(t, size=(7, 5), mode="bilinear"),
+    "nearest_resize": lambda t: F.interpolate(t, size=(9, 4)),
+    "adaptive_max": lambda t: F.adaptive_max_pool2d(t, (4, 5)),
+    "pixel_shuffle": lambda t: F.pixel_shuffle(t, 2),
+    "max_pool1d": lambda t: F.max_pool1d(t.flatten(2), 3, 2),
+    "circular_pad": lambda t: F.pad(t, (1, 2, 2, 1), "circular"),
+    "cosine_sim": lambda t: F.cosine_similarity(t, t * 0.5 + 1.0),
+    "triplet": lambda t: F.triplet_margin_loss(t.flatten(1), t.flatten(1) * 0.5, t.flatten(1) + 1.0),
+    "multilabel_soft_margin": lambda t: F.multilabel_soft_margin_loss(t.flatten(1), (t.flatten(1) > 0).float()),
+}
+
+
+@pytest.mark.parametrize("name", list(GPU_CASES))
+def test_gpu_matches_cpu(name):
+    if not bp.gpu.is_available():
+        pytest.skip("no GPU adapter")
+    fn = GPU_CASES[name]
+    x = np.random.default_rng(5).standard_normal((2, 4, 6, 6)).astype(np.float32)
+    outs, grads = [], []
+    for dev in ("cpu", "gpu"):
+        t = bp.tensor(x, device=dev, requires_grad=True)
+        y = fn(t)
+        assert y.device == bp.device(dev)
+        (y * y).sum().backward()
+        outs.append(y.detach().to("cpu").numpy())
+        grads.append(t.grad.to("cpu").numpy())
+    np.testing.assert_allclose(outs[1], outs[0], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-3, atol=1e-3)

@@ -5,7 +5,7 @@ Embedding, with PyTorch's parameter and buffer names (``weight``, ``bias``, ``ru
 from __future__ import annotations
 
 import warnings
-from typing import Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 from .. import _core
 from .._core import Tensor
@@ -145,6 +145,15 @@ class _NormBase(Module):
         if self.affine:
             init.ones_(self.weight)
             init.zeros_(self.bias)
+
+    def _load_from_state_dict(self, state_dict: Dict[str, Any], prefix: str, missing_keys: List[str],
+                              unexpected_keys: List[str], error_msgs: List[str], pending: List[Any]) -> None:
+        # checkpoints from before num_batches_tracked existed (PyTorch's version-1 BatchNorm, and
+        # backprop_rs's own before this buffer) lack the key: keep the current count, as PyTorch does
+        key = prefix + "num_batches_tracked"
+        if self.track_running_stats and self.num_batches_tracked is not None and key not in state_dict:
+            state_dict[key] = self.num_batches_tracked.clone()
+        super()._load_from_state_dict(state_dict, prefix, missing_keys, unexpected_keys, error_msgs, pending)
 
     def _factor(self) -> float:
         """The running-average factor for this step: ``momentum``, or ``1 / num_batches_tracked``
