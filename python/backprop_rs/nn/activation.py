@@ -3,7 +3,6 @@ constructor arguments (``inplace=`` where PyTorch has it) and ``extra_repr``."""
 
 from __future__ import annotations
 
-import math
 from typing import Optional, Sequence
 
 from .. import _core
@@ -389,5 +388,3 @@ def _no_grad():
 
     return no_grad()
 
-
-_ = math

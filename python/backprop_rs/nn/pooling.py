@@ -47,6 +47,9 @@ class MaxPool2d(_Pool):
         return _core.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
                                 self.return_indices)
 
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", dilation={self.dilation}, ceil_mode={self.ceil_mode}"
+
 
 class AvgPool1d(_Pool):
     """Mean over sliding windows of ``(N, C, L)`` / ``(C, L)``."""
