@@ -1,53 +1,57 @@
-"""Stateless functions of tensors, with ``torch.nn.functional``'s names and defaults."""
+"""Stateless functions of tensors, with ``torch.nn.functional``'s names, argument order and defaults.
+
+The fused ops come from the Rust core (``_core``); everything else is composed here from tensor
+ops the engine differentiates, so none of it has a backward of its own.
+
+In-place forms (``inplace=True``) write into ``input`` with the tensor's in-place methods and
+return it. Piecewise-linear activations (relu, leaky_relu, hardtanh, relu6, threshold,
+hardsigmoid, dropout) use in-place ops whose other operand is a constant (a mask or a scalar), so
+their history is exact to every order. For the smooth ones (elu, selu, celu, silu, mish,
+hardswish) the engine offers no fused in-place kernel, and an in-place op whose source depends
+on the destination's own history loses that dependency (``y.copy_(f(y))`` drops ``f``'s gradient
+— an engine defect, reported); so when ``input`` takes part in a graph they write
+``f(x) = f'(x) * x + (f(x) - f'(x) * x)`` as ``input.mul_(a).add_(b)`` with ``a`` and ``b``
+computed from the old value and detached: the value and the first derivative are PyTorch's, the
+second derivative through that op is not (a double backward through it sees ``f'' = 0``).
+"""
 
 from __future__ import annotations
 
-from typing import Optional
+import math
+import warnings
+from typing import Callable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
 
 from .. import _core
 from .._core import Tensor
 
 __all__ = [
-    "relu",
-    "leaky_relu",
-    "gelu",
-    "sigmoid",
-    "tanh",
-    "softplus",
-    "softmax",
-    "log_softmax",
-    "dropout",
-    "linear",
-    "layer_norm",
-    "batch_norm",
-    "embedding",
-    "conv2d",
-    "conv_transpose2d",
-    "max_pool2d",
-    "avg_pool2d",
-    "adaptive_avg_pool2d",
-    "pad",
-    "unfold",
-    "fold",
-    "dropout2d",
-    "upsample_nearest",
-    "cross_entropy",
-    "nll_loss",
-    "mse_loss",
-    "l1_loss",
-    "binary_cross_entropy_with_logits",
+    # activations
+    "relu", "relu_", "relu6", "leaky_relu", "leaky_relu_", "gelu", "sigmoid", "tanh", "softplus", "softmax",
+    "log_softmax", "softmin", "silu", "elu", "elu_", "selu", "selu_", "celu", "celu_", "mish", "hardtanh",
+    "hardtanh_", "hardswish", "hardsigmoid", "prelu", "glu", "softsign", "tanhshrink", "threshold", "threshold_",
+    "logsigmoid", "hardshrink", "softshrink",
+    # dropout
+    "dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout",
+    # linear, embedding, distances
+    "linear", "bilinear", "embedding", "one_hot", "normalize", "cosine_similarity", "pairwise_distance",
+    # normalisation
+    "layer_norm", "batch_norm", "group_norm", "instance_norm", "rms_norm",
+    # convolution, pooling, resampling
+    "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool1d", "max_pool2d", "avg_pool1d",
+    "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d",
+    "pad", "unfold", "fold", "interpolate", "upsample", "upsample_nearest", "upsample_bilinear", "pixel_shuffle",
+    "pixel_unshuffle",
+    # losses
+    "cross_entropy", "nll_loss", "mse_loss", "l1_loss", "binary_cross_entropy_with_logits", "binary_cross_entropy",
+    "smooth_l1_loss", "huber_loss", "kl_div", "poisson_nll_loss", "gaussian_nll_loss", "margin_ranking_loss",
+    "hinge_embedding_loss", "cosine_embedding_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss",
+    "multi_margin_loss", "soft_margin_loss", "multilabel_soft_margin_loss",
 ]
 
-cross_entropy = _core.cross_entropy
-nll_loss = _core.nll_loss
-mse_loss = _core.mse_loss
-l1_loss = _core.l1_loss
-binary_cross_entropy_with_logits = _core.binary_cross_entropy_with_logits
-dropout = _core.dropout
 gelu = _core.gelu
-leaky_relu = _core.leaky_relu
 softplus = _core.softplus
-embedding = _core.embedding
 conv2d = _core.conv2d
 conv_transpose2d = _core.conv_transpose2d
 max_pool2d = _core.max_pool2d
@@ -55,52 +59,1252 @@ avg_pool2d = _core.avg_pool2d
 adaptive_avg_pool2d = _core.adaptive_avg_pool2d
 unfold = _core.unfold
 fold = _core.fold
-dropout2d = _core.dropout2d
+
+_Ints = Union[int, Sequence[int]]
 
 
-def pad(input: Tensor, pad, mode: str = "constant", value: Optional[float] = None) -> Tensor:
-    """Pads the trailing dims; ``pad`` is ``(left, right, top, bottom, ...)``, last dim first."""
-    return _core.pad(input, list(pad), mode, value)
+# ---------------------------------------------------------------------------------------------- helpers
 
 
-def upsample_nearest(input: Tensor, scale_factor: int) -> Tensor:
-    """Nearest-neighbour upsampling of ``[N, C, H, W]`` by an integer factor: each pixel becomes
-    an ``s x s`` block (a broadcast view, then one copy)."""
-    n, c, h, w = input.shape
-    s = int(scale_factor)
-    return input.reshape(n, c, h, 1, w, 1).expand(n, c, h, s, w, s).reshape(n, c, h * s, w * s)
+def _grad_tracked(t: Tensor) -> bool:
+    """Whether an op on ``t`` would be recorded (so an in-place rewrite must keep its history)."""
+    return t.requires_grad and _core.is_grad_enabled()
 
 
-def layer_norm(input: Tensor, normalized_shape, weight: Optional[Tensor] = None, bias: Optional[Tensor] = None, eps: float = 1e-5) -> Tensor:
-    shape = [normalized_shape] if isinstance(normalized_shape, int) else list(normalized_shape)
-    return _core.layer_norm(input, shape, weight, bias, eps)
+def _like(t: Tensor, values) -> Tensor:
+    """A constant tensor (from a NumPy array or a number) with ``t``'s dtype and device."""
+    return _core.tensor(values, dtype=t.dtype, device=t.device)
 
 
-def batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor], weight: Optional[Tensor] = None,
-               bias: Optional[Tensor] = None, training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
-    return _core.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+def _mask(cond: Tensor, like: Tensor) -> Tensor:
+    """A boolean condition as 0/1 in ``like``'s dtype (a constant: comparisons carry no history)."""
+    return cond.to(like.dtype)
+
+
+def _inplace_smooth(input: Tensor, f: Callable[[Tensor], Tensor], df: Callable[[Tensor], Tensor]) -> Tensor:
+    """Writes ``f(input)`` into ``input``; see the module docstring for why a tracked input goes
+    through ``mul_(f'(x)).add_(f(x) - f'(x) * x)`` with constant operands."""
+    if not _grad_tracked(input):
+        with _no_grad():
+            return input.copy_(f(input))
+    if input.is_leaf:
+        # the same refusal every in-place op gives a leaf that requires grad (PyTorch's rule)
+        input.mul_(1.0)
+    with _no_grad():
+        x = input.detach()
+        a = df(x)
+        b = f(x) - a * x
+    return input.mul_(a).add_(b)
+
+
+def _no_grad():
+    from ..autograd import no_grad
+
+    return no_grad()
+
+
+def _single(v: _Ints, name: str = "argument") -> int:
+    if isinstance(v, int):
+        return v
+    v = tuple(v)
+    if len(v) != 1:
+        raise ValueError(f"{name} must be an int or a 1-tuple, got {v}")
+    return int(v[0])
+
+
+def _ntuple(v, n: int) -> Tuple:
+    if isinstance(v, (int, float)) or v is None:
+        return (v,) * n
+    v = tuple(v)
+    if len(v) != n:
+        raise ValueError(f"expected {n} values, got {v}")
+    return v
+
+
+def _legacy_reduction(size_average: Optional[bool], reduce: Optional[bool], reduction: str) -> str:
+    """PyTorch's deprecated ``size_average``/``reduce`` pair, mapped onto ``reduction``."""
+    if size_average is None and reduce is None:
+        return reduction
+    warnings.warn("size_average and reduce args will be deprecated, please use reduction='"
+                  + ("none" if reduce is False else "mean" if size_average is not False else "sum")
+                  + "' instead.", stacklevel=3)
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    if not reduce:
+        return "none"
+    return "mean" if size_average else "sum"
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "none":
+        return loss
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def _check_reduction(reduction: str) -> None:
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def _vector_norm(x: Tensor, p: float = 2.0, dim=None, keepdim: bool = False) -> Tensor:
+    """``||x||_p`` over ``dim`` with PyTorch's subgradient 0 at the zero vector: the power/root
+    is taken of a value guarded away from 0 (the double-``where``), so no ``0 * inf`` reaches the
+    gradient."""
+    p = float(p)
+    if p == math.inf:
+        return x.abs().amax(dim, keepdim)
+    if p == -math.inf:
+        return x.abs().amin(dim, keepdim)
+    if p == 0:
+        return _mask(x != 0, x).sum(dim, keepdim)
+    if p == 1:
+        return x.abs().sum(dim, keepdim)
+    s = (x * x).sum(dim, keepdim) if p == 2 else (x.abs() ** p).sum(dim, keepdim)
+    pos = s > 0
+    safe = _core.where(pos, s, 1.0)
+    root = safe.sqrt() if p == 2 else safe ** (1.0 / p)
+    return _core.where(pos, root, 0.0)
+
+
+# ---------------------------------------------------------------------------------------------- activations
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
-    return input.relu()
+    """``max(0, x)``."""
+    return input.relu_() if inplace else input.relu()
+
+
+def relu_(input: Tensor) -> Tensor:
+    """In-place :func:`relu`."""
+    return input.relu_()
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """``x`` for ``x > 0``, else ``negative_slope * x``."""
+    if inplace:
+        # one in-place multiply by a constant factor: exact history
+        # (the factor is built in input's dtype: where() of two Python scalars would be float32)
+        factor = _core.where(input > 0, _core.ones_like(input), _core.full_like(input, float(negative_slope)))
+        return input.mul_(factor)
+    return _core.leaky_relu(input, negative_slope)
+
+
+def leaky_relu_(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """In-place :func:`leaky_relu`."""
+    return leaky_relu(input, negative_slope, inplace=True)
+
+
+def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
+    """``x`` clamped to ``[min_val, max_val]``; the gradient is 0 at and beyond the bounds, as in
+    PyTorch (``clamp``'s own gradient passes at the bounds)."""
+    if min_val > max_val:
+        raise ValueError("min_val cannot be greater than max_val")
+    if inplace:
+        lo, hi = input <= min_val, input >= max_val
+        input[lo] = float(min_val)
+        input[hi] = float(max_val)
+        return input
+    return _core.where(input <= min_val, float(min_val), _core.where(input >= max_val, float(max_val), input))
+
+
+def hardtanh_(input: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    """In-place :func:`hardtanh`."""
+    return hardtanh(input, min_val, max_val, inplace=True)
+
+
+def relu6(input: Tensor, inplace: bool = False) -> Tensor:
+    """``min(max(0, x), 6)`` (PyTorch's ``hardtanh(x, 0, 6)``)."""
+    return hardtanh(input, 0.0, 6.0, inplace)
+
+
+def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
+    """``x`` where ``x > threshold``, else ``value``."""
+    if inplace:
+        input[input <= threshold] = float(value)
+        return input
+    return _core.where(input > threshold, input, float(value))
+
+
+def threshold_(input: Tensor, threshold: float, value: float) -> Tensor:
+    """In-place :func:`threshold`."""
+    return globals()["threshold"](input, threshold, value, inplace=True)
+
+
+def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
+    """``relu6(x + 3) / 6``; gradient ``1/6`` strictly inside ``(-3, 3)``."""
+    if inplace:
+        input.add_(3.0)
+        hardtanh(input, 0.0, 6.0, inplace=True)
+        return input.div_(6.0)
+    return _core.where(input <= -3.0, 0.0, _core.where(input >= 3.0, 1.0, (input + 3.0) / 6.0))
+
+
+def _hardswish(x: Tensor) -> Tensor:
+    # the middle branch owns the boundaries, so the gradient at -3 and 3 is PyTorch's (-0.5, 1.5)
+    return _core.where(x < -3.0, 0.0, _core.where(x > 3.0, x, x * (x + 3.0) / 6.0))
+
+
+def _hardswish_grad(x: Tensor) -> Tensor:
+    return _core.where(x < -3.0, 0.0, _core.where(x > 3.0, 1.0, x / 3.0 + 0.5))
+
+
+def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
+    """``x * relu6(x + 3) / 6``."""
+    if inplace:
+        return _inplace_smooth(input, _hardswish, _hardswish_grad)
+    return _hardswish(input)
+
+
+def _elu(x: Tensor, alpha: float = 1.0, scale: float = 1.0, input_scale: float = 1.0) -> Tensor:
+    # exp of min(x, 0): the unselected branch stays finite, so its zero gradient stays zero
+    neg = alpha * ((x.clamp(max=0.0) * input_scale).exp() - 1.0)
+    out = _core.where(x > 0, x, neg)
+    return out * scale if scale != 1.0 else out
+
+
+def _elu_grad(x: Tensor, alpha: float = 1.0, scale: float = 1.0, input_scale: float = 1.0) -> Tensor:
+    return _core.where(x > 0, scale, scale * alpha * input_scale * (x.clamp(max=0.0) * input_scale).exp())
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """``x`` for ``x > 0``, else ``alpha * (exp(x) - 1)``."""
+    if inplace:
+        return _inplace_smooth(input, lambda x: _elu(x, alpha), lambda x: _elu_grad(x, alpha))
+    return _elu(input, alpha)
+
+
+def elu_(input: Tensor, alpha: float = 1.0) -> Tensor:
+    """In-place :func:`elu`."""
+    return elu(input, alpha, inplace=True)
+
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(input: Tensor, inplace: bool = False) -> Tensor:
+    """``scale * (max(0, x) + min(0, alpha * (exp(x) - 1)))`` with PyTorch's constants."""
+    if inplace:
+        return _inplace_smooth(input, lambda x: _elu(x, _SELU_ALPHA, _SELU_SCALE),
+                               lambda x: _elu_grad(x, _SELU_ALPHA, _SELU_SCALE))
+    return _elu(input, _SELU_ALPHA, _SELU_SCALE)
+
+
+def selu_(input: Tensor) -> Tensor:
+    """In-place :func:`selu`."""
+    return selu(input, inplace=True)
+
+
+def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """``max(0, x) + min(0, alpha * (exp(x / alpha) - 1))``."""
+    if alpha == 0:
+        raise RuntimeError("ZeroDivisionError: celu's alpha must not be 0")
+    if inplace:
+        return _inplace_smooth(input, lambda x: _elu(x, alpha, 1.0, 1.0 / alpha),
+                               lambda x: _elu_grad(x, alpha, 1.0, 1.0 / alpha))
+    return _elu(input, alpha, 1.0, 1.0 / alpha)
+
+
+def celu_(input: Tensor, alpha: float = 1.0) -> Tensor:
+    """In-place :func:`celu`."""
+    return celu(input, alpha, inplace=True)
+
+
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    """``x * sigmoid(x)`` (swish)."""
+    if inplace:
+        def d(x: Tensor) -> Tensor:
+            s = x.sigmoid()
+            return s * (1.0 + x * (1.0 - s))
+
+        return _inplace_smooth(input, lambda x: x * x.sigmoid(), d)
+    return input * input.sigmoid()
+
+
+def mish(input: Tensor, inplace: bool = False) -> Tensor:
+    """``x * tanh(softplus(x))``."""
+    if inplace:
+        def d(x: Tensor) -> Tensor:
+            t = _core.softplus(x).tanh()
+            return t + x * x.sigmoid() * (1.0 - t * t)
+
+        return _inplace_smooth(input, lambda x: x * _core.softplus(x).tanh(), d)
+    return input * _core.softplus(input).tanh()
 
 
 def sigmoid(input: Tensor) -> Tensor:
+    """``1 / (1 + exp(-x))``."""
     return input.sigmoid()
 
 
 def tanh(input: Tensor) -> Tensor:
+    """Hyperbolic tangent."""
     return input.tanh()
 
 
-def softmax(input: Tensor, dim: int, dtype=None) -> Tensor:
+def logsigmoid(input: Tensor) -> Tensor:
+    """``log(sigmoid(x)) = -softplus(-x)`` (stable for large ``|x|``)."""
+    return -_core.softplus(-input)
+
+
+def softsign(input: Tensor) -> Tensor:
+    """``x / (1 + |x|)``."""
+    return input / (input.abs() + 1.0)
+
+
+def tanhshrink(input: Tensor) -> Tensor:
+    """``x - tanh(x)``."""
+    return input - input.tanh()
+
+
+def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
+    """``x`` where ``|x| > lambd``, else 0."""
+    return _core.where((input >= -lambd).logical_and(input <= lambd), 0.0, input)
+
+
+def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
+    """``x - lambd`` above ``lambd``, ``x + lambd`` below ``-lambd``, else 0."""
+    if lambd < 0:
+        raise RuntimeError(f"lambda must be greater or equal to 0, but found to be {lambd}.")
+    return _core.where(input > lambd, input - lambd, _core.where(input < -lambd, input + lambd, 0.0))
+
+
+def prelu(input: Tensor, weight: Tensor) -> Tensor:
+    """``x`` for ``x > 0``, else ``weight * x``; ``weight`` has one entry or one per channel
+    (dim 1; an input of fewer than 2 dims has one channel)."""
+    n = weight.numel()
+    channels = input.shape[1] if input.ndim >= 2 else 1
+    if n != 1 and n != channels:
+        raise RuntimeError(f"Mismatch of parameter numbers and input channel size. Found parameter numbers = {n} and "
+                           f"channel size = {channels}.")
+    w = weight.reshape(-1) if n == 1 or input.ndim < 2 else weight.reshape([n] + [1] * (input.ndim - 2))
+    return _core.where(input > 0, input, w * input)
+
+
+def glu(input: Tensor, dim: int = -1) -> Tensor:
+    """``a * sigmoid(b)`` where ``a, b`` are the halves of ``input`` along ``dim``."""
+    if input.ndim == 0:
+        raise RuntimeError("glu does not support scalars because halving size must be even")
+    n = input.shape[dim]
+    if n % 2:
+        raise RuntimeError(f"Halving dimension must be even, but dimension {dim} is size {n}")
+    a, b = input.chunk(2, dim)
+    return a * b.sigmoid()
+
+
+def _softmax_dim(name: str, ndim: int) -> int:
+    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to include dim=X as "
+                  "an argument.", stacklevel=3)
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+def softmax(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3, dtype=None) -> Tensor:
+    """``exp(x) / sum(exp(x))`` along ``dim``."""
+    if dim is None:
+        dim = _softmax_dim("softmax", input.ndim)
     return input.softmax(dim, dtype)
 
 
-def log_softmax(input: Tensor, dim: int, dtype=None) -> Tensor:
+def log_softmax(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3, dtype=None) -> Tensor:
+    """``log(softmax(x))`` along ``dim``, computed stably."""
+    if dim is None:
+        dim = _softmax_dim("log_softmax", input.ndim)
     return input.log_softmax(dim, dtype)
+
+
+def softmin(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3, dtype=None) -> Tensor:
+    """``softmax(-x)`` along ``dim``."""
+    if dim is None:
+        dim = _softmax_dim("softmin", input.ndim)
+    if dtype is not None:
+        input = input.to(dtype)
+    return (-input).softmax(dim)
+
+
+# ---------------------------------------------------------------------------------------------- dropout
+
+
+def _check_p(p: float) -> None:
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+
+
+def _keep_mask(input: Tensor, shape: Sequence[int], p: float) -> Tensor:
+    return _mask(_core.rand(*shape, dtype=input.dtype, device=input.device) >= p, input)
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zeroes each element with probability ``p`` and scales the rest by ``1/(1-p)`` (training only)."""
+    _check_p(p)
+    if not inplace:
+        return _core.dropout(input, p, training)
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input.mul_(0.0)
+    return input.mul_(_keep_mask(input, input.shape, p) * (1.0 / (1.0 - p)))
+
+
+def _feature_dropout(input: Tensor, p: float, training: bool, inplace: bool, batched: bool) -> Tensor:
+    _check_p(p)
+    if not training or p == 0.0:
+        return input
+    lead = 2 if batched else 1
+    shape = list(input.shape[:lead]) + [1] * (input.ndim - lead)
+    scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
+    m = _keep_mask(input, shape, p) * scale
+    return input.mul_(m) if inplace else input * m
+
+
+def dropout1d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zeroes whole channels of ``(N, C, L)`` or ``(C, L)`` inputs with probability ``p``."""
+    if input.ndim not in (2, 3):
+        raise RuntimeError(f"dropout1d: Expected 2D or 3D input, but received a {input.ndim}D input. Note that "
+                           "dropout1d exists to provide channel-wise dropout on inputs with 1 spatial dimension, a "
+                           "channel dimension, and an optional batch dimension (i.e. 2D or 3D inputs).")
+    return _feature_dropout(input, p, training, inplace, input.ndim == 3)
+
+
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zeroes whole channels of ``(N, C, H, W)`` or ``(C, H, W)`` inputs with probability ``p``."""
+    if not inplace:
+        _check_p(p)
+        return _core.dropout2d(input, p, training)
+    if input.ndim not in (3, 4):
+        warnings.warn(f"dropout2d: Received a {input.ndim}-D input to dropout2d, which is deprecated and will "
+                      "result in an error in a future release.", stacklevel=2)
+    # PyTorch treats a 3-D input as (N, C, L) (1-d channel dropout), with a warning; as the core op does
+    return _feature_dropout(input, p, training, inplace, input.ndim != 2)
+
+
+def dropout3d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zeroes whole channels of ``(N, C, D, H, W)`` or ``(C, D, H, W)`` inputs with probability ``p``."""
+    if input.ndim not in (4, 5):
+        warnings.warn(f"dropout3d: Received a {input.ndim}-D input to dropout3d, which is deprecated and will "
+                      "result in an error in a future release.", stacklevel=2)
+    return _feature_dropout(input, p, training, inplace, input.ndim != 4)
+
+
+# alpha' = -scale * alpha of SELU: the value a dropped unit takes, keeping SELU's mean and variance
+_ALPHA_PRIME = -_SELU_ALPHA * _SELU_SCALE
+
+
+def _alpha_dropout(input: Tensor, p: float, training: bool, inplace: bool, shape: Sequence[int]) -> Tensor:
+    _check_p(p)
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input.mul_(0.0) if inplace else input * 0.0
+    keep = _keep_mask(input, shape, p)
+    a = ((1.0 - p) * (1.0 + p * _ALPHA_PRIME ** 2)) ** -0.5
+    b = (1.0 - keep) * (a * _ALPHA_PRIME) + (-a * _ALPHA_PRIME * p)
+    if inplace:
+        return input.mul_(keep * a).add_(b)
+    return input * (keep * a) + b
+
+
+def alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False, inplace: bool = False) -> Tensor:
+    """Dropout for SELU networks: dropped units take SELU's negative saturation value and the
+    result is affinely rescaled to keep zero mean and unit variance."""
+    return _alpha_dropout(input, p, training, inplace, input.shape)
+
+
+def feature_alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False, inplace: bool = False) -> Tensor:
+    """:func:`alpha_dropout` of whole channels (dim 1 of a batched input)."""
+    shape = list(input.shape[:2]) + [1] * (input.ndim - 2)
+    return _alpha_dropout(input, p, training, inplace, shape)
+
+
+# ---------------------------------------------------------------------------------------------- linear & co.
 
 
 def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
     """``input @ weight.T + bias`` (weight is ``[out_features, in_features]``, as in PyTorch)."""
     return _core.linear(input, weight, bias)
+
+
+def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
+    """``y_k = x1 @ weight[k] @ x2 + bias[k]`` with weight ``[out, in1, in2]``: one matmul against
+    ``weight`` laid out as ``[in1, out * in2]``, then a product with ``x2`` summed over ``in2``."""
+    out, in1, in2 = weight.shape
+    if input1.shape[-1] != in1 or input2.shape[-1] != in2:
+        raise RuntimeError(f"bilinear: input1 size {input1.shape} and input2 size {input2.shape} do not match the "
+                           f"weight {weight.shape} (expected last dims {in1} and {in2})")
+    if input1.shape[:-1] != input2.shape[:-1]:
+        raise RuntimeError(f"bilinear: input1 and input2 must have the same leading dims, got {input1.shape} and "
+                           f"{input2.shape}")
+    t = input1 @ weight.permute(1, 0, 2).reshape(in1, out * in2)
+    y = (t.reshape(*t.shape[:-1], out, in2) * input2.unsqueeze(-2)).sum(-1)
+    return y + bias if bias is not None else y
+
+
+def embedding(input: Tensor, weight: Tensor, padding_idx: Optional[int] = None, max_norm: Optional[float] = None,
+              norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
+    """Rows of ``weight`` picked by the integer ``input``. ``padding_idx``'s row gets no gradient;
+    ``max_norm`` renormalises (in place, without history) the looked-up rows whose ``norm_type``
+    norm exceeds it; ``scale_grad_by_freq`` divides each row's gradient by its count in ``input``."""
+    if sparse:
+        raise NotImplementedError("embedding(sparse=True): backprop_rs has no sparse tensors; use sparse=False")
+    n = weight.shape[0]
+    if padding_idx is not None:
+        if padding_idx > 0:
+            assert padding_idx < n, "Padding_idx must be within num_embeddings"
+        elif padding_idx < 0:
+            assert padding_idx >= -n, "Padding_idx must be within num_embeddings"
+            padding_idx = n + padding_idx
+    if max_norm is not None:
+        with _no_grad():
+            ids = input.reshape(-1)
+            rows = weight.detach()[ids]
+            norms = _vector_norm(rows, norm_type, dim=1, keepdim=True)
+            # PyTorch's embedding_renorm_: scale = max_norm / (norm + 1e-7) where norm > max_norm
+            scale = _core.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0)
+            weight[ids] = rows * scale  # repeated ids write the same row, so the order is irrelevant
+    out = _core.embedding(input, weight)
+    if padding_idx is not None and _grad_tracked(weight):
+        # the padding row's value is kept; only its gradient is cut
+        out = _core.where((input != padding_idx).unsqueeze(-1), out, out.detach())
+    if scale_grad_by_freq and _grad_tracked(weight):
+        ids = input.reshape(-1)
+        counts = _core.zeros(n, dtype=weight.dtype, device=weight.device).index_add(
+            0, ids, _core.ones(ids.shape[0], dtype=weight.dtype, device=weight.device))
+        s = (1.0 / counts[ids]).reshape(*input.shape, 1)
+        out = out.detach() + (out - out.detach()) * s  # value unchanged, gradient scaled by 1/count
+    return out
+
+
+def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+    """``int64`` one-hot encoding with a new last dim of size ``num_classes`` (inferred as
+    ``max + 1`` when -1)."""
+    if tensor.dtype != _core.int64:
+        raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
+    if tensor.numel() > 0:
+        if tensor.min().item() < 0:
+            raise RuntimeError("Class values must be non-negative.")
+        top = tensor.max().item()
+        if num_classes == -1:
+            num_classes = top + 1
+        elif top >= num_classes:
+            raise RuntimeError("Class values must be smaller than num_classes.")
+    elif num_classes == -1:
+        raise RuntimeError("Can not infer total number of classes from empty tensor.")
+    classes = _core.arange(num_classes, device=tensor.device)
+    return (tensor.unsqueeze(-1) == classes).long()
+
+
+def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out: Optional[Tensor] = None) -> Tensor:
+    """``x / max(||x||_p, eps)`` along ``dim``."""
+    y = input / _vector_norm(input, p, dim, keepdim=True).clamp(min=eps)
+    if out is not None:
+        return out.copy_(y)
+    return y
+
+
+def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
+    """``x1 . x2 / (max(||x1||, eps) * max(||x2||, eps))`` along ``dim`` (inputs broadcast)."""
+    n1 = _vector_norm(x1, 2, dim, keepdim=True).clamp(min=eps)
+    n2 = _vector_norm(x2, 2, dim, keepdim=True).clamp(min=eps)
+    return ((x1 / n1) * (x2 / n2)).sum(dim)
+
+
+def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False) -> Tensor:
+    """``||x1 - x2 + eps||_p`` over the last dim."""
+    return _vector_norm(x1 - x2 + eps, p, -1, keepdim)
+
+
+# ---------------------------------------------------------------------------------------------- normalisation
+
+
+def layer_norm(input: Tensor, normalized_shape, weight: Optional[Tensor] = None, bias: Optional[Tensor] = None,
+               eps: float = 1e-5) -> Tensor:
+    """Normalises over the trailing ``normalized_shape`` dims (biased variance), then ``* weight + bias``."""
+    shape = [normalized_shape] if isinstance(normalized_shape, int) else list(normalized_shape)
+    return _core.layer_norm(input, shape, weight, bias, eps)
+
+
+def batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor],
+               weight: Optional[Tensor] = None, bias: Optional[Tensor] = None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Per-channel (dim 1) normalisation with batch statistics (training) or the running ones."""
+    return _core.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+
+
+def _channel_affine(y: Tensor, weight: Optional[Tensor], bias: Optional[Tensor]) -> Tensor:
+    shape = [-1] + [1] * (y.ndim - 2)
+    if weight is not None:
+        y = y * weight.reshape(shape)
+    if bias is not None:
+        y = y + bias.reshape(shape)
+    return y
+
+
+def group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor] = None, bias: Optional[Tensor] = None,
+               eps: float = 1e-5) -> Tensor:
+    """Normalises each group of ``C / num_groups`` channels of ``(N, C, *)`` over its channels and
+    spatial dims (one fused layer_norm over ``(N, G, -1)``), then a per-channel affine."""
+    if input.ndim < 2:
+        raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received {input.ndim}")
+    n, c = input.shape[0], input.shape[1]
+    if c % num_groups:
+        raise RuntimeError(f"Expected number of channels in input to be divisible by num_groups, but got input of "
+                           f"shape {list(input.shape)} and num_groups={num_groups}")
+    x = input.reshape(n, num_groups, -1)
+    y = _core.layer_norm(x, [x.shape[-1]], None, None, eps).reshape(input.shape)
+    return _channel_affine(y, weight, bias)
+
+
+def instance_norm(input: Tensor, running_mean: Optional[Tensor] = None, running_var: Optional[Tensor] = None,
+                  weight: Optional[Tensor] = None, bias: Optional[Tensor] = None, use_input_stats: bool = True,
+                  momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Normalises each ``(n, c)`` slice of ``(N, C, *)`` over its spatial dims. With
+    ``use_input_stats`` the running statistics (if given) move towards the batch average of the
+    per-instance mean and unbiased variance; without it, they are used instead."""
+    if input.ndim < 3:
+        raise ValueError(f"instance_norm expects an input of shape (N, C, *) with at least one spatial dim, got "
+                         f"{list(input.shape)}")
+    n, c = input.shape[0], input.shape[1]
+    if use_input_stats:
+        x = input.reshape(n, c, -1)
+        length = x.shape[-1]
+        if length <= 1:
+            raise ValueError(f"Expected more than 1 spatial element when training, got input size {list(input.shape)}")
+        y = _core.layer_norm(x, [length], None, None, eps).reshape(input.shape)
+        if running_mean is not None or running_var is not None:
+            with _no_grad():
+                xd = x.detach()
+                if running_mean is not None:
+                    running_mean.mul_(1.0 - momentum).add_(xd.mean(-1).mean(0) * momentum)
+                if running_var is not None:
+                    running_var.mul_(1.0 - momentum).add_(xd.var(-1, unbiased=True).mean(0) * momentum)
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("Expected running_mean and running_var to be defined when use_input_stats is false")
+        shape = [1, c] + [1] * (input.ndim - 2)
+        y = (input - running_mean.reshape(shape)) * (running_var.reshape(shape) + eps).rsqrt()
+    return _channel_affine(y, weight, bias)
+
+
+def rms_norm(input: Tensor, normalized_shape, weight: Optional[Tensor] = None, eps: Optional[float] = None) -> Tensor:
+    """``x / sqrt(mean(x^2) + eps) * weight`` over the trailing ``normalized_shape`` dims; ``eps``
+    defaults to the dtype's machine epsilon, as in PyTorch."""
+    shape = [normalized_shape] if isinstance(normalized_shape, int) else list(normalized_shape)
+    k = len(shape)
+    if list(input.shape[input.ndim - k:]) != shape or k > input.ndim:
+        raise RuntimeError(f"Given normalized_shape={shape}, expected input with shape [*, {', '.join(map(str, shape))}"
+                           f"], but got input of size{list(input.shape)}")
+    if eps is None:
+        eps = float(np.finfo(np.float64 if input.dtype == _core.float64 else np.float32).eps)
+    dims = list(range(input.ndim - k, input.ndim))
+    y = input * ((input * input).mean(dims, keepdim=True) + eps).rsqrt()
+    return y * weight if weight is not None else y
+
+
+# ---------------------------------------------------------------------------------------------- conv & pooling (1-d)
+
+
+def _batched(input: Tensor, ndim: int) -> Tuple[Tensor, bool]:
+    """``input`` with a batch dim (``ndim`` is the batched rank) and whether one was added."""
+    if input.ndim == ndim - 1:
+        return input.unsqueeze(0), True
+    if input.ndim != ndim:
+        raise RuntimeError(f"Expected {ndim - 1}D (unbatched) or {ndim}D (batched) input, but got input of size: "
+                           f"{list(input.shape)}")
+    return input, False
+
+
+def _unbatch(t: Tensor, added: bool) -> Tensor:
+    return t.squeeze(0) if added else t
+
+
+def conv1d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: _Ints = 1,
+           padding: Union[_Ints, str] = 0, dilation: _Ints = 1, groups: int = 1) -> Tensor:
+    """1-d convolution of ``(N, C_in, L)`` (or ``(C_in, L)``) with weight ``(C_out, C_in/groups, k)``:
+    the 2-d op on a unit height."""
+    x, added = _batched(input, 3)
+    pad = padding if isinstance(padding, str) else (0, _single(padding, "padding"))
+    y = _core.conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, _single(stride, "stride")), pad,
+                     (1, _single(dilation, "dilation")), groups).squeeze(2)
+    return y.squeeze(0) if added else y
+
+
+def conv_transpose1d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: _Ints = 1,
+                     padding: _Ints = 0, output_padding: _Ints = 0, groups: int = 1, dilation: _Ints = 1) -> Tensor:
+    """Transposed 1-d convolution with weight ``(C_in, C_out/groups, k)`` (the 2-d op on a unit height)."""
+    x, added = _batched(input, 3)
+    y = _core.conv_transpose2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, _single(stride, "stride")),
+                               (0, _single(padding, "padding")), (0, _single(output_padding, "output_padding")),
+                               groups, (1, _single(dilation, "dilation"))).squeeze(2)
+    return y.squeeze(0) if added else y
+
+
+def max_pool1d(input: Tensor, kernel_size: _Ints, stride: Optional[_Ints] = None, padding: _Ints = 0,
+               dilation: _Ints = 1, ceil_mode: bool = False, return_indices: bool = False):
+    """1-d max pooling of ``(N, C, L)`` or ``(C, L)``; indices index the length dim."""
+    x, added = _batched(input, 3)
+    k = _single(kernel_size, "kernel_size")
+    s = k if stride is None or (not isinstance(stride, int) and len(stride) == 0) else _single(stride, "stride")
+    r = _core.max_pool2d(x.unsqueeze(2), (1, k), (1, s), (0, _single(padding, "padding")),
+                         (1, _single(dilation, "dilation")), ceil_mode, return_indices)
+    if return_indices:
+        return _unbatch(r[0].squeeze(2), added), _unbatch(r[1].squeeze(2), added)
+    return _unbatch(r.squeeze(2), added)
+
+
+def avg_pool1d(input: Tensor, kernel_size: _Ints, stride: Optional[_Ints] = None, padding: _Ints = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
+    """1-d average pooling of ``(N, C, L)`` or ``(C, L)``."""
+    x, added = _batched(input, 3)
+    k = _single(kernel_size, "kernel_size")
+    s = k if stride is None or (not isinstance(stride, int) and len(stride) == 0) else _single(stride, "stride")
+    y = _core.avg_pool2d(x.unsqueeze(2), (1, k), (1, s), (0, _single(padding, "padding")), ceil_mode,
+                         count_include_pad, None).squeeze(2)
+    return y.squeeze(0) if added else y
+
+
+def adaptive_avg_pool1d(input: Tensor, output_size: _Ints) -> Tensor:
+    """Average pooling of ``(N, C, L)`` or ``(C, L)`` to length ``output_size`` (PyTorch's windows)."""
+    x, added = _batched(input, 3)
+    y = _core.adaptive_avg_pool2d(x.unsqueeze(2), (1, _single(output_size, "output_size"))).squeeze(2)
+    return y.squeeze(0) if added else y
+
+
+def _adaptive_windows(size: int, out: int) -> Tuple[np.ndarray, np.ndarray]:
+    i = np.arange(out)
+    return (i * size) // out, -((-(i + 1) * size) // out)  # floor(i*size/out), ceil((i+1)*size/out)
+
+
+def _adaptive_max(x: Tensor, out_sizes: Sequence[int]) -> Tuple[Tensor, Tensor]:
+    """Adaptive max pooling over the last ``len(out_sizes)`` (1 or 2) dims: every window's flat
+    input positions are listed (row-major, padded to the longest window), the maxima found with one
+    index_select and one max, and the values gathered from the input by those indices — so the
+    gradient goes to the first maximum of each window, as PyTorch's kernel does."""
+    spatial = list(x.shape[x.ndim - len(out_sizes):])
+    lead = list(x.shape[:x.ndim - len(out_sizes)])
+    for s, o in zip(spatial, out_sizes):
+        if o <= 0 or s <= 0:
+            raise RuntimeError(f"adaptive_max_pool: input spatial size {spatial} and output size {list(out_sizes)} "
+                               "must be positive")
+    wins = [_adaptive_windows(s, o) for s, o in zip(spatial, out_sizes)]
+    klen = [int((e - b).max()) for b, e in wins]
+    # per dim: positions [out, k] (clipped to the window's last element) and validity
+    pos, valid = [], []
+    for (b, e), k in zip(wins, klen):
+        p = b[:, None] + np.arange(k)[None, :]
+        valid.append(p < e[:, None])
+        pos.append(np.minimum(p, e[:, None] - 1))
+    if len(out_sizes) == 1:
+        flat, ok = pos[0], valid[0]
+    else:
+        w = spatial[1]
+        flat = (pos[0][:, None, :, None] * w + pos[1][None, :, None, :]).reshape(out_sizes[0], out_sizes[1], -1)
+        ok = (valid[0][:, None, :, None] & valid[1][None, :, None, :]).reshape(out_sizes[0], out_sizes[1], -1)
+    xf = x.reshape(*lead, -1)
+    with _no_grad():
+        table = _core.tensor(flat.reshape(-1), dtype=_core.int64, device=x.device)
+        cand = xf.detach().index_select(-1, table).reshape(*lead, *flat.shape)
+        if not ok.all():
+            cand = _core.where(_core.tensor(ok, device=x.device), cand, -math.inf)
+        k = cand.max(-1).indices
+        idx = _core.tensor(flat, dtype=_core.int64, device=x.device).expand(*lead, *flat.shape)
+        idx = idx.gather(-1, k.unsqueeze(-1)).squeeze(-1)
+    values = xf.gather(-1, idx.reshape(*lead, -1)).reshape(idx.shape)
+    return values, idx
+
+
+def adaptive_max_pool1d(input: Tensor, output_size: _Ints, return_indices: bool = False):
+    """Max pooling of ``(N, C, L)`` or ``(C, L)`` to length ``output_size``."""
+    if input.ndim not in (2, 3):
+        raise RuntimeError(f"adaptive_max_pool1d(): Expected 2D or 3D tensor, but got {list(input.shape)}")
+    v, i = _adaptive_max(input, [_single(output_size, "output_size")])
+    return (v, i) if return_indices else v
+
+
+def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False):
+    """Max pooling of ``(N, C, H, W)`` or ``(C, H, W)`` to ``output_size`` (an int, a pair, or a
+    pair with ``None`` for "keep that size"); indices are flat over ``H * W``."""
+    if input.ndim not in (3, 4):
+        raise RuntimeError(f"adaptive_max_pool2d(): Expected 3D or 4D tensor, but got {list(input.shape)}")
+    oh, ow = _ntuple(output_size, 2)
+    oh = input.shape[-2] if oh is None else int(oh)
+    ow = input.shape[-1] if ow is None else int(ow)
+    v, i = _adaptive_max(input, [oh, ow])
+    return (v, i) if return_indices else v
+
+
+def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: Optional[float] = None) -> Tensor:
+    """Pads the trailing dims; ``pad`` is ``(left, right, top, bottom, ...)``, last dim first.
+    ``mode='circular'`` wraps around (composed here from slices; the other modes are one core op)."""
+    pad = [int(p) for p in pad]
+    if mode != "circular":
+        return _core.pad(input, pad, mode, value)
+    if len(pad) % 2:
+        raise ValueError("Padding length must be divisible by 2")
+    out = input
+    for i in range(len(pad) // 2):
+        dim = input.ndim - 1 - i
+        left, right = pad[2 * i], pad[2 * i + 1]
+        n = out.shape[dim]
+        if left > n or right > n:
+            raise RuntimeError("Padding value causes wrapping around more than once.")
+        parts = []
+        if left > 0:
+            parts.append(out.narrow(dim, n - left, left))
+        parts.append(out.narrow(dim, max(0, -left), n - max(0, -left) - max(0, -right)))
+        if right > 0:
+            parts.append(out.narrow(dim, 0, right))
+        out = _core.cat(parts, dim)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- resampling
+
+
+def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:
+    """``(*, C * r^2, H, W) -> (*, C, H * r, W * r)``."""
+    r = int(upscale_factor)
+    if input.ndim < 3:
+        raise RuntimeError(f"pixel_shuffle expects input to have at least 3 dimensions, but got input with "
+                           f"{input.ndim} dimension(s)")
+    *lead, c, h, w = input.shape
+    if c % (r * r):
+        raise RuntimeError(f"pixel_shuffle expects its input's 'channel' dimension to be divisible by the square of "
+                           f"upscale_factor, but input.size(-3)={c} is not divisible by {r * r}")
+    k = len(lead)
+    x = input.reshape(*lead, c // (r * r), r, r, h, w)
+    x = x.permute(*range(k), k, k + 3, k + 1, k + 4, k + 2)
+    return x.reshape(*lead, c // (r * r), h * r, w * r)
+
+
+def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:
+    """``(*, C, H * r, W * r) -> (*, C * r^2, H, W)``, the inverse of :func:`pixel_shuffle`."""
+    r = int(downscale_factor)
+    if input.ndim < 3:
+        raise RuntimeError(f"pixel_unshuffle expects input to have at least 3 dimensions, but got input with "
+                           f"{input.ndim} dimension(s)")
+    *lead, c, h, w = input.shape
+    if h % r or w % r:
+        raise RuntimeError(f"pixel_unshuffle expects height and width to be divisible by downscale_factor, but input "
+                           f"has size {list(input.shape)} and downscale_factor={r}")
+    k = len(lead)
+    x = input.reshape(*lead, c, h // r, r, w // r, r)
+    x = x.permute(*range(k), k, k + 2, k + 4, k + 1, k + 3)
+    return x.reshape(*lead, c * r * r, h // r, w // r)
+
+
+def _nearest_index(in_size: int, out_size: int, scale: Optional[float], exact: bool) -> np.ndarray:
+    # PyTorch computes these in float32 (compute_scales_value<float>, floorf)
+    s = np.float32(1.0 / scale) if scale is not None and scale > 0 else np.float32(in_size) / np.float32(out_size)
+    d = np.arange(out_size, dtype=np.float32)
+    src = np.floor((d + np.float32(0.5)) * s) if exact else np.floor(d * s)
+    return np.minimum(src.astype(np.int64), in_size - 1)
+
+
+def _linear_matrix(in_size: int, out_size: int, scale: Optional[float], align_corners: bool, dtype) -> np.ndarray:
+    """The ``[out, in]`` matrix of 1-d linear interpolation, with PyTorch's source-index rule
+    (``area_pixel_compute_source_index``) in the input's precision."""
+    ft = np.float64 if dtype == _core.float64 else np.float32
+    if align_corners:
+        s = ft((in_size - 1) / (out_size - 1)) if out_size > 1 else ft(0)
+        src = ft(s) * np.arange(out_size, dtype=ft)
+    else:
+        s = ft(1.0 / scale) if scale is not None and scale > 0 else ft(in_size) / ft(out_size)
+        src = np.maximum(s * (np.arange(out_size, dtype=ft) + ft(0.5)) - ft(0.5), ft(0))
+    i0 = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
+    lam = np.clip(src - i0, 0, 1).astype(np.float64)
+    i1 = i0 + (i0 < in_size - 1)
+    m = np.zeros((out_size, in_size))
+    rows = np.arange(out_size)
+    np.add.at(m, (rows, i0), 1.0 - lam)
+    np.add.at(m, (rows, i1), lam)
+    return m
+
+
+def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
+                align_corners: Optional[bool] = None, recompute_scale_factor: Optional[bool] = None,
+                antialias: bool = False) -> Tensor:
+    """Resizes the spatial dims of ``(N, C, *spatial)``. Modes: ``nearest`` and ``nearest-exact``
+    (an index_select per dim), ``linear``/``bilinear``/``trilinear`` (a matmul per dim with a
+    constant interpolation matrix, so the gradient is its transpose), ``area`` (adaptive average
+    pooling, 1-d and 2-d). ``bicubic`` and ``antialias=True`` are not implemented and say so."""
+    dim = input.ndim - 2
+    if dim < 1:
+        raise ValueError(f"interpolate expects an input of shape (N, C, d1, ...), got {list(input.shape)}")
+    linear_modes = {"linear": 1, "bilinear": 2, "trilinear": 3, "bicubic": 2}
+    if mode in ("nearest", "area", "nearest-exact"):
+        if align_corners is not None:
+            raise ValueError("align_corners option can only be set with the interpolating modes: "
+                             "linear | bilinear | bicubic | trilinear")
+    elif mode in linear_modes:
+        if align_corners is None:
+            align_corners = False
+    else:
+        raise NotImplementedError(f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.ndim}D) "
+                                  "for the modes: nearest | linear | bilinear | bicubic | trilinear | area | "
+                                  f"nearest-exact (got {mode})")
+    if mode == "bicubic":
+        raise NotImplementedError("interpolate(mode='bicubic') is not implemented in backprop_rs")
+    if antialias:
+        raise NotImplementedError("interpolate(antialias=True) is not implemented in backprop_rs")
+    if mode in linear_modes and linear_modes[mode] != dim:
+        raise NotImplementedError(f"Got {input.ndim}D input, but {mode} mode needs {linear_modes[mode] + 2}D input")
+    if size is not None and scale_factor is not None:
+        raise ValueError("only one of size or scale_factor should be defined")
+    spatial = list(input.shape[2:])
+    scales: List[Optional[float]] = [None] * dim
+    if size is not None:
+        if isinstance(size, (list, tuple)):
+            if len(size) != dim:
+                raise ValueError("Input and output must have the same number of spatial dimensions, but got input with "
+                                 f"spatial dimensions of {spatial} and output size of {list(size)}. Please provide "
+                                 "input tensor in (N, C, d1, d2, ...,dK) format and output size in (o1, o2, ...,oK) "
+                                 "format.")
+            out = [int(s) for s in size]
+        else:
+            out = [int(size)] * dim
+    elif scale_factor is not None:
+        if isinstance(scale_factor, (list, tuple)):
+            if len(scale_factor) != dim:
+                raise ValueError("Input and scale_factor must have the same number of spatial dimensions, but got "
+                                 f"input with spatial dimensions of {spatial} and scale_factor of shape "
+                                 f"{list(scale_factor)}. Please provide input tensor in (N, C, d1, d2, ...,dK) format "
+                                 "and scale_factor in (s1, s2, ...,sK) format.")
+            sf = [float(s) for s in scale_factor]
+        else:
+            sf = [float(scale_factor)] * dim
+        out = [math.floor(float(n) * s) for n, s in zip(spatial, sf)]
+        if not recompute_scale_factor:
+            scales = list(sf)
+    else:
+        raise ValueError("either size or scale_factor should be defined")
+    if mode == "area":
+        if dim == 1:
+            return adaptive_avg_pool1d(input, out[0])
+        if dim == 2:
+            return _core.adaptive_avg_pool2d(input, tuple(out))
+        raise NotImplementedError("interpolate(mode='area') supports 3-D and 4-D inputs in backprop_rs")
+    x = input
+    for i in range(dim):
+        d = 2 + i
+        if mode in ("nearest", "nearest-exact"):
+            if out[i] == spatial[i]:
+                continue
+            idx = _nearest_index(spatial[i], out[i], scales[i], mode == "nearest-exact")
+            x = x.index_select(d, _core.tensor(idx, dtype=_core.int64, device=x.device))
+        else:
+            m = _like(x, _linear_matrix(spatial[i], out[i], scales[i], align_corners, x.dtype))
+            x = (x.transpose(d, -1) @ m.t()).transpose(d, -1)
+    return x.contiguous()
+
+
+def upsample(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
+             align_corners: Optional[bool] = None) -> Tensor:
+    """Deprecated alias of :func:`interpolate`, kept as PyTorch keeps it."""
+    return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+def upsample_nearest(input: Tensor, size=None, scale_factor=None) -> Tensor:
+    """``interpolate(mode='nearest')``. An integer factor on ``[N, C, H, W]`` takes a broadcast
+    view and one copy (each pixel becomes an ``s x s`` block)."""
+    if size is None and isinstance(scale_factor, int) and input.ndim == 4 and scale_factor >= 1:
+        n, c, h, w = input.shape
+        s = scale_factor
+        return input.reshape(n, c, h, 1, w, 1).expand(n, c, h, s, w, s).reshape(n, c, h * s, w * s)
+    return interpolate(input, size, scale_factor, "nearest")
+
+
+def upsample_bilinear(input: Tensor, size=None, scale_factor=None) -> Tensor:
+    """``interpolate(mode='bilinear', align_corners=True)`` (PyTorch's deprecated helper)."""
+    return interpolate(input, size, scale_factor, "bilinear", align_corners=True)
+
+
+# ---------------------------------------------------------------------------------------------- losses
+
+
+def cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None, size_average: Optional[bool] = None,
+                  ignore_index: int = -100, reduce: Optional[bool] = None, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> Tensor:
+    """Log-softmax over dim 1 then the negative log-likelihood; ``target`` holds class indices
+    (``ignore_index`` skipped) or class probabilities. ``weight`` per class, ``label_smoothing``
+    mixes the target with the uniform distribution. One fused core op for every option."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    return _core.cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing)
+
+
+def nll_loss(input: Tensor, target: Tensor, weight: Optional[Tensor] = None, size_average: Optional[bool] = None,
+             ignore_index: int = -100, reduce: Optional[bool] = None, reduction: str = "mean") -> Tensor:
+    """``-input[n, target[n]] * weight[target[n]]``; ``mean`` divides by the summed weights."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    return _core.nll_loss(input, target, weight, ignore_index, reduction)
+
+
+def mse_loss(input: Tensor, target: Tensor, size_average: Optional[bool] = None, reduce: Optional[bool] = None,
+             reduction: str = "mean", weight: Optional[Tensor] = None) -> Tensor:
+    """``(input - target)^2`` (optionally ``* weight``), reduced."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if weight is None:
+        return _core.mse_loss(input, target, reduction)
+    return _reduce((input - target) ** 2 * weight, reduction)
+
+
+def l1_loss(input: Tensor, target: Tensor, size_average: Optional[bool] = None, reduce: Optional[bool] = None,
+            reduction: str = "mean", weight: Optional[Tensor] = None) -> Tensor:
+    """``|input - target|`` (optionally ``* weight``), reduced."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if weight is None:
+        return _core.l1_loss(input, target, reduction)
+    return _reduce((input - target).abs() * weight, reduction)
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Optional[Tensor] = None,
+                                     size_average: Optional[bool] = None, reduce: Optional[bool] = None,
+                                     reduction: str = "mean", pos_weight: Optional[Tensor] = None) -> Tensor:
+    """``-w * (pos_weight * y * log(sigmoid(x)) + (1 - y) * log(1 - sigmoid(x)))``, computed stably."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    return _core.binary_cross_entropy_with_logits(input, target, weight, reduction, pos_weight)
+
+
+def binary_cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None,
+                         size_average: Optional[bool] = None, reduce: Optional[bool] = None,
+                         reduction: str = "mean") -> Tensor:
+    """``-w * (y * log(x) + (1 - y) * log(1 - x))`` with each log clamped to ``>= -100``, as PyTorch."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    if target.shape != input.shape:
+        raise ValueError(f"Using a target size ({tuple(target.shape)}) that is different to the input size "
+                         f"({tuple(input.shape)}) is deprecated. Please ensure they have the same size.")
+    if input.numel() and (input.detach().amin().item() < 0 or input.detach().amax().item() > 1):
+        raise RuntimeError("all elements of input should be between 0 and 1")
+    loss = -(target * input.log().clamp(min=-100.0) + (1.0 - target) * (1.0 - input).log().clamp(min=-100.0))
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def smooth_l1_loss(input: Tensor, target: Tensor, size_average: Optional[bool] = None, reduce: Optional[bool] = None,
+                   reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    """``0.5 d^2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 beta`` (``beta = 0``: L1)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    if beta < 0:
+        raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
+    d = (input - target).abs()
+    if beta == 0:
+        return _reduce(d, reduction)
+    return _reduce(_core.where(d < beta, 0.5 * d * d / beta, d - 0.5 * beta), reduction)
+
+
+def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0,
+               weight: Optional[Tensor] = None) -> Tensor:
+    """``0.5 d^2`` where ``|d| < delta``, else ``delta * (|d| - 0.5 delta)``."""
+    _check_reduction(reduction)
+    if delta <= 0:
+        raise RuntimeError("huber_loss does not support non-positive values for delta.")
+    d = (input - target).abs()
+    loss = _core.where(d < delta, 0.5 * d * d, delta * (d - 0.5 * delta))
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def _xlogy(x: Tensor) -> Tensor:
+    # x * log(x) with 0 at x = 0 (PyTorch's xlogy(t, t)); the guard keeps log's gradient finite
+    pos = x > 0
+    return _core.where(pos, x * _core.where(pos, x, 1.0).log(), 0.0)
+
+
+def kl_div(input: Tensor, target: Tensor, size_average: Optional[bool] = None, reduce: Optional[bool] = None,
+           reduction: str = "mean", log_target: bool = False) -> Tensor:
+    """``target * (log(target) - input)`` with ``input`` in log space (and ``target`` too when
+    ``log_target``). ``batchmean`` divides the sum by the batch size (the KL divergence);
+    ``mean`` divides by the number of elements, as PyTorch (with its warning)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if reduction not in ("none", "mean", "sum", "batchmean"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    if reduction == "mean":
+        warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the support size."
+                      "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
+                      "'mean' will be changed to behave the same as 'batchmean' in the next major release.",
+                      stacklevel=2)
+    if log_target:
+        loss = target.exp() * (target - input)
+    else:
+        loss = _xlogy(target) - target * input
+    if reduction == "batchmean":
+        return loss.sum() / input.shape[0] if input.ndim != 0 else loss.sum()
+    return _reduce(loss, reduction)
+
+
+def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True, full: bool = False,
+                     size_average: Optional[bool] = None, eps: float = 1e-8, reduce: Optional[bool] = None,
+                     reduction: str = "mean") -> Tensor:
+    """``exp(input) - target * input`` (``log_input``) or ``input - target * log(input + eps)``;
+    ``full`` adds Stirling's ``target * log(target) - target + 0.5 * log(2 pi target)`` where
+    ``target > 1``."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    if log_input:
+        loss = input.exp() - target * input
+    else:
+        loss = input - target * (input + eps).log()
+    if full:
+        big = target > 1
+        t = _core.where(big, target, 1.0)
+        stirling = t * t.log() - t + 0.5 * (2 * math.pi * t).log()
+        loss = loss + _core.where(big, stirling, 0.0)
+    return _reduce(loss, reduction)
+
+
+def gaussian_nll_loss(input: Tensor, target: Tensor, var: Union[Tensor, float], full: bool = False,
+                      eps: float = 1e-6, reduction: str = "mean") -> Tensor:
+    """``0.5 * (log(max(var, eps)) + (input - target)^2 / max(var, eps))`` (+ ``0.5 log(2 pi)``
+    when ``full``). As in PyTorch the clamp of ``var`` passes its gradient through unchanged;
+    ``var`` may have one dim fewer than ``input`` or a last dim of 1 (one variance per sample)."""
+    _check_reduction(reduction)
+    if not isinstance(var, Tensor):
+        var = _core.full_like(input, float(var))  # a float: one variance for every element
+    if var.shape != input.shape:
+        if input.shape[:-1] == var.shape:
+            var = var.unsqueeze(-1)
+        elif not (input.shape[:-1] == var.shape[:-1] and var.ndim > 0 and var.shape[-1] == 1):
+            raise ValueError("var is of incorrect size")
+    if var.numel() and var.detach().amin().item() < 0:
+        raise ValueError("var has negative entry/entries")
+    var = var + (var.clamp(min=eps) - var).detach()  # the clamp without history, as PyTorch's no_grad clamp_
+    loss = 0.5 * (var.log() + (input - target) ** 2 / var)
+    if full:
+        loss = loss + 0.5 * math.log(2 * math.pi)
+    return _reduce(loss, reduction)
+
+
+def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,
+                        size_average: Optional[bool] = None, reduce: Optional[bool] = None,
+                        reduction: str = "mean") -> Tensor:
+    """``max(0, -target * (input1 - input2) + margin)``."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    if input1.ndim != input2.ndim or input1.ndim != target.ndim:
+        raise RuntimeError(f"margin_ranking_loss : All input tensors should have same dimension but got sizes: "
+                           f"input1: {tuple(input1.shape)}, input2: {tuple(input2.shape)}, "
+                           f"target: {tuple(target.shape)} ")
+    return _reduce((-target * (input1 - input2) + margin).clamp(min=0.0), reduction)
+
+
+def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0, size_average: Optional[bool] = None,
+                         reduce: Optional[bool] = None, reduction: str = "mean") -> Tensor:
+    """``x`` where ``target == 1``, ``max(0, margin - x)`` where ``target == -1`` (PyTorch's
+    formula: both terms, each masked by ``target != -1`` / ``target != 1``)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    margin_term = _core.where(target != 1, (margin - input).clamp(min=0.0), 0.0)
+    self_term = _core.where(target != -1, input, 0.0)
+    return _reduce(margin_term + self_term, reduction)
+
+
+def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,
+                          size_average: Optional[bool] = None, reduce: Optional[bool] = None,
+                          reduction: str = "mean") -> Tensor:
+    """``1 - cos(x1, x2)`` where ``target == 1``, ``max(0, cos(x1, x2) - margin)`` where
+    ``target == -1``; ``cos`` over the last dim with PyTorch's ``1e-12`` in each squared norm."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    if input1.ndim not in (1, 2) or input1.shape != input2.shape:
+        raise RuntimeError(f"cosine_embedding_loss: expected 1D or 2D inputs of the same shape, got "
+                           f"{tuple(input1.shape)} and {tuple(input2.shape)}")
+    d = input1.ndim - 1
+    eps = 1e-12
+    prod = (input1 * input2).sum(d)
+    m1 = (input1 * input1).sum(d) + eps
+    m2 = (input2 * input2).sum(d) + eps
+    cos = prod / (m1 * m2).sqrt()
+    pos = 1.0 - cos
+    neg = (cos - margin).clamp(min=0.0)
+    loss = _core.where(target == 1, pos, 0.0) + _core.where(target == -1, neg, 0.0)
+    return _reduce(loss, reduction)
+
+
+def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: float = 1.0, p: float = 2,
+                        eps: float = 1e-6, swap: bool = False, size_average: Optional[bool] = None,
+                        reduce: Optional[bool] = None, reduction: str = "mean") -> Tensor:
+    """``max(d(a, p) - d(a, n) + margin, 0)`` with ``d`` the :func:`pairwise_distance`; ``swap``
+    uses ``min(d(a, n), d(p, n))``."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    if not (anchor.ndim == positive.ndim == negative.ndim):
+        raise RuntimeError(f"The anchor, positive, and negative tensors are expected to have the same number of "
+                           f"dimensions, but got: anchor {anchor.ndim}D, positive {positive.ndim}D, and negative "
+                           f"{negative.ndim}D inputs")
+    d_pos = pairwise_distance(anchor, positive, p, eps)
+    d_neg = pairwise_distance(anchor, negative, p, eps)
+    if swap:
+        d_neg = d_neg.minimum(pairwise_distance(positive, negative, p, eps))
+    return _reduce((margin + d_pos - d_neg).clamp(min=0.0), reduction)
+
+
+def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative: Tensor, *,
+                                      distance_function: Optional[Callable[[Tensor, Tensor], Tensor]] = None,
+                                      margin: float = 1.0, swap: bool = False, reduction: str = "mean") -> Tensor:
+    """:func:`triplet_margin_loss` with any ``distance_function`` (default :func:`pairwise_distance`)."""
+    _check_reduction(reduction)
+    if margin <= 0:
+        raise ValueError(f"TripletMarginWithDistanceLoss: expected margin to be greater than 0, got {margin} instead")
+    dist = distance_function if distance_function is not None else pairwise_distance
+    d_pos = dist(anchor, positive)
+    d_neg = dist(anchor, negative)
+    if swap:
+        d_neg = d_neg.minimum(dist(positive, negative))
+    return _reduce((margin + d_pos - d_neg).clamp(min=0.0), reduction)
+
+
+def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float = 1.0,
+                      weight: Optional[Tensor] = None, size_average: Optional[bool] = None,
+                      reduce: Optional[bool] = None, reduction: str = "mean") -> Tensor:
+    """``sum_{i != y} w[y] * max(0, margin - x[y] + x[i])^p / C`` per sample. The weight
+    multiplies after the power, as PyTorch's kernel does (its docs put it inside the power; the two
+    agree for ``p = 1``)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    if p not in (1, 2):
+        raise ValueError("only p == 1 and p == 2 supported")
+    x = input if input.ndim == 2 else input.reshape(1, -1)
+    if input.ndim > 2:
+        raise RuntimeError(f"multi_margin_loss: expected 1D or 2D input, got {list(input.shape)}")
+    t = target.reshape(-1)
+    n, c = x.shape
+    if t.shape[0] != n:
+        raise RuntimeError(f"inconsistent target size, expected {n} but got {list(target.shape)}")
+    xy = x.gather(1, t.unsqueeze(1))
+    z = (margin - xy + x).clamp(min=0.0)
+    if p == 2:
+        z = z * z
+    z = _core.where(_core.arange(c, device=x.device).unsqueeze(0) == t.unsqueeze(1), 0.0, z)
+    if weight is not None:
+        z = z * weight[t].unsqueeze(1)
+    loss = z.sum(1) / c
+    if input.ndim < 2:
+        loss = loss.reshape(target.shape) if target.ndim == 1 else loss.reshape(())
+    return _reduce(loss, reduction)
+
+
+def soft_margin_loss(input: Tensor, target: Tensor, size_average: Optional[bool] = None,
+                     reduce: Optional[bool] = None, reduction: str = "mean") -> Tensor:
+    """``log(1 + exp(-target * input))``, averaged over all elements for ``mean``."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    return _reduce(_core.softplus(-target * input), reduction)
+
+
+def multilabel_soft_margin_loss(input: Tensor, target: Tensor, weight: Optional[Tensor] = None,
+                                size_average: Optional[bool] = None, reduce: Optional[bool] = None,
+                                reduction: str = "mean") -> Tensor:
+    """``-mean_c(w_c * (y_c * log sigmoid(x_c) + (1 - y_c) * log sigmoid(-x_c)))`` per sample."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    loss = -(target * logsigmoid(input) + (1.0 - target) * logsigmoid(-input))
+    if weight is not None:
+        loss = loss * weight
+    c = input.shape[-1]
+    return _reduce(loss.sum(input.ndim - 1) / c, reduction)
