@@ -204,3 +204,11 @@ def test_inplace_fill_of_a_graph_tensor_cuts_its_history():
     y = x * 2
     y.zero_()
     assert not y.requires_grad and y.grad_fn is None
+
+
+@pytest.mark.parametrize("name", ["elu", "selu", "celu", "silu", "mish", "hardswish"])
+def test_inplace_smooth_activations_have_exact_second_derivatives(name):
+    fn = getattr(bp.nn.functional, name)
+    x = bp.tensor([-1.3, -0.2, 0.4, 2.1], dtype=bp.float64, requires_grad=True)
+    assert bp.autograd.gradcheck(lambda v: fn(v * 1, inplace=True), [x])
+    assert bp.autograd.gradgradcheck(lambda v: fn(v * 1, inplace=True), [x])

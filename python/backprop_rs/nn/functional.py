@@ -5,14 +5,10 @@ ops the engine differentiates, so none of it has a backward of its own.
 
 In-place forms (``inplace=True``) write into ``input`` with the tensor's in-place methods and
 return it. Piecewise-linear activations (relu, leaky_relu, hardtanh, relu6, threshold,
-hardsigmoid, dropout) use in-place ops whose other operand is a constant (a mask or a scalar), so
-their history is exact to every order. For the smooth ones (elu, selu, celu, silu, mish,
-hardswish) the engine offers no fused in-place kernel, and an in-place op whose source depends
-on the destination's own history loses that dependency (``y.copy_(f(y))`` drops ``f``'s gradient
-— an engine defect, reported); so when ``input`` takes part in a graph they write
-``f(x) = f'(x) * x + (f(x) - f'(x) * x)`` as ``input.mul_(a).add_(b)`` with ``a`` and ``b``
-computed from the old value and detached: the value and the first derivative are PyTorch's, the
-second derivative through that op is not (a double backward through it sees ``f'' = 0``).
+hardsigmoid, dropout) use in-place ops whose other operand is a constant (a mask or a scalar);
+the smooth ones (elu, selu, celu, silu, mish, hardswish) compute ``f`` on a clone of the input
+and ``copy_`` it back, which records ``f``'s history through the input's old node, so every
+derivative, second ones included, is exact.
 """
 
 from __future__ import annotations
@@ -82,19 +78,14 @@ def _mask(cond: Tensor, like: Tensor) -> Tensor:
 
 
 def _inplace_smooth(input: Tensor, f: Callable[[Tensor], Tensor], df: Callable[[Tensor], Tensor]) -> Tensor:
-    """Writes ``f(input)`` into ``input``; see the module docstring for why a tracked input goes
-    through ``mul_(f'(x)).add_(f(x) - f'(x) * x)`` with constant operands."""
-    if not _grad_tracked(input):
-        with _no_grad():
-            return input.copy_(f(input))
-    if input.is_leaf:
-        # the same refusal every in-place op gives a leaf that requires grad (PyTorch's rule)
-        input.mul_(1.0)
-    with _no_grad():
-        x = input.detach()
-        a = df(x)
-        b = f(x) - a * x
-    return input.mul_(a).add_(b)
+    """Writes ``f(input)`` into ``input``: ``copy_`` records the history of ``f`` (so second
+    derivatives are exact) and refuses a leaf that requires grad, as every in-place op does.
+    ``f`` reads a clone when ``input`` is in a graph: the values ``f``'s backward saved must not
+    be the ones ``copy_`` overwrites (the version check would refuse them, as PyTorch's does).
+    ``df`` is unused here and kept for the callers' symmetry with the out-of-place forms."""
+    del df
+    src = input.clone() if _grad_tracked(input) else input
+    return input.copy_(f(src))
 
 
 def _no_grad():
