@@ -84,23 +84,55 @@ fn sqrt_f32(x: f32) -> f32 {
     return sqrt(x);
 }
 
-// sin/cos builtins are only accurate near [-pi, pi] on many GPUs: reduce by 2*pi first, in two
-// parts (C1 has few mantissa bits so k * C1 is exact for |k| < 2^15).
+// sin/cos builtins are only accurate near [-pi, pi] on many GPUs: reduce by 2*pi first.
+// Cody-Waite in three 8-bit pieces of 2*pi (and a last, rounded one), with k split as
+// k1 + k0 (k1 a multiple of 256, |k0| < 256) so that every product k * piece is exact for
+// |k| < 2^24 (|x| up to ~1e8); each subtraction is then exact too.
 fn reduce_angle(x: f32) -> f32 {
     if (abs(x) <= 3.14159265) {
         return x;
     }
     let k = round(x * 0.15915494309189535);
-    return (x - k * 6.28125) - k * 0.0019353071795864769;
+    let k1 = trunc(k * 0.00390625) * 256.0;
+    let k0 = k - k1;
+    var r = x - k1 * 6.28125;
+    r = r - k0 * 6.28125;
+    r = r - k1 * 0.00193023681640625;
+    r = r - k0 * 0.00193023681640625;
+    r = r - k1 * 5.066394805908203e-06;
+    r = r - k0 * 5.066394805908203e-06;
+    return r - k * 3.9683745e-09;
 }
 
-// tanh saturates to +-1 in f32 beyond |x| = 9.01; clamping keeps exp-based implementations from
-// overflowing into inf/inf.
+// expm1 as the CPU's (cpu/vmath.rs): x = n ln2 + r, expm1(x) = 2^n expm1(r) + (2^n - 1) with a
+// Taylor polynomial for expm1(r) that starts at r, so nothing cancels near 0.
+fn expm1_f32(x: f32) -> f32 {
+    if (is_nan(x)) {
+        return x;
+    }
+    let xc = clamp(x, -104.0, 89.0);
+    let n = round(xc * 1.4426950408889634);
+    let r = xc - n * 0.6933594 - n * -2.1219444e-4;
+    let q = ((((((1.0 / 40320.0 * r + 1.0 / 5040.0) * r + 1.0 / 720.0) * r + 1.0 / 120.0) * r
+        + 1.0 / 24.0) * r + 1.0 / 6.0) * r) + 0.5;
+    let p = r + r * r * q;
+    // 2^n as two factors so that n down to -150 stays representable
+    let ni = i32(n);
+    let n1 = ni >> 1u;
+    let s = ldexp(1.0, n1) * ldexp(1.0, ni - n1);
+    return p * s + (s - 1.0);
+}
+
+// tanh(x) = sign(x) * e / (e + 2) with e = expm1(2|x|), the CPU's formula: accurate from the
+// denormals (where it returns x) to saturation; the builtin tanh of some drivers loses all
+// relative accuracy for small |x|.
 fn tanh_f32(x: f32) -> f32 {
     if (is_nan(x)) {
         return x;
     }
-    return tanh(clamp(x, -10.0, 10.0));
+    let e = expm1_f32(2.0 * min(abs(x), 20.0));
+    let t = e / (e + 2.0);
+    return bitcast<f32>(bitcast<u32>(t) | (bitcast<u32>(x) & 0x80000000u));
 }
 
 // Stable logistic function: never takes exp of a large positive number.
@@ -112,13 +144,16 @@ fn sigmoid_f32(x: f32) -> f32 {
     return e / (1.0 + e);
 }
 
-// log(1 + y) accurate for small y (Goldberg's trick: the rounding error of 1 + y cancels).
+// log(1 + y) accurate for small y, without relying on (1 + y) - 1 being computed as written
+// (some drivers fold it to y): log1p(y) = 2 atanh(y / (2 + y)), atanh by its series where the
+// argument is small, the plain log elsewhere.
 fn log1p_f32(y: f32) -> f32 {
-    let u = 1.0 + y;
-    if (u == 1.0) {
-        return y;
+    if (abs(y) < 0.4) {
+        let z = y / (2.0 + y);
+        let z2 = z * z;
+        return 2.0 * z * (1.0 + z2 * (1.0 / 3.0 + z2 * (0.2 + z2 * (1.0 / 7.0 + z2 * (1.0 / 9.0 + z2 / 11.0)))));
     }
-    return log(u) * (y / (u - 1.0));
+    return log(1.0 + y);
 }
 
 // log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)): no overflow for large |x|. As on the CPU (and
