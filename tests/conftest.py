@@ -1,7 +1,24 @@
+import os
+
 import numpy as np
 import pytest
 
 import backprop_rs as bp
+
+_GPU = None
+
+
+def gpu_or_skip():
+    """Skips the calling test when no GPU adapter exists, with the reason; under
+    BACKPROP_REQUIRE_GPU=1 (CI, on lavapipe) a missing adapter is a failure instead."""
+    global _GPU
+    if _GPU is None:
+        _GPU = bp.gpu.is_available()
+    if not _GPU:
+        reason = "no GPU adapter (install Mesa's lavapipe: scripts/setup-lavapipe.sh)"
+        if os.environ.get("BACKPROP_REQUIRE_GPU") == "1":
+            pytest.fail(f"BACKPROP_REQUIRE_GPU=1 but {reason}")
+        pytest.skip(reason)
 
 
 @pytest.fixture(autouse=True)

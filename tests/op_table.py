@@ -36,6 +36,8 @@ class OpInfo:
     atol: float = 1e-6
     rtol: float = 1e-4
     f64: bool = True
+    # the devices the row runs on (float32 only on the GPU: WGSL has no f64)
+    devices: Sequence[str] = ("cpu", "gpu")
 
 
 def _erf(x):
@@ -153,14 +155,15 @@ def ce_samples(rng):
         Sample([x, t_ign], dict(reduction="mean"), "ignore_index", int_inputs=[1]),
         Sample([x, t], dict(reduction="mean", label_smoothing=0.1), "smoothing", int_inputs=[1]),
         Sample([x, t], dict(reduction="mean", weight=w), "weight", int_inputs=[1]),
-        Sample([x.T.copy().T, t], dict(reduction="mean"), "noncontig", noncontig=False, int_inputs=[1]),
+        # the harness feeds the logits as a transposed view (a strided input)
+        Sample([x, t], dict(reduction="mean"), "noncontig", noncontig=True, int_inputs=[1]),
     ]
 
 
 def _ce_op(x, t, **kw):
     if "weight" in kw and kw["weight"] is not None:
         kw = dict(kw)
-        kw["weight"] = bp.tensor(kw["weight"], dtype=x.dtype)
+        kw["weight"] = bp.tensor(kw["weight"], dtype=x.dtype, device=x.device)
     return F.cross_entropy(x, t, **kw)
 
 
@@ -226,10 +229,6 @@ def matmul_samples(rng):
     ]
 
 
-def _maybe_t(x, flag):
-    return x
-
-
 def index_gather_samples(rng):
     x = rng.normal(size=(3, 5))
     idx = rng.integers(0, 5, size=(3, 4))
@@ -270,12 +269,17 @@ def _scatter_add_ref(x, src, idx, dim):
 def index_add_samples(rng):
     x = rng.normal(size=(4, 3))
     src = rng.normal(size=(3, 3))
-    return [Sample([x, src, np.array([0, 2, 0])], dict(dim=0), "dim0-dups", int_inputs=[2])]
+    return [
+        Sample([x, src, np.array([0, 2, 0])], dict(dim=0), "dim0-dups", int_inputs=[2]),
+        Sample([x, rng.normal(size=(4, 4)), np.array([2, 0, 2, 1])], dict(dim=1), "dim1-dups", int_inputs=[2]),
+        Sample([x, rng.normal(size=(4, 2)), np.array([1, 1])], dict(dim=-1), "dim-1", int_inputs=[2]),
+    ]
 
 
 def _index_add_ref(x, src, idx, dim):
     out = x.copy()
-    np.add.at(out, idx, src) if dim == 0 else None
+    # out[..., idx[k], ...] += src[..., k, ...] along `dim`, repeated indices accumulating
+    np.add.at(out, (slice(None),) * (dim % x.ndim) + (idx,), src)
     return out
 
 

@@ -88,11 +88,16 @@ def test_expanded_views_export_as_copies():
 
 
 def test_numpy_array_keeps_tensor_memory_alive():
-    a = (bp.arange(1000).float() * 2).numpy()
     import gc
 
+    n = 100_000  # large enough for the engine's buffer pool, which reuses freed memory
+    a = (bp.arange(n).float() * 2).numpy()
     gc.collect()
-    assert a[999] == 1998.0
+    # if the array viewed freed memory, these allocations (the same size) would reuse it and
+    # overwrite what the array shows
+    others = [bp.full((n,), -7.0) for _ in range(8)]
+    np.testing.assert_array_equal(a, np.arange(n, dtype=np.float32) * 2)
+    assert all(o[0].item() == -7.0 for o in others)
 
 
 def test_numpy_operands_in_arithmetic():

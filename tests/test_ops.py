@@ -1,39 +1,49 @@
-"""Every op of the op table: forward vs NumPy in float32 and float64, gradcheck (f64 central
-differences) and gradgradcheck (second derivatives)."""
+"""Every op of the op table, on every device it supports: forward vs NumPy in float32 and
+float64, gradcheck (f64 central differences) and gradgradcheck (second derivatives) on the CPU,
+and on the GPU forward vs NumPy plus gradients vs the CPU's, all from the same samples (the
+OpInfo idea, re-run per device like tinygrad's helper_test_op)."""
 
 from __future__ import annotations
+
+import zlib
 
 import numpy as np
 import pytest
 
 import backprop_rs as bp
+from conftest import gpu_or_skip
 from op_table import OPS, OpInfo, Sample
 
 CASES = []
+GPU_CASES = []
 for _op in OPS:
-    for _i, _s in enumerate(_op.samples(np.random.default_rng(hash(_op.name) % 2**32))):
+    # a stable seed per row (Python's hash() is salted per process): inputs are the same each run
+    for _i, _s in enumerate(_op.samples(np.random.default_rng(zlib.crc32(_op.name.encode())))):
         CASES.append(pytest.param(_op, _s, id=f"{_op.name}-{_s.desc or _i}"))
+        if "gpu" in _op.devices:
+            GPU_CASES.append(pytest.param(_op, _s, id=f"{_op.name}-{_s.desc or _i}"))
 
 
-def _leaf(a: np.ndarray, dtype, noncontig: bool, requires_grad: bool = False):
+def _leaf(a: np.ndarray, dtype, noncontig: bool, requires_grad: bool = False, device: str = "cpu"):
     """A bp leaf for `a`; when `noncontig`, the leaf holds the transposed data and the returned
     'view' function transposes it back, so the op sees a strided input."""
     if noncontig and a.ndim >= 2:
-        leaf = bp.tensor(np.ascontiguousarray(np.swapaxes(a, -1, -2)), dtype=dtype, requires_grad=requires_grad)
+        data = np.ascontiguousarray(np.swapaxes(a, -1, -2))
+        leaf = bp.tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
         return leaf, (lambda t: t.transpose(-1, -2))
-    leaf = bp.tensor(a, dtype=dtype, requires_grad=requires_grad)
+    leaf = bp.tensor(a, dtype=dtype, device=device, requires_grad=requires_grad)
     return leaf, (lambda t: t)
 
 
-def _inputs(op: OpInfo, s: Sample, dtype, requires_grad=False):
+def _inputs(op: OpInfo, s: Sample, dtype, requires_grad=False, device="cpu"):
     leaves, views, args = [], [], []
     for i, a in enumerate(s.inputs):
         if i in s.int_inputs:
-            args.append(bp.tensor(a.astype(np.int64)))
+            args.append(bp.tensor(a.astype(np.int64), device=device))
             leaves.append(None)
             views.append(None)
         else:
-            leaf, view = _leaf(a, dtype, s.noncontig, requires_grad)
+            leaf, view = _leaf(a, dtype, s.noncontig, requires_grad, device)
             leaves.append(leaf)
             views.append(view)
             args.append(view(leaf))
@@ -105,6 +115,48 @@ def test_gradgradcheck(op: OpInfo, sample: Sample):
         pytest.skip("no second derivative for this op/sample")
     fn, xs = _grad_fn(op, sample)
     assert bp.autograd.gradgradcheck(fn, xs, eps=1e-6, atol=1e-5, rtol=1e-3)
+
+
+# ------------------------------------------------------------------ the same rows on the GPU
+
+# float32 on the GPU runs other transcendental implementations than the CPU's: a little more room
+GPU_ATOL, GPU_RTOL = 2e-5, 2e-4
+
+
+@pytest.mark.parametrize("op,sample", GPU_CASES)
+def test_forward_gpu(op: OpInfo, sample: Sample):
+    gpu_or_skip()
+    _, _, args = _inputs(op, sample, bp.float32, device="gpu")
+    got = op.op(*args, **sample.kwargs)
+    want = op.ref(*_np_inputs(sample, np.float32), **sample.kwargs)
+    if isinstance(got, bp.Tensor):
+        assert got.device.type == "gpu", f"{op.name} left the GPU"
+        if got.is_floating_point():
+            assert got.dtype == bp.float32
+        got = got.detach().cpu()
+    _compare(got, want, max(op.atol, GPU_ATOL), max(op.rtol, GPU_RTOL))
+
+
+def _grads(op: OpInfo, sample: Sample, device: str):
+    leaves, views, args = _inputs(op, sample, bp.float32, requires_grad=True, device=device)
+    out = op.op(*args, **sample.kwargs)
+    # a fixed, non-uniform output gradient so that every output element weighs differently
+    seed = bp.tensor(np.linspace(-1.0, 1.5, max(out.numel(), 1))[: out.numel()].reshape(out.shape),
+                     dtype=bp.float32, device=device)
+    out.backward(seed)
+    return [leaf.grad.cpu().numpy() if leaf.grad is not None else None for leaf in leaves if leaf is not None]
+
+
+@pytest.mark.parametrize("op,sample", GPU_CASES)
+def test_gradients_gpu_match_cpu(op: OpInfo, sample: Sample):
+    if not _differentiable(op, sample):
+        pytest.skip("no gradient for this op/sample (comparison, index output or empty input)")
+    gpu_or_skip()
+    cpu, gpu = _grads(op, sample, "cpu"), _grads(op, sample, "gpu")
+    for i, (c, g) in enumerate(zip(cpu, gpu)):
+        assert (c is None) == (g is None), f"input {i}: gradient on one device only"
+        if c is not None:
+            np.testing.assert_allclose(g, c, atol=1e-4, rtol=1e-3, err_msg=f"input {i}")
 
 
 def test_gradcheck_detects_a_wrong_gradient():

@@ -274,13 +274,8 @@ fn resolve<V: Viewable>(t: V, device: Device, key: &[Indexer]) -> Result<Resolve
             }
             Indexer::Ellipsis => d += rank - consumed,
             Indexer::Tensor(m) if m.dtype() == DType::Bool => {
-                if m.device() != device {
-                    return Err(Error::DeviceMismatch {
-                        op: "index",
-                        lhs: device,
-                        rhs: m.device(),
-                    });
-                }
+                // an index on another device is moved, as PyTorch does for CPU indices
+                let m = &m.to_device(device)?;
                 if m.rank() == 0 {
                     // t[True] is t[None]; t[False] is an empty new dim (NumPy's rule)
                     cur = cur.new_axis(d)?;
@@ -311,13 +306,7 @@ fn resolve<V: Viewable>(t: V, device: Device, key: &[Indexer]) -> Result<Resolve
                         ix.dtype()
                     )));
                 }
-                if ix.device() != device {
-                    return Err(Error::DeviceMismatch {
-                        op: "index",
-                        lhs: device,
-                        rhs: ix.device(),
-                    });
-                }
+                let ix = &ix.to_device(device)?;
                 if ix.rank() == 0 {
                     // a 0-d index tensor behaves as an integer
                     cur = cur.pick(d, ix.item()? as i64)?;
