@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: installs what is missing (Mesa's lavapipe,
-# a real Vulkan device on the CPU, for the GPU backend; Python packages into .venv), builds the
-# extension (with the GPU backend), then runs the Rust tests (cargo test, with and without the
-# `gpu` feature) and the Python tests (pytest). Exits non-zero if anything fails.
+# a real Vulkan device on the CPU, for the GPU backend; Python packages into .venv), checks
+# formatting and lints (cargo fmt, clippy, ruff), builds the extension (with the GPU backend),
+# then runs the Rust tests (cargo test, with and without the `gpu` feature), packages the core
+# crate and builds a downstream crate against the package, and runs the Python tests (pytest).
+# Exits non-zero if anything fails.
 #
 # GPU tests run on lavapipe and must not skip here (BACKPROP_REQUIRE_GPU=1): a missing adapter
 # is a failure. Set BACKPROP_SKIP_GPU_SETUP=1 to run on an existing GPU instead of lavapipe.
@@ -22,7 +24,13 @@ fi
 # shellcheck disable=SC1091
 . .venv/bin/activate
 python -m pip install -q --disable-pip-version-check --upgrade pip
-python -m pip install -q --disable-pip-version-check "numpy>=1.22" "tqdm>=4.60" "pytest>=7" "maturin>=1.7,<2" "wgpu>=0.19"
+python -m pip install -q --disable-pip-version-check "numpy>=1.22" "tqdm>=4.60" "pytest>=7" "maturin>=1.7,<2" \
+    "wgpu>=0.19" "hypothesis>=6.100" "ruff==0.17.6" "safetensors>=0.4" "threadpoolctl>=3"
+
+echo "== formatting and lints (cargo fmt, clippy, ruff)"
+cargo fmt --all -- --check
+cargo clippy --quiet --workspace --all-targets --all-features -- -D warnings
+ruff check python tests
 
 echo "== build the extension (release, GPU backend included)"
 maturin develop --release --quiet
@@ -31,6 +39,10 @@ echo "== cargo test (core crate: unit, integration and doc tests)"
 cargo test --quiet
 echo "== cargo test --features gpu (the same plus GPU parity and shader validation)"
 cargo test --quiet --features gpu
+echo "== examples"
+cargo run --quiet --example indexing > /dev/null
+echo "== the published crate: cargo package, then a downstream crate against the package"
+bash scripts/check-package.sh
 
 echo "== pytest"
 python -m pytest -q "$@"

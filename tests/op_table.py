@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Sequence
 
 import numpy as np
 
@@ -138,8 +138,8 @@ def _ce_ref(x, t, reduction="mean", weight=None, ignore_index=-100, label_smooth
 def _ce_prob_ref(x, p, reduction="mean", label_smoothing=0.0):
     c = x.shape[1]
     q = p * (1 - label_smoothing) + label_smoothing / c
-    l = -(_log_softmax(x, 1) * q).sum(1)
-    return {"none": l, "sum": l.sum(), "mean": l.mean()}[reduction]
+    loss = -(_log_softmax(x, 1) * q).sum(1)
+    return {"none": loss, "sum": loss.sum(), "mean": loss.mean()}[reduction]
 
 
 def ce_samples(rng):
@@ -192,8 +192,8 @@ def nll_samples(rng):
 
 
 def _nll_ref(x, t, reduction="mean"):
-    l = -x[np.arange(len(t)), t]
-    return {"none": l, "sum": l.sum(), "mean": l.mean()}[reduction]
+    loss = -x[np.arange(len(t)), t]
+    return {"none": loss, "sum": loss.sum(), "mean": loss.mean()}[reduction]
 
 
 def pair_loss_samples(rng):
@@ -210,8 +210,8 @@ def bce_samples(rng):
 
 
 def _bce_ref(x, y, reduction="mean"):
-    l = np.logaddexp(0, x) - x * y
-    return {"none": l, "sum": l.sum(), "mean": l.mean()}[reduction]
+    loss = np.logaddexp(0, x) - x * y
+    return {"none": loss, "sum": loss.sum(), "mean": loss.mean()}[reduction]
 
 
 def matmul_samples(rng):

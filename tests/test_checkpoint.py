@@ -13,8 +13,6 @@ import faulthandler
 import io
 import json
 import math
-import os
-import pathlib
 import random
 import struct
 import time

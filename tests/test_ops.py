@@ -86,7 +86,7 @@ def test_forward_f64(op: OpInfo, sample: Sample):
 
 def _grad_fn(op: OpInfo, sample: Sample):
     leaves, views, args = _inputs(op, sample, bp.float64, requires_grad=True)
-    float_pos = [i for i, l in enumerate(leaves) if l is not None]
+    float_pos = [i for i, leaf in enumerate(leaves) if leaf is not None]
 
     def fn(*xs):
         full = list(args)

@@ -6,9 +6,8 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
-from . import _core
 from ._core import Tensor
 from .autograd import no_grad
 from .data import MODES, TensorDataset, loader_for
@@ -95,8 +94,8 @@ def fit(
         bar = _bar(data, getattr(data, "__len__", lambda: None)(), "online", progress)
         for item in bar:
             xb, yb = item[0], item[1]
-            l, c, n = update(xb, yb)
-            loss_sum, correct, seen, chunk = loss_sum + l * n, correct + c, seen + n, chunk + n
+            batch_loss, c, n = update(xb, yb)
+            loss_sum, correct, seen, chunk = loss_sum + batch_loss * n, correct + c, seen + n, chunk + n
             if chunk >= report_every:
                 _close_chunk(hist, loss_sum / seen, correct / seen, model, eval_data, bar)
                 loss_sum = correct = seen = chunk = 0
@@ -114,8 +113,8 @@ def fit(
             loss_sum = correct = seen = 0.0
             bar = _bar(loader, len(loader), f"epoch {epoch}/{epochs}", progress)
             for i, (xb, yb) in enumerate(bar):
-                l, c, n = update(xb, yb)
-                loss_sum, correct, seen = loss_sum + l * n, correct + c, seen + n
+                batch_loss, c, n = update(xb, yb)
+                loss_sum, correct, seen = loss_sum + batch_loss * n, correct + c, seen + n
                 if hasattr(bar, "set_postfix") and (i % 50 == 0 or i == len(loader) - 1):
                     bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
             _close_chunk(hist, loss_sum / max(seen, 1), correct / max(seen, 1), model, eval_data, bar)

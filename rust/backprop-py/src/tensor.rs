@@ -142,7 +142,12 @@ impl PyTensor {
         Ok(Some(wrap(r.py()?)))
     }
 
-    fn cmp_method(&self, py: Python<'_>, other: &Bound<'_, PyAny>, op: CmpOp) -> PyResult<PyTensor> {
+    fn cmp_method(
+        &self,
+        py: Python<'_>,
+        other: &Bound<'_, PyAny>,
+        op: CmpOp,
+    ) -> PyResult<PyTensor> {
         self.cmp(py, other, op)?
             .map(wrap)
             .ok_or_else(|| unsupported_operand(op.name(), other))
@@ -177,7 +182,12 @@ impl PyTensor {
     }
 
     /// `other * alpha` as an operand (PyTorch's `add(other, alpha=...)`).
-    fn scaled(&self, other: &Bound<'_, PyAny>, alpha: Option<&Bound<'_, PyAny>>, op: &str) -> PyResult<Option<Operand>> {
+    fn scaled(
+        &self,
+        other: &Bound<'_, PyAny>,
+        alpha: Option<&Bound<'_, PyAny>>,
+        op: &str,
+    ) -> PyResult<Option<Operand>> {
         let a = self.tensor();
         let o = operand(other, &a)?;
         let Some(alpha) = alpha.filter(|x| !x.is_none()) else {
@@ -196,7 +206,9 @@ impl PyTensor {
                     .and_then(|t| t.binary_scalar(s, BinaryOp::Mul, false))
                     .py()?,
             )),
-            Some(Operand::Tensor(t)) => Some(Operand::Tensor(t.binary_scalar(s, BinaryOp::Mul, false).py()?)),
+            Some(Operand::Tensor(t)) => Some(Operand::Tensor(
+                t.binary_scalar(s, BinaryOp::Mul, false).py()?,
+            )),
         })
     }
 
@@ -214,7 +226,9 @@ impl PyTensor {
         match self.scaled(other, alpha, op.name())? {
             None => Err(unsupported_operand(op.name(), other)),
             Some(Operand::Tensor(b)) => wrap_r(work(py, a.numel(), || a.binary(&b, op))),
-            Some(Operand::Scalar(v)) => wrap_r(work(py, a.numel(), || a.binary_scalar(v, op, false))),
+            Some(Operand::Scalar(v)) => {
+                wrap_r(work(py, a.numel(), || a.binary_scalar(v, op, false)))
+            }
         }
     }
 
@@ -459,7 +473,10 @@ impl PyTensor {
     }
     /// Address of the first element (CPU tensors), for checking memory sharing.
     fn data_ptr(&self) -> usize {
-        self.tensor().cpu_data_ptr().map(|p| p as usize).unwrap_or(0)
+        self.tensor()
+            .cpu_data_ptr()
+            .map(|p| p as usize)
+            .unwrap_or(0)
     }
     fn __len__(&self) -> PyResult<usize> {
         self.tensor()
@@ -574,7 +591,9 @@ impl PyTensor {
     fn set_data(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let v = value
             .cast::<PyTensor>()
-            .map_err(|_| PyTypeError::new_err(format!("data must be a Tensor, got {}", type_name(value))))?
+            .map_err(|_| {
+                PyTypeError::new_err(format!("data must be a Tensor, got {}", type_name(value)))
+            })?
             .get()
             .tensor();
         let new = self.tensor().with_data(&v).py()?;
@@ -663,7 +682,9 @@ impl PyTensor {
         }
         match self.tensor().item_scalar().py()? {
             Scalar::Int(i) => Ok(i),
-            _ => Err(PyTypeError::new_err("only integer tensors of a single element can be converted to an index")),
+            _ => Err(PyTypeError::new_err(
+                "only integer tensors of a single element can be converted to an index",
+            )),
         }
     }
 
@@ -890,7 +911,9 @@ impl PyTensor {
         let parts = if split_size_or_sections.is_instance_of::<PyInt>() {
             let n: i64 = split_size_or_sections.extract()?;
             let n = usize::try_from(n).map_err(|_| {
-                PyValueError::new_err(format!("split expects split_size be non-negative, but got split_size={n}"))
+                PyValueError::new_err(format!(
+                    "split expects split_size be non-negative, but got split_size={n}"
+                ))
             })?;
             t.split(n, dim).py()?
         } else {
@@ -902,13 +925,27 @@ impl PyTensor {
     #[pyo3(signature = (chunks, dim=0))]
     fn chunk(&self, chunks: i64, dim: i64) -> PyResult<Vec<PyTensor>> {
         let chunks = usize::try_from(chunks).map_err(|_| {
-            PyValueError::new_err(format!("chunk expects `chunks` to be greater than 0, got: {chunks}"))
+            PyValueError::new_err(format!(
+                "chunk expects `chunks` to be greater than 0, got: {chunks}"
+            ))
         })?;
-        Ok(self.tensor().chunk(chunks, dim).py()?.into_iter().map(wrap).collect())
+        Ok(self
+            .tensor()
+            .chunk(chunks, dim)
+            .py()?
+            .into_iter()
+            .map(wrap)
+            .collect())
     }
     #[pyo3(signature = (dim=0))]
     fn unbind(&self, dim: i64) -> PyResult<Vec<PyTensor>> {
-        Ok(self.tensor().unbind(dim).py()?.into_iter().map(wrap).collect())
+        Ok(self
+            .tensor()
+            .unbind(dim)
+            .py()?
+            .into_iter()
+            .map(wrap)
+            .collect())
     }
     fn contiguous(&self, py: Python<'_>) -> PyResult<PyTensor> {
         let t = &self.tensor();
@@ -1144,7 +1181,8 @@ impl PyTensor {
         other: &Bound<'py, PyAny>,
         alpha: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, Self>> {
-        slf.get().inplace_alpha(slf.py(), other, alpha, BinaryOp::Add)?;
+        slf.get()
+            .inplace_alpha(slf.py(), other, alpha, BinaryOp::Add)?;
         Ok(slf.clone())
     }
     #[pyo3(signature = (other, *, alpha=None))]
@@ -1153,7 +1191,8 @@ impl PyTensor {
         other: &Bound<'py, PyAny>,
         alpha: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, Self>> {
-        slf.get().inplace_alpha(slf.py(), other, alpha, BinaryOp::Sub)?;
+        slf.get()
+            .inplace_alpha(slf.py(), other, alpha, BinaryOp::Sub)?;
         Ok(slf.clone())
     }
     fn mul_<'py>(slf: &Bound<'py, Self>, other: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Self>> {
@@ -1228,12 +1267,14 @@ impl PyTensor {
                         v.rank()
                     )));
                 }
-                slf.get().set(work(slf.py(), t.numel(), || t.copy_(&v)).py()?);
+                slf.get()
+                    .set(work(slf.py(), t.numel(), || t.copy_(&v)).py()?);
                 return Ok(slf.clone());
             }
             Err(_) => scalar_arg("fill_", value)?,
         };
-        slf.get().set(work(slf.py(), t.numel(), || t.fill_(s)).py()?);
+        slf.get()
+            .set(work(slf.py(), t.numel(), || t.fill_(s)).py()?);
         Ok(slf.clone())
     }
     fn copy_<'py>(slf: &Bound<'py, Self>, src: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Self>> {
@@ -1242,7 +1283,8 @@ impl PyTensor {
             Ok(s) => s.get().tensor(),
             Err(_) => tensor_from_data(src, Some(t.dtype()), t.device())?,
         };
-        slf.get().set(work(slf.py(), t.numel(), || t.copy_(&s)).py()?);
+        slf.get()
+            .set(work(slf.py(), t.numel(), || t.copy_(&s)).py()?);
         Ok(slf.clone())
     }
     #[pyo3(signature = (min=None, max=None))]
@@ -1269,7 +1311,8 @@ impl PyTensor {
     ) -> PyResult<Bound<'py, Self>> {
         let _ = generator;
         let t = slf.get().tensor();
-        slf.get().set(work(slf.py(), t.numel(), || t.uniform_(from_, to)).py()?);
+        slf.get()
+            .set(work(slf.py(), t.numel(), || t.uniform_(from_, to)).py()?);
         Ok(slf.clone())
     }
     #[pyo3(signature = (mean=0.0, std=1.0, *, generator=None))]
@@ -1281,7 +1324,8 @@ impl PyTensor {
     ) -> PyResult<Bound<'py, Self>> {
         let _ = generator;
         let t = slf.get().tensor();
-        slf.get().set(work(slf.py(), t.numel(), || t.normal_(mean, std)).py()?);
+        slf.get()
+            .set(work(slf.py(), t.numel(), || t.normal_(mean, std)).py()?);
         Ok(slf.clone())
     }
     fn detach_<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
@@ -1319,7 +1363,7 @@ impl PyTensor {
     }
     fn pow(&self, py: Python<'_>, exponent: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let r = self.__pow__(py, exponent, None)?;
-        if r.is(&py.NotImplemented()) {
+        if r.is(py.NotImplemented()) {
             return Err(unsupported_operand("pow", exponent));
         }
         Ok(r)
@@ -1428,7 +1472,9 @@ impl PyTensor {
     ) -> PyResult<PyTensor> {
         let t = &self.tensor();
         let (lo, hi) = (clamp_bound(min, t)?, clamp_bound(max, t)?);
-        wrap_r(work(py, t.numel(), || t.clamp_tensors(lo.as_ref(), hi.as_ref())))
+        wrap_r(work(py, t.numel(), || {
+            t.clamp_tensors(lo.as_ref(), hi.as_ref())
+        }))
     }
     #[pyo3(signature = (min=None, max=None))]
     fn clip(
@@ -1443,10 +1489,12 @@ impl PyTensor {
     fn where_(&self, condition: &PyTensor, other: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
         let o = match operand(other, &self.tensor())? {
             Some(Operand::Tensor(t)) => t,
-            Some(Operand::Scalar(s)) => {
-                Tensor::full_scalar(s, s.result_dtype(self.tensor().dtype()), self.tensor().device())
-                    .py()?
-            }
+            Some(Operand::Scalar(s)) => Tensor::full_scalar(
+                s,
+                s.result_dtype(self.tensor().dtype()),
+                self.tensor().device(),
+            )
+            .py()?,
             None => {
                 return Err(PyTypeError::new_err(
                     "where: other must be a tensor or a number",
@@ -1674,7 +1722,9 @@ impl PyTensor {
         } else {
             source.tensor().mul_scalar(alpha).py()?
         };
-        wrap_r(work(py, t.numel(), || t.index_add(dim, &index.tensor(), &src)))
+        wrap_r(work(py, t.numel(), || {
+            t.index_add(dim, &index.tensor(), &src)
+        }))
     }
 }
 
@@ -1736,7 +1786,6 @@ fn logical_operand(other: &Bound<'_, PyAny>, like: &Tensor) -> PyResult<Tensor> 
         ))),
     }
 }
-
 
 /// A clamp bound: a number (a 0-d tensor that promotes like a Python number) or a tensor.
 /// A scalar as the Python number of its kind.

@@ -48,7 +48,11 @@ fn main() -> Result<()> {
 
     // in place, as Python's t[mask] = 0
     let z = t.contiguous_copy()?;
-    let z = z.index_put_(&[mask.into()], &Tensor::scalar(0.0, DType::F32, Device::Cpu)?, false)?;
+    let z = z.index_put_(
+        &[mask.into()],
+        &Tensor::scalar(0.0, DType::F32, Device::Cpu)?,
+        false,
+    )?;
     println!("after z[z > 20] = 0, max = {}", z.max_all()?);
     Ok(())
 }

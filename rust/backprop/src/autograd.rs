@@ -315,11 +315,7 @@ pub(crate) fn saved_inputs(op: &Op) -> u8 {
     match op {
         Op::Unary(_, u) => match u {
             UnaryOp::Neg | UnaryOp::Sign => 0,
-            UnaryOp::Exp
-            | UnaryOp::Sqrt
-            | UnaryOp::Tanh
-            | UnaryOp::Sigmoid
-            | UnaryOp::Relu => OUT,
+            UnaryOp::Exp | UnaryOp::Sqrt | UnaryOp::Tanh | UnaryOp::Sigmoid | UnaryOp::Relu => OUT,
             UnaryOp::Abs
             | UnaryOp::Log
             | UnaryOp::Sin
@@ -331,14 +327,14 @@ pub(crate) fn saved_inputs(op: &Op) -> u8 {
         Op::Binary(a, b, bop) => match bop {
             BinaryOp::Add | BinaryOp::Sub => 0,
             BinaryOp::BitAnd | BinaryOp::BitOr | BinaryOp::BitXor => 0,
-            BinaryOp::Mul => n(b) * A | n(a) * B,
-            BinaryOp::Div => B | n(b) * OUT,
-            BinaryOp::Pow => A | B | n(b) * OUT,
+            BinaryOp::Mul => (n(b) * A) | (n(a) * B),
+            BinaryOp::Div => B | (n(b) * OUT),
+            BinaryOp::Pow => A | B | (n(b) * OUT),
             BinaryOp::Maximum | BinaryOp::Minimum => A | B,
         },
         Op::Where(..) => A,
         Op::Reduce(_, ReduceOp::Max | ReduceOp::Min, _) => A | OUT,
-        Op::Matmul(a, b) => n(b) * A | n(a) * B,
+        Op::Matmul(a, b) => (n(b) * A) | (n(a) * B),
         Op::Softmax(..) | Op::LogSoftmax(..) => OUT,
         Op::Gather(..) | Op::IndexSelect(..) => B,
         Op::Scatter { .. } | Op::IndexAdd { .. } => B,

@@ -189,7 +189,9 @@ impl Tensor {
         if high <= low {
             return Err(Error::invalid(
                 "randint",
-                format!("random_ expects 'from' to be less than 'to', but got from={low} >= to={high}"),
+                format!(
+                    "random_ expects 'from' to be less than 'to', but got from={low} >= to={high}"
+                ),
             ));
         }
         let shape = shape.into();
@@ -274,7 +276,11 @@ impl Tensor {
 }
 
 /// A vector of `shape.numel()` elements `f(0), f(1), ...`, allocated through the checked path.
-fn filled<T: Element>(op: &'static str, shape: &Shape, mut f: impl FnMut(usize) -> T) -> Result<Vec<T>> {
+fn filled<T: Element>(
+    op: &'static str,
+    shape: &Shape,
+    mut f: impl FnMut(usize) -> T,
+) -> Result<Vec<T>> {
     let mut out = crate::cpu::buffer::alloc_for_overwrite::<T>(op, shape)?;
     out.iter_mut().enumerate().for_each(|(i, o)| *o = f(i));
     Ok(out)
@@ -291,13 +297,26 @@ fn generate(
 ) -> Result<Tensor> {
     let t = match dtype {
         DType::F64 => Tensor::from_vec(filled::<f64>(op, &shape, &f)?, shape, Device::Cpu)?,
-        DType::F32 => Tensor::from_vec(filled::<f32>(op, &shape, |i| f(i) as f32)?, shape, Device::Cpu)?,
-        DType::I64 => Tensor::from_vec(filled::<i64>(op, &shape, |i| f(i) as i64)?, shape, Device::Cpu)?,
-        DType::Bool => Tensor::from_vec(filled::<u8>(op, &shape, |i| (f(i) != 0.0) as u8)?, shape, Device::Cpu)?,
+        DType::F32 => Tensor::from_vec(
+            filled::<f32>(op, &shape, |i| f(i) as f32)?,
+            shape,
+            Device::Cpu,
+        )?,
+        DType::I64 => Tensor::from_vec(
+            filled::<i64>(op, &shape, |i| f(i) as i64)?,
+            shape,
+            Device::Cpu,
+        )?,
+        DType::Bool => Tensor::from_vec(
+            filled::<u8>(op, &shape, |i| (f(i) != 0.0) as u8)?,
+            shape,
+            Device::Cpu,
+        )?,
     };
     t.to_device(device).map(|t| t.detach())
 }
 
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(from <= to)` is also true for NaN
 fn check_uniform(from: f64, to: f64) -> Result<()> {
     if !(from <= to) || !from.is_finite() || !to.is_finite() {
         return Err(Error::invalid(

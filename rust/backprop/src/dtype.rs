@@ -103,9 +103,7 @@ impl DType {
         };
         // `higher` has priority; `lower` wins only by being of a higher category
         let combine = |higher: Option<DType>, lower: Option<DType>| match (higher, lower) {
-            (Some(h), Some(l)) => {
-                Some(if l.category() > h.category() { l } else { h })
-            }
+            (Some(h), Some(l)) => Some(if l.category() > h.category() { l } else { h }),
             (h, None) => h,
             (None, l) => l,
         };
@@ -178,7 +176,8 @@ impl Element for i64 {
     /// (Rust's `as` would saturate and map NaN to 0).
     #[inline(always)]
     fn from_f64(v: f64) -> Self {
-        if v >= -9.223_372_036_854_775_808e18 && v < 9.223_372_036_854_775_808e18 {
+        const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+        if (-TWO_63..TWO_63).contains(&v) {
             v as i64
         } else {
             i64::MIN
@@ -263,7 +262,10 @@ mod tests {
         assert_eq!(rt(&[(DType::F32, Dim), (DType::F64, ZeroDim)]), DType::F32);
         assert_eq!(rt(&[(DType::I64, Dim), (DType::F64, ZeroDim)]), DType::F64);
         assert_eq!(rt(&[(DType::I64, Dim), (DType::F32, Number)]), DType::F32);
-        assert_eq!(rt(&[(DType::F64, ZeroDim), (DType::F32, ZeroDim)]), DType::F64);
+        assert_eq!(
+            rt(&[(DType::F64, ZeroDim), (DType::F32, ZeroDim)]),
+            DType::F64
+        );
         assert_eq!(rt(&[(DType::Bool, Dim), (DType::I64, Number)]), DType::I64);
     }
 

@@ -116,6 +116,7 @@ pub fn gradcheck(f: &TensorFn<'_>, inputs: &[Tensor], opts: GradcheckOptions) ->
             }
         }
         // numerical Jacobian by central differences
+        #[allow(clippy::needless_range_loop)] // `e` indexes the input and the Jacobian alike
         for (k, &i) in diff.iter().enumerate() {
             for e in 0..inputs[i].numel() {
                 let eval = |d: f64| -> Result<Vec<f64>> {

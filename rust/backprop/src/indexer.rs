@@ -123,7 +123,11 @@ impl From<RangeInclusive<i64>> for Indexer {
     fn from(r: RangeInclusive<i64>) -> Self {
         let (a, b) = r.into_inner();
         // `a..=-1` runs to the end (a stop of 0 would be empty)
-        let stop = if b == -1 { None } else { Some(b.saturating_add(1)) };
+        let stop = if b == -1 {
+            None
+        } else {
+            Some(b.saturating_add(1))
+        };
         Indexer::Slice {
             start: Some(a),
             stop,
@@ -235,8 +239,15 @@ fn index_error(msg: impl Into<String>) -> Error {
 /// Applies the basic entries of `key` to `t` and collects the advanced ones.
 fn resolve<V: Viewable>(t: V, device: Device, key: &[Indexer]) -> Result<Resolved<V>> {
     let rank = t.extents().len();
-    if key.iter().filter(|i| matches!(i, Indexer::Ellipsis)).count() > 1 {
-        return Err(index_error("an index can only have a single ellipsis ('...')"));
+    if key
+        .iter()
+        .filter(|i| matches!(i, Indexer::Ellipsis))
+        .count()
+        > 1
+    {
+        return Err(index_error(
+            "an index can only have a single ellipsis ('...')",
+        ));
     }
     let consumed: usize = key.iter().map(Indexer::consumes).sum();
     if consumed > rank {
@@ -453,8 +464,7 @@ impl Tensor {
                     // a full-shape mask with one value: a select, no positions to compute
                     let v = value_for(self, value, &Shape::scalar())?;
                     let m = m.clone();
-                    return self
-                        .apply_inplace("index_put_", |cur| Tensor::where_cond(&m, &v, cur));
+                    return self.apply_inplace("index_put_", |cur| Tensor::where_cond(&m, &v, cur));
                 }
             }
         }

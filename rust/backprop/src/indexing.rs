@@ -296,7 +296,12 @@ impl Tensor {
         let mut dims = reference.dims().to_vec();
         dims[d] = total;
         let shape = Shape::new(dims);
-        let mut out = crate::storage::Storage::full(&shape, crate::Scalar::Int(0), dtype, reference.device())?;
+        let mut out = crate::storage::Storage::full(
+            &shape,
+            crate::Scalar::Int(0),
+            dtype,
+            reference.device(),
+        )?;
         let full = Layout::contiguous(shape.clone());
         let mut inputs = Vec::with_capacity(parts.len());
         let mut off = 0;
@@ -342,7 +347,10 @@ impl Tensor {
     pub fn split<D: Dim>(&self, size: usize, dim: D) -> Result<Vec<Tensor>> {
         let d = self.existing_dim("split", dim)?;
         if size == 0 && self.dims()[d] != 0 {
-            return Err(Error::invalid("split", "split_size can only be 0 if the dimension size is 0"));
+            return Err(Error::invalid(
+                "split",
+                "split_size can only be 0 if the dimension size is 0",
+            ));
         }
         let n = self.dims()[d];
         if n == 0 {
@@ -380,7 +388,10 @@ impl Tensor {
     pub fn chunk<D: Dim>(&self, chunks: usize, dim: D) -> Result<Vec<Tensor>> {
         let d = self.existing_dim("chunk", dim)?;
         if chunks == 0 {
-            return Err(Error::invalid("chunk", "chunk expects `chunks` to be greater than 0"));
+            return Err(Error::invalid(
+                "chunk",
+                "chunk expects `chunks` to be greater than 0",
+            ));
         }
         let n = self.dims()[d];
         self.split(n.div_ceil(chunks).max(1), d)

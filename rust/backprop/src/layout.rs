@@ -367,6 +367,7 @@ impl<const N: usize> StridedPlan<N> {
     }
 
     /// Starting offsets of the `i`-th inner run (row-major order over the outer dims).
+    #[allow(clippy::needless_range_loop)] // k walks N operands' offsets and strides together
     pub fn offsets_at(&self, mut i: usize) -> [usize; N] {
         let mut offs = self.offsets;
         for d in (0..self.outer.len()).rev() {
@@ -381,6 +382,7 @@ impl<const N: usize> StridedPlan<N> {
     }
 
     /// Calls `f(offsets, run_index)` for runs `start..end`, advancing offsets incrementally.
+    #[allow(clippy::needless_range_loop)] // k walks N operands' offsets and strides together
     pub fn for_each_run(&self, start: usize, end: usize, mut f: impl FnMut([usize; N], usize)) {
         if start >= end {
             return;

@@ -50,9 +50,9 @@ pub mod shape;
 mod softmax;
 pub mod storage;
 pub mod tensor;
-pub mod wgsl;
 mod unfold;
 mod views;
+pub mod wgsl;
 
 pub use autograd::{grad_mode, is_grad_enabled, no_grad, set_grad_enabled};
 pub use device::Device;

@@ -160,7 +160,14 @@ pub enum CmpOp {
 
 impl CmpOp {
     /// Every variant in declaration order (the GPU's `CMP_*` codes).
-    pub const ALL: [CmpOp; 6] = [CmpOp::Eq, CmpOp::Ne, CmpOp::Lt, CmpOp::Le, CmpOp::Gt, CmpOp::Ge];
+    pub const ALL: [CmpOp; 6] = [
+        CmpOp::Eq,
+        CmpOp::Ne,
+        CmpOp::Lt,
+        CmpOp::Le,
+        CmpOp::Gt,
+        CmpOp::Ge,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {

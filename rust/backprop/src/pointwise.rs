@@ -1,8 +1,8 @@
 //! Elementwise ops on tensors: unary math, binary arithmetic with broadcasting and type promotion,
 //! comparisons, `where`, dtype casts, and the activations composed from them.
 
-use crate::op::{BinaryOp, CmpOp, Op, UnaryOp};
 use crate::dtype::Participation;
+use crate::op::{BinaryOp, CmpOp, Op, UnaryOp};
 use crate::{DType, Error, Result, Scalar, Shape, Tensor};
 
 impl Tensor {
@@ -183,7 +183,9 @@ impl Tensor {
             return Err(Error::DType {
                 op: name,
                 dtype: dt,
-                detail: format!(" ({name} is only defined for integer and bool tensors, as in PyTorch)"),
+                detail: format!(
+                    " ({name} is only defined for integer and bool tensors, as in PyTorch)"
+                ),
             });
         }
         if op == BinaryOp::Sub && dt == DType::Bool {
@@ -421,11 +423,6 @@ pub(crate) fn participation(t: &Tensor) -> Participation {
 
 /// PyTorch's result type of an op on two tensors (0-d tensors do not widen within a category).
 pub(crate) fn promote_pair(a: &Tensor, b: &Tensor) -> DType {
-    DType::result_type(&[
-        (a.dtype(), participation(a)),
-        (b.dtype(), participation(b)),
-    ])
-    .unwrap_or(a.dtype())
+    DType::result_type(&[(a.dtype(), participation(a)), (b.dtype(), participation(b))])
+        .unwrap_or(a.dtype())
 }
-
-

@@ -175,14 +175,22 @@ impl Tensor {
     /// Whether any element over `dims` (empty = all) is non-zero; a bool tensor (PyTorch's
     /// `any`). Empty reductions give `false`.
     pub fn any<D: Dims + ?Sized>(&self, dims: &D, keepdim: bool) -> Result<Tensor> {
-        let nz = self.detach().ne(&Tensor::full_scalar(crate::Scalar::Int(0), self.dtype(), self.device())?)?;
+        let nz = self.detach().ne(&Tensor::full_scalar(
+            crate::Scalar::Int(0),
+            self.dtype(),
+            self.device(),
+        )?)?;
         nz.sum(dims, keepdim)?.gt_scalar(0.0)
     }
 
     /// Whether every element over `dims` (empty = all) is non-zero (PyTorch's `all`). Empty
     /// reductions give `true`.
     pub fn all<D: Dims + ?Sized>(&self, dims: &D, keepdim: bool) -> Result<Tensor> {
-        let z = self.detach().eq(&Tensor::full_scalar(crate::Scalar::Int(0), self.dtype(), self.device())?)?;
+        let z = self.detach().eq(&Tensor::full_scalar(
+            crate::Scalar::Int(0),
+            self.dtype(),
+            self.device(),
+        )?)?;
         z.sum(dims, keepdim)?.eq_scalar(0.0)
     }
 

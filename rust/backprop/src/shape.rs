@@ -80,6 +80,7 @@ impl Shape {
 
     /// NumPy broadcasting of two shapes: align on the right; each pair of extents must be equal
     /// or one of them 1.
+    #[allow(clippy::needless_range_loop)] // i aligns two shapes of different ranks
     pub fn broadcast(op: &'static str, a: &Shape, b: &Shape) -> Result<Shape> {
         let rank = a.rank().max(b.rank());
         let mut out = vec![0; rank];
@@ -196,53 +197,6 @@ impl From<&Shape> for Shape {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn broadcasting_follows_numpy() {
-        let s = |v: &[usize]| Shape::from(v);
-        assert_eq!(
-            Shape::broadcast("t", &s(&[3, 1]), &s(&[4])).unwrap(),
-            s(&[3, 4])
-        );
-        assert_eq!(
-            Shape::broadcast("t", &s(&[]), &s(&[2, 2])).unwrap(),
-            s(&[2, 2])
-        );
-        assert_eq!(
-            Shape::broadcast("t", &s(&[0, 1]), &s(&[1, 5])).unwrap(),
-            s(&[0, 5])
-        );
-        let err = Shape::broadcast("add", &s(&[2, 3]), &s(&[4]))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("add") && err.contains("[2, 3]") && err.contains("[4]"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn strides_and_dims() {
-        let s = Shape::from([2, 3, 4]);
-        assert_eq!(s.contiguous_strides(), vec![12, 4, 1]);
-        assert_eq!(s.dim("t", -1).unwrap(), 2);
-        assert!(s.dim("t", 3).is_err());
-        assert_eq!(Shape::scalar().dim("t", -1).unwrap(), 0);
-        assert_eq!(s.dims_or_all("t", &[]).unwrap(), vec![0, 1, 2]);
-        assert!(s.dims_or_all("t", &[1, -2]).is_err());
-    }
-
-    #[test]
-    fn broadcast_reduction_dims() {
-        let (removed, kept) = Shape::from([3, 1]).broadcast_reduction_dims(&Shape::from([2, 3, 4]));
-        assert_eq!(removed, vec![0]);
-        assert_eq!(kept, vec![2]);
-    }
-}
-
 /// A dimension argument: `usize` counts from the front, `i64`/`i32` may be negative (from the back).
 pub trait Dim: Copy {
     fn resolve(self, op: &'static str, rank: usize) -> Result<usize>;
@@ -352,4 +306,51 @@ pub fn infer_shape(op: &'static str, dims: &[i64], numel: usize, from: &Shape) -
         return Err(bad());
     }
     Ok(Shape::new(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcasting_follows_numpy() {
+        let s = |v: &[usize]| Shape::from(v);
+        assert_eq!(
+            Shape::broadcast("t", &s(&[3, 1]), &s(&[4])).unwrap(),
+            s(&[3, 4])
+        );
+        assert_eq!(
+            Shape::broadcast("t", &s(&[]), &s(&[2, 2])).unwrap(),
+            s(&[2, 2])
+        );
+        assert_eq!(
+            Shape::broadcast("t", &s(&[0, 1]), &s(&[1, 5])).unwrap(),
+            s(&[0, 5])
+        );
+        let err = Shape::broadcast("add", &s(&[2, 3]), &s(&[4]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("add") && err.contains("[2, 3]") && err.contains("[4]"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn strides_and_dims() {
+        let s = Shape::from([2, 3, 4]);
+        assert_eq!(s.contiguous_strides(), vec![12, 4, 1]);
+        assert_eq!(s.dim("t", -1).unwrap(), 2);
+        assert!(s.dim("t", 3).is_err());
+        assert_eq!(Shape::scalar().dim("t", -1).unwrap(), 0);
+        assert_eq!(s.dims_or_all("t", &[]).unwrap(), vec![0, 1, 2]);
+        assert!(s.dims_or_all("t", &[1, -2]).is_err());
+    }
+
+    #[test]
+    fn broadcast_reduction_dims() {
+        let (removed, kept) = Shape::from([3, 1]).broadcast_reduction_dims(&Shape::from([2, 3, 4]));
+        assert_eq!(removed, vec![0]);
+        assert_eq!(kept, vec![2]);
+    }
 }

@@ -15,7 +15,6 @@ use crate::{DType, Device, Element, Error, Layout, Result, Shape};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-
 /// Identity of a tensor (not of its storage): views get their own ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TensorId(u64);
@@ -364,11 +363,20 @@ impl Tensor {
 
     /// Read access to the storage (kernels take this lock; many readers may hold it at once).
     pub fn storage(&self) -> RwLockReadGuard<'_, Storage> {
-        self.0.storage.data.read().unwrap_or_else(|e| e.into_inner())
+        self.0
+            .storage
+            .data
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
     }
     /// Write access to the storage; bumps the version counter (every writer goes through here).
     pub(crate) fn storage_mut(&self) -> RwLockWriteGuard<'_, Storage> {
-        let g = self.0.storage.data.write().unwrap_or_else(|e| e.into_inner());
+        let g = self
+            .0
+            .storage
+            .data
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         self.0.storage.version.fetch_add(1, Ordering::Relaxed);
         g
     }
@@ -479,7 +487,10 @@ impl Tensor {
         lock(&self.0.meta).node.clone()
     }
     /// Runs `f` on this tensor's recorded node, if any.
-    pub(crate) fn with_node_mut<R>(&self, f: impl FnOnce(&mut Node) -> Result<R>) -> Result<Option<R>> {
+    pub(crate) fn with_node_mut<R>(
+        &self,
+        f: impl FnOnce(&mut Node) -> Result<R>,
+    ) -> Result<Option<R>> {
         let mut meta = lock(&self.0.meta);
         match meta.node.as_mut() {
             Some(n) => f(n).map(Some),

@@ -309,7 +309,10 @@ impl Tensor {
         let mut fin: Vec<usize> = Vec::with_capacity(reps.len());
         for (&r, &b) in reps.iter().zip(&base) {
             let total = r.checked_mul(b).ok_or_else(|| {
-                Error::invalid("repeat", format!("repeat count {r} overflows the dim of size {b}"))
+                Error::invalid(
+                    "repeat",
+                    format!("repeat count {r} overflows the dim of size {b}"),
+                )
             })?;
             inter.extend([1, b]);
             expand.extend([i64::try_from(r).unwrap_or(i64::MAX), b as i64]);
@@ -363,7 +366,11 @@ pub(crate) fn slice_bounds(
 /// Position `index` (negative counts from the end) along a dim of extent `n`, checked.
 pub(crate) fn select_position(n: usize, dim: usize, index: i64) -> Result<usize> {
     let ni = i64::try_from(n).unwrap_or(i64::MAX);
-    let i = if index < 0 { index.saturating_add(ni) } else { index };
+    let i = if index < 0 {
+        index.saturating_add(ni)
+    } else {
+        index
+    };
     if i < 0 || i >= ni {
         return Err(Error::IndexOutOfRange {
             op: "select",

@@ -75,17 +75,45 @@ pub fn constants() -> Vec<(String, u32)> {
             c.push((format!("DT_{}", screaming(&format!("{d:?}"))), code));
         }
     }
-    c.extend(UnaryOp::ALL.iter().map(|&o| (format!("UNARY_{}", screaming(&format!("{o:?}"))), o as u32)));
-    c.extend(BinaryOp::ALL.iter().map(|&o| (format!("BINARY_{}", screaming(&format!("{o:?}"))), o as u32)));
-    c.extend(CmpOp::ALL.iter().map(|&o| (format!("CMP_{}", screaming(&format!("{o:?}"))), o as u32)));
-    c.extend(ReduceOp::ALL.iter().map(|&o| (format!("REDUCE_{}", screaming(&format!("{o:?}"))), o as u32)));
-    c.extend(ArgReduceOp::ALL.iter().map(|&o| (screaming(&format!("{o:?}")), o as u32)));
-    c.extend(ScatterReduce::ALL.iter().map(|&o| (format!("SCATTER_{}", screaming(&format!("{o:?}"))), o as u32)));
+    c.extend(
+        UnaryOp::ALL
+            .iter()
+            .map(|&o| (format!("UNARY_{}", screaming(&format!("{o:?}"))), o as u32)),
+    );
+    c.extend(
+        BinaryOp::ALL
+            .iter()
+            .map(|&o| (format!("BINARY_{}", screaming(&format!("{o:?}"))), o as u32)),
+    );
+    c.extend(
+        CmpOp::ALL
+            .iter()
+            .map(|&o| (format!("CMP_{}", screaming(&format!("{o:?}"))), o as u32)),
+    );
+    c.extend(
+        ReduceOp::ALL
+            .iter()
+            .map(|&o| (format!("REDUCE_{}", screaming(&format!("{o:?}"))), o as u32)),
+    );
+    c.extend(
+        ArgReduceOp::ALL
+            .iter()
+            .map(|&o| (screaming(&format!("{o:?}")), o as u32)),
+    );
+    c.extend(ScatterReduce::ALL.iter().map(|&o| {
+        (
+            format!("SCATTER_{}", screaming(&format!("{o:?}"))),
+            o as u32,
+        )
+    }));
     c.extend([
         ("OPT_MAXIMIZE".to_string(), optim_flags::MAXIMIZE),
         ("OPT_MOMENTUM".to_string(), optim_flags::MOMENTUM),
         ("OPT_VARIANT".to_string(), optim_flags::VARIANT),
-        ("OPT_FIRST_OR_DECOUPLED".to_string(), optim_flags::FIRST_OR_DECOUPLED),
+        (
+            "OPT_FIRST_OR_DECOUPLED".to_string(),
+            optim_flags::FIRST_OR_DECOUPLED,
+        ),
     ]);
     c
 }
@@ -124,7 +152,11 @@ mod tests {
         let mut unique = names.clone();
         unique.sort();
         unique.dedup();
-        assert_eq!(unique.len(), names.len(), "duplicate constant names: {names:?}");
+        assert_eq!(
+            unique.len(),
+            names.len(),
+            "duplicate constant names: {names:?}"
+        );
         assert!(names.contains(&"BINARY_BIT_AND".to_string()));
         assert!(names.contains(&"ARG_MAX".to_string()));
     }

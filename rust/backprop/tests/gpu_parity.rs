@@ -1023,7 +1023,10 @@ fn creation_transfer_and_dtype_rules() {
     // int64 keeps all 64 bits on the device (two words per value), through arithmetic too
     let big = i64s(&[1, 1 << 40, -(1 << 62), i64::MIN], &[4]);
     let g = big.to_device(Device::Gpu).unwrap();
-    assert_eq!(g.to_vec::<i64>().unwrap(), vec![1, 1 << 40, -(1 << 62), i64::MIN]);
+    assert_eq!(
+        g.to_vec::<i64>().unwrap(),
+        vec![1, 1 << 40, -(1 << 62), i64::MIN]
+    );
     let twice = g.add(&g).unwrap().to_vec::<i64>().unwrap();
     assert_eq!(twice, vec![2, 1 << 41, i64::MIN, 0], "wrapping int64 add");
     // a tensor larger than one storage binding is refused with the limit named, not a crash

@@ -2,6 +2,8 @@
 //! `gradgradcheck`. Inputs are small, random (seeded) and include broadcasting and
 //! non-contiguous views, because most gradient bugs hide in a stride or a broadcast dim.
 
+#![allow(clippy::cloned_ref_to_slice_refs)] // `&[x.clone()]` reads best in test tables
+
 use backprop::gradcheck::{gradcheck, gradgradcheck, GradcheckOptions};
 use backprop::nn::loss::{self, ClassLossOptions, Reduction};
 use backprop::{manual_seed, DType, Device, Result, Tensor};

@@ -1,5 +1,7 @@
 //! CPU kernels against naive f64 references, over contiguous, transposed and broadcast layouts.
 
+#![allow(clippy::cloned_ref_to_slice_refs)] // `&[x.clone()]` reads best in test tables
+
 use backprop::{manual_seed, DType, Device, Tensor};
 
 fn randn(shape: &[usize]) -> Tensor {

@@ -22,7 +22,10 @@ fn every_shader_parses_and_validates() {
             naga::valid::Capabilities::empty(),
         );
         if let Err(e) = validator.validate(&module) {
-            failures.push(format!("{name}: validation error:\n{}", e.emit_to_string(&src)));
+            failures.push(format!(
+                "{name}: validation error:\n{}",
+                e.emit_to_string(&src)
+            ));
             continue;
         }
         assert!(!module.entry_points.is_empty(), "{name} has no entry point");
@@ -36,17 +39,22 @@ fn every_shader_parses_and_validates() {
 #[test]
 fn no_numeric_op_codes_in_shaders() {
     let mut bad = Vec::new();
-    for (name, body) in wgsl::FAMILIES.iter().chain(std::iter::once(&("common", wgsl::COMMON))) {
+    for (name, body) in wgsl::FAMILIES
+        .iter()
+        .chain(std::iter::once(&("common", wgsl::COMMON)))
+    {
         for (i, line) in body.lines().enumerate() {
             let code = line.split("//").next().unwrap_or("");
             let t = code.trim();
             let numeric_case = t.starts_with("case ")
-                && t[5..].trim_start().starts_with(|c: char| c.is_ascii_digit());
+                && t[5..]
+                    .trim_start()
+                    .starts_with(|c: char| c.is_ascii_digit());
             let numeric_cmp = ["OP", "DT", "DT_OUT", "MODE"].iter().any(|k| {
                 [" == ", " != "].iter().any(|op| {
-                    code.split(&format!("{k}{op}")).skip(1).any(|rest| {
-                        rest.trim_start().starts_with(|c: char| c.is_ascii_digit())
-                    })
+                    code.split(&format!("{k}{op}"))
+                        .skip(1)
+                        .any(|rest| rest.trim_start().starts_with(|c: char| c.is_ascii_digit()))
                 })
             });
             if numeric_case || numeric_cmp {
@@ -54,5 +62,9 @@ fn no_numeric_op_codes_in_shaders() {
             }
         }
     }
-    assert!(bad.is_empty(), "numeric codes in shaders:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "numeric codes in shaders:\n{}",
+        bad.join("\n")
+    );
 }

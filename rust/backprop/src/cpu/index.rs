@@ -115,6 +115,7 @@ pub fn index_select<T: Element>(
     Ok(out)
 }
 
+#[allow(clippy::too_many_arguments)] // a kernel over three strided operands
 pub fn index_add<T: Element>(
     base: &[T],
     bl: &Layout,

@@ -459,15 +459,42 @@ impl BackendStorage for CpuStorage {
             }
         }
         Ok(match (self, src) {
-            (CpuStorage::F32(a), CpuStorage::F32(s)) => CpuStorage::F32(Buffer::from_vec(
-                index::scatter(a.as_slice(), l, dim, idx, il, s.as_slice(), sl, pick(reduce, add_f32))?,
-            )),
-            (CpuStorage::F64(a), CpuStorage::F64(s)) => CpuStorage::F64(Buffer::from_vec(
-                index::scatter(a.as_slice(), l, dim, idx, il, s.as_slice(), sl, pick(reduce, add_f64))?,
-            )),
-            (CpuStorage::I64(a), CpuStorage::I64(s)) => CpuStorage::I64(Buffer::from_vec(
-                index::scatter(a.as_slice(), l, dim, idx, il, s.as_slice(), sl, pick(reduce, add_i64))?,
-            )),
+            (CpuStorage::F32(a), CpuStorage::F32(s)) => {
+                CpuStorage::F32(Buffer::from_vec(index::scatter(
+                    a.as_slice(),
+                    l,
+                    dim,
+                    idx,
+                    il,
+                    s.as_slice(),
+                    sl,
+                    pick(reduce, add_f32),
+                )?))
+            }
+            (CpuStorage::F64(a), CpuStorage::F64(s)) => {
+                CpuStorage::F64(Buffer::from_vec(index::scatter(
+                    a.as_slice(),
+                    l,
+                    dim,
+                    idx,
+                    il,
+                    s.as_slice(),
+                    sl,
+                    pick(reduce, add_f64),
+                )?))
+            }
+            (CpuStorage::I64(a), CpuStorage::I64(s)) => {
+                CpuStorage::I64(Buffer::from_vec(index::scatter(
+                    a.as_slice(),
+                    l,
+                    dim,
+                    idx,
+                    il,
+                    s.as_slice(),
+                    sl,
+                    pick(reduce, add_i64),
+                )?))
+            }
             (CpuStorage::Bool(a), CpuStorage::Bool(s)) if reduce == ScatterReduce::Assign => {
                 CpuStorage::Bool(Buffer::from_vec(index::scatter(
                     a.as_slice(),

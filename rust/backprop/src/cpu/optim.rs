@@ -11,6 +11,9 @@ use rayon::prelude::*;
 
 const OP: &str = "optimizer step";
 
+/// One thread's share of a step: (parameter, gradient, states) over the same range.
+type Piece<'a, T> = (&'a mut [T], &'a [T], Vec<&'a mut [T]>);
+
 /// Applies `rule` in place. Every operand is contiguous with `pl`'s element count and of the
 /// parameter's float dtype (the caller, `optim::update::apply`, made sure).
 pub(crate) fn fused_update(
@@ -41,7 +44,12 @@ fn typed<T: FloatElement>(
     rule: &Rule,
 ) -> Result<()> {
     let n = pl.numel();
-    let wrong = || Error::invalid(OP, "internal: operands of mixed dtypes reached the fused update");
+    let wrong = || {
+        Error::invalid(
+            OP,
+            "internal: operands of mixed dtypes reached the fused update",
+        )
+    };
     let range = |l: &Layout| l.offset()..l.offset() + n;
     let p = param
         .as_mut_slice::<T>()
@@ -54,13 +62,17 @@ fn typed<T: FloatElement>(
     let mut st: Vec<&mut [T]> = Vec::with_capacity(states.len());
     for (s, l) in states.iter_mut() {
         let r = range(l);
-        st.push(s.as_mut_slice::<T>().and_then(|x| x.get_mut(r)).ok_or_else(wrong)?);
+        st.push(
+            s.as_mut_slice::<T>()
+                .and_then(|x| x.get_mut(r))
+                .ok_or_else(wrong)?,
+        );
     }
     let rule = *rule;
     if go_parallel(n) {
         // cut every operand at the same chunk boundaries; chunks are disjoint, so each task
         // owns its pieces
-        let mut pieces: Vec<(&mut [T], &[T], Vec<&mut [T]>)> = p
+        let mut pieces: Vec<Piece<'_, T>> = p
             .chunks_mut(CHUNK)
             .zip(g.chunks(CHUNK))
             .map(|(pc, gc)| (pc, gc, Vec::with_capacity(st.len())))
@@ -239,7 +251,11 @@ fn kernel<T: FloatElement>(p: &mut [T], g: &[T], mut st: Vec<&mut [T]>, rule: &R
             maximize,
             step,
         } => {
-            let (lr, wd, eps) = (c(Rule::adagrad_lr(lr, lr_decay, step)), c(weight_decay), c(eps));
+            let (lr, wd, eps) = (
+                c(Rule::adagrad_lr(lr, lr_decay, step)),
+                c(weight_decay),
+                c(eps),
+            );
             let sign = if maximize { -T::ONE } else { T::ONE };
             let Some(sum) = st.into_iter().next() else {
                 return;
@@ -253,4 +269,3 @@ fn kernel<T: FloatElement>(p: &mut [T], g: &[T], mut st: Vec<&mut [T]>, rule: &R
         }
     }
 }
-

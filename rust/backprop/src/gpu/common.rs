@@ -113,7 +113,13 @@ pub(crate) fn fill(
     dtype: DType,
     value: (u32, u32),
 ) -> Result<()> {
-    fill_words(op, buf, n * buffer::words_per(dtype), value, dtype == DType::I64)
+    fill_words(
+        op,
+        buf,
+        n * buffer::words_per(dtype),
+        value,
+        dtype == DType::I64,
+    )
 }
 
 /// Sets `n_words` words: all `value.0`, or alternating `value.0, value.1` when `pairs`.

@@ -178,7 +178,9 @@ fn init_inner() -> Result<Context> {
     let status = device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("bounds-check status"),
         size: STATUS_BYTES,
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     });
     queue.write_buffer(&status, 0, bytemuck::cast_slice(&STATUS_CLEAR));

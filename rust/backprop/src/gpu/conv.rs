@@ -120,7 +120,13 @@ pub(crate) fn fold(
             let mut params = base.clone();
             params.extend(words(
                 "fold",
-                &[ki0, (ki0 + rows).min(kh), kj0, (kj0 + cols).min(kw), (!first) as usize],
+                &[
+                    ki0,
+                    (ki0 + rows).min(kh),
+                    kj0,
+                    (kj0 + cols).min(kw),
+                    (!first) as usize,
+                ],
             )?);
             first = false;
             ctx.run(

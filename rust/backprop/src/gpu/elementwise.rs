@@ -232,7 +232,11 @@ pub(crate) fn copy_into(
     )?;
     ctx()?.run(
         "copy_",
-        &Kernel::new(Shader::Elementwise, "copy_into", &[("DT", dt), ("DT_OUT", dt)]),
+        &Kernel::new(
+            Shader::Elementwise,
+            "copy_into",
+            &[("DT", dt), ("DT_OUT", dt)],
+        ),
         &params,
         &[(1, src.buf.raw()), (4, dst.buf.raw())],
         groups_for(n),

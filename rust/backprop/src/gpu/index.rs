@@ -4,7 +4,9 @@
 //! `Context::new_check`), so an indexing op costs no readback.
 
 use super::buffer::alloc_words;
-use super::common::{check_dim, ctx, dt_code, f64_unsupported, fill_words, output, strided_params, with_zero, word};
+use super::common::{
+    check_dim, ctx, dt_code, f64_unsupported, fill_words, output, strided_params, with_zero, word,
+};
 use super::dispatch::groups_for;
 use super::elementwise::copy_strided;
 use super::pipeline::{Kernel, Shader};
@@ -139,7 +141,12 @@ fn with_stride_at(rank: usize, dim: usize, stride: usize) -> Vec<usize> {
     s
 }
 
-fn scatter_dtype(op: &'static str, base: &GpuStorage, src: &GpuStorage, reduce: ScatterReduce) -> Result<u32> {
+fn scatter_dtype(
+    op: &'static str,
+    base: &GpuStorage,
+    src: &GpuStorage,
+    reduce: ScatterReduce,
+) -> Result<u32> {
     if base.dtype != src.dtype {
         return Err(Error::DTypeMismatch {
             op,

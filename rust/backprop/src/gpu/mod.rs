@@ -143,7 +143,12 @@ impl GpuStorage {
             DType::I64 => CpuStorage::from_vec(bytemuck::pod_collect_to_vec::<u8, i64>(&bytes)),
             DType::Bool => {
                 let words: Vec<u32> = bytemuck::pod_collect_to_vec(&bytes);
-                CpuStorage::from_vec(words.into_iter().map(|w| (w != 0) as u8).collect::<Vec<u8>>())
+                CpuStorage::from_vec(
+                    words
+                        .into_iter()
+                        .map(|w| (w != 0) as u8)
+                        .collect::<Vec<u8>>(),
+                )
             }
             DType::F64 => return Err(common::f64_unsupported(OP)),
         })

@@ -7,10 +7,10 @@ use super::buffer::{alloc_words, GpuBuffer};
 use super::common::word;
 use super::context::context;
 use super::dispatch::{groups_for, Bind};
-use crate::wgsl::optim_flags as flag;
 use super::pipeline::{Kernel, Shader};
 use super::GpuStorage;
 use crate::optim::rule::Rule;
+use crate::wgsl::optim_flags as flag;
 use crate::{DType, Device, Error, Layout, Result, Shape};
 use std::sync::OnceLock;
 

@@ -45,8 +45,12 @@ impl Shader {
 
     /// The complete source the device compiles.
     pub fn source(self) -> Result<String> {
-        crate::wgsl::source(self.family())
-            .ok_or_else(|| Error::Gpu(format!("no WGSL source for kernel family {}", self.family())))
+        crate::wgsl::source(self.family()).ok_or_else(|| {
+            Error::Gpu(format!(
+                "no WGSL source for kernel family {}",
+                self.family()
+            ))
+        })
     }
 }
 

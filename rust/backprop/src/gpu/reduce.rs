@@ -102,7 +102,12 @@ pub(crate) fn reduce(
             return Ok(out);
         }
         // several workgroups per output: write [n_out, n_chunks] partials and reduce those next
-        let next = alloc_words(name, n_out * n_chunks * words_per(x.dtype), &out_shape, x.dtype)?;
+        let next = alloc_words(
+            name,
+            n_out * n_chunks * words_per(x.dtype),
+            &out_shape,
+            x.dtype,
+        )?;
         ctx.run(
             name,
             &Kernel::new(Shader::Reduce, "reduce", &consts),

@@ -433,7 +433,12 @@ pub fn adaptive_avg_pool2d(x: &Tensor, output: (usize, usize)) -> Result<Tensor>
             op: "adaptive_avg_pool2d",
             shape: out.clone(),
             dtype: x.dtype(),
-            bytes: out.dims().iter().fold(x.dtype().size_in_bytes() as u128, |a, &d| a.saturating_mul(d as u128)),
+            bytes: out
+                .dims()
+                .iter()
+                .fold(x.dtype().size_in_bytes() as u128, |a, &d| {
+                    a.saturating_mul(d as u128)
+                }),
         });
     }
     let ah = adaptive_matrix(x.dims()[2], output.0, x.dtype(), &x)?;

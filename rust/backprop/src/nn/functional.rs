@@ -31,7 +31,9 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tens
     match bias {
         // the bias broadcasts to the output, never the output to the bias (PyTorch's addmm)
         Some(b) => {
-            if b.rank() > y.rank() || Shape::broadcast("linear", y.shape(), b.shape())? != *y.shape() {
+            if b.rank() > y.rank()
+                || Shape::broadcast("linear", y.shape(), b.shape())? != *y.shape()
+            {
                 return Err(Error::ShapeMismatch {
                     op: "linear",
                     lhs: y.shape().clone(),

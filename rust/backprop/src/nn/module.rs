@@ -52,6 +52,7 @@ impl Sequential {
     }
 
     /// Appends a layer (builder style).
+    #[allow(clippy::should_implement_trait)] // a builder step, not arithmetic
     pub fn add<M: Module + 'static>(mut self, m: M) -> Self {
         self.layers.push(Box::new(m));
         self

@@ -15,6 +15,7 @@ pub fn clip_grad_norm_(params: &[Tensor], max_norm: f64, norm_type: f64) -> Resu
             crate::Device::Cpu,
         );
     };
+    #[allow(clippy::neg_cmp_op_on_partial_ord)] // also rejects NaN
     if !(norm_type > 0.0) {
         return Err(Error::invalid(
             "clip_grad_norm_",

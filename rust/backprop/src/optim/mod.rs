@@ -15,8 +15,8 @@
 mod adagrad;
 mod adam;
 mod rmsprop;
-mod sgd;
 pub mod rule;
+mod sgd;
 pub mod update;
 
 pub use adagrad::{Adagrad, AdagradConfig};

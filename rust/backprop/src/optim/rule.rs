@@ -89,7 +89,13 @@ impl Rule {
     }
 
     /// Adam's factors for step `step` (>= 1).
-    pub fn adam_factors(lr: f64, beta1: f64, beta2: f64, weight_decay: f64, step: u64) -> AdamFactors {
+    pub fn adam_factors(
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        weight_decay: f64,
+        step: u64,
+    ) -> AdamFactors {
         let t = step.max(1) as f64;
         AdamFactors {
             step_size: lr / (1.0 - beta1.powf(t)),
