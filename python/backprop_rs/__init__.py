@@ -125,6 +125,17 @@ for _name in (
     globals()[_name] = _method_alias(_name)
 del _name
 
+_UNARY = frozenset(_core._unary_op_names())
+
+
+def __getattr__(name: str):
+    """``bp.<op>(t)`` for every unary primitive of the engine (PEP 562), so a new primitive needs
+    no line here."""
+    if name in _UNARY:
+        return _method_alias(name)
+    raise AttributeError(f"module 'backprop_rs' has no attribute '{name}'")
+
+
 # PyTorch's dtype aliases; assigned last so the builtins stay usable above.
 bool = _core.bool_  # noqa: A001
 float = float32  # noqa: A001

@@ -52,6 +52,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add(name, convert::PyDType { inner: d })?;
     }
     functions::register(m)?;
+    m.add_function(wrap_pyfunction!(tensor::_unary, m)?)?;
+    m.add_function(wrap_pyfunction!(tensor::_unary_, m)?)?;
+    m.add_function(wrap_pyfunction!(tensor::_unary_op_names, m)?)?;
     nn::register(m)?;
     conv::register(m)?;
     io::register(m)?;

@@ -485,6 +485,26 @@ impl PyTensor {
             .copied()
             .ok_or_else(|| PyTypeError::new_err("len() of a 0-d tensor"))
     }
+    /// Every unary primitive of the engine is a method, `t.exp()`, and has an in-place form,
+    /// `t.exp_()`, even when no method is written out for it here: the core's op enum is the
+    /// list (adding an op to it is all it takes to reach Python).
+    fn __getattr__(slf: &Bound<'_, Self>, name: &str) -> PyResult<Py<PyAny>> {
+        let (base, inplace) = match name.strip_suffix('_') {
+            Some(b) => (b, true),
+            None => (name, false),
+        };
+        if UnaryOp::from_name(base).is_some() {
+            let py = slf.py();
+            let f = py
+                .import("backprop_rs._core")?
+                .getattr(if inplace { "_unary_" } else { "_unary" })?;
+            let partial = py.import("functools")?.getattr("partial")?;
+            return Ok(partial.call1((f, slf, base))?.unbind());
+        }
+        Err(pyo3::exceptions::PyAttributeError::new_err(format!(
+            "'backprop_rs.Tensor' object has no attribute '{name}'"
+        )))
+    }
     fn __repr__(&self) -> String {
         self.tensor().to_string()
     }
@@ -1818,4 +1838,27 @@ fn unsupported_operand(op: &str, other: &Bound<'_, PyAny>) -> PyErr {
         "{op}(): unsupported operand type {} (expected a Tensor, a real number, or a list/array of them; complex numbers are not supported)",
         type_name(other)
     ))
+}
+
+/// `t.<op>()` for any unary primitive by name (what `Tensor.__getattr__` hands out).
+#[pyfunction]
+pub fn _unary(py: Python<'_>, t: &PyTensor, name: &str) -> PyResult<PyTensor> {
+    let op = UnaryOp::from_name(name)
+        .ok_or_else(|| PyValueError::new_err(format!("no unary op named '{name}'")))?;
+    t.unary(py, op)
+}
+
+/// `t.<op>_()` for any unary primitive by name, in place; returns the tensor.
+#[pyfunction]
+pub fn _unary_<'py>(t: &Bound<'py, PyTensor>, name: &str) -> PyResult<Bound<'py, PyTensor>> {
+    let op = UnaryOp::from_name(name)
+        .ok_or_else(|| PyValueError::new_err(format!("no unary op named '{name}'")))?;
+    t.get().unary_(t.py(), op)?;
+    Ok(t.clone())
+}
+
+/// The names of the engine's unary primitives.
+#[pyfunction]
+pub fn _unary_op_names() -> Vec<&'static str> {
+    UnaryOp::ALL.iter().map(|o| o.name()).collect()
 }

@@ -68,6 +68,11 @@ impl UnaryOp {
         }
     }
 
+    /// The op named `name` (its `name()`), if there is one.
+    pub fn from_name(name: &str) -> Option<UnaryOp> {
+        UnaryOp::ALL.iter().copied().find(|o| o.name() == name)
+    }
+
     /// Ops that make sense on integers (the rest promote integer input to float first).
     pub fn keeps_integers(self) -> bool {
         matches!(

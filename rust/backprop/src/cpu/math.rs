@@ -1,5 +1,9 @@
-//! Scalar definitions of every elementwise primitive: what each op means for one element. The
-//! kernels map these over strided memory; SIMD versions must agree with them.
+//! Scalar reference definitions of the elementwise primitives: what each op means for one
+//! element, in f64-grade arithmetic. The float64 kernels use several of them directly (sign,
+//! sigmoid, erf, softplus, gelu through `unary_float`); the float32 kernels use the vectorisable
+//! versions in `vmath.rs`, whose tests hold them to these definitions within a few ulp. The
+//! integer and bool arithmetic here (`binary_i64`, `binary_bool`, comparisons) is what every
+//! kernel of those dtypes computes.
 
 use crate::dtype::{Element, FloatElement};
 use crate::op::{BinaryOp, CmpOp, UnaryOp};

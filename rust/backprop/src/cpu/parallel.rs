@@ -4,9 +4,11 @@
 //! Chunk boundaries depend only on sizes, never on the thread count, so results (reductions
 //! included) are bit-identical run to run and across thread counts.
 
-/// Elementwise kernels go parallel from this many elements. A call from Python blocks while
-/// rayon's workers run (the caller does not join in), so waking them (~10-30 us) must be paid
-/// for by enough work: at ~0.3 ns per element, 2^18 elements is ~80 us of work.
+/// Elementwise kernels go parallel from this many elements. Python's main thread is one of
+/// rayon's workers (the binding builds the pool with `use_current_thread`), so a parallel kernel
+/// starts on the caller at once; the other workers still have to wake (~10-30 us on a busy or
+/// virtualised machine), which enough work must pay for: at ~0.3 ns per element, 2^18 elements
+/// is ~80 us of work.
 pub const PAR_ELEMENTWISE: usize = 1 << 18;
 /// Elements per parallel task for elementwise kernels.
 pub const CHUNK: usize = 1 << 14;
