@@ -495,9 +495,11 @@ impl PyTensor {
         };
         if UnaryOp::from_name(base).is_some() {
             let py = slf.py();
-            let f = py
-                .import("backprop_rs._core")?
-                .getattr(if inplace { "_unary_" } else { "_unary" })?;
+            let f = py.import("backprop_rs._core")?.getattr(if inplace {
+                "_unary_"
+            } else {
+                "_unary"
+            })?;
             let partial = py.import("functools")?.getattr("partial")?;
             return Ok(partial.call1((f, slf, base))?.unbind());
         }
