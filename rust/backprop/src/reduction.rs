@@ -175,23 +175,33 @@ impl Tensor {
     /// Whether any element over `dims` (empty = all) is non-zero; a bool tensor (PyTorch's
     /// `any`). Empty reductions give `false`.
     pub fn any<D: Dims + ?Sized>(&self, dims: &D, keepdim: bool) -> Result<Tensor> {
-        let nz = self.detach().ne(&Tensor::full_scalar(
-            crate::Scalar::Int(0),
-            self.dtype(),
-            self.device(),
-        )?)?;
-        nz.sum(dims, keepdim)?.gt_scalar(0.0)
+        self.bool_reduce(dims, keepdim, ReduceOp::Max, false)
     }
 
     /// Whether every element over `dims` (empty = all) is non-zero (PyTorch's `all`). Empty
     /// reductions give `true`.
     pub fn all<D: Dims + ?Sized>(&self, dims: &D, keepdim: bool) -> Result<Tensor> {
-        let z = self.detach().eq(&Tensor::full_scalar(
-            crate::Scalar::Int(0),
-            self.dtype(),
-            self.device(),
-        )?)?;
-        z.sum(dims, keepdim)?.eq_scalar(0.0)
+        self.bool_reduce(dims, keepdim, ReduceOp::Min, true)
+    }
+
+    /// max (any) / min (all) of the truth values; a reduction over nothing is `identity`.
+    fn bool_reduce<D: Dims + ?Sized>(
+        &self,
+        dims: &D,
+        keepdim: bool,
+        op: ReduceOp,
+        identity: bool,
+    ) -> Result<Tensor> {
+        let b = self.detach().to_dtype(DType::Bool)?;
+        let rd = reduction_dims(op.name(), dims, b.rank())?;
+        let all_dims: Vec<usize> = (0..b.rank()).collect();
+        let over = if rd.is_empty() { &all_dims } else { &rd };
+        if over.iter().any(|&d| b.dims()[d] == 0) {
+            // the sum of nothing has a shape; take it from a sum over the same dims
+            let shape = b.sum(&rd, keepdim)?.shape().clone();
+            return Tensor::full_value(shape, crate::Scalar::Bool(identity), DType::Bool, b.device());
+        }
+        b.reduce(op, &rd, keepdim)
     }
 
     /// Variance over `dims` with Bessel-style `correction` (1 = unbiased, PyTorch's default).
