@@ -13,8 +13,12 @@ import faulthandler
 import io
 import json
 import math
+import os
 import random
+import stat
 import struct
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -713,3 +717,66 @@ def test_fuzz_mutated_files_never_crash(tmp_path):
     assert rejected > 3000 and loaded > 50, counts
     assert len(counts) == 12, counts
     assert elapsed < 20, f"fuzzing took {elapsed:.1f}s"
+
+
+# ------------------------------------------------------------------ where a save writes
+
+
+def test_save_writes_through_a_symlink(tmp_path):
+    target = tmp_path / "real.safetensors"
+    bp.save({"w": bp.zeros(2)}, target)
+    link = tmp_path / "link.safetensors"
+    os.symlink(target.name, link)  # a relative link, as people make them
+    bp.save({"w": bp.ones(3)}, link)
+    assert link.is_symlink() and os.readlink(link) == target.name
+    assert bp.load(target)["w"].tolist() == [1.0, 1.0, 1.0]
+    # a dangling link gets its target created
+    dangling = tmp_path / "dangling.safetensors"
+    os.symlink("made.safetensors", dangling)
+    bp.save({"w": bp.ones(1)}, dangling)
+    assert dangling.is_symlink() and (tmp_path / "made.safetensors").is_file()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_save_refuses_a_fifo_and_a_directory(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="not a regular file"):
+        bp.save({"w": bp.ones(2)}, fifo)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)  # left as it was
+    with pytest.raises(OSError, match="directory"):
+        bp.save({"w": bp.ones(2)}, tmp_path)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_save_cleans_up_temporaries_of_killed_saves(tmp_path):
+    path = tmp_path / "ckpt.safetensors"
+    # what a save killed mid-write leaves: a temporary named for a process that is gone
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".ckpt.safetensors.{int(dead.stdout)}.0.tmp"
+    stale.write_bytes(b"x" * 4096)
+    # and one of a live process (this one's parent stands in), which must be kept
+    live = tmp_path / f".ckpt.safetensors.{os.getppid()}.7.tmp"
+    live.write_bytes(b"y")
+    bp.save({"w": bp.ones(2)}, path)
+    assert not stale.exists() and live.exists()
+    assert bp.load(path)["w"].tolist() == [1.0, 1.0]
+
+
+def test_a_killed_save_leaves_the_old_checkpoint_intact(tmp_path):
+    path = tmp_path / "ckpt.safetensors"
+    bp.save({"w": bp.ones(4)}, path)
+    # a child that starts a big save and is killed mid-way (SIGKILL: no cleanup of its own)
+    code = (
+        "import backprop_rs as bp, sys\n"
+        f"bp.save({{'w': bp.zeros(60_000_000)}}, {str(path)!r})\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.time() + 30
+    while time.time() < deadline and not list(tmp_path.glob(".ckpt.safetensors.*.tmp")):
+        time.sleep(0.01)
+    child.kill()
+    child.wait()
+    assert bp.load(path)["w"].tolist() == [1.0] * 4
+    bp.save({"w": bp.ones(1)}, path)  # the next save sweeps up after it
+    assert not list(tmp_path.glob(".ckpt.safetensors.*.tmp"))

@@ -52,6 +52,7 @@ from ._core import (
     zeros,
     zeros_like,
 )
+from ._core import empty_cache, reset_peak_memory_stats
 from . import autograd, data, gpu, nn, optim, serialization
 from . import utils as utils
 from .autograd import enable_grad, no_grad, set_grad_enabled
@@ -66,6 +67,23 @@ concatenate = cat
 double = float64
 long = int64
 Size = tuple
+
+
+def memory_stats(device: str = "cpu") -> dict:
+    """Memory of a device's tensors, ``torch.cuda.memory_stats``-style: ``allocated_bytes.all.current``
+    and ``.peak`` (bytes held by live tensors), ``cached_bytes`` (freed buffers kept for reuse;
+    ``empty_cache()`` gives them back) and ``reserved_bytes.all.current`` (both)."""
+    return _core._memory_stats(str(device))
+
+
+def memory_allocated(device: str = "cpu") -> int:
+    """Bytes held by live tensors on ``device``."""
+    return memory_stats(device)["allocated_bytes.all.current"]
+
+
+def memory_reserved(device: str = "cpu") -> int:
+    """Bytes held by live tensors plus the cache on ``device``."""
+    return memory_stats(device)["reserved_bytes.all.current"]
 
 
 def is_tensor(obj: object) -> _builtins.bool:

@@ -89,7 +89,68 @@ fn _wgsl_constants(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     Ok(d)
 }
 
+/// Frees the memory both backends keep for reuse (the CPU buffer pool; the GPU pool and cached
+/// bind groups, if the GPU was used). Live tensors are untouched.
+#[pyfunction]
+fn empty_cache(py: Python<'_>) -> PyResult<()> {
+    py.detach(|| {
+        backprop::cpu::buffer::release_pool();
+        if backprop::gpu::memory_stats() != (0, 0, 0) {
+            backprop::gpu::empty_cache()?;
+        }
+        Ok::<(), backprop::Error>(())
+    })
+    .py()
+}
+
+/// Memory statistics of a device as a dict with `torch.cuda.memory_stats`-style keys:
+/// `allocated_bytes.all.current`, `allocated_bytes.all.peak`, `reserved_bytes.all.current`
+/// (allocated plus cached), `cached_bytes`, and for the CPU `cache_limit_bytes`.
+#[pyfunction]
+#[pyo3(signature = (device="cpu"))]
+fn _memory_stats<'py>(py: Python<'py>, device: &str) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    let (allocated, peak, cached, limit) = match device {
+        "cpu" => {
+            let s = backprop::cpu::buffer::memory_stats();
+            (
+                s.allocated as u64,
+                s.peak as u64,
+                s.cached as u64,
+                Some(s.cache_limit as u64),
+            )
+        }
+        "gpu" | "cuda" => {
+            let (a, p, c) = backprop::gpu::memory_stats();
+            (a, p, c, None)
+        }
+        other => {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "memory_stats: unknown device '{other}' (expected 'cpu' or 'gpu')"
+            )))
+        }
+    };
+    d.set_item("allocated_bytes.all.current", allocated)?;
+    d.set_item("allocated_bytes.all.peak", peak)?;
+    d.set_item("reserved_bytes.all.current", allocated + cached)?;
+    d.set_item("cached_bytes", cached)?;
+    if let Some(l) = limit {
+        d.set_item("cache_limit_bytes", l)?;
+    }
+    Ok(d)
+}
+
+/// Restarts the peak counters of `memory_stats` (both devices) at the current use.
+#[pyfunction]
+fn reset_peak_memory_stats() {
+    backprop::cpu::buffer::reset_peak_memory();
+    backprop::gpu::reset_peak_memory();
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(empty_cache, m)?)?;
+    m.add_function(wrap_pyfunction!(_memory_stats, m)?)?;
+    m.add_function(wrap_pyfunction!(reset_peak_memory_stats, m)?)?;
     m.add_function(wrap_pyfunction!(_wgsl_source, m)?)?;
     m.add_function(wrap_pyfunction!(_wgsl_constants, m)?)?;
     m.add_function(wrap_pyfunction!(_gpu_is_available, m)?)?;

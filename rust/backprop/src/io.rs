@@ -324,13 +324,108 @@ fn io_error(op: &'static str, what: &str, path: &Path, e: std::io::Error) -> Err
     }
 }
 
+/// The file a save to `path` must replace: `path` itself, or, when `path` is a symlink (or a
+/// chain of them, dangling or not), the file it finally points to, so that the save writes
+/// through the link as `open(path, "w")` would instead of replacing the link.
+fn save_target(path: &Path) -> Result<std::path::PathBuf> {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let link =
+                    std::fs::read_link(&p).map_err(|e| io_error("save", "read the link", &p, e))?;
+                p = match p.parent() {
+                    Some(dir) if link.is_relative() => dir.join(link),
+                    _ => link,
+                };
+            }
+            Ok(m) if !m.file_type().is_file() => {
+                let kind = if m.is_dir() {
+                    "a directory"
+                } else {
+                    "not a regular file (a FIFO, socket or device)"
+                };
+                return Err(Error::Io {
+                    op: "save",
+                    msg: format!(
+                        "refusing to save over '{}': it is {kind}; give the path of a file",
+                        p.display()
+                    ),
+                });
+            }
+            _ => return Ok(p), // a regular file, or nothing yet
+        }
+    }
+    Err(Error::Io {
+        op: "save",
+        msg: format!("'{}': too many levels of symbolic links", path.display()),
+    })
+}
+
+/// Whether process `pid` is alive (a temporary it owns may still be being written).
+fn process_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    #[cfg(unix)]
+    {
+        // kill(pid, 0) sends nothing; it fails with ESRCH when no such process exists
+        let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
+        r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    }
+    #[cfg(not(unix))]
+    {
+        true // without a way to tell, keep every temporary
+    }
+}
+
+/// Removes the temporaries earlier saves to `target` left behind when their process died
+/// mid-write (`.<name>.<pid>.<n>.tmp` whose pid is gone): otherwise each killed save would keep
+/// a checkpoint-sized file forever.
+fn remove_stale_temporaries(target: &Path) {
+    let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let file = e.file_name();
+        let file = file.to_string_lossy();
+        let Some(rest) = file
+            .strip_prefix(&prefix)
+            .and_then(|r| r.strip_suffix(".tmp"))
+        else {
+            continue;
+        };
+        let mut parts = rest.split('.');
+        let (Some(pid), Some(n), None) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let (Ok(pid), Ok(_)) = (pid.parse::<u32>(), n.parse::<u64>()) else {
+            continue;
+        };
+        if !process_alive(pid) && e.file_type().map(|t| t.is_file()).unwrap_or(false) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let file_name = path.file_name().ok_or_else(|| Error::Io {
+    let target = save_target(path)?;
+    let file_name = target.file_name().ok_or_else(|| Error::Io {
         op: "save",
         msg: format!("'{}' does not name a file", path.display()),
     })?;
+    remove_stale_temporaries(&target);
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(file_name);
     tmp_name.push(format!(
@@ -338,7 +433,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
-    let tmp = path.with_file_name(tmp_name);
+    let tmp = target.with_file_name(tmp_name);
     let written = (|| -> std::io::Result<()> {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -348,7 +443,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         // Flush to disk before the rename: otherwise a power cut can leave the new name
         // pointing at an empty file.
         f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        std::fs::rename(&tmp, &target)
     })();
     written.map_err(|e| {
         // Best effort: the temporary may not exist (create failed) or may already be renamed.
@@ -687,14 +782,11 @@ fn cross_check(entries: &[Entry], theirs: &TheirEntries) -> Result<()> {
 /// entries, so the allocation is bounded by the bytes the file really holds.
 fn read_tensor(e: &Entry, src: &mut impl Read, scratch: &mut [u8]) -> Result<Tensor> {
     fn typed<T: LeBytes>(e: &Entry, src: &mut impl Read, scratch: &mut [u8]) -> Result<Tensor> {
-        let mut v: Vec<T> = Vec::new();
-        v.try_reserve_exact(e.numel)
-            .map_err(|_| Error::OutOfMemory {
-                op: "load",
-                shape: Shape::new(e.shape.clone()),
-                dtype: e.dtype,
-                bytes: (e.end - e.start) as u128,
-            })?;
+        // from the buffer pool when a buffer of this size is free (repeated loads then reuse
+        // memory instead of growing the pool with fresh buffers); every element is written below
+        let mut v: Vec<T> =
+            crate::cpu::buffer::alloc_for_overwrite("load", &Shape::new(e.shape.clone()))?;
+        let mut filled = 0usize;
         let mut left = e.end - e.start;
         while left > 0 {
             let take = left.min(scratch.len());
@@ -717,7 +809,10 @@ fn read_tensor(e: &Entry, src: &mut impl Read, scratch: &mut [u8]) -> Result<Ten
                     )));
                 }
             }
-            v.extend(buf.chunks_exact(T::WIDTH).map(T::get));
+            for (dst, bytes) in v[filled..].iter_mut().zip(buf.chunks_exact(T::WIDTH)) {
+                *dst = T::get(bytes);
+            }
+            filled += take / T::WIDTH;
             left -= take;
         }
         Tensor::from_vec(v, Shape::new(e.shape.clone()), Device::Cpu)

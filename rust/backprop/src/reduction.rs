@@ -199,7 +199,12 @@ impl Tensor {
         if over.iter().any(|&d| b.dims()[d] == 0) {
             // the sum of nothing has a shape; take it from a sum over the same dims
             let shape = b.sum(&rd, keepdim)?.shape().clone();
-            return Tensor::full_value(shape, crate::Scalar::Bool(identity), DType::Bool, b.device());
+            return Tensor::full_value(
+                shape,
+                crate::Scalar::Bool(identity),
+                DType::Bool,
+                b.device(),
+            );
         }
         b.reduce(op, &rd, keepdim)
     }

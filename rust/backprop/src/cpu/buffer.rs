@@ -29,6 +29,7 @@ unsafe impl<T: Sync> Sync for Buffer<T> {}
 
 impl<T: Element> Buffer<T> {
     pub fn from_vec(v: Vec<T>) -> Self {
+        track_alloc(v.capacity() * std::mem::size_of::<T>());
         Buffer {
             inner: Inner::Owned(v),
         }
@@ -97,6 +98,7 @@ impl<T> Drop for Buffer<T> {
         if let Inner::Owned(v) = &mut self.inner {
             let v = std::mem::take(v);
             let bytes = v.capacity() * std::mem::size_of::<T>();
+            track_free(bytes);
             if bytes >= POOL_MIN_BYTES {
                 let mut v = std::mem::ManuallyDrop::new(v);
                 let ptr = v.as_mut_ptr() as *mut u8;
@@ -115,23 +117,71 @@ impl<T> Drop for Buffer<T> {
 // the allocator and asking again costs page faults and kernel zeroing on every step (glibc maps
 // and unmaps large blocks); keeping them in a pool keyed by exact (size, alignment) turns that
 // into a lock and a pointer pop. Small buffers are left to malloc, which is already fast for
-// them, and the pool's total is capped so that it can never hold more than a bounded amount.
+// them. The pool is bounded (an eighth of the machine's memory, between 64 and 512 MiB) and,
+// when full, evicts the buffers freed longest ago: the recent ones are the ones a loop reuses.
+// `release_pool` (Python's `bp.empty_cache()`) gives everything back; `memory_stats` says how
+// much is in use and how much is cached.
 
 const POOL_MIN_BYTES: usize = 32 * 1024;
-const POOL_MAX_BYTES: usize = 512 << 20;
 
 struct Pool {
     free: HashMap<(usize, usize), Vec<usize>>,
+    /// Every pooled buffer, oldest first: (key, pointer), for eviction.
+    order: std::collections::VecDeque<((usize, usize), usize)>,
     bytes: usize,
+    limit: usize,
 }
 
 static POOL: Mutex<Option<Pool>> = Mutex::new(None);
+
+/// Bytes of CPU tensor memory in use (owned buffers alive), and its high-water mark.
+static IN_USE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static PEAK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn track_alloc(bytes: usize) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let now = IN_USE.fetch_add(bytes, Relaxed) + bytes;
+    PEAK.fetch_max(now, Relaxed);
+}
+
+fn track_free(bytes: usize) {
+    IN_USE.fetch_sub(bytes, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The pool's bound: an eighth of the physical memory, clamped to [64, 512] MiB.
+fn pool_limit() -> usize {
+    const MIB: usize = 1 << 20;
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: sysconf has no preconditions; a failure returns -1, handled below.
+        let (pages, page) = unsafe {
+            (
+                libc::sysconf(libc::_SC_PHYS_PAGES),
+                libc::sysconf(libc::_SC_PAGESIZE),
+            )
+        };
+        if pages > 0 && page > 0 {
+            return ((pages as usize).saturating_mul(page as usize) / 8).clamp(64 * MIB, 512 * MIB);
+        }
+    }
+    256 * MIB
+}
+
+fn dealloc(ptr: usize, (bytes, align): (usize, usize)) {
+    if let Ok(layout) = std::alloc::Layout::from_size_align(bytes, align) {
+        // SAFETY: each pooled pointer came from the global allocator with this layout.
+        unsafe { std::alloc::dealloc(ptr as *mut u8, layout) };
+    }
+}
 
 fn pool_take(bytes: usize, align: usize) -> Option<*mut u8> {
     let mut g = POOL.lock().unwrap_or_else(|e| e.into_inner());
     let pool = g.as_mut()?;
     let p = pool.free.get_mut(&(bytes, align))?.pop()?;
     pool.bytes -= bytes;
+    if let Some(i) = pool.order.iter().rposition(|&(_, q)| q == p) {
+        pool.order.remove(i);
+    }
     Some(p as *mut u8)
 }
 
@@ -139,31 +189,45 @@ fn pool_give(ptr: *mut u8, bytes: usize, align: usize) -> bool {
     let mut g = POOL.lock().unwrap_or_else(|e| e.into_inner());
     let pool = g.get_or_insert_with(|| Pool {
         free: HashMap::new(),
+        order: std::collections::VecDeque::new(),
         bytes: 0,
+        limit: pool_limit(),
     });
-    if pool.bytes + bytes > POOL_MAX_BYTES {
+    if bytes > pool.limit {
         return false;
+    }
+    // make room by freeing the buffers that have waited longest
+    while pool.bytes + bytes > pool.limit {
+        let Some((key, p)) = pool.order.pop_front() else {
+            break;
+        };
+        if let Some(list) = pool.free.get_mut(&key) {
+            if let Some(i) = list.iter().position(|&q| q == p) {
+                list.swap_remove(i);
+                pool.bytes -= key.0;
+                dealloc(p, key);
+            }
+        }
     }
     pool.bytes += bytes;
     pool.free
         .entry((bytes, align))
         .or_default()
         .push(ptr as usize);
+    pool.order.push_back(((bytes, align), ptr as usize));
     true
 }
 
-/// Frees every pooled buffer (for tests and for callers that want the memory back).
+/// Frees every pooled buffer (Python's `bp.empty_cache()`); live tensors are untouched.
 pub fn release_pool() {
     let mut g = POOL.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(pool) = g.as_mut() {
-        for ((bytes, align), ptrs) in pool.free.drain() {
+        for (key, ptrs) in pool.free.drain() {
             for p in ptrs {
-                if let Ok(layout) = std::alloc::Layout::from_size_align(bytes, align) {
-                    // SAFETY: each pooled pointer came from the global allocator with this layout.
-                    unsafe { std::alloc::dealloc(p as *mut u8, layout) };
-                }
+                dealloc(p, key);
             }
         }
+        pool.order.clear();
         pool.bytes = 0;
     }
 }
@@ -174,6 +238,35 @@ pub fn pooled_bytes() -> usize {
         .unwrap_or_else(|e| e.into_inner())
         .as_ref()
         .map_or(0, |p| p.bytes)
+}
+
+/// CPU tensor memory, like `torch.cuda.memory_stats`: bytes held by live tensors (`allocated`,
+/// and its `peak` since start or the last `reset_peak`), bytes the pool keeps for reuse
+/// (`cached`), and the pool's bound (`cache_limit`). Foreign memory (NumPy arrays viewed by
+/// `from_numpy`) is not counted: it is not the engine's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryStats {
+    pub allocated: usize,
+    pub peak: usize,
+    pub cached: usize,
+    pub cache_limit: usize,
+}
+
+pub fn memory_stats() -> MemoryStats {
+    use std::sync::atomic::Ordering::Relaxed;
+    let g = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    MemoryStats {
+        allocated: IN_USE.load(Relaxed),
+        peak: PEAK.load(Relaxed),
+        cached: g.as_ref().map_or(0, |p| p.bytes),
+        cache_limit: g.as_ref().map_or_else(pool_limit, |p| p.limit),
+    }
+}
+
+/// Restarts the peak of `memory_stats` at the current use.
+pub fn reset_peak_memory() {
+    use std::sync::atomic::Ordering::Relaxed;
+    PEAK.store(IN_USE.load(Relaxed), Relaxed);
 }
 
 /// A pooled buffer of exactly `n` elements, if one is free. Its contents are stale values of

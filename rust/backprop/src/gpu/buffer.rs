@@ -63,8 +63,40 @@ impl GpuBuffer {
     }
 }
 
+/// Bytes of device memory held by live tensors' buffers (bucket sizes), and the high-water mark.
+static IN_USE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static PEAK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// GPU memory, like `torch.cuda.memory_stats`: bytes of live tensors' buffers (`allocated`,
+/// counted in pool buckets, and its `peak`), and bytes of free buffers the pool keeps
+/// (`cached`). All zero before the device is first used.
+pub fn memory_stats() -> (u64, u64, u64) {
+    let cached = existing().map_or(0, |ctx| {
+        let l = lock(&ctx.pool.lists);
+        l.free.iter().map(|(b, v)| b * v.len() as u64).sum::<u64>()
+            + l.pending.iter().map(|(b, _)| *b).sum::<u64>()
+    });
+    (
+        IN_USE.load(Ordering::Relaxed),
+        PEAK.load(Ordering::Relaxed),
+        cached,
+    )
+}
+
+/// Restarts the peak of `memory_stats` at the current use.
+pub fn reset_peak_memory() {
+    PEAK.store(IN_USE.load(Ordering::Relaxed), Ordering::Relaxed);
+}
+
+/// Counts a buffer handed to a tensor (its drop uncounts it).
+fn track(bucket: u64) {
+    let now = IN_USE.fetch_add(bucket, Ordering::Relaxed) + bucket;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
+
 impl Drop for GpuBuffer {
     fn drop(&mut self) {
+        IN_USE.fetch_sub(self.bucket, Ordering::Relaxed);
         // A GpuBuffer exists only once the context does; `existing` never initialises a device.
         if let Some(ctx) = existing() {
             lock(&ctx.pool.lists)
@@ -216,6 +248,7 @@ pub(crate) fn alloc_words(
     // Never round past the binding limit: the whole buffer is bound.
     let bucket = bucket_of(bytes).min(ctx.pool.max_bytes.max(MIN_BUCKET));
     if let Some(buffer) = ctx.pool.take_free(bucket) {
+        track(bucket);
         return Ok(GpuBuffer { buffer, bucket });
     }
     let usage =
@@ -232,6 +265,7 @@ pub(crate) fn alloc_words(
             Error::Gpu(format!("{op}: creating a buffer of {bucket} bytes: {msg}"))
         }
     })?;
+    track(bucket);
     Ok(GpuBuffer { buffer, bucket })
 }
 

@@ -40,7 +40,7 @@ mod pipeline;
 mod reduce;
 mod stats;
 
-pub use buffer::buffers_created;
+pub use buffer::{buffers_created, memory_stats, reset_peak_memory};
 pub use context::AdapterInfo;
 pub use stats::{counters, Counters};
 
