@@ -55,7 +55,7 @@ from ._core import (
 from ._core import empty_cache, reset_peak_memory_stats
 from . import autograd, data, gpu, nn, optim, serialization
 from . import utils as utils
-from .autograd import enable_grad, no_grad, set_grad_enabled
+from .autograd import enable_grad, is_anomaly_enabled, no_grad, set_anomaly_enabled, set_grad_enabled
 from .generator import Generator as Generator
 from .serialization import load, save
 

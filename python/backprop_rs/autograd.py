@@ -9,6 +9,9 @@ from . import _core
 from ._core import GradcheckError, Tensor
 
 __all__ = [
+    "detect_anomaly",
+    "set_detect_anomaly",
+    "is_anomaly_enabled",
     "no_grad",
     "enable_grad",
     "set_grad_enabled",
@@ -90,6 +93,56 @@ class set_grad_enabled:
                 return func(*a, **kw)
 
         return wrapper
+
+
+def is_anomaly_enabled() -> bool:
+    """Whether anomaly detection is on (``torch.is_anomaly_enabled``)."""
+    return _core._is_anomaly_enabled()
+
+
+class detect_anomaly:
+    """Context manager and decorator that turns anomaly detection on (PyTorch's
+    ``torch.autograd.detect_anomaly``): every op recorded inside keeps the Python stack it was
+    called from, and backward raises at the first gradient that becomes NaN or infinite, naming
+    the op whose backward produced it and printing that stack. Slow: for debugging only.
+    ``check_nan=False`` keeps the stacks but skips the checks."""
+
+    def __init__(self, check_nan: bool = True) -> None:
+        self.check_nan = check_nan
+        self._prev: list = []
+
+    def __enter__(self) -> None:
+        self._prev.append(_core._set_detect_anomaly(True, self.check_nan))
+
+    def __exit__(self, *exc: Any) -> None:
+        _core._set_detect_anomaly(self._prev.pop(), True)
+
+    def __call__(self, func: Callable) -> Callable:
+        @functools.wraps(func)
+        def wrapper(*a: Any, **kw: Any) -> Any:
+            with detect_anomaly(self.check_nan):
+                return func(*a, **kw)
+
+        return wrapper
+
+
+class set_detect_anomaly:
+    """``set_detect_anomaly(True)`` as a call (anomaly detection stays on), or as a context
+    manager that restores the previous setting on exit."""
+
+    def __init__(self, mode: bool, check_nan: bool = True) -> None:
+        self._prev = _core._set_detect_anomaly(bool(mode), check_nan)
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, *exc: Any) -> None:
+        _core._set_detect_anomaly(self._prev, True)
+
+
+def set_anomaly_enabled(mode: bool, check_nan: bool = True) -> None:
+    """``torch.set_anomaly_enabled``: turns anomaly detection on or off."""
+    _core._set_detect_anomaly(bool(mode), check_nan)
 
 
 TensorOrTensors = Union[Tensor, Sequence[Tensor]]

@@ -390,6 +390,30 @@ pub fn manual_seed(seed: i64) {
     backprop::manual_seed(seed as u64);
 }
 
+/// The Python stack of the current call, for anomaly mode's "Traceback of forward call".
+fn python_stack() -> Option<String> {
+    Python::attach(|py| {
+        let tb = py.import("traceback").ok()?;
+        let lines = tb.call_method0("format_stack").ok()?;
+        let lines: Vec<String> = lines.extract().ok()?;
+        Some(lines.concat())
+    })
+}
+
+/// Turns anomaly detection on or off (`torch.autograd.set_detect_anomaly`); returns the old
+/// setting. Recorded ops then keep the Python stack they were called from.
+#[pyfunction]
+#[pyo3(signature = (mode, check_nan=true))]
+pub fn _set_detect_anomaly(mode: bool, check_nan: bool) -> bool {
+    backprop::autograd::anomaly::set_trace_hook(Some(python_stack));
+    backprop::autograd::anomaly::set_enabled(mode, check_nan)
+}
+
+#[pyfunction]
+pub fn _is_anomaly_enabled() -> bool {
+    backprop::autograd::anomaly::is_enabled()
+}
+
 /// `torch.set_flush_denormal`: flush denormal floats to zero in the CPU kernels (on the calling
 /// thread, whose NumPy work it affects too, as in PyTorch, and on the compute pool's threads).
 /// Returns whether the CPU supports it.
@@ -827,7 +851,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         linspace,
         eye,
         manual_seed,
-        set_flush_denormal
+        set_flush_denormal,
+        _set_detect_anomaly,
+        _is_anomaly_enabled
     );
     add!(
         cat,

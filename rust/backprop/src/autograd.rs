@@ -27,6 +27,56 @@ pub fn set_grad_enabled(enabled: bool) -> bool {
     GRAD_ENABLED.with(|g| g.replace(enabled))
 }
 
+/// Anomaly detection (PyTorch's `torch.autograd.detect_anomaly`): while it is on, every recorded
+/// op remembers where it was called from, and backward checks each gradient it computes; the
+/// first NaN or infinity is an error naming the op whose backward produced it and showing the
+/// call that recorded that op. It costs a trace per op and a check (a readback on the GPU) per
+/// gradient, so it is a debugging mode, off by default.
+pub mod anomaly {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, RwLock};
+
+    static ENABLED: AtomicBool = AtomicBool::new(false);
+    static CHECK_NAN: AtomicBool = AtomicBool::new(true);
+
+    /// Produces the description of the current call site (the Python binding installs one that
+    /// formats the Python stack; the default is Rust's backtrace).
+    pub type TraceHook = fn() -> Option<String>;
+    static HOOK: RwLock<Option<TraceHook>> = RwLock::new(None);
+
+    /// Turns anomaly detection on or off (process-wide, as PyTorch's); returns the old setting.
+    pub fn set_enabled(on: bool, check_nan: bool) -> bool {
+        CHECK_NAN.store(check_nan, Ordering::Relaxed);
+        ENABLED.swap(on, Ordering::Relaxed)
+    }
+
+    pub fn is_enabled() -> bool {
+        ENABLED.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn check_nan() -> bool {
+        CHECK_NAN.load(Ordering::Relaxed)
+    }
+
+    /// Sets how call sites are described (`None`: Rust's backtrace).
+    pub fn set_trace_hook(hook: Option<TraceHook>) {
+        *HOOK.write().unwrap_or_else(|e| e.into_inner()) = hook;
+    }
+
+    /// The current call site, when anomaly detection is on.
+    pub(crate) fn trace() -> Option<Arc<str>> {
+        if !is_enabled() {
+            return None;
+        }
+        let hook = *HOOK.read().unwrap_or_else(|e| e.into_inner());
+        let text = match hook {
+            Some(h) => h(),
+            None => Some(std::backtrace::Backtrace::force_capture().to_string()),
+        };
+        text.map(Arc::from)
+    }
+}
+
 /// Restores the previous grad mode when dropped.
 #[must_use = "grad mode is restored when the guard is dropped"]
 pub struct GradModeGuard(bool);
@@ -248,8 +298,11 @@ fn run(
         }
         let Some(node) = op else { continue };
         check_versions(&node, &t)?;
+        let input_grads = backward_rule(&node.op, &t, &g)?;
+        if anomaly::is_enabled() && anomaly::check_nan() {
+            check_finite(&node, &input_grads)?;
+        }
         let op = node.op;
-        let input_grads = backward_rule(&op, &t, &g)?;
         for (x, gx) in op.inputs().into_iter().zip(input_grads) {
             if let Some(gx) = gx {
                 if x.requires_grad() {
@@ -376,6 +429,48 @@ fn check_versions(node: &Node, out: &Tensor) -> Result<()> {
     }
     if saved & SAVED_OUTPUT != 0 {
         stale(out, "output 0".into(), node.out_version)?;
+    }
+    Ok(())
+}
+
+/// Anomaly mode: the gradients a rule produced must be finite.
+fn check_finite(node: &Node, grads: &[Option<Tensor>]) -> Result<()> {
+    for (i, g) in grads.iter().enumerate() {
+        let Some(g) = g else { continue };
+        if !g.dtype().is_float() || g.numel() == 0 {
+            continue;
+        }
+        let _ng = no_grad();
+        // x - x is 0 exactly for finite x and NaN for NaN and infinities
+        let d = g.detach().sub(&g.detach())?;
+        let finite = d.eq_scalar(0.0)?.all(&[] as &[usize], false)?.item()? != 0.0;
+        if !finite {
+            let what = if g
+                .detach()
+                .ne(&g.detach())?
+                .any(&[] as &[usize], false)?
+                .item()?
+                != 0.0
+            {
+                "nan"
+            } else {
+                "inf"
+            };
+            let mut msg = format!(
+                "Function '{}' returned {what} values in its {i}th output.",
+                grad_fn_display(node.op.name())
+            );
+            match &node.trace {
+                Some(t) => {
+                    msg.push_str("\nTraceback of forward call that caused the error:\n");
+                    msg.push_str(t);
+                }
+                None => msg.push_str(
+                    " (the op was recorded before anomaly detection was turned on, so where it was called from is unknown)",
+                ),
+            }
+            return Err(Error::Autograd(msg));
+        }
     }
     Ok(())
 }

@@ -57,6 +57,8 @@ pub(crate) struct Node {
     pub(crate) versions: [u64; 3],
     /// Version of the output when the op was recorded (rules such as exp's read the output).
     pub(crate) out_version: u64,
+    /// Where the op was called from, recorded in anomaly mode only (see `autograd::anomaly`).
+    pub(crate) trace: Option<Arc<str>>,
 }
 
 /// Autograd state that in-place ops rewrite (an in-place op gives its tensor a new history).
@@ -127,6 +129,7 @@ impl Tensor {
                 op,
                 versions,
                 out_version: storage.version.load(Ordering::Relaxed),
+                trace: autograd::anomaly::trace(),
             }
         });
         Tensor(Arc::new(TensorImpl {
