@@ -1,0 +1,181 @@
+//! The backward engine: a topological sort of the graph below the roots, then one reverse walk
+//! that applies each node's gradient rule and accumulates into leaves (or captures for `grad`).
+
+use super::rules::{backward_rule, check_finite, check_versions};
+use super::{anomaly, grad_mode};
+use crate::tensor::Node;
+use crate::{Error, Result, Tensor, TensorId};
+use std::collections::{HashMap, HashSet};
+
+/// The backward engine. Returns the gradients of `capture` (when given) instead of accumulating
+/// into `.grad` of leaves.
+pub(super) fn run(
+    roots: Vec<(Tensor, Tensor)>,
+    retain: bool,
+    create: bool,
+    capture: Option<&[Tensor]>,
+) -> Result<Option<Vec<Option<Tensor>>>> {
+    // 1. topological order (post-order DFS, iterative)
+    let mut order: Vec<(Tensor, Option<Node>)> = Vec::new();
+    let mut visited: HashSet<TensorId> = HashSet::new();
+    for (root, _) in &roots {
+        if !visited.insert(root.id()) {
+            continue;
+        }
+        let mut stack: Vec<(Tensor, Option<Node>, usize)> =
+            vec![(root.clone(), graph_op(root)?, 0)];
+        while let Some((t, op, next)) = stack.pop() {
+            let inputs: Vec<Tensor> = op
+                .as_ref()
+                .map(|o| o.op.inputs().into_iter().cloned().collect())
+                .unwrap_or_default();
+            if let Some(child) = inputs.get(next).cloned() {
+                stack.push((t, op, next + 1));
+                if child.requires_grad() && visited.insert(child.id()) {
+                    let cop = graph_op(&child)?;
+                    stack.push((child, cop, 0));
+                }
+            } else {
+                order.push((t, op));
+            }
+        }
+    }
+
+    let capture_ids: HashMap<TensorId, usize> = capture
+        .map(|c| c.iter().enumerate().map(|(i, t)| (t.id(), i)).collect())
+        .unwrap_or_default();
+    let mut captured: Vec<Option<Tensor>> = vec![None; capture.map_or(0, |c| c.len())];
+
+    // 2. reverse walk
+    let _mode = grad_mode(create);
+    let mut grads: HashMap<TensorId, Tensor> = HashMap::new();
+    for (t, g) in roots {
+        accumulate(&mut grads, t.id(), g)?;
+    }
+    for i in (0..order.len()).rev() {
+        // Without retain_graph each op is released as soon as it has been differentiated, so
+        // intermediates die during the walk rather than after it.
+        let (t, op) = if retain {
+            (order[i].0.clone(), order[i].1.clone())
+        } else {
+            (order[i].0.clone(), order[i].1.take())
+        };
+        if !retain {
+            t.take_op();
+        }
+        let Some(g) = grads.remove(&t.id()) else {
+            continue;
+        };
+        if let Some(&i) = capture_ids.get(&t.id()) {
+            captured[i] = Some(g.clone());
+        } else if capture.is_none() && (t.is_leaf() || t.retains_grad()) {
+            // `.grad` is always dense, row-major and owned by this leaf alone (PyTorch's layout
+            // contract): optimisers then take their fused path, and in-place changes to one
+            // leaf's gradient (clipping, zero_) cannot leak into another's. A gradient that
+            // arrives as a view (the transpose of a Linear weight's gradient) or that is shared
+            // (the two inputs of an add get the same tensor) is copied once.
+            let g = if g.is_contiguous() && g.is_exclusive() {
+                g.clone()
+            } else {
+                g.contiguous_copy()?
+            };
+            let g = if create { g } else { g.detach() };
+            let new = match t.grad() {
+                Some(old) => old.add(&g)?,
+                None => g.clone(),
+            };
+            t.set_grad(Some(new))?;
+        }
+        let Some(node) = op else { continue };
+        check_versions(&node, &t)?;
+        let input_grads = backward_rule(&node.op, &t, &g)?;
+        if anomaly::is_enabled() && anomaly::check_nan() {
+            check_finite(&node, &input_grads)?;
+        }
+        let op = node.op;
+        for (x, gx) in op.inputs().into_iter().zip(input_grads) {
+            if let Some(gx) = gx {
+                if x.requires_grad() {
+                    debug_assert_eq!(
+                        gx.shape(),
+                        x.shape(),
+                        "gradient of {} has the wrong shape",
+                        op.name()
+                    );
+                    accumulate(&mut grads, x.id(), gx)?;
+                }
+            }
+        }
+    }
+
+    Ok(capture.map(|_| captured))
+}
+
+/// The op to walk through for `t`: `None` for leaves; an error if the graph was already freed.
+fn graph_op(t: &Tensor) -> Result<Option<Node>> {
+    if t.is_leaf() {
+        return Ok(None);
+    }
+    match t.node() {
+        Some(op) => Ok(Some(op)),
+        None => Err(Error::Autograd(
+            "trying to backward through the graph a second time (or directly access saved tensors after they have already been freed); \
+             specify retain_graph=True if you need to backward through the graph a second time"
+                .into(),
+        )),
+    }
+}
+
+fn accumulate(grads: &mut HashMap<TensorId, Tensor>, id: TensorId, g: Tensor) -> Result<()> {
+    match grads.remove(&id) {
+        Some(old) => {
+            grads.insert(id, old.add(&g)?);
+        }
+        None => {
+            grads.insert(id, g);
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn seed_grad(out: &Tensor, gradient: Option<&Tensor>, index: usize) -> Result<Tensor> {
+    if !out.requires_grad() {
+        return Err(Error::Autograd(format!(
+            "element {index} of tensors does not require grad and does not have a grad_fn"
+        )));
+    }
+    match gradient {
+        Some(g) => {
+            if g.shape() != out.shape() {
+                return Err(Error::ShapeMismatch {
+                    op: "backward",
+                    lhs: out.shape().clone(),
+                    rhs: g.shape().clone(),
+                    detail: ": gradient must have the shape of the output".into(),
+                });
+            }
+            let g = if g.dtype() != out.dtype() {
+                g.to_dtype(out.dtype())?
+            } else {
+                g.clone()
+            };
+            if g.device() != out.device() {
+                return Err(Error::DeviceMismatch {
+                    op: "backward",
+                    lhs: out.device(),
+                    rhs: g.device(),
+                });
+            }
+            Ok(g)
+        }
+        None => {
+            if out.numel() != 1 {
+                return Err(Error::Autograd(format!(
+                    "grad can be implicitly created only for scalar outputs (got shape {}); pass a gradient of that shape",
+                    out.shape()
+                )));
+            }
+            Tensor::ones(out.shape().clone(), out.dtype(), out.device())
+        }
+    }
+}
