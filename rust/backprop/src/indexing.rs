@@ -36,11 +36,11 @@ impl Tensor {
         let s = crate::tensor::with_read([self, index], |[sx, si]| {
             sx.gather(self.layout(), d, si, index.layout())
         })?;
-        Ok(Tensor::from_op(
+        Tensor::from_op(
             s,
             index.shape().clone(),
             Op::Gather(self.clone(), d, index.detach()),
-        ))
+        )
     }
 
     /// `self` with `src[i][j]` added at `[i][index[i][j]]` (for dim 1).
@@ -105,7 +105,7 @@ impl Tensor {
                 reduce,
             )
         })?;
-        Ok(Tensor::from_op(
+        Tensor::from_op(
             s,
             self.shape().clone(),
             Op::Scatter {
@@ -115,7 +115,7 @@ impl Tensor {
                 src: src_used,
                 reduce,
             },
-        ))
+        )
     }
 
     /// Whole slices along `dim` picked by a 1-d (or 0-d) int64 `index`.
@@ -144,11 +144,7 @@ impl Tensor {
         })?;
         let mut dims = x.dims().to_vec();
         dims[d] = index.numel();
-        Ok(Tensor::from_op(
-            s,
-            Shape::new(dims),
-            Op::IndexSelect(x, d, index.detach()),
-        ))
+        Tensor::from_op(s, Shape::new(dims), Op::IndexSelect(x, d, index.detach()))
     }
 
     /// `self` with slice `k` of `src` added at slice `index[k]` along `dim`.
@@ -179,7 +175,7 @@ impl Tensor {
         let s = crate::tensor::with_read([self, index, &src], |[sb, si, ss]| {
             sb.index_add(self.layout(), d, si, index.layout(), ss, src.layout())
         })?;
-        Ok(Tensor::from_op(
+        Tensor::from_op(
             s,
             self.shape().clone(),
             Op::IndexAdd {
@@ -188,7 +184,7 @@ impl Tensor {
                 index: index.detach(),
                 src,
             },
-        ))
+        )
     }
 
     /// A copy of `self` with the slice `start, start+step, ...` along `dim` replaced by `src`.
@@ -236,7 +232,7 @@ impl Tensor {
         let mut out = self.storage().copy_strided(self.layout())?;
         let dl = Layout::contiguous(self.shape().clone()).slice(dim, start, len, step);
         out.copy_into(&dl, &src.storage(), src.layout())?;
-        Ok(Tensor::from_op(
+        Tensor::from_op(
             out,
             self.shape().clone(),
             Op::SliceScatter {
@@ -246,7 +242,7 @@ impl Tensor {
                 start,
                 step,
             },
-        ))
+        )
     }
 
     /// Concatenates along `dim`; all tensors must agree in the other dims.
@@ -316,7 +312,7 @@ impl Tensor {
             off += n;
             inputs.push(t);
         }
-        Ok(Tensor::from_op(out, shape, Op::Cat(inputs, d)))
+        Tensor::from_op(out, shape, Op::Cat(inputs, d))
     }
 
     /// Stacks equal-shape tensors along a new dim.

@@ -59,6 +59,11 @@ impl Tensor {
                 ),
             ));
         }
+        if self.is_inference() && !autograd::is_inference_mode_enabled() {
+            return Err(Error::Autograd(format!(
+                "{op}: an in-place update to an inference tensor outside inference_mode is not allowed; make a clone() to get a normal tensor before the in-place update"
+            )));
+        }
         if autograd::is_grad_enabled() && self.requires_grad() && self.is_leaf() {
             return Err(Error::Autograd(format!(
                 "{op}: a leaf tensor that requires grad is being used in an in-place operation; wrap the update in no_grad() or use the out-of-place op"

@@ -82,7 +82,7 @@ impl Tensor {
         let mut od = batch.dims().to_vec();
         od.push(a.dims()[a.rank() - 2]);
         od.push(b.dims()[b.rank() - 1]);
-        let out = Tensor::from_op(s, Shape::new(od), Op::Matmul(a, b));
+        let out = Tensor::from_op(s, Shape::new(od), Op::Matmul(a, b))?;
         match (self.rank(), rhs.rank()) {
             (1, 1) => out.reshape(Shape::scalar()),
             (1, _) => out.squeeze(Some(-2)),

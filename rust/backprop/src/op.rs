@@ -5,7 +5,9 @@
 //! in Rust and gets its gradient for free. `Op` is what a non-leaf tensor remembers about how it
 //! was made: the primitive and its inputs. `autograd.rs` holds the one exhaustive `match` over it.
 
+use crate::autograd::function::CustomNode;
 use crate::Tensor;
+use std::sync::Arc;
 
 /// Elementwise functions of one float argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -309,6 +311,10 @@ pub enum Op {
     Unfold(Tensor, Window, f64),
     /// col2im, the adjoint of `Unfold`: sums columns `[N, C*kh*kw, L]` back into `[N, C, H, W]`.
     Fold(Tensor, Window, (usize, usize)),
+    /// Output `k` of a function defined outside the primitives, with a backward of its own
+    /// (`autograd::Function`, Python's `autograd.Function`). Not a kernel: its forward already
+    /// ran; this only records it in the graph.
+    Custom(Arc<CustomNode>, usize),
 }
 
 /// Geometry of a 2-d sliding window (convolution, pooling, unfold/fold).
@@ -409,6 +415,7 @@ impl Op {
             Op::LogSoftmax(..) => "log_softmax",
             Op::Unfold(..) => "unfold",
             Op::Fold(..) => "fold",
+            Op::Custom(n, _) => n.name(),
         }
     }
 
@@ -432,6 +439,7 @@ impl Op {
             | Op::IndexAdd {
                 base, index, src, ..
             } => vec![base, index, src],
+            Op::Custom(n, _) => n.inputs().iter().collect(),
         }
     }
 
@@ -455,6 +463,8 @@ impl Op {
             | Op::IndexAdd {
                 base, index, src, ..
             } => vec![base, index, src],
+            // a custom node is shared by its outputs and checks its own saved values
+            Op::Custom(..) => Vec::new(),
         }
     }
 
@@ -478,6 +488,10 @@ impl Op {
             | Op::IndexAdd {
                 base, index, src, ..
             } => vec![base, index, src],
+            // the last output to let go of the node frees its inputs
+            Op::Custom(n, _) => Arc::into_inner(n)
+                .map(CustomNode::into_inputs)
+                .unwrap_or_default(),
         }
     }
 }

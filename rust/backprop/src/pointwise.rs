@@ -25,7 +25,7 @@ impl Tensor {
             _ => self.clone(),
         };
         let s = x.storage().unary(x.layout(), op)?;
-        Ok(Tensor::from_op(s, x.shape().clone(), Op::Unary(x, op)))
+        Tensor::from_op(s, x.shape().clone(), Op::Unary(x, op))
     }
 
     pub fn neg(&self) -> Result<Tensor> {
@@ -217,7 +217,7 @@ impl Tensor {
         let s = crate::tensor::with_read([&a, &b], |[sa, sb]| {
             sa.binary(a.layout(), sb, b.layout(), op)
         })?;
-        Ok(Tensor::from_op(s, shape, Op::Binary(a, b, op)))
+        Tensor::from_op(s, shape, Op::Binary(a, b, op))
     }
 
     fn cast_if(&self, dt: DType) -> Result<Tensor> {
@@ -391,7 +391,7 @@ impl Tensor {
         let s = crate::tensor::with_read([&c, &a, &b], |[sc, sa, sb]| {
             sc.where_cond(c.layout(), sa, a.layout(), sb, b.layout())
         })?;
-        Ok(Tensor::from_op(s, shape, Op::Where(c, a, b)))
+        Tensor::from_op(s, shape, Op::Where(c, a, b))
     }
 
     /// Converts to another dtype. Float-to-float casts are differentiable; casts to int/bool are not.
@@ -401,11 +401,7 @@ impl Tensor {
         }
         let s = self.storage().cast(self.layout(), dtype)?;
         if dtype.is_float() && self.dtype().is_float() {
-            Ok(Tensor::from_op(
-                s,
-                self.shape().clone(),
-                Op::Cast(self.clone()),
-            ))
+            Tensor::from_op(s, self.shape().clone(), Op::Cast(self.clone()))
         } else {
             Ok(Tensor::from_storage(s, self.shape().clone()))
         }

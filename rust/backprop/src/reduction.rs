@@ -29,11 +29,7 @@ impl Tensor {
         for &d in dims {
             out_dims[d] = 1;
         }
-        Ok(Tensor::from_op(
-            s,
-            Shape::new(out_dims),
-            Op::Reduce(x, op, dims.to_vec()),
-        ))
+        Tensor::from_op(s, Shape::new(out_dims), Op::Reduce(x, op, dims.to_vec()))
     }
 
     /// Reduces over `dims` (empty = all), dropping them unless `keepdim`.

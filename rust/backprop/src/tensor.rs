@@ -8,6 +8,7 @@
 //! storage lives (in-place ops write into it; nothing reallocates it).
 
 use crate::autograd;
+use crate::autograd::hooks::{NodeHooks, TensorHooks};
 use crate::cpu::CpuStorage;
 use crate::op::{Op, ViewKind};
 use crate::storage::Storage;
@@ -17,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 
 /// Identity of a tensor (not of its storage): views get their own ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TensorId(u64);
+pub struct TensorId(pub(crate) u64);
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 static LIVE: AtomicUsize = AtomicUsize::new(0);
@@ -59,13 +60,42 @@ pub(crate) struct Node {
     pub(crate) out_version: u64,
     /// Where the op was called from, recorded in anomaly mode only (see `autograd::anomaly`).
     pub(crate) trace: Option<Arc<str>>,
+    /// Hooks registered on this node (`grad_fn.register_hook`); allocated on first use and
+    /// shared by the clones the engine takes.
+    pub(crate) hooks: Option<Arc<NodeHooks>>,
+}
+
+/// How a node is named for users: primitives are spelled PyTorch's way on display
+/// (`mul` -> `MulBackward0`); custom functions carry their display name already.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum NodeName {
+    Primitive(&'static str),
+    Custom(&'static str),
+}
+
+impl NodeName {
+    fn of(op: &Op) -> NodeName {
+        match op {
+            Op::Custom(..) => NodeName::Custom(op.name()),
+            _ => NodeName::Primitive(op.name()),
+        }
+    }
+
+    pub(crate) fn display(self) -> String {
+        match self {
+            NodeName::Primitive(n) => autograd::grad_fn_display(n),
+            NodeName::Custom(n) => n.to_string(),
+        }
+    }
 }
 
 /// Autograd state that in-place ops rewrite (an in-place op gives its tensor a new history).
 struct Meta {
     node: Option<Node>,
     /// Name of the recording op; kept after backward frees the op itself (PyTorch keeps grad_fn).
-    name: Option<&'static str>,
+    name: Option<NodeName>,
+    /// Gradient hooks (`register_hook`); `None` until the first registration.
+    hooks: Option<Box<TensorHooks>>,
 }
 
 pub(crate) struct TensorImpl {
@@ -81,6 +111,9 @@ pub(crate) struct TensorImpl {
     /// Made by a view op while recording: it shares memory with the tensor it views, whose
     /// history an in-place write through this view would have to rewrite too.
     is_view: bool,
+    /// Made in inference mode (or a view of such a tensor): it may never be saved for backward
+    /// nor written in place outside inference mode (PyTorch's inference tensors).
+    inference: bool,
     /// The op that made this tensor; taken (freed) by backward unless the graph is retained.
     meta: Mutex<Meta>,
     grad: Mutex<Option<Tensor>>,
@@ -116,10 +149,11 @@ impl Tensor {
         device: Device,
         op: Option<Op>,
         is_view: bool,
+        inference: bool,
     ) -> Tensor {
         LIVE.fetch_add(1, Ordering::Relaxed);
         let recorded = op.is_some();
-        let name = op.as_ref().map(|o| o.name());
+        let name = op.as_ref().map(NodeName::of);
         let node = op.map(|op| {
             let mut versions = [0u64; 3];
             for (v, t) in versions.iter_mut().zip(op.inputs()) {
@@ -130,6 +164,7 @@ impl Tensor {
                 versions,
                 out_version: storage.version.load(Ordering::Relaxed),
                 trace: autograd::anomaly::trace(),
+                hooks: None,
             }
         });
         Tensor(Arc::new(TensorImpl {
@@ -141,7 +176,12 @@ impl Tensor {
             requires_grad: AtomicBool::new(recorded),
             is_leaf: AtomicBool::new(!recorded),
             is_view: is_view && recorded,
-            meta: Mutex::new(Meta { node, name }),
+            inference,
+            meta: Mutex::new(Meta {
+                node,
+                name,
+                hooks: None,
+            }),
             grad: Mutex::new(None),
             retains_grad: AtomicBool::new(false),
         }))
@@ -157,34 +197,46 @@ impl Tensor {
             device,
             None,
             false,
+            autograd::is_inference_mode_enabled(),
         )
     }
 
     /// The result of an op: records `op` when grad mode is on and some input requires grad.
-    pub(crate) fn from_op(storage: Storage, shape: Shape, op: Op) -> Tensor {
+    pub(crate) fn from_op(storage: Storage, shape: Shape, op: Op) -> Result<Tensor> {
         let (dtype, device) = (storage.dtype(), storage.device());
-        let op = Self::maybe_record(op);
-        Tensor::build(
+        let op = Self::maybe_record(op)?;
+        Ok(Tensor::build(
             StorageCell::new(storage),
             Layout::contiguous(shape),
             dtype,
             device,
             op,
             false,
-        )
+            autograd::is_inference_mode_enabled(),
+        ))
     }
 
-    fn maybe_record(op: Op) -> Option<Op> {
-        if autograd::is_grad_enabled() && op.inputs().iter().any(|t| t.requires_grad()) {
-            Some(op)
-        } else {
-            None
+    fn maybe_record(op: Op) -> Result<Option<Op>> {
+        if !(autograd::is_grad_enabled() && op.inputs().iter().any(|t| t.requires_grad())) {
+            return Ok(None);
         }
+        if op.inputs().iter().any(|t| t.is_inference()) {
+            let saved = autograd::saved_inputs(&op);
+            let inputs = op.inputs();
+            if (0..inputs.len().min(3)).any(|i| saved & (1 << i) != 0 && inputs[i].is_inference()) {
+                return Err(Error::Autograd(format!(
+                    "{}: inference tensors cannot be saved for backward (this op reads an input made in inference_mode when it is differentiated); make a clone() of it outside inference_mode to get a normal tensor and use that",
+                    op.name()
+                )));
+            }
+        }
+        Ok(Some(op))
     }
 
     /// A view of `self` with another layout over the same storage.
     pub(crate) fn view_with(&self, layout: Layout, kind: ViewKind) -> Tensor {
-        let op = Self::maybe_record(Op::View(self.clone(), kind));
+        // views never save their input's values, so recording cannot refuse an inference tensor
+        let op = Self::maybe_record(Op::View(self.clone(), kind)).unwrap_or(None);
         Tensor::build(
             self.0.storage.clone(),
             layout,
@@ -192,7 +244,25 @@ impl Tensor {
             self.0.device,
             op,
             true,
+            self.is_inference() || autograd::is_inference_mode_enabled(),
         )
+    }
+
+    /// A tensor over `self`'s memory and layout whose history is `op` (a custom function's
+    /// output, recorded after its forward ran); `is_view` when it aliases one of the inputs.
+    pub(crate) fn with_recorded(&self, op: Op, is_view: bool) -> Tensor {
+        let t = Tensor::build(
+            self.0.storage.clone(),
+            self.0.layout.clone(),
+            self.0.dtype,
+            self.0.device,
+            Some(op),
+            is_view,
+            self.is_inference() || autograd::is_inference_mode_enabled(),
+        );
+        t.0.retains_grad
+            .store(self.retains_grad(), Ordering::Relaxed);
+        t
     }
 
     /// A leaf over `data`'s memory that keeps this leaf's autograd state (`requires_grad`, and
@@ -218,6 +288,7 @@ impl Tensor {
             data.0.device,
             None,
             false,
+            data.is_inference(),
         );
         t.0.requires_grad
             .store(self.requires_grad(), Ordering::Relaxed);
@@ -240,7 +311,7 @@ impl Tensor {
             n.out_version = self.version();
             n
         });
-        let name = node.as_ref().map(|n| n.op.name());
+        let name = node.as_ref().map(|n| NodeName::of(&n.op));
         LIVE.fetch_add(1, Ordering::Relaxed);
         Tensor(Arc::new(TensorImpl {
             id: TensorId(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
@@ -251,7 +322,12 @@ impl Tensor {
             requires_grad: AtomicBool::new(true),
             is_leaf: AtomicBool::new(false),
             is_view: false,
-            meta: Mutex::new(Meta { node, name }),
+            inference: self.is_inference(),
+            meta: Mutex::new(Meta {
+                node,
+                name,
+                hooks: None,
+            }),
             grad: Mutex::new(None),
             retains_grad: AtomicBool::new(self.retains_grad()),
         }))
@@ -279,6 +355,7 @@ impl Tensor {
             Device::Cpu,
             None,
             false,
+            autograd::is_inference_mode_enabled(),
         ))
     }
 
@@ -432,6 +509,11 @@ impl Tensor {
                 "you can only change requires_grad flags of leaf tensors; use .detach() to get a tensor that does not require grad".into(),
             ));
         }
+        if flag && self.is_inference() && !autograd::is_inference_mode_enabled() {
+            return Err(Error::Autograd(
+                "setting requires_grad=True on an inference tensor outside inference_mode is not allowed; clone() it first".into(),
+            ));
+        }
         if flag && !self.dtype().is_float() {
             return Err(Error::Autograd(format!(
                 "only floating point tensors can require gradients, got dtype {}",
@@ -508,9 +590,15 @@ impl Tensor {
     pub(crate) fn take_op(&self) -> Option<Op> {
         lock(&self.0.meta).node.take().map(|n| n.op)
     }
-    /// Name of the recording op (PyTorch's `grad_fn`), `None` for leaves.
+    /// Name of the recording op (`"mul"`; a custom function's display name), `None` for leaves.
     pub fn grad_fn_name(&self) -> Option<&'static str> {
-        lock(&self.0.meta).name
+        lock(&self.0.meta).name.map(|n| match n {
+            NodeName::Primitive(s) | NodeName::Custom(s) => s,
+        })
+    }
+    /// The node's name as PyTorch prints it (`"MulBackward0"`), `None` for leaves.
+    pub fn grad_fn_display_name(&self) -> Option<String> {
+        lock(&self.0.meta).name.map(NodeName::display)
     }
     /// A new handle on the same storage and layout, cut off from the graph. It shares the
     /// version counter, so writes through either are seen by the other's saved-value checks.
@@ -522,7 +610,30 @@ impl Tensor {
             self.0.device,
             None,
             false,
+            self.is_inference(),
         )
+    }
+
+    /// Made in inference mode (PyTorch's `Tensor.is_inference()`).
+    pub fn is_inference(&self) -> bool {
+        self.0.inference
+    }
+
+    /// Runs `f` on this tensor's hook lists, creating them if needed (and dropping them when
+    /// left empty, so that the engine's check stays a `None` test).
+    pub(crate) fn with_hooks_mut<R>(&self, f: impl FnOnce(&mut TensorHooks) -> R) -> R {
+        let mut meta = lock(&self.0.meta);
+        let h = meta.hooks.get_or_insert_with(Default::default);
+        let r = f(h);
+        if h.is_empty() {
+            meta.hooks = None;
+        }
+        r
+    }
+
+    /// `Some(f(hooks))` when this tensor has hooks.
+    pub(crate) fn hooks_snapshot<R>(&self, f: impl FnOnce(&TensorHooks) -> R) -> Option<R> {
+        lock(&self.0.meta).hooks.as_deref().map(f)
     }
 
     // ---------------------------------------------------------------- data out
@@ -597,21 +708,13 @@ impl Tensor {
         }
         let s = self.storage().to_device(self.layout(), device)?;
         // Moving between devices is differentiable: the gradient moves back.
-        Ok(Tensor::from_op(
-            s,
-            self.shape().clone(),
-            Op::Copy(self.clone()),
-        ))
+        Tensor::from_op(s, self.shape().clone(), Op::Copy(self.clone()))
     }
 
     /// A contiguous copy that never aliases `self` (unlike `contiguous`, which may return `self`).
     pub fn contiguous_copy(&self) -> Result<Tensor> {
         let s = self.storage().copy_strided(self.layout())?;
-        Ok(Tensor::from_op(
-            s,
-            self.shape().clone(),
-            Op::Copy(self.clone()),
-        ))
+        Tensor::from_op(s, self.shape().clone(), Op::Copy(self.clone()))
     }
 }
 

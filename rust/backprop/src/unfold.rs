@@ -27,11 +27,7 @@ impl Tensor {
         })?;
         let s = self.storage().unfold(self.layout(), &w, pad_value)?;
         let shape = Shape::new(vec![d[0], d[1] * w.kernel.0 * w.kernel.1, oh * ow]);
-        Ok(Tensor::from_op(
-            s,
-            shape,
-            Op::Unfold(self.clone(), w, pad_value),
-        ))
+        Tensor::from_op(s, shape, Op::Unfold(self.clone(), w, pad_value))
     }
 
     /// `[N, C*kh*kw, L]` -> `[N, C, H, W]` with `(H, W) = out_hw`: the adjoint of `unfold`,
@@ -66,7 +62,7 @@ impl Tensor {
         }
         let s = self.storage().fold(self.layout(), &w, out_hw)?;
         let shape = Shape::new(vec![self.dims()[0], self.dims()[1] / k, out_hw.0, out_hw.1]);
-        Ok(Tensor::from_op(s, shape, Op::Fold(self.clone(), w, out_hw)))
+        Tensor::from_op(s, shape, Op::Fold(self.clone(), w, out_hw))
     }
 }
 

@@ -327,11 +327,7 @@ impl Tensor {
             return Ok(self.clone());
         }
         let s = self.storage().copy_strided(self.layout())?;
-        Ok(Tensor::from_op(
-            s,
-            self.shape().clone(),
-            Op::Copy(self.clone()),
-        ))
+        Tensor::from_op(s, self.shape().clone(), Op::Copy(self.clone()))
     }
 }
 

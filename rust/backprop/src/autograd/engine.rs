@@ -1,8 +1,11 @@
 //! The backward engine: a topological sort of the graph below the roots, then one reverse walk
 //! that applies each node's gradient rule and accumulates into leaves (or captures for `grad`).
 
-use super::rules::{backward_rule, check_finite, check_versions};
+use super::function;
+use super::hooks::{run_node_hooks, run_node_prehooks};
+use super::rules::{backward_rule, check_finite, check_versions, grad_fn_display};
 use super::{anomaly, grad_mode};
+use crate::op::Op;
 use crate::tensor::Node;
 use crate::{Error, Result, Tensor, TensorId};
 use std::collections::{HashMap, HashSet};
@@ -41,6 +44,25 @@ pub(super) fn run(
         }
     }
 
+    // A custom node runs once for all its outputs: after the last of them in the walk (each
+    // output depends on all the node's inputs, so every output comes before any input).
+    let mut pending: HashMap<u64, Pending> = HashMap::new();
+    for (_, node) in &order {
+        if let Some(Node {
+            op: Op::Custom(n, _),
+            ..
+        }) = node
+        {
+            pending
+                .entry(n.id())
+                .or_insert_with(|| Pending {
+                    grads: vec![None; n.n_outputs()],
+                    remaining: 0,
+                })
+                .remaining += 1;
+        }
+    }
+
     let capture_ids: HashMap<TensorId, usize> = capture
         .map(|c| c.iter().enumerate().map(|(i, t)| (t.id(), i)).collect())
         .unwrap_or_default();
@@ -63,52 +85,126 @@ pub(super) fn run(
         if !retain {
             t.take_op();
         }
-        let Some(g) = grads.remove(&t.id()) else {
-            continue;
+        let g = match grads.remove(&t.id()) {
+            Some(g) => Some(t.run_grad_hooks(g)?),
+            None => None,
         };
-        if let Some(&i) = capture_ids.get(&t.id()) {
-            captured[i] = Some(g.clone());
-        } else if capture.is_none() && (t.is_leaf() || t.retains_grad()) {
-            // `.grad` is always dense, row-major and owned by this leaf alone (PyTorch's layout
-            // contract): optimisers then take their fused path, and in-place changes to one
-            // leaf's gradient (clipping, zero_) cannot leak into another's. A gradient that
-            // arrives as a view (the transpose of a Linear weight's gradient) or that is shared
-            // (the two inputs of an add get the same tensor) is copied once.
-            let g = if g.is_contiguous() && g.is_exclusive() {
-                g.clone()
-            } else {
-                g.contiguous_copy()?
-            };
-            let g = if create { g } else { g.detach() };
-            let new = match t.grad() {
-                Some(old) => old.add(&g)?,
-                None => g.clone(),
-            };
-            t.set_grad(Some(new))?;
+        if let Some(g) = &g {
+            if let Some(&i) = capture_ids.get(&t.id()) {
+                captured[i] = Some(g.clone());
+            } else if capture.is_none() && (t.is_leaf() || t.retains_grad()) {
+                accumulate_into_grad(&t, g, create)?;
+                if t.is_leaf() {
+                    t.run_post_accumulate_hooks()?;
+                }
+            }
         }
         let Some(node) = op else { continue };
+        if let Op::Custom(n, k) = &node.op {
+            let Some(p) = pending.get_mut(&n.id()) else {
+                continue;
+            };
+            if let Some(g) = g {
+                p.grads[*k] = Some(match p.grads[*k].take() {
+                    Some(old) => old.add(&g)?,
+                    None => g,
+                });
+            }
+            p.remaining -= 1;
+            if p.remaining > 0 {
+                continue;
+            }
+            let Some(p) = pending.remove(&n.id()) else {
+                continue;
+            };
+            if p.grads.iter().all(Option::is_none) {
+                continue;
+            }
+            let input_grads = function::run_backward(n, p.grads, retain)?;
+            pass_on(&mut grads, n.inputs().iter(), input_grads)?;
+            continue;
+        }
+        let Some(g) = g else { continue };
         check_versions(&node, &t)?;
+        let g = match &node.hooks {
+            None => g,
+            Some(_) => match run_node_prehooks(node.hooks.as_ref(), vec![Some(g)])?.pop() {
+                Some(Some(g)) => g,
+                _ => continue,
+            },
+        };
         let input_grads = backward_rule(&node.op, &t, &g)?;
+        let input_grads = match &node.hooks {
+            None => input_grads,
+            Some(h) => run_node_hooks(Some(h), input_grads, &[Some(g)])?,
+        };
         if anomaly::is_enabled() && anomaly::check_nan() {
-            check_finite(&node, &input_grads)?;
+            check_finite(
+                &grad_fn_display(node.op.name()),
+                node.trace.as_ref(),
+                &input_grads,
+            )?;
         }
         let op = node.op;
-        for (x, gx) in op.inputs().into_iter().zip(input_grads) {
-            if let Some(gx) = gx {
-                if x.requires_grad() {
+        if cfg!(debug_assertions) {
+            for (x, gx) in op.inputs().into_iter().zip(&input_grads) {
+                if let Some(gx) = gx {
                     debug_assert_eq!(
                         gx.shape(),
                         x.shape(),
                         "gradient of {} has the wrong shape",
                         op.name()
                     );
-                    accumulate(&mut grads, x.id(), gx)?;
                 }
             }
         }
+        pass_on(&mut grads, op.inputs().into_iter(), input_grads)?;
     }
 
     Ok(capture.map(|_| captured))
+}
+
+/// A custom node's output gradients collected so far, and how many of its outputs the walk has
+/// still to reach.
+struct Pending {
+    grads: Vec<Option<Tensor>>,
+    remaining: usize,
+}
+
+/// Adds each input's gradient to what it has collected (inputs that need none are skipped).
+fn pass_on<'a>(
+    grads: &mut HashMap<TensorId, Tensor>,
+    inputs: impl Iterator<Item = &'a Tensor>,
+    input_grads: Vec<Option<Tensor>>,
+) -> Result<()> {
+    for (x, gx) in inputs.zip(input_grads) {
+        if let Some(gx) = gx {
+            if x.requires_grad() {
+                accumulate(grads, x.id(), gx)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `.grad += g` for a leaf (or a `retain_grad` tensor).
+fn accumulate_into_grad(t: &Tensor, g: &Tensor, create: bool) -> Result<()> {
+    // `.grad` is always dense, row-major and owned by this leaf alone (PyTorch's layout
+    // contract): optimisers then take their fused path, and in-place changes to one leaf's
+    // gradient (clipping, zero_) cannot leak into another's. A gradient that arrives as a view
+    // (the transpose of a Linear weight's gradient) or that is shared (the two inputs of an add
+    // get the same tensor) is copied once.
+    let g = if g.is_contiguous() && g.is_exclusive() {
+        g.clone()
+    } else {
+        g.contiguous_copy()?
+    };
+    let g = if create { g } else { g.detach() };
+    let new = match t.grad() {
+        Some(old) => old.add(&g)?,
+        None => g,
+    };
+    t.set_grad(Some(new))
 }
 
 /// The op to walk through for `t`: `None` for leaves; an error if the graph was already freed.

@@ -5,13 +5,26 @@
 //! one exhaustive `match` of [`backward_rule`], so a new primitive cannot silently lack a gradient.
 //! Rules are written with tensor ops: with `create_graph` they record a graph of their own, which
 //! is how second derivatives (grad of grad) work for every op.
+//!
+//! Around that core: custom functions with a backward of their own (`function`), hooks the
+//! engine calls (`hooks`), the graph as node objects (`graph`), grad and inference modes
+//! (`mode`), anomaly detection (`anomaly`).
 
 pub mod anomaly;
 mod engine;
+pub mod function;
+mod graph;
+pub mod hooks;
 mod mode;
 mod rules;
 
-pub use mode::{grad_mode, is_grad_enabled, no_grad, set_grad_enabled, GradModeGuard};
+pub use function::{apply, BackwardCtx, CustomBackward, Function, FunctionCtx};
+pub use graph::{GradFn, NodeKey};
+pub use hooks::HookHandle;
+pub use mode::{
+    grad_mode, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
+    set_grad_enabled, GradModeGuard, InferenceModeGuard,
+};
 pub(crate) use rules::saved_inputs;
 pub use rules::{backward_rule, grad_fn_display};
 

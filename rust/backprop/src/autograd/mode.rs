@@ -47,3 +47,50 @@ pub fn no_grad() -> GradModeGuard {
 pub fn grad_mode(enabled: bool) -> GradModeGuard {
     GradModeGuard(set_grad_enabled(enabled))
 }
+
+thread_local! {
+    static INFERENCE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether inference mode is on for this thread.
+pub fn is_inference_mode_enabled() -> bool {
+    INFERENCE.with(|g| g.get())
+}
+
+/// Restores grad mode and inference mode when dropped.
+#[must_use = "inference mode is restored when the guard is dropped"]
+pub struct InferenceModeGuard {
+    grad: bool,
+    inference: bool,
+}
+
+impl Drop for InferenceModeGuard {
+    fn drop(&mut self) {
+        set_grad_enabled(self.grad);
+        INFERENCE.with(|g| g.set(self.inference));
+    }
+}
+
+/// PyTorch's `torch.inference_mode(mode)`: with `true`, no graph is recorded and every tensor
+/// made is an *inference tensor*: one that can never be saved for backward, nor be modified in
+/// place or be made to require grad outside inference mode (those are errors, so a value from
+/// an inference pass cannot silently enter a training graph). `false` turns it off (and grad
+/// mode on) inside an enclosing block.
+///
+/// ```
+/// # use backprop::{Tensor, Device, DType};
+/// let w = Tensor::ones([2], DType::F32, Device::Cpu)?.requires_grad_(true)?;
+/// let y = {
+///     let _g = backprop::autograd::inference_mode(true);
+///     w.mul_scalar(2.0)?
+/// };
+/// assert!(y.is_inference() && !y.requires_grad());
+/// assert!(w.mul(&y).is_err()); // y would be saved for backward
+/// # Ok::<(), backprop::Error>(())
+/// ```
+pub fn inference_mode(on: bool) -> InferenceModeGuard {
+    InferenceModeGuard {
+        grad: set_grad_enabled(!on),
+        inference: INFERENCE.with(|g| g.replace(on)),
+    }
+}

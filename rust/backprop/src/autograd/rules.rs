@@ -57,6 +57,8 @@ pub(crate) fn saved_inputs(op: &Op) -> u8 {
         | Op::Cat(..)
         | Op::Unfold(..)
         | Op::Fold(..) => 0,
+        // a custom node checks the values it saved itself (`function::CustomNode::unpack`)
+        Op::Custom(..) => 0,
     }
     .min(A | B | C | OUT)
 }
@@ -92,7 +94,11 @@ pub(super) fn check_versions(node: &Node, out: &Tensor) -> Result<()> {
 }
 
 /// Anomaly mode: the gradients a rule produced must be finite.
-pub(super) fn check_finite(node: &Node, grads: &[Option<Tensor>]) -> Result<()> {
+pub(super) fn check_finite(
+    name: &str,
+    trace: Option<&std::sync::Arc<str>>,
+    grads: &[Option<Tensor>],
+) -> Result<()> {
     for (i, g) in grads.iter().enumerate() {
         let Some(g) = g else { continue };
         if !g.dtype().is_float() || g.numel() == 0 {
@@ -114,11 +120,8 @@ pub(super) fn check_finite(node: &Node, grads: &[Option<Tensor>]) -> Result<()> 
             } else {
                 "inf"
             };
-            let mut msg = format!(
-                "Function '{}' returned {what} values in its {i}th output.",
-                grad_fn_display(node.op.name())
-            );
-            match &node.trace {
+            let mut msg = format!("Function '{name}' returned {what} values in its {i}th output.");
+            match trace {
                 Some(t) => {
                     msg.push_str("\nTraceback of forward call that caused the error:\n");
                     msg.push_str(t);
@@ -366,6 +369,13 @@ pub fn backward_rule(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
         // unfold and fold are each other's adjoints; padded positions get no gradient
         Op::Unfold(x, w, _) => vec![some(g.fold(*w, (x.dims()[2], x.dims()[3]))?)?],
         Op::Fold(_, w, _) => vec![some(g.unfold(*w, 0.0)?)?],
+        // the engine calls a custom node once for all its outputs (`function::run_backward`)
+        Op::Custom(n, _) => {
+            return Err(Error::Autograd(format!(
+                "{}: a custom function's backward runs through the engine, not backward_rule",
+                n.name()
+            )))
+        }
     })
 }
 
