@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
-from . import _core
-from ._core import GradcheckError, Tensor
+from .. import _core
+from .._core import GradcheckError, Tensor
 
 __all__ = [
     "detect_anomaly",

@@ -80,6 +80,11 @@ fn raise(lock: &PyOnceLock<Py<PyType>>, fallback: fn(String) -> PyErr, msg: Stri
 pub fn to_py(e: Error) -> PyErr {
     let msg = e.to_string();
     match e {
+        // a Python exception raised in a hook or a custom backward: re-raise it as it was
+        Error::Callback { payload, .. } => match payload.0.downcast_ref::<PyErr>() {
+            Some(err) => Python::attach(|py| err.clone_ref(py)),
+            None => PyRuntimeError::new_err(msg),
+        },
         Error::ShapeMismatch { .. } | Error::InvalidShape { .. } => {
             raise(&SHAPE_ERROR, PyValueError::new_err, msg)
         }
@@ -98,6 +103,14 @@ pub fn to_py(e: Error) -> PyErr {
         | Error::Autograd(_)
         | Error::Unsupported { .. }
         | Error::Gpu(_) => PyRuntimeError::new_err(msg),
+    }
+}
+
+/// Carries a Python exception raised in a callback (hook, custom backward) through the engine.
+pub fn callback_error(e: PyErr) -> Error {
+    Error::Callback {
+        msg: e.to_string(),
+        payload: backprop::CallbackError(std::sync::Arc::new(e)),
     }
 }
 

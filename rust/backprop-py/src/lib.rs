@@ -2,6 +2,7 @@
 //! crate; this crate converts arguments, raises the right exceptions and releases the GIL around
 //! kernels.
 
+mod autograd;
 mod conv;
 mod convert;
 mod errors;
@@ -52,6 +53,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add(name, convert::PyDType { inner: d })?;
     }
     functions::register(m)?;
+    autograd::register(m)?;
     m.add_function(wrap_pyfunction!(tensor::_unary, m)?)?;
     m.add_function(wrap_pyfunction!(tensor::_unary_, m)?)?;
     m.add_function(wrap_pyfunction!(tensor::_unary_op_names, m)?)?;

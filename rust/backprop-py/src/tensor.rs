@@ -550,21 +550,25 @@ impl PyTensor {
     fn is_leaf(&self) -> bool {
         self.tensor().is_leaf()
     }
-    /// Name of the op that made this tensor (`"MulBackward"`), or None for leaves.
+    /// The node that made this tensor (`<MulBackward0 object at ...>`), or None for leaves.
     #[getter]
-    fn grad_fn(&self) -> Option<String> {
-        self.tensor().grad_fn_name().map(|n| {
-            let camel: String = n
-                .split('_')
-                .map(|w| {
-                    let mut c = w.chars();
-                    c.next()
-                        .map(|f| f.to_uppercase().chain(c).collect::<String>())
-                        .unwrap_or_default()
-                })
-                .collect();
-            format!("{camel}Backward")
-        })
+    fn grad_fn(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        crate::autograd::grad_fn(py, &self.tensor())
+    }
+    /// `hook(grad) -> Tensor or None`, called with the gradient of this tensor during backward.
+    fn register_hook(&self, hook: Py<PyAny>) -> PyResult<crate::autograd::PyHookHandle> {
+        crate::autograd::register_tensor_hook(&self.tensor(), hook)
+    }
+    /// `hook(tensor)`, called after backward accumulated into this leaf's `.grad`.
+    fn register_post_accumulate_grad_hook(
+        slf: &Bound<'_, Self>,
+        hook: Py<PyAny>,
+    ) -> PyResult<crate::autograd::PyHookHandle> {
+        crate::autograd::register_post_accumulate_hook(slf, hook)
+    }
+    /// Whether this tensor was made in inference mode.
+    fn is_inference(&self) -> bool {
+        self.tensor().is_inference()
     }
     fn retain_grad(&self) {
         self.tensor().retain_grad();

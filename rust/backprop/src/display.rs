@@ -140,8 +140,8 @@ impl fmt::Display for Tensor {
         if !matches!(self.dtype(), DType::F32 | DType::I64 | DType::Bool) {
             extras.push(format!("dtype={}", self.dtype()));
         }
-        if let Some(name) = self.grad_fn_name() {
-            extras.push(format!("grad_fn=<{}Backward>", camel(name)));
+        if let Some(name) = self.grad_fn_display_name() {
+            extras.push(format!("grad_fn=<{name}>"));
         } else if self.requires_grad() {
             extras.push("requires_grad=True".into());
         }
@@ -153,14 +153,3 @@ impl fmt::Display for Tensor {
     }
 }
 
-fn camel(s: &str) -> String {
-    s.split('_')
-        .map(|w| {
-            let mut c = w.chars();
-            match c.next() {
-                Some(first) => first.to_uppercase().chain(c).collect::<String>(),
-                None => String::new(),
-            }
-        })
-        .collect()
-}

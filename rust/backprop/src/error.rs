@@ -118,6 +118,21 @@ pub enum Error {
     /// A gradient check found analytical and numerical derivatives that disagree.
     #[error("gradcheck: {0}")]
     Gradcheck(String),
+
+    /// User code the engine called back (a hook, a custom function's backward) failed; the
+    /// payload is that code's own error (the Python binding re-raises the Python exception).
+    #[error("{msg}")]
+    Callback { msg: String, payload: CallbackError },
+}
+
+/// The error value of a failed callback, opaque to the engine.
+#[derive(Clone)]
+pub struct CallbackError(pub std::sync::Arc<dyn std::any::Any + Send + Sync>);
+
+impl std::fmt::Debug for CallbackError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallbackError")
+    }
 }
 
 impl Error {

@@ -57,7 +57,7 @@ pub mod wgsl;
 pub use autograd::{grad_mode, is_grad_enabled, no_grad, set_grad_enabled};
 pub use device::Device;
 pub use dtype::{DType, Element, FloatElement, Participation, Scalar};
-pub use error::{Error, Result};
+pub use error::{CallbackError, Error, Result};
 pub use indexer::{IndexOp, Indexer};
 pub use layout::Layout;
 pub use random::manual_seed;

@@ -94,8 +94,9 @@ struct Meta {
     node: Option<Node>,
     /// Name of the recording op; kept after backward frees the op itself (PyTorch keeps grad_fn).
     name: Option<NodeName>,
-    /// Gradient hooks (`register_hook`); `None` until the first registration.
-    hooks: Option<Box<TensorHooks>>,
+    /// Gradient hooks (`register_hook`); `None` until the first registration. Shared with the
+    /// tensor `with_data` makes, so a parameter keeps its hooks when moved to another device.
+    hooks: Option<Arc<Mutex<TensorHooks>>>,
 }
 
 pub(crate) struct TensorImpl {
@@ -294,6 +295,7 @@ impl Tensor {
             .store(self.requires_grad(), Ordering::Relaxed);
         t.0.retains_grad
             .store(self.retains_grad(), Ordering::Relaxed);
+        lock(&t.0.meta).hooks = lock(&self.0.meta).hooks.clone();
         if let Some(g) = self.grad() {
             if g.shape() == t.shape() && g.dtype() == t.dtype() && g.device() == t.device() {
                 *lock(&t.0.grad) = Some(g);
@@ -619,21 +621,19 @@ impl Tensor {
         self.0.inference
     }
 
-    /// Runs `f` on this tensor's hook lists, creating them if needed (and dropping them when
-    /// left empty, so that the engine's check stays a `None` test).
-    pub(crate) fn with_hooks_mut<R>(&self, f: impl FnOnce(&mut TensorHooks) -> R) -> R {
-        let mut meta = lock(&self.0.meta);
-        let h = meta.hooks.get_or_insert_with(Default::default);
-        let r = f(h);
-        if h.is_empty() {
-            meta.hooks = None;
-        }
-        r
+    /// This tensor's hook lists, created on first use.
+    pub(crate) fn hook_lists(&self) -> Arc<Mutex<TensorHooks>> {
+        lock(&self.0.meta)
+            .hooks
+            .get_or_insert_with(Default::default)
+            .clone()
     }
 
     /// `Some(f(hooks))` when this tensor has hooks.
     pub(crate) fn hooks_snapshot<R>(&self, f: impl FnOnce(&TensorHooks) -> R) -> Option<R> {
-        lock(&self.0.meta).hooks.as_deref().map(f)
+        let h = lock(&self.0.meta).hooks.clone()?;
+        let g = lock(&h);
+        Some(f(&g))
     }
 
     // ---------------------------------------------------------------- data out

@@ -9,8 +9,10 @@
 //!
 //! Unused hooks cost one `Option` check per tensor the engine visits: the lists are allocated
 //! on the first registration only.
+//!
+//! A hook that fails returns an error; for errors raised by the embedding program's own code
+//! (a Python exception), [`Error::Callback`] carries them through the engine unchanged.
 
-use crate::tensor::TensorImpl;
 use crate::{Error, Result, Tensor};
 use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,7 +62,7 @@ pub(crate) struct NodeHookList {
 pub(crate) type NodeHooks = Mutex<NodeHookList>;
 
 enum Target {
-    Tensor(Weak<TensorImpl>),
+    Tensor(Weak<Mutex<TensorHooks>>),
     Node(Weak<NodeHooks>),
 }
 
@@ -77,10 +79,9 @@ impl HookHandle {
         match &self.target {
             Target::Tensor(w) => {
                 if let Some(t) = w.upgrade() {
-                    Tensor(t).with_hooks_mut(|h| {
-                        h.pre.retain(|(i, _)| *i != self.id);
-                        h.post_accumulate.retain(|(i, _)| *i != self.id);
-                    });
+                    let mut h = lock(&t);
+                    h.pre.retain(|(i, _)| *i != self.id);
+                    h.post_accumulate.retain(|(i, _)| *i != self.id);
                 }
             }
             Target::Node(w) => {
@@ -123,10 +124,11 @@ impl Tensor {
             ));
         }
         let id = next_id();
-        self.with_hooks_mut(|h| h.pre.push((id, Arc::new(hook))));
+        let lists = self.hook_lists();
+        lock(&lists).pre.push((id, Arc::new(hook)));
         Ok(HookHandle {
             id,
-            target: Target::Tensor(Arc::downgrade(&self.0)),
+            target: Target::Tensor(Arc::downgrade(&lists)),
         })
     }
 
@@ -147,10 +149,11 @@ impl Tensor {
             ));
         }
         let id = next_id();
-        self.with_hooks_mut(|h| h.post_accumulate.push((id, Arc::new(hook))));
+        let lists = self.hook_lists();
+        lock(&lists).post_accumulate.push((id, Arc::new(hook)));
         Ok(HookHandle {
             id,
-            target: Target::Tensor(Arc::downgrade(&self.0)),
+            target: Target::Tensor(Arc::downgrade(&lists)),
         })
     }
 
@@ -213,12 +216,6 @@ pub(crate) fn check_replacement(what: &str, old: &Tensor, new: &Tensor) -> Resul
         )));
     }
     Ok(())
-}
-
-impl TensorHooks {
-    pub(crate) fn is_empty(&self) -> bool {
-        self.pre.is_empty() && self.post_accumulate.is_empty()
-    }
 }
 
 /// Registers a hook on the node list `hooks` (shared by the node's clones).

@@ -23,7 +23,7 @@ pub use graph::{GradFn, NodeKey};
 pub use hooks::HookHandle;
 pub use mode::{
     grad_mode, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
-    set_grad_enabled, GradModeGuard, InferenceModeGuard,
+    set_grad_enabled, set_inference_mode_enabled, GradModeGuard, InferenceModeGuard,
 };
 pub(crate) use rules::saved_inputs;
 pub use rules::{backward_rule, grad_fn_display};

@@ -57,6 +57,12 @@ pub fn is_inference_mode_enabled() -> bool {
     INFERENCE.with(|g| g.get())
 }
 
+/// Sets inference mode on this thread (grad mode is left as it is: `inference_mode` sets both);
+/// returns the previous setting.
+pub fn set_inference_mode_enabled(on: bool) -> bool {
+    INFERENCE.with(|g| g.replace(on))
+}
+
 /// Restores grad mode and inference mode when dropped.
 #[must_use = "inference mode is restored when the guard is dropped"]
 pub struct InferenceModeGuard {
@@ -91,6 +97,6 @@ impl Drop for InferenceModeGuard {
 pub fn inference_mode(on: bool) -> InferenceModeGuard {
     InferenceModeGuard {
         grad: set_grad_enabled(!on),
-        inference: INFERENCE.with(|g| g.replace(on)),
+        inference: set_inference_mode_enabled(on),
     }
 }
