@@ -72,7 +72,7 @@ def test_repr_looks_like_pytorch():
     assert repr(bp.tensor([1.5, 2.25])) == "tensor([1.5000, 2.2500])"
     assert repr(bp.tensor([1, 2])) == "tensor([1, 2])"
     assert "requires_grad=True" in repr(bp.ones(2, requires_grad=True))
-    assert "grad_fn=<MulBackward>" in repr(bp.ones(2, requires_grad=True) * 2)
+    assert "grad_fn=<MulBackward0>" in repr(bp.ones(2, requires_grad=True) * 2)
     assert "dtype=float64" in repr(bp.ones(2, dtype=bp.float64))
     assert "..." in repr(bp.zeros(10_000))
 

@@ -55,7 +55,16 @@ from ._core import (
 from ._core import empty_cache, reset_peak_memory_stats
 from . import autograd, data, gpu, nn, optim, serialization
 from . import utils as utils
-from .autograd import enable_grad, is_anomaly_enabled, no_grad, set_anomaly_enabled, set_grad_enabled
+from . import func as func
+from .autograd import (
+    enable_grad,
+    inference_mode,
+    is_anomaly_enabled,
+    is_inference_mode_enabled,
+    no_grad,
+    set_anomaly_enabled,
+    set_grad_enabled,
+)
 from .generator import Generator as Generator
 from .serialization import load, save
 
@@ -69,19 +78,19 @@ long = int64
 Size = tuple
 
 
-def memory_stats(device: str = "cpu") -> dict:
+def memory_stats(device: str = "cpu") -> dict:  # noqa: F811 (the parameter is named as in torch.cuda)
     """Memory of a device's tensors, ``torch.cuda.memory_stats``-style: ``allocated_bytes.all.current``
     and ``.peak`` (bytes held by live tensors), ``cached_bytes`` (freed buffers kept for reuse;
     ``empty_cache()`` gives them back) and ``reserved_bytes.all.current`` (both)."""
     return _core._memory_stats(str(device))
 
 
-def memory_allocated(device: str = "cpu") -> int:
+def memory_allocated(device: str = "cpu") -> int:  # noqa: F811
     """Bytes held by live tensors on ``device``."""
     return memory_stats(device)["allocated_bytes.all.current"]
 
 
-def memory_reserved(device: str = "cpu") -> int:
+def memory_reserved(device: str = "cpu") -> int:  # noqa: F811
     """Bytes held by live tensors plus the cache on ``device``."""
     return memory_stats(device)["reserved_bytes.all.current"]
 

@@ -1,4 +1,6 @@
-"""Autograd entry points with PyTorch's names: grad modes, ``grad``, ``backward``, ``gradcheck``."""
+"""Autograd with PyTorch's names: grad and inference modes, ``grad``, ``backward``, ``gradcheck``,
+custom :class:`Function` classes, the graph as :mod:`~backprop_rs.autograd.graph` nodes, and the
+transforms of :mod:`~backprop_rs.autograd.functional`."""
 
 from __future__ import annotations
 
@@ -9,6 +11,14 @@ from .. import _core
 from .._core import GradcheckError, Tensor
 
 __all__ = [
+    "Function",
+    "FunctionCtx",
+    "once_differentiable",
+    "Variable",
+    "inference_mode",
+    "is_inference_mode_enabled",
+    "functional",
+    "graph",
     "detect_anomaly",
     "set_detect_anomaly",
     "is_anomaly_enabled",
@@ -24,6 +34,7 @@ __all__ = [
 ]
 
 is_grad_enabled = _core.is_grad_enabled
+is_inference_mode_enabled = _core.is_inference_mode_enabled
 
 
 class _GradMode:
@@ -93,6 +104,68 @@ class set_grad_enabled:
                 return func(*a, **kw)
 
         return wrapper
+
+
+class inference_mode:
+    """``torch.inference_mode(mode=True)``: a context manager and decorator (with or without
+    parentheses) in which nothing is recorded and every tensor made is an *inference tensor*:
+    using one later where autograd must save it, modifying it in place, or making it require
+    grad outside inference mode raises (``t.is_inference()`` says which tensors are). Thread
+    local and nestable; ``inference_mode(False)`` inside turns it off (and grad mode on)."""
+
+    def __init__(self, mode: Any = True) -> None:
+        self._func: Optional[Callable] = None
+        if callable(mode):  # used as @inference_mode without parentheses
+            self._func = mode
+            mode = True
+            functools.update_wrapper(self, self._func)
+        self.mode = bool(mode)
+        self._prev: list = []
+
+    def __enter__(self) -> None:
+        self._prev.append(_core._set_inference_mode(self.mode))
+
+    def __exit__(self, *exc: Any) -> None:
+        _core._restore_inference_mode(self._prev.pop())
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._func is not None:
+            with inference_mode(True):
+                return self._func(*args, **kwargs)
+        (func,) = args
+        mode = self.mode
+
+        @functools.wraps(func)
+        def wrapper(*a: Any, **kw: Any) -> Any:
+            with inference_mode(mode):
+                return func(*a, **kw)
+
+        return wrapper
+
+    def clone(self) -> "inference_mode":
+        return inference_mode(self.mode)
+
+
+class _VariableMeta(type):
+    def __instancecheck__(cls, obj: Any) -> bool:
+        return isinstance(obj, Tensor)
+
+
+class Variable(metaclass=_VariableMeta):
+    """The legacy ``torch.autograd.Variable``: ``Variable(t, requires_grad=False)`` returns a
+    tensor (the two have been one type since PyTorch 0.4); ``isinstance(t, Variable)`` holds for
+    every tensor."""
+
+    def __new__(cls, data: Any = None, requires_grad: bool = False, volatile: bool = False) -> Any:  # type: ignore[misc]
+        if data is None:
+            t = _core.tensor([])
+        elif isinstance(data, Tensor):
+            t = data.detach()
+        else:
+            t = _core.tensor(data)
+        if requires_grad:
+            t.requires_grad_(True)
+        return t
 
 
 def is_anomaly_enabled() -> bool:
@@ -221,3 +294,7 @@ def gradgradcheck(
         if raise_exception:
             raise
         return False
+
+
+from . import functional, graph  # noqa: E402  (they import this package)
+from .function import Function, FunctionCtx, once_differentiable  # noqa: E402

@@ -112,3 +112,5 @@ __all__ = [
     "SoftMarginLoss", "MultiLabelSoftMarginLoss",
     "functional", "init", "utils",
 ]
+
+from . import modules as modules  # noqa: E402  (torch.nn.modules paths)

@@ -9,6 +9,8 @@ from collections import OrderedDict, namedtuple
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Set, Tuple
 
 from .._core import DTypeError, Tensor
+from ..utils.hooks import RemovableHandle
+from . import module_hooks
 from .parameter import Parameter
 
 
@@ -147,7 +149,68 @@ class Module:
         raise NotImplementedError(f"Module [{type(self).__name__}] is missing the required \"forward\" function")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(*args, **kwargs)
+        d = self.__dict__
+        # the common case (no hook anywhere) costs four dict lookups
+        if not (d.get("_forward_pre_hooks") or d.get("_forward_hooks") or d.get("_backward_hooks")
+                or d.get("_backward_pre_hooks") or module_hooks.any_global_hooks()):
+            return self.forward(*args, **kwargs)
+        return module_hooks.call_with_hooks(self, args, kwargs)
+
+    _call_impl = __call__
+
+    # ------------------------------------------------------------------ hooks
+
+    def _hook_dict(self, name: str) -> "OrderedDict[int, Any]":
+        d = self.__dict__.get(name)
+        if d is None:
+            d = OrderedDict()
+            object.__setattr__(self, name, d)
+        return d
+
+    def _add_hook(self, name: str, hook: Callable[..., Any], prepend: bool, flags: Dict[str, bool]) -> RemovableHandle:
+        hooks = self._hook_dict(name)
+        extras = [self._hook_dict(f) for f in flags]
+        handle = RemovableHandle(hooks, extra_dict=extras)
+        hooks[handle.id] = hook
+        if prepend:
+            hooks.move_to_end(handle.id, last=False)
+        for f, on in flags.items():
+            if on:
+                self._hook_dict(f)[handle.id] = True
+        return handle
+
+    def register_forward_pre_hook(self, hook: Callable[..., Any], *, prepend: bool = False,
+                                  with_kwargs: bool = False) -> RemovableHandle:
+        """``hook(module, args)`` (or ``hook(module, args, kwargs)`` with ``with_kwargs=True``)
+        before ``forward``; it may return new args (or ``(args, kwargs)``)."""
+        return self._add_hook("_forward_pre_hooks", hook, prepend,
+                              {"_forward_pre_hooks_with_kwargs": with_kwargs})
+
+    def register_forward_hook(self, hook: Callable[..., Any], *, prepend: bool = False,
+                              with_kwargs: bool = False, always_call: bool = False) -> RemovableHandle:
+        """``hook(module, args, output)`` (or ``hook(module, args, kwargs, output)``) after
+        ``forward``; it may return a new output. ``always_call`` runs it even if forward raised."""
+        return self._add_hook("_forward_hooks", hook, prepend,
+                              {"_forward_hooks_with_kwargs": with_kwargs,
+                               "_forward_hooks_always_called": always_call})
+
+    def register_full_backward_pre_hook(self, hook: Callable[..., Any], prepend: bool = False) -> RemovableHandle:
+        """``hook(module, grad_output)`` when the gradients of the module's outputs are known;
+        it may return a new ``grad_output``."""
+        return self._add_hook("_backward_pre_hooks", hook, prepend, {})
+
+    def register_full_backward_hook(self, hook: Callable[..., Any], prepend: bool = False) -> RemovableHandle:
+        """``hook(module, grad_input, grad_output)`` when the gradients of the module's inputs are
+        known (``grad_input`` has one entry per positional argument, None for non-tensors); it
+        may return a new ``grad_input``."""
+        return self._add_hook("_backward_hooks", hook, prepend, {})
+
+    def register_backward_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """PyTorch's deprecated form; registered as a full backward hook (which is what
+        PyTorch recommends it be replaced with)."""
+        warnings.warn("register_backward_hook is deprecated; it is registered as register_full_backward_hook",
+                      FutureWarning, stacklevel=2)
+        return self.register_full_backward_hook(hook)
 
     # ------------------------------------------------------------------ traversal
 

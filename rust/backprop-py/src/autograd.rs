@@ -22,7 +22,10 @@ pub struct PyNode {
 
 /// Live node objects by node, so that the same node is the same Python object while one is
 /// alive (`a.grad_fn is a.grad_fn`; walkers that key on `id(fn)` see one node once).
-static NODES: Mutex<Option<(HashMap<NodeKey, Py<PyWeakrefReference>>, usize)>> = Mutex::new(None);
+static NODES: Mutex<Option<NodeTable>> = Mutex::new(None);
+
+/// Weak references to the live node objects, and the table's size at the last sweep.
+type NodeTable = (HashMap<NodeKey, Py<PyWeakrefReference>>, usize);
 
 /// The Python object for `f` (the live one if there is one).
 pub fn node_object(py: Python<'_>, f: GradFn) -> PyResult<Py<PyNode>> {
@@ -72,7 +75,10 @@ fn grads_from_py(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<Option<Tens
     let seq = obj.try_iter().map_err(|_| {
         PyTypeError::new_err(format!(
             "{what} must return a Tensor, None, or a tuple of Tensors or None, got {}",
-            obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+            obj.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
         ))
     })?;
     seq.map(|item| {
@@ -109,7 +115,12 @@ impl PyNode {
         let edges = self.inner.next_functions().py()?;
         let items: Vec<Bound<'py, PyTuple>> = edges
             .into_iter()
-            .map(|(f, k)| PyTuple::new(py, [opt_node(py, f)?, k.into_pyobject(py)?.into_any().unbind()]))
+            .map(|(f, k)| {
+                PyTuple::new(
+                    py,
+                    [opt_node(py, f)?, k.into_pyobject(py)?.into_any().unbind()],
+                )
+            })
             .collect::<PyResult<_>>()?;
         PyTuple::new(py, items)
     }
@@ -175,12 +186,11 @@ impl PyNode {
     /// The tensors a custom function saved (unchecked), for inspection.
     #[getter]
     fn saved_tensors<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let freed = self.inner.is_freed();
         match self.inner.custom_node().map(|n| n.saved_tensors()) {
             Some(Some(v)) => tensors_to_py(py, &v),
-            Some(None) => Err(to_runtime(format!(
-                "{}: saved tensors were freed by a backward pass (use retain_graph=True to keep them)",
-                self.inner.name()
-            ))),
+            Some(None) => Err(freed_error(&self.inner)),
+            None if freed => Err(freed_error(&self.inner)),
             None => Err(PyAttributeError::new_err(format!(
                 "'{}' object has no attribute 'saved_tensors'",
                 self.inner.name()
@@ -189,7 +199,11 @@ impl PyNode {
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> String {
-        format!("<{} object at {:#x}>", slf.get().inner.name(), slf.as_ptr() as usize)
+        format!(
+            "<{} object at {:#x}>",
+            slf.get().inner.name(),
+            slf.as_ptr() as usize
+        )
     }
 
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
@@ -207,8 +221,11 @@ impl PyNode {
     }
 }
 
-fn to_runtime(msg: String) -> PyErr {
-    pyo3::exceptions::PyRuntimeError::new_err(msg)
+fn freed_error(f: &GradFn) -> PyErr {
+    pyo3::exceptions::PyRuntimeError::new_err(format!(
+        "{}: saved tensors were freed by a backward pass (use retain_graph=True to keep them)",
+        f.name()
+    ))
 }
 
 /// What `register_hook` returns: `handle.remove()`, or use it as a context manager.
@@ -249,7 +266,10 @@ pub fn register_tensor_hook(t: &Tensor, hook: Py<PyAny>) -> PyResult<PyHookHandl
                     Ok(t) => Ok(Some(t.get().tensor())),
                     Err(_) => Err(PyTypeError::new_err(format!(
                         "a tensor hook must return a Tensor or None, got {}",
-                        r.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                        r.get_type()
+                            .name()
+                            .map(|n| n.to_string())
+                            .unwrap_or_default()
                     ))),
                 }
             })
@@ -296,7 +316,10 @@ impl CustomBackward for PyBackward {
         Python::attach(|py| {
             let r = self
                 .0
-                .call1(py, (tensors_to_py(py, saved)?, tensors_to_py(py, grad_outputs)?))?
+                .call1(
+                    py,
+                    (tensors_to_py(py, saved)?, tensors_to_py(py, grad_outputs)?),
+                )?
                 .into_bound(py);
             grads_from_py(&r, "backward")
         })

@@ -455,12 +455,15 @@ pub fn record(rec: Record<'_>, backward: Box<dyn CustomBackward>) -> Result<Vec<
 }
 
 /// The engine's call of a custom node, once the gradients of all its outputs are known:
-/// materialise, pre-hooks, the user's backward, checks, hooks.
+/// pre-hooks, materialise, the user's backward, checks, hooks.
 pub(crate) fn run_backward(
     node: &Arc<CustomNode>,
     grads: Vec<Option<Tensor>>,
     retain: bool,
 ) -> Result<Vec<Option<Tensor>>> {
+    // pre-hooks see the gradients as they arrived (None where an output got none), as in
+    // PyTorch, where materialising is part of the function's own call
+    let grads = run_node_prehooks(Some(&node.hooks), grads)?;
     let grads = if node.materialize_grads {
         grads
             .into_iter()
@@ -473,7 +476,6 @@ pub(crate) fn run_backward(
     } else {
         grads
     };
-    let grads = run_node_prehooks(Some(&node.hooks), grads)?;
     let saved = node.unpack()?;
     let got = node.backward.backward(&saved, &grads)?;
     if got.len() != node.inputs.len() {

@@ -161,6 +161,11 @@ impl GradFn {
         Ok(d)
     }
 
+    /// A node whose graph a backward without `retain_graph` freed (its name is all that is left).
+    pub fn is_freed(&self) -> bool {
+        matches!(self, GradFn::Op(t) if t.op().is_none())
+    }
+
     /// The custom node behind this handle, if it is one.
     pub fn custom_node(&self) -> Option<&Arc<CustomNode>> {
         match self {
