@@ -18,7 +18,7 @@
 //! ```
 //!
 //! The crate is organised one concept per file: [`Tensor`] (`tensor.rs`) holds storage +
-//! [`Layout`] + autograd metadata; `op.rs` lists the primitive ops; `autograd.rs` walks the graph
+//! [`Layout`] + autograd metadata; `op.rs` lists the primitive ops; `autograd/` walks the graph
 //! and holds every gradient rule; `cpu/` (and `gpu/` with the `gpu` feature) implement the
 //! primitives behind one [`backend::BackendStorage`] trait; [`io`] saves and loads safetensors
 //! checkpoints.
