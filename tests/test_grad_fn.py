@@ -222,3 +222,28 @@ def test_inference_mode_in_a_custom_function_save():
         k = bp.ones(1)
     with pytest.raises(RuntimeError, match="inference tensors cannot be saved"):
         Save.apply(bp.ones(1, requires_grad=True), k)
+
+
+def test_backward_with_inputs_accumulates_only_into_them():
+    a = bp.tensor([1.0, 2.0], requires_grad=True)
+    b = bp.tensor([3.0, 4.0], requires_grad=True)
+    h = a * b
+    loss = (h * h).sum()
+    loss.backward(inputs=[b, h], retain_graph=True)
+    assert a.grad is None
+    np.testing.assert_allclose(b.grad.numpy(), 2 * (a * b).detach().numpy() * a.detach().numpy())
+    np.testing.assert_allclose(h.grad.numpy(), 2 * h.detach().numpy())  # a non-leaf, as in PyTorch
+    bp.autograd.backward(loss, inputs=a)
+    np.testing.assert_allclose(a.grad.numpy(), 2 * (a * b).detach().numpy() * b.detach().numpy())
+    with pytest.raises(RuntimeError, match="cannot be empty"):
+        (a * 2).sum().backward(inputs=[])
+
+
+def test_backward_of_several_roots_is_one_pass():
+    x = bp.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 3
+    calls = []
+    h.register_hook(lambda g: calls.append(g.tolist()))
+    bp.autograd.backward([(h * 2).sum(), (h * 5).sum()])
+    assert calls == [[7.0, 7.0]]  # the hook sees the summed gradient once
+    np.testing.assert_allclose(x.grad.numpy(), [21.0, 21.0])

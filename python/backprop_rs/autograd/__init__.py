@@ -250,9 +250,20 @@ def backward(
     grad_tensors: Optional[TensorOrTensors] = None,
     retain_graph: Optional[bool] = None,
     create_graph: bool = False,
+    grad_variables: Optional[TensorOrTensors] = None,
+    inputs: Optional[TensorOrTensors] = None,
 ) -> None:
-    """Accumulates gradients of ``tensors`` into the ``.grad`` of every leaf they depend on."""
-    _core._backward(_as_list(tensors), None if grad_tensors is None else _as_list(grad_tensors), retain_graph, create_graph)
+    """Accumulates gradients of ``tensors`` (one backward pass from all of them) into the
+    ``.grad`` of every leaf they depend on, or only of ``inputs`` when given."""
+    if grad_variables is not None:  # PyTorch's old name
+        grad_tensors = grad_variables
+    _core._backward(
+        _as_list(tensors),
+        None if grad_tensors is None else _as_list(grad_tensors),
+        retain_graph,
+        create_graph,
+        None if inputs is None else _as_list(inputs),
+    )
 
 
 def gradcheck(

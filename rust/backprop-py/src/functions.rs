@@ -7,7 +7,7 @@ use crate::tensor::{work, wrap, PyTensor};
 use backprop::gradcheck::GradcheckOptions;
 use backprop::nn::loss::{self, ClassLossOptions, Reduction};
 use backprop::{DType, Device, Error, Scalar, Tensor};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PySequence, PyTuple};
 use std::cell::RefCell;
@@ -20,7 +20,7 @@ fn finish(t: Tensor, requires_grad: bool) -> PyResult<PyTensor> {
     }))
 }
 
-fn tensors_arg(obj: &Bound<'_, PyAny>) -> PyResult<Vec<Tensor>> {
+pub(crate) fn tensors_arg(obj: &Bound<'_, PyAny>) -> PyResult<Vec<Tensor>> {
     if let Ok(t) = obj.cast::<PyTensor>() {
         return Ok(vec![t.get().tensor().clone()]);
     }
@@ -35,6 +35,32 @@ fn tensors_arg(obj: &Bound<'_, PyAny>) -> PyResult<Vec<Tensor>> {
                 .map_err(|_| {
                     PyTypeError::new_err(format!(
                         "expected a sequence of tensors, found {} at position {i}",
+                        type_name(&it)
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// A tensor, or a sequence of tensors and Nones (gradient arguments).
+fn optional_tensors_arg(obj: &Bound<'_, PyAny>) -> PyResult<Vec<Option<Tensor>>> {
+    if let Ok(t) = obj.cast::<PyTensor>() {
+        return Ok(vec![Some(t.get().tensor().clone())]);
+    }
+    let seq = obj
+        .cast::<PySequence>()
+        .map_err(|_| PyTypeError::new_err("expected a tensor or a sequence of tensors or None"))?;
+    (0..seq.len()?)
+        .map(|i| {
+            let it = seq.get_item(i)?;
+            if it.is_none() {
+                return Ok(None);
+            }
+            it.cast::<PyTensor>()
+                .map(|t| Some(t.get().tensor().clone()))
+                .map_err(|_| {
+                    PyTypeError::new_err(format!(
+                        "expected tensors or None, found {} at position {i}",
                         type_name(&it)
                     ))
                 })
@@ -507,29 +533,7 @@ pub fn _grad(
     let outs = tensors_arg(outputs)?;
     let ins = tensors_arg(inputs)?;
     let gos: Option<Vec<Option<Tensor>>> = match grad_outputs {
-        Some(g) if !g.is_none() => {
-            if let Ok(t) = g.cast::<PyTensor>() {
-                Some(vec![Some(t.get().tensor().clone())])
-            } else {
-                let seq = g.cast::<PySequence>()?;
-                Some(
-                    (0..seq.len()?)
-                        .map(|i| {
-                            let it = seq.get_item(i)?;
-                            if it.is_none() {
-                                Ok(None)
-                            } else {
-                                it.cast::<PyTensor>()
-                                    .map(|t| Some(t.get().tensor().clone()))
-                                    .map_err(|_| {
-                                        PyTypeError::new_err("grad_outputs must be tensors or None")
-                                    })
-                            }
-                        })
-                        .collect::<PyResult<_>>()?,
-                )
-            }
-        }
+        Some(g) if !g.is_none() => Some(optional_tensors_arg(g)?),
         _ => None,
     };
     let r = py
@@ -548,34 +552,32 @@ pub fn _grad(
 }
 
 #[pyfunction]
-#[pyo3(signature = (tensors, grad_tensors=None, retain_graph=None, create_graph=false))]
+#[pyo3(signature = (tensors, grad_tensors=None, retain_graph=None, create_graph=false, inputs=None))]
 pub fn _backward(
     py: Python<'_>,
     tensors: &Bound<'_, PyAny>,
     grad_tensors: Option<&Bound<'_, PyAny>>,
     retain_graph: Option<bool>,
     create_graph: bool,
+    inputs: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<()> {
     let ts = tensors_arg(tensors)?;
-    let gs: Vec<Option<Tensor>> = match grad_tensors {
-        Some(g) if !g.is_none() => tensors_arg(g)?.into_iter().map(Some).collect(),
-        _ => vec![None; ts.len()],
+    let gs: Option<Vec<Option<Tensor>>> = match grad_tensors {
+        Some(g) if !g.is_none() => Some(optional_tensors_arg(g)?),
+        _ => None,
     };
-    if gs.len() != ts.len() {
-        return Err(PyValueError::new_err(format!(
-            "got {} grad_tensors for {} tensors",
-            gs.len(),
-            ts.len()
-        )));
-    }
-    let retain = retain_graph.unwrap_or(create_graph);
-    py.detach(|| -> backprop::Result<()> {
-        let last = ts.len().saturating_sub(1);
-        for (i, (t, g)) in ts.iter().zip(&gs).enumerate() {
-            // keep the graph for all but the last root, so shared parts survive
-            t.backward_with(g.as_ref(), retain || i < last, create_graph)?;
-        }
-        Ok(())
+    let ins = match inputs {
+        Some(i) if !i.is_none() => Some(tensors_arg(i)?),
+        _ => None,
+    };
+    py.detach(|| {
+        backprop::autograd::backward(
+            &ts,
+            gs.as_deref(),
+            retain_graph,
+            create_graph,
+            ins.as_deref(),
+        )
     })
     .py()
 }

@@ -586,11 +586,10 @@ impl PyTensor {
         create_graph: bool,
         inputs: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        if inputs.is_some_and(|i| !i.is_none()) {
-            return Err(PyValueError::new_err(
-                "backward(inputs=...) is not supported; use backprop_rs.autograd.grad",
-            ));
-        }
+        let inputs = match inputs {
+            Some(i) if !i.is_none() => Some(crate::functions::tensors_arg(i)?),
+            _ => None,
+        };
         let g = match gradient {
             Some(g) if !g.is_none() => Some(match g.cast::<PyTensor>() {
                 Ok(t) => t.get().tensor().clone(),
@@ -598,10 +597,23 @@ impl PyTensor {
             }),
             _ => None,
         };
-        let t = &self.tensor();
-        let retain = retain_graph.unwrap_or(create_graph);
-        py.detach(|| t.backward_with(g.as_ref(), retain, create_graph))
-            .py()
+        let t = self.tensor();
+        if inputs.is_none() {
+            let retain = retain_graph.unwrap_or(create_graph);
+            return py
+                .detach(|| t.backward_with(g.as_ref(), retain, create_graph))
+                .py();
+        }
+        py.detach(|| {
+            backprop::autograd::backward(
+                std::slice::from_ref(&t),
+                Some(&[g]),
+                retain_graph,
+                create_graph,
+                inputs.as_deref(),
+            )
+        })
+        .py()
     }
     fn detach(&self) -> PyTensor {
         wrap(self.tensor().detach())

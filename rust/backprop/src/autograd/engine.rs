@@ -188,7 +188,7 @@ fn pass_on<'a>(
 }
 
 /// `.grad += g` for a leaf (or a `retain_grad` tensor).
-fn accumulate_into_grad(t: &Tensor, g: &Tensor, create: bool) -> Result<()> {
+pub(super) fn accumulate_into_grad(t: &Tensor, g: &Tensor, create: bool) -> Result<()> {
     // `.grad` is always dense, row-major and owned by this leaf alone (PyTorch's layout
     // contract): optimisers then take their fused path, and in-place changes to one leaf's
     // gradient (clipping, zero_) cannot leak into another's. A gradient that arrives as a view

@@ -29,7 +29,57 @@ pub(crate) use rules::saved_inputs;
 pub use rules::{backward_rule, grad_fn_display};
 
 use crate::{Error, Result, Tensor};
-use engine::{run, seed_grad};
+use engine::{accumulate_into_grad, run, seed_grad};
+
+/// PyTorch's `torch.autograd.backward`: one backward pass from all of `tensors` at once (a
+/// tensor reached from two roots gets the sum, and its hooks run once). With `inputs`, only
+/// those tensors' `.grad` is accumulated into (leaves or not).
+pub fn backward(
+    tensors: &[Tensor],
+    grad_tensors: Option<&[Option<Tensor>]>,
+    retain_graph: Option<bool>,
+    create_graph: bool,
+    inputs: Option<&[Tensor]>,
+) -> Result<()> {
+    if let Some(g) = grad_tensors {
+        if g.len() != tensors.len() {
+            return Err(Error::Autograd(format!(
+                "backward: got {} grad_tensors for {} tensors",
+                g.len(),
+                tensors.len()
+            )));
+        }
+    }
+    let mut roots = Vec::with_capacity(tensors.len());
+    for (i, t) in tensors.iter().enumerate() {
+        let g = grad_tensors.and_then(|g| g[i].as_ref());
+        roots.push((t.clone(), seed_grad(t, g, i)?));
+    }
+    let retain = retain_graph.unwrap_or(create_graph);
+    let Some(inputs) = inputs else {
+        return run(roots, retain, create_graph, None).map(|_| ());
+    };
+    if inputs.is_empty() {
+        return Err(Error::Autograd(
+            "'inputs' argument to backward() cannot be empty".into(),
+        ));
+    }
+    if let Some(i) = inputs.iter().position(|x| !x.requires_grad()) {
+        return Err(Error::Autograd(format!(
+            "backward: input {i} in 'inputs' does not require grad"
+        )));
+    }
+    let got = run(roots, retain, create_graph, Some(inputs))?.unwrap_or_default();
+    for (x, g) in inputs.iter().zip(got) {
+        if let Some(g) = g {
+            accumulate_into_grad(x, &g, create_graph)?;
+            if x.is_leaf() {
+                x.run_post_accumulate_hooks()?;
+            }
+        }
+    }
+    Ok(())
+}
 
 impl Tensor {
     /// Backpropagates from a scalar: accumulates d(self)/d(leaf) into every leaf's `.grad`.
