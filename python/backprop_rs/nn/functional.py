@@ -82,7 +82,9 @@ def batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optio
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
-    return input.relu()
+    """``max(input, 0)``; with ``inplace=True`` it overwrites ``input`` and returns it, as in
+    PyTorch (code that relies on that would otherwise keep the unactivated values)."""
+    return input.relu_() if inplace else input.relu()
 
 
 def sigmoid(input: Tensor) -> Tensor:
