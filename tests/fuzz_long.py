@@ -40,6 +40,7 @@ FAMILIES = OrderedDict(
         ("matmul", "test_matmul"),
         ("reductions", "test_reductions"),
         ("views", "test_views_and_shape_ops"),
+        ("cat_stack", "test_cat_stack"),
         ("getitem", "test_getitem"),
         ("setitem", "test_setitem"),
         ("inplace", "test_inplace"),
@@ -81,6 +82,7 @@ def run_family(name: str, test: str, args, out: str) -> dict:
             BACKPROP_FUZZ_STATS=stats,
             BACKPROP_FUZZ_TRACE=trace,
             BACKPROP_FUZZ_TIMEOUT=str(args.call_timeout),
+            BACKPROP_FUZZ_NO_EXCLUDE="1" if args.no_exclude else "0",
             PYTHONPATH=os.pathsep.join([os.path.join(ROOT, "python"), os.environ.get("PYTHONPATH", "")]),
         )
         cmd = [
@@ -175,6 +177,7 @@ def main() -> int:
     ap.add_argument("--family-timeout", type=float, default=4 * 3600)
     ap.add_argument("--call-timeout", type=float, default=60, help="per-call watchdog (a hang)")
     ap.add_argument("--restarts", type=int, default=5, help="restarts after a crash, with the next seed")
+    ap.add_argument("--no-exclude", action="store_true", help="run into the known crashes, do not step around them")
     args = ap.parse_args()
     names = args.families or list(FAMILIES)
     unknown = [n for n in names if n not in FAMILIES]

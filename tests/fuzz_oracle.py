@@ -206,6 +206,7 @@ def _short(x: Any, n: int = 160) -> str:
 # ---------------------------------------------------------------------------- the oracle
 
 _COLLECT = os.environ.get("BACKPROP_FUZZ_COLLECT")
+_NO_EXCLUDE = os.environ.get("BACKPROP_FUZZ_NO_EXCLUDE") == "1"
 _STATS = os.environ.get("BACKPROP_FUZZ_STATS")
 CALLS: Dict[str, int] = {}
 EXAMPLES: Dict[str, int] = {}
@@ -231,8 +232,11 @@ class Oracle:
             write_stats()  # a crash loses the atexit write; keep the figures current
 
     def excluded(self, defect: str) -> bool:
-        """Steps around a known crash (a panic, abort or segfault: those cannot be excused
-        after the fact); counted like a known finding. Always returns True."""
+        """Whether to step around a known crash (a panic, abort or segfault: those cannot be
+        excused after the fact); counted like a known finding. BACKPROP_FUZZ_NO_EXCLUDE=1 runs
+        into them instead (tests/fuzz_long.py --no-exclude), to see them still crash."""
+        if _NO_EXCLUDE:
+            return False
         KNOWN_HITS[defect] = KNOWN_HITS.get(defect, 0) + 1
         return True
 

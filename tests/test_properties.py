@@ -157,6 +157,8 @@ DEFECTS = {
     "(bp.zeros(0, 2**33, 2**33))",
     "D31": "bp.eye(n, m) reads n and m as unsigned: 2**63 <= n < 2**64 makes a dim beyond int64 (PyTorch: overflow)",
     "D32": "narrow(dim, start, 0) accepts a start beyond the dim's size (PyTorch: start out of range)",
+    "D33": "batch_norm accumulates its statistics in float32: a constant channel of 60 values normalises to 7.5e-5, "
+    "not 0 (PyTorch's CPU kernel accumulates in double)",
 }
 
 
@@ -462,6 +464,13 @@ def test_binary_elementwise(name, ops):
     )
 
 
+def _truth_changes(v, dt):
+    """D06: casting v to the common dtype changes which elements are nonzero."""
+    orig = v.a if isinstance(v, TP) else np.asarray(v)
+    with np.errstate(all="ignore"):
+        return bool(np.any((orig != 0) != (as_np(v, dt) != 0)))
+
+
 def binary_known(name, a, b):
     kind = BINARY.get(name, (None, None, name))[2]
     if _huge_int(a) or _huge_int(b):
@@ -477,7 +486,7 @@ def binary_known(name, a, b):
             return "D04"
         if np.any(np.abs(as_np(b, I64)) >= 2**32):
             return "D07"
-    if kind == "logical" and any(operand_dtype(v) != rt for v in (a, b)):
+    if kind == "logical" and any(_truth_changes(v, rt) for v in (a, b)):
         return "D06"
     if any(_neg_zero_number(v, rt) for v in (a, b)):
         return "D16"
@@ -3159,8 +3168,8 @@ def test_nn_functional(case):
     references written from PyTorch's documented formulas and argument checks."""
     nn_oracle.example()
     name, kw = case
-    if name in ("conv2d", "unfold") and _huge_arg(kw.get("padding", kw.get("p"))):
-        nn_oracle.excluded("D24")  # PanicException (and, on an empty batch, a tensor D22 crashes on)
+    # D24: a PanicException (and, on an empty batch, a tensor that D22 crashes on): stepped around
+    if name in ("conv2d", "unfold") and _huge_arg(kw.get("padding", kw.get("p"))) and nn_oracle.excluded("D24"):
         return
     call, ref, desc, tol = nn_call_and_ref(name, dict(kw))
     if callable(tol):
@@ -3659,12 +3668,18 @@ def test_optable_rows(op, sample, data):
         with np.errstate(all="ignore"):
             return assert_same(got, want.astype(dt), tol)  # rounded to dt: overflow to inf is right
 
+    known = None
+    if op.name == "batch_norm2d" and np.any(
+        np.ptp(np.moveaxis(np_args[0], 1, 0).reshape(np_args[0].shape[1], -1), axis=1) == 0
+    ):
+        known = "D33"  # a constant channel: float32 statistics leave a residue of ~1e-4
     optable_oracle.check(
         f"op_table[{op.name!r}]({', '.join(srcs)}, **{kwargs!r})",
         lambda: op.op(*args, **kwargs),
         ref,
         compare=compare,
         convert=lambda r: np.array(r.detach().numpy(), copy=True) if isinstance(r, bp.Tensor) else r,
+        known=known,
     )
 
 
@@ -3807,6 +3822,9 @@ KNOWN_REPROS = {
     "D30": _d30,
     "D31": lambda: _ordinary_error(lambda: bp.eye(2**63, 0)),
     "D32": lambda: _ordinary_error(lambda: bp.ones(1).narrow(0, 2, 0)),
+    "D33": lambda: assert_same(
+        F.batch_norm(bp.full((3, 1, 4, 5), -1.401087760925293), None, None, training=True).abs().amax().item(), 0.0
+    ),
 }
 
 
@@ -3825,3 +3843,109 @@ def test_known_defect(defect):
 
 def test_every_defect_has_a_reproducer():
     assert sorted(KNOWN_REPROS) == sorted(DEFECTS)
+
+
+# ---------------------------------------------------------------------------- cat / stack
+
+
+@st.composite
+def cat_case(draw):
+    name = draw(st.sampled_from(["cat", "stack"]))
+    n = draw(st.integers(0, 4))
+    base = draw(S.shapes(0, 3, 0, 3))
+    nd = len(base)
+    cat_dim = draw(st.integers(0, max(nd - 1, 0)))
+    tensors = []
+    for _ in range(n):
+        shp = list(base)
+        if name == "cat" and nd:
+            shp[cat_dim] = draw(st.integers(0, 3))
+        if draw(st.integers(0, 9)) == 0:
+            shp = list(draw(S.shapes(0, 3, 0, 3)))  # mostly a mismatch
+        if draw(st.integers(0, 11)) == 0:
+            shp = [0]  # the legacy empty 1-d tensor
+        dt = draw(st.sampled_from(S.ALL_DTYPES)) if draw(st.integers(0, 3)) == 0 else None
+        tensors.append(draw(S.tensors(dtypes=[dt] if dt is not None else [F32], shape=tuple(shp), kind="small")))
+    dim = draw(st.one_of(st.just(cat_dim), S.dims(nd + (name == "stack"))))
+    return name, tensors, dim
+
+
+def cat_expected(name, tps, dim):
+    if not tps:
+        raise Invalid(f"{name} of an empty list")
+    rt = tps[0].dtype
+    for t in tps[1:]:
+        rt = _promote(rt, t.dtype)
+    if name == "stack":
+        shapes = {t.a.shape for t in tps}
+        if len(shapes) != 1:
+            raise Invalid("stack expects each tensor to be equal size")
+        nd = tps[0].a.ndim
+        d = S.int_arg(dim, "dim")
+        if not -nd - 1 <= d <= nd:
+            raise Invalid("dim out of range")
+        return np.stack([t.a.astype(rt) for t in tps], axis=d % (nd + 1))
+    if any(t.a.ndim == 0 for t in tps):
+        raise Invalid("zero-dimensional tensor cannot be concatenated")
+    kept = [t for t in tps if not (t.a.shape == (0,))]
+    if len(kept) != len(tps):
+        raise Unspecified("the legacy rule that skips empty 1-d tensors in cat")
+    nd = kept[0].a.ndim
+    d = S.wrap_dim(dim, nd)
+    for t in kept:
+        if t.a.ndim != nd or any(a != b for i, (a, b) in enumerate(zip(t.a.shape, kept[0].a.shape)) if i != d):
+            raise Invalid("sizes of tensors must match except in the cat dimension")
+    return np.concatenate([t.a.astype(rt) for t in kept], axis=d)
+
+
+@budget(60)
+@given(case=cat_case())
+def test_cat_stack(case):
+    """bp.cat / bp.stack of tensors of random shapes, layouts and dtypes (they promote)."""
+    views_oracle.example()
+    name, tps, dim = case
+    desc = f"bp.{name}([{', '.join(t.src for t in tps)}], {arg_src(dim)})"
+    views_oracle.check(
+        desc, lambda: getattr(bp, name)([t.t for t in tps], dim), lambda: cat_expected(name, tps, dim), tol=EXACT
+    )
+
+
+def test_watchdog_ends_a_hung_call(tmp_path):
+    """A call that never returns is a failure, not a stuck job: the watchdog (a C thread, so it
+    also fires while Rust holds the GIL) dumps the stack and exits, and the trace file names
+    the call."""
+    import os
+    import subprocess
+    import sys
+
+    trace = tmp_path / "trace"
+    env = dict(os.environ, BACKPROP_FUZZ_TIMEOUT="0.5", BACKPROP_FUZZ_TRACE=str(trace))
+    prog = "import time\nfrom fuzz_oracle import watchdog\nwith watchdog('bp.hang()'):\n    time.sleep(30)\n"
+    p = subprocess.run([sys.executable, "-c", prog], cwd=os.path.dirname(__file__), env=env, capture_output=True,
+                       text=True, timeout=60, check=False)
+    assert p.returncode != 0 and "Timeout" in p.stderr, p.stderr[-500:]
+    assert trace.read_text() == "bp.hang()"
+
+
+@budget(30)
+@given(x=S.tensors(dtypes=S.FLOATS, layouts=("contig", "permuted", "strided", "selected"), kind="any"))
+def test_relu_inplace_flag(x):
+    """F.relu(x, inplace=True) and nn.ReLU(inplace=True) overwrite x (through a view, into its
+    base) and return x itself, as PyTorch does; inplace=False leaves x alone."""
+    inplace_oracle.example()
+    want = np.where(np.isnan(x.a), x.a, np.maximum(x.a, 0)).astype(x.dtype)
+    inplace_oracle.check(f"F.relu({x.src})", lambda: F.relu(x.t), lambda: want, tol=Tol())
+    inplace_oracle.check(f"{x.src} after F.relu(.)", lambda: x.t, lambda: x.a, tol=EXACT)
+    base_before = x.base.numpy().copy() if x.base is not None else None
+    layer = bp.nn.ReLU(inplace=True) if x.a.ndim % 2 else None
+    out = inplace_oracle.check(
+        f"{'nn.ReLU(inplace=True)' if layer else 'F.relu(inplace=True)'}({x.src})",
+        lambda: layer(x.t) if layer else F.relu(x.t, inplace=True),
+        lambda: want,
+        tol=Tol(),
+        known="D17" if _empty_zero_stride(x.t) else None,
+    )
+    if out is None:
+        return
+    inplace_oracle.check(f"F.relu({x.src}, inplace=True) returns its input", lambda: out is x.t, lambda: True)
+    check_base_after_write(inplace_oracle, x, base_before, x.t.numpy(), f"F.relu({x.src}, inplace=True)")
