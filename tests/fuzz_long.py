@@ -45,6 +45,7 @@ FAMILIES = OrderedDict(
         ("setitem", "test_setitem"),
         ("inplace", "test_inplace"),
         ("creation", "test_creation"),
+        ("random", "test_random_fills"),
         ("nn", "test_nn_functional"),
         ("autograd", "test_autograd_random_graphs"),
         ("checkpoint", "test_checkpoint_round_trip"),

@@ -69,25 +69,61 @@ _TRACE_PATH = os.environ.get("BACKPROP_FUZZ_TRACE")
 _trace_fd: Optional[int] = os.open(_TRACE_PATH, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644) if _TRACE_PATH else None
 
 
+MEM_HEADROOM = int(os.environ.get("BACKPROP_FUZZ_MEM_HEADROOM", str(2 << 30)))
+
+
+class memory_cap:
+    """Caps the address space while a call runs (current size + MEM_HEADROOM), so a huge size
+    fails fast as MemoryError, or as an abort tests/fuzz_long.py reports, instead of taking the
+    machine's memory. The soft limit goes back afterwards (raising it to the hard limit is always
+    allowed)."""
+
+    def __enter__(self):
+        self.old = None
+        try:
+            import resource
+
+            self.resource = resource
+            old = resource.getrlimit(resource.RLIMIT_AS)
+            with open("/proc/self/statm") as f:
+                vm = int(f.read().split()[0]) * resource.getpagesize()
+            cap = vm + MEM_HEADROOM
+            if old[0] == resource.RLIM_INFINITY or cap < old[0]:
+                resource.setrlimit(resource.RLIMIT_AS, (cap, old[1]))
+                self.old = old
+        except (ImportError, OSError, ValueError):
+            pass
+        return self
+
+    def __exit__(self, *exc):
+        if self.old is not None:
+            self.resource.setrlimit(self.resource.RLIMIT_AS, self.old)
+        return False
+
+
 class watchdog:
     """Arms a hard timeout around one engine call. faulthandler's timer runs in a C thread, so it
     fires even while Rust code holds the GIL; it dumps every thread's stack and exits the
     process (a hang is a failure, never a stuck CI job). With BACKPROP_FUZZ_TRACE the call's
-    reproducer is written first, so a hang or an abort can be reported with it."""
+    reproducer is written first, so a hang or an abort can be reported with it. The address
+    space is capped meanwhile (memory_cap)."""
 
     def __init__(self, desc: str):
         self.desc = desc
+        self.cap = memory_cap()
 
     def __enter__(self):
         if _trace_fd is not None:
             data = self.desc.encode("utf-8", "backslashreplace")
             os.ftruncate(_trace_fd, 0)
             os.pwrite(_trace_fd, data, 0)
+        self.cap.__enter__()
         faulthandler.dump_traceback_later(CALL_TIMEOUT_S, exit=True)
         return self
 
     def __exit__(self, *exc):
         faulthandler.cancel_dump_traceback_later()
+        self.cap.__exit__(*exc)
         return False
 
 
@@ -142,9 +178,28 @@ class Mismatch(AssertionError):
     pass
 
 
+@dataclass
+class ShapeOnly:
+    """What a tensor that must not be read is reduced to: only its shape and dtype compare
+    (a huge result, or an empty one whose .numpy() would crash: D22)."""
+
+    shape: tuple
+    dtype: np.dtype
+
+
+def numpy_would_crash(t: bp.Tensor) -> bool:
+    """D22: .numpy() of an empty tensor whose other dims multiply past ~2**62 bytes segfaults."""
+    if t.numel():
+        return False
+    return math.prod(d for d in t.shape if d) * t.element_size() >= 2**62
+
+
 def to_numpy(x: Any) -> Any:
     """A copy, so later in-place ops on the tensor cannot change what was compared."""
     if isinstance(x, bp.Tensor):
+        if numpy_would_crash(x):
+            KNOWN_HITS["D22"] = KNOWN_HITS.get("D22", 0) + 1
+            return ShapeOnly(tuple(x.shape), NP_OF[x.dtype])
         return np.array(x.detach().numpy(), copy=True)
     return x
 
@@ -167,6 +222,12 @@ def assert_same(got: Any, want: Any, tol: Optional[Tol] = None, where: str = "re
             raise Mismatch(f"{where}: expected {want!r}, got {got!r}")
         return
     want = np.asarray(want)
+    if isinstance(got, ShapeOnly):  # empty (or not to be read): shape and dtype are all there is
+        if got.shape != want.shape or (tol is None or tol.check_dtype) and got.dtype != want.dtype:
+            raise Mismatch(f"{where}: shape/dtype {got.shape}/{got.dtype}, expected {want.shape}/{want.dtype}")
+        if want.size:
+            raise Mismatch(f"{where}: an unreadable result where {want.size} values were due")
+        return
     if not isinstance(got, np.ndarray):
         raise Mismatch(f"{where}: expected an array of shape {want.shape}, got {type(got).__name__} {_short(got)}")
     tol = tol or default_tol(want.dtype)
