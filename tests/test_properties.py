@@ -133,7 +133,7 @@ DEFECTS = {
     "D09": "repeated dims are accepted (reductions of a 0-d tensor, squeeze with a tuple)",
     "D10": "sum() of a 0-d bool tensor returns bool (PyTorch: int64)",
     "D11": "repeat() returns an expanded view sharing the input's memory, not a copy",
-    "D12": "flatten(start, end) of a 0-d tensor accepts out-of-range dims",
+    "D12": "flatten(start, end) and squeeze(dim) of a 0-d tensor accept out-of-range dims (PyTorch: IndexError)",
     "D13": "slice bounds beyond int64 (t[:2**63]) raise TypeError (PyTorch clamps them)",
     "D14": "a Python bool index (t[True], t[False]) is taken as the int 1/0, and raises on a 0-d tensor",
     "D15": "a Python list assigned with t[k] = [...] goes through float32 (f64 precision lost, tiny values become 0)",
@@ -1193,7 +1193,7 @@ def test_views_and_shape_ops(case):
         )
         return
     known = None
-    if name == "flatten" and x.a.ndim == 0:
+    if name in ("flatten", "squeeze") and x.a.ndim == 0:
         known = "D12"
     if name == "narrow" and len(args) == 3 and args[2] == 0 and not isinstance(args[2], bool):
         known = "D32"
@@ -2484,8 +2484,9 @@ def pad_expected(x: TP, pad, mode, value):
         raise Unspecified(f"an empty pad list with mode {mode!r}")
     if mode == "circular":
         raise Unspecified("circular padding")
-    if not (1 <= npairs <= 3 and npairs + 1 <= x.a.ndim <= npairs + 2):
-        raise Invalid(f"{mode} padding of {npairs} dims needs a {npairs + 1}-d or {npairs + 2}-d input")
+    # PyTorch pads the last 1-3 dims of a (batch,) channel, spatial input; other ranks are an
+    # extension here, fine if they pad like NumPy
+    odd_rank = not (1 <= npairs <= 3 and npairs + 1 <= x.a.ndim <= npairs + 2)
     if any(v < 0 for v in pad):
         raise Unspecified(f"negative {mode} padding")
     if x.dtype.kind != "f":
@@ -2495,7 +2496,8 @@ def pad_expected(x: TP, pad, mode, value):
             raise Invalid("reflect padding must be smaller than the input dim")
         if (lo or hi) and x.a.shape[i] == 0:
             raise Invalid("padding an empty dim")
-    return np.pad(x.a, pairs, mode="reflect" if mode == "reflect" else "edge")
+    out = np.pad(x.a, pairs, mode="reflect" if mode == "reflect" else "edge")
+    return Either(out, "a rank PyTorch does not pad in this mode") if odd_rank else out
 
 
 def np_unfold(x, k, d, p, s):
@@ -3789,7 +3791,10 @@ KNOWN_REPROS = {
     ),
     "D10": lambda: assert_same(bp.tensor(True).sum().dtype == bp.int64, True),
     "D11": _d11,
-    "D12": lambda: _ordinary_error(lambda: bp.tensor(1.0).flatten(-2, 0)),
+    "D12": lambda: (
+        _ordinary_error(lambda: bp.tensor(1.0).flatten(-2, 0)),
+        _ordinary_error(lambda: bp.tensor(1.0).squeeze(-2)),
+    ),
     "D13": lambda: assert_same(bp.arange(5)[1 : 2**63].tolist(), [1, 2, 3, 4]),
     "D14": _d14,
     "D15": _d15,
