@@ -22,11 +22,14 @@ Profiles:
       python tests/fuzz_long.py views getitem      # some families
       BACKPROP_FUZZ_PROFILE=long python -m pytest tests/test_properties.py -k views   # in-process
 
-  BACKPROP_FUZZ_EXAMPLES=N changes the long profile's count (default 10000).
+  BACKPROP_FUZZ_EXAMPLES=N changes the long profile's count (default 10000); tests/fuzz_long.py
+  --help lists its options (seed, output folder, memory cap, per-call timeout, --no-exclude).
 
-Known defects are kept as strict xfails at the end of this file (test_known_defect), and the
-property tests step around each one with a comment naming its id, so fixing the engine turns the
-xfail into a visible failure.
+Known defects (DEFECTS, D01...) each have a strict xfail reproducer at the end of this file
+(test_known_defect), so fixing the engine turns it into a visible XPASS failure. The property
+tests pass ``known=<id>`` for calls inside a defect's region, which counts the mismatch against
+that defect instead of failing; the crashes (D22, D24) are stepped around before the call, with
+a comment naming the id. Remove both once a defect is fixed.
 """
 
 from __future__ import annotations
@@ -163,8 +166,8 @@ DEFECTS = {
     "D36": "F.max_pool2d of an empty batch raises (argmax of an empty tensor); PyTorch returns the empty result",
     "D37": "max/avg_pool2d with ceil_mode=True refuse a kernel larger than the padded input even where PyTorch's "
     "output size is 1 (a clipped window)",
-    "D33": "batch_norm accumulates its statistics in float32: a constant channel of 60 values normalises to 7.5e-5, "
-    "not 0 (PyTorch's CPU kernel accumulates in double)",
+    "D33": "batch_norm / layer_norm statistics lose precision in float32: a constant channel normalises to ~1e-4, "
+    "not 0 (batch_norm of 60 equal values; layer_norm of an expanded input, exact when contiguous)",
 }
 
 
@@ -3166,7 +3169,27 @@ def test_nn_functional(case):
         nn_oracle.check(desc, call, ref, tol=tol, known=nn_known(name, kw))
 
 
+def _has_constant_group(a, axes):
+    """D33: some normalisation group (the values over axes) is constant."""
+    if a.size == 0:
+        return False
+    a = a.astype(np.float64)
+    with np.errstate(all="ignore"):
+        return bool(np.any(np.ptp(a, axis=axes) == 0))
+
+
 def nn_known(name, kw):
+    if (
+        name == "layer_norm"
+        and kw["x"].a.ndim
+        and isinstance(kw["shape"], list)
+        and 0 < len(kw["shape"]) <= kw["x"].a.ndim
+    ):
+        if _has_constant_group(kw["x"].a, tuple(range(kw["x"].a.ndim - len(kw["shape"]), kw["x"].a.ndim))):
+            return "D33"
+    if name == "batch_norm" and kw["x"].a.ndim >= 2:
+        if _has_constant_group(kw["x"].a, (0,) + tuple(range(2, kw["x"].a.ndim))):
+            return "D33"
     if name == "fold" and kw["x"].a.ndim == 2:
         return "D26"
     if name == "pad" and kw["mode"] == "constant" and any(isinstance(v, int) and v < 0 for v in kw["pad"]):
