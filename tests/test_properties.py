@@ -3741,6 +3741,17 @@ def _ordinary_error(fn):
     raise AssertionError("no exception raised")
 
 
+def _child_env(**extra):
+    """The environment for a child interpreter that imports this very backprop_rs (not whatever
+    a relative PYTHONPATH or the site-packages would find from another directory)."""
+    import os
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(bp.__file__)))
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([pkg_root, here] + sys.path), **extra)
+
+
 def _survives(code):
     """Runs code in a fresh interpreter: it must exit normally (an ordinary exception is fine,
     a segfault or an abort is not)."""
@@ -3748,7 +3759,7 @@ def _survives(code):
     import sys
 
     prog = f"import numpy as np, backprop_rs as bp\ntry:\n    {code}\nexcept Exception:\n    pass\nprint('survived')"
-    p = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True, timeout=120)
+    p = subprocess.run([sys.executable, "-c", prog], env=_child_env(), capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and "survived" in p.stdout, f"rc={p.returncode}: {p.stderr[-500:]}"
 
 
@@ -3947,7 +3958,7 @@ def test_watchdog_ends_a_hung_call(tmp_path):
     import sys
 
     trace = tmp_path / "trace"
-    env = dict(os.environ, BACKPROP_FUZZ_TIMEOUT="0.5", BACKPROP_FUZZ_TRACE=str(trace))
+    env = _child_env(BACKPROP_FUZZ_TIMEOUT="0.5", BACKPROP_FUZZ_TRACE=str(trace))
     prog = "import time\nfrom fuzz_oracle import watchdog\nwith watchdog('bp.hang()'):\n    time.sleep(30)\n"
     p = subprocess.run(
         [sys.executable, "-c", prog],
