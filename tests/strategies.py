@@ -313,7 +313,9 @@ def dims(ndim: int, invalid: bool = True) -> st.SearchStrategy:
     valid = st.integers(-n, n - 1)
     if not invalid:
         return valid
-    return st.one_of(valid, valid, valid, st.sampled_from([n, -n - 1, n + 5] + list(HUGE_INTS) + list(WRONG_INT)))
+    # just outside the range (where an off-by-one or a double wrap shows), then far outside / wrong types
+    near = st.sampled_from([n, n + 1, -n - 1, -n - 2, -2 * n, 2 * n - 1, -2 * n - 1])
+    return st.one_of(valid, valid, valid, near, st.sampled_from(list(HUGE_INTS) + list(WRONG_INT)))
 
 
 def sizes(valid: st.SearchStrategy = st.integers(0, 4)) -> st.SearchStrategy:

@@ -166,6 +166,7 @@ DEFECTS = {
     "D36": "F.max_pool2d of an empty batch raises (argmax of an empty tensor); PyTorch returns the empty result",
     "D37": "max/avg_pool2d with ceil_mode=True refuse a kernel larger than the padded input even where PyTorch's "
     "output size is 1 (a clipped window)",
+    "D39": "squeeze(dim) wraps a dim in [-2*ndim, -ndim-1] instead of raising: ones(3, 1).squeeze(-3) squeezes dim 1",
     "D33": "batch_norm / layer_norm statistics lose precision in float32: a constant channel normalises to ~1e-4, "
     "not 0 (batch_norm of 60 equal values; layer_norm of an expanded input, exact when contiguous)",
 }
@@ -1142,6 +1143,11 @@ def view_case(draw):
     return name, x, args
 
 
+def _squeeze_double_wrap(dim, nd):
+    ds = dim if isinstance(dim, tuple) else (dim,)
+    return any(isinstance(d, int) and not isinstance(d, bool) and -2 * nd <= d < -nd for d in ds)
+
+
 def _dim_size(a, d):
     try:
         return a.shape[S.wrap_dim(d, a.ndim)]
@@ -1198,6 +1204,8 @@ def test_views_and_shape_ops(case):
     known = None
     if name in ("flatten", "squeeze") and x.a.ndim == 0:
         known = "D12"
+    if name == "squeeze" and x.a.ndim and _squeeze_double_wrap(args[0], x.a.ndim):
+        known = "D39"
     if name == "narrow" and len(args) == 3 and args[2] == 0 and not isinstance(args[2], bool):
         known = "D32"
     if name == "chunk" and x.a.ndim and x.a.size == 0 and _dim_size(x.a, args[-1]) == 0:
@@ -1660,6 +1668,13 @@ def test_setitem(x, data):
     setitem_oracle.check(desc, call, ref, tol=EXACT, known=setitem_known(x, key, vform, value))
 
 
+def _target_empty(x: TP, key):
+    try:
+        return torch_index(x.a, key).size == 0
+    except Exception:
+        return False
+
+
 def setitem_known(x: TP, key, vform, value):
     k = index_known(key)
     if k:
@@ -1675,7 +1690,7 @@ def setitem_known(x: TP, key, vform, value):
         and np.any((value.a == 0) & np.signbit(value.a))
     ):
         return "D16"
-    if x.a.size == 0:  # views of an empty tensor get the stride-0 layout too
+    if x.a.size == 0 or _target_empty(x, key):  # empty views get the stride-0 layout too
         return "D17"
     if any(st_ == 0 and n > 1 for st_, n in zip(_torch_strides(x), x.a.shape)) and not basic_view_overlaps(x, key):
         return "D18"
@@ -3858,6 +3873,7 @@ KNOWN_REPROS = {
     "D32": lambda: _ordinary_error(lambda: bp.ones(1).narrow(0, 2, 0)),
     "D34": lambda: bp.manual_seed(2**64 - 1),
     "D38": lambda: assert_same(len(bp.zeros(0, 2).chunk(3, 0)), 3),
+    "D39": lambda: _ordinary_error(lambda: bp.ones(3, 1).squeeze(-3)),
     "D36": lambda: assert_same(F.max_pool2d(bp.zeros(0, 3, 4, 4), 2).shape, (0, 3, 2, 2)),
     "D37": lambda: assert_same(F.max_pool2d(bp.zeros(1, 1, 3, 3), 4, ceil_mode=True).shape, (1, 1, 1, 1)),
     "D35": lambda: _ordinary_error(lambda: bp.ones(3, dtype=bp.float64).uniform_(-1e308, 1e308)),
