@@ -167,6 +167,7 @@ DEFECTS = {
     "D37": "max/avg_pool2d with ceil_mode=True refuse a kernel larger than the padded input even where PyTorch's "
     "output size is 1 (a clipped window)",
     "D39": "squeeze(dim) wraps a dim in [-2*ndim, -ndim-1] instead of raising: ones(3, 1).squeeze(-3) squeezes dim 1",
+    "D40": "cross_entropy with probability targets accepts a weight that only broadcasts to [C] (PyTorch: shape [C])",
     "D33": "batch_norm / layer_norm statistics lose precision in float32: a constant channel normalises to ~1e-4, "
     "not 0 (batch_norm of 60 equal values; layer_norm of an expanded input, exact when contiguous)",
 }
@@ -2609,11 +2610,9 @@ def ce_expected(x: TP, target, weight, ignore_index, reduction, label_smoothing)
     if target.dtype.kind == "f":  # class probabilities
         if target.a.shape != a.shape:
             raise Invalid("probability targets must have the input's shape")
-        if weight is not None:
-            raise Unspecified("weights with probability targets")
         q = np.moveaxis(target.a, 1, -1).reshape(-1, c) if a.ndim >= 2 else target.a.reshape(1, c)
         q = q.astype(np.float64) * (1 - label_smoothing) + label_smoothing / c
-        per = -(lp * q).sum(1)
+        per = -(lp * q * w).sum(1)  # PyTorch: the class weights scale each term; mean divides by N
         if reduction == "none":
             return per.reshape(batch_shape).astype(x.dtype)
         return np.asarray(per.sum() if reduction == "sum" else (per.mean() if per.size else np.nan)).astype(x.dtype)
@@ -3194,6 +3193,10 @@ def _has_constant_group(a, axes):
 
 
 def nn_known(name, kw):
+    if name == "cross_entropy" and kw["weight"] is not None and kw["target"].dtype.kind == "f":
+        c = kw["x"].a.shape[1] if kw["x"].a.ndim >= 2 else kw["x"].a.shape[0]
+        if kw["weight"].a.shape != (c,):
+            return "D40"
     if (
         name == "layer_norm"
         and kw["x"].a.ndim
@@ -3874,6 +3877,7 @@ KNOWN_REPROS = {
     "D34": lambda: bp.manual_seed(2**64 - 1),
     "D38": lambda: assert_same(len(bp.zeros(0, 2).chunk(3, 0)), 3),
     "D39": lambda: _ordinary_error(lambda: bp.ones(3, 1).squeeze(-3)),
+    "D40": lambda: _ordinary_error(lambda: F.cross_entropy(bp.zeros(1, 1), bp.ones(1, 1), bp.ones(2))),
     "D36": lambda: assert_same(F.max_pool2d(bp.zeros(0, 3, 4, 4), 2).shape, (0, 3, 2, 2)),
     "D37": lambda: assert_same(F.max_pool2d(bp.zeros(1, 1, 3, 3), 4, ceil_mode=True).shape, (1, 1, 1, 1)),
     "D35": lambda: _ordinary_error(lambda: bp.ones(3, dtype=bp.float64).uniform_(-1e308, 1e308)),
