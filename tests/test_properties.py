@@ -3839,7 +3839,7 @@ KNOWN_REPROS = {
     ),
     "D09": lambda: (
         _ordinary_error(lambda: bp.tensor(1.0).sum((0, 0))),
-        _ordinary_error(lambda: bp.ones(2, 1).squeeze((1, 1))),
+        _ordinary_error(lambda: bp.ones(2, 1, 3).squeeze((1, 1))),
     ),
     "D10": lambda: assert_same(bp.tensor(True).sum().dtype == bp.int64, True),
     "D11": _d11,
@@ -3858,7 +3858,7 @@ KNOWN_REPROS = {
     "D21": lambda: (
         _ordinary_error(lambda: bp.tensor(["1.5"], dtype=bp.float32)),
         _ordinary_error(lambda: bp.tensor([1, 2**63])),
-        _ordinary_error(lambda: bp.tensor([None, 1.0])),
+        _ordinary_error(lambda: bp.tensor([None, 1.0], dtype=bp.float32)),
         _ordinary_error(lambda: bp.tensor([1j], dtype=bp.float32)),
     ),
     "D22": lambda: _survives("bp.zeros(0, 2**33, 2**33).numpy()"),
