@@ -126,7 +126,7 @@ def src(x):
 
 DEFECTS = {
     "D01": "sign() of a bool tensor returns int64 (PyTorch: bool); so bool.sign_() raises",
-    "D02": "square() of a bool tensor returns bool (PyTorch: int64, it is pow(x, 2))",
+    "D02": "square() and ** int of a bool tensor return bool (PyTorch: int64; square is pow(x, 2))",
     "D03": "subtraction with one bool operand (tensor or Python bool) is accepted (PyTorch raises)",
     "D04": "an integer tensor ** a negative Python int is accepted (PyTorch raises)",
     "D05": "a Python int outside int64 wraps silently in where() (== and != return a Python bool)",
@@ -148,7 +148,7 @@ DEFECTS = {
     "D21": "bp.tensor() turns None into NaN, 1j into 0, '1.5' into 1.5, an int beyond int64 into float32 (or wraps "
     "it with dtype=int64); PyTorch raises",
     "D38": "chunk(n) of a dim of size 0 returns one piece (PyTorch: n empty pieces)",
-    "D23": "a bytes object is accepted as a size (bp.ones(b'1') has 49 elements; PyTorch: TypeError)",
+    "D23": "a bytes object is accepted as a size (bp.ones(b'1') has 49 elements; also expand; PyTorch: TypeError)",
     "D24": "PanicException in F.unfold / F.conv2d with a huge padding (cpu/conv.rs:60); on an empty batch "
     "conv2d returns dims > int64",
     "D26": "F.fold refuses an unbatched 2-d input [C*kh*kw, L] (PyTorch accepts it)",
@@ -168,6 +168,10 @@ DEFECTS = {
     "output size is 1 (a clipped window)",
     "D39": "squeeze(dim) wraps a dim in [-2*ndim, -ndim-1] instead of raising: ones(3, 1).squeeze(-3) squeezes dim 1",
     "D40": "cross_entropy with probability targets accepts a weight that only broadcasts to [C] (PyTorch: shape [C])",
+    "D41": "an integer tensor ** a 0-d float tensor holding an integral value (2.0) stays int64: the dtype depends on "
+    "the value (PyTorch: float32)",
+    "D42": "add/sub(other, alpha=...) computes alpha * other in other's dtype before promoting: float64 + float32 "
+    "other loses precision (PyTorch computes in the result dtype)",
     "D33": "batch_norm / layer_norm statistics lose precision in float32: a constant channel normalises to ~1e-4, "
     "not 0 (batch_norm of 60 equal values; layer_norm of an expanded input, exact when contiguous)",
 }
@@ -497,6 +501,10 @@ def binary_known(name, a, b):
             return "D04"
         if np.any(np.abs(as_np(b, I64)) >= 2**32):
             return "D07"
+    if kind == "pow" and operand_dtype(a) == BOOL and rt == I64:
+        return "D02"  # bool ** int keeps bool, like square()
+    if kind == "pow" and isinstance(b, TP) and b.a.ndim == 0 and b.dtype.kind == "f" and operand_dtype(a).kind in "ib":
+        return "D41"
     if kind == "logical" and any(_truth_changes(v, rt) for v in (a, b)):
         return "D06"
     if any(_neg_zero_number(v, rt) for v in (a, b)):
@@ -1211,6 +1219,8 @@ def test_views_and_shape_ops(case):
         known = "D32"
     if name == "chunk" and x.a.ndim and x.a.size == 0 and _dim_size(x.a, args[-1]) == 0:
         known = "D38"
+    if any(isinstance(v, bytes) for a in args for v in (a if isinstance(a, (tuple, list)) else (a,))):
+        known = "D23"
     if name == "squeeze" and isinstance(args[0], tuple) and len(args[0]) > 1:
         known = "D09"
     out = views_oracle.check(desc, lambda: _view_call(name, x.t, args), ref, tol=EXACT, known=known)
@@ -1881,6 +1891,8 @@ def inplace_known(name, x: TP, other, fill):
             return k
     if name in ("add_alpha", "copy_") and (_huge_int(other) or _neg_zero_number(other, x.dtype)):
         return "D16"
+    if name == "add_alpha" and isinstance(other, TP) and other.dtype != x.dtype:
+        return "D42"
     if name == "fill_" and _neg_zero_number(fill, x.dtype):
         return "D16"
     return None
@@ -3877,6 +3889,10 @@ KNOWN_REPROS = {
     "D34": lambda: bp.manual_seed(2**64 - 1),
     "D38": lambda: assert_same(len(bp.zeros(0, 2).chunk(3, 0)), 3),
     "D39": lambda: _ordinary_error(lambda: bp.ones(3, 1).squeeze(-3)),
+    "D41": lambda: assert_same((bp.tensor([3]) ** bp.tensor(2.0)).dtype == bp.float32, True),
+    "D42": lambda: assert_same(
+        bp.zeros(1, dtype=bp.float64).add(bp.tensor([0.1]), alpha=3.0).item(), 3.0 * float(np.float32(0.1))
+    ),
     "D40": lambda: _ordinary_error(lambda: F.cross_entropy(bp.zeros(1, 1), bp.ones(1, 1), bp.ones(2))),
     "D36": lambda: assert_same(F.max_pool2d(bp.zeros(0, 3, 4, 4), 2).shape, (0, 3, 2, 2)),
     "D37": lambda: assert_same(F.max_pool2d(bp.zeros(1, 1, 3, 3), 4, ceil_mode=True).shape, (1, 1, 1, 1)),
