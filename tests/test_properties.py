@@ -2666,6 +2666,8 @@ def layer_norm_expected(x: TP, shape, weight, bias, eps):
         return a.astype(x.dtype)
     mean = a.mean(axis=axes, keepdims=True)
     var = ((a - mean) ** 2).mean(axis=axes, keepdims=True)
+    if eps == 0 and np.any((var > 0) & (var < np.finfo(x.dtype).tiny)):
+        raise Unspecified("eps=0 and a variance that underflows in the input's dtype (0/0 or x/0 there)")
     with np.errstate(all="ignore"):
         out = (a - mean) / np.sqrt(var + eps)
     if weight is not None:
