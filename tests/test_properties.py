@@ -1040,6 +1040,8 @@ def view_reference(name, ids: np.ndarray, args, strides):
             raise Invalid("negative repeat")
         k = len(reps) - nd
         shape = tuple(reps[:k]) + tuple(r * n for r, n in zip(reps[k:], ids.shape))
+        if max(shape, default=0) > S.I64_MAX:
+            raise Invalid("a repeated dim beyond int64")
         if math.prod(shape) > 10**6:
             raise Unspecified("too big to build here (MemoryError or a result)")
         if max(shape, default=0) > 10**6:
@@ -1406,9 +1408,14 @@ def torch_index(a: np.ndarray, key):
             if isinstance(k, np.ndarray) and k.size and d < first.ndim:
                 oob |= bool(np.any((k < -first.shape[d]) | (k >= first.shape[d])))
             d += 1
+    # An Ellipsis is just that many full slices to PyTorch: one that covers no dims does not
+    # separate two advanced indices (NumPy's rule says it does).
+    spelled = []
+    for k in k2:
+        spelled.extend([slice(None)] * max(first.ndim - n2, 0) if k is Ellipsis else [k])
     try:
         with np.errstate(all="ignore"):
-            out = first[tuple(k2)]
+            out = first[tuple(spelled)]
     except IndexError as e:
         raise Invalid(f"{e}") from None
     if oob:  # NumPy only gets here when the broadcast result is empty
