@@ -390,7 +390,11 @@ impl Tensor {
             ));
         }
         let n = self.dims()[d];
-        self.split(n.div_ceil(chunks).max(1), d)
+        if n == 0 {
+            // PyTorch: `chunks` empty pieces
+            return (0..chunks).map(|_| self.narrow(d, 0, 0)).collect();
+        }
+        self.split(n.div_ceil(chunks), d)
     }
 
     /// The slices along `dim`, each without that dim (PyTorch's `unbind`).

@@ -54,8 +54,12 @@ impl Layout {
         self.shape.numel()
     }
 
-    /// C-contiguous (dims of extent 1 may have any stride).
+    /// C-contiguous (dims of extent 1 may have any stride; an empty tensor always is, as in
+    /// PyTorch).
     pub fn is_contiguous(&self) -> bool {
+        if self.dims().contains(&0) {
+            return true;
+        }
         let mut acc = 1usize;
         for (&d, &s) in self.dims().iter().zip(self.strides.iter()).rev() {
             if d != 1 && s != acc {

@@ -204,6 +204,7 @@ impl Tensor {
 
     /// The result of an op: records `op` when grad mode is on and some input requires grad.
     pub(crate) fn from_op(storage: Storage, shape: Shape, op: Op) -> Result<Tensor> {
+        shape.check_extents(op.name())?;
         let (dtype, device) = (storage.dtype(), storage.device());
         let op = Self::maybe_record(op)?;
         Ok(Tensor::build(
@@ -375,6 +376,7 @@ impl Tensor {
         device: Device,
     ) -> Result<Tensor> {
         let shape = shape.into();
+        shape.check_extents("from_vec")?;
         if shape.checked_numel() != Some(data.len()) {
             return Err(Error::InvalidShape {
                 op: "from_vec",
