@@ -7,3 +7,12 @@ from .graph import Graph, GraphNode, dot_available, graph
 from .trace import ModuleTrace, trace
 
 __all__ = ["Graph", "GraphNode", "ModuleTrace", "dot_available", "graph", "trace"]
+from .monitor import QUANTITIES, Monitor, TrainingWarning  # noqa: E402
+
+__all__ += ["Monitor", "QUANTITIES", "TrainingWarning"]
+from .attribution import Attribution, InputAttribution, attribute, attribute_input  # noqa: E402
+
+__all__ += ["Attribution", "InputAttribution", "attribute", "attribute_input"]
+from .lca import LossChangeAllocator  # noqa: E402
+
+__all__ += ["LossChangeAllocator"]
