@@ -72,7 +72,7 @@ class GraphNode:
     @property
     def title(self) -> str:
         """The first line of the label."""
-        return self.name if self.kind in ("param", "module") and self.name else self.op
+        return self.name if self.kind in ("param", "leaf", "module") and self.name else self.op
 
 
 def _esc(s: str) -> str:

@@ -37,10 +37,14 @@ th{background:#f4f4f4} td.l,th.l{text-align:left} .row{display:flex;gap:28px;fle
 
 
 def page(title: str, body: List[str]) -> str:
-    """A complete HTML document around ``body`` (inline CSS, no scripts)."""
+    """A complete HTML document around ``body`` (inline CSS, no scripts). SVG namespace
+    declarations are dropped: HTML does not need them, and the page then holds no URL at all."""
+    text = "\n".join(body)
+    for ns in (' xmlns="http://www.w3.org/2000/svg"', ' xmlns:xlink="http://www.w3.org/1999/xlink"'):
+        text = text.replace(ns, "")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{esc(title)}</title>"
-            f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+            f"<style>{CSS}</style></head><body>\n" + text + "\n</body></html>\n")
 
 
 def _np(t: Tensor) -> np.ndarray:

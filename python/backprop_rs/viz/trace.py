@@ -9,7 +9,7 @@ outputs, and the nodes between them belong to that call.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
+from typing import Any, Dict, Iterator, List, Set, Tuple
 
 from .._core import Tensor
 
