@@ -125,6 +125,24 @@ def test_gradient_summaries_equal_the_real_grads():
     g.close()
 
 
+def test_leaf_summaries_ignore_backward_passes_of_other_graphs():
+    """A leaf's AccumulateGrad node is shared between graphs; only this graph's passes count."""
+    w = bp.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    x = bp.tensor([0.5, 0.5, 0.5], requires_grad=True)
+    y = (w * x).sum()
+    g = viz.graph(y, params={"w": w})
+    y.backward(retain_graph=True)
+    assert g.find("w")[0].grad.norm == pytest.approx(np.linalg.norm([0.5] * 3))
+    (w * 10.0).sum().backward()  # another graph through the same leaf
+    assert g.find("w")[0].grad.norm == pytest.approx(np.linalg.norm([0.5] * 3))
+    assert g.find("leaf")[0].grad.max == pytest.approx(3.0)
+    y2 = (w * bp.tensor([4.0, 4.0, 4.0])).sum()
+    bp.autograd.grad(y2, [w])  # a pass of a different graph, through autograd.grad
+    assert g.find("w")[0].grad.max == pytest.approx(0.5)
+    y.backward()  # this graph again
+    assert g.find("w")[0].grad.max == pytest.approx(0.5) and g.find("leaf")[0].grad.min == pytest.approx(-2.0)
+
+
 def test_nan_and_inf_gradients_are_flagged_red():
     a = bp.tensor([-1.0, 4.0], requires_grad=True)
     y = a.sqrt().sum()  # sqrt(-1) = NaN forward, NaN gradient

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .._core import Tensor
+from ._identity import match_variables
 from ._summary import Summary, dtype_name, fmt, shape_str, summarize
 from .trace import ModuleCall, ModuleTrace, owners_from_trace
 
@@ -342,12 +343,15 @@ def _renumber(ids: Dict[Any, str], node_of: Dict[str, Any], children: Dict[str, 
     return ids2, node_of2, children2, has_none2, edges2
 
 
-def _param_names(params: Optional[Mapping[str, Tensor]]) -> Dict[int, str]:
-    names: Dict[int, str] = {}
-    for name, p in (params or {}).items():
-        ptr = p.data_ptr()
-        names[ptr] = f"{names[ptr]} / {name}" if ptr in names else name
-    return names
+def _param_names(node_of: Dict[str, Any], params: Optional[Mapping[str, Tensor]]) -> Dict[str, str]:
+    """``{node id: parameter name}`` for the ``AccumulateGrad`` nodes of named parameters (a
+    tensor listed under several names gets them all, joined by `` / ``)."""
+    accs = [nid for nid, fn in node_of.items() if fn.name() == "AccumulateGrad"]
+    if not params or not accs:
+        return {}
+    names, tensors = list(params), list(params.values())
+    hits = match_variables([node_of[nid] for nid in accs], tensors)
+    return {nid: " / ".join(names[j] for j in js) for nid, js in zip(accs, hits) if js}
 
 
 def _heuristic_owners(nodes: Dict[str, GraphNode], children: Dict[str, List[str]], has_none: Dict[str, bool]) -> Dict[str, str]:
@@ -418,7 +422,7 @@ def graph(output: Union[Tensor, Sequence[Tensor]], params: Optional[Mapping[str,
     if collapse not in (None, "module"):
         raise ValueError(f"collapse must be None or 'module', got {collapse!r}")
     ids, node_of, children, has_none, edges = _renumber(*_walk(roots), roots)
-    pnames = _param_names(params)
+    pnames = _param_names(node_of, params)
 
     nodes: Dict[str, GraphNode] = {}
     for nid in sorted(node_of, key=lambda s: int(s[1:])):
@@ -426,7 +430,7 @@ def graph(output: Union[Tensor, Sequence[Tensor]], params: Optional[Mapping[str,
         op = fn.name()
         if op == "AccumulateGrad":
             v = fn.variable
-            name = pnames.get(v.data_ptr())
+            name = pnames.get(nid)
             n = GraphNode(nid, "param" if name else "leaf", op, name or "leaf",
                           tuple(int(s) for s in v.shape), dtype_name(v.dtype), str(v.device))
             if show_values:
@@ -489,7 +493,12 @@ def graph(output: Union[Tensor, Sequence[Tensor]], params: Optional[Mapping[str,
                     o = nodes[g.outputs[0]]
                     g.shape, g.dtype, g.device = o.shape, o.dtype, o.device
 
-    handles = [node_of[nid].register_prehook(_capture(nodes[nid], groups, owner)) for nid in nodes]
+    # A leaf's AccumulateGrad node is shared by every graph that uses the leaf (as in PyTorch),
+    # so its hook also fires in backward passes of other graphs; it records only when one of
+    # its consumers in this graph ran first in the same pass (they arm it).
+    armed: Dict[str, bool] = {}
+    leaf_children: Dict[str, List[str]] = {nid: [c for c in children.get(nid, []) if nodes[c].kind != "op"] for nid in nodes}
+    handles = [node_of[nid].register_prehook(_capture(nodes[nid], groups, owner, armed, leaf_children[nid])) for nid in nodes]
     return Graph(nodes, edges, groups, owner, show_values, handles, title)
 
 
@@ -502,11 +511,18 @@ def _module_node(gid: str, call: ModuleCall, ids: Dict[Any, str]) -> GraphNode:
     return g
 
 
-def _capture(n: GraphNode, groups: Optional[Dict[str, GraphNode]], owner: Dict[str, str]):
+def _capture(n: GraphNode, groups: Optional[Dict[str, GraphNode]], owner: Dict[str, str], armed: Dict[str, bool],
+             leaves: List[str]):
     """A node pre-hook that stores the summary of the gradient reaching ``n`` (the gradient of
-    the node's output, so also its shape, dtype and device)."""
+    the node's output, so also its shape, dtype and device). An op's hook arms its ``leaves``;
+    a leaf's hook records only when armed (see :func:`graph`)."""
 
     def hook(grad_outputs: Tuple[Optional[Tensor], ...]) -> None:
+        if n.kind == "op":
+            for c in leaves:
+                armed[c] = True
+        elif not armed.pop(n.id, False):
+            return None  # a backward pass of another graph that shares this leaf
         g = next((t for t in grad_outputs if t is not None), None)
         if g is None:
             return None

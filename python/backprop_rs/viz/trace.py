@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Set, Tuple
 
 from .._core import Tensor
+from ._identity import match_variables
 
 
 def _tensors(obj: Any) -> Iterator[Tensor]:
@@ -31,8 +32,8 @@ class ModuleCall:
     """One call of one module during the traced forward pass.
 
     ``inputs``/``outputs`` are the tensors it received and returned (kept alive by the trace, as
-    the graph keeps them anyway); ``param_ptrs`` the ``data_ptr()`` of the module's own
-    parameters (recursively), so its ``AccumulateGrad`` leaves can be recognised.
+    the graph keeps them anyway); ``params`` the module's own parameters (recursively), so its
+    ``AccumulateGrad`` leaves can be recognised.
     """
 
     name: str
@@ -40,7 +41,7 @@ class ModuleCall:
     index: int  # 0 for the first call of this module, 1 for the second (shared weights)...
     inputs: List[Tensor] = field(default_factory=list)
     outputs: List[Tensor] = field(default_factory=list)
-    param_ptrs: Set[int] = field(default_factory=set)
+    params: List[Tensor] = field(default_factory=list)
     leaf: bool = True  # no child modules
 
     @property
@@ -64,9 +65,9 @@ class ModuleTrace:
 
     def __enter__(self) -> "ModuleTrace":
         for name, m in self.model.named_modules():
-            ptrs = {p.data_ptr() for p in m.parameters()}
+            params = list(m.parameters())
             leaf = not any(True for _ in m.children())
-            self._handles.append(m.register_forward_hook(self._hook(name, ptrs, leaf)))
+            self._handles.append(m.register_forward_hook(self._hook(name, params, leaf)))
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -78,11 +79,11 @@ class ModuleTrace:
             h.remove()
         self._handles.clear()
 
-    def _hook(self, name: str, ptrs: Set[int], leaf: bool):
+    def _hook(self, name: str, params: List[Tensor], leaf: bool):
         def hook(module: Any, args: Tuple[Any, ...], output: Any) -> None:
             k = self._count.get(id(module), 0)
             self._count[id(module)] = k + 1
-            self.calls.append(ModuleCall(name, module, k, list(_tensors(args)), list(_tensors(output)), ptrs, leaf))
+            self.calls.append(ModuleCall(name, module, k, list(_tensors(args)), list(_tensors(output)), params, leaf))
 
         return hook
 
@@ -102,6 +103,16 @@ def owners_from_trace(tr: ModuleTrace, nodes: Dict[Any, str], children: Dict[str
     first call that claims it; outer calls walk through claimed nodes to reach ops of their own.
     """
     owner: Dict[str, ModuleCall] = {}
+    # which tensor each AccumulateGrad node accumulates into, as an index into `known`
+    known: List[Tensor] = []
+    index: Dict[int, int] = {}
+    for call in tr.calls:
+        for t in list(call.params) + [t for t in call.inputs if t.grad_fn is None and t.requires_grad]:
+            if id(t) not in index:
+                index[id(t)] = len(known)
+                known.append(t)
+    accs = [nid for nid, fn in node_of.items() if fn.name() == "AccumulateGrad"]
+    var_of = {nid: set(js) for nid, js in zip(accs, match_variables([node_of[n] for n in accs], known))}
     for call in tr.calls:
         stop: Set[str] = set()
         leaf_inputs: Set[int] = set()
@@ -110,7 +121,8 @@ def owners_from_trace(tr: ModuleTrace, nodes: Dict[Any, str], children: Dict[str
             if fn is not None and fn in nodes:
                 stop.add(nodes[fn])
             elif t.requires_grad:
-                leaf_inputs.add(t.data_ptr())
+                leaf_inputs.add(index[id(t)])
+        mine = {index[id(p)] for p in call.params}
         stack = [nodes[t.grad_fn] for t in call.outputs if t.grad_fn is not None and t.grad_fn in nodes]
         seen: Set[str] = set()
         while stack:
@@ -120,8 +132,8 @@ def owners_from_trace(tr: ModuleTrace, nodes: Dict[Any, str], children: Dict[str
             seen.add(nid)
             fn = node_of[nid]
             if fn.name() == "AccumulateGrad":
-                ptr = fn.variable.data_ptr()
-                if ptr in call.param_ptrs and ptr not in leaf_inputs:
+                v = var_of.get(nid, set())
+                if v & mine and not v & leaf_inputs:
                     owner.setdefault(nid, call)
                 continue
             owner.setdefault(nid, call)
