@@ -12,6 +12,7 @@ import pytest
 import backprop_rs as bp
 from backprop_rs import models, viz
 from backprop_rs.train import fit
+from conftest import tool_or_skip
 
 F = bp.nn.functional
 
@@ -179,10 +180,10 @@ def test_render_svg_and_a_clear_message_without_graphviz(tmp_path, monkeypatch):
     a = bp.tensor([1.0, 2.0], requires_grad=True)
     g = viz.graph((a * 3).sum(), params={"a": a})
     assert g.save(str(tmp_path / "g.dot")) and (tmp_path / "g.dot").read_text() == g.source
-    if viz.dot_available():
-        p = g.render(str(tmp_path / "g.svg"))
-        assert "<svg" in open(p).read() and "MulBackward0" in open(p).read()
-        assert "<svg" in g._repr_svg_()
+    tool_or_skip("Graphviz (apt-get install graphviz)", viz.dot_available())
+    p = g.render(str(tmp_path / "g.svg"))
+    assert "<svg" in open(p).read() and "MulBackward0" in open(p).read()
+    assert "<svg" in g._repr_svg_()
     import shutil
 
     monkeypatch.setattr(shutil, "which", lambda name: None)
@@ -368,7 +369,10 @@ def test_monitor_writes_jsonl_csv_and_plots(tmp_path):
     assert lines[0].split(",")[:3] == ["step", "layer", "type"] and len(lines) == 13
     h = mon.history("grad_norm")
     assert set(h) == {"0", "2"} and h["0"][0] == [0, 1, 2]
-    pytest.importorskip("matplotlib", reason="matplotlib (optional) is not installed; the plots are skipped")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        tool_or_skip("matplotlib (optional; the plots)", False)
     paths = mon.plot(str(tmp_path / "plots"))
     assert any(q.endswith("grad_norm.png") for q in paths)
     assert open(paths[0], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
