@@ -235,6 +235,24 @@ def test_explain_cli_and_a_bad_index(run):
     assert r.returncode != 0 and "--index must be in 0..359" in r.stderr
 
 
+def test_explain_a_lenet_checkpoint(tmp_path):
+    """The report of a convolutional net: feature maps as pictures, the chain rule found in its
+    classifier, completeness below 1% (an untrained LeNet: no training time spent here)."""
+    bp.manual_seed(0)
+    config = {"model": "lenet", "classes": 10, "dataset": "digits"}
+    net = models.build(config)
+    bp.save({"model": net.state_dict(), "config": config}, str(tmp_path / "lenet.safetensors"))
+    path, info = explain_checkpoint(str(tmp_path / "lenet.safetensors"), index=2)
+    assert info["ig_relative_residual"] < 0.01 and info["input_relative_residual"] < 0.01 and info.get("chain_rule")
+    text = open(path, encoding="utf-8").read()
+    assert "features.1</code> Conv2d &rarr; shape (6, 16, 16)" in text and ">equal<" in text
+    with bp.no_grad():
+        logits = np_(net(bp.data.load_digits().x_test[2:3]))[0]
+    assert info["prediction"] == int(logits.argmax())
+    _, svgs = check_self_contained(text)
+    assert len(svgs) > 50  # one small heat map per feature map
+
+
 def test_explain_tiny_prints_every_number_and_matches_the_engine(tmp_path):
     lines = []
     path, info = explain_tiny(str(tmp_path / "xor.html"), echo=lines.append, train_steps=2000)
