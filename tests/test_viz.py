@@ -469,6 +469,40 @@ def test_lca_is_exact_on_a_quadratic_and_leaves_training_alone():
         assert cum.sum() == pytest.approx(sum(a.per_tensor[name]), rel=1e-9, abs=1e-15)
 
 
+class _Quartic(bp.nn.Module):
+    """out = theta (broadcast over the batch); with the loss sum((out - y)^4) the loss is
+    separable, so each coordinate's exact share of a step is its own loss change."""
+
+    def __init__(self, theta):
+        super().__init__()
+        self.theta = bp.nn.Parameter(bp.tensor(theta, dtype=bp.float64))
+
+    def forward(self, x):
+        return x * self.theta
+
+
+def test_lca_matches_exact_per_coordinate_loss_changes_on_a_quartic():
+    """The RK4 rule integrates the gradient (cubic along the step here) exactly; a trapezoid
+    or midpoint rule would not."""
+    theta0 = np.array([0.9, -0.4, 1.6, 0.05, -1.2])
+    target = np.array([0.2, 0.1, -0.3, 0.4, 0.0])
+    x, y = bp.ones(1, 5, dtype=bp.float64), bp.tensor(target[None], dtype=bp.float64)
+    m = _Quartic(theta0)
+    opt = bp.optim.SGD(m.parameters(), lr=0.05)
+
+    def quartic(out, t):
+        return ((out - t) ** 4).sum()
+
+    h = fit(m, opt, quartic, bp.data.TensorDataset(x, y), epochs=6, batch_size=1, progress=False,
+            allocate_loss=True, lca_data=(x, y))
+    a = h.lca
+    theta1 = np_(m.theta)
+    exact = (theta1 - target) ** 4 - (theta0 - target) ** 4
+    np.testing.assert_allclose(a.cumulative["theta"], exact, rtol=1e-12, atol=1e-14)
+    assert max(abs(r) for r in a.residuals) < 1e-13
+    assert a.loss[0] == pytest.approx(((theta0 - target) ** 4).sum(), rel=1e-14)
+
+
 def test_lca_completeness_on_a_short_mlp_run(digits):
     bp.manual_seed(0)
     m = models.mlp(64, [32], 10)

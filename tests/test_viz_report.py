@@ -224,6 +224,18 @@ def test_explain_report_is_self_contained_html(report):
         assert "digraph backprop {" in text  # or its DOT text
 
 
+def test_the_committed_docs_pictures_are_current_and_self_contained():
+    root = os.path.join(os.path.dirname(__file__), "..", "docs")
+    text = open(os.path.join(root, "explain-example.html"), encoding="utf-8").read()
+    check_self_contained(text)
+    assert "How backpropagation sees test example 5" in text
+    svg = open(os.path.join(root, "viz-graph.svg"), encoding="utf-8").read()
+    ET.fromstring(svg[svg.index("<svg"):])
+    assert "AccumulateGrad" not in svg and "0.weight" in svg and "grad |.|=" in svg  # parameters drawn by name
+    png = open(os.path.join(root, "viz-explain.png"), "rb").read()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) < 400_000
+
+
 def test_explain_cli_and_a_bad_index(run):
     d, _ = run
     out = cli("explain", str(d / "ck.safetensors"), "--index", "7", "--baseline", "initial", "--out", str(d / "e7.html"))
