@@ -59,6 +59,12 @@ def run(tmp_path_factory):
     return d, out
 
 
+def test_bp_viz_and_bp_train_need_no_import():
+    code = "import backprop_rs as bp; print(bp.viz.graph.__name__, bp.train.fit.__name__, bp.viz.Monitor.__name__)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.split() == ["graph", "fit", "Monitor"], r.stderr
+
+
 # ------------------------------------------------------------------------------ train --monitor
 
 
