@@ -234,6 +234,68 @@ def test_collapse_keeps_a_lenet_readable(digits):
     assert all(n.shape is not None for n in g.nodes.values() if n.kind == "module")
 
 
+class Block(bp.nn.Module):
+    """A pre-norm transformer block (one head): its own ops (attention, residuals) sit between
+    its layers, so collapsing it into one node would draw cycles."""
+
+    def __init__(self, d=8, h=16):
+        super().__init__()
+        self.ln1, self.q, self.k, self.v = bp.nn.LayerNorm(d), bp.nn.Linear(d, d), bp.nn.Linear(d, d), bp.nn.Linear(d, d)
+        self.o, self.ln2, self.fc1, self.act, self.fc2 = (bp.nn.Linear(d, d), bp.nn.LayerNorm(d), bp.nn.Linear(d, h),
+                                                          bp.nn.GELU(), bp.nn.Linear(h, d))
+
+    def forward(self, x):
+        a = self.ln1(x)
+        att = (self.q(a) @ self.k(a).transpose(-1, -2) / 8 ** 0.5).softmax(-1)
+        x = x + self.o(att @ self.v(a))
+        return x + self.fc2(self.act(self.fc1(self.ln2(x))))
+
+
+def _is_dag(nodes, edges):
+    indeg = {n: 0 for n in nodes}
+    for _, p in edges:
+        indeg[p] += 1
+    ready = [n for n, d in indeg.items() if d == 0]
+    seen = 0
+    kids = {}
+    for c, p in edges:
+        kids.setdefault(c, []).append(p)
+    while ready:
+        n = ready.pop()
+        seen += 1
+        for p in kids.get(n, []):
+            indeg[p] -= 1
+            if indeg[p] == 0:
+                ready.append(p)
+    return seen == len(nodes)
+
+
+def test_collapse_keeps_transformer_blocks_readable_and_acyclic():
+    bp.manual_seed(0)
+    net = bp.nn.Sequential(Block(), Block())
+    with viz.trace(net) as tr:
+        loss = net(bp.randn(2, 5, 8)).pow(2).mean()
+    params = dict(net.named_parameters())
+    full = viz.graph(loss, params=params)
+    g = viz.graph(loss, params=params, collapse="module", trace=tr)
+    assert _is_dag(full.nodes, full.edges) and _is_dag(g.nodes, g.edges)
+    assert len(g.nodes) <= 40 < 4 * 40 <= len(full.nodes)
+    assert sorted(lab for lab, _ in g.clusters.values()) == ["0: Block", "1: Block"]
+    box = {lab: cid for cid, (lab, _) in g.clusters.items()}
+    for b in ("0", "1"):
+        for layer in ("ln1", "q", "k", "v", "o", "ln2", "fc1", "act", "fc2"):
+            (n,) = g.find(f"{b}.{layer}: {type(getattr(net[int(b)], layer)).__name__}")
+            assert n.cluster == box[f"{b}: Block"]
+    softmax = [n for n in g.nodes.values() if n.op == "SoftmaxBackward0"]
+    assert sorted(n.cluster for n in softmax) == sorted(box.values())  # one attention per block, in its box
+    titles, edges = titles_and_edges(g)
+    assert ("0.ln1: LayerNorm", "0.q: Linear") in edges and ("0.act: GELU", "0.fc2: Linear") in edges
+    src = g.source
+    assert src.count("subgraph cluster_") == 2 and 'label="0: Block"' in src
+    loss.backward()
+    assert all(n.grad is not None for n in g.nodes.values())
+
+
 # -------------------------------------------------------------------------------------- monitor
 
 

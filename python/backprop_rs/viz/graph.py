@@ -18,6 +18,10 @@ The DOT format (kept simple so that the Rust core can emit the same text):
   ``shape dtype device`` when known, then ``w |.|=.. [min, max]`` for leaf values
   (``show_values``) and ``grad |.|=.. [min, max]`` after backward, then ``NaN a inf b`` when a
   gradient has non-finite entries; such nodes have ``color=red, fontcolor=red, penwidth=2``.
+* ``collapse="module"`` with a trace: one node per leaf-module call (ids ``m0, m1, ...``); a
+  container module (one with children, other than the traced model itself: a ``Sequential``
+  stage, a transformer block) is a ``subgraph cluster_c<k>`` box around its layers and its own
+  ops (attention, residual adds), so the picture keeps the data flow (no cycles).
 * fill colours: parameters ``#cfe2ff``, other leaves ``#fff3cd``, the root(s) ``#d1e7dd``,
   modules ``#e2d9f3``, other ops ``#eeeeee``; NaN/inf ``#f8d7da``.
 """
@@ -66,6 +70,7 @@ class GraphNode:
     grad: Optional[Summary] = None
     value: Optional[Summary] = None
     root: bool = False
+    cluster: Optional[str] = None  # the id of the enclosing container module's box (collapse with a trace)
     members: List[str] = field(default_factory=list)  # for modules: the ids of the nodes inside
     outputs: List[str] = field(default_factory=list)  # for modules: members whose output leaves it
     params: List[str] = field(default_factory=list)  # for modules: ids of their parameter leaves
@@ -97,7 +102,11 @@ class Graph:
 
     def __init__(self, full_nodes: Dict[str, GraphNode], full_edges: List[Tuple[str, str]],
                  groups: Optional[Dict[str, GraphNode]], owner: Optional[Dict[str, str]],
-                 show_values: bool, handles: List[Any], title: Optional[str]) -> None:
+                 show_values: bool, handles: List[Any], title: Optional[str],
+                 clusters: Optional[Dict[str, Tuple[str, Optional[str]]]] = None) -> None:
+        self.clusters: Dict[str, Tuple[str, Optional[str]]] = clusters or {}
+        """``{cluster id: (label, parent cluster id)}``: the boxes of container modules (a
+        ``Sequential``, a transformer block) drawn around their layers and their own ops."""
         self._full_nodes = full_nodes
         self._full_edges = full_edges
         self._groups = groups
@@ -196,21 +205,46 @@ class Graph:
         out.append('  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=9, '
                    'color="#555555", fillcolor="#eeeeee"];')
         out.append('  edge [color="#555555", arrowsize=0.6];')
-        for nid, n in self.nodes.items():
-            label, bad = self._label(n)
-            kind = "root" if n.root else n.kind
-            attrs = [f'label="{label}"']
-            if bad:
-                attrs += [f'fillcolor="{FILL["bad"]}"', "color=red", "fontcolor=red", "penwidth=2"]
-            elif kind != "op":
-                attrs.append(f'fillcolor="{FILL[kind]}"')
-            if n.kind in ("param", "leaf"):
-                attrs.append("shape=ellipse")
-            out.append(f"  {nid} [{', '.join(attrs)}];")
+        drawn = self.nodes
+        inside: Dict[Optional[str], List[str]] = {}
+        for nid, n in drawn.items():
+            inside.setdefault(n.cluster if n.cluster in self.clusters else None, []).append(nid)
+        sub: Dict[Optional[str], List[str]] = {}
+        for cid, (_, parent) in self.clusters.items():
+            sub.setdefault(parent if parent in self.clusters else None, []).append(cid)
+
+        def emit(cid: Optional[str], indent: str) -> None:
+            for c in sub.get(cid, []):
+                if not self._cluster_used(c, inside, sub):
+                    continue
+                out.append(f"{indent}subgraph cluster_{c} {{")
+                out.append(f'{indent}  label="{_esc(self.clusters[c][0])}"; style="rounded,dashed"; color="#7a6aa8"; '
+                           'fontcolor="#4b3f72"; fontsize=9;')
+                emit(c, indent + "  ")
+                out.append(f"{indent}}}")
+            for nid in inside.get(cid, []):
+                out.append(indent + self._node_line(nid, drawn[nid]))
+
+        emit(None, "  ")
         for c, p in self.edges:
             out.append(f"  {c} -> {p};")
         out.append("}")
         return "\n".join(out) + "\n"
+
+    def _node_line(self, nid: str, n: GraphNode) -> str:
+        label, bad = self._label(n)
+        kind = "root" if n.root else n.kind
+        attrs = [f'label="{label}"']
+        if bad:
+            attrs += [f'fillcolor="{FILL["bad"]}"', "color=red", "fontcolor=red", "penwidth=2"]
+        elif kind != "op":
+            attrs.append(f'fillcolor="{FILL[kind]}"')
+        if n.kind in ("param", "leaf"):
+            attrs.append("shape=ellipse")
+        return f"{nid} [{', '.join(attrs)}];"
+
+    def _cluster_used(self, cid: str, inside: Dict[Optional[str], List[str]], sub: Dict[Optional[str], List[str]]) -> bool:
+        return bool(inside.get(cid)) or any(self._cluster_used(c, inside, sub) for c in sub.get(cid, []))
 
     def save(self, path: str) -> str:
         """Writes the DOT source to ``path``; returns ``path``."""
@@ -409,8 +443,8 @@ def graph(output: Union[Tensor, Sequence[Tensor]], params: Optional[Mapping[str,
     ``params`` (e.g. ``dict(model.named_parameters())``) names the leaves; ``show_values``
     adds each leaf's value summary to its label. ``collapse="module"`` draws one node per
     module call: exactly when ``trace`` (a :func:`bp.viz.trace` of the forward pass) is given,
-    otherwise by the parameter-name rule of ``_heuristic_owners`` (ops that consume a module's
-    parameters). Call it before ``backward()``: every node then gets its gradient summary.
+    with container modules as boxes around their layers (:attr:`Graph.clusters`), otherwise by
+    the parameter-name rule of ``_heuristic_owners`` (ops that consume a module's parameters). Call it before ``backward()``: every node then gets its gradient summary.
     """
     roots_t = [output] if isinstance(output, Tensor) else list(output)
     roots = []
@@ -445,20 +479,27 @@ def graph(output: Union[Tensor, Sequence[Tensor]], params: Optional[Mapping[str,
 
     groups: Optional[Dict[str, GraphNode]] = None
     owner: Dict[str, str] = {}
+    clusters: Dict[str, Tuple[str, Optional[str]]] = {}
     if collapse == "module":
         groups = {}
         if trace is not None:
             calls = owners_from_trace(trace, ids, children, node_of)
+            box = _containers(trace)
             key: Dict[int, str] = {}
             for nid in nodes:
                 call = calls.get(nid)
                 if call is None:
                     continue
+                if not call.leaf:  # an op of a container module itself: drawn inside its box
+                    nodes[nid].cluster = box.get(id(call), (None, None))[0]
+                    continue
                 gid = key.get(id(call))
                 if gid is None:
                     gid = key[id(call)] = f"m{len(key)}"
                     groups[gid] = _module_node(gid, call, ids)
+                    groups[gid].cluster = box.get(id(call), (None, None))[1]
                 owner[nid] = gid
+            clusters = {cid: (label, parent) for cid, parent, label in box.values() if cid is not None}
         else:
             if not params:
                 raise ValueError("collapse='module' needs params= (named parameters) or trace= (bp.viz.trace(model))")
@@ -499,7 +540,23 @@ def graph(output: Union[Tensor, Sequence[Tensor]], params: Optional[Mapping[str,
     armed: Dict[str, bool] = {}
     leaf_children: Dict[str, List[str]] = {nid: [c for c in children.get(nid, []) if nodes[c].kind != "op"] for nid in nodes}
     handles = [node_of[nid].register_prehook(_capture(nodes[nid], groups, owner, armed, leaf_children[nid])) for nid in nodes]
-    return Graph(nodes, edges, groups, owner, show_values, handles, title)
+    return Graph(nodes, edges, groups, owner, show_values, handles, title, clusters)
+
+
+def _containers(tr: ModuleTrace) -> Dict[int, Tuple[Optional[str], Optional[str], str]]:
+    """For every call of the trace (by ``id``): ``(its own box id, the id of the box it sits
+    in, its label)``. Container calls (modules with children) other than the traced model
+    itself get a box (else ``None``); a call sits in the first container call that finished
+    after it with a name prefixing its own (calls are listed innermost first), or in none."""
+    own: Dict[int, str] = {}
+    for c in tr.calls:
+        if not c.leaf and c.name:
+            own[id(c)] = f"c{len(own)}"
+    out: Dict[int, Tuple[Optional[str], Optional[str], str]] = {}
+    for i, c in enumerate(tr.calls):
+        parent = next((own[id(d)] for d in tr.calls[i + 1:] if id(d) in own and c.name.startswith(d.name + ".")), None)
+        out[id(c)] = (own.get(id(c)), parent, c.label)
+    return out
 
 
 def _module_node(gid: str, call: ModuleCall, ids: Dict[Any, str]) -> GraphNode:
