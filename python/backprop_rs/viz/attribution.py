@@ -23,7 +23,9 @@ Algorithm (what the Rust port computes; one forward and one backward per node):
     residual = sum(IG) - (L(theta1) - L(theta0)); relative = |residual| / |L(theta1) - L(theta0)|
 
 Accumulation is in float64 whatever the model's dtype. The model runs in eval mode (dropout
-off) and its parameters are restored bit for bit afterwards; ``.grad`` is left alone.
+off) and its parameters are restored bit for bit afterwards; ``.grad`` is left alone. The
+weights are written in place (under ``no_grad``), which bumps their version counters: a graph
+built before :func:`attribute` can no longer be backpropagated (PyTorch's in-place error).
 """
 
 from __future__ import annotations
