@@ -8,6 +8,9 @@
 #
 # GPU tests run on lavapipe and must not skip here (BACKPROP_REQUIRE_GPU=1): a missing adapter
 # is a failure. Set BACKPROP_SKIP_GPU_SETUP=1 to run on an existing GPU instead of lavapipe.
+# The viz tests need Graphviz, headless Chromium and matplotlib (scripts/setup-viz-tools.sh and
+# pip install them) and must not skip either (BACKPROP_REQUIRE_VIZ=1); BACKPROP_SKIP_VIZ_SETUP=1
+# leaves the system packages alone (those tests then skip when a tool is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +18,12 @@ if [ "${BACKPROP_SKIP_GPU_SETUP:-0}" != "1" ]; then
     echo "== lavapipe (Vulkan on the CPU) for the GPU tests"
     lavapipe_env=$(bash scripts/setup-lavapipe.sh --env)
     while IFS= read -r line; do export "${line?}"; done <<< "$lavapipe_env"
+fi
+
+if [ "${BACKPROP_SKIP_VIZ_SETUP:-0}" != "1" ]; then
+    echo "== Graphviz and headless Chromium for the viz tests"
+    viz_env=$(bash scripts/setup-viz-tools.sh --env)
+    while IFS= read -r line; do export "${line?}"; done <<< "$viz_env"
 fi
 
 echo "== python environment"
@@ -25,7 +34,7 @@ fi
 . .venv/bin/activate
 python -m pip install -q --disable-pip-version-check --upgrade pip
 python -m pip install -q --disable-pip-version-check "numpy>=1.22" "tqdm>=4.60" "pytest>=7" "maturin>=1.7,<2" \
-    "wgpu>=0.19" "hypothesis>=6.100" "ruff==0.17.6" "safetensors>=0.4" "threadpoolctl>=3"
+    "wgpu>=0.19" "hypothesis>=6.100" "ruff==0.17.6" "safetensors>=0.4" "threadpoolctl>=3" "matplotlib>=3.5"
 
 echo "== formatting and lints (cargo fmt, clippy, ruff)"
 cargo fmt --all -- --check

@@ -155,11 +155,18 @@ del _name
 _UNARY = frozenset(_core._unary_op_names())
 
 
+_LAZY_SUBMODULES = frozenset({"viz", "train", "models"})
+
+
 def __getattr__(name: str):
     """``bp.<op>(t)`` for every unary primitive of the engine (PEP 562), so a new primitive needs
-    no line here."""
+    no line here; ``bp.viz``, ``bp.train`` and ``bp.models`` are imported on first use."""
     if name in _UNARY:
         return _method_alias(name)
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'backprop_rs' has no attribute '{name}'")
 
 

@@ -1,7 +1,8 @@
 """Command line: ``backprop-rs`` / ``python -m backprop_rs``.
 
 ``train`` (the main job) trains an MLP on the bundled handwritten digits by backpropagation,
-fed in one of the four modes; ``eval`` reloads a checkpoint and reports its accuracy; ``demo``
+fed in one of the four modes; ``eval`` reloads a checkpoint and reports its accuracy; ``explain``
+writes an HTML page showing backpropagation on one test digit (``--tiny``: on XOR); ``demo``
 is a ten-second sanity check; ``bench`` times the engine against NumPy (and PyTorch if installed).
 """
 
@@ -14,6 +15,7 @@ import time
 from typing import List, Optional
 
 from .bench import cli as bench_cli  # argparse only: the bench's flags, not the bench
+from .viz import cli as viz_cli  # --monitor / --allocate-loss and the explain subcommand
 
 # Defaults per mode, chosen so each reaches its accuracy target on the digits in a few seconds
 # on a 2-core machine (see README / the training issue's note for measured numbers).
@@ -75,25 +77,27 @@ def _train(args: argparse.Namespace) -> int:
     say(f"mode {args.mode} ({feed}), optimizer {args.optimizer} lr={lr}" + ("" if args.mode == "online" else f", {epochs} epochs"))
 
     loss_fn = bp.nn.CrossEntropyLoss()
+    viz = viz_cli.TrainingViz(args, model, opt, x_train, y_train)
     t0 = time.perf_counter()
     if args.mode == "online":
         # the stream replays the (once-shuffled) training set `epochs` times, one example at a time
         order = bp.randperm(x_train.shape[0], device=args.device)
         source = bp.data.stream(x_train.index_select(0, order), y_train.index_select(0, order), passes=epochs)
         hist = fit(model, opt, loss_fn, source, mode="online", eval_data=(x_test, y_test) if args.plot else None,
-                   progress=not args.quiet, report_every=x_train.shape[0])
+                   progress=not args.quiet, report_every=x_train.shape[0], **viz.fit_kwargs())
     else:
         hist = fit(model, opt, loss_fn, bp.data.TensorDataset(x_train, y_train), mode=args.mode, epochs=epochs,
                    batch_size=batch_size, seed=args.seed, eval_data=(x_test, y_test) if args.plot else None,
-                   progress=not args.quiet and args.mode != "batch")
+                   progress=not args.quiet and args.mode != "batch", **viz.fit_kwargs())
     wall = time.perf_counter() - t0
     test_acc = accuracy(model, x_test, y_test)
     train_acc = accuracy(model, x_train, y_train)
 
     out = args.out or f"digits-{args.model}.safetensors"
     config.update(mode=args.mode, optimizer=args.optimizer, lr=lr, epochs=epochs, batch_size=batch_size, seed=args.seed)
+    viz_extra = viz.finish(hist, say)
     bp.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "config": config,
-             "metrics": {"test_acc": test_acc, "train_acc": train_acc, "seconds": wall, "updates": hist.updates}}, out)
+             "metrics": {"test_acc": test_acc, "train_acc": train_acc, "seconds": wall, "updates": hist.updates}, **viz_extra}, out)
     if args.plot:
         _plot(hist, args.plot, say)
     if args.quiet:
@@ -199,6 +203,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     tr.add_argument("--out", default=None, help="where to save the checkpoint (default digits-<model>.safetensors)")
     tr.add_argument("--plot", default=None, metavar="PNG", help="save loss/accuracy curves (needs matplotlib)")
     tr.add_argument("--quiet", action="store_true", help="print only the final line")
+    viz_cli.add_train_arguments(tr)
     tr.set_defaults(func=_train)
 
     ev = sub.add_parser("eval", help="reload a checkpoint written by train and report its test accuracy")
@@ -211,6 +216,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     demo.add_argument("--lr", type=float, default=0.05)
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)
+
+    viz_cli.add_explain_parser(sub)
 
     be = sub.add_parser("bench", help="time backprop_rs against NumPy (and PyTorch when installed); see BENCHMARKS.md",
                         description=bench_cli.DESCRIPTION)
