@@ -50,6 +50,7 @@ echo "== cargo test --features gpu (the same plus GPU parity and shader validati
 cargo test --quiet --features gpu
 echo "== examples"
 cargo run --quiet --example indexing > /dev/null
+cargo run --quiet --example attribution > /dev/null
 echo "== the published crate: cargo package, then a downstream crate against the package"
 bash scripts/check-package.sh
 
