@@ -54,6 +54,29 @@ from ._core import (
 )
 from ._core import empty_cache, reset_peak_memory_stats
 from . import autograd, data, gpu, nn, optim, serialization
+from . import accelerator as accelerator
+from . import backends as backends
+from . import cuda as cuda
+from . import _tensor_methods
+from ._compat import (
+    BoolTensor,
+    DoubleTensor,
+    FloatTensor,
+    LongTensor,
+    UnsupportedDTypeError,
+    are_deterministic_algorithms_enabled,
+    finfo,
+    get_default_device,
+    get_default_dtype,
+    get_float32_matmul_precision,
+    iinfo,
+    is_floating_point,
+    is_nonzero,
+    set_default_device,
+    set_default_dtype,
+    set_float32_matmul_precision,
+    use_deterministic_algorithms,
+)
 from . import utils as utils
 from . import func as func
 from .autograd import (
@@ -67,8 +90,11 @@ from .autograd import (
 )
 from .generator import Generator as Generator
 from .serialization import load, save
+from . import _compat
 
 __version__ = _core.__version__
+
+_tensor_methods.install()
 
 where = getattr(_core, "where")
 concat = cat
@@ -96,10 +122,12 @@ def memory_reserved(device: str = "cpu") -> int:  # noqa: F811
 
 
 def is_tensor(obj: object) -> _builtins.bool:
+    """Whether ``obj`` is a backprop_rs Tensor (a Parameter included)."""
     return isinstance(obj, Tensor)
 
 
 def numel(input: Tensor) -> int:
+    """The number of elements of ``input``."""
     return input.numel()
 
 
@@ -167,6 +195,8 @@ def __getattr__(name: str):
         import importlib
 
         return importlib.import_module(f"{__name__}.{name}")
+    if name in _compat.UNSUPPORTED_DTYPES and not hasattr(_core, name):
+        raise _compat.unsupported_dtype(name)
     raise AttributeError(f"module 'backprop_rs' has no attribute '{name}'")
 
 
