@@ -58,6 +58,26 @@ from . import accelerator as accelerator
 from . import backends as backends
 from . import cuda as cuda
 from . import _tensor_methods
+from ._functions import (
+    add,
+    addcdiv,
+    addcmul,
+    clone,
+    detach,
+    div,
+    divide,
+    dot,
+    floor_divide,
+    mul,
+    multiply,
+    mv,
+    negative,
+    rsub,
+    sub,
+    subtract,
+    true_divide,
+    vdot,
+)
 from ._compat import (
     BoolTensor,
     DoubleTensor,

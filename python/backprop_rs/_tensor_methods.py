@@ -11,7 +11,7 @@ import builtins
 import numbers
 from typing import Any, Callable, Dict, Sequence, Union
 
-from . import _compat, _core
+from . import _compat, _core, _functions
 from ._core import Tensor
 
 _Size = Union[int, Sequence[int]]
@@ -205,7 +205,7 @@ def _alias(target: str, doc: str) -> Callable[..., Any]:
 
 
 _ALIASES = {
-    "multiply": "mul", "divide": "div", "subtract": "sub", "absolute": "abs", "negative": "neg",
+    "multiply": "mul", "subtract": "sub", "absolute": "abs", "negative": "neg",
     "less": "lt", "greater": "gt", "less_equal": "le", "greater_equal": "ge", "not_equal": "ne",
     "moveaxis": "movedim",
 }
@@ -218,7 +218,7 @@ _PROPERTIES: Dict[str, property] = {
 }
 
 # binding methods that the Python version extends (and so replaces)
-_WRAPS = frozenset({"type"})
+_WRAPS = frozenset({"type", "div"})
 
 PYTHON_METHODS: Dict[str, Any] = {}
 
@@ -233,10 +233,11 @@ def install() -> None:
                   is_complex, is_signed, true_divide, argwhere, ravel, movedim, swapdims, __deepcopy__)
     }
     functions.update({name: _alias(target, f"``{name}`` is ``{target}``.") for name, target in _ALIASES.items()})
+    functions.update(_functions.tensor_methods())
     for name, value in [*functions.items(), *_PROPERTIES.items()]:
         if name in PYTHON_METHODS:
             continue
-        if name in vars(Tensor) and name not in _WRAPS and name != "__format__":
+        if name in vars(Tensor) and name not in _WRAPS:
             continue  # the binding has it (perhaps added since): keep the binding's
         if callable(value):
             value.__name__ = name
