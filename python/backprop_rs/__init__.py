@@ -83,6 +83,7 @@ from ._compat import (
     DoubleTensor,
     FloatTensor,
     LongTensor,
+    UnsupportedDType,
     UnsupportedDTypeError,
     are_deterministic_algorithms_enabled,
     finfo,
@@ -215,10 +216,14 @@ def __getattr__(name: str):
         import importlib
 
         return importlib.import_module(f"{__name__}.{name}")
-    if name in _compat.UNSUPPORTED_DTYPES and not hasattr(_core, name):
-        raise _compat.unsupported_dtype(name)
     raise AttributeError(f"module 'backprop_rs' has no attribute '{name}'")
 
+
+# PyTorch's dtypes that the engine lacks: named, refused where used (see _compat.UnsupportedDType)
+for _name, _placeholder in _compat.UNSUPPORTED.items():
+    if not hasattr(_core, _name):
+        globals()[_name] = _placeholder
+del _name, _placeholder
 
 # PyTorch's dtype aliases; assigned last so the builtins stay usable above.
 bool = _core.bool_  # noqa: A001

@@ -19,7 +19,7 @@ from ._core import Tensor
 __all__ = [
     "finfo", "iinfo", "get_default_dtype", "set_default_dtype", "get_default_device", "set_default_device",
     "is_floating_point", "is_nonzero", "use_deterministic_algorithms", "are_deterministic_algorithms_enabled",
-    "set_float32_matmul_precision", "get_float32_matmul_precision", "UnsupportedDTypeError",
+    "set_float32_matmul_precision", "get_float32_matmul_precision", "UnsupportedDTypeError", "UnsupportedDType",
     "FloatTensor", "DoubleTensor", "LongTensor", "BoolTensor", "UNSUPPORTED_DTYPES", "unsupported_dtype",
 ]
 
@@ -32,10 +32,10 @@ UNSUPPORTED_DTYPES = {
 }
 
 
-class UnsupportedDTypeError(AttributeError):
-    """Raised on ``backprop_rs.float16`` (and the other dtypes of PyTorch the engine does not
-    have), ``Tensor.half()`` and ``Tensor.bfloat16()``. It is an AttributeError so that
-    ``hasattr(torch, "float16")`` and ``getattr(torch, "float16", None)`` keep working."""
+class UnsupportedDTypeError(_core.DTypeError):
+    """Raised where a dtype backprop_rs does not have is used: ``Tensor.half()``,
+    ``Tensor.bfloat16()``, ``finfo(bp.float16)``... (a DTypeError, so a TypeError and a
+    RuntimeError)."""
 
 
 def unsupported_dtype(name: str, where: Optional[str] = None) -> UnsupportedDTypeError:
@@ -48,12 +48,45 @@ def unsupported_dtype(name: str, where: Optional[str] = None) -> UnsupportedDTyp
     )
 
 
+class UnsupportedDType:
+    """A stand-in for a PyTorch dtype backprop_rs does not have yet (``bp.float16``,
+    ``bp.bfloat16``, ``bp.half``, ``bp.int32``...). Naming it is fine, so programs that build
+    ``{"float32": torch.float32, "float16": torch.float16}[choice]`` or compare
+    ``x.dtype == torch.float16`` run; using it to make or convert a tensor raises a TypeError whose
+    message names it as not supported (its repr says so)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @property
+    def is_floating_point(self) -> bool:
+        return self.name in ("float16", "half", "bfloat16", "float8_e4m3fn", "float8_e5m2")
+
+    @property
+    def itemsize(self) -> int:
+        return {"int8": 1, "uint8": 1, "float8_e4m3fn": 1, "float8_e5m2": 1, "complex128": 16, "cdouble": 16,
+                "int32": 4, "complex64": 8, "cfloat": 8}.get(self.name, 2)
+
+    def __repr__(self) -> str:
+        return f"backprop_rs.{self.name} (not supported yet: backprop_rs tensors are {_SUPPORTED})"
+
+    def __reduce__(self) -> Any:
+        return (UnsupportedDType, (self.name,))
+
+
+UNSUPPORTED = {name: UnsupportedDType(name) for name in UNSUPPORTED_DTYPES}
+
+
 # ------------------------------------------------------------------ dtype information
 
 
 def _dtype(d: Any) -> _core.dtype:
     if isinstance(d, _core.dtype):
         return d
+    if isinstance(d, UnsupportedDType):
+        raise unsupported_dtype(d.name)
     if d is builtins.float:
         return _core.float64
     if d is builtins.int:
