@@ -271,3 +271,60 @@ def test_deepcopy_tensors_and_modules():
     assert twice[0] is twice[1] and twice[0] is not shared
     with pytest.raises(TypeError):
         pickle.dumps(x)  # checkpoints are safetensors (bp.save), never pickle
+
+
+# ------------------------------------------------------------------ amp and compile
+
+
+def test_amp_loop_runs_in_float32():
+    import warnings
+
+    model = bp.nn.Linear(3, 1)
+    opt = bp.optim.SGD(model.parameters(), lr=0.1)
+    x, y = bp.randn(8, 3), bp.randn(8, 1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bp.amp._warned.clear()
+        scaler = torch.cuda.amp.GradScaler(enabled=True)
+        scaler2 = torch.amp.GradScaler("cuda")
+        ctx = torch.amp.autocast(device_type="cuda", dtype=torch.float16)
+    assert any("GradScaler is disabled" in str(w.message) for w in caught)
+    assert any("autocast(device_type='cuda') is disabled" in str(w.message) for w in caught)
+    before = model.weight.detach().numpy().copy()
+    with ctx:
+        loss = bp.nn.functional.mse_loss(model(x), y)
+    assert loss.dtype == bp.float32 and not bp.is_autocast_enabled()
+    scaled = scaler.scale(loss)
+    assert scaled is loss
+    scaled.backward()
+    scaler.unscale_(opt)
+    grad = model.weight.grad.numpy().copy()
+    scaler.step(opt)
+    scaler.update()
+    np.testing.assert_allclose(model.weight.detach().numpy(), before - 0.1 * grad, rtol=1e-6)
+    assert scaler.get_scale() == 1.0 and not scaler.is_enabled() and scaler2.state_dict() == {}
+    from backprop_rs.cuda.amp import autocast as cuda_autocast
+
+    with cuda_autocast(enabled=False):
+        pass
+
+    @torch.autocast("cpu", enabled=False)
+    def f(a):
+        return a * 2
+
+    assert f(bp.ones(1)).item() == 2.0
+
+
+def test_compile_returns_the_model():
+    model = bp.nn.Linear(2, 2)
+    assert torch.compile(model) is model
+
+    @torch.compile
+    def f(a):
+        return a + 1
+
+    @torch.compile(mode="max-autotune")
+    def g(a):
+        return a + 2
+
+    assert f(bp.zeros(1)).item() == 1.0 and g(bp.zeros(1)).item() == 2.0

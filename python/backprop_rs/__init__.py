@@ -55,6 +55,8 @@ from ._core import (
 from ._core import empty_cache, reset_peak_memory_stats
 from . import autograd, data, gpu, nn, optim, serialization
 from . import accelerator as accelerator
+from . import amp as amp
+from .amp import autocast as autocast
 from . import backends as backends
 from . import cuda as cuda
 from . import _tensor_methods
@@ -140,6 +142,21 @@ def memory_allocated(device: str = "cpu") -> int:  # noqa: F811
 def memory_reserved(device: str = "cpu") -> int:  # noqa: F811
     """Bytes held by live tensors plus the cache on ``device``."""
     return memory_stats(device)["reserved_bytes.all.current"]
+
+
+def compile(model=None, *, fullgraph: _builtins.bool = False, dynamic=None, backend="inductor", mode=None,
+            options=None, disable: _builtins.bool = False):
+    """``torch.compile``: returns ``model`` (a Module or a function) unchanged, so programs that
+    compile run eagerly here; used bare (``@bp.compile``) or with arguments
+    (``@bp.compile(mode="max-autotune")``). backprop_rs has no graph compiler yet."""
+    if model is None:
+        return lambda m: m
+    return model
+
+
+def is_autocast_enabled(device_type=None) -> _builtins.bool:
+    """``False``: autocast never changes dtypes here (see ``bp.amp``)."""
+    return False
 
 
 def is_tensor(obj: object) -> _builtins.bool:

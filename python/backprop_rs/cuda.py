@@ -14,7 +14,11 @@ do nothing without CUDA, as in PyTorch; the calls that need a CUDA device (``cur
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import Any, NoReturn
+
+from . import amp as _amp
 
 __all__ = [
     "is_available", "device_count", "is_initialized", "is_bf16_supported", "manual_seed", "manual_seed_all",
@@ -120,3 +124,20 @@ def get_device_capability(device: Any = None) -> Any:
 def synchronize(device: Any = None) -> None:
     """Raises RuntimeError: there is no CUDA device (``bp.gpu.synchronize()`` waits for the GPU)."""
     _no_cuda("synchronize")
+
+
+def _cuda_autocast(enabled: bool = True, dtype: Any = None, cache_enabled: bool = True) -> _amp.autocast:
+    """``torch.cuda.amp.autocast(...)``: ``bp.amp.autocast("cuda", ...)``."""
+    return _amp.autocast("cuda", dtype=dtype, enabled=enabled, cache_enabled=cache_enabled)
+
+
+def _cuda_grad_scaler(init_scale: float = 2.0**16, growth_factor: float = 2.0, backoff_factor: float = 0.5,
+                      growth_interval: int = 2000, enabled: bool = True) -> _amp.GradScaler:
+    """``torch.cuda.amp.GradScaler(...)``: ``bp.amp.GradScaler("cuda", ...)``."""
+    return _amp.GradScaler("cuda", init_scale, growth_factor, backoff_factor, growth_interval, enabled)
+
+
+amp = types.ModuleType("backprop_rs.cuda.amp", "torch.cuda.amp: autocast and GradScaler, see backprop_rs.amp")
+amp.autocast = _cuda_autocast  # type: ignore[attr-defined]
+amp.GradScaler = _cuda_grad_scaler  # type: ignore[attr-defined]
+sys.modules[amp.__name__] = amp  # so that `import torch.cuda.amp` works
