@@ -170,30 +170,37 @@ def numel(input: Tensor) -> int:
 
 
 def matmul(input: Tensor, other: Tensor) -> Tensor:
+    """``input @ other`` (NumPy's matmul rules: batched, broadcast, 1-D promoted)."""
     return input @ other
 
 
 def mm(input: Tensor, other: Tensor) -> Tensor:
+    """The product of two 2-D tensors."""
     return input.mm(other)
 
 
 def maximum(input: Tensor, other: Tensor) -> Tensor:
+    """The elementwise maximum (broadcast)."""
     return input.maximum(other)
 
 
 def minimum(input: Tensor, other: Tensor) -> Tensor:
+    """The elementwise minimum (broadcast)."""
     return input.minimum(other)
 
 
 def clamp(input: Tensor, min=None, max=None) -> Tensor:
+    """``input`` limited to ``[min, max]`` (either bound may be None)."""
     return input.clamp(min, max)
 
 
 def softmax(input: Tensor, dim: int) -> Tensor:
+    """The softmax of ``input`` along ``dim``."""
     return input.softmax(dim)
 
 
 def log_softmax(input: Tensor, dim: int) -> Tensor:
+    """The log-softmax of ``input`` along ``dim``."""
     return input.log_softmax(dim)
 
 
