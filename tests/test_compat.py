@@ -328,3 +328,19 @@ def test_compile_returns_the_model():
         return a + 2
 
     assert f(bp.zeros(1)).item() == 1.0 and g(bp.zeros(1)).item() == 2.0
+
+
+def test_thread_settings():
+    import warnings
+
+    n = bp.get_num_threads()
+    assert n == bp._core._cpu_info()["threads"] >= 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bp.set_num_threads(n)  # the current count: nothing to say
+        bp.set_num_interop_threads(4)
+    with pytest.warns(UserWarning, match="RAYON_NUM_THREADS"):
+        bp.set_num_threads(n + 1)
+    assert bp.get_num_threads() == n and bp.get_num_interop_threads() == 1
+    with pytest.raises(ValueError):
+        bp.set_num_threads(0)

@@ -92,12 +92,16 @@ from ._compat import (
     get_default_device,
     get_default_dtype,
     get_float32_matmul_precision,
+    get_num_interop_threads,
+    get_num_threads,
     iinfo,
     is_floating_point,
     is_nonzero,
     set_default_device,
     set_default_dtype,
     set_float32_matmul_precision,
+    set_num_interop_threads,
+    set_num_threads,
     use_deterministic_algorithms,
 )
 from . import utils as utils

@@ -20,6 +20,7 @@ __all__ = [
     "finfo", "iinfo", "get_default_dtype", "set_default_dtype", "get_default_device", "set_default_device",
     "is_floating_point", "is_nonzero", "use_deterministic_algorithms", "are_deterministic_algorithms_enabled",
     "set_float32_matmul_precision", "get_float32_matmul_precision", "UnsupportedDTypeError", "UnsupportedDType",
+    "get_num_threads", "set_num_threads", "get_num_interop_threads", "set_num_interop_threads",
     "FloatTensor", "DoubleTensor", "LongTensor", "BoolTensor", "UNSUPPORTED_DTYPES", "unsupported_dtype",
 ]
 
@@ -234,6 +235,34 @@ def set_float32_matmul_precision(precision: str) -> None:
 def get_float32_matmul_precision() -> str:
     """What :func:`set_float32_matmul_precision` last set (``"highest"`` at start)."""
     return _matmul_precision
+
+
+def get_num_threads() -> int:
+    """The CPU kernels' thread count (the rayon pool, sized at import; ``RAYON_NUM_THREADS`` sets it)."""
+    return int(_core._cpu_info()["threads"])
+
+
+def set_num_threads(num: int) -> None:
+    """Accepted: the thread pool is sized once, at import (set ``RAYON_NUM_THREADS`` before importing
+    to change it), so another count only warns. Results never depend on it: reductions split work by
+    size, not by thread count."""
+    if int(num) < 1:
+        raise ValueError(f"set_num_threads: expected a positive number of threads, got {num}")
+    if int(num) != get_num_threads():
+        import warnings
+
+        warnings.warn(
+            f"set_num_threads({num}) is ignored: the CPU thread pool has {get_num_threads()} threads, sized at "
+            "import (set RAYON_NUM_THREADS before importing backprop_rs to change it)", UserWarning, stacklevel=2)
+
+
+def get_num_interop_threads() -> int:
+    """1: there is no inter-op thread pool (ops run one after another)."""
+    return 1
+
+
+def set_num_interop_threads(num: int) -> None:
+    """Accepted, no effect: there is no inter-op thread pool."""
 
 
 def is_floating_point(input: Tensor) -> bool:
