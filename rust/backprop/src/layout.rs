@@ -160,7 +160,11 @@ impl Layout {
         } else {
             self.offset + start * self.strides[dim]
         };
-        strides[dim] *= step;
+        // with one element or none the stride is never used; a huge step (t[::2**62]) would
+        // overflow it. With two or more, step * stride stays inside the viewed extent.
+        if len > 1 {
+            strides[dim] *= step;
+        }
         Layout {
             shape: Shape::new(dims),
             strides,

@@ -659,8 +659,16 @@ impl Tensor {
             lhs: t.dtype(),
             rhs: T::DTYPE,
         })?;
+        if t.numel() == 0 {
+            // an empty view may keep an offset past its (empty) storage
+            return Ok(Vec::new());
+        }
         let off = t.layout().offset();
-        Ok(all[off..off + t.numel()].to_vec())
+        all.get(off..off + t.numel())
+            .map(|s| s.to_vec())
+            .ok_or_else(|| {
+                Error::invalid("to_vec", "the layout addresses memory outside the storage")
+            })
     }
 
     /// Elements converted to f64, row-major.

@@ -221,7 +221,14 @@ impl Tensor {
             });
         }
         let size = self.dims()[dim.min(self.rank() - 1)];
-        if dim >= self.rank() || step == 0 || (len > 0 && start + (len - 1) * step >= size) {
+        // the last element taken, without overflow (a public API: any usize may come in)
+        let last = (len > 0).then(|| {
+            (len - 1)
+                .checked_mul(step)
+                .and_then(|o| o.checked_add(start))
+        });
+        let past_end = matches!(last, Some(None)) || matches!(last, Some(Some(l)) if l >= size);
+        if dim >= self.rank() || step == 0 || past_end {
             return Err(Error::invalid(
                 "slice",
                 format!("slice start={start} len={len} step={step} of dim {dim} is out of range for shape {}", self.shape()),
