@@ -17,7 +17,7 @@ for i, s in enumerate([b"\x02\x02\x03\x02\x00\x01", b"\x03\x01\x02\x03\x03\x02\x
 PY
 for t in checkpoint index shapes; do
     rm -rf "out/$t"; mkdir -p out
-    AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1 AFL_BENCH_UNTIL_CRASH=0 \
+    AFL_SKIP_CPUFREQ=1 AFL_NO_AFFINITY=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1 AFL_BENCH_UNTIL_CRASH=0 \
         timeout --signal=INT "$((secs + 30))" cargo afl fuzz -V "$secs" -i "seeds/$t" -o "out/$t" "target/release/$t" >"out-$t.log" 2>&1 || true
     s="out/$t/default/fuzzer_stats"
     echo "$t: $(grep -E '^(execs_done|run_time|corpus_count|saved_crashes|saved_hangs|execs_per_sec)' "$s" | awk '{print $1"="$3}' | tr '\n' ' ')"
