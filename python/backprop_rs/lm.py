@@ -153,7 +153,7 @@ def train_lm(cfg: LMConfig, progress: bool = True, log: Callable[[str], None] = 
     smooth = None
     losses = {"train": float("nan"), "val": float("nan")}
     for it in range(cfg.max_iters + 1):
-        if cfg.eval_interval > 0 and (it % cfg.eval_interval == 0 or it == cfg.max_iters):
+        if (cfg.eval_interval > 0 and it % cfg.eval_interval == 0) or it == cfg.max_iters:
             losses = estimate_loss(model, corpus, cfg, eval_rng)
             history.append({"iter": it, **losses})
             msg = f"step {it}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}"
