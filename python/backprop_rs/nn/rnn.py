@@ -248,9 +248,12 @@ class RNNBase(Module):
         n = h.shape[0]
         outs: List[Optional[Tensor]] = [None] * len(steps)
         order = range(len(steps) - 1, -1, -1) if reverse else range(len(steps))
+        # one split (its backward is one concatenation), not a narrow per step (each narrow's
+        # backward would pad its gradient to the whole projection: O(T^2) memory traffic)
+        xs = xw.split([b for _, b in steps], 0) if len(steps) > 1 else [xw]
         for t in order:
-            off, b = steps[t]
-            x_t = xw.narrow(0, off, b)
+            _, b = steps[t]
+            x_t = xs[t]
             full = b == n
             h_a = h if full else h.narrow(0, 0, b)
             if self.mode == "LSTM":
