@@ -134,6 +134,14 @@ def test_train_and_generate_commands(tmp_path):
     text = outs[0][:-1]  # print's newline
     assert text.startswith("ROMEO:") and len(text) == len("ROMEO:") + 50
     assert set(text) <= set(cfg["vocab"])
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["eval", ck]) == 0
+    loss = float(buf.getvalue().split()[2])
+    assert loss == pytest.approx(lm.split_loss(model, bp.data.load_shakespeare().val, 16), abs=6e-5)
+    assert 2.0 < loss < 4.3  # 40 tiny steps: learned a little from ln(65) = 4.17
+    with pytest.raises(SystemExit, match="never saw"):
+        main(["generate", ck, "--prompt", "ROMEO\u00fc"])
     # the reloaded model computes what the trained one did
     idx = bp.tensor([encode("ROMEO:", cfg["vocab"])])
     again, _ = lm.load_model(ck)

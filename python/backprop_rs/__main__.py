@@ -165,6 +165,9 @@ def _generate(args: argparse.Namespace) -> int:
     from . import lm
 
     model, config = lm.load_model(args.checkpoint, args.device)
+    missing = sorted(set(args.prompt) - set(config["vocab"]))
+    if missing:
+        raise SystemExit(f"the prompt has characters the model never saw: {missing!r}")
     text = lm.generate_text(model, config["vocab"], args.prompt, args.tokens, args.temperature,
                             args.top_k if args.top_k and args.top_k > 0 else None, args.seed, args.device)
     print(text)
@@ -202,6 +205,15 @@ def _eval(args: argparse.Namespace) -> int:
     from .train import accuracy
 
     ck = bp.load(args.checkpoint)
+    if isinstance(ck, dict) and isinstance(ck.get("config"), dict) and ck["config"].get("model") in ("gpt", "lstm"):
+        from . import lm
+
+        model, config = lm.load_model(args.checkpoint, args.device)
+        corpus = bp.data.load_shakespeare()
+        loss = lm.split_loss(model, corpus.val, int(config["block_size"]), device=args.device)
+        print(f"validation loss {loss:.4f} (all {(len(corpus.val) - 1) // int(config['block_size'])} windows of "
+              f"{config['block_size']} characters of the last 10%) from {args.checkpoint}")
+        return 0
     if not isinstance(ck, dict) or "model" not in ck or "config" not in ck:
         raise SystemExit(f"{args.checkpoint} is not a backprop-rs training checkpoint (expected 'model' and 'config' entries)")
     model = models.build(ck["config"])
@@ -293,7 +305,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     gen.add_argument("--device", default="cpu")
     gen.set_defaults(func=_generate)
 
-    ev = sub.add_parser("eval", help="reload a checkpoint written by train and report its test accuracy")
+    ev = sub.add_parser("eval", help="reload a checkpoint written by train and report its test accuracy "
+                                     "(gpt/lstm: its loss on the whole validation split)")
     ev.add_argument("checkpoint")
     ev.add_argument("--device", default="cpu")
     ev.set_defaults(func=_eval)

@@ -118,6 +118,27 @@ def estimate_loss(model: nn.Module, corpus: CharCorpus, cfg: LMConfig, rng: np.r
     return out
 
 
+def split_loss(model: nn.Module, data: np.ndarray, block_size: int, batch_size: int = 64,
+               device: str = "cpu") -> float:
+    """Mean next-character loss over all non-overlapping ``block_size`` windows of ``data`` (the
+    whole split, not a random sample), in eval mode."""
+    n = (len(data) - 1) // block_size
+    if n <= 0:
+        raise ValueError(f"the split has {len(data)} characters, fewer than one window of {block_size} + 1")
+    x = data[: n * block_size].reshape(n, block_size)
+    y = data[1: n * block_size + 1].reshape(n, block_size)
+    total = 0.0
+    was = model.training
+    model.eval()
+    with no_grad():
+        for s in range(0, n, batch_size):
+            xb = _core.tensor(np.ascontiguousarray(x[s:s + batch_size]), dtype=_core.int64, device=device)
+            yb = _core.tensor(np.ascontiguousarray(y[s:s + batch_size]), dtype=_core.int64, device=device)
+            total += float(model(xb, yb)[1].item()) * xb.shape[0]
+    model.train(was)
+    return total / n
+
+
 def configure_optimizer(model: nn.Module, cfg: LMConfig) -> optim.AdamW:
     """AdamW with weight decay on the 2-D parameters (matrices, embeddings) only, as nanoGPT."""
     params = list(model.parameters())
