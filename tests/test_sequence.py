@@ -749,3 +749,11 @@ def test_gpu_parity_lstm_and_attention(rng):
     ref = np_sdpa(q.astype(np.float64), q.astype(np.float64), q.astype(np.float64), causal=True)
     got = F.scaled_dot_product_attention(*(bp.tensor(q).to("gpu") for _ in range(3)), is_causal=True)
     np.testing.assert_allclose(got.cpu().detach().numpy(), ref, atol=1e-5)
+    # a bool mask with a dead row (the GPU always takes the zero-row path, no readback)
+    mask = rng.random((8, 8)) > 0.5
+    mask[3] = False
+    mask[:, 0] |= np.arange(8) != 3
+    ref = np_sdpa(q.astype(np.float64), q.astype(np.float64), q.astype(np.float64), mask=mask)
+    got = F.scaled_dot_product_attention(*(bp.tensor(q).to("gpu") for _ in range(3)),
+                                         attn_mask=bp.tensor(mask).to("gpu"))
+    np.testing.assert_allclose(got.cpu().detach().numpy(), ref, atol=1e-5)

@@ -89,11 +89,12 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
         else:
             scores = scores + attn_mask.to(scores.dtype)
             alive = scores.amax(-1, keepdim=True) > _NEG_INF
-        if bool(alive.all().item()):
+        # on the CPU a check is free and usually spares two passes; on the GPU it would be a
+        # readback per call, so the safe path always runs there
+        if not scores.is_gpu and bool(alive.all().item()):
             attn = scores.softmax(-1)
         else:
             # fully masked rows: softmax over zeros (finite everywhere), then zeroed
-            alive = alive.expand(*scores.shape) if list(alive.shape) != list(scores.shape) else alive
             attn = _core.where(alive, _core.where(alive, scores, 0.0).softmax(-1), 0.0)
     if dropout_p > 0.0:
         attn = _core.dropout(attn, dropout_p, True)
