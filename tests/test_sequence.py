@@ -757,3 +757,21 @@ def test_gpu_parity_lstm_and_attention(rng):
     got = F.scaled_dot_product_attention(*(bp.tensor(q).to("gpu") for _ in range(3)),
                                          attn_mask=bp.tensor(mask).to("gpu"))
     np.testing.assert_allclose(got.cpu().detach().numpy(), ref, atol=1e-5)
+
+
+def test_mha_3d_mask_is_per_batch_and_head(rng):
+    E, H, L, N = 8, 2, 4, 3
+    m = nn.MultiheadAttention(E, H, dtype=bp.float64)
+    x = _t(rng.standard_normal((L, N, E)))
+    m2 = rng.standard_normal((L, L))
+    m3 = np.broadcast_to(m2, (N * H, L, L)).copy()
+    a, wa = m(x, x, x, attn_mask=_t(m2))
+    b, wb = m(x, x, x, attn_mask=_t(m3))
+    np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), atol=1e-13)
+    m3[H + 1] += 5.0 * rng.standard_normal((L, L))  # batch 1, head 1 only
+    _, wc = m(x, x, x, attn_mask=_t(m3), average_attn_weights=False)
+    _, wd = m(x, x, x, attn_mask=_t(m2), average_attn_weights=False)
+    diff = np.abs(wc.detach().numpy() - wd.detach().numpy()).max(axis=(2, 3))
+    assert diff[1, 1] > 1e-3 and np.all(np.delete(diff.reshape(-1), H + 1) < 1e-13)
+    with pytest.raises(RuntimeError, match="3D attn_mask"):
+        m(x, x, x, attn_mask=_t(np.zeros((N, L, L))))
