@@ -44,6 +44,8 @@ __all__ = [
     "smooth_l1_loss", "huber_loss", "kl_div", "poisson_nll_loss", "gaussian_nll_loss", "margin_ranking_loss",
     "hinge_embedding_loss", "cosine_embedding_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss",
     "multi_margin_loss", "soft_margin_loss", "multilabel_soft_margin_loss",
+    # attention (composites: nn/_attention.py)
+    "scaled_dot_product_attention", "multi_head_attention_forward",
 ]
 
 gelu = _core.gelu
@@ -57,6 +59,8 @@ unfold = _core.unfold
 fold = _core.fold
 
 _Ints = Union[int, Sequence[int]]
+
+from ._attention import multi_head_attention_forward, scaled_dot_product_attention  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------- helpers
