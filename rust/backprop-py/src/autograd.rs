@@ -401,7 +401,34 @@ pub fn is_inference_mode_enabled() -> bool {
     autograd::is_inference_mode_enabled()
 }
 
+/// The core's Graphviz DOT of the graph behind `roots` (`backprop::viz::to_dot`), for Rust
+/// parity with `bp.viz.graph` and for users who want the plain text without hooks.
+#[pyfunction]
+#[pyo3(signature = (roots, params=None, show_values=false, title=None))]
+pub fn _to_dot(
+    py: Python<'_>,
+    roots: Vec<PyRef<'_, PyTensor>>,
+    params: Option<Vec<(String, PyRef<'_, PyTensor>)>>,
+    show_values: bool,
+    title: Option<String>,
+) -> PyResult<String> {
+    let roots: Vec<Tensor> = roots.iter().map(|t| t.tensor()).collect();
+    let params: Vec<(String, Tensor)> = params
+        .unwrap_or_default()
+        .iter()
+        .map(|(n, t)| (n.clone(), t.tensor()))
+        .collect();
+    let opts = backprop::viz::DotOptions { show_values, title };
+    py.detach(|| {
+        let r: Vec<&Tensor> = roots.iter().collect();
+        let p: Vec<(&str, &Tensor)> = params.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        backprop::viz::to_dot(&r, &p, &opts)
+    })
+    .py()
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(_to_dot, m)?)?;
     m.add_class::<PyNode>()?;
     m.add_class::<PyHookHandle>()?;
     m.add_function(wrap_pyfunction!(_record_function, m)?)?;

@@ -1567,21 +1567,21 @@ impl PyTensor {
         }
         wrap_r(work(py, t.numel(), || t.mean(&dims, keepdim)))
     }
-    #[pyo3(signature = (dim=None, keepdim=false))]
+    #[pyo3(signature = (dim=None, keepdim=None))]
     fn max(
         &self,
         py: Python<'_>,
         dim: Option<&Bound<'_, PyAny>>,
-        keepdim: bool,
+        keepdim: Option<bool>,
     ) -> PyResult<Py<PyAny>> {
         self.extreme(py, dim, keepdim, true)
     }
-    #[pyo3(signature = (dim=None, keepdim=false))]
+    #[pyo3(signature = (dim=None, keepdim=None))]
     fn min(
         &self,
         py: Python<'_>,
         dim: Option<&Bound<'_, PyAny>>,
-        keepdim: bool,
+        keepdim: Option<bool>,
     ) -> PyResult<Py<PyAny>> {
         self.extreme(py, dim, keepdim, false)
     }
@@ -1754,10 +1754,14 @@ impl PyTensor {
         &self,
         py: Python<'_>,
         dim: Option<&Bound<'_, PyAny>>,
-        keepdim: bool,
+        keepdim: Option<bool>,
         is_max: bool,
     ) -> PyResult<Py<PyAny>> {
         let t = &self.tensor();
+        // PyTorch's overloads are max(), max(dim, keepdim=False) and max(other): a keepdim
+        // (even False) without a dim matches none of them
+        let keepdim_given = keepdim.is_some();
+        let keepdim = keepdim.unwrap_or(false);
         match dim {
             Some(d) if !d.is_none() => {
                 if let Ok(other) = d.cast::<PyTensor>() {
@@ -1778,11 +1782,9 @@ impl PyTensor {
                 values_indices(py, if is_max { "max" } else { "min" }, v, i)
             }
             _ => {
-                if keepdim {
-                    // PyTorch has no max(keepdim=True) without a dim: the overloads are max(),
-                    // max(dim, keepdim) and max(other)
+                if keepdim_given {
                     return Err(PyTypeError::new_err(
-                        "max()/min() received an invalid combination of arguments: keepdim=True needs a dim",
+                        "max()/min() received an invalid combination of arguments: keepdim needs a dim",
                     ));
                 }
                 if t.numel() == 0 {
@@ -1807,7 +1809,11 @@ impl PyTensor {
 fn logical_operand(other: &Bound<'_, PyAny>, like: &Tensor) -> PyResult<Tensor> {
     match operand(other, like)? {
         Some(Operand::Tensor(t)) => Ok(t),
-        Some(Operand::Scalar(s)) => Tensor::full_scalar(s, DType::Bool, like.device()).py(),
+        // the scalar in the common dtype first, as PyTorch casts both operands before testing
+        // truthiness: a float too small for float32 is 0 there, hence False
+        Some(Operand::Scalar(s)) => {
+            Tensor::full_scalar(s, s.result_dtype(like.dtype()), like.device()).py()
+        }
         None => Err(PyTypeError::new_err(format!(
             "unsupported operand type for a logical op: {}",
             type_name(other)

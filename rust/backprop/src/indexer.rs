@@ -459,7 +459,7 @@ impl Tensor {
             return Ok(self.clone());
         }
         if !recording {
-            if let Some((view_key, rest)) = split_basic(key) {
+            if let Some((view_key, rest)) = split_basic(key)? {
                 // PyTorch applies the basic entries first: the advanced write goes into that
                 // view, so only the view's elements must not alias (t[0, idx] = v on an
                 // expanded t whose t[0] is a plain view)
@@ -493,10 +493,11 @@ impl Tensor {
     }
 }
 
-/// Splits a key that mixes advanced entries with narrowing basic ones (an int, a slice that is
-/// not `:`, `None`) into the basic key that makes the view and the advanced key applied to
-/// that view; `None` when there is nothing to split.
-fn split_basic(key: &[Indexer]) -> Option<(Vec<Indexer>, Vec<Indexer>)> {
+/// Splits a key that mixes advanced entries with narrowing basic ones (an int, a 0-d integer
+/// tensor, which PyTorch's assignment applies as an int, a slice that is not `:`, `None`) into
+/// the basic key that makes the view and the advanced key applied to that view; `None` when
+/// there is nothing to split.
+fn split_basic(key: &[Indexer]) -> Result<Option<(Vec<Indexer>, Vec<Indexer>)>> {
     let is_full = |k: &Indexer| {
         matches!(
             k,
@@ -507,17 +508,25 @@ fn split_basic(key: &[Indexer]) -> Option<(Vec<Indexer>, Vec<Indexer>)> {
             }
         )
     };
-    let advanced = key.iter().any(|k| matches!(k, Indexer::Tensor(_)));
+    let int0d =
+        |k: &Indexer| matches!(k, Indexer::Tensor(m) if m.rank() == 0 && m.dtype() == DType::I64);
+    let advanced = key
+        .iter()
+        .any(|k| matches!(k, Indexer::Tensor(_)) && !int0d(k));
     let narrowing = key
         .iter()
-        .any(|k| !matches!(k, Indexer::Tensor(_) | Indexer::Ellipsis) && !is_full(k));
-    if !advanced || !narrowing {
-        return None;
+        .any(|k| int0d(k) || (!matches!(k, Indexer::Tensor(_) | Indexer::Ellipsis) && !is_full(k)));
+    if !(advanced || key.iter().any(int0d)) || !narrowing {
+        return Ok(None);
     }
     let (mut view_key, mut rest) = (Vec::new(), Vec::new());
     for k in key {
         match k {
             Indexer::Select(_) => view_key.push(k.clone()),
+            Indexer::Tensor(m) if int0d(k) => {
+                let i = m.to_device(Device::Cpu)?.to_vec::<i64>()?[0];
+                view_key.push(Indexer::Select(i));
+            }
             Indexer::Slice { .. } | Indexer::NewAxis => {
                 view_key.push(k.clone());
                 rest.push(Indexer::full());
@@ -532,7 +541,7 @@ fn split_basic(key: &[Indexer]) -> Option<(Vec<Indexer>, Vec<Indexer>)> {
             }
         }
     }
-    Some((view_key, rest))
+    Ok(Some((view_key, rest)))
 }
 
 /// `value` cast to `t`'s dtype and device, broadcast to `shape` (PyTorch's error when it cannot).

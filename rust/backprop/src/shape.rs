@@ -47,12 +47,16 @@ impl Shape {
     /// empty tensor.
     pub fn check_extents(&self, op: &'static str) -> Result<()> {
         let max = i64::MAX as usize;
-        let fits = self
-            .0
-            .iter()
-            .filter(|&&d| d != 0)
-            .try_fold(1usize, |acc, &d| acc.checked_mul(d).filter(|&p| p <= max))
-            .is_some();
+        // every extent is an int64; the element count too, unless a zero extent makes it 0
+        // (PyTorch makes torch.zeros(0, 2**40, 2**40): an empty tensor with huge other dims)
+        let fits = if self.0.contains(&0) {
+            self.0.iter().all(|&d| d <= max)
+        } else {
+            self.0
+                .iter()
+                .try_fold(1usize, |acc, &d| acc.checked_mul(d).filter(|&p| p <= max))
+                .is_some()
+        };
         if fits {
             return Ok(());
         }
