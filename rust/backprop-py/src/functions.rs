@@ -845,6 +845,91 @@ pub fn softplus(py: Python<'_>, input: &PyTensor, beta: f64, threshold: f64) -> 
     ))
 }
 
+#[pyfunction]
+#[pyo3(signature = (*tensors, indexing=None))]
+pub fn meshgrid(tensors: &Bound<'_, PyTuple>, indexing: Option<&str>) -> PyResult<Vec<PyTensor>> {
+    // one list argument or the tensors as varargs, as torch.meshgrid
+    let items: Vec<Bound<'_, PyAny>> =
+        if tensors.len() == 1 && tensors.get_item(0)?.cast::<PyTensor>().is_err() {
+            tensors.get_item(0)?.try_iter()?.collect::<PyResult<_>>()?
+        } else {
+            tensors.iter().collect()
+        };
+    let ts = items
+        .iter()
+        .map(|o| {
+            o.cast::<PyTensor>()
+                .map(|t| t.get().tensor())
+                .map_err(PyErr::from)
+        })
+        .collect::<PyResult<Vec<Tensor>>>()?;
+    let ix = match indexing.unwrap_or("ij") {
+        "ij" => backprop::MeshIndexing::Ij,
+        "xy" => backprop::MeshIndexing::Xy,
+        other => {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "meshgrid: indexing must be one of \"xy\" or \"ij\", but received: {other}"
+            )))
+        }
+    };
+    Ok(Tensor::meshgrid(&ts, ix)
+        .py()?
+        .into_iter()
+        .map(wrap)
+        .collect())
+}
+
+#[pyfunction]
+#[pyo3(signature = (sorted_sequence, input, *, out_int32=false, right=false, side=None, sorter=None))]
+pub fn searchsorted(
+    py: Python<'_>,
+    sorted_sequence: &PyTensor,
+    input: &Bound<'_, PyAny>,
+    out_int32: bool,
+    right: bool,
+    side: Option<&str>,
+    sorter: Option<&PyTensor>,
+) -> PyResult<PyTensor> {
+    let seq = sorted_sequence.tensor();
+    let right = match side {
+        None => right,
+        Some("left") if !right => false,
+        Some("right") => true,
+        Some(s) => {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "searchsorted: side must be 'left' or 'right' (and agree with right={right}), got '{s}'"
+            )))
+        }
+    };
+    let seq = match sorter {
+        Some(s) => seq.gather(-1i64, &s.tensor()).py()?,
+        None => seq,
+    };
+    let v = tensor_or_scalar(input, Some(&seq))?;
+    let out = work(py, v.numel(), || seq.searchsorted(&v, right)).py()?;
+    let _ = out_int32; // int64 either way (there is no int32 dtype yet)
+    Ok(wrap(out))
+}
+
+#[pyfunction]
+#[pyo3(signature = (input, boundaries, *, out_int32=false, right=false))]
+pub fn bucketize(
+    py: Python<'_>,
+    input: &Bound<'_, PyAny>,
+    boundaries: &PyTensor,
+    out_int32: bool,
+    right: bool,
+) -> PyResult<PyTensor> {
+    let b = boundaries.tensor();
+    let x = tensor_or_scalar(input, Some(&b))?;
+    let _ = out_int32;
+    wrap_r_f(work(py, x.numel(), || x.bucketize(&b, right)))
+}
+
+fn wrap_r_f(t: backprop::Result<Tensor>) -> PyResult<PyTensor> {
+    t.py().map(wrap)
+}
+
 /// All public names of the functional API that Python re-exports.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     macro_rules! add {
@@ -899,6 +984,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         leaky_relu,
         softplus
     );
+    add!(meshgrid, searchsorted, bucketize);
     let _ = PyList::empty(m.py());
     Ok(())
 }
