@@ -522,6 +522,15 @@ pub fn where_(
     } else {
         a
     };
+    // numbers live where the condition does (`where(mask, 1.0, 0.0)` on the GPU)
+    let on_cond = |t: Tensor, obj: &Bound<'_, PyAny>| -> PyResult<Tensor> {
+        if obj.cast::<PyTensor>().is_err() && t.device() != c.device() {
+            t.to_device(c.device()).py()
+        } else {
+            Ok(t)
+        }
+    };
+    let (a, b) = (on_cond(a, input)?, on_cond(b, other)?);
     Ok(wrap(Tensor::where_cond(c, &a, &b).py()?))
 }
 

@@ -252,11 +252,24 @@ fn log2_f32(x: f32) -> f32 {
 }
 
 // asin / acos are unspecified outside [-1, 1] in WGSL: NaN there, as on the CPU.
+// (Cephes' asinf, not the builtin: llvmpipe's builtin asin is off by ~4e-4 near 0.55)
 fn asin_f32(x: f32) -> f32 {
     if (is_nan(x) || abs(x) > 1.0) {
         return from_bits(0x7fc00000u);
     }
-    return asin(x);
+    let a = abs(x);
+    var r: f32;
+    if (a > 0.5) {
+        let z = 0.5 * (1.0 - a);
+        let s = sqrt(z);
+        let p = (((4.2163199048e-2 * z + 2.4181311049e-2) * z + 4.5470025998e-2) * z + 7.4953002686e-2) * z + 1.6666752422e-1;
+        r = 1.5707963267948966 - 2.0 * (s + s * z * p);
+    } else {
+        let z = a * a;
+        let p = (((4.2163199048e-2 * z + 2.4181311049e-2) * z + 4.5470025998e-2) * z + 7.4953002686e-2) * z + 1.6666752422e-1;
+        r = a + a * z * p;
+    }
+    return select(r, -r, x < 0.0);
 }
 
 fn acos_f32(x: f32) -> f32 {
