@@ -56,7 +56,7 @@ from ._core import (
     zeros_like,
 )
 from ._core import empty_cache, reset_peak_memory_stats
-from . import autograd, data, gpu, nn, optim, serialization
+from . import autograd, data, gpu, linalg, nn, optim, serialization
 from . import utils as utils
 from . import func as func
 from .autograd import (
@@ -156,7 +156,7 @@ for _name in (
     "diagonal", "diag", "trace", "outer", "bmm", "addmm", "baddbmm", "flip", "fliplr", "flipud",
     "roll", "tile", "repeat_interleave", "take_along_dim", "masked_fill", "masked_select",
     "index_fill", "isnan", "isinf", "isfinite", "nan_to_num", "isclose", "allclose", "equal",
-    "lerp", "cumsum", "cumprod", "sort", "argsort", "topk", "kthvalue", "median",
+    "lerp", "cumsum", "cumprod", "sort", "argsort", "topk", "kthvalue", "median", "norm",
 ):
     globals()[_name] = _method_alias(_name)
 del _name

@@ -452,12 +452,14 @@ impl PyTensor {
     fn is_contiguous(&self) -> bool {
         self.tensor().is_contiguous()
     }
-    /// Address of the first element (CPU tensors), for checking memory sharing.
+    /// Address of the first element, for checking memory sharing: the real address on the CPU;
+    /// on the GPU (whose memory has no host address) a unique non-zero number per buffer plus
+    /// the offset in bytes, so views of one buffer compare as PyTorch's CUDA pointers do.
     fn data_ptr(&self) -> usize {
-        self.tensor()
-            .cpu_data_ptr()
+        let t = self.tensor();
+        t.cpu_data_ptr()
             .map(|p| p as usize)
-            .unwrap_or(0)
+            .unwrap_or_else(|| t.device_data_ptr())
     }
     fn __len__(&self) -> PyResult<usize> {
         self.tensor()
@@ -502,12 +504,14 @@ impl PyTensor {
         self.tensor().requires_grad()
     }
     #[setter]
-    fn set_requires_grad(&self, flag: bool) -> PyResult<()> {
-        self.tensor().requires_grad_(flag).py().map(|_| ())
+    fn set_requires_grad(slf: &Bound<'_, Self>, flag: bool) -> PyResult<()> {
+        slf.get().tensor().requires_grad_(flag).py()?;
+        crate::autograd::register_leaf(slf)
     }
     #[pyo3(signature = (requires_grad=true))]
     fn requires_grad_(slf: &Bound<'_, Self>, requires_grad: bool) -> PyResult<Py<Self>> {
         slf.get().tensor().requires_grad_(requires_grad).py()?;
+        crate::autograd::register_leaf(slf)?;
         Ok(slf.clone().unbind())
     }
     #[getter]
@@ -607,7 +611,8 @@ impl PyTensor {
     /// `t.data = other`: this object now holds `other`'s memory (any shape, dtype or device),
     /// keeping its `requires_grad` (and its `.grad` where that still fits), as in PyTorch.
     #[setter]
-    fn set_data(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn set_data(slf: &Bound<'_, Self>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let this = slf.get();
         let v = value
             .cast::<PyTensor>()
             .map_err(|_| {
@@ -615,9 +620,10 @@ impl PyTensor {
             })?
             .get()
             .tensor();
-        let new = self.tensor().with_data(&v).py()?;
-        self.set(new);
-        Ok(())
+        let new = this.tensor().with_data(&v).py()?;
+        this.set(new);
+        // the object now holds another engine tensor: graphs built from here on refer to it
+        crate::autograd::register_leaf(slf)
     }
     /// How many in-place writes this tensor's memory has seen (PyTorch's `_version`).
     #[getter]
@@ -2097,6 +2103,44 @@ impl PyTensor {
         let t = &self.tensor();
         let (v, i) = work(py, t.numel(), || t.kthvalue(k, dim, keepdim)).py()?;
         values_indices(py, "kthvalue", v, i)
+    }
+    /// `Tensor.norm(p='fro', dim=None, keepdim=False, dtype=None)` (PyTorch's legacy norm: 'fro'
+    /// is the 2-norm over `dim`, a number p the vector p-norm, 'nuc' is refused).
+    #[pyo3(signature = (p=None, dim=None, keepdim=false, dtype=None))]
+    fn norm(
+        &self,
+        py: Python<'_>,
+        p: Option<&Bound<'_, PyAny>>,
+        dim: Option<&Bound<'_, PyAny>>,
+        keepdim: bool,
+        dtype: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyTensor> {
+        let t = match opt_dtype(dtype)? {
+            Some(d) => self.tensor().to_dtype(d).py()?,
+            None => self.tensor(),
+        };
+        let dims = dims_arg(dim)?;
+        let ord = match p {
+            None => 2.0,
+            Some(o) if o.is_none() => 2.0,
+            Some(o) => match o.extract::<String>() {
+                Ok(s) if s == "fro" => 2.0,
+                Ok(s) if s == "nuc" => {
+                    let (a, b) = match dims.as_slice() {
+                        [a, b] => (*a, *b),
+                        _ => (-2, -1),
+                    };
+                    return wrap_r(t.matrix_norm(backprop::MatrixOrd::Nuc, (a, b), keepdim));
+                }
+                Ok(s) => {
+                    return Err(PyValueError::new_err(format!(
+                        "norm: p must be a number, 'fro' or 'nuc', got '{s}'"
+                    )))
+                }
+                Err(_) => o.extract::<f64>()?,
+            },
+        };
+        wrap_r(work(py, t.numel(), || t.vector_norm(ord, &dims, keepdim)))
     }
     #[pyo3(signature = (dim=None, keepdim=false))]
     fn median(&self, py: Python<'_>, dim: Option<i64>, keepdim: bool) -> PyResult<Py<PyAny>> {
