@@ -853,7 +853,10 @@ OPS += [
            lambda rng: [Sample([rng.normal(size=(3, 5, 4))], dict(k=2, dim=1), "dim1"),
                         Sample([rng.normal(size=(3, 5, 4))], dict(k=4, dim=-1, keepdim=True), "keepdim")]),
     OpInfo("median", _median_op, _np_median, median_samples),
-    OpInfo("searchsorted", lambda s, v, **k: bp.searchsorted(s, v, **k), _searchsorted_ref, search_samples, grad=False),
-    OpInfo("bucketize", lambda v, s, **k: bp.bucketize(v, s, **k), lambda v, s, right=False: np.searchsorted(s, v, side="right" if right else "left"),
+    # (the sequences are sorted inside the op and the reference, so random draws stay valid)
+    OpInfo("searchsorted", lambda s, v, **k: bp.searchsorted(s.sort().values, v, **k),
+           lambda s, v, **k: _searchsorted_ref(np.sort(s, axis=-1), v, **k), search_samples, grad=False),
+    OpInfo("bucketize", lambda v, s, **k: bp.bucketize(v, s.sort().values, **k),
+           lambda v, s, right=False: np.searchsorted(np.sort(s), v, side="right" if right else "left"),
            lambda rng: [Sample([rng.normal(size=(3, 4)), np.sort(rng.normal(size=(5,)))], dict(right=r), f"right={r}") for r in (False, True)], grad=False),
 ]
