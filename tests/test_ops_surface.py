@@ -335,3 +335,25 @@ def test_top_level_names():
                  "log10", "tan", "asin", "acos", "atan", "sinh", "cosh", "floor", "ceil", "round", "trunc"):
         assert callable(getattr(bp, name)), name
     assert callable(bp.linalg.norm) and callable(bp.linalg.vector_norm) and callable(bp.linalg.matrix_norm)
+
+
+def test_edge_cases_are_errors_not_crashes():
+    assert bp.take_along_dim(bp.tensor(3.0), bp.tensor(0)).item() == 3.0
+    with pytest.raises((MemoryError, ValueError)):
+        bp.tensor([1.0]).repeat_interleave(2**62)
+    with pytest.raises(ValueError, match="negative"):
+        bp.tensor([1.0, 2.0]).repeat_interleave(bp.tensor([1, -1]))
+    with pytest.raises(IndexError):
+        bp.ones(2, 2).flip(2)
+    with pytest.raises(ValueError, match="multiple times"):
+        bp.ones(2, 2).flip(0, 0)
+    with pytest.raises(ValueError, match="index out of range"):
+        bp.ones(2, 3).index_fill(1, bp.tensor([3]), 0.0)
+    with pytest.raises(ValueError, match="k"):
+        bp.ones(3).kthvalue(4)
+    with pytest.raises(ValueError):
+        bp.ones(1, 1, 1).diag()
+    assert bp.ones(3).diag(1).shape == (4, 4) and bp.ones(4, 4).diag(-1).shape == (3,)
+    assert bp.ones(0).sort().values.shape == (0,)
+    assert bp.tensor(2.0).sort().values.item() == 2.0
+    assert bp.ones(2, 0).cumsum(1).shape == (2, 0)

@@ -149,16 +149,29 @@ impl Tensor {
                 format!("repeats can not be negative, got {r}"),
             ));
         }
-        let mut idx: Vec<i64> = Vec::new();
-        for i in 0..n {
+        let count = |i: usize| {
             let r = if repeats.len() == 1 {
                 repeats[0]
             } else {
                 repeats[i]
             };
-            let r = usize::try_from(r).unwrap_or(0);
-            Shape::from([idx.len().saturating_add(r)]).check_extents("repeat_interleave")?;
-            idx.extend(std::iter::repeat_n(i as i64, r));
+            usize::try_from(r).unwrap_or(0)
+        };
+        let total = (0..n)
+            .try_fold(0usize, |acc, i| acc.checked_add(count(i)))
+            .ok_or_else(|| Error::invalid("repeat_interleave", "the repeated size overflows"))?;
+        Shape::from([total]).check_extents("repeat_interleave")?;
+        let mut idx: Vec<i64> = Vec::new();
+        // a count far beyond memory is an error, not an abort
+        idx.try_reserve_exact(total)
+            .map_err(|_| Error::OutOfMemory {
+                op: "repeat_interleave",
+                shape: Shape::from([total]),
+                dtype: DType::I64,
+                bytes: (total as u128) * 8,
+            })?;
+        for i in 0..n {
+            idx.extend(std::iter::repeat_n(i as i64, count(i)));
         }
         let m = idx.len();
         x.index_select(d, &Tensor::from_vec(idx, [m], self.device())?)
@@ -210,6 +223,12 @@ impl Tensor {
             let m = indices.numel();
             return self.reshape([n])?.gather(0usize, &indices.reshape([m])?);
         };
+        if self.rank() == 0 && indices.rank() == 0 {
+            return self
+                .reshape([1])?
+                .take_along_dim(&indices.reshape([1])?, Some(0))?
+                .reshape([]);
+        }
         if self.rank() != indices.rank() {
             return Err(Error::invalid(
                 "take_along_dim",
