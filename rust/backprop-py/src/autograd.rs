@@ -65,9 +65,11 @@ pub fn register_leaf(obj: &Bound<'_, PyTensor>) -> PyResult<()> {
         return Ok(());
     }
     let py = obj.py();
+    // made before taking the lock: creating it may run Python code (a collection)
+    let weak = PyWeakrefReference::new(obj.as_any())?.unbind();
     let mut g = LEAVES.lock().unwrap_or_else(|e| e.into_inner());
     let (map, swept_at) = g.get_or_insert_with(|| (HashMap::new(), 0));
-    map.insert(t.id(), PyWeakrefReference::new(obj.as_any())?.unbind());
+    map.insert(t.id(), weak);
     if map.len() > 2 * *swept_at + 1024 {
         map.retain(|_, w| w.bind(py).upgrade().is_some());
         *swept_at = map.len();
