@@ -586,3 +586,277 @@ def _np_fold(c, out, k, stride):
         for j in range(k[1]):
             res[:, :, i:i + stride[0] * oh:stride[0], j:j + stride[1] * ow:stride[1]] += c[:, :, i, j]
     return res
+
+
+# ---------------------------------------------------------------- issue 13: the everyday surface
+
+
+def _signed_away(rng, shape, lo=0.5, hi=2.0):
+    return rng.choice([-1.0, 1.0], size=shape) * rng.uniform(lo, hi, size=shape)
+
+
+def mod_samples(rng):
+    a = lambda *s: rng.uniform(-5, 5, size=s)  # noqa: E731
+    return [
+        Sample([a(3, 4), _signed_away(rng, (3, 4))], desc="same"),
+        Sample([a(3, 4), _signed_away(rng, (4,))], desc="broadcast-row"),
+        Sample([a(), _signed_away(rng, (3,))], desc="0d-lhs"),
+        Sample([a(0, 4), _signed_away(rng, (4,))], desc="empty"),
+        Sample([a(4, 3), _signed_away(rng, (4, 3))], desc="noncontig", noncontig=True),
+    ]
+
+
+def mat_samples(rng):
+    n = rng.normal
+    return [
+        Sample([n(size=(4, 5))], desc="2d"),
+        Sample([n(size=(2, 3, 4))], desc="3d"),
+        Sample([n(size=(5, 3))], desc="noncontig", noncontig=True),
+        Sample([n(size=(0, 3))], desc="empty"),
+    ]
+
+
+def square_samples(rng):
+    return [Sample([rng.normal(size=(4, 4))], desc="square"), Sample([rng.normal(size=(3, 5))], desc="noncontig", noncontig=True)]
+
+
+def specials_samples(rng):
+    x = rng.normal(size=(3, 4))
+    x[0, 1], x[1, 2], x[2, 0], x[2, 3] = np.nan, np.inf, -np.inf, 0.0
+    return [Sample([x], desc="specials"), Sample([x.T.copy()], desc="noncontig", noncontig=True), Sample([np.zeros((0, 2))], desc="empty")]
+
+
+def scan_samples(with_zeros=False):
+    def gen(rng):
+        x = rng.uniform(-2, 2, size=(3, 5, 4))
+        if with_zeros:
+            x[0, 2, 1] = 0.0
+            x[1, 0, :] = 0.0
+            x[2, 3, 2] = 0.0
+            x[2, 1, 2] = 0.0
+        return [
+            Sample([x], dict(dim=1), "dim1"),
+            Sample([x], dict(dim=-1), "dim-1"),
+            Sample([x], dict(dim=0), "dim0"),
+            Sample([x[:, :, :3]], dict(dim=1), "noncontig", noncontig=True),
+            Sample([rng.uniform(-2, 2, size=(9,))], dict(dim=0), "1d-odd"),
+            Sample([np.array(1.5)], dict(dim=0), "0d"),
+        ]
+
+    return gen
+
+
+def sort_samples(rng):
+    x = rng.normal(size=(3, 5, 4))
+    return [
+        Sample([x], dict(dim=1), "dim1"),
+        Sample([x], dict(dim=-1), "dim-1"),
+        Sample([x], dict(dim=0, descending=True), "dim0-desc"),
+        Sample([x], dict(dim=-1), "noncontig", noncontig=True),
+        Sample([rng.normal(size=(7,))], dict(dim=0, descending=True), "1d"),
+    ]
+
+
+def _np_sort(x, dim=-1, descending=False):
+    s = np.sort(x, axis=dim, kind="stable")
+    return np.flip(s, axis=dim) if descending else s
+
+
+def _np_argsort(x, dim=-1, descending=False):
+    return np.argsort(-x if descending else x, axis=dim, kind="stable")
+
+
+def _np_topk(x, k, dim=-1, largest=True):
+    s = _np_sort(x, dim, descending=largest)
+    return np.take(s, np.arange(k), axis=dim)
+
+
+def topk_samples(rng):
+    x = rng.normal(size=(3, 6, 4))
+    return [
+        Sample([x], dict(k=3, dim=1), "k3-dim1"),
+        Sample([x], dict(k=2, dim=-1, largest=False), "smallest"),
+        Sample([x], dict(k=4, dim=-1), "noncontig", noncontig=True),
+        Sample([x], dict(k=0, dim=0), "k0"),
+    ]
+
+
+def _np_median(x, dim=None, keepdim=False):
+    if dim is None:
+        return np.sort(x.reshape(-1))[(x.size - 1) // 2]
+    n = x.shape[dim]
+    return np.take(np.sort(x, axis=dim), [(n - 1) // 2] if keepdim else (n - 1) // 2, axis=dim)
+
+
+def median_samples(rng):
+    x = rng.normal(size=(3, 6, 5))
+    return [
+        Sample([x], dict(dim=1), "even"),
+        Sample([x], dict(dim=2, keepdim=True), "odd-keepdim"),
+        Sample([x], dict(), "all"),
+        Sample([x], dict(dim=-1), "noncontig", noncontig=True),
+    ]
+
+
+def _median_op(x, dim=None, keepdim=False):
+    if dim is None:
+        return x.median()
+    return x.median(dim, keepdim).values
+
+
+def _kth_ref(x, k, dim=-1, keepdim=False):
+    return np.take(np.sort(x, axis=dim), [k - 1] if keepdim else k - 1, axis=dim)
+
+
+def search_samples(rng):
+    seq = np.sort(rng.normal(size=(6,)))
+    v = rng.normal(size=(3, 4))
+    v[0, 0], v[1, 1] = seq[2], seq[4]  # exact hits: left and right differ there
+    rows = np.sort(rng.normal(size=(3, 5)), axis=1)
+    return [
+        Sample([seq, v], dict(right=False), "left"),
+        Sample([seq, v], dict(right=True), "right"),
+        Sample([rows, v], dict(right=False), "rows"),
+    ]
+
+
+def _searchsorted_ref(seq, v, right=False):
+    side = "right" if right else "left"
+    if seq.ndim == 1:
+        return np.searchsorted(seq, v, side=side)
+    return np.stack([np.searchsorted(seq[i], v[i], side=side) for i in range(seq.shape[0])])
+
+
+def _masked_fill_op(x):
+    return x.masked_fill(x > 0.5, -1.0)
+
+
+def _index_fill_op(x):
+    return x.index_fill(1, bp.tensor([0, -1], device=x.device), 0.25)
+
+
+def _index_fill_ref(x):
+    y = x.copy()
+    y[:, [0, -1]] = 0.25
+    return y
+
+
+def _take_along_samples(rng):
+    x = rng.normal(size=(3, 5))
+    return [
+        Sample([x, rng.integers(0, 5, size=(3, 2))], dict(dim=1), "dim1", int_inputs=[1]),
+        Sample([x, rng.integers(0, 3, size=(4, 1))], dict(dim=0), "dim0-broadcast", int_inputs=[1]),
+        Sample([x, rng.integers(0, 15, size=(6,))], dict(dim=None), "flat", int_inputs=[1]),
+    ]
+
+
+def _take_along_ref(x, i, dim):
+    if dim is None:
+        return x.reshape(-1)[i]
+    shape = list(np.broadcast_shapes(tuple(1 if d == dim else s for d, s in enumerate(x.shape)), tuple(1 if d == dim else s for d, s in enumerate(i.shape))))
+    xs, is_ = list(shape), list(shape)
+    xs[dim], is_[dim] = x.shape[dim], i.shape[dim]
+    return np.take_along_axis(np.broadcast_to(x, xs), np.broadcast_to(i, is_), dim)
+
+
+def _isclose_samples(rng):
+    a = rng.normal(size=(4, 5))
+    b = a + rng.choice([0.0, 1e-10, 1e-3, 1.0], size=a.shape) * rng.choice([-1, 1], size=a.shape)
+    b[0, 0], a[0, 0] = np.nan, np.nan
+    b[1, 1] = a[1, 1] = np.inf
+    return [Sample([a, b], dict(), "default"), Sample([a, b], dict(rtol=1e-2, atol=1e-3, equal_nan=True), "loose-nan")]
+
+
+OPS += [
+    # ---- unary primitives
+    OpInfo("log1p", lambda x: x.log1p(), np.log1p, unary_samples(-0.5, 3.0)),
+    OpInfo("expm1", lambda x: x.expm1(), np.expm1, unary_samples()),
+    OpInfo("log2", lambda x: x.log2(), np.log2, unary_samples(0.2, 3.0)),
+    OpInfo("log10", lambda x: x.log10(), np.log10, unary_samples(0.2, 3.0)),
+    OpInfo("tan", lambda x: x.tan(), np.tan, unary_samples(-1.2, 1.2), atol=1e-5),
+    OpInfo("asin", lambda x: x.asin(), np.arcsin, unary_samples(-0.9, 0.9)),
+    OpInfo("acos", lambda x: x.acos(), np.arccos, unary_samples(-0.9, 0.9)),
+    OpInfo("atan", lambda x: x.atan(), np.arctan, unary_samples(-3, 3)),
+    OpInfo("sinh", lambda x: x.sinh(), np.sinh, unary_samples()),
+    OpInfo("cosh", lambda x: x.cosh(), np.cosh, unary_samples()),
+    OpInfo("floor", lambda x: x.floor(), np.floor, unary_samples(-3, 3), gradgrad=False),
+    OpInfo("ceil", lambda x: x.ceil(), np.ceil, unary_samples(-3, 3), gradgrad=False),
+    OpInfo("round", lambda x: x.round(), np.round, unary_samples(-3, 3), gradgrad=False),
+    OpInfo("trunc", lambda x: x.trunc(), np.trunc, unary_samples(-3, 3), gradgrad=False),
+    OpInfo("frac", lambda x: x.frac(), lambda x: x - np.trunc(x), unary_samples(-3, 3)),
+    OpInfo("clamp_max", lambda x: x.clamp_max(0.3), lambda x: np.minimum(x, 0.3), unary_samples()),
+    OpInfo("clamp_min_method", lambda x: x.clamp_min(-0.3), lambda x: np.maximum(x, -0.3), unary_samples()),
+    # ---- binary primitives
+    OpInfo("atan2", lambda a, b: a.atan2(b), np.arctan2, binary_samples()),
+    OpInfo("fmod", lambda a, b: a.fmod(b), np.fmod, mod_samples, atol=1e-5),
+    OpInfo("remainder", lambda a, b: a.remainder(b), np.remainder, mod_samples, atol=1e-5),
+    OpInfo("mod_operator", lambda a, b: a % b, np.remainder, mod_samples, atol=1e-5),
+    OpInfo("lerp", lambda a, b: a.lerp(b, 0.3), lambda a, b: a + 0.3 * (b - a), binary_samples()),
+    OpInfo("lerp_tensor", lambda a, b, w: bp.lerp(a, b, w), lambda a, b, w: a + w * (b - a),
+           lambda rng: [Sample([rng.normal(size=(3, 4)), rng.normal(size=(4,)), rng.uniform(size=(3, 1))], desc="broadcast")]),
+    # ---- matrix composites
+    OpInfo("tril", lambda x: x.tril(), np.tril, mat_samples),
+    OpInfo("tril_k", lambda x: x.tril(-1), lambda x: np.tril(x, -1), mat_samples),
+    OpInfo("triu", lambda x: x.triu(), np.triu, mat_samples),
+    OpInfo("triu_k", lambda x: bp.triu(x, 2), lambda x: np.triu(x, 2), mat_samples),
+    OpInfo("diagonal", lambda x: x.diagonal(), lambda x: np.diagonal(x).copy(), mat_samples),
+    OpInfo("diagonal_offset", lambda x: x.diagonal(1, -1, 0), lambda x: np.diagonal(x, 1, -1, 0).copy(), mat_samples),
+    OpInfo("diagonal_neg", lambda x: bp.diagonal(x, -1), lambda x: np.diagonal(x, -1).copy(), mat_samples),
+    OpInfo("diag_2d", lambda x: x.diag(1), lambda x: np.diag(x, 1), square_samples),
+    OpInfo("diag_1d", lambda x: bp.diag(x, -2), lambda x: np.diag(x, -2),
+           lambda rng: [Sample([rng.normal(size=(4,))], desc="1d"), Sample([np.zeros(0)], desc="empty")]),
+    OpInfo("trace", lambda x: x.trace(), np.trace, square_samples),
+    OpInfo("outer", lambda a, b: bp.outer(a, b), np.outer,
+           lambda rng: [Sample([rng.normal(size=(3,)), rng.normal(size=(4,))], desc="1d"), Sample([rng.normal(size=(0,)), rng.normal(size=(2,))], desc="empty")]),
+    OpInfo("bmm", lambda a, b: bp.bmm(a, b), np.matmul,
+           lambda rng: [Sample([rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 4, 5))], desc="3d"),
+                        Sample([rng.normal(size=(2, 4, 3)), rng.normal(size=(2, 3, 3))], desc="noncontig", noncontig=True)], atol=1e-5),
+    OpInfo("addmm", lambda i, a, b: bp.addmm(i, a, b, beta=0.5, alpha=2.0), lambda i, a, b: 0.5 * i + 2.0 * a @ b,
+           lambda rng: [Sample([rng.normal(size=(3, 5)), rng.normal(size=(3, 4)), rng.normal(size=(4, 5))], desc="2d"),
+                        Sample([rng.normal(size=(5,)), rng.normal(size=(3, 4)), rng.normal(size=(4, 5))], desc="broadcast-bias")], atol=1e-5),
+    OpInfo("baddbmm", lambda i, a, b: i.baddbmm(a, b, alpha=0.5), lambda i, a, b: i + 0.5 * a @ b,
+           lambda rng: [Sample([rng.normal(size=(2, 3, 5)), rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 4, 5))], desc="3d")], atol=1e-5),
+    # ---- rearranging composites
+    OpInfo("flip", lambda x: x.flip(0, 2), lambda x: np.flip(x, (0, 2)), view_samples),
+    OpInfo("flip_list", lambda x: bp.flip(x, [-1]), lambda x: np.flip(x, -1), view_samples),
+    OpInfo("roll", lambda x: x.roll((1, -2), (0, 2)), lambda x: np.roll(x, (1, -2), (0, 2)), view_samples),
+    OpInfo("roll_flat", lambda x: bp.roll(x, 5), lambda x: np.roll(x, 5), view_samples),
+    OpInfo("tile", lambda x: x.tile(2, 1), lambda x: np.tile(x, (2, 1)), view_samples),
+    OpInfo("tile_more", lambda x: bp.tile(x, (2, 1, 1, 2)), lambda x: np.tile(x, (2, 1, 1, 2)), view_samples),
+    OpInfo("repeat_interleave", lambda x: x.repeat_interleave(2, dim=1), lambda x: np.repeat(x, 2, axis=1), view_samples),
+    OpInfo("repeat_interleave_tensor", lambda x: x.repeat_interleave(bp.tensor([1, 0, 3], device=x.device), dim=1),
+           lambda x: np.repeat(x, [1, 0, 3], axis=1), view_samples),
+    OpInfo("repeat_interleave_flat", lambda x: bp.repeat_interleave(x, 2), lambda x: np.repeat(x, 2), view_samples),
+    OpInfo("take_along_dim", lambda x, i, dim: bp.take_along_dim(x, i, dim), _take_along_ref, _take_along_samples),
+    OpInfo("masked_fill", _masked_fill_op, lambda x: np.where(x > 0.5, -1.0, x), unary_samples()),
+    OpInfo("masked_select", lambda x: x.masked_select(x > 0), lambda x: x[x > 0], view_samples),
+    OpInfo("index_fill", _index_fill_op, _index_fill_ref, view_samples),
+    OpInfo("where_scalar_other", lambda x: bp.where(x > 0, x, 0.5), lambda x: np.where(x > 0, x, 0.5), unary_samples(avoid_zero=True)),
+    # ---- float classes and closeness (no gradient)
+    OpInfo("isnan", lambda x: x.isnan(), np.isnan, specials_samples, grad=False),
+    OpInfo("isinf", lambda x: bp.isinf(x), np.isinf, specials_samples, grad=False),
+    OpInfo("isfinite", lambda x: x.isfinite(), np.isfinite, specials_samples, grad=False),
+    OpInfo("nan_to_num", lambda x: x.nan_to_num(nan=0.5, posinf=1e30, neginf=-2e30),
+           lambda x: np.nan_to_num(x, nan=0.5, posinf=1e30, neginf=-2e30), specials_samples, grad=False),
+    OpInfo("nan_to_num_grad", lambda x: bp.nan_to_num(x), lambda x: x, unary_samples()),
+    OpInfo("isclose", lambda a, b, **k: a.isclose(b, **k), lambda a, b, **k: np.isclose(a, b, **k), _isclose_samples, grad=False),
+    # ---- scans
+    OpInfo("cumsum", lambda x, dim: x.cumsum(dim), lambda x, dim: np.cumsum(x, axis=dim) if x.ndim else x, scan_samples()),
+    OpInfo("cumprod", lambda x, dim: bp.cumprod(x, dim), lambda x, dim: np.cumprod(x, axis=dim) if x.ndim else x, scan_samples()),
+    OpInfo("cumprod_zeros", lambda x, dim: x.cumprod(dim), lambda x, dim: np.cumprod(x, axis=dim) if x.ndim else x, scan_samples(with_zeros=True)),
+    # ---- sorting (the order comes from the CPU kernel; values are a gather)
+    OpInfo("sort", lambda x, **k: x.sort(**k).values, _np_sort, sort_samples),
+    OpInfo("argsort", lambda x, **k: x.argsort(**k), _np_argsort, sort_samples, grad=False),
+    OpInfo("sort_indices", lambda x, **k: bp.sort(x, **k).indices, _np_argsort, sort_samples, grad=False),
+    OpInfo("topk", lambda x, **k: x.topk(**k).values, _np_topk, topk_samples),
+    OpInfo("kthvalue", lambda x, k, dim, keepdim=False: x.kthvalue(k, dim, keepdim).values, _kth_ref,
+           lambda rng: [Sample([rng.normal(size=(3, 5, 4))], dict(k=2, dim=1), "dim1"),
+                        Sample([rng.normal(size=(3, 5, 4))], dict(k=4, dim=-1, keepdim=True), "keepdim")]),
+    OpInfo("median", _median_op, _np_median, median_samples),
+    # (the sequences are sorted inside the op and the reference, so random draws stay valid)
+    OpInfo("searchsorted", lambda s, v, **k: bp.searchsorted(s.sort().values, v, **k),
+           lambda s, v, **k: _searchsorted_ref(np.sort(s, axis=-1), v, **k), search_samples, grad=False),
+    OpInfo("bucketize", lambda v, s, **k: bp.bucketize(v, s.sort().values, **k),
+           lambda v, s, right=False: np.searchsorted(np.sort(s), v, side="right" if right else "left"),
+           lambda rng: [Sample([rng.normal(size=(3, 4)), np.sort(rng.normal(size=(5,)))], dict(right=r), f"right={r}") for r in (False, True)], grad=False),
+]

@@ -206,6 +206,31 @@ UNARY_F32 = {
     "UNARY_GELU": lambda x: 0.5 * x * (1 + erf(x / math.sqrt(2))),
     "UNARY_ERF": erf,
     "UNARY_SOFTPLUS": lambda x: np.logaddexp(0, x),
+    "UNARY_LOG1P": np.log1p,
+    "UNARY_EXPM1": np.expm1,
+    "UNARY_LOG2": np.log2,
+    "UNARY_LOG10": np.log10,
+    "UNARY_TAN": np.tan,
+    "UNARY_ASIN": np.arcsin,
+    "UNARY_ACOS": np.arccos,
+    "UNARY_ATAN": np.arctan,
+    "UNARY_SINH": np.sinh,
+    "UNARY_COSH": np.cosh,
+    "UNARY_FLOOR": np.floor,
+    "UNARY_CEIL": np.ceil,
+    "UNARY_ROUND": np.round,
+    "UNARY_TRUNC": np.trunc,
+}
+# the inputs each op's domain allows (the transposed-view test maps its normal draws into it)
+UNARY_DOMAIN = {
+    "UNARY_LOG": lambda b: np.abs(b) + 0.1,
+    "UNARY_SQRT": lambda b: np.abs(b) + 0.1,
+    "UNARY_LOG2": lambda b: np.abs(b) + 0.1,
+    "UNARY_LOG10": lambda b: np.abs(b) + 0.1,
+    "UNARY_LOG1P": lambda b: np.abs(b) - 0.5,
+    "UNARY_ASIN": lambda b: np.tanh(b),
+    "UNARY_ACOS": lambda b: np.tanh(b),
+    "UNARY_TAN": lambda b: np.tanh(b) * 1.3,
 }
 
 
@@ -217,8 +242,8 @@ def test_unary_table_covers_every_unary_op():
 def test_unary_f32_on_a_transposed_view(gpu, op):
     rng = np.random.default_rng(sorted(UNARY_F32).index(op))
     base = rng.normal(size=(5, 3)).astype(np.float32) * 2  # stored [5, 3], viewed as its [3, 5] transpose
-    if op in ("UNARY_LOG", "UNARY_SQRT"):
-        base = np.abs(base) + 0.1
+    if op in UNARY_DOMAIN:
+        base = UNARY_DOMAIN[op](base).astype(np.float32)
     params = strided([3, 5], [(0, [1, 3])])
     out = gpu.run("elementwise", "unary", params, {1: f32w(base), 4: junk(15)}, 1, ew(op))[4]
     want = UNARY_F32[op](base.T.astype(np.float64)).reshape(-1)
@@ -263,6 +288,9 @@ def test_binary_f32_broadcast(gpu):
         "BINARY_DIV": np.divide,
         "BINARY_MAXIMUM": np.maximum,
         "BINARY_MINIMUM": np.minimum,
+        "BINARY_ATAN2": np.arctan2,
+        "BINARY_FMOD": np.fmod,
+        "BINARY_REMAINDER": np.remainder,
     }
     params = strided([3, 4], [(0, [1, 0]), (0, [0, 1])])
     for op, f in refs.items():

@@ -36,8 +36,11 @@ from ._core import (
     full_like,
     int64,
     is_grad_enabled,
+    bucketize,
     linspace,
     manual_seed,
+    meshgrid,
+    searchsorted,
     set_flush_denormal,
     ones,
     ones_like,
@@ -53,7 +56,7 @@ from ._core import (
     zeros_like,
 )
 from ._core import empty_cache, reset_peak_memory_stats
-from . import autograd, data, gpu, nn, optim, serialization
+from . import autograd, data, gpu, linalg, nn, optim, serialization
 from . import accelerator as accelerator
 from . import amp as amp
 from .amp import autocast as autocast
@@ -225,6 +228,12 @@ for _name in (
     "gather", "scatter_add", "index_select", "index_add", "narrow", "split", "chunk", "nonzero",
     "pow", "max", "min", "eq", "ne", "lt", "le", "gt", "ge", "t", "clip", "logical_not",
     "logical_and", "logical_or", "unbind", "broadcast_to",
+    # issue 13: the everyday surface
+    "atan2", "arctan2", "fmod", "remainder", "frac", "clamp_min", "clamp_max", "tril", "triu",
+    "diagonal", "diag", "trace", "outer", "bmm", "addmm", "baddbmm", "flip", "fliplr", "flipud",
+    "roll", "tile", "repeat_interleave", "take_along_dim", "masked_fill", "masked_select",
+    "index_fill", "isnan", "isinf", "isfinite", "nan_to_num", "isclose", "allclose", "equal",
+    "lerp", "cumsum", "cumprod", "sort", "argsort", "topk", "kthvalue", "median", "norm",
 ):
     globals()[_name] = _method_alias(_name)
 del _name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import _core
 from .._core import Tensor
 
 
@@ -14,7 +15,10 @@ class Parameter(Tensor):
             from .. import empty
 
             data = empty(0)
-        return super().__new__(cls, data, requires_grad=requires_grad)
+        obj = super().__new__(cls, data, requires_grad=requires_grad)
+        # so that AccumulateGrad.variable is this very object (``fn.variable is p``)
+        _core._register_leaf(obj)
+        return obj
 
     def __init__(self, data: Tensor = None, requires_grad: bool = True) -> None:  # noqa: D401
         pass

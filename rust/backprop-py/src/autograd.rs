@@ -7,7 +7,7 @@ use crate::errors::{callback_error, IntoPy};
 use crate::tensor::{wrap, PyTensor};
 use backprop::autograd::function::Record;
 use backprop::autograd::{self, CustomBackward, GradFn, HookHandle, NodeKey};
-use backprop::Tensor;
+use backprop::{Tensor, TensorId};
 use pyo3::exceptions::{PyAttributeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple, PyWeakrefMethods, PyWeakrefReference};
@@ -47,6 +47,60 @@ pub fn node_object(py: Python<'_>, f: GradFn) -> PyResult<Py<PyNode>> {
         *swept_at = map.len();
     }
     Ok(obj.unbind())
+}
+
+/// The Python objects of leaf tensors that require grad, by engine tensor, so that an
+/// `AccumulateGrad` node's `variable` is the very object the user holds (`fn.variable is p`, as
+/// in PyTorch; torchviz keys parameters by `id(fn.variable)`). Filled by the factories with
+/// `requires_grad=True`, `requires_grad_()`, the `requires_grad` and `data` setters, `Tensor(...,
+/// requires_grad=True)` / `Parameter` (through `_register_leaf`), and by `variable` itself.
+static LEAVES: Mutex<Option<LeafTable>> = Mutex::new(None);
+
+type LeafTable = (HashMap<TensorId, Py<PyWeakrefReference>>, usize);
+
+/// Remembers `obj` as the Python object of the leaf it holds (when that leaf requires grad).
+pub fn register_leaf(obj: &Bound<'_, PyTensor>) -> PyResult<()> {
+    let t = obj.get().tensor();
+    if !t.requires_grad() || !t.is_leaf() {
+        return Ok(());
+    }
+    let py = obj.py();
+    // made before taking the lock: creating it may run Python code (a collection)
+    let weak = PyWeakrefReference::new(obj.as_any())?.unbind();
+    let mut g = LEAVES.lock().unwrap_or_else(|e| e.into_inner());
+    let (map, swept_at) = g.get_or_insert_with(|| (HashMap::new(), 0));
+    map.insert(t.id(), weak);
+    if map.len() > 2 * *swept_at + 1024 {
+        map.retain(|_, w| w.bind(py).upgrade().is_some());
+        *swept_at = map.len();
+    }
+    Ok(())
+}
+
+/// The live Python object holding leaf `t`, or a new one (remembered for the next call).
+fn leaf_object(py: Python<'_>, t: Tensor) -> PyResult<Py<PyAny>> {
+    {
+        let g = LEAVES.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((map, _)) = g.as_ref() {
+            if let Some(obj) = map.get(&t.id()).and_then(|w| w.bind(py).upgrade()) {
+                // the object may since hold another tensor (`.data = ...`): then it is not this leaf
+                if let Ok(p) = obj.cast::<PyTensor>() {
+                    if p.get().tensor().id() == t.id() {
+                        return Ok(obj.unbind());
+                    }
+                }
+            }
+        }
+    }
+    let obj = Bound::new(py, wrap(t))?;
+    register_leaf(&obj)?;
+    Ok(obj.into_any().unbind())
+}
+
+/// `_core._register_leaf(t)`: what `nn.Parameter(...)` calls after construction.
+#[pyfunction]
+pub fn _register_leaf(t: &Bound<'_, PyTensor>) -> PyResult<()> {
+    register_leaf(t)
 }
 
 fn opt_node(py: Python<'_>, f: Option<GradFn>) -> PyResult<Py<PyAny>> {
@@ -127,13 +181,14 @@ impl PyNode {
 
     /// The leaf an `AccumulateGrad` node accumulates into.
     #[getter]
-    fn variable(&self) -> PyResult<PyTensor> {
-        self.inner.variable().map(wrap).ok_or_else(|| {
+    fn variable(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let t = self.inner.variable().ok_or_else(|| {
             PyAttributeError::new_err(format!(
                 "'{}' object has no attribute 'variable' (only AccumulateGrad nodes have one)",
                 self.inner.name()
             ))
-        })
+        })?;
+        leaf_object(py, t)
     }
 
     /// A dict kept with the node for as long as it lives.
@@ -435,5 +490,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_set_inference_mode, m)?)?;
     m.add_function(wrap_pyfunction!(_restore_inference_mode, m)?)?;
     m.add_function(wrap_pyfunction!(is_inference_mode_enabled, m)?)?;
+    m.add_function(wrap_pyfunction!(_register_leaf, m)?)?;
     Ok(())
 }

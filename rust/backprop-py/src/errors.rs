@@ -15,6 +15,7 @@ use pyo3::types::{PyDict, PyTuple, PyType};
 static SHAPE_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static DTYPE_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static GRADCHECK_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static ZERO_DIVISION_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 fn make_type(
     py: Python<'_>,
@@ -63,6 +64,19 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
             "Analytical and numerical gradients disagree.",
         )
     })?;
+    // PyTorch raises RuntimeError("ZeroDivisionError"); Python's own class catches it too
+    let zd = ZERO_DIVISION_ERROR.get_or_try_init(py, || {
+        make_type(
+            py,
+            "ZeroDivisionError",
+            &[
+                py.get_type::<pyo3::exceptions::PyZeroDivisionError>(),
+                py.get_type::<PyRuntimeError>(),
+            ],
+            "Integer division or remainder by zero.",
+        )
+    })?;
+    m.add("ZeroDivisionError", zd.bind(py))?;
     m.add("ShapeError", shape.bind(py))?;
     m.add("DTypeError", dtype.bind(py))?;
     m.add("GradcheckError", gc.bind(py))?;
@@ -92,6 +106,11 @@ pub fn to_py(e: Error) -> PyErr {
             raise(&DTYPE_ERROR, PyTypeError::new_err, msg)
         }
         Error::Gradcheck(_) => raise(&GRADCHECK_ERROR, PyRuntimeError::new_err, msg),
+        Error::ZeroDivision { .. } => raise(
+            &ZERO_DIVISION_ERROR,
+            pyo3::exceptions::PyZeroDivisionError::new_err,
+            msg,
+        ),
         Error::DimOutOfRange { .. } | Error::IndexOutOfRange { .. } | Error::Index { .. } => {
             PyIndexError::new_err(msg)
         }

@@ -12,12 +12,21 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PySequence, PyTuple};
 use std::cell::RefCell;
 
-fn finish(t: Tensor, requires_grad: bool) -> PyResult<PyTensor> {
-    Ok(wrap(if requires_grad {
+/// The Python object of a new factory tensor; a leaf that requires grad is remembered, so its
+/// `AccumulateGrad` node's `variable` is this object (see `autograd::register_leaf`).
+fn finish(t: Tensor, requires_grad: bool) -> PyResult<Py<PyTensor>> {
+    let t = if requires_grad {
         t.requires_grad_(true).py()?
     } else {
         t
-    }))
+    };
+    Python::attach(|py| {
+        let obj = Bound::new(py, wrap(t))?;
+        if requires_grad {
+            crate::autograd::register_leaf(&obj)?;
+        }
+        Ok(obj.unbind())
+    })
 }
 
 pub(crate) fn tensors_arg(obj: &Bound<'_, PyAny>) -> PyResult<Vec<Tensor>> {
@@ -77,7 +86,7 @@ pub fn tensor(
     dtype: Option<&Bound<'_, PyAny>>,
     device: Option<&Bound<'_, PyAny>>,
     requires_grad: bool,
-) -> PyResult<PyTensor> {
+) -> PyResult<Py<PyTensor>> {
     let t = tensor_from_data(data, opt_dtype(dtype)?, opt_device(device)?)?;
     finish(t, requires_grad)
 }
@@ -138,7 +147,7 @@ macro_rules! filled {
             dtype: Option<&Bound<'_, PyAny>>,
             device: Option<&Bound<'_, PyAny>>,
             requires_grad: bool,
-        ) -> PyResult<PyTensor> {
+        ) -> PyResult<Py<PyTensor>> {
             let shape = to_shape(&shape_args(size)?)?;
             let dt = opt_dtype(dtype)?.unwrap_or(DType::F32);
             let dev = opt_device(device)?;
@@ -158,7 +167,7 @@ pub fn full(
     dtype: Option<&Bound<'_, PyAny>>,
     device: Option<&Bound<'_, PyAny>>,
     requires_grad: bool,
-) -> PyResult<PyTensor> {
+) -> PyResult<Py<PyTensor>> {
     let shape = to_shape(&int_list(size)?)?;
     let s = as_scalar(fill_value)?
         .ok_or_else(|| PyTypeError::new_err("fill_value must be a number"))?;
@@ -195,7 +204,7 @@ macro_rules! filled_like {
             dtype: Option<&Bound<'_, PyAny>>,
             device: Option<&Bound<'_, PyAny>>,
             requires_grad: bool,
-        ) -> PyResult<PyTensor> {
+        ) -> PyResult<Py<PyTensor>> {
             let (dt, dev) = like_args(input, dtype, device)?;
             finish(
                 Tensor::full(input.tensor().shape().clone(), $value, dt, dev).py()?,
@@ -216,7 +225,7 @@ pub fn full_like(
     dtype: Option<&Bound<'_, PyAny>>,
     device: Option<&Bound<'_, PyAny>>,
     requires_grad: bool,
-) -> PyResult<PyTensor> {
+) -> PyResult<Py<PyTensor>> {
     let (dt, dev) = like_args(input, dtype, device)?;
     finish(
         Tensor::full(input.tensor().shape().clone(), fill_value, dt, dev).py()?,
@@ -231,7 +240,7 @@ pub fn rand(
     dtype: Option<&Bound<'_, PyAny>>,
     device: Option<&Bound<'_, PyAny>>,
     requires_grad: bool,
-) -> PyResult<PyTensor> {
+) -> PyResult<Py<PyTensor>> {
     let shape = to_shape(&shape_args(size)?)?;
     finish(
         Tensor::rand(
@@ -251,7 +260,7 @@ pub fn randn(
     dtype: Option<&Bound<'_, PyAny>>,
     device: Option<&Bound<'_, PyAny>>,
     requires_grad: bool,
-) -> PyResult<PyTensor> {
+) -> PyResult<Py<PyTensor>> {
     let shape = to_shape(&shape_args(size)?)?;
     finish(
         Tensor::randn(
@@ -271,7 +280,7 @@ pub fn rand_like(
     dtype: Option<&Bound<'_, PyAny>>,
     device: Option<&Bound<'_, PyAny>>,
     requires_grad: bool,
-) -> PyResult<PyTensor> {
+) -> PyResult<Py<PyTensor>> {
     let (dt, dev) = like_args(input, dtype, device)?;
     finish(
         Tensor::rand(input.tensor().shape().clone(), dt, dev).py()?,
@@ -286,7 +295,7 @@ pub fn randn_like(
     dtype: Option<&Bound<'_, PyAny>>,
     device: Option<&Bound<'_, PyAny>>,
     requires_grad: bool,
-) -> PyResult<PyTensor> {
+) -> PyResult<Py<PyTensor>> {
     let (dt, dev) = like_args(input, dtype, device)?;
     finish(
         Tensor::randn(input.tensor().shape().clone(), dt, dev).py()?,
@@ -347,7 +356,7 @@ pub fn arange(
     dtype: Option<&Bound<'_, PyAny>>,
     device: Option<&Bound<'_, PyAny>>,
     requires_grad: bool,
-) -> PyResult<PyTensor> {
+) -> PyResult<Py<PyTensor>> {
     let num = |o: &Bound<'_, PyAny>| {
         as_scalar(o)?.ok_or_else(|| PyTypeError::new_err("arange arguments must be numbers"))
     };
@@ -376,7 +385,7 @@ pub fn linspace(
     dtype: Option<&Bound<'_, PyAny>>,
     device: Option<&Bound<'_, PyAny>>,
     requires_grad: bool,
-) -> PyResult<PyTensor> {
+) -> PyResult<Py<PyTensor>> {
     finish(
         Tensor::linspace(
             start,
@@ -398,7 +407,7 @@ pub fn eye(
     dtype: Option<&Bound<'_, PyAny>>,
     device: Option<&Bound<'_, PyAny>>,
     requires_grad: bool,
-) -> PyResult<PyTensor> {
+) -> PyResult<Py<PyTensor>> {
     finish(
         Tensor::eye(
             n,
@@ -522,6 +531,15 @@ pub fn where_(
     } else {
         a
     };
+    // numbers live where the condition does (`where(mask, 1.0, 0.0)` on the GPU)
+    let on_cond = |t: Tensor, obj: &Bound<'_, PyAny>| -> PyResult<Tensor> {
+        if obj.cast::<PyTensor>().is_err() && t.device() != c.device() {
+            t.to_device(c.device()).py()
+        } else {
+            Ok(t)
+        }
+    };
+    let (a, b) = (on_cond(a, input)?, on_cond(b, other)?);
     Ok(wrap(Tensor::where_cond(c, &a, &b).py()?))
 }
 
@@ -845,6 +863,130 @@ pub fn softplus(py: Python<'_>, input: &PyTensor, beta: f64, threshold: f64) -> 
     ))
 }
 
+#[pyfunction]
+#[pyo3(signature = (*tensors, indexing=None))]
+pub fn meshgrid(tensors: &Bound<'_, PyTuple>, indexing: Option<&str>) -> PyResult<Vec<PyTensor>> {
+    // one list argument or the tensors as varargs, as torch.meshgrid
+    let items: Vec<Bound<'_, PyAny>> =
+        if tensors.len() == 1 && tensors.get_item(0)?.cast::<PyTensor>().is_err() {
+            tensors.get_item(0)?.try_iter()?.collect::<PyResult<_>>()?
+        } else {
+            tensors.iter().collect()
+        };
+    let ts = items
+        .iter()
+        .map(|o| {
+            o.cast::<PyTensor>()
+                .map(|t| t.get().tensor())
+                .map_err(PyErr::from)
+        })
+        .collect::<PyResult<Vec<Tensor>>>()?;
+    let ix = match indexing.unwrap_or("ij") {
+        "ij" => backprop::MeshIndexing::Ij,
+        "xy" => backprop::MeshIndexing::Xy,
+        other => {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "meshgrid: indexing must be one of \"xy\" or \"ij\", but received: {other}"
+            )))
+        }
+    };
+    Ok(Tensor::meshgrid(&ts, ix)
+        .py()?
+        .into_iter()
+        .map(wrap)
+        .collect())
+}
+
+#[pyfunction]
+#[pyo3(signature = (sorted_sequence, input, *, out_int32=false, right=false, side=None, sorter=None))]
+pub fn searchsorted(
+    py: Python<'_>,
+    sorted_sequence: &PyTensor,
+    input: &Bound<'_, PyAny>,
+    out_int32: bool,
+    right: bool,
+    side: Option<&str>,
+    sorter: Option<&PyTensor>,
+) -> PyResult<PyTensor> {
+    let seq = sorted_sequence.tensor();
+    let right = match side {
+        None => right,
+        Some("left") if !right => false,
+        Some("right") => true,
+        Some(s) => {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "searchsorted: side must be 'left' or 'right' (and agree with right={right}), got '{s}'"
+            )))
+        }
+    };
+    let seq = match sorter {
+        Some(s) => seq.gather(-1i64, &s.tensor()).py()?,
+        None => seq,
+    };
+    let v = tensor_or_scalar(input, Some(&seq))?;
+    let out = work(py, v.numel(), || seq.searchsorted(&v, right)).py()?;
+    let _ = out_int32; // int64 either way (there is no int32 dtype yet)
+    Ok(wrap(out))
+}
+
+#[pyfunction]
+#[pyo3(signature = (input, boundaries, *, out_int32=false, right=false))]
+pub fn bucketize(
+    py: Python<'_>,
+    input: &Bound<'_, PyAny>,
+    boundaries: &PyTensor,
+    out_int32: bool,
+    right: bool,
+) -> PyResult<PyTensor> {
+    let b = boundaries.tensor();
+    let x = tensor_or_scalar(input, Some(&b))?;
+    let _ = out_int32;
+    wrap_r_f(work(py, x.numel(), || x.bucketize(&b, right)))
+}
+
+fn wrap_r_f(t: backprop::Result<Tensor>) -> PyResult<PyTensor> {
+    t.py().map(wrap)
+}
+
+/// `linalg.vector_norm` (the dispatch over `ord=None` / `dim` lives in `backprop_rs.linalg`).
+#[pyfunction]
+#[pyo3(signature = (x, ord, dim, keepdim))]
+pub fn _vector_norm(
+    py: Python<'_>,
+    x: &PyTensor,
+    ord: f64,
+    dim: Option<&Bound<'_, PyAny>>,
+    keepdim: bool,
+) -> PyResult<PyTensor> {
+    let dims = dims_arg(dim)?;
+    let t = x.tensor();
+    wrap_r_f(work(py, t.numel(), || t.vector_norm(ord, &dims, keepdim)))
+}
+
+/// `linalg.matrix_norm`: `ord` is 'fro', 'nuc' or a number.
+#[pyfunction]
+#[pyo3(signature = (x, ord, dim, keepdim))]
+pub fn _matrix_norm(
+    py: Python<'_>,
+    x: &PyTensor,
+    ord: &Bound<'_, PyAny>,
+    dim: (i64, i64),
+    keepdim: bool,
+) -> PyResult<PyTensor> {
+    let o = match ord.extract::<String>() {
+        Ok(s) if s == "fro" => backprop::MatrixOrd::Fro,
+        Ok(s) if s == "nuc" => backprop::MatrixOrd::Nuc,
+        Ok(s) => {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "linalg.matrix_norm: ord must be 'fro', 'nuc' or a number, got '{s}'"
+            )))
+        }
+        Err(_) => backprop::MatrixOrd::P(ord.extract::<f64>()?),
+    };
+    let t = x.tensor();
+    wrap_r_f(work(py, t.numel(), || t.matrix_norm(o, dim, keepdim)))
+}
+
 /// All public names of the functional API that Python re-exports.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     macro_rules! add {
@@ -898,6 +1040,13 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         gelu,
         leaky_relu,
         softplus
+    );
+    add!(
+        meshgrid,
+        searchsorted,
+        bucketize,
+        _vector_norm,
+        _matrix_norm
     );
     let _ = PyList::empty(m.py());
     Ok(())

@@ -452,12 +452,14 @@ impl PyTensor {
     fn is_contiguous(&self) -> bool {
         self.tensor().is_contiguous()
     }
-    /// Address of the first element (CPU tensors), for checking memory sharing.
+    /// Address of the first element, for checking memory sharing: the real address on the CPU;
+    /// on the GPU (whose memory has no host address) a unique non-zero number per buffer plus
+    /// the offset in bytes, so views of one buffer compare as PyTorch's CUDA pointers do.
     fn data_ptr(&self) -> usize {
-        self.tensor()
-            .cpu_data_ptr()
+        let t = self.tensor();
+        t.cpu_data_ptr()
             .map(|p| p as usize)
-            .unwrap_or(0)
+            .unwrap_or_else(|| t.device_data_ptr())
     }
     fn __len__(&self) -> PyResult<usize> {
         self.tensor()
@@ -502,12 +504,14 @@ impl PyTensor {
         self.tensor().requires_grad()
     }
     #[setter]
-    fn set_requires_grad(&self, flag: bool) -> PyResult<()> {
-        self.tensor().requires_grad_(flag).py().map(|_| ())
+    fn set_requires_grad(slf: &Bound<'_, Self>, flag: bool) -> PyResult<()> {
+        slf.get().tensor().requires_grad_(flag).py()?;
+        crate::autograd::register_leaf(slf)
     }
     #[pyo3(signature = (requires_grad=true))]
     fn requires_grad_(slf: &Bound<'_, Self>, requires_grad: bool) -> PyResult<Py<Self>> {
         slf.get().tensor().requires_grad_(requires_grad).py()?;
+        crate::autograd::register_leaf(slf)?;
         Ok(slf.clone().unbind())
     }
     #[getter]
@@ -607,7 +611,8 @@ impl PyTensor {
     /// `t.data = other`: this object now holds `other`'s memory (any shape, dtype or device),
     /// keeping its `requires_grad` (and its `.grad` where that still fits), as in PyTorch.
     #[setter]
-    fn set_data(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn set_data(slf: &Bound<'_, Self>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let this = slf.get();
         let v = value
             .cast::<PyTensor>()
             .map_err(|_| {
@@ -615,9 +620,10 @@ impl PyTensor {
             })?
             .get()
             .tensor();
-        let new = self.tensor().with_data(&v).py()?;
-        self.set(new);
-        Ok(())
+        let new = this.tensor().with_data(&v).py()?;
+        this.set(new);
+        // the object now holds another engine tensor: graphs built from here on refer to it
+        crate::autograd::register_leaf(slf)
     }
     /// How many in-place writes this tensor's memory has seen (PyTorch's `_version`).
     #[getter]
@@ -1747,6 +1753,406 @@ impl PyTensor {
             t.index_add(dim, &index.tensor(), &src)
         }))
     }
+
+    // ------------------------------------------------------------------ ops surface (issue 13)
+
+    fn atan2(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+        self.binop_method(py, other, BinaryOp::Atan2)
+    }
+    fn arctan2(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+        self.binop_method(py, other, BinaryOp::Atan2)
+    }
+    fn fmod(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+        self.binop_method(py, other, BinaryOp::Fmod)
+    }
+    fn remainder(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+        self.binop_method(py, other, BinaryOp::Remainder)
+    }
+    fn __mod__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        self.binop(py, other, BinaryOp::Remainder, false)
+    }
+    fn __rmod__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        self.binop(py, other, BinaryOp::Remainder, true)
+    }
+    fn __imod__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.inplace(py, other, BinaryOp::Remainder)
+    }
+    fn atan2_<'py>(
+        slf: &Bound<'py, Self>,
+        other: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, Self>> {
+        slf.get().inplace(slf.py(), other, BinaryOp::Atan2)?;
+        Ok(slf.clone())
+    }
+    fn fmod_<'py>(slf: &Bound<'py, Self>, other: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Self>> {
+        slf.get().inplace(slf.py(), other, BinaryOp::Fmod)?;
+        Ok(slf.clone())
+    }
+    fn remainder_<'py>(
+        slf: &Bound<'py, Self>,
+        other: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, Self>> {
+        slf.get().inplace(slf.py(), other, BinaryOp::Remainder)?;
+        Ok(slf.clone())
+    }
+    fn frac(&self) -> PyResult<PyTensor> {
+        wrap_r(self.tensor().frac())
+    }
+    fn clamp_min(&self, py: Python<'_>, min: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+        self.clamp(py, Some(min), None)
+    }
+    fn clamp_max(&self, py: Python<'_>, max: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+        self.clamp(py, None, Some(max))
+    }
+    #[pyo3(signature = (diagonal=0))]
+    fn tril(&self, py: Python<'_>, diagonal: i64) -> PyResult<PyTensor> {
+        let t = &self.tensor();
+        wrap_r(work(py, t.numel(), || t.tril(diagonal)))
+    }
+    #[pyo3(signature = (diagonal=0))]
+    fn triu(&self, py: Python<'_>, diagonal: i64) -> PyResult<PyTensor> {
+        let t = &self.tensor();
+        wrap_r(work(py, t.numel(), || t.triu(diagonal)))
+    }
+    #[pyo3(signature = (diagonal=0))]
+    fn tril_<'py>(slf: &Bound<'py, Self>, diagonal: i64) -> PyResult<Bound<'py, Self>> {
+        let t = slf.get().tensor();
+        slf.get()
+            .set(t.apply_inplace("tril_", |v| v.tril(diagonal)).py()?);
+        Ok(slf.clone())
+    }
+    #[pyo3(signature = (diagonal=0))]
+    fn triu_<'py>(slf: &Bound<'py, Self>, diagonal: i64) -> PyResult<Bound<'py, Self>> {
+        let t = slf.get().tensor();
+        slf.get()
+            .set(t.apply_inplace("triu_", |v| v.triu(diagonal)).py()?);
+        Ok(slf.clone())
+    }
+    #[pyo3(signature = (offset=0, dim1=0, dim2=1))]
+    fn diagonal(&self, offset: i64, dim1: i64, dim2: i64) -> PyResult<PyTensor> {
+        wrap_r(self.tensor().diagonal(offset, dim1, dim2))
+    }
+    #[pyo3(signature = (diagonal=0))]
+    fn diag(&self, diagonal: i64) -> PyResult<PyTensor> {
+        wrap_r(self.tensor().diag(diagonal))
+    }
+    fn trace(&self) -> PyResult<PyTensor> {
+        wrap_r(self.tensor().trace())
+    }
+    fn outer(&self, vec2: &PyTensor) -> PyResult<PyTensor> {
+        wrap_r(self.tensor().outer(&vec2.tensor()))
+    }
+    fn bmm(&self, py: Python<'_>, mat2: &PyTensor) -> PyResult<PyTensor> {
+        let (a, b) = (self.tensor(), mat2.tensor());
+        wrap_r(work(py, a.numel(), || a.bmm(&b)))
+    }
+    #[pyo3(signature = (mat1, mat2, *, beta=1.0, alpha=1.0))]
+    fn addmm(
+        &self,
+        py: Python<'_>,
+        mat1: &PyTensor,
+        mat2: &PyTensor,
+        beta: f64,
+        alpha: f64,
+    ) -> PyResult<PyTensor> {
+        let (t, a, b) = (self.tensor(), mat1.tensor(), mat2.tensor());
+        wrap_r(work(py, a.numel(), || t.addmm(&a, &b, beta, alpha)))
+    }
+    #[pyo3(signature = (batch1, batch2, *, beta=1.0, alpha=1.0))]
+    fn baddbmm(
+        &self,
+        py: Python<'_>,
+        batch1: &PyTensor,
+        batch2: &PyTensor,
+        beta: f64,
+        alpha: f64,
+    ) -> PyResult<PyTensor> {
+        let (t, a, b) = (self.tensor(), batch1.tensor(), batch2.tensor());
+        wrap_r(work(py, a.numel(), || t.baddbmm(&a, &b, beta, alpha)))
+    }
+    #[pyo3(signature = (*dims))]
+    fn flip(&self, py: Python<'_>, dims: &Bound<'_, PyTuple>) -> PyResult<PyTensor> {
+        let d = int_list_args(dims)?;
+        let t = &self.tensor();
+        wrap_r(work(py, t.numel(), || t.flip(&d)))
+    }
+    fn fliplr(&self) -> PyResult<PyTensor> {
+        wrap_r(self.tensor().flip(&[1]))
+    }
+    fn flipud(&self) -> PyResult<PyTensor> {
+        wrap_r(self.tensor().flip(&[0]))
+    }
+    #[pyo3(signature = (shifts, dims=None))]
+    fn roll(
+        &self,
+        py: Python<'_>,
+        shifts: &Bound<'_, PyAny>,
+        dims: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyTensor> {
+        let s = dims_arg(Some(shifts))?;
+        let d = dims_arg(dims)?;
+        let t = &self.tensor();
+        wrap_r(work(py, t.numel(), || t.roll(&s, &d)))
+    }
+    #[pyo3(signature = (*dims))]
+    fn tile(&self, py: Python<'_>, dims: &Bound<'_, PyTuple>) -> PyResult<PyTensor> {
+        let d = int_list_args(dims)?;
+        let reps = to_shape(&d)?;
+        let t = &self.tensor();
+        wrap_r(work(py, t.numel(), || t.tile(reps.dims())))
+    }
+    #[pyo3(signature = (repeats, dim=None, *, output_size=None))]
+    fn repeat_interleave(
+        &self,
+        py: Python<'_>,
+        repeats: &Bound<'_, PyAny>,
+        dim: Option<i64>,
+        output_size: Option<usize>,
+    ) -> PyResult<PyTensor> {
+        let reps: Vec<i64> = match repeats.cast::<PyTensor>() {
+            Ok(r) => {
+                let r = r.get().tensor();
+                if r.dtype() != DType::I64 || r.rank() > 1 {
+                    return Err(PyValueError::new_err(
+                        "repeat_interleave: repeats must be an int or a 0-d / 1-d int64 tensor",
+                    ));
+                }
+                r.reshape([r.numel()]).py()?.to_vec::<i64>().py()?
+            }
+            Err(_) => vec![repeats.extract::<i64>()?],
+        };
+        let t = &self.tensor();
+        let out = work(py, t.numel(), || t.repeat_interleave(&reps, dim)).py()?;
+        if let Some(n) = output_size {
+            let d = match dim {
+                None => 0,
+                Some(v) => v.rem_euclid(out.rank().max(1) as i64) as usize,
+            };
+            let got = out.dims().get(d).copied().unwrap_or(1);
+            if got != n {
+                return Err(PyValueError::new_err(format!(
+                    "repeat_interleave: output_size {n} does not match the repeated size {got}"
+                )));
+            }
+        }
+        Ok(wrap(out))
+    }
+    #[pyo3(signature = (indices, dim=None))]
+    fn take_along_dim(&self, indices: &PyTensor, dim: Option<i64>) -> PyResult<PyTensor> {
+        wrap_r(self.tensor().take_along_dim(&indices.tensor(), dim))
+    }
+    fn masked_fill(
+        &self,
+        py: Python<'_>,
+        mask: &PyTensor,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<PyTensor> {
+        let t = &self.tensor();
+        let v = fill_value("masked_fill", value, t)?;
+        wrap_r(work(py, t.numel(), || t.masked_fill(&mask.tensor(), &v)))
+    }
+    fn masked_fill_<'py>(
+        slf: &Bound<'py, Self>,
+        mask: &PyTensor,
+        value: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, Self>> {
+        let t = slf.get().tensor();
+        let v = fill_value("masked_fill_", value, &t)?;
+        slf.get().set(t.masked_fill_(&mask.tensor(), &v).py()?);
+        Ok(slf.clone())
+    }
+    fn masked_select(&self, mask: &PyTensor) -> PyResult<PyTensor> {
+        wrap_r(self.tensor().masked_select(&mask.tensor()))
+    }
+    fn index_fill(
+        &self,
+        dim: i64,
+        index: &PyTensor,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<PyTensor> {
+        let t = &self.tensor();
+        let v = fill_value("index_fill", value, t)?;
+        wrap_r(t.index_fill(dim, &index.tensor(), &v))
+    }
+    fn index_fill_<'py>(
+        slf: &Bound<'py, Self>,
+        dim: i64,
+        index: &PyTensor,
+        value: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, Self>> {
+        let t = slf.get().tensor();
+        let v = fill_value("index_fill_", value, &t)?;
+        slf.get().set(t.index_fill_(dim, &index.tensor(), &v).py()?);
+        Ok(slf.clone())
+    }
+    fn isnan(&self) -> PyResult<PyTensor> {
+        wrap_r(self.tensor().isnan())
+    }
+    fn isinf(&self) -> PyResult<PyTensor> {
+        wrap_r(self.tensor().isinf())
+    }
+    fn isfinite(&self) -> PyResult<PyTensor> {
+        wrap_r(self.tensor().isfinite())
+    }
+    #[pyo3(signature = (nan=0.0, posinf=None, neginf=None))]
+    fn nan_to_num(&self, nan: f64, posinf: Option<f64>, neginf: Option<f64>) -> PyResult<PyTensor> {
+        wrap_r(self.tensor().nan_to_num(nan, posinf, neginf))
+    }
+    #[pyo3(signature = (other, rtol=1e-05, atol=1e-08, equal_nan=false))]
+    fn isclose(
+        &self,
+        other: &Bound<'_, PyAny>,
+        rtol: f64,
+        atol: f64,
+        equal_nan: bool,
+    ) -> PyResult<PyTensor> {
+        let b = self
+            .operand_as_tensor(other)?
+            .ok_or_else(|| unsupported_operand("isclose", other))?;
+        wrap_r(self.tensor().isclose(&b, rtol, atol, equal_nan))
+    }
+    #[pyo3(signature = (other, rtol=1e-05, atol=1e-08, equal_nan=false))]
+    fn allclose(
+        &self,
+        other: &Bound<'_, PyAny>,
+        rtol: f64,
+        atol: f64,
+        equal_nan: bool,
+    ) -> PyResult<bool> {
+        let b = self
+            .operand_as_tensor(other)?
+            .ok_or_else(|| unsupported_operand("allclose", other))?;
+        self.tensor().allclose(&b, rtol, atol, equal_nan).py()
+    }
+    fn equal(&self, other: &PyTensor) -> PyResult<bool> {
+        self.tensor().equal(&other.tensor()).py()
+    }
+    fn lerp(&self, end: &PyTensor, weight: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+        let w = self
+            .operand_as_tensor(weight)?
+            .ok_or_else(|| unsupported_operand("lerp", weight))?;
+        wrap_r(self.tensor().lerp(&end.tensor(), &w))
+    }
+    #[pyo3(signature = (dim, *, dtype=None))]
+    fn cumsum(
+        &self,
+        py: Python<'_>,
+        dim: i64,
+        dtype: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyTensor> {
+        let t = match opt_dtype(dtype)? {
+            Some(d) => self.tensor().to_dtype(d).py()?,
+            None => self.tensor(),
+        };
+        wrap_r(work(py, t.numel(), || t.cumsum(dim)))
+    }
+    #[pyo3(signature = (dim, *, dtype=None))]
+    fn cumprod(
+        &self,
+        py: Python<'_>,
+        dim: i64,
+        dtype: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyTensor> {
+        let t = match opt_dtype(dtype)? {
+            Some(d) => self.tensor().to_dtype(d).py()?,
+            None => self.tensor(),
+        };
+        wrap_r(work(py, t.numel(), || t.cumprod(dim)))
+    }
+    #[pyo3(signature = (dim=-1, descending=false, stable=false))]
+    fn sort(
+        &self,
+        py: Python<'_>,
+        dim: i64,
+        descending: bool,
+        stable: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let _ = stable; // the sort is always stable (allowed for stable=False too)
+        let t = &self.tensor();
+        let (v, i) = work(py, t.numel(), || t.sort(dim, descending)).py()?;
+        values_indices(py, "sort", v, i)
+    }
+    #[pyo3(signature = (dim=-1, descending=false, stable=false))]
+    fn argsort(
+        &self,
+        py: Python<'_>,
+        dim: i64,
+        descending: bool,
+        stable: bool,
+    ) -> PyResult<PyTensor> {
+        let _ = stable;
+        let t = &self.tensor();
+        wrap_r(work(py, t.numel(), || t.argsort(dim, descending)))
+    }
+    #[pyo3(signature = (k, dim=-1, largest=true, sorted=true))]
+    fn topk(
+        &self,
+        py: Python<'_>,
+        k: usize,
+        dim: i64,
+        largest: bool,
+        sorted: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let _ = sorted; // always sorted (allowed for sorted=False too)
+        let t = &self.tensor();
+        let (v, i) = work(py, t.numel(), || t.topk(k, dim, largest)).py()?;
+        values_indices(py, "topk", v, i)
+    }
+    #[pyo3(signature = (k, dim=-1, keepdim=false))]
+    fn kthvalue(&self, py: Python<'_>, k: usize, dim: i64, keepdim: bool) -> PyResult<Py<PyAny>> {
+        let t = &self.tensor();
+        let (v, i) = work(py, t.numel(), || t.kthvalue(k, dim, keepdim)).py()?;
+        values_indices(py, "kthvalue", v, i)
+    }
+    /// `Tensor.norm(p='fro', dim=None, keepdim=False, dtype=None)` (PyTorch's legacy norm: 'fro'
+    /// is the 2-norm over `dim`, a number p the vector p-norm, 'nuc' is refused).
+    #[pyo3(signature = (p=None, dim=None, keepdim=false, dtype=None))]
+    fn norm(
+        &self,
+        py: Python<'_>,
+        p: Option<&Bound<'_, PyAny>>,
+        dim: Option<&Bound<'_, PyAny>>,
+        keepdim: bool,
+        dtype: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyTensor> {
+        let t = match opt_dtype(dtype)? {
+            Some(d) => self.tensor().to_dtype(d).py()?,
+            None => self.tensor(),
+        };
+        let dims = dims_arg(dim)?;
+        let ord = match p {
+            None => 2.0,
+            Some(o) if o.is_none() => 2.0,
+            Some(o) => match o.extract::<String>() {
+                Ok(s) if s == "fro" => 2.0,
+                Ok(s) if s == "nuc" => {
+                    let (a, b) = match dims.as_slice() {
+                        [a, b] => (*a, *b),
+                        _ => (-2, -1),
+                    };
+                    return wrap_r(t.matrix_norm(backprop::MatrixOrd::Nuc, (a, b), keepdim));
+                }
+                Ok(s) => {
+                    return Err(PyValueError::new_err(format!(
+                        "norm: p must be a number, 'fro' or 'nuc', got '{s}'"
+                    )))
+                }
+                Err(_) => o.extract::<f64>()?,
+            },
+        };
+        wrap_r(work(py, t.numel(), || t.vector_norm(ord, &dims, keepdim)))
+    }
+    #[pyo3(signature = (dim=None, keepdim=false))]
+    fn median(&self, py: Python<'_>, dim: Option<i64>, keepdim: bool) -> PyResult<Py<PyAny>> {
+        let t = &self.tensor();
+        match dim {
+            None => Ok(Bound::new(py, wrap(t.median().py()?))?.into_any().unbind()),
+            Some(d) => {
+                let (v, i) = work(py, t.numel(), || t.median_dim(d, keepdim)).py()?;
+                values_indices(py, "median", v, i)
+            }
+        }
+    }
 }
 
 impl PyTensor {
@@ -1875,4 +2281,24 @@ pub fn _unary_<'py>(t: &Bound<'py, PyTensor>, name: &str) -> PyResult<Bound<'py,
 #[pyfunction]
 pub fn _unary_op_names() -> Vec<&'static str> {
     UnaryOp::ALL.iter().map(|o| o.name()).collect()
+}
+
+/// Ints given as varargs (`t.flip(0, 1)`) or as one list/tuple (`t.flip((0, 1))`).
+fn int_list_args(args: &Bound<'_, PyTuple>) -> PyResult<Vec<i64>> {
+    if args.len() == 1 {
+        let a = args.get_item(0)?;
+        if !a.is_instance_of::<PyInt>() {
+            return a.extract::<Vec<i64>>();
+        }
+    }
+    args.extract::<Vec<i64>>()
+}
+
+/// A fill value: a 0-d tensor (kept, so it can receive a gradient) or a number.
+fn fill_value(op: &str, value: &Bound<'_, PyAny>, like: &Tensor) -> PyResult<Tensor> {
+    if let Ok(t) = value.cast::<PyTensor>() {
+        return Ok(t.get().tensor());
+    }
+    let s = scalar_arg(op, value)?;
+    Tensor::full_scalar(s, like.dtype(), like.device()).py()
 }

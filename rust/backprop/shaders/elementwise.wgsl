@@ -226,6 +226,93 @@ fn erf_f32(x: f32) -> f32 {
     return select(y, -y, neg);
 }
 
+// log1p with the IEEE edge cases (log1p_f32 above serves softplus, whose argument is in (0, 1]).
+fn log1p_full_f32(y: f32) -> f32 {
+    if (is_nan(y) || y < -1.0) {
+        return from_bits(0x7fc00000u);
+    }
+    if (y == -1.0) {
+        return from_bits(0xff800000u);
+    }
+    if (y == from_bits(0x7f800000u)) {
+        return y;
+    }
+    return log1p_f32(y);
+}
+
+// log2 with the IEEE edge cases made explicit (see log_f32).
+fn log2_f32(x: f32) -> f32 {
+    if (is_nan(x) || x < 0.0) {
+        return from_bits(0x7fc00000u);
+    }
+    if (x == 0.0) {
+        return from_bits(0xff800000u);
+    }
+    return log2(x);
+}
+
+// asin / acos are unspecified outside [-1, 1] in WGSL: NaN there, as on the CPU.
+// (Cephes' asinf, not the builtin: llvmpipe's builtin asin is off by ~4e-4 near 0.55)
+fn asin_f32(x: f32) -> f32 {
+    if (is_nan(x) || abs(x) > 1.0) {
+        return from_bits(0x7fc00000u);
+    }
+    let a = abs(x);
+    var r: f32;
+    if (a > 0.5) {
+        let z = 0.5 * (1.0 - a);
+        let s = sqrt(z);
+        let p = (((4.2163199048e-2 * z + 2.4181311049e-2) * z + 4.5470025998e-2) * z + 7.4953002686e-2) * z + 1.6666752422e-1;
+        r = 1.5707963267948966 - 2.0 * (s + s * z * p);
+    } else {
+        let z = a * a;
+        let p = (((4.2163199048e-2 * z + 2.4181311049e-2) * z + 4.5470025998e-2) * z + 7.4953002686e-2) * z + 1.6666752422e-1;
+        r = a + a * z * p;
+    }
+    return select(r, -r, x < 0.0);
+}
+
+fn acos_f32(x: f32) -> f32 {
+    if (is_nan(x) || abs(x) > 1.0) {
+        return from_bits(0x7fc00000u);
+    }
+    return acos(x);
+}
+
+// sinh(x) = (e + e / (e + 1)) / 2 with e = expm1(x): no cancellation near 0; beyond |x| = 20,
+// exp(|x| - ln 2) (so the result overflows where sinh does, not where exp does).
+fn sinh_f32(x: f32) -> f32 {
+    if (is_nan(x)) {
+        return x;
+    }
+    let a = abs(x);
+    var r: f32;
+    if (a > 20.0) {
+        r = exp(a - 0.69314718);
+    } else {
+        let e = expm1_f32(a);
+        r = 0.5 * (e + e / (e + 1.0));
+    }
+    return select(r, -r, x < 0.0);
+}
+
+fn cosh_f32(x: f32) -> f32 {
+    if (is_nan(x)) {
+        return x;
+    }
+    let a = abs(x);
+    if (a > 20.0) {
+        return exp(a - 0.69314718);
+    }
+    let e = exp(a);
+    return 0.5 * (e + 1.0 / e);
+}
+
+fn tan_f32(x: f32) -> f32 {
+    let r = reduce_angle(x);
+    return sin(r) / cos(r);
+}
+
 fn unary_f32(x: f32) -> f32 {
     switch OP {
         case UNARY_NEG: { return -x; }
@@ -244,6 +331,21 @@ fn unary_f32(x: f32) -> f32 {
         case UNARY_GELU: { return 0.5 * x * (1.0 + erf_f32(x * FRAC_1_SQRT_2)); }
         case UNARY_ERF: { return erf_f32(x); }
         case UNARY_SOFTPLUS: { return softplus_f32(x); }
+        case UNARY_LOG1P: { return log1p_full_f32(x); }
+        case UNARY_EXPM1: { return expm1_f32(x); }
+        case UNARY_LOG2: { return log2_f32(x); }
+        case UNARY_LOG10: { return log2_f32(x) * 0.30102999566398120; }
+        case UNARY_TAN: { return tan_f32(x); }
+        case UNARY_ASIN: { return asin_f32(x); }
+        case UNARY_ACOS: { return acos_f32(x); }
+        case UNARY_ATAN: { return atan(x); }
+        case UNARY_SINH: { return sinh_f32(x); }
+        case UNARY_COSH: { return cosh_f32(x); }
+        case UNARY_FLOOR: { return floor(x); }
+        case UNARY_CEIL: { return ceil(x); }
+        // WGSL's round is half to even, as torch.round
+        case UNARY_ROUND: { return round(x); }
+        case UNARY_TRUNC: { return trunc(x); }
         default: { return x; }
     }
 }
@@ -309,6 +411,55 @@ fn pow_f32(x: f32, y: f32) -> f32 {
     return select(r, -r, x < 0.0 && odd);
 }
 
+// atan2 with the quadrant and signed-zero cases spelled out (WGSL leaves atan2(0, 0) and the
+// infinities to the driver).
+fn atan2_f32(y: f32, x: f32) -> f32 {
+    if (is_nan(x) || is_nan(y)) {
+        return from_bits(0x7fc00000u);
+    }
+    let pi = 3.14159265358979;
+    let ysign = bitcast<u32>(y) & 0x80000000u;
+    if (y == 0.0) {
+        // atan2(+-0, x) = +-0 for x > 0 or x = +0, +-pi for x < 0 or x = -0
+        let x_neg = x < 0.0 || (x == 0.0 && (bitcast<u32>(x) & 0x80000000u) != 0u);
+        let r = select(0.0, pi, x_neg);
+        return bitcast<f32>(bitcast<u32>(r) | ysign);
+    }
+    let inf = from_bits(0x7f800000u);
+    if (abs(x) == inf || abs(y) == inf) {
+        var r: f32;
+        if (abs(y) == inf) {
+            if (x == inf) { r = pi / 4.0; } else if (x == -inf) { r = 3.0 * pi / 4.0; } else { r = pi / 2.0; }
+        } else {
+            r = select(0.0, pi, x < 0.0);
+        }
+        return bitcast<f32>(bitcast<u32>(r) | ysign);
+    }
+    return atan2(y, x);
+}
+
+// C's fmod: a - trunc(a / b) * b, exact while the quotient is exactly representable; NaN for a
+// zero divisor or an infinite dividend, the dividend itself for an infinite divisor.
+fn fmod_f32(a: f32, b: f32) -> f32 {
+    let inf = from_bits(0x7f800000u);
+    if (is_nan(a) || is_nan(b) || b == 0.0 || abs(a) == inf) {
+        return from_bits(0x7fc00000u);
+    }
+    if (abs(b) == inf) {
+        return a;
+    }
+    let r = a - trunc(a / b) * b;
+    // keep the sign of the dividend (a zero result too) and |r| < |b|
+    var m = r;
+    if (abs(m) >= abs(b)) {
+        m = m - trunc(m / b) * b;
+    }
+    if (m != 0.0 && ((m < 0.0) != (a < 0.0))) {
+        m = m + select(abs(b), -abs(b), m > 0.0);
+    }
+    return bitcast<f32>((bitcast<u32>(m) & 0x7fffffffu) | (bitcast<u32>(a) & 0x80000000u));
+}
+
 fn binary_f32(a: f32, b: f32) -> f32 {
     switch OP {
         case BINARY_ADD: { return a + b; }
@@ -318,6 +469,12 @@ fn binary_f32(a: f32, b: f32) -> f32 {
         case BINARY_POW: { return pow_f32(a, b); }
         case BINARY_MAXIMUM: { return max_nan(a, b); }
         case BINARY_MINIMUM: { return min_nan(a, b); }
+        case BINARY_ATAN2: { return atan2_f32(a, b); }
+        case BINARY_FMOD: { return fmod_f32(a, b); }
+        case BINARY_REMAINDER: {
+            let m = fmod_f32(a, b);
+            return select(m, m + b, m != 0.0 && ((b < 0.0) != (m < 0.0)));
+        }
         default: { return a; }
     }
 }
@@ -334,8 +491,22 @@ fn binary_i64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
         case BINARY_BIT_AND: { return a & b; }
         case BINARY_BIT_OR: { return a | b; }
         case BINARY_BIT_XOR: { return a ^ b; }
+        // a - trunc(a / b) * b; by zero gives 0, as on the CPU (the engine refuses it first)
+        case BINARY_FMOD: { return i64_fmod(a, b); }
+        case BINARY_REMAINDER: {
+            let m = i64_fmod(a, b);
+            let nz = !(m.x == 0u && m.y == 0u);
+            return select(m, i64_add(m, b), nz && (i64_is_neg(b) != i64_is_neg(m)));
+        }
         default: { return a; }
     }
+}
+
+fn i64_fmod(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+    if (b.x == 0u && b.y == 0u) {
+        return I64_ZERO;
+    }
+    return i64_sub(a, i64_mul(i64_div(a, b), b));
 }
 
 // Bool arithmetic on 0/1 words, as the CPU's binary_bool.

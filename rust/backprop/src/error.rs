@@ -91,6 +91,10 @@ pub enum Error {
     #[error("{op}: {msg}")]
     InvalidArgument { op: &'static str, msg: String },
 
+    /// Integer division (or remainder) by zero, which PyTorch refuses.
+    #[error("{op}: ZeroDivisionError (integer division by zero)")]
+    ZeroDivision { op: &'static str },
+
     /// An autograd misuse (backward on a non-scalar, twice without retain_graph, ...).
     #[error("{0}")]
     Autograd(String),

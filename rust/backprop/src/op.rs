@@ -29,12 +29,28 @@ pub enum UnaryOp {
     Erf,
     /// `log(1 + exp(x))`, computed stably.
     Softplus,
+    Log1p,
+    Expm1,
+    Log2,
+    Log10,
+    Tan,
+    Asin,
+    Acos,
+    Atan,
+    Sinh,
+    Cosh,
+    /// Rounding to an integral value (identity on integers, gradient zero, as in PyTorch).
+    Floor,
+    Ceil,
+    /// Half to even, as `torch.round` (and WGSL's `round`).
+    Round,
+    Trunc,
 }
 
 impl UnaryOp {
     /// Every variant, in declaration order: `ALL[i] as u32 == i` is the code the GPU kernels
     /// switch on (the WGSL constants `UNARY_*` are generated from this list, see `wgsl.rs`).
-    pub const ALL: [UnaryOp; 14] = [
+    pub const ALL: [UnaryOp; 28] = [
         UnaryOp::Neg,
         UnaryOp::Abs,
         UnaryOp::Sign,
@@ -49,6 +65,20 @@ impl UnaryOp {
         UnaryOp::Gelu,
         UnaryOp::Erf,
         UnaryOp::Softplus,
+        UnaryOp::Log1p,
+        UnaryOp::Expm1,
+        UnaryOp::Log2,
+        UnaryOp::Log10,
+        UnaryOp::Tan,
+        UnaryOp::Asin,
+        UnaryOp::Acos,
+        UnaryOp::Atan,
+        UnaryOp::Sinh,
+        UnaryOp::Cosh,
+        UnaryOp::Floor,
+        UnaryOp::Ceil,
+        UnaryOp::Round,
+        UnaryOp::Trunc,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,6 +97,20 @@ impl UnaryOp {
             UnaryOp::Gelu => "gelu",
             UnaryOp::Erf => "erf",
             UnaryOp::Softplus => "softplus",
+            UnaryOp::Log1p => "log1p",
+            UnaryOp::Expm1 => "expm1",
+            UnaryOp::Log2 => "log2",
+            UnaryOp::Log10 => "log10",
+            UnaryOp::Tan => "tan",
+            UnaryOp::Asin => "asin",
+            UnaryOp::Acos => "acos",
+            UnaryOp::Atan => "atan",
+            UnaryOp::Sinh => "sinh",
+            UnaryOp::Cosh => "cosh",
+            UnaryOp::Floor => "floor",
+            UnaryOp::Ceil => "ceil",
+            UnaryOp::Round => "round",
+            UnaryOp::Trunc => "trunc",
         }
     }
 
@@ -79,7 +123,14 @@ impl UnaryOp {
     pub fn keeps_integers(self) -> bool {
         matches!(
             self,
-            UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sign | UnaryOp::Relu
+            UnaryOp::Neg
+                | UnaryOp::Abs
+                | UnaryOp::Sign
+                | UnaryOp::Relu
+                | UnaryOp::Floor
+                | UnaryOp::Ceil
+                | UnaryOp::Round
+                | UnaryOp::Trunc
         )
     }
 }
@@ -99,11 +150,17 @@ pub enum BinaryOp {
     BitAnd,
     BitOr,
     BitXor,
+    /// `atan2(self, other)`, float only (integers promote).
+    Atan2,
+    /// C's `fmod`: the remainder of truncated division, with the sign of the dividend.
+    Fmod,
+    /// Python's `%`: the remainder of floor division, with the sign of the divisor.
+    Remainder,
 }
 
 impl BinaryOp {
     /// Every variant in declaration order (the GPU's `BINARY_*` codes, see `UnaryOp::ALL`).
-    pub const ALL: [BinaryOp; 10] = [
+    pub const ALL: [BinaryOp; 13] = [
         BinaryOp::Add,
         BinaryOp::Sub,
         BinaryOp::Mul,
@@ -114,6 +171,9 @@ impl BinaryOp {
         BinaryOp::BitAnd,
         BinaryOp::BitOr,
         BinaryOp::BitXor,
+        BinaryOp::Atan2,
+        BinaryOp::Fmod,
+        BinaryOp::Remainder,
     ];
 
     /// The bitwise ops, defined for integer and bool tensors only.
@@ -134,6 +194,9 @@ impl BinaryOp {
             BinaryOp::BitAnd => "bitwise_and_",
             BinaryOp::BitOr => "bitwise_or_",
             BinaryOp::BitXor => "bitwise_xor_",
+            BinaryOp::Atan2 => "atan2_",
+            BinaryOp::Fmod => "fmod_",
+            BinaryOp::Remainder => "remainder_",
         }
     }
 
@@ -149,6 +212,9 @@ impl BinaryOp {
             BinaryOp::BitAnd => "bitwise_and",
             BinaryOp::BitOr => "bitwise_or",
             BinaryOp::BitXor => "bitwise_xor",
+            BinaryOp::Atan2 => "atan2",
+            BinaryOp::Fmod => "fmod",
+            BinaryOp::Remainder => "remainder",
         }
     }
 }
@@ -385,6 +451,12 @@ pub enum ViewKind {
         start: usize,
         step: usize,
     },
+    /// The `offset`-th diagonal of the plane `(dim1, dim2)`, appended as the last dim.
+    Diagonal {
+        offset: i64,
+        dim1: usize,
+        dim2: usize,
+    },
 }
 
 impl Op {
@@ -401,6 +473,7 @@ impl Op {
             Op::View(_, ViewKind::Permute(_)) => "permute",
             Op::View(_, ViewKind::Expand) => "expand",
             Op::View(_, ViewKind::Slice { .. }) => "slice",
+            Op::View(_, ViewKind::Diagonal { .. }) => "diagonal",
             Op::Copy(_) => "contiguous",
             Op::SliceScatter { .. } => "slice_scatter",
             Op::Cat(..) => "cat",

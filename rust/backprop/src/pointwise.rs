@@ -80,6 +80,52 @@ impl Tensor {
     pub fn erf(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Erf)
     }
+    pub fn log1p(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Log1p)
+    }
+    pub fn expm1(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Expm1)
+    }
+    pub fn log2(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Log2)
+    }
+    pub fn log10(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Log10)
+    }
+    pub fn tan(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Tan)
+    }
+    pub fn asin(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Asin)
+    }
+    pub fn acos(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Acos)
+    }
+    pub fn atan(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Atan)
+    }
+    pub fn sinh(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Sinh)
+    }
+    pub fn cosh(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Cosh)
+    }
+    pub fn floor(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Floor)
+    }
+    pub fn ceil(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Ceil)
+    }
+    pub fn round(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Round)
+    }
+    pub fn trunc(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Trunc)
+    }
+    /// `x - trunc(x)`, PyTorch's `frac` (gradient 1).
+    pub fn frac(&self) -> Result<Tensor> {
+        self.sub(&self.trunc()?)
+    }
     /// `log(1 + exp(beta x)) / beta`, linear above `threshold` (PyTorch's defaults: 1, 20).
     pub fn softplus(&self, beta: f64, threshold: f64) -> Result<Tensor> {
         let bx = if beta == 1.0 {
@@ -204,6 +250,12 @@ impl Tensor {
                 },
             });
         }
+        if op == BinaryOp::Atan2 && !dt.is_float() {
+            dt = DType::F32; // as torch.atan2 on integer tensors
+        }
+        if matches!(op, BinaryOp::Fmod | BinaryOp::Remainder) && dt == DType::Bool {
+            dt = DType::I64;
+        }
         if op == BinaryOp::Div && !dt.is_float() {
             dt = DType::F32; // true division, as in Python 3 and PyTorch
         }
@@ -225,6 +277,19 @@ impl Tensor {
         } else {
             b
         };
+        if matches!(op, BinaryOp::Fmod | BinaryOp::Remainder) && !dt.is_float() && b.numel() > 0 {
+            // PyTorch raises for an integer remainder by zero (the kernels would give 0)
+            let _ng = crate::no_grad();
+            let zero = b
+                .detach()
+                .eq_scalar(0.0)?
+                .any(&[] as &[usize], false)?
+                .item()?
+                != 0.0;
+            if zero {
+                return Err(Error::ZeroDivision { op: name });
+            }
+        }
         let s = crate::tensor::with_read([&a, &b], |[sa, sb]| {
             sa.binary(a.layout(), sb, b.layout(), op)
         })?;
@@ -278,6 +343,18 @@ impl Tensor {
     }
     pub fn pow(&self, rhs: &Tensor) -> Result<Tensor> {
         self.binary(rhs, BinaryOp::Pow)
+    }
+    /// `atan2(self, other)` elementwise (the angle of the point `(other, self)`).
+    pub fn atan2(&self, other: &Tensor) -> Result<Tensor> {
+        self.binary(other, BinaryOp::Atan2)
+    }
+    /// C's `fmod`: the remainder has the sign of `self`; integer division by zero is an error.
+    pub fn fmod(&self, other: &Tensor) -> Result<Tensor> {
+        self.binary(other, BinaryOp::Fmod)
+    }
+    /// Python's `%`: the remainder has the sign of `other`.
+    pub fn remainder(&self, other: &Tensor) -> Result<Tensor> {
+        self.binary(other, BinaryOp::Remainder)
     }
     pub fn maximum(&self, rhs: &Tensor) -> Result<Tensor> {
         self.binary(rhs, BinaryOp::Maximum)

@@ -38,6 +38,9 @@ pub fn live_tensors() -> usize {
 pub(crate) struct StorageCell {
     data: RwLock<Storage>,
     version: AtomicU64,
+    /// The storage's base in a virtual address space for memory without a host address (the
+    /// GPU's), assigned on first use of `device_data_ptr`.
+    vaddr: std::sync::OnceLock<usize>,
 }
 
 impl StorageCell {
@@ -45,9 +48,14 @@ impl StorageCell {
         Arc::new(StorageCell {
             data: RwLock::new(s),
             version: AtomicU64::new(0),
+            vaddr: std::sync::OnceLock::new(),
         })
     }
 }
+
+/// Next free virtual address: ranges are handed out in storage order, never reused, so two
+/// live storages never overlap (a 64-bit space does not run out).
+static NEXT_VADDR: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1 << 44);
 
 /// A recorded op with the storage versions its backward relies on.
 #[derive(Clone)]
@@ -484,6 +492,29 @@ impl Tensor {
     /// Whether two tensors view the same memory.
     pub fn shares_storage(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.0.storage, &other.0.storage)
+    }
+    /// A stand-in for the address of the first element where the memory has no host address
+    /// (GPU tensors): a non-zero base unique to this storage (its range never overlaps another
+    /// live storage's) plus the offset in bytes. CPU tensors get their real address.
+    ///
+    /// ```
+    /// # use backprop::{Tensor, Device};
+    /// let t = Tensor::from_vec(vec![1.0f32, 2.0], [2], Device::Cpu)?;
+    /// assert_eq!(t.device_data_ptr(), t.cpu_data_ptr().unwrap() as usize);
+    /// # Ok::<(), backprop::Error>(())
+    /// ```
+    pub fn device_data_ptr(&self) -> usize {
+        if let Some(p) = self.cpu_data_ptr() {
+            return p as usize;
+        }
+        let esize = self.0.dtype.size_in_bytes();
+        let base = *self.0.storage.vaddr.get_or_init(|| {
+            let bytes = self.storage().len().saturating_mul(esize);
+            // 256-byte aligned like a CUDA allocation, with a gap so ends never touch
+            let span = (bytes.saturating_add(256 + 255)) & !255;
+            NEXT_VADDR.fetch_add(span, Ordering::Relaxed)
+        });
+        base + self.0.layout.offset() * esize
     }
     /// Address of the first element of a CPU tensor (for zero-copy export); `None` on other devices.
     /// Valid while any handle to this tensor's storage lives.

@@ -25,15 +25,34 @@ pub(crate) fn saved_inputs(op: &Op) -> u8 {
     let n = |t: &Tensor| needs(t) as u8;
     match op {
         Op::Unary(_, u) => match u {
-            UnaryOp::Neg | UnaryOp::Sign => 0,
-            UnaryOp::Exp | UnaryOp::Sqrt | UnaryOp::Tanh | UnaryOp::Sigmoid | UnaryOp::Relu => OUT,
+            UnaryOp::Neg
+            | UnaryOp::Sign
+            | UnaryOp::Floor
+            | UnaryOp::Ceil
+            | UnaryOp::Round
+            | UnaryOp::Trunc => 0,
+            UnaryOp::Exp
+            | UnaryOp::Sqrt
+            | UnaryOp::Tanh
+            | UnaryOp::Sigmoid
+            | UnaryOp::Relu
+            | UnaryOp::Expm1
+            | UnaryOp::Tan => OUT,
             UnaryOp::Abs
             | UnaryOp::Log
             | UnaryOp::Sin
             | UnaryOp::Cos
             | UnaryOp::Gelu
             | UnaryOp::Erf
-            | UnaryOp::Softplus => A,
+            | UnaryOp::Softplus
+            | UnaryOp::Log1p
+            | UnaryOp::Log2
+            | UnaryOp::Log10
+            | UnaryOp::Asin
+            | UnaryOp::Acos
+            | UnaryOp::Atan
+            | UnaryOp::Sinh
+            | UnaryOp::Cosh => A,
         },
         Op::Binary(a, b, bop) => match bop {
             BinaryOp::Add | BinaryOp::Sub => 0,
@@ -42,6 +61,8 @@ pub(crate) fn saved_inputs(op: &Op) -> u8 {
             BinaryOp::Div => B | (n(b) * OUT),
             BinaryOp::Pow => A | B | (n(b) * OUT),
             BinaryOp::Maximum | BinaryOp::Minimum => A | B,
+            BinaryOp::Atan2 => A | B,
+            BinaryOp::Fmod | BinaryOp::Remainder => n(b) * (A | B),
         },
         Op::Where(..) => A,
         Op::Reduce(_, ReduceOp::Max | ReduceOp::Min, _) => A | OUT,
@@ -189,6 +210,20 @@ pub fn backward_rule(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
                         .mul_scalar(std::f64::consts::FRAC_2_SQRT_PI)?,
                 )?,
                 UnaryOp::Softplus => g.mul(&x.sigmoid()?)?,
+                UnaryOp::Log1p => g.div(&x.add_scalar(1.0)?)?,
+                UnaryOp::Expm1 => g.mul(&out.add_scalar(1.0)?)?,
+                UnaryOp::Log2 => g.div(&x.mul_scalar(std::f64::consts::LN_2)?)?,
+                UnaryOp::Log10 => g.div(&x.mul_scalar(std::f64::consts::LN_10)?)?,
+                UnaryOp::Tan => g.mul(&out.mul(out)?.add_scalar(1.0)?)?,
+                UnaryOp::Asin => g.mul(&x.mul(x)?.rsub_scalar(1.0)?.rsqrt()?)?,
+                UnaryOp::Acos => g.mul(&x.mul(x)?.rsub_scalar(1.0)?.rsqrt()?)?.neg()?,
+                UnaryOp::Atan => g.div(&x.mul(x)?.add_scalar(1.0)?)?,
+                UnaryOp::Sinh => g.mul(&x.cosh()?)?,
+                UnaryOp::Cosh => g.mul(&x.sinh()?)?,
+                // piecewise constant: zero almost everywhere, as PyTorch defines it
+                UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::Round | UnaryOp::Trunc => {
+                    g.zeros_like()?
+                }
             };
             vec![Some(gx)]
         }
@@ -210,6 +245,27 @@ pub fn backward_rule(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
                         // d/db a^b = a^b ln a; PyTorch defines it as 0 where a == 0
                         let v = g.mul(out)?.mul(&a.log()?)?;
                         Tensor::where_cond(&a.eq_scalar(0.0)?, &v.zeros_scalar()?, &v)
+                    })?,
+                ),
+                BinaryOp::Atan2 => {
+                    // d/da atan2(a, b) = b / (a^2 + b^2), d/db = -a / (a^2 + b^2)
+                    let r = a.mul(a)?.add(&b.mul(b)?)?;
+                    (
+                        opt(needs(a), || g.mul(b)?.div(&r))?,
+                        opt(needs(b), || g.mul(a)?.div(&r)?.neg())?,
+                    )
+                }
+                // a - q b with q = trunc(a / b) (fmod) or floor(a / b) (remainder), as PyTorch
+                BinaryOp::Fmod | BinaryOp::Remainder => (
+                    needs(a).then(|| g.clone()),
+                    opt(needs(b), || {
+                        let q = a.div(b)?;
+                        let q = if *bop == BinaryOp::Fmod {
+                            q.unary(UnaryOp::Trunc)?
+                        } else {
+                            q.unary(UnaryOp::Floor)?
+                        };
+                        g.mul(&q)?.neg()
                     })?,
                 ),
                 // integer ops: nothing that requires grad reaches them
@@ -285,6 +341,9 @@ pub fn backward_rule(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
                     g.permute(&inv)?
                 }
                 ViewKind::Expand => g.sum_to_shape(x.shape())?,
+                ViewKind::Diagonal { offset, dim1, dim2 } => {
+                    crate::matrix::diagonal_backward(x, g, *offset, *dim1, *dim2)?
+                }
                 ViewKind::Slice { dim, start, step } => {
                     Tensor::zeros(x.shape().clone(), g.dtype(), g.device())?
                         .slice_scatter(g, *dim, *start, *step)?

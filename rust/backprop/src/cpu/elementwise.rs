@@ -275,6 +275,20 @@ macro_rules! unary_arms {
             UnaryOp::Gelu => map1($name, $x, $l, $gelu),
             UnaryOp::Erf => map1($name, $x, $l, $erf),
             UnaryOp::Softplus => map1($name, $x, $l, $sp),
+            UnaryOp::Log1p => map1($name, $x, $l, |v| v.ln_1p()),
+            UnaryOp::Expm1 => map1($name, $x, $l, |v| v.exp_m1()),
+            UnaryOp::Log2 => map1($name, $x, $l, |v| v.log2()),
+            UnaryOp::Log10 => map1($name, $x, $l, |v| v.log10()),
+            UnaryOp::Tan => map1($name, $x, $l, |v| v.tan()),
+            UnaryOp::Asin => map1($name, $x, $l, |v| v.asin()),
+            UnaryOp::Acos => map1($name, $x, $l, |v| v.acos()),
+            UnaryOp::Atan => map1($name, $x, $l, |v| v.atan()),
+            UnaryOp::Sinh => map1($name, $x, $l, |v| v.sinh()),
+            UnaryOp::Cosh => map1($name, $x, $l, |v| v.cosh()),
+            UnaryOp::Floor => map1($name, $x, $l, |v| v.floor()),
+            UnaryOp::Ceil => map1($name, $x, $l, |v| v.ceil()),
+            UnaryOp::Round => map1($name, $x, $l, math::round_half_even),
+            UnaryOp::Trunc => map1($name, $x, $l, |v| v.trunc()),
         }
     };
 }
@@ -329,6 +343,10 @@ pub fn unary_i64(x: &[i64], l: &Layout, op: UnaryOp) -> Result<Vec<i64>> {
         UnaryOp::Neg => map1(name, x, l, |v: i64| v.wrapping_neg()),
         UnaryOp::Abs => map1(name, x, l, |v: i64| v.wrapping_abs()),
         UnaryOp::Sign => map1(name, x, l, |v: i64| v.signum()),
+        // rounding an integer is the identity (a copy: the output is a new tensor)
+        UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::Round | UnaryOp::Trunc => {
+            map1(name, x, l, |v: i64| v)
+        }
         _ => map1(name, x, l, |v: i64| v.max(0)),
     }
 }
@@ -349,6 +367,9 @@ pub fn binary_float<T: FloatElement>(
         BinaryOp::Pow => map2(name, a, al, b, bl, |x: T, y: T| x.powf(y)),
         BinaryOp::Maximum => map2(name, a, al, b, bl, math::max_nan),
         BinaryOp::Minimum => map2(name, a, al, b, bl, math::min_nan),
+        BinaryOp::Atan2 => map2(name, a, al, b, bl, |x: T, y: T| x.atan2(y)),
+        BinaryOp::Fmod => map2(name, a, al, b, bl, math::fmod),
+        BinaryOp::Remainder => map2(name, a, al, b, bl, math::remainder),
         BinaryOp::BitAnd | BinaryOp::BitOr | BinaryOp::BitXor => Err(crate::Error::DType {
             op: name,
             dtype: T::DTYPE,

@@ -35,6 +35,59 @@ pub fn unary_float<T: FloatElement>(op: UnaryOp, x: T) -> T {
         UnaryOp::Gelu => T::c(0.5) * x * (one + erf(x * T::c(std::f64::consts::FRAC_1_SQRT_2))),
         UnaryOp::Erf => erf(x),
         UnaryOp::Softplus => softplus(x),
+        UnaryOp::Log1p => x.ln_1p(),
+        UnaryOp::Expm1 => x.exp_m1(),
+        UnaryOp::Log2 => x.log2(),
+        UnaryOp::Log10 => x.log10(),
+        UnaryOp::Tan => x.tan(),
+        UnaryOp::Asin => x.asin(),
+        UnaryOp::Acos => x.acos(),
+        UnaryOp::Atan => x.atan(),
+        UnaryOp::Sinh => x.sinh(),
+        UnaryOp::Cosh => x.cosh(),
+        UnaryOp::Floor => x.floor(),
+        UnaryOp::Ceil => x.ceil(),
+        UnaryOp::Round => round_half_even(x),
+        UnaryOp::Trunc => x.trunc(),
+    }
+}
+
+/// Rounds half to even (`torch.round`, NumPy's `round`), unlike `f64::round`.
+#[inline(always)]
+pub fn round_half_even<T: FloatElement>(x: T) -> T {
+    let r = x.round();
+    if (r - x).abs() == T::c(0.5) {
+        T::c(2.0) * (x * T::c(0.5)).round()
+    } else {
+        r
+    }
+}
+
+/// C's `fmod`: the sign of the dividend.
+#[inline(always)]
+pub fn fmod<T: FloatElement>(a: T, b: T) -> T {
+    a % b
+}
+
+/// Python's (and PyTorch's) `remainder`: the sign of the divisor.
+#[inline(always)]
+pub fn remainder<T: FloatElement>(a: T, b: T) -> T {
+    let m = a % b;
+    if m != T::ZERO && ((b < T::ZERO) != (m < T::ZERO)) {
+        m + b
+    } else {
+        m
+    }
+}
+
+/// Integer `remainder` (sign of the divisor); 0 for a zero divisor (the tensor layer refuses it).
+#[inline(always)]
+pub fn remainder_i64(a: i64, b: i64) -> i64 {
+    let m = a.checked_rem(b).unwrap_or(0);
+    if m != 0 && ((b < 0) != (m < 0)) {
+        m + b
+    } else {
+        m
     }
 }
 
@@ -112,6 +165,9 @@ impl<T: FloatElement> Arith for T {
             BinaryOp::Minimum => min_nan(a, b),
             // refused for floats before any kernel runs; a NaN marks misuse from Rust
             BinaryOp::BitAnd | BinaryOp::BitOr | BinaryOp::BitXor => T::nan(),
+            BinaryOp::Atan2 => a.atan2(b),
+            BinaryOp::Fmod => fmod(a, b),
+            BinaryOp::Remainder => remainder(a, b),
         }
     }
 }
@@ -156,6 +212,10 @@ pub fn binary_i64(op: BinaryOp, a: i64, b: i64) -> i64 {
         BinaryOp::BitAnd => a & b,
         BinaryOp::BitOr => a | b,
         BinaryOp::BitXor => a ^ b,
+        // atan2 promotes integers to float before any kernel runs
+        BinaryOp::Atan2 => 0,
+        BinaryOp::Fmod => a.checked_rem(b).unwrap_or(0),
+        BinaryOp::Remainder => remainder_i64(a, b),
     }
 }
 
@@ -167,6 +227,8 @@ pub fn binary_bool(op: BinaryOp, a: u8, b: u8) -> u8 {
         BinaryOp::Sub | BinaryOp::BitXor => a ^ b,
         BinaryOp::Div => a,
         BinaryOp::Pow => a | (b ^ 1),
+        // promoted to int64 / float before any kernel runs
+        BinaryOp::Atan2 | BinaryOp::Fmod | BinaryOp::Remainder => a,
     }
 }
 

@@ -1,0 +1,68 @@
+"""``backprop_rs.linalg``: the norms of ``torch.linalg`` (``vector_norm``, ``matrix_norm``,
+``norm``), composed in the engine from reductions. The nuclear and spectral (``ord=2``, ``-2``)
+matrix norms need singular values, which the engine does not compute: they raise a clear error."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence, Union
+
+from . import _core
+from ._core import Tensor
+
+_Ord = Union[float, int, str, None]
+
+
+def _cast(x: Tensor, dtype) -> Tensor:
+    return x if dtype is None else x.to(dtype)
+
+
+def vector_norm(x: Tensor, ord: Union[float, int] = 2, dim: Union[int, Sequence[int], None] = None,
+                keepdim: bool = False, *, dtype=None) -> Tensor:
+    """The p-norm of ``x`` over ``dim`` (all elements when None): any p, ``inf``, ``-inf``, and
+    0 (the number of non-zero elements)."""
+    return _core._vector_norm(_cast(x, dtype), float(ord), dim, keepdim)
+
+
+def matrix_norm(x: Tensor, ord: Union[float, int, str] = "fro", dim: Sequence[int] = (-2, -1),
+                keepdim: bool = False, *, dtype=None) -> Tensor:
+    """The matrix norm over the two dims ``dim``: 'fro', 1, -1, inf, -inf ('nuc', 2 and -2 need
+    an SVD and raise)."""
+    if isinstance(ord, (int, float)) and not isinstance(ord, bool):
+        ord = float(ord)
+    d = tuple(dim)
+    if len(d) != 2:
+        raise ValueError(f"linalg.matrix_norm: dim must be a 2-tuple, got {dim!r}")
+    return _core._matrix_norm(_cast(x, dtype), ord, d, keepdim)
+
+
+def norm(x: Tensor, ord: _Ord = None, dim: Union[int, Sequence[int], None] = None,
+         keepdim: bool = False, *, dtype=None) -> Tensor:
+    """``torch.linalg.norm``: with ``ord=None`` the 2-norm of the flattened input (or over
+    ``dim``; two dims give the Frobenius norm); with an ``ord``, a vector norm for 1-d input or
+    one ``dim``, a matrix norm for 2-d input or two dims."""
+    if isinstance(dim, int):
+        dim = (dim,)
+    if ord is None:
+        if dim is None or len(dim) == 1:
+            return vector_norm(x, 2, dim, keepdim, dtype=dtype)
+        return matrix_norm(x, "fro", dim, keepdim, dtype=dtype)
+    if dim is None:
+        if x.dim() == 1:
+            return vector_norm(x, ord, None, keepdim, dtype=dtype)
+        if x.dim() == 2:
+            return matrix_norm(x, ord, (-2, -1), keepdim, dtype=dtype)
+        raise ValueError(f"linalg.norm: input must be 1-D or 2-D when ord is given and dim is None, got {x.dim()}-D")
+    if len(dim) == 1:
+        if isinstance(ord, str):
+            raise ValueError(f"linalg.norm: ord '{ord}' is a matrix norm; it needs two dims")
+        return vector_norm(x, ord, dim, keepdim, dtype=dtype)
+    if len(dim) == 2:
+        return matrix_norm(x, ord, dim, keepdim, dtype=dtype)
+    raise ValueError(f"linalg.norm: dim must have one or two entries, got {dim!r}")
+
+
+inf = math.inf
+
+__all__ = ["norm", "vector_norm", "matrix_norm"]
+
