@@ -338,7 +338,8 @@ fn unary_f32(x: f32) -> f32 {
         case UNARY_TAN: { return tan_f32(x); }
         case UNARY_ASIN: { return asin_f32(x); }
         case UNARY_ACOS: { return acos_f32(x); }
-        case UNARY_ATAN: { return atan(x); }
+        // llvmpipe's atan(NaN) is 0: NaN is passed through by hand
+        case UNARY_ATAN: { return select(atan(x), x, is_nan(x)); }
         case UNARY_SINH: { return sinh_f32(x); }
         case UNARY_COSH: { return cosh_f32(x); }
         case UNARY_FLOOR: { return floor(x); }
@@ -503,7 +504,8 @@ fn binary_i64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
 }
 
 fn i64_fmod(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
-    if (b.x == 0u && b.y == 0u) {
+    // x % -1 is 0 for every x; i64_div(MIN, -1) is 0 (it overflows), which would make it MIN
+    if ((b.x == 0u && b.y == 0u) || (b.x == 0xffffffffu && b.y == 0xffffffffu)) {
         return I64_ZERO;
     }
     return i64_sub(a, i64_mul(i64_div(a, b), b));
