@@ -56,6 +56,7 @@ from ._core import empty_cache, reset_peak_memory_stats
 from . import autograd, data, gpu, nn, optim, serialization
 from . import utils as utils
 from . import func as func
+from . import distributed as distributed
 from .autograd import (
     enable_grad,
     inference_mode,
