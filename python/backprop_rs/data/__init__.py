@@ -9,6 +9,7 @@ from ..utils.data import (
     ChainDataset,
     ConcatDataset,
     Dataset,
+    DistributedSampler,
     IterableDataset,
     RandomSampler,
     Sampler,
@@ -29,6 +30,6 @@ from .modes import MODES, as_stream, loader_for, stream
 __all__ = [
     "Dataset", "IterableDataset", "TensorDataset", "StackDataset", "ConcatDataset", "ChainDataset", "Subset",
     "random_split", "Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler", "WeightedRandomSampler",
-    "BatchSampler", "DataLoader", "default_collate", "default_convert", "get_worker_info", "load_digits", "Digits",
+    "BatchSampler", "DistributedSampler", "DataLoader", "default_collate", "default_convert", "get_worker_info", "load_digits", "Digits",
     "MODES", "loader_for", "stream", "as_stream",
 ]
