@@ -10,7 +10,7 @@ from typing import Any, Callable, List, Optional, Tuple
 
 from ._core import Tensor
 from .autograd import no_grad
-from .data import MODES, TensorDataset, loader_for
+from .data import MODES, DataLoader, TensorDataset, loader_for
 
 
 @dataclass
@@ -62,6 +62,7 @@ def fit(
     eval_data: Optional[Tuple[Tensor, Tensor]] = None,
     progress: bool = True,
     report_every: int = 1000,
+    distributed: bool = False,
 ) -> History:
     """Trains ``model`` in place.
 
@@ -69,9 +70,20 @@ def fit(
     minibatch modes, and an iterable of ``(x, y)`` examples for ``online`` (each ``x`` with a
     leading batch dim of 1; see :func:`backprop_rs.data.stream`). ``scheduler.step()`` runs once
     per epoch (per ``report_every`` examples online). Returns a :class:`History`.
+
+    ``distributed=True`` (inside ``bp.distributed.init_process_group``, with ``model`` wrapped
+    in ``DistributedDataParallel``): each rank reads its share of ``data`` through a
+    :class:`~backprop_rs.utils.data.distributed.DistributedSampler` (seeded with ``seed``,
+    reshuffled each epoch by ``set_epoch``), ``batch_size`` examples per rank per update (the
+    rank's whole share in ``batch`` mode, one example in ``stochastic``), and the history's
+    loss and accuracy are summed over the ranks, so every rank reports the global figures.
+    ``online`` is one stream and cannot be split this way.
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode '{mode}'; expected one of {', '.join(MODES)}")
+    if distributed and mode == "online":
+        raise ValueError("online mode reads one stream of examples, which distributed training cannot split among "
+                         "ranks; use batch, stochastic or minibatch")
     hist = History(mode=mode)
     t0 = time.perf_counter()
     model.train()
@@ -108,8 +120,10 @@ def fit(
     else:
         if not isinstance(data, TensorDataset):
             raise TypeError(f"mode '{mode}' needs a TensorDataset; got {type(data).__name__}")
-        loader = loader_for(mode, data, batch_size, seed)
+        loader = _distributed_loader(mode, data, batch_size, seed) if distributed else loader_for(mode, data, batch_size, seed)
         for epoch in range(1, epochs + 1):
+            if distributed:
+                loader.sampler.set_epoch(epoch - 1)  # epoch k's order is the one a single process draws
             loss_sum = correct = seen = 0.0
             bar = _bar(loader, len(loader), f"epoch {epoch}/{epochs}", progress)
             for i, (xb, yb) in enumerate(bar):
@@ -117,6 +131,8 @@ def fit(
                 loss_sum, correct, seen = loss_sum + batch_loss * n, correct + c, seen + n
                 if hasattr(bar, "set_postfix") and (i % 50 == 0 or i == len(loader) - 1):
                     bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
+            if distributed:
+                loss_sum, correct, seen = _sum_over_ranks(loss_sum, correct, seen)
             _close_chunk(hist, loss_sum / max(seen, 1), correct / max(seen, 1), model, eval_data, bar)
             if hasattr(bar, "close"):
                 bar.close()
@@ -124,6 +140,25 @@ def fit(
                 scheduler.step()
     hist.seconds = time.perf_counter() - t0
     return hist
+
+
+def _distributed_loader(mode: str, data: TensorDataset, batch_size: int, seed: Optional[int]) -> DataLoader:
+    """This rank's loader: its share of ``data`` (shuffled unless ``batch`` mode), in batches of
+    ``batch_size`` per rank (the whole share in ``batch`` mode, 1 in ``stochastic``)."""
+    from .utils.data.distributed import DistributedSampler
+
+    sampler = DistributedSampler(data, shuffle=mode != "batch", seed=0 if seed is None else int(seed))
+    per_rank = {"batch": max(1, len(sampler)), "stochastic": 1}.get(mode, batch_size)
+    return DataLoader(data, batch_size=per_rank, sampler=sampler)
+
+
+def _sum_over_ranks(*values: float) -> Tuple[float, ...]:
+    from . import _core
+    from . import distributed as dist
+
+    t = _core.tensor([float(v) for v in values], dtype=_core.float64)
+    dist.all_reduce(t)
+    return tuple(t.tolist())
 
 
 def _close_chunk(hist: History, loss: float, acc: float, model, eval_data, bar) -> None:
