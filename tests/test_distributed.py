@@ -154,3 +154,20 @@ def test_the_readme_distributed_example_runs_under_mpirun(tmp_path):
     assert r.stdout.count("final loss") == 1, r.stdout
     state = bp.load(str(tmp_path / "ddp.safetensors"))
     assert list(state) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+
+
+def test_the_distributed_bench_runs(tmp_path):
+    import json
+
+    path = tmp_path / "ddp.json"
+    r, _ = mpirun(2, "-m", "backprop_rs", "bench", "--distributed", "--quick", "--json", str(path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("DDP bench: 2 rank(s)") == 1, r.stdout
+    doc = json.loads(path.read_text())
+    assert doc["world"] == 2 and {row["model"] for row in doc["ddp"]} == {"mlp", "lenet", "deep"}
+    grads = {"mlp": 9610 * 4, "lenet": 85544, "deep": 3305512}
+    for row in doc["ddp"]:
+        assert row["bytes"] == grads[row["model"]] == sum(row["bucket_bytes"])
+        assert row["step_ms_overlap"] > 0 and row["step_ms_serial"] > 0 and row["exposed_ms_serial"] >= 0
+        assert row["early_buckets_per_step"] == row["buckets"] - 1  # every bucket but the last starts early
+    assert [a["bytes"] for a in doc["allreduce"]][0] == 8
