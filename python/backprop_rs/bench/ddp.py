@@ -19,8 +19,8 @@ digits, at the per-rank batch given, it measures per step (forward, loss, backwa
   or LeNet) nothing can overlap, so each model also runs with a small cap that splits it;
 * ``plain_ms``: at ``-np 1``, the same step without the wrapper, for DDP's own overhead.
 
-It also times a blocking ``MPI_Allreduce`` alone over sizes from 8 B to 16 MiB: the latency
-and bandwidth terms of the cost model ``t = a + 2 (N-1)/N * bytes / B`` that BENCHMARKS.md
+It also times ``MPI_Allreduce`` alone (blocking, and ``MPI_Iallreduce`` + ``Wait``) over sizes
+from 8 B to 16 MiB: the latency and bandwidth terms of the cost model ``t = a + 2 (N-1)/N * bytes / B`` that BENCHMARKS.md
 extrapolates from. Set ``RAYON_NUM_THREADS=1`` to give every rank one compute thread.
 """
 
@@ -132,13 +132,17 @@ def _allreduce_times(comm, repeats: int) -> List[Dict[str, Any]]:
         for _ in range(3):
             comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
         k = max(3, min(repeats, int(2e8 // max(size, 1))))
-        samples = []
-        for _ in range(k):
-            comm.Barrier()
-            t0 = time.perf_counter()
-            comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
-            samples.append(time.perf_counter() - t0)
-        out.append({"bytes": int(buf.nbytes), "ms": 1e3 * _slowest_median(comm, samples)})
+        row: Dict[str, Any] = {"bytes": int(buf.nbytes)}
+        for name, call in (("ms", lambda: comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)),
+                           ("ms_nonblocking", lambda: comm.Iallreduce(MPI.IN_PLACE, buf, op=MPI.SUM).Wait())):
+            samples = []
+            for _ in range(k):
+                comm.Barrier()
+                t0 = time.perf_counter()
+                call()
+                samples.append(time.perf_counter() - t0)
+            row[name] = 1e3 * _slowest_median(comm, samples)
+        out.append(row)
     return out
 
 
@@ -155,14 +159,25 @@ def run(steps: int = 200, warmup: int = 20, batch: int = 32, json_path: Optional
     dist.init_process_group("mpi")
     comm = dist.group.WORLD.comm
     rank, world = comm.Get_rank(), comm.Get_size()
+    comm.Barrier()
+    wall0, cpu0 = time.perf_counter(), machine.cpu_seconds()
     rows = [_ddp_case(kind, cap, batch, steps, warmup, comm) for kind, caps in BUCKET_CAPS.items() for cap in caps]
     ar = _allreduce_times(comm, 10 if quick else 200)
+    comm.Barrier()
+    wall, cpu1 = time.perf_counter() - wall0, machine.cpu_seconds()
+    # what other processes took from the cores meanwhile (the machine's busy time less the ranks')
+    mine = comm.allreduce(cpu1[1] - cpu0[1] if cpu0 and cpu1 else 0.0)
+    others = None if not (cpu0 and cpu1) else max(0.0, (cpu1[0] - cpu0[0]) - mine) / wall
     doc = {"schema": 1, "world": world, "batch_per_rank": batch, "steps": steps,
            "threads": os.environ.get("RAYON_NUM_THREADS", "default"), "cpu": machine.cpu_model(),
-           "load_average": machine.load_average(), "backprop_rs": bp.__version__, "ddp": rows, "allreduce": ar}
+           "load_average": machine.load_average(), "backprop_rs": bp.__version__, "seconds": wall,
+           "other_processes_cores": others,
+           "libnbc_iallreduce_algorithm": os.environ.get("OMPI_MCA_coll_libnbc_iallreduce_algorithm"),
+           "ddp": rows, "allreduce": ar}
     if rank == 0:
         print(f"DDP bench: {world} rank(s), batch {batch} per rank, {steps} timed steps, "
-              f"RAYON_NUM_THREADS={doc['threads']}, {doc['cpu']}, load {doc['load_average']}")
+              f"RAYON_NUM_THREADS={doc['threads']}, {doc['cpu']}; other processes used "
+              f"{'?' if others is None else f'{others:.2f}'} cores meanwhile ({wall:.1f} s)")
         head = (f"{'model':6} {'cap MiB':>8} {'buckets':>7} {'bytes':>7} {'step ms':>8} {'serial ms':>9} "
                 f"{'exposed ms':>10} {'serial exp':>10} {'hidden':>6} {'plain ms':>8}")
         print(head)
@@ -173,8 +188,8 @@ def run(steps: int = 200, warmup: int = 20, batch: int = 32, json_path: Optional
             print(f"{r['model']:6} {cap:>8} {r['buckets']:>7} {r['bytes']:>7} {r['step_ms_overlap']:>8.3f} "
                   f"{r['step_ms_serial']:>9.3f} {r['exposed_ms_overlap']:>10.3f} {r['exposed_ms_serial']:>10.3f} "
                   f"{hidden:>6} {plain:>8}")
-        print("MPI_Allreduce alone (float32, in place; slowest rank's median):")
-        print("  " + ", ".join(f"{a['bytes']} B {a['ms']:.4f} ms" for a in ar))
+        print("MPI_Allreduce alone, float32 in place, slowest rank's median ms (blocking / MPI_Iallreduce + Wait):")
+        print("  " + ", ".join(f"{a['bytes']} B {a['ms']:.4f} / {a['ms_nonblocking']:.4f}" for a in ar))
         if json_path:
             with open(json_path, "w") as f:
                 json.dump(doc, f, indent=1)
