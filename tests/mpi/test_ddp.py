@@ -188,11 +188,8 @@ def test_gradient_as_bucket_view_shares_the_bucket_memory():
         ref_opt.zero_grad()
         loss_of(ref, gx, gy).backward()
         ref_opt.step()
-        flats = {id(bk.flat) for bk in ddp.reducer.buckets}
-        for p in model.parameters():
-            assert np.shares_memory(p.grad.numpy(), next(bk.flat for bk in ddp.reducer.buckets
-                                                          if np.shares_memory(p.grad.numpy(), bk.flat)))
-        assert len(flats) == len(ddp.reducer.buckets)
+        for p in model.parameters():  # each .grad is a view of its bucket: no copy back
+            assert any(np.shares_memory(p.grad.numpy(), bk.flat) for bk in ddp.reducer.buckets)
     for p, q in zip(model.parameters(), ref.parameters()):
         np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=RTOL, atol=ATOL)
 
