@@ -1,8 +1,8 @@
 """The gradient reducer behind ``DistributedDataParallel``: buckets, hooks, and the all-reduces
 that overlap backward.
 
-Parameters are grouped into buckets (by dtype and device, at most ``bucket_cap`` bytes each;
-the earliest parameters form a small first bucket, as in PyTorch) and the buckets are reduced
+Parameters are grouped into buckets (by dtype and device; a bucket closes once it holds
+``bucket_cap`` bytes; the earliest parameters form a small first bucket, as in PyTorch) and the buckets are reduced
 in **reverse parameter order**, the order backward produces gradients. Each parameter carries a
 ``register_post_accumulate_grad_hook``: when its gradient has been accumulated, the hook copies
 it (times 1/world_size) into the bucket's flat host buffer; when a bucket's last gradient is in,
@@ -13,8 +13,10 @@ collective only inside MPI calls. When the last bucket has started, the reducer 
 of them and writes the averaged gradients into ``.grad`` — still inside ``backward()``, so the
 optimiser step that follows sees synchronised gradients.
 
-With ``find_unused_parameters`` the autograd graph is walked from the forward's outputs, and
-the parameters it does not reach are marked ready (their bucket slots hold their current
+With ``find_unused_parameters`` the autograd graph is walked from the forward's outputs over
+``next_functions`` (the parameters' ``AccumulateGrad`` nodes are recognised by equality: node
+objects compare equal when they stand for the same engine node), and the parameters it does not
+reach are marked ready (their bucket slots hold their current
 gradient, or zeros) at the first hook, so their buckets are not waited for forever; a map of
 which parameters were used anywhere is all-reduced at the end, and a parameter unused on every
 rank keeps its ``.grad`` untouched.
