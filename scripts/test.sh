@@ -8,9 +8,12 @@
 # Exits non-zero if anything fails.
 #
 # GPU tests run on lavapipe and must not skip here (BACKPROP_REQUIRE_GPU=1): a missing adapter
-# is a failure. The MPI tests (tests/test_distributed.py starts tests/mpi under `mpirun -np 2`
-# and `-np 3`) must not skip either (BACKPROP_REQUIRE_MPI=1; scripts/setup-mpi.sh installs Open
-# MPI). Set BACKPROP_SKIP_GPU_SETUP=1 to run on an existing GPU instead of lavapipe.
+# is a failure. Set BACKPROP_SKIP_GPU_SETUP=1 to run on an existing GPU instead of lavapipe.
+# The viz tests need Graphviz, headless Chromium and matplotlib (scripts/setup-viz-tools.sh and
+# pip install them) and must not skip either (BACKPROP_REQUIRE_VIZ=1); BACKPROP_SKIP_VIZ_SETUP=1
+# leaves the system packages alone (those tests then skip when a tool is missing). The MPI tests
+# (tests/test_distributed.py starts tests/mpi under `mpirun -np 2` and `-np 3`) must not skip
+# either (BACKPROP_REQUIRE_MPI=1; scripts/setup-mpi.sh installs Open MPI, pip mpi4py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +21,12 @@ if [ "${BACKPROP_SKIP_GPU_SETUP:-0}" != "1" ]; then
     echo "== lavapipe (Vulkan on the CPU) for the GPU tests"
     lavapipe_env=$(bash scripts/setup-lavapipe.sh --env)
     while IFS= read -r line; do export "${line?}"; done <<< "$lavapipe_env"
+fi
+
+if [ "${BACKPROP_SKIP_VIZ_SETUP:-0}" != "1" ]; then
+    echo "== Graphviz and headless Chromium for the viz tests"
+    viz_env=$(bash scripts/setup-viz-tools.sh --env)
+    while IFS= read -r line; do export "${line?}"; done <<< "$viz_env"
 fi
 
 echo "== MPI (Open MPI) for bp.distributed: its tests run under mpirun and must not skip here"
@@ -32,7 +41,8 @@ fi
 . .venv/bin/activate
 python -m pip install -q --disable-pip-version-check --upgrade pip
 python -m pip install -q --disable-pip-version-check "numpy>=1.22" "tqdm>=4.60" "pytest>=7" "maturin>=1.7,<2" \
-    "wgpu>=0.19" "hypothesis>=6.100" "ruff==0.17.6" "safetensors>=0.4" "threadpoolctl>=3" "mpi4py>=4"
+    "wgpu>=0.19" "hypothesis>=6.100" "ruff==0.17.6" "safetensors>=0.4" "threadpoolctl>=3" "matplotlib>=3.5" \
+    "mpi4py>=4"
 
 echo "== formatting and lints (cargo fmt, clippy, ruff)"
 cargo fmt --all -- --check
@@ -48,6 +58,7 @@ echo "== cargo test --features gpu (the same plus GPU parity and shader validati
 cargo test --quiet --features gpu
 echo "== examples"
 cargo run --quiet --example indexing > /dev/null
+cargo run --quiet --example attribution > /dev/null
 echo "== the published crate: cargo package, then a downstream crate against the package"
 bash scripts/check-package.sh
 

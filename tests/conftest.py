@@ -21,6 +21,17 @@ def gpu_or_skip():
         pytest.skip(reason)
 
 
+def tool_or_skip(what, ok):
+    """Skips the calling test when an optional tool (Graphviz, Chromium, matplotlib) is
+    missing, saying which; under BACKPROP_REQUIRE_VIZ=1 (CI: scripts/setup-viz-tools.sh
+    installs them) that is a failure instead."""
+    if ok:
+        return
+    if os.environ.get("BACKPROP_REQUIRE_VIZ") == "1":
+        pytest.fail(f"BACKPROP_REQUIRE_VIZ=1 but {what} is missing")
+    pytest.skip(f"{what} is not installed")
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     """Every test starts from the same random state, in both generators."""

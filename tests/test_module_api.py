@@ -187,7 +187,7 @@ def test_registration_rules():
         m.register_parameter("", None)
     with pytest.raises(TypeError, match="parameter name should be a string. Got int"):
         m.register_parameter(1, None)
-    with pytest.raises(TypeError, match="cannot assign 'backprop_rs.float32' object to parameter 'w'"):
+    with pytest.raises(TypeError, match="cannot assign 'backprop_rs.FloatTensor' object to parameter 'w'"):
         m.register_parameter("w", bp.zeros(1))
     with pytest.raises(ValueError, match="Cannot assign non-leaf Tensor to parameter 'w'"):
         m.register_parameter("w", _NonLeaf())
@@ -375,6 +375,6 @@ def test_repr_is_pytorchs():
     assert repr(pl) == ("ParameterList(\n    (0): Parameter containing: [backprop_rs.float32 of size 2x3]\n"
                         "    (1): Object of type: str\n)")
     pd = nn.ParameterDict({"w": bp.zeros(4, dtype=bp.float64)})
-    assert repr(pd) == "ParameterDict(  (w): Parameter containing: [backprop_rs.float64 of size 4])"
+    assert repr(pd) == "ParameterDict(  (w): Parameter containing: [backprop_rs.DoubleTensor of size 4])"
     assert repr(nn.Module()) == "Module()"
     assert "shared" in repr(Net())  # a shared child prints under each name

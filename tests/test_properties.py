@@ -25,11 +25,11 @@ Profiles:
   BACKPROP_FUZZ_EXAMPLES=N changes the long profile's count (default 10000); tests/fuzz_long.py
   --help lists its options (seed, output folder, memory cap, per-call timeout, --no-exclude).
 
-Known defects (DEFECTS, D01...) each have a strict xfail reproducer at the end of this file
-(test_known_defect), so fixing the engine turns it into a visible XPASS failure. The property
-tests pass ``known=<id>`` for calls inside a defect's region, which counts the mismatch against
-that defect instead of failing; the crashes (D22, D24) are stepped around before the call, with
-a comment naming the id. Remove both once a defect is fixed.
+Defects the fuzzing finds get an id (D01...), a description in DEFECTS and a reproducer in
+KNOWN_REPROS. While a defect is open its reproducer is a strict xfail (listed in OPEN) and the
+property tests pass ``known=<id>`` for calls inside its region, which counts the mismatch
+against that defect instead of failing (a crash is stepped around with ``Oracle.excluded``).
+Once fixed, the id leaves OPEN and its reproducer runs as an ordinary regression test.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def src(x):
     return arg_src(x)
 
 
-# ---------------------------------------------------------------------------- known defects
+# ---------------------------------------------------------------------------- defects
 # Each id has a strict xfail reproducer in test_known_defect at the end of the file; the property
 # tests pass ``known=<id>`` for calls inside the defect's region, so its findings are counted
 # there instead of failing (a panic is never excused).
@@ -176,20 +176,6 @@ DEFECTS = {
     "D33": "batch_norm / layer_norm statistics lose precision in float32: a constant channel normalises to ~1e-4, "
     "not 0 (batch_norm of 60 equal values; layer_norm of an expanded input, exact when contiguous)",
 }
-
-
-def _neg_zero_number(v, dt=F32):
-    """D16: a Python float that becomes -0.0 in dtype dt."""
-    if not isinstance(v, float) or isinstance(v, bool):
-        return False
-    with np.errstate(all="ignore"):
-        c = np.asarray(v, np.float64).astype(dt if dt.kind == "f" else np.float64)
-    return bool(c == 0 and np.signbit(c))
-
-
-def _empty_zero_stride(t: bp.Tensor):
-    """D17: an empty tensor whose (engine) strides have a 0 on a dim of size > 1."""
-    return t.numel() == 0 and any(st_ == 0 and n > 1 for st_, n in zip(t.stride(), t.shape))
 
 
 def _huge_int(x):
@@ -295,14 +281,12 @@ def _sign_compare(x: TP, tol):
 def test_unary_elementwise(name, x):
     unary_oracle.example()
     tol = unary_tol(name, unary_out_dtype(name, x.dtype))
-    known = {"sign": "D01", "square": "D02"}.get(name) if x.dtype == BOOL else None
     unary_oracle.check(
         f"{name}({x.src})",
         lambda: UNARY[name][0](x.t),
         lambda: unary_expected(name, x),
         tol=tol,
         compare=_sign_compare(x, tol) if name == "sign" else None,
-        known=known,
     )
     # an out-of-place op never modifies its input
     unary_oracle.check(f"{x.src} unchanged after {name}", lambda: x.t, lambda: x.a, tol=EXACT)
@@ -475,42 +459,7 @@ def test_binary_elementwise(name, ops):
         rt = result_type(a, b)
     except Exception:
         rt = F32
-    binary_oracle.check(
-        desc, call, lambda: binary_expected(name, a, b), tol=binary_tol(name, rt), known=binary_known(name, a, b)
-    )
-
-
-def _truth_changes(v, dt):
-    """D06: casting v to the common dtype changes which elements are nonzero."""
-    orig = v.a if isinstance(v, TP) else np.asarray(v)
-    with np.errstate(all="ignore"):
-        return bool(np.any((orig != 0) != (as_np(v, dt) != 0)))
-
-
-def binary_known(name, a, b):
-    kind = BINARY.get(name, (None, None, name))[2]
-    if _huge_int(a) or _huge_int(b):
-        return "D05"
-    if kind == "sub" and BOOL in (operand_dtype(a), operand_dtype(b)):
-        return "D03"
-    try:
-        rt = result_type(a, b)
-    except Exception:
-        return None
-    if kind == "pow" and rt == I64:
-        if not isinstance(b, TP) and int(b) < 0:
-            return "D04"
-        if np.any(np.abs(as_np(b, I64)) >= 2**32):
-            return "D07"
-    if kind == "pow" and operand_dtype(a) == BOOL and rt == I64:
-        return "D02"  # bool ** int keeps bool, like square()
-    if kind == "pow" and isinstance(b, TP) and b.a.ndim == 0 and b.dtype.kind == "f" and operand_dtype(a).kind in "ib":
-        return "D41"
-    if kind == "logical" and any(_truth_changes(v, rt) for v in (a, b)):
-        return "D06"
-    if any(_neg_zero_number(v, rt) for v in (a, b)):
-        return "D16"
-    return None
+    binary_oracle.check(desc, call, lambda: binary_expected(name, a, b), tol=binary_tol(name, rt))
 
 
 def _clamp_expected(x: TP, lo, hi):
@@ -580,10 +529,7 @@ def test_where(cond, ops):
 
     av = a.t if isinstance(a, TP) else a
     bv = b.t if isinstance(b, TP) else b
-    known = "D05" if _huge_int(a) or _huge_int(b) else ("D16" if any(_neg_zero_number(v) for v in (a, b)) else None)
-    binary_oracle.check(
-        f"bp.where({cond.src}, {src(a)}, {src(b)})", lambda: bp.where(cond.t, av, bv), ref, tol=EXACT, known=known
-    )
+    binary_oracle.check(f"bp.where({cond.src}, {src(a)}, {src(b)})", lambda: bp.where(cond.t, av, bv), ref, tol=EXACT)
 
 
 # ---------------------------------------------------------------------------- reductions
@@ -780,26 +726,7 @@ def test_reductions(name, data):
         lambda: _reduce_call(name, x.t, dim, keepdim, extra),
         lambda: reduce_expected(name, x, dim, keepdim, np.dtype(extra) if name == "sum_dtype" else extra),
         tol=reduce_tol(name, x),
-        known=reduce_known(name, x, dim),
     )
-
-
-def reduce_known(name, x: TP, dim):
-    nd = x.a.ndim
-    if nd == 0 and isinstance(dim, (list, tuple)) and len(dim) > 1:
-        return "D09"
-    if name == "sum" and nd == 0 and x.dtype == BOOL:
-        return "D10"
-    if (
-        name in ("max_dim", "min_dim", "argmax", "argmin")
-        and x.a.size == 0
-        and isinstance(dim, int)
-        and not isinstance(dim, bool)
-    ):
-        return "D08"
-    if name in ("max_dim", "min_dim") and dim is None:
-        return "D19"
-    return None
 
 
 # ---------------------------------------------------------------------------- views and shape ops
@@ -1155,18 +1082,6 @@ def view_case(draw):
     return name, x, args
 
 
-def _squeeze_double_wrap(dim, nd):
-    ds = dim if isinstance(dim, tuple) else (dim,)
-    return any(isinstance(d, int) and not isinstance(d, bool) and -2 * nd <= d < -nd for d in ds)
-
-
-def _dim_size(a, d):
-    try:
-        return a.shape[S.wrap_dim(d, a.ndim)]
-    except Exception:
-        return None
-
-
 def _view_call(name, t, args):
     if name == "mT":
         return t.mT
@@ -1213,22 +1128,7 @@ def test_views_and_shape_ops(case):
             compare=lambda g, w: assert_same(list(g), list(w)),
         )
         return
-    known = None
-    if name in ("flatten", "squeeze") and x.a.ndim == 0:
-        known = "D12"
-    if name == "squeeze" and x.a.ndim and _squeeze_double_wrap(args[0], x.a.ndim):
-        known = "D39"
-    if name == "narrow" and len(args) == 3 and args[2] == 0 and not isinstance(args[2], bool):
-        known = "D32"
-    if name == "chunk" and x.a.ndim and x.a.size == 0 and _dim_size(x.a, args[-1]) == 0:
-        known = "D38"
-    if name == "repeat" and x.a.size == 0:
-        known = "D43"
-    if any(isinstance(v, bytes) for a in args for v in (a if isinstance(a, (tuple, list)) else (a,))):
-        known = "D23"
-    if name == "squeeze" and isinstance(args[0], tuple) and len(args[0]) > 1:
-        known = "D09"
-    out = views_oracle.check(desc, lambda: _view_call(name, x.t, args), ref, tol=EXACT, known=known)
+    out = views_oracle.check(desc, lambda: _view_call(name, x.t, args), ref, tol=EXACT)
     if out is None or x.layout == "expanded" or name not in ALWAYS_VIEWS | ALWAYS_COPIES:
         return
     try:
@@ -1250,7 +1150,6 @@ def test_views_and_shape_ops(case):
         lambda: out,
         lambda: _gather_ids(r_ids, seen),
         tol=EXACT,
-        known="D11" if name == "repeat" else None,
     )
 
 
@@ -1560,17 +1459,7 @@ def test_getitem(x, data):
         lambda: x.t[_key_engine(key)],
         lambda: torch_index(x.a, key),
         tol=EXACT,
-        known=index_known(key),
     )
-
-
-def index_known(key):
-    items = _items(key)
-    if any(isinstance(k, bool) for k in items):
-        return "D14"
-    if any(isinstance(k, slice) and any(_huge_int(v) for v in (k.start, k.stop, k.step)) for k in items):
-        return "D13"
-    return None
 
 
 def _cast_value(v, dt):
@@ -1686,36 +1575,7 @@ def test_setitem(x, data):
         x.t[_key_engine(key)] = v_engine
         return x.t
 
-    setitem_oracle.check(desc, call, ref, tol=EXACT, known=setitem_known(x, key, vform, value))
-
-
-def _target_empty(x: TP, key):
-    try:
-        return torch_index(x.a, key).size == 0
-    except Exception:
-        return False
-
-
-def setitem_known(x: TP, key, vform, value):
-    k = index_known(key)
-    if k:
-        return k
-    if vform == "list" and x.dtype in (F64, BOOL) and value.dtype.kind == "f":
-        return "D15"
-    if vform == "scalar" and _neg_zero_number(value, x.dtype):
-        return "D16"
-    if (
-        vform != "scalar"
-        and value.dtype.kind == "f"
-        and x.dtype.kind == "f"
-        and np.any((value.a == 0) & np.signbit(value.a))
-    ):
-        return "D16"
-    if x.a.size == 0 or _target_empty(x, key):  # empty views get the stride-0 layout too
-        return "D17"
-    if any(st_ == 0 and n > 1 for st_, n in zip(_torch_strides(x), x.a.shape)) and not basic_view_overlaps(x, key):
-        return "D18"
-    return None
+    setitem_oracle.check(desc, call, ref, tol=EXACT)
 
 
 # ---------------------------------------------------------------------------- in-place ops
@@ -1883,29 +1743,11 @@ def test_inplace(data, name):
     t_before = x.t
     rt = x.dtype
     tol = unary_tol(name[:-1], rt) if name in INPLACE_UNARY else binary_tol(INPLACE_BINARY.get(name, ("add",))[0], rt)
-    out = inplace_oracle.check(desc, call, ref, tol=tol, known=inplace_known(name, x, other, locals().get("fill")))
+    out = inplace_oracle.check(desc, call, ref, tol=tol)
     if out is None:
         return
     inplace_oracle.check(f"{desc} returns self", lambda: out is t_before, lambda: True)
     check_base_after_write(inplace_oracle, x, base_before, x.t.numpy(), desc)
-
-
-def inplace_known(name, x: TP, other, fill):
-    if _empty_zero_stride(x.t):
-        return "D17"
-    if name == "sign_" and x.dtype == BOOL:
-        return "D01"
-    if name in INPLACE_BINARY:
-        k = binary_known(INPLACE_BINARY[name][0], x, other)
-        if k:
-            return k
-    if name in ("add_alpha", "copy_") and (_huge_int(other) or _neg_zero_number(other, x.dtype)):
-        return "D16"
-    if name == "add_alpha" and isinstance(other, TP) and other.dtype != x.dtype:
-        return "D42"
-    if name == "fill_" and _neg_zero_number(fill, x.dtype):
-        return "D16"
-    return None
 
 
 def _wrap_array(arr, like):
@@ -2285,23 +2127,6 @@ def test_creation(case):
         desc = f"bp.{args[0]}({args[1].src}{', 2' if args[0] == 'full_like' else ''}, dtype={arg_src(dtype)})"
     else:
         desc = f"bp.{name}({', '.join(arg_src(a) for a in args)}, dtype={arg_src(dtype)})"
-    known = None
-    if name == "linspace" and args[2] == 1 and not isinstance(args[2], bool):
-        known = "D20"
-    if name == "tensor" and any(
-        v is None or isinstance(v, (complex, str)) or _huge_int(v) for v in _flatten_data(args[0])
-    ):
-        known = "D21"
-    if name != "tensor" and any(isinstance(a, bytes) for a in (args if isinstance(args, tuple) else ())):
-        known = "D23"
-    if name == "eye" and any(isinstance(a, int) and 2**63 <= a < 2**64 for a in args):
-        known = "D31"
-    if name == "full" and _neg_zero_number(
-        args[1], _dtype_arg(dtype, F32)[0] if not isinstance(dtype, (int, str)) or dtype in ("float32",) else F32
-    ):
-        known = "D16"
-    if name == "tensor" and any(_neg_zero_number(v) for v in _flatten_data(args[0])):
-        known = "D16"
     if True:  # the watchdog caps the address space around every call (fuzz_oracle.memory_cap)
         create_oracle.check(
             desc,
@@ -2309,16 +2134,7 @@ def test_creation(case):
             lambda: creation_expected(name, args, dtype),
             compare=_creation_compare,
             convert=_creation_convert,
-            known=known,
         )
-
-
-def _flatten_data(d):
-    if isinstance(d, list):
-        for v in d:
-            yield from _flatten_data(v)
-    else:
-        yield d
 
 
 # ---------------------------------------------------------------------------- nn.functional
@@ -3197,61 +3013,11 @@ def test_nn_functional(case):
     references written from PyTorch's documented formulas and argument checks."""
     nn_oracle.example()
     name, kw = case
-    # D24: a PanicException (and, on an empty batch, a tensor that D22 crashes on): stepped around
-    if name in ("conv2d", "unfold") and _huge_arg(kw.get("padding", kw.get("p"))) and nn_oracle.excluded("D24"):
-        return
     call, ref, desc, tol = nn_call_and_ref(name, dict(kw))
     if callable(tol):
-        nn_oracle.check(desc, call, ref, compare=tol, known=nn_known(name, kw))
+        nn_oracle.check(desc, call, ref, compare=tol)
     else:
-        nn_oracle.check(desc, call, ref, tol=tol, known=nn_known(name, kw))
-
-
-def _has_constant_group(a, axes):
-    """D33: some normalisation group (the values over axes) is constant."""
-    if a.size == 0:
-        return False
-    a = a.astype(np.float64)
-    with np.errstate(all="ignore"):
-        return bool(np.any(np.ptp(a, axis=axes) == 0))
-
-
-def nn_known(name, kw):
-    if name == "cross_entropy" and kw["weight"] is not None and kw["target"].dtype.kind == "f":
-        c = kw["x"].a.shape[1] if kw["x"].a.ndim >= 2 else kw["x"].a.shape[0]
-        if kw["weight"].a.shape != (c,):
-            return "D40"
-    if (
-        name == "layer_norm"
-        and kw["x"].a.ndim
-        and isinstance(kw["shape"], list)
-        and 0 < len(kw["shape"]) <= kw["x"].a.ndim
-    ):
-        if _has_constant_group(kw["x"].a, tuple(range(kw["x"].a.ndim - len(kw["shape"]), kw["x"].a.ndim))):
-            return "D33"
-    if name == "batch_norm" and kw["x"].a.ndim >= 2:
-        if _has_constant_group(kw["x"].a, (0,) + tuple(range(2, kw["x"].a.ndim))):
-            return "D33"
-    if name == "fold" and kw["x"].a.ndim == 2:
-        return "D26"
-    if name == "pad" and kw["mode"] == "constant" and any(isinstance(v, int) and v < 0 for v in kw["pad"]):
-        return "D28"
-    if name == "avg_pool2d" and 0 in kw["x"].a.shape[-3:]:
-        return "D29"
-    if name == "max_pool2d" and kw["x"].a.size == 0:
-        return "D36"
-    if name in ("max_pool2d", "avg_pool2d") and kw["ceil_mode"]:
-        return "D37"
-    if name == "conv2d":
-        vals = [v for a in (kw["stride"], kw["dilation"]) for v in (a if isinstance(a, tuple) else (a,))]
-        if any(isinstance(v, int) and v <= 0 for v in vals):
-            return "D27"
-    return None
-
-
-def _huge_arg(v):
-    vals = v if isinstance(v, (list, tuple)) else [v]
-    return any(isinstance(x, int) and not isinstance(x, bool) and abs(x) > 2**31 for x in vals)
+        nn_oracle.check(desc, call, ref, tol=tol)
 
 
 # ---------------------------------------------------------------------------- matmul
@@ -3601,7 +3367,6 @@ def test_checkpoint_round_trip(obj, mutate):
         lambda: _ckpt_expected(obj),
         compare=_ckpt_compare,
         convert=lambda r: r,
-        known="D30" if _has_offset_empty(obj) else None,
     )
     data = buf.getvalue()
     if got is None or not data:
@@ -3628,16 +3393,6 @@ def test_checkpoint_round_trip(obj, mutate):
         None,
         convert=lambda r: r,
     )
-
-
-def _has_offset_empty(obj):
-    if isinstance(obj, TP):
-        return obj.t.numel() == 0 and obj.t.storage_offset() > 0
-    if isinstance(obj, dict):
-        return any(_has_offset_empty(v) for v in obj.values())
-    if isinstance(obj, (list, tuple)):
-        return any(_has_offset_empty(v) for v in obj)
-    return False
 
 
 def _ckpt_desc(obj):
@@ -3729,18 +3484,12 @@ def test_optable_rows(op, sample, data):
         with np.errstate(all="ignore"):
             return assert_same(got, want.astype(dt), tol)  # rounded to dt: overflow to inf is right
 
-    known = None
-    if op.name == "batch_norm2d" and np.any(
-        np.ptp(np.moveaxis(np_args[0], 1, 0).reshape(np_args[0].shape[1], -1), axis=1) == 0
-    ):
-        known = "D33"  # a constant channel: float32 statistics leave a residue of ~1e-4
     optable_oracle.check(
         f"op_table[{op.name!r}]({', '.join(srcs)}, **{kwargs!r})",
         lambda: op.op(*args, **kwargs),
         ref,
         compare=compare,
         convert=lambda r: np.array(r.detach().numpy(), copy=True) if isinstance(r, bp.Tensor) else r,
-        known=known,
     )
 
 
@@ -3769,7 +3518,7 @@ def test_oracle_flags_panics_wrong_values_and_wrong_raises():
     o.check("ok", lambda: bp.ones(2)[5], lambda: (_ for _ in ()).throw(Invalid("out of range")))
 
 
-# ---------------------------------------------------------------------------- known defects (strict xfails)
+# ---------------------------------------------------------------------------- defect reproducers
 
 
 def _ordinary_error(fn):
@@ -3916,16 +3665,20 @@ KNOWN_REPROS = {
 }
 
 
+# the defects still open (strict xfails): empty since D01-D43 were fixed
+OPEN: set = set()
+
+
 @pytest.mark.parametrize(
     "defect",
     [
-        pytest.param(k, id=k, marks=pytest.mark.xfail(strict=True, reason=f"{k}: {DEFECTS[k]}"))
+        pytest.param(k, id=k, marks=[pytest.mark.xfail(strict=True, reason=f"{k}: {DEFECTS[k]}")] if k in OPEN else [])
         for k in sorted(KNOWN_REPROS)
     ],
 )
-def test_known_defect(defect):
-    """One reproducer per defect the fuzzing found, asserting what PyTorch does; strict, so a
-    fix shows up as XPASS (then drop the xfail and the known= region that names it)."""
+def test_defect_reproducer(defect):
+    """One reproducer per defect the fuzzing found, asserting what PyTorch does: a regression
+    test once fixed; strict xfail while open, so a fix shows up as XPASS."""
     KNOWN_REPROS[defect]()
 
 
@@ -4038,7 +3791,6 @@ def test_relu_inplace_flag(x):
         lambda: layer(x.t) if layer else F.relu(x.t, inplace=True),
         lambda: want,
         tol=Tol(),
-        known="D17" if _empty_zero_stride(x.t) else None,
     )
     if out is None:
         return
@@ -4076,8 +3828,7 @@ def test_random_fills(x, how, a, b, seed):
                 raise Invalid("seed out of range")
             return None
 
-        known = "D34" if isinstance(seed, int) and 2**63 <= seed < 2**64 else None
-        create_oracle.check(f"bp.manual_seed({seed!r})", lambda: bp.manual_seed(seed), ref, known=known)
+        create_oracle.check(f"bp.manual_seed({seed!r})", lambda: bp.manual_seed(seed), ref)
         return
     dt = x.dtype
 
@@ -4106,18 +3857,4 @@ def test_random_fills(x, how, a, b, seed):
         if kind == "normal" and got.size and abs(lo) + 20 * hi < room and not np.all(np.isfinite(got)):
             raise Mismatch(f"normal_({lo}, {hi}) gave non-finite values: {got.ravel()[:6]}")
 
-    known = None
-    if (
-        how == "uniform_"
-        and dt.kind == "f"
-        and math.isfinite(float(a))
-        and math.isfinite(float(b))
-        and float(b) >= float(a)
-    ):
-        if not (float(b) - float(a)) <= float(np.finfo(dt).max):
-            known = "D35"
-    if _empty_zero_stride(x.t):
-        known = "D17"
-    create_oracle.check(
-        f"{x.src}.{how}({a!r}, {b!r})", lambda: getattr(x.t, how)(a, b), ref, compare=compare, known=known
-    )
+    create_oracle.check(f"{x.src}.{how}({a!r}, {b!r})", lambda: getattr(x.t, how)(a, b), ref, compare=compare)

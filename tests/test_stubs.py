@@ -13,6 +13,7 @@ import inspect
 import pathlib
 
 import backprop_rs._core as core
+from backprop_rs._tensor_methods import PYTHON_METHODS, _WRAPS
 
 STUB = pathlib.Path(core.__file__).with_name("_core.pyi")
 if not STUB.exists():  # editable installs keep the stub in the source tree
@@ -63,7 +64,8 @@ def test_module_names_match():
 
 def test_tensor_methods_match():
     _, tensor = _stub_names()
-    actual = {n for n in dir(core.Tensor) if not (n.startswith("__") and n.endswith("__"))}
+    # methods attached in Python (backprop_rs/_tensor_methods.py) are not the binding's
+    actual = {n for n in dir(core.Tensor) if not (n.startswith("__") and n.endswith("__"))} - (set(PYTHON_METHODS) - _WRAPS)
     assert actual - tensor == set(), f"Tensor methods missing from the stub: {sorted(actual - tensor)}"
     dunder_ok = {n for n in tensor if n.startswith("__")}
     extra = tensor - actual - dunder_ok
@@ -241,6 +243,8 @@ def _check_class(name, cls, node, problems, unsigned):
         problems.append(f"{name}(): the runtime constructor takes {inspect.signature(cls)}; the stub has no __init__")
     for attr, value in vars(cls).items():
         qual = f"{name}.{attr}"
+        if cls is core.Tensor and attr in PYTHON_METHODS:
+            continue  # attached in Python: the stub describes the binding's method (or none)
         if attr in ("__new__", "__init__") or not _is_routine(value):
             if attr in defs and attr not in ("__new__", "__init__"):
                 problems.append(f"{qual}: a method in the stub, but a {type(value).__name__} at runtime")
@@ -281,3 +285,9 @@ def test_signatures_match_the_runtime():
         problems.append(f"NO_SIGNATURE lists objects that now have a signature: {sorted(stale)}")
     assert checked > 50  # the walk found the module's functions and classes
     assert not problems, f"{len(problems)} stub mismatch(es):\n" + "\n".join(problems)
+
+
+def test_python_tensor_methods_are_documented():
+    """The Tensor methods attached in Python each have a docstring (they have no stub)."""
+    undocumented = [n for n, f in PYTHON_METHODS.items() if not (getattr(f, "__doc__", None) or "").strip()]
+    assert PYTHON_METHODS and not undocumented, undocumented

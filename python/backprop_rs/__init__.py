@@ -54,6 +54,56 @@ from ._core import (
 )
 from ._core import empty_cache, reset_peak_memory_stats
 from . import autograd, data, gpu, nn, optim, serialization
+from . import accelerator as accelerator
+from . import amp as amp
+from .amp import autocast as autocast
+from . import backends as backends
+from . import cuda as cuda
+from . import _tensor_methods
+from ._functions import (
+    add,
+    addcdiv,
+    addcmul,
+    clone,
+    detach,
+    div,
+    divide,
+    dot,
+    floor_divide,
+    mul,
+    multiply,
+    mv,
+    negative,
+    rsub,
+    sub,
+    subtract,
+    true_divide,
+    vdot,
+)
+from ._compat import (
+    BoolTensor,
+    DoubleTensor,
+    FloatTensor,
+    LongTensor,
+    UnsupportedDType,
+    UnsupportedDTypeError,
+    are_deterministic_algorithms_enabled,
+    finfo,
+    get_default_device,
+    get_default_dtype,
+    get_float32_matmul_precision,
+    get_num_interop_threads,
+    get_num_threads,
+    iinfo,
+    is_floating_point,
+    is_nonzero,
+    set_default_device,
+    set_default_dtype,
+    set_float32_matmul_precision,
+    set_num_interop_threads,
+    set_num_threads,
+    use_deterministic_algorithms,
+)
 from . import utils as utils
 from . import func as func
 from . import distributed as distributed
@@ -68,8 +118,11 @@ from .autograd import (
 )
 from .generator import Generator as Generator
 from .serialization import load, save
+from . import _compat
 
 __version__ = _core.__version__
+
+_tensor_methods.install()
 
 where = getattr(_core, "where")
 concat = cat
@@ -96,39 +149,63 @@ def memory_reserved(device: str = "cpu") -> int:  # noqa: F811
     return memory_stats(device)["reserved_bytes.all.current"]
 
 
+def compile(model=None, *, fullgraph: _builtins.bool = False, dynamic=None, backend="inductor", mode=None,
+            options=None, disable: _builtins.bool = False):
+    """``torch.compile``: returns ``model`` (a Module or a function) unchanged, so programs that
+    compile run eagerly here; used bare (``@bp.compile``) or with arguments
+    (``@bp.compile(mode="max-autotune")``). backprop_rs has no graph compiler yet."""
+    if model is None:
+        return lambda m: m
+    return model
+
+
+def is_autocast_enabled(device_type=None) -> _builtins.bool:
+    """``False``: autocast never changes dtypes here (see ``bp.amp``)."""
+    return False
+
+
 def is_tensor(obj: object) -> _builtins.bool:
+    """Whether ``obj`` is a backprop_rs Tensor (a Parameter included)."""
     return isinstance(obj, Tensor)
 
 
 def numel(input: Tensor) -> int:
+    """The number of elements of ``input``."""
     return input.numel()
 
 
 def matmul(input: Tensor, other: Tensor) -> Tensor:
+    """``input @ other`` (NumPy's matmul rules: batched, broadcast, 1-D promoted)."""
     return input @ other
 
 
 def mm(input: Tensor, other: Tensor) -> Tensor:
+    """The product of two 2-D tensors."""
     return input.mm(other)
 
 
 def maximum(input: Tensor, other: Tensor) -> Tensor:
+    """The elementwise maximum (broadcast)."""
     return input.maximum(other)
 
 
 def minimum(input: Tensor, other: Tensor) -> Tensor:
+    """The elementwise minimum (broadcast)."""
     return input.minimum(other)
 
 
 def clamp(input: Tensor, min=None, max=None) -> Tensor:
+    """``input`` limited to ``[min, max]`` (either bound may be None)."""
     return input.clamp(min, max)
 
 
 def softmax(input: Tensor, dim: int) -> Tensor:
+    """The softmax of ``input`` along ``dim``."""
     return input.softmax(dim)
 
 
 def log_softmax(input: Tensor, dim: int) -> Tensor:
+    """The log-softmax of ``input`` along ``dim``."""
     return input.log_softmax(dim)
 
 
@@ -156,13 +233,26 @@ del _name
 _UNARY = frozenset(_core._unary_op_names())
 
 
+_LAZY_SUBMODULES = frozenset({"viz", "train", "models"})
+
+
 def __getattr__(name: str):
     """``bp.<op>(t)`` for every unary primitive of the engine (PEP 562), so a new primitive needs
-    no line here."""
+    no line here; ``bp.viz``, ``bp.train`` and ``bp.models`` are imported on first use."""
     if name in _UNARY:
         return _method_alias(name)
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'backprop_rs' has no attribute '{name}'")
 
+
+# PyTorch's dtypes that the engine lacks: named, refused where used (see _compat.UnsupportedDType)
+for _name, _placeholder in _compat.UNSUPPORTED.items():
+    if not hasattr(_core, _name):
+        globals()[_name] = _placeholder
+del _name, _placeholder
 
 # PyTorch's dtype aliases; assigned last so the builtins stay usable above.
 bool = _core.bool_  # noqa: A001

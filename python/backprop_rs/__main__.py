@@ -1,7 +1,9 @@
 """Command line: ``backprop-rs`` / ``python -m backprop_rs``.
 
 ``train`` (the main job) trains an MLP on the bundled handwritten digits by backpropagation,
-fed in one of the four modes; ``eval`` reloads a checkpoint and reports its accuracy; ``demo``
+fed in one of the four modes; ``train --model gpt`` (the second main job) trains a character-level
+GPT on the bundled tinyshakespeare text and ``generate`` samples from its checkpoint; ``eval`` reloads a checkpoint and reports its accuracy; ``explain``
+writes an HTML page showing backpropagation on one test digit (``--tiny``: on XOR); ``demo``
 is a ten-second sanity check; ``bench`` times the engine against NumPy (and PyTorch if installed).
 """
 
@@ -14,6 +16,7 @@ import time
 from typing import List, Optional
 
 from .bench import cli as bench_cli  # argparse only: the bench's flags, not the bench
+from .viz import cli as viz_cli  # --monitor / --allocate-loss and the explain subcommand
 
 # Defaults per mode, chosen so each reaches its accuracy target on the digits in a few seconds
 # on a 2-core machine (see README / the training issue's note for measured numbers).
@@ -45,11 +48,18 @@ def _optimizer(name: str, params, lr: float):
 
 
 def _train(args: argparse.Namespace) -> int:
+    if args.model in ("gpt", "lstm"):
+        if args.distributed:
+            raise SystemExit("--distributed trains the digits models (--model mlp or lenet); the language models run "
+                             "in one process")
+        return _train_lm(args)
     import backprop_rs as bp
 
     from . import models
     from .train import accuracy, fit
 
+    if args.seed is None:
+        args.seed = 0
     d = MODEL_DEFAULTS.get((args.model, args.mode), MODE_DEFAULTS[args.mode])
     epochs = args.epochs if args.epochs is not None else d["epochs"]
     lr = args.lr if args.lr is not None else d["lr"]
@@ -91,17 +101,19 @@ def _train(args: argparse.Namespace) -> int:
         say(f"distributed: {world} MPI processes, each {per} per update, gradients averaged by all-reduce")
 
     loss_fn = bp.nn.CrossEntropyLoss()
+    viz = viz_cli.TrainingViz(args, model, opt, x_train, y_train)
     t0 = time.perf_counter()
     if args.mode == "online":
         # the stream replays the (once-shuffled) training set `epochs` times, one example at a time
         order = bp.randperm(x_train.shape[0], device=args.device)
         source = bp.data.stream(x_train.index_select(0, order), y_train.index_select(0, order), passes=epochs)
         hist = fit(model, opt, loss_fn, source, mode="online", eval_data=(x_test, y_test) if args.plot else None,
-                   progress=not args.quiet, report_every=x_train.shape[0])
+                   progress=not args.quiet, report_every=x_train.shape[0], **viz.fit_kwargs())
     else:
         hist = fit(net, opt, loss_fn, bp.data.TensorDataset(x_train, y_train), mode=args.mode, epochs=epochs,
                    batch_size=batch_size, seed=args.seed, eval_data=(x_test, y_test) if args.plot else None,
-                   progress=not args.quiet and args.mode != "batch" and lead, distributed=args.distributed)
+                   progress=not args.quiet and args.mode != "batch" and lead, distributed=args.distributed,
+                   **viz.fit_kwargs())
     wall = time.perf_counter() - t0
     if args.distributed:
         _check_replicas(model, world)
@@ -115,8 +127,9 @@ def _train(args: argparse.Namespace) -> int:
     config.update(mode=args.mode, optimizer=args.optimizer, lr=lr, epochs=epochs, batch_size=batch_size, seed=args.seed)
     if args.distributed:
         config.update(world_size=world)
+    viz_extra = viz.finish(hist, say)
     bp.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "config": config,
-             "metrics": {"test_acc": test_acc, "train_acc": train_acc, "seconds": wall, "updates": hist.updates}}, out)
+             "metrics": {"test_acc": test_acc, "train_acc": train_acc, "seconds": wall, "updates": hist.updates}, **viz_extra}, out)
     if args.plot:
         _plot(hist, args.plot, say)
     if args.quiet:
@@ -143,6 +156,65 @@ def _check_replicas(model, world: int) -> None:
     dist.all_gather_object(digests, h.hexdigest())
     if len(set(digests)) != 1:
         raise RuntimeError(f"the replicas diverged: parameter digests per rank {digests}")
+
+
+# The language models' flags (None: LMConfig's default, nanoGPT's shakespeare_char CPU run)
+LM_FLAGS = {"iters": "max_iters", "block_size": "block_size", "n_layer": "n_layer", "n_head": "n_head",
+            "n_embd": "n_embd", "hidden_size": "hidden_size", "dropout": "dropout", "eval_interval": "eval_interval",
+            "eval_iters": "eval_iters", "warmup_iters": "warmup_iters", "min_lr": "min_lr",
+            "weight_decay": "weight_decay", "grad_clip": "grad_clip", "batch_size": "batch_size", "lr": "lr",
+            "seed": "seed", "device": "device"}
+# The character LSTM's own defaults where nanoGPT's GPT ones do not fit it
+LSTM_DEFAULTS = dict(n_layer=2, n_embd=128, hidden_size=256, lr=2e-3, min_lr=2e-4, weight_decay=0.0)
+
+
+def _train_lm(args: argparse.Namespace) -> int:
+    from . import lm
+
+    overrides = {field: getattr(args, flag) for flag, field in LM_FLAGS.items() if getattr(args, flag, None) is not None}
+    base = dict(LSTM_DEFAULTS) if args.model == "lstm" else {}
+    base.update(overrides)
+    cfg = lm.LMConfig(model=args.model, **base)
+    say = (lambda *a: None) if args.quiet else print
+    corpus_note = "tinyshakespeare [first 90% train / last 10% val, 65 characters]"
+    probe = lm.build_model(cfg, 65)
+    n_params = sum(p.numel() for p in probe.parameters())
+    del probe
+    if args.model == "gpt":
+        arch = f"GPT {cfg.n_layer} layers x {cfg.n_head} heads x {cfg.n_embd} embd, context {cfg.block_size}"
+    else:
+        arch = f"char-LSTM {cfg.n_layer} layers, hidden {cfg.hidden_size}, embd {cfg.n_embd}, context {cfg.block_size}"
+    say(f"{arch} ({n_params / 1e6:.2f}M parameters) on {corpus_note}, device {cfg.device}")
+    say(f"{cfg.max_iters} iterations of batch {cfg.batch_size} x {cfg.block_size} tokens; AdamW lr {cfg.lr} "
+        f"(warm-up {cfg.warmup_iters}, cosine to {cfg.min_lr}), betas ({cfg.beta1}, {cfg.beta2}), "
+        f"weight decay {cfg.weight_decay}, grad clip {cfg.grad_clip}, dropout {cfg.dropout}")
+    res = lm.train_lm(cfg, progress=not args.quiet, log=say)
+    out = args.out or f"shakespeare-{args.model}.safetensors"
+    lm.save_checkpoint(res, out)
+    if args.quiet:
+        print(f"val_loss={res.val_loss:.4f} train_loss={res.train_loss:.4f} time={res.seconds:.1f}s "
+              f"tokens_per_s={res.tokens_per_s:.0f} checkpoint={out}")
+    else:
+        print(f"final train loss {res.train_loss:.4f}, validation loss {res.val_loss:.4f} "
+              f"(mean of {cfg.eval_iters} random batches each)")
+        print(f"wall time {res.seconds:.1f} s for {cfg.max_iters} iterations, {res.tokens_per_s:,.0f} training "
+              f"tokens/s (without the loss estimates)")
+        print(f"checkpoint saved to {os.path.abspath(out)}")
+        print(f"sample it: backprop-rs generate {out} --prompt \"ROMEO:\" --tokens 300 --temperature 0.8 --top-k 40")
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from . import lm
+
+    model, config = lm.load_model(args.checkpoint, args.device)
+    missing = sorted(set(args.prompt) - set(config["vocab"]))
+    if missing:
+        raise SystemExit(f"the prompt has characters the model never saw: {missing!r}")
+    text = lm.generate_text(model, config["vocab"], args.prompt, args.tokens, args.temperature,
+                            args.top_k if args.top_k and args.top_k > 0 else None, args.seed, args.device)
+    print(text)
+    return 0
 
 
 def _plot(hist, path: str, say) -> None:
@@ -176,6 +248,15 @@ def _eval(args: argparse.Namespace) -> int:
     from .train import accuracy
 
     ck = bp.load(args.checkpoint)
+    if isinstance(ck, dict) and isinstance(ck.get("config"), dict) and ck["config"].get("model") in ("gpt", "lstm"):
+        from . import lm
+
+        model, config = lm.load_model(args.checkpoint, args.device)
+        corpus = bp.data.load_shakespeare()
+        loss = lm.split_loss(model, corpus.val, int(config["block_size"]), device=args.device)
+        print(f"validation loss {loss:.4f} (all {(len(corpus.val) - 1) // int(config['block_size'])} windows of "
+              f"{config['block_size']} characters of the last 10%) from {args.checkpoint}")
+        return 0
     if not isinstance(ck, dict) or "model" not in ck or "config" not in ck:
         raise SystemExit(f"{args.checkpoint} is not a backprop-rs training checkpoint (expected 'model' and 'config' entries)")
     model = models.build(ck["config"])
@@ -225,7 +306,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     tr = sub.add_parser("train", help="train a network on the bundled handwritten digits (the main job)")
-    tr.add_argument("--model", choices=["mlp", "lenet"], default="mlp", help="mlp (default) or lenet (LeNet-5 convolutional network)")
+    tr.add_argument("--model", choices=["mlp", "lenet", "gpt", "lstm"], default="mlp",
+                    help="mlp (default) or lenet (LeNet-5) on the digits; gpt (character-level GPT) or lstm "
+                         "(character LSTM) on tinyshakespeare")
     tr.add_argument("--mode", choices=["batch", "stochastic", "minibatch", "online"], default="minibatch",
                     help="how examples feed backprop: whole set, one shuffled example, k examples, or a stream (default: minibatch)")
     tr.add_argument("--batch-size", type=int, default=None, help="examples per update in minibatch mode (default 32)")
@@ -233,7 +316,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     tr.add_argument("--lr", type=float, default=None, help="learning rate (default per mode)")
     tr.add_argument("--optimizer", default="adam", help="adam, adamw, sgd (momentum 0.9), rmsprop or adagrad (default adam)")
     tr.add_argument("--hidden", default="128", help="hidden layer widths, comma separated (default 128)")
-    tr.add_argument("--seed", type=int, default=0, help="random seed: same seed, same numbers (default 0)")
+    tr.add_argument("--seed", type=int, default=None, help="random seed: same seed, same numbers (default 0; gpt/lstm 1337)")
     tr.add_argument("--device", default="cpu", help="cpu or gpu (default cpu)")
     tr.add_argument("--out", default=None, help="where to save the checkpoint (default digits-<model>.safetensors)")
     tr.add_argument("--plot", default=None, metavar="PNG", help="save loss/accuracy curves (needs matplotlib)")
@@ -241,9 +324,35 @@ def main(argv: Optional[List[str]] = None) -> int:
     tr.add_argument("--distributed", action="store_true",
                     help="data-parallel over MPI: run as `mpirun -np N backprop-rs train --distributed`; --batch-size "
                          "is per rank, rank 0 logs and saves the checkpoint (needs mpi4py)")
+    lmg = tr.add_argument_group("language models (--model gpt|lstm; defaults: nanoGPT's shakespeare_char CPU run)")
+    lmg.add_argument("--iters", type=int, default=None, help="optimisation steps (default 2000)")
+    lmg.add_argument("--block-size", type=int, default=None, help="context length (default 64)")
+    lmg.add_argument("--n-layer", type=int, default=None, help="transformer blocks / LSTM layers (default 4 / 2)")
+    lmg.add_argument("--n-head", type=int, default=None, help="attention heads (default 4)")
+    lmg.add_argument("--n-embd", type=int, default=None, help="embedding width (default 128)")
+    lmg.add_argument("--hidden-size", type=int, default=None, help="LSTM hidden size (default 256)")
+    lmg.add_argument("--dropout", type=float, default=None, help="dropout (default 0.0)")
+    lmg.add_argument("--eval-interval", type=int, default=None, help="iterations between loss estimates (default 250)")
+    lmg.add_argument("--eval-iters", type=int, default=None, help="batches per loss estimate (default 20)")
+    lmg.add_argument("--warmup-iters", type=int, default=None, help="linear warm-up iterations (default 100)")
+    lmg.add_argument("--min-lr", type=float, default=None, help="learning rate at the end of the cosine (default 1e-4)")
+    lmg.add_argument("--weight-decay", type=float, default=None, help="AdamW decay on matrices (default 0.1)")
+    lmg.add_argument("--grad-clip", type=float, default=None, help="gradient norm clipping, 0 = off (default 1.0)")
+    viz_cli.add_train_arguments(tr)
     tr.set_defaults(func=_train)
 
-    ev = sub.add_parser("eval", help="reload a checkpoint written by train and report its test accuracy")
+    gen = sub.add_parser("generate", help="sample text from a checkpoint of train --model gpt|lstm")
+    gen.add_argument("checkpoint")
+    gen.add_argument("--prompt", default="\n", help="text to start from (default a newline)")
+    gen.add_argument("--tokens", type=int, default=300, help="characters to sample (default 300)")
+    gen.add_argument("--temperature", type=float, default=0.8, help="softmax temperature (default 0.8)")
+    gen.add_argument("--top-k", type=int, default=40, help="sample among the k likeliest characters; 0 = all (default 40)")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--device", default="cpu")
+    gen.set_defaults(func=_generate)
+
+    ev = sub.add_parser("eval", help="reload a checkpoint written by train and report its test accuracy "
+                                     "(gpt/lstm: its loss on the whole validation split)")
     ev.add_argument("checkpoint")
     ev.add_argument("--device", default="cpu")
     ev.set_defaults(func=_eval)
@@ -253,6 +362,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     demo.add_argument("--lr", type=float, default=0.05)
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)
+
+    viz_cli.add_explain_parser(sub)
 
     be = sub.add_parser("bench", help="time backprop_rs against NumPy (and PyTorch when installed); see BENCHMARKS.md",
                         description=bench_cli.DESCRIPTION)

@@ -23,6 +23,7 @@ class History:
     test_acc: List[float] = field(default_factory=list)
     updates: int = 0
     seconds: float = 0.0
+    lca: Any = None  # a viz.lca.LossChangeAllocator when fit(..., allocate_loss=True)
 
 
 def accuracy(model, x: Tensor, y: Tensor, batch_size: int = 1024) -> float:
@@ -62,6 +63,9 @@ def fit(
     eval_data: Optional[Tuple[Tensor, Tensor]] = None,
     progress: bool = True,
     report_every: int = 1000,
+    allocate_loss: bool = False,
+    lca_data: Optional[Tuple[Tensor, Tensor]] = None,
+    lca_batch: int = 256,
     distributed: bool = False,
 ) -> History:
     """Trains ``model`` in place.
@@ -70,6 +74,10 @@ def fit(
     minibatch modes, and an iterable of ``(x, y)`` examples for ``online`` (each ``x`` with a
     leading batch dim of 1; see :func:`backprop_rs.data.stream`). ``scheduler.step()`` runs once
     per epoch (per ``report_every`` examples online). Returns a :class:`History`.
+
+    ``allocate_loss=True`` runs loss change allocation (:mod:`backprop_rs.viz.lca`) on a fixed
+    batch: ``lca_data``, or the first ``lca_batch`` training examples (``lca_data`` is needed
+    online); the allocator is ``History.lca``.
 
     ``distributed=True`` (inside ``bp.distributed.init_process_group``, with ``model`` wrapped
     in ``DistributedDataParallel``): each rank reads its share of ``data`` through a
@@ -85,6 +93,25 @@ def fit(
         raise ValueError("online mode reads one stream of examples, which distributed training cannot split among "
                          "ranks; use batch, stochastic or minibatch")
     hist = History(mode=mode)
+    if allocate_loss:
+        from .viz.lca import LossChangeAllocator
+
+        if lca_data is None:
+            if not isinstance(data, TensorDataset):
+                raise ValueError("allocate_loss=True needs lca_data=(x, y) when the data is a stream")
+            lca_data = (data.tensors[0][:lca_batch], data.tensors[1][:lca_batch])
+        hist.lca = LossChangeAllocator(model, loss_fn, *lca_data).attach(optimizer)
+    try:
+        _fit(hist, model, optimizer, loss_fn, data, mode, epochs, batch_size, seed, scheduler, eval_data, progress, report_every,
+             distributed)
+    finally:
+        if hist.lca is not None:
+            hist.lca.detach()
+    return hist
+
+
+def _fit(hist, model, optimizer, loss_fn, data, mode, epochs, batch_size, seed, scheduler, eval_data, progress, report_every,
+         distributed=False) -> None:
     t0 = time.perf_counter()
     model.train()
 
@@ -139,7 +166,6 @@ def fit(
             if scheduler is not None:
                 scheduler.step()
     hist.seconds = time.perf_counter() - t0
-    return hist
 
 
 def _distributed_loader(mode: str, data: TensorDataset, batch_size: int, seed: Optional[int]) -> DataLoader:

@@ -26,8 +26,10 @@ from .dataloader import DataLoader, default_collate
 from .dataset import TensorDataset
 from .digits import Digits, load_digits
 from .modes import MODES, as_stream, loader_for, stream
+from .shakespeare import CharCorpus, load_shakespeare
 
 __all__ = [
+    "CharCorpus", "load_shakespeare",
     "Dataset", "IterableDataset", "TensorDataset", "StackDataset", "ConcatDataset", "ChainDataset", "Subset",
     "random_split", "Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler", "WeightedRandomSampler",
     "BatchSampler", "DistributedSampler", "DataLoader", "default_collate", "default_convert", "get_worker_info", "load_digits", "Digits",

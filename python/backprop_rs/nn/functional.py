@@ -44,6 +44,8 @@ __all__ = [
     "smooth_l1_loss", "huber_loss", "kl_div", "poisson_nll_loss", "gaussian_nll_loss", "margin_ranking_loss",
     "hinge_embedding_loss", "cosine_embedding_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss",
     "multi_margin_loss", "soft_margin_loss", "multilabel_soft_margin_loss",
+    # attention (composites: nn/_attention.py)
+    "scaled_dot_product_attention", "multi_head_attention_forward",
 ]
 
 gelu = _core.gelu
@@ -57,6 +59,8 @@ unfold = _core.unfold
 fold = _core.fold
 
 _Ints = Union[int, Sequence[int]]
+
+from ._attention import multi_head_attention_forward, scaled_dot_product_attention  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -830,6 +834,20 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: Option
     """Pads the trailing dims; ``pad`` is ``(left, right, top, bottom, ...)``, last dim first.
     ``mode='circular'`` wraps around (composed here from slices; the other modes are one core op)."""
     pad = [int(p) for p in pad]
+    if any(p < 0 for p in pad):
+        if mode != "constant":
+            raise ValueError(f"negative padding is only supported with mode='constant' (it crops), got mode={mode!r}")
+        if len(pad) % 2 or len(pad) // 2 > input.ndim:
+            raise ValueError(f"Padding length must be divisible by 2 and at most 2 * ndim, got {len(pad)}")
+        # a negative pad crops that side (PyTorch): narrow first, then pad what is positive
+        for i in range(len(pad) // 2):
+            dim = input.ndim - 1 - i
+            left, right = -min(pad[2 * i], 0), -min(pad[2 * i + 1], 0)
+            n = input.shape[dim]
+            if left + right > n:
+                raise RuntimeError(f"The input size {n}, plus negative padding {-left} and {-right} resulted in a negative output size")
+            input = input.narrow(dim, left, n - left - right)
+        pad = [max(p, 0) for p in pad]
     if mode != "circular":
         return _core.pad(input, pad, mode, value)
     if len(pad) % 2:

@@ -4,6 +4,7 @@ are Parameters or Modules are registered automatically; ``parameters()``, ``stat
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections import OrderedDict, namedtuple
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Set, Tuple
@@ -597,6 +598,16 @@ class Module:
 
     def __dir__(self):
         return sorted(set(super().__dir__()) | set(self._parameters) | set(self._modules) | set(self._buffers))
+
+    def __deepcopy__(self, memo):
+        """``copy.deepcopy(model)``: a module with copies of every parameter, buffer and submodule
+        (shared ones stay shared, through ``memo``). Pickling stays refused (safetensors only)."""
+        cls = type(self)
+        new = cls.__new__(cls)
+        memo[id(self)] = new
+        for key, value in self.__dict__.items():
+            new.__dict__[key] = copy.deepcopy(value, memo)
+        return new
 
     def __reduce_ex__(self, protocol):
         raise TypeError("backprop_rs modules are not picklable; save model.state_dict() with backprop_rs.save (safetensors)")

@@ -223,7 +223,7 @@ pub fn unfold(
         padding: opt_pair(padding, "padding")?.unwrap_or((0, 0)),
         dilation: opt_pair(dilation, "dilation")?.unwrap_or((1, 1)),
     };
-    Ok(wrap(input.tensor().unfold(w, 0.0).py()?))
+    Ok(wrap(conv::unfold(&input.tensor(), w).py()?))
 }
 
 #[pyfunction]
@@ -243,10 +243,7 @@ pub fn fold(
         dilation: opt_pair(dilation, "dilation")?.unwrap_or((1, 1)),
     };
     Ok(wrap(
-        input
-            .tensor()
-            .fold(w, pair(output_size, "output_size")?)
-            .py()?,
+        conv::fold(&input.tensor(), w, pair(output_size, "output_size")?).py()?,
     ))
 }
 

@@ -181,6 +181,16 @@ pub fn int_list(obj: &Bound<'_, PyAny>) -> PyResult<Vec<i64>> {
     if let Ok(i) = obj.extract::<i64>() {
         return Ok(vec![i]);
     }
+    // bytes and str are sequences too, but never sizes (b"1" would be the size [49])
+    if obj.is_instance_of::<pyo3::types::PyBytes>()
+        || obj.is_instance_of::<pyo3::types::PyByteArray>()
+        || obj.is_instance_of::<PyString>()
+    {
+        return Err(PyTypeError::new_err(format!(
+            "expected an int or a sequence of ints, got {}",
+            type_name(obj)
+        )));
+    }
     let seq = obj.cast::<PySequence>().map_err(|_| {
         PyTypeError::new_err(format!(
             "expected an int or a sequence of ints, got {}",
@@ -223,7 +233,7 @@ pub fn usize_args(op: &str, args: &Bound<'_, PyTuple>) -> PyResult<Vec<usize>> {
 /// A real-number argument; anything else (a complex number, a string) is a TypeError naming
 /// what was given.
 pub fn scalar_arg(op: &str, obj: &Bound<'_, PyAny>) -> PyResult<Scalar> {
-    as_scalar(obj).ok_or_else(|| {
+    as_scalar(obj)?.ok_or_else(|| {
         PyTypeError::new_err(format!(
             "{op}: expected a real number (bool, int or float), got {}",
             type_name(obj)
@@ -269,16 +279,39 @@ pub fn numpy_module(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
         .map(|m| m.bind(py))
 }
 
+/// A plain Python bool / int / float (not a NumPy scalar, which has a dtype of its own).
+fn python_scalar(obj: &Bound<'_, PyAny>) -> PyResult<Option<Scalar>> {
+    if obj.is_instance_of::<PyBool>()
+        || obj.is_instance_of::<PyInt>()
+        || obj.is_instance_of::<PyFloat>()
+    {
+        as_scalar(obj)
+    } else {
+        Ok(None)
+    }
+}
+
 /// A Python scalar (bool / int / float, incl. NumPy scalars), if `obj` is one.
-pub fn as_scalar(obj: &Bound<'_, PyAny>) -> Option<Scalar> {
+pub fn as_scalar(obj: &Bound<'_, PyAny>) -> PyResult<Option<Scalar>> {
     if obj.is_instance_of::<PyBool>() {
-        return obj.extract::<bool>().ok().map(Scalar::Bool);
+        return Ok(obj.extract::<bool>().ok().map(Scalar::Bool));
     }
     if obj.is_instance_of::<PyInt>() {
-        return obj.extract::<i64>().ok().map(Scalar::Int);
+        // PyTorch's scalars are int64: a Python int beyond that is an error, never a wrap
+        return match obj.extract::<i64>() {
+            Ok(v) => Ok(Some(Scalar::Int(v))),
+            Err(_) => Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
+                "Overflow when unpacking long: {} does not fit in int64",
+                obj.repr()?
+            ))),
+        };
     }
     if obj.is_instance_of::<PyFloat>() {
-        return obj.extract::<f64>().ok().map(Scalar::Float);
+        return Ok(obj.extract::<f64>().ok().map(Scalar::Float));
+    }
+    // a 0-d tensor is a tensor operand (with its own dtype), not a scalar
+    if obj.is_instance_of::<PyTensor>() {
+        return Ok(None);
     }
     // NumPy scalars: np.float32(1.5), np.int64(3), np.bool_(True)
     if obj.hasattr("dtype").unwrap_or(false)
@@ -296,7 +329,7 @@ pub fn as_scalar(obj: &Bound<'_, PyAny>) -> Option<Scalar> {
             }
         }
     }
-    None
+    Ok(None)
 }
 
 fn native_dtype(descr: &Bound<'_, PyArrayDescr>) -> Option<DType> {
@@ -405,6 +438,24 @@ pub fn from_numpy_copy(arr: &Bound<'_, PyUntypedArray>, dtype: Option<DType>) ->
     }
 }
 
+/// Whether nested lists/tuples hold a Python float, and an int beyond int64.
+fn scan_numbers(obj: &Bound<'_, PyAny>) -> PyResult<(bool, bool)> {
+    let (mut has_float, mut big_int) = (false, false);
+    let mut stack = vec![obj.clone()];
+    while let Some(o) = stack.pop() {
+        if let Ok(l) = o.cast::<PyList>() {
+            stack.extend(l.iter());
+        } else if let Ok(t) = o.cast::<PyTuple>() {
+            stack.extend(t.iter());
+        } else if o.is_instance_of::<PyFloat>() {
+            has_float = true;
+        } else if o.is_instance_of::<PyInt>() && !o.is_instance_of::<PyBool>() {
+            big_int |= o.extract::<i64>().is_err();
+        }
+    }
+    Ok((has_float, big_int))
+}
+
 /// `bp.tensor(data, dtype=...)`: copies `data` (nested lists, scalars, NumPy arrays, tensors).
 pub fn tensor_from_data(
     data: &Bound<'_, PyAny>,
@@ -419,7 +470,7 @@ pub fn tensor_from_data(
             None => src,
         };
         src.contiguous_copy().py()?
-    } else if let Some(s) = as_scalar(data) {
+    } else if let Some(s) = python_scalar(data)? {
         let dt = dtype.unwrap_or(match s {
             Scalar::Bool(_) => DType::Bool,
             Scalar::Int(_) => DType::I64,
@@ -443,6 +494,54 @@ pub fn tensor_from_data(
             ))
         })?;
         let arr = arr.cast::<PyUntypedArray>()?;
+        // what NumPy makes of values PyTorch refuses: None (object), complex, strings, ints
+        // beyond int64 (uint64 or object)
+        match arr.dtype().kind() {
+            b'b' | b'i' | b'f' => {}
+            b'u' => {
+                let too_big = arr.dtype().itemsize() == 8
+                    && arr.len() > 0
+                    && np
+                        .call_method1("max", (arr,))?
+                        .extract::<u64>()
+                        .map(|m| m > i64::MAX as u64)
+                        .unwrap_or(true);
+                if too_big {
+                    return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                        "Overflow when unpacking long: a value does not fit in int64",
+                    ));
+                }
+            }
+            b'c' => {
+                return Err(PyTypeError::new_err(
+                    "complex numbers are not supported (backprop_rs has no complex dtype)",
+                ))
+            }
+            b'O' => {
+                return Err(PyTypeError::new_err(format!(
+                    "could not build a tensor from {}: every element must be a number (bool, int or float); found another object (None, an int beyond int64, or a non-number)",
+                    type_name(data)
+                )))
+            }
+            _ => {
+                return Err(PyTypeError::new_err(format!(
+                    "could not build a tensor from {}: its elements are not numbers (NumPy dtype {})",
+                    type_name(data),
+                    arr.dtype()
+                )))
+            }
+        }
+        if matches!(arr.dtype().kind(), b'f' | b'u') {
+            // NumPy turns [1, 2**63] into float64; PyTorch refuses an int beyond int64
+            // unless the tensor is a float one (a float in the data, or a float dtype)
+            let (has_float, big_int) = scan_numbers(data)?;
+            let int_target = dtype.map(|d| !d.is_float()).unwrap_or(!has_float);
+            if big_int && int_target {
+                return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                    "Overflow when unpacking long: a value does not fit in int64",
+                ));
+            }
+        }
         let dt = match dtype {
             Some(d) => d,
             None => match arr.dtype().kind() {
@@ -515,6 +614,21 @@ pub fn to_numpy<'py>(py: Python<'py>, t: &Tensor, force_copy: bool) -> PyResult<
         return Err(PyValueError::new_err(format!(
             "cannot convert a tensor of rank {} (shape {}) to a NumPy array: at most {NUMPY_MAX_DIMS} dimensions are supported",
             t.rank(),
+            t.shape()
+        )));
+    }
+    // NumPy's own limit: the extents (zero ones aside, as NumPy computes it) times the item
+    // size must fit an isize; an empty tensor with huge other dims is legal here but would
+    // overflow NumPy's stride arithmetic
+    let fits = t
+        .dims()
+        .iter()
+        .filter(|&&d| d != 0)
+        .try_fold(t.dtype().size_in_bytes(), |acc, &d| acc.checked_mul(d))
+        .is_some_and(|b| b <= isize::MAX as usize);
+    if !fits {
+        return Err(PyValueError::new_err(format!(
+            "cannot convert a tensor of shape {} to a NumPy array: array is too big (its extents times the item size exceed the maximum possible size)",
             t.shape()
         )));
     }

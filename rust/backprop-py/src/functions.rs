@@ -7,7 +7,7 @@ use crate::tensor::{work, wrap, PyTensor};
 use backprop::gradcheck::GradcheckOptions;
 use backprop::nn::loss::{self, ClassLossOptions, Reduction};
 use backprop::{DType, Device, Error, Scalar, Tensor};
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PySequence, PyTuple};
 use std::cell::RefCell;
@@ -160,8 +160,8 @@ pub fn full(
     requires_grad: bool,
 ) -> PyResult<PyTensor> {
     let shape = to_shape(&int_list(size)?)?;
-    let s =
-        as_scalar(fill_value).ok_or_else(|| PyTypeError::new_err("fill_value must be a number"))?;
+    let s = as_scalar(fill_value)?
+        .ok_or_else(|| PyTypeError::new_err("fill_value must be a number"))?;
     let dt = opt_dtype(dtype)?.unwrap_or(match s {
         Scalar::Bool(_) => DType::Bool,
         Scalar::Int(_) => DType::I64,
@@ -349,7 +349,7 @@ pub fn arange(
     requires_grad: bool,
 ) -> PyResult<PyTensor> {
     let num = |o: &Bound<'_, PyAny>| {
-        as_scalar(o).ok_or_else(|| PyTypeError::new_err("arange arguments must be numbers"))
+        as_scalar(o)?.ok_or_else(|| PyTypeError::new_err("arange arguments must be numbers"))
     };
     let (s, e) = match end {
         Some(e) if !e.is_none() => (num(start)?, num(e)?),
@@ -411,9 +411,28 @@ pub fn eye(
     )
 }
 
+/// PyTorch's seed range is [-2**63, 2**64): a negative seed is taken as its 64-bit two's
+/// complement.
 #[pyfunction]
-pub fn manual_seed(seed: i64) {
-    backprop::manual_seed(seed as u64);
+pub fn manual_seed(seed: &Bound<'_, PyAny>) -> PyResult<()> {
+    if seed.is_instance_of::<pyo3::types::PyBool>() || !seed.is_instance_of::<pyo3::types::PyInt>()
+    {
+        return Err(PyTypeError::new_err(format!(
+            "manual_seed expected an int, got {}",
+            seed.get_type().name()?
+        )));
+    }
+    let s = match seed.extract::<i64>() {
+        Ok(v) => v as u64,
+        Err(_) => seed.extract::<u64>().map_err(|_| {
+            PyRuntimeError::new_err(format!(
+                "Overflow when unpacking long: seed {} must be within the range [-0x8000_0000_0000_0000, 0xffff_ffff_ffff_ffff]",
+                seed
+            ))
+        })?,
+    };
+    backprop::manual_seed(s);
+    Ok(())
 }
 
 /// The Python stack of the current call, for anomaly mode's "Traceback of forward call".
@@ -471,7 +490,7 @@ fn tensor_or_scalar(obj: &Bound<'_, PyAny>, like: Option<&Tensor>) -> PyResult<T
     if let Ok(t) = obj.cast::<PyTensor>() {
         return Ok(t.get().tensor().clone());
     }
-    if let Some(s) = as_scalar(obj) {
+    if let Some(s) = as_scalar(obj)? {
         let dt = match (s, like) {
             (s, Some(l)) => s.result_dtype(l.dtype()),
             (Scalar::Float(_), None) => DType::F32,

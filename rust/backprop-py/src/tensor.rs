@@ -86,7 +86,7 @@ fn operand(obj: &Bound<'_, PyAny>, like: &Tensor) -> PyResult<Option<Operand>> {
     if let Ok(t) = obj.cast::<PyTensor>() {
         return Ok(Some(Operand::Tensor(t.get().tensor().clone())));
     }
-    if let Some(s) = as_scalar(obj) {
+    if let Some(s) = as_scalar(obj)? {
         return Ok(Some(Operand::Scalar(s)));
     }
     Ok(operand_tensor(obj, like)?.map(Operand::Tensor))
@@ -181,34 +181,16 @@ impl PyTensor {
         }
     }
 
-    /// `other * alpha` as an operand (PyTorch's `add(other, alpha=...)`).
-    fn scaled(
-        &self,
-        other: &Bound<'_, PyAny>,
-        alpha: Option<&Bound<'_, PyAny>>,
-        op: &str,
-    ) -> PyResult<Option<Operand>> {
+    /// `other` as a tensor like `self` would combine with it (a scalar becomes a 0-d tensor of
+    /// the dtype PyTorch gives it next to `self`).
+    fn operand_as_tensor(&self, other: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
         let a = self.tensor();
-        let o = operand(other, &a)?;
-        let Some(alpha) = alpha.filter(|x| !x.is_none()) else {
-            return Ok(o);
-        };
-        let s = scalar_arg(op, alpha)?;
-        if matches!(s, Scalar::Float(_)) && !a.dtype().is_float() {
-            return Err(PyTypeError::new_err(format!(
-                "{op}: for integral input tensors, argument alpha must not be a floating point number"
-            )));
-        }
-        Ok(match o {
+        Ok(match operand(other, &a)? {
             None => None,
-            Some(Operand::Scalar(v)) => Some(Operand::Tensor(
-                Tensor::full_scalar(v, v.result_dtype(a.dtype()), a.device())
-                    .and_then(|t| t.binary_scalar(s, BinaryOp::Mul, false))
-                    .py()?,
-            )),
-            Some(Operand::Tensor(t)) => Some(Operand::Tensor(
-                t.binary_scalar(s, BinaryOp::Mul, false).py()?,
-            )),
+            Some(Operand::Tensor(t)) => Some(t),
+            Some(Operand::Scalar(v)) => {
+                Some(Tensor::full_scalar(v, v.result_dtype(a.dtype()), a.device()).py()?)
+            }
         })
     }
 
@@ -219,17 +201,15 @@ impl PyTensor {
         alpha: Option<&Bound<'_, PyAny>>,
         op: BinaryOp,
     ) -> PyResult<PyTensor> {
-        if alpha.is_none_or(|a| a.is_none()) {
+        let Some(alpha) = alpha.filter(|a| !a.is_none()) else {
             return self.binop_method(py, other, op);
-        }
+        };
+        let s = scalar_arg(op.name(), alpha)?;
         let a = self.tensor();
-        match self.scaled(other, alpha, op.name())? {
-            None => Err(unsupported_operand(op.name(), other)),
-            Some(Operand::Tensor(b)) => wrap_r(work(py, a.numel(), || a.binary(&b, op))),
-            Some(Operand::Scalar(v)) => {
-                wrap_r(work(py, a.numel(), || a.binary_scalar(v, op, false)))
-            }
-        }
+        let b = self
+            .operand_as_tensor(other)?
+            .ok_or_else(|| unsupported_operand(op.name(), other))?;
+        wrap_r(work(py, a.numel(), || a.add_alpha(&b, s, op)))
     }
 
     fn inplace_alpha(
@@ -239,21 +219,16 @@ impl PyTensor {
         alpha: Option<&Bound<'_, PyAny>>,
         op: BinaryOp,
     ) -> PyResult<()> {
-        if alpha.is_none_or(|a| a.is_none()) {
+        let Some(alpha) = alpha.filter(|a| !a.is_none()) else {
             return self.inplace(py, other, op);
-        }
+        };
+        let s = scalar_arg(op.name(), alpha)?;
         let a = self.tensor();
-        match self.scaled(other, alpha, op.name())? {
-            None => Err(unsupported_operand(op.name(), other)),
-            Some(Operand::Tensor(b)) => {
-                self.set(work(py, a.numel(), || a.binary_(&b, op)).py()?);
-                Ok(())
-            }
-            Some(Operand::Scalar(v)) => {
-                self.set(work(py, a.numel(), || a.binary_scalar_(v, op)).py()?);
-                Ok(())
-            }
-        }
+        let b = self
+            .operand_as_tensor(other)?
+            .ok_or_else(|| unsupported_operand(op.name(), other))?;
+        self.set(work(py, a.numel(), || a.add_alpha_(&b, s, op)).py()?);
+        Ok(())
     }
 
     fn unary_(&self, py: Python<'_>, op: UnaryOp) -> PyResult<()> {
@@ -309,10 +284,16 @@ fn parse_index(key: &Bound<'_, PyAny>, device: Device) -> PyResult<Vec<Indexer>>
                         Scalar::Int(i) => Ok(Some(i)),
                         _ => Err(PyTypeError::new_err("slice indices must be integers")),
                     }
+                } else if let Ok(i) = v.extract::<i64>() {
+                    Ok(Some(i))
+                } else if let Ok(i) = v.cast::<PyInt>() {
+                    // beyond int64: past either end of any dim, so clamp like Python's slices
+                    let neg = i.lt(0)?;
+                    Ok(Some(if neg { i64::MIN } else { i64::MAX }))
                 } else {
-                    v.extract::<i64>().map(Some).map_err(|_| {
-                        PyTypeError::new_err("slice indices must be integers or None or have an __index__ method")
-                    })
+                    Err(PyTypeError::new_err(
+                        "slice indices must be integers or None or have an __index__ method",
+                    ))
                 }
             };
             Indexer::Slice {
@@ -888,21 +869,10 @@ impl PyTensor {
         match dim {
             None => wrap_r(self.tensor().squeeze(None)),
             Some(d) if d.is_none() => wrap_r(self.tensor().squeeze(None)),
-            Some(d) => {
-                let mut dims = int_list(d)?;
-                let rank = self.tensor().rank() as i64;
-                for x in dims.iter_mut() {
-                    if *x < 0 {
-                        *x += rank.max(1);
-                    }
-                }
-                dims.sort_unstable();
-                let mut t = self.tensor().clone();
-                for &x in dims.iter().rev() {
-                    t = t.squeeze(Some(x)).py()?;
-                }
-                Ok(wrap(t))
+            Some(d) if d.is_instance_of::<pyo3::types::PyInt>() => {
+                wrap_r(self.tensor().squeeze(Some(d.extract::<i64>()?)))
             }
+            Some(d) => wrap_r(self.tensor().squeeze_dims(&int_list(d)?)),
         }
     }
     #[pyo3(signature = (*sizes))]
@@ -1004,8 +974,11 @@ impl PyTensor {
 
     fn __getitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
         let t = self.tensor();
-        if let Ok(i) = key.cast::<PyInt>() {
-            // fast path: t[i]
+        if let (Ok(i), false) = (
+            key.cast::<PyInt>(),
+            key.is_instance_of::<pyo3::types::PyBool>(),
+        ) {
+            // fast path: t[i] (a bool is a 0-d mask, not an int)
             let i: i64 = i.extract()?;
             if t.rank() == 0 {
                 return Err(PyIndexError::new_err("invalid index of a 0-dim tensor"));
@@ -1024,7 +997,17 @@ impl PyTensor {
     ) -> PyResult<()> {
         let t = self.tensor();
         let key = parse_index(key, t.device())?;
-        let v = match operand(value, &t)? {
+        // a Python list is read in the target's dtype (as PyTorch does), not through float32
+        let v = if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
+            Some(Operand::Tensor(tensor_from_data(
+                value,
+                Some(t.dtype()),
+                t.device(),
+            )?))
+        } else {
+            operand(value, &t)?
+        };
+        let v = match v {
             Some(Operand::Tensor(v)) => v,
             Some(Operand::Scalar(s)) => Tensor::full_scalar(s, t.dtype(), t.device()).py()?,
             None => {
@@ -1075,14 +1058,14 @@ impl PyTensor {
                 "pow() with a modulus is not supported for tensors",
             ));
         }
-        if let Some(Scalar::Int(2)) | Some(Scalar::Float(2.0)) = as_scalar(other) {
-            // x ** 2 is everywhere in losses; x * x is cheaper and exactly differentiable
+        if let Some(s) = as_scalar(other)? {
             let t = &self.tensor();
-            return Ok(
-                Bound::new(py, wrap(work(py, t.numel(), || t.mul(t)).py()?))?
-                    .into_any()
-                    .unbind(),
-            );
+            return Ok(Bound::new(
+                py,
+                wrap(work(py, t.numel(), || t.pow_scalar_value(s)).py()?),
+            )?
+            .into_any()
+            .unbind());
         }
         self.binop(py, other, BinaryOp::Pow, false)
     }
@@ -1496,7 +1479,7 @@ impl PyTensor {
     }
     fn square(&self, py: Python<'_>) -> PyResult<PyTensor> {
         let t = &self.tensor();
-        wrap_r(work(py, t.numel(), || t.mul(t)))
+        wrap_r(work(py, t.numel(), || t.square()))
     }
     fn reciprocal(&self) -> PyResult<PyTensor> {
         wrap_r(self.tensor().reciprocal())
@@ -1795,6 +1778,13 @@ impl PyTensor {
                 values_indices(py, if is_max { "max" } else { "min" }, v, i)
             }
             _ => {
+                if keepdim {
+                    // PyTorch has no max(keepdim=True) without a dim: the overloads are max(),
+                    // max(dim, keepdim) and max(other)
+                    return Err(PyTypeError::new_err(
+                        "max()/min() received an invalid combination of arguments: keepdim=True needs a dim",
+                    ));
+                }
                 if t.numel() == 0 {
                     return Err(PyRuntimeError::new_err(
                         "max(): expected a non-empty tensor (the reduction has no identity)",

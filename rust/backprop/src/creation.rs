@@ -91,9 +91,10 @@ impl Tensor {
         } else {
             0.0
         };
-        // fill from both ends so the last value is exactly `end` (as PyTorch does)
+        // fill from both ends so the last value is exactly `end` (as PyTorch does); one step
+        // is `start`
         generate("linspace", shape, dtype, device, |i| {
-            if i < steps / 2 {
+            if i < steps / 2 || steps == 1 {
                 start + step * i as f64
             } else {
                 end - step * (steps - 1 - i) as f64
@@ -127,9 +128,9 @@ impl Tensor {
         dtype: DType,
         device: Device,
     ) -> Result<Tensor> {
-        check_uniform(lo, hi)?;
-        let shape = shape.into();
         let dtype = float_only("rand", dtype)?;
+        check_uniform(lo, hi, dtype)?;
+        let shape = shape.into();
         let t = with_rng(|r| match dtype {
             DType::F32 => {
                 let (lo, span) = (lo as f32, (hi - lo) as f32);
@@ -295,6 +296,7 @@ fn generate(
     device: Device,
     f: impl Fn(usize) -> f64,
 ) -> Result<Tensor> {
+    shape.check_extents(op)?;
     let t = match dtype {
         DType::F64 => Tensor::from_vec(filled::<f64>(op, &shape, &f)?, shape, Device::Cpu)?,
         DType::F32 => Tensor::from_vec(
@@ -317,11 +319,23 @@ fn generate(
 }
 
 #[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(from <= to)` is also true for NaN
-fn check_uniform(from: f64, to: f64) -> Result<()> {
+fn check_uniform(from: f64, to: f64, dtype: DType) -> Result<()> {
     if !(from <= to) || !from.is_finite() || !to.is_finite() {
         return Err(Error::invalid(
             "uniform_",
             format!("uniform_ expects to return a [from, to) range, but found from={from} > to={to} (both must be finite)"),
+        ));
+    }
+    // a wider span would scale the samples to inf
+    let max = if dtype == DType::F32 {
+        f32::MAX as f64
+    } else {
+        f64::MAX
+    };
+    if !(to - from <= max) {
+        return Err(Error::invalid(
+            "uniform_",
+            format!("uniform_ expects to-from <= the largest {dtype} ({max:e}), but found to={to} and from={from}, which would result in overflow"),
         ));
     }
     Ok(())

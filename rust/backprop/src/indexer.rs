@@ -458,6 +458,16 @@ impl Tensor {
             view.copy_(&value_for(self, value, view.shape())?)?;
             return Ok(self.clone());
         }
+        if !recording {
+            if let Some((view_key, rest)) = split_basic(key) {
+                // PyTorch applies the basic entries first: the advanced write goes into that
+                // view, so only the view's elements must not alias (t[0, idx] = v on an
+                // expanded t whose t[0] is a plain view)
+                self.index(&view_key)?
+                    .index_put_(&rest, value, accumulate)?;
+                return Ok(self.clone());
+            }
+        }
         if !accumulate {
             if let [Indexer::Tensor(m)] = key {
                 if m.dtype() == DType::Bool && m.shape() == self.shape() && value.numel() == 1 {
@@ -481,6 +491,48 @@ impl Tensor {
         let pos = positions(&r.basic, self.device())?;
         gather_advanced(&pos, &r.advanced)
     }
+}
+
+/// Splits a key that mixes advanced entries with narrowing basic ones (an int, a slice that is
+/// not `:`, `None`) into the basic key that makes the view and the advanced key applied to
+/// that view; `None` when there is nothing to split.
+fn split_basic(key: &[Indexer]) -> Option<(Vec<Indexer>, Vec<Indexer>)> {
+    let is_full = |k: &Indexer| {
+        matches!(
+            k,
+            Indexer::Slice {
+                start: None,
+                stop: None,
+                step: 1
+            }
+        )
+    };
+    let advanced = key.iter().any(|k| matches!(k, Indexer::Tensor(_)));
+    let narrowing = key
+        .iter()
+        .any(|k| !matches!(k, Indexer::Tensor(_) | Indexer::Ellipsis) && !is_full(k));
+    if !advanced || !narrowing {
+        return None;
+    }
+    let (mut view_key, mut rest) = (Vec::new(), Vec::new());
+    for k in key {
+        match k {
+            Indexer::Select(_) => view_key.push(k.clone()),
+            Indexer::Slice { .. } | Indexer::NewAxis => {
+                view_key.push(k.clone());
+                rest.push(Indexer::full());
+            }
+            Indexer::Ellipsis => {
+                view_key.push(Indexer::Ellipsis);
+                rest.push(Indexer::Ellipsis);
+            }
+            Indexer::Tensor(_) => {
+                view_key.extend((0..k.consumes()).map(|_| Indexer::full()));
+                rest.push(k.clone());
+            }
+        }
+    }
+    Some((view_key, rest))
 }
 
 /// `value` cast to `t`'s dtype and device, broadcast to `shape` (PyTorch's error when it cannot).

@@ -390,7 +390,19 @@ impl Tensor {
             ));
         }
         let n = self.dims()[d];
-        self.split(n.div_ceil(chunks).max(1), d)
+        if n == 0 {
+            // PyTorch: `chunks` empty pieces. Each is a tensor handle, so an absurd count would
+            // exhaust memory one small allocation at a time: refused instead
+            const MAX_EMPTY_PIECES: usize = 1 << 20;
+            if chunks > MAX_EMPTY_PIECES {
+                return Err(Error::invalid(
+                    "chunk",
+                    format!("chunking a dim of size 0 into {chunks} empty pieces is refused (at most {MAX_EMPTY_PIECES}; PyTorch would try to make them all)"),
+                ));
+            }
+            return (0..chunks).map(|_| self.narrow(d, 0, 0)).collect();
+        }
+        self.split(n.div_ceil(chunks), d)
     }
 
     /// The slices along `dim`, each without that dim (PyTorch's `unbind`).

@@ -182,7 +182,11 @@ fn encode(name: &str, t: &Tensor) -> Result<Encoded> {
     // `detach` so that saving never records a graph node; `contiguous` writes strided views
     // (transposes, slices, broadcasts) out as the plain C-order arrays the format requires.
     let t = t.detach().to_device(Device::Cpu)?.contiguous()?;
-    let (off, n) = (t.layout().offset(), t.numel());
+    // an empty view may keep an offset past its (empty) storage: it has no bytes to read
+    let (off, n) = match t.numel() {
+        0 => (0, 0),
+        n => (t.layout().offset(), n),
+    };
     let s = t.storage();
     let cpu = s.as_cpu().ok_or_else(|| {
         Error::Checkpoint(format!(

@@ -54,8 +54,12 @@ impl Layout {
         self.shape.numel()
     }
 
-    /// C-contiguous (dims of extent 1 may have any stride).
+    /// C-contiguous (dims of extent 1 may have any stride; an empty tensor always is, as in
+    /// PyTorch).
     pub fn is_contiguous(&self) -> bool {
+        if self.dims().contains(&0) {
+            return true;
+        }
         let mut acc = 1usize;
         for (&d, &s) in self.dims().iter().zip(self.strides.iter()).rev() {
             if d != 1 && s != acc {
@@ -156,7 +160,11 @@ impl Layout {
         } else {
             self.offset + start * self.strides[dim]
         };
-        strides[dim] *= step;
+        // with one element or none the stride is never used; a huge step (t[::2**62]) would
+        // overflow it. With two or more, step * stride stays inside the viewed extent.
+        if len > 1 {
+            strides[dim] *= step;
+        }
         Layout {
             shape: Shape::new(dims),
             strides,

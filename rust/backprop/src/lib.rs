@@ -52,6 +52,7 @@ pub mod storage;
 pub mod tensor;
 mod unfold;
 mod views;
+pub mod viz;
 pub mod wgsl;
 
 pub use autograd::{grad_mode, is_grad_enabled, no_grad, set_grad_enabled};

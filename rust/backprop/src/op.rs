@@ -338,8 +338,12 @@ impl Window {
         let span = dilation
             .checked_mul(kernel.checked_sub(1)?)?
             .checked_add(1)?;
-        let padded = input.checked_add(2 * padding)?;
+        let padded = input.checked_add(padding.checked_mul(2)?)?;
         if padded < span || stride == 0 {
+            return None;
+        }
+        // sizes are int64 (as in PyTorch): an extent beyond that does not fit
+        if padded > i64::MAX as usize {
             return None;
         }
         Some((padded - span) / stride + 1)

@@ -15,6 +15,10 @@ impl Tensor {
                 detail: ": negation, the `-` operator, on a bool tensor is not supported; use the `~` or logical_not() operator instead".into(),
             });
         }
+        if op == UnaryOp::Sign && self.dtype() == DType::Bool {
+            // sign(True) = True, sign(False) = False: PyTorch keeps bool
+            return self.detach().contiguous_copy().map(|t| t.detach());
+        }
         let x = match self.dtype() {
             DType::Bool => self.to_dtype(if op.keeps_integers() {
                 DType::I64
@@ -156,8 +160,9 @@ impl Tensor {
         }
         Ok(y)
     }
+    /// `x ** 2` (PyTorch's `pow(x, 2)`: a bool tensor gives int64).
     pub fn square(&self) -> Result<Tensor> {
-        self.mul(self)
+        self.pow_scalar_value(Scalar::Int(2))
     }
     pub fn reciprocal(&self) -> Result<Tensor> {
         self.rdiv_scalar(1.0)
@@ -188,16 +193,22 @@ impl Tensor {
                 ),
             });
         }
-        if op == BinaryOp::Sub && dt == DType::Bool {
+        if op == BinaryOp::Sub && (self.dtype() == DType::Bool || rhs.dtype() == DType::Bool) {
             return Err(Error::DType {
                 op: name,
-                dtype: dt,
-                detail: ": subtraction, the `-` operator, with two bool tensors is not supported; use the `^` or logical_xor() operator instead".into(),
+                dtype: DType::Bool,
+                detail: if dt == DType::Bool {
+                    ": subtraction, the `-` operator, with two bool tensors is not supported; use the `^` or logical_xor() operator instead".into()
+                } else {
+                    ": subtraction, the `-` operator, with a bool tensor is not supported; to invert a mask use the `~` or logical_not() operator instead".into()
+                },
             });
         }
         if op == BinaryOp::Div && !dt.is_float() {
             dt = DType::F32; // true division, as in Python 3 and PyTorch
         }
+        // (an int tensor ** an int tensor with negative entries is allowed, as in PyTorch: the
+        // truncated result; only a negative Python int exponent is refused, in pow_scalar_value)
         let (a, b) = (self.cast_if(dt)?, rhs.cast_if(dt)?);
         let shape = if a.shape() == b.shape() {
             a.shape().clone()
@@ -231,6 +242,31 @@ impl Tensor {
     pub fn add(&self, rhs: &Tensor) -> Result<Tensor> {
         self.binary(rhs, BinaryOp::Add)
     }
+
+    /// `self + alpha * other` (`op` Add) or `self - alpha * other` (Sub), PyTorch's
+    /// `add(other, alpha=...)`: the product is computed in the result dtype, so a float32
+    /// `other` added to a float64 tensor is scaled in float64.
+    pub fn add_alpha(&self, other: &Tensor, alpha: Scalar, op: BinaryOp) -> Result<Tensor> {
+        let dt = promote_pair(self, other);
+        check_alpha(op.name(), dt, alpha)?;
+        self.binary(&other.cast_if(dt)?.scaled_by(alpha)?, op)
+    }
+
+    /// `self OP= alpha * other` in place.
+    pub fn add_alpha_(&self, other: &Tensor, alpha: Scalar, op: BinaryOp) -> Result<Tensor> {
+        check_alpha(op.inplace_name(), promote_pair(self, other), alpha)?;
+        let scaled = other.cast_if(promote_pair(self, other))?.scaled_by(alpha)?;
+        self.binary_(&scaled, op)
+    }
+
+    /// `self * alpha` in self's dtype (a bool alpha on a bool tensor is `and`).
+    fn scaled_by(&self, alpha: Scalar) -> Result<Tensor> {
+        if alpha.to_f64() == 1.0 {
+            return Ok(self.clone());
+        }
+        let a = Tensor::full_scalar(alpha, self.dtype(), self.device())?;
+        self.binary(&a, BinaryOp::Mul)
+    }
     pub fn sub(&self, rhs: &Tensor) -> Result<Tensor> {
         self.binary(rhs, BinaryOp::Sub)
     }
@@ -252,6 +288,16 @@ impl Tensor {
 
     /// `self OP scalar` (or `scalar OP self` when `reversed`), with PyTorch's scalar promotion.
     pub fn binary_scalar(&self, s: Scalar, op: BinaryOp, reversed: bool) -> Result<Tensor> {
+        if op == BinaryOp::Sub && matches!(s, Scalar::Bool(_)) {
+            return Err(Error::DType {
+                op: op.name(),
+                dtype: DType::Bool,
+                detail: ": subtraction, the `-` operator, with a bool is not supported; to invert a mask use the `~` or logical_not() operator instead".into(),
+            });
+        }
+        if op == BinaryOp::Pow && !reversed {
+            return self.pow_scalar_value(s);
+        }
         let dt = s.result_dtype(self.dtype());
         let st = Tensor::full_scalar(s, dt, self.device())?;
         if reversed {
@@ -281,11 +327,32 @@ impl Tensor {
         self.binary_scalar(Scalar::Float(v), BinaryOp::Div, true)
     }
     pub fn pow_scalar(&self, v: f64) -> Result<Tensor> {
-        // x^2 is common enough (losses, variance) to take the cheaper and exactly-differentiable path
-        if v == 2.0 {
-            return self.mul(self);
+        self.pow_scalar_value(Scalar::Float(v))
+    }
+
+    /// `self ** s` with PyTorch's promotion (an int tensor to a float power is float; to an
+    /// int power stays int; a bool tensor to an int power is int64). An integer tensor to a
+    /// negative integer power is an error, as in PyTorch.
+    pub fn pow_scalar_value(&self, s: Scalar) -> Result<Tensor> {
+        let dt = s.result_dtype(self.dtype());
+        if !dt.is_float() {
+            if let Scalar::Int(e) = s {
+                if e < 0 {
+                    return Err(Error::invalid(
+                        "pow",
+                        "Integers to negative integer powers are not allowed",
+                    ));
+                }
+            }
         }
-        self.binary_scalar(Scalar::Float(v), BinaryOp::Pow, false)
+        let x = self.cast_if(dt)?;
+        // x^2 is common enough (losses, variance) to take the cheaper and exactly
+        // differentiable path
+        if s.to_f64() == 2.0 {
+            return x.mul(&x);
+        }
+        let st = Tensor::full_scalar(s, dt, self.device())?;
+        x.binary(&st, BinaryOp::Pow)
     }
 
     // ------------------------------------------------------------ comparisons
@@ -342,15 +409,21 @@ impl Tensor {
         self.compare_scalar(Scalar::Float(v), CmpOp::Lt)
     }
 
-    /// Elementwise logical and/or/not on Bool tensors (other dtypes compare against zero).
+    /// Elementwise logical and/or/xor: both sides are first cast to their common dtype (so a
+    /// float64 1e-300 next to a float32 tensor is 0, as in PyTorch), then tested against zero.
     pub fn logical_and(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.to_bool()?.binary(&rhs.to_bool()?, BinaryOp::Minimum)
+        self.logical(rhs, BinaryOp::Minimum)
     }
     pub fn logical_or(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.to_bool()?.binary(&rhs.to_bool()?, BinaryOp::Maximum)
+        self.logical(rhs, BinaryOp::Maximum)
     }
     pub fn logical_xor(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.to_bool()?.binary(&rhs.to_bool()?, BinaryOp::BitXor)
+        self.logical(rhs, BinaryOp::BitXor)
+    }
+    fn logical(&self, rhs: &Tensor, op: BinaryOp) -> Result<Tensor> {
+        let dt = promote_pair(self, rhs);
+        let (a, b) = (self.detach().cast_if(dt)?, rhs.detach().cast_if(dt)?);
+        a.to_bool()?.binary(&b.to_bool()?, op)
     }
     pub fn logical_not(&self) -> Result<Tensor> {
         self.to_bool()?
@@ -418,6 +491,23 @@ pub(crate) fn participation(t: &Tensor) -> Participation {
 }
 
 /// PyTorch's result type of an op on two tensors (0-d tensors do not widen within a category).
+/// PyTorch's rule for `alpha`: no float alpha for an integral result, no bool alpha for a
+/// non-bool one.
+fn check_alpha(op: &'static str, dt: DType, alpha: Scalar) -> Result<()> {
+    match alpha {
+        Scalar::Float(_) if !dt.is_float() => Err(Error::Type {
+            op,
+            msg: "for integral input tensors, argument alpha must not be a floating point number"
+                .into(),
+        }),
+        Scalar::Bool(_) if dt != DType::Bool => Err(Error::Type {
+            op,
+            msg: "boolean alpha only supported for Boolean results".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 pub(crate) fn promote_pair(a: &Tensor, b: &Tensor) -> DType {
     DType::result_type(&[(a.dtype(), participation(a)), (b.dtype(), participation(b))])
         .unwrap_or(a.dtype())

@@ -9,6 +9,10 @@ impl Tensor {
     /// The primitive: reduce over `dims` (sorted, unique, resolved), keeping them as extent 1.
     pub(crate) fn reduce_keepdim(&self, op: ReduceOp, dims: &[usize]) -> Result<Tensor> {
         if dims.is_empty() {
+            // a sum over nothing (a 0-d tensor) still counts bools as int64
+            if op == ReduceOp::Sum && self.dtype() == DType::Bool {
+                return self.to_dtype(DType::I64);
+            }
             return Ok(self.clone());
         }
         if op != ReduceOp::Sum && dims.iter().any(|&d| self.dims()[d] == 0) {
@@ -102,7 +106,7 @@ impl Tensor {
         } else {
             "argmin"
         };
-        if self.numel() == 0 {
+        if self.numel() == 0 && dim.is_none() {
             return Err(Error::InvalidShape {
                 op: name,
                 shape: self.shape().clone(),
@@ -123,10 +127,15 @@ impl Tensor {
                 msg: format!("dimension {d} has size 0"),
             });
         }
-        let s = x.storage().arg_reduce(x.layout(), op, d)?;
         let mut dims = x.dims().to_vec();
         dims[d] = 1;
-        let r = Tensor::from_storage(s, Shape::new(dims.clone()));
+        let r = if x.numel() == 0 {
+            // a non-empty dim of an empty tensor: the result is empty too (PyTorch)
+            Tensor::zeros(Shape::new(dims.clone()), DType::I64, x.device())?
+        } else {
+            let s = x.storage().arg_reduce(x.layout(), op, d)?;
+            Tensor::from_storage(s, Shape::new(dims.clone()))
+        };
         match (dim, keepdim) {
             (None, true) => r.reshape(vec![1; self.rank()]),
             (None, false) => r.reshape(Shape::scalar()),

@@ -42,13 +42,37 @@ impl Shape {
         self.0.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
     }
 
+    /// Extents PyTorch can represent (its sizes are int64): every dim at most `i64::MAX`, and the
+    /// product of the nonzero dims too, so that strides (products of extents) exist even for an
+    /// empty tensor.
+    pub fn check_extents(&self, op: &'static str) -> Result<()> {
+        let max = i64::MAX as usize;
+        let fits = self
+            .0
+            .iter()
+            .filter(|&&d| d != 0)
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d).filter(|&p| p <= max))
+            .is_some();
+        if fits {
+            return Ok(());
+        }
+        Err(Error::InvalidShape {
+            op,
+            shape: self.clone(),
+            msg: "its extents (or their product) exceed the int64 range".into(),
+        })
+    }
+
     /// Row-major (C-order) strides in elements.
     pub fn contiguous_strides(&self) -> Vec<usize> {
         let mut strides = vec![0; self.0.len()];
         let mut acc = 1usize;
         for (s, &d) in strides.iter_mut().zip(self.0.iter()).rev() {
             *s = acc;
-            acc = acc.saturating_mul(d);
+            // an extent of 0 counts as 1, as in PyTorch: the strides of an empty tensor are
+            // those of the same shape with its zeros made ones, never 0 (which would read as an
+            // expanded, overlapping view)
+            acc = acc.saturating_mul(d.max(1));
         }
         strides
     }
@@ -252,19 +276,19 @@ pub fn reduction_dims<D: Dims + ?Sized>(
     rank: usize,
 ) -> Result<Vec<usize>> {
     let mut v = dims.resolve_all(op, rank)?;
-    if rank == 0 {
-        // a 0-d tensor reduces over nothing, whatever dim (0 or -1) was named
-        return Ok(Vec::new());
-    }
-    if v.is_empty() {
-        return Ok((0..rank).collect());
-    }
     v.sort_unstable();
     if v.windows(2).any(|w| w[0] == w[1]) {
         return Err(Error::invalid(
             op,
             "a dim appears more than once in the list of dims",
         ));
+    }
+    if rank == 0 {
+        // a 0-d tensor reduces over nothing, whatever dim (0 or -1) was named
+        return Ok(Vec::new());
+    }
+    if v.is_empty() {
+        return Ok((0..rank).collect());
     }
     Ok(v)
 }

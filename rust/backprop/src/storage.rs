@@ -82,6 +82,7 @@ impl Storage {
     }
 
     pub fn full(shape: &Shape, value: Scalar, dtype: DType, device: Device) -> Result<Storage> {
+        shape.check_extents("full")?;
         match device {
             Device::Cpu => Ok(Storage::Cpu(CpuStorage::full(shape, value, dtype)?)),
             #[cfg(feature = "gpu")]

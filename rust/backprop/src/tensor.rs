@@ -204,6 +204,7 @@ impl Tensor {
 
     /// The result of an op: records `op` when grad mode is on and some input requires grad.
     pub(crate) fn from_op(storage: Storage, shape: Shape, op: Op) -> Result<Tensor> {
+        shape.check_extents(op.name())?;
         let (dtype, device) = (storage.dtype(), storage.device());
         let op = Self::maybe_record(op)?;
         Ok(Tensor::build(
@@ -375,6 +376,7 @@ impl Tensor {
         device: Device,
     ) -> Result<Tensor> {
         let shape = shape.into();
+        shape.check_extents("from_vec")?;
         if shape.checked_numel() != Some(data.len()) {
             return Err(Error::InvalidShape {
                 op: "from_vec",
@@ -657,8 +659,16 @@ impl Tensor {
             lhs: t.dtype(),
             rhs: T::DTYPE,
         })?;
+        if t.numel() == 0 {
+            // an empty view may keep an offset past its (empty) storage
+            return Ok(Vec::new());
+        }
         let off = t.layout().offset();
-        Ok(all[off..off + t.numel()].to_vec())
+        all.get(off..off + t.numel())
+            .map(|s| s.to_vec())
+            .ok_or_else(|| {
+                Error::invalid("to_vec", "the layout addresses memory outside the storage")
+            })
     }
 
     /// Elements converted to f64, row-major.

@@ -21,12 +21,29 @@ impl Tensor {
             op: "unfold",
             shape: self.shape().clone(),
             msg: format!(
-                "the {}x{} window (dilation {:?}) does not fit in the padded input of {}x{} (padding {:?})",
-                w.kernel.0, w.kernel.1, w.dilation, d[2] + 2 * w.padding.0, d[3] + 2 * w.padding.1, w.padding
+                "the {}x{} window (dilation {:?}) does not fit in the input of {}x{} with padding {:?} (or the padded size exceeds the int64 range)",
+                w.kernel.0, w.kernel.1, w.dilation, d[2], d[3], w.padding
             ),
         })?;
+        let too_big = || Error::InvalidShape {
+            op: "unfold",
+            shape: self.shape().clone(),
+            msg: format!(
+                "the output for a {}x{} window with padding {:?} exceeds the int64 range",
+                w.kernel.0, w.kernel.1, w.padding
+            ),
+        };
+        let rows = d[1]
+            .checked_mul(w.kernel.0)
+            .and_then(|r| r.checked_mul(w.kernel.1))
+            .ok_or_else(too_big)?;
+        let cols = oh.checked_mul(ow).ok_or_else(too_big)?;
+        let shape = Shape::new(vec![d[0], rows, cols]);
+        shape.check_extents("unfold")?;
+        if shape.checked_numel().is_none() {
+            return Err(too_big());
+        }
         let s = self.storage().unfold(self.layout(), &w, pad_value)?;
-        let shape = Shape::new(vec![d[0], d[1] * w.kernel.0 * w.kernel.1, oh * ow]);
         Tensor::from_op(s, shape, Op::Unfold(self.clone(), w, pad_value))
     }
 
@@ -34,7 +51,11 @@ impl Tensor {
     /// summing the values of overlapping windows.
     pub fn fold(&self, w: Window, out_hw: (usize, usize)) -> Result<Tensor> {
         check_window("fold", &w)?;
-        let k = w.kernel.0 * w.kernel.1;
+        let k = w
+            .kernel
+            .0
+            .checked_mul(w.kernel.1)
+            .ok_or_else(|| Error::invalid("fold", "the kernel size overflows"))?;
         let bad = |msg: String| Error::InvalidShape {
             op: "fold",
             shape: self.shape().clone(),
@@ -52,16 +73,16 @@ impl Tensor {
         let (oh, ow) = w
             .out_hw(out_hw.0, out_hw.1)
             .ok_or_else(|| bad(format!("the window does not fit an output of {out_hw:?}")))?;
-        if oh * ow != self.dims()[2] {
+        if oh.checked_mul(ow) != Some(self.dims()[2]) {
             return Err(bad(format!(
-                "expected {} window positions (= {oh}x{ow}) for an output of {:?}, got {}",
-                oh * ow,
+                "expected {oh}x{ow} window positions for an output of {:?}, got {}",
                 out_hw,
                 self.dims()[2]
             )));
         }
-        let s = self.storage().fold(self.layout(), &w, out_hw)?;
         let shape = Shape::new(vec![self.dims()[0], self.dims()[1] / k, out_hw.0, out_hw.1]);
+        shape.check_extents("fold")?;
+        let s = self.storage().fold(self.layout(), &w, out_hw)?;
         Tensor::from_op(s, shape, Op::Fold(self.clone(), w, out_hw))
     }
 }

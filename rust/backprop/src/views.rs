@@ -11,6 +11,7 @@ impl Tensor {
     /// `reshape`).
     pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Tensor> {
         let shape = shape.into();
+        shape.check_extents("reshape")?;
         if shape.checked_numel() != Some(self.numel()) {
             return Err(Error::InvalidShape {
                 op: "reshape",
@@ -113,6 +114,23 @@ impl Tensor {
     }
 
     /// Removes `dim` if its extent is 1, or every extent-1 dim when `dim` is `None`.
+    /// Squeezes each of `dims` that has extent 1 (PyTorch's `squeeze(dim=(...))`); a dim named
+    /// twice is an error.
+    pub fn squeeze_dims(&self, dims: &[i64]) -> Result<Tensor> {
+        let ds = crate::shape::reduction_dims("squeeze", dims, self.rank())?;
+        if self.rank() == 0 || dims.is_empty() {
+            return Ok(self.clone());
+        }
+        let kept: Vec<usize> = self
+            .dims()
+            .iter()
+            .enumerate()
+            .filter(|&(i, &x)| !(x == 1 && ds.contains(&i)))
+            .map(|(_, &x)| x)
+            .collect();
+        self.reshape(kept)
+    }
+
     pub fn squeeze(&self, dim: Option<i64>) -> Result<Tensor> {
         let dims: Vec<usize> = match dim {
             Some(d) => {
@@ -137,6 +155,7 @@ impl Tensor {
         if shape == self.shape() {
             return Ok(self.clone());
         }
+        shape.check_extents("expand")?;
         let l = self.layout().broadcast_as(shape)?;
         Ok(self.view_with(l, ViewKind::Expand))
     }
@@ -180,6 +199,15 @@ impl Tensor {
     /// `len` elements along `dim` starting at `start`.
     pub fn narrow<D: Dim>(&self, dim: D, start: usize, len: usize) -> Result<Tensor> {
         let d = dim.resolve("narrow", self.rank())?;
+        let size = self.dims().get(d).copied().unwrap_or(0);
+        if start > size || start.checked_add(len).is_none_or(|e| e > size) {
+            return Err(Error::invalid(
+                "narrow",
+                format!(
+                    "start ({start}) + length ({len}) exceeds dimension size ({size}) of dim {d}"
+                ),
+            ));
+        }
         self.slice_step(d, start, len, 1)
     }
 
@@ -193,7 +221,14 @@ impl Tensor {
             });
         }
         let size = self.dims()[dim.min(self.rank() - 1)];
-        if dim >= self.rank() || step == 0 || (len > 0 && start + (len - 1) * step >= size) {
+        // the last element taken, without overflow (a public API: any usize may come in)
+        let last = (len > 0).then(|| {
+            (len - 1)
+                .checked_mul(step)
+                .and_then(|o| o.checked_add(start))
+        });
+        let past_end = matches!(last, Some(None)) || matches!(last, Some(Some(l)) if l >= size);
+        if dim >= self.rank() || step == 0 || past_end {
             return Err(Error::invalid(
                 "slice",
                 format!("slice start={start} len={len} step={step} of dim {dim} is out of range for shape {}", self.shape()),
@@ -260,6 +295,9 @@ impl Tensor {
     /// Flattens dims `start..=end` into one.
     pub fn flatten<D: Dim>(&self, start: D, end: D) -> Result<Tensor> {
         if self.rank() == 0 {
+            // a 0-d tensor has the dims of a 1-d one for this purpose (0 and -1), as in PyTorch
+            start.resolve("flatten", 0)?;
+            end.resolve("flatten", 0)?;
             return self.reshape([1]);
         }
         let (s, e) = (
@@ -292,8 +330,9 @@ impl Tensor {
     }
 
     /// Tiles the tensor `reps[i]` times along each dim (PyTorch's `repeat`; `reps` may be longer
-    /// than the rank, adding leading dims). Built as unsqueeze + expand + reshape, so its
-    /// gradient (a sum over the copies) comes from those views.
+    /// than the rank, adding leading dims). Built as unsqueeze + expand + a copy, so its
+    /// gradient (a sum over the copies) comes from those views; the copy is what PyTorch
+    /// returns too (never memory shared with the input, which an expanded view would be).
     pub fn repeat(&self, reps: &[usize]) -> Result<Tensor> {
         if reps.len() < self.rank() {
             return Err(Error::invalid(
@@ -318,7 +357,11 @@ impl Tensor {
             expand.extend([i64::try_from(r).unwrap_or(i64::MAX), b as i64]);
             fin.push(total);
         }
-        self.reshape(inter)?.expand(&expand)?.reshape(fin)
+        Shape::new(fin.clone()).check_extents("repeat")?;
+        self.reshape(inter)?
+            .expand(&expand)?
+            .contiguous_copy()?
+            .reshape(fin)
     }
 
     /// `self` if already C-contiguous, else a contiguous copy.

@@ -138,7 +138,17 @@ pub fn binary_i64(op: BinaryOp, a: i64, b: i64) -> i64 {
                     _ => 0,
                 }
             } else {
-                a.wrapping_pow(b.min(u32::MAX as i64) as u32)
+                // squaring over all 64 bits of the exponent (the GPU's i64_pow): wrapping_pow
+                // takes a u32, and a capped exponent is a different product
+                let (mut result, mut base, mut e) = (1i64, a, b as u64);
+                while e != 0 {
+                    if e & 1 == 1 {
+                        result = result.wrapping_mul(base);
+                    }
+                    base = base.wrapping_mul(base);
+                    e >>= 1;
+                }
+                result
             }
         }
         BinaryOp::Maximum => a.max(b),

@@ -159,7 +159,8 @@ fn cast_from_i64<U: Element>(x: &[i64], l: &Layout) -> Result<Vec<U>> {
 fn full_vec<T: Element>(shape: &Shape, v: Scalar) -> Result<Vec<T>> {
     let mut out = buffer::alloc::<T>("full", shape)?;
     let v = T::from_scalar(v);
-    if v != T::ZERO {
+    // the buffer starts zeroed; -0.0 compares equal to 0.0 but must be written
+    if v != T::ZERO || v.to_f64().is_sign_negative() {
         out.iter_mut().for_each(|x| *x = v);
     }
     Ok(out)

@@ -34,6 +34,21 @@ fn unbatch(x: Tensor, was_unbatched: bool) -> Result<Tensor> {
     }
 }
 
+/// PyTorch's `F.unfold`: `Tensor::unfold` (zero padding), also for an unbatched `[C, H, W]`
+/// input (giving `[C*kh*kw, L]`).
+pub fn unfold(x: &Tensor, w: Window) -> Result<Tensor> {
+    let (x, unb) = batched("unfold", x)?;
+    unbatch(x.unfold(w, 0.0)?, unb)
+}
+
+/// PyTorch's `F.fold`: `Tensor::fold`, also for an unbatched `[C*kh*kw, L]` input.
+pub fn fold(x: &Tensor, w: Window, out_hw: (usize, usize)) -> Result<Tensor> {
+    if x.rank() == 2 {
+        return x.unsqueeze(0usize)?.fold(w, out_hw)?.squeeze(Some(0));
+    }
+    x.fold(w, out_hw)
+}
+
 /// 2-d convolution: `x [N, C, H, W]`, `weight [O, C/groups, kh, kw]`, optional `bias [O]`.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d(
@@ -68,6 +83,25 @@ pub fn conv2d(
             detail: format!(": expected input with {} channels (weight's in_channels/groups = {cg} times groups = {groups}), got {c} channels", cg * groups),
         });
     }
+    if stride.0 == 0 || stride.1 == 0 {
+        return Err(Error::invalid(
+            "conv2d",
+            format!("non-positive stride is not supported, got {stride:?}"),
+        ));
+    }
+    if dilation.0 == 0 || dilation.1 == 0 {
+        return Err(Error::invalid(
+            "conv2d",
+            format!("dilation should be greater than zero, got {dilation:?}"),
+        ));
+    }
+    if kh == 0 || kw == 0 {
+        return Err(Error::InvalidShape {
+            op: "conv2d",
+            shape: weight.shape().clone(),
+            msg: "the kernel must not be empty".into(),
+        });
+    }
     // "same": pad so the output keeps H x W; an odd total pad puts the extra row/column at the end
     let (x, pad) = match padding {
         Padding::Explicit(ph, pw) => (x, (ph, pw)),
@@ -78,7 +112,12 @@ pub fn conv2d(
                     "padding='same' is not supported for strided convolutions",
                 ));
             }
-            let (th, tw) = (dilation.0 * (kh - 1), dilation.1 * (kw - 1));
+            let span = |d: usize, k: usize| {
+                d.checked_mul(k - 1).ok_or_else(|| {
+                    Error::invalid("conv2d", format!("dilation {dilation:?} overflows"))
+                })
+            };
+            let (th, tw) = (span(dilation.0, kh)?, span(dilation.1, kw)?);
             let xp = if th % 2 == 1 || tw % 2 == 1 {
                 pad(&x, &[0, tw % 2, 0, th % 2], PadMode::Constant, 0.0)?
             } else {
@@ -93,11 +132,19 @@ pub fn conv2d(
         padding: pad,
         dilation,
     };
-    let (oh, ow) = w.out_hw(x.dims()[2], x.dims()[3]).ok_or_else(|| Error::ShapeMismatch {
-        op: "conv2d",
-        lhs: x.shape().clone(),
-        rhs: weight.shape().clone(),
-        detail: format!(": the kernel size {kh}x{kw} (dilation {dilation:?}) is larger than the padded input {}x{}", h + 2 * pad.0, wd + 2 * pad.1),
+    let (oh, ow) = w.out_hw(x.dims()[2], x.dims()[3]).ok_or_else(|| {
+        let (ph, pw) = (h as u128 + 2 * pad.0 as u128, wd as u128 + 2 * pad.1 as u128);
+        let detail = if ph.max(pw) > i64::MAX as u128 {
+            format!(": the padded input {ph}x{pw} (input {h}x{wd}, padding {pad:?}) exceeds the int64 range")
+        } else {
+            format!(": the kernel size {kh}x{kw} (dilation {dilation:?}) is larger than the padded input {ph}x{pw} (input {h}x{wd}, padding {pad:?})")
+        };
+        Error::ShapeMismatch {
+            op: "conv2d",
+            lhs: x.shape().clone(),
+            rhs: weight.shape().clone(),
+            detail,
+        }
     })?;
     let cols = if (kh, kw, stride, pad) == (1, 1, (1, 1), (0, 0)) {
         // a 1x1 convolution's columns are the input itself: a view, no im2col copy
@@ -177,8 +224,21 @@ pub fn conv_transpose2d(
             "output_padding must be smaller than either stride or dilation",
         ));
     }
+    if stride.0 == 0 || stride.1 == 0 || dilation.0 == 0 || dilation.1 == 0 {
+        return Err(Error::invalid(
+            "conv_transpose2d",
+            format!("stride {stride:?} and dilation {dilation:?} must be positive"),
+        ));
+    }
+    // (i - 1) * s + d * (k - 1) + output_padding + 1 - 2p, in checked arithmetic
     let out_len = |i: usize, k: usize, s: usize, p: usize, d: usize, op: usize| -> Option<usize> {
-        ((i - 1) * s + d * (k - 1) + op + 1).checked_sub(2 * p)
+        i.checked_sub(1)?
+            .checked_mul(s)?
+            .checked_add(d.checked_mul(k.checked_sub(1)?)?)?
+            .checked_add(op)?
+            .checked_add(1)?
+            .checked_sub(p.checked_mul(2)?)
+            .filter(|&v| v <= i64::MAX as usize)
     };
     let bad_geom = || {
         Error::invalid(
@@ -228,7 +288,7 @@ fn pool_window(
     dilation: (usize, usize),
     ceil_mode: bool,
 ) -> Result<(Window, usize, usize, (usize, usize))> {
-    if padding.0 * 2 > kernel.0 || padding.1 * 2 > kernel.1 {
+    if padding.0 > kernel.0 / 2 || padding.1 > kernel.1 / 2 {
         return Err(Error::invalid(
             op,
             format!("padding {padding:?} should be at most half of the kernel size {kernel:?}"),
@@ -249,22 +309,43 @@ fn pool_window(
             ),
         ));
     }
-    let too_large = || Error::InvalidShape {
+    if x.dims()[1..].contains(&0) {
+        return Err(Error::InvalidShape {
+            op,
+            shape: x.shape().clone(),
+            msg: "expected a 3-d or 4-d input with non-zero channel and spatial dims (only the batch may be empty)".into(),
+        });
+    }
+    let too_large = || {
+        Error::InvalidShape {
         op,
         shape: x.shape().clone(),
-        msg: format!("the pooling window {kernel:?} is larger than the padded input"),
+        msg: format!("the pooling window {kernel:?} (dilation {dilation:?}) is larger than the padded input, or the output size is too small"),
+    }
     };
+    // PyTorch's output size: floor (or ceil) of (len + 2p - span) / s, plus one, in signed
+    // arithmetic (with ceil_mode a window may start inside the input and run past its padded
+    // end); then, with ceil_mode, a last window starting in the end padding is dropped
     let out_len = |len: usize, k: usize, s: usize, p: usize, d: usize| -> Option<(usize, usize)> {
-        let span = d * (k - 1) + 1;
+        let span =
+            i128::from(u64::try_from(d).ok()?) * (i128::from(u64::try_from(k).ok()?) - 1) + 1;
+        let (len, s, p) = (len as i128, s as i128, p as i128);
         let padded = len + 2 * p;
-        if padded < span {
-            return None;
-        }
-        let mut out = (padded - span + if ceil_mode { s - 1 } else { 0 }) / s + 1;
-        if ceil_mode && (out - 1) * s >= len + p {
+        let num = padded - span;
+        let q = if ceil_mode {
+            num.div_euclid(s) + i128::from(num.rem_euclid(s) != 0)
+        } else {
+            num.div_euclid(s)
+        };
+        let mut out = q + 1;
+        if ceil_mode && out > 0 && (out - 1) * s >= len + p {
             out -= 1;
         }
-        Some((out, ((out - 1) * s + span).saturating_sub(padded)))
+        if out < 1 || out > i64::MAX as i128 {
+            return None;
+        }
+        let extra = ((out - 1) * s + span - padded).max(0);
+        Some((out as usize, usize::try_from(extra).ok()?))
     };
     let (h, wd) = (x.dims()[2], x.dims()[3]);
     let (oh, eh) = out_len(h, kernel.0, stride.0, padding.0, dilation.0).ok_or_else(too_large)?;

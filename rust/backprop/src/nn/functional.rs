@@ -53,6 +53,20 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tens
     }
 }
 
+/// The mean over `dims` (kept), refined by one correction pass: PyTorch accumulates
+/// normalisation statistics in double on the CPU, so a constant channel has exactly its value
+/// as mean and normalises to 0, where a float32 `sum / n` is off by an ulp (which the tiny
+/// variance then magnifies to ~1e-4). The correction is a constant for autograd: the mean's
+/// gradient stays `1/n`.
+fn accurate_mean(x: &Tensor, dims: &[usize]) -> Result<Tensor> {
+    let m0 = x.mean(dims, true)?;
+    let fix = {
+        let _g = crate::no_grad();
+        x.sub(&m0)?.mean(dims, true)?
+    };
+    m0.add(&fix)
+}
+
 /// Normalises over the trailing `normalized_dims` dims (biased variance), then scales and shifts.
 pub fn layer_norm(
     x: &Tensor,
@@ -71,7 +85,7 @@ pub fn layer_norm(
         });
     }
     let dims: Vec<usize> = (x.rank() - k..x.rank()).collect();
-    let mean = x.mean(&dims, true)?;
+    let mean = accurate_mean(x, &dims)?;
     let centered = x.sub(&mean)?;
     let var = centered.mul(&centered)?.mean(&dims, true)?;
     let mut y = centered.mul(&var.add_scalar(eps)?.rsqrt()?)?;
@@ -133,7 +147,7 @@ pub fn batch_norm(
                 ),
             ));
         }
-        let mean = x.mean(&dims, true)?;
+        let mean = accurate_mean(x, &dims)?;
         let centered = x.sub(&mean)?;
         let var = centered.mul(&centered)?.mean(&dims, true)?;
         if let (Some(rm), Some(rv)) = (running_mean, running_var) {

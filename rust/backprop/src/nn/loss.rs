@@ -226,6 +226,17 @@ pub fn cross_entropy(input: &Tensor, target: &Tensor, opts: &ClassLossOptions) -
     let (lp, sample_shape) = flatten_classes("cross_entropy", &logp)?;
     let c = lp.dims()[1];
     let eps = opts.label_smoothing;
+    if let Some(wt) = &opts.weight {
+        // exactly [C] for both kinds of target (a weight that merely broadcasts is refused)
+        if wt.rank() != 1 || wt.dims()[0] != c {
+            return Err(Error::ShapeMismatch {
+                op: "cross_entropy",
+                lhs: input.shape().clone(),
+                rhs: wt.shape().clone(),
+                detail: format!(": weight must be 1-d with {c} entries (one per class)"),
+            });
+        }
+    }
     let weight = opts
         .weight
         .as_ref()

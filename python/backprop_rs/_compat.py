@@ -1,0 +1,357 @@
+"""PyTorch's everyday top-level names that are glue over the engine: dtype information
+(``finfo``/``iinfo``), the default dtype and device, the legacy tensor types
+(``FloatTensor``...), and the dtypes backprop_rs does not have yet (``float16``...), which raise
+an error that says so instead of a bare "no attribute".
+
+Re-exported by ``backprop_rs/__init__.py``; nothing here is in the Rust binding.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from . import _core
+from ._core import Tensor
+
+__all__ = [
+    "finfo", "iinfo", "get_default_dtype", "set_default_dtype", "get_default_device", "set_default_device",
+    "is_floating_point", "is_nonzero", "use_deterministic_algorithms", "are_deterministic_algorithms_enabled",
+    "set_float32_matmul_precision", "get_float32_matmul_precision", "UnsupportedDTypeError", "UnsupportedDType",
+    "get_num_threads", "set_num_threads", "get_num_interop_threads", "set_num_interop_threads",
+    "FloatTensor", "DoubleTensor", "LongTensor", "BoolTensor", "UNSUPPORTED_DTYPES", "unsupported_dtype",
+]
+
+_SUPPORTED = "float32, float64, int64 and bool"
+# the names PyTorch has for dtypes the engine does not store (yet), with what to use instead
+UNSUPPORTED_DTYPES = {
+    "float16": "float32", "half": "float32", "bfloat16": "float32", "complex64": None, "complex128": None,
+    "cfloat": None, "cdouble": None, "int32": "int64", "int16": "int64", "int8": "int64", "uint8": "int64 or bool",
+    "short": "int64", "float8_e4m3fn": "float32", "float8_e5m2": "float32",
+}
+
+
+class UnsupportedDTypeError(_core.DTypeError):
+    """Raised where a dtype backprop_rs does not have is used: ``Tensor.half()``,
+    ``Tensor.bfloat16()``, ``finfo(bp.float16)``... (a DTypeError, so a TypeError and a
+    RuntimeError)."""
+
+
+def unsupported_dtype(name: str, where: Optional[str] = None) -> UnsupportedDTypeError:
+    """The error for PyTorch's dtype ``name`` (e.g. ``"float16"``), which backprop_rs lacks."""
+    instead = UNSUPPORTED_DTYPES.get(name)
+    hint = f"; use {instead} instead" if instead else ""
+    what = where or f"backprop_rs.{name}"
+    return UnsupportedDTypeError(
+        f"{what}: dtype {name} is not supported yet: backprop_rs tensors are {_SUPPORTED}{hint}"
+    )
+
+
+class UnsupportedDType:
+    """A stand-in for a PyTorch dtype backprop_rs does not have yet (``bp.float16``,
+    ``bp.bfloat16``, ``bp.half``, ``bp.int32``...). Naming it is fine, so programs that build
+    ``{"float32": torch.float32, "float16": torch.float16}[choice]`` or compare
+    ``x.dtype == torch.float16`` run; using it to make or convert a tensor raises a TypeError whose
+    message names it as not supported (its repr says so)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @property
+    def is_floating_point(self) -> bool:
+        return self.name in ("float16", "half", "bfloat16", "float8_e4m3fn", "float8_e5m2")
+
+    @property
+    def itemsize(self) -> int:
+        return {"int8": 1, "uint8": 1, "float8_e4m3fn": 1, "float8_e5m2": 1, "complex128": 16, "cdouble": 16,
+                "int32": 4, "complex64": 8, "cfloat": 8}.get(self.name, 2)
+
+    def __repr__(self) -> str:
+        return f"backprop_rs.{self.name} (not supported yet: backprop_rs tensors are {_SUPPORTED})"
+
+    def __reduce__(self) -> Any:
+        return (UnsupportedDType, (self.name,))
+
+
+UNSUPPORTED = {name: UnsupportedDType(name) for name in UNSUPPORTED_DTYPES}
+
+
+# ------------------------------------------------------------------ dtype information
+
+
+def _dtype(d: Any) -> _core.dtype:
+    if isinstance(d, _core.dtype):
+        return d
+    if isinstance(d, UnsupportedDType):
+        raise unsupported_dtype(d.name)
+    if d is builtins.float:
+        return _core.float64
+    if d is builtins.int:
+        return _core.int64
+    if d is builtins.bool:
+        return _core.bool_
+    if isinstance(d, str):
+        d = d.removeprefix("torch.").removeprefix("backprop_rs.")
+        if d in UNSUPPORTED_DTYPES:
+            raise unsupported_dtype(d)
+    if isinstance(d, type) and isinstance(getattr(d, "dtype", None), _core.dtype):  # bp.FloatTensor
+        return d.dtype
+    return _core.tensor([], dtype=d).dtype  # the engine's own parsing, and its error for the rest
+
+
+class finfo:
+    """Machine limits of a floating dtype, as ``torch.finfo``: ``bits``, ``eps``, ``max``, ``min``,
+    ``tiny`` (= ``smallest_normal``), ``resolution`` and ``dtype`` (its name, e.g. ``"float32"``).
+    ``finfo()`` describes the default dtype (float32).
+
+    >>> finfo(_core.float32).eps
+    1.1920928955078125e-07
+    """
+
+    bits: int
+    eps: float
+    max: float
+    min: float
+    tiny: float
+    smallest_normal: float
+    resolution: float
+    dtype: str
+
+    def __init__(self, type: Any = None) -> None:
+        d = get_default_dtype() if type is None else _dtype(type)
+        if not d.is_floating_point:
+            raise TypeError(f"finfo: {d} is not a floating point dtype (use iinfo for integers)")
+        info = np.finfo(np.float32 if d == _core.float32 else np.float64)
+        self.bits = int(info.bits)
+        self.eps = builtins.float(info.eps)
+        self.max = builtins.float(info.max)
+        self.min = builtins.float(info.min)
+        self.tiny = builtins.float(info.tiny)
+        self.smallest_normal = self.tiny
+        self.resolution = builtins.float(info.resolution)
+        self.dtype = d.name if hasattr(d, "name") else str(d).split(".")[-1]
+
+    def __repr__(self) -> str:
+        return (f"finfo(resolution={self.resolution:g}, min={self.min:g}, max={self.max:g}, eps={self.eps:g}, "
+                f"smallest_normal={self.smallest_normal:g}, tiny={self.tiny:g}, dtype={self.dtype})")
+
+
+class iinfo:
+    """Limits of an integer dtype, as ``torch.iinfo``: ``bits``, ``max``, ``min``, ``dtype``.
+    int64 is the only integer dtype (on the GPU its values must fit in int32; see ``bp.gpu``).
+
+    >>> iinfo(_core.int64).max
+    9223372036854775807
+    """
+
+    bits: int
+    max: int
+    min: int
+    dtype: str
+
+    def __init__(self, type: Any) -> None:
+        d = _dtype(type)
+        if d.is_floating_point or d == _core.bool_:
+            raise TypeError(f"iinfo: {d} is not an integer dtype (use finfo for floating point)")
+        info = np.iinfo(np.int64)
+        self.bits, self.max, self.min = int(info.bits), int(info.max), int(info.min)
+        self.dtype = d.name if hasattr(d, "name") else str(d).split(".")[-1]
+
+    def __repr__(self) -> str:
+        return f"iinfo(min={self.min}, max={self.max}, dtype={self.dtype})"
+
+
+# ------------------------------------------------------------------ defaults
+
+
+def get_default_dtype() -> _core.dtype:
+    """``float32``: the dtype the factories give floating tensors (fixed in the engine)."""
+    return _core.float32
+
+
+def set_default_dtype(d: Any) -> None:
+    """Accepts ``float32`` (the engine's fixed default). ``float64`` raises NotImplementedError:
+    the factories choose float32 in the Rust core, so pass ``dtype=bp.float64`` or call
+    ``.double()`` (``model.double()`` for a module). Non-floating dtypes raise TypeError, as in
+    PyTorch."""
+    dt = _dtype(d)
+    if not dt.is_floating_point:
+        raise TypeError(f"set_default_dtype: only floating-point types are supported as the default type, got {dt}")
+    if dt != _core.float32:
+        raise NotImplementedError(
+            f"set_default_dtype({dt}): backprop_rs's default dtype is fixed at float32 (the factories choose it "
+            "in the engine); pass dtype=backprop_rs.float64 to the factories, or call .double() on tensors "
+            "and modules"
+        )
+
+
+def get_default_device() -> _core.device:
+    """``device(type='cpu')``: the device the factories use when none is given (fixed in the engine)."""
+    return _core.device("cpu")
+
+
+def set_default_device(device: Any) -> None:
+    """Accepts ``"cpu"`` (or ``None``, which restores it): the factories' default device is fixed
+    in the engine. Any other device raises NotImplementedError naming the way to get there:
+    ``device="gpu"`` on the factories and layers, or ``.to("gpu")``."""
+    if device is None:
+        return
+    dev = device if isinstance(device, _core.device) else _core.device(str(device))
+    if dev.type != "cpu":
+        raise NotImplementedError(
+            f"set_default_device({device!r}): backprop_rs's default device is fixed at 'cpu'; create tensors "
+            "with device='gpu' (layers take device= too) or move them with .to('gpu')"
+        )
+
+
+_deterministic = False
+_matmul_precision = "highest"
+
+
+def use_deterministic_algorithms(mode: bool, *, warn_only: bool = False) -> None:
+    """Accepted and recorded: the CPU kernels are deterministic already (reductions split work by
+    size, never by thread count), and GPU scatter is last-wins in index order."""
+    global _deterministic
+    _deterministic = builtins.bool(mode)
+
+
+def are_deterministic_algorithms_enabled() -> bool:
+    """What :func:`use_deterministic_algorithms` last set (``False`` at start)."""
+    return _deterministic
+
+
+def set_float32_matmul_precision(precision: str) -> None:
+    """Accepts ``"highest"``, ``"high"`` or ``"medium"``; matmuls are always full float32 here."""
+    global _matmul_precision
+    if precision not in ("highest", "high", "medium"):
+        raise RuntimeError(f"set_float32_matmul_precision: expected 'highest', 'high' or 'medium', got {precision!r}")
+    _matmul_precision = precision
+
+
+def get_float32_matmul_precision() -> str:
+    """What :func:`set_float32_matmul_precision` last set (``"highest"`` at start)."""
+    return _matmul_precision
+
+
+def get_num_threads() -> int:
+    """The CPU kernels' thread count (the rayon pool, sized at import; ``RAYON_NUM_THREADS`` sets it)."""
+    return int(_core._cpu_info()["threads"])
+
+
+def set_num_threads(num: int) -> None:
+    """Accepted: the thread pool is sized once, at import (set ``RAYON_NUM_THREADS`` before importing
+    to change it), so another count only warns. Results never depend on it: reductions split work by
+    size, not by thread count."""
+    if int(num) < 1:
+        raise ValueError(f"set_num_threads: expected a positive number of threads, got {num}")
+    if int(num) != get_num_threads():
+        import warnings
+
+        warnings.warn(
+            f"set_num_threads({num}) is ignored: the CPU thread pool has {get_num_threads()} threads, sized at "
+            "import (set RAYON_NUM_THREADS before importing backprop_rs to change it)", UserWarning, stacklevel=2)
+
+
+def get_num_interop_threads() -> int:
+    """1: there is no inter-op thread pool (ops run one after another)."""
+    return 1
+
+
+def set_num_interop_threads(num: int) -> None:
+    """Accepted, no effect: there is no inter-op thread pool."""
+
+
+def is_floating_point(input: Tensor) -> bool:
+    """Whether ``input``'s dtype is floating point (float32 or float64)."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"is_floating_point(): argument 'input' must be Tensor, not {type(input).__name__}")
+    return input.is_floating_point()
+
+
+def is_nonzero(input: Tensor) -> bool:
+    """The truth of a one-element tensor; RuntimeError for other sizes, as in PyTorch."""
+    if input.numel() != 1:
+        raise RuntimeError(f"is_nonzero: a Tensor with {input.numel()} elements cannot be converted to Scalar")
+    return builtins.bool(input.item())
+
+
+# ------------------------------------------------------------------ legacy tensor types
+
+
+class _LegacyTensorMeta(type):
+    def __instancecheck__(cls, obj: Any) -> bool:
+        return isinstance(obj, Tensor) and obj.dtype == cls.dtype and obj.device.type == "cpu"
+
+    def __repr__(cls) -> str:
+        return f"<class 'backprop_rs.{cls.__name__}'>"
+
+
+class _LegacyTensor(metaclass=_LegacyTensorMeta):
+    dtype: _core.dtype
+
+    def __new__(cls, *args: Any, device: Any = None) -> Tensor:  # type: ignore[misc]
+        if device is not None and _core.device(str(device)).type != "cpu":
+            raise RuntimeError(f"{cls.__name__}: legacy constructors create CPU tensors; use .to('gpu') after")
+        if len(args) == 0:
+            return _core.empty(0, dtype=cls.dtype)
+        if len(args) == 1 and not isinstance(args[0], (builtins.int, np.integer)):
+            data = args[0]
+            if isinstance(data, Tensor):
+                if data.dtype != cls.dtype:
+                    raise TypeError(f"{cls.__name__}: expected a {cls.dtype} tensor, got {data.dtype}; "
+                                    f"use .to({cls.dtype})")
+                return data
+            if isinstance(data, tuple) and all(isinstance(s, (builtins.int, np.integer)) for s in data):
+                data = list(data)  # torch.FloatTensor((1, 2)) is data, as in PyTorch
+            return _core.tensor(data, dtype=cls.dtype)
+        if all(isinstance(s, (builtins.int, np.integer)) for s in args):
+            return _core.zeros(*[builtins.int(s) for s in args], dtype=cls.dtype)
+        raise TypeError(f"{cls.__name__}(): expected data (a sequence or array) or sizes (ints), got {args!r}")
+
+
+def _legacy(name: str, dt: _core.dtype, doc: str) -> type:
+    cls = _LegacyTensorMeta(name, (_LegacyTensor,), {"dtype": dt, "__doc__": doc, "__module__": "backprop_rs"})
+    return cls
+
+
+_LEGACY_DOC = (
+    "The legacy constructor ``backprop_rs.{name}``: ``{name}(data)`` is ``tensor(data, dtype={dt})``, "
+    "``{name}(2, 3)`` a 2x3 tensor of {dt} (zero-filled, where PyTorch leaves it uninitialised), "
+    "``{name}()`` an empty one. ``isinstance(t, {name})`` is true for CPU tensors of dtype {dt}."
+)
+
+FloatTensor = _legacy("FloatTensor", _core.float32, _LEGACY_DOC.format(name="FloatTensor", dt="float32"))
+DoubleTensor = _legacy("DoubleTensor", _core.float64, _LEGACY_DOC.format(name="DoubleTensor", dt="float64"))
+LongTensor = _legacy("LongTensor", _core.int64, _LEGACY_DOC.format(name="LongTensor", dt="int64"))
+BoolTensor = _legacy("BoolTensor", _core.bool_, _LEGACY_DOC.format(name="BoolTensor", dt="bool"))
+
+LEGACY_TYPES = {"FloatTensor": FloatTensor, "DoubleTensor": DoubleTensor, "LongTensor": LongTensor,
+                "BoolTensor": BoolTensor}
+_LEGACY_BY_DTYPE = {t.dtype: n for n, t in LEGACY_TYPES.items()}
+
+
+def legacy_type_name(t: Tensor) -> str:
+    """PyTorch's ``Tensor.type()`` string with this package's name: ``"backprop_rs.FloatTensor"``,
+    ``"backprop_rs.gpu.FloatTensor"`` on the GPU."""
+    where = "backprop_rs.gpu." if t.device.type == "gpu" else "backprop_rs."
+    return where + _LEGACY_BY_DTYPE[t.dtype]
+
+
+def parse_type(spec: Union[str, type, _core.dtype]) -> "tuple[_core.dtype, Optional[str]]":
+    """``Tensor.type(spec)``'s argument as (dtype, device or None): a dtype, a legacy type
+    (``bp.FloatTensor``) or a string such as ``"torch.cuda.LongTensor"`` / ``"backprop_rs.float64"``."""
+    if isinstance(spec, type) and spec in LEGACY_TYPES.values():
+        return spec.dtype, None  # type: ignore[attr-defined]
+    if isinstance(spec, str):
+        parts = spec.split(".")
+        if parts[-1] in LEGACY_TYPES:
+            device = "gpu" if len(parts) > 2 and parts[-2] in ("cuda", "gpu") else "cpu"
+            return LEGACY_TYPES[parts[-1]].dtype, device  # type: ignore[attr-defined]
+        if parts[-1].removesuffix("Tensor") in ("Half", "BFloat16", "Int", "Short", "Char", "Byte"):
+            raise TypeError(f"Tensor.type({spec!r}): that tensor type is not supported yet; backprop_rs tensors "
+                            f"are {_SUPPORTED}")
+    return _dtype(spec), None

@@ -1,0 +1,248 @@
+"""Tensor methods written in Python because they are glue over the binding's methods
+(``new_zeros``, ``type``, ``__format__``, PyTorch's alias names...). :func:`install` attaches them to
+``backprop_rs.Tensor`` once, at import; :data:`PYTHON_METHODS` lists them (the stub test leaves
+them out, as ``_core.pyi`` describes the Rust binding only). A name the binding already defines is
+never replaced, except those in :data:`_WRAPS`, which extend the binding's method.
+"""
+
+from __future__ import annotations
+
+import builtins
+import numbers
+from typing import Any, Callable, Dict, Sequence, Union
+
+from . import _compat, _core, _functions
+from ._core import Tensor
+
+_Size = Union[int, Sequence[int]]
+
+
+def _sizes(size: Sequence[Any]) -> tuple:
+    if len(size) == 1 and not isinstance(size[0], numbers.Integral):
+        return tuple(size[0])
+    return tuple(size)
+
+
+def new_zeros(self: Tensor, *size: _Size, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """A zero tensor of ``size`` with ``self``'s dtype and device unless given: ``x.new_zeros(2, 3)``."""
+    return _core.zeros(*_sizes(size), dtype=dtype or self.dtype, device=device or self.device,
+                       requires_grad=requires_grad)
+
+
+def new_ones(self: Tensor, *size: _Size, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """A tensor of ones of ``size`` with ``self``'s dtype and device unless given."""
+    return _core.ones(*_sizes(size), dtype=dtype or self.dtype, device=device or self.device,
+                      requires_grad=requires_grad)
+
+
+def new_empty(self: Tensor, *size: _Size, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """An uninitialised tensor of ``size`` with ``self``'s dtype and device unless given."""
+    return _core.empty(*_sizes(size), dtype=dtype or self.dtype, device=device or self.device,
+                       requires_grad=requires_grad)
+
+
+def new_full(self: Tensor, size: _Size, fill_value: Any, *, dtype: Any = None, device: Any = None,
+             requires_grad: bool = False) -> Tensor:
+    """A tensor of ``size`` filled with ``fill_value``, with ``self``'s dtype and device unless given."""
+    shape = (size,) if isinstance(size, numbers.Integral) else tuple(size)
+    return _core.full(shape, fill_value, dtype=dtype or self.dtype, device=device or self.device,
+                      requires_grad=requires_grad)
+
+
+def new_tensor(self: Tensor, data: Any, *, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """A new tensor (a copy, outside any graph) of ``data`` with ``self``'s dtype and device unless given."""
+    if isinstance(data, Tensor):
+        out = data.detach().to(device or self.device, dtype or self.dtype).clone()
+    else:
+        out = _core.tensor(data, dtype=dtype or self.dtype, device=device or self.device)
+    return out.requires_grad_(requires_grad) if requires_grad else out
+
+
+def half(self: Tensor, memory_format: Any = None) -> Tensor:
+    """Raises: float16 is not supported yet (the error says which dtypes are)."""
+    raise _compat.unsupported_dtype("float16", "Tensor.half()")
+
+
+def bfloat16(self: Tensor, memory_format: Any = None) -> Tensor:
+    """Raises: bfloat16 is not supported yet (the error says which dtypes are)."""
+    raise _compat.unsupported_dtype("bfloat16", "Tensor.bfloat16()")
+
+
+def type(self: Tensor, dtype: Any = None, non_blocking: bool = False, **kwargs: Any) -> Any:
+    """``t.type()`` is PyTorch's legacy type string with this package's name
+    (``"backprop_rs.FloatTensor"``, ``"backprop_rs.gpu.FloatTensor"`` on the GPU);
+    ``t.type(dtype)`` converts: a dtype, a legacy type (``bp.LongTensor``) or a string such as
+    ``"torch.DoubleTensor"`` (``"torch.cuda.FloatTensor"`` also moves to the GPU). Returns ``self``
+    when nothing changes."""
+    if dtype is None:
+        return _compat.legacy_type_name(self)
+    dt, dev = _compat.parse_type(dtype)
+    if dt == self.dtype and (dev is None or dev == self.device.type):
+        return self
+    return self.to(dev or self.device, dt)
+
+
+def __format__(self: Tensor, format_spec: str) -> str:
+    """``f"{loss:.4f}"``: a one-element tensor formats as its value (PyTorch does this for 0-d
+    tensors; a one-element tensor of any rank is accepted here too); an empty spec gives ``str(t)``."""
+    if format_spec and self.numel() == 1:
+        return builtins.format(self.item(), format_spec)
+    return object.__format__(self, format_spec)
+
+
+def type_as(self: Tensor, other: Tensor) -> Tensor:
+    """``self`` converted to ``other``'s dtype (``self`` itself when they match)."""
+    return self if self.dtype == other.dtype else self.to(other.dtype)
+
+
+def ndimension(self: Tensor) -> int:
+    """The number of dimensions (``dim()``)."""
+    return self.dim()
+
+
+def get_device(self: Tensor) -> int:
+    """-1 for a CPU tensor, 0 for a GPU one (the engine drives one GPU)."""
+    return -1 if self.device.type == "cpu" else 0
+
+
+def pin_memory(self: Tensor, device: Any = None) -> Tensor:
+    """Returns ``self``: there is no pinned host memory to copy into (no CUDA)."""
+    return self
+
+
+def share_memory_(self: Tensor) -> Tensor:
+    """Returns ``self`` (a no-op: DataLoader workers exchange batches by value)."""
+    return self
+
+
+def is_pinned(self: Tensor, device: Any = None) -> bool:
+    """``False``: there is no pinned memory."""
+    return False
+
+
+def is_shared(self: Tensor) -> bool:
+    """``False``: tensors live in process memory."""
+    return False
+
+
+def is_complex(self: Tensor) -> bool:
+    """``False``: backprop_rs has no complex dtypes."""
+    return False
+
+
+def is_signed(self: Tensor) -> bool:
+    """Whether the dtype is signed (every dtype but bool)."""
+    return self.dtype != _core.bool_
+
+
+def true_divide(self: Tensor, other: Any) -> Tensor:
+    """``self / other`` (true division)."""
+    return self / other
+
+
+def argwhere(self: Tensor) -> Tensor:
+    """The indices of the nonzero elements, one row each (``nonzero()``)."""
+    return self.nonzero()
+
+
+def ravel(self: Tensor) -> Tensor:
+    """A 1-D tensor of the elements (a view when possible): ``reshape(-1)``."""
+    return self.reshape(-1)
+
+
+def movedim(self: Tensor, source: Union[int, Sequence[int]], destination: Union[int, Sequence[int]]) -> Tensor:
+    """The dims ``source`` moved to ``destination`` (a view, through ``permute``)."""
+    src = [source] if isinstance(source, numbers.Integral) else list(source)
+    dst = [destination] if isinstance(destination, numbers.Integral) else list(destination)
+    n = self.dim()
+    if len(src) != len(dst):
+        raise ValueError(f"movedim: source {src} and destination {dst} have different lengths")
+    src = [s % n if n else 0 for s in src]
+    dst = [d % n if n else 0 for d in dst]
+    if len(set(src)) != len(src) or len(set(dst)) != len(dst):
+        raise ValueError(f"movedim: repeated dim in source {src} or destination {dst}")
+    order: list = [None] * n
+    for s, d in zip(src, dst):
+        order[d] = s
+    rest = iter(i for i in range(n) if i not in src)
+    return self.permute(*[o if o is not None else next(rest) for o in order])
+
+
+def swapdims(self: Tensor, dim0: int, dim1: int) -> Tensor:
+    """``transpose(dim0, dim1)``."""
+    return self.transpose(dim0, dim1)
+
+
+def __deepcopy__(self: Tensor, memo: Dict[int, Any]) -> Tensor:
+    """``copy.deepcopy(t)``: a new leaf with a copy of the values (and of ``.grad``), the same
+    ``requires_grad``, dtype, device and class (a Parameter stays a Parameter). As in PyTorch, only
+    leaves can be deep-copied. Pickling stays refused: checkpoints are safetensors
+    (``bp.save``)."""
+    if not self.is_leaf:
+        raise RuntimeError(
+            "Only Tensors created explicitly by the user (graph leaves) support the deepcopy protocol at the "
+            "moment; call .detach() first")
+    if id(self) in memo:
+        return memo[id(self)]
+    data = self.detach().clone()
+    cls = builtins.type(self)
+    if cls is Tensor:
+        out = data.requires_grad_(True) if self.requires_grad else data
+    else:
+        out = cls(data, self.requires_grad)
+    memo[id(self)] = out
+    if self.grad is not None:
+        out.grad = self.grad.detach().clone()
+    return out
+
+
+def _alias(target: str, doc: str) -> Callable[..., Any]:
+    def f(self: Tensor, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self, target)(*args, **kwargs)
+
+    f.__doc__ = doc
+    return f
+
+
+_ALIASES = {
+    "multiply": "mul", "subtract": "sub", "absolute": "abs", "negative": "neg",
+    "less": "lt", "greater": "gt", "less_equal": "le", "greater_equal": "ge", "not_equal": "ne",
+    "moveaxis": "movedim",
+}
+
+_PROPERTIES: Dict[str, property] = {
+    "is_cpu": property(lambda self: self.device.type == "cpu", doc="Whether the tensor is on the CPU."),
+    "is_meta": property(lambda self: False, doc="``False``: there are no meta tensors."),
+    "is_sparse": property(lambda self: False, doc="``False``: tensors are dense."),
+    "is_quantized": property(lambda self: False, doc="``False``: no quantized tensors."),
+}
+
+# binding methods that the Python version extends (and so replaces)
+_WRAPS = frozenset({"type", "div"})
+
+PYTHON_METHODS: Dict[str, Any] = {}
+
+
+def install() -> None:
+    """Attaches the methods to ``Tensor`` (idempotent); a binding method of the same name is kept
+    unless the name is in ``_WRAPS``."""
+    functions = {
+        f.__name__: f
+        for f in (new_zeros, new_ones, new_empty, new_full, new_tensor, half, bfloat16, type, __format__,
+                  type_as, ndimension, get_device, pin_memory, share_memory_, is_pinned, is_shared,
+                  is_complex, is_signed, true_divide, argwhere, ravel, movedim, swapdims, __deepcopy__)
+    }
+    functions.update({name: _alias(target, f"``{name}`` is ``{target}``.") for name, target in _ALIASES.items()})
+    functions.update(_functions.tensor_methods())
+    for name, value in [*functions.items(), *_PROPERTIES.items()]:
+        if name in PYTHON_METHODS:
+            continue
+        if name in vars(Tensor) and name not in _WRAPS:
+            continue  # the binding has it (perhaps added since): keep the binding's
+        if callable(value):
+            value.__name__ = name
+            value.__qualname__ = f"Tensor.{name}"
+        setattr(Tensor, name, value)
+        PYTHON_METHODS[name] = value
+
+
