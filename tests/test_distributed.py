@@ -135,10 +135,12 @@ def test_cli_train_distributed_in_a_world_of_one_is_the_plain_run(tmp_path):
         assert (wa[k] == wb[k]).all().item(), k  # same order (the sampler's permutation), same updates
 
 
-def test_cli_refuses_online_mode_distributed():
-    r = subprocess.run([sys.executable, "-m", "backprop_rs", "train", "--distributed", "--mode", "online"],
+@pytest.mark.parametrize("args,why", [(["--mode", "online"], "online mode reads one stream"),
+                                      (["--model", "gpt"], "the language models run in one process")])
+def test_cli_refuses_what_it_cannot_distribute(args, why):
+    r = subprocess.run([sys.executable, "-m", "backprop_rs", "train", "--distributed", *args],
                        capture_output=True, text=True, env=mpi_env(), timeout=60)
-    assert r.returncode != 0 and "online mode reads one stream" in r.stderr
+    assert r.returncode != 0 and why in r.stderr, r.stderr
 
 
 def readme_example():
