@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: installs what is missing (Mesa's lavapipe,
-# a real Vulkan device on the CPU, for the GPU backend; Python packages into .venv), checks
-# formatting and lints (cargo fmt, clippy, ruff), builds the extension (with the GPU backend),
-# then runs the Rust tests (cargo test, with and without the `gpu` feature), packages the core
-# crate and builds a downstream crate against the package, and runs the Python tests (pytest).
+# a real Vulkan device on the CPU, for the GPU backend; Open MPI for bp.distributed; Python
+# packages into .venv), checks formatting and lints (cargo fmt, clippy, ruff), builds the
+# extension (with the GPU backend), then runs the Rust tests (cargo test, with and without the
+# `gpu` feature), packages the core crate and builds a downstream crate against the package, and
+# runs the Python tests (pytest).
 # Exits non-zero if anything fails.
 #
 # GPU tests run on lavapipe and must not skip here (BACKPROP_REQUIRE_GPU=1): a missing adapter
 # is a failure. Set BACKPROP_SKIP_GPU_SETUP=1 to run on an existing GPU instead of lavapipe.
 # The viz tests need Graphviz, headless Chromium and matplotlib (scripts/setup-viz-tools.sh and
 # pip install them) and must not skip either (BACKPROP_REQUIRE_VIZ=1); BACKPROP_SKIP_VIZ_SETUP=1
-# leaves the system packages alone (those tests then skip when a tool is missing).
+# leaves the system packages alone (those tests then skip when a tool is missing). The MPI tests
+# (tests/test_distributed.py starts tests/mpi under `mpirun -np 2` and `-np 3`) must not skip
+# either (BACKPROP_REQUIRE_MPI=1; scripts/setup-mpi.sh installs Open MPI, pip mpi4py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +29,10 @@ if [ "${BACKPROP_SKIP_VIZ_SETUP:-0}" != "1" ]; then
     while IFS= read -r line; do export "${line?}"; done <<< "$viz_env"
 fi
 
+echo "== MPI (Open MPI) for bp.distributed: its tests run under mpirun and must not skip here"
+bash scripts/setup-mpi.sh
+export BACKPROP_REQUIRE_MPI=1
+
 echo "== python environment"
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
@@ -34,7 +41,8 @@ fi
 . .venv/bin/activate
 python -m pip install -q --disable-pip-version-check --upgrade pip
 python -m pip install -q --disable-pip-version-check "numpy>=1.22" "tqdm>=4.60" "pytest>=7" "maturin>=1.7,<2" \
-    "wgpu>=0.19" "hypothesis>=6.100" "ruff==0.17.6" "safetensors>=0.4" "threadpoolctl>=3" "matplotlib>=3.5"
+    "wgpu>=0.19" "hypothesis>=6.100" "ruff==0.17.6" "safetensors>=0.4" "threadpoolctl>=3" "matplotlib>=3.5" \
+    "mpi4py>=4"
 
 echo "== formatting and lints (cargo fmt, clippy, ruff)"
 cargo fmt --all -- --check

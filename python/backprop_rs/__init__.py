@@ -109,6 +109,7 @@ from ._compat import (
 )
 from . import utils as utils
 from . import func as func
+from . import distributed as distributed
 from .autograd import (
     enable_grad,
     inference_mode,

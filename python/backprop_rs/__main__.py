@@ -49,6 +49,9 @@ def _optimizer(name: str, params, lr: float):
 
 def _train(args: argparse.Namespace) -> int:
     if args.model in ("gpt", "lstm"):
+        if args.distributed:
+            raise SystemExit("--distributed trains the digits models (--model mlp or lenet); the language models run "
+                             "in one process")
         return _train_lm(args)
     import backprop_rs as bp
 
@@ -62,7 +65,17 @@ def _train(args: argparse.Namespace) -> int:
     lr = args.lr if args.lr is not None else d["lr"]
     batch_size = args.batch_size if args.batch_size is not None else (d["batch_size"] or 32)
     hidden = [int(h) for h in str(args.hidden).split(",") if h.strip()]
-    say = (lambda *a: None) if args.quiet else print
+    rank, world = 0, 1
+    if args.distributed:
+        if args.mode == "online":
+            raise SystemExit("--distributed splits a data set among the ranks; online mode reads one stream: use "
+                             "--mode minibatch, batch or stochastic")
+        import backprop_rs.distributed as dist
+
+        dist.init_process_group(backend="mpi")
+        rank, world = dist.get_rank(), dist.get_world_size()
+    lead = rank == 0  # the log, the progress bar and the checkpoint come from rank 0 only
+    say = (lambda *a: None) if args.quiet or not lead else print
 
     bp.manual_seed(args.seed)
     data = bp.data.load_digits()
@@ -72,6 +85,9 @@ def _train(args: argparse.Namespace) -> int:
     else:
         config = {"model": "mlp", "in_features": 64, "hidden": hidden, "classes": 10, "dataset": "digits"}
     model = models.build(config).to(args.device)
+    net = model
+    if args.distributed:
+        net = bp.nn.parallel.DistributedDataParallel(model)  # rank 0's initial weights on every rank
     opt = _optimizer(args.optimizer, model.parameters(), lr)
     n_params = sum(p.numel() for p in model.parameters())
     feed = {"batch": f"whole data set ({x_train.shape[0]} examples) per update", "stochastic": "one shuffled example per update",
@@ -80,6 +96,9 @@ def _train(args: argparse.Namespace) -> int:
     say(f"backprop_rs {bp.__version__}: {arch} ({n_params} parameters) on digits "
         f"[{x_train.shape[0]} train / {x_test.shape[0]} test], device {args.device}")
     say(f"mode {args.mode} ({feed}), optimizer {args.optimizer} lr={lr}" + ("" if args.mode == "online" else f", {epochs} epochs"))
+    if args.distributed:
+        per = {"batch": "its share of the data set", "stochastic": "1 example"}.get(args.mode, f"{batch_size} examples")
+        say(f"distributed: {world} MPI processes, each {per} per update, gradients averaged by all-reduce")
 
     loss_fn = bp.nn.CrossEntropyLoss()
     viz = viz_cli.TrainingViz(args, model, opt, x_train, y_train)
@@ -91,15 +110,23 @@ def _train(args: argparse.Namespace) -> int:
         hist = fit(model, opt, loss_fn, source, mode="online", eval_data=(x_test, y_test) if args.plot else None,
                    progress=not args.quiet, report_every=x_train.shape[0], **viz.fit_kwargs())
     else:
-        hist = fit(model, opt, loss_fn, bp.data.TensorDataset(x_train, y_train), mode=args.mode, epochs=epochs,
+        hist = fit(net, opt, loss_fn, bp.data.TensorDataset(x_train, y_train), mode=args.mode, epochs=epochs,
                    batch_size=batch_size, seed=args.seed, eval_data=(x_test, y_test) if args.plot else None,
-                   progress=not args.quiet and args.mode != "batch", **viz.fit_kwargs())
+                   progress=not args.quiet and args.mode != "batch" and lead, distributed=args.distributed,
+                   **viz.fit_kwargs())
     wall = time.perf_counter() - t0
+    if args.distributed:
+        _check_replicas(model, world)
+        dist.destroy_process_group()
+        if not lead:
+            return 0
     test_acc = accuracy(model, x_test, y_test)
     train_acc = accuracy(model, x_train, y_train)
 
     out = args.out or f"digits-{args.model}.safetensors"
     config.update(mode=args.mode, optimizer=args.optimizer, lr=lr, epochs=epochs, batch_size=batch_size, seed=args.seed)
+    if args.distributed:
+        config.update(world_size=world)
     viz_extra = viz.finish(hist, say)
     bp.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "config": config,
              "metrics": {"test_acc": test_acc, "train_acc": train_acc, "seconds": wall, "updates": hist.updates}, **viz_extra}, out)
@@ -113,6 +140,22 @@ def _train(args: argparse.Namespace) -> int:
         print(f"wall time {wall:.2f} s for {hist.updates} updates")
         print(f"checkpoint saved to {os.path.abspath(out)}")
     return 0
+
+
+def _check_replicas(model, world: int) -> None:
+    """Raises unless every rank ends with bit-identical parameters (what DDP promises): the
+    accuracy rank 0 reports is then every rank's model's."""
+    import hashlib
+
+    import backprop_rs.distributed as dist
+
+    h = hashlib.sha256()
+    for p in model.parameters():
+        h.update(p.detach().cpu().numpy().tobytes())
+    digests = [None] * world
+    dist.all_gather_object(digests, h.hexdigest())
+    if len(set(digests)) != 1:
+        raise RuntimeError(f"the replicas diverged: parameter digests per rank {digests}")
 
 
 # The language models' flags (None: LMConfig's default, nanoGPT's shakespeare_char CPU run)
@@ -278,6 +321,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     tr.add_argument("--out", default=None, help="where to save the checkpoint (default digits-<model>.safetensors)")
     tr.add_argument("--plot", default=None, metavar="PNG", help="save loss/accuracy curves (needs matplotlib)")
     tr.add_argument("--quiet", action="store_true", help="print only the final line")
+    tr.add_argument("--distributed", action="store_true",
+                    help="data-parallel over MPI: run as `mpirun -np N backprop-rs train --distributed`; --batch-size "
+                         "is per rank, rank 0 logs and saves the checkpoint (needs mpi4py)")
     lmg = tr.add_argument_group("language models (--model gpt|lstm; defaults: nanoGPT's shakespeare_char CPU run)")
     lmg.add_argument("--iters", type=int, default=None, help="optimisation steps (default 2000)")
     lmg.add_argument("--block-size", type=int, default=None, help="context length (default 64)")

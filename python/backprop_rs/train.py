@@ -10,7 +10,7 @@ from typing import Any, Callable, List, Optional, Tuple
 
 from ._core import Tensor
 from .autograd import no_grad
-from .data import MODES, TensorDataset, loader_for
+from .data import MODES, DataLoader, TensorDataset, loader_for
 
 
 @dataclass
@@ -66,6 +66,7 @@ def fit(
     allocate_loss: bool = False,
     lca_data: Optional[Tuple[Tensor, Tensor]] = None,
     lca_batch: int = 256,
+    distributed: bool = False,
 ) -> History:
     """Trains ``model`` in place.
 
@@ -77,9 +78,20 @@ def fit(
     ``allocate_loss=True`` runs loss change allocation (:mod:`backprop_rs.viz.lca`) on a fixed
     batch: ``lca_data``, or the first ``lca_batch`` training examples (``lca_data`` is needed
     online); the allocator is ``History.lca``.
+
+    ``distributed=True`` (inside ``bp.distributed.init_process_group``, with ``model`` wrapped
+    in ``DistributedDataParallel``): each rank reads its share of ``data`` through a
+    :class:`~backprop_rs.utils.data.distributed.DistributedSampler` (seeded with ``seed``,
+    reshuffled each epoch by ``set_epoch``), ``batch_size`` examples per rank per update (the
+    rank's whole share in ``batch`` mode, one example in ``stochastic``), and the history's
+    loss and accuracy are summed over the ranks, so every rank reports the global figures.
+    ``online`` is one stream and cannot be split this way.
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode '{mode}'; expected one of {', '.join(MODES)}")
+    if distributed and mode == "online":
+        raise ValueError("online mode reads one stream of examples, which distributed training cannot split among "
+                         "ranks; use batch, stochastic or minibatch")
     hist = History(mode=mode)
     if allocate_loss:
         from .viz.lca import LossChangeAllocator
@@ -90,14 +102,16 @@ def fit(
             lca_data = (data.tensors[0][:lca_batch], data.tensors[1][:lca_batch])
         hist.lca = LossChangeAllocator(model, loss_fn, *lca_data).attach(optimizer)
     try:
-        _fit(hist, model, optimizer, loss_fn, data, mode, epochs, batch_size, seed, scheduler, eval_data, progress, report_every)
+        _fit(hist, model, optimizer, loss_fn, data, mode, epochs, batch_size, seed, scheduler, eval_data, progress, report_every,
+             distributed)
     finally:
         if hist.lca is not None:
             hist.lca.detach()
     return hist
 
 
-def _fit(hist, model, optimizer, loss_fn, data, mode, epochs, batch_size, seed, scheduler, eval_data, progress, report_every) -> None:
+def _fit(hist, model, optimizer, loss_fn, data, mode, epochs, batch_size, seed, scheduler, eval_data, progress, report_every,
+         distributed=False) -> None:
     t0 = time.perf_counter()
     model.train()
 
@@ -133,8 +147,10 @@ def _fit(hist, model, optimizer, loss_fn, data, mode, epochs, batch_size, seed, 
     else:
         if not isinstance(data, TensorDataset):
             raise TypeError(f"mode '{mode}' needs a TensorDataset; got {type(data).__name__}")
-        loader = loader_for(mode, data, batch_size, seed)
+        loader = _distributed_loader(mode, data, batch_size, seed) if distributed else loader_for(mode, data, batch_size, seed)
         for epoch in range(1, epochs + 1):
+            if distributed:
+                loader.sampler.set_epoch(epoch - 1)  # epoch k's order is the one a single process draws
             loss_sum = correct = seen = 0.0
             bar = _bar(loader, len(loader), f"epoch {epoch}/{epochs}", progress)
             for i, (xb, yb) in enumerate(bar):
@@ -142,12 +158,33 @@ def _fit(hist, model, optimizer, loss_fn, data, mode, epochs, batch_size, seed, 
                 loss_sum, correct, seen = loss_sum + batch_loss * n, correct + c, seen + n
                 if hasattr(bar, "set_postfix") and (i % 50 == 0 or i == len(loader) - 1):
                     bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
+            if distributed:
+                loss_sum, correct, seen = _sum_over_ranks(loss_sum, correct, seen)
             _close_chunk(hist, loss_sum / max(seen, 1), correct / max(seen, 1), model, eval_data, bar)
             if hasattr(bar, "close"):
                 bar.close()
             if scheduler is not None:
                 scheduler.step()
     hist.seconds = time.perf_counter() - t0
+
+
+def _distributed_loader(mode: str, data: TensorDataset, batch_size: int, seed: Optional[int]) -> DataLoader:
+    """This rank's loader: its share of ``data`` (shuffled unless ``batch`` mode), in batches of
+    ``batch_size`` per rank (the whole share in ``batch`` mode, 1 in ``stochastic``)."""
+    from .utils.data.distributed import DistributedSampler
+
+    sampler = DistributedSampler(data, shuffle=mode != "batch", seed=0 if seed is None else int(seed))
+    per_rank = {"batch": max(1, len(sampler)), "stochastic": 1}.get(mode, batch_size)
+    return DataLoader(data, batch_size=per_rank, sampler=sampler)
+
+
+def _sum_over_ranks(*values: float) -> Tuple[float, ...]:
+    from . import _core
+    from . import distributed as dist
+
+    t = _core.tensor([float(v) for v in values], dtype=_core.float64)
+    dist.all_reduce(t)
+    return tuple(t.tolist())
 
 
 def _close_chunk(hist: History, loss: float, acc: float, model, eval_data, bar) -> None:

@@ -9,6 +9,7 @@ The package imports one way, from the entry points down to leaves that import no
          -> machine    CPU, SIMD level, load, CPU time of others
          -> workloads  every workload, defined once for each framework
               -> kernels, training, conv (-> training), processes   -> harness, frameworks, nets
+         -> ddp        the distributed bench (--distributed, under mpirun)    -> machine
          -> harness    warm-up, settle/re-warm, interleaved rounds, result check, fresh processes
               -> frameworks  column names, Env, optional torch and GPU
     nets           the NumPy/backprop_rs/PyTorch networks (standard library only)

@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="backprop_rs columns to run: cpu, gpu or cpu,gpu (default cpu)")
     parser.add_argument("--only", default=None, metavar="NAME,...", help="run only these workloads (see --list)")
     parser.add_argument("--list", action="store_true", help="list the workloads and exit")
+    parser.add_argument("--distributed", action="store_true",
+                        help="the DistributedDataParallel bench instead (step time, bytes all-reduced, overlap); run it "
+                             "as `mpirun -np N backprop-rs bench --distributed` (see backprop_rs.bench.ddp)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -68,6 +68,10 @@ def _measure(env: Env, wls: list[Workload], plan: Plan) -> tuple[dict[str, dict[
 
 def run(args: Any) -> int:
     """``backprop-rs bench`` with parsed arguments: returns the exit code."""
+    if getattr(args, "distributed", False):  # a different bench, run by every rank of an MPI job
+        from . import ddp
+
+        return ddp.run(json_path=args.json, quick=bool(args.quick))
     quick = bool(args.quick)
     plan = QUICK if quick else FULL
     all_w = all_workloads(quick)

@@ -9,6 +9,7 @@ from ..utils.data import (
     ChainDataset,
     ConcatDataset,
     Dataset,
+    DistributedSampler,
     IterableDataset,
     RandomSampler,
     Sampler,
@@ -31,6 +32,6 @@ __all__ = [
     "CharCorpus", "load_shakespeare",
     "Dataset", "IterableDataset", "TensorDataset", "StackDataset", "ConcatDataset", "ChainDataset", "Subset",
     "random_split", "Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler", "WeightedRandomSampler",
-    "BatchSampler", "DataLoader", "default_collate", "default_convert", "get_worker_info", "load_digits", "Digits",
+    "BatchSampler", "DistributedSampler", "DataLoader", "default_collate", "default_convert", "get_worker_info", "load_digits", "Digits",
     "MODES", "loader_for", "stream", "as_stream",
 ]

@@ -128,3 +128,4 @@ __all__ = [
 ]
 
 from . import modules as modules  # noqa: E402  (torch.nn.modules paths)
+from . import parallel as parallel  # noqa: E402  (DistributedDataParallel)
