@@ -2502,6 +2502,10 @@ def layer_norm_expected(x: TP, shape, weight, bias, eps):
     var = ((a - mean) ** 2).mean(axis=axes, keepdims=True)
     if eps == 0 and np.any((var > 0) & (var < np.finfo(x.dtype).tiny)):
         raise Unspecified("eps=0 and a variance that underflows in the input's dtype (0/0 or x/0 there)")
+    if eps == 0 and np.any(np.ptp(a, axis=axes) == 0):
+        # a constant group with eps=0 is 0/0: NaN where the mean is exact (PyTorch's double
+        # accumulation, ours), +-1 where NumPy's mean is off by an ulp
+        raise Unspecified("eps=0 and a constant normalisation group (0/0)")
     with np.errstate(all="ignore"):
         out = (a - mean) / np.sqrt(var + eps)
     if weight is not None:

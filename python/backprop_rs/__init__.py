@@ -63,6 +63,8 @@ from .amp import autocast as autocast
 from . import backends as backends
 from . import cuda as cuda
 from . import _tensor_methods
+from .einsum import einsum as einsum
+from .sampling import bernoulli as bernoulli, multinomial as multinomial
 from ._functions import (
     add,
     addcdiv,

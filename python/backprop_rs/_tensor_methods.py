@@ -223,6 +223,28 @@ _WRAPS = frozenset({"type", "div"})
 PYTHON_METHODS: Dict[str, Any] = {}
 
 
+def _sampling_methods() -> Dict[str, Any]:
+    """``t.bernoulli()``, ``t.bernoulli_(p)``, ``t.multinomial(n, replacement)``."""
+    from . import sampling
+
+    def bernoulli(self: Tensor, p: Any = None, *, generator: Any = None) -> Tensor:
+        """Draws 0/1 with probability ``self`` (or ``p``): :func:`backprop_rs.bernoulli`."""
+        return sampling.bernoulli(self, p, generator=generator)
+
+    def bernoulli_(self: Tensor, p: Any = 0.5, *, generator: Any = None) -> Tensor:
+        """Fills ``self`` in place with 0/1 draws of probability ``p`` (a number or a tensor)."""
+        probs = p if isinstance(p, Tensor) else None
+        draws = sampling.bernoulli(probs.expand(*self.shape) if probs is not None else self,
+                                   None if probs is not None else float(p), generator=generator)
+        return self.copy_(draws)
+
+    def multinomial(self: Tensor, num_samples: int, replacement: bool = False, *, generator: Any = None) -> Tensor:
+        """Category indices drawn from the rows of ``self``: :func:`backprop_rs.multinomial`."""
+        return sampling.multinomial(self, num_samples, replacement, generator=generator)
+
+    return {"bernoulli": bernoulli, "bernoulli_": bernoulli_, "multinomial": multinomial}
+
+
 def install() -> None:
     """Attaches the methods to ``Tensor`` (idempotent); a binding method of the same name is kept
     unless the name is in ``_WRAPS``."""
@@ -234,6 +256,7 @@ def install() -> None:
     }
     functions.update({name: _alias(target, f"``{name}`` is ``{target}``.") for name, target in _ALIASES.items()})
     functions.update(_functions.tensor_methods())
+    functions.update(_sampling_methods())
     for name, value in [*functions.items(), *_PROPERTIES.items()]:
         if name in PYTHON_METHODS:
             continue
