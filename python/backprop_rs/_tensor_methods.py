@@ -257,6 +257,10 @@ def install() -> None:
     functions.update({name: _alias(target, f"``{name}`` is ``{target}``.") for name, target in _ALIASES.items()})
     functions.update(_functions.tensor_methods())
     functions.update(_sampling_methods())
+    from . import scatter_ops as _scatter
+
+    functions.update({"scatter": _scatter.scatter, "scatter_": _scatter.scatter_,
+                      "index_put": _scatter.index_put, "index_put_": _scatter.index_put_})
     for name, value in [*functions.items(), *_PROPERTIES.items()]:
         if name in PYTHON_METHODS:
             continue
