@@ -9,6 +9,30 @@ use crate::op::Op;
 use crate::tensor::Node;
 use crate::{Error, Result, Tensor, TensorId};
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Tensor and node ids are unique integers handed out in sequence: a multiplicative hash of
+/// the integer is all the tables of one backward need (SipHash was a tenth of a small graph's
+/// backward).
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0 ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+type IdSet<K> = HashSet<K, BuildHasherDefault<IdHasher>>;
 
 /// The backward engine. Returns the gradients of `capture` (when given) instead of accumulating
 /// into `.grad` of leaves.
@@ -20,25 +44,28 @@ pub(super) fn run(
 ) -> Result<Option<Vec<Option<Tensor>>>> {
     // 1. topological order (post-order DFS, iterative)
     let mut order: Vec<(Tensor, Option<Node>)> = Vec::new();
-    let mut visited: HashSet<TensorId> = HashSet::new();
+    let mut visited: IdSet<TensorId> = IdSet::default();
     for (root, _) in &roots {
         if !visited.insert(root.id()) {
             continue;
         }
-        let mut stack: Vec<(Tensor, Option<Node>, usize)> =
-            vec![(root.clone(), graph_op(root)?, 0)];
-        while let Some((t, op, next)) = stack.pop() {
-            let inputs: Vec<Tensor> = op
-                .as_ref()
-                .map(|o| o.op.inputs().into_iter().cloned().collect())
-                .unwrap_or_default();
-            if let Some(child) = inputs.get(next).cloned() {
-                stack.push((t, op, next + 1));
+        // each frame holds its node's inputs, collected once; the frame stays put while its
+        // children are pushed above it (moving a Node at every step was a hot memmove)
+        let mut stack: Vec<(Tensor, Option<Node>, Vec<Tensor>, usize)> = Vec::new();
+        let op = graph_op(root)?;
+        let inputs = input_list(&op);
+        stack.push((root.clone(), op, inputs, 0));
+        while let Some(top) = stack.last_mut() {
+            let next = top.3;
+            if next < top.2.len() {
+                top.3 += 1;
+                let child = top.2[next].clone();
                 if child.requires_grad() && visited.insert(child.id()) {
                     let cop = graph_op(&child)?;
-                    stack.push((child, cop, 0));
+                    let inputs = input_list(&cop);
+                    stack.push((child, cop, inputs, 0));
                 }
-            } else {
+            } else if let Some((t, op, _, _)) = stack.pop() {
                 order.push((t, op));
             }
         }
@@ -46,7 +73,7 @@ pub(super) fn run(
 
     // A custom node runs once for all its outputs: after the last of them in the walk (each
     // output depends on all the node's inputs, so every output comes before any input).
-    let mut pending: HashMap<u64, Pending> = HashMap::new();
+    let mut pending: IdMap<u64, Pending> = IdMap::default();
     for (_, node) in &order {
         if let Some(Node {
             op: Op::Custom(n, _),
@@ -63,14 +90,14 @@ pub(super) fn run(
         }
     }
 
-    let capture_ids: HashMap<TensorId, usize> = capture
+    let capture_ids: IdMap<TensorId, usize> = capture
         .map(|c| c.iter().enumerate().map(|(i, t)| (t.id(), i)).collect())
         .unwrap_or_default();
     let mut captured: Vec<Option<Tensor>> = vec![None; capture.map_or(0, |c| c.len())];
 
     // 2. reverse walk
     let _mode = grad_mode(create);
-    let mut grads: HashMap<TensorId, Tensor> = HashMap::new();
+    let mut grads: IdMap<TensorId, Tensor> = IdMap::default();
     for (t, g) in roots {
         accumulate(&mut grads, t.id(), g)?;
     }
@@ -173,7 +200,7 @@ struct Pending {
 
 /// Adds each input's gradient to what it has collected (inputs that need none are skipped).
 fn pass_on<'a>(
-    grads: &mut HashMap<TensorId, Tensor>,
+    grads: &mut IdMap<TensorId, Tensor>,
     inputs: impl Iterator<Item = &'a Tensor>,
     input_grads: Vec<Option<Tensor>>,
 ) -> Result<()> {
@@ -208,6 +235,12 @@ pub(super) fn accumulate_into_grad(t: &Tensor, g: &Tensor, create: bool) -> Resu
 }
 
 /// The op to walk through for `t`: `None` for leaves; an error if the graph was already freed.
+fn input_list(op: &Option<Node>) -> Vec<Tensor> {
+    op.as_ref()
+        .map(|o| o.op.inputs().into_iter().cloned().collect())
+        .unwrap_or_default()
+}
+
 fn graph_op(t: &Tensor) -> Result<Option<Node>> {
     if t.is_leaf() {
         return Ok(None);
@@ -222,7 +255,7 @@ fn graph_op(t: &Tensor) -> Result<Option<Node>> {
     }
 }
 
-fn accumulate(grads: &mut HashMap<TensorId, Tensor>, id: TensorId, g: Tensor) -> Result<()> {
+fn accumulate(grads: &mut IdMap<TensorId, Tensor>, id: TensorId, g: Tensor) -> Result<()> {
     match grads.remove(&id) {
         Some(old) => {
             grads.insert(id, old.add(&g)?);
