@@ -2437,6 +2437,21 @@ def _np_log_softmax(a, axis):
         return a - m - np.log(np.sum(np.exp(a - m), axis=axis, keepdims=True))
 
 
+def _class_targets(target, batch_shape, ignore_index, c, w):
+    """PyTorch's checks on class-index targets, then the kept mask, the targets with ignored
+    ones made 0 (safe to gather) and each sample's class weight (0 where ignored)."""
+    if target.dtype != I64:
+        raise Invalid("class targets must be int64")
+    if target.a.shape != batch_shape:
+        raise Invalid("the target's shape must be the input's without the class dim")
+    t = target.a.reshape(-1)
+    keep = t != ignore_index
+    if np.any(keep & ((t < 0) | (t >= c))):
+        raise Invalid("target out of bounds")
+    ts = np.where(keep, t, 0)
+    return keep, ts, w[ts] * keep
+
+
 def ce_expected(x: TP, target, weight, ignore_index, reduction, label_smoothing):
     _float_input(x, weight)
     if reduction not in ("none", "mean", "sum"):
@@ -2462,17 +2477,8 @@ def ce_expected(x: TP, target, weight, ignore_index, reduction, label_smoothing)
         if reduction == "none":
             return per.reshape(batch_shape).astype(x.dtype)
         return np.asarray(per.sum() if reduction == "sum" else (per.mean() if per.size else np.nan)).astype(x.dtype)
-    if target.dtype != I64:
-        raise Invalid("class targets must be int64")
-    if target.a.shape != batch_shape:
-        raise Invalid("the target's shape must be the input's without the class dim")
-    t = target.a.reshape(-1)
-    keep = t != ignore_index
-    if np.any(keep & ((t < 0) | (t >= c))):
-        raise Invalid("target out of bounds")
-    ts = np.where(keep, t, 0)
-    wt = w[ts] * keep
-    nll = -lp[np.arange(len(t)), ts] * wt
+    keep, ts, wt = _class_targets(target, batch_shape, ignore_index, c, w)
+    nll = -lp[np.arange(len(ts)), ts] * wt
     smooth = -(lp * w).sum(1) * keep
     with np.errstate(all="ignore"):
         if reduction == "none":
@@ -3005,17 +3011,8 @@ def _nll_expected(x: TP, target, weight, ignore_index, reduction):
     w = np.ones(c) if weight is None else weight.a.astype(np.float64)
     lp = np.moveaxis(a, 1, -1).reshape(-1, c).astype(np.float64) if a.ndim >= 2 else a.reshape(1, c).astype(np.float64)
     batch_shape = (a.shape[0],) + a.shape[2:] if a.ndim >= 2 else ()
-    if target.dtype != I64:
-        raise Invalid("class targets must be int64")
-    if target.a.shape != batch_shape:
-        raise Invalid("the target's shape must be the input's without the class dim")
-    t = target.a.reshape(-1)
-    keep = t != ignore_index
-    if np.any(keep & ((t < 0) | (t >= c))):
-        raise Invalid("target out of bounds")
-    ts = np.where(keep, t, 0)
-    wt = w[ts] * keep
-    per = -lp[np.arange(len(t)), ts] * wt
+    keep, ts, wt = _class_targets(target, batch_shape, ignore_index, c, w)
+    per = -lp[np.arange(len(ts)), ts] * wt
     with np.errstate(all="ignore"):
         if reduction == "none":
             return per.reshape(batch_shape).astype(x.dtype)

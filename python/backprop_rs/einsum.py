@@ -34,19 +34,19 @@ def _parse(equation: str, operands: Sequence[Tensor]) -> Tuple[List[List[str]], 
         lhs, rhs, explicit = eq, "", False
     terms = lhs.split(",")
     if len(terms) != len(operands):
-        raise ValueError(f"einsum(): the equation has {len(terms)} operands but {len(operands)} tensors were given")
+        raise RuntimeError(f"einsum(): the equation has {len(terms)} operands but {len(operands)} tensors were given")
     ell_rank = 0
     for term, op in zip(terms, operands):
         plain = term.replace("...", "")
         bad = [c for c in plain if c not in _LETTERS]
         if bad or term.count("...") > 1 or "." in plain:
-            raise ValueError(f"einsum(): invalid subscript {term!r} in {equation!r} (letters and one '...' only)")
+            raise RuntimeError(f"einsum(): invalid subscript {term!r} in {equation!r} (letters and one '...' only)")
         if "..." in term:
             if op.ndim < len(plain):
-                raise ValueError(f"einsum(): operand {term!r} has {op.ndim} dims, fewer than its subscripts")
+                raise RuntimeError(f"einsum(): operand {term!r} has {op.ndim} dims, fewer than its subscripts")
             ell_rank = max(ell_rank, op.ndim - len(plain))
         elif op.ndim != len(plain):
-            raise ValueError(f"einsum(): the subscript {term!r} has {len(plain)} labels for an operand of "
+            raise RuntimeError(f"einsum(): the subscript {term!r} has {len(plain)} labels for an operand of "
                              f"{op.ndim} dims")
     ell = [f"#{i}" for i in range(ell_rank)]  # labels no user can write
     labels = []
@@ -60,13 +60,13 @@ def _parse(equation: str, operands: Sequence[Tensor]) -> Tuple[List[List[str]], 
     if explicit:
         plain = rhs.replace("...", "")
         if any(c not in _LETTERS for c in plain) or rhs.count("...") > 1:
-            raise ValueError(f"einsum(): invalid output subscript {rhs!r}")
+            raise RuntimeError(f"einsum(): invalid output subscript {rhs!r}")
         if len(set(plain)) != len(plain):
-            raise ValueError(f"einsum(): output subscript {rhs!r} repeats a label")
+            raise RuntimeError(f"einsum(): output subscript {rhs!r} repeats a label")
         seen = {c for ls in labels for c in ls}
         for c in plain:
             if c not in seen:
-                raise ValueError(f"einsum(): output label {c!r} does not appear in any operand")
+                raise RuntimeError(f"einsum(): output label {c!r} does not appear in any operand")
         if "..." in rhs:
             pre, post = rhs.split("...")
             out = list(pre) + ell + list(post)
@@ -74,7 +74,7 @@ def _parse(equation: str, operands: Sequence[Tensor]) -> Tuple[List[List[str]], 
             out = list(plain)
             if ell_rank:
                 # PyTorch: the broadcast dims must appear in the output when '...' is used
-                raise ValueError("einsum(): the output must contain '...' when an operand does")
+                raise RuntimeError("einsum(): the output must contain '...' when an operand does")
     else:
         # implicit output: the broadcast dims, then the labels that appear once, sorted
         counts = {}
@@ -94,7 +94,7 @@ def _diagonal(t: Tensor, labels: List[str]) -> Tuple[Tensor, List[str]]:
         i = labels.index(dup)
         j = labels.index(dup, i + 1)
         if t.shape[i] != t.shape[j]:
-            raise ValueError(f"einsum(): label {dup!r} is repeated with sizes {t.shape[i]} and {t.shape[j]}")
+            raise RuntimeError(f"einsum(): label {dup!r} is repeated with sizes {t.shape[i]} and {t.shape[j]}")
         t = t.diagonal(0, i, j)  # the diagonal dim goes last
         labels = [c for k, c in enumerate(labels) if k not in (i, j)] + [dup]
 
@@ -109,7 +109,7 @@ def _sum_out(t: Tensor, labels: List[str], keep: set) -> Tuple[Tensor, List[str]
 
 def _size_of(sizes: dict, c: str, n: int) -> None:
     if c in sizes and sizes[c] != n and 1 not in (sizes[c], n):
-        raise ValueError(f"einsum(): label {c!r} has sizes {sizes[c]} and {n}, which do not broadcast")
+        raise RuntimeError(f"einsum(): label {c!r} has sizes {sizes[c]} and {n}, which do not broadcast")
     sizes[c] = max(sizes.get(c, n), n) if 1 in (sizes.get(c, n), n) else n
 
 
@@ -151,7 +151,7 @@ def einsum(equation: str, *operands) -> Tensor:
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
     if not operands:
-        raise ValueError("einsum(): must provide at least one operand")
+        raise RuntimeError("einsum(): must provide at least one operand")
     for op in operands:
         if not isinstance(op, Tensor):
             raise TypeError(f"einsum(): operands must be tensors, got {type(op).__name__}")
