@@ -205,3 +205,29 @@ def test_special_values_match_numpy(dtype):
     logs = bp.tensor(np.array([0.0, -1.0, np.inf, np.nan, 1e-40, 1e30], npd), dtype=dtype).log().numpy()
     assert logs[0] == -np.inf and np.isnan(logs[1]) and logs[2] == np.inf and np.isnan(logs[3])
     np.testing.assert_allclose(logs[4:].astype(np.float64), np.log(np.array([1e-40, 1e30], npd).astype(np.float64)), rtol=3e-7)
+
+
+def _softmax_ref(x: np.ndarray, dim: int, log: bool) -> np.ndarray:
+    x = x.astype(np.float64)
+    z = x - x.max(axis=dim, keepdims=True)
+    lse = np.log(np.exp(z).sum(axis=dim, keepdims=True))
+    return z - lse if log else np.exp(z - lse)
+
+
+@pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+@pytest.mark.parametrize("dim", [0, 1, 2])
+def test_softmax_kernel_paths_match_float64(log, layout, dim):
+    # 3 x 300 x 517 = 465k elements: past the parallel threshold, rows not a multiple of the
+    # 16 SIMD lanes; 'transposed' makes the input strided along every dim, and dims 0 and 1 write
+    # strided output rows, so every path of the CPU kernel runs
+    rng = np.random.default_rng(7 + dim)
+    base = (rng.standard_normal((3, 517, 300)) * 8).astype(np.float32)
+    t = bp.tensor(base)
+    if layout == "transposed":
+        t, ref_in = t.transpose(1, 2), base.transpose(0, 2, 1)
+    else:
+        t, ref_in = bp.tensor(np.ascontiguousarray(base.transpose(0, 2, 1))), base.transpose(0, 2, 1)
+    got = (t.log_softmax(dim) if log else t.softmax(dim)).numpy()
+    want = _softmax_ref(ref_in, dim, log)
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6 if not log else 2e-5)

@@ -328,6 +328,91 @@ fn outer_strides(outer: &Layout, dim: usize) -> Vec<usize> {
     s
 }
 
+/// Lanes of the row kernels: 16 f32 fill an AVX-512 register; independent lanes also break the
+/// max / sum dependency chains the compiler may not reorder (float max and add do not associate).
+const ROW_LANES: usize = 16;
+
+/// Maximum of a contiguous row, NaN-propagating (a row of all -inf gives -inf, and softmax then
+/// gives NaN, as PyTorch's).
+#[inline(always)]
+fn row_max<T: FloatElement>(x: &[T]) -> T {
+    let mut mx = [T::neg_infinity(); ROW_LANES];
+    let mut chunks = x.chunks_exact(ROW_LANES);
+    for c in &mut chunks {
+        for k in 0..ROW_LANES {
+            mx[k] = max_nan(mx[k], c[k]);
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .copied()
+        .fold(mx.into_iter().fold(T::neg_infinity(), max_nan), max_nan)
+}
+
+#[inline(always)]
+fn lane_total<T: FloatElement>(acc: [T; ROW_LANES]) -> T {
+    // a fixed tree, so the result does not depend on how the row was scheduled
+    let mut a = acc;
+    let mut w = ROW_LANES / 2;
+    while w > 0 {
+        for k in 0..w {
+            a[k] = a[k] + a[k + w];
+        }
+        w /= 2;
+    }
+    a[0]
+}
+
+/// One softmax row from contiguous `x` into contiguous `out` (same length). The row is read from
+/// memory once: the max pass brings it into L1 and the exp pass re-reads it from there (a row of
+/// a few thousand floats fits), so an "online" max-and-sum pass would save no memory traffic but
+/// would cost a second exp per element. Softmax writes `exp(x - max)` while summing, then scales
+/// in place; log-softmax sums without storing and writes `x - max - log(sum)`.
+#[inline(always)]
+fn softmax_row<T: FloatElement>(x: &[T], out: &mut [T], log: bool) {
+    let m = row_max(x);
+    let mut acc = [T::ZERO; ROW_LANES];
+    let n = x.len() - x.len() % ROW_LANES;
+    if log {
+        for c in x[..n].chunks_exact(ROW_LANES) {
+            for k in 0..ROW_LANES {
+                acc[k] = acc[k] + (c[k] - m).fast_exp();
+            }
+        }
+        let mut s = lane_total(acc);
+        for &v in &x[n..] {
+            s = s + (v - m).fast_exp();
+        }
+        // (x - max) - log(sum), not x - (max + log(sum)): the sum would round log(sum) to the
+        // precision of max's magnitude
+        let ls = s.ln();
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = (v - m) - ls;
+        }
+    } else {
+        for (c, o) in x[..n]
+            .chunks_exact(ROW_LANES)
+            .zip(out[..n].chunks_exact_mut(ROW_LANES))
+        {
+            for k in 0..ROW_LANES {
+                let e = (c[k] - m).fast_exp();
+                o[k] = e;
+                acc[k] = acc[k] + e;
+            }
+        }
+        let mut s = lane_total(acc);
+        for (o, &v) in out[n..].iter_mut().zip(&x[n..]) {
+            *o = (v - m).fast_exp();
+            s = s + *o;
+        }
+        let inv = T::ONE / s;
+        for o in out.iter_mut() {
+            *o = *o * inv;
+        }
+    }
+}
+
 /// Softmax or log-softmax along `dim`, max-subtracted so nothing overflows.
 pub fn softmax<T: FloatElement>(x: &[T], l: &Layout, dim: usize, log: bool) -> Result<Vec<T>> {
     let shape = l.shape().clone();
@@ -351,75 +436,50 @@ pub fn softmax<T: FloatElement>(x: &[T], l: &Layout, dim: usize, log: bool) -> R
             ));
         }
     });
-    let row = |xin: usize, dst: &mut dyn FnMut(usize, T), tmp: &mut Vec<T>| {
-        tmp.clear();
-        if in_stride == 1 {
-            tmp.extend_from_slice(&x[xin..xin + len]);
+    // rows per parallel task: enough work (~CHUNK elements) to pay for the hand-off
+    let rows_per_task = (super::parallel::CHUNK / len).max(1);
+    if out_stride == 1 {
+        // the common case (the last dim): output rows are slices, one SIMD dispatch per block of
+        // rows; an input row is used in place when contiguous, else gathered first
+        let block = |rows: &mut [T], offs: &[(usize, usize)]| {
+            let mut src = Vec::new();
+            super::simd::dispatch(
+                #[inline(always)]
+                || {
+                    for (o, &(xi, _)) in rows.chunks_exact_mut(len).zip(offs) {
+                        if in_stride == 1 {
+                            softmax_row(&x[xi..xi + len], o, log);
+                        } else {
+                            src.clear();
+                            src.extend((0..len).map(|i| x[xi + i * in_stride]));
+                            softmax_row(&src, o, log);
+                        }
+                    }
+                },
+            )
+        };
+        if go_parallel(shape.numel()) {
+            out.par_chunks_mut(len * rows_per_task)
+                .zip(row_offsets.par_chunks(rows_per_task))
+                .for_each(|(o, offs)| block(o, offs));
         } else {
-            tmp.extend((0..len).map(|i| x[xin + i * in_stride]));
+            block(&mut out, &row_offsets);
         }
-        // the three passes over the row run inside the SIMD dispatcher so that the max, the
-        // polynomial exp and the sum are vectorised for the CPU at hand
-        let s = crate::cpu::simd::dispatch(
+        return Ok(out);
+    }
+    // the output row is strided (softmax over a dim that is not innermost): gather the row, run
+    // the same kernel, scatter the result
+    let mut src = Vec::with_capacity(len);
+    let mut dst = vec![T::ZERO; len];
+    for &(xi, oo) in &row_offsets {
+        src.clear();
+        src.extend((0..len).map(|i| x[xi + i * in_stride]));
+        super::simd::dispatch(
             #[inline(always)]
-            || {
-                // eight independent lanes for the max and the sum: a single accumulator is a
-                // dependency chain the compiler may not reorder (float max/add are not associative)
-                let mut mx = [T::neg_infinity(); 8];
-                let mut chunks = tmp.chunks_exact(8);
-                for c in &mut chunks {
-                    for k in 0..8 {
-                        mx[k] = max_nan(mx[k], c[k]);
-                    }
-                }
-                // a row of all -inf: softmax is NaN in PyTorch too; the max follows suit
-                let m = chunks
-                    .remainder()
-                    .iter()
-                    .copied()
-                    .fold(mx.into_iter().fold(T::neg_infinity(), max_nan), max_nan);
-                let mut acc = [T::ZERO; 8];
-                let mut chunks = tmp.chunks_exact_mut(8);
-                for c in &mut chunks {
-                    for k in 0..8 {
-                        let e = (c[k] - m).fast_exp();
-                        c[k] = e;
-                        acc[k] = acc[k] + e;
-                    }
-                }
-                let mut s = ((acc[0] + acc[1]) + (acc[2] + acc[3]))
-                    + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-                for v in chunks.into_remainder() {
-                    *v = (*v - m).fast_exp();
-                    s = s + *v;
-                }
-                (m, s)
-            },
+            || softmax_row(&src, &mut dst, log),
         );
-        let (m, s) = s;
-        if log {
-            let ls = s.ln();
-            for i in 0..len {
-                dst(i, x[xin + i * in_stride] - m - ls);
-            }
-        } else {
-            let inv = T::ONE / s;
-            for (i, &e) in tmp.iter().enumerate() {
-                dst(i, e * inv);
-            }
-        }
-    };
-    if out_stride == 1 && go_parallel(shape.numel()) {
-        // rows are contiguous in the output: one row per parallel item
-        out.par_chunks_mut(len)
-            .zip(row_offsets.par_iter())
-            .for_each_init(Vec::new, |tmp, (o, &(xi, _))| {
-                row(xi, &mut |i, v| o[i] = v, tmp);
-            });
-    } else {
-        let mut tmp = Vec::with_capacity(len);
-        for &(xi, oo) in &row_offsets {
-            row(xi, &mut |i, v| out[oo + i * out_stride] = v, &mut tmp);
+        for (i, &v) in dst.iter().enumerate() {
+            out[oo + i * out_stride] = v;
         }
     }
     Ok(out)
