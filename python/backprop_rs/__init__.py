@@ -65,7 +65,7 @@ from . import cuda as cuda
 from . import _tensor_methods
 from .einsum import einsum as einsum
 from .sampling import bernoulli as bernoulli, multinomial as multinomial
-from .scatter_ops import index_put as index_put, scatter as scatter
+from .scatter_ops import index_put as index_put, scatter as scatter, scatter_reduce as scatter_reduce
 from ._functions import (
     add,
     addcdiv,

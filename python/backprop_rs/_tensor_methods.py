@@ -260,7 +260,8 @@ def install() -> None:
     from . import scatter_ops as _scatter
 
     functions.update({"scatter": _scatter.scatter, "scatter_": _scatter.scatter_,
-                      "index_put": _scatter.index_put, "index_put_": _scatter.index_put_})
+                      "index_put": _scatter.index_put, "index_put_": _scatter.index_put_,
+                      "scatter_reduce": _scatter.scatter_reduce, "scatter_reduce_": _scatter.scatter_reduce_})
     for name, value in [*functions.items(), *_PROPERTIES.items()]:
         if name in PYTHON_METHODS:
             continue
