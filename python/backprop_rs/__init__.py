@@ -66,6 +66,23 @@ from . import _tensor_methods
 from .einsum import einsum as einsum
 from .sampling import bernoulli as bernoulli, multinomial as multinomial
 from .scatter_ops import index_put as index_put, scatter as scatter, scatter_reduce as scatter_reduce
+from .counting import (
+    bincount as bincount,
+    count_nonzero as count_nonzero,
+    histc as histc,
+    mode as mode,
+    unique as unique,
+    unique_consecutive as unique_consecutive,
+)
+from .math_ops import (
+    cdist as cdist,
+    cross as cross,
+    cummax as cummax,
+    cummin as cummin,
+    diff as diff,
+    hypot as hypot,
+    logcumsumexp as logcumsumexp,
+)
 from ._functions import (
     add,
     addcdiv,
