@@ -128,6 +128,7 @@ from ._compat import (
     use_deterministic_algorithms,
 )
 from . import utils as utils
+from .utils.dlpack import from_dlpack as from_dlpack
 from . import func as func
 from . import distributed as distributed
 from .autograd import (

@@ -266,6 +266,9 @@ def install() -> None:
 
     functions.update(counting.tensor_methods())
     functions.update(math_ops.tensor_methods())
+    from .utils import dlpack
+
+    functions.update({"__dlpack__": dlpack.__dlpack__, "__dlpack_device__": dlpack.__dlpack_device__})
     for name, value in [*functions.items(), *_PROPERTIES.items()]:
         if name in PYTHON_METHODS:
             continue
