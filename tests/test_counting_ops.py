@@ -187,3 +187,18 @@ def test_count_nonzero():
     np.testing.assert_array_equal(bp.count_nonzero(t, dim=(0, 1)).numpy(), 3)
     with pytest.raises(RuntimeError):
         bp.count_nonzero(t, (1, -1))
+
+
+def test_gpu_tensors_round_trip_and_match_the_cpu():
+    from conftest import gpu_or_skip
+
+    gpu_or_skip()
+    a = np.array([[1.0, 5.0, 2.0, 5.0], [3.0, 3.0, 0.0, 1.0]], np.float32)
+    c, g = bp.tensor(a), bp.tensor(a).to("gpu")
+    for f in (lambda t: t.unique(return_inverse=True, return_counts=True), lambda t: t.unique(dim=1),
+              lambda t: t.unique_consecutive(return_counts=True, dim=1), lambda t: t.mode(1),
+              lambda t: t.cummax(1), lambda t: (t.histc(4),), lambda t: (bp.count_nonzero(t, 1),),
+              lambda t: (t.scatter_reduce(0, bp.tensor([[1, 0, 1, 0]]).to(t.device), t[:1] * 2, "amax"),)):
+        for x, y in zip(f(c), f(g)):
+            assert y.device.type == "gpu"
+            np.testing.assert_array_equal(y.cpu().numpy(), x.numpy())
