@@ -83,3 +83,118 @@ def test_index_put_accumulates_repeated_positions():
 def test_scatter_refuses_what_pytorch_refuses(call):
     with pytest.raises((RuntimeError, IndexError)):
         call()
+
+
+# ------------------------------------------------------------------ scatter_reduce
+
+
+def np_scatter_reduce(a, dim, index, src, reduce, include_self):
+    """PyTorch's documented rule, element by element: gather every contributor of each target
+    (self's value when include_self, then the src values in order) and reduce them."""
+    groups = {pos: ([a[pos]] if include_self else []) for pos in np.ndindex(a.shape)}
+    for pos in np.ndindex(index.shape):
+        tgt = list(pos)
+        tgt[dim] = index[pos]
+        groups[tuple(tgt)].append(src[pos])
+    out = a.copy()
+    for pos, vals in groups.items():
+        if not vals:  # include_self=False and nothing lands: self's value stays
+            continue
+        if reduce == "sum":
+            out[pos] = sum(vals[1:], vals[0])
+        elif reduce == "prod":
+            r = vals[0]
+            for v in vals[1:]:
+                r = r * v
+            out[pos] = r
+        elif reduce == "mean":
+            total = sum(vals[1:], vals[0])
+            out[pos] = total / len(vals) if a.dtype.kind == "f" else total // len(vals)
+        elif reduce == "amax":
+            out[pos] = max(vals)
+        else:
+            out[pos] = min(vals)
+    return out
+
+
+REDUCES = ["sum", "prod", "mean", "amax", "amin"]
+
+
+@pytest.mark.parametrize("include_self", [True, False])
+@pytest.mark.parametrize("reduce", REDUCES)
+@pytest.mark.parametrize("dim", [0, 1])
+def test_scatter_reduce_matches_the_rule(reduce, include_self, dim):
+    rng = np.random.default_rng(10)
+    a = rng.standard_normal((4, 5))
+    src = rng.standard_normal((6, 5)) if dim == 0 else rng.standard_normal((4, 7))
+    ishape = (5, 4) if dim == 0 else (3, 6)  # smaller than src: its leading block is used
+    index = rng.integers(0, a.shape[dim], size=ishape)
+    got = bp.tensor(a).scatter_reduce(dim, bp.tensor(index), bp.tensor(src), reduce, include_self=include_self)
+    want = np_scatter_reduce(a, dim, index, src, reduce, include_self)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-13, atol=1e-15)
+    same = bp.scatter_reduce(bp.tensor(a), dim, bp.tensor(index), bp.tensor(src), reduce, include_self=include_self)
+    np.testing.assert_array_equal(same.numpy(), got.numpy())
+    t = bp.tensor(a)
+    assert t.scatter_reduce_(dim, bp.tensor(index), bp.tensor(src), reduce, include_self=include_self) is t
+    np.testing.assert_array_equal(t.numpy(), got.numpy())
+
+
+@pytest.mark.parametrize("include_self", [True, False])
+@pytest.mark.parametrize("reduce", REDUCES)
+def test_scatter_reduce_integers(reduce, include_self):
+    rng = np.random.default_rng(11)
+    a = rng.integers(-9, 10, size=(3, 4))
+    src = rng.integers(-9, 10, size=(5, 4))
+    index = rng.integers(0, 3, size=(5, 4))
+    got = bp.tensor(a).scatter_reduce(0, bp.tensor(index), bp.tensor(src), reduce, include_self=include_self)
+    assert got.dtype == bp.int64
+    np.testing.assert_array_equal(got.numpy(), np_scatter_reduce(a, 0, index, src, reduce, include_self))
+
+
+@pytest.mark.parametrize("include_self", [True, False])
+@pytest.mark.parametrize("reduce", REDUCES)
+def test_scatter_reduce_gradients(reduce, include_self):
+    rng = np.random.default_rng(12)
+    # distinct values (no ties) and away from zero, where every rule is smooth
+    a = bp.tensor(rng.permutation(12).reshape(3, 4) * 0.25 + 0.5, dtype=bp.float64, requires_grad=True)
+    s = bp.tensor(rng.permutation(20).reshape(5, 4) * 0.3 + 0.6, dtype=bp.float64, requires_grad=True)
+    idx = bp.tensor(rng.integers(0, 2, size=(5, 4)))  # row 2 of self gets nothing
+    assert bp.autograd.gradcheck(
+        lambda x, y: x.scatter_reduce(0, idx, y, reduce, include_self=include_self), (a, s))
+
+
+def test_scatter_reduce_extremum_gradient_is_split_among_ties():
+    a = bp.tensor([[2.0, 0.0]], dtype=bp.float64, requires_grad=True)
+    s = bp.tensor([[2.0, 1.0], [2.0, 1.0], [1.0, 0.5]], dtype=bp.float64, requires_grad=True)
+    idx = bp.zeros(3, 2, dtype=bp.int64)
+    out = a.scatter_reduce(0, idx, s, "amax")
+    out.backward(bp.tensor([[6.0, 4.0]], dtype=bp.float64))
+    # column 0: self and two src rows share the max 2 -> 2 each; column 1: two src rows tie at 1
+    np.testing.assert_array_equal(a.grad.numpy(), [[2.0, 0.0]])
+    np.testing.assert_array_equal(s.grad.numpy(), [[2.0, 2.0], [2.0, 2.0], [0.0, 0.0]])
+    a.grad = None
+    s.grad = None
+    a.scatter_reduce(0, idx, s, "amax", include_self=False).backward(bp.tensor([[6.0, 4.0]], dtype=bp.float64))
+    np.testing.assert_array_equal(a.grad.numpy(), [[0.0, 0.0]])  # self takes no part
+    np.testing.assert_array_equal(s.grad.numpy(), [[3.0, 2.0], [3.0, 2.0], [0.0, 0.0]])
+
+
+def test_scatter_reduce_prod_gradient_with_zeros():
+    # one zero in a group: only the zero gets a gradient (the product of the others); two: none
+    a = bp.tensor([[3.0, 2.0, 5.0]], dtype=bp.float64, requires_grad=True)
+    s = bp.tensor([[0.0, 0.0, 4.0], [2.0, 0.0, 0.5]], dtype=bp.float64, requires_grad=True)
+    idx = bp.zeros(2, 3, dtype=bp.int64)
+    a.scatter_reduce(0, idx, s, "prod").sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), [[0.0, 0.0, 2.0]])
+    np.testing.assert_allclose(s.grad.numpy(), [[6.0, 0.0, 2.5], [0.0, 0.0, 20.0]])
+
+
+@pytest.mark.parametrize("call", [
+    lambda: bp.zeros(3).scatter_reduce(0, bp.tensor([0]), bp.ones(1), "max"),  # not a reduce name
+    lambda: bp.zeros(3).scatter_reduce(0, bp.tensor([0]), bp.ones(1, dtype=bp.float64), "sum"),  # dtypes
+    lambda: bp.zeros(3).scatter_reduce(0, bp.tensor([3]), bp.ones(1), "amax"),  # out of range
+    lambda: bp.zeros(3).scatter_reduce(0, bp.tensor([0.0]), bp.ones(1), "sum"),  # float index
+])
+def test_scatter_reduce_refuses_what_pytorch_refuses(call):
+    with pytest.raises((RuntimeError, IndexError)):
+        call()

@@ -65,7 +65,24 @@ from . import cuda as cuda
 from . import _tensor_methods
 from .einsum import einsum as einsum
 from .sampling import bernoulli as bernoulli, multinomial as multinomial
-from .scatter_ops import index_put as index_put, scatter as scatter
+from .scatter_ops import index_put as index_put, scatter as scatter, scatter_reduce as scatter_reduce
+from .counting import (
+    bincount as bincount,
+    count_nonzero as count_nonzero,
+    histc as histc,
+    mode as mode,
+    unique as unique,
+    unique_consecutive as unique_consecutive,
+)
+from .math_ops import (
+    cdist as cdist,
+    cross as cross,
+    cummax as cummax,
+    cummin as cummin,
+    diff as diff,
+    hypot as hypot,
+    logcumsumexp as logcumsumexp,
+)
 from ._functions import (
     add,
     addcdiv,
@@ -111,6 +128,7 @@ from ._compat import (
     use_deterministic_algorithms,
 )
 from . import utils as utils
+from .utils.dlpack import from_dlpack as from_dlpack
 from . import func as func
 from . import distributed as distributed
 from .autograd import (

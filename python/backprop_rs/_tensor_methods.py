@@ -260,7 +260,15 @@ def install() -> None:
     from . import scatter_ops as _scatter
 
     functions.update({"scatter": _scatter.scatter, "scatter_": _scatter.scatter_,
-                      "index_put": _scatter.index_put, "index_put_": _scatter.index_put_})
+                      "index_put": _scatter.index_put, "index_put_": _scatter.index_put_,
+                      "scatter_reduce": _scatter.scatter_reduce, "scatter_reduce_": _scatter.scatter_reduce_})
+    from . import counting, math_ops
+
+    functions.update(counting.tensor_methods())
+    functions.update(math_ops.tensor_methods())
+    from .utils import dlpack
+
+    functions.update({"__dlpack__": dlpack.__dlpack__, "__dlpack_device__": dlpack.__dlpack_device__})
     for name, value in [*functions.items(), *_PROPERTIES.items()]:
         if name in PYTHON_METHODS:
             continue

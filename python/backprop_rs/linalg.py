@@ -64,5 +64,12 @@ def norm(x: Tensor, ord: _Ord = None, dim: Union[int, Sequence[int], None] = Non
 
 inf = math.inf
 
-__all__ = ["norm", "vector_norm", "matrix_norm"]
+def cross(input: Tensor, other: Tensor, *, dim: int = -1) -> Tensor:
+    """The cross product of 3-vectors along ``dim`` (default the last), broadcast over the rest."""
+    from .math_ops import cross as _cross
+
+    return _cross(input, other, dim)
+
+
+__all__ = ["norm", "vector_norm", "matrix_norm", "cross"]
 

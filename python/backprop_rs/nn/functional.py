@@ -31,7 +31,7 @@ __all__ = [
     # dropout
     "dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout",
     # linear, embedding, distances
-    "linear", "bilinear", "embedding", "one_hot", "normalize", "cosine_similarity", "pairwise_distance",
+    "linear", "bilinear", "embedding", "embedding_bag", "one_hot", "normalize", "cosine_similarity", "pairwise_distance",
     # normalisation
     "layer_norm", "batch_norm", "group_norm", "instance_norm", "rms_norm",
     # convolution, pooling, resampling
@@ -570,6 +570,106 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: Optional[int] = None, 
         s = (1.0 / counts[ids]).reshape(*input.shape, 1)
         out = out.detach() + (out - out.detach()) * s  # value unchanged, gradient scaled by 1/count
     return out
+
+
+def _bag_ids(input: Tensor, offsets: Optional[Tensor], include_last_offset: bool):
+    """The flat ids, each entry's bag number (-1 for entries past the last offset) and the number
+    of bags, from a 2-D ``input`` (one bag per row) or a 1-D ``input`` cut at ``offsets``."""
+    if not isinstance(input, Tensor) or input.dtype != _core.int64:
+        raise ValueError("embedding_bag: input has to be an int64 tensor of indices")
+    if input.ndim == 2:
+        if offsets is not None:
+            raise ValueError("if input is 2D, then offsets has to be None, as input is treated is a mini-batch of "
+                             "fixed length sequences.")
+        b, n = input.shape
+        bag = np.repeat(np.arange(b, dtype=np.int64), n)
+        return input.reshape(-1), bag, b
+    if input.ndim != 1:
+        raise ValueError(f"input has to be 1D or 2D Tensor, but got Tensor of dimension {input.ndim}")
+    if offsets is None:
+        raise ValueError("offsets has to be a 1D Tensor but got None")
+    if not isinstance(offsets, Tensor) or offsets.ndim != 1 or offsets.dtype != _core.int64:
+        raise ValueError("offsets has to be a 1D int64 Tensor")
+    off = offsets.detach().cpu().numpy()
+    length = input.shape[0]
+    starts = off[:-1] if include_last_offset else off
+    if include_last_offset and off.shape[0] == 0:
+        raise RuntimeError("embedding_bag: include_last_offset=True needs at least one offset")
+    if starts.shape[0] and starts[0] != 0:
+        raise RuntimeError(f"offsets[0] has to be 0, i.e., the first sequence in the mini-batch has to start from "
+                           f"position 0. However, got {int(starts[0])}")
+    if off.shape[0] and ((np.diff(off) < 0).any() or off[-1] > length or off[0] < 0):
+        raise RuntimeError(f"embedding_bag: offsets must be non-decreasing and within [0, {length}], got "
+                           f"{off.tolist()}")
+    end = int(off[-1]) if include_last_offset else length
+    pos = np.arange(length)
+    bag = np.searchsorted(starts, pos, side="right") - 1
+    bag[pos >= end] = -1
+    return input, bag.astype(np.int64), int(starts.shape[0])
+
+
+def embedding_bag(input: Tensor, weight: Tensor, offsets: Optional[Tensor] = None, max_norm: Optional[float] = None,
+                  norm_type: float = 2, scale_grad_by_freq: bool = False, mode: str = "mean", sparse: bool = False,
+                  per_sample_weights: Optional[Tensor] = None, include_last_offset: bool = False,
+                  padding_idx: Optional[int] = None) -> Tensor:
+    """The sums, means or maxima of bags of ``weight``'s rows, without building the per-entry
+    embeddings' batch shape: ``input`` 2-D is one bag per row; 1-D, it is cut into bags at
+    ``offsets`` (``offsets[0] == 0``; with ``include_last_offset`` the last offset ends the last
+    bag). Entries equal to ``padding_idx`` are left out (of the mean's count too); an empty bag
+    gives zeros. ``per_sample_weights`` (``mode="sum"`` only) scale each entry. ``max``'s
+    gradient goes to the first entry attaining each maximum. A composite: the rows are an
+    embedding lookup (``max_norm`` / ``scale_grad_by_freq`` as in :func:`embedding`), reduced by
+    ``index_add`` (sum, mean) or a ``gather`` of the maxima found on the host (max)."""
+    if sparse:
+        raise NotImplementedError("embedding_bag(sparse=True): backprop_rs has no sparse tensors; use sparse=False")
+    if mode not in ("sum", "mean", "max"):
+        raise ValueError(f"mode has to be one of sum, mean or max, got {mode!r}")
+    if weight.ndim != 2:
+        raise ValueError(f"weight has to be a 2D Tensor, but got Tensor of dimension {weight.ndim}")
+    if per_sample_weights is not None:
+        if mode != "sum":
+            raise NotImplementedError(f"embedding_bag: per_sample_weights was not None. per_sample_weights is only "
+                                      f"supported for mode='sum' (got mode='{mode}'). Please open a feature request "
+                                      f"on GitHub.")
+        if tuple(per_sample_weights.shape) != tuple(input.shape):
+            raise ValueError(f"embedding_bag: If per_sample_weights ({tuple(per_sample_weights.shape)}) is not None, "
+                             f"then it must have the same shape as the input ({tuple(input.shape)})")
+    n, dim = weight.shape
+    if padding_idx is not None:
+        if not -n <= padding_idx < n:
+            raise AssertionError("padding_idx must be within the number of embeddings")
+        padding_idx %= n
+    ids, bag_np, bags = _bag_ids(input, offsets, include_last_offset)
+    keep_np = bag_np >= 0
+    if padding_idx is not None:
+        keep_np &= ids.detach().cpu().numpy() != padding_idx
+    dev = weight.device
+    out_zeros = _core.zeros(bags, dim, dtype=weight.dtype, device=dev)
+    sel = np.flatnonzero(keep_np)
+    take = _core.tensor(sel, dtype=_core.int64, device=dev)
+    bag = _core.tensor(bag_np[sel], dtype=_core.int64, device=dev)
+    rows = embedding(ids[take], weight, None, max_norm, norm_type, scale_grad_by_freq)  # (kept entries, dim)
+    if mode == "max" and sel.size:
+        # the first kept entry of each bag attaining the maximum of each column (PyTorch's `>`)
+        vals = rows.detach().cpu().numpy()
+        b_sel = bag_np[sel]
+        first = np.zeros((bags, dim), np.int64)
+        present = np.zeros(bags, bool)
+        for k in np.unique(b_sel):
+            where = np.flatnonzero(b_sel == k)
+            first[k] = where[np.argmax(vals[where], axis=0)]
+            present[k] = True
+        picked = rows.gather(0, _core.tensor(first, dtype=_core.int64, device=dev))
+        mask = _core.tensor(present, device=dev).unsqueeze(1)
+        return _core.where(mask, picked, out_zeros)
+    if per_sample_weights is not None:
+        psw = per_sample_weights.reshape(-1)[take].to(weight.dtype)
+        rows = rows * psw.unsqueeze(1)
+    total = out_zeros.index_add(0, bag, rows)
+    if mode == "sum":
+        return total
+    count = np.bincount(bag_np[sel], minlength=bags).clip(min=1).astype(np.float64)
+    return total / _core.tensor(count, dtype=weight.dtype, device=dev).unsqueeze(1)
 
 
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:

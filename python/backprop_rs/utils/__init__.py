@@ -1,6 +1,7 @@
 """Utilities with ``torch.utils``'s names: :mod:`backprop_rs.utils.data` (datasets, samplers,
-``DataLoader``) and :mod:`backprop_rs.utils.hooks` (``RemovableHandle``)."""
+``DataLoader``), :mod:`backprop_rs.utils.hooks` (``RemovableHandle``) and
+:mod:`backprop_rs.utils.dlpack` (``from_dlpack`` / ``to_dlpack``)."""
 
-from . import data, hooks
+from . import data, dlpack, hooks
 
-__all__ = ["data", "hooks"]
+__all__ = ["data", "dlpack", "hooks"]
