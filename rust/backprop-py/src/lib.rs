@@ -2,6 +2,7 @@
 //! crate; this crate converts arguments, raises the right exceptions and releases the GIL around
 //! kernels.
 
+mod alloc;
 mod autograd;
 mod conv;
 mod convert;
@@ -15,14 +16,8 @@ mod tensor;
 
 use pyo3::prelude::*;
 
-/// mimalloc for the engine's own allocations. Every op allocates a few small objects (the tensor,
-/// its shape and layout, the graph node, the backward's frames) and frees them soon after; with
-/// glibc's malloc that was ~20% of the per-op time (`perf` of the 4-op graph bench row), and
-/// mimalloc's thread-local free lists make it a few percent. It covers Rust allocations only:
-/// NumPy and Python keep their allocators, and memory lent across (zero-copy NumPy views) is
-/// always freed by the side that allocated it.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: alloc::SplitAlloc = alloc::SplitAlloc;
 
 /// Makes the importing thread (normally Python's main thread) one of rayon's workers. A parallel
 /// kernel called from it then starts on it at once and hands half the work to the other
