@@ -35,7 +35,7 @@ const MI_OPTION_ALLOW_THP: std::ffi::c_int = 43;
 
 static CONFIGURED: AtomicBool = AtomicBool::new(false);
 
-/// Before mimalloc's first allocation: commit arena memory on demand and keep its small-object
+/// At the engine's first small allocation: commit arena memory on demand and keep its small-object
 /// pages off transparent huge pages. With mimalloc's defaults (eager commit, THP) the MLP
 /// training process's peak RSS rose from 46 to 62 MB; with these (set once mimalloc is already
 /// initialised, so its first arena keeps the defaults), 54 MB, for the same speed.
