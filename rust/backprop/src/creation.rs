@@ -5,6 +5,30 @@ use crate::random::with_rng;
 use crate::storage::Storage;
 use crate::{DType, Device, Element, Error, Result, Scalar, Shape, Tensor};
 
+/// Device constants `Tensor::constant` keeps (a few hundred bytes of device memory each).
+const MAX_CONSTANTS: usize = 64;
+
+type ConstantKey = (DType, u8, u64);
+
+static CONSTANTS: std::sync::Mutex<Option<std::collections::HashMap<ConstantKey, Tensor>>> =
+    std::sync::Mutex::new(None);
+
+/// The value's exact bits with its kind (so `2` and `2.0` and `-0.0` stay apart).
+fn constant_key(s: Scalar, dtype: DType) -> ConstantKey {
+    match s {
+        Scalar::Bool(b) => (dtype, 0, b as u64),
+        Scalar::Int(i) => (dtype, 1, i as u64),
+        Scalar::Float(f) => (dtype, 2, f.to_bits()),
+    }
+}
+
+/// Drops the cached device constants (`gpu::empty_cache` gives their buffers back).
+pub(crate) fn clear_constants() {
+    if let Some(c) = CONSTANTS.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        c.clear();
+    }
+}
+
 impl Tensor {
     /// A tensor of `shape` filled with `value`.
     pub fn full(
@@ -37,6 +61,34 @@ impl Tensor {
     pub fn full_scalar(s: Scalar, dtype: DType, device: Device) -> Result<Tensor> {
         Tensor::full_value(Shape::scalar(), s, dtype, device)
     }
+    /// A 0-d constant operand of the engine's own ops (the number in `x * 2`, the zero of a
+    /// masked `where`). On the GPU it comes from a small cache keyed by value and dtype: making
+    /// it is a fill dispatch and a buffer, and a training step has a dozen of them (8 of the MLP
+    /// step's 52 dispatches were such fills). A cached constant is reused only while its version
+    /// counter is 0, i.e. while nothing wrote into it or into a view of it in place (were that
+    /// to happen, backward's saved-tensor check would report it, not compute with the new value).
+    /// Not for tensors handed to users: they get their own `full_scalar`.
+    pub(crate) fn constant(s: Scalar, dtype: DType, device: Device) -> Result<Tensor> {
+        if device == Device::Cpu {
+            return Tensor::full_scalar(s, dtype, device);
+        }
+        let key = constant_key(s, dtype);
+        let mut guard = CONSTANTS.lock().unwrap_or_else(|e| e.into_inner());
+        let cache = guard.get_or_insert_with(Default::default);
+        if let Some(t) = cache.get(&key) {
+            if t.version() == 0 {
+                return Ok(t.clone());
+            }
+        }
+        let t = Tensor::full_scalar(s, dtype, device)?;
+        if cache.len() >= MAX_CONSTANTS {
+            // a loop uses a handful; more means values that change (a schedule's learning rate)
+            cache.clear();
+        }
+        cache.insert(key, t.clone());
+        Ok(t)
+    }
+
     pub fn zeros_like(&self) -> Result<Tensor> {
         Tensor::zeros(self.shape().clone(), self.dtype(), self.device())
     }

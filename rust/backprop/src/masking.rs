@@ -56,7 +56,7 @@ impl Tensor {
 
     /// `masked_fill` with a number.
     pub fn masked_fill_scalar(&self, mask: &Tensor, value: Scalar) -> Result<Tensor> {
-        let v = Tensor::full_scalar(value, self.dtype(), self.device())?;
+        let v = Tensor::constant(value, self.dtype(), self.device())?;
         self.masked_fill(mask, &v)
     }
 
@@ -169,7 +169,7 @@ impl Tensor {
         } else {
             (f64::MAX, f64::MIN)
         };
-        let full = |v: f64| Tensor::full_scalar(Scalar::Float(v), self.dtype(), self.device());
+        let full = |v: f64| Tensor::constant(Scalar::Float(v), self.dtype(), self.device());
         let x = Tensor::where_cond(&self.isnan()?, &full(nan)?, self)?;
         let x = Tensor::where_cond(
             &self.compare_scalar(Scalar::Float(f64::INFINITY), CmpOp::Eq)?,

@@ -58,9 +58,9 @@ impl Tensor {
         let cols = iota(n, dev)?.reshape([1, n])?;
         // keep where col - row <= k (tril) or >= k (triu)
         let diff = cols.sub(&rows)?;
-        let kt = Tensor::full_scalar(Scalar::Int(k), DType::I64, dev)?;
+        let kt = Tensor::constant(Scalar::Int(k), DType::I64, dev)?;
         let keep = if lower { diff.le(&kt)? } else { diff.ge(&kt)? };
-        let zero = Tensor::full_scalar(Scalar::Int(0), self.dtype(), dev)?;
+        let zero = Tensor::constant(Scalar::Int(0), self.dtype(), dev)?;
         Tensor::where_cond(&keep, self, &zero)
     }
 

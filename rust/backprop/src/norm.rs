@@ -47,7 +47,7 @@ impl Tensor {
             let s = self.mul(self)?.sum(&ds, keepdim)?;
             // sqrt with a zero gradient where the sum is 0 (the double-where trick)
             let zero = s.eq_scalar(0.0)?;
-            let one = Tensor::full_scalar(Scalar::Float(1.0), s.dtype(), s.device())?;
+            let one = Tensor::constant(Scalar::Float(1.0), s.dtype(), s.device())?;
             let safe = Tensor::where_cond(&zero, &one, &s)?.sqrt()?;
             return Tensor::where_cond(&zero, &s.zeros_scalar()?, &safe);
         }

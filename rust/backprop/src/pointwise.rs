@@ -163,7 +163,7 @@ impl Tensor {
     pub fn clamp_scalars(&self, min: Option<Scalar>, max: Option<Scalar>) -> Result<Tensor> {
         let bound = |s: Option<Scalar>| -> Result<Option<(Tensor, Participation)>> {
             s.map(|s| {
-                let t = Tensor::full_scalar(s, s.result_dtype(self.dtype()), self.device())?;
+                let t = Tensor::constant(s, s.result_dtype(self.dtype()), self.device())?;
                 Ok((t, Participation::Number))
             })
             .transpose()
@@ -329,7 +329,7 @@ impl Tensor {
         if alpha.to_f64() == 1.0 {
             return Ok(self.clone());
         }
-        let a = Tensor::full_scalar(alpha, self.dtype(), self.device())?;
+        let a = Tensor::constant(alpha, self.dtype(), self.device())?;
         self.binary(&a, BinaryOp::Mul)
     }
     pub fn sub(&self, rhs: &Tensor) -> Result<Tensor> {
@@ -376,7 +376,7 @@ impl Tensor {
             return self.pow_scalar_value(s);
         }
         let dt = s.result_dtype(self.dtype());
-        let st = Tensor::full_scalar(s, dt, self.device())?;
+        let st = Tensor::constant(s, dt, self.device())?;
         if reversed {
             st.binary(self, op)
         } else {
@@ -428,7 +428,7 @@ impl Tensor {
         if s.to_f64() == 2.0 {
             return x.mul(&x);
         }
-        let st = Tensor::full_scalar(s, dt, self.device())?;
+        let st = Tensor::constant(s, dt, self.device())?;
         x.binary(&st, BinaryOp::Pow)
     }
 
@@ -456,7 +456,7 @@ impl Tensor {
     }
     pub fn compare_scalar(&self, s: Scalar, op: CmpOp) -> Result<Tensor> {
         let dt = s.result_dtype(self.dtype());
-        self.compare(&Tensor::full_scalar(s, dt, self.device())?, op)
+        self.compare(&Tensor::constant(s, dt, self.device())?, op)
     }
     pub fn eq(&self, rhs: &Tensor) -> Result<Tensor> {
         self.compare(rhs, CmpOp::Eq)

@@ -449,6 +449,6 @@ fn opt(cond: bool, f: impl FnOnce() -> Result<Tensor>) -> Result<Option<Tensor>>
 impl Tensor {
     /// A 0-d zero of this tensor's dtype and device (broadcasts anywhere).
     pub(crate) fn zeros_scalar(&self) -> Result<Tensor> {
-        Tensor::full_scalar(Scalar::Float(0.0), self.dtype(), self.device())
+        Tensor::constant(Scalar::Float(0.0), self.dtype(), self.device())
     }
 }

@@ -69,6 +69,7 @@ pub fn synchronize() -> Result<()> {
 pub fn empty_cache() -> Result<()> {
     let ctx = context::context()?;
     ctx.synchronize("empty_cache")?;
+    crate::creation::clear_constants();
     ctx.release_cached();
     Ok(())
 }
