@@ -5,6 +5,7 @@ one way, and the hand-written NumPy peers compute the same gradients and updates
 backprop_rs."""
 
 import ast
+import dataclasses
 import importlib.util
 import json
 import math
@@ -18,9 +19,10 @@ import pytest
 
 import backprop_rs as bp
 from backprop_rs.__main__ import main
-from backprop_rs.bench import frameworks, machine, nets, peers, report
+from backprop_rs.bench import frameworks, harness, machine, nets, peers, report
 from backprop_rs.bench.workloads import all_workloads
 
+SEQUENCE_WORKLOADS = ["lstm_step", "transformer_block_step", "sdpa_T256", "sdpa_T1024", "sdpa_T4096"]
 QUICK_WORKLOADS = ["add_16M", "graph_4op_fwd_bwd", "mlp_step_b64", "conv_7x7s2_3to64_224px", "lenet_step_b64",
                    "peak_rss_mlp", "import_time"]
 
@@ -193,6 +195,72 @@ def test_gpu_column_survives_a_backend_that_fails(monkeypatch, tmp_path):
     assert "backprop_rs-gpu" in doc["frameworks"]
     r = doc["workloads"]["graph_4op_fwd_bwd"]["results"]["backprop_rs-gpu"]
     assert r["error"] is not None or (r["median"] > 0 and calls)
+
+
+# ------------------------------------------------------------------ the sequence-model rows (no NumPy column)
+
+
+def test_sequence_rows_run_without_a_numpy_column(tmp_path, capsys):
+    path = tmp_path / "seq.json"
+    assert main(["bench", "--quick", "--only", ",".join(SEQUENCE_WORKLOADS), "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    doc = json.loads(path.read_text())
+    assert list(doc["workloads"]) == SEQUENCE_WORKLOADS
+    has_torch = importlib.util.find_spec("torch") is not None
+    for name, w in doc["workloads"].items():
+        assert "numpy" not in w["results"], name  # the column exists for the run, not for these rows
+        assert ("torch" in w["results"]) == has_torch
+        for fw, r in w["results"].items():
+            assert r["error"] is None, (name, fw, r["error"])
+            assert math.isfinite(r["median"]) and r["median"] > 0, (name, fw)
+            # compared with the NumPy float64 reference (there is no NumPy column to compare with)
+            assert r["check"] == "ok", (name, fw, r["check"])
+        if has_torch:
+            assert w["best_peer"] == "torch" and w["ratio_to_best_peer"]["backprop_rs-cpu"] > 0
+        else:
+            assert w["best_peer"] is None and w["ratio_to_best_peer"] == {}
+        # the report's row: the backprop_rs time, "-" for NumPy, a ratio only with a peer
+        row = next(line for line in out.splitlines() if line.startswith(name + " ")).split()
+        assert row[-1].endswith("x") if has_torch else row[-3:] == ["-", "-", "-"]
+    assert "no NumPy column" in out and "ERROR" not in out and "WARNING" not in out
+    assert doc["workloads"]["lstm_step"]["params"]["hidden"] == 64  # --quick shrank it
+
+
+def test_sequence_rows_with_a_torch_column(monkeypatch):
+    # PyTorch is not a dependency: stand backprop_rs (whose API is PyTorch's) in for it, so the torch
+    # column, the best peer and the ratio are exercised where torch is not installed
+    np_env = frameworks.Env(bp=bp, np=np, torch=bp, quick=True,
+                            frameworks=[frameworks.BP_CPU, frameworks.NUMPY, frameworks.TORCH])
+    wls = [w for w in all_workloads(quick=True) if w.name in ("lstm_step", "sdpa_T256")]
+    results = {w.name: harness.run_timed(np_env, w, harness.QUICK, None) for w in wls}
+    summaries = {w.name: report.summarise(results[w.name]) for w in wls}
+    for w in wls:
+        cells = results[w.name]
+        assert set(cells) == {"backprop_rs-cpu", "torch"}
+        assert all(c.check == "ok" and c.median > 0 for c in cells.values()), w.name
+        assert summaries[w.name]["best_peer"] == "torch"
+    table = report.render_table(np_env.frameworks, wls, results, summaries)
+    row = next(line for line in table.splitlines() if line.startswith("lstm_step"))
+    assert row.split()[-1].endswith("x") and " - " in row  # a ratio; "-" in the NumPy column
+
+
+def test_sequence_check_catches_a_wrong_result():
+    env = frameworks.Env(bp=bp, np=np, torch=None, quick=True, frameworks=[frameworks.BP_CPU])
+    w = next(w for w in all_workloads(quick=True) if w.name == "sdpa_T256")
+    wrong = dataclasses.replace(w, reference=lambda e: w.reference(e) * 1.01)
+    cell = harness.run_timed(env, wrong, harness.QUICK, None)["backprop_rs-cpu"]
+    assert cell.check.startswith("differs from the NumPy reference's result"), cell.check
+    broken = dataclasses.replace(w, reference=lambda e: 1 / 0)
+    cell = harness.run_timed(env, broken, harness.QUICK, None)["backprop_rs-cpu"]
+    assert "the NumPy reference failed: ZeroDivisionError" in cell.check and cell.median > 0
+
+
+def test_sdpa_T4096_is_opt_in(capsys):
+    # T=4096 materialises [8, 4096, 4096] scores: ~3 GB of peak memory, seconds per call (BENCHMARKS.md)
+    assert [w.name for w in all_workloads(quick=False) if not w.default] == ["sdpa_T4096"]
+    assert main(["bench", "--list"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("sdpa_T4096"))
+    assert "--only" in line
 
 
 # ------------------------------------------------------------------ the NumPy conv peers are correct

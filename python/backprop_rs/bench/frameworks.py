@@ -88,7 +88,10 @@ def rng(env: Env, seed: int = 0) -> Any:
 
 
 def to_numpy(env: Env, value: Any) -> Any:
-    """Any framework's result as a NumPy array (for the result check)."""
+    """Any framework's result as a NumPy array (for the result check); a tuple or list of results
+    (several gradients) is stacked."""
+    if isinstance(value, (tuple, list)):
+        return env.np.stack([to_numpy(env, v) for v in value])
     if isinstance(value, env.bp.Tensor):
         return value.detach().to("cpu").numpy()
     if env.torch is not None and isinstance(value, env.torch.Tensor):

@@ -7,8 +7,9 @@ alike; each framework's MEDIAN per-call time is reported. A sample is the mean o
 back-to-back calls, ``k`` chosen during warm-up so a sample lasts long enough for the timer (tens
 of milliseconds), so even microsecond workloads are measured, not the clock.
 
-Before timing, each framework's first result is compared with NumPy's: a benchmark of a wrong
-kernel is worthless, and this is where a broken fast path shows up first.
+Before timing, each framework's first result is compared with NumPy's (or, for a workload without
+a NumPy column, with its NumPy ``reference``): a benchmark of a wrong kernel is worthless, and this
+is where a broken fast path shows up first.
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ class Workload:
     metric: tuple[str, float] | None = None  # (unit, amount per call): reports amount / time
     tol: tuple[float, float] | None = None  # (rtol, atol) for the result check; None = no check
     frameworks: tuple[str, ...] = (BP_CPU, BP_GPU, NUMPY, TORCH)
+    # the first result computed in NumPy (env -> value), for a workload without a NumPy column:
+    # the result check compares every framework with it instead of with NumPy's column
+    reference: Callable[[Env], Any] | None = None
+    default: bool = True  # False: runs only when ``--only`` names it (too big for the default run)
     kind: str = "timed"  # "timed" (seconds per call), or "rss" / "import" (fresh-process workloads)
     unit: str = "s"
     # fresh-process workloads: framework -> the child's arguments after the interpreter
@@ -151,10 +156,23 @@ def _sample(r: Runner, k: int) -> float:
 
 
 def _check(env: Env, w: Workload, results: dict[str, Any], cells: dict[str, Cell]) -> None:
-    if w.tol is None or NUMPY not in results:
+    """Compares each framework's first result with NumPy's column, or, for a workload without one,
+    with its NumPy ``reference``; no reference (or no tolerance): no check."""
+    if w.tol is None:
         return
     np = env.np
-    ref = np.asarray(to_numpy(env, results[NUMPY]), dtype=np.float64)
+    if NUMPY in results:
+        ref_value, ref_name = results[NUMPY], "NumPy's"
+    elif w.reference is not None and results:
+        try:
+            ref_value, ref_name = w.reference(env), "the NumPy reference's"
+        except Exception as e:  # noqa: BLE001 - a broken reference spoils the check, not the run
+            for fw in results:
+                cells[fw].check = f"the NumPy reference failed: {short_error(e)}"
+            return
+    else:
+        return
+    ref = np.asarray(to_numpy(env, ref_value), dtype=np.float64)
     rtol, atol = w.tol
     for fw, value in results.items():
         if fw == NUMPY:
@@ -165,10 +183,10 @@ def _check(env: Env, w: Workload, results: dict[str, Any], cells: dict[str, Cell
             cells[fw].check = f"could not read the result back: {e}"
             continue
         if got.shape != ref.shape:
-            cells[fw].check = f"shape {got.shape} differs from NumPy's {ref.shape}"
+            cells[fw].check = f"shape {got.shape} differs from {ref_name} {ref.shape}"
         elif not np.allclose(got, ref, rtol=rtol, atol=atol, equal_nan=False):
             err = float(np.nanmax(np.abs(got - ref)))
-            cells[fw].check = f"differs from NumPy's result: max abs err {err:.3g} (rtol {rtol:g}, atol {atol:g})"
+            cells[fw].check = f"differs from {ref_name} result: max abs err {err:.3g} (rtol {rtol:g}, atol {atol:g})"
         else:
             cells[fw].check = "ok"
 

@@ -78,14 +78,15 @@ def run(args: Any) -> int:
     names = [w.name for w in all_w]
     if getattr(args, "list", False):
         for w in all_w:
-            print(f"{w.name:20s} {w.description}")
+            extra = "" if w.default else " [not in the default run: name it with --only]"
+            print(f"{w.name:22s} {w.description}{extra}")
         return 0
     only = _parse_list(args.only)
     unknown = [n for n in only if n not in names]
     if unknown:
         print(f"unknown workload(s): {', '.join(unknown)}; choose from: {', '.join(names)}", file=sys.stderr)
         return 2
-    wls = [w for w in all_w if not only or w.name in only]
+    wls = [w for w in all_w if w.name in only] if only else [w for w in all_w if w.default]
     devices = _parse_list(args.device) or ["cpu"]
     bad = [d for d in devices if d not in ("cpu", "gpu")]
     if bad:
@@ -150,6 +151,11 @@ def run(args: Any) -> int:
     print("medians of interleaved rounds; 'x / best' = backprop_rs median / best peer median "
           "(below 1.00x backprop_rs is faster, or smaller for peak_rss_mlp);")
     print("sgemm GFLOP/s = 2n^3/t; GB/s counts bytes read + written once (add/mul 12n, unary 8n, sum 4n, softmax 8n)")
+    no_numpy = [w.name for w in wls if w.kind == "timed" and NUMPY not in w.frameworks]
+    if no_numpy:
+        peer = "" if torch is not None else "; PyTorch is not installed, so these rows have no peer and no ratio"
+        print(f"{', '.join(no_numpy)}: backprop_rs and PyTorch only (no NumPy column){peer}; their result check "
+              "compares with a NumPy float64 reference")
     if quick:
         print("--quick shrinks the sizes (sgemm n/8, 1M-element vectors, softmax 256x1000, 20 RSS steps; the JSON "
               "records them under params) and the repeats: these numbers are not comparable with a full run")
