@@ -248,8 +248,9 @@ class RNNBase(Module):
         n = h.shape[0]
         outs: List[Optional[Tensor]] = [None] * len(steps)
         order = range(len(steps) - 1, -1, -1) if reverse else range(len(steps))
-        # one split (its backward is one concatenation), not a narrow per step (each narrow's
-        # backward would pad its gradient to the whole projection: O(T^2) memory traffic)
+        # the steps' slices of the one projection; backward adds each step's gradient into its
+        # rows of the projection's gradient in place (the engine's slice accumulation), so the
+        # T slices cost O(T) memory traffic, not O(T^2)
         xs = xw.split([b for _, b in steps], 0) if len(steps) > 1 else [xw]
         for t in order:
             _, b = steps[t]

@@ -5,7 +5,7 @@ use super::function;
 use super::hooks::{run_node_hooks, run_node_prehooks};
 use super::rules::{backward_rule, check_finite, check_versions, grad_fn_display};
 use super::{anomaly, grad_mode};
-use crate::op::Op;
+use crate::op::{BinaryOp, Op, ViewKind};
 use crate::tensor::Node;
 use crate::{Error, Result, Tensor, TensorId};
 use std::collections::{HashMap, HashSet};
@@ -160,6 +160,14 @@ pub(super) fn run(
                 _ => continue,
             },
         };
+        if !create && node.hooks.is_none() && !anomaly::is_enabled() {
+            if let Op::View(x, ViewKind::Slice { dim, start, step }) = &node.op {
+                if x.requires_grad() {
+                    accumulate_slice(&mut grads, x, &g, *dim, *start, *step)?;
+                }
+                continue;
+            }
+        }
         let input_grads = backward_rule(&node.op, &t, &g)?;
         let input_grads = match &node.hooks {
             None => input_grads,
@@ -265,6 +273,39 @@ fn accumulate(grads: &mut IdMap<TensorId, Tensor>, id: TensorId, g: Tensor) -> R
         }
     }
     Ok(())
+}
+
+/// The gradient of a slice (`narrow`, `split`, `chunk`, basic indexing) added into its base's.
+/// The rule's form, the gradient padded with zeros to the base's shape and then added, costs the
+/// whole base per slice: a loop over a sequence's T steps that takes one slice each (a recurrent
+/// layer's split projection, the four gate chunks per step) then moved O(T^2) memory, most of an
+/// LSTM's backward. Here the first slice to arrive gets the padded tensor, and later ones are
+/// added into their region of it in place, O(slice) each. Only when the collected gradient is a
+/// plain buffer nothing else holds (it is not differentiated: no `create_graph`), so the write
+/// cannot be seen by anything but this walk; otherwise the general rule runs.
+fn accumulate_slice(
+    grads: &mut IdMap<TensorId, Tensor>,
+    x: &Tensor,
+    g: &Tensor,
+    dim: usize,
+    start: usize,
+    step: usize,
+) -> Result<()> {
+    if let Some(old) = grads.get(&x.id()) {
+        if old.is_exclusive()
+            && !old.requires_grad()
+            && old.dtype() == g.dtype()
+            && old.device() == g.device()
+            && old.shape() == x.shape()
+        {
+            old.slice_step(dim, start, g.dims()[dim], step)?
+                .binary_(g, BinaryOp::Add)?;
+            return Ok(());
+        }
+    }
+    let padded = Tensor::zeros(x.shape().clone(), g.dtype(), g.device())?
+        .slice_scatter(g, dim, start, step)?;
+    accumulate(grads, x.id(), padded)
 }
 
 pub(super) fn seed_grad(out: &Tensor, gradient: Option<&Tensor>, index: usize) -> Result<Tensor> {
