@@ -58,6 +58,32 @@ def _log_softmax(x, axis):
     return x - m - np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
 
 
+def _softmax_bwd_ref(g, y, dim, log):
+    if log:
+        return g - np.exp(y) * g.sum(axis=dim, keepdims=True)
+    return y * (g - (g * y).sum(axis=dim, keepdims=True))
+
+
+def softmax_bwd_samples(log):
+    def gen(rng):
+        out = []
+        for dim in (-1, 0, 1):
+            x = rng.uniform(-2, 2, size=(3, 4, 5))
+            y = _log_softmax(x, dim) if log else _softmax(x, dim)
+            out.append(Sample([rng.uniform(-1, 1, size=(3, 4, 5)), y], dict(dim=dim, log=log), f"dim={dim}"))
+        x = rng.uniform(-2, 2, size=(3, 4, 5))
+        out.append(Sample([rng.uniform(-1, 1, size=(3, 4, 5)), _softmax(x, 1)], dict(dim=1, log=log), "noncontig",
+                          noncontig=True))
+        return out
+
+    return gen
+
+
+def _softmax_bwd_op(g, y, dim, log):
+    f = bp._log_softmax_backward_data if log else bp._softmax_backward_data
+    return f(g, y, dim, g.dtype)
+
+
 def unary_samples(lo=-2.0, hi=2.0, avoid_zero=False):
     def gen(rng):
         def u(*shape):
@@ -542,6 +568,9 @@ OPS: List[OpInfo] = [
     # ---- softmax and losses
     OpInfo("softmax", lambda x, dim: x.softmax(dim), lambda x, dim: _softmax(x, dim), reduce_samples([{"dim": -1}, {"dim": 0}, {"dim": 1}])),
     OpInfo("log_softmax", lambda x, dim: x.log_softmax(dim), lambda x, dim: _log_softmax(x, dim), reduce_samples([{"dim": -1}, {"dim": 1}])),
+    # the fused backward primitive (its own rule gives softmax's double backward)
+    OpInfo("softmax_backward", _softmax_bwd_op, _softmax_bwd_ref, softmax_bwd_samples(False)),
+    OpInfo("log_softmax_backward", _softmax_bwd_op, _softmax_bwd_ref, softmax_bwd_samples(True)),
     OpInfo("cross_entropy", _ce_op, _ce_ref_kw, ce_samples),
     OpInfo("cross_entropy_probs", lambda x, p, **k: F.cross_entropy(x, p, **k), _ce_prob_ref, ce_prob_samples),
     OpInfo("nll_loss", lambda x, t, **k: F.nll_loss(x, t, **k), _nll_ref, nll_samples),

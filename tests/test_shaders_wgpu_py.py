@@ -854,6 +854,29 @@ def test_softmax_along_a_strided_dim(gpu, entry, log):
     assert np.isnan(out[:, 3]).all()
 
 
+@pytest.mark.parametrize("entry", ["softmax_backward", "softmax_backward_thin"])
+@pytest.mark.parametrize("log", [0, 1])
+def test_softmax_backward_with_different_strides(gpu, entry, log):
+    # logical [300, rows], the gradient taken along dim 0; g is stored row-major, y transposed
+    # (column-major), so every stride differs between the operands and the contiguous output
+    rng = np.random.default_rng(8)
+    rows, length = 520, 300
+    x = (rng.normal(size=(length, rows)) * 3).astype(np.float64)
+    lse = np.log(np.exp(x - x.max(0)).sum(0)) + x.max(0)
+    y = (x - lse) if log else np.exp(x - lse)
+    g = rng.normal(size=(length, rows))
+    y_store = np.ascontiguousarray(y.T).astype(np.float32)  # element [i, r] at r * length + i
+    p = [rows, length, rows, 1, rows, 1, 0, 0, rows, 1, length, 1]
+    n = rows if entry == "softmax_backward" else groups(rows)
+    out = gpu.run("softmax", entry, p, {1: f32w(g.astype(np.float32)), 2: f32w(y_store), 4: junk(g.size)}, n,
+                  {"LOG": log})[4]
+    out = as_f32(out).reshape(g.shape)
+    yd = y_store.T.astype(np.float64)
+    gd = g.astype(np.float32).astype(np.float64)
+    want = gd - np.exp(yd) * gd.sum(0) if log else yd * (gd - (gd * yd).sum(0))
+    np.testing.assert_allclose(out, want, **RED)
+
+
 # ------------------------------------------------------------------ index
 
 

@@ -17,6 +17,8 @@ import builtins as _builtins
 
 from . import _core
 from ._core import (
+    _log_softmax_backward_data,
+    _softmax_backward_data,
     DTypeError,
     GradcheckError,
     ShapeError,

@@ -987,12 +987,61 @@ pub fn _matrix_norm(
     wrap_r_f(work(py, t.numel(), || t.matrix_norm(o, dim, keepdim)))
 }
 
+fn softmax_backward_data(
+    py: Python<'_>,
+    grad_output: &PyTensor,
+    output: &PyTensor,
+    dim: i64,
+    input_dtype: Option<&Bound<'_, PyAny>>,
+    log: bool,
+) -> PyResult<PyTensor> {
+    let (g, y) = (grad_output.tensor(), output.tensor());
+    let want = opt_dtype(input_dtype)?;
+    work(py, g.numel(), || {
+        let r = Tensor::softmax_backward(&g, &y, dim, log)?;
+        match want {
+            Some(d) if d != r.dtype() => r.to_dtype(d),
+            _ => Ok(r),
+        }
+    })
+    .py()
+    .map(wrap)
+}
+
+/// PyTorch's `torch._softmax_backward_data`: softmax's gradient from the output's.
+#[pyfunction]
+#[pyo3(signature = (grad_output, output, dim, input_dtype=None))]
+pub fn _softmax_backward_data(
+    py: Python<'_>,
+    grad_output: &PyTensor,
+    output: &PyTensor,
+    dim: i64,
+    input_dtype: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyTensor> {
+    softmax_backward_data(py, grad_output, output, dim, input_dtype, false)
+}
+
+/// PyTorch's `torch._log_softmax_backward_data`: log-softmax's gradient from the output's.
+#[pyfunction]
+#[pyo3(signature = (grad_output, output, dim, input_dtype=None))]
+pub fn _log_softmax_backward_data(
+    py: Python<'_>,
+    grad_output: &PyTensor,
+    output: &PyTensor,
+    dim: i64,
+    input_dtype: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyTensor> {
+    softmax_backward_data(py, grad_output, output, dim, input_dtype, true)
+}
+
 /// All public names of the functional API that Python re-exports.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     macro_rules! add {
         ($($f:ident),* $(,)?) => { $( m.add_function(wrap_pyfunction!($f, m)?)?; )* };
     }
     add!(
+        _softmax_backward_data,
+        _log_softmax_backward_data,
         tensor,
         as_tensor,
         from_numpy,

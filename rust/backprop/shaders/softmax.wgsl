@@ -122,3 +122,95 @@ fn softmax_thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         out[offs.y + i * ostr] = bitcast<u32>(finish(x, m, total, log_total));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The gradient: softmax's `y (g - sum(g y))` or log-softmax's `g - exp(y) sum(g)` along the dim,
+// from the upstream gradient g (in0) and the forward's output y (in1), into a C-contiguous out.
+// `softmax_backward`: one workgroup per row; `softmax_backward_thin`: one thread per row.
+//
+// Parameters:
+//   [0] rows  [1] len  [2] g stride along the dim  [3] y stride  [4] out stride
+//   [5] ro (rank of the other dims)  [6] g offset  [7] y offset
+//   [8, 8+ro) other dims, then g strides[ro], y strides[ro], out strides[ro]
+
+@group(0) @binding(2) var<storage, read> in1: array<u32>;
+
+// (g offset, y offset, out offset) of the start of row `row`.
+fn bwd_row_offsets(row: u32) -> vec3<u32> {
+    let ro = params[5];
+    var o = vec3<u32>(params[6], params[7], 0u);
+    var rem = row;
+    for (var d = ro; d > 0u; d--) {
+        let size = params[7u + d];
+        let c = rem % size;
+        rem = rem / size;
+        o.x += c * params[7u + ro + d];
+        o.y += c * params[7u + 2u * ro + d];
+        o.z += c * params[7u + 3u * ro + d];
+    }
+    return o;
+}
+
+// the per-element term of the row sum: g (log) or g y (softmax)
+fn bwd_term(o: vec3<u32>, i: u32) -> f32 {
+    let g = bitcast<f32>(in0[o.x + i * params[2]]);
+    if (LOG == 1u) {
+        return g;
+    }
+    return g * bitcast<f32>(in1[o.y + i * params[3]]);
+}
+
+fn bwd_finish(o: vec3<u32>, i: u32, s: f32) {
+    let g = bitcast<f32>(in0[o.x + i * params[2]]);
+    let y = bitcast<f32>(in1[o.y + i * params[3]]);
+    var r: f32;
+    if (LOG == 1u) {
+        r = g - exp(y) * s;
+    } else {
+        r = y * (g - s);
+    }
+    out[o.z + i * params[4]] = bitcast<u32>(r);
+}
+
+@compute @workgroup_size(256)
+fn softmax_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row = wid.y * nwg.x + wid.x;
+    if (row >= params[0]) {
+        return;
+    }
+    let len = params[1];
+    let o = bwd_row_offsets(row);
+    var acc = 0.0;
+    for (var i = lid; i < len; i += WG) {
+        acc += bwd_term(o, i);
+    }
+    sh[lid] = acc;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+        if (lid < s) {
+            sh[lid] = sh[lid] + sh[lid + s];
+        }
+        workgroupBarrier();
+    }
+    let total = sh[0];
+    for (var i = lid; i < len; i += WG) {
+        bwd_finish(o, i, total);
+    }
+}
+
+@compute @workgroup_size(256)
+fn softmax_backward_thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row = (wid.y * nwg.x + wid.x) * WG + lid;
+    if (row >= params[0]) {
+        return;
+    }
+    let len = params[1];
+    let o = bwd_row_offsets(row);
+    var total = 0.0;
+    for (var i = 0u; i < len; i++) {
+        total += bwd_term(o, i);
+    }
+    for (var i = 0u; i < len; i++) {
+        bwd_finish(o, i, total);
+    }
+}

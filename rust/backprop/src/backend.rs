@@ -62,6 +62,16 @@ pub trait BackendStorage: Sized + Send + Sync {
     ) -> Result<Self>;
     /// Softmax (or log-softmax) along `dim`.
     fn softmax(&self, l: &Layout, dim: usize, log: bool) -> Result<Self>;
+    /// Softmax's (or log-softmax's) gradient along `dim` from the upstream gradient (`self`)
+    /// and the forward's output `y` (same shape); the result is C-contiguous.
+    fn softmax_backward(
+        &self,
+        l: &Layout,
+        y: &Self,
+        yl: &Layout,
+        dim: usize,
+        log: bool,
+    ) -> Result<Self>;
 
     /// im2col of an `[N, C, H, W]` view: `[N, C*kh*kw, L]` (out-of-bounds reads give `pad_value`).
     fn unfold(&self, l: &Layout, w: &Window, pad_value: f64) -> Result<Self>;

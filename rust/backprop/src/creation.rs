@@ -23,6 +23,7 @@ fn constant_key(s: Scalar, dtype: DType) -> ConstantKey {
 }
 
 /// Drops the cached device constants (`gpu::empty_cache` gives their buffers back).
+#[cfg(feature = "gpu")]
 pub(crate) fn clear_constants() {
     if let Some(c) = CONSTANTS.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
         c.clear();

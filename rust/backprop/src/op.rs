@@ -372,6 +372,15 @@ pub enum Op {
     Softmax(Tensor, usize),
     /// Log-softmax along `dim` (log-sum-exp stabilised).
     LogSoftmax(Tensor, usize),
+    /// The gradient of softmax (`log` false: `y (g - sum(g y))`) or log-softmax (`log` true:
+    /// `g - exp(y) sum(g)`) along `dim`, from the upstream gradient `g` and the forward's output
+    /// `y`: one fused pass per row instead of four ops.
+    SoftmaxBackward {
+        g: Tensor,
+        y: Tensor,
+        dim: usize,
+        log: bool,
+    },
     /// im2col: sliding `[kh, kw]` windows of an `[N, C, H, W]` input as columns
     /// `[N, C*kh*kw, L]`; positions outside the input read `pad_value`.
     Unfold(Tensor, Window, f64),
@@ -490,6 +499,8 @@ impl Op {
             Op::IndexAdd { .. } => "index_add",
             Op::Softmax(..) => "softmax",
             Op::LogSoftmax(..) => "log_softmax",
+            Op::SoftmaxBackward { log: false, .. } => "softmax_backward",
+            Op::SoftmaxBackward { log: true, .. } => "log_softmax_backward",
             Op::Unfold(..) => "unfold",
             Op::Fold(..) => "fold",
             Op::Custom(n, _) => n.name(),
@@ -508,6 +519,7 @@ impl Op {
             Op::Binary(a, b, _) | Op::Matmul(a, b) => vec![a, b],
             Op::Where(c, a, b) => vec![c, a, b],
             Op::SliceScatter { base, src, .. } => vec![base, src],
+            Op::SoftmaxBackward { g, y, .. } => vec![g, y],
             Op::Cat(xs, _) => xs.iter().collect(),
             Op::Gather(a, _, i) | Op::IndexSelect(a, _, i) => vec![a, i],
             Op::Scatter {
@@ -532,6 +544,7 @@ impl Op {
             Op::Binary(a, b, _) | Op::Matmul(a, b) => vec![a, b],
             Op::Where(c, a, b) => vec![c, a, b],
             Op::SliceScatter { base, src, .. } => vec![base, src],
+            Op::SoftmaxBackward { g, y, .. } => vec![g, y],
             Op::Cat(xs, _) => xs.iter_mut().collect(),
             Op::Gather(a, _, i) | Op::IndexSelect(a, _, i) => vec![a, i],
             Op::Scatter {
@@ -557,6 +570,7 @@ impl Op {
             Op::Binary(a, b, _) | Op::Matmul(a, b) => vec![a, b],
             Op::Where(c, a, b) => vec![c, a, b],
             Op::SliceScatter { base, src, .. } => vec![base, src],
+            Op::SoftmaxBackward { g, y, .. } => vec![g, y],
             Op::Cat(xs, _) => xs,
             Op::Gather(a, _, i) | Op::IndexSelect(a, _, i) => vec![a, i],
             Op::Scatter {

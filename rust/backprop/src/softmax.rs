@@ -38,4 +38,68 @@ impl Tensor {
         };
         Tensor::from_op(s, x.shape().clone(), op)
     }
+
+    /// The gradient of `softmax` (`log` false) or `log_softmax` (`log` true) along `dim`, given
+    /// the upstream gradient `grad` and the forward's output `output` (PyTorch's
+    /// `_softmax_backward_data`): `y (g - sum(g y))` or `g - exp(y) sum(g)`, one fused pass per
+    /// row. Differentiable (its own gradient is composed), so double backward works.
+    ///
+    /// ```
+    /// # use backprop::{Device, Tensor};
+    /// let y = Tensor::from_vec(vec![0.25f32, 0.75], [2], Device::Cpu)?;
+    /// let g = Tensor::from_vec(vec![1.0f32, 0.0], [2], Device::Cpu)?;
+    /// let dx = Tensor::softmax_backward(&g, &y, 0, false)?.to_vec::<f32>()?;
+    /// assert_eq!(dx, vec![0.1875, -0.1875]); // y * (g - 0.25)
+    /// # Ok::<(), backprop::Error>(())
+    /// ```
+    pub fn softmax_backward<D: Dim>(
+        grad: &Tensor,
+        output: &Tensor,
+        dim: D,
+        log: bool,
+    ) -> Result<Tensor> {
+        let name = if log {
+            "log_softmax_backward"
+        } else {
+            "softmax_backward"
+        };
+        if grad.shape() != output.shape() {
+            return Err(crate::Error::ShapeMismatch {
+                op: name,
+                lhs: grad.shape().clone(),
+                rhs: output.shape().clone(),
+                detail: ": the gradient and the output must have the same shape".into(),
+            });
+        }
+        if grad.dtype() != output.dtype() || !grad.dtype().is_float() {
+            return Err(crate::Error::DTypeMismatch {
+                op: name,
+                lhs: grad.dtype(),
+                rhs: output.dtype(),
+            });
+        }
+        if grad.device() != output.device() {
+            return Err(crate::Error::DeviceMismatch {
+                op: name,
+                lhs: grad.device(),
+                rhs: output.device(),
+            });
+        }
+        if grad.rank() == 0 {
+            let one = |t: &Tensor| t.reshape([1]);
+            return Tensor::softmax_backward(&one(grad)?, &one(output)?, 0usize, log)?
+                .reshape(crate::Shape::scalar());
+        }
+        let d = dim.resolve(name, grad.rank())?;
+        let s = crate::tensor::with_read([grad, output], |[gs, ys]| {
+            gs.softmax_backward(grad.layout(), ys, output.layout(), d, log)
+        })?;
+        let op = Op::SoftmaxBackward {
+            g: grad.clone(),
+            y: output.clone(),
+            dim: d,
+            log,
+        };
+        Tensor::from_op(s, grad.shape().clone(), op)
+    }
 }

@@ -194,6 +194,21 @@ impl Storage {
     pub fn softmax(&self, l: &Layout, dim: usize, log: bool) -> Result<Storage> {
         one!(self, |s| s.softmax(l, dim, log))
     }
+    pub fn softmax_backward(
+        &self,
+        l: &Layout,
+        y: &Storage,
+        yl: &Layout,
+        dim: usize,
+        log: bool,
+    ) -> Result<Storage> {
+        let op = if log {
+            "log_softmax_backward"
+        } else {
+            "softmax_backward"
+        };
+        same_device!(op, (self, y), |g, y| g.softmax_backward(l, y, yl, dim, log))
+    }
     /// The fused optimizer step (see `BackendStorage::fused_update`); every operand must be on
     /// this storage's device.
     pub fn fused_update(

@@ -68,6 +68,7 @@ pub(crate) fn saved_inputs(op: &Op) -> u8 {
         Op::Reduce(_, ReduceOp::Max | ReduceOp::Min, _) => A | OUT,
         Op::Matmul(a, b) => (n(b) * A) | (n(a) * B),
         Op::Softmax(..) | Op::LogSoftmax(..) => OUT,
+        Op::SoftmaxBackward { y, .. } => B | (n(y) * A),
         Op::Gather(..) | Op::IndexSelect(..) => B,
         Op::Scatter { .. } | Op::IndexAdd { .. } => B,
         Op::Cast(_)
@@ -417,13 +418,36 @@ pub fn backward_rule(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
                 opt(needs(src), || g.index_select(*dim, index))?,
             ]
         }
-        Op::Softmax(_, dim) => {
-            let dot = g.mul(out)?.reduce_keepdim(ReduceOp::Sum, &[*dim])?;
-            vec![some(out.mul(&g.sub(&dot)?)?)?]
-        }
-        Op::LogSoftmax(_, dim) => {
-            let gs = g.reduce_keepdim(ReduceOp::Sum, &[*dim])?;
-            vec![some(g.sub(&out.exp()?.mul(&gs)?)?)?]
+        Op::Softmax(_, dim) => vec![some(Tensor::softmax_backward(g, out, *dim, false)?)?],
+        Op::LogSoftmax(_, dim) => vec![some(Tensor::softmax_backward(g, out, *dim, true)?)?],
+        // r = y (g0 - D), D = sum(g0 y): dr/dg0 . h = y (h - sum(h y)), the same fused op;
+        // dr/dy . h = h (g0 - D) - g0 sum(h y).
+        // r = g0 - exp(y) S, S = sum(g0): dr/dg0 . h = h - sum(h exp(y));
+        // dr/dy . h = -h exp(y) S.
+        Op::SoftmaxBackward { g: g0, y, dim, log } => {
+            let d = &[*dim];
+            if *log {
+                let ey = y.exp()?;
+                vec![
+                    opt(needs(g0), || {
+                        g.sub(&g.mul(&ey)?.reduce_keepdim(ReduceOp::Sum, d)?)
+                    })?,
+                    opt(needs(y), || {
+                        g.mul(&ey)?
+                            .mul(&g0.reduce_keepdim(ReduceOp::Sum, d)?)?
+                            .neg()
+                    })?,
+                ]
+            } else {
+                vec![
+                    opt(needs(g0), || Tensor::softmax_backward(g, y, *dim, false))?,
+                    opt(needs(y), || {
+                        let dd = g0.mul(y)?.reduce_keepdim(ReduceOp::Sum, d)?;
+                        let e = g.mul(y)?.reduce_keepdim(ReduceOp::Sum, d)?;
+                        g.mul(&g0.sub(&dd)?)?.sub(&g0.mul(&e)?)
+                    })?,
+                ]
+            }
         }
         // unfold and fold are each other's adjoints; padded positions get no gradient
         Op::Unfold(x, w, _) => vec![some(g.fold(*w, (x.dims()[2], x.dims()[3]))?)?],

@@ -555,6 +555,35 @@ impl BackendStorage for CpuStorage {
         })
     }
 
+    fn softmax_backward(
+        &self,
+        l: &Layout,
+        y: &Self,
+        yl: &Layout,
+        dim: usize,
+        log: bool,
+    ) -> Result<Self> {
+        Ok(match (self, y) {
+            (CpuStorage::F32(g), CpuStorage::F32(y)) => CpuStorage::F32(Buffer::from_vec(
+                reduce::softmax_backward(g.as_slice(), l, y.as_slice(), yl, dim, log)?,
+            )),
+            (CpuStorage::F64(g), CpuStorage::F64(y)) => CpuStorage::F64(Buffer::from_vec(
+                reduce::softmax_backward(g.as_slice(), l, y.as_slice(), yl, dim, log)?,
+            )),
+            (g, y) => {
+                return Err(Error::DTypeMismatch {
+                    op: if log {
+                        "log_softmax_backward"
+                    } else {
+                        "softmax_backward"
+                    },
+                    lhs: g.dtype(),
+                    rhs: y.dtype(),
+                })
+            }
+        })
+    }
+
     fn softmax(&self, l: &Layout, dim: usize, log: bool) -> Result<Self> {
         Ok(match self {
             CpuStorage::F32(b) => CpuStorage::F32(Buffer::from_vec(reduce::softmax(

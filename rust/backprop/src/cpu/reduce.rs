@@ -484,3 +484,134 @@ pub fn softmax<T: FloatElement>(x: &[T], l: &Layout, dim: usize, log: bool) -> R
     }
     Ok(out)
 }
+
+/// One row of softmax's gradient: `y (g - sum(g y))`, or log-softmax's: `g - exp(y) sum(g)`.
+/// Both read the row once for the sum (into L1) and once more for the write.
+#[inline(always)]
+fn softmax_backward_row<T: FloatElement>(g: &[T], y: &[T], out: &mut [T], log: bool) {
+    let n = g.len() - g.len() % ROW_LANES;
+    let mut acc = [T::ZERO; ROW_LANES];
+    if log {
+        for c in g[..n].chunks_exact(ROW_LANES) {
+            for k in 0..ROW_LANES {
+                acc[k] = acc[k] + c[k];
+            }
+        }
+        let s = g[n..].iter().fold(lane_total(acc), |a, &v| a + v);
+        for ((o, &gv), &yv) in out.iter_mut().zip(g).zip(y) {
+            *o = gv - yv.fast_exp() * s;
+        }
+    } else {
+        for (cg, cy) in g[..n]
+            .chunks_exact(ROW_LANES)
+            .zip(y[..n].chunks_exact(ROW_LANES))
+        {
+            for k in 0..ROW_LANES {
+                acc[k] = acc[k] + cg[k] * cy[k];
+            }
+        }
+        let dot = g[n..]
+            .iter()
+            .zip(&y[n..])
+            .fold(lane_total(acc), |a, (&gv, &yv)| a + gv * yv);
+        for ((o, &gv), &yv) in out.iter_mut().zip(g).zip(y) {
+            *o = yv * (gv - dot);
+        }
+    }
+}
+
+/// The gradient of softmax / log-softmax along `dim` (see `softmax_backward_row`), from the
+/// upstream gradient `g` and the forward's output `y`, which have the same shape (any strides).
+/// The result is C-contiguous.
+pub fn softmax_backward<T: FloatElement>(
+    g: &[T],
+    gl: &Layout,
+    y: &[T],
+    yl: &Layout,
+    dim: usize,
+    log: bool,
+) -> Result<Vec<T>> {
+    let name = if log {
+        "log_softmax_backward"
+    } else {
+        "softmax_backward"
+    };
+    let shape = gl.shape().clone();
+    let mut out = alloc_for_overwrite::<T>(name, &shape)?;
+    if out.is_empty() {
+        return Ok(out);
+    }
+    let len = shape.dims()[dim];
+    let (gs, ys) = (gl.strides()[dim], yl.strides()[dim]);
+    let out_full = Layout::contiguous(shape.clone());
+    let os = out_full.strides()[dim];
+    let (go, yo, oo) = (
+        gl.select(dim, 0),
+        yl.select(dim, 0),
+        out_full.select(dim, 0),
+    );
+    let plan = StridedPlan::new([&go, &yo, &oo]);
+    let mut rows = Vec::with_capacity(go.numel());
+    plan.for_each_run(0, plan.outer_count(), |[a, b, c], _| {
+        for j in 0..plan.inner_len {
+            rows.push((
+                a + j * plan.inner_strides[0],
+                b + j * plan.inner_strides[1],
+                c + j * plan.inner_strides[2],
+            ));
+        }
+    });
+    // a strided row is gathered into a buffer first; a contiguous one is used in place
+    let gather = |src: &[T], at: usize, stride: usize, buf: &mut Vec<T>| {
+        buf.clear();
+        buf.extend((0..len).map(|i| src[at + i * stride]));
+    };
+    if os == 1 {
+        let rows_per_task = (super::parallel::CHUNK / len).max(1);
+        let block = |dst: &mut [T], offs: &[(usize, usize, usize)]| {
+            let (mut gb, mut yb) = (Vec::new(), Vec::new());
+            super::simd::dispatch(
+                #[inline(always)]
+                || {
+                    for (o, &(a, b, _)) in dst.chunks_exact_mut(len).zip(offs) {
+                        let gr = if gs == 1 {
+                            &g[a..a + len]
+                        } else {
+                            gather(g, a, gs, &mut gb);
+                            &gb[..]
+                        };
+                        let yr = if ys == 1 {
+                            &y[b..b + len]
+                        } else {
+                            gather(y, b, ys, &mut yb);
+                            &yb[..]
+                        };
+                        softmax_backward_row(gr, yr, o, log);
+                    }
+                },
+            )
+        };
+        if go_parallel(shape.numel()) {
+            out.par_chunks_mut(len * rows_per_task)
+                .zip(rows.par_chunks(rows_per_task))
+                .for_each(|(o, offs)| block(o, offs));
+        } else {
+            block(&mut out, &rows);
+        }
+        return Ok(out);
+    }
+    // the output row is strided (a dim that is not innermost): gather, compute, scatter
+    let (mut gb, mut yb, mut ob) = (Vec::new(), Vec::new(), vec![T::ZERO; len]);
+    for &(a, b, c) in &rows {
+        gather(g, a, gs, &mut gb);
+        gather(y, b, ys, &mut yb);
+        super::simd::dispatch(
+            #[inline(always)]
+            || softmax_backward_row(&gb, &yb, &mut ob, log),
+        );
+        for (i, &v) in ob.iter().enumerate() {
+            out[c + i * os] = v;
+        }
+    }
+    Ok(out)
+}

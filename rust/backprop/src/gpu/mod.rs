@@ -242,6 +242,16 @@ impl BackendStorage for GpuStorage {
     fn softmax(&self, l: &Layout, dim: usize, log: bool) -> Result<Self> {
         reduce::softmax(self, l, dim, log)
     }
+    fn softmax_backward(
+        &self,
+        l: &Layout,
+        y: &Self,
+        yl: &Layout,
+        dim: usize,
+        log: bool,
+    ) -> Result<Self> {
+        reduce::softmax_backward(self, l, y, yl, dim, log)
+    }
     fn unfold(&self, l: &Layout, w: &Window, pad_value: f64) -> Result<Self> {
         conv::unfold(self, l, w, pad_value)
     }

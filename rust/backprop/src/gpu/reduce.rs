@@ -300,3 +300,111 @@ fn softmax_long(x: &GpuStorage, l: &Layout, dim: usize, log: bool) -> Result<Gpu
         binary(&e, &cl, &s, &sb, BinaryOp::Div)
     }
 }
+
+/// Softmax's / log-softmax's gradient along `dim` from the upstream gradient `g` and the
+/// forward's output `y` (see `softmax.wgsl`), into a C-contiguous output.
+pub(crate) fn softmax_backward(
+    g: &GpuStorage,
+    gl: &Layout,
+    y: &GpuStorage,
+    yl: &Layout,
+    dim: usize,
+    log: bool,
+) -> Result<GpuStorage> {
+    let name = if log {
+        "log_softmax_backward"
+    } else {
+        "softmax_backward"
+    };
+    if g.dtype != DType::F32 || y.dtype != DType::F32 {
+        return Err(Error::DTypeMismatch {
+            op: name,
+            lhs: g.dtype,
+            rhs: y.dtype,
+        });
+    }
+    if dim >= gl.rank() || gl.shape() != yl.shape() {
+        return Err(Error::ShapeMismatch {
+            op: name,
+            lhs: gl.shape().clone(),
+            rhs: yl.shape().clone(),
+            detail: format!(" (softmax dim {dim})"),
+        });
+    }
+    let numel = gl.numel();
+    if numel == 0 {
+        return output(name, gl.shape(), g.dtype);
+    }
+    let len = gl.dims()[dim];
+    if len > SOFTMAX_MAX_ROW {
+        return softmax_backward_long(g, gl, y, yl, dim, log);
+    }
+    let out = output(name, gl.shape(), g.dtype)?;
+    let rows = numel / len;
+    let cs = gl.shape().contiguous_strides();
+    let others: Vec<usize> = (0..gl.rank()).filter(|&d| d != dim).collect();
+    let od: Vec<usize> = others.iter().map(|&d| gl.dims()[d]).collect();
+    let gs: Vec<usize> = others.iter().map(|&d| gl.strides()[d]).collect();
+    let ys: Vec<usize> = others.iter().map(|&d| yl.strides()[d]).collect();
+    let os: Vec<usize> = others.iter().map(|&d| cs[d]).collect();
+    let (cd, cst) = coalesce(&od, &[&gs, &ys, &os]);
+    let mut params = vec![
+        word(name, rows)?,
+        word(name, len)?,
+        word(name, gl.strides()[dim])?,
+        word(name, yl.strides()[dim])?,
+        word(name, cs[dim])?,
+        word(name, cd.len())?,
+        word(name, gl.offset())?,
+        word(name, yl.offset())?,
+    ];
+    params.extend(words(name, &cd)?);
+    for s in &cst {
+        params.extend(words(name, s)?);
+    }
+    let consts = [("LOG", log as u32)];
+    let binds = [(1, g.buf.raw()), (2, y.buf.raw()), (4, out.buf.raw())];
+    let thin_loops = 2 * len * (1 + cd.len());
+    let (entry, groups) =
+        if (len <= 128 || (rows >= 16384 && len <= 1024)) && thin_loops <= LOOP_BUDGET {
+            ("softmax_backward_thin", groups_for(rows))
+        } else {
+            ("softmax_backward", rows as u64)
+        };
+    ctx()?.run(
+        name,
+        &Kernel::new(Shader::Softmax, entry, &consts),
+        &params,
+        &binds,
+        groups,
+    )?;
+    Ok(out)
+}
+
+/// The gradient for rows too long for one workgroup's loop budget, from the reduce and
+/// elementwise kernels (the same arithmetic up to summation order).
+fn softmax_backward_long(
+    g: &GpuStorage,
+    gl: &Layout,
+    y: &GpuStorage,
+    yl: &Layout,
+    dim: usize,
+    log: bool,
+) -> Result<GpuStorage> {
+    use super::elementwise::{binary, unary};
+    let mut sdims = gl.dims().to_vec();
+    sdims[dim] = 1;
+    let sb = Layout::contiguous(Shape::new(sdims)).broadcast_as(gl.shape())?;
+    let cl = Layout::contiguous(gl.shape().clone());
+    if log {
+        let s = reduce(g, gl, ReduceOp::Sum, &[dim])?;
+        let e = unary(y, yl, UnaryOp::Exp)?;
+        let t = binary(&e, &cl, &s, &sb, BinaryOp::Mul)?;
+        binary(g, gl, &t, &cl, BinaryOp::Sub)
+    } else {
+        let gy = binary(g, gl, y, yl, BinaryOp::Mul)?;
+        let dot = reduce(&gy, &cl, ReduceOp::Sum, &[dim])?;
+        let t = binary(g, gl, &dot, &sb, BinaryOp::Sub)?;
+        binary(y, yl, &t, &cl, BinaryOp::Mul)
+    }
+}
