@@ -76,8 +76,6 @@ def test_default_device_and_dtype():
         bp.set_default_device("gpu")
     assert bp.get_default_dtype() == bp.float32
     bp.set_default_dtype(bp.float32)
-    with pytest.raises(NotImplementedError, match="fixed at float32.*dtype=backprop_rs.float64"):
-        bp.set_default_dtype(bp.float64)
     with pytest.raises(TypeError, match="floating-point"):
         bp.set_default_dtype(bp.int64)
     bp.use_deterministic_algorithms(True)
@@ -344,3 +342,28 @@ def test_thread_settings():
     assert bp.get_num_threads() == n and bp.get_num_interop_threads() == 1
     with pytest.raises(ValueError):
         bp.set_num_threads(0)
+
+
+def test_set_default_dtype_float64_reaches_every_float_default():
+    # what torch.set_default_dtype(torch.float64) changes, one by one; every other dtype stays
+    try:
+        bp.set_default_dtype(bp.float64)
+        assert bp.get_default_dtype() == bp.float64
+        f64 = bp.float64
+        for t in [bp.zeros(2), bp.ones(2), bp.empty(2), bp.rand(2), bp.randn(2), bp.full((2,), 1.5),
+                  bp.arange(0.0, 1.0, 0.5), bp.linspace(0, 1, 3), bp.eye(2), bp.tensor([1.0, 2.0]), bp.tensor(2.5),
+                  bp.tensor([1, 2]) / 2, bp.tensor([1, 2]) * 0.5, bp.tensor([1, 3]) / bp.tensor([2, 2]),
+                  bp.tensor([1, 2]).softmax(0), bp.nn.Linear(3, 2).weight, bp.nn.Linear(3, 2)(bp.randn(1, 3))]:
+            assert t.dtype == f64, t
+        # integers, bools and explicitly float32 data keep theirs, as in PyTorch
+        assert bp.tensor([1, 2]).dtype == bp.int64 and bp.arange(3).dtype == bp.int64
+        assert bp.tensor([True]).dtype == bp.bool
+        assert bp.zeros(2, dtype=bp.float32).dtype == bp.float32
+        assert (bp.zeros(2, dtype=bp.float32) * 2.5).dtype == bp.float32
+        assert bp.from_numpy(np.ones(2, np.float32)).dtype == bp.float32
+        # the numbers are float64's: 0.1 is not rounded to float32 on the way in
+        assert bp.tensor([0.1]).item() == 0.1
+        np.testing.assert_array_equal((bp.tensor([1, 2]) / 3).numpy(), np.array([1, 2]) / 3)
+    finally:
+        bp.set_default_dtype(bp.float32)
+    assert bp.zeros(1).dtype == bp.float32 and bp.tensor([1.0]).dtype == bp.float32

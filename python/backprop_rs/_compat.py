@@ -169,24 +169,22 @@ class iinfo:
 
 
 def get_default_dtype() -> _core.dtype:
-    """``float32``: the dtype the factories give floating tensors (fixed in the engine)."""
-    return _core.float32
+    """The dtype the factories give floating tensors and Python floats become (``float32``
+    unless ``set_default_dtype`` changed it)."""
+    return _core._get_default_dtype()
 
 
 def set_default_dtype(d: Any) -> None:
-    """Accepts ``float32`` (the engine's fixed default). ``float64`` raises NotImplementedError:
-    the factories choose float32 in the Rust core, so pass ``dtype=bp.float64`` or call
-    ``.double()`` (``model.double()`` for a module). Non-floating dtypes raise TypeError, as in
-    PyTorch."""
+    """Sets the default floating dtype, process-wide, as ``torch.set_default_dtype``:
+    ``float32`` or ``float64``. Factories without a dtype (``zeros``, ``randn``, ``arange`` with
+    float arguments, ``tensor([1.0])``), Python floats in arithmetic with integer tensors,
+    integer true division, ``mean`` of integers, and new modules' parameters follow it.
+    Non-floating dtypes raise TypeError, as in PyTorch. The GPU has no float64: with a float64
+    default, create GPU tensors with ``dtype=float32``."""
     dt = _dtype(d)
     if not dt.is_floating_point:
         raise TypeError(f"set_default_dtype: only floating-point types are supported as the default type, got {dt}")
-    if dt != _core.float32:
-        raise NotImplementedError(
-            f"set_default_dtype({dt}): backprop_rs's default dtype is fixed at float32 (the factories choose it "
-            "in the engine); pass dtype=backprop_rs.float64 to the factories, or call .double() on tensors "
-            "and modules"
-        )
+    _core._set_default_dtype(dt)
 
 
 def get_default_device() -> _core.device:

@@ -19,9 +19,9 @@ __all__ = ["bernoulli", "multinomial"]
 
 
 def _uniform(shape, like: Tensor, generator: Optional[Generator]) -> Tensor:
-    """Uniform [0, 1) samples of ``shape`` in ``like``'s dtype (float32 for integer ``like``)
-    on ``like``'s device."""
-    dtype = like.dtype if like.is_floating_point() else _core.float32
+    """Uniform [0, 1) samples of ``shape`` in ``like``'s dtype (the default float dtype for an
+    integer ``like``) on ``like``'s device."""
+    dtype = like.dtype if like.is_floating_point() else _core._get_default_dtype()
     if generator is None:
         u = _core.rand(*shape, dtype=dtype)
     else:

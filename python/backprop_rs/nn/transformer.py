@@ -350,7 +350,7 @@ class Transformer(Module):
     def generate_square_subsequent_mask(sz: int, device=None, dtype=None) -> Tensor:
         """A float ``(sz, sz)`` mask: ``-inf`` above the diagonal, ``0.0`` on and below it."""
         keep = _core.arange(sz, device=device)[:, None] >= _core.arange(sz, device=device)[None, :]
-        return _core.where(keep, 0.0, float("-inf")).to(dtype or _core.float32)
+        return _core.where(keep, 0.0, float("-inf")).to(dtype or _core._get_default_dtype())
 
     def _reset_parameters(self) -> None:
         for p in self.parameters():

@@ -474,7 +474,7 @@ pub fn tensor_from_data(
         let dt = dtype.unwrap_or(match s {
             Scalar::Bool(_) => DType::Bool,
             Scalar::Int(_) => DType::I64,
-            Scalar::Float(_) => DType::F32,
+            Scalar::Float(_) => backprop::default_float(),
         });
         Tensor::full_scalar(s, dt, Device::Cpu).py()?
     } else if let Ok(arr) = data.cast::<PyUntypedArray>() {
@@ -547,7 +547,7 @@ pub fn tensor_from_data(
             None => match arr.dtype().kind() {
                 b'f' => {
                     if data.is_instance_of::<PyList>() || data.is_instance_of::<PyTuple>() {
-                        DType::F32
+                        backprop::default_float()
                     } else {
                         converted_dtype(&arr.dtype())?
                     }

@@ -149,7 +149,7 @@ macro_rules! filled {
             requires_grad: bool,
         ) -> PyResult<Py<PyTensor>> {
             let shape = to_shape(&shape_args(size)?)?;
-            let dt = opt_dtype(dtype)?.unwrap_or(DType::F32);
+            let dt = opt_dtype(dtype)?.unwrap_or_else(backprop::default_float);
             let dev = opt_device(device)?;
             finish(Tensor::full(shape, $value, dt, dev).py()?, requires_grad)
         }
@@ -174,7 +174,7 @@ pub fn full(
     let dt = opt_dtype(dtype)?.unwrap_or(match s {
         Scalar::Bool(_) => DType::Bool,
         Scalar::Int(_) => DType::I64,
-        Scalar::Float(_) => DType::F32,
+        Scalar::Float(_) => backprop::default_float(),
     });
     finish(
         Tensor::full_value(shape, s, dt, opt_device(device)?).py()?,
@@ -245,7 +245,7 @@ pub fn rand(
     finish(
         Tensor::rand(
             shape,
-            opt_dtype(dtype)?.unwrap_or(DType::F32),
+            opt_dtype(dtype)?.unwrap_or_else(backprop::default_float),
             opt_device(device)?,
         )
         .py()?,
@@ -265,7 +265,7 @@ pub fn randn(
     finish(
         Tensor::randn(
             shape,
-            opt_dtype(dtype)?.unwrap_or(DType::F32),
+            opt_dtype(dtype)?.unwrap_or_else(backprop::default_float),
             opt_device(device)?,
         )
         .py()?,
@@ -369,7 +369,11 @@ pub fn arange(
         _ => Scalar::Int(1),
     };
     let all_int = [s, e, st].iter().all(|x| matches!(x, Scalar::Int(_)));
-    let dt = opt_dtype(dtype)?.unwrap_or(if all_int { DType::I64 } else { DType::F32 });
+    let dt = opt_dtype(dtype)?.unwrap_or(if all_int {
+        DType::I64
+    } else {
+        backprop::default_float()
+    });
     finish(
         Tensor::arange(s.to_f64(), e.to_f64(), st.to_f64(), dt, opt_device(device)?).py()?,
         requires_grad,
@@ -391,7 +395,7 @@ pub fn linspace(
             start,
             end,
             steps,
-            opt_dtype(dtype)?.unwrap_or(DType::F32),
+            opt_dtype(dtype)?.unwrap_or_else(backprop::default_float),
             opt_device(device)?,
         )
         .py()?,
@@ -412,7 +416,7 @@ pub fn eye(
         Tensor::eye(
             n,
             m.unwrap_or(n),
-            opt_dtype(dtype)?.unwrap_or(DType::F32),
+            opt_dtype(dtype)?.unwrap_or_else(backprop::default_float),
             opt_device(device)?,
         )
         .py()?,
@@ -502,7 +506,7 @@ fn tensor_or_scalar(obj: &Bound<'_, PyAny>, like: Option<&Tensor>) -> PyResult<T
     if let Some(s) = as_scalar(obj)? {
         let dt = match (s, like) {
             (s, Some(l)) => s.result_dtype(l.dtype()),
-            (Scalar::Float(_), None) => DType::F32,
+            (Scalar::Float(_), None) => backprop::default_float(),
             (Scalar::Int(_), None) => DType::I64,
             (Scalar::Bool(_), None) => DType::Bool,
         };
@@ -1034,12 +1038,35 @@ pub fn _log_softmax_backward_data(
     softmax_backward_data(py, grad_output, output, dim, input_dtype, true)
 }
 
+/// The default float dtype (`torch.get_default_dtype`).
+#[pyfunction]
+pub fn _get_default_dtype() -> PyDType {
+    PyDType {
+        inner: backprop::default_float(),
+    }
+}
+
+/// Sets the default float dtype (`torch.set_default_dtype`); a non-float dtype is a TypeError.
+#[pyfunction]
+pub fn _set_default_dtype(dtype: &Bound<'_, PyAny>) -> PyResult<()> {
+    let d = opt_dtype(Some(dtype))?.ok_or_else(|| PyTypeError::new_err("a dtype is required"))?;
+    if !d.is_float() {
+        return Err(PyTypeError::new_err(format!(
+            "only floating-point types are supported as the default type, got {}",
+            d.as_str()
+        )));
+    }
+    backprop::set_default_float(d).py()
+}
+
 /// All public names of the functional API that Python re-exports.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     macro_rules! add {
         ($($f:ident),* $(,)?) => { $( m.add_function(wrap_pyfunction!($f, m)?)?; )* };
     }
     add!(
+        _get_default_dtype,
+        _set_default_dtype,
         _softmax_backward_data,
         _log_softmax_backward_data,
         tensor,

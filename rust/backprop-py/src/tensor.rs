@@ -359,7 +359,7 @@ impl PyTensor {
                     tensor_from_data(d, dt, dev)?
                 }
             }
-            _ => Tensor::zeros([0], dt.unwrap_or(DType::F32), dev).py()?,
+            _ => Tensor::zeros([0], dt.unwrap_or_else(backprop::default_float), dev).py()?,
         };
         let t = if requires_grad {
             t.requires_grad_(true).py()?

@@ -70,6 +70,40 @@ impl DType {
     }
 }
 
+/// The default float dtype (`DType::F32` unless changed): what Python floats, float factories
+/// without a dtype and integer-to-float promotions (true division, `mean` of integers, ...)
+/// produce. Process-wide, as PyTorch's `torch.set_default_dtype`.
+static DEFAULT_FLOAT_IS_F64: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// The default float dtype (see [`set_default_float`]).
+pub fn default_float() -> DType {
+    if DEFAULT_FLOAT_IS_F64.load(std::sync::atomic::Ordering::Relaxed) {
+        DType::F64
+    } else {
+        DType::F32
+    }
+}
+
+/// Sets the default float dtype (PyTorch's `set_default_dtype`); only float dtypes qualify.
+///
+/// ```
+/// # use backprop::{default_float, set_default_float, DType};
+/// assert_eq!(default_float(), DType::F32);
+/// assert!(set_default_float(DType::I64).is_err());
+/// ```
+pub fn set_default_float(dtype: DType) -> crate::Result<()> {
+    if !dtype.is_float() {
+        return Err(crate::Error::DType {
+            op: "set_default_dtype",
+            dtype,
+            detail: ": only floating-point types are supported as the default type".into(),
+        });
+    }
+    DEFAULT_FLOAT_IS_F64.store(dtype == DType::F64, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
 /// How an operand takes part in type promotion (PyTorch's `result_type` rule): tensors with
 /// dims decide within a category; 0-d tensors and Python numbers only lift the result into a
 /// higher category (bool < integer < floating), never widen it within one.
@@ -79,7 +113,7 @@ pub enum Participation {
     Dim,
     /// A 0-d tensor.
     ZeroDim,
-    /// A Python number (its dtype: bool, int64, or float32 for floats, the default float dtype).
+    /// A Python number (its dtype: bool, int64, or the default float dtype for floats).
     Number,
 }
 
@@ -299,7 +333,7 @@ impl Scalar {
     /// The dtype of `tensor OP scalar` for a tensor of dtype `t`.
     pub fn result_dtype(self, t: DType) -> DType {
         match (self, t) {
-            (Scalar::Float(_), DType::I64 | DType::Bool) => DType::F32,
+            (Scalar::Float(_), DType::I64 | DType::Bool) => default_float(),
             (Scalar::Int(_), DType::Bool) => DType::I64,
             _ => t,
         }

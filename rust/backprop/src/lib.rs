@@ -63,7 +63,9 @@ pub mod wgsl;
 
 pub use autograd::{grad_mode, is_grad_enabled, no_grad, set_grad_enabled};
 pub use device::Device;
-pub use dtype::{DType, Element, FloatElement, Participation, Scalar};
+pub use dtype::{
+    default_float, set_default_float, DType, Element, FloatElement, Participation, Scalar,
+};
 pub use error::{CallbackError, Error, Result};
 pub use indexer::{IndexOp, Indexer};
 pub use layout::Layout;

@@ -23,9 +23,9 @@ impl Tensor {
             DType::Bool => self.to_dtype(if op.keeps_integers() {
                 DType::I64
             } else {
-                DType::F32
+                crate::default_float()
             })?,
-            DType::I64 if !op.keeps_integers() => self.to_dtype(DType::F32)?,
+            DType::I64 if !op.keeps_integers() => self.to_dtype(crate::default_float())?,
             _ => self.clone(),
         };
         let s = x.storage().unary(x.layout(), op)?;
@@ -251,13 +251,13 @@ impl Tensor {
             });
         }
         if op == BinaryOp::Atan2 && !dt.is_float() {
-            dt = DType::F32; // as torch.atan2 on integer tensors
+            dt = crate::default_float(); // as torch.atan2 on integer tensors
         }
         if matches!(op, BinaryOp::Fmod | BinaryOp::Remainder) && dt == DType::Bool {
             dt = DType::I64;
         }
         if op == BinaryOp::Div && !dt.is_float() {
-            dt = DType::F32; // true division, as in Python 3 and PyTorch
+            dt = crate::default_float(); // true division, as in Python 3 and PyTorch
         }
         // (an int tensor ** an int tensor with negative entries is allowed, as in PyTorch: the
         // truncated result; only a negative Python int exponent is refused, in pow_scalar_value)

@@ -69,7 +69,7 @@ impl Tensor {
         let x = if self.dtype().is_float() {
             self.clone()
         } else {
-            self.to_dtype(DType::F32)?
+            self.to_dtype(crate::default_float())?
         };
         let rd = reduction_dims("mean", dims, x.rank())?;
         let n: usize = rd.iter().map(|&d| x.dims()[d]).product();
@@ -224,7 +224,7 @@ impl Tensor {
         let x = if self.dtype().is_float() {
             self.clone()
         } else {
-            self.to_dtype(DType::F32)?
+            self.to_dtype(crate::default_float())?
         };
         let rd = reduction_dims("var", dims, x.rank())?;
         let n: usize = rd.iter().map(|&d| x.dims()[d]).product();
@@ -248,7 +248,9 @@ impl Tensor {
     pub fn logsumexp<D: Dims + ?Sized>(&self, dims: &D, keepdim: bool) -> Result<Tensor> {
         if !self.dtype().is_float() {
             // integer and bool inputs are promoted to the default float dtype, as in PyTorch
-            return self.to_dtype(DType::F32)?.logsumexp(dims, keepdim);
+            return self
+                .to_dtype(crate::default_float())?
+                .logsumexp(dims, keepdim);
         }
         let rd = reduction_dims("logsumexp", dims, self.rank())?;
         if rd.iter().any(|&d| self.dims()[d] == 0) {

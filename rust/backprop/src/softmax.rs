@@ -3,7 +3,7 @@
 
 use crate::op::Op;
 use crate::shape::Dim;
-use crate::{DType, Result, Tensor};
+use crate::{Result, Tensor};
 
 impl Tensor {
     /// `exp(x) / sum(exp(x))` along `dim`.
@@ -22,7 +22,7 @@ impl Tensor {
         let x = if self.dtype().is_float() {
             self.clone()
         } else {
-            self.to_dtype(DType::F32)?
+            self.to_dtype(crate::default_float())?
         };
         if x.rank() == 0 {
             return x

@@ -11,7 +11,7 @@ pub fn clip_grad_norm_(params: &[Tensor], max_norm: f64, norm_type: f64) -> Resu
     let Some(first) = grads.first() else {
         return Tensor::full_scalar(
             crate::Scalar::Float(0.0),
-            crate::DType::F32,
+            crate::default_float(),
             crate::Device::Cpu,
         );
     };
