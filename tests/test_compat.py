@@ -72,8 +72,9 @@ def test_default_device_and_dtype():
     assert bp.get_default_device() == bp.device("cpu")
     bp.set_default_device("cpu")
     bp.set_default_device(None)
-    with pytest.raises(NotImplementedError, match="device='gpu'"):
-        bp.set_default_device("gpu")
+    with pytest.raises(ValueError, match="unknown device"):
+        bp.set_default_device("tpu")
+    assert bp.get_default_device() == bp.device("cpu")
     assert bp.get_default_dtype() == bp.float32
     bp.set_default_dtype(bp.float32)
     with pytest.raises(TypeError, match="floating-point"):
@@ -367,3 +368,32 @@ def test_set_default_dtype_float64_reaches_every_float_default():
     finally:
         bp.set_default_dtype(bp.float32)
     assert bp.zeros(1).dtype == bp.float32 and bp.tensor([1.0]).dtype == bp.float32
+
+
+def test_set_default_device_gpu_moves_the_factories_and_new_modules():
+    from conftest import gpu_or_skip
+
+    gpu_or_skip()
+    rng = np.random.default_rng(3)
+    xa = rng.standard_normal((4, 3)).astype(np.float32)
+    try:
+        bp.set_default_device("cuda")  # PyTorch's spelling of the accelerator
+        assert bp.get_default_device() == bp.device("gpu")
+        for t in [bp.zeros(2), bp.randn(2), bp.tensor([1.0]), bp.arange(3), bp.full((1,), 2), bp.eye(2),
+                  bp.linspace(0, 1, 3), bp.randint(0, 3, (2,)), bp.empty(1)]:
+            assert t.device.type == "gpu", t
+        assert bp.from_numpy(np.ones(2, np.float32)).device.type == "cpu"  # shares the array's memory
+        bp.manual_seed(0)
+        lin = bp.nn.Linear(3, 2)
+        assert all(p.device.type == "gpu" for p in lin.parameters())
+        x = bp.tensor(xa)
+        out = lin(x).relu().sum()
+        out.backward()
+        w, b = lin.weight.detach().to("cpu").numpy(), lin.bias.detach().to("cpu").numpy()
+        got = lin.weight.grad.to("cpu").numpy()
+    finally:
+        bp.set_default_device(None)
+    assert bp.zeros(1).device.type == "cpu"
+    # the same step computed in NumPy
+    mask = (xa @ w.T + b) > 0
+    np.testing.assert_allclose(got, mask.T.astype(np.float32) @ xa, rtol=1e-5, atol=1e-5)

@@ -188,22 +188,18 @@ def set_default_dtype(d: Any) -> None:
 
 
 def get_default_device() -> _core.device:
-    """``device(type='cpu')``: the device the factories use when none is given (fixed in the engine)."""
-    return _core.device("cpu")
+    """The device the factories use when none is given (``cpu`` unless ``set_default_device``
+    changed it)."""
+    return _core._get_default_device()
 
 
 def set_default_device(device: Any) -> None:
-    """Accepts ``"cpu"`` (or ``None``, which restores it): the factories' default device is fixed
-    in the engine. Any other device raises NotImplementedError naming the way to get there:
-    ``device="gpu"`` on the factories and layers, or ``.to("gpu")``."""
-    if device is None:
-        return
-    dev = device if isinstance(device, _core.device) else _core.device(str(device))
-    if dev.type != "cpu":
-        raise NotImplementedError(
-            f"set_default_device({device!r}): backprop_rs's default device is fixed at 'cpu'; create tensors "
-            "with device='gpu' (layers take device= too) or move them with .to('gpu')"
-        )
+    """Sets the factories' default device, process-wide, as ``torch.set_default_device``
+    (``None`` restores the CPU). ``"gpu"`` (or its PyTorch spelling ``"cuda"``) is the wgpu GPU:
+    factories without ``device=`` (``zeros``, ``randn``, ``tensor(...)``, ``arange``, ...) and new
+    modules' parameters are then made there. ``from_numpy`` and ``as_tensor`` of an array still
+    share the array's CPU memory, as in PyTorch."""
+    _core._set_default_device(device)
 
 
 _deterministic = False

@@ -155,7 +155,7 @@ pub fn parse_device(obj: &Bound<'_, PyAny>) -> PyResult<Device> {
 pub fn opt_device(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Device> {
     match obj {
         Some(o) if !o.is_none() => parse_device(o),
-        _ => Ok(Device::Cpu),
+        _ => Ok(backprop::default_device()),
     }
 }
 

@@ -1059,12 +1059,33 @@ pub fn _set_default_dtype(dtype: &Bound<'_, PyAny>) -> PyResult<()> {
     backprop::set_default_float(d).py()
 }
 
+/// The factories' default device (`torch.get_default_device`).
+#[pyfunction]
+pub fn _get_default_device() -> PyDevice {
+    PyDevice {
+        inner: backprop::default_device(),
+    }
+}
+
+/// Sets the factories' default device (`torch.set_default_device`; None restores the CPU).
+#[pyfunction]
+pub fn _set_default_device(device: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    let d = match device {
+        Some(o) if !o.is_none() => parse_device(o)?,
+        _ => Device::Cpu,
+    };
+    backprop::set_default_device(d);
+    Ok(())
+}
+
 /// All public names of the functional API that Python re-exports.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     macro_rules! add {
         ($($f:ident),* $(,)?) => { $( m.add_function(wrap_pyfunction!($f, m)?)?; )* };
     }
     add!(
+        _get_default_device,
+        _set_default_device,
         _get_default_dtype,
         _set_default_dtype,
         _softmax_backward_data,

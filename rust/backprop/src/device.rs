@@ -33,6 +33,30 @@ impl Device {
     }
 }
 
+/// Whether the default device (what factories use when no device is given) is the GPU.
+/// Process-wide, as PyTorch's `torch.set_default_device`.
+static DEFAULT_IS_GPU: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The device factories use when none is given (`Device::Cpu` unless changed).
+pub fn default_device() -> Device {
+    if DEFAULT_IS_GPU.load(std::sync::atomic::Ordering::Relaxed) {
+        Device::Gpu
+    } else {
+        Device::Cpu
+    }
+}
+
+/// Sets the default device (PyTorch's `set_default_device`). Tensors already made stay put.
+///
+/// ```
+/// # use backprop::{default_device, set_default_device, Device};
+/// set_default_device(Device::Cpu);
+/// assert_eq!(default_device(), Device::Cpu);
+/// ```
+pub fn set_default_device(device: Device) {
+    DEFAULT_IS_GPU.store(device == Device::Gpu, std::sync::atomic::Ordering::Relaxed);
+}
+
 impl fmt::Display for Device {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

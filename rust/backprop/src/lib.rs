@@ -62,7 +62,7 @@ pub mod viz;
 pub mod wgsl;
 
 pub use autograd::{grad_mode, is_grad_enabled, no_grad, set_grad_enabled};
-pub use device::Device;
+pub use device::{default_device, set_default_device, Device};
 pub use dtype::{
     default_float, set_default_float, DType, Element, FloatElement, Participation, Scalar,
 };
