@@ -394,6 +394,13 @@ def test_set_default_device_gpu_moves_the_factories_and_new_modules():
     finally:
         bp.set_default_device(None)
     assert bp.zeros(1).device.type == "cpu"
+    # `with torch.device(...)` blocks, nested, restore what was there
+    with bp.device("gpu"):
+        assert bp.ones(1).device.type == "gpu"
+        with bp.device("cpu"):
+            assert bp.ones(1).device.type == "cpu"
+        assert bp.ones(1).device.type == "gpu"
+    assert bp.ones(1).device.type == "cpu"
     # the same step computed in NumPy
     mask = (xa @ w.T + b) > 0
     np.testing.assert_allclose(got, mask.T.astype(np.float32) @ xa, rtol=1e-5, atol=1e-5)

@@ -93,6 +93,29 @@ impl PyDevice {
             .map(|d| d == self.inner)
             .unwrap_or(false)
     }
+    /// `with bp.device("gpu"):` makes it the factories' default device inside the block, as
+    /// `with torch.device("cuda"):` does; the previous default comes back on exit (nestable).
+    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        ENTERED.with(|e| e.borrow_mut().push(backprop::default_device()));
+        backprop::set_default_device(slf.inner);
+        slf
+    }
+    fn __exit__(
+        &self,
+        _ty: &Bound<'_, PyAny>,
+        _value: &Bound<'_, PyAny>,
+        _tb: &Bound<'_, PyAny>,
+    ) -> bool {
+        if let Some(prev) = ENTERED.with(|e| e.borrow_mut().pop()) {
+            backprop::set_default_device(prev);
+        }
+        false
+    }
+}
+
+thread_local! {
+    /// The default devices that `with device(...)` blocks replaced, innermost last.
+    static ENTERED: std::cell::RefCell<Vec<Device>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 pub fn parse_dtype(obj: &Bound<'_, PyAny>) -> PyResult<DType> {
