@@ -231,3 +231,23 @@ def test_softmax_kernel_paths_match_float64(log, layout, dim):
     got = (t.log_softmax(dim) if log else t.softmax(dim)).numpy()
     want = _softmax_ref(ref_in, dim, log)
     np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6 if not log else 2e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64"])
+@pytest.mark.parametrize("mkn", [(1, 64, 256), (32, 256, 1024), (64, 100, 300), (5, 70, 21)])
+@pytest.mark.parametrize("batch", [(), (3,)])
+def test_matmul_with_a_transposed_wide_rhs_matches_numpy(dtype, mkn, batch):
+    # x @ W^T with few rows and a wide W takes the transposed-problem path of the CPU matmul
+    # (it computes W @ x^T and transposes the result into place); compare it with NumPy
+    m, k, n = mkn
+    rng = np.random.default_rng(m * 7 + n)
+    if dtype == "int64":
+        a, w = rng.integers(-5, 5, (*batch, m, k)), rng.integers(-5, 5, (*batch, n, k))
+    else:
+        a, w = rng.standard_normal((*batch, m, k)).astype(dtype), rng.standard_normal((*batch, n, k)).astype(dtype)
+    got = (bp.tensor(a) @ bp.tensor(w).transpose(-1, -2)).numpy()
+    want = a.astype(np.float64) @ np.swapaxes(w, -1, -2).astype(np.float64)
+    if dtype == "int64":
+        np.testing.assert_array_equal(got, want.astype(np.int64))
+    else:
+        np.testing.assert_allclose(got, want, rtol=1e-4 if dtype == "float32" else 1e-10, atol=1e-3 if dtype == "float32" else 1e-10)

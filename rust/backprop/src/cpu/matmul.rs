@@ -159,7 +159,39 @@ pub fn matmul<T: MatmulElement>(a: &[T], al: &Layout, b: &[T], bl: &Layout) -> R
     let batches = ab.len();
     // Many small products: parallelise over the batch; few large ones: let gemm thread inside.
     let par_batches = batches >= 2 * super::parallel::threads() && flops * batches as f64 > 1e6;
+    // `x @ W^T` with few rows and a wide W (a Linear's forward at small batch, an RNN's
+    // recurrent step): `gemm` is up to 2x slower on this orientation than on the transposed
+    // problem `W @ x^T` (measured: 32x256x1024 198 vs 95 us), so compute that into a scratch
+    // block and transpose it into place (m*n moves, small next to the m*n*k product).
+    let swap = rrs == 1 && rcs != 1 && m <= 64 && n >= 4 * m && k >= 64 && !par_batches;
     let one = |(oa, ob, dst): (usize, usize, &mut [T])| {
+        if swap {
+            let mut scratch = vec![T::ZERO; m * n];
+            // SAFETY: as below; the transposed problem reads the same matrices with swapped
+            // strides and writes the fresh n x m scratch block.
+            unsafe {
+                T::gemm(
+                    n,
+                    m,
+                    k,
+                    scratch.as_mut_ptr(),
+                    m as isize,
+                    b.as_ptr().add(ob),
+                    rcs,
+                    rrs,
+                    a.as_ptr().add(oa),
+                    lcs,
+                    lrs,
+                    flops > GEMM_THREAD_MIN_MNK,
+                );
+            }
+            for (i, row) in dst.chunks_exact_mut(n).enumerate() {
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v = scratch[j * m + i];
+                }
+            }
+            return;
+        }
         // SAFETY: offsets and strides come from layouts validated against their storages; dst is
         // a fresh m x n block.
         unsafe {
