@@ -59,6 +59,7 @@ cargo test --quiet --features gpu
 echo "== examples"
 cargo run --quiet --example indexing > /dev/null
 cargo run --quiet --example attribution > /dev/null
+cargo run --quiet --example char_lstm -- 30 > /dev/null  # fails unless the loss falls
 echo "== the published crate: cargo package, then a downstream crate against the package"
 bash scripts/check-package.sh
 
