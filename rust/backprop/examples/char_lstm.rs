@@ -12,31 +12,13 @@ use backprop::nn::utils::clip_grad_norm_;
 use backprop::nn::{init, Embedding, Linear, Module};
 use backprop::optim::{Adam, AdamConfig, Optimizer};
 use backprop::{manual_seed, no_grad, DType, Device, Error, Result, Tensor};
-use std::io::Read;
+
+mod shared;
 
 const EMBED: usize = 32;
 const HIDDEN: usize = 128;
 const BATCH: usize = 32;
 const STEPS_T: usize = 32;
-
-fn load() -> Result<String> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../python/backprop_rs/datasets/tinyshakespeare.txt.gz"
-    );
-    let file = std::fs::File::open(path).map_err(|e| Error::Io {
-        op: "char_lstm",
-        msg: format!("{path}: {e}"),
-    })?;
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(file)
-        .read_to_string(&mut text)
-        .map_err(|e| Error::Io {
-            op: "char_lstm",
-            msg: e.to_string(),
-        })?;
-    Ok(text)
-}
 
 struct CharLstm {
     embed: Embedding,
@@ -124,7 +106,7 @@ fn main() -> Result<()> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(400);
     manual_seed(1337);
-    let text = load()?;
+    let text = shared::bundled_text("tinyshakespeare.txt.gz", "char_lstm")?;
     let mut chars: Vec<char> = text.chars().collect();
     chars.sort_unstable();
     chars.dedup();

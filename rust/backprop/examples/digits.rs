@@ -7,24 +7,11 @@ use backprop::nn::loss::{cross_entropy, ClassLossOptions};
 use backprop::nn::{Linear, Module, Relu, Sequential};
 use backprop::optim::{Adam, AdamConfig, Optimizer};
 use backprop::{manual_seed, no_grad, DType, Device, Error, Result, Tensor};
-use std::io::Read;
+
+mod shared;
 
 fn load() -> Result<(Vec<f32>, Vec<i64>)> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../python/backprop_rs/datasets/digits.csv.gz"
-    );
-    let file = std::fs::File::open(path).map_err(|e| Error::Io {
-        op: "digits",
-        msg: format!("{path}: {e}"),
-    })?;
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(file)
-        .read_to_string(&mut text)
-        .map_err(|e| Error::Io {
-            op: "digits",
-            msg: e.to_string(),
-        })?;
+    let text = shared::bundled_text("digits.csv.gz", "digits")?;
     let (mut x, mut y) = (Vec::new(), Vec::new());
     for line in text.lines().filter(|l| !l.is_empty()) {
         let v: Vec<f32> = line
