@@ -671,3 +671,18 @@ def test_cli_trains_on_the_gpu(tmp_path):
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert float(re.search(r"test_acc=([0-9.]+)", r.stdout).group(1)) > 0.5
+
+
+def test_device_constants_made_under_inference_mode_do_not_leak_into_training():
+    # the device-constant cache must not hand a constant made inside inference_mode (an
+    # inference tensor, which autograd refuses to save) to a later differentiated op
+    x = bp.tensor(np.arange(4, dtype=np.float32), device="gpu")
+    with bp.inference_mode():
+        (x * 3.25 + 1.5).to("cpu")
+    w = bp.tensor(np.ones(4, np.float32), device="gpu", requires_grad=True)
+    loss = (w * 3.25 + 1.5).relu().sum()
+    loss.backward()
+    np.testing.assert_allclose(w.grad.to("cpu").numpy(), np.full(4, 3.25, np.float32))
+    # and constants cached outside it stay usable inside it
+    with bp.inference_mode():
+        assert float((w.detach() * 3.25).sum().item()) == 13.0

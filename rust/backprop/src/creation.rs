@@ -67,10 +67,13 @@ impl Tensor {
     /// it is a fill dispatch and a buffer, and a training step has a dozen of them (8 of the MLP
     /// step's 52 dispatches were such fills). A cached constant is reused only while its version
     /// counter is 0, i.e. while nothing wrote into it or into a view of it in place (were that
-    /// to happen, backward's saved-tensor check would report it, not compute with the new value).
+    /// to happen, backward's saved-tensor check would report it, not compute with the new value),
+    /// and only constants made outside inference mode are cached.
     /// Not for tensors handed to users: they get their own `full_scalar`.
     pub(crate) fn constant(s: Scalar, dtype: DType, device: Device) -> Result<Tensor> {
-        if device == Device::Cpu {
+        // under inference mode a new tensor is an inference tensor, which autograd refuses to
+        // save later: such constants are made fresh and never cached
+        if device == Device::Cpu || crate::autograd::is_inference_mode_enabled() {
             return Tensor::full_scalar(s, dtype, device);
         }
         let key = constant_key(s, dtype);
