@@ -15,6 +15,19 @@ from .module import Module
 from .parameter import Parameter
 
 
+def _padding_index(padding_idx: Optional[int], num_embeddings: int, name: str) -> Optional[int]:
+    """``padding_idx`` checked against the table and made non-negative, as ``torch.nn.Embedding``
+    and ``EmbeddingBag`` do (an AssertionError; PyTorch's two messages differ only in case)."""
+    if padding_idx is None:
+        return None
+    if padding_idx > 0:
+        assert padding_idx < num_embeddings, f"{name} must be within num_embeddings"
+    elif padding_idx < 0:
+        assert padding_idx >= -num_embeddings, f"{name} must be within num_embeddings"
+        padding_idx = num_embeddings + padding_idx
+    return padding_idx
+
+
 def _no_grad():
     from ..autograd import no_grad
 
@@ -246,12 +259,7 @@ class Embedding(Module):
                  dtype=None) -> None:
         super().__init__()
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
-        if padding_idx is not None:
-            if padding_idx > 0:
-                assert padding_idx < num_embeddings, "Padding_idx must be within num_embeddings"
-            elif padding_idx < 0:
-                assert padding_idx >= -num_embeddings, "Padding_idx must be within num_embeddings"
-                padding_idx = num_embeddings + padding_idx
+        padding_idx = _padding_index(padding_idx, num_embeddings, "Padding_idx")
         if sparse:
             raise NotImplementedError("Embedding(sparse=True): backprop_rs has no sparse tensors; use sparse=False")
         self.padding_idx, self.max_norm, self.norm_type = padding_idx, max_norm, norm_type
@@ -318,12 +326,7 @@ class EmbeddingBag(Module):
             raise NotImplementedError("EmbeddingBag(sparse=True): backprop_rs has no sparse tensors; use sparse=False")
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.max_norm, self.norm_type, self.scale_grad_by_freq = max_norm, norm_type, scale_grad_by_freq
-        if padding_idx is not None:
-            if padding_idx > 0:
-                assert padding_idx < num_embeddings, "padding_idx must be within num_embeddings"
-            elif padding_idx < 0:
-                assert padding_idx >= -num_embeddings, "padding_idx must be within num_embeddings"
-                padding_idx = num_embeddings + padding_idx
+        padding_idx = _padding_index(padding_idx, num_embeddings, "padding_idx")
         self.padding_idx = padding_idx
         if _weight is None:
             self.weight = Parameter(_core.empty(num_embeddings, embedding_dim, device=device, dtype=dtype))
