@@ -37,6 +37,23 @@ fn row_offsets(row: u32) -> vec2<u32> {
     return vec2<u32>(ioff, ooff);
 }
 
+// The sum of every invocation's `v` over the workgroup (a tree in `sh`), the same in every
+// invocation. Call it from uniform control flow: it has barriers.
+fn workgroup_sum(lid: u32, v: f32) -> f32 {
+    sh[lid] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+        if (lid < s) {
+            sh[lid] = sh[lid] + sh[lid + s];
+        }
+        workgroupBarrier();
+    }
+    let total = sh[0];
+    // everyone has read the total before `sh` is written again
+    workgroupBarrier();
+    return total;
+}
+
 fn finish(x: f32, m: f32, s: f32, log_s: f32) -> f32 {
     if (LOG == 1u) {
         return x - m - log_s;
@@ -82,15 +99,7 @@ fn softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     for (var i = lid; i < len; i += WG) {
         acc += exp(bitcast<f32>(in0[offs.x + i * istr]) - m);
     }
-    sh[lid] = acc;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-        if (lid < s) {
-            sh[lid] = sh[lid] + sh[lid + s];
-        }
-        workgroupBarrier();
-    }
-    let total = sh[0];
+    let total = workgroup_sum(lid, acc);
     let log_total = safe_log(total);
     for (var i = lid; i < len; i += WG) {
         let x = bitcast<f32>(in0[offs.x + i * istr]);
@@ -184,15 +193,7 @@ fn softmax_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     for (var i = lid; i < len; i += WG) {
         acc += bwd_term(o, i);
     }
-    sh[lid] = acc;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-        if (lid < s) {
-            sh[lid] = sh[lid] + sh[lid + s];
-        }
-        workgroupBarrier();
-    }
-    let total = sh[0];
+    let total = workgroup_sum(lid, acc);
     for (var i = lid; i < len; i += WG) {
         bwd_finish(o, i, total);
     }

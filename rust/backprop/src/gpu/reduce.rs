@@ -208,6 +208,19 @@ pub(crate) fn arg_reduce(
     Ok(out)
 }
 
+/// The dims other than `dim` (which enumerate the rows of a softmax kernel) with each operand's
+/// strides along them, coalesced where they are contiguous in every operand.
+fn row_dims(l: &Layout, dim: usize, strides: &[&[usize]]) -> (Vec<usize>, Vec<Vec<usize>>) {
+    let others: Vec<usize> = (0..l.rank()).filter(|&d| d != dim).collect();
+    let od: Vec<usize> = others.iter().map(|&d| l.dims()[d]).collect();
+    let per: Vec<Vec<usize>> = strides
+        .iter()
+        .map(|st| others.iter().map(|&d| st[d]).collect())
+        .collect();
+    let refs: Vec<&[usize]> = per.iter().map(|v| v.as_slice()).collect();
+    coalesce(&od, &refs)
+}
+
 /// Rows up to this long take the one-workgroup-per-row softmax kernel (three strided passes of
 /// len / 256 iterations each stay within the loop budget); longer rows are composed below.
 const SOFTMAX_MAX_ROW: usize = LOOP_BUDGET / 3 * 256;
@@ -239,11 +252,7 @@ pub(crate) fn softmax(x: &GpuStorage, l: &Layout, dim: usize, log: bool) -> Resu
     let out = output(name, l.shape(), x.dtype)?;
     let rows = numel / len;
     let cs = l.shape().contiguous_strides();
-    let others: Vec<usize> = (0..l.rank()).filter(|&d| d != dim).collect();
-    let od: Vec<usize> = others.iter().map(|&d| l.dims()[d]).collect();
-    let is: Vec<usize> = others.iter().map(|&d| l.strides()[d]).collect();
-    let os: Vec<usize> = others.iter().map(|&d| cs[d]).collect();
-    let (cd, cst) = coalesce(&od, &[&is, &os]);
+    let (cd, cst) = row_dims(l, dim, &[l.strides(), &cs]);
     let mut params = vec![
         word(name, rows)?,
         word(name, len)?,
@@ -342,12 +351,7 @@ pub(crate) fn softmax_backward(
     let out = output(name, gl.shape(), g.dtype)?;
     let rows = numel / len;
     let cs = gl.shape().contiguous_strides();
-    let others: Vec<usize> = (0..gl.rank()).filter(|&d| d != dim).collect();
-    let od: Vec<usize> = others.iter().map(|&d| gl.dims()[d]).collect();
-    let gs: Vec<usize> = others.iter().map(|&d| gl.strides()[d]).collect();
-    let ys: Vec<usize> = others.iter().map(|&d| yl.strides()[d]).collect();
-    let os: Vec<usize> = others.iter().map(|&d| cs[d]).collect();
-    let (cd, cst) = coalesce(&od, &[&gs, &ys, &os]);
+    let (cd, cst) = row_dims(gl, dim, &[gl.strides(), yl.strides(), &cs]);
     let mut params = vec![
         word(name, rows)?,
         word(name, len)?,
