@@ -84,6 +84,29 @@ def _softmax_bwd_op(g, y, dim, log):
     return f(g, y, dim, g.dtype)
 
 
+def _sdpa_ref(q, k, v, is_causal=False, scale=None):
+    """softmax(q k^T * scale) v in NumPy float64, with the causal mask as PyTorch's (j <= i)."""
+    sf = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    s = q @ np.swapaxes(k, -1, -2) * sf
+    if is_causal:
+        L, S = s.shape[-2:]
+        s = np.where(np.arange(L)[:, None] >= np.arange(S)[None, :], s, -np.inf)
+    return _softmax(s, -1) @ v
+
+
+def sdpa_samples(rng):
+    """The fused attention primitive (no mask, no dropout: F.scaled_dot_product_attention's
+    fused route): L != S so the causal alignment shows, 2-d to 4-d, a scale, views."""
+    n = rng.normal
+    return [
+        Sample([n(size=(2, 3, 4)), n(size=(2, 5, 4)), n(size=(2, 5, 3))], desc="3d"),
+        Sample([n(size=(2, 3, 4)), n(size=(2, 5, 4)), n(size=(2, 5, 3))], dict(is_causal=True), "3d-causal"),
+        Sample([n(size=(4, 4)), n(size=(4, 4)), n(size=(4, 2))], dict(is_causal=True, scale=0.3), "2d-scale"),
+        Sample([n(size=(1, 2, 3, 4)), n(size=(1, 2, 6, 4)), n(size=(1, 2, 6, 5))], dict(is_causal=True), "4d"),
+        Sample([n(size=(2, 4, 3)), n(size=(2, 4, 3)), n(size=(2, 4, 3))], desc="noncontig", noncontig=True),
+    ]
+
+
 def unary_samples(lo=-2.0, hi=2.0, avoid_zero=False):
     def gen(rng):
         def u(*shape):
@@ -571,6 +594,9 @@ OPS: List[OpInfo] = [
     # the fused backward primitive (its own rule gives softmax's double backward)
     OpInfo("softmax_backward", _softmax_bwd_op, _softmax_bwd_ref, softmax_bwd_samples(False)),
     OpInfo("log_softmax_backward", _softmax_bwd_op, _softmax_bwd_ref, softmax_bwd_samples(True)),
+    # the fused (flash) attention primitive; its double backward is the composed rule
+    OpInfo("scaled_dot_product_attention", lambda q, k, v, **kw: F.scaled_dot_product_attention(q, k, v, **kw),
+           _sdpa_ref, sdpa_samples, atol=1e-5),
     OpInfo("cross_entropy", _ce_op, _ce_ref_kw, ce_samples),
     OpInfo("cross_entropy_probs", lambda x, p, **k: F.cross_entropy(x, p, **k), _ce_prob_ref, ce_prob_samples),
     OpInfo("nll_loss", lambda x, t, **k: F.nll_loss(x, t, **k), _nll_ref, nll_samples),

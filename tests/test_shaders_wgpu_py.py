@@ -33,7 +33,7 @@ EW = {"rtol": 1e-4, "atol": 1e-5}
 RED = {"rtol": 1e-4, "atol": 1e-4}
 
 # The extension has no list of families; test_zz_... checks this one against its error message.
-FAMILIES = ("elementwise", "reduce", "matmul", "softmax", "index", "conv", "optim")
+FAMILIES = ("elementwise", "reduce", "matmul", "softmax", "attention", "index", "conv", "optim")
 K = _core._wgsl_constants()
 F32, I64, BOOL = K["DT_F32"], K["DT_I64"], K["DT_BOOL"]
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
@@ -875,6 +875,49 @@ def test_softmax_backward_with_different_strides(gpu, entry, log):
     gd = g.astype(np.float32).astype(np.float64)
     want = gd - np.exp(yd) * gd.sum(0) if log else yd * (gd - (gd * yd).sum(0))
     np.testing.assert_allclose(out, want, **RED)
+
+
+# ------------------------------------------------------------------ attention
+
+
+def _attention_case(causal, seed=12, b=2, L=300, S=270, E=20, Ev=12):
+    """q/k/v/g float32 with a leading junk word each (the offsets in the parameter block), and
+    the float64 reference: out, lse, D = rowsum(g out), dq, dk, dv."""
+    rng = np.random.default_rng(seed)
+    q, k = rng.normal(size=(b, L, E)).astype(np.float32), rng.normal(size=(b, S, E)).astype(np.float32)
+    v, g = rng.normal(size=(b, S, Ev)).astype(np.float32), rng.normal(size=(b, L, Ev)).astype(np.float32)
+    scale = 0.3
+    qd, kd, vd, gd = (a.astype(np.float64) for a in (q, k, v, g))
+    s = qd @ kd.transpose(0, 2, 1) * scale
+    if causal:
+        s = np.where(np.arange(L)[:, None] >= np.arange(S)[None, :], s, -np.inf)
+    lse = np.log(np.exp(s - s.max(-1, keepdims=True)).sum(-1)) + s.max(-1)
+    pr = np.exp(s - lse[..., None])
+    out = pr @ vd
+    d = (gd * out).sum(-1)
+    ds = pr * (gd @ vd.transpose(0, 2, 1) - d[..., None]) * scale
+    ref = dict(out=out, lse=lse, d=d, dq=ds @ kd, dk=ds.transpose(0, 2, 1) @ qd, dv=pr.transpose(0, 2, 1) @ gd)
+    pad = lambda a: np.concatenate([np.zeros(1, np.float32), a.ravel()])  # noqa: E731
+    params = lambda rows: [rows, L, S, E, Ev, int(causal), np.float32(scale).view(np.uint32), 1, 1, 1, 1, 1]  # noqa: E731
+    bufs = {1: f32w(pad(q)), 2: f32w(pad(k)), 3: f32w(pad(v)), 6: f32w(pad(g))}
+    return bufs, params, ref, (b, L, S, E, Ev)
+
+
+@pytest.mark.parametrize("causal", [0, 1])
+def test_attention_forward_and_backward_kernels(gpu, causal):
+    # L and S above one 256-wide tile, L != S (the causal mask's alignment), offsets of 1
+    bufs, params, ref, (b, L, S, E, Ev) = _attention_case(causal)
+    r = gpu.run("attention", "attn_fwd", params(b * L), {k: bufs[k] for k in (1, 2, 3)} | {4: junk(b * L * Ev),
+                5: junk(b * L)}, b * L, read=(4, 5))
+    np.testing.assert_allclose(as_f32(r[4]).reshape(b, L, Ev), ref["out"], **RED)
+    np.testing.assert_allclose(as_f32(r[5]).reshape(b, L), ref["lse"], **RED)
+    stats = f32w(np.concatenate([[0.0], ref["lse"].ravel(), ref["d"].ravel()]).astype(np.float32))
+    r = gpu.run("attention", "attn_dq", params(b * L), bufs | {7: stats, 4: junk(b * L * E)}, b * L)
+    np.testing.assert_allclose(as_f32(r[4]).reshape(b, L, E), ref["dq"], **RED)
+    r = gpu.run("attention", "attn_dkv", params(b * S), bufs | {7: stats, 4: junk(b * S * E), 5: junk(b * S * Ev)},
+                b * S, read=(4, 5))
+    np.testing.assert_allclose(as_f32(r[4]).reshape(b, S, E), ref["dk"], **RED)
+    np.testing.assert_allclose(as_f32(r[5]).reshape(b, S, Ev), ref["dv"], **RED)
 
 
 # ------------------------------------------------------------------ index

@@ -1,7 +1,9 @@
-"""The fresh process of the ``peak_rss_mlp`` workload: ``python .../bench/_child.py peak_rss_mlp FRAMEWORK STEPS``.
+"""The fresh processes of the memory workloads: ``python .../bench/_child.py WORKLOAD FRAMEWORK N``.
 
-It imports one framework, trains the bench's MLP at batch 64 for STEPS steps, and prints one JSON
-line: the peak resident memory and the RSS after set-up, after 10 % of the steps and at the end.
+``peak_rss_mlp``: imports one framework, trains the bench's MLP at batch 64 for N steps, and
+prints one JSON line: the peak resident memory and the RSS after set-up, after 10 % of the steps
+and at the end. ``peak_rss_sdpa``: causal ``scaled_dot_product_attention`` forward + backward
+on q/k/v [1, 8, N, 64] (twice), and the same memory facts: how memory grows with the sequence.
 
 It is started by its file path, not with ``python -m backprop_rs.bench._child``: ``-m`` would
 first import the package ``backprop_rs``, which loads the engine's extension, and the NumPy and
@@ -116,7 +118,30 @@ def peak_rss_mlp(fw, steps):
             "engine_loaded": "backprop_rs._core" in sys.modules}
 
 
-WORKLOADS = {"peak_rss_mlp": peak_rss_mlp}
+def peak_rss_sdpa(fw, steps):
+    """Causal attention forward + backward at sequence length ``steps`` (the CLI's N), twice."""
+    import numpy as np
+
+    if fw == "torch":
+        import torch as mod
+    else:
+        import backprop_rs as mod
+    rng = np.random.default_rng(0)
+    shape = (1, 8, steps, 64)
+    q, k, v, g = (mod.tensor(rng.standard_normal(shape, dtype=np.float32)) for _ in range(4))
+    for t in (q, k, v):
+        t.requires_grad_()
+    after_setup = rss_now_mb()
+    total = None
+    for _ in range(2):
+        q.grad = k.grad = v.grad = None
+        mod.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True).backward(g)
+        total = float(q.grad.sum() + k.grad.sum() + v.grad.sum())
+    return {"peak_mb": peak_mb(), "ru_maxrss_mb": ru_maxrss_mb(), "rss_after_setup_mb": after_setup,
+            "rss_end_mb": rss_now_mb(), "grad_sum": total, "engine_loaded": "backprop_rs._core" in sys.modules}
+
+
+WORKLOADS = {"peak_rss_mlp": peak_rss_mlp, "peak_rss_sdpa": peak_rss_sdpa}
 
 
 def main(argv):

@@ -149,7 +149,7 @@ def run(args: Any) -> int:
     print(report.render_table(fws, wls, results, summaries))
     print()
     print("medians of interleaved rounds; 'x / best' = backprop_rs median / best peer median "
-          "(below 1.00x backprop_rs is faster, or smaller for peak_rss_mlp);")
+          "(below 1.00x backprop_rs is faster, or smaller for peak_rss_*);")
     print("sgemm GFLOP/s = 2n^3/t; GB/s counts bytes read + written once (add/mul 12n, unary 8n, sum 4n, softmax 8n)")
     no_numpy = [w.name for w in wls if w.kind == "timed" and NUMPY not in w.frameworks]
     if no_numpy:

@@ -1,8 +1,11 @@
-"""Attention as a composite of existing ops: ``scaled_dot_product_attention`` (PyTorch's math
-definition) and the multi-head attention forward that ``nn.MultiheadAttention`` runs.
+"""``scaled_dot_product_attention`` and the multi-head attention forward that
+``nn.MultiheadAttention`` runs.
 
-These build the full ``L x S`` score matrix (memory O(L*S) per head); a fused, tiled
-flash-attention kernel is not part of this composite."""
+Without a mask and without dropout (the causal language-model case and plain attention),
+``scaled_dot_product_attention`` runs the core's fused primitive: a tiled online-softmax
+(flash-attention) kernel whose forward and backward never store the ``L x S`` scores, so
+memory grows linearly in the sequence length. With an explicit ``attn_mask`` or dropout it is
+composed from matmul, where and softmax (PyTorch's math definition; memory O(L*S) per head)."""
 
 from __future__ import annotations
 
@@ -75,6 +78,9 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
         value = _repeat_heads(value, hq // hv)
     L, S = query.shape[-2], key.shape[-2]
     sf = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
+    if (attn_mask is None and dropout_p == 0.0 and query.ndim == key.ndim == value.ndim
+            and query.shape[:-2] == key.shape[:-2] == value.shape[:-2]):
+        return _core._fused_attention(query, key, value, sf, is_causal)
     # scale q (L x E) rather than the scores (L x S): the same maths, fewer multiplications
     scores = (query * sf) @ key.transpose(-2, -1)
     if is_causal:

@@ -1038,6 +1038,25 @@ pub fn _log_softmax_backward_data(
     softmax_backward_data(py, grad_output, output, dim, input_dtype, true)
 }
 
+/// The fused (flash) attention primitive behind `F.scaled_dot_product_attention` when it has no
+/// mask and no dropout: `softmax(q k^T * scale) v` with equal leading dims.
+#[pyfunction]
+#[pyo3(signature = (query, key, value, scale=None, is_causal=false))]
+pub fn _fused_attention(
+    py: Python<'_>,
+    query: &PyTensor,
+    key: &PyTensor,
+    value: &PyTensor,
+    scale: Option<f64>,
+    is_causal: bool,
+) -> PyResult<PyTensor> {
+    let (q, k, v) = (query.tensor(), key.tensor(), value.tensor());
+    let n = q.numel().max(k.numel());
+    wrap_r_f(work(py, n, || {
+        Tensor::scaled_dot_product_attention(&q, &k, &v, scale, is_causal)
+    }))
+}
+
 /// The default float dtype (`torch.get_default_dtype`).
 #[pyfunction]
 pub fn _get_default_dtype() -> PyDType {
@@ -1090,6 +1109,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         _set_default_dtype,
         _softmax_backward_data,
         _log_softmax_backward_data,
+        _fused_attention,
         tensor,
         as_tensor,
         from_numpy,

@@ -6,7 +6,9 @@
 //! done with stride-0 views) and the same dtype (promotion was done with casts); outputs are
 //! freshly allocated and C-contiguous.
 
-use crate::op::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, ScatterReduce, UnaryOp, Window};
+use crate::op::{
+    ArgReduceOp, AttentionSpec, BinaryOp, CmpOp, ReduceOp, ScatterReduce, UnaryOp, Window,
+};
 use crate::{DType, Device, Layout, Result, Scalar, Shape};
 
 pub trait BackendStorage: Sized + Send + Sync {
@@ -72,6 +74,29 @@ pub trait BackendStorage: Sized + Send + Sync {
         dim: usize,
         log: bool,
     ) -> Result<Self>;
+
+    /// Fused attention (flash attention, see `op::Op::Attention`): `self` is q `[B, L, E]`,
+    /// with k `[B, S, E]` and v `[B, S, Ev]`; every layout is contiguous (an offset is allowed)
+    /// and `S, E, Ev > 0`. Returns the output `[B, L, Ev]` and the per-row log-sum-exp `[B, L]`.
+    fn attention(
+        &self,
+        ql: &Layout,
+        k: (&Self, &Layout),
+        v: (&Self, &Layout),
+        spec: AttentionSpec,
+    ) -> Result<(Self, Self)>;
+    /// Its backward: `(dq, dk, dv)` from q (`self`), k, v, the output's gradient `g` `[B, L, Ev]`
+    /// and `stats` `[2, B, L]` (the forward's log-sum-exp, then `rowsum(g * output)`), all
+    /// contiguous. The probabilities are recomputed block by block, never stored.
+    fn attention_backward(
+        &self,
+        ql: &Layout,
+        k: (&Self, &Layout),
+        v: (&Self, &Layout),
+        g: (&Self, &Layout),
+        stats: (&Self, &Layout),
+        spec: AttentionSpec,
+    ) -> Result<(Self, Self, Self)>;
 
     /// im2col of an `[N, C, H, W]` view: `[N, C*kh*kw, L]` (out-of-bounds reads give `pad_value`).
     fn unfold(&self, l: &Layout, w: &Window, pad_value: f64) -> Result<Self>;

@@ -23,6 +23,7 @@
 //! primitives behind one [`backend::BackendStorage`] trait; [`io`] saves and loads safetensors
 //! checkpoints.
 
+mod attention;
 pub mod autograd;
 pub mod backend;
 pub mod cpu;

@@ -381,6 +381,18 @@ pub enum Op {
         dim: usize,
         log: bool,
     },
+    /// Fused scaled dot-product attention of `q [B, L, E]`, `k [B, S, E]`, `v [B, S, Ev]`
+    /// (contiguous): `softmax(q k^T * scale, causal-masked) v`, computed in tiles with an online
+    /// softmax so the `L x S` score matrix never exists (flash attention). `lse` is the forward's
+    /// per-row log-sum-exp `[B, L]`, kept for the backward, which recomputes the tiles; it is
+    /// not an input (nothing differentiates it, nothing else can modify it).
+    Attention {
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        spec: AttentionSpec,
+        lse: Tensor,
+    },
     /// im2col: sliding `[kh, kw]` windows of an `[N, C, H, W]` input as columns
     /// `[N, C*kh*kw, L]`; positions outside the input read `pad_value`.
     Unfold(Tensor, Window, f64),
@@ -390,6 +402,14 @@ pub enum Op {
     /// (`autograd::Function`, Python's `autograd.Function`). Not a kernel: its forward already
     /// ran; this only records it in the graph.
     Custom(Arc<CustomNode>, usize),
+}
+
+/// The constants of a fused attention (`Op::Attention`): the score scale and the causal mask.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AttentionSpec {
+    pub scale: f64,
+    /// Row `i` attends to keys `j <= i` only (top-left aligned, as PyTorch's `is_causal`).
+    pub causal: bool,
 }
 
 /// Geometry of a 2-d sliding window (convolution, pooling, unfold/fold).
@@ -501,6 +521,7 @@ impl Op {
             Op::LogSoftmax(..) => "log_softmax",
             Op::SoftmaxBackward { log: false, .. } => "softmax_backward",
             Op::SoftmaxBackward { log: true, .. } => "log_softmax_backward",
+            Op::Attention { .. } => "scaled_dot_product_attention",
             Op::Unfold(..) => "unfold",
             Op::Fold(..) => "fold",
             Op::Custom(n, _) => n.name(),
@@ -520,6 +541,7 @@ impl Op {
             Op::Where(c, a, b) => vec![c, a, b],
             Op::SliceScatter { base, src, .. } => vec![base, src],
             Op::SoftmaxBackward { g, y, .. } => vec![g, y],
+            Op::Attention { q, k, v, .. } => vec![q, k, v],
             Op::Cat(xs, _) => xs.iter().collect(),
             Op::Gather(a, _, i) | Op::IndexSelect(a, _, i) => vec![a, i],
             Op::Scatter {
@@ -545,6 +567,7 @@ impl Op {
             Op::Where(c, a, b) => vec![c, a, b],
             Op::SliceScatter { base, src, .. } => vec![base, src],
             Op::SoftmaxBackward { g, y, .. } => vec![g, y],
+            Op::Attention { q, k, v, .. } => vec![q, k, v],
             Op::Cat(xs, _) => xs.iter_mut().collect(),
             Op::Gather(a, _, i) | Op::IndexSelect(a, _, i) => vec![a, i],
             Op::Scatter {
@@ -571,6 +594,7 @@ impl Op {
             Op::Where(c, a, b) => vec![c, a, b],
             Op::SliceScatter { base, src, .. } => vec![base, src],
             Op::SoftmaxBackward { g, y, .. } => vec![g, y],
+            Op::Attention { q, k, v, .. } => vec![q, k, v],
             Op::Cat(xs, _) => xs,
             Op::Gather(a, _, i) | Op::IndexSelect(a, _, i) => vec![a, i],
             Op::Scatter {

@@ -5,7 +5,9 @@ use crate::backend::BackendStorage;
 use crate::cpu::CpuStorage;
 #[cfg(feature = "gpu")]
 use crate::gpu::GpuStorage;
-use crate::op::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, ScatterReduce, UnaryOp, Window};
+use crate::op::{
+    ArgReduceOp, AttentionSpec, BinaryOp, CmpOp, ReduceOp, ScatterReduce, UnaryOp, Window,
+};
 use crate::{DType, Device, Error, Layout, Result, Scalar, Shape};
 
 pub enum Storage {
@@ -190,6 +192,76 @@ impl Storage {
     ) -> Result<Storage> {
         same_device!("index_add", (self, index, src), |a, i, s| a
             .index_add(l, dim, i, il, s, sl))
+    }
+    pub fn attention(
+        &self,
+        ql: &Layout,
+        (k, kl): (&Storage, &Layout),
+        (v, vl): (&Storage, &Layout),
+        spec: AttentionSpec,
+    ) -> Result<(Storage, Storage)> {
+        match (self, k, v) {
+            (Storage::Cpu(q), Storage::Cpu(k), Storage::Cpu(v)) => {
+                let (o, l) = q.attention(ql, (k, kl), (v, vl), spec)?;
+                Ok((Storage::Cpu(o), Storage::Cpu(l)))
+            }
+            #[cfg(feature = "gpu")]
+            (Storage::Gpu(q), Storage::Gpu(k), Storage::Gpu(v)) => {
+                let (o, l) = q.attention(ql, (k, kl), (v, vl), spec)?;
+                Ok((Storage::Gpu(o), Storage::Gpu(l)))
+            }
+            #[allow(unreachable_patterns)]
+            _ => Err(device_mismatch(
+                "scaled_dot_product_attention",
+                &[self.device(), k.device(), v.device()],
+            )),
+        }
+    }
+    pub fn attention_backward(
+        &self,
+        ql: &Layout,
+        (k, kl): (&Storage, &Layout),
+        (v, vl): (&Storage, &Layout),
+        (g, gl): (&Storage, &Layout),
+        (st, sl): (&Storage, &Layout),
+        spec: AttentionSpec,
+    ) -> Result<(Storage, Storage, Storage)> {
+        match (self, k, v, g, st) {
+            (
+                Storage::Cpu(q),
+                Storage::Cpu(k),
+                Storage::Cpu(v),
+                Storage::Cpu(g),
+                Storage::Cpu(st),
+            ) => {
+                let (a, b, c) =
+                    q.attention_backward(ql, (k, kl), (v, vl), (g, gl), (st, sl), spec)?;
+                Ok((Storage::Cpu(a), Storage::Cpu(b), Storage::Cpu(c)))
+            }
+            #[cfg(feature = "gpu")]
+            (
+                Storage::Gpu(q),
+                Storage::Gpu(k),
+                Storage::Gpu(v),
+                Storage::Gpu(g),
+                Storage::Gpu(st),
+            ) => {
+                let (a, b, c) =
+                    q.attention_backward(ql, (k, kl), (v, vl), (g, gl), (st, sl), spec)?;
+                Ok((Storage::Gpu(a), Storage::Gpu(b), Storage::Gpu(c)))
+            }
+            #[allow(unreachable_patterns)]
+            _ => Err(device_mismatch(
+                "scaled_dot_product_attention_backward",
+                &[
+                    self.device(),
+                    k.device(),
+                    v.device(),
+                    g.device(),
+                    st.device(),
+                ],
+            )),
+        }
     }
     pub fn softmax(&self, l: &Layout, dim: usize, log: bool) -> Result<Storage> {
         one!(self, |s| s.softmax(l, dim, log))

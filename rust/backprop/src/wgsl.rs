@@ -24,6 +24,7 @@ pub const FAMILIES: &[(&str, &str)] = &[
     ("reduce", include_str!("../shaders/reduce.wgsl")),
     ("matmul", include_str!("../shaders/matmul.wgsl")),
     ("softmax", include_str!("../shaders/softmax.wgsl")),
+    ("attention", include_str!("../shaders/attention.wgsl")),
     ("index", include_str!("../shaders/index.wgsl")),
     ("conv", include_str!("../shaders/conv.wgsl")),
     ("optim", include_str!("../shaders/optim.wgsl")),

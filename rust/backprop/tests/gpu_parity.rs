@@ -695,3 +695,20 @@ fn cross_entropy_reports_a_bad_label_on_both_devices() {
         );
     }
 }
+
+/// The fused attention kernels (`shaders/attention.wgsl`) against the CPU's, causal and not,
+/// with more than one 256-row tile on each side and L != S.
+#[test]
+fn fused_attention_matches_cpu() {
+    let Some(_g) = gpu() else { return };
+    manual_seed(11);
+    for &(l, s, causal) in &[(300, 520, true), (300, 520, false), (5, 3, true)] {
+        let (q, k, v) = (randn(&[2, l, 16]), randn(&[2, s, 16]), randn(&[2, s, 24]));
+        check(
+            &format!("attention l={l} s={s} causal={causal}"),
+            |x| Tensor::scaled_dot_product_attention(&x[0], &x[1], &x[2], None, causal),
+            &[q, k, v],
+            (2e-5, 1e-4),
+        );
+    }
+}

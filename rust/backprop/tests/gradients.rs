@@ -383,3 +383,105 @@ fn convolution_and_pooling_rules() {
         &[x.clone()],
     );
 }
+
+/// The fused attention primitive: its gradient against central differences (the fused backward
+/// kernel), its second derivative (the composed rule under `create_graph`), causal and not,
+/// with L != S so the causal mask's alignment shows.
+#[test]
+fn attention_rules() {
+    manual_seed(3);
+    let (q, k, v) = (randn(&[2, 3, 4]), randn(&[2, 5, 4]), randn(&[2, 5, 3]));
+    for causal in [false, true] {
+        check(
+            &format!("attention causal={causal}"),
+            |x| Tensor::scaled_dot_product_attention(&x[0], &x[1], &x[2], Some(0.7), causal),
+            &[q.clone(), k.clone(), v.clone()],
+        );
+    }
+}
+
+/// The fused kernels against the composed maths at sizes that cross the CPU kernel's query
+/// (64) and key (128) blocks, with a 4-d batch, forward and all three gradients.
+#[test]
+fn fused_attention_matches_the_composed_maths() {
+    manual_seed(4);
+    for (dtype, tol) in [(DType::F64, 1e-11), (DType::F32, 2e-5)] {
+        for &(l, s, causal) in &[
+            (150, 300, true),
+            (150, 300, false),
+            (200, 70, true),
+            (1, 129, false),
+        ] {
+            let mk = |shape: [usize; 4]| {
+                Tensor::randn(shape, dtype, Device::Cpu)
+                    .unwrap()
+                    .requires_grad_(true)
+                    .unwrap()
+            };
+            let (q, k, v) = (mk([2, 2, l, 16]), mk([2, 2, s, 16]), mk([2, 2, s, 8]));
+            let g = Tensor::randn([2, 2, l, 8], dtype, Device::Cpu).unwrap();
+            let fused = Tensor::scaled_dot_product_attention(&q, &k, &v, None, causal).unwrap();
+            // the reference: scores, an explicit -inf mask, softmax, matmul
+            let (qr, kr, vr) = (q.detach(), k.detach(), v.detach());
+            let (qr, kr, vr) = (
+                qr.requires_grad_(true).unwrap(),
+                kr.requires_grad_(true).unwrap(),
+                vr.requires_grad_(true).unwrap(),
+            );
+            let mut scores = qr
+                .matmul(&kr.transpose(2, 3).unwrap())
+                .unwrap()
+                .mul_scalar(0.25)
+                .unwrap();
+            if causal {
+                let m: Vec<f64> = (0..l * s)
+                    .map(|ij| {
+                        if ij % s <= ij / s {
+                            0.0
+                        } else {
+                            f64::NEG_INFINITY
+                        }
+                    })
+                    .collect();
+                let m = Tensor::from_vec(m, [l, s], Device::Cpu)
+                    .unwrap()
+                    .to_dtype(dtype)
+                    .unwrap();
+                scores = scores.add(&m).unwrap();
+            }
+            let want = scores.softmax(3).unwrap().matmul(&vr).unwrap();
+            let err = |a: &Tensor, b: &Tensor| {
+                a.sub(b)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .item()
+                    .unwrap()
+            };
+            let what = format!("{dtype:?} l={l} s={s} causal={causal}");
+            assert!(
+                err(&fused, &want) < tol,
+                "forward {what}: {}",
+                err(&fused, &want)
+            );
+            fused
+                .mul(&g)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            want.mul(&g).unwrap().sum_all().unwrap().backward().unwrap();
+            for (name, a, b) in [("q", &q, &qr), ("k", &k, &kr), ("v", &v, &vr)] {
+                let (ga, gb) = (a.grad().unwrap(), b.grad().unwrap());
+                assert!(
+                    err(&ga, &gb) < tol * 10.0,
+                    "grad {name} {what}: {}",
+                    err(&ga, &gb)
+                );
+            }
+        }
+    }
+}

@@ -302,8 +302,7 @@ def _sdpa_reference(batch: int, heads: int, steps: int, dim: int) -> Callable[[E
 
 def sequence_workloads(quick: bool) -> list[Workload]:
     """``lstm_step``, ``transformer_block_step`` and ``sdpa_T256`` / ``sdpa_T1024`` /
-    ``sdpa_T4096`` (the last only with ``--only``: see BENCHMARKS.md); ``quick`` keeps the names
-    with toy sizes."""
+    ``sdpa_T4096``; ``quick`` keeps the names with toy sizes."""
     out: list[Workload] = []
     b, t, i, h = (4, 16, 16, 64) if quick else (32, 64, 64, 256)
     out.append(Workload("lstm_step", f"LSTM({i}, {h}) + linear head training step on [{b},{t},{i}] (cross-entropy "
@@ -322,5 +321,5 @@ def sequence_workloads(quick: bool) -> list[Workload]:
         out.append(Workload(f"sdpa_T{t0}", f"causal scaled_dot_product_attention fwd+bwd, q/k/v [{b},{nh},{t},{hd}]",
                             {"batch": b, "heads": nh, "T": t, "head_dim": hd}, _sdpa(b, nh, t, hd),
                             tol=(1e-4, 1e-5 * math.sqrt(t)), frameworks=SEQ_FRAMEWORKS,
-                            reference=_sdpa_reference(b, nh, t, hd), default=t0 < 4096))
+                            reference=_sdpa_reference(b, nh, t, hd)))
     return out

@@ -69,6 +69,7 @@ pub(crate) fn saved_inputs(op: &Op) -> u8 {
         Op::Matmul(a, b) => (n(b) * A) | (n(a) * B),
         Op::Softmax(..) | Op::LogSoftmax(..) => OUT,
         Op::SoftmaxBackward { y, .. } => B | (n(y) * A),
+        Op::Attention { .. } => A | B | C | OUT,
         Op::Gather(..) | Op::IndexSelect(..) => B,
         Op::Scatter { .. } | Op::IndexAdd { .. } => B,
         Op::Cast(_)
@@ -448,6 +449,14 @@ pub fn backward_rule(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
                     })?,
                 ]
             }
+        }
+        Op::Attention { q, k, v, spec, lse } => {
+            let [dq, dk, dv] = crate::attention::attention_grads((q, k, v), lse, out, g, *spec)?;
+            vec![
+                needs(q).then_some(dq),
+                needs(k).then_some(dk),
+                needs(v).then_some(dv),
+            ]
         }
         // unfold and fold are each other's adjoints; padded positions get no gradient
         Op::Unfold(x, w, _) => vec![some(g.fold(*w, (x.dims()[2], x.dims()[3]))?)?],

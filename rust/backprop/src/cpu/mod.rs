@@ -1,5 +1,6 @@
 //! The CPU backend: typed buffers and the primitive kernels over them.
 
+pub mod attention;
 pub mod buffer;
 pub mod conv;
 pub mod denormal;
@@ -15,7 +16,9 @@ pub mod simd;
 pub mod vmath;
 
 use crate::backend::BackendStorage;
-use crate::op::{ArgReduceOp, BinaryOp, CmpOp, ReduceOp, ScatterReduce, UnaryOp, Window};
+use crate::op::{
+    ArgReduceOp, AttentionSpec, BinaryOp, CmpOp, ReduceOp, ScatterReduce, UnaryOp, Window,
+};
 use crate::{DType, Device, Element, Error, Layout, Result, Scalar, Shape};
 pub use buffer::Buffer;
 use elementwise::{map1, select};
@@ -584,6 +587,110 @@ impl BackendStorage for CpuStorage {
         })
     }
 
+    fn attention(
+        &self,
+        ql: &Layout,
+        (k, kl): (&Self, &Layout),
+        (v, vl): (&Self, &Layout),
+        spec: AttentionSpec,
+    ) -> Result<(Self, Self)> {
+        let op = "scaled_dot_product_attention";
+        let x = attention_extents(op, ql, kl, vl)?;
+        Ok(match (self, k, v) {
+            (CpuStorage::F32(q), CpuStorage::F32(k), CpuStorage::F32(v)) => {
+                let (o, l) = attention::forward(
+                    &q.as_slice()[ql.offset()..],
+                    &k.as_slice()[kl.offset()..],
+                    &v.as_slice()[vl.offset()..],
+                    x,
+                    spec,
+                )?;
+                (
+                    CpuStorage::F32(Buffer::from_vec(o)),
+                    CpuStorage::F32(Buffer::from_vec(l)),
+                )
+            }
+            (CpuStorage::F64(q), CpuStorage::F64(k), CpuStorage::F64(v)) => {
+                let (o, l) = attention::forward(
+                    &q.as_slice()[ql.offset()..],
+                    &k.as_slice()[kl.offset()..],
+                    &v.as_slice()[vl.offset()..],
+                    x,
+                    spec,
+                )?;
+                (
+                    CpuStorage::F64(Buffer::from_vec(o)),
+                    CpuStorage::F64(Buffer::from_vec(l)),
+                )
+            }
+            (q, k, _) => {
+                return Err(Error::DTypeMismatch {
+                    op,
+                    lhs: q.dtype(),
+                    rhs: k.dtype(),
+                })
+            }
+        })
+    }
+
+    fn attention_backward(
+        &self,
+        ql: &Layout,
+        (k, kl): (&Self, &Layout),
+        (v, vl): (&Self, &Layout),
+        (g, gl): (&Self, &Layout),
+        (st, sl): (&Self, &Layout),
+        spec: AttentionSpec,
+    ) -> Result<(Self, Self, Self)> {
+        let op = "scaled_dot_product_attention_backward";
+        let x = attention_extents(op, ql, kl, vl)?;
+        attention_operand(op, gl, &[x.b, x.l, x.ev])?;
+        attention_operand(op, sl, &[2, x.b, x.l])?;
+        macro_rules! run {
+            ($var:ident, $q:expr, $k:expr, $v:expr, $g:expr, $st:expr) => {{
+                let (a, b, c) = attention::backward(
+                    (
+                        &$q.as_slice()[ql.offset()..],
+                        &$k.as_slice()[kl.offset()..],
+                        &$v.as_slice()[vl.offset()..],
+                        &$g.as_slice()[gl.offset()..],
+                    ),
+                    &$st.as_slice()[sl.offset()..],
+                    x,
+                    spec,
+                )?;
+                (
+                    CpuStorage::$var(Buffer::from_vec(a)),
+                    CpuStorage::$var(Buffer::from_vec(b)),
+                    CpuStorage::$var(Buffer::from_vec(c)),
+                )
+            }};
+        }
+        Ok(match (self, k, v, g, st) {
+            (
+                CpuStorage::F32(q),
+                CpuStorage::F32(k),
+                CpuStorage::F32(v),
+                CpuStorage::F32(g),
+                CpuStorage::F32(st),
+            ) => run!(F32, q, k, v, g, st),
+            (
+                CpuStorage::F64(q),
+                CpuStorage::F64(k),
+                CpuStorage::F64(v),
+                CpuStorage::F64(g),
+                CpuStorage::F64(st),
+            ) => run!(F64, q, k, v, g, st),
+            (q, _, _, g, _) => {
+                return Err(Error::DTypeMismatch {
+                    op,
+                    lhs: q.dtype(),
+                    rhs: g.dtype(),
+                })
+            }
+        })
+    }
+
     fn softmax(&self, l: &Layout, dim: usize, log: bool) -> Result<Self> {
         Ok(match self {
             CpuStorage::F32(b) => CpuStorage::F32(Buffer::from_vec(reduce::softmax(
@@ -697,4 +804,50 @@ fn index_slice<'a>(op: &'static str, index: &'a CpuStorage) -> Result<&'a [i64]>
         dtype: index.dtype(),
         detail: " (indices must be int64)".into(),
     })
+}
+
+/// The extents of an attention problem from its q, k, v layouts (`[B, L, E]`, `[B, S, E]`,
+/// `[B, S, Ev]`, contiguous), or a shape error naming the op.
+pub(crate) fn attention_extents(
+    op: &'static str,
+    ql: &Layout,
+    kl: &Layout,
+    vl: &Layout,
+) -> Result<attention::Extents> {
+    let (q, k, v) = (ql.dims(), kl.dims(), vl.dims());
+    let bad = |detail: &str| Error::ShapeMismatch {
+        op,
+        lhs: ql.shape().clone(),
+        rhs: kl.shape().clone(),
+        detail: format!(" (value {:?}){detail}", v),
+    };
+    if q.len() != 3 || k.len() != 3 || v.len() != 3 {
+        return Err(bad(": q, k and v must be 3-d [batch, seq, dim]"));
+    }
+    if k[0] != q[0] || v[0] != q[0] || k[2] != q[2] || v[1] != k[1] {
+        return Err(bad(": expected q [B, L, E], k [B, S, E], v [B, S, Ev]"));
+    }
+    if !(ql.is_contiguous() && kl.is_contiguous() && vl.is_contiguous()) {
+        return Err(bad(": the fused kernel reads contiguous operands"));
+    }
+    Ok(attention::Extents {
+        b: q[0],
+        l: q[1],
+        s: k[1],
+        e: q[2],
+        ev: v[2],
+    })
+}
+
+/// Checks that an extra attention operand is contiguous with `dims`.
+pub(crate) fn attention_operand(op: &'static str, l: &Layout, dims: &[usize]) -> Result<()> {
+    if l.dims() != dims || !l.is_contiguous() {
+        return Err(Error::ShapeMismatch {
+            op,
+            lhs: l.shape().clone(),
+            rhs: Shape::new(dims.to_vec()),
+            detail: " (attention operand: expected this contiguous shape)".into(),
+        });
+    }
+    Ok(())
 }

@@ -330,12 +330,12 @@ fn outer_strides(outer: &Layout, dim: usize) -> Vec<usize> {
 
 /// Lanes of the row kernels: 16 f32 fill an AVX-512 register; independent lanes also break the
 /// max / sum dependency chains the compiler may not reorder (float max and add do not associate).
-const ROW_LANES: usize = 16;
+pub(crate) const ROW_LANES: usize = 16;
 
 /// Maximum of a contiguous row, NaN-propagating (a row of all -inf gives -inf, and softmax then
 /// gives NaN, as PyTorch's).
 #[inline(always)]
-fn row_max<T: FloatElement>(x: &[T]) -> T {
+pub(crate) fn row_max<T: FloatElement>(x: &[T]) -> T {
     let mut mx = [T::neg_infinity(); ROW_LANES];
     let mut chunks = x.chunks_exact(ROW_LANES);
     for c in &mut chunks {
@@ -351,7 +351,7 @@ fn row_max<T: FloatElement>(x: &[T]) -> T {
 }
 
 #[inline(always)]
-fn lane_total<T: FloatElement>(acc: [T; ROW_LANES]) -> T {
+pub(crate) fn lane_total<T: FloatElement>(acc: [T; ROW_LANES]) -> T {
     // a fixed tree, so the result does not depend on how the row was scheduled
     let mut a = acc;
     let mut w = ROW_LANES / 2;

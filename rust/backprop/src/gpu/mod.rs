@@ -5,7 +5,7 @@
 //! `buffer` (pooled device memory), `pipeline` (compiled-pipeline cache over the sources of
 //! `crate::wgsl`), `dispatch` (recording and batched submission, readback, device-side bounds
 //! checks), `common` (what every launcher shares), one launcher file per kernel family
-//! mirroring `shaders/` (`elementwise`, `reduce` (with softmax), `matmul`, `index`, `conv`,
+//! mirroring `shaders/` (`elementwise`, `reduce` (with softmax), `attention`, `matmul`, `index`, `conv`,
 //! `optim`), and `stats` (counters of submissions, dispatches, bind groups, buffers: what a step
 //! costs the host).
 //!
@@ -27,6 +27,7 @@
 //! # Ok::<(), backprop::Error>(())
 //! ```
 
+pub(crate) mod attention;
 mod buffer;
 mod common;
 mod context;
@@ -241,6 +242,26 @@ impl BackendStorage for GpuStorage {
     }
     fn softmax(&self, l: &Layout, dim: usize, log: bool) -> Result<Self> {
         reduce::softmax(self, l, dim, log)
+    }
+    fn attention(
+        &self,
+        ql: &Layout,
+        k: (&Self, &Layout),
+        v: (&Self, &Layout),
+        spec: crate::op::AttentionSpec,
+    ) -> Result<(Self, Self)> {
+        attention::forward((self, ql), k, v, spec)
+    }
+    fn attention_backward(
+        &self,
+        ql: &Layout,
+        k: (&Self, &Layout),
+        v: (&Self, &Layout),
+        g: (&Self, &Layout),
+        stats: (&Self, &Layout),
+        spec: crate::op::AttentionSpec,
+    ) -> Result<(Self, Self, Self)> {
+        attention::backward((self, ql), k, v, g, stats, spec)
     }
     fn softmax_backward(
         &self,
