@@ -707,6 +707,29 @@ def test_transformer_encoder_layer_matches_numpy(norm_first, activation, rng):
     np.testing.assert_allclose(out.detach().numpy(), _np_layer_norm(twice.detach().numpy(), 1.0, 0.0), atol=1e-11)
 
 
+def test_is_causal_hint_runs_the_fused_attention_with_the_same_numbers():
+    """PyTorch reads ``is_causal=True`` next to a causal ``src_mask`` as "the mask is causal" and
+    runs SDPA with ``is_causal`` and no mask (here the fused kernel); the mask path must agree,
+    forward and gradients. With a key-padding mask the merged mask is used instead."""
+    layer = nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, batch_first=True, norm_first=True, dtype=bp.float64)
+    mask = nn.Transformer.generate_square_subsequent_mask(9, dtype=bp.float64)
+    x = bp.randn(3, 9, 16, dtype=bp.float64)
+    outs, grads = [], []
+    for hint in (False, True):
+        layer.zero_grad()
+        out = layer(x, src_mask=mask, is_causal=hint)
+        (out * out).sum().backward()
+        outs.append(out.detach().numpy())
+        grads.append([p.grad.numpy().copy() for p in layer.parameters()])
+    np.testing.assert_allclose(outs[1], outs[0], atol=1e-12)
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(b, a, atol=1e-11)
+    kpm = bp.tensor(np.arange(9)[None, :] >= np.array([[9], [6], [4]]))
+    hinted = layer(x, src_mask=mask, src_key_padding_mask=kpm, is_causal=True)
+    plain = layer(x, src_mask=mask, src_key_padding_mask=kpm)
+    np.testing.assert_allclose(hinted.detach().numpy(), plain.detach().numpy(), atol=1e-12)
+
+
 def test_transformer_forward_backward_and_mask():
     m = nn.Transformer(d_model=16, nhead=4, num_encoder_layers=2, num_decoder_layers=2, dim_feedforward=32,
                        dropout=0.0, batch_first=True, activation="gelu")

@@ -219,6 +219,11 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, num_
         if p > 0.0:
             w = _core.dropout(w, p, True)
         out = w @ v
+    elif is_causal and key_padding_mask is None and bias_k is None and not add_zero_attn:
+        # PyTorch's reading of the hint: attn_mask is the causal mask, so SDPA runs with
+        # is_causal and no mask (here: the fused kernel, no L x S mask or scores in memory)
+        w = None
+        out = scaled_dot_product_attention(q, k, v, None, p, is_causal=True)
     else:
         w = None
         out = scaled_dot_product_attention(q, k, v, mask, p)
