@@ -246,6 +246,14 @@ class RNNBase(Module):
         ``steps[t] = (offset, batch)``). Returns the per-step outputs (in time order) and the final
         ``h`` (and ``c``)."""
         n = h.shape[0]
+        if self.mode == "LSTM" and w_hr is None and steps and all(b == n for _, b in steps):
+            # every step has the whole batch: the core's layer (one node, backward through time
+            # by hand with dW_hh as one GEMM; see rust/backprop/src/nn/rnn.rs)
+            T = len(steps)
+            if b_hh is not None:
+                xw = xw + b_hh
+            hs, h, c = _core._lstm_layer(xw.reshape(T, n, xw.shape[-1]), h, c, w_hh, reverse)
+            return [hs.reshape(T * n, hs.shape[-1])], h, c
         outs: List[Optional[Tensor]] = [None] * len(steps)
         order = range(len(steps) - 1, -1, -1) if reverse else range(len(steps))
         # the steps' slices of the one projection; backward adds each step's gradient into its

@@ -1057,6 +1057,26 @@ pub fn _fused_attention(
     }))
 }
 
+/// One LSTM direction over a whole sequence with the core's backward through time
+/// (`backprop::nn::rnn::lstm_layer`): `(outputs [T, B, H], h_T, c_T)`.
+#[pyfunction]
+#[pyo3(signature = (xw, h0, c0, w_hh, reverse=false))]
+pub fn _lstm_layer(
+    py: Python<'_>,
+    xw: &PyTensor,
+    h0: &PyTensor,
+    c0: &PyTensor,
+    w_hh: &PyTensor,
+    reverse: bool,
+) -> PyResult<(PyTensor, PyTensor, PyTensor)> {
+    let (x, h, c, w) = (xw.tensor(), h0.tensor(), c0.tensor(), w_hh.tensor());
+    let (o, hn, cn) = work(py, x.numel(), || {
+        backprop::nn::rnn::lstm_layer(&x, &h, &c, &w, reverse)
+    })
+    .py()?;
+    Ok((wrap(o), wrap(hn), wrap(cn)))
+}
+
 /// The default float dtype (`torch.get_default_dtype`).
 #[pyfunction]
 pub fn _get_default_dtype() -> PyDType {
@@ -1110,6 +1130,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         _softmax_backward_data,
         _log_softmax_backward_data,
         _fused_attention,
+        _lstm_layer,
         tensor,
         as_tensor,
         from_numpy,

@@ -485,3 +485,33 @@ fn fused_attention_matches_the_composed_maths() {
         }
     }
 }
+
+/// The LSTM layer's hand-written backward through time (`nn::rnn::lstm_layer`) against central
+/// differences, both directions, all three outputs used; the second derivative goes through
+/// its recorded recomputation (`create_graph`).
+#[test]
+fn lstm_layer_rules() {
+    manual_seed(5);
+    let (t, b, h) = (4, 2, 3);
+    let inputs = [
+        randn(&[t, b, 4 * h]),
+        randn(&[b, h]),
+        randn(&[b, h]),
+        randn(&[4 * h, h]),
+    ];
+    for reverse in [false, true] {
+        check(
+            &format!("lstm_layer reverse={reverse}"),
+            |x| {
+                let (o, hn, cn) =
+                    backprop::nn::rnn::lstm_layer(&x[0], &x[1], &x[2], &x[3], reverse)?;
+                // every output reaches the result, each with its own weight
+                o.mul_scalar(0.7)?
+                    .sum_all()?
+                    .add(&hn.mul(&hn)?.sum_all()?)?
+                    .add(&cn.mul_scalar(-1.3)?.sum_all()?)
+            },
+            &inputs,
+        );
+    }
+}

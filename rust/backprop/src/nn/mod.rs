@@ -12,6 +12,7 @@ mod linear;
 pub mod loss;
 mod module;
 mod normalization;
+pub mod rnn;
 pub mod utils;
 
 pub use activation::{

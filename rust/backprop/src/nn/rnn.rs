@@ -1,0 +1,264 @@
+//! One LSTM layer direction over a whole sequence with a hand-written backward through time
+//! (the structure of cuDNN's RNN kernels), as an [`autograd::Function`](crate::autograd::Function).
+//!
+//! Autograd through the per-step ops would record ~12 nodes per step and, in the backward,
+//! compute the recurrent weight's gradient as T separate `dgates_t^T h_{t-1}` products with an
+//! inner dimension of one batch, then add them up. Here the forward runs unrecorded, keeping the
+//! gate activations and the cell states; the backward walks the steps in reverse with one GEMM
+//! per step (`dh_{t-1} = dgates_t W_hh`) and then forms `dW_hh = dG^T H` as one GEMM over all
+//! T x B rows. Everything is Tensor ops, so it runs on either device. Under `create_graph` the
+//! backward recomputes the layer with recorded ops and differentiates that, so second
+//! derivatives are exact too.
+
+use crate::autograd::{apply, BackwardCtx, Function, FunctionCtx};
+use crate::{Error, Result, Tensor};
+
+/// `(outputs [T, B, H], h_T [B, H], c_T [B, H])` of one LSTM direction, PyTorch's gate order
+/// (i, f, g, o): `gates_t = xw_t + h_{t-1} W_hh^T`, `c_t = f c_{t-1} + i g`,
+/// `h_t = o tanh(c_t)`. `xw` is `[T, B, 4H]`, the input projection of every step with both
+/// biases already added; `reverse` walks the steps from the last (the outputs stay in time
+/// order).
+///
+/// ```
+/// # use backprop::{DType, Device, Tensor};
+/// # use backprop::nn::rnn::lstm_layer;
+/// let (t, b, h) = (5, 2, 3);
+/// let xw = Tensor::randn([t, b, 4 * h], DType::F64, Device::Cpu)?;
+/// let w_hh = Tensor::randn([4 * h, h], DType::F64, Device::Cpu)?;
+/// let zeros = Tensor::zeros([b, h], DType::F64, Device::Cpu)?;
+/// let (out, h_t, _c_t) = lstm_layer(&xw, &zeros, &zeros, &w_hh, false)?;
+/// assert_eq!(out.dims(), &[5, 2, 3]);
+/// let last = out.select(0, 4)?.sub(&h_t)?.abs()?.max_all()?.item()?;
+/// assert_eq!(last, 0.0);
+/// # Ok::<(), backprop::Error>(())
+/// ```
+pub fn lstm_layer(
+    xw: &Tensor,
+    h0: &Tensor,
+    c0: &Tensor,
+    w_hh: &Tensor,
+    reverse: bool,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let (t, b, g4) = match xw.dims() {
+        &[t, b, g4] => (t, b, g4),
+        _ => return Err(bad(xw, w_hh, "xw must be [T, B, 4H]")),
+    };
+    let h = w_hh.dims().get(1).copied().unwrap_or(0);
+    if w_hh.rank() != 2 || g4 != 4 * h || w_hh.dims()[0] != g4 {
+        return Err(bad(xw, w_hh, "expected xw [T, B, 4H] and w_hh [4H, H]"));
+    }
+    for s in [h0, c0] {
+        if s.dims() != [b, h] {
+            return Err(bad(s, w_hh, "h0 and c0 must be [B, H]"));
+        }
+    }
+    if t == 0 {
+        return Err(bad(xw, w_hh, "the sequence is empty"));
+    }
+    let mut out = apply(
+        LstmLayer { reverse },
+        &[xw.clone(), h0.clone(), c0.clone(), w_hh.clone()],
+    )?;
+    let c_t = out.pop();
+    let h_t = out.pop();
+    let hs = out.pop();
+    match (hs, h_t, c_t) {
+        (Some(a), Some(b), Some(c)) => Ok((a, b, c)),
+        _ => Err(Error::Autograd(
+            "lstm_layer: the function lost an output".into(),
+        )),
+    }
+}
+
+fn bad(a: &Tensor, b: &Tensor, detail: &str) -> Error {
+    Error::ShapeMismatch {
+        op: "lstm_layer",
+        lhs: a.shape().clone(),
+        rhs: b.shape().clone(),
+        detail: format!(": {detail}"),
+    }
+}
+
+struct LstmLayer {
+    reverse: bool,
+}
+
+/// The activations of one step from its pre-activations `[B, 4H]`: `[i, f, g, o]` with the
+/// sigmoid on i, f, o and tanh on g, as one `[B, 4H]` tensor.
+fn activate(pre: &Tensor, h: usize) -> Result<Tensor> {
+    let s = pre.sigmoid()?;
+    let g = pre.narrow(1usize, 2 * h, h)?.tanh()?;
+    Tensor::cat(
+        &[s.narrow(1usize, 0, 2 * h)?, g, s.narrow(1usize, 3 * h, h)?],
+        1usize,
+    )
+}
+
+impl LstmLayer {
+    /// The steps in the order they run.
+    fn order(&self, t: usize) -> Vec<usize> {
+        if self.reverse {
+            (0..t).rev().collect()
+        } else {
+            (0..t).collect()
+        }
+    }
+
+    /// The forward with whatever grad mode is on: `(outputs, h_T, c_T, acts [T, B, 4H],
+    /// cells [T, B, H] (c_t of each step), h_prev [T, B, H] (the h each step read))`.
+    fn run(&self, xw: &Tensor, h0: &Tensor, c0: &Tensor, w_hh: &Tensor) -> Result<[Tensor; 6]> {
+        let (t, h) = (xw.dims()[0], w_hh.dims()[1]);
+        let w_t = w_hh.t()?;
+        let (mut hh, mut cc) = (h0.clone(), c0.clone());
+        let mut outs = vec![None; t];
+        let (mut acts, mut cells, mut prev) = (vec![None; t], vec![None; t], vec![None; t]);
+        for s in self.order(t) {
+            let pre = xw.select(0usize, s as i64)?.add(&hh.matmul(&w_t)?)?;
+            let a = activate(&pre, h)?;
+            let (i, f) = (a.narrow(1usize, 0, h)?, a.narrow(1usize, h, h)?);
+            let (g, o) = (a.narrow(1usize, 2 * h, h)?, a.narrow(1usize, 3 * h, h)?);
+            let c = f.mul(&cc)?.add(&i.mul(&g)?)?;
+            let h_new = o.mul(&c.tanh()?)?;
+            prev[s] = Some(hh);
+            acts[s] = Some(a);
+            cells[s] = Some(c.clone());
+            outs[s] = Some(h_new.clone());
+            hh = h_new;
+            cc = c;
+        }
+        let stack = |v: Vec<Option<Tensor>>| -> Result<Tensor> {
+            let v: Vec<Tensor> = v.into_iter().flatten().collect();
+            Tensor::stack(&v, 0usize)
+        };
+        Ok([
+            stack(outs)?,
+            hh,
+            cc,
+            stack(acts)?,
+            stack(cells)?,
+            stack(prev)?,
+        ])
+    }
+}
+
+impl Function for LstmLayer {
+    fn name(&self) -> String {
+        "LstmLayerBackward".into()
+    }
+
+    fn forward(&self, ctx: &mut FunctionCtx, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        let [xw, h0, c0, w_hh] = inputs else {
+            return Err(Error::Autograd("lstm_layer: expected 4 inputs".into()));
+        };
+        let [outs, h_t, c_t, acts, cells, prev] = self.run(xw, h0, c0, w_hh)?;
+        // the inputs (for create_graph's recomputation), then what the hand-written backward reads
+        let mut saved = inputs.to_vec();
+        saved.extend([acts, cells, prev]);
+        ctx.save_for_backward(&saved);
+        Ok(vec![outs, h_t, c_t])
+    }
+
+    fn backward(&self, ctx: &BackwardCtx, grads: &[Tensor]) -> Result<Vec<Option<Tensor>>> {
+        let saved: Vec<Tensor> = ctx.saved_tensors().iter().flatten().cloned().collect();
+        let [xw, h0, c0, w_hh, acts, cells, prev] = saved.as_slice() else {
+            return Err(Error::Autograd("lstm_layer: saved tensors missing".into()));
+        };
+        let [g_out, g_h, g_c] = grads else {
+            return Err(Error::Autograd("lstm_layer: expected 3 gradients".into()));
+        };
+        if crate::is_grad_enabled() {
+            return self.backward_recorded([xw, h0, c0, w_hh], grads);
+        }
+        let (t, b, h) = (xw.dims()[0], xw.dims()[1], w_hh.dims()[1]);
+        let mut dh = g_h.clone();
+        let mut dc = g_c.clone();
+        let mut dgates = vec![None; t];
+        let order: Vec<usize> = self.order(t).into_iter().rev().collect();
+        for &s in &order {
+            let a = acts.select(0usize, s as i64)?;
+            let (i, f) = (a.narrow(1usize, 0, h)?, a.narrow(1usize, h, h)?);
+            let (g, o) = (a.narrow(1usize, 2 * h, h)?, a.narrow(1usize, 3 * h, h)?);
+            let c = cells.select(0usize, s as i64)?;
+            let c_prev = if s == order[order.len() - 1] {
+                c0.clone()
+            } else if self.reverse {
+                cells.select(0usize, s as i64 + 1)?
+            } else {
+                cells.select(0usize, s as i64 - 1)?
+            };
+            let dh_s = dh.add(&g_out.select(0usize, s as i64)?)?;
+            let tc = c.tanh()?;
+            // dc += dh o (1 - tanh(c)^2)
+            let dc_s = dc.add(&dh_s.mul(&o)?.mul(&tc.mul(&tc)?.rsub_scalar(1.0)?)?)?;
+            let d_i = dc_s.mul(&g)?.mul(&i.mul(&i.rsub_scalar(1.0)?)?)?;
+            let d_f = dc_s.mul(&c_prev)?.mul(&f.mul(&f.rsub_scalar(1.0)?)?)?;
+            let d_g = dc_s.mul(&i)?.mul(&g.mul(&g)?.rsub_scalar(1.0)?)?;
+            let d_o = dh_s.mul(&tc)?.mul(&o.mul(&o.rsub_scalar(1.0)?)?)?;
+            let dg = Tensor::cat(&[d_i, d_f, d_g, d_o], 1usize)?;
+            dh = dg.matmul(w_hh)?;
+            dc = dc_s.mul(&f)?;
+            dgates[s] = Some(dg);
+        }
+        let dg: Vec<Tensor> = dgates.into_iter().flatten().collect();
+        let dg = Tensor::stack(&dg, 0usize)?; // [T, B, 4H]
+        let need = |i| ctx.needs_input_grad(i);
+        let dw = if need(3) {
+            // one product over every step's rows: [4H, T*B] @ [T*B, H]
+            let rows = t * b;
+            Some(
+                dg.reshape([rows, 4 * h])?
+                    .t()?
+                    .matmul(&prev.reshape([rows, h])?)?,
+            )
+        } else {
+            None
+        };
+        Ok(vec![
+            need(0).then_some(dg),
+            need(1).then_some(dh),
+            need(2).then_some(dc),
+            dw,
+        ])
+    }
+}
+
+impl LstmLayer {
+    /// `create_graph`: the same forward recorded from the saved inputs, differentiated with
+    /// a graph, so the gradient is itself differentiable.
+    fn backward_recorded(
+        &self,
+        [xw, h0, c0, w_hh]: [&Tensor; 4],
+        grads: &[Tensor],
+    ) -> Result<Vec<Option<Tensor>>> {
+        let [outs, h_t, c_t, ..] = self.run(xw, h0, c0, w_hh)?;
+        let inputs = [xw, h0, c0, w_hh];
+        let wanted: Vec<Tensor> = inputs
+            .iter()
+            .filter(|x| x.requires_grad())
+            .map(|x| (*x).clone())
+            .collect();
+        if wanted.is_empty() {
+            return Ok(vec![None; 4]);
+        }
+        let go: Vec<Option<Tensor>> = grads.iter().cloned().map(Some).collect();
+        let mut got = crate::autograd::grad(
+            &[outs, h_t, c_t],
+            &wanted,
+            Some(&go),
+            Some(true),
+            true,
+            true,
+        )?
+        .into_iter();
+        Ok(inputs
+            .iter()
+            .map(|x| {
+                if x.requires_grad() {
+                    got.next().flatten()
+                } else {
+                    None
+                }
+            })
+            .collect())
+    }
+}
