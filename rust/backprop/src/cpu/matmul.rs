@@ -140,6 +140,110 @@ impl MatmulElement for i64 {
 /// noise. Back-to-back large products (sgemm 512+) still thread.
 const GEMM_THREAD_MIN_MNK: f64 = 32.0 * 1024.0 * 1024.0;
 
+/// Mid-size products (at least this many multiply-adds, below `GEMM_THREAD_MIN_MNK`) are cut in
+/// two along their larger output dim, one half on the caller, the other on the spinning helper
+/// of `spin.rs` (each a single-threaded `gemm`): no sleeping worker to wake, which is what made
+/// threading lose below 32M.
+const GEMM_SPLIT_MIN_MNK: f64 = 2.0 * 1024.0 * 1024.0;
+
+/// A raw pointer that may cross to the other half's thread (the halves write disjoint rows or
+/// columns of `dst` and only read the inputs).
+#[derive(Clone, Copy)]
+struct Shared<P>(P);
+// SAFETY: see the type's doc; `gemm_auto` hands each half a disjoint output block.
+unsafe impl<P> Send for Shared<P> {}
+// SAFETY: as above.
+unsafe impl<P> Sync for Shared<P> {}
+
+/// `dst (m x n, row stride drs) = lhs @ rhs` with the threading the size pays for: `gemm`'s
+/// own threads above `GEMM_THREAD_MIN_MNK`, two halves on `rayon::join` above
+/// `GEMM_SPLIT_MIN_MNK`, one thread below (or when `threads` is false: the caller already
+/// runs products in parallel).
+///
+/// # Safety
+/// As `MatmulElement::gemm`.
+unsafe fn gemm_auto<T: MatmulElement>(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut T,
+    drs: isize,
+    (lhs, lrs, lcs): (*const T, isize, isize),
+    (rhs, rrs, rcs): (*const T, isize, isize),
+    threads: bool,
+) {
+    let flops = (m * n * k) as f64;
+    let whole = |par: bool| {
+        // SAFETY: the caller's contract.
+        unsafe { T::gemm(m, n, k, dst, drs, lhs, lrs, lcs, rhs, rrs, rcs, par) }
+    };
+    if !threads || flops < GEMM_SPLIT_MIN_MNK || super::parallel::threads() < 2 {
+        return whole(false);
+    }
+    if flops > GEMM_THREAD_MIN_MNK {
+        return whole(true);
+    }
+    let (d, l, r) = (Shared(dst), Shared(lhs), Shared(rhs));
+    if n >= m && n >= 32 {
+        // columns [0, h) and [h, n): dst and rhs move along their column strides
+        let h = (n / 2).next_multiple_of(16).min(n);
+        let left = move || {
+            let (d, l, r) = (d, l, r);
+            // SAFETY: the left m x h block of dst and rhs's first h columns.
+            unsafe { T::gemm(m, h, k, d.0, drs, l.0, lrs, lcs, r.0, rrs, rcs, false) }
+        };
+        let right = move || {
+            let (d, l, r) = (d, l, r);
+            // SAFETY: the right m x (n - h) block; offsets stay inside the matrices.
+            unsafe {
+                T::gemm(
+                    m,
+                    n - h,
+                    k,
+                    d.0.add(h),
+                    drs,
+                    l.0,
+                    lrs,
+                    lcs,
+                    r.0.offset(h as isize * rcs),
+                    rrs,
+                    rcs,
+                    false,
+                )
+            }
+        };
+        super::spin::join(left, right);
+    } else if m >= 32 {
+        let h = (m / 2).next_multiple_of(8).min(m);
+        let top = move || {
+            let (d, l, r) = (d, l, r);
+            // SAFETY: dst's first h rows from lhs's first h rows.
+            unsafe { T::gemm(h, n, k, d.0, drs, l.0, lrs, lcs, r.0, rrs, rcs, false) }
+        };
+        let bottom = move || {
+            let (d, l, r) = (d, l, r);
+            // SAFETY: the remaining m - h rows.
+            unsafe {
+                T::gemm(
+                    m - h,
+                    n,
+                    k,
+                    d.0.offset(h as isize * drs),
+                    drs,
+                    l.0.offset(h as isize * lrs),
+                    lrs,
+                    lcs,
+                    r.0,
+                    rrs,
+                    rcs,
+                    false,
+                )
+            }
+        };
+        super::spin::join(top, bottom);
+    } else {
+        whole(false);
+    }
+}
+
 /// `[..., m, k] @ [..., k, n]` with identical batch dims (possibly stride 0 from broadcasting).
 pub fn matmul<T: MatmulElement>(a: &[T], al: &Layout, b: &[T], bl: &Layout) -> Result<Vec<T>> {
     let shape = out_shape(al, bl);
@@ -170,19 +274,13 @@ pub fn matmul<T: MatmulElement>(a: &[T], al: &Layout, b: &[T], bl: &Layout) -> R
             // SAFETY: as below; the transposed problem reads the same matrices with swapped
             // strides and writes the fresh n x m scratch block.
             unsafe {
-                T::gemm(
-                    n,
-                    m,
-                    k,
+                gemm_auto(
+                    (n, m, k),
                     scratch.as_mut_ptr(),
                     m as isize,
-                    b.as_ptr().add(ob),
-                    rcs,
-                    rrs,
-                    a.as_ptr().add(oa),
-                    lcs,
-                    lrs,
-                    flops > GEMM_THREAD_MIN_MNK,
+                    (b.as_ptr().add(ob), rcs, rrs),
+                    (a.as_ptr().add(oa), lcs, lrs),
+                    true,
                 );
             }
             for (i, row) in dst.chunks_exact_mut(n).enumerate() {
@@ -195,19 +293,13 @@ pub fn matmul<T: MatmulElement>(a: &[T], al: &Layout, b: &[T], bl: &Layout) -> R
         // SAFETY: offsets and strides come from layouts validated against their storages; dst is
         // a fresh m x n block.
         unsafe {
-            T::gemm(
-                m,
-                n,
-                k,
+            gemm_auto(
+                (m, n, k),
                 dst.as_mut_ptr(),
                 n as isize,
-                a.as_ptr().add(oa),
-                lrs,
-                lcs,
-                b.as_ptr().add(ob),
-                rrs,
-                rcs,
-                !par_batches && flops > GEMM_THREAD_MIN_MNK,
+                (a.as_ptr().add(oa), lrs, lcs),
+                (b.as_ptr().add(ob), rrs, rcs),
+                !par_batches,
             );
         }
     };

@@ -13,6 +13,7 @@ pub(crate) mod optim;
 pub mod parallel;
 pub mod reduce;
 pub mod simd;
+pub mod spin;
 pub mod vmath;
 
 use crate::backend::BackendStorage;
