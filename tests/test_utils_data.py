@@ -520,6 +520,28 @@ def test_worker_errors_reach_the_main_process():
         list(DataLoader(Squares(4), num_workers=1, worker_init_fn=bad_init, multiprocessing_context="fork"))
 
 
+class Products(Dataset):
+    """Each item a 96x96 @ 96x384 product (3.5M multiply-adds): big enough that the engine splits
+    it across its spinning helper thread (``cpu/spin.rs``), which a forked worker does not have."""
+
+    def __len__(self):
+        return 3
+
+    def __getitem__(self, i):
+        a = np.full((96, 96), 0.5 + i, np.float32)
+        b = np.arange(96 * 384, dtype=np.float32).reshape(96, 384) / 1000
+        return (bp.tensor(a) @ bp.tensor(b)).numpy(), a @ b
+
+
+def test_forked_workers_run_the_kernels_the_parent_threaded():
+    # the parent's helper thread is started (and busy spinning) before the fork
+    x = bp.ones(96, 96) @ bp.ones(96, 384)
+    assert float(x[0, 0]) == 96.0
+    loader = DataLoader(Products(), batch_size=None, num_workers=1, multiprocessing_context="fork", timeout=60)
+    for got, want in loader:
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5)
+
+
 class Slow(Dataset):
     def __len__(self):
         return 2

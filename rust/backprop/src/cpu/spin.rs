@@ -31,6 +31,9 @@ struct Helper {
     sleeping: AtomicBool,
     /// Held by the thread whose job the helper runs (one `join` at a time).
     taken: AtomicBool,
+    /// The process the helper thread lives in: a child made by `fork` (a DataLoader worker)
+    /// inherits this state but not the thread, so it must not hand it work.
+    pid: u32,
     thread: Mutex<Option<Thread>>,
 }
 
@@ -50,6 +53,7 @@ fn helper() -> Option<&'static Helper> {
             panicked: AtomicBool::new(false),
             sleeping: AtomicBool::new(false),
             taken: AtomicBool::new(false),
+            pid: std::process::id(),
             thread: Mutex::new(None),
         }));
         let t = std::thread::Builder::new()
@@ -95,7 +99,7 @@ fn run(h: &'static Helper) {
 /// Runs `a` on this thread and `b` on the spinning helper, returning when both are done; both
 /// run here, one after the other, when there is no helper or it is busy.
 pub fn join<A: FnOnce() + Send, B: FnOnce() + Send>(a: A, b: B) {
-    let Some(h) = helper() else {
+    let Some(h) = helper().filter(|h| h.pid == std::process::id()) else {
         a();
         b();
         return;
