@@ -92,6 +92,42 @@ fn matmul_matches_naive_for_transposed_and_broadcast_operands() {
     );
 }
 
+/// Products big enough to be cut in two for the spinning helper (`cpu/spin.rs`): along rows,
+/// along columns, and the `x @ W^T` path that computes `(W @ x^T)^T`, against a naive f64 loop.
+#[test]
+fn split_matmuls_match_a_naive_product() {
+    manual_seed(13);
+    for &(m, k, n, transposed_b) in &[
+        (300, 200, 100, false),
+        (100, 300, 500, false),
+        (40, 256, 1024, true),
+        (33, 700, 129, false),
+    ] {
+        let a = Tensor::randn([m, k], DType::F32, Device::Cpu).unwrap();
+        let b = if transposed_b {
+            Tensor::randn([n, k], DType::F32, Device::Cpu)
+                .unwrap()
+                .t()
+                .unwrap()
+        } else {
+            Tensor::randn([k, n], DType::F32, Device::Cpu).unwrap()
+        };
+        let got = a.matmul(&b).unwrap().to_f64_vec().unwrap();
+        let (av, bv) = (
+            a.to_f64_vec().unwrap(),
+            b.contiguous().unwrap().to_f64_vec().unwrap(),
+        );
+        let mut worst = 0.0f64;
+        for i in 0..m {
+            for j in 0..n {
+                let want: f64 = (0..k).map(|p| av[i * k + p] * bv[p * n + j]).sum();
+                worst = worst.max((got[i * n + j] - want).abs());
+            }
+        }
+        assert!(worst < 1e-3, "{m}x{k}x{n}: {worst}");
+    }
+}
+
 #[test]
 fn f32_matmul_large_enough_to_thread_is_accurate() {
     manual_seed(12);

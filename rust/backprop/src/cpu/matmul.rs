@@ -132,18 +132,19 @@ impl MatmulElement for i64 {
     }
 }
 
-/// Products below this many multiply-adds (m*n*k) run on one thread. Inside a training step the
-/// pool's workers have gone to sleep between kernels, and waking them (a futex round trip per
-/// fork) costs more than the second core gives back on mid-size products. Measured on the 2-vCPU
-/// VM this was tuned on (MLP 784-256-128-10 step, median of 400): threading above 2M gave b64 at
-/// 0.83 ms, above 16M 0.70 ms, above 32M 0.65 ms; b512 and the LeNet step did not change beyond
-/// noise. Back-to-back large products (sgemm 512+) still thread.
+/// With more than two threads, products above this many multiply-adds (m*n*k) use `gemm`'s own
+/// rayon threading. Below it, rayon's workers have gone to sleep between a training step's
+/// kernels, and waking them (a futex round trip per fork) cost more than the extra cores gave
+/// back: measured on the 2-vCPU VM (MLP 784-256-128-10 step), threading above 2M gave b64 at
+/// 0.83 ms, above 32M 0.65 ms.
 const GEMM_THREAD_MIN_MNK: f64 = 32.0 * 1024.0 * 1024.0;
 
-/// Mid-size products (at least this many multiply-adds, below `GEMM_THREAD_MIN_MNK`) are cut in
-/// two along their larger output dim, one half on the caller, the other on the spinning helper
-/// of `spin.rs` (each a single-threaded `gemm`): no sleeping worker to wake, which is what made
-/// threading lose below 32M.
+/// Products of at least this many multiply-adds are cut in two along their larger output dim,
+/// one half on the caller, the other on the spinning helper of `spin.rs` (each a
+/// single-threaded `gemm`): no sleeping worker to wake. On two threads this is used at every
+/// size above it (it beat `gemm`'s own threading up to sgemm 2048 too: 512 790 -> 733 us,
+/// MLP b512 2.53 -> 2.28 ms); with more threads only up to `GEMM_THREAD_MIN_MNK`. Measured
+/// (BENCHMARKS.md): sgemm 256 188 -> 98 us, MLP b64 636 -> 528 us, LSTM step 56 -> 30 ms.
 const GEMM_SPLIT_MIN_MNK: f64 = 2.0 * 1024.0 * 1024.0;
 
 /// A raw pointer that may cross to the other half's thread (the halves write disjoint rows or
@@ -155,10 +156,10 @@ unsafe impl<P> Send for Shared<P> {}
 // SAFETY: as above.
 unsafe impl<P> Sync for Shared<P> {}
 
-/// `dst (m x n, row stride drs) = lhs @ rhs` with the threading the size pays for: `gemm`'s
-/// own threads above `GEMM_THREAD_MIN_MNK`, two halves on `rayon::join` above
-/// `GEMM_SPLIT_MIN_MNK`, one thread below (or when `threads` is false: the caller already
-/// runs products in parallel).
+/// `dst (m x n, row stride drs) = lhs @ rhs` with the threading the size pays for: one thread
+/// below `GEMM_SPLIT_MIN_MNK` (or when `threads` is false: the caller already runs products in
+/// parallel), `gemm`'s own threads above `GEMM_THREAD_MIN_MNK` when there are more than two,
+/// else two halves (`spin::join`).
 ///
 /// # Safety
 /// As `MatmulElement::gemm`.
@@ -178,7 +179,7 @@ unsafe fn gemm_auto<T: MatmulElement>(
     if !threads || flops < GEMM_SPLIT_MIN_MNK || super::parallel::threads() < 2 {
         return whole(false);
     }
-    if flops > GEMM_THREAD_MIN_MNK {
+    if flops > GEMM_THREAD_MIN_MNK && super::parallel::threads() > 2 {
         return whole(true);
     }
     let (d, l, r) = (Shared(dst), Shared(lhs), Shared(rhs));
