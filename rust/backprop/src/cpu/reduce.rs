@@ -30,28 +30,71 @@ impl<T: FloatElement> Reducible for T {
     }
 }
 
-/// Sum of a contiguous float slice: 8 lanes per block of up to 256, then pairwise over blocks.
-pub fn pairwise_sum<T: FloatElement>(x: &[T]) -> T {
-    const LEAF: usize = 256;
-    if x.len() <= LEAF {
-        let mut acc = [T::ZERO; 8];
-        let chunks = x.chunks_exact(8);
-        let rem = chunks.remainder();
-        for c in chunks {
-            for k in 0..8 {
-                acc[k] = acc[k] + c[k];
-            }
+/// Elements per leaf of the pairwise sum, summed in `SUM_LANES` independent lanes.
+const SUM_LEAF: usize = 1024;
+/// 32 f32 lanes are two AVX-512 registers: enough independent adds to hide their latency
+/// (8 lanes, as before, kept one SSE/AVX add chain busy and capped a core at ~17 GB/s).
+const SUM_LANES: usize = 32;
+
+#[inline(always)]
+fn leaf_sum<T: FloatElement>(x: &[T]) -> T {
+    let mut acc = [T::ZERO; SUM_LANES];
+    let chunks = x.chunks_exact(SUM_LANES);
+    let rem = chunks.remainder();
+    for c in chunks {
+        for k in 0..SUM_LANES {
+            acc[k] = acc[k] + c[k];
         }
-        let mut s =
-            ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-        for &v in rem {
-            s = s + v;
-        }
-        return s;
     }
-    // split on a multiple of LEAF so the tree shape depends only on the length
-    let half = (x.len() / 2).div_ceil(LEAF) * LEAF;
-    pairwise_sum(&x[..half]) + pairwise_sum(&x[half..])
+    let mut w = SUM_LANES / 2;
+    while w > 0 {
+        for k in 0..w {
+            acc[k] = acc[k] + acc[k + w];
+        }
+        w /= 2;
+    }
+    let mut s = acc[0];
+    for &v in rem {
+        s = s + v;
+    }
+    s
+}
+
+/// Sum of a contiguous float slice: lanes within leaves of `SUM_LEAF`, then the leaves combined
+/// pairwise (a binary counter: the tree depends only on the length, so the result is the same
+/// however the caller split the work). Compiled for the CPU's SIMD level.
+pub fn pairwise_sum<T: FloatElement>(x: &[T]) -> T {
+    super::simd::dispatch(
+        #[inline(always)]
+        || {
+            if x.len() <= SUM_LEAF {
+                return leaf_sum(x);
+            }
+            // stack[l] holds the sum of 2^l leaves while bit l of `count` is set
+            let mut stack = [T::ZERO; 64];
+            let mut count = 0usize;
+            for c in x.chunks(SUM_LEAF) {
+                let mut v = leaf_sum(c);
+                let mut l = 0;
+                while count >> l & 1 == 1 {
+                    v = stack[l] + v;
+                    l += 1;
+                }
+                stack[l] = v;
+                count += 1;
+            }
+            let mut total: Option<T> = None;
+            for (l, &v) in stack.iter().enumerate() {
+                if count >> l & 1 == 1 {
+                    total = Some(match total {
+                        None => v,
+                        Some(t) => v + t,
+                    });
+                }
+            }
+            total.unwrap_or(T::ZERO)
+        },
+    )
 }
 
 /// Integer sums wrap (no panic on overflow); their order does not matter for the result.
