@@ -269,9 +269,16 @@ pub fn matmul<T: MatmulElement>(a: &[T], al: &Layout, b: &[T], bl: &Layout) -> R
     // problem `W @ x^T` (measured: 32x256x1024 198 vs 95 us), so compute that into a scratch
     // block and transpose it into place (m*n moves, small next to the m*n*k product).
     let swap = rrs == 1 && rcs != 1 && m <= 64 && n >= 4 * m && k >= 64 && !par_batches;
+    // one scratch block for every batch of the (sequential) swapped path, from the buffer pool
+    // without a zeroing pass: gemm overwrites it whole
+    let scratch = std::sync::Mutex::new(if swap {
+        alloc_for_overwrite::<T>("matmul", &Shape::new(vec![n, m]))?
+    } else {
+        Vec::new()
+    });
     let one = |(oa, ob, dst): (usize, usize, &mut [T])| {
         if swap {
-            let mut scratch = vec![T::ZERO; m * n];
+            let mut scratch = scratch.lock().unwrap_or_else(|e| e.into_inner());
             // SAFETY: as below; the transposed problem reads the same matrices with swapped
             // strides and writes the fresh n x m scratch block.
             unsafe {
