@@ -877,6 +877,37 @@ def test_softmax_backward_with_different_strides(gpu, entry, log):
     np.testing.assert_allclose(out, want, **RED)
 
 
+# ------------------------------------------------------------------ the LSTM cell
+
+
+def test_lstm_cell_kernels(gpu):
+    rng = np.random.default_rng(14)
+    b, h = 37, 11  # B*H = 407 threads: two workgroups, the second partly idle
+    pre = (rng.normal(size=(b, 4 * h)) * 2).astype(np.float32)
+    cp, dh, dc = (rng.normal(size=(b, h)).astype(np.float32) for _ in range(3))
+    pd, cpd = pre.astype(np.float64), cp.astype(np.float64)
+    sig = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
+    i, f, g, o = sig(pd[:, :h]), sig(pd[:, h:2 * h]), np.tanh(pd[:, 2 * h:3 * h]), sig(pd[:, 3 * h:])
+    c = f * cpd + i * g
+    pad = lambda a: np.concatenate([np.zeros(2, np.float32), a.ravel()])  # noqa: E731
+    p = [b * h, h, 2, 2, 2, 2, 2]
+    r = gpu.run("elementwise", "lstm_cell", p, {1: f32w(pad(pre)), 2: f32w(pad(cp)), 4: junk(b * h), 5: junk(b * h),
+                6: junk(4 * b * h)}, groups(b * h), read=(4, 5, 6))
+    np.testing.assert_allclose(as_f32(r[4]).reshape(b, h), o * np.tanh(c), **EW)
+    np.testing.assert_allclose(as_f32(r[5]).reshape(b, h), c, **EW)
+    act = np.concatenate([i, f, g, o], 1)
+    np.testing.assert_allclose(as_f32(r[6]).reshape(b, 4 * h), act, **EW)
+    tc = np.tanh(c)
+    dcs = dc + dh * o * (1 - tc * tc)
+    want = np.concatenate([dcs * g * i * (1 - i), dcs * cpd * f * (1 - f), dcs * i * (1 - g * g),
+                           dh * tc * o * (1 - o)], 1)
+    bufs = {1: f32w(pad(act.astype(np.float32))), 2: f32w(pad(c.astype(np.float32))), 3: f32w(pad(cp)),
+            7: f32w(pad(dh)), 8: f32w(pad(dc)), 4: junk(4 * b * h), 5: junk(b * h)}
+    r = gpu.run("elementwise", "lstm_cell_backward", p, bufs, groups(b * h), read=(4, 5))
+    np.testing.assert_allclose(as_f32(r[4]).reshape(b, 4 * h), want, **RED)
+    np.testing.assert_allclose(as_f32(r[5]).reshape(b, h), dcs * f, **RED)
+
+
 # ------------------------------------------------------------------ attention
 
 

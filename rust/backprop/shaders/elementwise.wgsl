@@ -19,6 +19,11 @@ override DT_OUT: u32 = 0u;
 @group(0) @binding(2) var<storage, read> in1: array<u32>;
 @group(0) @binding(3) var<storage, read> in2: array<u32>;
 @group(0) @binding(4) var<storage, read_write> out: array<u32>;
+// the LSTM cell kernels' further operands
+@group(0) @binding(5) var<storage, read_write> out2: array<u32>;
+@group(0) @binding(6) var<storage, read_write> out3: array<u32>;
+@group(0) @binding(7) var<storage, read> in3: array<u32>;
+@group(0) @binding(8) var<storage, read> in4: array<u32>;
 
 const FRAC_1_SQRT_2: f32 = 0.70710678118654752;
 
@@ -640,4 +645,60 @@ fn fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         return;
     }
     out[i] = params[1u + (i & 1u)];
+}
+
+// ---------------------------------------------------------------- the LSTM cell (one thread per (row, unit))
+// Parameters: [0] B*H  [1] H  [2] offset of in0  [3] of in1  [4] of in2  [5] of in3  [6] of in4.
+// lstm_cell: in0 = pre-activations [B, 4H] (gates i, f, g, o), in1 = previous cell [B, H];
+//   out = h [B, H], out2 = c [B, H], out3 = activations [B, 4H].
+// lstm_cell_backward: in0 = activations, in1 = c, in2 = previous cell, in3 = dh, in4 = dc;
+//   out = d(pre-activations) [B, 4H], out2 = d(previous cell) [B, H].
+
+@compute @workgroup_size(256)
+fn lstm_cell(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let t = linear_id(wid, nwg, lid);
+    if (t >= params[0]) {
+        return;
+    }
+    let h = params[1];
+    let r = t / h;
+    let j = t % h;
+    let base = params[2] + r * 4u * h + j;
+    let i = sigmoid_f32(bitcast<f32>(in0[base]));
+    let f = sigmoid_f32(bitcast<f32>(in0[base + h]));
+    let g = tanh_f32(bitcast<f32>(in0[base + 2u * h]));
+    let o = sigmoid_f32(bitcast<f32>(in0[base + 3u * h]));
+    let c = f * bitcast<f32>(in1[params[3] + t]) + i * g;
+    out[t] = bitcast<u32>(o * tanh_f32(c));
+    out2[t] = bitcast<u32>(c);
+    let a = r * 4u * h + j;
+    out3[a] = bitcast<u32>(i);
+    out3[a + h] = bitcast<u32>(f);
+    out3[a + 2u * h] = bitcast<u32>(g);
+    out3[a + 3u * h] = bitcast<u32>(o);
+}
+
+@compute @workgroup_size(256)
+fn lstm_cell_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let t = linear_id(wid, nwg, lid);
+    if (t >= params[0]) {
+        return;
+    }
+    let h = params[1];
+    let r = t / h;
+    let j = t % h;
+    let base = params[2] + r * 4u * h + j;
+    let i = bitcast<f32>(in0[base]);
+    let f = bitcast<f32>(in0[base + h]);
+    let g = bitcast<f32>(in0[base + 2u * h]);
+    let o = bitcast<f32>(in0[base + 3u * h]);
+    let tc = tanh_f32(bitcast<f32>(in1[params[3] + t]));
+    let dh = bitcast<f32>(in3[params[5] + t]);
+    let dc = bitcast<f32>(in4[params[6] + t]) + dh * o * (1.0 - tc * tc);
+    let a = r * 4u * h + j;
+    out[a] = bitcast<u32>(dc * g * i * (1.0 - i));
+    out[a + h] = bitcast<u32>(dc * bitcast<f32>(in2[params[4] + t]) * f * (1.0 - f));
+    out[a + 2u * h] = bitcast<u32>(dc * i * (1.0 - g * g));
+    out[a + 3u * h] = bitcast<u32>(dh * tc * o * (1.0 - o));
+    out2[t] = bitcast<u32>(dc * f);
 }

@@ -98,6 +98,21 @@ pub trait BackendStorage: Sized + Send + Sync {
         spec: AttentionSpec,
     ) -> Result<(Self, Self, Self)>;
 
+    /// The LSTM cell's pointwise step (`cpu/rnn.rs`): `self` is the pre-activations `[B, 4H]`,
+    /// `cp` the previous cell `[B, H]`, both contiguous. Returns `(h, c, act)`: the new hidden
+    /// state and cell `[B, H]` and the gate activations `[B, 4H]` (i, f, o sigmoid, g tanh).
+    fn lstm_cell(&self, pl: &Layout, cp: (&Self, &Layout)) -> Result<(Self, Self, Self)>;
+    /// Its backward: `self` is `act`, with the cell `c`, the previous cell `cp` and the
+    /// gradients `dh` and `dc` (`[B, H]`, contiguous). Returns `(dgates [B, 4H], dc_prev)`.
+    fn lstm_cell_backward(
+        &self,
+        al: &Layout,
+        c: (&Self, &Layout),
+        cp: (&Self, &Layout),
+        dh: (&Self, &Layout),
+        dc: (&Self, &Layout),
+    ) -> Result<(Self, Self)>;
+
     /// im2col of an `[N, C, H, W]` view: `[N, C*kh*kw, L]` (out-of-bounds reads give `pad_value`).
     fn unfold(&self, l: &Layout, w: &Window, pad_value: f64) -> Result<Self>;
     /// col2im of an `[N, C*kh*kw, L]` view into `[N, C, H, W]` with `(H, W) = out_hw`, summing overlaps.

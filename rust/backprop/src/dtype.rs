@@ -255,6 +255,9 @@ pub trait FloatElement: Element + num_traits::Float + std::iter::Sum {
     /// `exp` through the vectorisable polynomial of `cpu::vmath` for f32 (the libm call would
     /// keep the loop scalar); f64 keeps libm, where precision is why one picked f64.
     fn fast_exp(self) -> Self;
+    /// `tanh` and the logistic sigmoid, likewise (the unary kernels' f32 formulas).
+    fn fast_tanh(self) -> Self;
+    fn fast_sigmoid(self) -> Self;
 }
 impl FloatElement for f32 {
     #[inline(always)]
@@ -265,6 +268,14 @@ impl FloatElement for f32 {
     fn fast_exp(self) -> Self {
         crate::cpu::vmath::exp_f32(self)
     }
+    #[inline(always)]
+    fn fast_tanh(self) -> Self {
+        crate::cpu::vmath::tanh_f32(self)
+    }
+    #[inline(always)]
+    fn fast_sigmoid(self) -> Self {
+        crate::cpu::vmath::sigmoid_f32(self)
+    }
 }
 impl FloatElement for f64 {
     #[inline(always)]
@@ -274,6 +285,23 @@ impl FloatElement for f64 {
     #[inline(always)]
     fn fast_exp(self) -> Self {
         self.exp()
+    }
+    #[inline(always)]
+    fn fast_tanh(self) -> Self {
+        self.tanh()
+    }
+    #[inline(always)]
+    fn fast_sigmoid(self) -> Self {
+        // as the f64 unary kernel: from exp(-|x|), so nothing overflows
+        let e = (-self.abs()).exp();
+        let s = 1.0 / (1.0 + e);
+        if self >= 0.0 {
+            s
+        } else if self.is_nan() {
+            self
+        } else {
+            e * s
+        }
     }
 }
 

@@ -263,6 +263,68 @@ impl Storage {
             )),
         }
     }
+    pub fn lstm_cell(
+        &self,
+        pl: &Layout,
+        (cp, cl): (&Storage, &Layout),
+    ) -> Result<(Storage, Storage, Storage)> {
+        match (self, cp) {
+            (Storage::Cpu(p), Storage::Cpu(c)) => {
+                let (a, b, d) = p.lstm_cell(pl, (c, cl))?;
+                Ok((Storage::Cpu(a), Storage::Cpu(b), Storage::Cpu(d)))
+            }
+            #[cfg(feature = "gpu")]
+            (Storage::Gpu(p), Storage::Gpu(c)) => {
+                let (a, b, d) = p.lstm_cell(pl, (c, cl))?;
+                Ok((Storage::Gpu(a), Storage::Gpu(b), Storage::Gpu(d)))
+            }
+            #[allow(unreachable_patterns)]
+            _ => Err(device_mismatch("lstm_cell", &[self.device(), cp.device()])),
+        }
+    }
+    pub fn lstm_cell_backward(
+        &self,
+        al: &Layout,
+        (c, cl): (&Storage, &Layout),
+        (cp, cpl): (&Storage, &Layout),
+        (dh, dhl): (&Storage, &Layout),
+        (dc, dcl): (&Storage, &Layout),
+    ) -> Result<(Storage, Storage)> {
+        match (self, c, cp, dh, dc) {
+            (
+                Storage::Cpu(a),
+                Storage::Cpu(c),
+                Storage::Cpu(p),
+                Storage::Cpu(h),
+                Storage::Cpu(d),
+            ) => {
+                let (x, y) = a.lstm_cell_backward(al, (c, cl), (p, cpl), (h, dhl), (d, dcl))?;
+                Ok((Storage::Cpu(x), Storage::Cpu(y)))
+            }
+            #[cfg(feature = "gpu")]
+            (
+                Storage::Gpu(a),
+                Storage::Gpu(c),
+                Storage::Gpu(p),
+                Storage::Gpu(h),
+                Storage::Gpu(d),
+            ) => {
+                let (x, y) = a.lstm_cell_backward(al, (c, cl), (p, cpl), (h, dhl), (d, dcl))?;
+                Ok((Storage::Gpu(x), Storage::Gpu(y)))
+            }
+            #[allow(unreachable_patterns)]
+            _ => Err(device_mismatch(
+                "lstm_cell_backward",
+                &[
+                    self.device(),
+                    c.device(),
+                    cp.device(),
+                    dh.device(),
+                    dc.device(),
+                ],
+            )),
+        }
+    }
     pub fn softmax(&self, l: &Layout, dim: usize, log: bool) -> Result<Storage> {
         one!(self, |s| s.softmax(l, dim, log))
     }

@@ -712,3 +712,30 @@ fn fused_attention_matches_cpu() {
         );
     }
 }
+
+/// The LSTM layer's fused cell kernels (`lstm_cell`, `lstm_cell_backward` in
+/// elementwise.wgsl) through `nn::rnn::lstm_layer`, both directions, against the CPU.
+#[test]
+fn lstm_layer_matches_cpu() {
+    let Some(_g) = gpu() else { return };
+    manual_seed(12);
+    for reverse in [false, true] {
+        let (xw, h0, c0, w) = (
+            randn(&[6, 3, 20]),
+            randn(&[3, 5]),
+            randn(&[3, 5]),
+            randn(&[20, 5]),
+        );
+        check(
+            &format!("lstm_layer reverse={reverse}"),
+            |x| {
+                let (o, h, c) = backprop::nn::rnn::lstm_layer(&x[0], &x[1], &x[2], &x[3], reverse)?;
+                o.sum_all()?
+                    .add(&h.mul_scalar(2.0)?.sum_all()?)?
+                    .add(&c.sum_all()?)
+            },
+            &[xw, h0, c0, w],
+            (2e-5, 1e-4),
+        );
+    }
+}

@@ -12,6 +12,7 @@ pub mod matmul;
 pub(crate) mod optim;
 pub mod parallel;
 pub mod reduce;
+pub mod rnn;
 pub mod simd;
 pub mod spin;
 pub mod vmath;
@@ -692,6 +693,89 @@ impl BackendStorage for CpuStorage {
         })
     }
 
+    fn lstm_cell(&self, pl: &Layout, (cp, cl): (&Self, &Layout)) -> Result<(Self, Self, Self)> {
+        let (b, h) = lstm_dims("lstm_cell", pl, &[cl])?;
+        macro_rules! run {
+            ($var:ident, $p:expr, $c:expr) => {{
+                let (x, y, z) = rnn::lstm_cell(
+                    &$p.as_slice()[pl.offset()..],
+                    &$c.as_slice()[cl.offset()..],
+                    (b, h),
+                )?;
+                (
+                    CpuStorage::$var(Buffer::from_vec(x)),
+                    CpuStorage::$var(Buffer::from_vec(y)),
+                    CpuStorage::$var(Buffer::from_vec(z)),
+                )
+            }};
+        }
+        Ok(match (self, cp) {
+            (CpuStorage::F32(p), CpuStorage::F32(c)) => run!(F32, p, c),
+            (CpuStorage::F64(p), CpuStorage::F64(c)) => run!(F64, p, c),
+            (p, c) => {
+                return Err(Error::DTypeMismatch {
+                    op: "lstm_cell",
+                    lhs: p.dtype(),
+                    rhs: c.dtype(),
+                })
+            }
+        })
+    }
+
+    fn lstm_cell_backward(
+        &self,
+        al: &Layout,
+        (c, cl): (&Self, &Layout),
+        (cp, cpl): (&Self, &Layout),
+        (dh, dhl): (&Self, &Layout),
+        (dc, dcl): (&Self, &Layout),
+    ) -> Result<(Self, Self)> {
+        let (b, h) = lstm_dims("lstm_cell_backward", al, &[cl, cpl, dhl, dcl])?;
+        macro_rules! run {
+            ($var:ident, $a:expr, $c:expr, $p:expr, $h:expr, $d:expr) => {{
+                let (x, y) = rnn::lstm_cell_backward(
+                    &$a.as_slice()[al.offset()..],
+                    (
+                        &$c.as_slice()[cl.offset()..],
+                        &$p.as_slice()[cpl.offset()..],
+                    ),
+                    (
+                        &$h.as_slice()[dhl.offset()..],
+                        &$d.as_slice()[dcl.offset()..],
+                    ),
+                    (b, h),
+                )?;
+                (
+                    CpuStorage::$var(Buffer::from_vec(x)),
+                    CpuStorage::$var(Buffer::from_vec(y)),
+                )
+            }};
+        }
+        Ok(match (self, c, cp, dh, dc) {
+            (
+                CpuStorage::F32(a),
+                CpuStorage::F32(c),
+                CpuStorage::F32(p),
+                CpuStorage::F32(h),
+                CpuStorage::F32(d),
+            ) => run!(F32, a, c, p, h, d),
+            (
+                CpuStorage::F64(a),
+                CpuStorage::F64(c),
+                CpuStorage::F64(p),
+                CpuStorage::F64(h),
+                CpuStorage::F64(d),
+            ) => run!(F64, a, c, p, h, d),
+            (a, c, ..) => {
+                return Err(Error::DTypeMismatch {
+                    op: "lstm_cell_backward",
+                    lhs: a.dtype(),
+                    rhs: c.dtype(),
+                })
+            }
+        })
+    }
+
     fn softmax(&self, l: &Layout, dim: usize, log: bool) -> Result<Self> {
         Ok(match self {
             CpuStorage::F32(b) => CpuStorage::F32(Buffer::from_vec(reduce::softmax(
@@ -851,4 +935,30 @@ pub(crate) fn attention_operand(op: &'static str, l: &Layout, dims: &[usize]) ->
         });
     }
     Ok(())
+}
+
+/// `(B, H)` of an LSTM cell step from the `[B, 4H]` operand's layout, checking that the `[B, H]`
+/// operands match and that every operand is contiguous.
+pub(crate) fn lstm_dims(
+    op: &'static str,
+    wide: &Layout,
+    narrow: &[&Layout],
+) -> Result<(usize, usize)> {
+    let d = wide.dims();
+    let bad = |l: &Layout| Error::ShapeMismatch {
+        op,
+        lhs: wide.shape().clone(),
+        rhs: l.shape().clone(),
+        detail: " (expected contiguous [B, 4H] and [B, H] operands)".into(),
+    };
+    if d.len() != 2 || d[1] % 4 != 0 || !wide.is_contiguous() {
+        return Err(bad(wide));
+    }
+    let (b, h) = (d[0], d[1] / 4);
+    for l in narrow {
+        if l.dims() != [b, h] || !l.is_contiguous() {
+            return Err(bad(l));
+        }
+    }
+    Ok((b, h))
 }

@@ -3,7 +3,9 @@
 //! and transposes need no copy.
 
 use super::buffer::{self, words_per};
-use super::common::{check_same_shape, ctx, dt_code, fill, output, strided_params, value_words};
+use super::common::{
+    check_same_shape, ctx, dt_code, fill, output, strided_params, value_words, word,
+};
 use super::dispatch::{groups_for, Bind};
 use super::pipeline::{Kernel, Shader};
 use super::GpuStorage;
@@ -248,4 +250,99 @@ pub(crate) fn full(shape: &Shape, value: Scalar, dtype: DType) -> Result<GpuStor
     let out = output("full", shape, dtype)?;
     fill("full", &out.buf, shape.numel(), dtype, w)?;
     Ok(out)
+}
+
+fn lstm_params(op: &'static str, rows_h: usize, h: usize, offsets: &[usize]) -> Result<Vec<u32>> {
+    let mut p = vec![word(op, rows_h)?, word(op, h)?];
+    for &o in offsets {
+        p.push(word(op, o)?);
+    }
+    p.resize(7, 0);
+    Ok(p)
+}
+
+fn lstm_f32(op: &'static str, ts: &[&GpuStorage]) -> Result<()> {
+    match ts.iter().find(|t| t.dtype != DType::F32) {
+        Some(t) => Err(Error::DType {
+            op,
+            dtype: t.dtype,
+            detail: " (the GPU LSTM cell kernels are float32)".into(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The LSTM cell's pointwise step (see `lstm_cell` in elementwise.wgsl).
+pub(crate) fn lstm_cell(
+    (pre, pl): (&GpuStorage, &Layout),
+    (cp, cl): (&GpuStorage, &Layout),
+) -> Result<(GpuStorage, GpuStorage, GpuStorage)> {
+    let op = "lstm_cell";
+    let (b, h) = crate::cpu::lstm_dims(op, pl, &[cl])?;
+    lstm_f32(op, &[pre, cp])?;
+    let hn = output(op, &Shape::new(vec![b, h]), DType::F32)?;
+    let cn = output(op, &Shape::new(vec![b, h]), DType::F32)?;
+    let act = output(op, &Shape::new(vec![b, 4 * h]), DType::F32)?;
+    let n = b * h;
+    if n > 0 {
+        let p = lstm_params(op, n, h, &[pl.offset(), cl.offset()])?;
+        let binds = [
+            (1, pre.buf.raw()),
+            (2, cp.buf.raw()),
+            (4, hn.buf.raw()),
+            (5, cn.buf.raw()),
+            (6, act.buf.raw()),
+        ];
+        ctx()?.run(
+            op,
+            &Kernel::new(Shader::Elementwise, "lstm_cell", &[]),
+            &p,
+            &binds,
+            groups_for(n),
+        )?;
+    }
+    Ok((hn, cn, act))
+}
+
+/// Its backward (see `lstm_cell_backward` in elementwise.wgsl).
+pub(crate) fn lstm_cell_backward(
+    (act, al): (&GpuStorage, &Layout),
+    (c, cl): (&GpuStorage, &Layout),
+    (cp, cpl): (&GpuStorage, &Layout),
+    (dh, dhl): (&GpuStorage, &Layout),
+    (dc, dcl): (&GpuStorage, &Layout),
+) -> Result<(GpuStorage, GpuStorage)> {
+    let op = "lstm_cell_backward";
+    let (b, h) = crate::cpu::lstm_dims(op, al, &[cl, cpl, dhl, dcl])?;
+    lstm_f32(op, &[act, c, cp, dh, dc])?;
+    let dg = output(op, &Shape::new(vec![b, 4 * h]), DType::F32)?;
+    let dcp = output(op, &Shape::new(vec![b, h]), DType::F32)?;
+    let n = b * h;
+    if n > 0 {
+        let offs = [
+            al.offset(),
+            cl.offset(),
+            cpl.offset(),
+            dhl.offset(),
+            dcl.offset(),
+        ];
+        let p = lstm_params(op, n, h, &offs)?;
+        let binds = [
+            (1, act.buf.raw()),
+            (2, c.buf.raw()),
+            (3, cp.buf.raw()),
+            (7, dh.buf.raw()),
+            (8, dc.buf.raw()),
+            (4, dg.buf.raw()),
+            (5, dcp.buf.raw()),
+        ];
+        ctx()?.run(
+            op,
+            &Kernel::new(Shader::Elementwise, "lstm_cell_backward", &[]),
+            &p,
+            &binds,
+            groups_for(n),
+        )?;
+    }
+    Ok((dg, dcp))
 }

@@ -243,6 +243,19 @@ impl BackendStorage for GpuStorage {
     fn softmax(&self, l: &Layout, dim: usize, log: bool) -> Result<Self> {
         reduce::softmax(self, l, dim, log)
     }
+    fn lstm_cell(&self, pl: &Layout, cp: (&Self, &Layout)) -> Result<(Self, Self, Self)> {
+        elementwise::lstm_cell((self, pl), cp)
+    }
+    fn lstm_cell_backward(
+        &self,
+        al: &Layout,
+        c: (&Self, &Layout),
+        cp: (&Self, &Layout),
+        dh: (&Self, &Layout),
+        dc: (&Self, &Layout),
+    ) -> Result<(Self, Self)> {
+        elementwise::lstm_cell_backward((self, al), c, cp, dh, dc)
+    }
     fn attention(
         &self,
         ql: &Layout,

@@ -1,7 +1,9 @@
 //! One LSTM layer direction over a whole sequence with a hand-written backward through time
 //! (the structure of cuDNN's RNN kernels), as an [`autograd::Function`](crate::autograd::Function).
 //!
-//! Autograd through the per-step ops would record ~12 nodes per step and, in the backward,
+//! Each step is one GEMM and one fused pointwise kernel (`cpu/rnn.rs`, `lstm_cell` in
+//! `shaders/elementwise.wgsl`), forward and backward. Autograd through the per-step ops would
+//! record ~12 nodes per step and, in the backward,
 //! compute the recurrent weight's gradient as T separate `dgates_t^T h_{t-1}` products with an
 //! inner dimension of one batch, then add them up. Here the forward runs unrecorded, keeping the
 //! gate activations and the cell states; the backward walks the steps in reverse with one GEMM
@@ -79,6 +81,48 @@ fn bad(a: &Tensor, b: &Tensor, detail: &str) -> Error {
     }
 }
 
+/// The fused cell step (backend kernel `lstm_cell`): `(h, c, act)` from `pre [B, 4H]` and the
+/// previous cell `[B, H]`. Unrecorded: only `Function::forward` calls it.
+fn cell(pre: &Tensor, cp: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+    let (pre, cp) = (pre.contiguous()?, cp.contiguous()?);
+    let (b, h4) = (pre.dims()[0], pre.dims()[1]);
+    let (hn, cn, act) = crate::tensor::with_read([&pre, &cp], |[p, c]| {
+        p.lstm_cell(pre.layout(), (c, cp.layout()))
+    })?;
+    let bh = crate::Shape::new(vec![b, h4 / 4]);
+    Ok((
+        Tensor::from_storage(hn, bh.clone()),
+        Tensor::from_storage(cn, bh),
+        Tensor::from_storage(act, pre.shape().clone()),
+    ))
+}
+
+/// The fused cell backward (backend kernel `lstm_cell_backward`): `(dgates, dc_prev)`.
+fn cell_backward(
+    act: &Tensor,
+    c: &Tensor,
+    cp: &Tensor,
+    dh: &Tensor,
+    dc: &Tensor,
+) -> Result<(Tensor, Tensor)> {
+    let ts = [act, c, cp, dh, dc].map(|t| t.contiguous());
+    let [a, c, cp, dh, dc] = ts;
+    let (a, c, cp, dh, dc) = (a?, c?, cp?, dh?, dc?);
+    let (dg, dcp) = crate::tensor::with_read([&a, &c, &cp, &dh, &dc], |[sa, sc, sp, sh, sd]| {
+        sa.lstm_cell_backward(
+            a.layout(),
+            (sc, c.layout()),
+            (sp, cp.layout()),
+            (sh, dh.layout()),
+            (sd, dc.layout()),
+        )
+    })?;
+    Ok((
+        Tensor::from_storage(dg, a.shape().clone()),
+        Tensor::from_storage(dcp, c.shape().clone()),
+    ))
+}
+
 struct LstmLayer {
     reverse: bool,
 }
@@ -104,7 +148,46 @@ impl LstmLayer {
         }
     }
 
-    /// The forward with whatever grad mode is on: `(outputs, h_T, c_T, acts [T, B, 4H],
+    /// The forward as `Function::forward` runs it (unrecorded): one GEMM and one fused cell
+    /// kernel per step; returns what `run` does.
+    fn run_fused(
+        &self,
+        xw: &Tensor,
+        h0: &Tensor,
+        c0: &Tensor,
+        w_hh: &Tensor,
+    ) -> Result<[Tensor; 6]> {
+        let t = xw.dims()[0];
+        let w_t = w_hh.t()?;
+        let (mut hh, mut cc) = (h0.clone(), c0.clone());
+        let mut outs = vec![None; t];
+        let (mut acts, mut cells, mut prev) = (vec![None; t], vec![None; t], vec![None; t]);
+        for s in self.order(t) {
+            let pre = xw.select(0usize, s as i64)?.add(&hh.matmul(&w_t)?)?;
+            let (h_new, c, a) = cell(&pre, &cc)?;
+            prev[s] = Some(hh);
+            acts[s] = Some(a);
+            cells[s] = Some(c.clone());
+            outs[s] = Some(h_new.clone());
+            hh = h_new;
+            cc = c;
+        }
+        let stack = |v: Vec<Option<Tensor>>| -> Result<Tensor> {
+            let v: Vec<Tensor> = v.into_iter().flatten().collect();
+            Tensor::stack(&v, 0usize)
+        };
+        Ok([
+            stack(outs)?,
+            hh,
+            cc,
+            stack(acts)?,
+            stack(cells)?,
+            stack(prev)?,
+        ])
+    }
+
+    /// The forward with whatever grad mode is on, composed from recorded ops (the
+    /// `create_graph` recomputation; the same maths as `run_fused`): `(outputs, h_T, c_T, acts [T, B, 4H],
     /// cells [T, B, H] (c_t of each step), h_prev [T, B, H] (the h each step read))`.
     fn run(&self, xw: &Tensor, h0: &Tensor, c0: &Tensor, w_hh: &Tensor) -> Result<[Tensor; 6]> {
         let (t, h) = (xw.dims()[0], w_hh.dims()[1]);
@@ -150,7 +233,7 @@ impl Function for LstmLayer {
         let [xw, h0, c0, w_hh] = inputs else {
             return Err(Error::Autograd("lstm_layer: expected 4 inputs".into()));
         };
-        let [outs, h_t, c_t, acts, cells, prev] = self.run(xw, h0, c0, w_hh)?;
+        let [outs, h_t, c_t, acts, cells, prev] = self.run_fused(xw, h0, c0, w_hh)?;
         // the inputs (for create_graph's recomputation), then what the hand-written backward reads
         let mut saved = inputs.to_vec();
         saved.extend([acts, cells, prev]);
@@ -176,8 +259,6 @@ impl Function for LstmLayer {
         let order: Vec<usize> = self.order(t).into_iter().rev().collect();
         for &s in &order {
             let a = acts.select(0usize, s as i64)?;
-            let (i, f) = (a.narrow(1usize, 0, h)?, a.narrow(1usize, h, h)?);
-            let (g, o) = (a.narrow(1usize, 2 * h, h)?, a.narrow(1usize, 3 * h, h)?);
             let c = cells.select(0usize, s as i64)?;
             let c_prev = if s == order[order.len() - 1] {
                 c0.clone()
@@ -187,16 +268,9 @@ impl Function for LstmLayer {
                 cells.select(0usize, s as i64 - 1)?
             };
             let dh_s = dh.add(&g_out.select(0usize, s as i64)?)?;
-            let tc = c.tanh()?;
-            // dc += dh o (1 - tanh(c)^2)
-            let dc_s = dc.add(&dh_s.mul(&o)?.mul(&tc.mul(&tc)?.rsub_scalar(1.0)?)?)?;
-            let d_i = dc_s.mul(&g)?.mul(&i.mul(&i.rsub_scalar(1.0)?)?)?;
-            let d_f = dc_s.mul(&c_prev)?.mul(&f.mul(&f.rsub_scalar(1.0)?)?)?;
-            let d_g = dc_s.mul(&i)?.mul(&g.mul(&g)?.rsub_scalar(1.0)?)?;
-            let d_o = dh_s.mul(&tc)?.mul(&o.mul(&o.rsub_scalar(1.0)?)?)?;
-            let dg = Tensor::cat(&[d_i, d_f, d_g, d_o], 1usize)?;
+            let (dg, dc_prev) = cell_backward(&a, &c, &c_prev, &dh_s, &dc)?;
             dh = dg.matmul(w_hh)?;
-            dc = dc_s.mul(&f)?;
+            dc = dc_prev;
             dgates[s] = Some(dg);
         }
         let dg: Vec<Tensor> = dgates.into_iter().flatten().collect();
