@@ -27,7 +27,9 @@ type Job = Box<dyn FnOnce() + Send + 'static>;
 struct Helper {
     state: AtomicU8,
     job: UnsafeCell<Option<Job>>,
-    panicked: AtomicBool,
+    /// The payload of a panic in the last job, re-raised on the caller's thread (as if the job
+    /// had run there; kernels do not panic, this keeps a bug's message if one does).
+    panicked: Mutex<Option<Box<dyn std::any::Any + Send>>>,
     sleeping: AtomicBool,
     /// Held by the thread whose job the helper runs (one `join` at a time).
     taken: AtomicBool,
@@ -50,7 +52,7 @@ fn helper() -> Option<&'static Helper> {
         let h: &'static Helper = Box::leak(Box::new(Helper {
             state: AtomicU8::new(IDLE),
             job: UnsafeCell::new(None),
-            panicked: AtomicBool::new(false),
+            panicked: Mutex::new(None),
             sleeping: AtomicBool::new(false),
             taken: AtomicBool::new(false),
             pid: std::process::id(),
@@ -89,8 +91,9 @@ fn run(h: &'static Helper) {
         // touches it until DONE.
         let job = unsafe { (*h.job.get()).take() };
         if let Some(job) = job {
-            let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_ok();
-            h.panicked.store(!ok, Ordering::Relaxed);
+            if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)) {
+                *h.panicked.lock().unwrap_or_else(|e| e.into_inner()) = Some(payload);
+            }
         }
         h.state.store(DONE, Ordering::Release);
     }
@@ -121,22 +124,33 @@ pub fn join<A: FnOnce() + Send, B: FnOnce() + Send>(a: A, b: B) {
             t.unpark();
         }
     }
-    /// Waits for the helper on the way out, whether `a` returned or panicked.
-    struct Wait(&'static Helper);
-    impl Drop for Wait {
+    /// Waits for the helper on the way out, whether `a` returned or panicked, and takes a panic
+    /// of the job before the helper is released to anyone else.
+    struct Wait<'p>(
+        &'static Helper,
+        &'p mut Option<Box<dyn std::any::Any + Send>>,
+    );
+    impl Drop for Wait<'_> {
         fn drop(&mut self) {
             while self.0.state.load(Ordering::Acquire) != DONE {
                 std::hint::spin_loop();
             }
+            *self.1 = self
+                .0
+                .panicked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
             self.0.state.store(IDLE, Ordering::Release);
             self.0.taken.store(false, Ordering::Release);
         }
     }
-    let wait = Wait(h);
+    let mut payload = None;
+    let wait = Wait(h, &mut payload);
     a();
     drop(wait);
-    if h.panicked.swap(false, Ordering::Relaxed) {
-        panic!("a kernel half run on the spin helper panicked");
+    if let Some(p) = payload {
+        std::panic::resume_unwind(p);
     }
 }
 

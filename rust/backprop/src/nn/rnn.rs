@@ -149,13 +149,36 @@ impl LstmLayer {
     }
 
     /// The forward as `Function::forward` runs it (unrecorded): one GEMM and one fused cell
-    /// kernel per step; returns what `run` does.
+    /// kernel per step. Returns `(outputs, h_T, c_T, acts [T, B, 4H], cells [T, B, H] (c_t of
+    /// each step), h_prev [T, B, H] (the h each step read))`.
     fn run_fused(
         &self,
         xw: &Tensor,
         h0: &Tensor,
         c0: &Tensor,
         w_hh: &Tensor,
+    ) -> Result<[Tensor; 6]> {
+        self.run_steps([xw, h0, c0, w_hh], cell)
+    }
+
+    /// The same forward composed from recorded ops, under whatever grad mode is on (the
+    /// `create_graph` recomputation).
+    fn run(&self, xw: &Tensor, h0: &Tensor, c0: &Tensor, w_hh: &Tensor) -> Result<[Tensor; 6]> {
+        let h = w_hh.dims()[1];
+        self.run_steps([xw, h0, c0, w_hh], |pre, cc| {
+            let a = activate(pre, h)?;
+            let (i, f) = (a.narrow(1usize, 0, h)?, a.narrow(1usize, h, h)?);
+            let (g, o) = (a.narrow(1usize, 2 * h, h)?, a.narrow(1usize, 3 * h, h)?);
+            let c = f.mul(cc)?.add(&i.mul(&g)?)?;
+            Ok((o.mul(&c.tanh()?)?, c, a))
+        })
+    }
+
+    /// The step loop shared by both: `step(pre, c_prev) -> (h, c, act)` after the recurrent GEMM.
+    fn run_steps(
+        &self,
+        [xw, h0, c0, w_hh]: [&Tensor; 4],
+        step: impl Fn(&Tensor, &Tensor) -> Result<(Tensor, Tensor, Tensor)>,
     ) -> Result<[Tensor; 6]> {
         let t = xw.dims()[0];
         let w_t = w_hh.t()?;
@@ -164,44 +187,7 @@ impl LstmLayer {
         let (mut acts, mut cells, mut prev) = (vec![None; t], vec![None; t], vec![None; t]);
         for s in self.order(t) {
             let pre = xw.select(0usize, s as i64)?.add(&hh.matmul(&w_t)?)?;
-            let (h_new, c, a) = cell(&pre, &cc)?;
-            prev[s] = Some(hh);
-            acts[s] = Some(a);
-            cells[s] = Some(c.clone());
-            outs[s] = Some(h_new.clone());
-            hh = h_new;
-            cc = c;
-        }
-        let stack = |v: Vec<Option<Tensor>>| -> Result<Tensor> {
-            let v: Vec<Tensor> = v.into_iter().flatten().collect();
-            Tensor::stack(&v, 0usize)
-        };
-        Ok([
-            stack(outs)?,
-            hh,
-            cc,
-            stack(acts)?,
-            stack(cells)?,
-            stack(prev)?,
-        ])
-    }
-
-    /// The forward with whatever grad mode is on, composed from recorded ops (the
-    /// `create_graph` recomputation; the same maths as `run_fused`): `(outputs, h_T, c_T, acts [T, B, 4H],
-    /// cells [T, B, H] (c_t of each step), h_prev [T, B, H] (the h each step read))`.
-    fn run(&self, xw: &Tensor, h0: &Tensor, c0: &Tensor, w_hh: &Tensor) -> Result<[Tensor; 6]> {
-        let (t, h) = (xw.dims()[0], w_hh.dims()[1]);
-        let w_t = w_hh.t()?;
-        let (mut hh, mut cc) = (h0.clone(), c0.clone());
-        let mut outs = vec![None; t];
-        let (mut acts, mut cells, mut prev) = (vec![None; t], vec![None; t], vec![None; t]);
-        for s in self.order(t) {
-            let pre = xw.select(0usize, s as i64)?.add(&hh.matmul(&w_t)?)?;
-            let a = activate(&pre, h)?;
-            let (i, f) = (a.narrow(1usize, 0, h)?, a.narrow(1usize, h, h)?);
-            let (g, o) = (a.narrow(1usize, 2 * h, h)?, a.narrow(1usize, 3 * h, h)?);
-            let c = f.mul(&cc)?.add(&i.mul(&g)?)?;
-            let h_new = o.mul(&c.tanh()?)?;
+            let (h_new, c, a) = step(&pre, &cc)?;
             prev[s] = Some(hh);
             acts[s] = Some(a);
             cells[s] = Some(c.clone());
