@@ -14,7 +14,7 @@ permutation on every machine running backprop_rs, not the permutation PyTorch wo
 from __future__ import annotations
 
 import numbers
-import secrets
+import os
 from typing import Any, Optional
 
 import numpy as np
@@ -75,7 +75,9 @@ class Generator:
 
     def seed(self) -> int:
         """Seeds from the operating system's entropy and returns the seed."""
-        s = secrets.randbits(64)
+        # os.urandom rather than `secrets`: the same entropy source, without importing hmac and
+        # hashlib into every `import backprop_rs`.
+        s = int.from_bytes(os.urandom(8), "little")
         self.manual_seed(s)
         return s
 

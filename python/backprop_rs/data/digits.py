@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-from importlib import resources
 from typing import NamedTuple
 
 import numpy as np
@@ -22,6 +21,10 @@ class Digits(NamedTuple):
 
 
 def _raw() -> np.ndarray:
+    # Imported here: importlib.resources (pathlib, tempfile, shutil, ...) costs ~5 ms of every
+    # `import backprop_rs` otherwise.
+    from importlib import resources
+
     path = resources.files("backprop_rs").joinpath("datasets/digits.csv.gz")
     with path.open("rb") as f, gzip.open(f, "rt") as g:
         return np.loadtxt(g, delimiter=",", dtype=np.float64)

@@ -4,7 +4,6 @@ public domain; see datasets/README.md), encoded character by character for langu
 from __future__ import annotations
 
 import gzip
-from importlib import resources
 from typing import List, NamedTuple
 
 import numpy as np
@@ -33,6 +32,8 @@ class CharCorpus(NamedTuple):
 
 def load_text() -> str:
     """The whole text (1,115,394 characters, 65 distinct)."""
+    from importlib import resources  # here, not at the top: it costs ~5 ms of every import
+
     path = resources.files("backprop_rs").joinpath("datasets/tinyshakespeare.txt.gz")
     with path.open("rb") as f, gzip.open(f, "rt", encoding="utf-8", newline="") as g:
         return g.read()

@@ -13,7 +13,6 @@ parallel should not pay for.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from typing import Any, Optional
@@ -114,6 +113,8 @@ group = _GroupNamespace()
 def is_available() -> bool:
     """Whether ``bp.distributed`` can run here: mpi4py is installed (it is not imported, so MPI
     is not initialised by asking)."""
+    import importlib.util  # on first use: importlib.util is not free at import time
+
     return importlib.util.find_spec("mpi4py") is not None
 
 
