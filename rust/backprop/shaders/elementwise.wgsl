@@ -382,6 +382,34 @@ fn unary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     }
 }
 
+// `g * f'(a)` for the ops with a fused derivative (UnaryOp::fused_grad_input): `a` is the input
+// (gelu, erf, softplus) or the forward's output (tanh, sigmoid). One pass instead of the composed
+// rule's chain of full-size temporaries.
+fn unary_grad_f32(a: f32, g: f32) -> f32 {
+    switch OP {
+        case UNARY_GELU: {
+            let cdf = 0.5 * (1.0 + erf_f32(a * FRAC_1_SQRT_2));
+            return g * (cdf + a * 0.3989422804014327 * exp(-0.5 * a * a));
+        }
+        case UNARY_ERF: { return g * 1.1283791670955126 * exp(-(a * a)); }
+        case UNARY_SOFTPLUS: { return g * sigmoid_f32(a); }
+        case UNARY_TANH: { return g * (1.0 - a * a); }
+        case UNARY_SIGMOID: { return g * (a * (1.0 - a)); }
+        default: { return g; }
+    }
+}
+
+@compute @workgroup_size(256)
+fn unary_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, nwg, lid);
+    if (i >= params[0]) {
+        return;
+    }
+    let a = bitcast<f32>(ld0(offset_of(i, 0u)).x);
+    let g = bitcast<f32>(ld1(offset_of(i, 1u)).x);
+    st(i, vec2<u32>(bitcast<u32>(unary_grad_f32(a, g)), 0u));
+}
+
 // ---------------------------------------------------------------- binary
 
 fn is_odd_integer(y: f32) -> bool {

@@ -75,6 +75,11 @@ pub trait BackendStorage: Sized + Send + Sync {
         log: bool,
     ) -> Result<Self>;
 
+    /// The gradient of a unary op in one pass: `g * f'(.)`, where `self` is the op's input or
+    /// its output as [`UnaryOp::fused_grad_input`] says, `g` the upstream gradient (same shape
+    /// and float dtype). Only for ops where that returns `Some`. The result is C-contiguous.
+    fn unary_backward(&self, l: &Layout, g: (&Self, &Layout), op: UnaryOp) -> Result<Self>;
+
     /// Fused attention (flash attention, see `op::Op::Attention`): `self` is q `[B, L, E]`,
     /// with k `[B, S, E]` and v `[B, S, Ev]`; every layout is contiguous (an offset is allowed)
     /// and `S, E, Ev > 0`. Returns the output `[B, L, Ev]` and the per-row log-sum-exp `[B, L]`.

@@ -119,6 +119,17 @@ impl UnaryOp {
         UnaryOp::ALL.iter().copied().find(|o| o.name() == name)
     }
 
+    /// What the fused derivative kernel (`unary_backward`) of this op reads besides the upstream
+    /// gradient: the input `x` or the forward's output. `None`: the gradient stays composed
+    /// (ops whose rule is already one or two primitives, or that no training loop runs hot).
+    pub fn fused_grad_input(self) -> Option<GradFrom> {
+        match self {
+            UnaryOp::Gelu | UnaryOp::Erf | UnaryOp::Softplus => Some(GradFrom::Input),
+            UnaryOp::Tanh | UnaryOp::Sigmoid => Some(GradFrom::Output),
+            _ => None,
+        }
+    }
+
     /// Ops that make sense on integers (the rest promote integer input to float first).
     pub fn keeps_integers(self) -> bool {
         matches!(
@@ -133,6 +144,14 @@ impl UnaryOp {
                 | UnaryOp::Trunc
         )
     }
+}
+
+/// Which saved tensor a fused unary derivative is a function of (see
+/// [`UnaryOp::fused_grad_input`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GradFrom {
+    Input,
+    Output,
 }
 
 /// Elementwise functions of two arguments of the same shape and dtype.

@@ -32,6 +32,21 @@ impl Tensor {
         Tensor::from_op(s, x.shape().clone(), Op::Unary(x, op))
     }
 
+    /// `g * f'(self)` for a unary op `op` in one kernel, untracked: `self` is the op's input or
+    /// output as [`UnaryOp::fused_grad_input`] says. The autograd rule uses it when no graph of
+    /// the gradient is wanted.
+    pub(crate) fn unary_backward(&self, g: &Tensor, op: UnaryOp) -> Result<Tensor> {
+        let g = if g.dtype() == self.dtype() {
+            g.clone()
+        } else {
+            g.to_dtype(self.dtype())?
+        };
+        let s = crate::tensor::with_read([self, &g], |[a, gs]| {
+            a.unary_backward(self.layout(), gs, g.layout(), op)
+        })?;
+        Ok(Tensor::from_storage(s, self.shape().clone()))
+    }
+
     pub fn neg(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Neg)
     }

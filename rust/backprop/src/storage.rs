@@ -325,6 +325,19 @@ impl Storage {
             )),
         }
     }
+    pub fn unary_backward(
+        &self,
+        l: &Layout,
+        g: &Storage,
+        gl: &Layout,
+        op: UnaryOp,
+    ) -> Result<Storage> {
+        same_device!(op.name(), (self, g), |a, g| a.unary_backward(
+            l,
+            (g, gl),
+            op
+        ))
+    }
     pub fn softmax(&self, l: &Layout, dim: usize, log: bool) -> Result<Storage> {
         one!(self, |s| s.softmax(l, dim, log))
     }

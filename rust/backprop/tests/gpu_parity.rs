@@ -739,3 +739,20 @@ fn lstm_layer_matches_cpu() {
         );
     }
 }
+
+/// The fused unary derivatives (`unary_backward` in elementwise.wgsl) against the CPU's, on a
+/// transposed view with values in the tails; `check` compares the forward and the gradient.
+#[test]
+fn fused_unary_derivatives() {
+    need_gpu!();
+    let vals: Vec<f32> = (0..48).map(|i| -12.0 + 0.5 * i as f32).collect();
+    let x = Tensor::from_vec(vals, [6, 8], Device::Cpu)
+        .unwrap()
+        .t()
+        .unwrap();
+    check("gelu", |v| v[0].gelu(), &[x.clone()], EW);
+    check("erf", |v| v[0].erf(), &[x.clone()], EW);
+    check("tanh", |v| v[0].tanh(), &[x.clone()], EW);
+    check("sigmoid", |v| v[0].sigmoid(), &[x.clone()], EW);
+    check("softplus", |v| v[0].softplus(1.0, 20.0), &[x.clone()], EW);
+}

@@ -179,6 +179,17 @@ pub fn backward_rule(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
     let some = |t: Tensor| Ok(Some(t));
     Ok(match op {
         Op::Unary(x, u) => {
+            // Without create_graph the derivative runs as one fused kernel; under it the composed
+            // formula below is recorded, so it can be differentiated again.
+            if !crate::is_grad_enabled() {
+                if let Some(from) = u.fused_grad_input() {
+                    let saved = match from {
+                        crate::op::GradFrom::Input => x,
+                        crate::op::GradFrom::Output => out,
+                    };
+                    return Ok(vec![Some(saved.unary_backward(g, *u)?)]);
+                }
+            }
             let gx = match u {
                 UnaryOp::Neg => g.neg()?,
                 UnaryOp::Abs => g.mul(&x.sign()?)?,

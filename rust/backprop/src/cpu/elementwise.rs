@@ -337,6 +337,115 @@ pub fn unary_f64(x: &[f64], l: &Layout, op: UnaryOp) -> Result<Vec<f64>> {
     )
 }
 
+/// `g * f'(a)` in one pass (`a` is the op's input or output, see `UnaryOp::fused_grad_input`):
+/// the composed rule costs one full-size temporary per primitive of the derivative (eleven for
+/// GELU), this one loop.
+macro_rules! unary_backward_arms {
+    ($t:ty, $name:expr, $a:expr, $al:expr, $g:expr, $gl:expr, $op:expr, exp = $exp:expr, erf = $erf:expr, cdf = $cdf:expr, sigmoid = $sig:expr) => {
+        match $op {
+            UnaryOp::Gelu => map2(
+                $name,
+                $a,
+                $al,
+                $g,
+                $gl,
+                #[inline(always)]
+                |x: $t, g: $t| {
+                    // d/dx x Phi(x) = Phi(x) + x phi(x), the composed rule's formula
+                    let cdf = $cdf(x);
+                    let pdf = 0.398_942_280_401_432_7 * $exp(-0.5 * x * x);
+                    g * (cdf + x * pdf)
+                },
+            ),
+            UnaryOp::Erf => map2(
+                $name,
+                $a,
+                $al,
+                $g,
+                $gl,
+                #[inline(always)]
+                |x: $t, g: $t| g * (std::f64::consts::FRAC_2_SQRT_PI as $t) * $exp(-(x * x)),
+            ),
+            UnaryOp::Softplus => map2(
+                $name,
+                $a,
+                $al,
+                $g,
+                $gl,
+                #[inline(always)]
+                |x: $t, g: $t| g * $sig(x),
+            ),
+            UnaryOp::Tanh => map2(
+                $name,
+                $a,
+                $al,
+                $g,
+                $gl,
+                #[inline(always)]
+                |y: $t, g: $t| g * (1.0 - y * y),
+            ),
+            UnaryOp::Sigmoid => map2(
+                $name,
+                $a,
+                $al,
+                $g,
+                $gl,
+                #[inline(always)]
+                |y: $t, g: $t| g * (y * (1.0 - y)),
+            ),
+            _ => Err(crate::Error::Unsupported {
+                op: $name,
+                device: crate::Device::Cpu,
+                msg: "no fused derivative kernel (its gradient is composed)".into(),
+            }),
+        }
+    };
+}
+
+pub fn unary_backward_f32(
+    a: &[f32],
+    al: &Layout,
+    g: &[f32],
+    gl: &Layout,
+    op: UnaryOp,
+) -> Result<Vec<f32>> {
+    unary_backward_arms!(
+        f32,
+        op.name(),
+        a,
+        al,
+        g,
+        gl,
+        op,
+        exp = vmath::exp_f32,
+        erf = vmath::erf_f32,
+        cdf = vmath::normal_cdf_f32,
+        sigmoid = vmath::sigmoid_f32
+    )
+}
+
+pub fn unary_backward_f64(
+    a: &[f64],
+    al: &Layout,
+    g: &[f64],
+    gl: &Layout,
+    op: UnaryOp,
+) -> Result<Vec<f64>> {
+    unary_backward_arms!(
+        f64,
+        op.name(),
+        a,
+        al,
+        g,
+        gl,
+        op,
+        exp = f64::exp,
+        erf = math::erf::<f64>,
+        cdf = |x: f64| 0.5 * (1.0 + math::erf(x * std::f64::consts::FRAC_1_SQRT_2)),
+        sigmoid = math::sigmoid::<f64>
+    )
+}
+
 pub fn unary_i64(x: &[i64], l: &Layout, op: UnaryOp) -> Result<Vec<i64>> {
     let name = op.name();
     match op {

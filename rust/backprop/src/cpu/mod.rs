@@ -560,6 +560,24 @@ impl BackendStorage for CpuStorage {
         })
     }
 
+    fn unary_backward(&self, l: &Layout, (g, gl): (&Self, &Layout), op: UnaryOp) -> Result<Self> {
+        Ok(match (self, g) {
+            (CpuStorage::F32(a), CpuStorage::F32(g)) => CpuStorage::F32(Buffer::from_vec(
+                elementwise::unary_backward_f32(a.as_slice(), l, g.as_slice(), gl, op)?,
+            )),
+            (CpuStorage::F64(a), CpuStorage::F64(g)) => CpuStorage::F64(Buffer::from_vec(
+                elementwise::unary_backward_f64(a.as_slice(), l, g.as_slice(), gl, op)?,
+            )),
+            (a, g) => {
+                return Err(Error::DTypeMismatch {
+                    op: op.name(),
+                    lhs: a.dtype(),
+                    rhs: g.dtype(),
+                })
+            }
+        })
+    }
+
     fn softmax_backward(
         &self,
         l: &Layout,

@@ -155,10 +155,9 @@ fn erfcx_poly(w: f32) -> f32 {
     r * s + R[11]
 }
 
-/// `erf(x)`: `x * P(x^2)` on |x| < 1 (1.2e-9 relative fit), `1 - erfc(|x|)` above.
+/// `erf(x)` on |x| < 1: `x * P(x^2)` (1.2e-9 relative fit).
 #[inline(always)]
-pub fn erf_f32(x: f32) -> f32 {
-    let a = x.abs();
+fn erf_small(x: f32) -> f32 {
     let t = x * x;
     // x * (2/sqrt(pi) + t*Q(t)) written as x + x*(0.128... + t*Q(t)): the leading 1 is exact,
     // which saves the half ulp that rounding 2/sqrt(pi) itself would cost
@@ -168,37 +167,42 @@ pub fn erf_f32(x: f32) -> f32 {
         - 3.761_262_6e-1)
         * t
         + 0.128_379_17;
-    let small = x + x * q;
-    let big = (1.0 - erfc_tail(a.clamp(1.0, 10.0))).copysign(x);
-    if a < 1.0 {
-        small
-    } else if x.is_nan() {
-        x
-    } else {
-        big
-    }
+    x + x * q
 }
 
-/// Exact GELU `x * Phi(x) = x/2 * erfc(-x/sqrt 2)`; the negative tail takes erfc directly, so
-/// it keeps full relative precision where `1 + erf` would cancel to nothing.
+/// `erf(x)`: [`erf_small`] on |x| < 1, `1 - erfc(|x|)` above.
 #[inline(always)]
-pub fn gelu_f32(x: f32) -> f32 {
-    let z = -x * std::f32::consts::FRAC_1_SQRT_2;
-    // In the tail, exp(-z^2) = exp(-x^2/2) is taken from x itself (split into an exactly-squaring
-    // head and a tail): rounding z = x/sqrt(2) first would cost 2 z^2 ulp (~1e-5 at x = -12).
-    let a = (-x).clamp(std::f32::consts::SQRT_2, 10.0 * std::f32::consts::SQRT_2);
+pub fn erf_f32(x: f32) -> f32 {
+    let a = x.abs();
+    let big = (1.0 - erfc_tail(a.clamp(1.0, 10.0))).copysign(x);
+    // selects, not an `else if` chain: a chain stays scalar (see `sel`)
+    sel(a < 1.0, erf_small(x), sel(x.is_nan(), x, big))
+}
+
+/// The standard normal CDF `Phi(x) = erfc(-x/sqrt 2) / 2`. One tail evaluation serves both
+/// sides (`Phi(-|x|)` directly, `1 - Phi(-|x|)` for x > 0), so the negative tail keeps full
+/// relative precision where `1 + erf` would cancel to nothing, and GELU and its derivative pay
+/// for one erfc, not the two that `erf` on each branch cost.
+#[inline(always)]
+pub fn normal_cdf_f32(x: f32) -> f32 {
+    use std::f32::consts::{FRAC_1_SQRT_2, SQRT_2};
+    let core = 0.5 + 0.5 * erf_small(x * FRAC_1_SQRT_2);
+    // exp(-x^2/2) from x itself, split into an exactly-squaring head and a tail: rounding
+    // z = x/sqrt(2) first would cost 2 z^2 ulp (~1e-5 at x = -12)
+    let a = x.abs().clamp(SQRT_2, 10.0 * SQRT_2);
     let ah = f32::from_bits(a.to_bits() & 0xffff_f000);
     let e = exp_f32(-0.5 * ah * ah) * exp_f32(0.5 * (ah - a) * (ah + a));
-    let tail = 0.5 * x * erfcx_poly(std::f32::consts::SQRT_2 / a) * e;
-    let core = 0.5 * x * (1.0 + erf_f32(-z));
-    if z >= 10.0 {
-        // erfc(10) underflows f32: gelu is -0 there; -inf * 0 gives NaN, as PyTorch's formula does
-        x * 0.0
-    } else if z >= 1.0 {
-        tail
-    } else {
-        core
-    }
+    let lower = 0.5 * erfcx_poly(SQRT_2 / a) * e; // Phi(-|x|)
+                                                  // erfc(10) underflows f32: Phi is 0 beyond; NaN falls through to `1 - lower` (NaN)
+    let tail = sel(x < 0.0, sel(x < -10.0 * SQRT_2, 0.0, lower), 1.0 - lower);
+    sel(x.abs() < SQRT_2, core, tail)
+}
+
+/// Exact GELU `x * Phi(x)` (PyTorch's default). Past x = -10 sqrt 2 it is -0, and -inf gives
+/// NaN, as PyTorch's formula does.
+#[inline(always)]
+pub fn gelu_f32(x: f32) -> f32 {
+    x * normal_cdf_f32(x)
 }
 
 /// `log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|))`, with `log1p(u) = log(v) - (v - 1 - u) / v`

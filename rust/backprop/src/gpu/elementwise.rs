@@ -71,6 +71,45 @@ pub(crate) fn unary(x: &GpuStorage, l: &Layout, op: UnaryOp) -> Result<GpuStorag
     )
 }
 
+/// `g * f'(a)` in one dispatch (see `BackendStorage::unary_backward`; `unary_backward` in
+/// elementwise.wgsl).
+pub(crate) fn unary_backward(
+    (a, al): (&GpuStorage, &Layout),
+    (g, gl): (&GpuStorage, &Layout),
+    op: UnaryOp,
+) -> Result<GpuStorage> {
+    let name = op.name();
+    if op.fused_grad_input().is_none() {
+        return Err(Error::Unsupported {
+            op: name,
+            device: crate::backend::BackendStorage::device(a),
+            msg: "no fused derivative kernel (its gradient is composed)".into(),
+        });
+    }
+    for s in [a, g] {
+        if s.dtype != DType::F32 {
+            return Err(Error::DType {
+                op: name,
+                dtype: s.dtype,
+                detail: " (the GPU derivative kernels are float32)".into(),
+            });
+        }
+    }
+    check_same_shape(name, al, gl)?;
+    launch(
+        name,
+        "unary_backward",
+        &[
+            ("OP", op as u32),
+            ("DT", dt_code(name, a.dtype)?),
+            ("DT_OUT", dt_code(name, a.dtype)?),
+        ],
+        al.shape(),
+        a.dtype,
+        &[(a, al), (g, gl)],
+    )
+}
+
 pub(crate) fn binary(
     a: &GpuStorage,
     al: &Layout,

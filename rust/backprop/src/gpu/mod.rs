@@ -240,6 +240,9 @@ impl BackendStorage for GpuStorage {
     ) -> Result<Self> {
         index::index_add(self, l, dim, index, il, src, sl)
     }
+    fn unary_backward(&self, l: &Layout, g: (&Self, &Layout), op: UnaryOp) -> Result<Self> {
+        elementwise::unary_backward((self, l), g, op)
+    }
     fn softmax(&self, l: &Layout, dim: usize, log: bool) -> Result<Self> {
         reduce::softmax(self, l, dim, log)
     }
