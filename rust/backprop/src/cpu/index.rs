@@ -108,6 +108,19 @@ pub fn index_select<T: Element>(
     dims[dim] = ids.len();
     let shape = Shape::new(dims);
     let mut out = alloc_for_overwrite::<T>("index_select", &shape)?;
+    if xl.is_contiguous() {
+        // rows of `inner` contiguous elements (an embedding lookup): one memcpy per row, no
+        // per-row layouts (their allocations cost more than the copy for 128-wide rows)
+        let inner: usize = xl.dims()[dim + 1..].iter().product();
+        let (x, nk) = (x.get(xl.offset()..).unwrap_or(&[]), ids.len());
+        for (o, block) in out.chunks_exact_mut((nk * inner).max(1)).enumerate() {
+            for (k, &i) in ids.iter().enumerate() {
+                let src = (o * size + i) * inner;
+                block[k * inner..(k + 1) * inner].copy_from_slice(&x[src..src + inner]);
+            }
+        }
+        return Ok(out);
+    }
     let ol = Layout::contiguous(shape);
     for (k, &i) in ids.iter().enumerate() {
         copy_into(&mut out, &ol.select(dim, k), x, &xl.select(dim, i));
@@ -124,11 +137,32 @@ pub fn index_add<T: Element>(
     il: &Layout,
     src: &[T],
     sl: &Layout,
-    add: fn(T, T) -> T,
+    add: impl Fn(T, T) -> T + Copy,
 ) -> Result<Vec<T>> {
     let size = bl.dims()[dim];
     let ids = indices("index_add", idx, il, dim, size)?;
     let mut out = map1("index_add", base, bl, |v| v)?;
+    if sl.is_contiguous() {
+        // the embedding gradient: whole rows of `inner` elements added in place, a loop the
+        // compiler vectorises (`add` is monomorphised), instead of a layout per row
+        let inner: usize = bl.dims()[dim + 1..].iter().product();
+        let (src, nk) = (src.get(sl.offset()..).unwrap_or(&[]), ids.len());
+        let outer = if nk * inner == 0 {
+            0
+        } else {
+            sl.numel() / (nk * inner)
+        };
+        for o in 0..outer {
+            for (k, &i) in ids.iter().enumerate() {
+                let d = (o * size + i) * inner;
+                let s0 = (o * nk + k) * inner;
+                for (y, &v) in out[d..d + inner].iter_mut().zip(&src[s0..s0 + inner]) {
+                    *y = add(*y, v);
+                }
+            }
+        }
+        return Ok(out);
+    }
     let ol = Layout::contiguous(bl.shape().clone());
     for (k, &i) in ids.iter().enumerate() {
         let dl = ol.select(dim, i);
