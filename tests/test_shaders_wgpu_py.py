@@ -262,6 +262,31 @@ def test_unary_f32_special_values(gpu):
         np.testing.assert_allclose(got, want, equal_nan=True, err_msg=op, **EW)
 
 
+# d/dx of the ops with a fused derivative kernel, as a function of what the kernel reads: the
+# input x (gelu, erf, softplus) or the forward's output y (tanh, sigmoid)
+UNARY_GRAD = {
+    "UNARY_GELU": (lambda x: 0.5 * (1 + erf(x / math.sqrt(2))) + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi), False),
+    "UNARY_ERF": (lambda x: 2 / math.sqrt(math.pi) * np.exp(-x * x), False),
+    "UNARY_SOFTPLUS": (lambda x: 1 / (1 + np.exp(-x)), False),
+    "UNARY_TANH": (lambda x: 1 - np.tanh(x) ** 2, True),
+    "UNARY_SIGMOID": (lambda x: (s := 1 / (1 + np.exp(-x))) * (1 - s), True),
+}
+
+
+@pytest.mark.parametrize("op", sorted(UNARY_GRAD))
+def test_unary_backward_on_a_transposed_view(gpu, op):
+    # a [3, 5] transposed view of the saved tensor against a contiguous gradient, values in the tails
+    rng = np.random.default_rng(7)
+    x = np.linspace(-9, 9, 15).reshape(5, 3).astype(np.float32)
+    g = rng.normal(size=(3, 5)).astype(np.float32)
+    deriv, from_output = UNARY_GRAD[op]
+    saved = UNARY_F32[op](x.astype(np.float64)).astype(np.float32) if from_output else x
+    params = strided([3, 5], [(0, [1, 3]), (0, [5, 1])])
+    out = gpu.run("elementwise", "unary_backward", params, {1: f32w(saved), 2: f32w(g), 4: junk(15)}, 1, ew(op))[4]
+    want = (g * deriv(x.T.astype(np.float64))).reshape(-1)
+    np.testing.assert_allclose(as_f32(out), want, rtol=1e-4, atol=1e-5, err_msg=op)
+
+
 def test_unary_i64_wraps(gpu):
     x = [-7, -1, 0, 3, 2**40, -(2**40), 2**32, -(2**32), 2**32 - 1, 2**31, I64_MIN, I64_MAX]
     x = np.array(x, np.int64)

@@ -447,3 +447,38 @@ impl Tensor {
         Tensor::from_vec(coords, [count, rank], self.device())
     }
 }
+
+/// The gradient of a slice: `g` written into zeros of the sliced tensor's shape. Without
+/// `create_graph` it is written in place into the fresh zeros (one fill and one copy); under it,
+/// `slice_scatter` records the differentiable op (which copies its base first).
+pub(crate) fn slice_backward(
+    shape: &crate::Shape,
+    g: &Tensor,
+    dim: usize,
+    start: usize,
+    step: usize,
+) -> Result<Tensor> {
+    let out = Tensor::zeros(shape.clone(), g.dtype(), g.device())?;
+    if crate::is_grad_enabled() {
+        return out.slice_scatter(g, dim, start, step);
+    }
+    let len = g.dims().get(dim).copied().unwrap_or(0);
+    let fits = dim < shape.rank()
+        && step > 0
+        && g.dims().len() == shape.rank()
+        && g.dims()
+            .iter()
+            .zip(shape.dims())
+            .enumerate()
+            .all(|(d, (&a, &b))| d == dim || a == b)
+        && (len == 0 || start + (len - 1) * step < shape.dims()[dim]);
+    if !fits {
+        return out.slice_scatter(g, dim, start, step); // its checks name the mismatch
+    }
+    let dl = Layout::contiguous(shape.clone()).slice(dim, start, len, step);
+    {
+        let src = g.storage();
+        out.storage_mut().copy_into(&dl, &src, g.layout())?;
+    }
+    Ok(out)
+}

@@ -358,8 +358,7 @@ pub fn backward_rule(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
                     crate::matrix::diagonal_backward(x, g, *offset, *dim1, *dim2)?
                 }
                 ViewKind::Slice { dim, start, step } => {
-                    Tensor::zeros(x.shape().clone(), g.dtype(), g.device())?
-                        .slice_scatter(g, *dim, *start, *step)?
+                    crate::indexing::slice_backward(x.shape(), g, *dim, *start, *step)?
                 }
             };
             vec![Some(gx)]

@@ -353,7 +353,11 @@ macro_rules! unary_backward_arms {
                 |x: $t, g: $t| {
                     // d/dx x Phi(x) = Phi(x) + x phi(x), the composed rule's formula
                     let cdf = $cdf(x);
-                    let pdf = 0.398_942_280_401_432_7 * $exp(-0.5 * x * x);
+                    // 1/sqrt(2 pi) = (2/sqrt pi) (1/sqrt 2) / 2
+                    let inv_sqrt_2pi = (std::f64::consts::FRAC_2_SQRT_PI
+                        * std::f64::consts::FRAC_1_SQRT_2
+                        * 0.5) as $t;
+                    let pdf = inv_sqrt_2pi * $exp(-0.5 * x * x);
                     g * (cdf + x * pdf)
                 },
             ),

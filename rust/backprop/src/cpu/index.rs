@@ -147,11 +147,7 @@ pub fn index_add<T: Element>(
         // compiler vectorises (`add` is monomorphised), instead of a layout per row
         let inner: usize = bl.dims()[dim + 1..].iter().product();
         let (src, nk) = (src.get(sl.offset()..).unwrap_or(&[]), ids.len());
-        let outer = if nk * inner == 0 {
-            0
-        } else {
-            sl.numel() / (nk * inner)
-        };
+        let outer = sl.numel().checked_div(nk * inner).unwrap_or(0);
         for o in 0..outer {
             for (k, &i) in ids.iter().enumerate() {
                 let d = (o * size + i) * inner;
