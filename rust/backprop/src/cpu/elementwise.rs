@@ -8,14 +8,13 @@
 
 use super::buffer::alloc_for_overwrite;
 use super::math;
-use super::parallel::{go_parallel, CHUNK};
+use super::parallel::{for_each_chunk, go_parallel, CHUNK};
 use super::simd::dispatch;
 use super::vmath;
 use crate::layout::StridedPlan;
 use crate::op::{BinaryOp, CmpOp, UnaryOp};
 use crate::FloatElement;
 use crate::{Element, Layout, Result};
-use rayon::prelude::*;
 
 /// Computes a contiguous output of `layouts[0].numel()` elements, one inner run at a time.
 /// `run(offsets, inner_strides, out_run)` fills `out_run` (its length is the run length).
@@ -42,29 +41,25 @@ pub fn map_runs<const N: usize, U: Element>(
         });
     } else if runs == 1 {
         // one long run: split it into fixed-size pieces
-        out.par_chunks_mut(CHUNK)
-            .enumerate()
-            .for_each(|(c, piece)| {
-                let start = c * CHUNK;
-                let offs = std::array::from_fn(|k| plan.offsets[k] + start * strides[k]);
-                run(offs, strides, piece);
-            });
+        for_each_chunk(&mut out, CHUNK, |c, piece| {
+            let start = c * CHUNK;
+            let offs = std::array::from_fn(|k| plan.offsets[k] + start * strides[k]);
+            run(offs, strides, piece);
+        });
     } else {
         let runs_per_task = (CHUNK / inner).max(1);
-        out.par_chunks_mut(runs_per_task * inner)
-            .enumerate()
-            .for_each(|(c, piece)| {
-                let first = c * runs_per_task;
-                let last = (first + piece.len() / inner).min(runs);
-                plan.for_each_run(first, last, |offs, r| {
-                    let local = r - first;
-                    run(
-                        offs,
-                        strides,
-                        &mut piece[local * inner..(local + 1) * inner],
-                    );
-                });
+        for_each_chunk(&mut out, runs_per_task * inner, |c, piece| {
+            let first = c * runs_per_task;
+            let last = (first + piece.len() / inner).min(runs);
+            plan.for_each_run(first, last, |offs, r| {
+                let local = r - first;
+                run(
+                    offs,
+                    strides,
+                    &mut piece[local * inner..(local + 1) * inner],
+                );
             });
+        });
     }
     Ok(out)
 }
