@@ -229,7 +229,18 @@ pub fn select<T: Element>(
 /// Writes `src` viewed by `sl` into `dst` at the positions of `dl` (same shape). Sequential: it
 /// serves cat, slice assignment and scatter bases, which are bandwidth-bound copies.
 pub fn copy_into<T: Element>(dst: &mut [T], dl: &Layout, src: &[T], sl: &Layout) {
-    if dl.numel() == 0 {
+    let n = dl.numel();
+    if n == 0 {
+        return;
+    }
+    if go_parallel(n) && dl.is_contiguous() && sl.is_contiguous() {
+        // one long run (the write-back of an in-place op, a large cat part): one core's copy
+        // bandwidth is half the machine's, and the helper is awake anyway
+        let (d0, s0) = (dl.offset(), sl.offset());
+        let src = &src[s0..s0 + n];
+        for_each_chunk(&mut dst[d0..d0 + n], CHUNK, |c, piece| {
+            piece.copy_from_slice(&src[c * CHUNK..c * CHUNK + piece.len()]);
+        });
         return;
     }
     let plan = StridedPlan::new([dl, sl]);
