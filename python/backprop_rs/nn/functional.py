@@ -37,7 +37,7 @@ __all__ = [
     # convolution, pooling, resampling
     "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool1d", "max_pool2d", "avg_pool1d",
     "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d",
-    "pad", "unfold", "fold", "interpolate", "upsample", "upsample_nearest", "upsample_bilinear", "pixel_shuffle",
+    "pad", "unfold", "fold", "interpolate", "grid_sample", "affine_grid", "upsample", "upsample_nearest", "upsample_bilinear", "pixel_shuffle",
     "pixel_unshuffle",
     # losses
     "cross_entropy", "nll_loss", "mse_loss", "l1_loss", "binary_cross_entropy_with_logits", "binary_cross_entropy",
@@ -1107,6 +1107,110 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
             m = _like(x, _linear_matrix(spatial[i], out[i], scales[i], align_corners, x.dtype))
             x = (x.transpose(d, -1) @ m.t()).transpose(d, -1)
     return x.contiguous()
+
+
+def affine_grid(theta: Tensor, size: Sequence[int], align_corners: Optional[bool] = None) -> Tensor:
+    """The sampling grid ``(N, H, W, 2)`` of the 2-D affine maps ``theta`` ``(N, 2, 3)`` over an
+    output of ``size`` ``(N, C, H, W)``, in ``grid_sample``'s normalised coordinates (x, then
+    y). Differentiable in ``theta``. ``align_corners`` defaults to False, as in PyTorch."""
+    if align_corners is None:
+        align_corners = False
+    size = [int(v) for v in size]
+    if len(size) != 4:
+        raise NotImplementedError(f"affine_grid only supports 4D sizes, for 2D affine transforms, in backprop_rs (got size {size})")
+    n, _, h, w = size
+    if theta.ndim != 3 or list(theta.shape) != [n, 2, 3]:
+        raise ValueError(f"Expected a batch of 2D affine matrices of shape Nx2x3 for size {size}. Got {list(theta.shape)}.")
+    if not theta.dtype.is_floating_point:
+        raise ValueError(f"Expected theta to have floating point type, but got {theta.dtype}")
+
+    def axis(steps: int) -> np.ndarray:
+        if steps <= 1:
+            return np.zeros(max(steps, 0))
+        v = np.linspace(-1.0, 1.0, steps)
+        return v if align_corners else v * (steps - 1) / steps
+
+    xs, ys = np.meshgrid(axis(w), axis(h))  # [H, W] each
+    base = np.stack([xs, ys, np.ones_like(xs)], axis=-1).reshape(1, h * w, 3)
+    grid = _like(theta, base) @ theta.transpose(1, 2)  # [N, H*W, 2]
+    return grid.reshape(n, h, w, 2)
+
+
+def _grid_source(coord: Tensor, size: int, align_corners: bool, padding_mode: str) -> Tensor:
+    """Normalised grid coordinates in [-1, 1] as (fractional) pixel indices along one axis,
+    with PyTorch's unnormalisation and its border / reflection folding."""
+    if align_corners:
+        ix = (coord + 1.0) * ((size - 1) / 2.0)
+    else:
+        ix = ((coord + 1.0) * size - 1.0) / 2.0
+    if padding_mode == "border":
+        ix = ix.clamp(0.0, size - 1)
+    elif padding_mode == "reflection":
+        # reflect about the edges (pixel centres with align_corners, pixel borders without),
+        # then clip, as PyTorch's reflect_coordinates + clip_coordinates
+        lo, span = (0.0, 2.0 * (size - 1)) if align_corners else (-0.5, 2.0 * size)
+        if span <= 0:
+            ix = ix * 0.0
+        else:
+            t = (ix - lo).abs()
+            flips = (t / (span / 2.0)).floor()
+            extra = t - flips * (span / 2.0)
+            even = _mask(flips.remainder(2.0) == 0, t)
+            ix = (extra + lo) * even + (span / 2.0 - extra + lo) * (1.0 - even)
+        ix = ix.clamp(0.0, size - 1)
+    return ix
+
+
+def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mode: str = "zeros",
+                align_corners: Optional[bool] = None) -> Tensor:
+    """Samples ``input`` ``(N, C, H, W)`` at the normalised locations ``grid`` ``(N, Ho, Wo, 2)``
+    (x in ``grid[..., 0]``, y in ``grid[..., 1]``, -1 and 1 the extreme pixels or their outer
+    borders by ``align_corners``), giving ``(N, C, Ho, Wo)``. Modes ``bilinear`` and ``nearest``
+    (half to even), padding ``zeros``, ``border`` or ``reflection``; 5-D inputs and ``bicubic``
+    are not implemented and say so. Composed of gathers, so it is differentiable in both the input
+    and (bilinear) the grid, on every device."""
+    if align_corners is None:
+        align_corners = False
+    if mode not in ("bilinear", "nearest", "bicubic"):
+        raise ValueError(f"nn.functional.grid_sample(): expected mode to be 'bilinear', 'nearest' or 'bicubic', but got: '{mode}'")
+    if padding_mode not in ("zeros", "border", "reflection"):
+        raise ValueError("nn.functional.grid_sample(): expected padding_mode to be 'zeros', 'border', or 'reflection', "
+                         f"but got: '{padding_mode}'")
+    if mode == "bicubic":
+        raise NotImplementedError("grid_sample(mode='bicubic') is not implemented in backprop_rs")
+    if input.ndim == 5:
+        raise NotImplementedError("grid_sample on 5-D (volumetric) inputs is not implemented in backprop_rs")
+    if input.ndim != 4 or grid.ndim != 4 or grid.shape[-1] != 2 or grid.shape[0] != input.shape[0]:
+        raise RuntimeError(f"grid_sample(): expected a 4-D input (N, C, H, W) and a grid (N, H_out, W_out, 2) with the same "
+                           f"batch size, but got input of shape {list(input.shape)} and grid of shape {list(grid.shape)}")
+    if grid.dtype != input.dtype:
+        raise RuntimeError(f"grid_sample(): expected input and grid to have the same dtype, but input has {input.dtype} "
+                           f"and grid has {grid.dtype}")
+    n, c, h, w = input.shape
+    ho, wo = grid.shape[1], grid.shape[2]
+    ix = _grid_source(grid[..., 0], w, align_corners, padding_mode).reshape(n, 1, ho * wo)
+    iy = _grid_source(grid[..., 1], h, align_corners, padding_mode).reshape(n, 1, ho * wo)
+    flat = input.reshape(n, c, h * w)
+
+    def tap(xi: Tensor, yi: Tensor) -> Tensor:
+        # the values at integer pixel (xi, yi) ([N, 1, L] floats), 0 outside the image
+        inside = _mask((xi >= 0) & (xi <= w - 1) & (yi >= 0) & (yi <= h - 1), xi)
+        lin = (yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1)).to(_core.int64).expand(n, c, ho * wo)
+        return flat.gather(2, lin) * inside
+
+    if mode == "nearest":
+        out = tap(ix.detach().round(), iy.detach().round())
+        if grid.requires_grad:
+            # PyTorch gives the grid a zero gradient in nearest mode (round's gradient is 0);
+            # nan_to_num keeps a non-finite coordinate from turning the output into NaN
+            out = out + (ix.round() + iy.round()).mul(0.0).nan_to_num(0.0, 0.0, 0.0)
+    else:
+        x0, y0 = ix.detach().floor(), iy.detach().floor()
+        wx1, wy1 = ix - x0, iy - y0
+        wx0, wy0 = 1.0 - wx1, 1.0 - wy1
+        out = (tap(x0, y0) * (wx0 * wy0) + tap(x0 + 1.0, y0) * (wx1 * wy0)
+               + tap(x0, y0 + 1.0) * (wx0 * wy1) + tap(x0 + 1.0, y0 + 1.0) * (wx1 * wy1))
+    return out.reshape(n, c, ho, wo)
 
 
 def upsample(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
