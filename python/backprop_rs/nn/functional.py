@@ -40,7 +40,7 @@ __all__ = [
     "pad", "unfold", "fold", "interpolate", "grid_sample", "affine_grid", "upsample", "upsample_nearest", "upsample_bilinear", "pixel_shuffle",
     "pixel_unshuffle",
     # losses
-    "cross_entropy", "nll_loss", "mse_loss", "l1_loss", "binary_cross_entropy_with_logits", "binary_cross_entropy",
+    "cross_entropy", "nll_loss", "ctc_loss", "mse_loss", "l1_loss", "binary_cross_entropy_with_logits", "binary_cross_entropy",
     "smooth_l1_loss", "huber_loss", "kl_div", "poisson_nll_loss", "gaussian_nll_loss", "margin_ranking_loss",
     "hinge_embedding_loss", "cosine_embedding_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss",
     "multi_margin_loss", "soft_margin_loss", "multilabel_soft_margin_loss",
@@ -1245,6 +1245,121 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None
     mixes the target with the uniform distribution. One fused core op for every option."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
     return _core.cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing)
+
+
+def _lengths(v, what: str) -> List[int]:
+    if isinstance(v, Tensor):
+        if v.dtype.is_floating_point or v.dtype == _core.bool_:
+            raise RuntimeError(f"ctc_loss: {what} must be integers, got {v.dtype}")
+        return [int(i) for i in v.detach().cpu().reshape(-1).tolist()]
+    return [int(i) for i in v]
+
+
+def ctc_loss(log_probs: Tensor, targets: Tensor, input_lengths, target_lengths, blank: int = 0,
+             reduction: str = "mean", zero_infinity: bool = False) -> Tensor:
+    """Connectionist temporal classification loss, as ``torch.nn.functional.ctc_loss``:
+    ``log_probs`` ``(T, N, C)`` (or ``(T, C)`` unbatched) log-probabilities, ``targets`` padded
+    ``(N, S)`` or concatenated 1-D, the lengths as tensors or sequences of ints. ``'mean'``
+    divides each loss by its target length, then averages over the batch.
+
+    Composed: the forward (alpha) recursion over time in log space, one step of a few
+    elementwise ops on ``(N, 2S+1)`` per frame, so autograd gives the gradient (and it runs on
+    every device). Unreachable states hold a large negative number instead of -inf so that no
+    ``0 * inf`` reaches the gradient; an impossible alignment gives ``inf`` (0 with
+    ``zero_infinity``, gradient 0 as well). The gradient is the true derivative in
+    ``log_probs``; PyTorch's kernel returns it plus ``exp(log_probs)``, a term that cancels
+    through the ``log_softmax`` these inputs come from, so gradients in the network agree and only
+    a leaf ``log_probs.grad`` differs."""
+    _check_reduction(reduction)
+    unbatched = log_probs.ndim == 2
+    if unbatched:
+        log_probs = log_probs.unsqueeze(1)
+        if targets.ndim == 1:
+            targets = targets.unsqueeze(0)
+    if log_probs.ndim != 3:
+        raise RuntimeError(f"ctc_loss: log_probs must be (T, N, C) or (T, C), got shape {list(log_probs.shape)}")
+    t_max, n, c = log_probs.shape
+    in_len = _lengths(input_lengths, "input_lengths")
+    tg_len = _lengths(target_lengths, "target_lengths")
+    if len(in_len) != n or len(tg_len) != n:
+        raise RuntimeError(f"ctc_loss: expected {n} input and target lengths, got {len(in_len)} and {len(tg_len)}")
+    if not 0 <= blank < c:
+        raise RuntimeError(f"ctc_loss: blank must be in label range [0, {c}), got {blank}")
+    for i, (a, b) in enumerate(zip(in_len, tg_len)):
+        if not 0 <= a <= t_max:
+            raise RuntimeError(f"ctc_loss: input_lengths[{i}] = {a} must be between 0 and T = {t_max}")
+        if b < 0:
+            raise RuntimeError(f"ctc_loss: target_lengths[{i}] = {b} must be non-negative")
+    tg = targets.detach().cpu().numpy().astype(np.int64)
+    s_max = max(tg_len) if tg_len else 0
+    padded = np.full((n, max(s_max, 1)), blank, dtype=np.int64)
+    if tg.ndim == 1:
+        if tg.size < sum(tg_len):
+            raise RuntimeError(f"ctc_loss: 1-D targets hold {tg.size} labels but target_lengths sum to {sum(tg_len)}")
+        off = 0
+        for i, b in enumerate(tg_len):
+            padded[i, :b] = tg[off:off + b]
+            off += b
+    else:
+        if tg.shape[0] != n or tg.shape[1] < s_max:
+            raise RuntimeError(f"ctc_loss: targets of shape {list(tg.shape)} do not hold the target lengths {tg_len}")
+        for i, b in enumerate(tg_len):
+            padded[i, :b] = tg[i, :b]
+    if ((padded < 0) | (padded >= c)).any():
+        raise RuntimeError(f"ctc_loss: target labels must be in [0, {c})")
+    width = 2 * s_max + 1
+    ext = np.full((n, width), blank, dtype=np.int64)
+    ext[:, 1::2] = padded[:, :s_max]
+    # the skip from s-2 is allowed onto a label that differs from the label two back
+    skip = np.zeros((n, width), dtype=bool)
+    skip[:, 2:] = (ext[:, 2:] != blank) & (ext[:, 2:] != ext[:, :-2])
+    neg = -1e30  # a finite "log 0" (float32 holds it too)
+    dev = log_probs.device
+    idx = _core.tensor(ext, dtype=_core.int64, device=dev).unsqueeze(0).expand(t_max, n, width)
+    lp = log_probs.gather(2, idx)  # [T, N, 2S+1]
+    skip_t = _like(log_probs, skip.astype(np.float64))
+    first = np.full((n, width), neg)
+    first[:, 0] = 0.0
+    if width > 1:
+        first[:, 1] = 0.0
+    if t_max == 0:
+        alpha = _like(log_probs, np.full((n, width), neg))
+    else:
+        alpha = lp[0] + _like(log_probs, first).clamp(min=neg)
+    pad1 = _like(log_probs, np.full((n, 1), neg))
+    pad2 = _like(log_probs, np.full((n, 2), neg))
+    active = np.array(in_len)[None, :] > np.arange(t_max)[:, None]  # [T, N]: frame t is inside sample n
+    for t in range(1, t_max):
+        a1 = _core.cat([pad1, alpha[:, :-1]], 1)
+        a2 = _core.cat([pad2, alpha[:, :-2]], 1) * skip_t + neg * (1.0 - skip_t)
+        m = alpha.maximum(a1).maximum(a2)
+        step = m + ((alpha - m).exp() + (a1 - m).exp() + (a2 - m).exp()).log() + lp[t]
+        if active[t].all():
+            alpha = step
+        else:
+            keep = _like(log_probs, active[t].astype(np.float64)[:, None])
+            alpha = step * keep + alpha * (1.0 - keep)
+    # the loss reads the last blank and the last label of each sample (the blank alone for S = 0)
+    last = _core.tensor([2 * b for b in tg_len], dtype=_core.int64, device=dev).unsqueeze(1)
+    prev = _core.tensor([max(2 * b - 1, 0) for b in tg_len], dtype=_core.int64, device=dev).unsqueeze(1)
+    has_label = _like(log_probs, np.array([[1.0 if b > 0 else 0.0] for b in tg_len]))
+    e_last = alpha.gather(1, last)
+    e_prev = alpha.gather(1, prev) * has_label + neg * (1.0 - has_label)
+    m = e_last.maximum(e_prev)
+    ll = (m + ((e_last - m).exp() + (e_prev - m).exp()).log()).reshape(n)
+    # no alignment at all (input shorter than the labels need; or length 0 with labels)
+    feasible = _like(log_probs, np.array([1.0 if a > 0 or b == 0 else 0.0 for a, b in zip(in_len, tg_len)]))
+    reachable = (ll > neg / 2).to(ll.dtype) * feasible
+    if zero_infinity:
+        loss = -ll * reachable
+    else:
+        inf = _like(log_probs, math.inf)
+        loss = _core.where(reachable > 0, -ll, inf)
+    if unbatched and reduction == "none":
+        return loss.reshape(())
+    if reduction == "mean":
+        return (loss / _like(log_probs, np.maximum(np.array(tg_len, dtype=np.float64), 1.0))).mean()
+    return _reduce(loss, reduction)
 
 
 def nll_loss(input: Tensor, target: Tensor, weight: Optional[Tensor] = None, size_average: Optional[bool] = None,
