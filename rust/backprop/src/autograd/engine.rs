@@ -303,8 +303,7 @@ fn accumulate_slice(
             return Ok(());
         }
     }
-    let padded = Tensor::zeros(x.shape().clone(), g.dtype(), g.device())?
-        .slice_scatter(g, dim, start, step)?;
+    let padded = crate::indexing::slice_backward(x.shape(), g, dim, start, step)?;
     accumulate(grads, x.id(), padded)
 }
 
