@@ -1109,11 +1109,18 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     return x.contiguous()
 
 
+_ALIGN_CORNERS_WARNING = ("Default grid_sample and affine_grid behavior has changed to align_corners=False since 1.3.0. "
+                          "Please specify align_corners=True if the old behavior is desired. See the documentation "
+                          "of grid_sample for details.")
+
+
 def affine_grid(theta: Tensor, size: Sequence[int], align_corners: Optional[bool] = None) -> Tensor:
     """The sampling grid ``(N, H, W, 2)`` of the 2-D affine maps ``theta`` ``(N, 2, 3)`` over an
     output of ``size`` ``(N, C, H, W)``, in ``grid_sample``'s normalised coordinates (x, then
-    y). Differentiable in ``theta``. ``align_corners`` defaults to False, as in PyTorch."""
+    y). Differentiable in ``theta``. ``align_corners`` left as None means False, with PyTorch's
+    warning."""
     if align_corners is None:
+        warnings.warn(_ALIGN_CORNERS_WARNING, stacklevel=2)
         align_corners = False
     size = [int(v) for v in size]
     if len(size) != 4:
@@ -1168,14 +1175,16 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
     borders by ``align_corners``), giving ``(N, C, Ho, Wo)``. Modes ``bilinear`` and ``nearest``
     (half to even), padding ``zeros``, ``border`` or ``reflection``; 5-D inputs and ``bicubic``
     are not implemented and say so. Composed of gathers, so it is differentiable in both the input
-    and (bilinear) the grid, on every device."""
-    if align_corners is None:
-        align_corners = False
+    and (bilinear) the grid, on every device. ``align_corners`` left as None means False, with
+    PyTorch's warning."""
     if mode not in ("bilinear", "nearest", "bicubic"):
         raise ValueError(f"nn.functional.grid_sample(): expected mode to be 'bilinear', 'nearest' or 'bicubic', but got: '{mode}'")
     if padding_mode not in ("zeros", "border", "reflection"):
         raise ValueError("nn.functional.grid_sample(): expected padding_mode to be 'zeros', 'border', or 'reflection', "
                          f"but got: '{padding_mode}'")
+    if align_corners is None:
+        warnings.warn(_ALIGN_CORNERS_WARNING, stacklevel=2)
+        align_corners = False
     if mode == "bicubic":
         raise NotImplementedError("grid_sample(mode='bicubic') is not implemented in backprop_rs")
     if input.ndim == 5:

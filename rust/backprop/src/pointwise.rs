@@ -36,6 +36,14 @@ impl Tensor {
     /// output as [`UnaryOp::fused_grad_input`] says. The autograd rule uses it when no graph of
     /// the gradient is wanted.
     pub(crate) fn unary_backward(&self, g: &Tensor, op: UnaryOp) -> Result<Tensor> {
+        if g.shape() != self.shape() {
+            return Err(Error::ShapeMismatch {
+                op: op.name(),
+                lhs: self.shape().clone(),
+                rhs: g.shape().clone(),
+                detail: ": the gradient of a unary op must have its output's shape".into(),
+            });
+        }
         let g = if g.dtype() == self.dtype() {
             g.clone()
         } else {
