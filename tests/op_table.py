@@ -107,6 +107,39 @@ def sdpa_samples(rng):
     ]
 
 
+def _layer_norm_ref(x, *wb, shape, eps=1e-5):
+    """F.layer_norm in NumPy float64: biased variance over the trailing len(shape) dims."""
+    axes = tuple(range(x.ndim - len(shape), x.ndim))
+    m = x.mean(axis=axes, keepdims=True)
+    y = (x - m) / np.sqrt(((x - m) ** 2).mean(axis=axes, keepdims=True) + eps)
+    if wb:
+        y = y * wb[0] + wb[1]
+    return y
+
+
+def _layer_norm_op(x, *wb, shape, eps=1e-5):
+    w, b = wb if wb else (None, None)
+    return F.layer_norm(x, shape, w, b, eps)
+
+
+def layer_norm_samples(rng):
+    """The fused normalising primitive (Op::LayerNorm) with and without the affine part, over one
+    and two trailing dims, a row longer than the SIMD width with a tail, a constant row, views,
+    and an empty batch (the composed route)."""
+    n = rng.normal
+    const = n(size=(3, 6))
+    const[1] = 0.7
+    return [
+        Sample([n(size=(4, 5))], dict(shape=[5]), "2d"),
+        Sample([n(size=(2, 3, 4)), n(size=(3, 4)), n(size=(3, 4))], dict(shape=[3, 4]), "two dims, affine"),
+        Sample([n(size=(3, 37)), n(size=(37,)), n(size=(37,))], dict(shape=[37], eps=1e-3), "long rows, affine"),
+        Sample([const], dict(shape=[6]), "constant row"),
+        Sample([n(size=(6, 4)), n(size=(6, 4)), n(size=(6, 4))], dict(shape=[6, 4]), "noncontig", noncontig=True),
+        Sample([n(size=(3, 5, 4))], dict(shape=[4]), "noncontig rows", noncontig=True),
+        Sample([n(size=(0, 4))], dict(shape=[4]), "empty"),
+    ]
+
+
 def unary_samples(lo=-2.0, hi=2.0, avoid_zero=False):
     def gen(rng):
         def u(*shape):
@@ -597,6 +630,8 @@ OPS: List[OpInfo] = [
     # the fused (flash) attention primitive; its double backward is the composed rule
     OpInfo("scaled_dot_product_attention", lambda q, k, v, **kw: F.scaled_dot_product_attention(q, k, v, **kw),
            _sdpa_ref, sdpa_samples, atol=1e-5),
+    # the fused normalising primitive; the affine part is a plain mul and add
+    OpInfo("layer_norm", _layer_norm_op, _layer_norm_ref, layer_norm_samples, atol=1e-5),
     OpInfo("cross_entropy", _ce_op, _ce_ref_kw, ce_samples),
     OpInfo("cross_entropy_probs", lambda x, p, **k: F.cross_entropy(x, p, **k), _ce_prob_ref, ce_prob_samples),
     OpInfo("nll_loss", lambda x, t, **k: F.nll_loss(x, t, **k), _nll_ref, nll_samples),

@@ -33,7 +33,7 @@ EW = {"rtol": 1e-4, "atol": 1e-5}
 RED = {"rtol": 1e-4, "atol": 1e-4}
 
 # The extension has no list of families; test_zz_... checks this one against its error message.
-FAMILIES = ("elementwise", "reduce", "matmul", "softmax", "attention", "index", "conv", "optim")
+FAMILIES = ("elementwise", "reduce", "matmul", "softmax", "attention", "layer_norm", "index", "conv", "optim")
 K = _core._wgsl_constants()
 F32, I64, BOOL = K["DT_F32"], K["DT_I64"], K["DT_BOOL"]
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
@@ -974,6 +974,42 @@ def test_attention_forward_and_backward_kernels(gpu, causal):
                 b * S, read=(4, 5))
     np.testing.assert_allclose(as_f32(r[4]).reshape(b, S, E), ref["dk"], **RED)
     np.testing.assert_allclose(as_f32(r[5]).reshape(b, S, Ev), ref["dv"], **RED)
+
+
+# ------------------------------------------------------------------ layer_norm
+
+
+def test_layer_norm_forward_and_backward_kernels(gpu):
+    # rows of 300 (more than one 256-thread pass), a constant row (exactly 0 out), a row with a
+    # large offset; operands start at offsets 1, 2 and 3 words (the parameter block's offsets)
+    rng = np.random.default_rng(21)
+    rows, n, eps = 5, 300, 1e-5
+    x = rng.normal(size=(rows, n)).astype(np.float32)
+    x[1] = -2.5
+    x[2] = 50.0 + 0.1 * x[2]
+    g = rng.normal(size=(rows, n)).astype(np.float32)
+    xd, gd = x.astype(np.float64), g.astype(np.float64)
+    mean = xd.mean(1, keepdims=True)
+    rstd = 1.0 / np.sqrt(((xd - mean) ** 2).mean(1, keepdims=True) + np.float32(eps))
+    xhat = (xd - mean) * rstd
+    dx = rstd * (gd - gd.mean(1, keepdims=True) - xhat * (gd * xhat).mean(1, keepdims=True))
+    eps_bits = int(np.float32(eps).view(np.uint32))
+    xb = f32w(np.concatenate([np.zeros(1, np.float32), x.ravel()]))
+    r = gpu.run("layer_norm", "layer_norm", [rows, n, eps_bits, 1, 0, 0], {1: xb, 4: junk(rows * n),
+                5: junk(2 * rows)}, rows, read=(4, 5))
+    y = as_f32(r[4]).reshape(rows, n)
+    # float32 statistics: |mean| * rstd ulps of scale on the offset row
+    np.testing.assert_allclose(y, xhat, rtol=1e-4, atol=1e-4 * (1 + np.abs(mean) * rstd).max())
+    assert (y[1] == 0).all()
+    st = as_f32(r[5])
+    np.testing.assert_allclose(st[:rows], mean.ravel(), rtol=1e-6)
+    np.testing.assert_allclose(st[rows:], rstd.ravel(), rtol=1e-3)
+    stats = f32w(np.concatenate([np.zeros(3, np.float32), st]))
+    gb = f32w(np.concatenate([np.zeros(2, np.float32), g.ravel()]))
+    r = gpu.run("layer_norm", "layer_norm_backward", [rows, n, 0, 1, 2, 3], {1: xb, 2: gb, 3: stats,
+                4: junk(rows * n)}, rows)
+    got = as_f32(r[4]).reshape(rows, n)
+    np.testing.assert_allclose(got, dx, rtol=1e-3, atol=1e-4 * np.abs(dx).max() * (1 + np.abs(mean) * rstd).max())
 
 
 # ------------------------------------------------------------------ index

@@ -279,7 +279,8 @@ def test_collapse_keeps_transformer_blocks_readable_and_acyclic():
     full = viz.graph(loss, params=params)
     g = viz.graph(loss, params=params, collapse="module", trace=tr)
     assert _is_dag(full.nodes, full.edges) and _is_dag(g.nodes, g.edges)
-    assert len(g.nodes) <= 40 < 4 * 40 <= len(full.nodes)
+    # the full graph (two blocks of ~60 op nodes: layer norm is one primitive) is 3x the collapsed
+    assert len(g.nodes) <= 40 < 3 * 40 <= len(full.nodes)
     assert sorted(lab for lab, _ in g.clusters.values()) == ["0: Block", "1: Block"]
     box = {lab: cid for cid, (lab, _) in g.clusters.items()}
     for b in ("0", "1"):

@@ -75,6 +75,21 @@ pub trait BackendStorage: Sized + Send + Sync {
         log: bool,
     ) -> Result<Self>;
 
+    /// Layer normalisation (`Op::LayerNorm`) of every row of `len` elements of `self`, viewed
+    /// by the contiguous `l` (an offset is allowed; `len > 0` divides its element count).
+    /// Returns the normalised rows (C-contiguous, `l`'s shape) and the statistics `[2, rows]`:
+    /// the rows' means, then their `1 / sqrt(var + eps)` (biased variance).
+    fn layer_norm(&self, l: &Layout, len: usize, eps: f64) -> Result<(Self, Self)>;
+    /// Its backward: the input's gradient from the output's gradient (`self`), the input `x`
+    /// and the forward's statistics, all contiguous; C-contiguous.
+    fn layer_norm_backward(
+        &self,
+        gl: &Layout,
+        x: (&Self, &Layout),
+        stats: (&Self, &Layout),
+        len: usize,
+    ) -> Result<Self>;
+
     /// The gradient of a unary op in one pass: `g * f'(.)`, where `self` is the op's input or
     /// its output as [`UnaryOp::fused_grad_input`] says, `g` the upstream gradient (same shape
     /// and float dtype). Only for ops where that returns `Some`. The result is C-contiguous.

@@ -39,6 +39,7 @@ mod indexer;
 mod indexing;
 mod inplace;
 pub mod io;
+mod layer_norm;
 pub mod layout;
 mod linalg;
 mod masking;

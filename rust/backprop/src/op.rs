@@ -412,6 +412,17 @@ pub enum Op {
         spec: AttentionSpec,
         lse: Tensor,
     },
+    /// Layer normalisation of `x` (contiguous) over its `trailing` dims:
+    /// `(x - mean) / sqrt(var + eps)` per row, biased variance, no affine (the weight and bias
+    /// are a plain `mul` and `add` after it). `stats` `[2, rows]` holds the forward's means and
+    /// `rstd`s for the backward, which reads `x` again, not the output; like `lse` above it is
+    /// not an input.
+    LayerNorm {
+        x: Tensor,
+        trailing: usize,
+        eps: f64,
+        stats: Tensor,
+    },
     /// im2col: sliding `[kh, kw]` windows of an `[N, C, H, W]` input as columns
     /// `[N, C*kh*kw, L]`; positions outside the input read `pad_value`.
     Unfold(Tensor, Window, f64),
@@ -541,6 +552,7 @@ impl Op {
             Op::SoftmaxBackward { log: false, .. } => "softmax_backward",
             Op::SoftmaxBackward { log: true, .. } => "log_softmax_backward",
             Op::Attention { .. } => "scaled_dot_product_attention",
+            Op::LayerNorm { .. } => "layer_norm",
             Op::Unfold(..) => "unfold",
             Op::Fold(..) => "fold",
             Op::Custom(n, _) => n.name(),
@@ -556,6 +568,7 @@ impl Op {
             Op::Softmax(a, _) | Op::LogSoftmax(a, _) | Op::Unfold(a, ..) | Op::Fold(a, ..) => {
                 vec![a]
             }
+            Op::LayerNorm { x, .. } => vec![x],
             Op::Binary(a, b, _) | Op::Matmul(a, b) => vec![a, b],
             Op::Where(c, a, b) => vec![c, a, b],
             Op::SliceScatter { base, src, .. } => vec![base, src],
@@ -582,6 +595,7 @@ impl Op {
             Op::Softmax(a, _) | Op::LogSoftmax(a, _) | Op::Unfold(a, ..) | Op::Fold(a, ..) => {
                 vec![a]
             }
+            Op::LayerNorm { x, .. } => vec![x],
             Op::Binary(a, b, _) | Op::Matmul(a, b) => vec![a, b],
             Op::Where(c, a, b) => vec![c, a, b],
             Op::SliceScatter { base, src, .. } => vec![base, src],
@@ -609,6 +623,7 @@ impl Op {
             Op::Softmax(a, _) | Op::LogSoftmax(a, _) | Op::Unfold(a, ..) | Op::Fold(a, ..) => {
                 vec![a]
             }
+            Op::LayerNorm { x, .. } => vec![x],
             Op::Binary(a, b, _) | Op::Matmul(a, b) => vec![a, b],
             Op::Where(c, a, b) => vec![c, a, b],
             Op::SliceScatter { base, src, .. } => vec![base, src],

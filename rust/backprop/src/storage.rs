@@ -338,6 +338,29 @@ impl Storage {
             op
         ))
     }
+    pub fn layer_norm(&self, l: &Layout, len: usize, eps: f64) -> Result<(Storage, Storage)> {
+        match self {
+            Storage::Cpu(x) => {
+                let (y, st) = x.layer_norm(l, len, eps)?;
+                Ok((Storage::Cpu(y), Storage::Cpu(st)))
+            }
+            #[cfg(feature = "gpu")]
+            Storage::Gpu(x) => {
+                let (y, st) = x.layer_norm(l, len, eps)?;
+                Ok((Storage::Gpu(y), Storage::Gpu(st)))
+            }
+        }
+    }
+    pub fn layer_norm_backward(
+        &self,
+        gl: &Layout,
+        (x, xl): (&Storage, &Layout),
+        (st, sl): (&Storage, &Layout),
+        len: usize,
+    ) -> Result<Storage> {
+        same_device!("layer_norm_backward", (self, x, st), |g, x, st| g
+            .layer_norm_backward(gl, (x, xl), (st, sl), len))
+    }
     pub fn softmax(&self, l: &Layout, dim: usize, log: bool) -> Result<Storage> {
         one!(self, |s| s.softmax(l, dim, log))
     }

@@ -25,6 +25,7 @@ pub const FAMILIES: &[(&str, &str)] = &[
     ("matmul", include_str!("../shaders/matmul.wgsl")),
     ("softmax", include_str!("../shaders/softmax.wgsl")),
     ("attention", include_str!("../shaders/attention.wgsl")),
+    ("layer_norm", include_str!("../shaders/layer_norm.wgsl")),
     ("index", include_str!("../shaders/index.wgsl")),
     ("conv", include_str!("../shaders/conv.wgsl")),
     ("optim", include_str!("../shaders/optim.wgsl")),

@@ -756,3 +756,37 @@ fn fused_unary_derivatives() {
     check("sigmoid", |v| v[0].sigmoid(), &[x.clone()], EW);
     check("softplus", |v| v[0].softplus(1.0, 20.0), &[x.clone()], EW);
 }
+
+/// The fused layer-norm kernels (`layer_norm.wgsl`) against the CPU's: rows longer than one
+/// workgroup (300 > 256 threads), a transposed input, a constant row, and the affine form with
+/// weight and bias; `check` compares the forward and every input's gradient.
+#[test]
+fn fused_layer_norm() {
+    use backprop::nn::functional::layer_norm;
+    need_gpu!();
+    manual_seed(8);
+    let mut vals = randn(&[7, 300]).to_vec::<f32>().unwrap();
+    for v in &mut vals[300..600] {
+        *v = -1.5;
+    }
+    let long = Tensor::from_vec(vals, [7, 300], Device::Cpu).unwrap();
+    check(
+        "layer_norm rows of 300",
+        |v| v[0].normalize_trailing(1, 1e-5),
+        &[long],
+        RED,
+    );
+    let x = randn(&[6, 5]).t().unwrap();
+    check(
+        "layer_norm of a transposed view, weight and bias",
+        |v| layer_norm(&v[0], &[6], Some(&v[1]), Some(&v[2]), 1e-5),
+        &[x, randn(&[6]), randn(&[6])],
+        RED,
+    );
+    check(
+        "layer_norm over two dims",
+        |v| v[0].normalize_trailing(2, 1e-5),
+        &[randn(&[3, 4, 5])],
+        RED,
+    );
+}

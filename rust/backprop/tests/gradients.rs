@@ -576,3 +576,125 @@ fn fused_unary_derivatives_match_the_composed_rules() {
         }
     }
 }
+
+/// `Op::LayerNorm` (the fused normalising step): f64 central differences on a transposed view
+/// over one and two trailing dims, with weight and bias, and second derivatives (the composed
+/// rule under `create_graph`).
+#[test]
+fn layer_norm_rule() {
+    use backprop::nn::functional::layer_norm;
+    manual_seed(11);
+    let x = randn(&[5, 4]); // its transpose [4, 5] is not contiguous
+    let w = randn(&[5]);
+    let b = randn(&[5]);
+    check(
+        "normalize_trailing(1) of a transposed view",
+        |v| v[0].t()?.normalize_trailing(1, 1e-5),
+        &[x.clone()],
+    );
+    check(
+        "layer_norm with weight and bias",
+        |v| layer_norm(&v[0].t()?, &[5], Some(&v[1]), Some(&v[2]), 1e-5),
+        &[x.clone(), w.clone(), b.clone()],
+    );
+    let x3 = randn(&[2, 3, 4]);
+    check(
+        "normalize_trailing(2)",
+        |v| v[0].normalize_trailing(2, 1e-3),
+        &[x3.clone()],
+    );
+}
+
+/// The fused layer-norm kernels against an independent f64 implementation (loops over rows):
+/// forward values, and the input's gradient for a random upstream gradient, in f32 and f64,
+/// with rows longer than the SIMD width plus a tail, a constant row (exactly 0 out) and a row
+/// of large offset (where `E[x^2] - E[x]^2` would cancel).
+#[test]
+fn fused_layer_norm_matches_an_f64_reference() {
+    manual_seed(5);
+    let (rows, len, eps) = (6usize, 37usize, 1e-5);
+    let mut vals = Tensor::randn([rows, len], DType::F64, Device::Cpu)
+        .unwrap()
+        .to_f64_vec()
+        .unwrap();
+    for v in &mut vals[len..2 * len] {
+        *v = 0.3; // a constant row
+    }
+    for v in &mut vals[2 * len..3 * len] {
+        *v = 100.0 + *v * 0.1; // a large offset with a small spread
+    }
+    let gv = Tensor::randn([rows, len], DType::F64, Device::Cpu)
+        .unwrap()
+        .to_f64_vec()
+        .unwrap();
+    for dtype in [DType::F32, DType::F64] {
+        // the reference sees the values the kernel sees (rounded to the dtype)
+        let cast = |v: &[f64]| {
+            Tensor::from_vec(v.to_vec(), [rows, len], Device::Cpu)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap()
+        };
+        let (xt, gt) = (cast(&vals), cast(&gv));
+        let (xs, gs) = (xt.to_f64_vec().unwrap(), gt.to_f64_vec().unwrap());
+        let mut want_y = vec![0.0; rows * len];
+        let mut want_dx = vec![0.0; rows * len];
+        // how much rounding the input to the dtype's precision moves a row's output: |mean| rstd
+        let mut cond = vec![0.0; rows];
+        for r in 0..rows {
+            let (x, g) = (&xs[r * len..][..len], &gs[r * len..][..len]);
+            let n = len as f64;
+            let mean = x.iter().sum::<f64>() / n;
+            let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+            let rstd = 1.0 / (var + eps).sqrt();
+            let xhat: Vec<f64> = x.iter().map(|v| (v - mean) * rstd).collect();
+            cond[r] = 1.0 + mean.abs() * rstd;
+            let gm = g.iter().sum::<f64>() / n;
+            let gx = g.iter().zip(&xhat).map(|(a, b)| a * b).sum::<f64>() / n;
+            for i in 0..len {
+                want_y[r * len + i] = xhat[i];
+                want_dx[r * len + i] = rstd * (g[i] - gm - xhat[i] * gx);
+            }
+        }
+        let x = xt.requires_grad_(true).unwrap();
+        let y = x.normalize_trailing(1, eps).unwrap();
+        let dx = backprop::autograd::grad(
+            &[y.clone()],
+            &[x.clone()],
+            Some(&[Some(gt)]),
+            None,
+            false,
+            false,
+        )
+        .unwrap()[0]
+            .clone()
+            .unwrap();
+        let (y, dx) = (y.to_f64_vec().unwrap(), dx.to_f64_vec().unwrap());
+        // a few ulps of the row's scale: the statistics and `x - mean` round at the scale of
+        // |mean| (times rstd in the result), and the gradient's terms at its largest value
+        let tol = 8.0 * if dtype == DType::F32 { 1.2e-7 } else { 2.3e-16 };
+        for r in 0..rows {
+            let scale_dx = want_dx[r * len..][..len]
+                .iter()
+                .fold(1.0f64, |a, v| a.max(v.abs()));
+            for i in r * len..(r + 1) * len {
+                assert!(
+                    (y[i] - want_y[i]).abs() <= tol * cond[r],
+                    "{dtype:?} y[{i}] = {} vs {}",
+                    y[i],
+                    want_y[i]
+                );
+                assert!(
+                    (dx[i] - want_dx[i]).abs() <= tol * cond[r] * scale_dx,
+                    "{dtype:?} dx[{i}] = {} vs {}",
+                    dx[i],
+                    want_dx[i]
+                );
+            }
+        }
+        assert!(
+            y[len..2 * len].iter().all(|&v| v == 0.0),
+            "{dtype:?}: a constant row must normalise to exactly 0"
+        );
+    }
+}

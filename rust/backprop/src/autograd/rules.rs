@@ -70,6 +70,7 @@ pub(crate) fn saved_inputs(op: &Op) -> u8 {
         Op::Softmax(..) | Op::LogSoftmax(..) => OUT,
         Op::SoftmaxBackward { y, .. } => B | (n(y) * A),
         Op::Attention { .. } => A | B | C | OUT,
+        Op::LayerNorm { .. } => A,
         Op::Gather(..) | Op::IndexSelect(..) => B,
         Op::Scatter { .. } | Op::IndexAdd { .. } => B,
         Op::Cast(_)
@@ -468,6 +469,14 @@ pub fn backward_rule(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
                 needs(v).then_some(dv),
             ]
         }
+        Op::LayerNorm {
+            x,
+            trailing,
+            eps,
+            stats,
+        } => vec![some(crate::layer_norm::layer_norm_grad(
+            x, stats, g, *trailing, *eps,
+        )?)?],
         // unfold and fold are each other's adjoints; padded positions get no gradient
         Op::Unfold(x, w, _) => vec![some(g.fold(*w, (x.dims()[2], x.dims()[3]))?)?],
         Op::Fold(_, w, _) => vec![some(g.unfold(*w, 0.0)?)?],

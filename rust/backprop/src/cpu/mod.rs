@@ -7,6 +7,7 @@ pub mod denormal;
 pub mod elementwise;
 pub mod features;
 pub mod index;
+pub mod layer_norm;
 pub mod math;
 pub mod matmul;
 pub(crate) mod optim;
@@ -573,6 +574,66 @@ impl BackendStorage for CpuStorage {
                     op: op.name(),
                     lhs: a.dtype(),
                     rhs: g.dtype(),
+                })
+            }
+        })
+    }
+
+    fn layer_norm(&self, l: &Layout, len: usize, eps: f64) -> Result<(Self, Self)> {
+        Ok(match self {
+            CpuStorage::F32(b) => {
+                let (y, st) = layer_norm::forward(b.as_slice(), l, len, eps)?;
+                (
+                    CpuStorage::F32(Buffer::from_vec(y)),
+                    CpuStorage::F32(Buffer::from_vec(st)),
+                )
+            }
+            CpuStorage::F64(b) => {
+                let (y, st) = layer_norm::forward(b.as_slice(), l, len, eps)?;
+                (
+                    CpuStorage::F64(Buffer::from_vec(y)),
+                    CpuStorage::F64(Buffer::from_vec(st)),
+                )
+            }
+            other => {
+                return Err(Error::DType {
+                    op: "layer_norm",
+                    dtype: other.dtype(),
+                    detail: " (expected a float tensor)".into(),
+                })
+            }
+        })
+    }
+
+    fn layer_norm_backward(
+        &self,
+        gl: &Layout,
+        (x, xl): (&Self, &Layout),
+        (st, sl): (&Self, &Layout),
+        len: usize,
+    ) -> Result<Self> {
+        Ok(match (self, x, st) {
+            (CpuStorage::F32(g), CpuStorage::F32(x), CpuStorage::F32(st)) => {
+                CpuStorage::F32(Buffer::from_vec(layer_norm::backward(
+                    (g.as_slice(), gl),
+                    (x.as_slice(), xl),
+                    (st.as_slice(), sl),
+                    len,
+                )?))
+            }
+            (CpuStorage::F64(g), CpuStorage::F64(x), CpuStorage::F64(st)) => {
+                CpuStorage::F64(Buffer::from_vec(layer_norm::backward(
+                    (g.as_slice(), gl),
+                    (x.as_slice(), xl),
+                    (st.as_slice(), sl),
+                    len,
+                )?))
+            }
+            (g, x, _) => {
+                return Err(Error::DTypeMismatch {
+                    op: "layer_norm_backward",
+                    lhs: g.dtype(),
+                    rhs: x.dtype(),
                 })
             }
         })

@@ -25,6 +25,17 @@ pub fn go_parallel(n: usize) -> bool {
     n >= PAR_ELEMENTWISE && threads() > 1
 }
 
+/// Row kernels (softmax, layer norm: several passes and often an `exp` per element, ~1 ns per
+/// element) split from this many elements, through [`for_each_chunk`] (whose helper thread is
+/// awake, so the split costs ~1 us, not a rayon wake-up): a 768 x 128 log-softmax is ~50 us of
+/// work on one core.
+pub const PAR_ROWS: usize = 1 << 15;
+
+#[inline]
+pub fn go_parallel_rows(n: usize) -> bool {
+    n >= PAR_ROWS && threads() > 1
+}
+
 /// Runs `f(chunk_index, piece)` over `out` cut into `chunk`-element pieces (the last may be
 /// shorter), in parallel. With two threads the pieces are dealt in two halves, one to the caller
 /// and one to the spinning helper ([`super::spin::join`]): rayon's workers fall asleep soon after

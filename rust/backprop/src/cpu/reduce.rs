@@ -8,7 +8,7 @@
 use super::buffer::{alloc, alloc_for_overwrite};
 use super::elementwise::map1;
 use super::math::{max_nan, min_nan};
-use super::parallel::{go_parallel, REDUCE_BLOCK};
+use super::parallel::{for_each_chunk, go_parallel, go_parallel_rows, REDUCE_BLOCK};
 use crate::layout::StridedPlan;
 use crate::op::{ArgReduceOp, ReduceOp};
 use crate::{Element, FloatElement, Layout, Result, Shape};
@@ -46,14 +46,7 @@ fn leaf_sum<T: FloatElement>(x: &[T]) -> T {
             acc[k] = acc[k] + c[k];
         }
     }
-    let mut w = SUM_LANES / 2;
-    while w > 0 {
-        for k in 0..w {
-            acc[k] = acc[k] + acc[k + w];
-        }
-        w /= 2;
-    }
-    let mut s = acc[0];
+    let mut s = lane_total(acc);
     for &v in rem {
         s = s + v;
     }
@@ -390,21 +383,31 @@ pub(crate) fn row_max<T: FloatElement>(x: &[T]) -> T {
         .remainder()
         .iter()
         .copied()
-        .fold(mx.into_iter().fold(T::neg_infinity(), max_nan), max_nan)
+        .fold(lane_tree(mx, max_nan), max_nan)
 }
 
+/// Combines `N` (a power of two) lane accumulators by a fixed tree, so the result does not
+/// depend on how the row was scheduled. `black_box` hides the tree from the loop that filled
+/// the lanes: when LLVM's SLP vectoriser sees both, it rebuilds that loop from 2-wide vectors
+/// to match the tree's last steps (`vmovsd` loads; the 32-lane sum ran at a quarter of its
+/// AVX-512 speed, short softmax and layer-norm rows 2-3x slower), and a sequential fold instead
+/// costs `N` dependent adds.
 #[inline(always)]
-pub(crate) fn lane_total<T: FloatElement>(acc: [T; ROW_LANES]) -> T {
-    // a fixed tree, so the result does not depend on how the row was scheduled
-    let mut a = acc;
-    let mut w = ROW_LANES / 2;
+pub(crate) fn lane_tree<T: Copy, const N: usize>(acc: [T; N], op: impl Fn(T, T) -> T) -> T {
+    let mut a = std::hint::black_box(acc);
+    let mut w = N / 2;
     while w > 0 {
         for k in 0..w {
-            a[k] = a[k] + a[k + w];
+            a[k] = op(a[k], a[k + w]);
         }
         w /= 2;
     }
     a[0]
+}
+
+#[inline(always)]
+pub(crate) fn lane_total<T: FloatElement, const N: usize>(acc: [T; N]) -> T {
+    lane_tree(acc, |a, b| a + b)
 }
 
 /// One softmax row from contiguous `x` into contiguous `out` (same length). The row is read from
@@ -501,10 +504,11 @@ pub fn softmax<T: FloatElement>(x: &[T], l: &Layout, dim: usize, log: bool) -> R
                 },
             )
         };
-        if go_parallel(shape.numel()) {
-            out.par_chunks_mut(len * rows_per_task)
-                .zip(row_offsets.par_chunks(rows_per_task))
-                .for_each(|(o, offs)| block(o, offs));
+        if go_parallel_rows(shape.numel()) {
+            for_each_chunk(&mut out, len * rows_per_task, |c, o| {
+                let first = c * rows_per_task;
+                block(o, &row_offsets[first..first + o.len() / len]);
+            });
         } else {
             block(&mut out, &row_offsets);
         }
@@ -634,10 +638,11 @@ pub fn softmax_backward<T: FloatElement>(
                 },
             )
         };
-        if go_parallel(shape.numel()) {
-            out.par_chunks_mut(len * rows_per_task)
-                .zip(rows.par_chunks(rows_per_task))
-                .for_each(|(o, offs)| block(o, offs));
+        if go_parallel_rows(shape.numel()) {
+            for_each_chunk(&mut out, len * rows_per_task, |c, o| {
+                let first = c * rows_per_task;
+                block(o, &rows[first..first + o.len() / len]);
+            });
         } else {
             block(&mut out, &rows);
         }

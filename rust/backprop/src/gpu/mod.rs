@@ -35,6 +35,7 @@ mod conv;
 mod dispatch;
 mod elementwise;
 mod index;
+pub(crate) mod layer_norm;
 mod matmul;
 mod optim;
 mod pipeline;
@@ -242,6 +243,18 @@ impl BackendStorage for GpuStorage {
     }
     fn unary_backward(&self, l: &Layout, g: (&Self, &Layout), op: UnaryOp) -> Result<Self> {
         elementwise::unary_backward((self, l), g, op)
+    }
+    fn layer_norm(&self, l: &Layout, len: usize, eps: f64) -> Result<(Self, Self)> {
+        layer_norm::forward((self, l), len, eps)
+    }
+    fn layer_norm_backward(
+        &self,
+        gl: &Layout,
+        x: (&Self, &Layout),
+        stats: (&Self, &Layout),
+        len: usize,
+    ) -> Result<Self> {
+        layer_norm::backward((self, gl), x, stats, len)
     }
     fn softmax(&self, l: &Layout, dim: usize, log: bool) -> Result<Self> {
         reduce::softmax(self, l, dim, log)

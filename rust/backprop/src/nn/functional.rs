@@ -53,20 +53,6 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tens
     }
 }
 
-/// The mean over `dims` (kept), refined by one correction pass: PyTorch accumulates
-/// normalisation statistics in double on the CPU, so a constant channel has exactly its value
-/// as mean and normalises to 0, where a float32 `sum / n` is off by an ulp (which the tiny
-/// variance then magnifies to ~1e-4). The correction is a constant for autograd: the mean's
-/// gradient stays `1/n`.
-fn accurate_mean(x: &Tensor, dims: &[usize]) -> Result<Tensor> {
-    let m0 = x.mean(dims, true)?;
-    let fix = {
-        let _g = crate::no_grad();
-        x.sub(&m0)?.mean(dims, true)?
-    };
-    m0.add(&fix)
-}
-
 /// Normalises over the trailing `normalized_dims` dims (biased variance), then scales and shifts.
 pub fn layer_norm(
     x: &Tensor,
@@ -84,11 +70,7 @@ pub fn layer_norm(
             detail: ": normalized_shape must match the input's trailing dimensions".into(),
         });
     }
-    let dims: Vec<usize> = (x.rank() - k..x.rank()).collect();
-    let mean = accurate_mean(x, &dims)?;
-    let centered = x.sub(&mean)?;
-    let var = centered.mul(&centered)?.mean(&dims, true)?;
-    let mut y = centered.mul(&var.add_scalar(eps)?.rsqrt()?)?;
+    let mut y = x.normalize_trailing(k, eps)?;
     if let Some(w) = weight {
         y = y.mul(w)?;
     }
@@ -147,7 +129,7 @@ pub fn batch_norm(
                 ),
             ));
         }
-        let mean = accurate_mean(x, &dims)?;
+        let mean = crate::layer_norm::accurate_mean(x, &dims)?;
         let centered = x.sub(&mean)?;
         let var = centered.mul(&centered)?.mean(&dims, true)?;
         if let (Some(rm), Some(rv)) = (running_mean, running_var) {
