@@ -304,6 +304,12 @@ def matmul_samples(rng):
         Sample([n(size=(3, 4)), n(size=(4,))], desc="2d-1d"),
         Sample([n(size=(4,)), n(size=(4, 2))], desc="1d-2d"),
         Sample([n(size=(2, 3, 4)), n(size=(4, 5))], desc="batched-2d"),
+        # [..., m, k] @ [k, n] folds into one [B*m, k] product (and @ [k] into a matrix-vector one)
+        Sample([n(size=(2, 1, 3, 4)), n(size=(4, 5))], desc="folded-4d"),
+        Sample([n(size=(2, 3, 4)), n(size=(4,))], desc="folded-3d-1d"),
+        Sample([n(size=(0, 3, 4)), n(size=(4, 2))], desc="folded-empty-batch"),
+        # the transposed view's rows do not merge with its batch: the batched route
+        Sample([n(size=(2, 4, 3)), n(size=(3, 5))], desc="batched-2d-noncontig", noncontig=True),
         Sample([n(size=(2, 1, 3, 4)), n(size=(3, 4, 2))], desc="batch-broadcast"),
         Sample([n(size=(3, 4)), n(size=(4, 2))], desc="noncontig", noncontig=True),
         Sample([n(size=(0, 4)), n(size=(4, 3))], desc="empty-m"),
