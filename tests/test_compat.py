@@ -90,7 +90,7 @@ def test_default_device_and_dtype():
 # ------------------------------------------------------------------ dtypes
 
 
-@pytest.mark.parametrize("name", ["float16", "bfloat16", "half", "uint8", "int32"])
+@pytest.mark.parametrize("name", ["complex64", "uint16", "float8_e4m3fn"])
 def test_unsupported_dtypes_can_be_named_not_used(name):
     dt = getattr(bp, name)
     assert isinstance(dt, bp.UnsupportedDType) and "not supported yet" in repr(dt)
@@ -106,34 +106,42 @@ def test_unsupported_dtypes_can_be_named_not_used(name):
         bp.finfo(dt) if dt.is_floating_point else bp.iinfo(dt)
     with pytest.raises(TypeError, match="not supported yet"):
         bp.ones(1).type(dt)
-
-
-def test_half_methods_raise_clearly():
-    t = bp.ones(2)
-    with pytest.raises(bp.UnsupportedDTypeError, match=r"Tensor.half\(\): dtype float16 is not supported yet"):
-        t.half()
-    with pytest.raises(bp.UnsupportedDTypeError, match="bfloat16 is not supported yet"):
-        t.bfloat16()
-    with pytest.raises(TypeError, match="not supported yet"):
-        t.type("torch.HalfTensor")
     assert issubclass(bp.UnsupportedDTypeError, bp.DTypeError)
 
 
+def test_half_and_small_int_methods_convert():
+    t = bp.tensor([1.7, -2.2, 300.0])
+    assert t.half().dtype == bp.float16 == bp.half and t.bfloat16().dtype == bp.bfloat16
+    assert t.type("torch.HalfTensor").dtype == bp.float16 and t.type(bp.IntTensor).dtype == bp.int32
+    # float -> int truncates toward zero, then the narrow types keep the low bits, as PyTorch on x86
+    assert t.int().numpy().tolist() == [1, -2, 300] and t.int().dtype == bp.int32 == bp.int
+    assert t.short().dtype == bp.int16 == bp.short
+    assert t.char().numpy().tolist() == [1, -2, 44] and t.byte().numpy().tolist() == [1, 254, 44]
+    assert isinstance(bp.ByteTensor([1, 2]), bp.ByteTensor) and bp.HalfTensor(2, 3).dtype == bp.float16
+    assert bp.ones(2, dtype=bp.int16).type() == "backprop_rs.ShortTensor"
+
+
 def test_finfo_iinfo_match_numpy():
-    for dt, nd in ((bp.float32, np.float32), (bp.float64, np.float64)):
+    for dt, nd in ((bp.float32, np.float32), (bp.float64, np.float64), (bp.float16, np.float16)):
         fi, ni = bp.finfo(dt), np.finfo(nd)
         assert (fi.bits, fi.eps, fi.max, fi.min, fi.tiny, fi.resolution) == (
             ni.bits, float(ni.eps), float(ni.max), float(ni.min), float(ni.tiny), float(ni.resolution))
         assert fi.smallest_normal == fi.tiny and fi.dtype == np.dtype(nd).name
     assert bp.finfo().dtype == "float32"
-    ii = bp.iinfo(bp.int64)
-    assert (ii.bits, ii.max, ii.min, ii.dtype) == (64, 2**63 - 1, -(2**63), "int64")
+    for dt in (bp.int64, bp.int32, bp.int16, bp.int8, bp.uint8):
+        ii, ni = bp.iinfo(dt), np.iinfo(dt.name)
+        assert (ii.bits, ii.max, ii.min, ii.dtype) == (ni.bits, int(ni.max), int(ni.min), dt.name)
+    # bfloat16 (NumPy has none): float32's range with 8 significand bits; max is the largest
+    # value a float32 rounds to without overflowing
+    bf = bp.finfo(bp.bfloat16)
+    assert (bf.bits, bf.eps, bf.tiny, bf.resolution) == (16, 2.0**-7, 2.0**-126, 0.01)
+    assert bp.tensor([bf.max]).bfloat16().float().item() == bf.max == float(np.float32(3.3895313892515355e38))
     with pytest.raises(TypeError, match="not a floating point"):
         bp.finfo(bp.int64)
     with pytest.raises(TypeError, match="not an integer"):
         bp.iinfo(bp.float32)
-    with pytest.raises(TypeError, match="float16 is not supported"):
-        bp.finfo("float16")
+    with pytest.raises(TypeError, match="complex64 is not supported"):
+        bp.finfo("complex64")
     # the usual use: a mask value
     x = bp.zeros(3)
     assert (x + bp.finfo(x.dtype).min).numpy().min() == np.finfo(np.float32).min
@@ -141,7 +149,7 @@ def test_finfo_iinfo_match_numpy():
 
 def test_dtype_conversions_exist():
     x = bp.tensor([1.7, -2.2])
-    assert x.long().dtype == bp.int64 and x.int().dtype == bp.int64
+    assert x.long().dtype == bp.int64 and x.int().dtype == bp.int32
     assert x.double().dtype == bp.float64 and x.double().float().dtype == bp.float32
     assert x.bool().dtype == bp.bool
     assert x.type_as(bp.tensor([1])).dtype == bp.int64 and x.type_as(x) is x

@@ -52,9 +52,15 @@ def test_non_native_byte_order_and_negative_strides_are_copied_correctly():
 
 
 def test_other_numpy_dtypes_convert():
-    assert bp.tensor(np.arange(3, dtype=np.int32)).dtype == bp.int64
-    assert bp.tensor(np.arange(3, dtype=np.float16)).dtype == bp.float32
-    assert bp.from_numpy(np.arange(3, dtype=np.uint8)).dtype == bp.int64
+    # the dtypes both have keep their dtype; the rest widen
+    for nd, bd in ((np.int32, bp.int32), (np.int16, bp.int16), (np.int8, bp.int8), (np.uint8, bp.uint8),
+                   (np.float16, bp.float16), (np.uint16, bp.int64), (np.uint32, bp.int64)):
+        assert bp.tensor(np.arange(3, dtype=nd)).dtype == bd, nd
+    shared = np.arange(4, dtype=np.float16)
+    t = bp.from_numpy(shared)
+    assert t.dtype == bp.float16 and np.shares_memory(t.numpy(), shared)
+    shared[0] = 7  # from_numpy shares memory, as in PyTorch
+    assert t[0].item() == 7.0
     with pytest.raises(TypeError):
         bp.tensor(np.array([1 + 2j]))
 

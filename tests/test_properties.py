@@ -1788,7 +1788,7 @@ def _dtype_arg(d, default):
         return default, False
     if isinstance(d, bp.dtype):
         return S.NP[d], False
-    if d in ("float32", "float64", "int64", "bool", np.float32, np.float64, np.int64):
+    if d in ("float32", "float64", "int64", "int32", "bool", np.float32, np.float64, np.int64, np.int32):
         return np.dtype(d), True
     raise Invalid(f"dtype {d!r}")
 

@@ -106,10 +106,16 @@ from ._functions import (
     vdot,
 )
 from ._compat import (
+    BFloat16Tensor,
     BoolTensor,
+    ByteTensor,
+    CharTensor,
     DoubleTensor,
     FloatTensor,
+    HalfTensor,
+    IntTensor,
     LongTensor,
+    ShortTensor,
     UnsupportedDType,
     UnsupportedDTypeError,
     are_deterministic_algorithms_enabled,
@@ -155,6 +161,12 @@ concat = cat
 concatenate = cat
 double = float64
 long = int64
+float16 = half = _core.float16
+bfloat16 = _core.bfloat16
+int32 = _core.int32
+int16 = short = _core.int16
+int8 = _core.int8
+uint8 = _core.uint8
 Size = tuple
 
 
@@ -289,3 +301,4 @@ del _name, _placeholder
 # PyTorch's dtype aliases; assigned last so the builtins stay usable above.
 bool = _core.bool_  # noqa: A001
 float = float32  # noqa: A001
+int = int32  # noqa: A001 (torch.int is int32)

@@ -1,7 +1,7 @@
 """PyTorch's everyday top-level names that are glue over the engine: dtype information
 (``finfo``/``iinfo``), the default dtype and device, the legacy tensor types
-(``FloatTensor``...), and the dtypes backprop_rs does not have yet (``float16``...), which raise
-an error that says so instead of a bare "no attribute".
+(``FloatTensor``...), and the dtypes backprop_rs does not have (``complex64``, the float8
+formats...), which raise an error that says so instead of a bare "no attribute".
 
 Re-exported by ``backprop_rs/__init__.py``; nothing here is in the Rust binding.
 """
@@ -21,22 +21,21 @@ __all__ = [
     "is_floating_point", "is_nonzero", "use_deterministic_algorithms", "are_deterministic_algorithms_enabled",
     "set_float32_matmul_precision", "get_float32_matmul_precision", "UnsupportedDTypeError", "UnsupportedDType",
     "get_num_threads", "set_num_threads", "get_num_interop_threads", "set_num_interop_threads",
-    "FloatTensor", "DoubleTensor", "LongTensor", "BoolTensor", "UNSUPPORTED_DTYPES", "unsupported_dtype",
+    "FloatTensor", "DoubleTensor", "LongTensor", "BoolTensor", "HalfTensor", "BFloat16Tensor", "IntTensor",
+    "ShortTensor", "CharTensor", "ByteTensor", "UNSUPPORTED_DTYPES", "unsupported_dtype",
 ]
 
-_SUPPORTED = "float32, float64, int64 and bool"
+_SUPPORTED = "float32, float64, float16, bfloat16, int64, int32, int16, int8, uint8 and bool"
 # the names PyTorch has for dtypes the engine does not store (yet), with what to use instead
 UNSUPPORTED_DTYPES = {
-    "float16": "float32", "half": "float32", "bfloat16": "float32", "complex64": None, "complex128": None,
-    "cfloat": None, "cdouble": None, "int32": "int64", "int16": "int64", "int8": "int64", "uint8": "int64 or bool",
-    "short": "int64", "float8_e4m3fn": "float32", "float8_e5m2": "float32",
+    "complex64": None, "complex128": None, "cfloat": None, "cdouble": None, "uint16": "int32",
+    "uint32": "int64", "uint64": "int64", "float8_e4m3fn": "float16", "float8_e5m2": "float16",
 }
 
 
 class UnsupportedDTypeError(_core.DTypeError):
-    """Raised where a dtype backprop_rs does not have is used: ``Tensor.half()``,
-    ``Tensor.bfloat16()``, ``finfo(bp.float16)``... (a DTypeError, so a TypeError and a
-    RuntimeError)."""
+    """Raised where a dtype backprop_rs does not have is used: ``bp.zeros(2, dtype=bp.complex64)``,
+    ``finfo(bp.float8_e4m3fn)``... (a DTypeError, so a TypeError and a RuntimeError)."""
 
 
 def unsupported_dtype(name: str, where: Optional[str] = None) -> UnsupportedDTypeError:
@@ -50,10 +49,10 @@ def unsupported_dtype(name: str, where: Optional[str] = None) -> UnsupportedDTyp
 
 
 class UnsupportedDType:
-    """A stand-in for a PyTorch dtype backprop_rs does not have yet (``bp.float16``,
-    ``bp.bfloat16``, ``bp.half``, ``bp.int32``...). Naming it is fine, so programs that build
-    ``{"float32": torch.float32, "float16": torch.float16}[choice]`` or compare
-    ``x.dtype == torch.float16`` run; using it to make or convert a tensor raises a TypeError whose
+    """A stand-in for a PyTorch dtype backprop_rs does not have yet (``bp.complex64``,
+    ``bp.uint16``, ``bp.float8_e4m3fn``...). Naming it is fine, so programs that build
+    ``{"float32": torch.float32, "c64": torch.complex64}[choice]`` or compare
+    ``x.dtype == torch.complex64`` run; using it to make or convert a tensor raises a TypeError whose
     message names it as not supported (its repr says so)."""
 
     __slots__ = ("name",)
@@ -63,12 +62,12 @@ class UnsupportedDType:
 
     @property
     def is_floating_point(self) -> bool:
-        return self.name in ("float16", "half", "bfloat16", "float8_e4m3fn", "float8_e5m2")
+        return self.name in ("float8_e4m3fn", "float8_e5m2")
 
     @property
     def itemsize(self) -> int:
-        return {"int8": 1, "uint8": 1, "float8_e4m3fn": 1, "float8_e5m2": 1, "complex128": 16, "cdouble": 16,
-                "int32": 4, "complex64": 8, "cfloat": 8}.get(self.name, 2)
+        return {"float8_e4m3fn": 1, "float8_e5m2": 1, "complex128": 16, "cdouble": 16, "uint32": 4, "uint64": 8,
+                "complex64": 8, "cfloat": 8}.get(self.name, 2)
 
     def __repr__(self) -> str:
         return f"backprop_rs.{self.name} (not supported yet: backprop_rs tensors are {_SUPPORTED})"
@@ -125,14 +124,20 @@ class finfo:
         d = get_default_dtype() if type is None else _dtype(type)
         if not d.is_floating_point:
             raise TypeError(f"finfo: {d} is not a floating point dtype (use iinfo for integers)")
-        info = np.finfo(np.float32 if d == _core.float32 else np.float64)
-        self.bits = int(info.bits)
-        self.eps = builtins.float(info.eps)
-        self.max = builtins.float(info.max)
-        self.min = builtins.float(info.min)
-        self.tiny = builtins.float(info.tiny)
+        if d == _core.bfloat16:
+            # NumPy has no bfloat16: float32's exponent with 8 significand bits
+            self.bits, self.eps, self.resolution = 16, 2.0**-7, 0.01
+            self.max = builtins.float((2 - 2.0**-7) * 2.0**127)
+            self.min, self.tiny = -self.max, 2.0**-126
+        else:
+            info = np.finfo({_core.float32: np.float32, _core.float16: np.float16}.get(d, np.float64))
+            self.bits = int(info.bits)
+            self.eps = builtins.float(info.eps)
+            self.max = builtins.float(info.max)
+            self.min = builtins.float(info.min)
+            self.tiny = builtins.float(info.tiny)
+            self.resolution = builtins.float(info.resolution)
         self.smallest_normal = self.tiny
-        self.resolution = builtins.float(info.resolution)
         self.dtype = d.name if hasattr(d, "name") else str(d).split(".")[-1]
 
     def __repr__(self) -> str:
@@ -141,8 +146,8 @@ class finfo:
 
 
 class iinfo:
-    """Limits of an integer dtype, as ``torch.iinfo``: ``bits``, ``max``, ``min``, ``dtype``.
-    int64 is the only integer dtype (on the GPU its values must fit in int32; see ``bp.gpu``).
+    """Limits of an integer dtype, as ``torch.iinfo``: ``bits``, ``max``, ``min``, ``dtype``
+    (int64, int32, int16, int8, uint8; on the GPU int64 values must fit in int32, see ``bp.gpu``).
 
     >>> iinfo(_core.int64).max
     9223372036854775807
@@ -157,7 +162,7 @@ class iinfo:
         d = _dtype(type)
         if d.is_floating_point or d == _core.bool_:
             raise TypeError(f"iinfo: {d} is not an integer dtype (use finfo for floating point)")
-        info = np.iinfo(np.int64)
+        info = np.iinfo(d.name)
         self.bits, self.max, self.min = int(info.bits), int(info.max), int(info.min)
         self.dtype = d.name if hasattr(d, "name") else str(d).split(".")[-1]
 
@@ -176,7 +181,8 @@ def get_default_dtype() -> _core.dtype:
 
 def set_default_dtype(d: Any) -> None:
     """Sets the default floating dtype, process-wide, as ``torch.set_default_dtype``:
-    ``float32`` or ``float64``. Factories without a dtype (``zeros``, ``randn``, ``arange`` with
+    ``float32`` or ``float64`` (float16/bfloat16 are storage dtypes here and are refused as the
+    default). Factories without a dtype (``zeros``, ``randn``, ``arange`` with
     float arguments, ``tensor([1.0])``), Python floats in arithmetic with integer tensors,
     integer true division, ``mean`` of integers, and new modules' parameters follow it.
     Non-floating dtypes raise TypeError, as in PyTorch. The GPU has no float64: with a float64
@@ -322,9 +328,17 @@ FloatTensor = _legacy("FloatTensor", _core.float32, _LEGACY_DOC.format(name="Flo
 DoubleTensor = _legacy("DoubleTensor", _core.float64, _LEGACY_DOC.format(name="DoubleTensor", dt="float64"))
 LongTensor = _legacy("LongTensor", _core.int64, _LEGACY_DOC.format(name="LongTensor", dt="int64"))
 BoolTensor = _legacy("BoolTensor", _core.bool_, _LEGACY_DOC.format(name="BoolTensor", dt="bool"))
+HalfTensor = _legacy("HalfTensor", _core.float16, _LEGACY_DOC.format(name="HalfTensor", dt="float16"))
+BFloat16Tensor = _legacy("BFloat16Tensor", _core.bfloat16, _LEGACY_DOC.format(name="BFloat16Tensor", dt="bfloat16"))
+IntTensor = _legacy("IntTensor", _core.int32, _LEGACY_DOC.format(name="IntTensor", dt="int32"))
+ShortTensor = _legacy("ShortTensor", _core.int16, _LEGACY_DOC.format(name="ShortTensor", dt="int16"))
+CharTensor = _legacy("CharTensor", _core.int8, _LEGACY_DOC.format(name="CharTensor", dt="int8"))
+ByteTensor = _legacy("ByteTensor", _core.uint8, _LEGACY_DOC.format(name="ByteTensor", dt="uint8"))
 
 LEGACY_TYPES = {"FloatTensor": FloatTensor, "DoubleTensor": DoubleTensor, "LongTensor": LongTensor,
-                "BoolTensor": BoolTensor}
+                "BoolTensor": BoolTensor, "HalfTensor": HalfTensor, "BFloat16Tensor": BFloat16Tensor,
+                "IntTensor": IntTensor, "ShortTensor": ShortTensor, "CharTensor": CharTensor,
+                "ByteTensor": ByteTensor}
 _LEGACY_BY_DTYPE = {t.dtype: n for n, t in LEGACY_TYPES.items()}
 
 
@@ -345,7 +359,4 @@ def parse_type(spec: Union[str, type, _core.dtype]) -> "tuple[_core.dtype, Optio
         if parts[-1] in LEGACY_TYPES:
             device = "gpu" if len(parts) > 2 and parts[-2] in ("cuda", "gpu") else "cpu"
             return LEGACY_TYPES[parts[-1]].dtype, device  # type: ignore[attr-defined]
-        if parts[-1].removesuffix("Tensor") in ("Half", "BFloat16", "Int", "Short", "Char", "Byte"):
-            raise TypeError(f"Tensor.type({spec!r}): that tensor type is not supported yet; backprop_rs tensors "
-                            f"are {_SUPPORTED}")
     return _dtype(spec), None

@@ -58,16 +58,6 @@ def new_tensor(self: Tensor, data: Any, *, dtype: Any = None, device: Any = None
     return out.requires_grad_(requires_grad) if requires_grad else out
 
 
-def half(self: Tensor, memory_format: Any = None) -> Tensor:
-    """Raises: float16 is not supported yet (the error says which dtypes are)."""
-    raise _compat.unsupported_dtype("float16", "Tensor.half()")
-
-
-def bfloat16(self: Tensor, memory_format: Any = None) -> Tensor:
-    """Raises: bfloat16 is not supported yet (the error says which dtypes are)."""
-    raise _compat.unsupported_dtype("bfloat16", "Tensor.bfloat16()")
-
-
 def type(self: Tensor, dtype: Any = None, non_blocking: bool = False, **kwargs: Any) -> Any:
     """``t.type()`` is PyTorch's legacy type string with this package's name
     (``"backprop_rs.FloatTensor"``, ``"backprop_rs.gpu.FloatTensor"`` on the GPU);
@@ -250,7 +240,7 @@ def install() -> None:
     unless the name is in ``_WRAPS``."""
     functions = {
         f.__name__: f
-        for f in (new_zeros, new_ones, new_empty, new_full, new_tensor, half, bfloat16, type, __format__,
+        for f in (new_zeros, new_ones, new_empty, new_full, new_tensor, type, __format__,
                   type_as, ndimension, get_device, pin_memory, share_memory_, is_pinned, is_shared,
                   is_complex, is_signed, true_divide, argwhere, ravel, movedim, swapdims, __deepcopy__)
     }

@@ -1,6 +1,7 @@
-"""``torch.amp``: mixed precision, answered for an engine without half-precision dtypes.
+"""``torch.amp``: mixed precision, answered for an engine without autocast yet.
 
-backprop_rs computes in float32 (or float64); it has no float16 or bfloat16 yet. So:
+backprop_rs has float16 and bfloat16 as CPU storage dtypes (computed in float32, stored rounded;
+``t.half()``, ``model.half()`` work), but not autocast's per-op casting policy. So:
 
 - :class:`autocast` is a context manager (and decorator) that runs its body unchanged, in the
   tensors' own dtypes. Asking for it enabled warns once that it is disabled and why, as PyTorch
@@ -48,8 +49,8 @@ class autocast:
         if enabled:
             _warn_once(
                 f"autocast-{self.device_type}",
-                f"autocast(device_type={self.device_type!r}) is disabled: backprop_rs has no float16 or bfloat16 "
-                "yet, so the block runs in the tensors' own dtypes (float32)",
+                f"autocast(device_type={self.device_type!r}) is disabled: backprop_rs has float16/bfloat16 tensors "
+                "but no autocast casting policy yet, so the block runs in the tensors' own dtypes",
             )
 
     def __enter__(self) -> "autocast":

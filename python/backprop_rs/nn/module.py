@@ -419,13 +419,17 @@ class Module:
         return self.to(float64)
 
     def half(self) -> "Module":
-        """Not available: backprop_rs has no float16 dtype (float32, float64, int64, bool)."""
-        raise DTypeError("Module.half(): backprop_rs has no float16 dtype; use float() (float32) or double() (float64)")
+        """Casts floating-point parameters and buffers to float16 (CPU storage; arithmetic is
+        computed in float32 and rounded, as PyTorch's CPU kernels do)."""
+        from .._core import float16
+
+        return self.to(float16)
 
     def bfloat16(self) -> "Module":
-        """Not available: backprop_rs has no bfloat16 dtype (float32, float64, int64, bool)."""
-        raise DTypeError(
-            "Module.bfloat16(): backprop_rs has no bfloat16 dtype; use float() (float32) or double() (float64)")
+        """Casts floating-point parameters and buffers to bfloat16 (CPU storage, as ``half``)."""
+        from .._core import bfloat16
+
+        return self.to(bfloat16)
 
     def type(self, dst_type: Any) -> "Module":
         """Casts every parameter and buffer (integer ones too, unlike ``to(dtype)``) to ``dst_type``."""

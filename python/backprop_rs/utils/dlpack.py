@@ -26,7 +26,9 @@ from .._core import Tensor
 __all__ = ["from_dlpack", "to_dlpack"]
 
 _KDLCPU = 1
-_SHARED_DTYPES = {np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int64), np.dtype(np.bool_)}
+_SHARED_DTYPES = {np.dtype(d) for d in (np.float32, np.float64, np.float16, np.int64, np.int32, np.int16, np.int8,
+                                         np.uint8, np.bool_)}
+_SHARED_NAMES = "float32, float64, float16, int64, int32, int16, int8, uint8 and bool"
 
 
 def _gpu_error(t: Tensor) -> BufferError:
@@ -77,8 +79,8 @@ class _Capsule:
 def from_dlpack(ext_tensor: Any) -> Tensor:
     """A tensor sharing memory with ``ext_tensor``: an object with ``__dlpack__`` (a NumPy array,
     another library's CPU tensor, a backprop_rs tensor) or a legacy DLPack capsule. Memory on a
-    device other than the CPU, dtypes backprop_rs lacks (only float32, float64, int64 and bool
-    can be shared) and read-only exports raise instead of being copied."""
+    device other than the CPU, dtypes NumPy and backprop_rs do not share (float32, float64, float16,
+    the ints, uint8 and bool can be shared; bfloat16 cannot pass through NumPy) and read-only exports raise instead of being copied."""
     legacy = not hasattr(ext_tensor, "__dlpack__")
     src = _Capsule(ext_tensor) if legacy else ext_tensor
     if hasattr(src, "__dlpack_device__"):
@@ -87,7 +89,7 @@ def from_dlpack(ext_tensor: Any) -> Tensor:
             raise BufferError(f"from_dlpack: the memory is on DLPack device {dev}; backprop_rs imports CPU memory only")
     arr = np.from_dlpack(src)
     if arr.dtype not in _SHARED_DTYPES:
-        raise TypeError(f"from_dlpack: {arr.dtype} has no backprop_rs dtype (float32, float64, int64 and bool can be "
+        raise TypeError(f"from_dlpack: {arr.dtype} has no backprop_rs dtype ({_SHARED_NAMES} can be "
                         "shared); convert it on the producer's side")
     if legacy and not arr.flags.writeable:
         arr = _writable_view(arr)

@@ -4,7 +4,7 @@
 
 use crate::errors::IntoPy;
 use crate::tensor::PyTensor;
-use backprop::cpu::{Buffer, CpuStorage};
+use backprop::cpu::CpuStorage;
 use backprop::{DType, Device, Layout, Scalar, Shape, Tensor};
 use numpy::ndarray::{ArrayViewD, IxDyn, ShapeBuilder};
 use numpy::npyffi;
@@ -359,7 +359,12 @@ fn native_dtype(descr: &Bound<'_, PyArrayDescr>) -> Option<DType> {
     match (descr.kind(), descr.itemsize()) {
         (b'f', 4) => Some(DType::F32),
         (b'f', 8) => Some(DType::F64),
+        (b'f', 2) => Some(DType::F16),
         (b'i', 8) => Some(DType::I64),
+        (b'i', 4) => Some(DType::I32),
+        (b'i', 2) => Some(DType::I16),
+        (b'i', 1) => Some(DType::I8),
+        (b'u', 1) => Some(DType::U8),
         (b'b', 1) => Some(DType::Bool),
         _ => None,
     }
@@ -368,8 +373,14 @@ fn native_dtype(descr: &Bound<'_, PyArrayDescr>) -> Option<DType> {
 /// The dtype a NumPy array of this kind becomes when converted with a copy.
 fn converted_dtype(descr: &Bound<'_, PyArrayDescr>) -> PyResult<DType> {
     match descr.kind() {
+        b'f' if descr.itemsize() == 2 => Ok(DType::F16),
         b'f' if descr.itemsize() <= 4 => Ok(DType::F32),
         b'f' => Ok(DType::F64),
+        b'i' if descr.itemsize() == 4 => Ok(DType::I32),
+        b'i' if descr.itemsize() == 2 => Ok(DType::I16),
+        b'i' if descr.itemsize() == 1 => Ok(DType::I8),
+        b'u' if descr.itemsize() == 1 => Ok(DType::U8),
+        // uint16/32/64: no such dtypes here; int64 holds all but the top half of uint64
         b'i' | b'u' => Ok(DType::I64),
         b'b' => Ok(DType::Bool),
         k => Err(PyTypeError::new_err(format!(
@@ -416,14 +427,7 @@ pub fn from_numpy_shared(arr: &Bound<'_, PyUntypedArray>) -> PyResult<Option<Ten
         Box::new(NumpyOwner(arr.clone().into_any().unbind()));
     // SAFETY: `data` is valid, aligned (checked) and writeable for `extent` elements of the
     // dtype, and stays so while `owner` keeps the array alive.
-    let storage = unsafe {
-        match dtype {
-            DType::F32 => CpuStorage::F32(Buffer::from_foreign(data as *mut f32, extent, owner)),
-            DType::F64 => CpuStorage::F64(Buffer::from_foreign(data as *mut f64, extent, owner)),
-            DType::I64 => CpuStorage::I64(Buffer::from_foreign(data as *mut i64, extent, owner)),
-            DType::Bool => CpuStorage::Bool(Buffer::from_foreign(data, extent, owner)),
-        }
-    };
+    let storage = unsafe { CpuStorage::from_foreign(dtype, data, extent, owner) };
     Tensor::from_cpu_storage(storage, layout).py().map(Some)
 }
 
@@ -434,15 +438,16 @@ pub fn from_numpy_copy(arr: &Bound<'_, PyUntypedArray>, dtype: Option<DType>) ->
         Some(d) => d,
         None => converted_dtype(&arr.dtype())?,
     };
+    if target == DType::BF16 {
+        // NumPy has no bfloat16: through float32, rounded once
+        return from_numpy_copy(arr, Some(DType::F32))?
+            .to_dtype(DType::BF16)
+            .py();
+    }
     let np = numpy_module(py)?;
-    let np_name = match target {
-        DType::F32 => "float32",
-        DType::F64 => "float64",
-        DType::I64 => "int64",
-        DType::Bool => "bool",
-    };
-    // a fresh C-order copy in a native-byte-order dtype: aligned, writeable, and ours
-    // (ascontiguousarray would turn 0-d arrays into 1-d ones)
+    let np_name = target.as_str(); // NumPy's names for the rest are ours
+                                   // a fresh C-order copy in a native-byte-order dtype: aligned, writeable, and ours
+                                   // (ascontiguousarray would turn 0-d arrays into 1-d ones)
     let kwargs = pyo3::types::PyDict::new(py);
     kwargs.set_item("dtype", np_name)?;
     kwargs.set_item("order", "C")?;
@@ -676,5 +681,15 @@ pub fn to_numpy<'py>(py: Python<'py>, t: &Tensor, force_copy: bool) -> PyResult<
         DType::F64 => export::<f64>(py, &t),
         DType::I64 => export::<i64>(py, &t),
         DType::Bool => export::<bool>(py, &t),
+        DType::F16 => export::<half::f16>(py, &t),
+        DType::I32 => export::<i32>(py, &t),
+        DType::I16 => export::<i16>(py, &t),
+        DType::I8 => export::<i8>(py, &t),
+        // `UInt8` is a transparent byte
+        DType::U8 => export::<u8>(py, &t),
+        // PyTorch's own error: NumPy has no bfloat16 (convert with .float() first)
+        DType::BF16 => Err(PyTypeError::new_err(
+            "Got unsupported ScalarType BFloat16 (NumPy has no bfloat16; convert first, e.g. t.float().numpy())",
+        )),
     }
 }

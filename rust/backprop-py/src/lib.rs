@@ -53,6 +53,12 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ("float64", backprop::DType::F64),
         ("int64", backprop::DType::I64),
         ("bool_", backprop::DType::Bool),
+        ("float16", backprop::DType::F16),
+        ("bfloat16", backprop::DType::BF16),
+        ("int32", backprop::DType::I32),
+        ("int16", backprop::DType::I16),
+        ("int8", backprop::DType::I8),
+        ("uint8", backprop::DType::U8),
     ] {
         m.add(name, convert::PyDType { inner: d })?;
     }

@@ -784,8 +784,30 @@ impl PyTensor {
     fn long(&self) -> PyResult<PyTensor> {
         wrap_r(self.tensor().to_dtype(DType::I64))
     }
+    /// int32, as PyTorch's `Tensor.int()`.
     fn int(&self) -> PyResult<PyTensor> {
-        wrap_r(self.tensor().to_dtype(DType::I64))
+        wrap_r(self.tensor().to_dtype(DType::I32))
+    }
+    fn short(&self) -> PyResult<PyTensor> {
+        wrap_r(self.tensor().to_dtype(DType::I16))
+    }
+    /// int8, as PyTorch's `Tensor.char()`.
+    fn char(&self) -> PyResult<PyTensor> {
+        wrap_r(self.tensor().to_dtype(DType::I8))
+    }
+    /// uint8, as PyTorch's `Tensor.byte()`.
+    fn byte(&self) -> PyResult<PyTensor> {
+        wrap_r(self.tensor().to_dtype(DType::U8))
+    }
+    #[pyo3(signature = (memory_format=None))]
+    fn half(&self, memory_format: Option<&Bound<'_, PyAny>>) -> PyResult<PyTensor> {
+        let _ = memory_format;
+        wrap_r(self.tensor().to_dtype(DType::F16))
+    }
+    #[pyo3(signature = (memory_format=None))]
+    fn bfloat16(&self, memory_format: Option<&Bound<'_, PyAny>>) -> PyResult<PyTensor> {
+        let _ = memory_format;
+        wrap_r(self.tensor().to_dtype(DType::BF16))
     }
     fn bool(&self) -> PyResult<PyTensor> {
         wrap_r(self.tensor().to_dtype(DType::Bool))

@@ -187,6 +187,12 @@ impl Tensor {
         let dtype = float_only("rand", dtype)?;
         check_uniform(lo, hi, dtype)?;
         let shape = shape.into();
+        if dtype.is_storage_only() {
+            // drawn in float32, rounded once (a float16 sample may round up to `hi`, as the
+            // samples of PyTorch's half kernels can)
+            let t = Tensor::uniform(shape, lo, hi, dtype.compute(), Device::Cpu)?;
+            return t.to_dtype(dtype)?.to_device(device).map(|t| t.detach());
+        }
         let t = with_rng(|r| match dtype {
             DType::F32 => {
                 let (lo, span) = (lo as f32, (hi - lo) as f32);
@@ -220,6 +226,10 @@ impl Tensor {
         }
         let shape = shape.into();
         let dtype = float_only("randn", dtype)?;
+        if dtype.is_storage_only() {
+            let t = Tensor::normal(shape, mean, std, dtype.compute(), Device::Cpu)?;
+            return t.to_dtype(dtype)?.to_device(device).map(|t| t.detach());
+        }
         // Box-Muller makes values in pairs: keep the second of each pair for the next element
         let t = with_rng(|r| {
             let mut spare: Option<f64> = None;
@@ -370,6 +380,8 @@ fn generate(
             shape,
             Device::Cpu,
         )?,
+        // storage dtypes: made in the compute dtype, then rounded once
+        d => generate(op, shape, d.compute(), Device::Cpu, f)?.to_dtype(d)?,
     };
     t.to_device(device).map(|t| t.detach())
 }
@@ -383,11 +395,7 @@ fn check_uniform(from: f64, to: f64, dtype: DType) -> Result<()> {
         ));
     }
     // a wider span would scale the samples to inf
-    let max = if dtype == DType::F32 {
-        f32::MAX as f64
-    } else {
-        f64::MAX
-    };
+    let max = dtype.finite_max();
     if !(to - from <= max) {
         return Err(Error::invalid(
             "uniform_",

@@ -41,7 +41,7 @@ impl Fmt {
     fn one(&self, v: f64) -> String {
         match self.dtype {
             DType::Bool => (if v != 0.0 { "True" } else { "False" }).to_string(),
-            DType::I64 => format!("{}", v as i64),
+            d if d.is_int() => format!("{}", v as i64),
             _ if v.is_nan() => "nan".into(),
             _ if v.is_infinite() => (if v > 0.0 { "inf" } else { "-inf" }).into(),
             _ if self.sci => format!("{v:.4e}").replace('e', "e+").replace("e+-", "e-"),

@@ -1,8 +1,20 @@
 //! Element types.
 //!
-//! Four dtypes cover what training needs: `F32` (the default for Python floats and the only float
-//! type WGSL has), `F64` (kept when a float64 NumPy array comes in, and what gradcheck uses),
-//! `I64` for indices and labels, and `Bool` for masks and comparison results (stored as one byte).
+//! Four *compute* dtypes cover what training needs and what every backend has kernels for: `F32`
+//! (the default for Python floats and the only float type WGSL has), `F64` (kept when a float64
+//! NumPy array comes in, and what gradcheck uses), `I64` for indices and labels, and `Bool` for
+//! masks and comparison results (stored as one byte).
+//!
+//! Six more are *storage* dtypes, as PyTorch's CPU treats half precision: `F16`, `BF16` (what
+//! checkpoints on the web are mostly stored in), `I32`, `I16`, `I8` and `U8` (images). Their
+//! tensors hold the narrow values; an arithmetic kernel widens its operands to the compute dtype
+//! ([`DType::compute`]: f32 for the half floats, int64 for the small ints), computes there and
+//! rounds the result back to the storage dtype, so `a + b` of two float16 tensors is float16 and
+//! equals NumPy's float16 result. Integer results wrap exactly as in native int32 arithmetic,
+//! since widening, computing modulo 2^64 and truncating commute for `+`, `-`, `*`. Data movement
+//! (views, copies, gather, index_select, cat, casts) runs on the narrow values directly. They
+//! live on the CPU only for now: the WGSL kernels are float32/int32, so moving one to the GPU
+//! is refused with an error that says so.
 
 use std::fmt;
 
@@ -13,22 +25,84 @@ pub enum DType {
     F64,
     I64,
     Bool,
+    F16,
+    BF16,
+    I32,
+    I16,
+    I8,
+    U8,
 }
 
 impl DType {
     /// Bytes per element.
     pub fn size_in_bytes(self) -> usize {
         match self {
-            DType::F32 => 4,
+            DType::F32 | DType::I32 => 4,
             DType::F64 | DType::I64 => 8,
-            DType::Bool => 1,
+            DType::F16 | DType::BF16 | DType::I16 => 2,
+            DType::Bool | DType::I8 | DType::U8 => 1,
         }
     }
 
     /// `true` for floating-point dtypes (the ones that can carry gradients).
     pub fn is_float(self) -> bool {
-        matches!(self, DType::F32 | DType::F64)
+        matches!(self, DType::F32 | DType::F64 | DType::F16 | DType::BF16)
     }
+
+    /// `true` for the integer dtypes (not bool).
+    pub fn is_int(self) -> bool {
+        matches!(
+            self,
+            DType::I64 | DType::I32 | DType::I16 | DType::I8 | DType::U8
+        )
+    }
+
+    /// The dtype kernels compute in for values of this dtype: itself for the compute dtypes,
+    /// f32 for float16/bfloat16, int64 for the small integers (see the module docs).
+    pub fn compute(self) -> DType {
+        match self {
+            DType::F16 | DType::BF16 => DType::F32,
+            DType::I32 | DType::I16 | DType::I8 | DType::U8 => DType::I64,
+            d => d,
+        }
+    }
+
+    /// `true` for the storage-only dtypes (those whose [`compute`](Self::compute) differs).
+    ///
+    /// ```
+    /// # use backprop::DType;
+    /// assert!(DType::F16.is_storage_only());
+    /// assert_eq!(DType::BF16.compute(), DType::F32);
+    /// assert!(!DType::I64.is_storage_only());
+    /// ```
+    pub fn is_storage_only(self) -> bool {
+        self.compute() != self
+    }
+
+    /// The largest finite value of a float dtype (`f64::MAX` for the others, whose range checks
+    /// are elsewhere).
+    pub fn finite_max(self) -> f64 {
+        match self {
+            DType::F32 => f32::MAX as f64,
+            DType::F16 => half::f16::MAX.to_f64(),
+            DType::BF16 => half::bf16::MAX.to_f64(),
+            _ => f64::MAX,
+        }
+    }
+
+    /// Every dtype, compute dtypes first.
+    pub const ALL: [DType; 10] = [
+        DType::F32,
+        DType::F64,
+        DType::I64,
+        DType::Bool,
+        DType::F16,
+        DType::BF16,
+        DType::I32,
+        DType::I16,
+        DType::I8,
+        DType::U8,
+    ];
 
     /// PyTorch-style name, as shown in reprs and error messages.
     pub fn as_str(self) -> &'static str {
@@ -37,6 +111,12 @@ impl DType {
             DType::F64 => "float64",
             DType::I64 => "int64",
             DType::Bool => "bool",
+            DType::F16 => "float16",
+            DType::BF16 => "bfloat16",
+            DType::I32 => "int32",
+            DType::I16 => "int16",
+            DType::I8 => "int8",
+            DType::U8 => "uint8",
         }
     }
 
@@ -47,25 +127,45 @@ impl DType {
             "float64" | "f64" | "double" => DType::F64,
             "int64" | "i64" | "long" => DType::I64,
             "bool" => DType::Bool,
+            "float16" | "f16" | "half" => DType::F16,
+            "bfloat16" | "bf16" => DType::BF16,
+            "int32" | "i32" | "int" => DType::I32,
+            "int16" | "i16" | "short" => DType::I16,
+            "int8" | "i8" => DType::I8,
+            "uint8" | "u8" => DType::U8,
             _ => return None,
         })
     }
 
-    /// Type promotion for binary ops, following PyTorch's category rule:
-    /// bool < integer < floating; within floats the wider wins.
+    /// Type promotion for binary ops, PyTorch's `promote_types` table: bool < integer <
+    /// floating; within a category the wider wins; uint8 with a signed int is the next signed
+    /// int that holds both (uint8 + int8 -> int16), float16 with bfloat16 is float32.
+    ///
+    /// ```
+    /// # use backprop::DType;
+    /// assert_eq!(DType::promote(DType::U8, DType::I8), DType::I16);
+    /// assert_eq!(DType::promote(DType::F16, DType::BF16), DType::F32);
+    /// assert_eq!(DType::promote(DType::I32, DType::F16), DType::F16);
+    /// ```
     pub fn promote(a: DType, b: DType) -> DType {
+        use DType::*;
         fn rank(d: DType) -> u8 {
             match d {
-                DType::Bool => 0,
-                DType::I64 => 1,
-                DType::F32 => 2,
-                DType::F64 => 3,
+                Bool => 0,
+                U8 | I8 => 1,
+                I16 => 2,
+                I32 => 3,
+                I64 => 4,
+                F16 | BF16 => 5,
+                F32 => 6,
+                F64 => 7,
             }
         }
-        if rank(a) >= rank(b) {
-            a
-        } else {
-            b
+        match (a, b) {
+            (U8, I8) | (I8, U8) => I16,
+            (F16, BF16) | (BF16, F16) => F32,
+            _ if rank(a) >= rank(b) => a,
+            _ => b,
         }
     }
 }
@@ -91,6 +191,7 @@ pub fn default_float() -> DType {
 /// # use backprop::{default_float, set_default_float, DType};
 /// assert_eq!(default_float(), DType::F32);
 /// assert!(set_default_float(DType::I64).is_err());
+/// assert!(set_default_float(DType::F16).is_err());
 /// ```
 pub fn set_default_float(dtype: DType) -> crate::Result<()> {
     if !dtype.is_float() {
@@ -98,6 +199,15 @@ pub fn set_default_float(dtype: DType) -> crate::Result<()> {
             op: "set_default_dtype",
             dtype,
             detail: ": only floating-point types are supported as the default type".into(),
+        });
+    }
+    if dtype.is_storage_only() {
+        // PyTorch allows it; here factories and Python floats would all become storage-only
+        // tensors whose every op widens and rounds, so it is refused rather than half-done
+        return Err(crate::Error::DType {
+            op: "set_default_dtype",
+            dtype,
+            detail: ": float16/bfloat16 are storage dtypes in backprop_rs (computed in float32) and cannot be the default; use float32 or float64, and .half() where float16 storage is wanted".into(),
         });
     }
     DEFAULT_FLOAT_IS_F64.store(dtype == DType::F64, std::sync::atomic::Ordering::Relaxed);
@@ -119,10 +229,12 @@ pub enum Participation {
 
 impl DType {
     fn category(self) -> u8 {
-        match self {
-            DType::Bool => 0,
-            DType::I64 => 1,
-            DType::F32 | DType::F64 => 2,
+        if self == DType::Bool {
+            0
+        } else if self.is_float() {
+            2
+        } else {
+            1
         }
     }
 
@@ -248,6 +360,94 @@ impl Element for u8 {
     const ONE: Self = 1;
 }
 
+/// A `uint8` element. A newtype because `u8` is already the storage of `Bool` (0 or 1), and
+/// the typed views dispatch on the Rust type; the byte itself is the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
+#[repr(transparent)]
+pub struct UInt8(pub u8);
+
+/// float -> a 32-bit-or-narrower int as PyTorch does it on x86: truncation to int32 (the
+/// `cvttss2si` rule: NaN and out-of-range values become `i32::MIN`), then the narrow type keeps
+/// the low bits (`-1.0` as uint8 is 255, as in PyTorch).
+#[inline(always)]
+fn f64_to_i32_bits(v: f64) -> i32 {
+    if (-2_147_483_648.0..2_147_483_648.0).contains(&v) {
+        v as i32
+    } else {
+        i32::MIN
+    }
+}
+
+macro_rules! small_int_element {
+    ($t:ty, $d:ident) => {
+        impl Element for $t {
+            const DTYPE: DType = DType::$d;
+            #[inline(always)]
+            fn from_f64(v: f64) -> Self {
+                f64_to_i32_bits(v) as $t
+            }
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            /// Keeps the low bits, as PyTorch's int64 -> int32 conversion.
+            #[inline(always)]
+            fn from_i64(v: i64) -> Self {
+                v as $t
+            }
+            const ZERO: Self = 0;
+            const ONE: Self = 1;
+        }
+    };
+}
+small_int_element!(i32, I32);
+small_int_element!(i16, I16);
+small_int_element!(i8, I8);
+
+impl Element for UInt8 {
+    const DTYPE: DType = DType::U8;
+    #[inline(always)]
+    fn from_f64(v: f64) -> Self {
+        UInt8(f64_to_i32_bits(v) as u8)
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self.0 as f64
+    }
+    #[inline(always)]
+    fn from_i64(v: i64) -> Self {
+        UInt8(v as u8)
+    }
+    const ZERO: Self = UInt8(0);
+    const ONE: Self = UInt8(1);
+}
+
+macro_rules! half_element {
+    ($t:ty, $d:ident) => {
+        impl Element for $t {
+            const DTYPE: DType = DType::$d;
+            /// Through f32, as PyTorch converts a Python float (a C double) to half: one rounding
+            /// from f32 values, which is what every tensor conversion starts from.
+            #[inline(always)]
+            fn from_f64(v: f64) -> Self {
+                <$t>::from_f32(v as f32)
+            }
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                self.to_f64()
+            }
+            #[inline(always)]
+            fn from_i64(v: i64) -> Self {
+                <$t>::from_f32(v as f32)
+            }
+            const ZERO: Self = <$t>::ZERO;
+            const ONE: Self = <$t>::ONE;
+        }
+    };
+}
+half_element!(half::f16, F16);
+half_element!(half::bf16, BF16);
+
 /// Float element types: the ones transcendental kernels and gradients are defined for.
 pub trait FloatElement: Element + num_traits::Float + std::iter::Sum {
     /// f32 -> f32 / f64 -> f64 constant, for writing kernels once for both.
@@ -315,6 +515,38 @@ mod tests {
         assert_eq!(DType::promote(DType::F32, DType::F64), DType::F64);
         assert_eq!(DType::promote(DType::Bool, DType::I64), DType::I64);
         assert_eq!(DType::promote(DType::Bool, DType::Bool), DType::Bool);
+        // PyTorch's promote_types for the storage dtypes
+        use DType::*;
+        for (a, b, want) in [
+            (U8, I8, I16),
+            (U8, I16, I16),
+            (I8, I32, I32),
+            (U8, Bool, U8),
+            (I32, I64, I64),
+            (F16, BF16, F32),
+            (BF16, F32, F32),
+            (I64, F16, F16),
+            (U8, BF16, BF16),
+        ] {
+            assert_eq!(DType::promote(a, b), want, "{a} + {b}");
+            assert_eq!(DType::promote(b, a), want, "{b} + {a}");
+        }
+    }
+
+    #[test]
+    fn narrow_conversions_follow_pytorch_on_x86() {
+        // float -> int: truncation toward zero, then the low bits of the int32
+        assert_eq!(<i8 as Element>::from_f64(300.0), 44);
+        assert_eq!(UInt8::from_f64(-1.0), UInt8(255));
+        assert_eq!(<i32 as Element>::from_f64(f64::NAN), i32::MIN);
+        assert_eq!(<i32 as Element>::from_i64(1 << 32 | 7), 7);
+        // float16 rounds to nearest even
+        assert_eq!(half::f16::from_f64(1.0 + 2f64.powi(-11)).to_f64(), 1.0);
+        assert_eq!(half::f16::from_f64(65520.0).to_f64(), f64::INFINITY);
+        for d in DType::ALL {
+            assert_eq!(DType::parse(d.as_str()), Some(d));
+            assert_eq!(d.compute().compute(), d.compute());
+        }
     }
 
     #[test]
@@ -361,7 +593,7 @@ impl Scalar {
     /// The dtype of `tensor OP scalar` for a tensor of dtype `t`.
     pub fn result_dtype(self, t: DType) -> DType {
         match (self, t) {
-            (Scalar::Float(_), DType::I64 | DType::Bool) => default_float(),
+            (Scalar::Float(_), t) if !t.is_float() => default_float(),
             (Scalar::Int(_), DType::Bool) => DType::I64,
             _ => t,
         }

@@ -311,6 +311,14 @@ fn resolve<V: Viewable>(t: V, device: Device, key: &[Indexer]) -> Result<Resolve
                 d += k;
             }
             Indexer::Tensor(ix) => {
+                // int32 (and narrower) indices are accepted and widened, as PyTorch does
+                let widened;
+                let ix = if ix.dtype().is_int() && ix.dtype() != DType::I64 {
+                    widened = ix.to_dtype(DType::I64)?;
+                    &widened
+                } else {
+                    ix
+                };
                 if ix.dtype() != DType::I64 {
                     return Err(index_error(format!(
                         "tensors used as indices must be long (int64) or bool, got {}",

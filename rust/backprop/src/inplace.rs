@@ -32,10 +32,12 @@ use crate::{DType, Error, Result, Scalar, Tensor};
 /// (bool < integer < floating), never a lower one.
 pub(crate) fn can_cast(from: DType, to: DType) -> bool {
     fn category(d: DType) -> u8 {
-        match d {
-            DType::Bool => 0,
-            DType::I64 => 1,
-            DType::F32 | DType::F64 => 2,
+        if d == DType::Bool {
+            0
+        } else if d.is_float() {
+            2
+        } else {
+            1
         }
     }
     category(from) <= category(to)

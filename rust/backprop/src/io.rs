@@ -124,6 +124,12 @@ fn to_st_dtype(d: DType) -> StDtype {
         DType::F64 => StDtype::F64,
         DType::I64 => StDtype::I64,
         DType::Bool => StDtype::BOOL,
+        DType::F16 => StDtype::F16,
+        DType::BF16 => StDtype::BF16,
+        DType::I32 => StDtype::I32,
+        DType::I16 => StDtype::I16,
+        DType::I8 => StDtype::I8,
+        DType::U8 => StDtype::U8,
     }
 }
 
@@ -156,6 +162,43 @@ le_bytes!(f32, 4);
 le_bytes!(f64, 8);
 le_bytes!(i64, 8);
 le_bytes!(u8, 1);
+le_bytes!(i32, 4);
+le_bytes!(i16, 2);
+le_bytes!(i8, 1);
+
+/// The bytes as they are: float16 / bfloat16 / uint8 have no `from_le_bytes` of their own.
+macro_rules! le_bits {
+    ($t:ty, $n:expr, $to:expr, $from:expr) => {
+        impl LeBytes for $t {
+            const WIDTH: usize = $n;
+            #[inline(always)]
+            fn put(self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&($to)(self));
+            }
+            #[inline(always)]
+            fn get(b: &[u8]) -> Self {
+                let mut a = [0u8; $n];
+                a.copy_from_slice(b);
+                ($from)(a)
+            }
+        }
+    };
+}
+le_bits!(
+    half::f16,
+    2,
+    half::f16::to_le_bytes,
+    half::f16::from_le_bytes
+);
+le_bits!(
+    half::bf16,
+    2,
+    half::bf16::to_le_bytes,
+    half::bf16::from_le_bytes
+);
+le_bits!(crate::UInt8, 1, |v: crate::UInt8| [v.0], |a: [u8; 1]| {
+    crate::UInt8(a[0])
+});
 
 fn encode_slice<T: LeBytes>(name: &str, x: Option<&[T]>) -> Result<Vec<u8>> {
     let x = x.ok_or_else(|| {
@@ -198,6 +241,18 @@ fn encode(name: &str, t: &Tensor) -> Result<Encoded> {
         DType::F64 => encode_slice::<f64>(name, cpu.as_slice().and_then(|x| x.get(off..off + n)))?,
         DType::I64 => encode_slice::<i64>(name, cpu.as_slice().and_then(|x| x.get(off..off + n)))?,
         DType::Bool => encode_slice::<u8>(name, cpu.as_slice().and_then(|x| x.get(off..off + n)))?,
+        DType::F16 => {
+            encode_slice::<half::f16>(name, cpu.as_slice().and_then(|x| x.get(off..off + n)))?
+        }
+        DType::BF16 => {
+            encode_slice::<half::bf16>(name, cpu.as_slice().and_then(|x| x.get(off..off + n)))?
+        }
+        DType::I32 => encode_slice::<i32>(name, cpu.as_slice().and_then(|x| x.get(off..off + n)))?,
+        DType::I16 => encode_slice::<i16>(name, cpu.as_slice().and_then(|x| x.get(off..off + n)))?,
+        DType::I8 => encode_slice::<i8>(name, cpu.as_slice().and_then(|x| x.get(off..off + n)))?,
+        DType::U8 => {
+            encode_slice::<crate::UInt8>(name, cpu.as_slice().and_then(|x| x.get(off..off + n)))?
+        }
     };
     Ok(Encoded {
         dtype: to_st_dtype(t.dtype()),
@@ -582,18 +637,12 @@ const OTHER_ST_DTYPES: &[&str] = &[
     "F4",
     "F6_E2M3",
     "F6_E3M2",
-    "U8",
-    "I8",
     "F8_E5M2",
     "F8_E4M3",
     "F8_E8M0",
     "F8_E4M3FNUZ",
     "F8_E5M2FNUZ",
-    "I16",
     "U16",
-    "F16",
-    "BF16",
-    "I32",
     "U32",
     "C64",
     "U64",
@@ -605,8 +654,14 @@ fn parse_dtype(name: &str, s: &str) -> Result<DType> {
         "F64" => Ok(DType::F64),
         "I64" => Ok(DType::I64),
         "BOOL" => Ok(DType::Bool),
+        "F16" => Ok(DType::F16),
+        "BF16" => Ok(DType::BF16),
+        "I32" => Ok(DType::I32),
+        "I16" => Ok(DType::I16),
+        "I8" => Ok(DType::I8),
+        "U8" => Ok(DType::U8),
         other if OTHER_ST_DTYPES.contains(&other) => {
-            Err(bad(format!("tensor {name:?}: dtype {other} is valid safetensors but not supported here (backprop has F32, F64, I64 and BOOL)")))
+            Err(bad(format!("tensor {name:?}: dtype {other} is valid safetensors but not supported here (backprop has F32, F64, F16, BF16, I64, I32, I16, I8, U8 and BOOL)")))
         }
         other => Err(bad(format!("tensor {name:?}: unknown dtype {other:?} (backprop reads F32, F64, I64 and BOOL)"))),
     }
@@ -826,6 +881,12 @@ fn read_tensor(e: &Entry, src: &mut impl Read, scratch: &mut [u8]) -> Result<Ten
         DType::F64 => typed::<f64>(e, src, scratch),
         DType::I64 => typed::<i64>(e, src, scratch),
         DType::Bool => typed::<u8>(e, src, scratch),
+        DType::F16 => typed::<half::f16>(e, src, scratch),
+        DType::BF16 => typed::<half::bf16>(e, src, scratch),
+        DType::I32 => typed::<i32>(e, src, scratch),
+        DType::I16 => typed::<i16>(e, src, scratch),
+        DType::I8 => typed::<i8>(e, src, scratch),
+        DType::U8 => typed::<crate::UInt8>(e, src, scratch),
     }
 }
 
@@ -1335,12 +1396,12 @@ mod tests {
     fn rejects_unknown_and_unsupported_dtypes() {
         expect_err(
             &file(
-                r#"{"a":{"dtype":"F16","shape":[4],"data_offsets":[0,8]}}"#,
+                r#"{"a":{"dtype":"U16","shape":[4],"data_offsets":[0,8]}}"#,
                 &[0; 8],
             ),
             &[
                 "tensor \"a\"",
-                "dtype F16 is valid safetensors but not supported",
+                "dtype U16 is valid safetensors but not supported",
             ],
         );
         expect_err(

@@ -66,7 +66,7 @@ pub mod wgsl;
 pub use autograd::{grad_mode, is_grad_enabled, no_grad, set_grad_enabled};
 pub use device::{default_device, set_default_device, Device};
 pub use dtype::{
-    default_float, set_default_float, DType, Element, FloatElement, Participation, Scalar,
+    default_float, set_default_float, DType, Element, FloatElement, Participation, Scalar, UInt8,
 };
 pub use error::{CallbackError, Error, Result};
 pub use indexer::{IndexOp, Indexer};

@@ -164,11 +164,8 @@ impl Tensor {
         if !self.dtype().is_float() {
             return self.contiguous_copy();
         }
-        let (hi, lo) = if self.dtype() == DType::F32 {
-            (f32::MAX as f64, f32::MIN as f64)
-        } else {
-            (f64::MAX, f64::MIN)
-        };
+        let hi = self.dtype().finite_max();
+        let lo = -hi;
         let full = |v: f64| Tensor::constant(Scalar::Float(v), self.dtype(), self.device());
         let x = Tensor::where_cond(&self.isnan()?, &full(nan)?, self)?;
         let x = Tensor::where_cond(

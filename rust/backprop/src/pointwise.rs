@@ -25,7 +25,7 @@ impl Tensor {
             } else {
                 crate::default_float()
             })?,
-            DType::I64 if !op.keeps_integers() => self.to_dtype(crate::default_float())?,
+            d if d.is_int() && !op.keeps_integers() => self.to_dtype(crate::default_float())?,
             _ => self.clone(),
         };
         let s = x.storage().unary(x.layout(), op)?;
@@ -319,7 +319,7 @@ impl Tensor {
         Tensor::from_op(s, shape, Op::Binary(a, b, op))
     }
 
-    fn cast_if(&self, dt: DType) -> Result<Tensor> {
+    pub(crate) fn cast_if(&self, dt: DType) -> Result<Tensor> {
         if self.dtype() == dt {
             Ok(self.clone())
         } else {

@@ -9,8 +9,8 @@ impl Tensor {
     /// The primitive: reduce over `dims` (sorted, unique, resolved), keeping them as extent 1.
     pub(crate) fn reduce_keepdim(&self, op: ReduceOp, dims: &[usize]) -> Result<Tensor> {
         if dims.is_empty() {
-            // a sum over nothing (a 0-d tensor) still counts bools as int64
-            if op == ReduceOp::Sum && self.dtype() == DType::Bool {
+            // a sum over nothing (a 0-d tensor) still counts bools (and small ints) as int64
+            if op == ReduceOp::Sum && !self.dtype().is_float() && self.dtype() != DType::I64 {
                 return self.to_dtype(DType::I64);
             }
             return Ok(self.clone());
@@ -22,8 +22,8 @@ impl Tensor {
                 msg: "cannot take the max/min over a dimension of size 0 (the reduction has no identity)".into(),
             });
         }
-        // Sums of bools count; sums of ints stay int64 (as in PyTorch).
-        let x = if op == ReduceOp::Sum && self.dtype() == DType::Bool {
+        // Sums of bools count; sums of ints are int64, whatever their width (as in PyTorch).
+        let x = if op == ReduceOp::Sum && !self.dtype().is_float() && self.dtype() != DType::I64 {
             self.to_dtype(DType::I64)?
         } else {
             self.clone()
@@ -66,6 +66,12 @@ impl Tensor {
     }
     /// Mean over `dims` (empty = all dims). Integer input is promoted to float32.
     pub fn mean<D: Dims + ?Sized>(&self, dims: &D, keepdim: bool) -> Result<Tensor> {
+        if self.dtype().is_storage_only() && self.dtype().is_float() {
+            // float16's sum of the values may overflow where their mean does not: accumulate and
+            // divide in float32, round once (PyTorch's half mean does the same)
+            let d = self.dtype();
+            return self.to_dtype(d.compute())?.mean(dims, keepdim)?.to_dtype(d);
+        }
         let x = if self.dtype().is_float() {
             self.clone()
         } else {
@@ -221,6 +227,14 @@ impl Tensor {
         correction: f64,
         keepdim: bool,
     ) -> Result<Tensor> {
+        if self.dtype().is_storage_only() && self.dtype().is_float() {
+            // as `mean`: the squared deviations are summed in float32
+            let d = self.dtype();
+            return self
+                .to_dtype(d.compute())?
+                .var(dims, correction, keepdim)?
+                .to_dtype(d);
+        }
         let x = if self.dtype().is_float() {
             self.clone()
         } else {

@@ -78,11 +78,20 @@ impl Tensor {
         let d = dim.resolve("argsort", self.rank())?;
         let n = self.dims()[d];
         let rows = self.rows_last(d)?;
+        // storage dtypes order by their widened values (exact: widening keeps every value)
+        let rows = rows.cast_if(rows.dtype().compute())?;
         let idx = match rows.dtype() {
             DType::F32 => argsort_rows(&rows.to_vec::<f32>()?, n, descending),
             DType::F64 => argsort_rows(&rows.to_vec::<f64>()?, n, descending),
             DType::I64 => argsort_rows(&rows.to_vec::<i64>()?, n, descending),
             DType::Bool => argsort_rows(&rows.to_vec::<u8>()?, n, descending),
+            other => {
+                return Err(Error::DType {
+                    op: "argsort",
+                    dtype: other,
+                    detail: " (internal: a storage dtype was not widened)".into(),
+                })
+            }
         };
         let last = self.rank() - 1;
         let t = Tensor::from_vec(idx, rows.shape().clone(), Device::Cpu)?;
@@ -251,7 +260,11 @@ impl Tensor {
             });
         }
         let dt = crate::pointwise::promote_pair(self, values);
-        let dt = if dt == DType::Bool { DType::I64 } else { dt };
+        let dt = if dt == DType::Bool {
+            DType::I64
+        } else {
+            dt.compute()
+        };
         let seq = self.detach().to_dtype(dt)?;
         let vals = values.detach().to_dtype(dt)?;
         let multi = self.rank() > 1;

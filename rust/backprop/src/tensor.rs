@@ -732,9 +732,9 @@ impl Tensor {
     pub fn item_scalar(&self) -> Result<crate::Scalar> {
         use crate::Scalar;
         match self.dtype() {
-            DType::I64 => {
+            d if d.is_int() => {
                 self.item()?; // the element-count check
-                let v = self.reshape([1])?.to_vec::<i64>()?;
+                let v = self.reshape([1])?.to_dtype(DType::I64)?.to_vec::<i64>()?;
                 Ok(Scalar::Int(v[0]))
             }
             DType::Bool => Ok(Scalar::Bool(self.item()? != 0.0)),

@@ -41,7 +41,8 @@ pub fn dtype_code(d: DType) -> Option<u32> {
         DType::F32 => Some(0),
         DType::I64 => Some(1),
         DType::Bool => Some(2),
-        DType::F64 => None,
+        // float64: WGSL has no f64; the storage dtypes are CPU-only (see dtype.rs)
+        _ => None,
     }
 }
 

@@ -22,16 +22,40 @@ use crate::backend::BackendStorage;
 use crate::op::{
     ArgReduceOp, AttentionSpec, BinaryOp, CmpOp, ReduceOp, ScatterReduce, UnaryOp, Window,
 };
-use crate::{DType, Device, Element, Error, Layout, Result, Scalar, Shape};
+use crate::{DType, Device, Element, Error, Layout, Result, Scalar, Shape, UInt8};
 pub use buffer::Buffer;
 use elementwise::{map1, select};
+use half::{bf16, f16};
 
-/// CPU memory of one dtype.
+/// CPU memory of one dtype. The last six are storage dtypes (see `dtype.rs`): data movement
+/// reads them directly; arithmetic widens them first ([`CpuStorage::widened`]).
 pub enum CpuStorage {
     F32(Buffer<f32>),
     F64(Buffer<f64>),
     I64(Buffer<i64>),
     Bool(Buffer<u8>),
+    F16(Buffer<f16>),
+    BF16(Buffer<bf16>),
+    I32(Buffer<i32>),
+    I16(Buffer<i16>),
+    I8(Buffer<i8>),
+    U8(Buffer<UInt8>),
+}
+
+/// `$m!(Variant, RustType)` for every dtype: one list, so a new dtype is one line.
+macro_rules! for_each_variant {
+    ($m:ident) => {
+        $m!(F32, f32);
+        $m!(F64, f64);
+        $m!(I64, i64);
+        $m!(Bool, u8);
+        $m!(F16, f16);
+        $m!(BF16, bf16);
+        $m!(I32, i32);
+        $m!(I16, i16);
+        $m!(I8, i8);
+        $m!(U8, UInt8);
+    };
 }
 
 /// Runs `$body` with `$b` bound to the typed slice of any dtype.
@@ -53,6 +77,89 @@ macro_rules! any_dtype {
             CpuStorage::Bool(x) => {
                 let $b = x.as_slice();
                 CpuStorage::Bool(Buffer::from_vec($body?))
+            }
+            CpuStorage::F16(x) => {
+                let $b = x.as_slice();
+                CpuStorage::F16(Buffer::from_vec($body?))
+            }
+            CpuStorage::BF16(x) => {
+                let $b = x.as_slice();
+                CpuStorage::BF16(Buffer::from_vec($body?))
+            }
+            CpuStorage::I32(x) => {
+                let $b = x.as_slice();
+                CpuStorage::I32(Buffer::from_vec($body?))
+            }
+            CpuStorage::I16(x) => {
+                let $b = x.as_slice();
+                CpuStorage::I16(Buffer::from_vec($body?))
+            }
+            CpuStorage::I8(x) => {
+                let $b = x.as_slice();
+                CpuStorage::I8(Buffer::from_vec($body?))
+            }
+            CpuStorage::U8(x) => {
+                let $b = x.as_slice();
+                CpuStorage::U8(Buffer::from_vec($body?))
+            }
+        }
+    };
+}
+
+/// Runs `$body` with `$b` bound to the typed slice and `$T` to its element type, for any dtype,
+/// returning what the body returns.
+macro_rules! with_slice {
+    ($s:expr, |$b:ident, $T:ident| $body:expr) => {
+        match $s {
+            CpuStorage::F32(x) => {
+                type $T = f32;
+                let $b = x.as_slice();
+                $body
+            }
+            CpuStorage::F64(x) => {
+                type $T = f64;
+                let $b = x.as_slice();
+                $body
+            }
+            CpuStorage::I64(x) => {
+                type $T = i64;
+                let $b = x.as_slice();
+                $body
+            }
+            CpuStorage::Bool(x) => {
+                type $T = u8;
+                let $b = x.as_slice();
+                $body
+            }
+            CpuStorage::F16(x) => {
+                type $T = f16;
+                let $b = x.as_slice();
+                $body
+            }
+            CpuStorage::BF16(x) => {
+                type $T = bf16;
+                let $b = x.as_slice();
+                $body
+            }
+            CpuStorage::I32(x) => {
+                type $T = i32;
+                let $b = x.as_slice();
+                $body
+            }
+            CpuStorage::I16(x) => {
+                type $T = i16;
+                let $b = x.as_slice();
+                $body
+            }
+            CpuStorage::I8(x) => {
+                type $T = i8;
+                let $b = x.as_slice();
+                $body
+            }
+            CpuStorage::U8(x) => {
+                type $T = UInt8;
+                let $b = x.as_slice();
+                $body
             }
         }
     };
@@ -82,6 +189,36 @@ macro_rules! pair {
                 let ($x, $y) = (a.as_slice(), b.as_slice());
                 $body
             }
+            (CpuStorage::F16(a), CpuStorage::F16(b)) => {
+                type $T = f16;
+                let ($x, $y) = (a.as_slice(), b.as_slice());
+                $body
+            }
+            (CpuStorage::BF16(a), CpuStorage::BF16(b)) => {
+                type $T = bf16;
+                let ($x, $y) = (a.as_slice(), b.as_slice());
+                $body
+            }
+            (CpuStorage::I32(a), CpuStorage::I32(b)) => {
+                type $T = i32;
+                let ($x, $y) = (a.as_slice(), b.as_slice());
+                $body
+            }
+            (CpuStorage::I16(a), CpuStorage::I16(b)) => {
+                type $T = i16;
+                let ($x, $y) = (a.as_slice(), b.as_slice());
+                $body
+            }
+            (CpuStorage::I8(a), CpuStorage::I8(b)) => {
+                type $T = i8;
+                let ($x, $y) = (a.as_slice(), b.as_slice());
+                $body
+            }
+            (CpuStorage::U8(a), CpuStorage::U8(b)) => {
+                type $T = UInt8;
+                let ($x, $y) = (a.as_slice(), b.as_slice());
+                $body
+            }
             (a, b) => Err(Error::DTypeMismatch {
                 op: $op,
                 lhs: a.dtype(),
@@ -108,6 +245,69 @@ impl CpuStorage {
             DType::Bool => CpuStorage::Bool(Buffer::from_vec(
                 *any.downcast::<Vec<u8>>().unwrap_or_default(),
             )),
+            DType::F16 => CpuStorage::F16(Buffer::from_vec(
+                *any.downcast::<Vec<f16>>().unwrap_or_default(),
+            )),
+            DType::BF16 => CpuStorage::BF16(Buffer::from_vec(
+                *any.downcast::<Vec<bf16>>().unwrap_or_default(),
+            )),
+            DType::I32 => CpuStorage::I32(Buffer::from_vec(
+                *any.downcast::<Vec<i32>>().unwrap_or_default(),
+            )),
+            DType::I16 => CpuStorage::I16(Buffer::from_vec(
+                *any.downcast::<Vec<i16>>().unwrap_or_default(),
+            )),
+            DType::I8 => CpuStorage::I8(Buffer::from_vec(
+                *any.downcast::<Vec<i8>>().unwrap_or_default(),
+            )),
+            DType::U8 => CpuStorage::U8(Buffer::from_vec(
+                *any.downcast::<Vec<UInt8>>().unwrap_or_default(),
+            )),
+        }
+    }
+
+    /// Wraps memory owned elsewhere (a NumPy array) as a storage of `dtype`.
+    ///
+    /// # Safety
+    /// As [`Buffer::from_foreign`], with `data` pointing at `len` elements of `dtype`.
+    pub unsafe fn from_foreign(
+        dtype: DType,
+        data: *mut u8,
+        len: usize,
+        owner: Box<dyn std::any::Any + Send + Sync>,
+    ) -> CpuStorage {
+        macro_rules! arm {
+            ($v:ident, $t:ty) => {
+                if dtype == DType::$v {
+                    return CpuStorage::$v(Buffer::from_foreign(data as *mut $t, len, owner));
+                }
+            };
+        }
+        for_each_variant!(arm);
+        unreachable!("every dtype has an arm above")
+    }
+
+    /// The values widened to the compute dtype when this is a storage dtype (float16 -> f32,
+    /// int32 -> int64...), borrowed as they are otherwise. The whole buffer is widened, so every
+    /// layout over it stays valid.
+    pub(crate) fn widened(&self) -> Result<Widened<'_>> {
+        let d = self.dtype();
+        if !d.is_storage_only() {
+            return Ok(Widened::Borrowed(self));
+        }
+        let l = Layout::contiguous(Shape::new(vec![self.len()]));
+        Ok(Widened::Owned(self.cast(&l, d.compute())?))
+    }
+
+    /// A kernel's result rounded back to the storage dtype `d` when it came out in `d`'s compute
+    /// dtype (float16 + float16 computed in f32 is float16 again); other results (bool masks,
+    /// int64 indices) are kept.
+    pub(crate) fn narrowed(self, d: DType) -> Result<CpuStorage> {
+        if d.is_storage_only() && self.dtype() == d.compute() {
+            let l = Layout::contiguous(Shape::new(vec![self.len()]));
+            self.cast(&l, d)
+        } else {
+            Ok(self)
         }
     }
 
@@ -118,6 +318,12 @@ impl CpuStorage {
             CpuStorage::F64(b) => b,
             CpuStorage::I64(b) => b,
             CpuStorage::Bool(b) => b,
+            CpuStorage::F16(b) => b,
+            CpuStorage::BF16(b) => b,
+            CpuStorage::I32(b) => b,
+            CpuStorage::I16(b) => b,
+            CpuStorage::I8(b) => b,
+            CpuStorage::U8(b) => b,
         };
         any.downcast_ref::<Buffer<T>>().map(|b| b.as_slice())
     }
@@ -128,28 +334,26 @@ impl CpuStorage {
             CpuStorage::F64(b) => b,
             CpuStorage::I64(b) => b,
             CpuStorage::Bool(b) => b,
+            CpuStorage::F16(b) => b,
+            CpuStorage::BF16(b) => b,
+            CpuStorage::I32(b) => b,
+            CpuStorage::I16(b) => b,
+            CpuStorage::I8(b) => b,
+            CpuStorage::U8(b) => b,
         };
         any.downcast_mut::<Buffer<T>>().map(|b| b.as_mut_slice())
     }
 
     /// Base address of the buffer (for zero-copy export, e.g. to NumPy).
     pub fn as_ptr(&self) -> *const u8 {
-        match self {
-            CpuStorage::F32(b) => b.as_slice().as_ptr() as *const u8,
-            CpuStorage::F64(b) => b.as_slice().as_ptr() as *const u8,
-            CpuStorage::I64(b) => b.as_slice().as_ptr() as *const u8,
-            CpuStorage::Bool(b) => b.as_slice().as_ptr(),
-        }
+        #[allow(clippy::unnecessary_cast)] // a no-op only for the byte dtypes
+        let p = with_slice!(self, |b, _T| b.as_ptr() as *const u8);
+        p
     }
 
     /// Values of a strided view as f64, row-major (for printing, `item`, tests).
     pub fn to_f64_vec(&self, l: &Layout) -> Result<Vec<f64>> {
-        Ok(match self {
-            CpuStorage::F32(b) => map1("to_vec", b.as_slice(), l, |v| v as f64)?,
-            CpuStorage::F64(b) => map1("to_vec", b.as_slice(), l, |v| v)?,
-            CpuStorage::I64(b) => map1("to_vec", b.as_slice(), l, |v| v as f64)?,
-            CpuStorage::Bool(b) => map1("to_vec", b.as_slice(), l, |v| v as f64)?,
-        })
+        with_slice!(self, |b, _T| map1("to_vec", b, l, |v| v.to_f64()))
     }
 }
 
@@ -190,12 +394,7 @@ fn sum_u8(x: &[u8]) -> u8 {
 
 impl BackendStorage for CpuStorage {
     fn dtype(&self) -> DType {
-        match self {
-            CpuStorage::F32(_) => DType::F32,
-            CpuStorage::F64(_) => DType::F64,
-            CpuStorage::I64(_) => DType::I64,
-            CpuStorage::Bool(_) => DType::Bool,
-        }
+        with_slice!(self, |_b, T| T::DTYPE)
     }
 
     fn device(&self) -> Device {
@@ -203,15 +402,13 @@ impl BackendStorage for CpuStorage {
     }
 
     fn len(&self) -> usize {
-        match self {
-            CpuStorage::F32(b) => b.len(),
-            CpuStorage::F64(b) => b.len(),
-            CpuStorage::I64(b) => b.len(),
-            CpuStorage::Bool(b) => b.len(),
-        }
+        with_slice!(self, |b, _T| b.len())
     }
 
     fn unary(&self, l: &Layout, op: UnaryOp) -> Result<Self> {
+        if self.dtype().is_storage_only() {
+            return self.widened()?.unary(l, op)?.narrowed(self.dtype());
+        }
         Ok(match self {
             CpuStorage::F32(b) => CpuStorage::F32(Buffer::from_vec(elementwise::unary_f32(
                 b.as_slice(),
@@ -237,6 +434,10 @@ impl BackendStorage for CpuStorage {
     }
 
     fn binary(&self, l: &Layout, rhs: &Self, rl: &Layout, op: BinaryOp) -> Result<Self> {
+        if self.dtype().is_storage_only() || rhs.dtype().is_storage_only() {
+            let w = self.widened()?.binary(l, &*rhs.widened()?, rl, op)?;
+            return w.narrowed(self.dtype());
+        }
         Ok(match (self, rhs) {
             (CpuStorage::F32(a), CpuStorage::F32(b)) => CpuStorage::F32(Buffer::from_vec(
                 elementwise::binary_float(a.as_slice(), l, b.as_slice(), rl, op)?,
@@ -273,72 +474,43 @@ impl BackendStorage for CpuStorage {
             dtype: self.dtype(),
             detail: " (the condition must be bool)".into(),
         })?;
-        Ok(match (t, f) {
-            (CpuStorage::F32(a), CpuStorage::F32(b)) => CpuStorage::F32(Buffer::from_vec(select(
-                c,
-                l,
-                a.as_slice(),
-                tl,
-                b.as_slice(),
-                fl,
-            )?)),
-            (CpuStorage::F64(a), CpuStorage::F64(b)) => CpuStorage::F64(Buffer::from_vec(select(
-                c,
-                l,
-                a.as_slice(),
-                tl,
-                b.as_slice(),
-                fl,
-            )?)),
-            (CpuStorage::I64(a), CpuStorage::I64(b)) => CpuStorage::I64(Buffer::from_vec(select(
-                c,
-                l,
-                a.as_slice(),
-                tl,
-                b.as_slice(),
-                fl,
-            )?)),
-            (CpuStorage::Bool(a), CpuStorage::Bool(b)) => CpuStorage::Bool(Buffer::from_vec(
-                select(c, l, a.as_slice(), tl, b.as_slice(), fl)?,
-            )),
-            (a, b) => {
-                return Err(Error::DTypeMismatch {
-                    op: "where",
-                    lhs: a.dtype(),
-                    rhs: b.dtype(),
-                })
-            }
+        with_slice!(t, |a, T| {
+            let b = f.as_slice::<T>().ok_or(Error::DTypeMismatch {
+                op: "where",
+                lhs: t.dtype(),
+                rhs: f.dtype(),
+            })?;
+            Ok(CpuStorage::from_vec(select(c, l, a, tl, b, fl)?))
         })
     }
 
     fn cast(&self, l: &Layout, dtype: DType) -> Result<Self> {
         macro_rules! to {
-            ($x:expr) => {
+            ($conv:ident, $x:expr) => {
                 match dtype {
-                    DType::F32 => CpuStorage::F32(Buffer::from_vec(cast_vec($x, l)?)),
-                    DType::F64 => CpuStorage::F64(Buffer::from_vec(cast_vec($x, l)?)),
-                    DType::I64 => CpuStorage::I64(Buffer::from_vec(cast_vec($x, l)?)),
-                    DType::Bool => CpuStorage::Bool(Buffer::from_vec(cast_vec($x, l)?)),
+                    DType::F32 => CpuStorage::F32(Buffer::from_vec($conv($x, l)?)),
+                    DType::F64 => CpuStorage::F64(Buffer::from_vec($conv($x, l)?)),
+                    DType::I64 => CpuStorage::I64(Buffer::from_vec($conv($x, l)?)),
+                    DType::Bool => CpuStorage::Bool(Buffer::from_vec($conv($x, l)?)),
+                    DType::F16 => CpuStorage::F16(Buffer::from_vec($conv($x, l)?)),
+                    DType::BF16 => CpuStorage::BF16(Buffer::from_vec($conv($x, l)?)),
+                    DType::I32 => CpuStorage::I32(Buffer::from_vec($conv($x, l)?)),
+                    DType::I16 => CpuStorage::I16(Buffer::from_vec($conv($x, l)?)),
+                    DType::I8 => CpuStorage::I8(Buffer::from_vec($conv($x, l)?)),
+                    DType::U8 => CpuStorage::U8(Buffer::from_vec($conv($x, l)?)),
                 }
             };
         }
-        Ok(match self {
-            CpuStorage::F32(b) => to!(b.as_slice()),
-            CpuStorage::F64(b) => to!(b.as_slice()),
-            CpuStorage::I64(b) => {
-                let x = b.as_slice();
-                match dtype {
-                    DType::F32 => CpuStorage::F32(Buffer::from_vec(cast_from_i64(x, l)?)),
-                    DType::F64 => CpuStorage::F64(Buffer::from_vec(cast_from_i64(x, l)?)),
-                    DType::I64 => CpuStorage::I64(Buffer::from_vec(cast_from_i64(x, l)?)),
-                    DType::Bool => CpuStorage::Bool(Buffer::from_vec(cast_from_i64(x, l)?)),
-                }
-            }
-            CpuStorage::Bool(b) => to!(b.as_slice()),
-        })
+        if let CpuStorage::I64(b) = self {
+            return Ok(to!(cast_from_i64, b.as_slice()));
+        }
+        Ok(with_slice!(self, |x, _T| to!(cast_vec, x)))
     }
 
     fn reduce(&self, l: &Layout, op: ReduceOp, dims: &[usize]) -> Result<Self> {
+        if self.dtype().is_storage_only() {
+            return self.widened()?.reduce(l, op, dims)?.narrowed(self.dtype());
+        }
         Ok(match self {
             CpuStorage::F32(b) => CpuStorage::F32(Buffer::from_vec(reduce::reduce(
                 b.as_slice(),
@@ -372,20 +544,28 @@ impl BackendStorage for CpuStorage {
                 sum_u8,
                 add_u8,
             )?)),
+            _ => unreachable!("storage dtypes were widened above"),
         })
     }
 
     fn arg_reduce(&self, l: &Layout, op: ArgReduceOp, dim: usize) -> Result<Self> {
-        let out = match self {
+        // the widened values (NaN and order rules are the compute dtype's); indices stay int64
+        let w = self.widened()?;
+        let out = match &*w {
             CpuStorage::F32(b) => reduce::arg_reduce(b.as_slice(), l, op, dim)?,
             CpuStorage::F64(b) => reduce::arg_reduce(b.as_slice(), l, op, dim)?,
             CpuStorage::I64(b) => reduce::arg_reduce(b.as_slice(), l, op, dim)?,
             CpuStorage::Bool(b) => reduce::arg_reduce(b.as_slice(), l, op, dim)?,
+            _ => unreachable!("storage dtypes were widened above"),
         };
         Ok(CpuStorage::I64(Buffer::from_vec(out)))
     }
 
     fn matmul(&self, l: &Layout, rhs: &Self, rl: &Layout) -> Result<Self> {
+        if self.dtype().is_storage_only() || rhs.dtype().is_storage_only() {
+            let w = self.widened()?.matmul(l, &*rhs.widened()?, rl)?;
+            return w.narrowed(self.dtype());
+        }
         Ok(match (self, rhs) {
             (CpuStorage::F32(a), CpuStorage::F32(b)) => CpuStorage::F32(Buffer::from_vec(
                 matmul::matmul(a.as_slice(), l, b.as_slice(), rl)?,
@@ -419,28 +599,15 @@ impl BackendStorage for CpuStorage {
 
     fn copy_into(&mut self, dl: &Layout, src: &Self, sl: &Layout) -> Result<()> {
         let (dd, sd) = (self.dtype(), src.dtype());
-        match (self, src) {
-            (CpuStorage::F32(d), CpuStorage::F32(s)) => {
-                elementwise::copy_into(d.as_mut_slice(), dl, s.as_slice(), sl)
-            }
-            (CpuStorage::F64(d), CpuStorage::F64(s)) => {
-                elementwise::copy_into(d.as_mut_slice(), dl, s.as_slice(), sl)
-            }
-            (CpuStorage::I64(d), CpuStorage::I64(s)) => {
-                elementwise::copy_into(d.as_mut_slice(), dl, s.as_slice(), sl)
-            }
-            (CpuStorage::Bool(d), CpuStorage::Bool(s)) => {
-                elementwise::copy_into(d.as_mut_slice(), dl, s.as_slice(), sl)
-            }
-            _ => {
-                return Err(Error::DTypeMismatch {
-                    op: "copy_",
-                    lhs: dd,
-                    rhs: sd,
-                })
-            }
-        }
-        Ok(())
+        with_slice!(src, |s, T| {
+            let d = self.as_mut_slice::<T>().ok_or(Error::DTypeMismatch {
+                op: "copy_",
+                lhs: dd,
+                rhs: sd,
+            })?;
+            elementwise::copy_into(d, dl, s, sl);
+            Ok(())
+        })
     }
 
     fn gather(&self, l: &Layout, dim: usize, index: &Self, il: &Layout) -> Result<Self> {
@@ -459,6 +626,31 @@ impl BackendStorage for CpuStorage {
         reduce: ScatterReduce,
     ) -> Result<Self> {
         let idx = index_slice("scatter", index)?;
+        if reduce == ScatterReduce::Assign {
+            // data movement: any dtype, directly
+            return with_slice!(self, |a, T| {
+                let v = src.as_slice::<T>().ok_or(Error::DTypeMismatch {
+                    op: "scatter",
+                    lhs: self.dtype(),
+                    rhs: src.dtype(),
+                })?;
+                Ok(CpuStorage::from_vec(index::scatter(
+                    a,
+                    l,
+                    dim,
+                    idx,
+                    il,
+                    v,
+                    sl,
+                    |_, s| s,
+                )?))
+            });
+        }
+        if self.dtype().is_storage_only() || src.dtype().is_storage_only() {
+            let w = self.widened()?;
+            let out = w.scatter(l, dim, index, il, &*src.widened()?, sl, reduce)?;
+            return out.narrowed(self.dtype());
+        }
         fn pick<T: Element>(reduce: ScatterReduce, add: fn(T, T) -> T) -> fn(T, T) -> T {
             match reduce {
                 ScatterReduce::Add => add,
@@ -541,6 +733,11 @@ impl BackendStorage for CpuStorage {
         sl: &Layout,
     ) -> Result<Self> {
         let idx = index_slice("index_add", index)?;
+        if self.dtype().is_storage_only() || src.dtype().is_storage_only() {
+            let w = self.widened()?;
+            let out = w.index_add(l, dim, index, il, &*src.widened()?, sl)?;
+            return out.narrowed(self.dtype());
+        }
         Ok(match (self, src) {
             (CpuStorage::F32(a), CpuStorage::F32(s)) => CpuStorage::F32(Buffer::from_vec(
                 index::index_add(a.as_slice(), l, dim, idx, il, s.as_slice(), sl, add_f32)?,
@@ -562,6 +759,12 @@ impl BackendStorage for CpuStorage {
     }
 
     fn unary_backward(&self, l: &Layout, (g, gl): (&Self, &Layout), op: UnaryOp) -> Result<Self> {
+        if self.dtype().is_storage_only() || g.dtype().is_storage_only() {
+            let w = self
+                .widened()?
+                .unary_backward(l, (&*g.widened()?, gl), op)?;
+            return w.narrowed(g.dtype());
+        }
         Ok(match (self, g) {
             (CpuStorage::F32(a), CpuStorage::F32(g)) => CpuStorage::F32(Buffer::from_vec(
                 elementwise::unary_backward_f32(a.as_slice(), l, g.as_slice(), gl, op)?,
@@ -580,6 +783,11 @@ impl BackendStorage for CpuStorage {
     }
 
     fn layer_norm(&self, l: &Layout, len: usize, eps: f64) -> Result<(Self, Self)> {
+        if self.dtype().is_storage_only() {
+            // the row statistics stay in the compute dtype (PyTorch keeps them in float too)
+            let (y, st) = self.widened()?.layer_norm(l, len, eps)?;
+            return Ok((y.narrowed(self.dtype())?, st));
+        }
         Ok(match self {
             CpuStorage::F32(b) => {
                 let (y, st) = layer_norm::forward(b.as_slice(), l, len, eps)?;
@@ -612,6 +820,11 @@ impl BackendStorage for CpuStorage {
         (st, sl): (&Self, &Layout),
         len: usize,
     ) -> Result<Self> {
+        if self.dtype().is_storage_only() || x.dtype().is_storage_only() {
+            let (g, xw) = (self.widened()?, x.widened()?);
+            let w = g.layer_norm_backward(gl, (&xw, xl), (&*st.widened()?, sl), len)?;
+            return w.narrowed(self.dtype());
+        }
         Ok(match (self, x, st) {
             (CpuStorage::F32(g), CpuStorage::F32(x), CpuStorage::F32(st)) => {
                 CpuStorage::F32(Buffer::from_vec(layer_norm::backward(
@@ -647,6 +860,12 @@ impl BackendStorage for CpuStorage {
         dim: usize,
         log: bool,
     ) -> Result<Self> {
+        if self.dtype().is_storage_only() || y.dtype().is_storage_only() {
+            let w = self
+                .widened()?
+                .softmax_backward(l, &*y.widened()?, yl, dim, log)?;
+            return w.narrowed(self.dtype());
+        }
         Ok(match (self, y) {
             (CpuStorage::F32(g), CpuStorage::F32(y)) => CpuStorage::F32(Buffer::from_vec(
                 reduce::softmax_backward(g.as_slice(), l, y.as_slice(), yl, dim, log)?,
@@ -676,6 +895,11 @@ impl BackendStorage for CpuStorage {
         spec: AttentionSpec,
     ) -> Result<(Self, Self)> {
         let op = "scaled_dot_product_attention";
+        if [self, k, v].iter().any(|s| s.dtype().is_storage_only()) {
+            let (q, k, v) = (self.widened()?, k.widened()?, v.widened()?);
+            let (o, lse) = q.attention(ql, (&k, kl), (&v, vl), spec)?;
+            return Ok((o.narrowed(self.dtype())?, lse));
+        }
         let x = attention_extents(op, ql, kl, vl)?;
         Ok(match (self, k, v) {
             (CpuStorage::F32(q), CpuStorage::F32(k), CpuStorage::F32(v)) => {
@@ -724,6 +948,17 @@ impl BackendStorage for CpuStorage {
         spec: AttentionSpec,
     ) -> Result<(Self, Self, Self)> {
         let op = "scaled_dot_product_attention_backward";
+        if [self, k, v, g].iter().any(|s| s.dtype().is_storage_only()) {
+            let (q, kw, vw, gw) = (self.widened()?, k.widened()?, v.widened()?, g.widened()?);
+            let stw = st.widened()?;
+            let (a, b, c) =
+                q.attention_backward(ql, (&kw, kl), (&vw, vl), (&gw, gl), (&stw, sl), spec)?;
+            return Ok((
+                a.narrowed(self.dtype())?,
+                b.narrowed(k.dtype())?,
+                c.narrowed(v.dtype())?,
+            ));
+        }
         let x = attention_extents(op, ql, kl, vl)?;
         attention_operand(op, gl, &[x.b, x.l, x.ev])?;
         attention_operand(op, sl, &[2, x.b, x.l])?;
@@ -773,6 +1008,11 @@ impl BackendStorage for CpuStorage {
     }
 
     fn lstm_cell(&self, pl: &Layout, (cp, cl): (&Self, &Layout)) -> Result<(Self, Self, Self)> {
+        if self.dtype().is_storage_only() || cp.dtype().is_storage_only() {
+            let (a, b, c) = self.widened()?.lstm_cell(pl, (&*cp.widened()?, cl))?;
+            let d = self.dtype();
+            return Ok((a.narrowed(d)?, b.narrowed(d)?, c.narrowed(d)?));
+        }
         let (b, h) = lstm_dims("lstm_cell", pl, &[cl])?;
         macro_rules! run {
             ($var:ident, $p:expr, $c:expr) => {{
@@ -809,6 +1049,15 @@ impl BackendStorage for CpuStorage {
         (dh, dhl): (&Self, &Layout),
         (dc, dcl): (&Self, &Layout),
     ) -> Result<(Self, Self)> {
+        if [self, c, cp, dh, dc]
+            .iter()
+            .any(|s| s.dtype().is_storage_only())
+        {
+            let w = |s: &CpuStorage| s.widened()?.into_owned();
+            let (a, x, p, h, d) = (w(self)?, w(c)?, w(cp)?, w(dh)?, w(dc)?);
+            let (x, y) = a.lstm_cell_backward(al, (&x, cl), (&p, cpl), (&h, dhl), (&d, dcl))?;
+            return Ok((x.narrowed(self.dtype())?, y.narrowed(self.dtype())?));
+        }
         let (b, h) = lstm_dims("lstm_cell_backward", al, &[cl, cpl, dhl, dcl])?;
         macro_rules! run {
             ($var:ident, $a:expr, $c:expr, $p:expr, $h:expr, $d:expr) => {{
@@ -856,6 +1105,9 @@ impl BackendStorage for CpuStorage {
     }
 
     fn softmax(&self, l: &Layout, dim: usize, log: bool) -> Result<Self> {
+        if self.dtype().is_storage_only() {
+            return self.widened()?.softmax(l, dim, log)?.narrowed(self.dtype());
+        }
         Ok(match self {
             CpuStorage::F32(b) => CpuStorage::F32(Buffer::from_vec(reduce::softmax(
                 b.as_slice(),
@@ -880,6 +1132,12 @@ impl BackendStorage for CpuStorage {
     }
 
     fn unfold(&self, l: &Layout, w: &Window, pad_value: f64) -> Result<Self> {
+        if self.dtype().is_storage_only() {
+            return self
+                .widened()?
+                .unfold(l, w, pad_value)?
+                .narrowed(self.dtype());
+        }
         Ok(match self {
             CpuStorage::F32(b) => CpuStorage::F32(Buffer::from_vec(conv::unfold(
                 b.as_slice(),
@@ -905,10 +1163,14 @@ impl BackendStorage for CpuStorage {
                 w,
                 (pad_value != 0.0) as u8,
             )?)),
+            _ => unreachable!("storage dtypes were widened above"),
         })
     }
 
     fn fold(&self, l: &Layout, w: &Window, out_hw: (usize, usize)) -> Result<Self> {
+        if self.dtype().is_storage_only() {
+            return self.widened()?.fold(l, w, out_hw)?.narrowed(self.dtype());
+        }
         Ok(match self {
             CpuStorage::F32(b) => CpuStorage::F32(Buffer::from_vec(conv::fold(
                 b.as_slice(),
@@ -949,16 +1211,85 @@ impl BackendStorage for CpuStorage {
         states: &mut [(&mut Self, &Layout)],
         rule: &crate::optim::rule::Rule,
     ) -> Result<()> {
-        optim::fused_update(self, l, grad, gl, states, rule)
+        let packed = |s: &CpuStorage| s.dtype().is_storage_only();
+        if !(packed(self) || packed(grad) || states.iter().any(|(s, _)| packed(s))) {
+            return optim::fused_update(self, l, grad, gl, states, rule);
+        }
+        // a float16 parameter (or state): the step runs on widened copies, and the parameter
+        // and states are rounded back into their own buffers (PyTorch keeps a float16
+        // parameter's optimiser state in float16 too)
+        let mut p = self.widened()?.into_owned()?;
+        let g = grad.widened()?;
+        let mut ws = states
+            .iter()
+            .map(|(s, _)| s.widened()?.into_owned())
+            .collect::<Result<Vec<_>>>()?;
+        {
+            let mut refs: Vec<(&mut CpuStorage, &Layout)> = ws
+                .iter_mut()
+                .zip(states.iter())
+                .map(|(w, (_, sl))| (w, *sl))
+                .collect();
+            optim::fused_update(&mut p, l, &g, gl, &mut refs, rule)?;
+        }
+        self.store_rounded(&p)?;
+        for ((s, _), w) in states.iter_mut().zip(&ws) {
+            s.store_rounded(w)?;
+        }
+        Ok(())
     }
 
     fn full(shape: &Shape, value: Scalar, dtype: DType) -> Result<Self> {
-        Ok(match dtype {
-            DType::F32 => CpuStorage::F32(Buffer::from_vec(full_vec(shape, value)?)),
-            DType::F64 => CpuStorage::F64(Buffer::from_vec(full_vec(shape, value)?)),
-            DType::I64 => CpuStorage::I64(Buffer::from_vec(full_vec(shape, value)?)),
-            DType::Bool => CpuStorage::Bool(Buffer::from_vec(full_vec(shape, value)?)),
-        })
+        macro_rules! arm {
+            ($v:ident, $t:ty) => {
+                if dtype == DType::$v {
+                    return Ok(CpuStorage::$v(Buffer::from_vec(full_vec::<$t>(
+                        shape, value,
+                    )?)));
+                }
+            };
+        }
+        for_each_variant!(arm);
+        unreachable!("every dtype has an arm above")
+    }
+}
+
+/// A storage's values in its compute dtype: itself, or a widened copy (see
+/// [`CpuStorage::widened`]). Storages are not `Clone` (a copy of a tensor's memory is always
+/// explicit), hence this instead of a `Cow`.
+pub(crate) enum Widened<'a> {
+    Borrowed(&'a CpuStorage),
+    Owned(CpuStorage),
+}
+
+impl std::ops::Deref for Widened<'_> {
+    type Target = CpuStorage;
+    fn deref(&self) -> &CpuStorage {
+        match self {
+            Widened::Borrowed(s) => s,
+            Widened::Owned(s) => s,
+        }
+    }
+}
+
+impl Widened<'_> {
+    /// An owned storage: the widened copy, or a copy of the borrowed one.
+    fn into_owned(self) -> Result<CpuStorage> {
+        match self {
+            Widened::Owned(s) => Ok(s),
+            Widened::Borrowed(s) => s.copy_strided(&Layout::contiguous(Shape::new(vec![s.len()]))),
+        }
+    }
+}
+
+impl CpuStorage {
+    /// Writes `src` (same length, any dtype) over the whole buffer, rounded to this dtype: the
+    /// in-place write-back of a step computed on widened copies. In place, so memory shared
+    /// with NumPy stays shared.
+    fn store_rounded(&mut self, src: &CpuStorage) -> Result<()> {
+        let lin = Layout::contiguous(Shape::new(vec![self.len()]));
+        let rounded = src.cast(&lin, self.dtype())?;
+        self.copy_into(&lin, &rounded, &lin)
     }
 }
 

@@ -11,7 +11,26 @@ use crate::{DType, Device, Error, Layout, Result, Shape};
 
 /// The device code of a dtype (the `DT` override of every kernel), or the f64 error.
 pub(crate) fn dt_code(op: &'static str, dtype: DType) -> Result<u32> {
-    crate::wgsl::dtype_code(dtype).ok_or_else(|| f64_unsupported(op))
+    crate::wgsl::dtype_code(dtype).ok_or_else(|| {
+        if dtype.is_storage_only() {
+            storage_dtype_unsupported(op, dtype)
+        } else {
+            f64_unsupported(op)
+        }
+    })
+}
+
+/// The error for a storage dtype (float16, int32...) on the GPU: the WGSL kernels are
+/// float32/int32/bool, and these dtypes live on the CPU for now.
+pub(crate) fn storage_dtype_unsupported(op: &'static str, dtype: DType) -> Error {
+    Error::Unsupported {
+        op,
+        device: Device::Gpu,
+        msg: format!(
+            "dtype {dtype} is CPU-only for now (the GPU kernels are float32, int64-as-int32 and bool; float16 on the GPU needs shader-f16 kernels, not built yet); convert first, e.g. t.to({}) before .to('gpu')",
+            dtype.compute()
+        ),
+    }
 }
 
 pub(crate) fn f64_unsupported(op: &'static str) -> Error {
@@ -172,5 +191,6 @@ pub(crate) fn value_words(op: &'static str, dtype: DType, v: crate::Scalar) -> R
             (i as u32, (i >> 32) as u32)
         }
         DType::F64 => return Err(f64_unsupported(op)),
+        d => return Err(storage_dtype_unsupported(op, d)),
     })
 }

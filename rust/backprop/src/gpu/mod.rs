@@ -91,6 +91,9 @@ impl GpuStorage {
         if dtype == DType::F64 {
             return Err(common::f64_unsupported(OP));
         }
+        if dtype.is_storage_only() {
+            return Err(common::storage_dtype_unsupported(OP, dtype));
+        }
         let n = l.numel();
         // a contiguous view is uploaded in place; anything else is packed on the CPU first
         let packed;
@@ -115,6 +118,7 @@ impl GpuStorage {
                 &widened
             }
             DType::F64 => return Err(common::f64_unsupported(OP)),
+            d => return Err(common::storage_dtype_unsupported(OP, d)),
         };
         let out = GpuStorage {
             buf: buffer::alloc(OP, l.shape(), dtype)?,
@@ -154,6 +158,7 @@ impl GpuStorage {
                 )
             }
             DType::F64 => return Err(common::f64_unsupported(OP)),
+            d => return Err(common::storage_dtype_unsupported(OP, d)),
         })
     }
 }

@@ -83,6 +83,27 @@ fn bits_of(t: &Tensor) -> Vec<u64> {
             .iter()
             .map(|&v| v as u64)
             .collect(),
+        DType::F16 => t
+            .to_vec::<half::f16>()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits() as u64)
+            .collect(),
+        DType::BF16 => t
+            .to_vec::<half::bf16>()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits() as u64)
+            .collect(),
+        // the narrow ints: their widened values hold every bit pattern exactly
+        _ => t
+            .to_dtype(DType::I64)
+            .unwrap()
+            .to_vec::<i64>()
+            .unwrap()
+            .iter()
+            .map(|&v| v as u64)
+            .collect(),
     }
 }
 
