@@ -104,6 +104,15 @@ def test_narrow_ints_wrap_as_numpys():
     np.testing.assert_array_equal(bp.from_numpy(a).amax(0).numpy(), a.max())
 
 
+def test_python_numbers_that_do_not_fit_raise_as_in_pytorch():
+    u = bp.tensor([1, 2], dtype=bp.uint8)
+    for bad in (lambda: u + 300, lambda: u * -1, lambda: u < 256, lambda: bp.ones(2).half() + 1e6,
+                lambda: bp.ones(2, dtype=bp.int32) + 2**31):
+        with pytest.raises(RuntimeError, match="without overflow"):
+            bad()
+    assert (u + 253).numpy().tolist() == [254, 255] and (bp.ones(1).half() * float("inf")).item() == float("inf")
+
+
 def test_promotion_follows_pytorch():
     t = lambda d: bp.ones(2, dtype=d)  # noqa: E731
     assert (t(bp.uint8) + t(bp.int8)).dtype == bp.int16

@@ -399,6 +399,7 @@ impl Tensor {
             return self.pow_scalar_value(s);
         }
         let dt = s.result_dtype(self.dtype());
+        check_scalar_fits(op.name(), s, dt)?;
         let st = Tensor::constant(s, dt, self.device())?;
         if reversed {
             st.binary(self, op)
@@ -479,6 +480,7 @@ impl Tensor {
     }
     pub fn compare_scalar(&self, s: Scalar, op: CmpOp) -> Result<Tensor> {
         let dt = s.result_dtype(self.dtype());
+        check_scalar_fits(op.name(), s, dt)?;
         self.compare(&Tensor::constant(s, dt, self.device())?, op)
     }
     pub fn eq(&self, rhs: &Tensor) -> Result<Tensor> {
@@ -606,6 +608,30 @@ fn check_alpha(op: &'static str, dt: DType, alpha: Scalar) -> Result<()> {
         }),
         _ => Ok(()),
     }
+}
+
+/// PyTorch's `checked_convert` for a Python number meeting a narrow tensor: `uint8 + 300` or
+/// `float16 + 1e6` raise instead of wrapping (or overflowing) the number first, which would give
+/// a silently wrong result (int64 and the wide floats hold every Python number they meet).
+fn check_scalar_fits(op: &'static str, s: Scalar, dt: DType) -> Result<()> {
+    let v = s.to_f64();
+    let (lo, hi) = match dt {
+        DType::I32 => (i32::MIN as f64, i32::MAX as f64),
+        DType::I16 => (i16::MIN as f64, i16::MAX as f64),
+        DType::I8 => (i8::MIN as f64, i8::MAX as f64),
+        DType::U8 => (0.0, u8::MAX as f64),
+        DType::F16 | DType::BF16 if v.is_finite() => (-dt.finite_max(), dt.finite_max()),
+        _ => return Ok(()),
+    };
+    if v < lo || v > hi {
+        // a DTypeError: both a TypeError and a RuntimeError (PyTorch raises RuntimeError)
+        return Err(Error::DType {
+            op,
+            dtype: dt,
+            detail: format!(": value {v} cannot be converted to type {dt} without overflow"),
+        });
+    }
+    Ok(())
 }
 
 pub(crate) fn promote_pair(a: &Tensor, b: &Tensor) -> DType {
