@@ -366,6 +366,40 @@ fn cast_from_i64<U: Element>(x: &[i64], l: &Layout) -> Result<Vec<U>> {
     map1("to_dtype", x, l, U::from_i64)
 }
 
+/// float16/bfloat16 <-> float32 of a contiguous view through `half`'s slice conversions (F16C
+/// instructions where the CPU has them; the same round-to-nearest-even as the element path).
+/// Every arithmetic op on a half tensor widens and narrows, so this is their hot path.
+fn half_fast_cast(s: &CpuStorage, l: &Layout, dtype: DType) -> Result<Option<CpuStorage>> {
+    use half::slice::HalfFloatSliceExt;
+    let Some((start, end)) = l.contiguous_range() else {
+        return Ok(None);
+    };
+    let shape = l.shape();
+    Ok(Some(match (s, dtype) {
+        (CpuStorage::F16(b), DType::F32) => {
+            let mut out = buffer::alloc_for_overwrite::<f32>("to_dtype", shape)?;
+            b.as_slice()[start..end].convert_to_f32_slice(&mut out);
+            CpuStorage::F32(Buffer::from_vec(out))
+        }
+        (CpuStorage::BF16(b), DType::F32) => {
+            let mut out = buffer::alloc_for_overwrite::<f32>("to_dtype", shape)?;
+            b.as_slice()[start..end].convert_to_f32_slice(&mut out);
+            CpuStorage::F32(Buffer::from_vec(out))
+        }
+        (CpuStorage::F32(b), DType::F16) => {
+            let mut out = buffer::alloc_for_overwrite::<f16>("to_dtype", shape)?;
+            out.convert_from_f32_slice(&b.as_slice()[start..end]);
+            CpuStorage::F16(Buffer::from_vec(out))
+        }
+        (CpuStorage::F32(b), DType::BF16) => {
+            let mut out = buffer::alloc_for_overwrite::<bf16>("to_dtype", shape)?;
+            out.convert_from_f32_slice(&b.as_slice()[start..end]);
+            CpuStorage::BF16(Buffer::from_vec(out))
+        }
+        _ => return Ok(None),
+    }))
+}
+
 fn full_vec<T: Element>(shape: &Shape, v: Scalar) -> Result<Vec<T>> {
     let mut out = buffer::alloc::<T>("full", shape)?;
     let v = T::from_scalar(v);
@@ -500,6 +534,9 @@ impl BackendStorage for CpuStorage {
                     DType::U8 => CpuStorage::U8(Buffer::from_vec($conv($x, l)?)),
                 }
             };
+        }
+        if let Some(out) = half_fast_cast(self, l, dtype)? {
+            return Ok(out);
         }
         if let CpuStorage::I64(b) = self {
             return Ok(to!(cast_from_i64, b.as_slice()));
