@@ -452,6 +452,53 @@ def test_interpolate_nearest(mode, rng):
     np.testing.assert_array_equal(F.interpolate(t64(x1), size=8).numpy(), x1.repeat(2, axis=2))
 
 
+def _bicubic_reference(x: np.ndarray, oh: int, ow: int, align: bool) -> np.ndarray:
+    """PyTorch's upsample_bicubic2d, pixel by pixel: 4x4 clamped taps, Keys' A = -0.75."""
+    a = -0.75
+
+    def w(t):
+        near = lambda v: ((a + 2) * v - (a + 3)) * v * v + 1  # noqa: E731
+        far = lambda v: ((a * v - 5 * a) * v + 8 * a) * v - 4 * a  # noqa: E731
+        return [far(t + 1), near(t), near(1 - t), far(2 - t)]
+
+    def src(o, n_in, n_out):
+        if align:
+            return o * ((n_in - 1) / (n_out - 1) if n_out > 1 else 0.0)
+        return (o + 0.5) * n_in / n_out - 0.5
+
+    n, c, h, wd = x.shape
+    out = np.zeros((n, c, oh, ow))
+    for i in range(oh):
+        sy = src(i, h, oh)
+        y0 = min(math.floor(sy), h - 1)
+        wy = w(min(max(sy - y0, 0), 1))
+        for j in range(ow):
+            sx = src(j, wd, ow)
+            x0 = min(math.floor(sx), wd - 1)
+            wx = w(min(max(sx - x0, 0), 1))
+            for q in range(4):
+                for p_ in range(4):
+                    yy, xx = min(max(y0 - 1 + q, 0), h - 1), min(max(x0 - 1 + p_, 0), wd - 1)
+                    out[:, :, i, j] += x[:, :, yy, xx] * wy[q] * wx[p_]
+    return out
+
+
+@pytest.mark.parametrize("align", [False, True])
+def test_interpolate_bicubic_matches_the_reference(align):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 3, 5, 4))
+    for size in [(10, 8), (3, 7), (5, 4), (1, 2)]:
+        got = F.interpolate(bp.tensor(x), size=size, mode="bicubic", align_corners=align).numpy()
+        np.testing.assert_allclose(got, _bicubic_reference(x, *size, align), atol=1e-12)
+    if align:  # an interpolating kernel: the same size gives the input back
+        np.testing.assert_allclose(F.interpolate(bp.tensor(x), size=(5, 4), mode="bicubic", align_corners=True)
+                                   .numpy(), x, atol=1e-12)
+    xg = bp.tensor(x[:1, :1], requires_grad=True)
+    assert bp.autograd.gradcheck(lambda t: F.interpolate(t, scale_factor=1.5, mode="bicubic", align_corners=align),
+                                 (xg,))
+    assert nn.Upsample(scale_factor=2, mode="bicubic")(bp.tensor(x)).shape == (2, 3, 10, 8)
+
+
 def test_interpolate_errors():
     x = bp.randn(1, 1, 4, 4)
     with pytest.raises(ValueError, match="only one of size or scale_factor"):
@@ -460,8 +507,8 @@ def test_interpolate_errors():
         F.interpolate(x)
     with pytest.raises(ValueError, match="align_corners option can only be set"):
         F.interpolate(x, size=2, align_corners=True)
-    with pytest.raises(NotImplementedError, match="bicubic"):
-        F.interpolate(x, size=2, mode="bicubic")
+    with pytest.raises(NotImplementedError, match="needs 4D input"):
+        F.interpolate(bp.randn(1, 1, 4), size=2, mode="bicubic")
     with pytest.raises(NotImplementedError, match="needs 4D input"):
         F.interpolate(bp.randn(1, 1, 4), size=2, mode="bilinear")
     with pytest.raises(NotImplementedError, match="antialias"):

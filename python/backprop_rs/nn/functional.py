@@ -1032,13 +1032,39 @@ def _linear_matrix(in_size: int, out_size: int, scale: Optional[float], align_co
     return m
 
 
+def _cubic_matrix(in_size: int, out_size: int, scale: Optional[float], align_corners: bool, dtype) -> np.ndarray:
+    """The ``[out, in]`` matrix of 1-d bicubic interpolation as PyTorch's upsample_bicubic2d:
+    the source index without the clamp at 0 (``cubic=True``), the base index kept at most
+    ``in - 1`` and its fraction in [0, 1] (``guard_index_and_lambda``), Keys' weights with
+    A = -0.75 on taps -1..2, each tap clamped into the input (border replication)."""
+    ft = np.float64 if dtype == _core.float64 else np.float32
+    if align_corners:
+        s = ft((in_size - 1) / (out_size - 1)) if out_size > 1 else ft(0)
+        src = ft(s) * np.arange(out_size, dtype=ft)
+    else:
+        s = ft(1.0 / scale) if scale is not None and scale > 0 else ft(in_size) / ft(out_size)
+        src = s * (np.arange(out_size, dtype=ft) + ft(0.5)) - ft(0.5)
+    i0 = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
+    t = np.clip(src - i0, 0, 1).astype(np.float64)
+    a = -0.75
+    near = lambda x: ((a + 2) * x - (a + 3)) * x * x + 1  # noqa: E731
+    far = lambda x: ((a * x - 5 * a) * x + 8 * a) * x - 4 * a  # noqa: E731
+    weights = [far(t + 1), near(t), near(1 - t), far(2 - t)]
+    m = np.zeros((out_size, in_size))
+    rows = np.arange(out_size)
+    for k, wk in enumerate(weights):
+        np.add.at(m, (rows, np.clip(i0 - 1 + k, 0, in_size - 1)), wk)
+    return m
+
+
 def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
                 align_corners: Optional[bool] = None, recompute_scale_factor: Optional[bool] = None,
                 antialias: bool = False) -> Tensor:
     """Resizes the spatial dims of ``(N, C, *spatial)``. Modes: ``nearest`` and ``nearest-exact``
-    (an index_select per dim), ``linear``/``bilinear``/``trilinear`` (a matmul per dim with a
-    constant interpolation matrix, so the gradient is its transpose), ``area`` (adaptive average
-    pooling, 1-d and 2-d). ``bicubic`` and ``antialias=True`` are not implemented and say so."""
+    (an index_select per dim), ``linear``/``bilinear``/``trilinear`` and ``bicubic`` (a matmul per
+    dim with a constant interpolation matrix, so the gradient is its transpose; bicubic is
+    separable, as PyTorch's), ``area`` (adaptive average pooling, 1-d and 2-d).
+    ``antialias=True`` is not implemented and says so."""
     dim = input.ndim - 2
     if dim < 1:
         raise ValueError(f"interpolate expects an input of shape (N, C, d1, ...), got {list(input.shape)}")
@@ -1054,8 +1080,6 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         raise NotImplementedError(f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.ndim}D) "
                                   "for the modes: nearest | linear | bilinear | bicubic | trilinear | area | "
                                   f"nearest-exact (got {mode})")
-    if mode == "bicubic":
-        raise NotImplementedError("interpolate(mode='bicubic') is not implemented in backprop_rs")
     if antialias:
         raise NotImplementedError("interpolate(antialias=True) is not implemented in backprop_rs")
     if mode in linear_modes and linear_modes[mode] != dim:
@@ -1104,7 +1128,8 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
             idx = _nearest_index(spatial[i], out[i], scales[i], mode == "nearest-exact")
             x = x.index_select(d, _core.tensor(idx, dtype=_core.int64, device=x.device))
         else:
-            m = _like(x, _linear_matrix(spatial[i], out[i], scales[i], align_corners, x.dtype))
+            build = _cubic_matrix if mode == "bicubic" else _linear_matrix
+            m = _like(x, build(spatial[i], out[i], scales[i], align_corners, x.dtype))
             x = (x.transpose(d, -1) @ m.t()).transpose(d, -1)
     return x.contiguous()
 
@@ -1115,19 +1140,23 @@ _ALIGN_CORNERS_WARNING = ("Default grid_sample and affine_grid behavior has chan
 
 
 def affine_grid(theta: Tensor, size: Sequence[int], align_corners: Optional[bool] = None) -> Tensor:
-    """The sampling grid ``(N, H, W, 2)`` of the 2-D affine maps ``theta`` ``(N, 2, 3)`` over an
-    output of ``size`` ``(N, C, H, W)``, in ``grid_sample``'s normalised coordinates (x, then
-    y). Differentiable in ``theta``. ``align_corners`` left as None means False, with PyTorch's
-    warning."""
+    """The sampling grid of the affine maps ``theta`` over an output of ``size``, in
+    ``grid_sample``'s normalised coordinates: ``(N, H, W, 2)`` (x, y) for 2-D maps ``(N, 2, 3)``
+    and sizes ``(N, C, H, W)``, ``(N, D, H, W, 3)`` (x, y, z) for 3-D maps ``(N, 3, 4)`` and sizes
+    ``(N, C, D, H, W)``. Differentiable in ``theta``. ``align_corners`` left as None means False,
+    with PyTorch's warning."""
     if align_corners is None:
         warnings.warn(_ALIGN_CORNERS_WARNING, stacklevel=2)
         align_corners = False
     size = [int(v) for v in size]
-    if len(size) != 4:
-        raise NotImplementedError(f"affine_grid only supports 4D sizes, for 2D affine transforms, in backprop_rs (got size {size})")
-    n, _, h, w = size
-    if theta.ndim != 3 or list(theta.shape) != [n, 2, 3]:
-        raise ValueError(f"Expected a batch of 2D affine matrices of shape Nx2x3 for size {size}. Got {list(theta.shape)}.")
+    if len(size) not in (4, 5):
+        raise NotImplementedError(f"affine_grid only supports 4D and 5D sizes, for 2D and 3D affine transforms, "
+                                  f"respectively. Got size {size}.")
+    k = len(size) - 2  # spatial dims
+    n, spatial = size[0], size[2:]
+    if theta.ndim != 3 or list(theta.shape) != [n, k, k + 1]:
+        raise ValueError(f"Expected a batch of {k}D affine matrices of shape Nx{k}x{k + 1} for size {size}. "
+                         f"Got {list(theta.shape)}.")
     if not theta.dtype.is_floating_point:
         raise ValueError(f"Expected theta to have floating point type, but got {theta.dtype}")
 
@@ -1137,19 +1166,16 @@ def affine_grid(theta: Tensor, size: Sequence[int], align_corners: Optional[bool
         v = np.linspace(-1.0, 1.0, steps)
         return v if align_corners else v * (steps - 1) / steps
 
-    xs, ys = np.meshgrid(axis(w), axis(h))  # [H, W] each
-    base = np.stack([xs, ys, np.ones_like(xs)], axis=-1).reshape(1, h * w, 3)
-    grid = _like(theta, base) @ theta.transpose(1, 2)  # [N, H*W, 2]
-    return grid.reshape(n, h, w, 2)
+    # meshgrid over (D,) H, W in "ij" order; the grid's last axis is x (W) first
+    mesh = np.meshgrid(*[axis(d) for d in spatial], indexing="ij")
+    base = np.stack([*mesh[::-1], np.ones_like(mesh[0])], axis=-1).reshape(1, -1, k + 1)
+    grid = _like(theta, base) @ theta.transpose(1, 2)  # [N, prod(spatial), k]
+    return grid.reshape(n, *spatial, k)
 
 
-def _grid_source(coord: Tensor, size: int, align_corners: bool, padding_mode: str) -> Tensor:
-    """Normalised grid coordinates in [-1, 1] as (fractional) pixel indices along one axis,
-    with PyTorch's unnormalisation and its border / reflection folding."""
-    if align_corners:
-        ix = (coord + 1.0) * ((size - 1) / 2.0)
-    else:
-        ix = ((coord + 1.0) * size - 1.0) / 2.0
+def _fold_coordinate(ix: Tensor, size: int, align_corners: bool, padding_mode: str) -> Tensor:
+    """PyTorch's ``compute_coordinates``: a (fractional) pixel index clipped (border) or
+    reflected then clipped (reflection); unchanged for zeros padding."""
     if padding_mode == "border":
         ix = ix.clamp(0.0, size - 1)
     elif padding_mode == "reflection":
@@ -1168,14 +1194,43 @@ def _grid_source(coord: Tensor, size: int, align_corners: bool, padding_mode: st
     return ix
 
 
+def _unnormalise(coord: Tensor, size: int, align_corners: bool) -> Tensor:
+    """Normalised grid coordinates in [-1, 1] as fractional pixel indices along one axis."""
+    if align_corners:
+        return (coord + 1.0) * ((size - 1) / 2.0)
+    return ((coord + 1.0) * size - 1.0) / 2.0
+
+
+def _grid_source(coord: Tensor, size: int, align_corners: bool, padding_mode: str) -> Tensor:
+    """The source pixel index of a grid coordinate, with PyTorch's unnormalisation and its
+    border / reflection folding."""
+    return _fold_coordinate(_unnormalise(coord, size, align_corners), size, align_corners, padding_mode)
+
+
+def _cubic_weights(t: Tensor) -> List[Tensor]:
+    """The 4 weights of taps -1, 0, 1, 2 at fraction ``t`` (Keys' cubic convolution with
+    A = -0.75, PyTorch's ``get_cubic_upsample_coefficients``)."""
+    a = -0.75
+
+    def near(x: Tensor) -> Tensor:  # |x| <= 1
+        return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+
+    def far(x: Tensor) -> Tensor:  # 1 < |x| < 2
+        return ((a * x - 5.0 * a) * x + 8.0 * a) * x - 4.0 * a
+
+    return [far(t + 1.0), near(t), near(1.0 - t), far(2.0 - t)]
+
+
 def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mode: str = "zeros",
                 align_corners: Optional[bool] = None) -> Tensor:
-    """Samples ``input`` ``(N, C, H, W)`` at the normalised locations ``grid`` ``(N, Ho, Wo, 2)``
-    (x in ``grid[..., 0]``, y in ``grid[..., 1]``, -1 and 1 the extreme pixels or their outer
-    borders by ``align_corners``), giving ``(N, C, Ho, Wo)``. Modes ``bilinear`` and ``nearest``
-    (half to even), padding ``zeros``, ``border`` or ``reflection``; 5-D inputs and ``bicubic``
-    are not implemented and say so. Composed of gathers, so it is differentiable in both the input
-    and (bilinear) the grid, on every device. ``align_corners`` left as None means False, with
+    """Samples ``input`` at the normalised locations ``grid``: ``(N, C, H, W)`` with a grid
+    ``(N, Ho, Wo, 2)`` gives ``(N, C, Ho, Wo)``; ``(N, C, D, H, W)`` with ``(N, Do, Ho, Wo, 3)``
+    gives ``(N, C, Do, Ho, Wo)`` (x in ``grid[..., 0]``, then y, then z; -1 and 1 the extreme
+    pixels or their outer borders by ``align_corners``). Modes ``bilinear`` (trilinear on 5-D
+    inputs), ``nearest`` (half to even) and ``bicubic`` (4-D only, as in PyTorch: Keys' cubic with
+    A = -0.75 over 4x4 taps, each tap folded by the padding), padding ``zeros``, ``border`` or
+    ``reflection``. Composed of gathers, so it is differentiable in both the input and (bilinear,
+    bicubic) the grid, on every device. ``align_corners`` left as None means False, with
     PyTorch's warning."""
     if mode not in ("bilinear", "nearest", "bicubic"):
         raise ValueError(f"nn.functional.grid_sample(): expected mode to be 'bilinear', 'nearest' or 'bicubic', but got: '{mode}'")
@@ -1185,41 +1240,71 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
     if align_corners is None:
         warnings.warn(_ALIGN_CORNERS_WARNING, stacklevel=2)
         align_corners = False
-    if mode == "bicubic":
-        raise NotImplementedError("grid_sample(mode='bicubic') is not implemented in backprop_rs")
-    if input.ndim == 5:
-        raise NotImplementedError("grid_sample on 5-D (volumetric) inputs is not implemented in backprop_rs")
-    if input.ndim != 4 or grid.ndim != 4 or grid.shape[-1] != 2 or grid.shape[0] != input.shape[0]:
-        raise RuntimeError(f"grid_sample(): expected a 4-D input (N, C, H, W) and a grid (N, H_out, W_out, 2) with the same "
-                           f"batch size, but got input of shape {list(input.shape)} and grid of shape {list(grid.shape)}")
+    k = input.ndim - 2
+    if (k not in (2, 3) or grid.ndim != input.ndim or grid.shape[-1] != k or grid.shape[0] != input.shape[0]):
+        raise RuntimeError(f"grid_sample(): expected a 4-D input (N, C, H, W) with a grid (N, H_out, W_out, 2), or a "
+                           f"5-D input (N, C, D, H, W) with a grid (N, D_out, H_out, W_out, 3), with the same batch "
+                           f"size, but got input of shape {list(input.shape)} and grid of shape {list(grid.shape)}")
+    if mode == "bicubic" and k == 3:
+        raise RuntimeError("grid_sampler(): bicubic interpolation only supports 4D input")
     if grid.dtype != input.dtype:
         raise RuntimeError(f"grid_sample(): expected input and grid to have the same dtype, but input has {input.dtype} "
                            f"and grid has {grid.dtype}")
-    n, c, h, w = input.shape
-    ho, wo = grid.shape[1], grid.shape[2]
-    ix = _grid_source(grid[..., 0], w, align_corners, padding_mode).reshape(n, 1, ho * wo)
-    iy = _grid_source(grid[..., 1], h, align_corners, padding_mode).reshape(n, 1, ho * wo)
-    flat = input.reshape(n, c, h * w)
+    n, c = input.shape[0], input.shape[1]
+    sizes = list(input.shape[2:])[::-1]  # W, H(, D): the order of the grid's last axis
+    out_spatial = list(grid.shape[1:-1])
+    npts = math.prod(out_spatial)
+    flat = input.reshape(n, c, math.prod(sizes))
+    raw = [grid[..., a].reshape(n, 1, npts) for a in range(k)]
 
-    def tap(xi: Tensor, yi: Tensor) -> Tensor:
-        # the values at integer pixel (xi, yi) ([N, 1, L] floats), 0 outside the image
-        inside = _mask((xi >= 0) & (xi <= w - 1) & (yi >= 0) & (yi <= h - 1), xi)
-        lin = (yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1)).to(_core.int64).expand(n, c, ho * wo)
-        return flat.gather(2, lin) * inside
+    def tap(idx: List[Tensor]) -> Tensor:
+        # the values at integer pixel idx ([N, 1, L] floats each, x first), 0 outside the input
+        inside = None
+        lin = None
+        for a in reversed(range(k)):  # slowest axis (D or H) first
+            xi, size = idx[a], sizes[a]
+            ok = (xi >= 0) & (xi <= size - 1)
+            inside = ok if inside is None else inside & ok
+            ci = xi.clamp(0, size - 1)
+            lin = ci if lin is None else lin * size + ci
+        return flat.gather(2, lin.to(_core.int64).expand(n, c, npts)) * _mask(inside, idx[0])
 
+    if mode == "bicubic":
+        # unnormalised without folding; each of the 16 taps is folded on its own
+        src = [_unnormalise(raw[a], sizes[a], align_corners) for a in range(k)]
+        base = [v.detach().floor() for v in src]
+        wx, wy = _cubic_weights(src[0] - base[0]), _cubic_weights(src[1] - base[1])
+        out = None
+        for j in range(4):
+            yj = _fold_coordinate(base[1] + (j - 1.0), sizes[1], align_corners, padding_mode).detach()
+            row = None
+            for i in range(4):
+                xi = _fold_coordinate(base[0] + (i - 1.0), sizes[0], align_corners, padding_mode).detach()
+                term = tap([xi, yj]) * wx[i]
+                row = term if row is None else row + term
+            out = row * wy[j] if out is None else out + row * wy[j]
+        return out.reshape(n, c, *out_spatial)
+    src = [_grid_source(raw[a], sizes[a], align_corners, padding_mode) for a in range(k)]
     if mode == "nearest":
-        out = tap(ix.detach().round(), iy.detach().round())
+        out = tap([v.detach().round() for v in src])
         if grid.requires_grad:
             # PyTorch gives the grid a zero gradient in nearest mode (round's gradient is 0);
             # nan_to_num keeps a non-finite coordinate from turning the output into NaN
-            out = out + (ix.round() + iy.round()).mul(0.0).nan_to_num(0.0, 0.0, 0.0)
-    else:
-        x0, y0 = ix.detach().floor(), iy.detach().floor()
-        wx1, wy1 = ix - x0, iy - y0
-        wx0, wy0 = 1.0 - wx1, 1.0 - wy1
-        out = (tap(x0, y0) * (wx0 * wy0) + tap(x0 + 1.0, y0) * (wx1 * wy0)
-               + tap(x0, y0 + 1.0) * (wx0 * wy1) + tap(x0 + 1.0, y0 + 1.0) * (wx1 * wy1))
-    return out.reshape(n, c, ho, wo)
+            out = out + sum(v.round() for v in src).mul(0.0).nan_to_num(0.0, 0.0, 0.0)
+        return out.reshape(n, c, *out_spatial)
+    # (tri)linear: 2^k corners, each weighted by the product of its per-axis weights
+    lo = [v.detach().floor() for v in src]
+    frac = [v - f for v, f in zip(src, lo)]
+    out = None
+    for corner in range(2 ** k):
+        bits = [(corner >> a) & 1 for a in range(k)]
+        weight = None
+        for a, b in enumerate(bits):
+            w_a = frac[a] if b else 1.0 - frac[a]
+            weight = w_a if weight is None else weight * w_a
+        term = tap([lo[a] + float(b) for a, b in enumerate(bits)]) * weight
+        out = term if out is None else out + term
+    return out.reshape(n, c, *out_spatial)
 
 
 def upsample(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",

@@ -12,7 +12,7 @@ from .module import Module
 
 class Upsample(Module):
     """:func:`functional.interpolate` as a layer: ``size`` or ``scale_factor``, ``mode`` one of
-    nearest, nearest-exact, linear, bilinear, trilinear (bicubic raises NotImplementedError)."""
+    nearest, nearest-exact, linear, bilinear, bicubic, trilinear."""
 
     def __init__(self, size=None, scale_factor=None, mode: str = "nearest", align_corners: Optional[bool] = None,
                  recompute_scale_factor: Optional[bool] = None) -> None:
