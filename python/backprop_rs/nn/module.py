@@ -9,7 +9,7 @@ import warnings
 from collections import OrderedDict, namedtuple
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Set, Tuple
 
-from .._core import DTypeError, Tensor
+from .._core import Tensor
 from ..utils.hooks import RemovableHandle
 from . import module_hooks
 from .parameter import Parameter
