@@ -1,5 +1,5 @@
-"""Every op of the op table, on every device it supports: forward vs NumPy in float32 and
-float64, gradcheck (f64 central differences) and gradgradcheck (second derivatives) on the CPU,
+"""Every op of the op table, on every device it supports: forward vs NumPy in float32,
+float64, float16 and bfloat16, gradcheck (f64 central differences) and gradgradcheck (second derivatives) on the CPU,
 and on the GPU forward vs NumPy plus gradients vs the CPU's, all from the same samples (the
 OpInfo idea, re-run per device like tinygrad's helper_test_op)."""
 
@@ -82,6 +82,35 @@ def test_forward_f64(op: OpInfo, sample: Sample):
     if isinstance(got, bp.Tensor) and got.is_floating_point():
         assert got.dtype == bp.float64
     _compare(got, want, 1e-12, 1e-9)
+
+
+# the storage dtypes: inputs rounded to the dtype, the reference in float64 on those rounded
+# values; the tolerance covers one rounding of the result plus the per-op roundings inside
+# composites (each intermediate is stored in the narrow dtype, as in PyTorch)
+HALF_CASES = [(bp.float16, np.float16, 1e-2), (bp.bfloat16, None, 6e-2)]
+
+
+def _round_to(a: np.ndarray, bp_dtype) -> np.ndarray:
+    return bp.tensor(a, dtype=bp.float32).to(bp_dtype).float().numpy().astype(np.float64)
+
+
+@pytest.mark.parametrize("half", HALF_CASES, ids=["float16", "bfloat16"])
+@pytest.mark.parametrize("op,sample", CASES)
+def test_forward_half(op: OpInfo, sample: Sample, half):
+    dtype, _, tol = half
+    rounded = Sample([a if i in sample.int_inputs else _round_to(a, dtype) for i, a in enumerate(sample.inputs)],
+                     sample.kwargs, sample.desc, sample.noncontig, sample.int_inputs)
+    _, _, args = _inputs(op, rounded, dtype)
+    got = op.op(*args, **sample.kwargs)
+    want = op.ref(*_np_inputs(rounded, np.float64), **sample.kwargs)
+    if isinstance(got, bp.Tensor) and got.is_floating_point():
+        assert got.dtype == dtype
+        got = got.float()
+    w = np.asarray(want)
+    if np.issubdtype(w.dtype, np.floating) and np.abs(w[np.isfinite(w)]).max(initial=0) > bp.finfo(dtype).max:
+        pytest.skip("the reference's values do not fit the dtype (they overflow to inf there, as in PyTorch)")
+    scale = float(np.abs(w).max()) if w.size and np.issubdtype(w.dtype, np.floating) and np.isfinite(w).all() else 1.0
+    _compare(got, want, tol * max(1.0, scale), tol)
 
 
 def _grad_fn(op: OpInfo, sample: Sample):
