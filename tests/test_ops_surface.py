@@ -204,6 +204,32 @@ def test_sort_is_stable_and_puts_nan_last(device):
     assert bp.tensor([4, 1, 3], device=d).sort().values.cpu().tolist() == [1, 3, 4]
 
 
+def test_gpu_sort_kernel_matches_the_cpu_without_reading_back():
+    from conftest import gpu_or_skip
+
+    gpu_or_skip()
+    rng = np.random.default_rng(12)
+    for shape, dim in (((6, 1000), 1), ((300, 3), 0), ((2, 5, 7), 1), ((3, 1500), 1)):
+        x = rng.integers(-5, 6, size=shape).astype(np.float32)
+        x.flat[::11] = np.nan
+        x.flat[1::13] = -0.0
+        g = bp.tensor(x, device="gpu")
+        for desc in (False, True):
+            before = bp.gpu.counters()["readbacks"]
+            gi = g.argsort(dim=dim, descending=desc)
+            values = g.sort(dim=dim, descending=desc).values
+            top = g.topk(2, dim=dim).indices
+            # rows up to 1024 are ordered on the device; longer ones go through the CPU
+            assert (bp.gpu.counters()["readbacks"] - before == 0) == (shape[dim] <= 1024)
+            c = bp.tensor(x)
+            np.testing.assert_array_equal(gi.cpu().numpy(), c.argsort(dim=dim, descending=desc).numpy())
+            np.testing.assert_array_equal(values.cpu().numpy(), c.sort(dim=dim, descending=desc).values.numpy())
+            np.testing.assert_array_equal(top.cpu().numpy(), c.topk(2, dim=dim).indices.numpy())
+    ints = rng.integers(-1000, 1000, size=(4, 333))
+    np.testing.assert_array_equal(bp.tensor(ints, device="gpu").argsort(dim=1).cpu().numpy(),
+                                  np.argsort(ints, axis=1, kind="stable"))
+
+
 def test_median_is_the_lower_one_and_nan_propagates():
     x = bp.tensor([[4.0, 1.0, 3.0, 2.0], [1.0, float("nan"), 0.0, float("nan")]])
     m = x.median(1)

@@ -33,7 +33,7 @@ EW = {"rtol": 1e-4, "atol": 1e-5}
 RED = {"rtol": 1e-4, "atol": 1e-4}
 
 # The extension has no list of families; test_zz_... checks this one against its error message.
-FAMILIES = ("elementwise", "reduce", "matmul", "softmax", "attention", "layer_norm", "index", "conv", "optim")
+FAMILIES = ("elementwise", "reduce", "matmul", "softmax", "attention", "layer_norm", "index", "conv", "optim", "sort")
 K = _core._wgsl_constants()
 F32, I64, BOOL = K["DT_F32"], K["DT_I64"], K["DT_BOOL"]
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
@@ -1010,6 +1010,47 @@ def test_layer_norm_forward_and_backward_kernels(gpu):
                 4: junk(rows * n)}, rows)
     got = as_f32(r[4]).reshape(rows, n)
     np.testing.assert_allclose(got, dx, rtol=1e-3, atol=1e-4 * np.abs(dx).max() * (1 + np.abs(mean) * rstd).max())
+
+
+# ------------------------------------------------------------------ sort
+
+
+@pytest.mark.parametrize("dt", ["f32", "i64", "bool"])
+def test_argsort_rows_kernel(gpu, dt):
+    # rows of 300 (padded to 512, more than one 256-thread pass); ties, NaN, -0.0 and 0.0, and an
+    # input starting at offset 2 (the parameter block's offset); against NumPy's stable argsort
+    # with NaN last ascending and first descending (PyTorch's order)
+    rng = np.random.default_rng(31)
+    rows, n = 4, 300
+    if dt == "f32":
+        x = rng.integers(-4, 5, size=(rows, n)).astype(np.float32)
+        x[0, ::7] = np.nan
+        x[1, ::2] = -0.0
+        words = f32w(np.concatenate([np.zeros(2, np.float32), x.ravel()]))
+        off = 2
+    elif dt == "i64":
+        x = rng.integers(-2**40, 2**40, size=(rows, n))
+        x[2, ::3] = -7
+        words = i64w(np.concatenate([np.zeros(1, np.int64), x.ravel()]))
+        off = 1
+    else:
+        x = rng.integers(0, 2, size=(rows, n)).astype(bool)
+        words = boolw(np.concatenate([np.zeros(2, bool), x.ravel()]))
+        off = 2
+    code = K[{"f32": "DT_F32", "i64": "DT_I64", "bool": "DT_BOOL"}[dt]]
+    for desc in (0, 1):
+        r = gpu.run("sort", "argsort_rows", [rows, n, 512, desc, off], {1: words, 4: junk(2 * rows * n)}, rows,
+                    constants={"DT": code})
+        got = as_i64(r[4]).reshape(rows, n)
+        key = x.astype(np.float64) if dt != "i64" else x
+        if desc:
+            # stable descending: NaN first, ties by index
+            want = np.stack([sorted(range(n), key=lambda i, row=row: (0 if np.isnan(row[i]) else 1,
+                                                                      -row[i] if not np.isnan(row[i]) else 0, i))
+                             for row in key])
+        else:
+            want = np.argsort(key, axis=1, kind="stable")
+        np.testing.assert_array_equal(got, want)
 
 
 # ------------------------------------------------------------------ index

@@ -135,6 +135,9 @@ pub trait BackendStorage: Sized + Send + Sync {
 
     /// im2col of an `[N, C, H, W]` view: `[N, C*kh*kw, L]` (out-of-bounds reads give `pad_value`).
     fn unfold(&self, l: &Layout, w: &Window, pad_value: f64) -> Result<Self>;
+    /// The stable ascending (or descending) order of each row of a contiguous `[.., n]` view as
+    /// int64 indices (NaN greatest, -0.0 equal to 0.0; PyTorch's `argsort(stable=True)`).
+    fn argsort_rows(&self, l: &Layout, descending: bool) -> Result<Self>;
     /// col2im of an `[N, C*kh*kw, L]` view into `[N, C, H, W]` with `(H, W) = out_hw`, summing overlaps.
     fn fold(&self, l: &Layout, w: &Window, out_hw: (usize, usize)) -> Result<Self>;
 

@@ -25,7 +25,7 @@ fn total_cmp<T: PartialOrd + Copy>(a: T, b: T) -> Ordering {
 }
 
 /// Per-row stable argsort of `v` (rows of `n`, contiguous).
-fn argsort_rows<T: PartialOrd + Copy + Send + Sync>(
+pub(crate) fn argsort_rows<T: PartialOrd + Copy + Send + Sync>(
     v: &[T],
     n: usize,
     descending: bool,
@@ -77,24 +77,17 @@ impl Tensor {
         }
         let d = dim.resolve("argsort", self.rank())?;
         let n = self.dims()[d];
-        let rows = self.rows_last(d)?;
-        // storage dtypes order by their widened values (exact: widening keeps every value)
-        let rows = rows.cast_if(rows.dtype().compute())?;
-        let idx = match rows.dtype() {
-            DType::F32 => argsort_rows(&rows.to_vec::<f32>()?, n, descending),
-            DType::F64 => argsort_rows(&rows.to_vec::<f64>()?, n, descending),
-            DType::I64 => argsort_rows(&rows.to_vec::<i64>()?, n, descending),
-            DType::Bool => argsort_rows(&rows.to_vec::<u8>()?, n, descending),
-            other => {
-                return Err(Error::DType {
-                    op: "argsort",
-                    dtype: other,
-                    detail: " (internal: a storage dtype was not widened)".into(),
-                })
-            }
+        let rows = self.rows_last(d)?.contiguous()?;
+        // rows longer than the GPU kernel's workgroup arrays are ordered on the CPU
+        #[cfg(feature = "gpu")]
+        let rows = if rows.device() == Device::Gpu && n > crate::gpu::sort::SORT_MAX {
+            rows.to_device(Device::Cpu)?
+        } else {
+            rows
         };
+        let s = rows.storage().argsort_rows(rows.layout(), descending)?;
+        let t = Tensor::from_storage(s, rows.shape().clone());
         let last = self.rank() - 1;
-        let t = Tensor::from_vec(idx, rows.shape().clone(), Device::Cpu)?;
         let t = if d == last {
             t
         } else {

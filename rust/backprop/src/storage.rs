@@ -425,6 +425,9 @@ impl Storage {
         }
     }
 
+    pub fn argsort_rows(&self, l: &Layout, descending: bool) -> Result<Storage> {
+        one!(self, |s| s.argsort_rows(l, descending))
+    }
     pub fn unfold(&self, l: &Layout, w: &Window, pad_value: f64) -> Result<Storage> {
         one!(self, |s| s.unfold(l, w, pad_value))
     }

@@ -29,6 +29,7 @@ pub const FAMILIES: &[(&str, &str)] = &[
     ("index", include_str!("../shaders/index.wgsl")),
     ("conv", include_str!("../shaders/conv.wgsl")),
     ("optim", include_str!("../shaders/optim.wgsl")),
+    ("sort", include_str!("../shaders/sort.wgsl")),
 ];
 
 /// Helpers shared by every family.

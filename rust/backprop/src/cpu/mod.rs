@@ -1204,6 +1204,25 @@ impl BackendStorage for CpuStorage {
         })
     }
 
+    fn argsort_rows(&self, l: &Layout, descending: bool) -> Result<Self> {
+        // storage dtypes order by their widened values (exact: widening keeps every value)
+        let w = self.widened()?;
+        let n = l.dims().last().copied().unwrap_or(1);
+        macro_rules! rows {
+            ($b:expr) => {
+                crate::sort::argsort_rows(&map1("argsort", $b.as_slice(), l, |v| v)?, n, descending)
+            };
+        }
+        let idx = match &*w {
+            CpuStorage::F32(b) => rows!(b),
+            CpuStorage::F64(b) => rows!(b),
+            CpuStorage::I64(b) => rows!(b),
+            CpuStorage::Bool(b) => rows!(b),
+            _ => unreachable!("storage dtypes were widened above"),
+        };
+        Ok(CpuStorage::I64(Buffer::from_vec(idx)))
+    }
+
     fn fold(&self, l: &Layout, w: &Window, out_hw: (usize, usize)) -> Result<Self> {
         if self.dtype().is_storage_only() {
             return self.widened()?.fold(l, w, out_hw)?.narrowed(self.dtype());

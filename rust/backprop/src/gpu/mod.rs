@@ -40,6 +40,7 @@ mod matmul;
 mod optim;
 mod pipeline;
 mod reduce;
+pub(crate) mod sort;
 mod stats;
 
 pub use buffer::{buffers_created, memory_stats, reset_peak_memory};
@@ -309,6 +310,9 @@ impl BackendStorage for GpuStorage {
     }
     fn unfold(&self, l: &Layout, w: &Window, pad_value: f64) -> Result<Self> {
         conv::unfold(self, l, w, pad_value)
+    }
+    fn argsort_rows(&self, l: &Layout, descending: bool) -> Result<Self> {
+        sort::argsort_rows(self, l, descending)
     }
     fn fold(&self, l: &Layout, w: &Window, out_hw: (usize, usize)) -> Result<Self> {
         conv::fold(self, l, w, out_hw)

@@ -25,6 +25,7 @@ pub(crate) enum Shader {
     Index,
     Conv,
     Optim,
+    Sort,
 }
 
 impl Shader {
@@ -40,6 +41,7 @@ impl Shader {
             Shader::Index => "index",
             Shader::Conv => "conv",
             Shader::Optim => "optim",
+            Shader::Sort => "sort",
         }
     }
 
