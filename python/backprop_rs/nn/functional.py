@@ -1012,16 +1012,22 @@ def _nearest_index(in_size: int, out_size: int, scale: Optional[float], exact: b
     return np.minimum(src.astype(np.int64), in_size - 1)
 
 
-def _linear_matrix(in_size: int, out_size: int, scale: Optional[float], align_corners: bool, dtype) -> np.ndarray:
-    """The ``[out, in]`` matrix of 1-d linear interpolation, with PyTorch's source-index rule
-    (``area_pixel_compute_source_index``) in the input's precision."""
+def _source_index(in_size: int, out_size: int, scale: Optional[float], align_corners: bool, dtype,
+                  cubic: bool) -> np.ndarray:
+    """PyTorch's ``area_pixel_compute_source_index`` for every output position, in the input's
+    precision (clamped at 0 except for cubic)."""
     ft = np.float64 if dtype == _core.float64 else np.float32
     if align_corners:
         s = ft((in_size - 1) / (out_size - 1)) if out_size > 1 else ft(0)
-        src = ft(s) * np.arange(out_size, dtype=ft)
-    else:
-        s = ft(1.0 / scale) if scale is not None and scale > 0 else ft(in_size) / ft(out_size)
-        src = np.maximum(s * (np.arange(out_size, dtype=ft) + ft(0.5)) - ft(0.5), ft(0))
+        return ft(s) * np.arange(out_size, dtype=ft)
+    s = ft(1.0 / scale) if scale is not None and scale > 0 else ft(in_size) / ft(out_size)
+    src = s * (np.arange(out_size, dtype=ft) + ft(0.5)) - ft(0.5)
+    return src if cubic else np.maximum(src, ft(0))
+
+
+def _linear_matrix(in_size: int, out_size: int, scale: Optional[float], align_corners: bool, dtype) -> np.ndarray:
+    """The ``[out, in]`` matrix of 1-d linear interpolation, with PyTorch's source-index rule."""
+    src = _source_index(in_size, out_size, scale, align_corners, dtype, cubic=False)
     i0 = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
     lam = np.clip(src - i0, 0, 1).astype(np.float64)
     i1 = i0 + (i0 < in_size - 1)
@@ -1037,13 +1043,7 @@ def _cubic_matrix(in_size: int, out_size: int, scale: Optional[float], align_cor
     the source index without the clamp at 0 (``cubic=True``), the base index kept at most
     ``in - 1`` and its fraction in [0, 1] (``guard_index_and_lambda``), Keys' weights with
     A = -0.75 on taps -1..2, each tap clamped into the input (border replication)."""
-    ft = np.float64 if dtype == _core.float64 else np.float32
-    if align_corners:
-        s = ft((in_size - 1) / (out_size - 1)) if out_size > 1 else ft(0)
-        src = ft(s) * np.arange(out_size, dtype=ft)
-    else:
-        s = ft(1.0 / scale) if scale is not None and scale > 0 else ft(in_size) / ft(out_size)
-        src = s * (np.arange(out_size, dtype=ft) + ft(0.5)) - ft(0.5)
+    src = _source_index(in_size, out_size, scale, align_corners, dtype, cubic=True)
     i0 = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
     t = np.clip(src - i0, 0, 1).astype(np.float64)
     a = -0.75

@@ -58,54 +58,6 @@ macro_rules! for_each_variant {
     };
 }
 
-/// Runs `$body` with `$b` bound to the typed slice of any dtype.
-macro_rules! any_dtype {
-    ($s:expr, |$b:ident| $body:expr) => {
-        match $s {
-            CpuStorage::F32(x) => {
-                let $b = x.as_slice();
-                CpuStorage::F32(Buffer::from_vec($body?))
-            }
-            CpuStorage::F64(x) => {
-                let $b = x.as_slice();
-                CpuStorage::F64(Buffer::from_vec($body?))
-            }
-            CpuStorage::I64(x) => {
-                let $b = x.as_slice();
-                CpuStorage::I64(Buffer::from_vec($body?))
-            }
-            CpuStorage::Bool(x) => {
-                let $b = x.as_slice();
-                CpuStorage::Bool(Buffer::from_vec($body?))
-            }
-            CpuStorage::F16(x) => {
-                let $b = x.as_slice();
-                CpuStorage::F16(Buffer::from_vec($body?))
-            }
-            CpuStorage::BF16(x) => {
-                let $b = x.as_slice();
-                CpuStorage::BF16(Buffer::from_vec($body?))
-            }
-            CpuStorage::I32(x) => {
-                let $b = x.as_slice();
-                CpuStorage::I32(Buffer::from_vec($body?))
-            }
-            CpuStorage::I16(x) => {
-                let $b = x.as_slice();
-                CpuStorage::I16(Buffer::from_vec($body?))
-            }
-            CpuStorage::I8(x) => {
-                let $b = x.as_slice();
-                CpuStorage::I8(Buffer::from_vec($body?))
-            }
-            CpuStorage::U8(x) => {
-                let $b = x.as_slice();
-                CpuStorage::U8(Buffer::from_vec($body?))
-            }
-        }
-    };
-}
-
 /// Runs `$body` with `$b` bound to the typed slice and `$T` to its element type, for any dtype,
 /// returning what the body returns.
 macro_rules! with_slice {
@@ -165,66 +117,25 @@ macro_rules! with_slice {
     };
 }
 
+/// Runs `$body` (a `Result<Vec<T>>`) with `$b` bound to the typed slice of any dtype, and wraps
+/// the vector as a storage of the same dtype.
+macro_rules! any_dtype {
+    ($s:expr, |$b:ident| $body:expr) => {
+        with_slice!($s, |$b, _T| CpuStorage::from_vec($body?))
+    };
+}
+
 /// Same-dtype pair dispatch; a dtype mismatch is an engine bug surfaced as an error, not a panic.
 macro_rules! pair {
     ($op:expr, $a:expr, $b:expr, |$x:ident, $y:ident, $T:ident| $body:expr) => {
-        match ($a, $b) {
-            (CpuStorage::F32(a), CpuStorage::F32(b)) => {
-                type $T = f32;
-                let ($x, $y) = (a.as_slice(), b.as_slice());
-                $body
-            }
-            (CpuStorage::F64(a), CpuStorage::F64(b)) => {
-                type $T = f64;
-                let ($x, $y) = (a.as_slice(), b.as_slice());
-                $body
-            }
-            (CpuStorage::I64(a), CpuStorage::I64(b)) => {
-                type $T = i64;
-                let ($x, $y) = (a.as_slice(), b.as_slice());
-                $body
-            }
-            (CpuStorage::Bool(a), CpuStorage::Bool(b)) => {
-                type $T = u8;
-                let ($x, $y) = (a.as_slice(), b.as_slice());
-                $body
-            }
-            (CpuStorage::F16(a), CpuStorage::F16(b)) => {
-                type $T = f16;
-                let ($x, $y) = (a.as_slice(), b.as_slice());
-                $body
-            }
-            (CpuStorage::BF16(a), CpuStorage::BF16(b)) => {
-                type $T = bf16;
-                let ($x, $y) = (a.as_slice(), b.as_slice());
-                $body
-            }
-            (CpuStorage::I32(a), CpuStorage::I32(b)) => {
-                type $T = i32;
-                let ($x, $y) = (a.as_slice(), b.as_slice());
-                $body
-            }
-            (CpuStorage::I16(a), CpuStorage::I16(b)) => {
-                type $T = i16;
-                let ($x, $y) = (a.as_slice(), b.as_slice());
-                $body
-            }
-            (CpuStorage::I8(a), CpuStorage::I8(b)) => {
-                type $T = i8;
-                let ($x, $y) = (a.as_slice(), b.as_slice());
-                $body
-            }
-            (CpuStorage::U8(a), CpuStorage::U8(b)) => {
-                type $T = UInt8;
-                let ($x, $y) = (a.as_slice(), b.as_slice());
-                $body
-            }
-            (a, b) => Err(Error::DTypeMismatch {
+        with_slice!($a, |$x, $T| match $b.as_slice::<$T>() {
+            Some($y) => $body,
+            None => Err(Error::DTypeMismatch {
                 op: $op,
-                lhs: a.dtype(),
-                rhs: b.dtype(),
+                lhs: $a.dtype(),
+                rhs: $b.dtype(),
             }),
-        }
+        })
     };
 }
 
