@@ -76,11 +76,10 @@ impl Tensor {
             return Tensor::zeros([], DType::I64, self.device());
         }
         let d = dim.resolve("argsort", self.rank())?;
-        let n = self.dims()[d];
         let rows = self.rows_last(d)?.contiguous()?;
         // rows longer than the GPU kernel's workgroup arrays are ordered on the CPU
         #[cfg(feature = "gpu")]
-        let rows = if rows.device() == Device::Gpu && n > crate::gpu::sort::SORT_MAX {
+        let rows = if rows.device() == Device::Gpu && self.dims()[d] > crate::gpu::sort::SORT_MAX {
             rows.to_device(Device::Cpu)?
         } else {
             rows
