@@ -61,7 +61,16 @@ from ._core import empty_cache, reset_peak_memory_stats
 from . import autograd, data, gpu, linalg, nn, optim, serialization
 from . import accelerator as accelerator
 from . import amp as amp
-from .amp import autocast as autocast
+from .amp import (  # torch.* names for autocast's thread-local state
+    autocast as autocast, is_autocast_enabled as is_autocast_enabled, set_autocast_enabled as set_autocast_enabled,
+    get_autocast_dtype as get_autocast_dtype, set_autocast_dtype as set_autocast_dtype,
+    is_autocast_cpu_enabled as is_autocast_cpu_enabled, set_autocast_cpu_enabled as set_autocast_cpu_enabled,
+    get_autocast_cpu_dtype as get_autocast_cpu_dtype, set_autocast_cpu_dtype as set_autocast_cpu_dtype,
+    get_autocast_gpu_dtype as get_autocast_gpu_dtype, is_autocast_cache_enabled as is_autocast_cache_enabled,
+    set_autocast_cache_enabled as set_autocast_cache_enabled, clear_autocast_cache as clear_autocast_cache,
+    autocast_increment_nesting as autocast_increment_nesting, autocast_decrement_nesting as autocast_decrement_nesting,
+)
+from . import cpu as cpu
 from . import backends as backends
 from . import cuda as cuda
 from . import _tensor_methods
@@ -195,11 +204,6 @@ def compile(model=None, *, fullgraph: _builtins.bool = False, dynamic=None, back
     if model is None:
         return lambda m: m
     return model
-
-
-def is_autocast_enabled(device_type=None) -> _builtins.bool:
-    """``False``: autocast never changes dtypes here (see ``bp.amp``)."""
-    return False
 
 
 def is_tensor(obj: object) -> _builtins.bool:

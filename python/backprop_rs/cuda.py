@@ -140,4 +140,18 @@ def _cuda_grad_scaler(init_scale: float = 2.0**16, growth_factor: float = 2.0, b
 amp = types.ModuleType("backprop_rs.cuda.amp", "torch.cuda.amp: autocast and GradScaler, see backprop_rs.amp")
 amp.autocast = _cuda_autocast  # type: ignore[attr-defined]
 amp.GradScaler = _cuda_grad_scaler  # type: ignore[attr-defined]
+
+
+def _cuda_custom_fwd(fwd: Any = None, *, cast_inputs: Any = None) -> Any:
+    """``torch.cuda.amp.custom_fwd``: ``bp.amp.custom_fwd(device_type="cuda")``."""
+    return _amp.custom_fwd(fwd, device_type="cuda", cast_inputs=cast_inputs)
+
+
+def _cuda_custom_bwd(bwd: Any = None) -> Any:
+    """``torch.cuda.amp.custom_bwd``: ``bp.amp.custom_bwd(device_type="cuda")``."""
+    return _amp.custom_bwd(bwd, device_type="cuda")
+
+
+amp.custom_fwd = _cuda_custom_fwd  # type: ignore[attr-defined]
+amp.custom_bwd = _cuda_custom_bwd  # type: ignore[attr-defined]
 sys.modules[amp.__name__] = amp  # so that `import torch.cuda.amp` works

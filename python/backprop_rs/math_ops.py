@@ -19,6 +19,7 @@ import numpy as np
 
 from . import _core
 from ._core import Tensor
+from .amp import _listed
 
 __all__ = ["hypot", "cummax", "cummin", "logcumsumexp", "diff", "cross", "cdist"]
 
@@ -211,6 +212,7 @@ def cross(input: Tensor, other: Tensor, dim: Optional[int] = None) -> Tensor:
     return _core.cat([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], d)
 
 
+@_listed("fp32")
 def cdist(x1: Tensor, x2: Tensor, p: float = 2.0,
           compute_mode: str = "use_mm_for_euclid_dist_if_necessary") -> Tensor:
     """The ``p``-norm distance between every row of ``x1`` (``(..., P, M)``) and every row of

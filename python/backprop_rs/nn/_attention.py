@@ -14,6 +14,7 @@ from typing import Dict, Optional, Tuple
 
 from .. import _core
 from .._core import Tensor
+from ..amp import _listed
 
 _NEG_INF = float("-inf")
 _CAUSAL_CACHE: Dict[Tuple[int, int, str], Tensor] = {}
@@ -42,6 +43,7 @@ def _repeat_heads(t: Tensor, rep: int) -> Tensor:
     return u.reshape(*shape[:-3], h * rep, *shape[-2:])
 
 
+@_listed("lower")
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Tensor] = None,
                                  dropout_p: float = 0.0, is_causal: bool = False, scale: Optional[float] = None,
                                  enable_gqa: bool = False) -> Tensor:

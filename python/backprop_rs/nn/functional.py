@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import _core
 from .._core import Tensor
+from ..amp import _listed
 
 __all__ = [
     # activations
@@ -368,6 +369,7 @@ def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
     return _core.where(input > lambd, input - lambd, _core.where(input < -lambd, input + lambd, 0.0))
 
 
+@_listed("lower")
 def prelu(input: Tensor, weight: Tensor) -> Tensor:
     """``x`` for ``x > 0``, else ``weight * x``; ``weight`` has one entry or one per channel
     (dim 1; an input of fewer than 2 dims has one channel)."""
@@ -1221,6 +1223,7 @@ def _cubic_weights(t: Tensor) -> List[Tensor]:
     return [far(t + 1.0), near(t), near(1.0 - t), far(2.0 - t)]
 
 
+@_listed("fp32")
 def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mode: str = "zeros",
                 align_corners: Optional[bool] = None) -> Tensor:
     """Samples ``input`` at the normalised locations ``grid``: ``(N, C, H, W)`` with a grid
@@ -1349,6 +1352,7 @@ def _lengths(v, what: str) -> List[int]:
     return [int(i) for i in v]
 
 
+@_listed("fp32")
 def ctc_loss(log_probs: Tensor, targets: Tensor, input_lengths, target_lengths, blank: int = 0,
              reduction: str = "mean", zero_infinity: bool = False) -> Tensor:
     """Connectionist temporal classification loss, as ``torch.nn.functional.ctc_loss``:
@@ -1463,6 +1467,7 @@ def nll_loss(input: Tensor, target: Tensor, weight: Optional[Tensor] = None, siz
     return _core.nll_loss(input, target, weight, ignore_index, reduction)
 
 
+@_listed("fp32")
 def mse_loss(input: Tensor, target: Tensor, size_average: Optional[bool] = None, reduce: Optional[bool] = None,
              reduction: str = "mean", weight: Optional[Tensor] = None) -> Tensor:
     """``(input - target)^2`` (optionally ``* weight``), reduced."""
@@ -1472,6 +1477,7 @@ def mse_loss(input: Tensor, target: Tensor, size_average: Optional[bool] = None,
     return _reduce((input - target) ** 2 * weight, reduction)
 
 
+@_listed("fp32")
 def l1_loss(input: Tensor, target: Tensor, size_average: Optional[bool] = None, reduce: Optional[bool] = None,
             reduction: str = "mean", weight: Optional[Tensor] = None) -> Tensor:
     """``|input - target|`` (optionally ``* weight``), reduced."""
@@ -1489,6 +1495,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Opti
     return _core.binary_cross_entropy_with_logits(input, target, weight, reduction, pos_weight)
 
 
+@_listed("fp32")
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None,
                          size_average: Optional[bool] = None, reduce: Optional[bool] = None,
                          reduction: str = "mean") -> Tensor:
@@ -1506,6 +1513,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor]
     return _reduce(loss, reduction)
 
 
+@_listed("fp32")
 def smooth_l1_loss(input: Tensor, target: Tensor, size_average: Optional[bool] = None, reduce: Optional[bool] = None,
                    reduction: str = "mean", beta: float = 1.0) -> Tensor:
     """``0.5 d^2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 beta`` (``beta = 0``: L1)."""
@@ -1519,6 +1527,7 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average: Optional[bool] =
     return _reduce(_core.where(d < beta, 0.5 * d * d / beta, d - 0.5 * beta), reduction)
 
 
+@_listed("fp32")
 def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0,
                weight: Optional[Tensor] = None) -> Tensor:
     """``0.5 d^2`` where ``|d| < delta``, else ``delta * (|d| - 0.5 delta)``."""
@@ -1538,6 +1547,7 @@ def _xlogy(x: Tensor) -> Tensor:
     return _core.where(pos, x * _core.where(pos, x, 1.0).log(), 0.0)
 
 
+@_listed("fp32")
 def kl_div(input: Tensor, target: Tensor, size_average: Optional[bool] = None, reduce: Optional[bool] = None,
            reduction: str = "mean", log_target: bool = False) -> Tensor:
     """``target * (log(target) - input)`` with ``input`` in log space (and ``target`` too when
@@ -1560,6 +1570,7 @@ def kl_div(input: Tensor, target: Tensor, size_average: Optional[bool] = None, r
     return _reduce(loss, reduction)
 
 
+@_listed("fp32")
 def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True, full: bool = False,
                      size_average: Optional[bool] = None, eps: float = 1e-8, reduce: Optional[bool] = None,
                      reduction: str = "mean") -> Tensor:
@@ -1602,6 +1613,7 @@ def gaussian_nll_loss(input: Tensor, target: Tensor, var: Union[Tensor, float], 
     return _reduce(loss, reduction)
 
 
+@_listed("fp32")
 def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,
                         size_average: Optional[bool] = None, reduce: Optional[bool] = None,
                         reduction: str = "mean") -> Tensor:
@@ -1615,6 +1627,7 @@ def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: 
     return _reduce((-target * (input1 - input2) + margin).clamp(min=0.0), reduction)
 
 
+@_listed("fp32")
 def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0, size_average: Optional[bool] = None,
                          reduce: Optional[bool] = None, reduction: str = "mean") -> Tensor:
     """``x`` where ``target == 1``, ``max(0, margin - x)`` where ``target == -1`` (PyTorch's
@@ -1626,6 +1639,7 @@ def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0, siz
     return _reduce(margin_term + self_term, reduction)
 
 
+@_listed("fp32")
 def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,
                           size_average: Optional[bool] = None, reduce: Optional[bool] = None,
                           reduction: str = "mean") -> Tensor:
@@ -1648,6 +1662,7 @@ def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin
     return _reduce(loss, reduction)
 
 
+@_listed("fp32")
 def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: float = 1.0, p: float = 2,
                         eps: float = 1e-6, swap: bool = False, size_average: Optional[bool] = None,
                         reduce: Optional[bool] = None, reduction: str = "mean") -> Tensor:
@@ -1681,6 +1696,7 @@ def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative
     return _reduce((margin + d_pos - d_neg).clamp(min=0.0), reduction)
 
 
+@_listed("fp32")
 def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float = 1.0,
                       weight: Optional[Tensor] = None, size_average: Optional[bool] = None,
                       reduce: Optional[bool] = None, reduction: str = "mean") -> Tensor:
@@ -1711,6 +1727,7 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
     return _reduce(loss, reduction)
 
 
+@_listed("fp32")
 def soft_margin_loss(input: Tensor, target: Tensor, size_average: Optional[bool] = None,
                      reduce: Optional[bool] = None, reduction: str = "mean") -> Tensor:
     """``log(1 + exp(-target * input))``, averaged over all elements for ``mean``."""

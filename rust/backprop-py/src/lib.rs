@@ -3,6 +3,7 @@
 //! kernels.
 
 mod alloc;
+mod autocast;
 mod autograd;
 mod conv;
 mod convert;
@@ -64,6 +65,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     }
     functions::register(m)?;
     autograd::register(m)?;
+    autocast::register(m)?;
     m.add_function(wrap_pyfunction!(tensor::_unary, m)?)?;
     m.add_function(wrap_pyfunction!(tensor::_unary_, m)?)?;
     m.add_function(wrap_pyfunction!(tensor::_unary_op_names, m)?)?;

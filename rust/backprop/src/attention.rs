@@ -36,6 +36,10 @@ impl Tensor {
         scale: Option<f64>,
         causal: bool,
     ) -> Result<Tensor> {
+        if let Some(ac) = crate::autocast::begin(crate::autocast::Policy::Lower, q.device()) {
+            let (q, k, v) = (ac.cast(q)?, ac.cast(k)?, ac.cast(v)?);
+            return Tensor::scaled_dot_product_attention(&q, &k, &v, scale, causal);
+        }
         let (qd, kd, vd) = (q.dims(), k.dims(), v.dims());
         let r = qd.len();
         let shapes = |detail: String| Error::ShapeMismatch {

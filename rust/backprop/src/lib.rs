@@ -24,6 +24,7 @@
 //! checkpoints.
 
 mod attention;
+pub mod autocast;
 pub mod autograd;
 pub mod backend;
 pub mod cpu;

@@ -15,6 +15,9 @@ impl Tensor {
     /// # Ok::<(), backprop::Error>(())
     /// ```
     pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
+        if let Some(ac) = crate::autocast::begin(crate::autocast::Policy::Lower, self.device()) {
+            return ac.cast(self)?.matmul(&ac.cast(rhs)?);
+        }
         if self.device() != rhs.device() {
             return Err(Error::DeviceMismatch {
                 op: "matmul",

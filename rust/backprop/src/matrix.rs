@@ -156,6 +156,9 @@ impl Tensor {
 
     /// The sum of the main diagonal of a 2-d tensor (`torch.trace`).
     pub fn trace(&self) -> Result<Tensor> {
+        if let Some(ac) = crate::autocast::begin(crate::autocast::Policy::Float32, self.device()) {
+            return ac.cast(self)?.trace();
+        }
         need_rank("trace", self, 2, "input")?;
         self.diagonal(0, 0, 1)?.sum(&[0usize][..], false)
     }
@@ -183,6 +186,11 @@ impl Tensor {
     /// `beta * self + alpha * (mat1 @ mat2)` (`torch.addmm`); with `beta == 0` `self` is
     /// ignored (NaN in it does not propagate), as in PyTorch.
     pub fn addmm(&self, mat1: &Tensor, mat2: &Tensor, beta: f64, alpha: f64) -> Result<Tensor> {
+        if let Some(ac) = crate::autocast::begin(crate::autocast::Policy::Lower, self.device()) {
+            return ac
+                .cast(self)?
+                .addmm(&ac.cast(mat1)?, &ac.cast(mat2)?, beta, alpha);
+        }
         need_rank("addmm", mat1, 2, "mat1")?;
         need_rank("addmm", mat2, 2, "mat2")?;
         let p = mat1.matmul(mat2)?;
@@ -197,6 +205,11 @@ impl Tensor {
         beta: f64,
         alpha: f64,
     ) -> Result<Tensor> {
+        if let Some(ac) = crate::autocast::begin(crate::autocast::Policy::Lower, self.device()) {
+            return ac
+                .cast(self)?
+                .baddbmm(&ac.cast(batch1)?, &ac.cast(batch2)?, beta, alpha);
+        }
         let p = batch1.bmm(batch2)?;
         scaled_sum("baddbmm", self, &p, beta, alpha)
     }

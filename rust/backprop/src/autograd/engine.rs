@@ -42,6 +42,9 @@ pub(super) fn run(
     create: bool,
     capture: Option<&[Tensor]>,
 ) -> Result<Option<Vec<Option<Tensor>>>> {
+    // Gradient rules run in the dtypes their forward ops ran in (PyTorch: "backward ops run in
+    // the same type that autocast used for corresponding forward ops").
+    let _no_autocast = crate::autocast::suspend();
     // 1. topological order (post-order DFS, iterative)
     let mut order: Vec<(Tensor, Option<Node>)> = Vec::new();
     let mut visited: IdSet<TensorId> = IdSet::default();

@@ -60,6 +60,11 @@ pub fn conv2d(
     dilation: (usize, usize),
     groups: usize,
 ) -> Result<Tensor> {
+    if let Some(ac) = crate::autocast::begin(crate::autocast::Policy::Lower, x.device()) {
+        let b = ac.cast_opt(bias)?;
+        let (x, w) = (ac.cast(x)?, ac.cast(weight)?);
+        return conv2d(&x, &w, b.as_ref(), stride, padding, dilation, groups);
+    }
     let (x, unb) = batched("conv2d", x)?;
     if weight.rank() != 4 {
         return Err(Error::InvalidShape {
@@ -194,6 +199,20 @@ pub fn conv_transpose2d(
     groups: usize,
     dilation: (usize, usize),
 ) -> Result<Tensor> {
+    if let Some(ac) = crate::autocast::begin(crate::autocast::Policy::Lower, x.device()) {
+        let b = ac.cast_opt(bias)?;
+        let (x, w) = (ac.cast(x)?, ac.cast(weight)?);
+        return conv_transpose2d(
+            &x,
+            &w,
+            b.as_ref(),
+            stride,
+            padding,
+            output_padding,
+            groups,
+            dilation,
+        );
+    }
     let (x, unb) = batched("conv_transpose2d", x)?;
     if weight.rank() != 4 {
         return Err(Error::InvalidShape {
@@ -537,6 +556,12 @@ pub enum PadMode {
 
 /// Pads the trailing dims; `pads` is PyTorch's `(left, right, top, bottom, ...)`, last dim first.
 pub fn pad(x: &Tensor, pads: &[usize], mode: PadMode, value: f64) -> Result<Tensor> {
+    // reflection and replication pads are on PyTorch's CPU float32 list
+    if mode != PadMode::Constant {
+        if let Some(ac) = crate::autocast::begin(crate::autocast::Policy::Float32, x.device()) {
+            return pad(&ac.cast(x)?, pads, mode, value);
+        }
+    }
     if pads.len() % 2 != 0 || pads.len() / 2 > x.rank() {
         return Err(Error::invalid(
             "pad",

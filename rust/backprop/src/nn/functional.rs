@@ -1,6 +1,6 @@
 //! Stateless functions over tensors that are not primitives: dropout and friends.
 
-use crate::{Error, Result, Shape, Tensor};
+use crate::{DType, Error, Result, Shape, Tensor};
 
 /// Zeroes each element with probability `p` and scales the rest by `1/(1-p)` when `training`;
 /// the identity otherwise. Masks come from the global generator, so `manual_seed` fixes them.
@@ -23,6 +23,10 @@ pub fn dropout(x: &Tensor, p: f64, training: bool) -> Result<Tensor> {
 
 /// `x @ weight^T + bias`, with `weight` shaped `[out_features, in_features]` as in PyTorch.
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    if let Some(ac) = crate::autocast::begin(crate::autocast::Policy::Lower, x.device()) {
+        let b = ac.cast_opt(bias)?;
+        return linear(&ac.cast(x)?, &ac.cast(weight)?, b.as_ref());
+    }
     let y = if weight.rank() == 1 {
         x.matmul(weight)?
     } else {
@@ -53,6 +57,17 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tens
     }
 }
 
+/// PyTorch's mixed-type normalisation: a float16/bfloat16 input with float32 parameters (the
+/// usual case under autocast, where the layer's weights stay float32) is normalised in float32
+/// and the result rounded once to the input's dtype, instead of promoting the output to float32.
+fn mixed_half(x: &Tensor, params: &[Option<&Tensor>]) -> Option<DType> {
+    let dt = x.dtype();
+    let mixed = dt.is_float()
+        && dt.is_storage_only()
+        && params.iter().flatten().any(|p| p.dtype() == DType::F32);
+    mixed.then_some(dt)
+}
+
 /// Normalises over the trailing `normalized_dims` dims (biased variance), then scales and shifts.
 pub fn layer_norm(
     x: &Tensor,
@@ -69,6 +84,16 @@ pub fn layer_norm(
             rhs: crate::Shape::new(normalized_shape.to_vec()),
             detail: ": normalized_shape must match the input's trailing dimensions".into(),
         });
+    }
+    if let Some(dt) = mixed_half(x, &[weight, bias]) {
+        return layer_norm(
+            &x.to_dtype(DType::F32)?,
+            normalized_shape,
+            weight,
+            bias,
+            eps,
+        )?
+        .to_dtype(dt);
     }
     let mut y = x.normalize_trailing(k, eps)?;
     if let Some(w) = weight {
@@ -95,6 +120,19 @@ pub fn batch_norm(
     momentum: f64,
     eps: f64,
 ) -> Result<Tensor> {
+    if let Some(dt) = mixed_half(x, &[running_mean, running_var, weight, bias]) {
+        let y = batch_norm(
+            &x.to_dtype(DType::F32)?,
+            running_mean,
+            running_var,
+            weight,
+            bias,
+            training,
+            momentum,
+            eps,
+        )?;
+        return y.to_dtype(dt);
+    }
     if x.rank() < 2 {
         return Err(Error::InvalidShape {
             op: "batch_norm",

@@ -50,6 +50,9 @@ fn same_shape(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
 
 /// Mean squared error.
 pub fn mse_loss(input: &Tensor, target: &Tensor, reduction: Reduction) -> Result<Tensor> {
+    if let Some(ac) = crate::autocast::begin(crate::autocast::Policy::Float32, input.device()) {
+        return mse_loss(&ac.cast(input)?, &ac.cast(target)?, reduction);
+    }
     same_shape("mse_loss", input, target)?;
     let d = input.sub(target)?;
     reduction.apply(d.mul(&d)?)
@@ -57,6 +60,9 @@ pub fn mse_loss(input: &Tensor, target: &Tensor, reduction: Reduction) -> Result
 
 /// Mean absolute error.
 pub fn l1_loss(input: &Tensor, target: &Tensor, reduction: Reduction) -> Result<Tensor> {
+    if let Some(ac) = crate::autocast::begin(crate::autocast::Policy::Float32, input.device()) {
+        return l1_loss(&ac.cast(input)?, &ac.cast(target)?, reduction);
+    }
     same_shape("l1_loss", input, target)?;
     reduction.apply(input.sub(target)?.abs()?)
 }
@@ -69,6 +75,11 @@ pub fn binary_cross_entropy_with_logits(
     pos_weight: Option<&Tensor>,
     reduction: Reduction,
 ) -> Result<Tensor> {
+    if let Some(ac) = crate::autocast::begin(crate::autocast::Policy::Float32, input.device()) {
+        let (w, pw) = (ac.cast_opt(weight)?, ac.cast_opt(pos_weight)?);
+        let (x, y) = (ac.cast(input)?, ac.cast(target)?);
+        return binary_cross_entropy_with_logits(&x, &y, w.as_ref(), pw.as_ref(), reduction);
+    }
     same_shape("binary_cross_entropy_with_logits", input, target)?;
     let target = if target.dtype() != input.dtype() {
         target.to_dtype(input.dtype())?
@@ -101,6 +112,16 @@ pub struct ClassLossOptions {
     pub ignore_index: i64,
     pub reduction: Reduction,
     pub label_smoothing: f64,
+}
+
+impl ClassLossOptions {
+    /// The options with the class weights cast for an autocast op.
+    fn cast(&self, ac: &crate::autocast::Active) -> Result<ClassLossOptions> {
+        Ok(ClassLossOptions {
+            weight: ac.cast_opt(self.weight.as_ref())?,
+            ..self.clone()
+        })
+    }
 }
 
 impl Default for ClassLossOptions {
@@ -141,6 +162,10 @@ fn flatten_classes(op: &'static str, input: &Tensor) -> Result<(Tensor, Shape)> 
 
 /// Negative log-likelihood of class-index targets given log-probabilities.
 pub fn nll_loss(log_probs: &Tensor, target: &Tensor, opts: &ClassLossOptions) -> Result<Tensor> {
+    if let Some(ac) = crate::autocast::begin(crate::autocast::Policy::Float32, log_probs.device()) {
+        let opts = opts.cast(&ac)?;
+        return nll_loss(&ac.cast(log_probs)?, &ac.cast(target)?, &opts);
+    }
     let (lp, sample_shape) = flatten_classes("nll_loss", log_probs)?;
     let (picked, w, _) = nll_parts(&lp, &sample_shape, target, opts, "nll_loss")?;
     let loss = picked.neg()?.mul(&w)?;
@@ -212,6 +237,10 @@ fn nll_parts(
 /// Cross-entropy between logits and targets (class indices, int64, or class probabilities,
 /// float of the input's shape), with optional class weights and label smoothing.
 pub fn cross_entropy(input: &Tensor, target: &Tensor, opts: &ClassLossOptions) -> Result<Tensor> {
+    if let Some(ac) = crate::autocast::begin(crate::autocast::Policy::Float32, input.device()) {
+        let opts = opts.cast(&ac)?;
+        return cross_entropy(&ac.cast(input)?, &ac.cast(target)?, &opts);
+    }
     if !(0.0..=1.0).contains(&opts.label_smoothing) {
         return Err(Error::invalid(
             "cross_entropy",

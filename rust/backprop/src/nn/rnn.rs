@@ -41,6 +41,11 @@ pub fn lstm_layer(
     w_hh: &Tensor,
     reverse: bool,
 ) -> Result<(Tensor, Tensor, Tensor)> {
+    // PyTorch's CPU list has the LSTM layer (`mkldnn_rnn_layer`) in lower precision
+    if let Some(ac) = crate::autocast::begin(crate::autocast::Policy::Lower, xw.device()) {
+        let (xw, h0, c0, w) = (ac.cast(xw)?, ac.cast(h0)?, ac.cast(c0)?, ac.cast(w_hh)?);
+        return lstm_layer(&xw, &h0, &c0, &w, reverse);
+    }
     let (t, b, g4) = match xw.dims() {
         &[t, b, g4] => (t, b, g4),
         _ => return Err(bad(xw, w_hh, "xw must be [T, B, 4H]")),
