@@ -742,6 +742,45 @@ def scan_samples(with_zeros=False):
     return gen
 
 
+
+def quantile_samples(rng):
+    x = rng.normal(size=(3, 7))
+    return [Sample([x], dict(q=0.3, dim=1), "dim1"), Sample([x], dict(q=0.5), "all"),
+            Sample([x], dict(q=0.9, dim=0, keepdim=True, interpolation="midpoint"), "midpoint"),
+            Sample([x], dict(q=0.6, dim=1, interpolation="lower"), "lower")]
+
+
+def _np_quantile(x, q, dim=None, keepdim=False, interpolation="linear"):
+    return np.quantile(x, q, axis=dim, keepdims=keepdim, method=interpolation)
+
+
+def _np_diag_embed(x, offset=0):
+    n = x.shape[-1] + abs(offset)
+    out = np.zeros(x.shape[:-1] + (n, n))
+    for i in range(x.shape[-1]):
+        r, c = (i, i + offset) if offset >= 0 else (i - offset, i)
+        out[..., r, c] = x[..., i]
+    return out
+
+
+def _np_block_diag(a, b):
+    out = np.zeros((a.shape[0] + b.shape[0], a.shape[1] + b.shape[1]))
+    out[:a.shape[0], :a.shape[1]] = a
+    out[a.shape[0]:, a.shape[1]:] = b
+    return out
+
+
+def _np_windows(x, dimension, size, step):
+    w = np.lib.stride_tricks.sliding_window_view(x, size, axis=dimension)
+    return np.take(w, range(0, w.shape[dimension], step), axis=dimension)
+
+
+def _np_index_copy(x, s, i):
+    out = x.copy()
+    out[:, i] = s
+    return out
+
+
 def sort_samples(rng):
     x = rng.normal(size=(3, 5, 4))
     return [
@@ -940,6 +979,66 @@ OPS += [
     OpInfo("cumsum", lambda x, dim: x.cumsum(dim), lambda x, dim: np.cumsum(x, axis=dim) if x.ndim else x, scan_samples()),
     OpInfo("cumprod", lambda x, dim: bp.cumprod(x, dim), lambda x, dim: np.cumprod(x, axis=dim) if x.ndim else x, scan_samples()),
     OpInfo("cumprod_zeros", lambda x, dim: x.cumprod(dim), lambda x, dim: np.cumprod(x, axis=dim) if x.ndim else x, scan_samples(with_zeros=True)),
+    # ---- composites of issue 13's second surface sweep (math_ops.py, stacking.py)
+    OpInfo("prod", lambda x, **k: bp.prod(x, **k), lambda x, dim=None, keepdim=False: np.prod(x, axis=dim, keepdims=keepdim),
+           reduce_samples([{"dim": 1}, {"dim": 0, "keepdim": True}, {}]), atol=1e-5),
+    OpInfo("prod_zeros", lambda x, dim: x.prod(dim), lambda x, dim: np.prod(x, axis=dim) if x.ndim else x, scan_samples(with_zeros=True),
+           atol=1e-5),
+    OpInfo("nansum", lambda x, **k: bp.nansum(x, **k), lambda x, dim=None, keepdim=False: np.nansum(x, axis=dim, keepdims=keepdim),
+           reduce_samples([{"dim": 1}, {}])),
+    OpInfo("nanmean", lambda x, **k: bp.nanmean(x, **k), lambda x, dim=None, keepdim=False: np.nanmean(x, axis=dim, keepdims=keepdim),
+           reduce_samples([{"dim": 2, "keepdim": True}, {}])),
+    OpInfo("quantile", lambda x, **k: bp.quantile(x, **k), _np_quantile, quantile_samples, atol=1e-5),
+    OpInfo("logaddexp", bp.logaddexp, np.logaddexp, binary_samples()),
+    OpInfo("logaddexp2", bp.logaddexp2, np.logaddexp2, binary_samples()),
+    OpInfo("xlogy", bp.xlogy, lambda x, y: np.where(x == 0, 0.0, x * np.log(np.where(x == 0, 1.0, y))),
+           binary_samples(rhs_lo=0.2, rhs_hi=2.0)),
+    OpInfo("logit", lambda x: bp.logit(x), lambda x: np.log(x / (1 - x)), unary_samples(0.1, 0.9)),
+    OpInfo("exp2", bp.exp2, np.exp2, unary_samples()),
+    OpInfo("deg2rad", bp.deg2rad, np.deg2rad, unary_samples()),
+    OpInfo("fmax", bp.fmax, np.fmax, binary_samples()),
+    OpInfo("fmin", bp.fmin, np.fmin, binary_samples()),
+    OpInfo("asinh", bp.asinh, np.arcsinh, unary_samples(-3, 3)),
+    OpInfo("acosh", bp.acosh, np.arccosh, unary_samples(1.1, 4)),
+    OpInfo("atanh", bp.atanh, np.arctanh, unary_samples(-0.9, 0.9)),
+    OpInfo("sinc", bp.sinc, np.sinc, unary_samples(avoid_zero=True)),
+    OpInfo("tensordot", lambda a, b: bp.tensordot(a, b, dims=([1, 2], [0, 1])), lambda a, b: np.tensordot(a, b, axes=([1, 2], [0, 1])),
+           lambda rng: [Sample([rng.normal(size=(2, 3, 4)), rng.normal(size=(3, 4, 5))], desc="pairs")], atol=1e-5),
+    OpInfo("kron", bp.kron, np.kron, lambda rng: [Sample([rng.normal(size=(2, 3)), rng.normal(size=(3, 2))], desc="2d"),
+                                                  Sample([rng.normal(size=(2,)), rng.normal(size=(2, 3))], desc="ranks")]),
+    OpInfo("inner", bp.inner, np.inner, lambda rng: [Sample([rng.normal(size=(2, 4)), rng.normal(size=(3, 4))], desc="2d")], atol=1e-5),
+    OpInfo("addmv", lambda c, m, v: bp.addmv(c, m, v, beta=0.5, alpha=2.0), lambda c, m, v: 0.5 * c + 2.0 * (m @ v),
+           lambda rng: [Sample([rng.normal(size=(3,)), rng.normal(size=(3, 4)), rng.normal(size=(4,))], desc="mv")], atol=1e-5),
+    OpInfo("addr", lambda c, a, b: bp.addr(c, a, b), lambda c, a, b: c + np.outer(a, b),
+           lambda rng: [Sample([rng.normal(size=(3, 4)), rng.normal(size=(3,)), rng.normal(size=(4,))], desc="outer")]),
+    OpInfo("addbmm", lambda c, a, b: bp.addbmm(c, a, b), lambda c, a, b: c + np.einsum("bij,bjk->ik", a, b),
+           lambda rng: [Sample([rng.normal(size=(3, 2)), rng.normal(size=(4, 3, 5)), rng.normal(size=(4, 5, 2))], desc="bmm")],
+           atol=1e-5),
+    OpInfo("cov", lambda x: bp.cov(x), lambda x: np.cov(x), lambda rng: [Sample([rng.normal(size=(3, 6))], desc="rows"),
+                                                                          Sample([rng.normal(size=(6,))], desc="1d")], atol=1e-5),
+    OpInfo("corrcoef", bp.corrcoef, np.corrcoef, lambda rng: [Sample([rng.normal(size=(3, 6))], desc="rows")], atol=1e-5),
+    OpInfo("hstack", lambda a, b: bp.hstack([a, b]), lambda a, b: np.hstack([a, b]),
+           lambda rng: [Sample([rng.normal(size=(2, 3)), rng.normal(size=(2, 2))], desc="2d"),
+                        Sample([rng.normal(size=(3,)), rng.normal(size=(2,))], desc="1d")]),
+    OpInfo("vstack", lambda a, b: bp.vstack([a, b]), lambda a, b: np.vstack([a, b]),
+           lambda rng: [Sample([rng.normal(size=(3,)), rng.normal(size=(2, 3))], desc="mixed")]),
+    OpInfo("dstack", lambda a, b: bp.dstack([a, b]), lambda a, b: np.dstack([a, b]),
+           lambda rng: [Sample([rng.normal(size=(2, 3)), rng.normal(size=(2, 3))], desc="2d")]),
+    OpInfo("column_stack", lambda a, b: bp.column_stack([a, b]), lambda a, b: np.column_stack([a, b]),
+           lambda rng: [Sample([rng.normal(size=(3,)), rng.normal(size=(3, 2))], desc="mixed")]),
+    OpInfo("rot90", lambda x, k: bp.rot90(x, k, [1, 2]), lambda x, k: np.rot90(x, k, (1, 2)),
+           lambda rng: [Sample([rng.normal(size=(2, 3, 4))], dict(k=k), f"k={k}") for k in (1, 2, 3, -1)]),
+    OpInfo("diag_embed", lambda x, **k: bp.diag_embed(x, **k), _np_diag_embed,
+           lambda rng: [Sample([rng.normal(size=(2, 3))], dict(offset=o), f"offset={o}") for o in (0, 1, -2)]),
+    OpInfo("block_diag", lambda a, b: bp.block_diag(a, b), _np_block_diag,
+           lambda rng: [Sample([rng.normal(size=(2, 3)), rng.normal(size=(1, 2))], desc="2d")]),
+    OpInfo("unfold_windows", lambda x, **k: x.unfold(**k), _np_windows,
+           lambda rng: [Sample([rng.normal(size=(2, 7, 3))], dict(dimension=1, size=3, step=2), "step2"),
+                        Sample([rng.normal(size=(5,))], dict(dimension=0, size=2, step=1), "overlap")]),
+    OpInfo("take", lambda x, i: bp.take(x, i), lambda x, i: np.take(x, i),
+           lambda rng: [Sample([rng.normal(size=(3, 4)), np.array([[0, 5], [-1, 11]])], desc="2d", int_inputs=(1,))]),
+    OpInfo("index_copy", lambda x, s, i: x.index_copy(1, i, s), _np_index_copy,
+           lambda rng: [Sample([rng.normal(size=(3, 5)), rng.normal(size=(3, 2)), np.array([4, 1])], desc="dim1", int_inputs=(2,))]),
     # ---- sorting (the order comes from the CPU kernel; values are a gather)
     OpInfo("sort", lambda x, **k: x.sort(**k).values, _np_sort, sort_samples),
     OpInfo("argsort", lambda x, **k: x.argsort(**k), _np_argsort, sort_samples, grad=False),

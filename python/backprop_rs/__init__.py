@@ -18,6 +18,9 @@ import builtins as _builtins
 from . import _core
 from ._core import (
     _log_softmax_backward_data,
+    can_cast,
+    promote_types,
+    result_type,
     _softmax_backward_data,
     DTypeError,
     GradcheckError,
@@ -85,7 +88,17 @@ from .counting import (
     unique as unique,
     unique_consecutive as unique_consecutive,
 )
-from .math_ops import (
+from .stacking import (  # noqa: F401 (re-exported)
+    atleast_1d, atleast_2d, atleast_3d, block_diag, broadcast_shapes, broadcast_tensors, cartesian_prod,
+    column_stack, diag_embed, diagflat, dsplit, dstack, hsplit, hstack, index_copy, masked_scatter, moveaxis,
+    movedim, narrow_copy, ravel, rot90, row_stack, select, swapaxes, swapdims, take, tensor_split, tril_indices,
+    triu_indices, unflatten, vsplit, vstack,
+)
+from .math_ops import (  # noqa: F401 (re-exported)
+    asinh, acosh, atanh, sinc, positive,
+    prod, nansum, nanmean, aminmax, var_mean, std_mean, quantile, nanquantile, logaddexp, logaddexp2, xlogy,
+    logit, exp2, sgn, signbit, copysign, deg2rad, rad2deg, float_power, heaviside, fmax, fmin, isin, isposinf,
+    isneginf, isreal, logical_xor, tensordot, kron, inner, addmv, addr, addbmm, chain_matmul, cov, corrcoef,
     cdist as cdist,
     cross as cross,
     cummax as cummax,
@@ -274,6 +287,8 @@ for _name in (
     "roll", "tile", "repeat_interleave", "take_along_dim", "masked_fill", "masked_select",
     "index_fill", "isnan", "isinf", "isfinite", "nan_to_num", "isclose", "allclose", "equal",
     "lerp", "cumsum", "cumprod", "sort", "argsort", "topk", "kthvalue", "median", "norm",
+    "absolute", "arccos", "arcsin", "arctan", "arcsinh", "arccosh", "arctanh", "fix", "not_equal", "greater",
+    "less", "greater_equal", "less_equal",
 ):
     globals()[_name] = _method_alias(_name)
 del _name

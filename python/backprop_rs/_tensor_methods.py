@@ -197,7 +197,8 @@ def _alias(target: str, doc: str) -> Callable[..., Any]:
 _ALIASES = {
     "multiply": "mul", "subtract": "sub", "absolute": "abs", "negative": "neg",
     "less": "lt", "greater": "gt", "less_equal": "le", "greater_equal": "ge", "not_equal": "ne",
-    "moveaxis": "movedim",
+    "moveaxis": "movedim", "arccos": "acos", "arcsin": "asin", "arctan": "atan", "arcsinh": "asinh",
+    "arccosh": "acosh", "arctanh": "atanh", "fix": "trunc",
 }
 
 _PROPERTIES: Dict[str, property] = {
@@ -252,10 +253,11 @@ def install() -> None:
     functions.update({"scatter": _scatter.scatter, "scatter_": _scatter.scatter_,
                       "index_put": _scatter.index_put, "index_put_": _scatter.index_put_,
                       "scatter_reduce": _scatter.scatter_reduce, "scatter_reduce_": _scatter.scatter_reduce_})
-    from . import counting, math_ops
+    from . import counting, math_ops, stacking
 
     functions.update(counting.tensor_methods())
     functions.update(math_ops.tensor_methods())
+    functions.update(stacking.tensor_methods())
     from .utils import dlpack
 
     functions.update({"__dlpack__": dlpack.__dlpack__, "__dlpack_device__": dlpack.__dlpack_device__})

@@ -12,7 +12,9 @@ ops, like the core's ``cumsum``).
 from __future__ import annotations
 
 import builtins
+import math
 import numbers
+from collections import namedtuple
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -21,7 +23,12 @@ from . import _core
 from ._core import Tensor
 from .amp import _listed
 
-__all__ = ["hypot", "cummax", "cummin", "logcumsumexp", "diff", "cross", "cdist"]
+__all__ = ["hypot", "cummax", "cummin", "logcumsumexp", "diff", "cross", "cdist",
+           "prod", "nansum", "nanmean", "aminmax", "var_mean", "std_mean", "quantile", "nanquantile", "logaddexp",
+           "logaddexp2", "xlogy", "logit", "exp2", "sgn", "signbit", "copysign", "deg2rad", "rad2deg",
+           "float_power", "heaviside", "fmax", "fmin", "isin", "isposinf", "isneginf", "isreal", "logical_xor",
+           "tensordot", "kron", "inner", "addmv", "addr", "addbmm", "chain_matmul", "cov", "corrcoef",
+           "asinh", "acosh", "atanh", "sinc", "positive"]
 
 _FLOATS = (_core.float32, _core.float64)
 
@@ -238,6 +245,14 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0,
     return vector_norm(x1.unsqueeze(-2) - x2.unsqueeze(-3), p, dim=-1)
 
 
+_METHODS = [
+    "asinh", "acosh", "atanh", "sinc", "positive", "prod", "nansum", "nanmean", "aminmax", "quantile",
+    "nanquantile", "logaddexp", "logaddexp2", "xlogy", "logit", "exp2", "sgn", "signbit", "copysign", "deg2rad",
+    "rad2deg", "float_power", "heaviside", "fmax", "fmin", "isposinf", "isneginf", "isreal", "logical_xor",
+    "kron", "inner", "addmv", "addr", "addbmm", "cov", "corrcoef",
+]
+
+
 def tensor_methods() -> dict:
     """The Tensor methods of this module (attached by ``_tensor_methods.install``)."""
 
@@ -266,6 +281,511 @@ def tensor_methods() -> dict:
         """:func:`backprop_rs.cross` of ``self`` and ``other``."""
         return cross(self, other, dim)
 
-    return {"hypot": hypot_method, "hypot_": hypot_, "clamp_min_": clamp_min_, "clamp_max_": clamp_max_,
+    def as_method(f: Any) -> Any:
+        def method(self: Tensor, *args: Any, **kwargs: Any) -> Any:
+            return f(self, *args, **kwargs)
+
+        method.__doc__ = f":func:`backprop_rs.{f.__name__}` of ``self``."
+        return method
+
+    made = {name: as_method(globals()[name]) for name in _METHODS}
+    made["not_equal"] = as_method(_core.Tensor.ne)
+    made["not_equal"].__doc__ = "``not_equal`` is ``ne``."
+    return {**made, "hypot": hypot_method, "hypot_": hypot_, "clamp_min_": clamp_min_, "clamp_max_": clamp_max_,
             "frac_": frac_, "cummax": cummax_method, "cummin": cummin_method, "logcumsumexp": logcumsumexp_method,
             "diff": diff_method, "cross": cross_method}
+
+
+# ------------------------------------------------------------------ reductions
+
+
+def _default_float_if_int(x: Tensor) -> Tensor:
+    return x if x.is_floating_point() else x.to(_core._get_default_dtype())
+
+
+@_listed("fp32")
+def prod(input: Tensor, dim: Optional[int] = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
+    """``torch.prod``: the product of all elements, or along ``dim``. Integer and bool inputs give
+    int64 (as PyTorch); float16/bfloat16 multiply in float32 and round once. The last element of
+    ``cumprod`` (a scan of multiplications), so the gradient is exact where elements are zero."""
+    x = input
+    if dtype is not None:
+        x = x.to(dtype)
+    elif not x.is_floating_point():
+        x = x.to(_core.int64)
+    out_dtype = x.dtype
+    if out_dtype in (_core.float16, _core.bfloat16):
+        x = x.float()
+    if dim is None:
+        if keepdim:
+            raise TypeError("prod(): keepdim needs dim")
+        flat = x.reshape(-1)
+        n = flat.shape[0]
+        r = _core.ones((), dtype=x.dtype, device=x.device) if n == 0 else flat.cumprod(0)[n - 1]
+        return r.to(out_dtype)
+    d = _norm_dim(dim, x.ndim, "prod")
+    if x.ndim == 0:
+        return x.to(out_dtype)
+    n = x.shape[d]
+    if n == 0:
+        shape = list(x.shape)
+        shape[d] = 1
+        r = _core.ones(shape, dtype=x.dtype, device=x.device)
+    else:
+        r = x.cumprod(d).narrow(d, n - 1, 1)
+    return (r if keepdim else r.squeeze(d)).to(out_dtype)
+
+
+def nansum(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
+    """``torch.nansum``: the sum with NaNs taken as zero."""
+    x = _core.where(input.isnan(), 0, input) if input.is_floating_point() else input
+    return x.sum(dim, keepdim, dtype=dtype) if dim is not None else x.sum(dtype=dtype)
+
+
+def nanmean(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
+    """``torch.nanmean``: the mean of the non-NaN elements (NaN where there are none)."""
+    if not input.is_floating_point() and dtype is None:
+        raise RuntimeError(f"nanmean(): expected input to have floating point dtype but got {input.dtype}")
+    x = input if dtype is None else input.to(dtype)
+    keep = x.isnan().logical_not()
+    count = keep.sum(dim, keepdim) if dim is not None else keep.sum()
+    return nansum(x, dim, keepdim) / count.to(x.dtype)
+
+
+_MinMax = namedtuple("aminmax", ["min", "max"])
+
+
+def aminmax(input: Tensor, *, dim: Optional[int] = None, keepdim: bool = False) -> Any:
+    """``torch.aminmax``: ``(min, max)``, of everything or along ``dim``."""
+    if dim is None:
+        lo, hi = input.amin(), input.amax()
+        if keepdim:
+            shape = [1] * input.ndim
+            lo, hi = lo.reshape(shape), hi.reshape(shape)
+        return _MinMax(lo, hi)
+    return _MinMax(input.amin(dim, keepdim), input.amax(dim, keepdim))
+
+
+def var_mean(input: Tensor, dim: Any = None, unbiased: Optional[bool] = None, keepdim: bool = False, *,
+             correction: Optional[float] = None) -> tuple:
+    """``torch.var_mean``: ``(var, mean)``; ``var_mean(x, True)`` is the legacy ``unbiased`` form."""
+    if isinstance(dim, bool):
+        dim, unbiased = None, dim
+    v = input.var(dim, unbiased, keepdim, correction=correction)
+    m = input.mean(dim, keepdim) if dim is not None else input.mean()
+    if dim is None and keepdim:
+        m = m.reshape([1] * input.ndim)
+    return v, m
+
+
+def std_mean(input: Tensor, dim: Any = None, unbiased: Optional[bool] = None, keepdim: bool = False, *,
+             correction: Optional[float] = None) -> tuple:
+    """``torch.std_mean``: ``(std, mean)``, with ``var_mean``'s arguments."""
+    v, m = var_mean(input, dim, unbiased, keepdim, correction=correction)
+    return v.sqrt(), m
+
+
+def _quantile(op: str, input: Tensor, q: Any, dim: Optional[int], keepdim: bool, interpolation: str,
+              ignore_nan: bool) -> Tensor:
+    if not input.is_floating_point():
+        raise RuntimeError(f"{op}() input tensor must be either float or double dtype")
+    if interpolation not in ("linear", "lower", "higher", "midpoint", "nearest"):
+        raise ValueError(f"{op}() interpolation must be one of linear, lower, higher, midpoint or nearest. "
+                         f"Got {interpolation}")
+    scalar_q = not isinstance(q, Tensor)
+    if scalar_q:
+        qt = _core.tensor([float(q)], dtype=input.dtype, device=input.device)
+    else:
+        if q.dtype != input.dtype:
+            raise RuntimeError(f"{op}() q tensor must be same dtype as the input tensor")
+        if q.ndim > 1:
+            raise RuntimeError(f"{op}() q must be a scalar or 1D tensor")
+        scalar_q = q.ndim == 0
+        qt = q.reshape(-1)
+    qv = qt.detach().cpu().double().numpy() if qt.numel() else np.zeros(0)
+    if ((qv < 0) | (qv > 1)).any():
+        raise RuntimeError(f"{op}() q values must be in the range [0, 1]")
+    if input.numel() == 0:
+        raise RuntimeError(f"{op}() input tensor must be non-empty")
+    if dim is None:
+        x, rest = input.reshape(1, -1), []
+    else:
+        d = _norm_dim(dim, input.ndim, op)
+        x = input.unsqueeze(0) if input.ndim == 0 else input.movedim(d, -1)
+        rest = list(x.shape[:-1]) if input.ndim else []
+        x = x.reshape(-1, x.shape[-1])
+    n = x.shape[-1]
+    srt = x.sort(-1).values  # NaN sorts last
+    nan = x.isnan().any(-1, keepdim=True)
+    if ignore_nan:
+        k = x.isnan().logical_not().sum(-1, keepdim=True).to(x.dtype)
+    else:
+        k = _core.full((x.shape[0], 1), float(n), dtype=x.dtype, device=x.device)
+    rank = qt.reshape(1, -1) * (k - 1).clamp(min=0)
+    if interpolation == "lower":
+        rank = rank.floor()
+    elif interpolation == "higher":
+        rank = rank.ceil()
+    elif interpolation == "nearest":
+        rank = rank.round()  # half to even, as PyTorch
+    below = rank.floor().clamp(0, n - 1).long()
+    above = rank.ceil().clamp(0, n - 1).long()
+    lo, hi = srt.gather(-1, below), srt.gather(-1, above)
+    if interpolation == "midpoint":
+        out = lo + (hi - lo) * 0.5
+    elif interpolation == "linear":
+        out = lo.lerp(hi, rank - below.to(rank.dtype))
+    else:
+        out = lo
+    empty = (k == 0) if ignore_nan else nan
+    out = _core.where(empty, float("nan"), out)
+    out = out.reshape(rest + [qt.shape[0]]).movedim(-1, 0)  # q's dim first
+    if keepdim:
+        if dim is None:
+            out = out.reshape([qt.shape[0]] + [1] * input.ndim)
+        elif input.ndim:
+            out = out.unsqueeze(_norm_dim(dim, input.ndim, op) + 1)
+    return out.squeeze(0) if scalar_q else out
+
+
+@_listed("fp32")
+def quantile(input: Tensor, q: Any, dim: Optional[int] = None, keepdim: bool = False, *,
+             interpolation: str = "linear") -> Tensor:
+    """``torch.quantile``: the ``q``-th quantiles (a number or a 1-d tensor; its dim comes first)
+    of all elements or along ``dim``; a row holding NaN gives NaN. ``interpolation``: linear,
+    lower, higher, midpoint or nearest. Sorted values gathered, so the gradient reaches the
+    picked elements."""
+    return _quantile("quantile", input, q, dim, keepdim, interpolation, ignore_nan=False)
+
+
+@_listed("fp32")
+def nanquantile(input: Tensor, q: Any, dim: Optional[int] = None, keepdim: bool = False, *,
+                interpolation: str = "linear") -> Tensor:
+    """``torch.nanquantile``: :func:`quantile` over the non-NaN elements of each row."""
+    return _quantile("nanquantile", input, q, dim, keepdim, interpolation, ignore_nan=True)
+
+
+# ------------------------------------------------------------------ elementwise
+
+
+def logaddexp(input: Tensor, other: Any) -> Tensor:
+    """``torch.logaddexp``: ``log(exp(a) + exp(b))`` without overflow."""
+    a = _default_float_if_int(input)
+    return _logaddexp(a, _as_tensor(other, a).to(a.dtype))
+
+
+def logaddexp2(input: Tensor, other: Any) -> Tensor:
+    """``torch.logaddexp2``: ``log2(2**a + 2**b)`` without overflow."""
+    a = _default_float_if_int(input)
+    ln2 = math.log(2.0)
+    return logaddexp(a * ln2, _as_tensor(other, a).to(a.dtype) * ln2) / ln2
+
+
+def xlogy(input: Any, other: Any) -> Tensor:
+    """``torch.xlogy``: ``x * log(y)``, 0 where ``x == 0`` (unless ``y`` is NaN)."""
+    x = input if isinstance(input, Tensor) else _as_tensor(input, other)
+    y = _as_tensor(other, x)
+    x, y = _default_float_if_int(x), _default_float_if_int(y)
+    # log of 1 where x == 0: the gradient of the unused branch stays finite (no 0 * inf)
+    safe = _core.where(x == 0, 1.0, y)
+    return _core.where(y.isnan(), y, x * safe.log())
+
+
+def logit(input: Tensor, eps: Optional[float] = None) -> Tensor:
+    """``torch.logit``: ``log(p / (1 - p))``, ``p`` clamped to ``[eps, 1 - eps]`` when given."""
+    p = _default_float_if_int(input)
+    if eps is not None:
+        p = p.clamp(eps, 1.0 - eps)
+    return (p / (1.0 - p)).log()
+
+
+def exp2(input: Tensor) -> Tensor:
+    """``torch.exp2``: ``2 ** x``."""
+    return 2.0 ** _default_float_if_int(input)
+
+
+def sgn(input: Tensor) -> Tensor:
+    """``torch.sgn``: the sign (the same as ``sign`` for real tensors)."""
+    return input.sign()
+
+
+def signbit(input: Tensor) -> Tensor:
+    """``torch.signbit``: whether the sign bit is set (true for -0.0)."""
+    if input.dtype == _core.bool_:
+        return _core.zeros(input.shape, dtype=_core.bool_, device=input.device)
+    if not input.is_floating_point():
+        return input < 0
+    return (input < 0).logical_or((input == 0).logical_and((1.0 / input) < 0))
+
+
+def copysign(input: Any, other: Any) -> Tensor:
+    """``torch.copysign``: ``|input|`` with the sign of ``other`` (-0.0 counts as negative)."""
+    a = input if isinstance(input, Tensor) else _as_tensor(input, other)
+    a = _default_float_if_int(a)
+    b = _as_tensor(other, a)
+    return _core.where(signbit(b), -a.abs(), a.abs())
+
+
+def deg2rad(input: Tensor) -> Tensor:
+    """``torch.deg2rad``: ``x * pi / 180``."""
+    return _default_float_if_int(input) * (math.pi / 180.0)
+
+
+def rad2deg(input: Tensor) -> Tensor:
+    """``torch.rad2deg``: ``x * 180 / pi``."""
+    return _default_float_if_int(input) * (180.0 / math.pi)
+
+
+def float_power(input: Any, exponent: Any) -> Tensor:
+    """``torch.float_power``: ``input ** exponent`` in float64."""
+    if isinstance(input, Tensor):
+        e = exponent.double() if isinstance(exponent, Tensor) else float(exponent)
+        return input.double() ** e
+    return float(input) ** exponent.double()
+
+
+def heaviside(input: Tensor, values: Tensor) -> Tensor:
+    """``torch.heaviside``: 0 below zero, 1 above, ``values`` at zero."""
+    if isinstance(values, Tensor) and values.dtype != input.dtype:
+        raise RuntimeError("heaviside is not yet implemented for tensors with different dtypes")
+    return _core.where(input == 0, values, (input > 0).to(input.dtype))
+
+
+def fmax(input: Tensor, other: Tensor) -> Tensor:
+    """``torch.fmax``: the elementwise maximum, ignoring a NaN on either side."""
+    m = input.maximum(other)
+    return _core.where(input.isnan(), other, _core.where(other.isnan(), input, m))
+
+
+def fmin(input: Tensor, other: Tensor) -> Tensor:
+    """``torch.fmin``: the elementwise minimum, ignoring a NaN on either side."""
+    m = input.minimum(other)
+    return _core.where(input.isnan(), other, _core.where(other.isnan(), input, m))
+
+
+def isin(elements: Any, test_elements: Any, *, assume_unique: bool = False, invert: bool = False) -> Tensor:
+    """``torch.isin``: whether each element is among ``test_elements`` (sorted once, then a
+    binary search per element)."""
+    if not isinstance(elements, Tensor):
+        elements = _as_tensor(elements, test_elements)
+    if not isinstance(test_elements, Tensor):
+        test_elements = _core.tensor(test_elements, device=elements.device)
+    test = test_elements.reshape(-1)
+    if test.numel() == 0:
+        hit = _core.zeros(elements.shape, dtype=_core.bool_, device=elements.device)
+    else:
+        common = (elements.reshape(-1)[:0] + test[:0]).dtype
+        srt = test.to(common).sort().values
+        e = elements.to(common)
+        pos = _core.searchsorted(srt, e.reshape(-1)).clamp(max=srt.shape[0] - 1)
+        hit = (srt.index_select(0, pos) == e.reshape(-1)).reshape(elements.shape)
+    return hit.logical_not() if invert else hit
+
+
+def isposinf(input: Tensor) -> Tensor:
+    """``torch.isposinf``."""
+    return input.isinf().logical_and(input > 0)
+
+
+def isneginf(input: Tensor) -> Tensor:
+    """``torch.isneginf``."""
+    return input.isinf().logical_and(input < 0)
+
+
+def isreal(input: Tensor) -> Tensor:
+    """``torch.isreal``: all true (there are no complex tensors here)."""
+    return _core.ones(input.shape, dtype=_core.bool_, device=input.device)
+
+
+def logical_xor(input: Tensor, other: Any) -> Tensor:
+    """``torch.logical_xor``."""
+    o = other if isinstance(other, Tensor) else _core.tensor(other, device=input.device)
+    return (input != 0) != (o != 0)
+
+
+# ------------------------------------------------------------------ products
+
+
+def tensordot(a: Tensor, b: Tensor, dims: Any = 2, out: Optional[Tensor] = None) -> Tensor:
+    """``torch.tensordot``: contracts the last ``dims`` dims of ``a`` with the first ``dims`` of
+    ``b`` (or the listed pairs of dims): one matmul of the two reshaped operands."""
+    if isinstance(dims, Tensor):
+        dims = dims.tolist()
+    if isinstance(dims, int):
+        if dims < 0:
+            raise RuntimeError(f"tensordot expects dims >= 0, but got dims={dims}")
+        da, db = list(range(a.ndim - dims, a.ndim)), list(range(dims))
+    else:
+        da, db = ([dims[0]] if isinstance(dims[0], int) else list(dims[0])), \
+                 ([dims[1]] if isinstance(dims[1], int) else list(dims[1]))
+    if len(da) != len(db):
+        raise RuntimeError("both dimension lists should have same length")
+    da = [_norm_dim(d, a.ndim, "tensordot") for d in da]
+    db = [_norm_dim(d, b.ndim, "tensordot") for d in db]
+    for i, j in zip(da, db):
+        if a.shape[i] != b.shape[j]:
+            raise RuntimeError(f"contracted dimensions need to match, but first has size {a.shape[i]} in dim {i} "
+                               f"and second has size {b.shape[j]} in dim {j}")
+    fa = [d for d in range(a.ndim) if d not in da]
+    fb = [d for d in range(b.ndim) if d not in db]
+    k = 1
+    for d in da:
+        k *= a.shape[d]
+    am = a.permute(fa + da).reshape(-1, k)
+    bm = b.permute(db + fb).reshape(k, -1)
+    r = (am @ bm).reshape([a.shape[d] for d in fa] + [b.shape[d] for d in fb])
+    if out is not None:
+        out.copy_(r)
+        return out
+    return r
+
+
+def kron(input: Tensor, other: Tensor) -> Tensor:
+    """``torch.kron``: the Kronecker product (ranks padded with leading ones)."""
+    n = builtins.max(input.ndim, other.ndim)
+    a = input.reshape([1] * (n - input.ndim) + list(input.shape))
+    b = other.reshape([1] * (n - other.ndim) + list(other.shape))
+    ia = [s for d in a.shape for s in (d, 1)]
+    ib = [s for d in b.shape for s in (1, d)]
+    return (a.reshape(ia) * b.reshape(ib)).reshape([x * y for x, y in zip(a.shape, b.shape)])
+
+
+def inner(input: Tensor, other: Tensor) -> Tensor:
+    """``torch.inner``: sums over the last dims of both (a product with a 0-d tensor)."""
+    if input.ndim == 0 or other.ndim == 0:
+        return input * other
+    return tensordot(input, other, ([-1], [-1]))
+
+
+def _scaled(op: str, input: Tensor, p: Tensor, beta: Any, alpha: Any) -> Tensor:
+    r = p if alpha == 1 else p * alpha
+    if beta == 0:
+        return r + _core.zeros(input.shape, dtype=input.dtype, device=input.device)  # NaN in input ignored
+    return (input if beta == 1 else input * beta) + r
+
+
+def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta: Any = 1, alpha: Any = 1) -> Tensor:
+    """``torch.addmv``: ``beta * input + alpha * (mat @ vec)``."""
+    return _scaled("addmv", input, mat @ vec, beta, alpha)
+
+
+def addr(input: Tensor, vec1: Tensor, vec2: Tensor, *, beta: Any = 1, alpha: Any = 1) -> Tensor:
+    """``torch.addr``: ``beta * input + alpha * outer(vec1, vec2)``."""
+    return _scaled("addr", input, vec1.outer(vec2), beta, alpha)
+
+
+@_listed("lower")
+def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta: Any = 1, alpha: Any = 1) -> Tensor:
+    """``torch.addbmm``: ``beta * input + alpha * sum_b(batch1[b] @ batch2[b])``."""
+    return _scaled("addbmm", input, batch1.bmm(batch2).sum(0), beta, alpha)
+
+
+def chain_matmul(*matrices: Tensor, out: Optional[Tensor] = None) -> Tensor:
+    """``torch.chain_matmul``: the product of 2-d matrices, left to right."""
+    if len(matrices) == 1 and isinstance(matrices[0], (list, tuple)):
+        matrices = tuple(matrices[0])
+    if not matrices:
+        raise RuntimeError("chain_matmul(): Expected one or more matrices")
+    r = matrices[0]
+    for m in matrices[1:]:
+        r = r @ m
+    if out is not None:
+        out.copy_(r)
+        return out
+    return r
+
+
+def cov(input: Tensor, *, correction: int = 1, fweights: Optional[Tensor] = None,
+        aweights: Optional[Tensor] = None) -> Tensor:
+    """``torch.cov``: the covariance of the rows (variables) over the columns (observations),
+    with integer frequency and float observation weights (NumPy's formula)."""
+    if input.ndim > 2:
+        raise RuntimeError(f"cov(): expected input to have two or fewer dimensions but got an input with {input.ndim} dimensions")
+    x = input.reshape(1, -1) if input.ndim < 2 else input
+    x = _default_float_if_int(x)
+    n = x.shape[1]
+    w = None
+    if fweights is not None:
+        w = fweights.to(x.dtype)
+    if aweights is not None:
+        w = aweights.to(x.dtype) if w is None else w * aweights.to(x.dtype)
+    if w is None:
+        wsum = _core.tensor(float(n), dtype=x.dtype, device=x.device)
+        avg = x.mean(1)
+        norm = wsum - correction
+    else:
+        wsum = w.sum()
+        avg = (x * w).sum(1) / wsum
+        if correction == 0:
+            norm = wsum
+        elif aweights is None:
+            norm = wsum - correction
+        else:
+            norm = wsum - correction * (w * aweights.to(x.dtype)).sum() / wsum
+    xm = x - avg.unsqueeze(1)
+    xw = xm if w is None else xm * w
+    c = (xw @ xm.transpose(0, 1)) / norm.clamp(min=0)
+    return c.squeeze() if input.ndim < 2 else c
+
+
+def corrcoef(input: Tensor) -> Tensor:
+    """``torch.corrcoef``: Pearson correlation coefficients of the rows, clipped to [-1, 1]."""
+    c = cov(input)
+    if c.ndim == 0:
+        return c / c
+    d = c.diagonal().sqrt()
+    return (c / d.unsqueeze(1) / d.unsqueeze(0)).clamp(-1, 1)
+
+
+# ------------------------------------------------------------------ inverse hyperbolics, sinc
+
+
+_LN2 = math.log(2.0)
+_BIG = 1e8  # above it x**2 would lose the 1 (or overflow in float32): log(2x) is exact enough
+
+
+def asinh(input: Tensor) -> Tensor:
+    """``torch.asinh``: ``sign(x) * log1p(|x| + x^2 / (1 + sqrt(1 + x^2)))`` (no cancellation
+    near 0), ``log(2|x|)`` for huge ``|x|``. Each branch sees clamped inputs, so the unused one
+    sends no NaN into the gradient."""
+    x = _default_float_if_int(input)
+    if x.dtype in (_core.float16, _core.bfloat16):  # in float32, rounded once (the threshold overflows float16)
+        return asinh(x.float()).to(x.dtype)
+    a = x.abs()
+    s = a.clamp(max=_BIG)
+    small = (s + s * s / ((s * s + 1.0).sqrt() + 1.0)).log1p()
+    large = a.clamp(min=_BIG).log() + _LN2
+    return _core.where(a > _BIG, large, small) * x.sign()
+
+
+def acosh(input: Tensor) -> Tensor:
+    """``torch.acosh``: ``log1p(t + sqrt(t * (t + 2)))`` with ``t = x - 1`` (accurate near 1),
+    ``log(2x)`` for huge ``x``; NaN below 1."""
+    x = _default_float_if_int(input)
+    if x.dtype in (_core.float16, _core.bfloat16):  # in float32, rounded once (the threshold overflows float16)
+        return acosh(x.float()).to(x.dtype)
+    t = x.clamp(max=_BIG) - 1.0
+    small = (t + (t * (t + 2.0)).sqrt()).log1p()
+    large = x.clamp(min=_BIG).log() + _LN2
+    return _core.where(x > _BIG, large, small)
+
+
+def atanh(input: Tensor) -> Tensor:
+    """``torch.atanh``: ``0.5 * log1p(2x / (1 - x))``; +-inf at +-1, NaN beyond."""
+    x = _default_float_if_int(input)
+    return (2.0 * x / (1.0 - x)).log1p() * 0.5
+
+
+def sinc(input: Tensor) -> Tensor:
+    """``torch.sinc``: ``sin(pi x) / (pi x)``, 1 at 0."""
+    x = _default_float_if_int(input)
+    zero = x == 0
+    px = _core.where(zero, 1.0, x) * math.pi
+    return _core.where(zero, 1.0, px.sin() / px)
+
+
+def positive(input: Tensor) -> Tensor:
+    """``torch.positive``: ``input`` itself (bool tensors refused, as PyTorch)."""
+    if input.dtype == _core.bool_:
+        raise TypeError("The `+` operator, on a bool tensor is not supported.")
+    return input

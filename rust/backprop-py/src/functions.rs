@@ -1085,6 +1085,51 @@ pub fn _get_default_dtype() -> PyDType {
     }
 }
 
+/// `torch.promote_types(type1, type2)`: the core's promotion table.
+#[pyfunction]
+pub fn promote_types(type1: &Bound<'_, PyAny>, type2: &Bound<'_, PyAny>) -> PyResult<PyDType> {
+    Ok(PyDType {
+        inner: DType::promote(parse_dtype(type1)?, parse_dtype(type2)?),
+    })
+}
+
+/// `torch.result_type(tensor1, tensor2)`: each a tensor or a Python number, by the core's rule
+/// (0-d tensors and numbers do not widen within a category).
+#[pyfunction]
+pub fn result_type(tensor1: &Bound<'_, PyAny>, tensor2: &Bound<'_, PyAny>) -> PyResult<PyDType> {
+    use backprop::Participation as P;
+    let operand = |o: &Bound<'_, PyAny>| -> PyResult<(DType, P)> {
+        if let Ok(t) = o.cast::<PyTensor>() {
+            let t = t.get().tensor();
+            return Ok((t.dtype(), if t.rank() == 0 { P::ZeroDim } else { P::Dim }));
+        }
+        if o.is_instance_of::<pyo3::types::PyBool>() {
+            Ok((DType::Bool, P::Number))
+        } else if o.is_instance_of::<pyo3::types::PyInt>() {
+            Ok((DType::I64, P::Number))
+        } else if o.is_instance_of::<pyo3::types::PyFloat>() {
+            Ok((backprop::default_float(), P::Number))
+        } else {
+            Err(PyTypeError::new_err(format!(
+                "result_type(): expected a Tensor or a Number, got {}",
+                o.get_type().name()?
+            )))
+        }
+    };
+    let ops = [operand(tensor1)?, operand(tensor2)?];
+    let d = DType::result_type(&ops)
+        .ok_or_else(|| PyTypeError::new_err("result_type(): no operands"))?;
+    Ok(PyDType { inner: d })
+}
+
+/// `torch.can_cast(from_, to)`: PyTorch's casting rule for in-place and `out=` results (no
+/// float to integral, no non-bool to bool).
+#[pyfunction]
+pub fn can_cast(from_: &Bound<'_, PyAny>, to: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let (a, b) = (parse_dtype(from_)?, parse_dtype(to)?);
+    Ok(!(a.is_float() && !b.is_float()) && !(a != DType::Bool && b == DType::Bool))
+}
+
 /// Sets the default float dtype (`torch.set_default_dtype`); a non-float dtype is a TypeError.
 #[pyfunction]
 pub fn _set_default_dtype(dtype: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -1127,6 +1172,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         _set_default_device,
         _get_default_dtype,
         _set_default_dtype,
+        promote_types,
+        result_type,
+        can_cast,
         _softmax_backward_data,
         _log_softmax_backward_data,
         _fused_attention,

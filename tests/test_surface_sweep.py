@@ -1,0 +1,207 @@
+"""The second sweep of PyTorch's everyday surface (math_ops.py, stacking.py, promotion queries):
+what the op table (test_ops.py: forward vs NumPy in four dtypes, gradcheck, GPU) cannot say —
+dtype rules, tuples, errors, in-place forms — each against NumPy or PyTorch's documented rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backprop_rs as bp
+
+
+def arr(t):
+    return t.detach().float().numpy() if t.dtype in (bp.float16, bp.bfloat16) else t.detach().numpy()
+
+
+def test_prod_dtypes_empty_and_gradient_through_zeros():
+    assert bp.prod(bp.tensor([2, 3, 4])).dtype == bp.int64
+    assert bp.prod(bp.tensor([True, True])).item() == 1 and bp.prod(bp.tensor([True])).dtype == bp.int64
+    assert bp.prod(bp.tensor([1.5, 2.0]), dtype=bp.float64).dtype == bp.float64
+    assert bp.prod(bp.zeros(0)).item() == 1.0 and bp.zeros(2, 0).prod(1).tolist() == [1.0, 1.0]
+    h = bp.tensor([1.5, 2.5, 3.0]).half()
+    assert h.prod().dtype == bp.float16 and h.prod().item() == np.float16(11.25)
+    x = bp.tensor([2.0, 0.0, 3.0, 4.0], requires_grad=True)
+    x.prod().backward()
+    # d/dx_i prod = prod of the others: only the zero's slot is non-zero
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 24.0, 0.0, 0.0])
+
+
+def test_nan_reductions_and_nanquantile():
+    x = np.array([[1.0, np.nan, 3.0], [np.nan, np.nan, np.nan], [4.0, 5.0, 6.0]])
+    t = bp.tensor(x)
+    np.testing.assert_array_equal(arr(bp.nansum(t, 1)), np.nansum(x, 1))
+    with np.errstate(invalid="ignore"), pytest.warns(RuntimeWarning):
+        want = np.nanmean(x, 1)
+    np.testing.assert_array_equal(arr(bp.nanmean(t, 1)), want)
+    with pytest.warns(RuntimeWarning):
+        want_q = np.nanquantile(x, 0.4, axis=1)
+    np.testing.assert_allclose(arr(bp.nanquantile(t, 0.4, dim=1)), want_q)
+    q = bp.quantile(t, 0.5, dim=1)
+    assert np.isnan(arr(q)[0]) and arr(q)[2] == 5.0  # a NaN in the row gives NaN
+    qs = bp.tensor([0.1, 0.9], dtype=bp.float64)
+    np.testing.assert_allclose(arr(bp.quantile(t[2], qs)), np.quantile(x[2], [0.1, 0.9]))
+    assert bp.quantile(bp.randn(4, 5), bp.tensor([0.2, 0.5, 0.7]), dim=1, keepdim=True).shape == (3, 4, 1)
+    with pytest.raises(RuntimeError, match="range \\[0, 1\\]"):
+        bp.quantile(t, 1.5)
+    with pytest.raises(RuntimeError, match="float or double"):
+        bp.quantile(bp.tensor([1, 2]), 0.5)
+    with pytest.raises(RuntimeError, match="same dtype"):
+        bp.quantile(t, bp.tensor([0.5]))
+    np.testing.assert_allclose(arr(bp.quantile(t[2], 0.5, interpolation="nearest")), 5.0)
+
+
+def test_aminmax_var_mean_std_mean():
+    x = np.random.default_rng(0).normal(size=(3, 5))
+    t = bp.tensor(x)
+    mm = bp.aminmax(t, dim=1)
+    np.testing.assert_array_equal(arr(mm.min), x.min(1))
+    np.testing.assert_array_equal(arr(mm.max), x.max(1))
+    lo, hi = t.aminmax()
+    assert lo.item() == x.min() and hi.item() == x.max()
+    v, m = bp.var_mean(t, 1, correction=0)
+    np.testing.assert_allclose(arr(v), x.var(1))
+    np.testing.assert_allclose(arr(m), x.mean(1))
+    s, m2 = bp.std_mean(t, keepdim=True)
+    assert s.shape == (1, 1) and m2.shape == (1, 1)
+    np.testing.assert_allclose(s.item(), x.std(ddof=1))
+
+
+def test_elementwise_queries_against_numpy():
+    x = np.array([-2.0, -0.0, 0.0, 1.5, np.inf, -np.inf, np.nan])
+    t = bp.tensor(x)
+    np.testing.assert_array_equal(bp.signbit(t).numpy()[:6], np.signbit(x)[:6])
+    np.testing.assert_array_equal(bp.isposinf(t).numpy(), np.isposinf(x))
+    np.testing.assert_array_equal(bp.isneginf(t).numpy(), np.isneginf(x))
+    assert bp.isreal(t).all().item()
+    y = np.array([1.0, -1.0, -0.0, 0.0, 2.0, -3.0, 1.0])
+    np.testing.assert_array_equal(arr(bp.copysign(t, bp.tensor(y))), np.copysign(x, y))
+    np.testing.assert_array_equal(arr(bp.heaviside(t, bp.tensor(0.5, dtype=bp.float64)))[:6],
+                                  np.heaviside(x, 0.5)[:6])
+    assert bp.float_power(bp.tensor([2, 3]), 2).dtype == bp.float64
+    np.testing.assert_array_equal(bp.logical_xor(bp.tensor([0, 1, 2]), bp.tensor([0, 0, 3])).numpy(),
+                                  [False, True, False])
+    np.testing.assert_array_equal(bp.isin(bp.tensor([1, 5, 3, 7]), bp.tensor([3, 1])).numpy(),
+                                  np.isin([1, 5, 3, 7], [3, 1]))
+    np.testing.assert_array_equal(bp.isin(bp.tensor([1.0, 2.5]), [2.5], invert=True).numpy(), [True, False])
+    assert bp.positive(t) is t
+    with pytest.raises(TypeError):
+        bp.positive(bp.tensor([True]))
+    np.testing.assert_allclose(arr(bp.arccos(bp.tensor([0.3]))), np.arccos([0.3]), rtol=1e-6)
+    np.testing.assert_allclose(arr(bp.tensor([0.3]).arctanh()), np.arctanh([0.3]), rtol=1e-6)
+    big = bp.tensor([1e30, -1e30])
+    np.testing.assert_allclose(arr(bp.asinh(big)), np.arcsinh([1e30, -1e30]), rtol=1e-6)
+    np.testing.assert_allclose(arr(bp.acosh(bp.tensor([1e30]))), np.arccosh([1e30]), rtol=1e-6)
+    assert np.isnan(bp.acosh(bp.tensor([0.5])).item())
+    xl = bp.xlogy(bp.tensor([0.0, 0.0]), bp.tensor([0.0, float("nan")]))
+    assert xl[0].item() == 0.0 and np.isnan(xl[1].item())
+
+
+def test_promotion_queries_follow_pytorchs_table():
+    assert bp.promote_types(bp.uint8, bp.int8) == bp.int16
+    assert bp.promote_types(bp.float16, bp.bfloat16) == bp.float32
+    assert bp.promote_types(bp.int32, bp.float16) == bp.float16
+    assert bp.result_type(bp.tensor([1, 2]), 1.5) == bp.float32
+    assert bp.result_type(bp.tensor([1, 2], dtype=bp.int32), 7) == bp.int32
+    assert bp.result_type(bp.tensor([1.0]).half(), bp.tensor(2.0, dtype=bp.float64)) == bp.float16
+    assert bp.result_type(bp.tensor([1], dtype=bp.uint8), bp.tensor([1], dtype=bp.int8)) == bp.int16
+    assert bp.can_cast(bp.int64, bp.float32) and not bp.can_cast(bp.float32, bp.int64)
+    assert not bp.can_cast(bp.int32, bp.bool) and bp.can_cast(bp.bool, bp.uint8)
+
+
+def test_stacking_and_splitting_against_numpy():
+    a, b = np.arange(6.0).reshape(2, 3), np.arange(6.0, 12.0).reshape(2, 3)
+    ta, tb = bp.tensor(a), bp.tensor(b)
+    for f, g in [(bp.hstack, np.hstack), (bp.vstack, np.vstack), (bp.dstack, np.dstack),
+                 (bp.column_stack, np.column_stack), (bp.row_stack, np.vstack)]:
+        np.testing.assert_array_equal(f([ta, tb]).numpy(), g([a, b]))
+    assert bp.atleast_1d(bp.tensor(1.0)).shape == (1,)
+    assert [t.shape for t in bp.atleast_2d(bp.tensor(1.0), bp.ones(3))] == [(1, 1), (1, 3)]
+    assert bp.atleast_3d(bp.ones(2, 3)).shape == (2, 3, 1) and bp.atleast_3d(bp.ones(4)).shape == (1, 4, 1)
+    x = np.arange(10.0)
+    for ios in (3, [2, 5], [-3, 20], 1):
+        got = [t.numpy() for t in bp.tensor_split(bp.tensor(x), ios)]
+        want = np.array_split(x, ios) if isinstance(ios, int) else np.split(x, [min(max(i if i >= 0 else 10 + i, 0), 10) for i in ios])
+        assert len(got) == len(want) and all(np.array_equal(g, w) for g, w in zip(got, want))
+    m = np.arange(24.0).reshape(2, 4, 3)
+    tm = bp.tensor(m)
+    for f, g in [(bp.hsplit, np.hsplit), (bp.vsplit, np.vsplit)]:
+        n = 2
+        assert all(np.array_equal(p.numpy(), q) for p, q in zip(f(tm, n), g(m, n)))
+    assert all(np.array_equal(p.numpy(), q) for p, q in zip(bp.dsplit(tm, 3), np.dsplit(m, 3)))
+    with pytest.raises(RuntimeError, match="not divisible"):
+        bp.hsplit(tm, 3)
+    assert tm.tensor_split(2, dim=1)[1].shape == (2, 2, 3)
+
+
+def test_broadcasting_and_builders():
+    assert tuple(bp.broadcast_shapes((2, 1), (3,), (1, 1, 1))) == (1, 2, 3)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        bp.broadcast_shapes((2,), (3,))
+    p, q = bp.broadcast_tensors(bp.ones(3, 1), bp.zeros(4))
+    assert p.shape == q.shape == (3, 4)
+    cp = bp.cartesian_prod(bp.tensor([1, 2]), bp.tensor([3, 4, 5]))
+    np.testing.assert_array_equal(cp.numpy(), [[i, j] for i in (1, 2) for j in (3, 4, 5)])
+    for off in (-1, 0, 2):
+        np.testing.assert_array_equal(bp.tril_indices(4, 3, off).numpy(), np.stack(np.tril_indices(4, off, 3)))
+        np.testing.assert_array_equal(bp.triu_indices(3, 5, off).numpy(), np.stack(np.triu_indices(3, off, 5)))
+    np.testing.assert_array_equal(bp.diagflat(bp.tensor([[1, 2], [3, 4]])).numpy(), np.diagflat([[1, 2], [3, 4]]))
+    d = bp.diag_embed(bp.tensor([[float("inf"), 1.0]]))
+    assert d[0, 0, 1].item() == 0.0  # zeros off the diagonal even next to inf
+    np.testing.assert_array_equal(bp.block_diag(bp.tensor(1), bp.tensor([2, 3])).numpy(), [[1, 0, 0], [0, 2, 3]])
+    assert bp.chain_matmul(bp.ones(2, 3), bp.ones(3, 4), bp.ones(4, 1)).tolist() == [[12.0], [12.0]]
+
+
+def test_index_forms_in_place_and_out_of_place():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4, 3))
+    t = bp.tensor(x)
+    idx = bp.tensor([0, 2, 0])
+    src = rng.normal(size=(3, 3))
+    r = t.clone()
+    assert r.index_add_(0, idx, bp.tensor(src), alpha=2.0) is r
+    want = x.copy()
+    np.add.at(want, [0, 2, 0], 2.0 * src)
+    np.testing.assert_allclose(r.numpy(), want)
+    s = t.clone()
+    s.scatter_add_(0, bp.tensor([[1, 0, 3]]), bp.tensor(src[:1]))
+    want = x.copy()
+    want[[1, 0, 3], [0, 1, 2]] += src[0]
+    np.testing.assert_allclose(s.numpy(), want)
+    c = t.clone()
+    c.index_copy_(0, bp.tensor([3, 1]), bp.tensor(src[:2]))
+    want = x.copy()
+    want[[3, 1]] = src[:2]
+    np.testing.assert_array_equal(c.numpy(), want)
+    mask = x > 0
+    ms = bp.masked_scatter(t, bp.tensor(mask), bp.arange(12.0, dtype=bp.float64))
+    want = x.copy()
+    want[mask] = np.arange(12.0)[: mask.sum()]
+    np.testing.assert_array_equal(ms.numpy(), want)
+    with pytest.raises(RuntimeError, match="at least"):
+        t.masked_scatter(bp.ones(4, 3, dtype=bp.bool), bp.zeros(2, dtype=bp.float64))
+    np.testing.assert_array_equal(bp.take(t, bp.tensor([-1, 0])).numpy(), x.reshape(-1)[[-1, 0]])
+    # gradients of the masked copy reach the source in order
+    src_t = bp.ones(5, requires_grad=True)
+    bp.masked_scatter(bp.zeros(4), bp.tensor([True, False, True, True]), src_t).mul(bp.tensor([1.0, 2.0, 3.0, 4.0])).sum().backward()
+    np.testing.assert_array_equal(src_t.grad.numpy(), [1.0, 3.0, 4.0, 0.0, 0.0])
+
+
+def test_unfold_windows_and_their_gradient():
+    x = bp.arange(6.0, requires_grad=True)
+    w = x.unfold(0, 3, 2)
+    np.testing.assert_array_equal(w.detach().numpy(), [[0, 1, 2], [2, 3, 4]])
+    w.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [1, 1, 2, 1, 1, 0])  # the overlap counts twice
+    with pytest.raises(RuntimeError, match="maximum size"):
+        x.unfold(0, 7, 1)
+    assert bp.tensor(3.0).unfold(0, 1, 1).shape == (1,)
+
+
+def test_top_level_view_names():
+    t = bp.randn(2, 3, 4)
+    assert bp.swapaxes(t, 0, 2).shape == (4, 3, 2) and bp.swapdims(t, 0, 1).shape == (3, 2, 4)
+    assert bp.movedim(t, 0, -1).shape == (3, 4, 2) and bp.moveaxis(t, [0, 1], [1, 0]).shape == (3, 2, 4)
+    assert bp.ravel(t).shape == (24,) and bp.unflatten(bp.ravel(t), 0, (6, 4)).shape == (6, 4)
+    assert bp.select(t, 1, 2).shape == (2, 4) and bp.narrow_copy(t, 2, 1, 2).shape == (2, 3, 2)
+    assert bp.not_equal(t, t).sum().item() == 0 and bp.greater(t, t - 1).all().item()
