@@ -781,6 +781,26 @@ def _np_index_copy(x, s, i):
     return out
 
 
+
+def _np_erfinv(x):
+    # bisection on math.erf in float64: an independent reference (60 halvings: below 1e-16)
+    lo, hi = np.full(np.shape(x), -6.0), np.full(np.shape(x), 6.0)
+    erf = np.vectorize(math.erf, otypes=[np.float64])
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        below = erf(mid) < x
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    return (lo + hi) / 2
+
+
+def _np_lrn(x, size=3, alpha=0.1, beta=0.75, k=1.0):
+    sq = x ** 2
+    c = x.shape[1]
+    pad = np.pad(sq, [(0, 0), (size // 2, (size - 1) // 2)] + [(0, 0)] * (x.ndim - 2))
+    div = np.stack([pad[:, i:i + size].sum(1) for i in range(c)], 1) / size
+    return x / (k + alpha * div) ** beta
+
+
 def sort_samples(rng):
     x = rng.normal(size=(3, 5, 4))
     return [
@@ -1039,6 +1059,10 @@ OPS += [
            lambda rng: [Sample([rng.normal(size=(3, 4)), np.array([[0, 5], [-1, 11]])], desc="2d", int_inputs=(1,))]),
     OpInfo("index_copy", lambda x, s, i: x.index_copy(1, i, s), _np_index_copy,
            lambda rng: [Sample([rng.normal(size=(3, 5)), rng.normal(size=(3, 2)), np.array([4, 1])], desc="dim1", int_inputs=(2,))]),
+    OpInfo("erfinv", bp.erfinv, lambda x: _np_erfinv(x), unary_samples(-0.95, 0.95), atol=1e-5),
+    OpInfo("local_response_norm", lambda x: bp.nn.functional.local_response_norm(x, 3, alpha=0.1, beta=0.75, k=1.0),
+           _np_lrn, lambda rng: [Sample([rng.normal(size=(2, 5, 3, 2))], desc="4d"),
+                                 Sample([rng.normal(size=(2, 4, 3))], desc="3d")], atol=1e-5),
     # ---- sorting (the order comes from the CPU kernel; values are a gather)
     OpInfo("sort", lambda x, **k: x.sort(**k).values, _np_sort, sort_samples),
     OpInfo("argsort", lambda x, **k: x.argsort(**k), _np_argsort, sort_samples, grad=False),

@@ -205,3 +205,142 @@ def test_top_level_view_names():
     assert bp.ravel(t).shape == (24,) and bp.unflatten(bp.ravel(t), 0, (6, 4)).shape == (6, 4)
     assert bp.select(t, 1, 2).shape == (2, 4) and bp.narrow_copy(t, 2, 1, 2).shape == (2, 3, 2)
     assert bp.not_equal(t, t).sum().item() == 0 and bp.greater(t, t - 1).all().item()
+
+
+# ------------------------------------------------------------------ random state, checkpointing, init
+
+
+def test_rng_state_round_trips_and_refuses_foreign_states():
+    s = bp.get_rng_state()
+    a = bp.randn(5)
+    bp.set_rng_state(s)
+    assert bp.equal(a, bp.randn(5))
+    with bp.random.fork_rng():
+        bp.rand(3)
+    after_fork = bp.randn(2)
+    bp.set_rng_state(s)
+    bp.randn(5)
+    assert bp.equal(after_fork, bp.randn(2))  # fork_rng put the stream back
+    with pytest.raises(RuntimeError, match="get_rng_state"):
+        bp.set_rng_state(bp.zeros(5056, dtype=bp.uint8))
+    with pytest.raises(ValueError, match="all zeros"):
+        bp.set_rng_state(bp.cat([s[:8], bp.zeros(32, dtype=bp.uint8)]))
+    bp.manual_seed(123)
+    assert bp.initial_seed() == 123
+
+
+def _mlp():
+    bp.manual_seed(0)
+    return bp.nn.Sequential(bp.nn.Linear(4, 8), bp.nn.Tanh(), bp.nn.Dropout(0.4), bp.nn.Linear(8, 3))
+
+
+@pytest.mark.parametrize("reentrant", [True, False])
+def test_checkpoint_gives_the_same_gradients_with_dropout_replayed(reentrant):
+    from backprop_rs.utils.checkpoint import checkpoint, checkpoint_sequential
+
+    m = _mlp()
+    x = bp.randn(5, 4, requires_grad=True)
+    bp.manual_seed(9)
+    (m(x) ** 2).sum().backward()
+    want = [p.grad.clone() for p in m.parameters()] + [x.grad.clone()]
+    for run in (lambda: checkpoint(m, x, use_reentrant=reentrant),
+                lambda: checkpoint_sequential(m, 2, x, use_reentrant=reentrant)):
+        m.zero_grad()
+        x.grad = None
+        bp.manual_seed(9)
+        (run() ** 2).sum().backward()
+        got = [p.grad for p in m.parameters()] + [x.grad]
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g.numpy(), w.numpy())
+
+
+def test_checkpoint_inputs_without_grad():
+    from backprop_rs.utils.checkpoint import checkpoint
+
+    m = _mlp().eval()
+    x = bp.randn(2, 4)
+    checkpoint(m, x, use_reentrant=False).sum().backward()
+    assert all(p.grad is not None for p in m.parameters())  # reaches the parameters inside
+    m.zero_grad()
+    with pytest.warns(UserWarning, match="None of the inputs"):
+        out = checkpoint(m, x, use_reentrant=True)
+    assert not out.requires_grad  # PyTorch's reentrant variant: no gradients
+    with pytest.warns(UserWarning, match="use_reentrant"):
+        checkpoint(m, x)
+
+
+def test_trunc_normal_and_orthogonal_init():
+    import math
+
+    bp.manual_seed(0)
+    w = bp.nn.init.trunc_normal_(bp.empty(400, 500), mean=0.1, std=0.5, a=-0.5, b=0.4)
+    a = w.numpy().astype(np.float64)
+    assert a.min() >= -0.5 and a.max() <= 0.4
+    # moments of the truncated normal (closed form)
+    al, be = (-0.5 - 0.1) / 0.5, (0.4 - 0.1) / 0.5
+    phi = lambda z: math.exp(-z * z / 2) / math.sqrt(2 * math.pi)  # noqa: E731
+    cdf = lambda z: (1 + math.erf(z / math.sqrt(2))) / 2  # noqa: E731
+    zz = cdf(be) - cdf(al)
+    mean = 0.1 + 0.5 * (phi(al) - phi(be)) / zz
+    var = 0.25 * (1 + (al * phi(al) - be * phi(be)) / zz - ((phi(al) - phi(be)) / zz) ** 2)
+    assert abs(a.mean() - mean) < 5 * math.sqrt(var / a.size)
+    assert abs(a.var() - var) / var < 0.02
+    q = bp.nn.init.orthogonal_(bp.empty(3, 7), gain=2.0).numpy()
+    np.testing.assert_allclose(q @ q.T, 4.0 * np.eye(3), atol=1e-5)
+
+
+def test_in_place_draws_follow_their_distributions():
+    bp.manual_seed(3)
+    n = 200_000
+    e = bp.empty(n, dtype=bp.float64).exponential_(2.0).numpy()
+    assert e.min() >= 0 and abs(e.mean() - 0.5) < 5 * 0.5 / np.sqrt(n)
+    g = bp.empty(n).geometric_(0.25).numpy()
+    assert g.min() >= 1 and np.all(g == np.round(g)) and abs(g.mean() - 4.0) < 5 * np.sqrt(12.0 / n)
+    ln = np.log(bp.empty(n, dtype=bp.float64).log_normal_(0.5, 0.25).numpy())
+    assert abs(ln.mean() - 0.5) < 5 * 0.25 / np.sqrt(n) and abs(ln.std() - 0.25) < 0.01
+    r = bp.empty(n, dtype=bp.int64).random_(3, 7).numpy()
+    assert set(np.unique(r)) == {3, 4, 5, 6}
+    c = bp.empty(n, dtype=bp.float64).cauchy_(1.0, 2.0).numpy()
+    assert abs(np.median(c) - 1.0) < 0.05  # the median is the location
+    z = bp.normal(bp.full((n,), 3.0), 0.5).numpy()
+    assert abs(z.mean() - 3.0) < 5 * 0.5 / np.sqrt(n)
+    mu = bp.tensor([1.0, 2.0], requires_grad=True)
+    bp.normal(mu, 1.0).sum().backward()
+    np.testing.assert_array_equal(mu.grad.numpy(), [1.0, 1.0])  # reparameterised
+    assert bp.normal(0.0, 1.0, size=(2, 3)).shape == (2, 3)
+    ri = bp.randint_like(bp.zeros(4, 4, dtype=bp.int32), 2, 5)
+    assert ri.dtype == bp.int32 and ri.min().item() >= 2 and ri.max().item() <= 4
+
+
+def test_gumbel_softmax_hard_is_one_hot_with_the_soft_gradient():
+    bp.manual_seed(4)
+    logits = bp.randn(6, 5, requires_grad=True)
+    bp.manual_seed(5)
+    y = bp.nn.functional.gumbel_softmax(logits, tau=0.5, hard=True)
+    assert set(np.unique(y.detach().numpy())) <= {0.0, 1.0} and bp.equal(y.sum(-1), bp.ones(6))
+    w = bp.randn(6, 5)
+    (y * w).sum().backward()
+    g_hard = logits.grad.clone()
+    logits.grad = None
+    bp.manual_seed(5)  # the same noise
+    soft = bp.nn.functional.gumbel_softmax(logits, tau=0.5)
+    (soft * w).sum().backward()
+    np.testing.assert_allclose(g_hard.numpy(), logits.grad.numpy(), atol=1e-6)
+    # the soft sample is a distribution per row
+    np.testing.assert_allclose(soft.detach().sum(-1).numpy(), np.ones(6), rtol=1e-6)
+
+
+def test_special_functions_against_their_definitions():
+    x = np.array([0.0, 0.25, 1.0, 3.0])
+    np.testing.assert_allclose(bp.special.entr(bp.tensor(x)).numpy(), -x * np.log(np.where(x > 0, x, 1.0)))
+    assert bp.special.entr(bp.tensor([-1.0])).item() == float("-inf")
+    y = np.array([-0.5, 0.0, 2.0, 1.0])
+    np.testing.assert_allclose(bp.special.xlog1py(bp.tensor(x), bp.tensor(y)).numpy(), x * np.log1p(y))
+    np.testing.assert_allclose(bp.special.expit(bp.tensor(y)).numpy(), 1 / (1 + np.exp(-y)), rtol=1e-6)
+    np.testing.assert_allclose(bp.special.round(bp.tensor([1.2345, -2.5]), decimals=2).numpy(), [1.23, -2.5])
+    assert bp.erfinv(bp.tensor([1.0, -1.0, 2.0])).tolist()[:2] == [float("inf"), float("-inf")]
+    assert np.isnan(bp.erfinv(bp.tensor([2.0])).item())
+    with pytest.raises(AttributeError, match="not in backprop_rs yet"):
+        bp.special.gammaln  # noqa: B018
+    t = bp.tensor([0.1, 0.2])
+    assert t.erfinv_() is t

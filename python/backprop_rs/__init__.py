@@ -74,11 +74,17 @@ from .amp import (  # torch.* names for autocast's thread-local state
     autocast_increment_nesting as autocast_increment_nesting, autocast_decrement_nesting as autocast_decrement_nesting,
 )
 from . import cpu as cpu
+from . import random as random
+from . import special as special
+from .random import (  # noqa: F811 (manual_seed also records the seed for initial_seed)
+    get_rng_state as get_rng_state, initial_seed as initial_seed, manual_seed as manual_seed, seed as seed,
+    set_rng_state as set_rng_state,
+)
 from . import backends as backends
 from . import cuda as cuda
 from . import _tensor_methods
 from .einsum import einsum as einsum
-from .sampling import bernoulli as bernoulli, multinomial as multinomial
+from .sampling import bernoulli as bernoulli, multinomial as multinomial, normal as normal, randint_like as randint_like
 from .scatter_ops import index_put as index_put, scatter as scatter, scatter_reduce as scatter_reduce
 from .counting import (
     bincount as bincount,
@@ -95,7 +101,7 @@ from .stacking import (  # noqa: F401 (re-exported)
     triu_indices, unflatten, vsplit, vstack,
 )
 from .math_ops import (  # noqa: F401 (re-exported)
-    asinh, acosh, atanh, sinc, positive,
+    asinh, acosh, atanh, sinc, positive, erfinv,
     prod, nansum, nanmean, aminmax, var_mean, std_mean, quantile, nanquantile, logaddexp, logaddexp2, xlogy,
     logit, exp2, sgn, signbit, copysign, deg2rad, rad2deg, float_power, heaviside, fmax, fmin, isin, isposinf,
     isneginf, isreal, logical_xor, tensordot, kron, inner, addmv, addr, addbmm, chain_matmul, cov, corrcoef,

@@ -233,7 +233,9 @@ def _sampling_methods() -> Dict[str, Any]:
         """Category indices drawn from the rows of ``self``: :func:`backprop_rs.multinomial`."""
         return sampling.multinomial(self, num_samples, replacement, generator=generator)
 
-    return {"bernoulli": bernoulli, "bernoulli_": bernoulli_, "multinomial": multinomial}
+    return {"bernoulli": bernoulli, "bernoulli_": bernoulli_, "multinomial": multinomial,
+            "exponential_": sampling.exponential_, "geometric_": sampling.geometric_,
+            "log_normal_": sampling.log_normal_, "cauchy_": sampling.cauchy_, "random_": sampling.random_}
 
 
 def install() -> None:

@@ -28,7 +28,7 @@ __all__ = ["hypot", "cummax", "cummin", "logcumsumexp", "diff", "cross", "cdist"
            "logaddexp2", "xlogy", "logit", "exp2", "sgn", "signbit", "copysign", "deg2rad", "rad2deg",
            "float_power", "heaviside", "fmax", "fmin", "isin", "isposinf", "isneginf", "isreal", "logical_xor",
            "tensordot", "kron", "inner", "addmv", "addr", "addbmm", "chain_matmul", "cov", "corrcoef",
-           "asinh", "acosh", "atanh", "sinc", "positive"]
+           "asinh", "acosh", "atanh", "sinc", "positive", "erfinv"]
 
 _FLOATS = (_core.float32, _core.float64)
 
@@ -246,7 +246,7 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0,
 
 
 _METHODS = [
-    "asinh", "acosh", "atanh", "sinc", "positive", "prod", "nansum", "nanmean", "aminmax", "quantile",
+    "erfinv", "asinh", "acosh", "atanh", "sinc", "positive", "prod", "nansum", "nanmean", "aminmax", "quantile",
     "nanquantile", "logaddexp", "logaddexp2", "xlogy", "logit", "exp2", "sgn", "signbit", "copysign", "deg2rad",
     "rad2deg", "float_power", "heaviside", "fmax", "fmin", "isposinf", "isneginf", "isreal", "logical_xor",
     "kron", "inner", "addmv", "addr", "addbmm", "cov", "corrcoef",
@@ -291,7 +291,7 @@ def tensor_methods() -> dict:
     made = {name: as_method(globals()[name]) for name in _METHODS}
     made["not_equal"] = as_method(_core.Tensor.ne)
     made["not_equal"].__doc__ = "``not_equal`` is ``ne``."
-    return {**made, "hypot": hypot_method, "hypot_": hypot_, "clamp_min_": clamp_min_, "clamp_max_": clamp_max_,
+    return {**made, "erfinv_": erfinv_, "hypot": hypot_method, "hypot_": hypot_, "clamp_min_": clamp_min_, "clamp_max_": clamp_max_,
             "frac_": frac_, "cummax": cummax_method, "cummin": cummin_method, "logcumsumexp": logcumsumexp_method,
             "diff": diff_method, "cross": cross_method}
 
@@ -789,3 +789,52 @@ def positive(input: Tensor) -> Tensor:
     if input.dtype == _core.bool_:
         raise TypeError("The `+` operator, on a bool tensor is not supported.")
     return input
+
+
+# ------------------------------------------------------------------ erfinv
+
+
+def _erfinv_giles(x: Tensor) -> Tensor:
+    """M. Giles' single-precision approximation of erfinv ("Approximating the erfinv function",
+    GPU Computing Gems, 2011): two polynomials in ``w = -log(1 - x^2)``."""
+    w = -((1.0 - x) * (1.0 + x)).log()
+    central = w - 2.5
+    p = central * 2.81022636e-08 + 3.43273939e-07
+    for c in (-3.5233877e-06, -4.39150654e-06, 0.00021858087, -0.00125372503, -0.00417768164, 0.246640727,
+              1.50140941):
+        p = p * central + c
+    tail = w.clamp(min=5.0).sqrt() - 3.0
+    q = tail * -0.000200214257 + 0.000100950558
+    for c in (0.00134934322, -0.00367342844, 0.00573950773, -0.0076224613, 0.00943887047, 1.00167406,
+              2.83297682):
+        q = q * tail + c
+    return _core.where(w < 5.0, p, q) * x
+
+
+def erfinv(input: Tensor) -> Tensor:
+    """``torch.erfinv``: the inverse error function on (-1, 1) (+-inf at +-1, NaN beyond).
+
+    Giles' approximation, then (on the CPU) two Newton steps on ``erf(y) = x`` in float64, which
+    make it exact to the result's rounding; on the GPU (no float64) the approximation itself
+    (a few float32 ulps). A composite: its gradient is that of the Newton map, which at the root
+    is ``sqrt(pi)/2 * exp(y^2)``, the true derivative. Edge values go through a ``where`` on
+    inputs replaced by 0, so they send no NaN into the gradient."""
+    x = _default_float_if_int(input)
+    dtype = x.dtype
+    edge = x.abs() >= 1
+    safe = _core.where(edge, 0.0, x)
+    if x.device.type == "cpu":
+        safe = safe.double()
+    y = _erfinv_giles(safe)
+    if safe.dtype == _core.float64:
+        c = 2.0 / math.sqrt(math.pi)
+        for _ in range(2):
+            y = y - (y.erf() - safe) / ((-(y * y)).exp() * c)
+    y = y.to(dtype)
+    inf = _core.where(x.abs() == 1, x.detach() * float("inf"), float("nan"))  # no gradient path
+    return _core.where(edge, inf.to(dtype), y)
+
+
+def erfinv_(self: Tensor) -> Tensor:
+    """``Tensor.erfinv_``: :func:`erfinv` in place."""
+    return self.copy_(erfinv(self))

@@ -6,7 +6,7 @@ seeded program repeats itself.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -15,7 +15,7 @@ from ._core import Tensor
 from .autograd import no_grad
 from .generator import Generator, _resolve
 
-__all__ = ["bernoulli", "multinomial"]
+__all__ = ["bernoulli", "multinomial", "normal", "randint_like"]
 
 
 def _uniform(shape, like: Tensor, generator: Optional[Generator]) -> Tensor:
@@ -85,3 +85,114 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *,
             out = race.topk(num_samples, 1, largest=False).indices
         out = out if input.ndim == 2 else out.reshape(-1)
     return out.to(input.device) if str(out.device) != str(input.device) else out
+
+
+# ------------------------------------------------------------------ in-place draws and torch.normal
+
+
+def _draw_uniform(self: Tensor, generator: Optional[Generator]) -> Tensor:
+    """Uniform [0, 1) draws of ``self``'s shape in float64 on the CPU (so the transforms below keep
+    their precision), from ``generator`` or the global stream."""
+    if generator is None:
+        return _core.rand(*self.shape, dtype=_core.float64)
+    return _core.tensor(_resolve(generator).random(tuple(self.shape)), dtype=_core.float64)
+
+
+def _fill(self: Tensor, values: Tensor) -> Tensor:
+    with no_grad():
+        return self.copy_(values.to(device=self.device, dtype=self.dtype))
+
+
+def exponential_(self: Tensor, lambd: float = 1.0, *, generator: Optional[Generator] = None) -> Tensor:
+    """``Tensor.exponential_``: exponential draws of rate ``lambd`` (``-log(1 - U) / lambd``)."""
+    if lambd <= 0:
+        raise RuntimeError(f"exponential_ expects lambd > 0.0, but found lambd={lambd}")
+    return _fill(self, -(1.0 - _draw_uniform(self, generator)).log() / lambd)
+
+
+def geometric_(self: Tensor, p: float, *, generator: Optional[Generator] = None) -> Tensor:
+    """``Tensor.geometric_``: the number of Bernoulli(``p``) trials up to the first success (>= 1)."""
+    if not 0 < p < 1:
+        raise RuntimeError(f"geometric_ expects p to be in (0, 1), but got p={p}")
+    u = _draw_uniform(self, generator)
+    return _fill(self, ((1.0 - u).log() / np.log1p(-p)).ceil().clamp(min=1.0))
+
+
+def log_normal_(self: Tensor, mean: float = 1.0, std: float = 2.0, *, generator: Optional[Generator] = None) -> Tensor:
+    """``Tensor.log_normal_``: ``exp`` of normal(``mean``, ``std``) draws."""
+    if std <= 0:
+        raise RuntimeError(f"log_normal_ expects std > 0.0, but found std={std}")
+    z = _core.randn(*self.shape, dtype=_core.float64) if generator is None else \
+        _core.tensor(_resolve(generator).standard_normal(tuple(self.shape)))
+    return _fill(self, (z * std + mean).exp())
+
+
+def cauchy_(self: Tensor, median: float = 0.0, sigma: float = 1.0, *, generator: Optional[Generator] = None) -> Tensor:
+    """``Tensor.cauchy_``: ``median + sigma * tan(pi * (U - 1/2))``."""
+    u = _draw_uniform(self, generator)
+    return _fill(self, ((u - 0.5) * np.pi).tan() * sigma + median)
+
+
+def random_(self: Tensor, from_: Any = 0, to: Any = None, *, generator: Optional[Generator] = None) -> Tensor:
+    """``Tensor.random_([from,] to)``: integers uniform in ``[from, to)``; with one argument,
+    ``[0, from)``; with none, ``[0, 2**mantissa]`` for floats (PyTorch's range) or the dtype's
+    non-negative range for integers."""
+    if to is None and from_ != 0:
+        from_, to = 0, from_
+    if to is None:
+        if self.is_floating_point():
+            digits = {"float16": 11, "bfloat16": 8, "float32": 24}.get(str(self.dtype).split(".")[-1], 53)
+            to = 2 ** digits + 1
+        elif self.dtype == _core.bool_:
+            to = 2
+        else:
+            to = {"uint8": 2 ** 8, "int8": 2 ** 7, "int16": 2 ** 15, "int32": 2 ** 31}.get(
+                str(self.dtype).split(".")[-1], 2 ** 63)
+    if to <= from_:
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={from_} >= to={to}")
+    rng = _resolve(generator) if generator is not None else np.random.default_rng(
+        int(_core.randint(0, 2 ** 62, (1,)).item()))
+    vals = rng.integers(int(from_), int(to), size=tuple(self.shape), dtype=np.int64)
+    with no_grad():
+        return self.copy_(_core.tensor(vals).to(device=self.device, dtype=self.dtype))
+
+
+def normal(mean: Any, std: Any = 1.0, size: Any = None, *, generator: Optional[Generator] = None,
+           out: Optional[Tensor] = None, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """``torch.normal``: draws with the given (broadcast) ``mean`` and ``std`` (tensors or numbers);
+    with two numbers, ``size`` gives the shape. ``mean + std * z``, so a tensor ``mean`` or
+    ``std`` that requires grad gets the reparameterised gradient."""
+    if not isinstance(mean, Tensor) and not isinstance(std, Tensor):
+        if size is None:
+            raise TypeError("normal(): with a float mean and std, size is required")
+        shape = tuple(size)
+        z = _core.randn(*shape, dtype=dtype, device=device) if generator is None else \
+            _core.tensor(_resolve(generator).standard_normal(shape), dtype=dtype or _core._get_default_dtype(),
+                         device=device)
+        r = z * float(std) + float(mean)
+        if requires_grad:
+            r = r.detach().requires_grad_()
+    else:
+        like = mean if isinstance(mean, Tensor) else std
+        if isinstance(std, Tensor) and bool((std < 0).any().item()):
+            raise RuntimeError("normal expects all elements of std >= 0.0")
+        shape = tuple((mean if isinstance(mean, Tensor) else _core.zeros(())).shape)
+        if isinstance(std, Tensor):
+            shape = tuple(np.broadcast_shapes(shape, tuple(std.shape)))
+        dt = like.dtype if like.is_floating_point() else _core._get_default_dtype()
+        z = _core.randn(*shape, dtype=dt) if generator is None else \
+            _core.tensor(_resolve(generator).standard_normal(shape), dtype=dt)
+        r = z.to(like.device) * std + mean
+    if out is not None:
+        out.copy_(r)
+        return out
+    return r
+
+
+def randint_like(input: Tensor, low: int = 0, high: Optional[int] = None, *, dtype: Any = None, device: Any = None,
+                 requires_grad: bool = False, memory_format: Any = None) -> Tensor:
+    """``torch.randint_like(input, [low,] high)``: integers of ``input``'s shape in ``[low, high)``."""
+    if high is None:
+        low, high = 0, low
+    r = _core.randint(low, high, tuple(input.shape)).to(dtype=dtype or input.dtype, device=device or input.device)
+    return r.requires_grad_() if requires_grad else r

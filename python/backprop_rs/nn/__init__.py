@@ -71,6 +71,7 @@ from .normalization import (
     Embedding,
     EmbeddingBag,
     GroupNorm,
+    LocalResponseNorm,
     InstanceNorm1d,
     InstanceNorm2d,
     LayerNorm,
@@ -110,7 +111,7 @@ __all__ = [
     # shape and dropout
     "Flatten", "Unflatten", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout",
     # normalisation and embedding
-    "Embedding", "EmbeddingBag", "LayerNorm", "RMSNorm", "GroupNorm", "BatchNorm1d", "BatchNorm2d", "InstanceNorm1d",
+    "Embedding", "EmbeddingBag", "LayerNorm", "RMSNorm", "GroupNorm", "LocalResponseNorm", "BatchNorm1d", "BatchNorm2d", "InstanceNorm1d",
     "InstanceNorm2d",
     # convolution, pooling, resampling
     "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d",

@@ -406,6 +406,19 @@ def softmax(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3, dtyp
     return input.softmax(dim, dtype)
 
 
+def gumbel_softmax(logits: Tensor, tau: float = 1.0, hard: bool = False, eps: float = 1e-10, dim: int = -1) -> Tensor:
+    """``softmax((logits + g) / tau)`` with Gumbel(0, 1) noise ``g = -log(E)``, ``E`` exponential;
+    with ``hard``, the one-hot of the argmax in the forward pass and the soft sample's gradient
+    (the straight-through estimator), as PyTorch."""
+    e = _core.empty(tuple(logits.shape), dtype=logits.dtype, device=logits.device).exponential_()
+    y = ((logits - e.log()) / tau).softmax(dim)
+    if not hard:
+        return y
+    index = y.argmax(dim, keepdim=True)
+    one_hot = _core.zeros(tuple(logits.shape), dtype=logits.dtype, device=logits.device).scatter(dim, index, 1.0)
+    return one_hot - y.detach() + y
+
+
 def log_softmax(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3, dtype=None) -> Tensor:
     """``log(softmax(x))`` along ``dim``, computed stably."""
     if dim is None:
@@ -737,6 +750,22 @@ def _channel_affine(y: Tensor, weight: Optional[Tensor], bias: Optional[Tensor])
     if bias is not None:
         y = y + bias.reshape(shape)
     return y
+
+
+def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> Tensor:
+    """AlexNet's normalisation across channels: ``x / (k + alpha / size * sum(x^2 over the size
+    neighbouring channels))^beta``, the window zero-padded as PyTorch's (``(size - 1) // 2``
+    channels after, ``size // 2`` before)."""
+    if input.ndim < 3:
+        raise ValueError(f"Expected 3D or higher dimensionality input (got {input.ndim} dimensions)")
+    if input.numel() == 0:
+        return input
+    sq = (input * input).unsqueeze(1)  # [N, 1, C, ...]
+    n, c = input.shape[0], input.shape[1]
+    flat = sq.reshape(n, 1, c, -1)
+    flat = pad(flat, (0, 0, size // 2, (size - 1) // 2))
+    div = avg_pool2d(flat, (size, 1), stride=1).reshape(tuple(input.shape))
+    return input / (div * alpha + k) ** beta
 
 
 def group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor] = None, bias: Optional[Tensor] = None,

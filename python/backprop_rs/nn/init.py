@@ -57,8 +57,63 @@ def xavier_normal_(tensor: Tensor, gain: float = 1.0) -> Tensor:
     return tensor
 
 
+def _no_grad():
+    from ..autograd import no_grad
+
+    return no_grad()
+
+
+def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,
+                  generator=None) -> Tensor:
+    """``torch.nn.init.trunc_normal_``: a normal(``mean``, ``std``) truncated to ``[a, b]``, by
+    PyTorch's method: uniform values between the two CDF levels, mapped back through ``erfinv``,
+    then clamped (for rounding at the ends)."""
+    from ..math_ops import erfinv
+
+    def cdf(x: float) -> float:
+        return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
+
+    if mean < a - 2 * std or mean > b + 2 * std:
+        import warnings
+
+        warnings.warn("mean is more than 2 std from [a, b] in nn.init.trunc_normal_. The distribution of values "
+                      "may be incorrect.", stacklevel=2)
+    lo, hi = cdf((a - mean) / std), cdf((b - mean) / std)
+    with _no_grad():
+        u = _core.empty(tuple(tensor.shape), dtype=_core.float64)
+        uniform_(u, 2 * lo - 1, 2 * hi - 1)
+        v = erfinv(u) * (std * math.sqrt(2.0)) + mean
+        tensor.copy_(v.clamp(a, b).to(device=tensor.device, dtype=tensor.dtype))
+    return tensor
+
+
+def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
+    """``torch.nn.init.orthogonal_``: a (semi-)orthogonal matrix from the QR decomposition of a
+    normal one (NumPy's QR on the host; signs fixed by R's diagonal, as PyTorch), times ``gain``."""
+    import numpy as np
+
+    if tensor.ndim < 2:
+        raise ValueError("Only tensors with 2 or more dimensions are supported")
+    if tensor.numel() == 0:
+        return tensor
+    rows = tensor.shape[0]
+    cols = tensor.numel() // rows
+    with _no_grad():
+        flat = _core.empty((rows, cols), dtype=_core.float64)
+        normal_(flat)
+        m = flat.numpy()
+        if rows < cols:
+            m = m.T
+        q, r = np.linalg.qr(m)
+        q = q * np.sign(np.diag(r))
+        if rows < cols:
+            q = q.T
+        tensor.copy_(_core.tensor(q.reshape(tuple(tensor.shape)) * gain).to(device=tensor.device, dtype=tensor.dtype))
+    return tensor
+
+
 __all__ = [
-    "calculate_gain", "uniform_", "normal_", "constant_", "zeros_", "ones_",
+    "calculate_gain", "uniform_", "normal_", "constant_", "zeros_", "ones_", "trunc_normal_", "orthogonal_",
     "kaiming_uniform_", "kaiming_normal_", "xavier_uniform_", "xavier_normal_",
 ]
 _ = math

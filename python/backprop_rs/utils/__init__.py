@@ -1,7 +1,8 @@
 """Utilities with ``torch.utils``'s names: :mod:`backprop_rs.utils.data` (datasets, samplers,
 ``DataLoader``), :mod:`backprop_rs.utils.hooks` (``RemovableHandle``) and
-:mod:`backprop_rs.utils.dlpack` (``from_dlpack`` / ``to_dlpack``)."""
+:mod:`backprop_rs.utils.dlpack` (``from_dlpack`` / ``to_dlpack``) and
+:mod:`backprop_rs.utils.checkpoint` (activation checkpointing)."""
 
-from . import data, dlpack, hooks
+from . import checkpoint, data, dlpack, hooks
 
-__all__ = ["data", "dlpack", "hooks"]
+__all__ = ["checkpoint", "data", "dlpack", "hooks"]

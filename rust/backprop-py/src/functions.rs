@@ -1085,6 +1085,21 @@ pub fn _get_default_dtype() -> PyDType {
     }
 }
 
+/// The global generator's state as four 64-bit words (`bp.get_rng_state` packs them as bytes).
+#[pyfunction]
+pub fn _get_rng_state() -> Vec<u64> {
+    backprop::random::state().to_vec()
+}
+
+/// Restores the global generator from four 64-bit words.
+#[pyfunction]
+pub fn _set_rng_state(words: Vec<u64>) -> PyResult<()> {
+    let w: [u64; 4] = words
+        .try_into()
+        .map_err(|_| PyTypeError::new_err("the generator state has four 64-bit words"))?;
+    backprop::random::set_state(w).py()
+}
+
 /// `torch.promote_types(type1, type2)`: the core's promotion table.
 #[pyfunction]
 pub fn promote_types(type1: &Bound<'_, PyAny>, type2: &Bound<'_, PyAny>) -> PyResult<PyDType> {
@@ -1173,6 +1188,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         _get_default_dtype,
         _set_default_dtype,
         promote_types,
+        _get_rng_state,
+        _set_rng_state,
         result_type,
         can_cast,
         _softmax_backward_data,

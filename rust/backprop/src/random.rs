@@ -106,6 +106,32 @@ pub fn with_rng<R>(f: impl FnOnce(&mut Rng) -> R) -> R {
     f(rng)
 }
 
+/// The global generator's state, its four xoshiro256++ words (`torch.get_rng_state`).
+///
+/// ```
+/// let s = backprop::random::state();
+/// let a = backprop::random::with_rng(|r| r.next_u64());
+/// backprop::random::set_state(s)?;
+/// assert_eq!(backprop::random::with_rng(|r| r.next_u64()), a);
+/// # Ok::<(), backprop::Error>(())
+/// ```
+pub fn state() -> [u64; 4] {
+    with_rng(|r| r.s)
+}
+
+/// Restores a state from [`state`] (`torch.set_rng_state`). All-zero words are refused: xoshiro
+/// would then produce zeros forever.
+pub fn set_state(words: [u64; 4]) -> crate::Result<()> {
+    if words == [0; 4] {
+        return Err(crate::Error::invalid(
+            "set_rng_state",
+            "the state is all zeros, which is not a state the generator can be in",
+        ));
+    }
+    *GLOBAL.lock().unwrap_or_else(|e| e.into_inner()) = Some(Rng { s: words });
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
