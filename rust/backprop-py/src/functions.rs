@@ -1142,7 +1142,9 @@ pub fn result_type(tensor1: &Bound<'_, PyAny>, tensor2: &Bound<'_, PyAny>) -> Py
 #[pyfunction]
 pub fn can_cast(from_: &Bound<'_, PyAny>, to: &Bound<'_, PyAny>) -> PyResult<bool> {
     let (a, b) = (parse_dtype(from_)?, parse_dtype(to)?);
-    Ok(!(a.is_float() && !b.is_float()) && !(a != DType::Bool && b == DType::Bool))
+    let float_to_integral = a.is_float() && !b.is_float();
+    let to_bool = a != DType::Bool && b == DType::Bool;
+    Ok(!(float_to_integral || to_bool))
 }
 
 /// Sets the default float dtype (`torch.set_default_dtype`); a non-float dtype is a TypeError.
