@@ -76,6 +76,7 @@ from .amp import (  # torch.* names for autocast's thread-local state
 from . import cpu as cpu
 from . import random as random
 from . import special as special
+from . import distributions as distributions
 from .random import (  # noqa: F811 (manual_seed also records the seed for initial_seed)
     get_rng_state as get_rng_state, initial_seed as initial_seed, manual_seed as manual_seed, seed as seed,
     set_rng_state as set_rng_state,

@@ -1,0 +1,97 @@
+"""``kl_divergence(p, q)`` and ``register_kl``: closed forms between the distributions here
+(PyTorch's formulas, with its infinities where ``q`` has no mass where ``p`` does)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Tuple, Type
+
+from .. import _core
+from .._core import Tensor
+from .distribution import Distribution
+from .simple import Bernoulli, Categorical, Exponential, Independent, Laplace, Normal, OneHotCategorical, Uniform
+
+_KL: Dict[Tuple[type, type], Callable[[Any, Any], Tensor]] = {}
+
+_INF = float("inf")
+
+
+def register_kl(type_p: Type[Distribution], type_q: Type[Distribution]) -> Callable[[Any], Any]:
+    """Decorator registering ``fn(p, q)`` as the KL divergence of ``type_p`` from ``type_q``."""
+
+    def deco(fn: Callable[[Any, Any], Tensor]) -> Callable[[Any, Any], Tensor]:
+        _KL[(type_p, type_q)] = fn
+        return fn
+
+    return deco
+
+
+def kl_divergence(p: Distribution, q: Distribution) -> Tensor:
+    """``KL(p || q)``, batched; the most specific registered pair (by method resolution order)."""
+    for tp in type(p).__mro__:
+        for tq in type(q).__mro__:
+            fn = _KL.get((tp, tq))
+            if fn is not None:
+                return fn(p, q)
+    raise NotImplementedError(f"No KL(p || q) is implemented for p of type {type(p).__name__} and q of type "
+                              f"{type(q).__name__}")
+
+
+@register_kl(Normal, Normal)
+def _kl_normal_normal(p: Normal, q: Normal) -> Tensor:
+    var_ratio = (p.scale / q.scale) ** 2
+    t1 = ((p.loc - q.loc) / q.scale) ** 2
+    return 0.5 * (var_ratio + t1 - 1 - var_ratio.log())
+
+
+@register_kl(Bernoulli, Bernoulli)
+def _kl_bernoulli_bernoulli(p: Bernoulli, q: Bernoulli) -> Tensor:
+    from ..nn.functional import softplus
+
+    t1 = p.probs * (softplus(-q.logits) - softplus(-p.logits))
+    t1 = _core.where(q.probs == 0, _INF, t1)
+    t1 = _core.where(p.probs == 0, 0.0, t1)
+    t2 = (1 - p.probs) * (softplus(q.logits) - softplus(p.logits))
+    t2 = _core.where(q.probs == 1, _INF, t2)
+    t2 = _core.where(p.probs == 1, 0.0, t2)
+    return t1 + t2
+
+
+@register_kl(Categorical, Categorical)
+def _kl_categorical_categorical(p: Categorical, q: Categorical) -> Tensor:
+    t = p.probs * (p.logits - q.logits)
+    t = _core.where(q.probs == 0, _INF, t)
+    t = _core.where(p.probs == 0, 0.0, t)
+    return t.sum(-1)
+
+
+@register_kl(OneHotCategorical, OneHotCategorical)
+def _kl_onehot_onehot(p: OneHotCategorical, q: OneHotCategorical) -> Tensor:
+    return _kl_categorical_categorical(p._categorical, q._categorical)
+
+
+@register_kl(Uniform, Uniform)
+def _kl_uniform_uniform(p: Uniform, q: Uniform) -> Tensor:
+    result = ((q.high - q.low) / (p.high - p.low)).log()
+    return _core.where((q.low > p.low).logical_or(q.high < p.high), _INF, result)
+
+
+@register_kl(Exponential, Exponential)
+def _kl_exponential_exponential(p: Exponential, q: Exponential) -> Tensor:
+    ratio = q.rate / p.rate
+    return -ratio.log() + ratio - 1
+
+
+@register_kl(Laplace, Laplace)
+def _kl_laplace_laplace(p: Laplace, q: Laplace) -> Tensor:
+    scale_ratio = p.scale / q.scale
+    gap = (p.loc - q.loc).abs()
+    return -scale_ratio.log() + gap / q.scale + scale_ratio * (-gap / p.scale).exp() - 1
+
+
+@register_kl(Independent, Independent)
+def _kl_independent_independent(p: Independent, q: Independent) -> Tensor:
+    if p.reinterpreted_batch_ndims != q.reinterpreted_batch_ndims:
+        raise NotImplementedError("KL between Independents with different reinterpreted_batch_ndims")
+    r = kl_divergence(p.base_dist, q.base_dist)
+    n = p.reinterpreted_batch_ndims
+    return r.sum(list(range(-n, 0))) if n else r
