@@ -121,7 +121,24 @@ def ref_asgd(lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, wd=0.0, maximize=False, st
     return np.array(out), np.array(axs)
 
 
+def ref_rprop(lr=1e-2, etas=(0.5, 1.2), sizes=(1e-6, 50), maximize=False, steps=20):
+    # PyTorch's documented algorithm: the step size follows the sign of g_t * g_{t-1}
+    p, prev, size, out = P0.copy(), np.zeros(6), np.full(6, lr), []
+    for _ in range(steps):
+        g = -grad_np(p) if maximize else grad_np(p)
+        s = np.sign(g * prev)
+        size = np.clip(size * np.where(s > 0, etas[1], np.where(s < 0, etas[0], 1.0)), *sizes)
+        g = np.where(s < 0, 0.0, g)
+        p = p - np.sign(g) * size
+        prev = g
+        out.append(p)
+    return np.array(out)
+
+
 CASES = [
+    ("rprop", lambda ps: optim.Rprop(ps, lr=0.05), lambda: ref_rprop(0.05)),
+    ("rprop_etas_max", lambda ps: optim.Rprop(ps, lr=0.1, etas=(0.3, 1.5), step_sizes=(1e-3, 0.2), maximize=True),
+     lambda: ref_rprop(0.1, (0.3, 1.5), (1e-3, 0.2), True)),
     ("adadelta", lambda ps: optim.Adadelta(ps), lambda: ref_adadelta()),
     ("adadelta_wd_max", lambda ps: optim.Adadelta(ps, lr=0.5, rho=0.8, eps=1e-5, weight_decay=0.1, maximize=True),
      lambda: ref_adadelta(0.5, 0.8, 1e-5, 0.1, True)),
@@ -161,6 +178,8 @@ def test_asgd_average():
 
 
 STATE = [
+    (lambda ps: optim.Rprop(ps), {"step", "prev", "step_size"},
+     {"lr", "etas", "step_sizes", "foreach", "maximize", "differentiable", "capturable"}),
     (lambda ps: optim.Adadelta(ps), {"step", "square_avg", "acc_delta"},
      {"lr", "rho", "eps", "weight_decay", "foreach", "capturable", "maximize", "differentiable"}),
     (lambda ps: optim.Adamax(ps), {"step", "exp_avg", "exp_inf"},

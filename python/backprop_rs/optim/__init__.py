@@ -1,6 +1,6 @@
 """Optimisers and learning-rate schedulers with ``torch.optim``'s names. SGD, Adam(W), RMSprop and
 Adagrad update a whole parameter group with one fused Rust kernel call; Adadelta, Adamax, NAdam,
-RAdam, ASGD and LBFGS are written as tensor ops under no_grad."""
+RAdam, ASGD, Rprop and LBFGS are written as tensor ops under no_grad."""
 
 from . import lr_scheduler
 from .adadelta import Adadelta
@@ -13,7 +13,8 @@ from .nadam import NAdam
 from .optimizer import Optimizer
 from .radam import RAdam
 from .rmsprop import RMSprop
+from .rprop import Rprop
 from .sgd import SGD
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "ASGD",
-           "LBFGS", "lr_scheduler"]
+           "LBFGS", "Rprop", "lr_scheduler"]
