@@ -801,6 +801,64 @@ def _np_lrn(x, size=3, alpha=0.1, beta=0.75, k=1.0):
     return x / (k + alpha * div) ** beta
 
 
+
+def _np_conv3d(x, w, b, stride=1, padding=0, dilation=1, groups=1):
+    st, pd, dl = (tuple(v) if isinstance(v, tuple) else (v,) * 3 for v in (stride, padding, dilation))
+    xp = np.pad(x, [(0, 0), (0, 0)] + [(p, p) for p in pd])
+    o, cg, *ks = w.shape
+    outs = [(xp.shape[2 + i] - dl[i] * (ks[i] - 1) - 1) // st[i] + 1 for i in range(3)]
+    y = np.zeros((x.shape[0], o, *outs))
+    og = o // groups
+    for i, j, k in np.ndindex(*outs):
+        sl = [slice(i * st[0], i * st[0] + dl[0] * (ks[0] - 1) + 1, dl[0]),
+              slice(j * st[1], j * st[1] + dl[1] * (ks[1] - 1) + 1, dl[1]),
+              slice(k * st[2], k * st[2] + dl[2] * (ks[2] - 1) + 1, dl[2])]
+        for g in range(groups):
+            patch = xp[:, g * cg:(g + 1) * cg, sl[0], sl[1], sl[2]]
+            y[:, g * og:(g + 1) * og, i, j, k] = np.einsum("ncdhw,ocdhw->no", patch, w[g * og:(g + 1) * og])
+    return y + b[None, :, None, None, None]
+
+
+def _np_pool3d(kind):
+    def ref(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+        k = kernel_size if isinstance(kernel_size, tuple) else (kernel_size,) * 3
+        s = k if stride is None else (stride if isinstance(stride, tuple) else (stride,) * 3)
+        p = padding if isinstance(padding, tuple) else (padding,) * 3
+        outs = []
+        for i in range(3):
+            num = x.shape[2 + i] + 2 * p[i] - k[i]
+            n = (-(-num // s[i]) if ceil_mode else num // s[i]) + 1
+            if ceil_mode and (n - 1) * s[i] >= x.shape[2 + i] + p[i]:
+                n -= 1
+            outs.append(n)
+        y = np.zeros(x.shape[:2] + tuple(outs))
+        for idx in np.ndindex(*outs):
+            lo = [idx[i] * s[i] - p[i] for i in range(3)]
+            hi = [lo[i] + k[i] for i in range(3)]
+            cl = [max(v, 0) for v in lo]
+            ch = [min(hi[i], x.shape[2 + i]) for i in range(3)]
+            win = x[:, :, cl[0]:ch[0], cl[1]:ch[1], cl[2]:ch[2]]
+            if kind == "max":
+                y[(slice(None), slice(None)) + idx] = win.max(axis=(2, 3, 4))
+            else:
+                count = np.prod([min(hi[i], x.shape[2 + i] + p[i]) - lo[i] for i in range(3)]) if count_include_pad \
+                    else win[0, 0].size
+                y[(slice(None), slice(None)) + idx] = win.sum(axis=(2, 3, 4)) / count
+        return y
+    return ref
+
+
+def _np_adaptive_avg3d(x, output_size):
+    y = np.zeros(x.shape[:2] + tuple(output_size))
+    for idx in np.ndindex(*output_size):
+        sl = []
+        for i in range(3):
+            n, o = x.shape[2 + i], output_size[i]
+            sl.append(slice((idx[i] * n) // o, -(-((idx[i] + 1) * n) // o)))
+        y[(slice(None), slice(None)) + idx] = x[:, :, sl[0], sl[1], sl[2]].mean(axis=(2, 3, 4))
+    return y
+
+
 def sort_samples(rng):
     x = rng.normal(size=(3, 5, 4))
     return [
@@ -1063,6 +1121,21 @@ OPS += [
     OpInfo("local_response_norm", lambda x: bp.nn.functional.local_response_norm(x, 3, alpha=0.1, beta=0.75, k=1.0),
            _np_lrn, lambda rng: [Sample([rng.normal(size=(2, 5, 3, 2))], desc="4d"),
                                  Sample([rng.normal(size=(2, 4, 3))], desc="3d")], atol=1e-5),
+    OpInfo("conv3d", lambda x, w, b, **k: bp.nn.functional.conv3d(x, w, b, **k), _np_conv3d,
+           lambda rng: [Sample([rng.normal(size=(2, 3, 4, 5, 4)), rng.normal(size=(4, 3, 2, 3, 2)), rng.normal(size=(4,))],
+                               dict(stride=(2, 1, 2), padding=(1, 0, 1), dilation=(1, 2, 1)), "strided"),
+                        Sample([rng.normal(size=(1, 4, 3, 3, 3)), rng.normal(size=(2, 2, 3, 1, 2)), rng.normal(size=(2,))],
+                               dict(groups=2, padding=(1, 0, 0)), "groups")], atol=1e-5),
+    OpInfo("max_pool3d", lambda x, **k: bp.nn.functional.max_pool3d(x, **k), _np_pool3d("max"),
+           lambda rng: [Sample([rng.normal(size=(2, 2, 5, 4, 6))], dict(kernel_size=2, stride=2, padding=1), "pad"),
+                        Sample([rng.normal(size=(1, 2, 5, 5, 5))], dict(kernel_size=(3, 2, 2), stride=(2, 1, 2),
+                                                                       ceil_mode=True), "ceil")]),
+    OpInfo("avg_pool3d", lambda x, **k: bp.nn.functional.avg_pool3d(x, **k), _np_pool3d("avg"),
+           lambda rng: [Sample([rng.normal(size=(2, 2, 5, 4, 6))], dict(kernel_size=3, stride=2, padding=1), "pad"),
+                        Sample([rng.normal(size=(1, 2, 5, 5, 5))], dict(kernel_size=2, stride=1, padding=1,
+                                                                       count_include_pad=False), "exclude-pad")]),
+    OpInfo("adaptive_avg_pool3d", lambda x, **k: bp.nn.functional.adaptive_avg_pool3d(x, **k), _np_adaptive_avg3d,
+           lambda rng: [Sample([rng.normal(size=(2, 2, 5, 7, 4))], dict(output_size=(2, 3, 4)), "uneven")]),
     # ---- sorting (the order comes from the CPU kernel; values are a gather)
     OpInfo("sort", lambda x, **k: x.sort(**k).values, _np_sort, sort_samples),
     OpInfo("argsort", lambda x, **k: x.argsort(**k), _np_argsort, sort_samples, grad=False),

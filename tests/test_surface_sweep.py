@@ -344,3 +344,22 @@ def test_special_functions_against_their_definitions():
         bp.special.gammaln  # noqa: B018
     t = bp.tensor([0.1, 0.2])
     assert t.erfinv_() is t
+
+
+def test_three_d_layers():
+    bp.manual_seed(0)
+    conv = bp.nn.Conv3d(3, 4, (3, 1, 3), padding="same", bias=False)
+    x = bp.randn(2, 3, 4, 5, 6)
+    y = conv(x)
+    assert y.shape == (2, 4, 4, 5, 6)
+    same = bp.nn.functional.conv3d(x, conv.weight, None, padding=(1, 0, 1))
+    np.testing.assert_allclose(y.detach().numpy(), same.detach().numpy(), rtol=1e-6, atol=1e-6)
+    assert bp.nn.Conv3d(3, 2, 2, stride=2)(bp.randn(3, 4, 4, 4)).shape == (2, 2, 2, 2)  # unbatched
+    assert bp.nn.MaxPool3d(2)(x).shape == (2, 3, 2, 2, 3)
+    assert bp.nn.AvgPool3d((2, 1, 2), divisor_override=1)(bp.ones(1, 1, 2, 2, 2)).flatten().tolist() == [4.0, 4.0]
+    assert bp.nn.AdaptiveAvgPool3d((1, None, 2))(x).shape == (2, 3, 1, 5, 2)
+    with pytest.raises(NotImplementedError, match="return_indices"):
+        bp.nn.functional.max_pool3d(x, 2, return_indices=True)
+    with bp.autocast("cpu"):
+        assert conv(x).dtype == bp.bfloat16  # conv3d is on the CPU lower-precision list
+        assert bp.nn.functional.avg_pool3d(x.bfloat16(), 2).dtype == bp.float32  # and avg_pool3d on the float32 one

@@ -184,6 +184,22 @@ class Conv2d(_ConvNd):
         return _core.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
 
+class Conv3d(_ConvNd):
+    """3-d convolution over ``[N, C, D, H, W]``: weight ``[out, in/groups, kd, kh, kw]``
+    (``F.conv3d``: 2-d convolutions per kernel depth tap, summed)."""
+
+    _n = 3
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, 0, device, dtype)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x, padding = self._mode_pad(x)
+        return F.conv3d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+
+
 class ConvTranspose1d(_ConvNd):
     """Transposed 1-d convolution: weight ``(in, out/groups, k)``; ``forward(x, output_size)``
     picks the output_padding that gives ``output_size``."""

@@ -891,6 +891,151 @@ def avg_pool1d(input: Tensor, kernel_size: _Ints, stride: Optional[_Ints] = None
     return y.squeeze(0) if added else y
 
 
+# ---------------------------------------------------------------------------------------------- 3-d: composites of the 2-d ops
+
+
+def _fold_depth(x: Tensor) -> Tensor:
+    """``[N, C, D, H, W]`` -> ``[N * D, C, H, W]`` (each depth slice a 2-d image)."""
+    n, c, d, h, w = x.shape
+    return x.permute(0, 2, 1, 3, 4).reshape(n * d, c, h, w)
+
+
+def _unfold_depth(y: Tensor, n: int) -> Tensor:
+    """``[N * D, C, H, W]`` -> ``[N, C, D, H, W]``."""
+    nd, c, h, w = y.shape
+    return y.reshape(n, nd // n, c, h, w).permute(0, 2, 1, 3, 4)
+
+
+@_listed("lower")
+def conv3d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: _Ints = 1,
+           padding: Union[_Ints, str] = 0, dilation: _Ints = 1, groups: int = 1) -> Tensor:
+    """3-d convolution of ``(N, C_in, D, H, W)`` (or unbatched) with weight ``(C_out, C_in/groups,
+    kd, kh, kw)``: for each kernel depth tap, one 2-d convolution of the depth slices it meets
+    (folded into the batch), summed; gradients come from the 2-d op's."""
+    x, added = _batched(input, 5)
+    if weight.ndim != 5:
+        raise RuntimeError(f"conv3d: expected a 5-D weight (out, in/groups, kd, kh, kw), got shape {tuple(weight.shape)}")
+    st, dl = _ntuple(stride, 3), _ntuple(dilation, 3)
+    ks = tuple(weight.shape[2:])
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise ValueError(f"Invalid padding string {padding!r}, should be one of ['valid', 'same']")
+        if padding == "same" and any(v != 1 for v in st):
+            raise RuntimeError("padding='same' is not supported for strided convolutions")
+        totals = [d * (k - 1) if padding == "same" else 0 for d, k in zip(dl, ks)]
+        pads = [(t // 2, t - t // 2) for t in totals]
+    else:
+        pads = [(p, p) for p in _ntuple(padding, 3)]
+    if any(lo != hi for lo, hi in pads) or pads[0][0]:
+        x = pad(x, [v for pr in reversed(pads) for v in pr])
+        hw_pad = (0, 0)
+    else:
+        hw_pad = (pads[1][0], pads[2][0])
+    n, depth = x.shape[0], x.shape[2]
+    out_d = (depth - dl[0] * (ks[0] - 1) - 1) // st[0] + 1
+    if out_d <= 0:
+        raise RuntimeError(f"conv3d: the kernel (depth {ks[0]}, dilation {dl[0]}) is larger than the padded input depth "
+                           f"{depth}")
+    total = None
+    for k in range(ks[0]):
+        start = k * dl[0]
+        xs = x[:, :, start:start + (out_d - 1) * st[0] + 1:st[0]]
+        y = _core.conv2d(_fold_depth(xs), weight[:, :, k], None, st[1:], hw_pad, dl[1:], groups)
+        total = y if total is None else total + y
+    out = _unfold_depth(total, n)
+    if bias is not None:
+        out = out + bias.reshape(1, -1, 1, 1, 1)
+    return out.squeeze(0) if added else out
+
+
+def _depth_windows(x: Tensor, k: int, s: int, d: int) -> Tensor:
+    """The depth windows of ``[N, C, D, H, W]`` as a trailing dim: ``[N, C, D_out, H, W, k]``."""
+    span = d * (k - 1) + 1
+    w = x.unfold(2, span, s)
+    return w[..., ::d] if d > 1 else w
+
+
+def _pool_out(size: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
+    span = d * (k - 1) + 1
+    num = size + 2 * p - span
+    out = (-(-num // s) if ceil else num // s) + 1
+    if ceil and (out - 1) * s >= size + p:
+        out -= 1  # PyTorch: the last window must start inside the input or the left padding
+    return out
+
+
+@_listed("fp32")
+def max_pool3d(input: Tensor, kernel_size: _Ints, stride: Optional[_Ints] = None, padding: _Ints = 0,
+               dilation: _Ints = 1, ceil_mode: bool = False, return_indices: bool = False):
+    """3-d max pooling of ``(N, C, D, H, W)`` (or unbatched): the 2-d max pool of each depth
+    slice, then the max over depth windows (max is separable over a box window)."""
+    if return_indices:
+        raise NotImplementedError("max_pool3d(return_indices=True) is not implemented in backprop_rs (the 2-d "
+                                  "max_pool2d returns indices)")
+    x, added = _batched(input, 5)
+    k = _ntuple(kernel_size, 3)
+    s = k if stride is None or (not isinstance(stride, int) and len(stride) == 0) else _ntuple(stride, 3)
+    p, dl = _ntuple(padding, 3), _ntuple(dilation, 3)
+    n = x.shape[0]
+    y = _unfold_depth(_core.max_pool2d(_fold_depth(x), k[1:], s[1:], p[1:], dl[1:], ceil_mode, False), n)
+    depth = x.shape[2]
+    out_d = _pool_out(depth, k[0], s[0], p[0], dl[0], ceil_mode)
+    need = (out_d - 1) * s[0] + dl[0] * (k[0] - 1) + 1
+    right = max(need - depth - p[0], 0)
+    if p[0] or right:
+        y = pad(y, (0, 0, 0, 0, p[0], right), value=float("-inf"))
+    out = _depth_windows(y, k[0], s[0], dl[0])[:, :, :out_d].amax(-1)
+    return out.squeeze(0) if added else out
+
+
+@_listed("fp32")
+def avg_pool3d(input: Tensor, kernel_size: _Ints, stride: Optional[_Ints] = None, padding: _Ints = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True, divisor_override: Optional[int] = None) -> Tensor:
+    """3-d average pooling of ``(N, C, D, H, W)`` (or unbatched): the 2-d average of each depth
+    slice, then the average over depth windows (a box average is separable, and so is its count
+    of non-padding elements)."""
+    if ceil_mode:
+        raise NotImplementedError("avg_pool3d(ceil_mode=True) is not implemented in backprop_rs")
+    x, added = _batched(input, 5)
+    k = _ntuple(kernel_size, 3)
+    s = k if stride is None or (not isinstance(stride, int) and len(stride) == 0) else _ntuple(stride, 3)
+    p = _ntuple(padding, 3)
+    n = x.shape[0]
+    include = count_include_pad or divisor_override is not None
+    y = _unfold_depth(_core.avg_pool2d(_fold_depth(x), k[1:], s[1:], p[1:], False, include, None), n)
+    if p[0]:
+        y = pad(y, (0, 0, 0, 0, p[0], p[0]))
+    out = _depth_windows(y, k[0], s[0], 1).sum(-1)
+    if divisor_override is not None:
+        out = out * (k[1] * k[2] / divisor_override)
+    elif include:
+        out = out / k[0]
+    else:
+        ones = _core.ones((1, 1, x.shape[2], 1, 1), dtype=out.dtype, device=out.device)
+        if p[0]:
+            ones = pad(ones, (0, 0, 0, 0, p[0], p[0]))
+        out = out / _depth_windows(ones, k[0], s[0], 1).sum(-1)
+    return out.squeeze(0) if added else out
+
+
+@_listed("fp32")
+def adaptive_avg_pool3d(input: Tensor, output_size: _Ints) -> Tensor:
+    """Average pooling of ``(N, C, D, H, W)`` to ``output_size`` with PyTorch's adaptive windows
+    (``floor(i * D / out)`` to ``ceil((i + 1) * D / out)``): the 2-d op per depth slice, then
+    the depth windows as one product with an averaging matrix."""
+    x, added = _batched(input, 5)
+    od, oh, ow = (v if v is not None else x.shape[2 + i] for i, v in enumerate(_ntuple(output_size, 3)))
+    n, depth = x.shape[0], x.shape[2]
+    y = _unfold_depth(_core.adaptive_avg_pool2d(_fold_depth(x), (oh, ow)), n)
+    m = np.zeros((depth, od))
+    for i in range(od):
+        lo, hi = (i * depth) // od, -(-((i + 1) * depth) // od)
+        m[lo:hi, i] = 1.0 / (hi - lo)
+    mt = _core.tensor(m, dtype=y.dtype, device=y.device)
+    out = (y.movedim(2, -1) @ mt).movedim(-1, 2)
+    return out.squeeze(0) if added else out
+
+
 def adaptive_avg_pool1d(input: Tensor, output_size: _Ints) -> Tensor:
     """Average pooling of ``(N, C, L)`` or ``(C, L)`` to length ``output_size`` (PyTorch's windows)."""
     x, added = _batched(input, 3)

@@ -79,6 +79,38 @@ class AvgPool2d(_Pool):
                                 self.divisor_override)
 
 
+class MaxPool3d(_Pool):
+    """Max over sliding windows of ``(N, C, D, H, W)`` (``F.max_pool3d``)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
+                 ceil_mode: bool = False) -> None:
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
+        self.padding, self.dilation, self.return_indices, self.ceil_mode = padding, dilation, return_indices, ceil_mode
+
+    def forward(self, x: Tensor):
+        return F.max_pool3d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
+                            self.return_indices)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", dilation={self.dilation}, ceil_mode={self.ceil_mode}"
+
+
+class AvgPool3d(_Pool):
+    """Mean over sliding windows of ``(N, C, D, H, W)`` (``F.avg_pool3d``)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True,
+                 divisor_override: Optional[int] = None) -> None:
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
+        self.padding, self.ceil_mode, self.count_include_pad = padding, ceil_mode, count_include_pad
+        self.divisor_override = divisor_override
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.avg_pool3d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
+                            self.divisor_override)
+
+
 class _Adaptive(Module):
     def __init__(self, output_size, return_indices: bool = False) -> None:
         super().__init__()
@@ -120,3 +152,10 @@ class AdaptiveMaxPool2d(_Adaptive):
 
     def forward(self, x: Tensor):
         return F.adaptive_max_pool2d(x, self.output_size, self.return_indices)
+
+
+class AdaptiveAvgPool3d(_Adaptive):
+    """Average pooling of ``(N, C, D, H, W)`` to ``output_size`` (``F.adaptive_avg_pool3d``)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.adaptive_avg_pool3d(x, self.output_size)
