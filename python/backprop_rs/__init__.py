@@ -77,6 +77,8 @@ from . import cpu as cpu
 from . import random as random
 from . import special as special
 from . import distributions as distributions
+from .decompositions import det as det, logdet as logdet, matrix_exp as matrix_exp, slogdet as slogdet
+from .decompositions import inv as inverse, pinv as pinverse, matrix_power as matrix_power
 from .random import (  # noqa: F811 (manual_seed also records the seed for initial_seed)
     get_rng_state as get_rng_state, initial_seed as initial_seed, manual_seed as manual_seed, seed as seed,
     set_rng_state as set_rng_state,

@@ -1,6 +1,7 @@
 """``backprop_rs.linalg``: the norms of ``torch.linalg`` (``vector_norm``, ``matrix_norm``,
-``norm``), composed in the engine from reductions. The nuclear and spectral (``ord=2``, ``-2``)
-matrix norms need singular values, which the engine does not compute: they raise a clear error."""
+``norm``), composed in the engine from reductions ('nuc' and ord +-2 from the singular values),
+and the solvers and decompositions of
+:mod:`backprop_rs.decompositions` (``inv``, ``det``, ``solve``, ``cholesky``, ``eigh``, ``svd``...). """
 
 from __future__ import annotations
 
@@ -26,13 +27,24 @@ def vector_norm(x: Tensor, ord: Union[float, int] = 2, dim: Union[int, Sequence[
 
 def matrix_norm(x: Tensor, ord: Union[float, int, str] = "fro", dim: Sequence[int] = (-2, -1),
                 keepdim: bool = False, *, dtype=None) -> Tensor:
-    """The matrix norm over the two dims ``dim``: 'fro', 1, -1, inf, -inf ('nuc', 2 and -2 need
-    an SVD and raise)."""
+    """The matrix norm over the two dims ``dim``: 'fro', 'nuc', 1, -1, 2, -2, inf, -inf."""
     if isinstance(ord, (int, float)) and not isinstance(ord, bool):
         ord = float(ord)
     d = tuple(dim)
     if len(d) != 2:
         raise ValueError(f"linalg.matrix_norm: dim must be a 2-tuple, got {dim!r}")
+    if ord in ("nuc", 2.0, -2.0):
+        # from the singular values (decompositions.svdvals: host LAPACK, gradient U diag(g) Vh)
+        from .decompositions import svdvals
+
+        y = _cast(x, dtype)
+        nd = y.ndim
+        a, b = d[0] % nd, d[1] % nd
+        s = svdvals(y.movedim([a, b], [-2, -1]))
+        r = s.sum(-1) if ord == "nuc" else (s.amax(-1) if ord == 2.0 else s.amin(-1))
+        if keepdim:
+            r = r.unsqueeze(min(a, b)).unsqueeze(max(a, b))
+        return r
     return _core._matrix_norm(_cast(x, dtype), ord, d, keepdim)
 
 
@@ -71,5 +83,12 @@ def cross(input: Tensor, other: Tensor, *, dim: int = -1) -> Tensor:
     return _cross(input, other, dim)
 
 
-__all__ = ["norm", "vector_norm", "matrix_norm", "cross"]
+from .decompositions import (  # noqa: E402 (torch.linalg's solvers and decompositions)
+    cholesky, cholesky_ex, det, eigh, eigvalsh, inv, inv_ex, matrix_exp, matrix_power, matrix_rank, multi_dot, pinv,
+    qr, slogdet, solve, svd, svdvals, vecdot,
+)
+
+__all__ = ["norm", "vector_norm", "matrix_norm", "cross", "cholesky", "cholesky_ex", "det", "eigh", "eigvalsh", "inv",
+           "inv_ex", "matrix_exp", "matrix_power", "matrix_rank", "multi_dot", "pinv", "qr", "slogdet", "solve", "svd",
+           "svdvals", "vecdot"]
 
