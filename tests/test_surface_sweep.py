@@ -363,3 +363,70 @@ def test_three_d_layers():
     with bp.autocast("cpu"):
         assert conv(x).dtype == bp.bfloat16  # conv3d is on the CPU lower-precision list
         assert bp.nn.functional.avg_pool3d(x.bfloat16(), 2).dtype == bp.float32  # and avg_pool3d on the float32 one
+
+
+def test_integer_maths_histogram_and_jit():
+    a = np.array([1, -6, 12, 7])
+    b = np.array([4, 4, 8, 3])
+    ta, tb = bp.tensor(a), bp.tensor(b)
+    np.testing.assert_array_equal((ta << 2).numpy(), a << 2)
+    np.testing.assert_array_equal((ta >> 1).numpy(), a >> 1)  # arithmetic, as NumPy's and PyTorch's
+    np.testing.assert_array_equal(bp.bitwise_right_shift(ta, tb).numpy(), a >> b)
+    np.testing.assert_array_equal(bp.bitwise_xor(ta, tb).numpy(), a ^ b)
+    np.testing.assert_array_equal(bp.bitwise_not(ta).numpy(), ~a)
+    np.testing.assert_array_equal(bp.gcd(ta, tb).numpy(), np.gcd(a, b))
+    np.testing.assert_array_equal(bp.lcm(ta, tb).numpy(), np.lcm(a, b))
+    with pytest.raises(RuntimeError, match="not implemented"):
+        bp.bitwise_left_shift(bp.ones(2), 1)
+    x = np.random.default_rng(0).normal(size=500)
+    h, e = bp.histogram(bp.tensor(x), 7, range=(-2.0, 2.0))
+    wh, we = np.histogram(x, 7, range=(-2.0, 2.0))
+    np.testing.assert_array_equal(h.numpy(), wh)
+    np.testing.assert_allclose(e.numpy(), we, rtol=1e-6)
+    m = bp.nn.Linear(2, 2)
+    with pytest.warns(UserWarning, match="TorchScript"):
+        bp.jit._warned[0] = False
+        assert bp.jit.script(m) is m
+    assert bp.jit.trace(m, bp.ones(1, 2)) is m and not bp.jit.is_scripting()
+    assert bp.jit.fork(lambda v: v + 1, 1).wait() == 2 and not isinstance(m, bp.jit.ScriptModule)
+    with pytest.raises(RuntimeError, match="safetensors"):
+        bp.jit.save(m, "x.pt")
+
+
+def test_swa_utils_against_the_reference_recurrences():
+    from backprop_rs.optim import swa_utils as S
+
+    bp.manual_seed(0)
+    model = bp.nn.Sequential(bp.nn.Linear(3, 4), bp.nn.BatchNorm1d(4), bp.nn.Linear(4, 1))
+    swa = S.AveragedModel(model)
+    ema = S.AveragedModel(model, multi_avg_fn=S.get_ema_multi_avg_fn(0.8))
+    ema2 = S.AveragedModel(model, avg_fn=S.get_ema_avg_fn(0.8))
+    opt = bp.optim.SGD(model.parameters(), lr=0.1)
+    sched = S.SWALR(opt, swa_lr=0.02, anneal_epochs=4, anneal_strategy="cos")
+    history, lrs = [], []
+    for _ in range(6):
+        model(bp.randn(8, 3)).pow(2).sum().backward()
+        opt.step()
+        opt.zero_grad()
+        history.append([p.detach().numpy().copy() for p in model.parameters()])
+        for avg in (swa, ema, ema2):
+            avg.update_parameters(model)
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    for i, p in enumerate(swa.module.parameters()):
+        np.testing.assert_allclose(p.detach().numpy(), np.mean([h[i] for h in history], 0), rtol=1e-5, atol=1e-6)
+    for avg in (ema, ema2):
+        for i, p in enumerate(avg.module.parameters()):
+            want = history[0][i]
+            for h in history[1:]:
+                want = 0.8 * want + 0.2 * h[i]
+            np.testing.assert_allclose(p.detach().numpy(), want, rtol=1e-5, atol=1e-6)
+    assert swa.n_averaged.item() == 6
+    # the cosine anneal from 0.1 to 0.02 over 4 epochs, then held
+    alphas = [(1 - np.cos(np.pi * min(1.0, k / 4))) / 2 for k in range(1, 7)]
+    np.testing.assert_allclose(lrs, [0.02 * a + 0.1 * (1 - a) for a in alphas], rtol=1e-12)
+    batches = [bp.randn(8, 3) for _ in range(3)]
+    S.update_bn(batches, swa)
+    feats = np.concatenate([swa.module[0](b).detach().numpy() for b in batches])
+    np.testing.assert_allclose(swa.module[1].running_mean.numpy(), feats.mean(0), rtol=1e-5, atol=1e-6)
+    assert swa.module[1].momentum == 0.1

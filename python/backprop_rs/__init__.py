@@ -76,6 +76,7 @@ from .amp import (  # torch.* names for autocast's thread-local state
 from . import cpu as cpu
 from . import random as random
 from . import special as special
+from . import jit as jit
 from . import distributions as distributions
 from .decompositions import det as det, logdet as logdet, matrix_exp as matrix_exp, slogdet as slogdet
 from .decompositions import inv as inverse, pinv as pinverse, matrix_power as matrix_power
@@ -104,7 +105,8 @@ from .stacking import (  # noqa: F401 (re-exported)
     triu_indices, unflatten, vsplit, vstack,
 )
 from .math_ops import (  # noqa: F401 (re-exported)
-    asinh, acosh, atanh, sinc, positive, erfinv,
+    asinh, acosh, atanh, sinc, positive, erfinv, bitwise_and, bitwise_or, bitwise_xor, bitwise_not, bitwise_left_shift,
+    bitwise_right_shift, gcd, lcm, histogram,
     prod, nansum, nanmean, aminmax, var_mean, std_mean, quantile, nanquantile, logaddexp, logaddexp2, xlogy,
     logit, exp2, sgn, signbit, copysign, deg2rad, rad2deg, float_power, heaviside, fmax, fmin, isin, isposinf,
     isneginf, isreal, logical_xor, tensordot, kron, inner, addmv, addr, addbmm, chain_matmul, cov, corrcoef,

@@ -28,7 +28,8 @@ __all__ = ["hypot", "cummax", "cummin", "logcumsumexp", "diff", "cross", "cdist"
            "logaddexp2", "xlogy", "logit", "exp2", "sgn", "signbit", "copysign", "deg2rad", "rad2deg",
            "float_power", "heaviside", "fmax", "fmin", "isin", "isposinf", "isneginf", "isreal", "logical_xor",
            "tensordot", "kron", "inner", "addmv", "addr", "addbmm", "chain_matmul", "cov", "corrcoef",
-           "asinh", "acosh", "atanh", "sinc", "positive", "erfinv"]
+           "asinh", "acosh", "atanh", "sinc", "positive", "erfinv", "bitwise_and", "bitwise_or",
+           "bitwise_xor", "bitwise_not", "bitwise_left_shift", "bitwise_right_shift", "gcd", "lcm", "histogram"]
 
 _FLOATS = (_core.float32, _core.float64)
 
@@ -246,7 +247,8 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0,
 
 
 _METHODS = [
-    "erfinv", "asinh", "acosh", "atanh", "sinc", "positive", "prod", "nansum", "nanmean", "aminmax", "quantile",
+    "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "bitwise_left_shift", "bitwise_right_shift", "gcd",
+    "lcm", "histogram", "erfinv", "asinh", "acosh", "atanh", "sinc", "positive", "prod", "nansum", "nanmean", "aminmax", "quantile",
     "nanquantile", "logaddexp", "logaddexp2", "xlogy", "logit", "exp2", "sgn", "signbit", "copysign", "deg2rad",
     "rad2deg", "float_power", "heaviside", "fmax", "fmin", "isposinf", "isneginf", "isreal", "logical_xor",
     "kron", "inner", "addmv", "addr", "addbmm", "cov", "corrcoef",
@@ -291,7 +293,9 @@ def tensor_methods() -> dict:
     made = {name: as_method(globals()[name]) for name in _METHODS}
     made["not_equal"] = as_method(_core.Tensor.ne)
     made["not_equal"].__doc__ = "``not_equal`` is ``ne``."
-    return {**made, "erfinv_": erfinv_, "hypot": hypot_method, "hypot_": hypot_, "clamp_min_": clamp_min_, "clamp_max_": clamp_max_,
+    made["__lshift__"] = made["bitwise_left_shift"]
+    made["__rshift__"] = made["bitwise_right_shift"]
+    return {**made, "erfinv_": erfinv_, "lerp_": lerp_, "hypot": hypot_method, "hypot_": hypot_, "clamp_min_": clamp_min_, "clamp_max_": clamp_max_,
             "frac_": frac_, "cummax": cummax_method, "cummin": cummin_method, "logcumsumexp": logcumsumexp_method,
             "diff": diff_method, "cross": cross_method}
 
@@ -835,6 +839,92 @@ def erfinv(input: Tensor) -> Tensor:
     return _core.where(edge, inf.to(dtype), y)
 
 
+def lerp_(self: Tensor, end: Tensor, weight: Any) -> Tensor:
+    """``Tensor.lerp_``: ``self + weight * (end - self)`` in place."""
+    return self.copy_(self.lerp(end, weight))
+
+
 def erfinv_(self: Tensor) -> Tensor:
     """``Tensor.erfinv_``: :func:`erfinv` in place."""
     return self.copy_(erfinv(self))
+
+
+# ------------------------------------------------------------------ integer maths
+
+
+def _int_operand(x: Any, like: Tensor) -> Tensor:
+    return x if isinstance(x, Tensor) else _core.tensor(x, dtype=like.dtype, device=like.device)
+
+
+def bitwise_and(input: Tensor, other: Any) -> Tensor:
+    """``torch.bitwise_and`` (``&``)."""
+    return input & _int_operand(other, input)
+
+
+def bitwise_or(input: Tensor, other: Any) -> Tensor:
+    """``torch.bitwise_or`` (``|``)."""
+    return input | _int_operand(other, input)
+
+
+def bitwise_xor(input: Tensor, other: Any) -> Tensor:
+    """``torch.bitwise_xor`` (``^``)."""
+    return input ^ _int_operand(other, input)
+
+
+def bitwise_not(input: Tensor) -> Tensor:
+    """``torch.bitwise_not`` (``~``)."""
+    return ~input
+
+
+def _shift_check(op: str, input: Tensor) -> None:
+    if input.is_floating_point() or input.dtype == _core.bool_:
+        raise RuntimeError(f"\"{op}\" not implemented for '{str(input.dtype).split('.')[-1]}'")
+
+
+def bitwise_left_shift(input: Tensor, other: Any) -> Tensor:
+    """``torch.bitwise_left_shift`` (``<<``): ``input * 2**other``, wrapping as the dtype does."""
+    _shift_check("lshift_cpu", input)
+    two = _core.full((), 2, dtype=input.dtype, device=input.device)
+    return input * two ** _int_operand(other, input)
+
+
+def bitwise_right_shift(input: Tensor, other: Any) -> Tensor:
+    """``torch.bitwise_right_shift`` (``>>``): arithmetic, ``floor(input / 2**other)``."""
+    _shift_check("rshift_cpu", input)
+    two = _core.full((), 2, dtype=input.dtype, device=input.device)
+    return input.div(two ** _int_operand(other, input), rounding_mode="floor")
+
+
+def _host_int(op: str, fn: Any, a: Any, b: Any) -> Tensor:
+    like = a if isinstance(a, Tensor) else b
+    if like.is_floating_point():
+        raise RuntimeError(f"\"{op}_cpu\" not implemented for '{str(like.dtype).split('.')[-1]}'")
+    x = a.cpu().numpy() if isinstance(a, Tensor) else np.asarray(a)
+    y = b.cpu().numpy() if isinstance(b, Tensor) else np.asarray(b)
+    return _core.tensor(np.asarray(fn(x, y)), dtype=like.dtype, device=like.device)
+
+
+def gcd(input: Tensor, other: Any) -> Tensor:
+    """``torch.gcd`` (non-negative; NumPy's on the host: integers have no gradient)."""
+    return _host_int("gcd", np.gcd, input, other)
+
+
+def lcm(input: Tensor, other: Any) -> Tensor:
+    """``torch.lcm`` (NumPy's on the host)."""
+    return _host_int("lcm", np.lcm, input, other)
+
+
+def histogram(input: Tensor, bins: Any = 100, *, range: Any = None, weight: Optional[Tensor] = None,
+              density: bool = False) -> Any:
+    """``torch.histogram``: ``(hist, bin_edges)`` of a float tensor (NumPy's binning on the host:
+    the last bin includes its right edge, as both define it)."""
+    if not input.is_floating_point():
+        raise RuntimeError(f"torch.histogram: input tensor and bins tensors should have the same dtype, but got "
+                           f"input {input.dtype} and bins float")
+    edges = bins.cpu().numpy() if isinstance(bins, Tensor) else int(bins)
+    w = weight.cpu().numpy().reshape(-1) if weight is not None else None
+    hist, e = np.histogram(input.detach().cpu().numpy().reshape(-1), bins=edges, range=range, weights=w,
+                           density=density)
+    pair = namedtuple("histogram", ["hist", "bin_edges"])
+    return pair(_core.tensor(hist, dtype=input.dtype, device=input.device),
+                _core.tensor(e, dtype=input.dtype, device=input.device))

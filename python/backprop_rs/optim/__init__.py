@@ -2,7 +2,7 @@
 Adagrad update a whole parameter group with one fused Rust kernel call; Adadelta, Adamax, NAdam,
 RAdam, ASGD, Rprop and LBFGS are written as tensor ops under no_grad."""
 
-from . import lr_scheduler
+from . import lr_scheduler, swa_utils
 from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
@@ -17,4 +17,4 @@ from .rprop import Rprop
 from .sgd import SGD
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "ASGD",
-           "LBFGS", "Rprop", "lr_scheduler"]
+           "LBFGS", "Rprop", "lr_scheduler", "swa_utils"]
