@@ -430,3 +430,48 @@ def test_swa_utils_against_the_reference_recurrences():
     feats = np.concatenate([swa.module[0](b).detach().numpy() for b in batches])
     np.testing.assert_allclose(swa.module[1].running_mean.numpy(), feats.mean(0), rtol=1e-5, atol=1e-6)
     assert swa.module[1].momentum == 0.1
+
+
+def test_flat_and_diagonal_writes_index_reduce_and_init_helpers():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(3, 4))
+    t = bp.tensor(x)
+    idx = np.array([0, 5, 11, 5])
+    src = np.array([1.0, 2.0, 3.0, 4.0])
+    got = bp.put(t, bp.tensor(idx), bp.tensor(src), accumulate=True).numpy()
+    want = x.copy().reshape(-1)
+    np.add.at(want, idx, src)
+    np.testing.assert_allclose(got, want.reshape(3, 4))
+    r = t.clone()
+    r.put_(bp.tensor([-1]), bp.tensor([9.0]))
+    assert r[2, 3].item() == 9.0
+    red = bp.index_reduce(t, 0, bp.tensor([0, 2, 0]), bp.tensor(x[:3] * 2), "amax", include_self=False)
+    want = x.copy()
+    want[0] = np.maximum(2 * x[0], 2 * x[2])
+    want[2] = 2 * x[1]
+    np.testing.assert_allclose(red.numpy(), want)
+    for shape, wrap in [((5, 3), True), ((5, 3), False), ((3, 5), False), ((3, 3, 3), False)]:
+        z = bp.zeros(*shape)
+        z.fill_diagonal_(2.0, wrap=wrap)
+        a = np.zeros(shape)
+        np.fill_diagonal(a, 2.0, wrap=wrap)
+        np.testing.assert_array_equal(z.numpy(), a)
+    s = rng.normal(size=(2, 3, 4))
+    np.testing.assert_allclose(bp.tensor(s).sum_to_size(3, 1).numpy(), s.sum((0, 2)).reshape(3, 1))
+    with pytest.raises(RuntimeError, match="not expandable"):
+        bp.tensor(s).sum_to_size(2, 2)
+    nm = np.array([[3.0, 1.0, 2.0, np.nan], [np.nan, 5.0, 4.0, 1.0], [np.nan] * 4])
+    med = np.nanmedian(nm[:2], 1)
+    np.testing.assert_array_equal(bp.nanmedian(bp.tensor(nm), 1).values.numpy()[:2], med)
+    assert np.isnan(bp.nanmedian(bp.tensor(nm), 1).values[2].item())
+    np.testing.assert_array_equal(bp.msort(bp.tensor(x)).numpy(), np.sort(x, 0))
+    assert bp.ones(2, 3).mH.shape == (3, 2) and bp.ones(2, 3).H.shape == (3, 2)
+    with pytest.raises(RuntimeError, match="only supported on matrices"):
+        bp.ones(2, 2, 2).H  # noqa: B018
+    np.testing.assert_array_equal(bp.nn.init.eye_(bp.empty(2, 3)).numpy(), np.eye(2, 3))
+    w = bp.nn.init.dirac_(bp.empty(4, 2, 3, 3), groups=2)
+    img = bp.tensor(rng.normal(size=(1, 4, 5, 5)), dtype=bp.float32)
+    y = bp.nn.functional.conv2d(img, w, padding=1, groups=2)
+    np.testing.assert_allclose(y.numpy(), img.numpy(), atol=1e-6)  # the identity convolution
+    sp = bp.nn.init.sparse_(bp.empty(10, 4), 0.3).numpy()
+    assert ((sp == 0).sum(0) == 3).all()

@@ -102,11 +102,11 @@ from .stacking import (  # noqa: F401 (re-exported)
     atleast_1d, atleast_2d, atleast_3d, block_diag, broadcast_shapes, broadcast_tensors, cartesian_prod,
     column_stack, diag_embed, diagflat, dsplit, dstack, hsplit, hstack, index_copy, masked_scatter, moveaxis,
     movedim, narrow_copy, ravel, rot90, row_stack, select, swapaxes, swapdims, take, tensor_split, tril_indices,
-    triu_indices, unflatten, vsplit, vstack,
+    triu_indices, unflatten, vsplit, vstack, put, index_reduce,
 )
 from .math_ops import (  # noqa: F401 (re-exported)
     asinh, acosh, atanh, sinc, positive, erfinv, bitwise_and, bitwise_or, bitwise_xor, bitwise_not, bitwise_left_shift,
-    bitwise_right_shift, gcd, lcm, histogram,
+    bitwise_right_shift, gcd, lcm, histogram, nanmedian, msort,
     prod, nansum, nanmean, aminmax, var_mean, std_mean, quantile, nanquantile, logaddexp, logaddexp2, xlogy,
     logit, exp2, sgn, signbit, copysign, deg2rad, rad2deg, float_power, heaviside, fmax, fmin, isin, isposinf,
     isneginf, isreal, logical_xor, tensordot, kron, inner, addmv, addr, addbmm, chain_matmul, cov, corrcoef,

@@ -201,11 +201,20 @@ _ALIASES = {
     "arccosh": "acosh", "arctanh": "atanh", "fix": "trunc",
 }
 
+def _matrix_transpose(t: Tensor) -> Tensor:
+    if t.ndim != 2:
+        raise RuntimeError(f"tensor.H is only supported on matrices (2-D tensors). Got {t.ndim}-D tensor.")
+    return t.transpose(0, 1)
+
+
 _PROPERTIES: Dict[str, property] = {
     "is_cpu": property(lambda self: self.device.type == "cpu", doc="Whether the tensor is on the CPU."),
     "is_meta": property(lambda self: False, doc="``False``: there are no meta tensors."),
     "is_sparse": property(lambda self: False, doc="``False``: tensors are dense."),
     "is_quantized": property(lambda self: False, doc="``False``: no quantized tensors."),
+    "mH": property(lambda self: self.transpose(-2, -1), doc="The conjugate transpose of the last two dims (``mT``: no complex tensors)."),
+    "H": property(lambda self: _matrix_transpose(self),
+                  doc="The conjugate transpose of a matrix (its transpose: no complex tensors)."),
 }
 
 # binding methods that the Python version extends (and so replaces)

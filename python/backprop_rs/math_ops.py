@@ -29,7 +29,7 @@ __all__ = ["hypot", "cummax", "cummin", "logcumsumexp", "diff", "cross", "cdist"
            "float_power", "heaviside", "fmax", "fmin", "isin", "isposinf", "isneginf", "isreal", "logical_xor",
            "tensordot", "kron", "inner", "addmv", "addr", "addbmm", "chain_matmul", "cov", "corrcoef",
            "asinh", "acosh", "atanh", "sinc", "positive", "erfinv", "bitwise_and", "bitwise_or",
-           "bitwise_xor", "bitwise_not", "bitwise_left_shift", "bitwise_right_shift", "gcd", "lcm", "histogram"]
+           "bitwise_xor", "bitwise_not", "bitwise_left_shift", "bitwise_right_shift", "gcd", "lcm", "histogram", "nanmedian", "msort"]
 
 _FLOATS = (_core.float32, _core.float64)
 
@@ -247,7 +247,7 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0,
 
 
 _METHODS = [
-    "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "bitwise_left_shift", "bitwise_right_shift", "gcd",
+    "nanmedian", "msort", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "bitwise_left_shift", "bitwise_right_shift", "gcd",
     "lcm", "histogram", "erfinv", "asinh", "acosh", "atanh", "sinc", "positive", "prod", "nansum", "nanmean", "aminmax", "quantile",
     "nanquantile", "logaddexp", "logaddexp2", "xlogy", "logit", "exp2", "sgn", "signbit", "copysign", "deg2rad",
     "rad2deg", "float_power", "heaviside", "fmax", "fmin", "isposinf", "isneginf", "isreal", "logical_xor",
@@ -295,7 +295,7 @@ def tensor_methods() -> dict:
     made["not_equal"].__doc__ = "``not_equal`` is ``ne``."
     made["__lshift__"] = made["bitwise_left_shift"]
     made["__rshift__"] = made["bitwise_right_shift"]
-    return {**made, "erfinv_": erfinv_, "lerp_": lerp_, "hypot": hypot_method, "hypot_": hypot_, "clamp_min_": clamp_min_, "clamp_max_": clamp_max_,
+    return {**made, "erfinv_": erfinv_, "lerp_": lerp_, "logical_xor_": logical_xor_, "hypot": hypot_method, "hypot_": hypot_, "clamp_min_": clamp_min_, "clamp_max_": clamp_max_,
             "frac_": frac_, "cummax": cummax_method, "cummin": cummin_method, "logcumsumexp": logcumsumexp_method,
             "diff": diff_method, "cross": cross_method}
 
@@ -928,3 +928,40 @@ def histogram(input: Tensor, bins: Any = 100, *, range: Any = None, weight: Opti
     pair = namedtuple("histogram", ["hist", "bin_edges"])
     return pair(_core.tensor(hist, dtype=input.dtype, device=input.device),
                 _core.tensor(e, dtype=input.dtype, device=input.device))
+
+
+def nanmedian(input: Tensor, dim: Optional[int] = None, keepdim: bool = False) -> Any:
+    """``torch.nanmedian``: the lower median of the non-NaN values (NaN where there are none);
+    with ``dim``, ``(values, indices)``. Sorted (NaN last), then the picked value gathered, so the
+    gradient reaches that element."""
+    from .counting import _values_indices
+
+    if dim is None:
+        flat = input.reshape(-1)
+        if flat.numel() == 0:
+            return _core.full((), float("nan"), dtype=input.dtype, device=input.device)
+        return nanmedian(flat, 0).values
+    d = _norm_dim(dim, input.ndim, "nanmedian")
+    x = input.unsqueeze(0) if input.ndim == 0 else input
+    srt = x.sort(d)
+    count = x.isnan().logical_not().sum(d, keepdim=True) if x.is_floating_point() else \
+        _core.full([s if i != d else 1 for i, s in enumerate(x.shape)], x.shape[d], dtype=_core.int64,
+                   device=x.device)
+    pos = ((count - 1).clamp(min=0)) // 2
+    values = srt.values.gather(d, pos)
+    indices = srt.indices.gather(d, pos)
+    if x.is_floating_point():
+        values = _core.where(count == 0, float("nan"), values)
+    if not keepdim or input.ndim == 0:
+        values, indices = values.squeeze(d), indices.squeeze(d)
+    return _values_indices(values, indices)
+
+
+def msort(input: Tensor) -> Tensor:
+    """``torch.msort``: sorted along dim 0."""
+    return input.sort(0).values
+
+
+def logical_xor_(self: Tensor, other: Any) -> Tensor:
+    """``Tensor.logical_xor_``."""
+    return self.copy_(logical_xor(self, other).to(self.dtype))

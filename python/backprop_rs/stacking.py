@@ -22,7 +22,7 @@ __all__ = ["atleast_1d", "atleast_2d", "atleast_3d", "hstack", "vstack", "row_st
            "tensor_split", "hsplit", "vsplit", "dsplit", "broadcast_shapes", "broadcast_tensors", "block_diag",
            "cartesian_prod", "tril_indices", "triu_indices", "rot90", "diag_embed", "diagflat", "take",
            "index_copy", "masked_scatter", "narrow_copy", "select", "swapaxes", "swapdims", "movedim", "moveaxis",
-           "ravel", "unflatten"]
+           "ravel", "unflatten", "put", "index_reduce"]
 
 
 def _many(tensors: Tuple[Any, ...]) -> Tuple[List[Tensor], bool]:
@@ -455,4 +455,70 @@ def tensor_methods() -> dict:
             "diagflat": diagflat_method, "take": take_method, "unfold": unfold, "index_copy": index_copy_method,
             "index_copy_": index_copy_, "index_add_": index_add_, "scatter_add_": scatter_add_,
             "masked_scatter": masked_scatter_method, "masked_scatter_": masked_scatter_,
-            "swapaxes": swapaxes_method}
+            "swapaxes": swapaxes_method, "put_": put_, "put": put, "index_reduce": index_reduce,
+            "index_reduce_": index_reduce_, "fill_diagonal_": fill_diagonal_, "sum_to_size": sum_to_size}
+
+
+# ------------------------------------------------------------------ flat and diagonal writes, reductions by index
+
+
+def put(input: Tensor, index: Tensor, source: Tensor, accumulate: bool = False) -> Tensor:
+    """``torch.put``: ``input`` read as 1-d with ``source`` written (or added) at ``index``."""
+    flat = input.reshape(-1).clone()
+    idx = _flat_index("put", index, input.numel())
+    return flat.index_put((idx,), source.reshape(-1), accumulate).reshape(list(input.shape))
+
+
+def put_(self: Tensor, index: Tensor, source: Tensor, accumulate: bool = False) -> Tensor:
+    """``Tensor.put_``: :func:`put` in place."""
+    return self.copy_(put(self, index, source, accumulate))
+
+
+def index_reduce(input: Tensor, dim: int, index: Tensor, source: Tensor, reduce: str, *,
+                 include_self: bool = True) -> Tensor:
+    """``torch.index_reduce``: slices of ``source`` folded into ``input``'s slices ``index``
+    along ``dim`` by ``prod``, ``mean``, ``amax`` or ``amin`` (``scatter_reduce`` over the index
+    expanded to ``source``'s shape)."""
+    if reduce not in ("prod", "mean", "amax", "amin"):
+        raise RuntimeError(f"index_reduce(): Expected reduce to be one of prod, mean, amax or amin but got {reduce}.")
+    return input.scatter_reduce(dim, _expanded_index(input, dim, index, source), source, reduce,
+                                include_self=include_self)
+
+
+def index_reduce_(self: Tensor, dim: int, index: Tensor, source: Tensor, reduce: str, *,
+                  include_self: bool = True) -> Tensor:
+    """``Tensor.index_reduce_``: :func:`index_reduce` in place."""
+    return self.copy_(index_reduce(self, dim, index, source, reduce, include_self=include_self))
+
+
+def fill_diagonal_(self: Tensor, fill_value: Any, wrap: bool = False) -> Tensor:
+    """``Tensor.fill_diagonal_``: the main diagonal (all dims equal for > 2-d; a tall matrix's
+    diagonal restarts every ``cols + 1`` rows with ``wrap``) set to ``fill_value``."""
+    if self.ndim < 2:
+        raise RuntimeError("dimensions must larger than 1")
+    if self.ndim > 2 and len(set(self.shape)) != 1:
+        raise RuntimeError("all dimensions of input must be of equal length")
+    n = self.numel()
+    if self.ndim == 2:
+        rows, cols = self.shape
+        step = cols + 1
+        end = n if wrap else min(rows, cols) * cols
+    else:
+        step = sum(self.shape[0] ** k for k in range(self.ndim))
+        end = n
+    pos = np.arange(0, end, step)
+    idx = _core.tensor(pos.astype(np.int64), device=self.device)
+    vals = _core.full((len(pos),), fill_value, dtype=self.dtype, device=self.device)
+    return self.copy_(self.reshape(-1).index_put((idx,), vals).reshape(list(self.shape)))
+
+
+def sum_to_size(self: Tensor, *size: Any) -> Tensor:
+    """``Tensor.sum_to_size``: summed down to ``size``, which ``self`` must broadcast from."""
+    shape = list(size[0]) if len(size) == 1 and not isinstance(size[0], int) else list(size)
+    lead = self.ndim - len(shape)
+    if lead < 0 or any(s != 1 and s != self.shape[lead + i] for i, s in enumerate(shape)):
+        raise RuntimeError(f"size {{{', '.join(map(str, shape))}}} is not expandable to size "
+                           f"{{{', '.join(map(str, self.shape))}}}.")
+    dims = list(range(lead)) + [lead + i for i, s in enumerate(shape) if s == 1 and self.shape[lead + i] != 1]
+    r = self.sum(dims, keepdim=True) if dims else self
+    return r.reshape(shape)

@@ -112,8 +112,60 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
     return tensor
 
 
+def eye_(tensor: Tensor) -> Tensor:
+    """``nn.init.eye_``: the identity in a 2-d tensor (ones on the main diagonal)."""
+    if tensor.ndim != 2:
+        raise ValueError("Only tensors with 2 dimensions are supported")
+    with _no_grad():
+        tensor.zero_()
+        tensor.fill_diagonal_(1.0)
+    return tensor
+
+
+def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
+    """``nn.init.dirac_``: a 3/4/5-d convolution weight that passes its input channels through
+    (a 1 at each kernel's centre, per group)."""
+    dims = tensor.ndim
+    if dims not in (3, 4, 5):
+        raise ValueError("Only tensors with 3, 4, or 5 dimensions are supported")
+    sizes = tensor.shape
+    if sizes[0] % groups != 0:
+        raise ValueError("dim 0 must be divisible by groups")
+    out_per_group = sizes[0] // groups
+    min_dim = min(out_per_group, sizes[1])
+    import numpy as np
+
+    w = np.zeros(tuple(sizes))
+    centre = tuple(s // 2 for s in sizes[2:])
+    for g in range(groups):
+        for d in range(min_dim):
+            w[(g * out_per_group + d, d) + centre] = 1.0
+    with _no_grad():
+        tensor.copy_(_core.tensor(w).to(device=tensor.device, dtype=tensor.dtype))
+    return tensor
+
+
+def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01, generator=None) -> Tensor:
+    """``nn.init.sparse_``: normal(0, ``std``) with ``ceil(sparsity * rows)`` entries of each
+    column set to zero (rows drawn at random)."""
+    import numpy as np
+
+    if tensor.ndim != 2:
+        raise ValueError("Only tensors with 2 dimensions are supported")
+    rows, cols = tensor.shape
+    zeros = int(math.ceil(sparsity * rows))
+    with _no_grad():
+        normal_(tensor, 0.0, std)
+        mask = np.ones((rows, cols))
+        order = _core.rand(cols, rows).argsort(1).numpy()  # the global stream: seeded programs repeat
+        for c in range(cols):
+            mask[order[c, :zeros], c] = 0.0
+        tensor.mul_(_core.tensor(mask).to(device=tensor.device, dtype=tensor.dtype))
+    return tensor
+
+
 __all__ = [
-    "calculate_gain", "uniform_", "normal_", "constant_", "zeros_", "ones_", "trunc_normal_", "orthogonal_",
+    "calculate_gain", "eye_", "dirac_", "sparse_", "uniform_", "normal_", "constant_", "zeros_", "ones_", "trunc_normal_", "orthogonal_",
     "kaiming_uniform_", "kaiming_normal_", "xavier_uniform_", "xavier_normal_",
 ]
 _ = math
