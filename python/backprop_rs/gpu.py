@@ -13,6 +13,11 @@ backends, ``WGPU_POWER_PREF`` (``high``/``low``) the preference, and ``BACKPROP_
 the first adapter whose name contains the given text (``BACKPROP_ADAPTER=llvmpipe`` selects
 Mesa's lavapipe, a Vulkan device on the CPU).
 
+On Vulkan, compiled pipelines are kept on disk between runs (``~/.cache/backprop_rs``, or
+``$BACKPROP_PIPELINE_CACHE``; ``BACKPROP_PIPELINE_CACHE=off`` turns it off), so a program's
+second start skips the driver's compilation; the file is written as pipelines are compiled and
+at exit (:func:`save_pipeline_cache`).
+
 >>> import backprop_rs as bp
 >>> if bp.gpu.is_available():
 ...     x = bp.randn(4, 3, device="gpu")
@@ -22,11 +27,27 @@ Mesa's lavapipe, a Vulkan device on the CPU).
 
 from __future__ import annotations
 
-from typing import Any, Dict
+import atexit
+from typing import Any, Dict, Optional
 
 from . import _core
 
-__all__ = ["is_available", "adapter_info", "synchronize", "empty_cache", "device_count", "counters"]
+__all__ = ["is_available", "adapter_info", "synchronize", "empty_cache", "device_count", "counters",
+           "save_pipeline_cache", "pipeline_cache_path"]
+
+
+def save_pipeline_cache() -> None:
+    """Writes pipelines compiled since the last write to the on-disk cache (a no-op when the GPU
+    was never used, or the backend keeps no pipeline cache)."""
+    _core._gpu_save_pipeline_cache()
+
+
+def pipeline_cache_path() -> Optional[str]:
+    """The on-disk pipeline cache file, or ``None`` (no GPU, not Vulkan, or turned off)."""
+    return _core._gpu_pipeline_cache_path()
+
+
+atexit.register(save_pipeline_cache)
 
 
 def is_available() -> bool:

@@ -140,6 +140,19 @@ fn _memory_stats<'py>(py: Python<'py>, device: &str) -> PyResult<Bound<'py, PyDi
     Ok(d)
 }
 
+/// Writes newly compiled pipelines to the on-disk cache (never opens a device).
+#[pyfunction]
+fn _gpu_save_pipeline_cache(py: Python<'_>) {
+    py.detach(backprop::gpu::save_pipeline_cache)
+}
+
+/// The on-disk pipeline cache file of the device, or None.
+#[pyfunction]
+fn _gpu_pipeline_cache_path(py: Python<'_>) -> Option<String> {
+    py.detach(backprop::gpu::pipeline_cache_path)
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
 /// Restarts the peak counters of `memory_stats` (both devices) at the current use.
 #[pyfunction]
 fn reset_peak_memory_stats() {
@@ -159,5 +172,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_gpu_empty_cache, m)?)?;
     m.add_function(wrap_pyfunction!(_gpu_buffers_created, m)?)?;
     m.add_function(wrap_pyfunction!(_gpu_counters, m)?)?;
+    m.add_function(wrap_pyfunction!(_gpu_save_pipeline_cache, m)?)?;
+    m.add_function(wrap_pyfunction!(_gpu_pipeline_cache_path, m)?)?;
     Ok(())
 }

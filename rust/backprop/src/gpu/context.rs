@@ -29,6 +29,8 @@ pub(crate) struct Context {
     pub limits: wgpu::Limits,
     pub pool: BufferPool,
     pub pipelines: PipelineCache,
+    /// The driver's pipeline cache, kept on disk between runs (Vulkan).
+    pub disk: Option<super::disk_cache::DiskCache>,
     pub batch: Mutex<Batch>,
     /// Device-side error flag of the bounds checks (see `dispatch::Context::new_check`).
     pub status: wgpu::Buffer,
@@ -148,9 +150,14 @@ fn init_inner() -> Result<Context> {
     // Ask for everything the adapter allows: WebGPU's defaults (128 MiB bindings) would cap
     // tensors far below what the hardware can hold.
     let limits = adapter.limits();
+    let disk_cache = super::disk_cache::wanted(&adapter);
     let desc = wgpu::DeviceDescriptor {
         label: Some("backprop"),
-        required_features: wgpu::Features::empty(),
+        required_features: if disk_cache {
+            wgpu::Features::PIPELINE_CACHE
+        } else {
+            wgpu::Features::empty()
+        },
         required_limits: limits.clone(),
         memory_hints: wgpu::MemoryHints::Performance,
         ..Default::default()
@@ -190,6 +197,11 @@ fn init_inner() -> Result<Context> {
         pending: Mutex::new(std::collections::HashMap::new()),
         pool: BufferPool::new(&limits),
         pipelines: PipelineCache::default(),
+        disk: if disk_cache {
+            super::disk_cache::DiskCache::open(&device, &info)
+        } else {
+            None
+        },
         batch: Mutex::new(batch),
         device,
         queue,

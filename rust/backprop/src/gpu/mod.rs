@@ -32,6 +32,7 @@ mod buffer;
 mod common;
 mod context;
 mod conv;
+mod disk_cache;
 mod dispatch;
 mod elementwise;
 mod index;
@@ -66,6 +67,25 @@ pub fn adapter_info() -> Result<AdapterInfo> {
 /// Submits all queued GPU work and waits for it to finish; reports any error the device raised.
 pub fn synchronize() -> Result<()> {
     context::context()?.synchronize("synchronize")
+}
+
+/// Writes the compiled pipelines to the on-disk cache now (if any were compiled since the last
+/// write), so that the next run starts faster; see `gpu/disk_cache.rs`. A no-op without a GPU,
+/// on backends without pipeline caches, or with `BACKPROP_PIPELINE_CACHE=off`.
+pub fn save_pipeline_cache() {
+    // never starts a device (Python calls this at exit)
+    if let Some(d) = context::existing().and_then(|ctx| ctx.disk.as_ref()) {
+        d.save();
+    }
+}
+
+/// The file the compiled pipelines are cached in, if this device has one.
+pub fn pipeline_cache_path() -> Option<std::path::PathBuf> {
+    context::context()
+        .ok()?
+        .disk
+        .as_ref()
+        .map(|d| d.path.clone())
 }
 
 /// Releases the device buffers the pool keeps for reuse (live tensors are untouched).

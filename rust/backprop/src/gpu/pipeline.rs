@@ -126,9 +126,12 @@ impl PipelineCache {
                         constants: &constants,
                         zero_initialize_workgroup_memory: false,
                     },
-                    cache: None,
+                    cache: ctx.disk.as_ref().map(|d| &d.cache),
                 })
         })?;
+        if let Some(d) = &ctx.disk {
+            d.compiled();
+        }
         let p = Arc::new(Pipeline {
             pipeline,
             layout: layouts.0.clone(),
