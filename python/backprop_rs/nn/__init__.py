@@ -39,6 +39,7 @@ from .activation import (
     Threshold,
     Unflatten,
 )
+from .activation import ChannelShuffle, RReLU
 from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d
 from .linear import Bilinear, Identity, Linear
@@ -63,11 +64,15 @@ from .loss import (
     SoftMarginLoss,
     TripletMarginLoss,
     TripletMarginWithDistanceLoss,
+    MultiLabelMarginLoss,
 )
 from .module import Module
 from .normalization import (
     BatchNorm1d,
     BatchNorm2d,
+    BatchNorm3d,
+    SyncBatchNorm,
+    InstanceNorm3d,
     Embedding,
     EmbeddingBag,
     GroupNorm,
@@ -90,6 +95,10 @@ from .pooling import (
     MaxPool2d,
     MaxPool3d,
     AvgPool3d,
+    LPPool1d,
+    LPPool2d,
+    MaxUnpool1d,
+    MaxUnpool2d,
 )
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from .transformer import (
@@ -100,9 +109,27 @@ from .transformer import (
     TransformerEncoder,
     TransformerEncoderLayer,
 )
+from .distance import CosineSimilarity, PairwiseDistance
+from .fold import Fold, Unfold
+from .lazy import (
+    LazyBatchNorm1d, LazyBatchNorm2d, LazyBatchNorm3d, LazyConv1d, LazyConv2d, LazyConv3d, LazyLinear,
+    UninitializedParameter,
+)
+from .padding import (
+    CircularPad1d, CircularPad2d, CircularPad3d, ConstantPad1d, ConstantPad2d, ConstantPad3d, ReflectionPad1d,
+    ReflectionPad2d, ReflectionPad3d, ReplicationPad1d, ReplicationPad2d, ReplicationPad3d, ZeroPad1d, ZeroPad2d,
+    ZeroPad3d,
+)
 from .upsampling import PixelShuffle, PixelUnshuffle, Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 
 __all__ = [
+    # the second surface sweep
+    "ChannelShuffle", "RReLU", "MultiLabelMarginLoss", "BatchNorm3d", "SyncBatchNorm", "InstanceNorm3d", "LPPool1d",
+    "LPPool2d", "MaxUnpool1d", "MaxUnpool2d", "CosineSimilarity", "PairwiseDistance", "Fold", "Unfold",
+    "LazyLinear", "LazyConv1d", "LazyConv2d", "LazyConv3d", "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d",
+    "UninitializedParameter", "ZeroPad1d", "ZeroPad2d", "ZeroPad3d", "ConstantPad1d", "ConstantPad2d",
+    "ConstantPad3d", "ReflectionPad1d", "ReflectionPad2d", "ReflectionPad3d", "ReplicationPad1d", "ReplicationPad2d",
+    "ReplicationPad3d", "CircularPad1d", "CircularPad2d", "CircularPad3d",
     # containers and base classes
     "Module", "Parameter", "Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict",
     # linear

@@ -752,6 +752,127 @@ def _channel_affine(y: Tensor, weight: Optional[Tensor], bias: Optional[Tensor])
     return y
 
 
+def channel_shuffle(input: Tensor, groups: int) -> Tensor:
+    """``(N, g * k, *)`` -> the channels regrouped as ``(N, k * g, *)`` (ShuffleNet)."""
+    n, c = input.shape[0], input.shape[1]
+    if groups <= 0 or c % groups:
+        raise RuntimeError(f"Number of channels must be divisible by groups. Got {c} channels and {groups} groups.")
+    rest = list(input.shape[2:])
+    return input.reshape([n, groups, c // groups] + rest).transpose(1, 2).reshape([n, c] + rest)
+
+
+def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False,
+          inplace: bool = False) -> Tensor:
+    """Randomised leaky ReLU: negative inputs scaled by a slope drawn from U(lower, upper) per
+    element in training, by ``(lower + upper) / 2`` in evaluation."""
+    if training:
+        slope = _core.rand(*input.shape, dtype=input.dtype).to(input.device) * (upper - lower) + lower
+        out = _core.where(input >= 0, input, input * slope)
+    else:
+        out = leaky_relu(input, (lower + upper) / 2)
+    return input.copy_(out) if inplace else out
+
+
+def rrelu_(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False) -> Tensor:
+    """:func:`rrelu` in place."""
+    return rrelu(input, lower, upper, training, inplace=True)
+
+
+def silu_(input: Tensor) -> Tensor:
+    """:func:`silu` in place."""
+    return silu(input, inplace=True)
+
+
+def mish_(input: Tensor) -> Tensor:
+    """:func:`mish` in place."""
+    return mish(input, inplace=True)
+
+
+def pdist(input: Tensor, p: float = 2.0) -> Tensor:
+    """The p-norm distances between the rows of ``(N, M)`` input, the upper triangle row by row
+    (``N (N - 1) / 2`` values)."""
+    if input.ndim != 2:
+        raise RuntimeError(f"pdist only supports 2D tensors, got: {input.ndim}D")
+    n = input.shape[0]
+    i, j = np.triu_indices(n, 1)
+    a = input.index_select(0, _core.tensor(i.astype(np.int64), device=input.device))
+    b = input.index_select(0, _core.tensor(j.astype(np.int64), device=input.device))
+    return _vector_norm(a - b, p, -1, keepdim=False)
+
+
+def lp_pool1d(input: Tensor, norm_type: float, kernel_size: int, stride: Optional[int] = None,
+              ceil_mode: bool = False) -> Tensor:
+    """``(sum of x^p over each window)^(1/p)`` along the length (PyTorch's: the average pool of
+    ``x^p`` times the window size, so the sign of ``x`` is kept as PyTorch keeps it)."""
+    k = _single(kernel_size, "kernel_size")
+    out = avg_pool1d(input.pow(norm_type), k, stride, 0, ceil_mode)
+    return (out.sign() * relu(out.abs())).mul(k).pow(1.0 / norm_type)
+
+
+def lp_pool2d(input: Tensor, norm_type: float, kernel_size: _Ints, stride: Optional[_Ints] = None,
+              ceil_mode: bool = False) -> Tensor:
+    """:func:`lp_pool1d` over 2-d windows."""
+    kh, kw = _ntuple(kernel_size, 2)
+    out = _core.avg_pool2d(input.pow(norm_type), (kh, kw), stride if stride is not None else (kh, kw), (0, 0),
+                           ceil_mode, True, None)
+    return (out.sign() * relu(out.abs())).mul(kh * kw).pow(1.0 / norm_type)
+
+
+def max_unpool2d(input: Tensor, indices: Tensor, kernel_size: _Ints, stride: Optional[_Ints] = None,
+                 padding: _Ints = 0, output_size: Optional[Sequence[int]] = None) -> Tensor:
+    """The inverse of ``max_pool2d(return_indices=True)``: each value written at its index in a
+    zero ``(N, C, H_out, W_out)`` (a scatter, so the gradient reads it back)."""
+    x, added = _batched(input, 4)
+    idx = indices.unsqueeze(0) if added else indices
+    kh, kw = _ntuple(kernel_size, 2)
+    sh, sw = _ntuple(stride, 2) if stride is not None else (kh, kw)
+    ph, pw = _ntuple(padding, 2)
+    n, c, h, w = x.shape
+    if output_size is not None:
+        oh, ow = list(output_size)[-2:]
+    else:
+        oh, ow = (h - 1) * sh - 2 * ph + kh, (w - 1) * sw - 2 * pw + kw
+    flat = _core.zeros((n, c, oh * ow), dtype=x.dtype, device=x.device)
+    out = flat.scatter(2, idx.reshape(n, c, -1), x.reshape(n, c, -1)).reshape(n, c, oh, ow)
+    return out.squeeze(0) if added else out
+
+
+def max_unpool1d(input: Tensor, indices: Tensor, kernel_size: _Ints, stride: Optional[_Ints] = None,
+                 padding: _Ints = 0, output_size: Optional[Sequence[int]] = None) -> Tensor:
+    """The inverse of ``max_pool1d(return_indices=True)``."""
+    x, added = _batched(input, 3)
+    idx = indices.unsqueeze(0) if added else indices
+    k = _single(kernel_size, "kernel_size")
+    s = _single(stride, "stride") if stride is not None else k
+    p = _single(padding, "padding")
+    size = (None if output_size is None else (1, list(output_size)[-1]))
+    y = max_unpool2d(x.unsqueeze(2), idx.unsqueeze(2), (1, k), (1, s), (0, p), size).squeeze(2)
+    return y.squeeze(0) if added else y
+
+
+@_listed("fp32")
+def multilabel_margin_loss(input: Tensor, target: Tensor, size_average: Optional[bool] = None,
+                           reduce: Optional[bool] = None, reduction: str = "mean") -> Tensor:
+    """``sum_{j in targets, i not in targets} max(0, 1 - (x[j] - x[i])) / C`` per sample; the
+    targets of a row are its leading non-negative entries (up to the first -1)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    x = input.unsqueeze(0) if input.ndim == 1 else input
+    t = target.unsqueeze(0) if target.ndim == 1 else target
+    c = x.shape[1]
+    tn = t.cpu().numpy()
+    valid = np.cumprod(tn >= 0, axis=1).astype(bool)  # entries before the first -1
+    is_target = np.zeros(tn.shape, bool)
+    for r in range(tn.shape[0]):
+        is_target[r, tn[r][valid[r]]] = True
+    picked = _core.tensor(np.where(valid, tn, 0).astype(np.int64), device=x.device)
+    xj = x.gather(1, picked)  # [N, C] values of the target classes (padded)
+    margins = (1.0 - (xj.unsqueeze(2) - x.unsqueeze(1))).clamp(min=0)  # [N, j, i]
+    mask = valid[:, :, None] & ~is_target[:, None, :]
+    loss = (margins * _core.tensor(mask.astype(np.float64), dtype=x.dtype, device=x.device)).sum((1, 2)) / c
+    loss = loss if input.ndim > 1 else loss.squeeze(0)
+    return _reduce(loss, reduction)
+
+
 def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> Tensor:
     """AlexNet's normalisation across channels: ``x / (k + alpha / size * sum(x^2 over the size
     neighbouring channels))^beta``, the window zero-padded as PyTorch's (``(size - 1) // 2``

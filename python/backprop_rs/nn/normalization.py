@@ -221,6 +221,55 @@ class BatchNorm2d(BatchNorm1d):
     _dims = (4,)
 
 
+class BatchNorm3d(BatchNorm1d):
+    """Batch normalisation of ``[N, C, D, H, W]`` inputs over N, D, H and W, per channel."""
+
+    _dims = (5,)
+
+
+class SyncBatchNorm(BatchNorm1d):
+    """``nn.SyncBatchNorm``: batch normalisation whose statistics span every process of the
+    group. Without an initialised process group of more than one process it is BatchNorm (as in
+    PyTorch); across processes the statistics would have to be all-reduced, which is not built,
+    so that case raises instead of silently normalising per process."""
+
+    _dims = (2, 3, 4, 5)
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: Optional[float] = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, process_group: Any = None, device=None, dtype=None) -> None:
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
+        self.process_group = process_group
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training:
+            from .. import distributed as dist
+
+            if dist.is_available() and dist.is_initialized() and dist.get_world_size(self.process_group) > 1:
+                raise NotImplementedError("SyncBatchNorm across processes is not implemented in backprop_rs (its "
+                                          "statistics would need an all-reduce per step); use BatchNorm per process")
+        return super().forward(x)
+
+    @classmethod
+    def convert_sync_batchnorm(cls, module: Module, process_group: Any = None) -> Module:
+        """Every ``BatchNorm*d`` in ``module`` replaced by a SyncBatchNorm with its parameters and
+        buffers (the same objects)."""
+        if isinstance(module, BatchNorm1d) and not isinstance(module, SyncBatchNorm):
+            out = cls(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats,
+                      process_group)
+            for name in ("weight", "bias"):
+                if getattr(module, name, None) is not None:
+                    setattr(out, name, getattr(module, name))
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                if name in module._buffers:
+                    out._buffers[name] = module._buffers[name]
+            out.train(module.training)
+            return out
+        for name, child in list(module._modules.items()):
+            if child is not None:
+                module._modules[name] = cls.convert_sync_batchnorm(child, process_group)
+        return module
+
+
 class _InstanceNorm(_NormBase):
     _dims = 3
 
@@ -261,6 +310,12 @@ class InstanceNorm2d(_InstanceNorm):
     """Normalises each channel of each sample of ``(N, C, H, W)`` / ``(C, H, W)`` over H and W."""
 
     _dims = 4
+
+
+class InstanceNorm3d(_InstanceNorm):
+    """Normalises each channel of each sample of ``(N, C, D, H, W)`` / ``(C, D, H, W)`` over D, H and W."""
+
+    _dims = 5
 
 
 class Embedding(Module):

@@ -159,3 +159,39 @@ class AdaptiveAvgPool3d(_Adaptive):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.adaptive_avg_pool3d(x, self.output_size)
+
+
+class LPPool1d(Module):
+    """Power-average pooling ``(sum x^p)^(1/p)`` over length windows (``F.lp_pool1d``)."""
+
+    def __init__(self, norm_type: float, kernel_size: int, stride: Optional[int] = None, ceil_mode: bool = False) -> None:
+        super().__init__()
+        self.norm_type, self.kernel_size, self.stride, self.ceil_mode = norm_type, kernel_size, stride, ceil_mode
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.lp_pool1d(x, self.norm_type, self.kernel_size, self.stride, self.ceil_mode)
+
+
+class LPPool2d(LPPool1d):
+    """Power-average pooling over 2-d windows (``F.lp_pool2d``)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.lp_pool2d(x, self.norm_type, self.kernel_size, self.stride, self.ceil_mode)
+
+
+class MaxUnpool1d(Module):
+    """The inverse of ``MaxPool1d(return_indices=True)`` (``F.max_unpool1d``)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0) -> None:
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride if stride is not None else kernel_size, padding
+
+    def forward(self, x: Tensor, indices: Tensor, output_size=None) -> Tensor:
+        return F.max_unpool1d(x, indices, self.kernel_size, self.stride, self.padding, output_size)
+
+
+class MaxUnpool2d(MaxUnpool1d):
+    """The inverse of ``MaxPool2d(return_indices=True)`` (``F.max_unpool2d``)."""
+
+    def forward(self, x: Tensor, indices: Tensor, output_size=None) -> Tensor:
+        return F.max_unpool2d(x, indices, self.kernel_size, self.stride, self.padding, output_size)
