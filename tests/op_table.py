@@ -859,6 +859,36 @@ def _np_adaptive_avg3d(x, output_size):
     return y
 
 
+
+def _np_conv_transpose3d(x, w, b, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    st, pd, op, dl = (tuple(v) if isinstance(v, tuple) else (v,) * 3 for v in (stride, padding, output_padding, dilation))
+    n, cin = x.shape[:2]
+    _, cog, *ks = w.shape
+    full = [(x.shape[2 + i] - 1) * st[i] + dl[i] * (ks[i] - 1) + 1 + op[i] for i in range(3)]
+    y = np.zeros((n, cog * groups, *full))
+    cig = cin // groups
+    for idx in np.ndindex(*x.shape[2:]):
+        for kk in np.ndindex(*ks):
+            o = [idx[i] * st[i] + kk[i] * dl[i] for i in range(3)]
+            for g in range(groups):
+                contrib = np.einsum("nc,co->no", x[:, g * cig:(g + 1) * cig][(slice(None), slice(None)) + idx],
+                                    w[g * cig:(g + 1) * cig][(slice(None), slice(None)) + kk])
+                y[:, g * cog:(g + 1) * cog, o[0], o[1], o[2]] += contrib
+    y = y[:, :, pd[0]:full[0] - pd[0], pd[1]:full[1] - pd[1], pd[2]:full[2] - pd[2]]
+    return y + b[None, :, None, None, None]
+
+
+def _np_adaptive_max3d(x, output_size):
+    y = np.zeros(x.shape[:2] + tuple(output_size))
+    for idx in np.ndindex(*output_size):
+        sl = []
+        for i in range(3):
+            n, o = x.shape[2 + i], output_size[i]
+            sl.append(slice((idx[i] * n) // o, -(-((idx[i] + 1) * n) // o)))
+        y[(slice(None), slice(None)) + idx] = x[:, :, sl[0], sl[1], sl[2]].max(axis=(2, 3, 4))
+    return y
+
+
 def sort_samples(rng):
     x = rng.normal(size=(3, 5, 4))
     return [
@@ -1134,6 +1164,14 @@ OPS += [
            lambda rng: [Sample([rng.normal(size=(2, 2, 5, 4, 6))], dict(kernel_size=3, stride=2, padding=1), "pad"),
                         Sample([rng.normal(size=(1, 2, 5, 5, 5))], dict(kernel_size=2, stride=1, padding=1,
                                                                        count_include_pad=False), "exclude-pad")]),
+    OpInfo("conv_transpose3d", lambda x, w, b, **k: bp.nn.functional.conv_transpose3d(x, w, b, **k), _np_conv_transpose3d,
+           lambda rng: [Sample([rng.normal(size=(2, 4, 3, 2, 3)), rng.normal(size=(4, 3, 2, 2, 3)), rng.normal(size=(6,))],
+                               dict(stride=(2, 1, 2), padding=(1, 0, 1), output_padding=(1, 0, 0), groups=2,
+                                    dilation=(1, 2, 1)), "strided-groups"),
+                        Sample([rng.normal(size=(1, 2, 2, 3, 2)), rng.normal(size=(2, 2, 3, 1, 2)), rng.normal(size=(2,))],
+                               dict(), "plain")], atol=1e-5),
+    OpInfo("adaptive_max_pool3d", lambda x, **k: bp.nn.functional.adaptive_max_pool3d(x, **k), _np_adaptive_max3d,
+           lambda rng: [Sample([rng.normal(size=(2, 2, 5, 7, 4))], dict(output_size=(2, 3, 3)), "uneven")]),
     OpInfo("adaptive_avg_pool3d", lambda x, **k: bp.nn.functional.adaptive_avg_pool3d(x, **k), _np_adaptive_avg3d,
            lambda rng: [Sample([rng.normal(size=(2, 2, 5, 7, 4))], dict(output_size=(2, 3, 4)), "uneven")]),
     # ---- sorting (the order comes from the CPU kernel; values are a gather)

@@ -164,3 +164,19 @@ def test_in_place_activations():
     assert F.silu_(a) is a and F.mish_(b) is b
     np.testing.assert_array_equal(a.numpy(), want_silu.numpy())
     np.testing.assert_array_equal(b.numpy(), want_mish.numpy())
+
+
+def test_conv_transpose3d_and_adaptive_max_pool3d_layers():
+    bp.manual_seed(0)
+    up = nn.ConvTranspose3d(4, 2, 3, stride=2, padding=1)
+    x = bp.randn(2, 4, 3, 3, 3)
+    assert up(x).shape == (2, 2, 5, 5, 5)
+    assert up(x, output_size=(6, 6, 6)).shape == (2, 2, 6, 6, 6)
+    # the transposed convolution is the adjoint of the convolution with the same weight
+    y = bp.randn(2, 2, 5, 5, 5)
+    lhs = (up(x) - up.bias.reshape(1, -1, 1, 1, 1)).mul(y).sum().item()
+    rhs = (F.conv3d(y, up.weight, None, stride=2, padding=1) * x).sum().item()
+    assert abs(lhs - rhs) < 1e-3 * max(1.0, abs(lhs))
+    pool = nn.AdaptiveMaxPool3d((1, 2, None))
+    assert pool(x).shape == (2, 4, 1, 2, 3)
+    np.testing.assert_array_equal(nn.AdaptiveMaxPool3d(1)(x).flatten(1).numpy(), x.numpy().max((2, 3, 4)))

@@ -41,7 +41,7 @@ from .activation import (
 )
 from .activation import ChannelShuffle, RReLU
 from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
-from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d
+from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from .linear import Bilinear, Identity, Linear
 from .loss import (
     BCELoss,
@@ -87,6 +87,7 @@ from .pooling import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
     AdaptiveAvgPool3d,
+    AdaptiveMaxPool3d,
     AdaptiveMaxPool1d,
     AdaptiveMaxPool2d,
     AvgPool1d,
@@ -124,7 +125,7 @@ from .upsampling import PixelShuffle, PixelUnshuffle, Upsample, UpsamplingBiline
 
 __all__ = [
     # the second surface sweep
-    "ChannelShuffle", "RReLU", "MultiLabelMarginLoss", "BatchNorm3d", "SyncBatchNorm", "InstanceNorm3d", "LPPool1d",
+    "ChannelShuffle", "RReLU", "ConvTranspose3d", "AdaptiveMaxPool3d", "MultiLabelMarginLoss", "BatchNorm3d", "SyncBatchNorm", "InstanceNorm3d", "LPPool1d",
     "LPPool2d", "MaxUnpool1d", "MaxUnpool2d", "CosineSimilarity", "PairwiseDistance", "Fold", "Unfold",
     "LazyLinear", "LazyConv1d", "LazyConv2d", "LazyConv3d", "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d",
     "UninitializedParameter", "ZeroPad1d", "ZeroPad2d", "ZeroPad3d", "ConstantPad1d", "ConstantPad2d",

@@ -236,3 +236,21 @@ class ConvTranspose2d(_ConvNd):
         op = self._output_padding(x, output_size)
         return _core.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, op, self.groups,
                                       self.dilation)
+
+
+class ConvTranspose3d(_ConvNd):
+    """Transposed 3-d convolution: weight ``[in, out/groups, kd, kh, kw]`` (``F.conv_transpose3d``)."""
+
+    _n = 3
+    _transposed = True
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None,
+                 dtype=None) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, output_padding, device, dtype)
+
+    def forward(self, x: Tensor, output_size: Optional[Sequence[int]] = None) -> Tensor:
+        op = self._output_padding(x, output_size)
+        return F.conv_transpose3d(x, self.weight, self.bias, self.stride, self.padding, op, self.groups,
+                                  self.dilation)

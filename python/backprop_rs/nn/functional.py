@@ -1069,6 +1069,58 @@ def conv3d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride:
     return out.squeeze(0) if added else out
 
 
+@_listed("lower")
+def conv_transpose3d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: _Ints = 1,
+                     padding: _Ints = 0, output_padding: _Ints = 0, groups: int = 1, dilation: _Ints = 1) -> Tensor:
+    """Transposed 3-d convolution with weight ``(C_in, C_out/groups, kd, kh, kw)``: for each kernel
+    depth tap, the 2-d transposed convolution of every input depth slice, added (``index_add``)
+    at the output depths that tap reaches, then the depth padding cropped."""
+    x, added = _batched(input, 5)
+    if weight.ndim != 5:
+        raise RuntimeError("conv_transpose3d: expected a 5-D weight (in, out/groups, kd, kh, kw), got shape "
+                           f"{tuple(weight.shape)}")
+    st, pd, op, dl = _ntuple(stride, 3), _ntuple(padding, 3), _ntuple(output_padding, 3), _ntuple(dilation, 3)
+    n, depth = x.shape[0], x.shape[2]
+    kd = weight.shape[2]
+    full = (depth - 1) * st[0] + dl[0] * (kd - 1) + 1 + op[0]
+    out_d = full - 2 * pd[0]
+    if out_d <= 0:
+        raise RuntimeError(f"conv_transpose3d: the output depth would be {out_d}")
+    folded = _fold_depth(x)
+    total = None
+    for k in range(kd):
+        y = _core.conv_transpose2d(folded, weight[:, :, k], None, st[1:], pd[1:], op[1:], groups, dl[1:])
+        y = _unfold_depth(y, n)  # [N, C_out, D, H_out, W_out]
+        if total is None:
+            shape = list(y.shape)
+            shape[2] = full
+            total = _core.zeros(tuple(shape), dtype=y.dtype, device=y.device)
+        idx = _core.tensor((np.arange(depth) * st[0] + k * dl[0]).astype(np.int64), device=y.device)
+        total = total.index_add(2, idx, y)
+    out = total.narrow(2, pd[0], out_d)
+    if bias is not None:
+        out = out + bias.reshape(1, -1, 1, 1, 1)
+    return out.squeeze(0) if added else out
+
+
+@_listed("fp32")
+def adaptive_max_pool3d(input: Tensor, output_size: _Ints, return_indices: bool = False) -> Tensor:
+    """Max pooling of ``(N, C, D, H, W)`` to ``output_size`` with PyTorch's adaptive windows: the
+    2-d op per depth slice, then the max over each adaptive depth window."""
+    if return_indices:
+        raise NotImplementedError("adaptive_max_pool3d(return_indices=True) is not implemented in backprop_rs")
+    x, added = _batched(input, 5)
+    od, oh, ow = (v if v is not None else x.shape[2 + i] for i, v in enumerate(_ntuple(output_size, 3)))
+    n, depth = x.shape[0], x.shape[2]
+    y = _unfold_depth(adaptive_max_pool2d(_fold_depth(x), (oh, ow)), n)
+    parts = []
+    for i in range(od):
+        lo, hi = (i * depth) // od, -(-((i + 1) * depth) // od)
+        parts.append(y.narrow(2, lo, hi - lo).amax(2, keepdim=True))
+    out = _core.cat(parts, 2)
+    return out.squeeze(0) if added else out
+
+
 def _depth_windows(x: Tensor, k: int, s: int, d: int) -> Tensor:
     """The depth windows of ``[N, C, D, H, W]`` as a trailing dim: ``[N, C, D_out, H, W, k]``."""
     span = d * (k - 1) + 1

@@ -195,3 +195,10 @@ class MaxUnpool2d(MaxUnpool1d):
 
     def forward(self, x: Tensor, indices: Tensor, output_size=None) -> Tensor:
         return F.max_unpool2d(x, indices, self.kernel_size, self.stride, self.padding, output_size)
+
+
+class AdaptiveMaxPool3d(_Adaptive):
+    """Max pooling of ``(N, C, D, H, W)`` to ``output_size`` (``F.adaptive_max_pool3d``)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.adaptive_max_pool3d(x, self.output_size, self.return_indices)
