@@ -848,15 +848,20 @@ def _np_pool3d(kind):
     return ref
 
 
-def _np_adaptive_avg3d(x, output_size):
-    y = np.zeros(x.shape[:2] + tuple(output_size))
-    for idx in np.ndindex(*output_size):
-        sl = []
-        for i in range(3):
-            n, o = x.shape[2 + i], output_size[i]
-            sl.append(slice((idx[i] * n) // o, -(-((idx[i] + 1) * n) // o)))
-        y[(slice(None), slice(None)) + idx] = x[:, :, sl[0], sl[1], sl[2]].mean(axis=(2, 3, 4))
-    return y
+def _np_adaptive3d(reduce):
+    def ref(x, output_size):
+        y = np.zeros(x.shape[:2] + tuple(output_size))
+        for idx in np.ndindex(*output_size):
+            sl = []
+            for i in range(3):
+                n, o = x.shape[2 + i], output_size[i]
+                sl.append(slice((idx[i] * n) // o, -(-((idx[i] + 1) * n) // o)))
+            y[(slice(None), slice(None)) + idx] = reduce(x[:, :, sl[0], sl[1], sl[2]], axis=(2, 3, 4))
+        return y
+    return ref
+
+
+_np_adaptive_avg3d = _np_adaptive3d(np.mean)
 
 
 
@@ -878,15 +883,7 @@ def _np_conv_transpose3d(x, w, b, stride=1, padding=0, output_padding=0, groups=
     return y + b[None, :, None, None, None]
 
 
-def _np_adaptive_max3d(x, output_size):
-    y = np.zeros(x.shape[:2] + tuple(output_size))
-    for idx in np.ndindex(*output_size):
-        sl = []
-        for i in range(3):
-            n, o = x.shape[2 + i], output_size[i]
-            sl.append(slice((idx[i] * n) // o, -(-((idx[i] + 1) * n) // o)))
-        y[(slice(None), slice(None)) + idx] = x[:, :, sl[0], sl[1], sl[2]].max(axis=(2, 3, 4))
-    return y
+_np_adaptive_max3d = _np_adaptive3d(np.max)
 
 
 def sort_samples(rng):
