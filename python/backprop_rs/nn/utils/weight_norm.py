@@ -49,20 +49,26 @@ def weight_norm(module: Module, name: str = "weight", dim: Optional[int] = 0) ->
     return module
 
 
-def remove_weight_norm(module: Module, name: str = "weight") -> Module:
-    """Folds ``g`` and ``v`` back into one ``<name>`` parameter."""
-    entry = module.__dict__.get("_weight_norm_handles", {}).pop(name, None)
+def _fold_back(module: Module, kind: str, name: str, parts: Any, compute: Any) -> Module:
+    """Removes a ``kind`` hook of ``name``: the recomputed weight becomes a plain parameter again
+    and the ``<name><suffix>`` parts go."""
+    entry = module.__dict__.get(f"_{kind}_handles", {}).pop(name, None)
     if entry is None:
-        raise ValueError(f"weight_norm of '{name}' not found in {module}")
+        raise ValueError(f"{kind} of '{name}' not found in {module}")
     hook, handle = entry
     with no_grad():
-        weight = hook.compute_weight(module)
+        weight = compute(hook)
     handle.remove()
     module.__dict__.pop(name, None)
-    delattr(module, name + "_g")
-    delattr(module, name + "_v")
+    for suffix in parts:
+        delattr(module, name + suffix)
     module.register_parameter(name, Parameter(weight.detach().clone()))
     return module
+
+
+def remove_weight_norm(module: Module, name: str = "weight") -> Module:
+    """Folds ``g`` and ``v`` back into one ``<name>`` parameter."""
+    return _fold_back(module, "weight_norm", name, ("_g", "_v"), lambda hook: hook.compute_weight(module))
 
 
 class _SpectralNormHook:
@@ -113,16 +119,5 @@ def spectral_norm(module: Module, name: str = "weight", n_power_iterations: int 
 
 def remove_spectral_norm(module: Module, name: str = "weight") -> Module:
     """Folds the normalisation into a plain ``<name>`` parameter again."""
-    entry = module.__dict__.get("_spectral_norm_handles", {}).pop(name, None)
-    if entry is None:
-        raise ValueError(f"spectral_norm of '{name}' not found in {module}")
-    hook, handle = entry
-    with no_grad():
-        weight = hook.compute_weight(module, False)
-    handle.remove()
-    module.__dict__.pop(name, None)
-    delattr(module, name + "_orig")
-    delattr(module, name + "_u")
-    delattr(module, name + "_v")
-    module.register_parameter(name, Parameter(weight.detach().clone()))
-    return module
+    return _fold_back(module, "spectral_norm", name, ("_orig", "_u", "_v"),
+                      lambda hook: hook.compute_weight(module, False))
