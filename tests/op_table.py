@@ -44,6 +44,57 @@ def _erf(x):
     return np.vectorize(math.erf, otypes=[np.float64])(x)
 
 
+def _erfc(x):
+    return np.vectorize(math.erfc, otypes=[np.float64])(x)
+
+
+def _lgamma(x):
+    return np.vectorize(lambda v: math.inf if math.isinf(v) or (v <= 0 and v == math.floor(v)) else math.lgamma(v),
+                        otypes=[np.float64])(x)
+
+
+# digamma and trigamma, written independently of the engine's kernels (cpu/math.rs shifts to 10
+# and sums seven asymptotic terms): shift to 40, four terms (error below 1e-18 there), reflection
+# below 1/2. The gradchecks tie them to libm's lgamma as well (d lgamma = digamma, d digamma =
+# trigamma, by finite differences).
+def _digamma1(v):
+    if v == -math.inf:
+        return math.nan
+    if v <= 0 and v == math.floor(v):
+        return math.nan if v < 0 else -math.copysign(math.inf, v)  # -inf at +0, +inf at -0
+    if v < 0.5:
+        return _digamma1(1.0 - v) - math.pi / math.tan(math.pi * v)
+    acc = 0.0
+    while v < 40.0:
+        acc -= 1.0 / v
+        v += 1.0
+    w = 1.0 / (v * v)
+    return acc + math.log(v) - 0.5 / v - w / 12 + w * w / 120 - w ** 3 / 252 + w ** 4 / 240
+
+
+def _trigamma1(v):
+    if v == -math.inf:
+        return math.nan
+    if v <= 0 and v == math.floor(v):
+        return math.inf
+    if v < 0.5:
+        return (math.pi / math.sin(math.pi * v)) ** 2 - _trigamma1(1.0 - v)
+    acc = 0.0
+    while v < 40.0:
+        acc += 1.0 / (v * v)
+        v += 1.0
+    w = 1.0 / (v * v)
+    return acc + 1 / v + w / 2 + w / v / 6 - w * w / v / 30 + w ** 3 / v / 42 - w ** 4 / v / 30
+
+
+def _digamma(x):
+    return np.vectorize(_digamma1, otypes=[np.float64])(x)
+
+
+def _trigamma(x):
+    return np.vectorize(_trigamma1, otypes=[np.float64])(x)
+
+
 def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
@@ -1023,6 +1074,16 @@ OPS += [
     OpInfo("ceil", lambda x: x.ceil(), np.ceil, unary_samples(-3, 3), gradgrad=False),
     OpInfo("round", lambda x: x.round(), np.round, unary_samples(-3, 3), gradgrad=False),
     OpInfo("trunc", lambda x: x.trunc(), np.trunc, unary_samples(-3, 3), gradgrad=False),
+    OpInfo("erfc", lambda x: x.erfc(), _erfc, unary_samples(-3.0, 5.0)),
+    OpInfo("lgamma", lambda x: x.lgamma(), _lgamma, unary_samples(0.2, 6.0)),
+    # the reflection branch, between the poles at -3 and -2
+    OpInfo("lgamma_negative", lambda x: x.lgamma(), _lgamma, unary_samples(-2.8, -2.2)),
+    # digamma's own second derivative would be polygamma(2): no kernel, so no gradgrad
+    OpInfo("digamma", lambda x: x.digamma(), _digamma, unary_samples(0.2, 6.0), gradgrad=False),
+    OpInfo("digamma_negative", lambda x: x.digamma(), _digamma, unary_samples(-1.8, -1.2), gradgrad=False),
+    OpInfo("polygamma1", lambda x: bp.polygamma(1, x), _trigamma, unary_samples(-0.8, 6.0), grad=False),
+    OpInfo("mvlgamma", lambda x: bp.mvlgamma(x, 3), lambda x: sum(_lgamma(x - i / 2) for i in range(3))
+           + 1.5 * math.log(math.pi), unary_samples(1.1, 5.0)),
     OpInfo("frac", lambda x: x.frac(), lambda x: x - np.trunc(x), unary_samples(-3, 3)),
     OpInfo("clamp_max", lambda x: x.clamp_max(0.3), lambda x: np.minimum(x, 0.3), unary_samples()),
     OpInfo("clamp_min_method", lambda x: x.clamp_min(-0.3), lambda x: np.maximum(x, -0.3), unary_samples()),

@@ -27,6 +27,7 @@ import re
 import numpy as np
 import pytest
 from backprop_rs import _core
+from op_table import _digamma, _erfc, _lgamma, _trigamma
 
 REQUIRE = os.environ.get("BACKPROP_REQUIRE_GPU") == "1"
 EW = {"rtol": 1e-4, "atol": 1e-5}
@@ -220,6 +221,10 @@ UNARY_F32 = {
     "UNARY_CEIL": np.ceil,
     "UNARY_ROUND": np.round,
     "UNARY_TRUNC": np.trunc,
+    "UNARY_ERFC": _erfc,
+    "UNARY_LGAMMA": _lgamma,
+    "UNARY_DIGAMMA": _digamma,
+    "UNARY_TRIGAMMA": _trigamma,
 }
 # the inputs each op's domain allows (the transposed-view test maps its normal draws into it)
 UNARY_DOMAIN = {
@@ -231,6 +236,10 @@ UNARY_DOMAIN = {
     "UNARY_ASIN": lambda b: np.tanh(b),
     "UNARY_ACOS": lambda b: np.tanh(b),
     "UNARY_TAN": lambda b: np.tanh(b) * 1.3,
+    # away from the poles at 0, -1, -2, ... (the special-values test has the poles themselves)
+    "UNARY_LGAMMA": lambda b: np.abs(b) + 0.1,
+    "UNARY_DIGAMMA": lambda b: np.abs(b) + 0.1,
+    "UNARY_TRIGAMMA": lambda b: np.abs(b) + 0.1,
 }
 
 

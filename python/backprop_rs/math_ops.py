@@ -29,7 +29,7 @@ __all__ = ["hypot", "cummax", "cummin", "logcumsumexp", "diff", "cross", "cdist"
            "float_power", "heaviside", "fmax", "fmin", "isin", "isposinf", "isneginf", "isreal", "logical_xor",
            "tensordot", "kron", "inner", "addmv", "addr", "addbmm", "chain_matmul", "cov", "corrcoef",
            "asinh", "acosh", "atanh", "sinc", "positive", "erfinv", "bitwise_and", "bitwise_or",
-           "bitwise_xor", "bitwise_not", "bitwise_left_shift", "bitwise_right_shift", "gcd", "lcm", "histogram", "nanmedian", "msort"]
+           "bitwise_xor", "bitwise_not", "bitwise_left_shift", "bitwise_right_shift", "gcd", "lcm", "histogram", "nanmedian", "msort", "polygamma", "mvlgamma"]
 
 _FLOATS = (_core.float32, _core.float64)
 
@@ -251,7 +251,7 @@ _METHODS = [
     "lcm", "histogram", "erfinv", "asinh", "acosh", "atanh", "sinc", "positive", "prod", "nansum", "nanmean", "aminmax", "quantile",
     "nanquantile", "logaddexp", "logaddexp2", "xlogy", "logit", "exp2", "sgn", "signbit", "copysign", "deg2rad",
     "rad2deg", "float_power", "heaviside", "fmax", "fmin", "isposinf", "isneginf", "isreal", "logical_xor",
-    "kron", "inner", "addmv", "addr", "addbmm", "cov", "corrcoef",
+    "kron", "inner", "addmv", "addr", "addbmm", "cov", "corrcoef", "mvlgamma",
 ]
 
 
@@ -283,6 +283,10 @@ def tensor_methods() -> dict:
         """:func:`backprop_rs.cross` of ``self`` and ``other``."""
         return cross(self, other, dim)
 
+    def polygamma_method(self: Tensor, n: int) -> Tensor:
+        """``t.polygamma(n)`` is :func:`backprop_rs.polygamma` ``(n, t)``."""
+        return polygamma(n, self)
+
     def as_method(f: Any) -> Any:
         def method(self: Tensor, *args: Any, **kwargs: Any) -> Any:
             return f(self, *args, **kwargs)
@@ -297,7 +301,8 @@ def tensor_methods() -> dict:
     made["__rshift__"] = made["bitwise_right_shift"]
     return {**made, "erfinv_": erfinv_, "lerp_": lerp_, "logical_xor_": logical_xor_, "hypot": hypot_method, "hypot_": hypot_, "clamp_min_": clamp_min_, "clamp_max_": clamp_max_,
             "frac_": frac_, "cummax": cummax_method, "cummin": cummin_method, "logcumsumexp": logcumsumexp_method,
-            "diff": diff_method, "cross": cross_method}
+            "diff": diff_method, "cross": cross_method, "polygamma": polygamma_method, "polygamma_": polygamma_,
+            "mvlgamma_": mvlgamma_}
 
 
 # ------------------------------------------------------------------ reductions
@@ -847,6 +852,50 @@ def lerp_(self: Tensor, end: Tensor, weight: Any) -> Tensor:
 def erfinv_(self: Tensor) -> Tensor:
     """``Tensor.erfinv_``: :func:`erfinv` in place."""
     return self.copy_(erfinv(self))
+
+
+# ------------------------------------------------------------------ the gamma family
+
+
+def polygamma(n: int, input: Tensor) -> Tensor:
+    """``torch.polygamma(n, input)``: the ``n``-th derivative of ``digamma``. ``n = 0`` is
+    :func:`digamma` and ``n = 1`` trigamma, both engine primitives (``digamma``'s gradient is
+    trigamma); ``n >= 2`` has no kernel here yet and raises rather than approximating."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"polygamma(): argument 'n' must be int, not {type(n).__name__}")
+    if n < 0:
+        raise RuntimeError("polygamma(n, x) does not support negative n.")
+    x = _default_float_if_int(input)
+    if n == 0:
+        return x.digamma()
+    if n == 1:
+        return x.trigamma()
+    raise NotImplementedError(f"polygamma({n}, x): only n = 0 (digamma) and n = 1 (trigamma) have kernels in "
+                              "backprop_rs")
+
+
+def polygamma_(self: Tensor, n: int) -> Tensor:
+    """``Tensor.polygamma_(n)``: :func:`polygamma` in place."""
+    return self.copy_(polygamma(n, self))
+
+
+def mvlgamma(input: Tensor, p: int) -> Tensor:
+    """``torch.mvlgamma``: the multivariate log-gamma ``sum_i lgamma(x - i/2) + p(p-1)/4 log(pi)``
+    over ``i < p``; every element must exceed ``(p - 1) / 2``, as PyTorch checks."""
+    if isinstance(p, bool) or not isinstance(p, numbers.Integral) or p < 1:
+        raise RuntimeError("p has to be greater than or equal to 1")
+    x = _default_float_if_int(input)
+    if x.numel() and not bool((x > (p - 1) / 2).all()):
+        raise RuntimeError(f"All elements must be greater than (p-1)/2 = {(p - 1) / 2}")
+    out = x.lgamma()
+    for i in range(1, p):
+        out = out + (x - i / 2).lgamma()
+    return out + p * (p - 1) / 4 * math.log(math.pi)
+
+
+def mvlgamma_(self: Tensor, p: int) -> Tensor:
+    """``Tensor.mvlgamma_(p)``: :func:`mvlgamma` in place."""
+    return self.copy_(mvlgamma(self, p))
 
 
 # ------------------------------------------------------------------ integer maths

@@ -318,6 +318,123 @@ fn tan_f32(x: f32) -> f32 {
     return sin(r) / cos(r);
 }
 
+// ---- erfc and the gamma family (f32 versions of the CPU's f64 definitions in cpu/math.rs)
+
+const PI_F: f32 = 3.14159265358979324;
+
+// erfc from the same s_erff.c pieces as erf: 1 - erf near zero (no cancellation there: the
+// result is in [0.23, 1.77]), the tail formula beyond, and 2 - erfc(|x|) for negative x.
+fn erfc_f32(x: f32) -> f32 {
+    let bits = bitcast<u32>(x);
+    let ix = bits & 0x7fffffffu;
+    let neg = (bits >> 31u) != 0u;
+    if (ix > 0x7f800000u) {
+        return x; // NaN
+    }
+    if (ix < 0x3f580000u) {
+        return 1.0 - erf_f32(x);
+    }
+    if (ix >= 0x41200000u) {
+        return select(0.0, 2.0, neg); // erfc(10) is already below f32's normal range
+    }
+    let t = erfc2_f32(ix, x);
+    return select(t, 2.0 - t, neg);
+}
+
+// ln|Gamma|: reflection below 1/2, the recurrence up to 8, Stirling's series there.
+fn lgamma_f32(x0: f32) -> f32 {
+    if (is_nan(x0)) {
+        return x0;
+    }
+    if (abs(x0) == from_bits(0x7f800000u) || (x0 <= 0.0 && x0 == trunc(x0))) {
+        return from_bits(0x7f800000u); // +inf at the poles and at both infinities
+    }
+    var x = x0;
+    var refl = 0.0;
+    var reflected = false;
+    if (x < 0.5) {
+        // sin(pi x) has period 2 up to sign, which the abs drops: reduce to [0, 1) first
+        let s = sin(PI_F * (x - floor(x)));
+        refl = log(PI_F / abs(s));
+        reflected = true;
+        x = 1.0 - x;
+    }
+    var prod = 1.0;
+    loop {
+        if (x >= 8.0) {
+            break;
+        }
+        prod = prod * x;
+        x = x + 1.0;
+    }
+    let w = 1.0 / (x * x);
+    let series = (1.0 / 12.0 - w * (1.0 / 360.0 - w * (1.0 / 1260.0 - w * (1.0 / 1680.0)))) / x;
+    let lg = (x - 0.5) * log(x) - x + 0.91893853320467274 + series - log(prod);
+    return select(lg, refl - lg, reflected);
+}
+
+fn digamma_f32(x0: f32) -> f32 {
+    if (is_nan(x0)) {
+        return x0;
+    }
+    if (x0 == 0.0) {
+        // -inf at +0, +inf at -0 (PyTorch's convention)
+        return select(from_bits(0xff800000u), from_bits(0x7f800000u), (bitcast<u32>(x0) >> 31u) != 0u);
+    }
+    if (x0 == from_bits(0x7f800000u)) {
+        return x0;
+    }
+    if (x0 < 0.0 && x0 == trunc(x0)) {
+        return from_bits(0x7fc00000u); // the negative poles (and -inf)
+    }
+    var x = x0;
+    var acc = 0.0;
+    if (x < 0.0) {
+        let r = x - floor(x);
+        acc = -PI_F * cos(PI_F * r) / sin(PI_F * r);
+        x = 1.0 - x;
+    }
+    loop {
+        if (x >= 6.0) {
+            break;
+        }
+        acc = acc - 1.0 / x;
+        x = x + 1.0;
+    }
+    let w = 1.0 / (x * x);
+    let series = w * (1.0 / 12.0 - w * (1.0 / 120.0 - w * (1.0 / 252.0 - w * (1.0 / 240.0 - w * (1.0 / 132.0)))));
+    return acc + log(x) - 0.5 / x - series;
+}
+
+fn trigamma_f32(x0: f32) -> f32 {
+    if (is_nan(x0) || x0 == from_bits(0xff800000u)) {
+        return from_bits(0x7fc00000u);
+    }
+    if (x0 <= 0.0 && x0 == trunc(x0)) {
+        return from_bits(0x7f800000u);
+    }
+    var x = x0;
+    var acc = 0.0;
+    var sign = 1.0;
+    if (x < 0.5) {
+        let s = sin(PI_F * (x - floor(x)));
+        acc = PI_F * PI_F / (s * s);
+        sign = -1.0;
+        x = 1.0 - x;
+    }
+    var tail = 0.0;
+    loop {
+        if (x >= 6.0) {
+            break;
+        }
+        tail = tail + 1.0 / (x * x);
+        x = x + 1.0;
+    }
+    let w = 1.0 / (x * x);
+    let series = (1.0 + w * (1.0 / 6.0 - w * (1.0 / 30.0 - w * (1.0 / 42.0 - w * (1.0 / 30.0 - w * (5.0 / 66.0)))))) / x + 0.5 * w;
+    return acc + sign * (tail + series);
+}
+
 fn unary_f32(x: f32) -> f32 {
     switch OP {
         case UNARY_NEG: { return -x; }
@@ -352,6 +469,10 @@ fn unary_f32(x: f32) -> f32 {
         // WGSL's round is half to even, as torch.round
         case UNARY_ROUND: { return round(x); }
         case UNARY_TRUNC: { return trunc(x); }
+        case UNARY_ERFC: { return erfc_f32(x); }
+        case UNARY_LGAMMA: { return lgamma_f32(x); }
+        case UNARY_DIGAMMA: { return digamma_f32(x); }
+        case UNARY_TRIGAMMA: { return trigamma_f32(x); }
         default: { return x; }
     }
 }

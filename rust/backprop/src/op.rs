@@ -45,12 +45,21 @@ pub enum UnaryOp {
     /// Half to even, as `torch.round` (and WGSL's `round`).
     Round,
     Trunc,
+    /// The complementary error function `1 - erf(x)`, accurate in the tail where `1 - erf`
+    /// would round to zero.
+    Erfc,
+    /// `ln |Gamma(x)|` (`torch.lgamma`).
+    Lgamma,
+    /// `psi(x) = d/dx ln Gamma(x)` (`torch.digamma`, `polygamma(0, x)`).
+    Digamma,
+    /// `psi'(x)` (`polygamma(1, x)`).
+    Trigamma,
 }
 
 impl UnaryOp {
     /// Every variant, in declaration order: `ALL[i] as u32 == i` is the code the GPU kernels
     /// switch on (the WGSL constants `UNARY_*` are generated from this list, see `wgsl.rs`).
-    pub const ALL: [UnaryOp; 28] = [
+    pub const ALL: [UnaryOp; 32] = [
         UnaryOp::Neg,
         UnaryOp::Abs,
         UnaryOp::Sign,
@@ -79,6 +88,10 @@ impl UnaryOp {
         UnaryOp::Ceil,
         UnaryOp::Round,
         UnaryOp::Trunc,
+        UnaryOp::Erfc,
+        UnaryOp::Lgamma,
+        UnaryOp::Digamma,
+        UnaryOp::Trigamma,
     ];
 
     pub fn name(self) -> &'static str {
@@ -111,6 +124,10 @@ impl UnaryOp {
             UnaryOp::Ceil => "ceil",
             UnaryOp::Round => "round",
             UnaryOp::Trunc => "trunc",
+            UnaryOp::Erfc => "erfc",
+            UnaryOp::Lgamma => "lgamma",
+            UnaryOp::Digamma => "digamma",
+            UnaryOp::Trigamma => "trigamma",
         }
     }
 

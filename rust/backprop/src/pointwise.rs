@@ -103,6 +103,43 @@ impl Tensor {
     pub fn erf(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Erf)
     }
+    /// `1 - erf(x)` without the cancellation: `erfc(5)` keeps its digits.
+    ///
+    /// ```
+    /// # use backprop::{Tensor, Device};
+    /// let y = Tensor::from_vec(vec![5.0f64], [1], Device::Cpu)?.erfc()?;
+    /// assert!((y.to_vec::<f64>()?[0] / 1.5374597944280349e-12 - 1.0).abs() < 1e-12);
+    /// # Ok::<(), backprop::Error>(())
+    /// ```
+    pub fn erfc(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Erfc)
+    }
+    /// `ln |Gamma(x)|`; its gradient is `digamma`.
+    ///
+    /// ```
+    /// # use backprop::{Tensor, Device};
+    /// let y = Tensor::from_vec(vec![5.0f64], [1], Device::Cpu)?.lgamma()?;
+    /// assert!((y.to_vec::<f64>()?[0] - 24f64.ln()).abs() < 1e-14);
+    /// # Ok::<(), backprop::Error>(())
+    /// ```
+    pub fn lgamma(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Lgamma)
+    }
+    /// `psi(x) = d/dx ln Gamma(x)`; its gradient is `trigamma`.
+    ///
+    /// ```
+    /// # use backprop::{Tensor, Device};
+    /// let y = Tensor::from_vec(vec![1.0f64], [1], Device::Cpu)?.digamma()?;
+    /// assert!((y.to_vec::<f64>()?[0] + 0.5772156649015329).abs() < 1e-14);
+    /// # Ok::<(), backprop::Error>(())
+    /// ```
+    pub fn digamma(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Digamma)
+    }
+    /// `psi'(x)` (`polygamma(1, x)`), not differentiable further here.
+    pub fn trigamma(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Trigamma)
+    }
     pub fn log1p(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Log1p)
     }

@@ -52,7 +52,11 @@ pub(crate) fn saved_inputs(op: &Op) -> u8 {
             | UnaryOp::Acos
             | UnaryOp::Atan
             | UnaryOp::Sinh
-            | UnaryOp::Cosh => A,
+            | UnaryOp::Cosh
+            | UnaryOp::Erfc
+            | UnaryOp::Lgamma
+            | UnaryOp::Digamma
+            | UnaryOp::Trigamma => A,
         },
         Op::Binary(a, b, bop) => match bop {
             BinaryOp::Add | BinaryOp::Sub => 0,
@@ -237,6 +241,24 @@ pub fn backward_rule(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
                 // piecewise constant: zero almost everywhere, as PyTorch defines it
                 UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::Round | UnaryOp::Trunc => {
                     g.zeros_like()?
+                }
+                UnaryOp::Erfc => g.mul(
+                    &x.mul(x)?
+                        .neg()?
+                        .exp()?
+                        .mul_scalar(-std::f64::consts::FRAC_2_SQRT_PI)?,
+                )?,
+                UnaryOp::Lgamma => g.mul(&x.unary(UnaryOp::Digamma)?)?,
+                UnaryOp::Digamma => g.mul(&x.unary(UnaryOp::Trigamma)?)?,
+                // PyTorch differentiates polygamma(n) with polygamma(n + 1); only n <= 1 is
+                // a kernel here, so the third derivative of lgamma says so instead of guessing
+                UnaryOp::Trigamma => {
+                    return Err(Error::Autograd(
+                        "trigamma (polygamma(1, x)) backward: its derivative polygamma(2, x) \
+                         is not implemented (lgamma is differentiable twice here, digamma once \
+                         more)"
+                            .into(),
+                    ))
                 }
             };
             vec![Some(gx)]

@@ -295,6 +295,10 @@ macro_rules! unary_arms {
             UnaryOp::Ceil => map1($name, $x, $l, |v| v.ceil()),
             UnaryOp::Round => map1($name, $x, $l, math::round_half_even),
             UnaryOp::Trunc => map1($name, $x, $l, |v| v.trunc()),
+            UnaryOp::Erfc => map1($name, $x, $l, |v| math::unary_float(UnaryOp::Erfc, v)),
+            UnaryOp::Lgamma => map1($name, $x, $l, |v| math::unary_float(UnaryOp::Lgamma, v)),
+            UnaryOp::Digamma => map1($name, $x, $l, |v| math::unary_float(UnaryOp::Digamma, v)),
+            UnaryOp::Trigamma => map1($name, $x, $l, |v| math::unary_float(UnaryOp::Trigamma, v)),
         }
     };
 }

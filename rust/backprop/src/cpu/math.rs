@@ -49,7 +49,102 @@ pub fn unary_float<T: FloatElement>(op: UnaryOp, x: T) -> T {
         UnaryOp::Ceil => x.ceil(),
         UnaryOp::Round => round_half_even(x),
         UnaryOp::Trunc => x.trunc(),
+        // the gamma family in f64 for both float widths: these are not hot loops, and f32
+        // then gets a correctly rounded-ish result instead of an f32 series' error
+        UnaryOp::Erfc => via_f64(x, libm::erfc),
+        UnaryOp::Lgamma => via_f64(x, libm::lgamma),
+        UnaryOp::Digamma => via_f64(x, digamma),
+        UnaryOp::Trigamma => via_f64(x, trigamma),
     }
+}
+
+#[inline(always)]
+fn via_f64<T: FloatElement>(x: T, f: fn(f64) -> f64) -> T {
+    T::c(f(Element::to_f64(x)))
+}
+
+/// `psi(x)`, the logarithmic derivative of Gamma, with PyTorch's special values: `-inf` at
+/// `+0` (`+inf` at `-0`), NaN at the negative integers (poles of both signs) and at `-inf`.
+/// Reflection `psi(x) = psi(1 - x) - pi / tan(pi x)` below zero, the recurrence
+/// `psi(x) = psi(x + 1) - 1/x` up to 10, then the asymptotic series (error below 1e-15 there).
+pub fn digamma(x: f64) -> f64 {
+    use std::f64::consts::PI;
+    if x.is_nan() {
+        return x;
+    }
+    if x == 0.0 {
+        return if x.is_sign_negative() {
+            f64::INFINITY
+        } else {
+            f64::NEG_INFINITY
+        };
+    }
+    let mut x = x;
+    let mut acc = 0.0;
+    if x < 0.0 {
+        if x == x.trunc() {
+            return f64::NAN;
+        }
+        // tan has period 1: reduce first, so a large |x| keeps its fractional digits
+        let r = x - x.floor();
+        acc = -PI / (PI * r).tan();
+        x = 1.0 - x;
+    }
+    while x < 10.0 {
+        acc -= 1.0 / x;
+        x += 1.0;
+    }
+    if x == f64::INFINITY {
+        return x;
+    }
+    let w = 1.0 / (x * x);
+    // -sum B_2k / (2k x^2k), k = 1..7
+    let series = w
+        * (1.0 / 12.0
+            - w * (1.0 / 120.0
+                - w * (1.0 / 252.0
+                    - w * (1.0 / 240.0
+                        - w * (1.0 / 132.0 - w * (691.0 / 32760.0 - w * (1.0 / 12.0)))))));
+    acc + x.ln() - 0.5 / x - series
+}
+
+/// `psi'(x)` (`polygamma(1, x)`): `+inf` at zero and the negative integers (double poles),
+/// reflection `psi'(x) = pi^2 / sin^2(pi x) - psi'(1 - x)` below 1/2, the recurrence
+/// `psi'(x) = psi'(x + 1) + 1/x^2` up to 10, then the asymptotic series.
+pub fn trigamma(x: f64) -> f64 {
+    use std::f64::consts::PI;
+    if x.is_nan() || x == f64::NEG_INFINITY {
+        return f64::NAN;
+    }
+    if x <= 0.0 && x == x.trunc() {
+        return f64::INFINITY;
+    }
+    let mut x = x;
+    let mut acc = 0.0;
+    let mut sign = 1.0;
+    if x < 0.5 {
+        let s = (PI * (x - x.floor())).sin();
+        acc = PI * PI / (s * s);
+        sign = -1.0;
+        x = 1.0 - x;
+    }
+    let mut tail = 0.0;
+    while x < 10.0 {
+        tail += 1.0 / (x * x);
+        x += 1.0;
+    }
+    let w = 1.0 / (x * x);
+    // 1/x + 1/(2x^2) + sum B_2k / x^(2k+1), k = 1..8
+    let series = (1.0
+        + w * (1.0 / 6.0
+            - w * (1.0 / 30.0
+                - w * (1.0 / 42.0
+                    - w * (1.0 / 30.0
+                        - w * (5.0 / 66.0
+                            - w * (691.0 / 2730.0 - w * (7.0 / 6.0 - w * (3617.0 / 510.0)))))))))
+        / x
+        + 0.5 * w;
+    acc + sign * (tail + series)
 }
 
 /// Rounds half to even (`torch.round`, NumPy's `round`), unlike `f64::round`.
@@ -268,6 +363,38 @@ pub fn compare<T: PartialOrd>(op: CmpOp, a: T, b: T) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// digamma against a Richardson-extrapolated central difference of libm's lgamma (an
+    /// independent implementation), and trigamma against the same difference of digamma.
+    #[test]
+    fn digamma_and_trigamma_are_the_derivatives() {
+        fn deriv(f: fn(f64) -> f64, x: f64) -> f64 {
+            let d = |h: f64| (f(x + h) - f(x - h)) / (2.0 * h);
+            let h = 1e-3 * x.abs().max(0.1);
+            (4.0 * d(h / 2.0) - d(h)) / 3.0
+        }
+        for &x in &[
+            0.05, 0.3, 1.0, 1.4616, 2.5, 7.9, 10.0, 12.5, 40.0, -0.4, -1.7, -5.25,
+        ] {
+            let (p, want_p) = (digamma(x), deriv(libm::lgamma, x));
+            assert!(
+                (p - want_p).abs() <= 1e-8 * want_p.abs().max(1.0),
+                "digamma({x}) {p} vs {want_p}"
+            );
+            let (t, want_t) = (trigamma(x), deriv(digamma, x));
+            assert!(
+                (t - want_t).abs() <= 1e-7 * want_t.abs().max(1.0),
+                "trigamma({x}) {t} vs {want_t}"
+            );
+        }
+        // exact values: psi(1) = -gamma, psi'(1) = pi^2 / 6
+        assert!((digamma(1.0) + 0.577_215_664_901_532_9).abs() < 1e-15);
+        assert!((trigamma(1.0) - std::f64::consts::PI.powi(2) / 6.0).abs() < 1e-15);
+        assert_eq!(digamma(0.0), f64::NEG_INFINITY);
+        assert_eq!(digamma(-0.0), f64::INFINITY);
+        assert!(digamma(-3.0).is_nan() && trigamma(f64::NEG_INFINITY).is_nan());
+        assert_eq!(trigamma(-3.0), f64::INFINITY);
+    }
 
     #[test]
     fn stable_functions_at_extremes() {
