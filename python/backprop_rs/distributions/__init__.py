@@ -3,13 +3,15 @@ divergences between them, as composites of the engine's ops (so ``log_prob``, ``
 ``entropy`` are differentiable in their parameters).
 
 Here: ``Normal``, ``Uniform``, ``Bernoulli``, ``Categorical``, ``OneHotCategorical``,
-``Exponential``, ``Laplace``, ``Independent``, and ``kl_divergence`` / ``register_kl`` for the
-pairs of these. Distributions whose densities need ``lgamma`` (Beta, Gamma, Dirichlet, Poisson,
-Binomial...) or a Cholesky factor (MultivariateNormal) are not here yet; asking for one raises
-an ``AttributeError`` that says so.
+``Exponential``, ``Laplace``, ``Independent``, the ``lgamma`` family (``Gamma``, ``Chi2``,
+``Beta``, ``Dirichlet``, ``Poisson``, ``Binomial``, ``StudentT``), and ``kl_divergence`` /
+``register_kl`` for the pairs of these. Distributions that need a Cholesky factor
+(MultivariateNormal) or transforms are not here yet; asking for one raises an ``AttributeError``
+that says so.
 """
 
 from .distribution import Distribution
+from .gamma import Beta, Binomial, Chi2, Dirichlet, Gamma, Poisson, StudentT
 from .kl import kl_divergence, register_kl
 from .simple import (
     Bernoulli,
@@ -23,10 +25,10 @@ from .simple import (
 )
 
 __all__ = ["Distribution", "Normal", "Uniform", "Bernoulli", "Categorical", "OneHotCategorical", "Exponential",
-           "Laplace", "Independent", "kl_divergence", "register_kl"]
+           "Laplace", "Independent", "Gamma", "Chi2", "Beta", "Dirichlet", "Poisson", "Binomial", "StudentT",
+           "kl_divergence", "register_kl"]
 
-_MISSING = {"Beta", "Gamma", "Dirichlet", "Poisson", "Binomial", "Multinomial", "MultivariateNormal",
-            "LowRankMultivariateNormal", "StudentT", "Chi2", "LogNormal", "Gumbel", "HalfNormal", "HalfCauchy",
+_MISSING = {"Multinomial", "MultivariateNormal", "LowRankMultivariateNormal", "LogNormal", "Gumbel", "HalfNormal", "HalfCauchy",
             "Cauchy", "VonMises", "Weibull", "Pareto", "Geometric", "NegativeBinomial", "RelaxedBernoulli",
             "RelaxedOneHotCategorical", "TransformedDistribution", "MixtureSameFamily", "LKJCholesky", "Wishart",
             "ContinuousBernoulli", "FisherSnedecor", "Kumaraswamy", "LogisticNormal"}
@@ -34,7 +36,8 @@ _MISSING = {"Beta", "Gamma", "Dirichlet", "Poisson", "Binomial", "Multinomial", 
 
 def __getattr__(name: str):
     if name in _MISSING:
-        raise AttributeError(f"torch.distributions.{name} is not in backprop_rs yet (it needs lgamma, a Cholesky "
-                             "factor or transforms, which are not built); Normal, Uniform, Bernoulli, Categorical, "
-                             "OneHotCategorical, Exponential, Laplace and Independent are")
+        raise AttributeError(f"torch.distributions.{name} is not in backprop_rs yet (it needs a Cholesky factor "
+                             "or transforms, which are not built); Normal, Uniform, Bernoulli, Categorical, "
+                             "OneHotCategorical, Exponential, Laplace, Independent, Gamma, Chi2, Beta, Dirichlet, "
+                             "Poisson, Binomial and StudentT are")
     raise AttributeError(f"module 'backprop_rs.distributions' has no attribute '{name}'")

@@ -8,6 +8,7 @@ from typing import Any, Callable, Dict, Tuple, Type
 from .. import _core
 from .._core import Tensor
 from .distribution import Distribution
+from .gamma import Beta, Dirichlet, Gamma, Poisson
 from .simple import Bernoulli, Categorical, Exponential, Independent, Laplace, Normal, OneHotCategorical, Uniform
 
 _KL: Dict[Tuple[type, type], Callable[[Any, Any], Tensor]] = {}
@@ -95,3 +96,40 @@ def _kl_independent_independent(p: Independent, q: Independent) -> Tensor:
     r = kl_divergence(p.base_dist, q.base_dist)
     n = p.reinterpreted_batch_ndims
     return r.sum(list(range(-n, 0))) if n else r
+
+
+@register_kl(Gamma, Gamma)
+def _kl_gamma_gamma(p: Gamma, q: Gamma) -> Tensor:
+    a, b, c, d = p.concentration, p.rate, q.concentration, q.rate
+    t1 = c * (b / d).log()
+    t2 = c.lgamma() - a.lgamma()
+    t3 = (a - c) * a.digamma()
+    t4 = (d - b) * (a / b)
+    return t1 + t2 + t3 + t4
+
+
+@register_kl(Beta, Beta)
+def _kl_beta_beta(p: Beta, q: Beta) -> Tensor:
+    a1, b1, a2, b2 = p.concentration1, p.concentration0, q.concentration1, q.concentration0
+    t1 = a2.lgamma() + b2.lgamma() + (a1 + b1).lgamma()
+    t2 = a1.lgamma() + b1.lgamma() + (a2 + b2).lgamma()
+    t3 = (a1 - a2) * a1.digamma()
+    t4 = (b1 - b2) * b1.digamma()
+    t5 = (a2 - a1 + b2 - b1) * (a1 + b1).digamma()
+    return t1 - t2 + t3 + t4 + t5
+
+
+@register_kl(Dirichlet, Dirichlet)
+def _kl_dirichlet_dirichlet(p: Dirichlet, q: Dirichlet) -> Tensor:
+    pc, qc = p.concentration, q.concentration
+    s = pc.sum(-1)
+    t1 = s.lgamma() - qc.sum(-1).lgamma()
+    t2 = (pc.lgamma() - qc.lgamma()).sum(-1)
+    t3 = pc - qc
+    t4 = pc.digamma() - s.digamma().unsqueeze(-1)
+    return t1 - t2 + (t3 * t4).sum(-1)
+
+
+@register_kl(Poisson, Poisson)
+def _kl_poisson_poisson(p: Poisson, q: Poisson) -> Tensor:
+    return p.rate * (p.rate.log() - q.rate.log()) - (p.rate - q.rate)
