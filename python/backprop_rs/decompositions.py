@@ -182,6 +182,55 @@ def solve(A: Tensor, B: Tensor, *, left: bool = True, out: Optional[Tensor] = No
     return r
 
 
+def _triangle(a: Tensor, upper: bool, unit: bool) -> Tensor:
+    t = a.triu(1 if unit else 0) if upper else a.tril(-1 if unit else 0)
+    return t
+
+
+class _SolveTriangular(Function):
+    @staticmethod
+    def forward(ctx: Any, a: Tensor, b: Tensor, upper: bool, unit: bool) -> Tensor:
+        m = _widen(a)
+        m = np.triu(m) if upper else np.tril(m)
+        if unit:
+            idx = np.arange(m.shape[-1])
+            m[..., idx, idx] = 1.0
+        # a triangular matrix through the general solver: LAPACK's LU of it pivots nothing away
+        # from the triangle, and NumPy has no batched triangular solve (SciPy is not a dependency)
+        with np.errstate(all="ignore"):
+            x = np.linalg.solve(m, np.broadcast_to(_widen(b), np.broadcast_shapes(m.shape[:-2], b.shape[:-2]) + tuple(b.shape[-2:])))
+        out = _upload(x, a)
+        ctx.save_for_backward(a, out)
+        ctx.upper, ctx.unit = upper, unit
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> Any:
+        a, x = ctx.saved_tensors
+        # A X = B: gB = A^-T g (A^T is triangular the other way), gA = -gB X^T on A's triangle
+        gb = _SolveTriangular.apply(_mt(a), g, not ctx.upper, ctx.unit)
+        ga = _triangle(-(gb @ _mt(x)), ctx.upper, ctx.unit)
+        return ga, gb, None, None
+
+
+def solve_triangular(A: Tensor, B: Tensor, *, upper: bool, left: bool = True, unitriangular: bool = False,
+                     out: Optional[Tensor] = None) -> Tensor:
+    """``torch.linalg.solve_triangular``: ``X`` with ``A X = B`` (``X A = B`` for ``left=False``)
+    for triangular ``A``; only its ``upper`` (or lower) triangle is read, and its diagonal is taken
+    as ones with ``unitriangular``. Differentiable in both."""
+    _square("solve_triangular", A)
+    if B.ndim < 2:
+        raise RuntimeError(f"linalg.solve_triangular: The input tensor B must have at least 2 dimensions, got {B.ndim}")
+    if left:
+        r = _SolveTriangular.apply(A, B, bool(upper), bool(unitriangular))
+    else:
+        r = _mt(_SolveTriangular.apply(_mt(A), _mt(B), not upper, bool(unitriangular)))
+    if out is not None:
+        out.copy_(r)
+        return out
+    return r
+
+
 # ------------------------------------------------------------------ Cholesky, eigh
 
 

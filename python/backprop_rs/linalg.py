@@ -85,10 +85,10 @@ def cross(input: Tensor, other: Tensor, *, dim: int = -1) -> Tensor:
 
 from .decompositions import (  # noqa: E402 (torch.linalg's solvers and decompositions)
     cholesky, cholesky_ex, det, eigh, eigvalsh, inv, inv_ex, matrix_exp, matrix_power, matrix_rank, multi_dot, pinv,
-    qr, slogdet, solve, svd, svdvals, vecdot,
+    qr, slogdet, solve, solve_triangular, svd, svdvals, vecdot,
 )
 
 __all__ = ["norm", "vector_norm", "matrix_norm", "cross", "cholesky", "cholesky_ex", "det", "eigh", "eigvalsh", "inv",
-           "inv_ex", "matrix_exp", "matrix_power", "matrix_rank", "multi_dot", "pinv", "qr", "slogdet", "solve", "svd",
-           "svdvals", "vecdot"]
+           "inv_ex", "matrix_exp", "matrix_power", "matrix_rank", "multi_dot", "pinv", "qr", "slogdet", "solve", "solve_triangular",
+           "svd", "svdvals", "vecdot"]
 

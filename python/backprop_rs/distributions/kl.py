@@ -9,6 +9,7 @@ from .. import _core
 from .._core import Tensor
 from .distribution import Distribution
 from .gamma import Beta, Dirichlet, Gamma, Poisson
+from .multivariate_normal import MultivariateNormal, _batch_mahalanobis
 from .simple import Bernoulli, Categorical, Exponential, Independent, Laplace, Normal, OneHotCategorical, Uniform
 
 _KL: Dict[Tuple[type, type], Callable[[Any, Any], Tensor]] = {}
@@ -133,3 +134,23 @@ def _kl_dirichlet_dirichlet(p: Dirichlet, q: Dirichlet) -> Tensor:
 @register_kl(Poisson, Poisson)
 def _kl_poisson_poisson(p: Poisson, q: Poisson) -> Tensor:
     return p.rate * (p.rate.log() - q.rate.log()) - (p.rate - q.rate)
+
+
+@register_kl(MultivariateNormal, MultivariateNormal)
+def _kl_mvn_mvn(p: MultivariateNormal, q: MultivariateNormal) -> Tensor:
+    from ..linalg import solve_triangular
+
+    if p.event_shape != q.event_shape:
+        raise ValueError("KL-divergence between two Multivariate Normals with different event shapes cannot be "
+                         "computed")
+    k = p.event_shape[0]
+    half_term1 = q._half_log_det() - p._half_log_det()
+    # tr(Sq^-1 Sp) = |Lq^-1 Lp|_F^2
+    lp, lq = p._unbroadcasted_scale_tril, q._unbroadcasted_scale_tril
+    from ..stacking import broadcast_shapes
+
+    shape = tuple(broadcast_shapes(tuple(lp.shape[:-2]), tuple(lq.shape[:-2]))) + (k, k)
+    m = solve_triangular(lq.expand(shape), lp.expand(shape), upper=False)
+    term2 = (m * m).sum((-2, -1))
+    term3 = _batch_mahalanobis(lq, q.loc - p.loc)
+    return half_term1 + 0.5 * (term2 + term3 - k)
