@@ -878,6 +878,40 @@ impl PyTensor {
     fn t(&self) -> PyResult<PyTensor> {
         wrap_r(self.tensor().t())
     }
+    // The in-place view ops change which view of its storage this object is: the object then
+    // holds the view (sharing the storage, gradients flowing through it as through `t()`).
+    fn t_<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
+        let v = slf.get().tensor().t();
+        become_view(slf, "t_", v)
+    }
+    fn transpose_<'py>(slf: &Bound<'py, Self>, dim0: i64, dim1: i64) -> PyResult<Bound<'py, Self>> {
+        let v = slf.get().tensor().transpose(dim0, dim1);
+        become_view(slf, "transpose_", v)
+    }
+    fn swapaxes_<'py>(
+        slf: &Bound<'py, Self>,
+        axis0: i64,
+        axis1: i64,
+    ) -> PyResult<Bound<'py, Self>> {
+        let v = slf.get().tensor().transpose(axis0, axis1);
+        become_view(slf, "swapaxes_", v)
+    }
+    fn swapdims_<'py>(slf: &Bound<'py, Self>, dim0: i64, dim1: i64) -> PyResult<Bound<'py, Self>> {
+        let v = slf.get().tensor().transpose(dim0, dim1);
+        become_view(slf, "swapdims_", v)
+    }
+    fn unsqueeze_<'py>(slf: &Bound<'py, Self>, dim: i64) -> PyResult<Bound<'py, Self>> {
+        let v = slf.get().tensor().unsqueeze(dim);
+        become_view(slf, "unsqueeze_", v)
+    }
+    #[pyo3(signature = (dim=None))]
+    fn squeeze_<'py>(
+        slf: &Bound<'py, Self>,
+        dim: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, Self>> {
+        let v = slf.get().squeeze(dim)?.tensor();
+        become_view(slf, "squeeze_", Ok(v))
+    }
     #[getter(T)]
     fn get_t(&self) -> PyResult<PyTensor> {
         // PyTorch's .T reverses all dims
@@ -2280,6 +2314,27 @@ fn unsupported_operand(op: &str, other: &Bound<'_, PyAny>) -> PyErr {
         "{op}(): unsupported operand type {} (expected a Tensor, a real number, or a list/array of them; complex numbers are not supported)",
         type_name(other)
     ))
+}
+
+/// Makes `slf` hold the view `v` of its own storage (the in-place view ops). A leaf that
+/// requires grad is refused: it would stop being the leaf its `.grad` belongs to.
+fn become_view<'py>(
+    slf: &Bound<'py, PyTensor>,
+    op: &str,
+    v: backprop::Result<Tensor>,
+) -> PyResult<Bound<'py, PyTensor>> {
+    let me = slf.get();
+    let t = me.tensor();
+    if t.is_leaf() && t.requires_grad() {
+        return Err(PyRuntimeError::new_err(format!(
+            "{op}(): a leaf tensor that requires grad cannot change its shape in place in backprop_rs \
+             (it would stop being the leaf its .grad belongs to); use the out-of-place form, \
+             x = x.{}(...)",
+            op.trim_end_matches('_')
+        )));
+    }
+    me.set(v.py()?);
+    Ok(slf.clone())
 }
 
 /// `t.<op>()` for any unary primitive by name (what `Tensor.__getattr__` hands out).
