@@ -262,7 +262,7 @@ def test_unary_f32_on_a_transposed_view(gpu, op):
 def test_unary_f32_special_values(gpu):
     # the edges the kernels handle explicitly: log/sqrt outside their domain, infinities, NaN,
     # large arguments of sin/cos (range reduction), saturation of tanh/sigmoid/softplus/erf
-    x = np.array([0, -0.0, -1, np.inf, -np.inf, np.nan, 1e4, -2e3, 30, -30, 100, -100, 6, 1e-30], np.float32)
+    x = np.array([0, -0.0, -1, np.inf, -np.inf, np.nan, 1e4, -2e3, 30, -30, 100, -100, 6, 1e-30, -1e-30], np.float32)
     p = flat(x.size, 1)
     for op, f in UNARY_F32.items():
         got = as_f32(gpu.run("elementwise", "unary", p, {1: f32w(x), 4: junk(x.size)}, 1, ew(op))[4])

@@ -47,6 +47,19 @@ def test_poles_and_infinities_follow_pytorch():
     np.testing.assert_allclose(x.erfc().numpy(), [1.0, 1.0, math.erfc(-1), math.erfc(-2), 0.0, 2.0, nan], rtol=1e-15)
 
 
+@pytest.mark.parametrize("dtype,x", [(bp.float64, -2.98e-46), (bp.float64, 3e-200), (bp.float32, -1e-30)])
+def test_tiny_arguments_keep_their_digits_through_the_reflection(dtype, x):
+    # the reflection reduces x modulo 1: a reduction through floor(x) rounds -1e-30 to 1 and
+    # loses the pole's strength (trigamma came out 1e32 instead of 1e91 at -3e-46)
+    t = bp.tensor([x], dtype=dtype)
+    v = t.double().item()
+    with np.errstate(over="ignore"):
+        want_psi1 = np.float64(1.0) / (v * v) if abs(v) > 1e-154 else math.inf
+    np.testing.assert_allclose(t.polygamma(1).double().item(), float(np.asarray(want_psi1, t.numpy().dtype)), rtol=1e-6)
+    np.testing.assert_allclose(t.digamma().double().item(), -1.0 / v - EULER, rtol=1e-6)
+    np.testing.assert_allclose(t.lgamma().double().item(), -math.log(abs(v)), rtol=1e-6)
+
+
 def test_erfc_keeps_the_tail_that_one_minus_erf_loses():
     x = bp.tensor([5.0, 9.0], dtype=bp.float32)
     assert (1 - x.erf()).numpy().tolist() == [0.0, 0.0]

@@ -353,8 +353,8 @@ fn lgamma_f32(x0: f32) -> f32 {
     var refl = 0.0;
     var reflected = false;
     if (x < 0.5) {
-        // sin(pi x) has period 2 up to sign, which the abs drops: reduce to [0, 1) first
-        let s = sin(PI_F * (x - floor(x)));
+        // |sin(pi x)| has period 1: reduce to [-1/2, 1/2] first (exactly; a tiny x stays itself)
+        let s = sin(PI_F * (x - round(x)));
         refl = log(PI_F / abs(s));
         reflected = true;
         x = 1.0 - x;
@@ -390,7 +390,7 @@ fn digamma_f32(x0: f32) -> f32 {
     var x = x0;
     var acc = 0.0;
     if (x < 0.0) {
-        let r = x - floor(x);
+        let r = x - round(x);
         acc = -PI_F * cos(PI_F * r) / sin(PI_F * r);
         x = 1.0 - x;
     }
@@ -417,7 +417,7 @@ fn trigamma_f32(x0: f32) -> f32 {
     var acc = 0.0;
     var sign = 1.0;
     if (x < 0.5) {
-        let s = sin(PI_F * (x - floor(x)));
+        let s = sin(PI_F * (x - round(x)));
         acc = PI_F * PI_F / (s * s);
         sign = -1.0;
         x = 1.0 - x;

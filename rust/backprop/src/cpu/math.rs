@@ -85,8 +85,10 @@ pub fn digamma(x: f64) -> f64 {
         if x == x.trunc() {
             return f64::NAN;
         }
-        // tan has period 1: reduce first, so a large |x| keeps its fractional digits
-        let r = x - x.floor();
+        // tan has period 1: reduce to [-1/2, 1/2] first, so a large |x| keeps its fractional
+        // digits; `x - round(x)` is exact, and a tiny x stays itself (`x - floor(x)` would
+        // round -1e-40 to 1)
+        let r = x - x.round();
         acc = -PI / (PI * r).tan();
         x = 1.0 - x;
     }
@@ -123,7 +125,8 @@ pub fn trigamma(x: f64) -> f64 {
     let mut acc = 0.0;
     let mut sign = 1.0;
     if x < 0.5 {
-        let s = (PI * (x - x.floor())).sin();
+        // sin^2 has period 1; reduced as in `digamma`
+        let s = (PI * (x - x.round())).sin();
         acc = PI * PI / (s * s);
         sign = -1.0;
         x = 1.0 - x;
