@@ -17,23 +17,26 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each section header carries the seconds spent so far, so a slow CI run shows where it went.
+section() { echo "== [${SECONDS}s] $*"; }
+
 if [ "${BACKPROP_SKIP_GPU_SETUP:-0}" != "1" ]; then
-    echo "== lavapipe (Vulkan on the CPU) for the GPU tests"
+    section "lavapipe (Vulkan on the CPU) for the GPU tests"
     lavapipe_env=$(bash scripts/setup-lavapipe.sh --env)
     while IFS= read -r line; do export "${line?}"; done <<< "$lavapipe_env"
 fi
 
 if [ "${BACKPROP_SKIP_VIZ_SETUP:-0}" != "1" ]; then
-    echo "== Graphviz and headless Chromium for the viz tests"
+    section "Graphviz and headless Chromium for the viz tests"
     viz_env=$(bash scripts/setup-viz-tools.sh --env)
     while IFS= read -r line; do export "${line?}"; done <<< "$viz_env"
 fi
 
-echo "== MPI (Open MPI) for bp.distributed: its tests run under mpirun and must not skip here"
+section "MPI (Open MPI) for bp.distributed: its tests run under mpirun and must not skip here"
 bash scripts/setup-mpi.sh
 export BACKPROP_REQUIRE_MPI=1
 
-echo "== python environment"
+section "python environment"
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
@@ -44,24 +47,24 @@ python -m pip install -q --disable-pip-version-check "numpy>=1.22" "tqdm>=4.60" 
     "wgpu>=0.19" "hypothesis>=6.100" "ruff==0.17.6" "safetensors>=0.4" "threadpoolctl>=3" "matplotlib>=3.5" \
     "mpi4py>=4"
 
-echo "== formatting and lints (cargo fmt, clippy, ruff)"
+section "formatting and lints (cargo fmt, clippy, ruff)"
 cargo fmt --all -- --check
 cargo clippy --quiet --workspace --all-targets --all-features -- -D warnings
 ruff check python tests
 
-echo "== build the extension (release, GPU backend included)"
+section "build the extension (release, GPU backend included)"
 maturin develop --release --quiet
 
-echo "== cargo test (core crate: unit, integration and doc tests)"
+section "cargo test (core crate: unit, integration and doc tests)"
 cargo test --quiet
-echo "== cargo test --features gpu (the same plus GPU parity and shader validation)"
+section "cargo test --features gpu (the same plus GPU parity and shader validation)"
 cargo test --quiet --features gpu
-echo "== examples"
+section "examples"
 cargo run --quiet --example indexing > /dev/null
 cargo run --quiet --example attribution > /dev/null
 cargo run --quiet --example char_lstm -- 30 > /dev/null  # fails unless the loss falls
-echo "== the published crate: cargo package, then a downstream crate against the package"
+section "the published crate: cargo package, then a downstream crate against the package"
 bash scripts/check-package.sh
 
-echo "== pytest"
+section "pytest"
 python -m pytest -q "$@"
