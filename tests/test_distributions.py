@@ -67,7 +67,7 @@ def test_arguments_and_values_are_validated_as_pytorch():
         D.Categorical(logits=bp.zeros(3)).log_prob(bp.tensor(3))
     assert D.Normal(0.0, -1.0, validate_args=False).scale.item() == -1.0
     with pytest.raises(AttributeError, match="not in backprop_rs yet"):
-        D.LogNormal  # noqa: B018
+        D.Wishart  # noqa: B018
 
 
 def test_uniform_exponential_laplace_against_closed_forms():

@@ -3,20 +3,29 @@ divergences between them, as composites of the engine's ops (so ``log_prob``, ``
 ``entropy`` are differentiable in their parameters).
 
 Here: ``Normal``, ``Uniform``, ``Bernoulli``, ``Categorical``, ``OneHotCategorical``,
-``Exponential``, ``Laplace``, ``Independent``, the ``lgamma`` family (``Gamma``, ``Chi2``,
-``Beta``, ``Dirichlet``, ``Poisson``, ``Binomial``, ``StudentT``), and ``kl_divergence`` /
-``register_kl`` for the pairs of these, and ``MultivariateNormal``. Distributions built on
-transforms (LogNormal, TransformedDistribution...) are not here yet; asking for one raises an
-``AttributeError`` that says so.
+``Exponential``, ``Laplace``, ``Cauchy``, ``Independent``; the ``lgamma`` family (``Gamma``,
+``Chi2``, ``Beta``, ``Dirichlet``, ``Poisson``, ``Binomial``, ``StudentT``, ``FisherSnedecor``);
+``MultivariateNormal`` and ``LowRankMultivariateNormal``; ``constraints`` and ``transforms`` with
+``TransformedDistribution`` and the distributions built on it (``LogNormal``, ``Gumbel``,
+``HalfNormal``, ``HalfCauchy``, ``Weibull``, ``Pareto``, ``Kumaraswamy``, ``LogisticNormal``,
+``RelaxedBernoulli``, ``RelaxedOneHotCategorical``); the counts ``Geometric``,
+``NegativeBinomial``, ``Multinomial``; ``MixtureSameFamily``; and ``kl_divergence`` /
+``register_kl`` with PyTorch's closed forms for the pairs of these. The rest of PyTorch's list
+(``VonMises``, ``LKJCholesky``, ``Wishart``, ...) raises an ``AttributeError`` that says so.
 """
 
+from . import constraints, transforms
+from .constraints import Constraint
+from .counts import Geometric, Multinomial, NegativeBinomial
 from .distribution import Distribution
-from .gamma import Beta, Binomial, Chi2, Dirichlet, Gamma, Poisson, StudentT
-from .multivariate_normal import MultivariateNormal
-from .kl import kl_divergence, register_kl
+from .gamma import Beta, Binomial, Chi2, Dirichlet, FisherSnedecor, Gamma, Poisson, StudentT
+from .mixture import MixtureSameFamily
+from .multivariate_normal import LowRankMultivariateNormal, MultivariateNormal
+from .relaxed import ExpRelaxedCategorical, LogitRelaxedBernoulli, RelaxedBernoulli, RelaxedOneHotCategorical
 from .simple import (
     Bernoulli,
     Categorical,
+    Cauchy,
     Exponential,
     Independent,
     Laplace,
@@ -24,21 +33,35 @@ from .simple import (
     OneHotCategorical,
     Uniform,
 )
+from .transformed import (
+    Gumbel,
+    HalfCauchy,
+    HalfNormal,
+    Kumaraswamy,
+    LogisticNormal,
+    LogNormal,
+    Pareto,
+    TransformedDistribution,
+    Weibull,
+)
+from .transforms import biject_to, transform_to
+from .kl import kl_divergence, register_kl
 
 __all__ = ["Distribution", "Normal", "Uniform", "Bernoulli", "Categorical", "OneHotCategorical", "Exponential",
-           "Laplace", "Independent", "Gamma", "Chi2", "Beta", "Dirichlet", "Poisson", "Binomial", "StudentT",
-           "MultivariateNormal", "kl_divergence", "register_kl"]
+           "Laplace", "Cauchy", "Independent", "Gamma", "Chi2", "Beta", "Dirichlet", "Poisson", "Binomial", "StudentT",
+           "FisherSnedecor", "MultivariateNormal", "LowRankMultivariateNormal", "TransformedDistribution", "LogNormal",
+           "Gumbel", "HalfNormal", "HalfCauchy", "Weibull", "Pareto", "Kumaraswamy", "LogisticNormal", "Geometric",
+           "NegativeBinomial", "Multinomial", "RelaxedBernoulli", "LogitRelaxedBernoulli", "RelaxedOneHotCategorical",
+           "ExpRelaxedCategorical", "MixtureSameFamily", "Constraint", "constraints", "transforms", "biject_to",
+           "transform_to", "kl_divergence", "register_kl"]
 
-_MISSING = {"Multinomial", "LowRankMultivariateNormal", "LogNormal", "Gumbel", "HalfNormal", "HalfCauchy",
-            "Cauchy", "VonMises", "Weibull", "Pareto", "Geometric", "NegativeBinomial", "RelaxedBernoulli",
-            "RelaxedOneHotCategorical", "TransformedDistribution", "MixtureSameFamily", "LKJCholesky", "Wishart",
-            "ContinuousBernoulli", "FisherSnedecor", "Kumaraswamy", "LogisticNormal"}
+_MISSING = {"VonMises", "LKJCholesky", "Wishart", "ContinuousBernoulli", "InverseGamma", "GeneralizedPareto"}
+
+_BUILT = ", ".join(n for n in __all__ if n[0].isupper() and n not in ("Distribution", "Constraint"))
 
 
 def __getattr__(name: str):
     if name in _MISSING:
-        raise AttributeError(f"torch.distributions.{name} is not in backprop_rs yet (it needs transforms or "
-                             "kernels that are not built); Normal, Uniform, Bernoulli, Categorical, "
-                             "OneHotCategorical, Exponential, Laplace, Independent, Gamma, Chi2, Beta, Dirichlet, "
-                             "Poisson, Binomial, StudentT and MultivariateNormal are")
+        raise AttributeError(f"torch.distributions.{name} is not in backprop_rs yet (it needs special functions "
+                             f"or samplers that are not built); these are: {_BUILT}")
     raise AttributeError(f"module 'backprop_rs.distributions' has no attribute '{name}'")

@@ -76,6 +76,19 @@ class Distribution:
             raise ValueError(f"Expected value argument (Tensor of shape {tuple(value.shape)}) to be within the "
                              f"support ({support}) of the distribution {self!r}, but found invalid values:\n{value}")
 
+    def _validate_sample(self, value: Any) -> None:
+        """Raises ``ValueError`` when validation is on and ``value`` lies outside ``support``."""
+        if not self._validate_args:
+            return
+        if not isinstance(value, Tensor):
+            raise ValueError("The value argument to log_prob must be a Tensor")
+        from .constraints import is_dependent
+
+        support = self.support
+        if support is None or is_dependent(support):
+            return
+        self._check_value(value, support.check(value), repr(support))
+
     def sample(self, sample_shape: Any = ()) -> Tensor:
         """A sample of shape ``sample_shape + batch_shape + event_shape``, without gradient."""
         from ..autograd import no_grad
@@ -106,6 +119,24 @@ class Distribution:
 
     def icdf(self, value: Tensor) -> Tensor:
         raise NotImplementedError
+
+    def expand(self, batch_shape: Any, _instance: Any = None) -> "Distribution":
+        """A distribution of the same family with its parameters expanded (views, no copies) to
+        ``batch_shape``. Distributions built from other distributions or transforms raise."""
+        batch = _shape(batch_shape)
+        if any(isinstance(v, (Distribution, list)) for v in self.__dict__.values()):
+            raise NotImplementedError(f"{type(self).__name__}.expand is not in backprop_rs yet (it is built from "
+                                      "other distributions or transforms): build it from parameters of the full "
+                                      "batch shape (they broadcast)")
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        nb = len(self._batch_shape)
+        for name in self.arg_constraints:
+            v = self.__dict__.get(name)
+            if isinstance(v, Tensor):
+                new.__dict__[name] = v.expand(list(batch + tuple(v.shape[nb:])))
+        new._batch_shape = batch
+        return new
 
     @property
     def mean(self) -> Tensor:

@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import _core
 from .._core import Tensor
+from . import constraints
 from .distribution import Distribution, broadcast_all
 
 _LOG_PI = math.log(math.pi)
@@ -62,7 +63,8 @@ def _xlogy(x: Any, y: Tensor) -> Tensor:
 class Gamma(Distribution):
     """``Gamma(concentration, rate)``: density ``rate^a x^(a-1) exp(-rate x) / Gamma(a)``."""
 
-    arg_constraints = {"concentration": "GreaterThan(lower_bound=0.0)", "rate": "GreaterThan(lower_bound=0.0)"}
+    arg_constraints = {"concentration": constraints.positive, "rate": constraints.positive}
+    support = constraints.nonnegative
     has_rsample = True
 
     def __init__(self, concentration: Any, rate: Any, validate_args: Optional[bool] = None) -> None:
@@ -105,7 +107,7 @@ class Gamma(Distribution):
 class Chi2(Gamma):
     """``Chi2(df)``: ``Gamma(df / 2, 1 / 2)``."""
 
-    arg_constraints = {"df": "GreaterThan(lower_bound=0.0)"}
+    arg_constraints = {"df": constraints.positive}
 
     def __init__(self, df: Any, validate_args: Optional[bool] = None) -> None:
         (df,) = broadcast_all(df)
@@ -123,7 +125,8 @@ class Chi2(Gamma):
 class Dirichlet(Distribution):
     """``Dirichlet(concentration)`` over the simplex of the last dimension."""
 
-    arg_constraints = {"concentration": "IndependentConstraint(GreaterThan(lower_bound=0.0), 1)"}
+    arg_constraints = {"concentration": constraints.independent(constraints.positive, 1)}
+    support = constraints.simplex
     has_rsample = True
 
     def __init__(self, concentration: Tensor, validate_args: Optional[bool] = None) -> None:
@@ -176,7 +179,8 @@ class Dirichlet(Distribution):
 class Beta(Distribution):
     """``Beta(concentration1, concentration0)`` on (0, 1): a two-outcome Dirichlet."""
 
-    arg_constraints = {"concentration1": "GreaterThan(lower_bound=0.0)", "concentration0": "GreaterThan(lower_bound=0.0)"}
+    arg_constraints = {"concentration1": constraints.positive, "concentration0": constraints.positive}
+    support = constraints.unit_interval
     has_rsample = True
 
     def __init__(self, concentration1: Any, concentration0: Any, validate_args: Optional[bool] = None) -> None:
@@ -225,7 +229,8 @@ class Beta(Distribution):
 class Poisson(Distribution):
     """``Poisson(rate)`` on the non-negative integers."""
 
-    arg_constraints = {"rate": "GreaterThanEq(lower_bound=0.0)"}
+    arg_constraints = {"rate": constraints.nonnegative}
+    support = constraints.nonnegative_integer
 
     def __init__(self, rate: Any, validate_args: Optional[bool] = None) -> None:
         (self.rate,) = broadcast_all(rate)
@@ -258,8 +263,13 @@ class Poisson(Distribution):
 class Binomial(Distribution):
     """``Binomial(total_count=1, probs=None, logits=None)``: successes in ``total_count`` trials."""
 
-    arg_constraints = {"total_count": "IntegerGreaterThan(lower_bound=0)",
-                       "probs": "Interval(lower_bound=0.0, upper_bound=1.0)", "logits": "Real()"}
+    arg_constraints = {"total_count": constraints.nonnegative_integer,
+                       "probs": constraints.unit_interval, "logits": constraints.real}
+
+    @constraints.dependent_property(is_discrete=True, event_dim=0)
+    def support(self) -> Any:  # type: ignore[override]
+        return constraints.integer_interval(0, self.total_count)
+
     has_enumerate_support = True
 
     def __init__(self, total_count: Any = 1, probs: Any = None, logits: Any = None,
@@ -334,7 +344,8 @@ class StudentT(Distribution):
     """``StudentT(df, loc=0, scale=1)``: ``loc + scale * X / sqrt(Z / df)``, X standard normal,
     Z chi-squared with ``df`` degrees of freedom."""
 
-    arg_constraints = {"df": "GreaterThan(lower_bound=0.0)", "loc": "Real()", "scale": "GreaterThan(lower_bound=0.0)"}
+    arg_constraints = {"df": constraints.positive, "loc": constraints.real, "scale": constraints.positive}
+    support = constraints.real
     has_rsample = True
 
     def __init__(self, df: Any, loc: Any = 0.0, scale: Any = 1.0, validate_args: Optional[bool] = None) -> None:
@@ -375,3 +386,52 @@ class StudentT(Distribution):
         lbeta = (0.5 * df).lgamma() + 0.5 * _LOG_PI - (0.5 * (df + 1)).lgamma()
         return (self.scale.log() + 0.5 * (df + 1) * ((0.5 * (df + 1)).digamma() - (0.5 * df).digamma())
                 + 0.5 * df.log() + lbeta)
+
+
+class FisherSnedecor(Distribution):
+    """``FisherSnedecor(df1, df2)``: the F distribution, ``(X1 / df1) / (X2 / df2)`` for
+    independent chi-squared ``X1``, ``X2``."""
+
+    arg_constraints = {"df1": constraints.positive, "df2": constraints.positive}
+    support = constraints.positive
+    has_rsample = True
+
+    def __init__(self, df1: Any, df2: Any, validate_args: Optional[bool] = None) -> None:
+        self.df1, self.df2 = broadcast_all(df1, df2)
+        super().__init__(tuple(self.df1.shape), (), validate_args)
+        self._check("df1", self.df1, self.df1 > 0, constraints.positive)
+        self._check("df2", self.df2, self.df2 > 0, constraints.positive)
+
+    @property
+    def mean(self) -> Tensor:
+        df2 = self.df2
+        return _core.where(df2 > 2, df2 / (df2 - 2), math.nan)
+
+    @property
+    def mode(self) -> Tensor:
+        m = (self.df1 - 2) / self.df1 * self.df2 / (self.df2 + 2)
+        return _core.where(self.df1 > 2, m, math.nan)
+
+    @property
+    def variance(self) -> Tensor:
+        d1, d2 = self.df1, self.df2
+        v = 2 * d2 ** 2 * (d1 + d2 - 2) / (d1 * (d2 - 2) ** 2 * (d2 - 4))
+        return _core.where(d2 > 4, v, math.nan)
+
+    def rsample(self, sample_shape: Any = ()) -> Tensor:
+        for name in ("df1", "df2"):
+            _no_shape_grad(self, name, getattr(self, name))
+        shape = self._extended_shape(sample_shape)
+        x1 = _standard_gamma(self.df1 * 0.5, shape) / (self.df1 * 0.5)
+        x2 = _standard_gamma(self.df2 * 0.5, shape) / (self.df2 * 0.5)
+        tiny = float(np.finfo(np.float32 if self.df1.dtype == _core.float32 else np.float64).tiny)
+        return (x1 / x2).clamp(min=tiny)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        self._validate_sample(value)
+        ct1, ct2 = self.df1 * 0.5, self.df2 * 0.5
+        ct3 = ct1 + ct2
+        t1 = ct3.lgamma() - ct1.lgamma() - ct2.lgamma()
+        t2 = ct1 * (self.df1 / self.df2).log() + (ct1 - 1) * value.log()
+        t3 = ct3 * (self.df1 * value / self.df2).log1p()
+        return t1 + t2 - t3

@@ -10,7 +10,20 @@ from .._core import Tensor
 from .distribution import Distribution
 from .gamma import Beta, Dirichlet, Gamma, Poisson
 from .multivariate_normal import MultivariateNormal, _batch_mahalanobis
-from .simple import Bernoulli, Categorical, Exponential, Independent, Laplace, Normal, OneHotCategorical, Uniform
+from .counts import Geometric
+from .simple import (
+    Bernoulli,
+    Categorical,
+    Cauchy,
+    Exponential,
+    Independent,
+    Laplace,
+    Normal,
+    OneHotCategorical,
+    Uniform,
+    _sum_rightmost,
+)
+from .transformed import EULER_GAMMA, Gumbel, HalfNormal, Pareto, TransformedDistribution
 
 _KL: Dict[Tuple[type, type], Callable[[Any, Any], Tensor]] = {}
 
@@ -154,3 +167,51 @@ def _kl_mvn_mvn(p: MultivariateNormal, q: MultivariateNormal) -> Tensor:
     term2 = (m * m).sum((-2, -1))
     term3 = _batch_mahalanobis(lq, q.loc - p.loc)
     return half_term1 + 0.5 * (term2 + term3 - k)
+
+
+@register_kl(TransformedDistribution, TransformedDistribution)
+def _kl_transformed_transformed(p: TransformedDistribution, q: TransformedDistribution) -> Tensor:
+    # the KL divergence is invariant under a shared bijection, so it is the bases'
+    if p.transforms != q.transforms:
+        raise NotImplementedError("KL(p || q) of two TransformedDistributions needs the same transforms on both")
+    if p.event_shape != q.event_shape:
+        raise NotImplementedError("KL(p || q) of two TransformedDistributions needs the same event shape")
+    extra = len(p.event_shape) - len(p.base_dist.event_shape)
+    return _sum_rightmost(kl_divergence(p.base_dist, q.base_dist), extra)
+
+
+@register_kl(Gumbel, Gumbel)
+def _kl_gumbel_gumbel(p: Gumbel, q: Gumbel) -> Tensor:
+    ct1 = p.scale / q.scale
+    ct2 = q.loc / q.scale
+    ct3 = p.loc / q.scale
+    t1 = -ct1.log() - ct2 + ct3
+    t2 = ct1 * EULER_GAMMA
+    t3 = (ct2 + (1 + ct1).lgamma() - ct3).exp()
+    return t1 + t2 + t3 - (1 + EULER_GAMMA)
+
+
+@register_kl(HalfNormal, HalfNormal)
+def _kl_halfnormal_halfnormal(p: HalfNormal, q: HalfNormal) -> Tensor:
+    return _kl_normal_normal(p.base_dist, q.base_dist)
+
+
+@register_kl(Cauchy, Cauchy)
+def _kl_cauchy_cauchy(p: Cauchy, q: Cauchy) -> Tensor:
+    t1 = ((p.scale + q.scale) ** 2 + (p.loc - q.loc) ** 2).log()
+    t2 = (4 * p.scale * q.scale).log()
+    return t1 - t2
+
+
+@register_kl(Geometric, Geometric)
+def _kl_geometric_geometric(p: Geometric, q: Geometric) -> Tensor:
+    return -p.entropy() - (-q.probs).log1p() / p.probs - q.logits
+
+
+@register_kl(Pareto, Pareto)
+def _kl_pareto_pareto(p: Pareto, q: Pareto) -> Tensor:
+    scale_ratio = p.scale / q.scale
+    alpha_ratio = q.alpha / p.alpha
+    result = q.alpha * scale_ratio.log() - alpha_ratio.log() + alpha_ratio - 1
+    # q has no mass below its scale, where p has some
+    return _core.where(p.scale < q.scale, _INF, result)

@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 from .. import _core
 from .._core import Tensor
+from . import constraints
 from .distribution import Distribution
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -27,8 +28,9 @@ class MultivariateNormal(Distribution):
     """The Gaussian with mean ``loc`` (``[..., k]``) and one of a covariance, a precision, or a
     lower-triangular ``scale_tril`` with positive diagonal (``[..., k, k]``)."""
 
-    arg_constraints = {"loc": "IndependentConstraint(Real(), 1)", "covariance_matrix": "PositiveDefinite()",
-                       "precision_matrix": "PositiveDefinite()", "scale_tril": "LowerCholesky()"}
+    arg_constraints = {"loc": constraints.real_vector, "covariance_matrix": constraints.positive_definite,
+                       "precision_matrix": constraints.positive_definite, "scale_tril": constraints.lower_cholesky}
+    support = constraints.real_vector
     has_rsample = True
 
     def __init__(self, loc: Tensor, covariance_matrix: Optional[Tensor] = None, precision_matrix: Optional[Tensor] = None,
@@ -109,3 +111,111 @@ class MultivariateNormal(Distribution):
 
     def _params_repr(self) -> str:
         return f"loc: size {tuple(self.loc.shape)}"
+
+
+class LowRankMultivariateNormal(Distribution):
+    """The Gaussian with mean ``loc`` (``[..., k]``) and covariance
+    ``cov_factor @ cov_factor.mT + diag(cov_diag)`` (``cov_factor`` ``[..., k, r]``,
+    ``cov_diag`` ``[..., k]``). ``log_prob`` and ``entropy`` use the Woodbury identity and the
+    matrix determinant lemma through the ``r x r`` capacitance ``I + W^T D^-1 W``, so they cost
+    ``O(k r^2)``, not ``O(k^3)``."""
+
+    arg_constraints = {"loc": constraints.real_vector, "cov_factor": constraints.independent(constraints.real, 2),
+                       "cov_diag": constraints.independent(constraints.positive, 1)}
+    support = constraints.real_vector
+    has_rsample = True
+
+    def __init__(self, loc: Tensor, cov_factor: Tensor, cov_diag: Tensor, validate_args: Optional[bool] = None) -> None:
+        from ..linalg import cholesky
+        from ..stacking import broadcast_shapes
+
+        if loc.dim() < 1:
+            raise ValueError("loc must be at least one-dimensional.")
+        k = loc.shape[-1]
+        if cov_factor.dim() < 2:
+            raise ValueError("cov_factor must be at least two-dimensional, with optional leading batch dimensions")
+        if cov_factor.shape[-2] != k:
+            raise ValueError(f"cov_factor must be a batch of matrices with shape {k} x m")
+        if cov_diag.dim() < 1 or cov_diag.shape[-1] != k:
+            raise ValueError(f"cov_diag must be a batch of vectors with shape {k}")
+        batch = tuple(broadcast_shapes(tuple(loc.shape[:-1]), tuple(cov_factor.shape[:-2]), tuple(cov_diag.shape[:-1])))
+        r = cov_factor.shape[-1]
+        self.loc = loc.expand(list(batch + (k,)))
+        self.cov_factor = cov_factor.expand(list(batch + (k, r)))
+        self.cov_diag = cov_diag.expand(list(batch + (k,)))
+        super().__init__(batch, (k,), validate_args)
+        self._check("cov_diag", cov_diag, (cov_diag > 0).all(-1), "IndependentConstraint(GreaterThan(lower_bound=0.0), 1)")
+        self._unbroadcasted_cov_factor = cov_factor
+        self._unbroadcasted_cov_diag = cov_diag
+        wt_dinv = cov_factor.transpose(-2, -1) / cov_diag.unsqueeze(-2)
+        capacitance = wt_dinv @ cov_factor + _core.eye(r, dtype=cov_factor.dtype, device=cov_factor.device)
+        self._capacitance_tril = cholesky(capacitance)
+
+    @property
+    def mean(self) -> Tensor:
+        return self.loc
+
+    @property
+    def mode(self) -> Tensor:
+        return self.loc
+
+    @property
+    def variance(self) -> Tensor:
+        return ((self._unbroadcasted_cov_factor ** 2).sum(-1) + self._unbroadcasted_cov_diag).expand(
+            list(self._batch_shape + self._event_shape))
+
+    @property
+    def covariance_matrix(self) -> Tensor:
+        w = self._unbroadcasted_cov_factor
+        d = self._unbroadcasted_cov_diag
+        k = self._event_shape[0]
+        cov = w @ w.transpose(-2, -1) + d.unsqueeze(-1) * _core.eye(k, dtype=d.dtype, device=d.device)
+        return cov.expand(list(self._batch_shape + (k, k)))
+
+    @property
+    def scale_tril(self) -> Tensor:
+        from ..linalg import cholesky
+
+        return cholesky(self.covariance_matrix)
+
+    @property
+    def precision_matrix(self) -> Tensor:
+        # Woodbury: D^-1 - D^-1 W C^-1 W^T D^-1 with C the capacitance
+        from ..linalg import solve_triangular
+
+        w = self._unbroadcasted_cov_factor
+        d_inv = self._unbroadcasted_cov_diag.reciprocal()
+        k = self._event_shape[0]
+        a = solve_triangular(self._capacitance_tril, (w * d_inv.unsqueeze(-1)).transpose(-2, -1), upper=False)
+        prec = d_inv.unsqueeze(-1) * _core.eye(k, dtype=w.dtype, device=w.device) - a.transpose(-2, -1) @ a
+        return prec.expand(list(self._batch_shape + (k, k)))
+
+    def rsample(self, sample_shape: Any = ()) -> Tensor:
+        from .distribution import _shape
+
+        shape = self._extended_shape(sample_shape)
+        r = self._unbroadcasted_cov_factor.shape[-1]
+        dt, dev = self.loc.dtype, self.loc.device
+        eps_w = _core.randn(*(_shape(sample_shape) + self._batch_shape + (r,)), dtype=dt).to(dev)
+        eps_d = _core.randn(*shape, dtype=dt).to(dev)
+        return (self.loc + (self._unbroadcasted_cov_factor @ eps_w.unsqueeze(-1)).squeeze(-1)
+                + self._unbroadcasted_cov_diag.sqrt() * eps_d)
+
+    def _log_det(self) -> Tensor:
+        return 2 * self._capacitance_tril.diagonal(0, -2, -1).log().sum(-1) + self._unbroadcasted_cov_diag.log().sum(-1)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        self._validate_sample(value)
+        diff = value - self.loc
+        d = self._unbroadcasted_cov_diag
+        w = self._unbroadcasted_cov_factor
+        # Woodbury: x^T D^-1 x - |C^-1/2 W^T D^-1 x|^2
+        wt_dinv_x = ((w.transpose(-2, -1) @ (diff / d).unsqueeze(-1))).squeeze(-1)
+        m = (diff * diff / d).sum(-1) - _batch_mahalanobis(self._capacitance_tril, wt_dinv_x)
+        k = self._event_shape[0]
+        return -0.5 * (k * _LOG_2PI + self._log_det() + m)
+
+    def entropy(self) -> Tensor:
+        k = self._event_shape[0]
+        h = 0.5 * (k * (1.0 + _LOG_2PI) + self._log_det())
+        return h.expand(list(self._batch_shape)) if self._batch_shape else h

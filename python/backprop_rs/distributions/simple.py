@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 from .. import _core
 from .._core import Tensor
+from . import constraints
 from .distribution import Distribution, _shape, broadcast_all
 
 _SQRT2 = math.sqrt(2.0)
@@ -35,7 +36,8 @@ def _sum_rightmost(t: Tensor, n: int) -> Tensor:
 class Normal(Distribution):
     """``Normal(loc, scale)``: the Gaussian with mean ``loc`` and standard deviation ``scale``."""
 
-    arg_constraints = {"loc": "Real()", "scale": "GreaterThan(lower_bound=0.0)"}
+    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
+    support = constraints.real
     has_rsample = True
 
     def __init__(self, loc: Any, scale: Any, validate_args: Optional[bool] = None) -> None:
@@ -81,7 +83,12 @@ class Normal(Distribution):
 class Uniform(Distribution):
     """``Uniform(low, high)`` on ``[low, high)``."""
 
-    arg_constraints = {"low": "Real()", "high": "Real()"}
+    arg_constraints = {"low": constraints.real, "high": constraints.real}
+
+    @constraints.dependent_property(is_discrete=False, event_dim=0)
+    def support(self) -> Any:  # type: ignore[override]
+        return constraints.interval(self.low, self.high)
+
     has_rsample = True
 
     def __init__(self, low: Any, high: Any, validate_args: Optional[bool] = None) -> None:
@@ -126,7 +133,8 @@ class Uniform(Distribution):
 class Bernoulli(Distribution):
     """``Bernoulli(probs=None, logits=None)``: 1 with probability ``probs`` (or ``sigmoid(logits)``)."""
 
-    arg_constraints = {"probs": "Interval(lower_bound=0.0, upper_bound=1.0)", "logits": "Real()"}
+    arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
+    support = constraints.boolean
     has_enumerate_support = True
 
     def __init__(self, probs: Any = None, logits: Any = None, validate_args: Optional[bool] = None) -> None:
@@ -189,7 +197,12 @@ class Categorical(Distribution):
     """``Categorical(probs=None, logits=None)``: an index in ``[0, K)`` with the probabilities of
     the last dim (``probs`` normalised to sum 1, or ``softmax(logits)``)."""
 
-    arg_constraints = {"probs": "Simplex()", "logits": "IndependentConstraint(Real(), 1)"}
+    arg_constraints = {"probs": constraints.simplex, "logits": constraints.real_vector}
+
+    @constraints.dependent_property(is_discrete=True, event_dim=0)
+    def support(self) -> Any:  # type: ignore[override]
+        return constraints.integer_interval(0, self._num_events - 1)
+
     has_enumerate_support = True
 
     def __init__(self, probs: Any = None, logits: Any = None, validate_args: Optional[bool] = None) -> None:
@@ -270,6 +283,7 @@ class OneHotCategorical(Distribution):
     """``OneHotCategorical(probs=None, logits=None)``: :class:`Categorical` as one-hot vectors."""
 
     arg_constraints = Categorical.arg_constraints
+    support = constraints.one_hot
     has_enumerate_support = True
 
     def __init__(self, probs: Any = None, logits: Any = None, validate_args: Optional[bool] = None) -> None:
@@ -320,7 +334,8 @@ class OneHotCategorical(Distribution):
 class Exponential(Distribution):
     """``Exponential(rate)``."""
 
-    arg_constraints = {"rate": "GreaterThan(lower_bound=0.0)"}
+    arg_constraints = {"rate": constraints.positive}
+    support = constraints.nonnegative
     has_rsample = True
 
     def __init__(self, rate: Any, validate_args: Optional[bool] = None) -> None:
@@ -365,7 +380,8 @@ class Exponential(Distribution):
 class Laplace(Distribution):
     """``Laplace(loc, scale)``."""
 
-    arg_constraints = {"loc": "Real()", "scale": "GreaterThan(lower_bound=0.0)"}
+    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
+    support = constraints.real
     has_rsample = True
 
     def __init__(self, loc: Any, scale: Any, validate_args: Optional[bool] = None) -> None:
@@ -409,6 +425,49 @@ class Laplace(Distribution):
         return 1 + (2 * self.scale).log()
 
 
+class Cauchy(Distribution):
+    """``Cauchy(loc, scale)``: the Lorentz distribution (no mean, infinite variance)."""
+
+    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
+    support = constraints.real
+    has_rsample = True
+
+    def __init__(self, loc: Any, scale: Any, validate_args: Optional[bool] = None) -> None:
+        self.loc, self.scale = broadcast_all(loc, scale)
+        super().__init__(tuple(self.loc.shape), (), validate_args)
+        self._check("scale", self.scale, self.scale > 0, constraints.positive)
+
+    @property
+    def mean(self) -> Tensor:
+        return _core.full_like(self.loc, math.nan)
+
+    @property
+    def mode(self) -> Tensor:
+        return self.loc
+
+    @property
+    def variance(self) -> Tensor:
+        return _core.full_like(self.loc, math.inf)
+
+    def rsample(self, sample_shape: Any = ()) -> Tensor:
+        u = _rand(self._extended_shape(sample_shape), self.loc)
+        return self.loc + self.scale * (math.pi * (u - 0.5)).tan()
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        self._validate_sample(value)
+        return -math.log(math.pi) - self.scale.log() - (((value - self.loc) / self.scale) ** 2).log1p()
+
+    def cdf(self, value: Tensor) -> Tensor:
+        self._validate_sample(value)
+        return ((value - self.loc) / self.scale).atan() / math.pi + 0.5
+
+    def icdf(self, value: Tensor) -> Tensor:
+        return (math.pi * (value - 0.5)).tan() * self.scale + self.loc
+
+    def entropy(self) -> Tensor:
+        return math.log(4 * math.pi) + self.scale.log()
+
+
 class Independent(Distribution):
     """``Independent(base_distribution, reinterpreted_batch_ndims)``: the rightmost batch dims
     become event dims (``log_prob`` and ``entropy`` sum over them)."""
@@ -425,6 +484,10 @@ class Independent(Distribution):
         self.has_rsample = base_distribution.has_rsample
         super().__init__(batch[:len(batch) - n], batch[len(batch) - n:] + tuple(base_distribution.event_shape),
                          validate_args)
+
+    @constraints.dependent_property
+    def support(self) -> Any:  # type: ignore[override]
+        return constraints.independent(self.base_dist.support, self.reinterpreted_batch_ndims)
 
     @property
     def mean(self) -> Tensor:
