@@ -77,6 +77,56 @@ def test_no_generator_follows_the_global_seed():
     assert sorted(a) == list(range(50))
 
 
+def test_random_constructors_take_a_generator_and_out():
+    # makemore-style: bp.randn(..., generator=g) draws NumPy's PCG64 stream of the seed
+    g = gen(2147483647)
+    c = bp.randn((27, 10), generator=g)
+    want = np.random.Generator(np.random.PCG64(2147483647)).standard_normal((27, 10))
+    np.testing.assert_allclose(c.numpy(), want.astype(np.float32), rtol=1e-7)
+    assert c.dtype == bp.float32 and tuple(c.shape) == (27, 10)
+    w = bp.randn(3, 4, generator=gen(1), requires_grad=True, dtype=bp.float64)
+    assert w.is_leaf and w.requires_grad and w.dtype == bp.float64
+    np.testing.assert_array_equal(w.detach().numpy(), np.random.Generator(np.random.PCG64(1)).standard_normal((3, 4)))
+    u = bp.rand(5, generator=gen(2)).numpy()
+    np.testing.assert_allclose(u, np.random.Generator(np.random.PCG64(2)).random(5).astype(np.float32))
+    r = np.random.Generator(np.random.PCG64(3))
+    np.testing.assert_array_equal(bp.randint(2, 9, (6,), generator=gen(3)).numpy(), r.integers(2, 9, size=(6,)))
+    assert bp.randint(4, (3,), generator=gen(3)).dtype == bp.int64
+    np.testing.assert_array_equal(bp.randperm(8, generator=gen(4)).numpy(),
+                                  np.random.Generator(np.random.PCG64(4)).permutation(8))
+    assert sorted(bp.randperm(6).tolist()) == list(range(6))
+    np.testing.assert_array_equal(bp.randn_like(bp.zeros(2, 2), generator=gen(5)).numpy(),
+                                  np.random.Generator(np.random.PCG64(5)).standard_normal((2, 2)).astype(np.float32))
+    out = bp.empty(4)
+    assert bp.rand(4, out=out) is out and bool(((out >= 0) & (out < 1)).all())
+    with pytest.raises(RuntimeError, match="resize"):
+        bp.randn(3, out=bp.empty(2))
+    # without a generator the global stream, as before
+    bp.manual_seed(9)
+    a = bp.randn(4)
+    bp.manual_seed(9)
+    np.testing.assert_array_equal(a.numpy(), bp.randn(4).numpy())
+
+
+def test_manual_seed_returns_the_default_generator():
+    g = bp.manual_seed(17)
+    assert g is bp.default_generator and bp.random.default_generator is g
+    assert g.initial_seed() == 17 and bp.initial_seed() == 17
+    a = bp.randperm(10, generator=g)
+    assert g.manual_seed(17) is g
+    np.testing.assert_array_equal(bp.randperm(10, generator=g).numpy(), a.numpy())
+    state = g.get_state()
+    x = bp.rand(3)
+    g.set_state(state)
+    np.testing.assert_array_equal(bp.rand(3).numpy(), x.numpy())
+    assert pickle.loads(pickle.dumps(g)) is g
+    bp.manual_seed(17)
+    first = [b[0].tolist() for b in DataLoader(TensorDataset(bp.arange(8)), batch_size=4, shuffle=True, generator=g)]
+    bp.manual_seed(17)
+    again = [b[0].tolist() for b in DataLoader(TensorDataset(bp.arange(8)), batch_size=4, shuffle=True, generator=g)]
+    assert first == again and sorted(sum(first, [])) == list(range(8))
+
+
 # ------------------------------------------------------------------ datasets
 
 def test_tensor_stack_concat_chain_subset():

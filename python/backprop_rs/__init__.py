@@ -89,6 +89,11 @@ from . import cuda as cuda
 from . import _tensor_methods
 from .einsum import einsum as einsum
 from .sampling import bernoulli as bernoulli, multinomial as multinomial, normal as normal, randint_like as randint_like
+# the random constructors with PyTorch's generator= and out= (the core draws when no generator is given)
+from .sampling import (  # noqa: F811
+    rand as rand, rand_like as rand_like, randint as randint, randn as randn, randn_like as randn_like,
+    randperm as randperm,
+)
 from .scatter_ops import index_put as index_put, scatter as scatter, scatter_reduce as scatter_reduce
 from .counting import (
     bincount as bincount,
@@ -181,7 +186,7 @@ from .autograd import (
     set_anomaly_enabled,
     set_grad_enabled,
 )
-from .generator import Generator as Generator
+from .generator import Generator as Generator, default_generator as default_generator
 from .serialization import load, save
 from . import _compat
 

@@ -22,7 +22,7 @@ import numpy as np
 from . import _core
 from ._core import Tensor
 
-__all__ = ["Generator"]
+__all__ = ["Generator", "default_generator"]
 
 _MASK64 = (1 << 64) - 1
 # a tag in front of the state tensor, so that set_state can refuse a tensor of the wrong kind
@@ -126,6 +126,60 @@ class Generator:
         # A generator travels to DataLoader workers (spawn) and may be pickled by users; its state is
         # plain integers, so this is safe (no code runs on load beyond rebuilding the state).
         return (_rebuild_generator, (self._initial_seed, self._rng.bit_generator.state))
+
+
+class _DefaultGenerator(Generator):
+    """``torch.default_generator``: the global generator itself (what ``bp.manual_seed`` seeds
+    and returns). Its ``get_state``/``set_state`` are ``bp.get_rng_state``/``set_rng_state``; where
+    it is passed as ``generator=``, each use draws a fresh NumPy stream from the global one, so
+    the draws advance and replay with the global seed exactly as ``generator=None`` does."""
+
+    def __init__(self) -> None:
+        self.device = _core.device("cpu")
+
+    def manual_seed(self, seed: int) -> "Generator":
+        from .random import manual_seed
+
+        manual_seed(seed)
+        return self
+
+    def seed(self) -> int:
+        from .random import seed
+
+        return seed()
+
+    def initial_seed(self) -> int:
+        from .random import initial_seed
+
+        return initial_seed()
+
+    def get_state(self) -> Tensor:
+        from .random import get_rng_state
+
+        return get_rng_state()
+
+    def set_state(self, new_state: Tensor) -> "Generator":
+        from .random import set_rng_state
+
+        set_rng_state(new_state)
+        return self
+
+    @property
+    def _rng(self) -> np.random.Generator:  # type: ignore[override]
+        return np.random.Generator(np.random.PCG64(_global_seed()))
+
+    def __repr__(self) -> str:
+        return "<backprop_rs default Generator (the global generator)>"
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return (_the_default_generator, ())
+
+
+default_generator = _DefaultGenerator()
+
+
+def _the_default_generator() -> Generator:
+    return default_generator
 
 
 def _rebuild_generator(initial_seed: int, state: dict) -> Generator:

@@ -19,6 +19,15 @@ from ._core import Tensor
 
 __all__ = ["get_rng_state", "set_rng_state", "fork_rng", "manual_seed", "seed", "initial_seed"]
 
+
+def __getattr__(name: str) -> Any:
+    if name == "default_generator":
+        from .generator import default_generator
+
+        return default_generator
+    raise AttributeError(f"module 'backprop_rs.random' has no attribute '{name}'")
+
+
 _TAG = np.frombuffer(b"bprsRNG1", dtype=np.uint8)
 _initial = [67280421310721]  # the engine's default seed, PyTorch's
 
@@ -41,9 +50,13 @@ def set_rng_state(new_state: Tensor) -> None:
 
 
 def manual_seed(seed: int) -> Any:
-    """Seeds the global generator (``torch.manual_seed``)."""
+    """Seeds the global generator and returns it (``torch.manual_seed``, which returns
+    ``torch.default_generator``)."""
+    from .generator import default_generator
+
     _initial[0] = int(seed)
-    return _core.manual_seed(int(seed))
+    _core.manual_seed(int(seed))
+    return default_generator
 
 
 def seed() -> int:

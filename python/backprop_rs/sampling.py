@@ -6,7 +6,7 @@ seeded program repeats itself.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
@@ -196,3 +196,114 @@ def randint_like(input: Tensor, low: int = 0, high: Optional[int] = None, *, dty
         low, high = 0, low
     r = _core.randint(low, high, tuple(input.shape)).to(dtype=dtype or input.dtype, device=device or input.device)
     return r.requires_grad_() if requires_grad else r
+
+
+def _size_args(size: Tuple[Any, ...], kw_size: Any) -> Tuple[int, ...]:
+    if kw_size is not None:
+        if size:
+            raise TypeError("pass the size either positionally or as size=, not both")
+        size = (kw_size,)
+    if len(size) == 1 and hasattr(size[0], "__len__"):
+        size = tuple(size[0])
+    return tuple(int(d) for d in size)
+
+
+def _finish(t: Tensor, out: Optional[Tensor], requires_grad: bool) -> Tensor:
+    if requires_grad:
+        t = t.requires_grad_()
+    if out is not None:
+        from .autograd import no_grad
+
+        if tuple(out.shape) != tuple(t.shape):
+            raise RuntimeError(f"out= has shape {tuple(out.shape)} but the result has shape {tuple(t.shape)} "
+                               "(backprop_rs does not resize out=)")
+        with no_grad():
+            out.copy_(t)
+        return out
+    return t
+
+
+def _host_draw(values: np.ndarray, dtype: Any, device: Any, default: Any) -> Tensor:
+    return _core.tensor(values, dtype=dtype or default).to(device) if device is not None else \
+        _core.tensor(values, dtype=dtype or default)
+
+
+def rand(*size: Any, generator: Optional[Generator] = None, out: Optional[Tensor] = None, dtype: Any = None,
+         layout: Any = None, device: Any = None, requires_grad: bool = False, pin_memory: bool = False,
+         **kw: Any) -> Tensor:
+    """``torch.rand``: uniform draws in ``[0, 1)``; from ``generator`` when one is given."""
+    shape = _size_args(size, kw.pop("size", None))
+    _no_extra("rand", kw)
+    if generator is None:
+        t = _core.rand(*shape, dtype=dtype, device=device)
+    else:
+        t = _host_draw(_resolve(generator).random(shape), dtype, device, _core._get_default_dtype())
+    return _finish(t, out, requires_grad)
+
+
+def randn(*size: Any, generator: Optional[Generator] = None, out: Optional[Tensor] = None, dtype: Any = None,
+          layout: Any = None, device: Any = None, requires_grad: bool = False, pin_memory: bool = False,
+          **kw: Any) -> Tensor:
+    """``torch.randn``: standard normal draws; from ``generator`` when one is given."""
+    shape = _size_args(size, kw.pop("size", None))
+    _no_extra("randn", kw)
+    if generator is None:
+        t = _core.randn(*shape, dtype=dtype, device=device)
+    else:
+        t = _host_draw(_resolve(generator).standard_normal(shape), dtype, device, _core._get_default_dtype())
+    return _finish(t, out, requires_grad)
+
+
+def randint(*args: Any, size: Any = None, generator: Optional[Generator] = None, out: Optional[Tensor] = None,
+            dtype: Any = None, layout: Any = None, device: Any = None, requires_grad: bool = False,
+            pin_memory: bool = False, low: Any = None, high: Any = None) -> Tensor:
+    """``torch.randint([low=0,] high, size)``: integers in ``[low, high)`` (int64 by default)."""
+    pos = list(args)
+    if size is None and pos and hasattr(pos[-1], "__len__"):
+        size = pos.pop()
+    if high is None and pos:
+        high = pos.pop()
+    if low is None:
+        low = pos.pop() if pos else 0
+    if pos or high is None or size is None:
+        raise TypeError("randint() expects (high, size) or (low, high, size)")
+    shape = tuple(int(d) for d in size)
+    if generator is None:
+        t = _core.randint(int(low), int(high), shape, dtype=dtype, device=device)
+    else:
+        if int(high) <= int(low):
+            raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
+        t = _host_draw(_resolve(generator).integers(int(low), int(high), size=shape, dtype=np.int64), dtype, device,
+                       _core.int64)
+    return _finish(t, out, requires_grad)
+
+
+def randperm(n: int, *, generator: Optional[Generator] = None, out: Optional[Tensor] = None, dtype: Any = None,
+             layout: Any = None, device: Any = None, requires_grad: bool = False, pin_memory: bool = False) -> Tensor:
+    """``torch.randperm(n)``: a random permutation of ``0..n-1`` (int64 by default)."""
+    if generator is None:
+        t = _core.randperm(int(n), dtype=dtype, device=device)
+    else:
+        if int(n) < 0:
+            raise RuntimeError(f"randperm: n must be non-negative, got {n}")
+        t = _host_draw(_resolve(generator).permutation(int(n)).astype(np.int64), dtype, device, _core.int64)
+    return _finish(t, out, requires_grad)
+
+
+def rand_like(input: Tensor, *, generator: Optional[Generator] = None, dtype: Any = None, layout: Any = None,
+              device: Any = None, requires_grad: bool = False, memory_format: Any = None) -> Tensor:
+    """``torch.rand_like``: uniform draws of ``input``'s shape, dtype and device."""
+    return rand(*tuple(input.shape), generator=generator, dtype=dtype or input.dtype,
+                device=device or input.device, requires_grad=requires_grad)
+
+
+def randn_like(input: Tensor, *, generator: Optional[Generator] = None, dtype: Any = None, layout: Any = None,
+               device: Any = None, requires_grad: bool = False, memory_format: Any = None) -> Tensor:
+    """``torch.randn_like``: standard normal draws of ``input``'s shape, dtype and device."""
+    return randn(*tuple(input.shape), generator=generator, dtype=dtype or input.dtype,
+                 device=device or input.device, requires_grad=requires_grad)
+
+
+def _no_extra(name: str, kw: Any) -> None:
+    if kw:
+        raise TypeError(f"{name}() got an unexpected keyword argument '{next(iter(kw))}'")
