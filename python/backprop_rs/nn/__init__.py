@@ -40,6 +40,7 @@ from .activation import (
     Unflatten,
 )
 from .activation import ChannelShuffle, RReLU
+from .adaptive import AdaptiveLogSoftmaxWithLoss
 from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from .linear import Bilinear, Identity, Linear
@@ -157,7 +158,7 @@ __all__ = [
     "CrossEntropyLoss", "CTCLoss", "NLLLoss", "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss", "KLDivLoss", "SmoothL1Loss",
     "HuberLoss", "PoissonNLLLoss", "GaussianNLLLoss", "MarginRankingLoss", "HingeEmbeddingLoss",
     "CosineEmbeddingLoss", "TripletMarginLoss", "TripletMarginWithDistanceLoss", "MultiMarginLoss",
-    "SoftMarginLoss", "MultiLabelSoftMarginLoss",
+    "SoftMarginLoss", "MultiLabelSoftMarginLoss", "AdaptiveLogSoftmaxWithLoss",
     "functional", "init", "utils",
 ]
 
