@@ -239,5 +239,17 @@ def test_arguments_are_validated():
         D.Binomial(3)
     with pytest.raises(ValueError, match="df"):
         D.StudentT(0.0)
-    with pytest.raises(NotImplementedError, match="gammainc"):
-        D.Gamma(1.0, 1.0).cdf(bp.tensor(1.0))
+    with pytest.raises(ValueError, match="support"):
+        D.Gamma(1.0, 1.0).cdf(bp.tensor(-1.0))
+
+
+def test_gamma_and_chi2_cdf_against_the_integrated_density():
+    a, b = 2.5, 1.5
+    d = D.Gamma(bp.tensor(a, dtype=bp.float64), bp.tensor(b, dtype=bp.float64))
+    x = np.linspace(1e-12, 30, 600_001)
+    cdf = np.concatenate([[0.0], np.cumsum(np.diff(x) * np.exp(_gamma_logpdf(a, b)((x[1:] + x[:-1]) / 2)))])
+    for v in (0.2, 1.0, 1.7, 4.0, 9.0):
+        assert abs(float(npa(d.cdf(bp.tensor(v, dtype=bp.float64)))) - np.interp(v, x, cdf)) < 1e-9
+    # Chi2(k) at x is P(k/2, x/2); Chi2(2) is 1 - exp(-x/2) exactly
+    np.testing.assert_allclose(npa(D.Chi2(bp.tensor(2.0, dtype=bp.float64)).cdf(bp.tensor([0.5, 3.0], dtype=bp.float64))),
+                               1 - np.exp(-np.array([0.5, 3.0]) / 2), rtol=1e-14)

@@ -429,6 +429,27 @@ def test_transformed_distribution_shapes_validation_and_expand():
     assert tuple(ec.sample().shape) == (4,) and tuple(ec.log_prob(t64([1, 1, 0, 1])).shape) == (4,)
     with pytest.raises(NotImplementedError, match="expand"):
         D.LogNormal(0.0, 1.0).expand([3])
-    with pytest.raises(AttributeError, match="VonMises"):
-        D.VonMises
+    with pytest.raises(AttributeError, match="LKJCholesky"):
+        D.LKJCholesky
     assert "LogNormal(loc:" in repr(ln) and "TransformedDistribution(" in repr(td)
+
+
+SCALAR_FAMILIES = {
+    "Normal": lambda: D.Normal(0.0, 1.0), "Gamma": lambda: D.Gamma(2.0, 1.0), "Poisson": lambda: D.Poisson(2.0),
+    "Binomial": lambda: D.Binomial(5, probs=0.3), "Beta": lambda: D.Beta(2.0, 3.0), "Chi2": lambda: D.Chi2(3.0),
+    "StudentT": lambda: D.StudentT(3.0), "FisherSnedecor": lambda: D.FisherSnedecor(3.0, 4.0),
+    "NegativeBinomial": lambda: D.NegativeBinomial(3.0, 0.4), "Geometric": lambda: D.Geometric(0.4),
+    "LogNormal": lambda: D.LogNormal(0.0, 1.0), "Gumbel": lambda: D.Gumbel(0.0, 1.0),
+    "HalfNormal": lambda: D.HalfNormal(1.0), "HalfCauchy": lambda: D.HalfCauchy(1.0), "Cauchy": lambda: D.Cauchy(0.0, 1.0),
+    "Weibull": lambda: D.Weibull(1.0, 2.0), "Pareto": lambda: D.Pareto(1.0, 2.0), "Kumaraswamy": lambda: D.Kumaraswamy(2.0, 2.0),
+    "RelaxedBernoulli": lambda: D.RelaxedBernoulli(0.5, probs=0.3), "VonMises": lambda: D.VonMises(0.0, 2.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCALAR_FAMILIES))
+def test_scalar_parameters_give_scalar_samples(name):
+    # a 0-d draw from NumPy's samplers once came back with shape (1,)
+    d = SCALAR_FAMILIES[name]()
+    assert tuple(d.batch_shape) == () and tuple(d.sample().shape) == ()
+    assert tuple(d.sample((4, 2)).shape) == (4, 2)
+    assert tuple(d.log_prob(d.sample((3,))).shape) == (3,)

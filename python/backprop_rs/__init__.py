@@ -89,6 +89,11 @@ from . import cuda as cuda
 from . import _tensor_methods
 from .einsum import einsum as einsum
 from .sampling import bernoulli as bernoulli, multinomial as multinomial, normal as normal, randint_like as randint_like
+from .special_kernels import i0 as i0, igamma as igamma, igammac as igammac
+from .windows import (
+    bartlett_window as bartlett_window, blackman_window as blackman_window, hamming_window as hamming_window,
+    hann_window as hann_window, kaiser_window as kaiser_window,
+)
 # the random constructors with PyTorch's generator= and out= (the core draws when no generator is given)
 from .sampling import (  # noqa: F811
     rand as rand, rand_like as rand_like, randint as randint, randn as randn, randn_like as randn_like,

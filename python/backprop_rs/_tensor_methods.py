@@ -269,9 +269,10 @@ def install() -> None:
     functions.update(counting.tensor_methods())
     functions.update(math_ops.tensor_methods())
     functions.update(stacking.tensor_methods())
-    from . import decompositions
+    from . import decompositions, special_kernels
 
     functions.update(decompositions.tensor_methods())
+    functions.update(special_kernels.tensor_methods())
     from .utils import dlpack
 
     functions.update({"__dlpack__": dlpack.__dlpack__, "__dlpack_device__": dlpack.__dlpack_device__})

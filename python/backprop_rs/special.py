@@ -1,8 +1,10 @@
 """``torch.special``: the special functions backprop_rs has, under PyTorch's names.
 
 ``erfc``, ``gammaln``, ``digamma`` and trigamma are engine primitives with kernels accurate in
-the tails; ``ndtr``, ``log_ndtr`` and ``multigammaln`` are built on them. Missing ones
-(``erfcx``, ``ndtri``, ``polygamma`` beyond ``n = 1``, ``i0``, Bessel functions...) raise an
+the tails; ``ndtr``, ``log_ndtr`` and ``multigammaln`` are built on them. ``erfcx``, ``ndtri``,
+``i0``, ``i0e``, ``i1``, ``i1e``, ``gammainc`` and ``gammaincc`` are computed on the host in
+float64 (``special_kernels.py``). Missing ones (``polygamma`` beyond ``n = 1``, the Bessel
+functions of the first and second kind, ``zeta``, the orthogonal polynomials...) raise an
 ``AttributeError`` that says so: their tails need dedicated kernels (a composite such as
 ``1 - erf(x)`` would silently lose every digit of ``erfc(5)``).
 """
@@ -18,7 +20,8 @@ from .math_ops import erfinv, exp2, logit, mvlgamma, polygamma, sinc, xlogy
 
 __all__ = ["expit", "logit", "erf", "erfinv", "exp2", "expm1", "log1p", "logsumexp", "log_softmax", "softmax",
            "sinc", "xlogy", "xlog1py", "entr", "round", "erfc", "gammaln", "digamma", "psi", "polygamma",
-           "multigammaln", "ndtr", "log_ndtr"]
+           "multigammaln", "ndtr", "log_ndtr", "erfcx", "ndtri", "i0", "i0e", "i1", "i1e", "gammainc", "gammaincc",
+           "spherical_bessel_j0"]
 
 
 def expit(input: Tensor) -> Tensor:
@@ -135,8 +138,10 @@ def log_ndtr(input: Tensor) -> Tensor:
     return _core.where(x > 0, up_v, _core.where(x >= thr, mid_v, low_v))
 
 
-_MISSING = {"erfcx", "ndtri", "i0", "i0e", "i1", "i1e", "bessel_j0", "bessel_j1", "zeta", "gammainc", "gammaincc", "airy_ai",
-            "spherical_bessel_j0", "chebyshev_polynomial_t", "hermite_polynomial_h"}
+_MISSING = {"bessel_j0", "bessel_j1", "bessel_y0", "bessel_y1", "modified_bessel_k0", "modified_bessel_k1",
+            "scaled_modified_bessel_k0", "scaled_modified_bessel_k1", "zeta", "airy_ai", "chebyshev_polynomial_t",
+            "chebyshev_polynomial_u", "hermite_polynomial_h", "hermite_polynomial_he", "laguerre_polynomial_l",
+            "legendre_polynomial_p"}
 
 
 def __getattr__(name: str) -> Any:
@@ -147,3 +152,12 @@ def __getattr__(name: str) -> Any:
 
 
 _ = (erfinv, exp2, logit, polygamma, sinc, xlogy)  # re-exported
+# the host-computed kernels (float64 NumPy; see special_kernels.py)
+from .special_kernels import erfcx, gammainc, gammaincc, i0, i0e, i1, i1e, ndtri  # noqa: E402,F401
+
+
+def spherical_bessel_j0(input: Tensor) -> Tensor:
+    """``sin(x) / x`` (1 at 0), the spherical Bessel function of order 0."""
+    x = input if input.is_floating_point() else input.float()
+    safe = _core.where(x == 0, 1.0, x)
+    return _core.where(x == 0, 1.0, safe.sin() / safe)

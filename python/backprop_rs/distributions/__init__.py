@@ -9,9 +9,9 @@ Here: ``Normal``, ``Uniform``, ``Bernoulli``, ``Categorical``, ``OneHotCategoric
 ``TransformedDistribution`` and the distributions built on it (``LogNormal``, ``Gumbel``,
 ``HalfNormal``, ``HalfCauchy``, ``Weibull``, ``Pareto``, ``Kumaraswamy``, ``LogisticNormal``,
 ``RelaxedBernoulli``, ``RelaxedOneHotCategorical``); the counts ``Geometric``,
-``NegativeBinomial``, ``Multinomial``; ``MixtureSameFamily``; and ``kl_divergence`` /
+``NegativeBinomial``, ``Multinomial``; ``MixtureSameFamily``; ``VonMises``; and ``kl_divergence`` /
 ``register_kl`` with PyTorch's closed forms for the pairs of these. The rest of PyTorch's list
-(``VonMises``, ``LKJCholesky``, ``Wishart``, ...) raises an ``AttributeError`` that says so.
+(``LKJCholesky``, ``Wishart``, ...) raises an ``AttributeError`` that says so.
 """
 
 from . import constraints, transforms
@@ -45,6 +45,7 @@ from .transformed import (
     Weibull,
 )
 from .transforms import biject_to, transform_to
+from .von_mises import VonMises
 from .kl import kl_divergence, register_kl
 
 __all__ = ["Distribution", "Normal", "Uniform", "Bernoulli", "Categorical", "OneHotCategorical", "Exponential",
@@ -52,10 +53,10 @@ __all__ = ["Distribution", "Normal", "Uniform", "Bernoulli", "Categorical", "One
            "FisherSnedecor", "MultivariateNormal", "LowRankMultivariateNormal", "TransformedDistribution", "LogNormal",
            "Gumbel", "HalfNormal", "HalfCauchy", "Weibull", "Pareto", "Kumaraswamy", "LogisticNormal", "Geometric",
            "NegativeBinomial", "Multinomial", "RelaxedBernoulli", "LogitRelaxedBernoulli", "RelaxedOneHotCategorical",
-           "ExpRelaxedCategorical", "MixtureSameFamily", "Constraint", "constraints", "transforms", "biject_to",
+           "ExpRelaxedCategorical", "MixtureSameFamily", "VonMises", "Constraint", "constraints", "transforms", "biject_to",
            "transform_to", "kl_divergence", "register_kl"]
 
-_MISSING = {"VonMises", "LKJCholesky", "Wishart", "ContinuousBernoulli", "InverseGamma", "GeneralizedPareto"}
+_MISSING = {"LKJCholesky", "Wishart", "ContinuousBernoulli", "InverseGamma", "GeneralizedPareto"}
 
 _BUILT = ", ".join(n for n in __all__ if n[0].isupper() and n not in ("Distribution", "Constraint"))
 

@@ -32,7 +32,9 @@ def _numpy_rng() -> np.random.Generator:
 
 
 def _from_numpy(a: np.ndarray, like: Tensor) -> Tensor:
-    return _core.tensor(np.ascontiguousarray(a), dtype=like.dtype).to(like.device)
+    # np.array, not ascontiguousarray (which turns a 0-d draw into shape (1,)); asarray first, as
+    # NumPy's samplers return a Python scalar for a 0-d parameter
+    return _core.tensor(np.array(np.asarray(a), dtype=np.float64, order="C"), dtype=like.dtype).to(like.device)
 
 
 def _np(t: Tensor, shape: Any) -> np.ndarray:
@@ -100,8 +102,10 @@ class Gamma(Distribution):
         return a - self.rate.log() + a.lgamma() + (1.0 - a) * a.digamma()
 
     def cdf(self, value: Tensor) -> Tensor:
-        raise NotImplementedError("Gamma.cdf needs the regularised incomplete gamma function (torch.special.gammainc), "
-                                  "which backprop_rs does not have")
+        from ..special_kernels import gammainc
+
+        self._validate_sample(value)
+        return gammainc(self.concentration, self.rate * value)
 
 
 class Chi2(Gamma):
@@ -251,7 +255,7 @@ class Poisson(Distribution):
 
     def sample(self, sample_shape: Any = ()) -> Tensor:
         shape = self._extended_shape(sample_shape)
-        return _from_numpy(_numpy_rng().poisson(_np(self.rate, shape)).astype(np.float64), self.rate)
+        return _from_numpy(np.asarray(_numpy_rng().poisson(_np(self.rate, shape))), self.rate)
 
     def log_prob(self, value: Any) -> Tensor:
         value = value if isinstance(value, Tensor) else _core.tensor(float(value), dtype=self.rate.dtype)
@@ -308,7 +312,7 @@ class Binomial(Distribution):
         shape = self._extended_shape(sample_shape)
         n = _np(self.total_count, shape).astype(np.int64)
         draws = _numpy_rng().binomial(n, _np(self.probs, shape))
-        return _from_numpy(draws.astype(np.float64), self.probs)
+        return _from_numpy(np.asarray(draws), self.probs)
 
     def log_prob(self, value: Any) -> Tensor:
         from ..nn.functional import softplus
