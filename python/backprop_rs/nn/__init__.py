@@ -101,6 +101,7 @@ from .pooling import (
     LPPool2d,
     MaxUnpool1d,
     MaxUnpool2d,
+    MaxUnpool3d,
 )
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from .transformer import (
@@ -127,7 +128,7 @@ from .upsampling import PixelShuffle, PixelUnshuffle, Upsample, UpsamplingBiline
 __all__ = [
     # the second surface sweep
     "ChannelShuffle", "RReLU", "ConvTranspose3d", "AdaptiveMaxPool3d", "MultiLabelMarginLoss", "BatchNorm3d", "SyncBatchNorm", "InstanceNorm3d", "LPPool1d",
-    "LPPool2d", "MaxUnpool1d", "MaxUnpool2d", "CosineSimilarity", "PairwiseDistance", "Fold", "Unfold",
+    "LPPool2d", "MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d", "CosineSimilarity", "PairwiseDistance", "Fold", "Unfold",
     "LazyLinear", "LazyConv1d", "LazyConv2d", "LazyConv3d", "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d",
     "UninitializedParameter", "ZeroPad1d", "ZeroPad2d", "ZeroPad3d", "ConstantPad1d", "ConstantPad2d",
     "ConstantPad3d", "ReflectionPad1d", "ReflectionPad2d", "ReflectionPad3d", "ReplicationPad1d", "ReplicationPad2d",

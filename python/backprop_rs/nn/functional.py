@@ -837,6 +837,25 @@ def max_unpool2d(input: Tensor, indices: Tensor, kernel_size: _Ints, stride: Opt
     return out.squeeze(0) if added else out
 
 
+def max_unpool3d(input: Tensor, indices: Tensor, kernel_size: _Ints, stride: Optional[_Ints] = None,
+                 padding: _Ints = 0, output_size: Optional[Sequence[int]] = None) -> Tensor:
+    """The inverse of ``max_pool3d(return_indices=True)``: each value written at its flat
+    ``D*H*W`` index in a zero ``(N, C, D_out, H_out, W_out)``."""
+    x, added = _batched(input, 5)
+    idx = indices.unsqueeze(0) if added else indices
+    k = _ntuple(kernel_size, 3)
+    st = _ntuple(stride, 3) if stride is not None else k
+    pd = _ntuple(padding, 3)
+    n, c = x.shape[0], x.shape[1]
+    if output_size is not None:
+        od, oh, ow = list(output_size)[-3:]
+    else:
+        od, oh, ow = ((x.shape[2 + i] - 1) * st[i] - 2 * pd[i] + k[i] for i in range(3))
+    flat = _core.zeros((n, c, od * oh * ow), dtype=x.dtype, device=x.device)
+    out = flat.scatter(2, idx.reshape(n, c, -1), x.reshape(n, c, -1)).reshape(n, c, od, oh, ow)
+    return out.squeeze(0) if added else out
+
+
 def max_unpool1d(input: Tensor, indices: Tensor, kernel_size: _Ints, stride: Optional[_Ints] = None,
                  padding: _Ints = 0, output_size: Optional[Sequence[int]] = None) -> Tensor:
     """The inverse of ``max_pool1d(return_indices=True)``."""
@@ -1107,18 +1126,29 @@ def conv_transpose3d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = Non
 def adaptive_max_pool3d(input: Tensor, output_size: _Ints, return_indices: bool = False) -> Tensor:
     """Max pooling of ``(N, C, D, H, W)`` to ``output_size`` with PyTorch's adaptive windows: the
     2-d op per depth slice, then the max over each adaptive depth window."""
-    if return_indices:
-        raise NotImplementedError("adaptive_max_pool3d(return_indices=True) is not implemented in backprop_rs")
     x, added = _batched(input, 5)
     od, oh, ow = (v if v is not None else x.shape[2 + i] for i, v in enumerate(_ntuple(output_size, 3)))
     n, depth = x.shape[0], x.shape[2]
-    y = _unfold_depth(adaptive_max_pool2d(_fold_depth(x), (oh, ow)), n)
-    parts = []
+    pooled = adaptive_max_pool2d(_fold_depth(x), (oh, ow), return_indices)
+    y = _unfold_depth(pooled[0] if return_indices else pooled, n)
+    idx2d = _unfold_depth(pooled[1], n) if return_indices else None
+    parts, index_parts = [], []
     for i in range(od):
         lo, hi = (i * depth) // od, -(-((i + 1) * depth) // od)
-        parts.append(y.narrow(2, lo, hi - lo).amax(2, keepdim=True))
+        window = y.narrow(2, lo, hi - lo)
+        if not return_indices:
+            parts.append(window.amax(2, keepdim=True))
+            continue
+        # the winning depth slice, then that slice's 2-d index: the flat D*H*W index
+        tap = window.argmax(2, keepdim=True)
+        parts.append(window.gather(2, tap))
+        plane = idx2d.narrow(2, lo, hi - lo).gather(2, tap)
+        index_parts.append((tap + lo) * (x.shape[3] * x.shape[4]) + plane)
     out = _core.cat(parts, 2)
-    return out.squeeze(0) if added else out
+    if not return_indices:
+        return out.squeeze(0) if added else out
+    indices = _core.cat(index_parts, 2)
+    return (out.squeeze(0), indices.squeeze(0)) if added else (out, indices)
 
 
 def _depth_windows(x: Tensor, k: int, s: int, d: int) -> Tensor:
@@ -1142,23 +1172,36 @@ def max_pool3d(input: Tensor, kernel_size: _Ints, stride: Optional[_Ints] = None
                dilation: _Ints = 1, ceil_mode: bool = False, return_indices: bool = False):
     """3-d max pooling of ``(N, C, D, H, W)`` (or unbatched): the 2-d max pool of each depth
     slice, then the max over depth windows (max is separable over a box window)."""
-    if return_indices:
-        raise NotImplementedError("max_pool3d(return_indices=True) is not implemented in backprop_rs (the 2-d "
-                                  "max_pool2d returns indices)")
     x, added = _batched(input, 5)
     k = _ntuple(kernel_size, 3)
     s = k if stride is None or (not isinstance(stride, int) and len(stride) == 0) else _ntuple(stride, 3)
     p, dl = _ntuple(padding, 3), _ntuple(dilation, 3)
     n = x.shape[0]
-    y = _unfold_depth(_core.max_pool2d(_fold_depth(x), k[1:], s[1:], p[1:], dl[1:], ceil_mode, False), n)
+    pooled = _core.max_pool2d(_fold_depth(x), k[1:], s[1:], p[1:], dl[1:], ceil_mode, return_indices)
+    y = _unfold_depth(pooled[0] if return_indices else pooled, n)
     depth = x.shape[2]
     out_d = _pool_out(depth, k[0], s[0], p[0], dl[0], ceil_mode)
     need = (out_d - 1) * s[0] + dl[0] * (k[0] - 1) + 1
     right = max(need - depth - p[0], 0)
     if p[0] or right:
         y = pad(y, (0, 0, 0, 0, p[0], right), value=float("-inf"))
-    out = _depth_windows(y, k[0], s[0], dl[0])[:, :, :out_d].amax(-1)
-    return out.squeeze(0) if added else out
+    windows = _depth_windows(y, k[0], s[0], dl[0])[:, :, :out_d]
+    if not return_indices:
+        out = windows.amax(-1)
+        return out.squeeze(0) if added else out
+    # the winning depth tap of each window, then its slice's 2-d index: the flat D*H*W index
+    tap = windows.argmax(-1, keepdim=True)
+    out = windows.gather(-1, tap).squeeze(-1)
+    idx2d = _unfold_depth(pooled[1], n)
+    if p[0] or right:
+        idx2d = pad(idx2d, (0, 0, 0, 0, p[0], right), value=0)
+    plane_idx = _depth_windows(idx2d, k[0], s[0], dl[0])[:, :, :out_d].gather(-1, tap).squeeze(-1)
+    starts = _core.arange(out_d, device=x.device).reshape(1, 1, out_d, 1, 1) * s[0] - p[0]
+    d_idx = starts + tap.squeeze(-1) * dl[0]
+    indices = d_idx * (x.shape[3] * x.shape[4]) + plane_idx
+    if added:
+        return out.squeeze(0), indices.squeeze(0)
+    return out, indices
 
 
 @_listed("fp32")

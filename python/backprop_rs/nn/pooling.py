@@ -197,6 +197,13 @@ class MaxUnpool2d(MaxUnpool1d):
         return F.max_unpool2d(x, indices, self.kernel_size, self.stride, self.padding, output_size)
 
 
+class MaxUnpool3d(MaxUnpool1d):
+    """The inverse of ``MaxPool3d(return_indices=True)`` (``F.max_unpool3d``)."""
+
+    def forward(self, x: Tensor, indices: Tensor, output_size=None) -> Tensor:
+        return F.max_unpool3d(x, indices, self.kernel_size, self.stride, self.padding, output_size)
+
+
 class AdaptiveMaxPool3d(_Adaptive):
     """Max pooling of ``(N, C, D, H, W)`` to ``output_size`` (``F.adaptive_max_pool3d``)."""
 
