@@ -6,6 +6,7 @@ seeded program repeats itself.
 
 from __future__ import annotations
 
+import operator
 from typing import Any, Optional, Tuple
 
 import numpy as np
@@ -205,7 +206,13 @@ def _size_args(size: Tuple[Any, ...], kw_size: Any) -> Tuple[int, ...]:
         size = (kw_size,)
     if len(size) == 1 and hasattr(size[0], "__len__"):
         size = tuple(size[0])
-    return tuple(int(d) for d in size)
+    dims = []
+    for d in size:
+        try:
+            dims.append(operator.index(d))  # ints, NumPy ints and one-element integer tensors, as PyTorch
+        except TypeError:
+            raise TypeError(f"size must be a tuple of ints, but got {type(d).__name__} ({d!r})") from None
+    return tuple(dims)
 
 
 def _finish(t: Tensor, out: Optional[Tensor], requires_grad: bool) -> Tensor:
