@@ -45,7 +45,7 @@ fi
 python -m pip install -q --disable-pip-version-check --upgrade pip
 python -m pip install -q --disable-pip-version-check "numpy>=1.22" "tqdm>=4.60" "pytest>=7" "maturin>=1.7,<2" \
     "wgpu>=0.19" "hypothesis>=6.100" "ruff==0.17.6" "safetensors>=0.4" "threadpoolctl>=3" "matplotlib>=3.5" \
-    "mpi4py>=4"
+    "mpi4py>=4" "mpmath>=1.3"
 
 section "formatting and lints (cargo fmt, clippy, ruff)"
 cargo fmt --all -- --check

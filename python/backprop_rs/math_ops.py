@@ -860,7 +860,8 @@ def erfinv_(self: Tensor) -> Tensor:
 def polygamma(n: int, input: Tensor) -> Tensor:
     """``torch.polygamma(n, input)``: the ``n``-th derivative of ``digamma``. ``n = 0`` is
     :func:`digamma` and ``n = 1`` trigamma, both engine primitives (``digamma``'s gradient is
-    trigamma); ``n >= 2`` has no kernel here yet and raises rather than approximating."""
+    trigamma); ``n >= 2`` is ``(-1)^(n+1) n! zeta(n + 1, x)``, PyTorch's definition, computed on
+    the host (``zeta.py``). Each order's gradient is the next order."""
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"polygamma(): argument 'n' must be int, not {type(n).__name__}")
     if n < 0:
@@ -868,10 +869,9 @@ def polygamma(n: int, input: Tensor) -> Tensor:
     x = _default_float_if_int(input)
     if n == 0:
         return x.digamma()
-    if n == 1:
-        return x.trigamma()
-    raise NotImplementedError(f"polygamma({n}, x): only n = 0 (digamma) and n = 1 (trigamma) have kernels in "
-                              "backprop_rs")
+    from .zeta import polygamma_host
+
+    return polygamma_host(int(n), x)
 
 
 def polygamma_(self: Tensor, n: int) -> Tensor:

@@ -3,8 +3,9 @@
 ``erfc``, ``gammaln``, ``digamma`` and trigamma are engine primitives with kernels accurate in
 the tails; ``ndtr``, ``log_ndtr`` and ``multigammaln`` are built on them. ``erfcx``, ``ndtri``,
 ``i0``, ``i0e``, ``i1``, ``i1e``, ``gammainc`` and ``gammaincc`` are computed on the host in
-float64 (``special_kernels.py``). Missing ones (``polygamma`` beyond ``n = 1``, the Bessel
-functions of the first and second kind, ``zeta``, the orthogonal polynomials...) raise an
+float64 (``special_kernels.py``), as are ``zeta`` and ``polygamma`` beyond ``n = 1``
+(``zeta.py``), and the orthogonal polynomials (``orthogonal_polynomials.py``). Missing ones (the
+Bessel functions of the first and second kind, ``airy_ai``) raise an
 ``AttributeError`` that says so: their tails need dedicated kernels (a composite such as
 ``1 - erf(x)`` would silently lose every digit of ``erfc(5)``).
 """
@@ -21,7 +22,7 @@ from .math_ops import erfinv, exp2, logit, mvlgamma, polygamma, sinc, xlogy
 __all__ = ["expit", "logit", "erf", "erfinv", "exp2", "expm1", "log1p", "logsumexp", "log_softmax", "softmax",
            "sinc", "xlogy", "xlog1py", "entr", "round", "erfc", "gammaln", "digamma", "psi", "polygamma",
            "multigammaln", "ndtr", "log_ndtr", "erfcx", "ndtri", "i0", "i0e", "i1", "i1e", "gammainc", "gammaincc",
-           "spherical_bessel_j0"]
+           "spherical_bessel_j0", "zeta"]
 
 
 def expit(input: Tensor) -> Tensor:
@@ -139,9 +140,7 @@ def log_ndtr(input: Tensor) -> Tensor:
 
 
 _MISSING = {"bessel_j0", "bessel_j1", "bessel_y0", "bessel_y1", "modified_bessel_k0", "modified_bessel_k1",
-            "scaled_modified_bessel_k0", "scaled_modified_bessel_k1", "zeta", "airy_ai", "chebyshev_polynomial_t",
-            "chebyshev_polynomial_u", "hermite_polynomial_h", "hermite_polynomial_he", "laguerre_polynomial_l",
-            "legendre_polynomial_p"}
+            "scaled_modified_bessel_k0", "scaled_modified_bessel_k1", "airy_ai"}
 
 
 def __getattr__(name: str) -> Any:
@@ -154,6 +153,11 @@ def __getattr__(name: str) -> Any:
 _ = (erfinv, exp2, logit, polygamma, sinc, xlogy)  # re-exported
 # the host-computed kernels (float64 NumPy; see special_kernels.py)
 from .special_kernels import erfcx, gammainc, gammaincc, i0, i0e, i1, i1e, ndtri  # noqa: E402,F401
+from .zeta import zeta  # noqa: E402,F401
+from .orthogonal_polynomials import *  # noqa: E402,F401,F403
+from .orthogonal_polynomials import __all__ as _polynomials  # noqa: E402
+
+__all__ += _polynomials
 
 
 def spherical_bessel_j0(input: Tensor) -> Tensor:
