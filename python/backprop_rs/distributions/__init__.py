@@ -9,15 +9,18 @@ Here: ``Normal``, ``Uniform``, ``Bernoulli``, ``Categorical``, ``OneHotCategoric
 ``TransformedDistribution`` and the distributions built on it (``LogNormal``, ``Gumbel``,
 ``HalfNormal``, ``HalfCauchy``, ``Weibull``, ``Pareto``, ``Kumaraswamy``, ``LogisticNormal``,
 ``RelaxedBernoulli``, ``RelaxedOneHotCategorical``); the counts ``Geometric``,
-``NegativeBinomial``, ``Multinomial``; ``MixtureSameFamily``; ``VonMises``; and ``kl_divergence`` /
+``NegativeBinomial``, ``Multinomial``; ``MixtureSameFamily``; ``VonMises``; ``InverseGamma``,
+``ContinuousBernoulli``, ``GeneralizedPareto``; and ``kl_divergence`` /
 ``register_kl`` with PyTorch's closed forms for the pairs of these. The rest of PyTorch's list
 (``LKJCholesky``, ``Wishart``, ...) raises an ``AttributeError`` that says so.
 """
 
 from . import constraints, transforms
 from .constraints import Constraint
+from .continuous_bernoulli import ContinuousBernoulli
 from .counts import Geometric, Multinomial, NegativeBinomial
 from .distribution import Distribution
+from .generalized_pareto import GeneralizedPareto
 from .gamma import Beta, Binomial, Chi2, Dirichlet, FisherSnedecor, Gamma, Poisson, StudentT
 from .mixture import MixtureSameFamily
 from .multivariate_normal import LowRankMultivariateNormal, MultivariateNormal
@@ -37,6 +40,7 @@ from .transformed import (
     Gumbel,
     HalfCauchy,
     HalfNormal,
+    InverseGamma,
     Kumaraswamy,
     LogisticNormal,
     LogNormal,
@@ -53,10 +57,11 @@ __all__ = ["Distribution", "Normal", "Uniform", "Bernoulli", "Categorical", "One
            "FisherSnedecor", "MultivariateNormal", "LowRankMultivariateNormal", "TransformedDistribution", "LogNormal",
            "Gumbel", "HalfNormal", "HalfCauchy", "Weibull", "Pareto", "Kumaraswamy", "LogisticNormal", "Geometric",
            "NegativeBinomial", "Multinomial", "RelaxedBernoulli", "LogitRelaxedBernoulli", "RelaxedOneHotCategorical",
-           "ExpRelaxedCategorical", "MixtureSameFamily", "VonMises", "Constraint", "constraints", "transforms", "biject_to",
+           "ExpRelaxedCategorical", "MixtureSameFamily", "VonMises", "InverseGamma", "ContinuousBernoulli",
+           "GeneralizedPareto", "Constraint", "constraints", "transforms", "biject_to",
            "transform_to", "kl_divergence", "register_kl"]
 
-_MISSING = {"LKJCholesky", "Wishart", "ContinuousBernoulli", "InverseGamma", "GeneralizedPareto"}
+_MISSING = {"LKJCholesky", "Wishart"}
 
 _BUILT = ", ".join(n for n in __all__ if n[0].isupper() and n not in ("Distribution", "Constraint"))
 

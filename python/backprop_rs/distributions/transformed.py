@@ -463,3 +463,46 @@ class LogisticNormal(TransformedDistribution):
 
     def _params_repr(self) -> str:
         return self.base_dist.base_dist._params_repr()
+
+
+class InverseGamma(TransformedDistribution):
+    """``InverseGamma(concentration, rate)``: ``1 / X`` for ``X ~ Gamma(concentration, rate)``."""
+
+    arg_constraints = {"concentration": constraints.positive, "rate": constraints.positive}
+    support = constraints.positive
+    has_rsample = True
+
+    def __init__(self, concentration: Any, rate: Any, validate_args: Optional[bool] = None) -> None:
+        from .gamma import Gamma
+
+        base = Gamma(concentration, rate, validate_args=validate_args)
+        super().__init__(base, PowerTransform(_core.tensor(-1.0, dtype=base.rate.dtype)), validate_args)
+
+    @property
+    def concentration(self) -> Tensor:
+        return self.base_dist.concentration
+
+    @property
+    def rate(self) -> Tensor:
+        return self.base_dist.rate
+
+    def _params_repr(self) -> str:
+        return self.base_dist._params_repr()
+
+    @property
+    def mean(self) -> Tensor:
+        a = self.concentration
+        return _core.where(a > 1, self.rate / (a - 1), float("inf"))
+
+    @property
+    def mode(self) -> Tensor:
+        return self.rate / (self.concentration + 1)
+
+    @property
+    def variance(self) -> Tensor:
+        a = self.concentration
+        return _core.where(a > 2, self.rate ** 2 / ((a - 1) ** 2 * (a - 2)), float("inf"))
+
+    def entropy(self) -> Tensor:
+        a = self.concentration
+        return a + self.rate.log() + a.lgamma() - (1 + a) * a.digamma()
