@@ -464,6 +464,28 @@ def multi_dot(tensors: Sequence[Tensor], *, out: Optional[Tensor] = None) -> Ten
     return r
 
 
+def cholesky_solve(B: Tensor, L: Tensor, upper: bool = False, *, out: Optional[Tensor] = None) -> Tensor:
+    """``torch.cholesky_solve(B, L, upper=False)``: ``X`` with ``A X = B`` for ``A = L L^T``
+    (``U^T U`` for ``upper=True``) given its Cholesky factor: two triangular solves, so it is
+    differentiable in both ``B`` and ``L`` and batches broadcast."""
+    if upper:
+        y = solve_triangular(L.mT, B, upper=False)
+        r = solve_triangular(L, y, upper=True)
+    else:
+        y = solve_triangular(L, B, upper=False)
+        r = solve_triangular(L.mT, y, upper=True)
+    if out is not None:
+        out.copy_(r)
+        return out
+    return r
+
+
+def cholesky_inverse(L: Tensor, upper: bool = False, *, out: Optional[Tensor] = None) -> Tensor:
+    """``torch.cholesky_inverse(L, upper=False)``: ``A^-1`` for ``A = L L^T`` (``U^T U``)."""
+    eye = _core.eye(L.shape[-1], dtype=L.dtype, device=L.device)
+    return cholesky_solve(eye.expand(list(L.shape)), L, upper, out=out)
+
+
 def vecdot(x: Tensor, y: Tensor, *, dim: int = -1) -> Tensor:
     """``torch.linalg.vecdot``: ``sum(x * y)`` along ``dim``."""
     return (x * y).sum(dim)
@@ -485,6 +507,14 @@ def tensor_methods() -> dict:
         """:func:`backprop_rs.linalg.pinv` of ``self`` (``rcond`` as ``rtol``)."""
         return pinv(self, rtol=rcond)
 
+    def cholesky_solve_method(self: Tensor, input2: Tensor, upper: bool = False) -> Tensor:
+        """:func:`backprop_rs.cholesky_solve` of ``self`` (the right-hand side) and the factor ``input2``."""
+        return cholesky_solve(self, input2, upper)
+
+    def cholesky_inverse_method(self: Tensor, upper: bool = False) -> Tensor:
+        """:func:`backprop_rs.cholesky_inverse` of the factor ``self``."""
+        return cholesky_inverse(self, upper)
+
     def one(f: Any) -> Any:
         def method(self: Tensor, *args: Any) -> Any:
             return f(self, *args)
@@ -494,4 +524,5 @@ def tensor_methods() -> dict:
 
     return {"inverse": inverse, "cholesky": cholesky_method, "pinverse": pinverse, "det": one(det),
             "logdet": one(logdet), "slogdet": one(slogdet), "matrix_exp": one(matrix_exp),
-            "matrix_power": one(matrix_power)}
+            "matrix_power": one(matrix_power), "cholesky_solve": cholesky_solve_method,
+            "cholesky_inverse": cholesky_inverse_method}

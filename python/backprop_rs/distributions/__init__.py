@@ -10,9 +10,9 @@ Here: ``Normal``, ``Uniform``, ``Bernoulli``, ``Categorical``, ``OneHotCategoric
 ``HalfNormal``, ``HalfCauchy``, ``Weibull``, ``Pareto``, ``Kumaraswamy``, ``LogisticNormal``,
 ``RelaxedBernoulli``, ``RelaxedOneHotCategorical``); the counts ``Geometric``,
 ``NegativeBinomial``, ``Multinomial``; ``MixtureSameFamily``; ``VonMises``; ``InverseGamma``,
-``ContinuousBernoulli``, ``GeneralizedPareto``; and ``kl_divergence`` /
-``register_kl`` with PyTorch's closed forms for the pairs of these. The rest of PyTorch's list
-(``LKJCholesky``, ``Wishart``, ...) raises an ``AttributeError`` that says so.
+``ContinuousBernoulli``, ``GeneralizedPareto``; ``Wishart``, ``LKJCholesky``; and ``kl_divergence`` /
+``register_kl`` with PyTorch's closed forms for the pairs of these. A name PyTorch adds later
+raises an ``AttributeError`` that says it is missing.
 """
 
 from . import constraints, transforms
@@ -20,6 +20,7 @@ from .constraints import Constraint
 from .continuous_bernoulli import ContinuousBernoulli
 from .counts import Geometric, Multinomial, NegativeBinomial
 from .distribution import Distribution
+from .exp_family import ExponentialFamily
 from .generalized_pareto import GeneralizedPareto
 from .gamma import Beta, Binomial, Chi2, Dirichlet, FisherSnedecor, Gamma, Poisson, StudentT
 from .mixture import MixtureSameFamily
@@ -34,6 +35,7 @@ from .simple import (
     Laplace,
     Normal,
     OneHotCategorical,
+    OneHotCategoricalStraightThrough,
     Uniform,
 )
 from .transformed import (
@@ -48,8 +50,12 @@ from .transformed import (
     TransformedDistribution,
     Weibull,
 )
+from .transforms import *  # noqa: F401,F403 - torch.distributions re-exports every transform
+from .transforms import __all__ as _transforms_all
 from .transforms import biject_to, transform_to
 from .von_mises import VonMises
+from .wishart import Wishart
+from .lkj_cholesky import LKJCholesky
 from .kl import kl_divergence, register_kl
 
 __all__ = ["Distribution", "Normal", "Uniform", "Bernoulli", "Categorical", "OneHotCategorical", "Exponential",
@@ -58,10 +64,11 @@ __all__ = ["Distribution", "Normal", "Uniform", "Bernoulli", "Categorical", "One
            "Gumbel", "HalfNormal", "HalfCauchy", "Weibull", "Pareto", "Kumaraswamy", "LogisticNormal", "Geometric",
            "NegativeBinomial", "Multinomial", "RelaxedBernoulli", "LogitRelaxedBernoulli", "RelaxedOneHotCategorical",
            "ExpRelaxedCategorical", "MixtureSameFamily", "VonMises", "InverseGamma", "ContinuousBernoulli",
-           "GeneralizedPareto", "Constraint", "constraints", "transforms", "biject_to",
-           "transform_to", "kl_divergence", "register_kl"]
+           "GeneralizedPareto", "Wishart", "LKJCholesky", "Constraint", "constraints", "transforms", "biject_to",
+           "transform_to", "kl_divergence", "register_kl", "ExponentialFamily", "OneHotCategoricalStraightThrough"]
+__all__ += [n for n in _transforms_all if n not in __all__]
 
-_MISSING = {"LKJCholesky", "Wishart"}
+_MISSING: set = set()
 
 _BUILT = ", ".join(n for n in __all__ if n[0].isupper() and n not in ("Distribution", "Constraint"))
 

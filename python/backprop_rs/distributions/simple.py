@@ -331,6 +331,18 @@ class OneHotCategorical(Distribution):
         return values.expand([n] + list(self._batch_shape) + [n]) if expand else values
 
 
+class OneHotCategoricalStraightThrough(OneHotCategorical):
+    """:class:`OneHotCategorical` whose ``rsample`` passes gradients straight through (Bengio et
+    al., 2013): the value is a one-hot sample, the gradient that of ``probs``."""
+
+    has_rsample = True
+
+    def rsample(self, sample_shape: Any = ()) -> Tensor:
+        samples = self.sample(sample_shape)
+        probs = self._categorical.probs
+        return samples + (probs - probs.detach())
+
+
 class Exponential(Distribution):
     """``Exponential(rate)``."""
 

@@ -22,9 +22,10 @@ from . import constraints
 __all__ = ["AbsTransform", "AffineTransform", "ComposeTransform", "CumulativeDistributionTransform", "ExpTransform",
            "IndependentTransform", "LowerCholeskyTransform", "PositiveDefiniteTransform", "PowerTransform",
            "ReshapeTransform", "SigmoidTransform", "SoftplusTransform", "TanhTransform", "SoftmaxTransform",
-           "StickBreakingTransform", "Transform", "identity_transform", "biject_to", "transform_to"]
+           "StickBreakingTransform", "Transform", "identity_transform", "biject_to", "transform_to",
+           "CorrCholeskyTransform", "CatTransform", "StackTransform"]
 
-_MISSING = {"CorrCholeskyTransform", "CatTransform", "StackTransform"}
+_MISSING: set = set()
 
 
 def __getattr__(name: str) -> Any:
@@ -860,6 +861,227 @@ def _independent(constraint: Any, registry: ConstraintRegistry) -> Transform:
     return IndependentTransform(base, constraint.reinterpreted_batch_ndims)
 
 
+def _tril_positions(d: int, offset: int) -> Tuple[List[int], List[int]]:
+    rows, cols = [], []
+    for i in range(d):
+        for j in range(i + 1 + offset):
+            rows.append(i)
+            cols.append(j)
+    return rows, cols
+
+
+def _vec_to_tril(vec: Tensor, d: int) -> Tensor:
+    """The strictly lower triangle of a ``d x d`` matrix filled row by row from ``vec``'s last dim."""
+    rows, cols = _tril_positions(d, -1)
+    flat = [r * d + c for r, c in zip(rows, cols)]
+    out = _core.zeros(*(list(vec.shape[:-1]) + [d * d]), dtype=vec.dtype, device=vec.device)
+    idx = _core.tensor(flat, dtype=_core.int64, device=vec.device).expand(list(vec.shape[:-1]) + [len(flat)])
+    return out.scatter(-1, idx, vec).reshape(list(vec.shape[:-1]) + [d, d])
+
+
+def _tril_to_vec(m: Tensor, offset: int) -> Tensor:
+    d = m.shape[-1]
+    rows, cols = _tril_positions(d, offset)
+    flat = _core.tensor([r * d + c for r, c in zip(rows, cols)], dtype=_core.int64, device=m.device)
+    return m.reshape(list(m.shape[:-2]) + [d * d]).index_select(-1, flat)
+
+
+class CorrCholeskyTransform(Transform):
+    """Unconstrained vectors of length ``D (D - 1) / 2`` to Cholesky factors of ``D x D``
+    correlation matrices (Stan's construction): ``tanh`` gives partial correlations in (-1, 1),
+    placed row by row below the diagonal, then a stick breaking on their squares makes each row
+    unit-norm. ``log_abs_det_jacobian`` is taken against the strict lower triangle of ``y``."""
+
+    domain = constraints.real_vector
+    codomain = constraints.corr_cholesky
+    bijective = True
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CorrCholeskyTransform)
+
+    def __hash__(self) -> int:
+        return hash(CorrCholeskyTransform)
+
+    @property
+    def event_dim(self) -> int:  # type: ignore[override]
+        return 1
+
+    def _call(self, x: Tensor) -> Tensor:
+        from ..nn.functional import pad
+
+        eps = float(_finfo(x).eps)
+        r = _vec_to_tril(x.tanh().clamp(-1 + eps, 1 - eps), self.forward_shape(x.shape)[-1])
+        remaining = (1 - r * r).sqrt().cumprod(-1)
+        eye = _core.eye(r.shape[-1], dtype=r.dtype, device=r.device)
+        return (r + eye) * pad(remaining[..., :-1], [1, 0], value=1.0)
+
+    def _inverse(self, y: Tensor) -> Tensor:
+        from ..nn.functional import pad
+
+        left = pad((1 - (y * y).cumsum(-1))[..., :-1], [1, 0], value=1.0)
+        t = _tril_to_vec(y, -1) / _tril_to_vec(left, -1).sqrt()
+        return (t.log1p() - (-t).log1p()) / 2
+
+    def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
+        from ..nn.functional import softplus
+
+        left = 1 - (y * y).cumsum(-1)
+        stick = 0.5 * _tril_to_vec(left, -2).log().sum(-1)
+        tanh = -2 * (x + softplus(-2 * x) - math.log(2.0)).sum(-1)
+        return stick + tanh
+
+    def forward_shape(self, shape: Sequence[int]) -> Tuple[int, ...]:
+        if len(shape) < 1:
+            raise ValueError("Too few dimensions on input")
+        n = shape[-1]
+        d = round((0.25 + 2 * n) ** 0.5 + 0.5)
+        if d * (d - 1) // 2 != n:
+            raise ValueError("Input is not a flattend lower-diagonal number")
+        return tuple(shape[:-1]) + (d, d)
+
+    def inverse_shape(self, shape: Sequence[int]) -> Tuple[int, ...]:
+        if len(shape) < 2:
+            raise ValueError("Too few dimensions on input")
+        if shape[-2] != shape[-1]:
+            raise ValueError("Input is not square")
+        d = shape[-1]
+        return tuple(shape[:-2]) + (d * (d - 1) // 2,)
+
+
+class CatTransform(Transform):
+    """``CatTransform(tseq, dim=0, lengths=None)``: transform ``i`` on the ``lengths[i]``-long
+    piece ``i`` of ``dim`` (each 1 long by default), as ``torch.cat`` puts pieces together."""
+
+    def __init__(self, tseq: Sequence[Transform], dim: int = 0, lengths: Optional[Sequence[int]] = None,
+                 cache_size: int = 0) -> None:
+        super().__init__(cache_size=cache_size)
+        if cache_size:
+            tseq = [t.with_cache(cache_size) for t in tseq]
+        self.transforms = list(tseq)
+        self.lengths = [1] * len(self.transforms) if lengths is None else list(lengths)
+        if len(self.lengths) != len(self.transforms):
+            raise ValueError(f"CatTransform: {len(self.transforms)} transforms but {len(self.lengths)} lengths")
+        self.dim = dim
+
+    @property
+    def event_dim(self) -> int:  # type: ignore[override]
+        return max(t.event_dim for t in self.transforms)
+
+    @property
+    def length(self) -> int:
+        return sum(self.lengths)
+
+    @property
+    def bijective(self) -> bool:  # type: ignore[override]
+        return all(t.bijective for t in self.transforms)
+
+    @property
+    def domain(self) -> Any:  # type: ignore[override]
+        return constraints.cat([t.domain for t in self.transforms], self.dim, self.lengths)
+
+    @property
+    def codomain(self) -> Any:  # type: ignore[override]
+        return constraints.cat([t.codomain for t in self.transforms], self.dim, self.lengths)
+
+    def with_cache(self, cache_size: int = 1) -> Transform:
+        if self._cache_size == cache_size:
+            return self
+        return CatTransform(self.transforms, self.dim, self.lengths, cache_size)
+
+    def _check_dim(self, x: Tensor) -> None:
+        if not -x.dim() <= self.dim < x.dim():
+            raise ValueError(f"CatTransform: dim {self.dim} is out of range for a {x.dim()}-d input")
+        if x.shape[self.dim] != self.length:
+            raise ValueError(f"CatTransform: the input has {x.shape[self.dim]} entries along dim {self.dim}, "
+                             f"the lengths sum to {self.length}")
+
+    def _pieces(self, f: Any, x: Tensor) -> Tensor:
+        self._check_dim(x)
+        out, start = [], 0
+        for t, n in zip(self.transforms, self.lengths):
+            out.append(f(t, x.narrow(self.dim, start, n)))
+            start += n
+        return _core.cat(out, self.dim)
+
+    def _call(self, x: Tensor) -> Tensor:
+        return self._pieces(lambda t, xs: t(xs), x)
+
+    def _inverse(self, y: Tensor) -> Tensor:
+        return self._pieces(lambda t, ys: t.inv(ys), y)
+
+    def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
+        self._check_dim(x)
+        parts, start = [], 0
+        for t, n in zip(self.transforms, self.lengths):
+            ld = t.log_abs_det_jacobian(x.narrow(self.dim, start, n), y.narrow(self.dim, start, n))
+            if t.event_dim < self.event_dim:
+                ld = _sum_rightmost(ld, self.event_dim - t.event_dim)
+            parts.append(ld)
+            start += n
+        # dim inside the event: the pieces' log-dets add; in the batch: they sit side by side
+        d = (self.dim - x.dim() if self.dim >= 0 else self.dim) + self.event_dim
+        if d < 0:
+            return _core.cat(parts, d)
+        total = parts[0]
+        for p in parts[1:]:
+            total = total + p
+        return total
+
+
+class StackTransform(Transform):
+    """``StackTransform(tseq, dim=0)``: transform ``i`` on slice ``i`` of ``dim`` (as ``torch.stack``)."""
+
+    def __init__(self, tseq: Sequence[Transform], dim: int = 0, cache_size: int = 0) -> None:
+        super().__init__(cache_size=cache_size)
+        if cache_size:
+            tseq = [t.with_cache(cache_size) for t in tseq]
+        self.transforms = list(tseq)
+        self.dim = dim
+
+    @property
+    def bijective(self) -> bool:  # type: ignore[override]
+        return all(t.bijective for t in self.transforms)
+
+    @property
+    def domain(self) -> Any:  # type: ignore[override]
+        return constraints.stack([t.domain for t in self.transforms], self.dim)
+
+    @property
+    def codomain(self) -> Any:  # type: ignore[override]
+        return constraints.stack([t.codomain for t in self.transforms], self.dim)
+
+    def with_cache(self, cache_size: int = 1) -> Transform:
+        if self._cache_size == cache_size:
+            return self
+        return StackTransform(self.transforms, self.dim, cache_size)
+
+    def _slices(self, x: Tensor) -> List[Tensor]:
+        if not -x.dim() <= self.dim < x.dim():
+            raise ValueError(f"StackTransform: dim {self.dim} is out of range for a {x.dim()}-d input")
+        if x.shape[self.dim] != len(self.transforms):
+            raise ValueError(f"StackTransform: {len(self.transforms)} transforms for {x.shape[self.dim]} slices "
+                             f"along dim {self.dim}")
+        return [x.select(self.dim, i) for i in range(x.shape[self.dim])]
+
+    def _call(self, x: Tensor) -> Tensor:
+        return _core.stack([t(xi) for t, xi in zip(self.transforms, self._slices(x))], self.dim)
+
+    def _inverse(self, y: Tensor) -> Tensor:
+        return _core.stack([t.inv(yi) for t, yi in zip(self.transforms, self._slices(y))], self.dim)
+
+    def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
+        xs, ys = self._slices(x), self._slices(y)
+        return _core.stack([t.log_abs_det_jacobian(a, b) for t, a, b in zip(self.transforms, xs, ys)], self.dim)
+
+
+def _cat_registry(constraint: Any, registry: Any) -> Transform:
+    return CatTransform([registry(c) for c in constraint.cseq], constraint.dim, constraint.lengths)
+
+
+def _stack_registry(constraint: Any, registry: Any) -> Transform:
+    return StackTransform([registry(c) for c in constraint.cseq], constraint.dim)
+
+
 def _greater_than(constraint: Any) -> Transform:
     return ComposeTransform([ExpTransform(), AffineTransform(constraint.lower_bound, 1)])
 
@@ -886,6 +1108,9 @@ for _registry in (biject_to, transform_to):
     _registry.register(constraints._Interval, _interval)
     _registry.register(constraints._HalfOpenInterval, _interval)
     _registry.register(constraints._IndependentConstraint, lambda c, r=_registry: _independent(c, r))
+    _registry.register(constraints._Cat, lambda c, r=_registry: _cat_registry(c, r))
+    _registry.register(constraints._Stack, lambda c, r=_registry: _stack_registry(c, r))
+    _registry.register(constraints._CorrCholesky, lambda c: CorrCholeskyTransform())
 biject_to.register(constraints._Simplex, lambda c: StickBreakingTransform())
 transform_to.register(constraints._Simplex, lambda c: SoftmaxTransform())
 transform_to.register(constraints._LowerCholesky, lambda c: LowerCholeskyTransform())
