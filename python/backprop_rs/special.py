@@ -4,8 +4,8 @@
 the tails; ``ndtr``, ``log_ndtr`` and ``multigammaln`` are built on them. ``erfcx``, ``ndtri``,
 ``i0``, ``i0e``, ``i1``, ``i1e``, ``gammainc`` and ``gammaincc`` are computed on the host in
 float64 (``special_kernels.py``), as are ``zeta`` and ``polygamma`` beyond ``n = 1``
-(``zeta.py``), and the orthogonal polynomials (``orthogonal_polynomials.py``). Missing ones (the
-Bessel functions of the first and second kind, ``airy_ai``) raise an
+(``zeta.py``), the orthogonal polynomials (``orthogonal_polynomials.py``) and the Bessel functions
+J, Y and K (``bessel.py``). Missing ones (``airy_ai``) raise an
 ``AttributeError`` that says so: their tails need dedicated kernels (a composite such as
 ``1 - erf(x)`` would silently lose every digit of ``erfc(5)``).
 """
@@ -139,8 +139,7 @@ def log_ndtr(input: Tensor) -> Tensor:
     return _core.where(x > 0, up_v, _core.where(x >= thr, mid_v, low_v))
 
 
-_MISSING = {"bessel_j0", "bessel_j1", "bessel_y0", "bessel_y1", "modified_bessel_k0", "modified_bessel_k1",
-            "scaled_modified_bessel_k0", "scaled_modified_bessel_k1", "airy_ai"}
+_MISSING = {"airy_ai"}
 
 
 def __getattr__(name: str) -> Any:
@@ -156,8 +155,10 @@ from .special_kernels import erfcx, gammainc, gammaincc, i0, i0e, i1, i1e, ndtri
 from .zeta import zeta  # noqa: E402,F401
 from .orthogonal_polynomials import *  # noqa: E402,F401,F403
 from .orthogonal_polynomials import __all__ as _polynomials  # noqa: E402
+from .bessel import *  # noqa: E402,F401,F403
+from .bessel import __all__ as _bessel  # noqa: E402
 
-__all__ += _polynomials
+__all__ += _polynomials + _bessel
 
 
 def spherical_bessel_j0(input: Tensor) -> Tensor:
