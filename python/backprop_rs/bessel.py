@@ -38,8 +38,8 @@ import numpy as np
 
 from . import _core
 from ._core import Tensor
-from .autograd.function import Function
-from .special_kernels import _as_float, _back, _f64, i0, i1
+from .special_kernels import _unary as _host_unary
+from .special_kernels import i0, i1
 
 _EULER = 0.5772156649015329
 _SWITCH = 25.0
@@ -201,28 +201,7 @@ def _k(x: np.ndarray, n: int) -> np.ndarray:
 
 def _unary(name: str, fn: Callable[[np.ndarray], np.ndarray], grad: Callable[[Tensor, Tensor], Tensor],
            doc: str) -> Any:
-    class _Host(Function):
-        @staticmethod
-        def forward(ctx: Any, x: Tensor) -> Tensor:
-            y = _back(fn(_f64(x).reshape(-1)).reshape(tuple(x.shape)), x)
-            ctx.save_for_backward(x, y)
-            return y
-
-        @staticmethod
-        def backward(ctx: Any, g: Tensor) -> Any:
-            x, y = ctx.saved_tensors
-            return g * grad(x, y)
-
-    _Host.__name__ = _Host.__qualname__ = "".join(p.capitalize() for p in name.split("_"))
-
-    def op(input: Tensor, *, out: Any = None) -> Tensor:
-        r = _Host.apply(_as_float(input))
-        if out is not None:
-            out.copy_(r)
-            return out
-        return r
-
-    op.__name__ = op.__qualname__ = name
+    op = _host_unary(name, fn, grad)
     op.__doc__ = doc
     return op
 

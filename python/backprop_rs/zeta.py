@@ -27,6 +27,7 @@ import numpy as np
 from . import _core
 from ._core import Tensor
 from .autograd.function import Function
+from .special_kernels import _back, _f64
 
 
 def _bernoulli_even(count: int) -> list:
@@ -76,15 +77,6 @@ def _zeta_np(s: np.ndarray, q: np.ndarray) -> np.ndarray:
 def _polygamma_np(n: int, x: np.ndarray) -> np.ndarray:
     sign = 1.0 if n % 2 else -1.0
     return sign * math.factorial(n) * _zeta_np(np.full(np.shape(x), n + 1.0), x)
-
-
-def _f64(t: Tensor) -> np.ndarray:
-    return np.asarray(t.detach().cpu().numpy(), dtype=np.float64)
-
-
-def _back(a: np.ndarray, like: Tensor) -> Tensor:
-    out = _core.tensor(np.array(a, order="C"), dtype=like.dtype)
-    return out if like.device.type == "cpu" else out.to(like.device)
 
 
 class Zeta(Function):
