@@ -262,6 +262,49 @@ def test_softmax_kernel_paths_match_float64(log, layout, dim):
     np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6 if not log else 2e-5)
 
 
+@pytest.mark.parametrize("view", ["contiguous", "transposed", "permuted3", "strided", "expanded"])
+def test_matmul_of_a_batched_view_by_a_matrix_matches_numpy_with_gradients(view):
+    # `[..., m, k] @ [k, n]` folds the leading dims into the rows of one product: as laid out,
+    # after sorting them by stride (a transposed batch-first input, as MultiheadAttention's),
+    # or through a contiguous copy (a step slice, a broadcast); every path must give NumPy's
+    # product and the gradients dA = G W^T, dW = sum over rows of A^T G
+    rng = np.random.default_rng(5)
+    base = rng.standard_normal((4, 6, 5, 7))
+    w = rng.standard_normal((7, 3))
+    pick = {
+        "contiguous": lambda t: t,
+        "transposed": lambda t: t.transpose(0, 1),
+        "permuted3": lambda t: t.permute(2, 0, 1, 3),
+        "strided": lambda t: t[:, ::2],
+        "expanded": lambda t: t[:1].expand(4, 6, 5, 7),
+    }[view]
+    npick = {
+        "contiguous": lambda a: a,
+        "transposed": lambda a: a.transpose(1, 0, 2, 3),
+        "permuted3": lambda a: a.transpose(2, 0, 1, 3),
+        "strided": lambda a: a[:, ::2],
+        "expanded": lambda a: np.broadcast_to(a[:1], (4, 6, 5, 7)),
+    }[view]
+    x = bp.tensor(base.astype(np.float32), requires_grad=True)
+    tw = bp.tensor(w.astype(np.float32), requires_grad=True)
+    a = npick(base)
+    out = pick(x) @ tw
+    assert tuple(out.shape) == a.shape[:-1] + (3,)
+    np.testing.assert_allclose(out.detach().numpy(), a @ w, rtol=1e-5, atol=1e-5)
+    gg = rng.standard_normal(a.shape[:-1] + (3,))
+    out.backward(bp.tensor(gg.astype(np.float32)))
+    want_dw = a.reshape(-1, 7).T @ gg.reshape(-1, 3)
+    np.testing.assert_allclose(tw.grad.numpy(), want_dw, rtol=1e-4, atol=1e-4)
+    # dA lands on the base through the view: scatter G W^T back by the same indexing in NumPy
+    da = np.zeros_like(base)
+    view_of = npick(da) if view != "expanded" else None
+    if view_of is not None:
+        view_of[...] += gg @ w.T
+    else:
+        da[:1] = (gg @ w.T).sum(0, keepdims=True)
+    np.testing.assert_allclose(x.grad.numpy(), da, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int64"])
 @pytest.mark.parametrize("mkn", [(1, 64, 256), (32, 256, 1024), (64, 100, 300), (5, 70, 21)])
 @pytest.mark.parametrize("batch", [(), (3,)])

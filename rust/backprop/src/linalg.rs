@@ -67,12 +67,31 @@ impl Tensor {
         // product, as PyTorch folds it, when the leading dims merge with m without a copy: one
         // large GEMM instead of B small ones, and in the backward `dW` is one GEMM too instead
         // of B products summed over the broadcast batch (GPT's feed-forward forward: ~1.5x)
-        if ar >= 3 && rhs.rank() <= 2 && folds_into_rows(&a) {
-            let rows: usize = a.dims()[..ar - 1].iter().product();
-            let out = a.reshape([rows, k])?.matmul(&b)?;
-            let mut od = a.dims()[..ar - 1].to_vec();
+        if ar >= 3 && rhs.rank() <= 2 {
+            // A leading-dims order that is one run of rows: as given, or after sorting the dims
+            // by stride (a batch-first `[N, L, E]` seen sequence-first through `transpose(0, 1)`,
+            // as `nn.MultiheadAttention` does, folds in `[N, L]` order). Otherwise PyTorch's
+            // fold: copy the rows contiguous (k moves per row, against k*n multiply-adds),
+            // instead of one small product per leading index.
+            let perm = fold_order(&a);
+            let a2 = match &perm {
+                Some(p) if p.iter().enumerate().all(|(i, &j)| i == j) => a.clone(),
+                Some(p) => a.permute(p.as_slice())?,
+                None => a.contiguous()?,
+            };
+            let rows: usize = a2.dims()[..ar - 1].iter().product();
+            let out = a2.reshape([rows, k])?.matmul(&b)?;
+            let mut od = a2.dims()[..ar - 1].to_vec();
             od.push(b.dims()[1]);
-            let out = out.reshape(od)?;
+            let mut out = out.reshape(od)?;
+            if let Some(p) = perm.filter(|p| p.iter().enumerate().any(|(i, &j)| i != j)) {
+                // back to the caller's order: out's dim i is the caller's dim p[i]
+                let mut inv = vec![0usize; p.len()];
+                for (i, &j) in p.iter().enumerate() {
+                    inv[j] = i;
+                }
+                out = out.permute(inv.as_slice())?;
+            }
             return if rhs.rank() == 1 {
                 out.squeeze(Some(-1))
             } else {
@@ -130,4 +149,20 @@ fn folds_into_rows(a: &Tensor) -> bool {
     let (d, st) = (a.dims(), a.layout().strides());
     let r = d.len();
     (0..r - 2).all(|i| d[i + 1] == 1 || d[i] == 1 || st[i] == st[i + 1] * d[i + 1])
+}
+
+/// A permutation of `a`'s leading dims (the last stays last) under which they fold into one run
+/// of rows (`folds_into_rows`): the identity when they already do, else the dims sorted by
+/// decreasing stride; `None` when neither folds.
+fn fold_order(a: &Tensor) -> Option<Vec<usize>> {
+    let r = a.rank();
+    if folds_into_rows(a) {
+        return Some((0..r).collect());
+    }
+    let st = a.layout().strides();
+    let mut p: Vec<usize> = (0..r - 1).collect();
+    p.sort_by_key(|&i| std::cmp::Reverse(st[i]));
+    p.push(r - 1);
+    let t = a.permute(p.as_slice()).ok()?;
+    folds_into_rows(&t).then_some(p)
 }
