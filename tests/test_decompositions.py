@@ -109,14 +109,98 @@ def test_first_and_second_derivatives_by_finite_differences(name, rng):
     assert gradgradcheck(GRAD_CASES[name], (a,))
 
 
-def test_singular_value_gradients_and_refused_backwards(rng):
-    a = t(rng.normal(size=(3, 4)), requires_grad=True)
+def _svd_loss(full):
+    # gauge-invariant in each singular pair's sign (the real SVD's freedom), so finite
+    # differences of NumPy's SVD are smooth: weighted squares of U and Vh, a reweighted
+    # product U diag(c) Vh, and S
+    def f(a):
+        u, s, vh = L.svd(a, full_matrices=full)
+        k = s.shape[-1]
+        u, vh = u[..., :, :k], vh[..., :k, :]
+        wu = bp.arange(float(u.shape[-2] * k), dtype=F64).reshape(u.shape[-2], k).cos()
+        wv = bp.arange(float(k * vh.shape[-1]), dtype=F64).reshape(k, vh.shape[-1]).sin()
+        c = bp.arange(1.0, k + 1.0, dtype=F64)
+        mix = ((u * c) @ vh) * bp.arange(float(u.shape[-2] * vh.shape[-1]), dtype=F64).reshape(
+            u.shape[-2], vh.shape[-1]).sin()
+        return (u ** 2 * wu).sum() + (vh ** 2 * wv).sum() + mix.sum() + (s ** 2).sum() + s.sum()
+    return f
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (5, 3), (3, 5), (2, 4, 3)])
+@pytest.mark.parametrize("full", [False, True])
+def test_svd_gradients_through_u_s_and_vh_by_finite_differences(shape, full, rng):
+    a = t(rng.normal(size=shape), requires_grad=True)
+    assert gradcheck(_svd_loss(full), (a,))
+    assert gradgradcheck(_svd_loss(full), (a,))
+
+
+def test_svd_full_matrices_ignores_the_complement_columns(rng):
+    # PyTorch: with full_matrices=True the columns of U past min(m, n) get no gradient (they
+    # are an arbitrary basis); the gradient equals the reduced SVD's for a loss on the first k
+    a = t(rng.normal(size=(5, 3)), requires_grad=True)
+    u, _, _ = L.svd(a, full_matrices=True)
+    (u ** 3).sum().backward()
+    g_full = a.grad.numpy().copy()
+    a.grad = None
+    u, _, _ = L.svd(a, full_matrices=True)
+    ((u[:, :3] ** 3).sum()).backward()
+    np.testing.assert_allclose(a.grad.numpy(), g_full, rtol=1e-12, atol=1e-12)
     assert gradcheck(L.svdvals, (a,))
-    u, s, vh = L.svd(a, full_matrices=False)
-    with pytest.raises(NotImplementedError, match="U or Vh"):
-        u.sum().backward()
-    q, _ = L.qr(a)
-    with pytest.raises(NotImplementedError, match="qr"):
+
+
+def _qr_loss(mode):
+    def f(a):
+        q, r = L.qr(a, mode=mode)
+        wq = bp.arange(float(q.numel()), dtype=F64).reshape(q.shape).cos()
+        wr = bp.arange(float(r.numel()), dtype=F64).reshape(r.shape).sin()
+        return (q * wq).sum() + (r * wr).sum() + (r ** 2).sum()
+    return f
+
+
+@pytest.mark.parametrize("shape,mode", [((3, 3), "reduced"), ((5, 3), "reduced"), ((3, 5), "reduced"),
+                                        ((3, 5), "complete"), ((2, 4, 4), "complete"), ((2, 5, 2), "reduced")])
+def test_qr_gradients_by_finite_differences(shape, mode, rng):
+    a = t(rng.normal(size=shape), requires_grad=True)
+    assert gradcheck(_qr_loss(mode), (a,))
+    assert gradgradcheck(_qr_loss(mode), (a,))
+
+
+@pytest.mark.parametrize("shape,hermitian", [((3, 3), False), ((4, 3), False), ((3, 4), False),
+                                             ((2, 3, 5), False), ((3, 3), True), ((2, 4, 4), True)])
+def test_pinv_gradients_by_finite_differences(shape, hermitian, rng):
+    base = rng.normal(size=shape)
+
+    def f(a):
+        a = a + a.mT if hermitian else a
+        w = bp.arange(float(np.prod(shape)), dtype=F64).reshape(*shape[:-2], shape[-1], shape[-2]).cos()
+        return (L.pinv(a, hermitian=hermitian) * w).sum()
+
+    a = t(base, requires_grad=True)
+    assert gradcheck(f, (a,))
+    assert gradgradcheck(f, (a,))
+
+
+def test_pinv_gradient_of_a_rank_deficient_matrix_against_numpy_differences(rng):
+    # rank 2 of 4x3, perturbed only inside the rank-2 manifold (A + t B C2 + t B2 C), where the
+    # pseudo-inverse is smooth: the directional derivative matches NumPy's central difference
+    b, c = rng.normal(size=(4, 2)), rng.normal(size=(2, 3))
+    db, dc = rng.normal(size=(4, 2)), rng.normal(size=(2, 3))
+    w = rng.normal(size=(3, 4))
+    a = t(b @ c, requires_grad=True)
+    (L.pinv(a) * t(w)).sum().backward()
+    direction = db @ c + b @ dc
+    h = 1e-6
+    num = ((np.linalg.pinv((b + h * db) @ (c + h * dc)) - np.linalg.pinv((b - h * db) @ (c - h * dc))) * w).sum() / (2 * h)
+    np.testing.assert_allclose((a.grad.numpy() * direction).sum(), num, rtol=1e-6, atol=1e-8)
+
+
+def test_qr_refused_backwards_name_the_mode(rng):
+    a = t(rng.normal(size=(4, 3)), requires_grad=True)
+    _, r = L.qr(a, mode="r")
+    with pytest.raises(RuntimeError, match="mode='r'"):
+        r.sum().backward()
+    q, _ = L.qr(a, mode="complete")
+    with pytest.raises(RuntimeError, match="nrows > ncols"):
         q.sum().backward()
 
 

@@ -7,8 +7,8 @@ The factorisations run on the host in NumPy's LAPACK (batched; a GPU tensor is r
 result uploaded): the engine has no factorisation kernels yet. Each is a custom ``Function``
 whose backward is PyTorch's formula written with tensor ops (``inv``'s, ``solve``'s...), so
 the gradients are themselves differentiable: double backward works for ``inv``, ``det``,
-``slogdet``, ``solve``, ``cholesky`` and ``eigh``. ``svd``'s backward flows through the singular
-values only, ``qr`` and ``pinv`` have none (both raise if asked).
+``slogdet``, ``solve``, ``cholesky``, ``eigh``, ``svd`` (through U, S and Vh), ``qr`` (reduced)
+and ``pinv``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ __all__ = ["inv", "det", "slogdet", "logdet", "solve", "cholesky", "eigh", "eigv
 _SlogDet = namedtuple("slogdet", ["sign", "logabsdet"])
 _EighResult = namedtuple("eigh", ["eigenvalues", "eigenvectors"])
 _SvdResult = namedtuple("svd", ["U", "S", "Vh"])
-_Qr = namedtuple("qr", ["Q", "R"])
+_Qr_result = namedtuple("qr", ["Q", "R"])
 _InvEx = namedtuple("inv_ex", ["inverse", "info"])
 _CholEx = namedtuple("cholesky_ex", ["L", "info"])
 
@@ -322,20 +322,61 @@ class _Svd(Function):
     def forward(ctx: Any, a: Tensor, full: bool) -> Any:
         u, s, vh = np.linalg.svd(_widen(a), full_matrices=full)
         us, ss, vs = _upload(u, a), _upload(s, a), _upload(vh, a)
-        ctx.save_for_backward(us, vs)
-        ctx.k = s.shape[-1]
+        ctx.save_for_backward(us, ss, vs)
         return us, ss, vs
 
     @staticmethod
     def backward(ctx: Any, g_u: Optional[Tensor], g_s: Optional[Tensor], g_vh: Optional[Tensor]) -> Any:
-        u, vh = ctx.saved_tensors
-        for g in (g_u, g_vh):
-            if g is not None and bool((g != 0).any().item()):
-                raise NotImplementedError("svd: the backward through U or Vh is not implemented in backprop_rs; "
-                                          "gradients through the singular values (svdvals) are")
-        k = ctx.k
-        uk, vk = u[..., :, :k], vh[..., :k, :]
-        return uk @ (g_s.unsqueeze(-1) * vk), None
+        u, s, vh = ctx.saved_tensors
+        k = s.shape[-1]
+        # full_matrices: the columns of U (rows of Vh) past min(m, n) are an arbitrary basis of
+        # the complement, so their gradients are ignored, as PyTorch documents
+        u, vh = u[..., :, :k], vh[..., :k, :]
+        g_u = None if g_u is None else g_u[..., :, :k]
+        g_vh = None if g_vh is None else g_vh[..., :k, :]
+        return _svd_backward(g_u, g_s, g_vh, u, s, vh), None
+
+
+def _svd_backward(g_u: Optional[Tensor], g_s: Optional[Tensor], g_vh: Optional[Tensor], u: Tensor, s: Tensor,
+                  vh: Tensor) -> Tensor:
+    """The gradient of ``A = U diag(S) Vh`` (reduced: U m x k, Vh k x n, k = min(m, n)) for
+    real matrices, Townsend's "Differentiating the singular value decomposition" in the form
+    PyTorch's ``svd_backward`` writes it: with ``E_ij = s_j^2 - s_i^2``,
+    ``inner = (skew(U^T gU) S + S skew(Vh gVh^T)) / E + diag(gS)``, ``gA = U inner Vh`` plus,
+    for a tall A, ``(I - U U^T) gU S^-1 Vh`` (for a wide one ``U S^-1 gVh (I - V V^T)``). It is
+    finite only for distinct singular values (and nonzero ones where the projection term
+    divides by S), as PyTorch's. Written with tensor ops, so it is itself differentiable."""
+    m, n = u.shape[-2], vh.shape[-1]
+    if g_u is None and g_vh is None:
+        if g_s is None:
+            return _core.zeros((*u.shape[:-1], n), dtype=u.dtype, device=u.device)
+        return u @ (g_s.unsqueeze(-1) * vh)
+    k = s.shape[-1]
+    s_row, s_col = s.unsqueeze(-2), s.unsqueeze(-1)
+    s2 = s * s
+    eye = _core.eye(k, dtype=_core.bool_, device=s.device)
+    gap = _core.where(eye, 1.0, s2.unsqueeze(-2) - s2.unsqueeze(-1))
+    inner: Any = 0.0
+    if g_u is not None:
+        ug = _mt(u) @ g_u
+        inner = (ug - _mt(ug)) * s_row
+    if g_vh is not None:
+        vg = vh @ _mt(g_vh)
+        inner = inner + s_col * (vg - _mt(vg))
+    inner = inner / gap  # the skew parts vanish on the diagonal; gap is 1 there
+    if g_s is not None:
+        inner = inner + g_s.diag_embed()
+    if m > n and g_u is not None:
+        ga = u @ inner
+        gus = g_u / s_row
+        ga = ga + gus - u @ (_mt(u) @ gus)
+        return ga @ vh
+    if m < n and g_vh is not None:
+        ga = inner @ vh
+        sgv = g_vh / s_col
+        ga = ga + sgv - (sgv @ _mt(vh)) @ vh
+        return u @ ga
+    return u @ (inner @ vh) if m >= n else (u @ inner) @ vh
 
 
 def svd(A: Tensor, full_matrices: bool = True, *, driver: Any = None) -> Any:
@@ -351,31 +392,94 @@ def svdvals(A: Tensor, *, driver: Any = None) -> Tensor:
     return svd(A, full_matrices=False).S
 
 
-class _NoGrad(Function):
+class _Qr(Function):
     @staticmethod
-    def forward(ctx: Any, a: Tensor, name: str, fn: Any) -> Any:
-        ctx.name = name
-        outs = fn(_widen(a))
-        return tuple(_upload(o, a) for o in outs) if isinstance(outs, tuple) else _upload(outs, a)
+    def forward(ctx: Any, a: Tensor, mode: str) -> Any:
+        q, r = np.linalg.qr(_widen(a), mode="complete" if mode == "complete" else "reduced")
+        qt, rt = _upload(q, a), _upload(r, a)
+        ctx.mode = mode
+        ctx.save_for_backward(qt, rt)
+        ctx.m, ctx.n = a.shape[-2], a.shape[-1]
+        return qt, rt
 
     @staticmethod
-    def backward(ctx: Any, *grads: Any) -> Any:
-        raise NotImplementedError(f"linalg.{ctx.name}: the backward is not implemented in backprop_rs")
+    def backward(ctx: Any, g_q: Optional[Tensor], g_r: Optional[Tensor]) -> Any:
+        # PyTorch's texts for the two cases it cannot differentiate
+        if ctx.mode == "r":
+            raise RuntimeError("The derivative of linalg.qr depends on Q, which is not computed when mode='r'. "
+                               "Please use linalg.qr(A, mode='reduced') if you are going to differentiate through "
+                               "linalg.qr.")
+        if ctx.mode == "complete" and ctx.m > ctx.n:
+            raise RuntimeError("The QR decomposition is not differentiable when mode='complete' and nrows > ncols.")
+        q, r = ctx.saved_tensors
+        g_q = _core.zeros_like(q) if g_q is None else g_q
+        g_r = _core.zeros_like(r) if g_r is None else g_r
+        m, n = ctx.m, ctx.n
+        if m >= n:
+            return _qr_backward_deep(q, r, g_q, g_r), None
+        # wide: A = [X | Y] with X = Q U square, Y = Q V; X's rule with Y's share folded into gQ
+        a = q @ r
+        y, u = a[..., :, m:], r[..., :, :m]
+        g_u, g_v = g_r[..., :, :m], g_r[..., :, m:]
+        g_x = _qr_backward_deep(q, u, g_q + y @ _mt(g_v), g_u)
+        return _core.cat([g_x, q @ g_v], -1), None
+
+
+def _qr_backward_deep(q: Tensor, r: Tensor, g_q: Tensor, g_r: Tensor) -> Tensor:
+    """The gradient of the reduced ``A = Q R`` for ``m >= n`` (R square, invertible), the
+    formula of Walter and Lehmann ("Algorithmic differentiation of linear algebra functions
+    with application in optimum experimental design"): with ``M = tril(skew(Q^T gQ) +
+    skew(R gR^T))``, ``gA = Q (gR + M R^-T) + (gQ - Q Q^T gQ) R^-T``."""
+    qg = _mt(q) @ g_q
+    rg = r @ _mt(g_r)
+    low = ((qg - _mt(qg)) + (rg - _mt(rg))).tril()
+    rt = _mt(r)  # X R^-T solves Y R^T = X, R^T lower triangular
+    first = q @ (g_r + solve_triangular(rt, low, upper=False, left=False))
+    second = solve_triangular(rt, g_q - q @ qg, upper=False, left=False)
+    return first + second
 
 
 def qr(A: Tensor, mode: str = "reduced") -> Any:
-    """``torch.linalg.qr``: ``(Q, R)`` (``mode`` reduced, complete or r); no backward yet."""
+    """``torch.linalg.qr``: ``(Q, R)`` (``mode`` reduced, complete or r). Differentiable in the
+    reduced mode (and in the complete one when ``m <= n``), as PyTorch's."""
     if mode not in ("reduced", "complete", "r"):
         raise RuntimeError(f"qr received unrecognized mode '{mode}' but expected one of 'reduced' (default), 'r', "
                            "or 'complete'")
-    q, r = _NoGrad.apply(A, "qr", lambda a: np.linalg.qr(a, mode="complete" if mode == "complete" else "reduced"))
+    if A.ndim < 2:
+        raise RuntimeError("linalg.qr: The input tensor A must have at least 2 dimensions.")
+    q, r = _Qr.apply(A, mode)
     if mode == "r":
-        return _Qr(_core.empty((0,), dtype=A.dtype, device=A.device), r)
-    return _Qr(q, r)
+        return _Qr_result(_core.empty((0,), dtype=A.dtype, device=A.device), r)
+    return _Qr_result(q, r)
+
+
+class _Pinv(Function):
+    @staticmethod
+    def forward(ctx: Any, a: Tensor, fn: Any) -> Tensor:
+        p = _upload(fn(_widen(a)), a)
+        ctx.save_for_backward(a, p)
+        return p
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> Any:
+        a, p = ctx.saved_tensors
+        return _pinv_backward(g, p, a), None
+
+
+def _pinv_backward(g: Tensor, p: Tensor, a: Tensor) -> Tensor:
+    """The gradient of ``P = pinv(A)`` where the rank of A is locally constant (Golub and
+    Pereyra's derivative of the pseudo-inverse, transposed): ``gA = -P^T G P^T + (I - A P) G^T
+    P P^T + P^T P G^T (I - P A)``, with the identities multiplied out so no m x m or n x n
+    identity is built. Tensor ops throughout, so it is itself differentiable."""
+    pt, gt = _mt(p), _mt(g)
+    left = gt @ (p @ pt)      # G^T P P^T (m x n)
+    right = (pt @ p) @ gt     # P^T P G^T (m x n)
+    return -(pt @ g @ pt) + left - a @ (p @ left) + right - (right @ p) @ a
 
 
 def pinv(A: Tensor, *, atol: Any = None, rtol: Any = None, hermitian: bool = False) -> Tensor:
-    """``torch.linalg.pinv``: the Moore-Penrose pseudo-inverse (NumPy's; no backward yet)."""
+    """``torch.linalg.pinv``: the Moore-Penrose pseudo-inverse (NumPy's), differentiable where the
+    rank is locally constant (PyTorch's ``pinv_backward`` formula)."""
     tol = rtol if rtol is not None else (max(A.shape[-2:]) * float(np.finfo(_np_dtype(A)).eps) if atol is None
                                          else 0.0)
 
@@ -386,7 +490,7 @@ def pinv(A: Tensor, *, atol: Any = None, rtol: Any = None, hermitian: bool = Fal
         cut = np.maximum(float(atol), tol * s[..., :1])
         return np.linalg.pinv(a, rcond=cut / np.maximum(s[..., :1], 1e-300), hermitian=hermitian)
 
-    return _NoGrad.apply(A, "pinv", fn)
+    return _Pinv.apply(A, fn)
 
 
 def matrix_rank(A: Tensor, *, atol: Any = None, rtol: Any = None, hermitian: bool = False) -> Tensor:
