@@ -283,6 +283,11 @@ def test_vector_and_matrix_norms_match_numpy():
         np.testing.assert_allclose(bp.linalg.matrix_norm(t, o).item(), np.linalg.norm(a, o), rtol=1e-10)
         np.testing.assert_allclose(bp.linalg.matrix_norm(bp.tensor(b), o, dim=(2, 1), keepdim=True).numpy(),
                                    np.linalg.norm(np.swapaxes(b, 1, 2), o, axis=(1, 2), keepdims=True), rtol=1e-6)
+    # the legacy Tensor.norm / bp.norm with p='nuc': the last two dims, or `dim`
+    np.testing.assert_allclose(t.norm(p="nuc").item(), np.linalg.norm(a, "nuc"), rtol=1e-10)
+    np.testing.assert_allclose(bp.norm(bp.tensor(b), p="nuc").numpy(), np.linalg.norm(b, "nuc", axis=(1, 2)), rtol=1e-6)
+    np.testing.assert_allclose(bp.tensor(b).norm("nuc", dim=(0, 2), keepdim=True).numpy(),
+                               np.linalg.norm(b, "nuc", axis=(0, 2), keepdims=True), rtol=1e-6)
     with pytest.raises(TypeError, match="floating point"):
         bp.linalg.vector_norm(bp.tensor([1, 2]))
 

@@ -218,7 +218,7 @@ _PROPERTIES: Dict[str, property] = {
 }
 
 # binding methods that the Python version extends (and so replaces)
-_WRAPS = frozenset({"type", "div"})
+_WRAPS = frozenset({"type", "div", "norm"})
 
 PYTHON_METHODS: Dict[str, Any] = {}
 

@@ -595,8 +595,12 @@ def vecdot(x: Tensor, y: Tensor, *, dim: int = -1) -> Tensor:
     return (x * y).sum(dim)
 
 
+# the binding's ``Tensor.norm``, kept before ``tensor_methods``' wrapper replaces it
+_BINDING_NORM = Tensor.norm
+
+
 def tensor_methods() -> dict:
-    """``A.inverse()``, ``A.det()``, ``A.logdet()``, ``A.slogdet()``, ``A.cholesky(upper=False)``,
+    """``A.norm(p)``, ``A.inverse()``, ``A.det()``, ``A.logdet()``, ``A.slogdet()``, ``A.cholesky(upper=False)``,
     ``A.matrix_exp()``, ``A.matrix_power(n)``, ``A.pinverse()`` (attached by ``_tensor_methods.install``)."""
 
     def inverse(self: Tensor) -> Tensor:
@@ -626,7 +630,19 @@ def tensor_methods() -> dict:
         method.__doc__ = f":func:`backprop_rs.linalg.{f.__name__}` of ``self``."
         return method
 
-    return {"inverse": inverse, "cholesky": cholesky_method, "pinverse": pinverse, "det": one(det),
+    binding_norm = _BINDING_NORM
+
+    def norm(self: Tensor, p: Any = "fro", dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:
+        """``Tensor.norm`` (PyTorch's legacy norm): 'fro' and numbers are the binding's vector
+        norms over ``dim``; 'nuc' is the nuclear norm over ``dim`` (default the last two dims)
+        from the singular values, as ``linalg.matrix_norm``."""
+        if isinstance(p, str) and p == "nuc":
+            from .linalg import matrix_norm
+
+            return matrix_norm(self, "nuc", (-2, -1) if dim is None else tuple(dim), keepdim, dtype=dtype)
+        return binding_norm(self, p, dim, keepdim, dtype)
+
+    return {"inverse": inverse, "cholesky": cholesky_method, "pinverse": pinverse, "det": one(det), "norm": norm,
             "logdet": one(logdet), "slogdet": one(slogdet), "matrix_exp": one(matrix_exp),
             "matrix_power": one(matrix_power), "cholesky_solve": cholesky_solve_method,
             "cholesky_inverse": cholesky_inverse_method}

@@ -2161,7 +2161,8 @@ impl PyTensor {
         values_indices(py, "kthvalue", v, i)
     }
     /// `Tensor.norm(p='fro', dim=None, keepdim=False, dtype=None)` (PyTorch's legacy norm: 'fro'
-    /// is the 2-norm over `dim`, a number p the vector p-norm, 'nuc' is refused).
+    /// is the 2-norm over `dim`, a number p the vector p-norm; 'nuc' reaches the core's matrix norm,
+    /// which refuses it: Python's `Tensor.norm` wrapper sends it to `linalg.matrix_norm` first).
     #[pyo3(signature = (p=None, dim=None, keepdim=false, dtype=None))]
     fn norm(
         &self,
