@@ -1,12 +1,12 @@
 //! im2col (`unfold`) and col2im (`fold`) on the CPU: the two primitives every convolution and
 //! pooling op is composed from (convolution = unfold + GEMM, so it rides the tuned GEMM path).
-//! Both run in parallel over the (sample, channel) planes, which never overlap in the output.
+//! Both run in parallel over the (sample, channel) planes, which never overlap in the output
+//! (`parallel::for_each_chunk`: halves on the caller and the awake helper thread with two threads).
 
 use super::buffer::{alloc, alloc_for_overwrite};
 use super::elementwise::map1;
 use crate::op::Window;
 use crate::{Element, Layout, Result, Shape};
-use rayon::prelude::*;
 
 /// Flattened contiguous copy of a strided view (no copy is made for contiguous inputs' data).
 fn contiguous<'a, T: Element>(x: &'a [T], l: &Layout) -> Result<std::borrow::Cow<'a, [T]>> {
@@ -87,10 +87,10 @@ pub fn unfold<T: Element>(x: &[T], l: &Layout, w: &Window, pad: T) -> Result<Vec
             }
         }
     };
-    if super::parallel::go_parallel(out.len()) {
-        out.par_chunks_mut(per_plane)
-            .enumerate()
-            .for_each(|(p, o)| fill(p, o));
+    // split through `for_each_chunk` (its helper thread is awake) rather than rayon, whose
+    // sleeping workers cost a wake-up per call inside a training step
+    if super::parallel::go_parallel_rows(out.len()) {
+        super::parallel::for_each_chunk(&mut out, per_plane, fill);
     } else {
         out.chunks_mut(per_plane)
             .enumerate()
@@ -154,10 +154,8 @@ pub fn fold<T: Element>(
             }
         }
     };
-    if super::parallel::go_parallel(src.len()) {
-        out.par_chunks_mut(plane)
-            .enumerate()
-            .for_each(|(p, o)| acc(p, o));
+    if super::parallel::go_parallel_rows(src.len()) {
+        super::parallel::for_each_chunk(&mut out, plane, acc);
     } else {
         out.chunks_mut(plane)
             .enumerate()
