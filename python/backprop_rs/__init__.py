@@ -305,7 +305,7 @@ for _name in (
     "logical_and", "logical_or", "unbind", "broadcast_to",
     # issue 13: the everyday surface
     "atan2", "arctan2", "fmod", "remainder", "frac", "clamp_min", "clamp_max", "tril", "triu",
-    "diagonal", "diag", "trace", "outer", "bmm", "addmm", "baddbmm", "flip", "fliplr", "flipud",
+    "diagonal", "as_strided", "diag", "trace", "outer", "bmm", "addmm", "baddbmm", "flip", "fliplr", "flipud",
     "roll", "tile", "repeat_interleave", "take_along_dim", "masked_fill", "masked_select",
     "index_fill", "isnan", "isinf", "isfinite", "nan_to_num", "isclose", "allclose", "equal",
     "lerp", "cumsum", "cumprod", "sort", "argsort", "topk", "kthvalue", "median", "norm",

@@ -1884,6 +1884,38 @@ impl PyTensor {
             .set(t.apply_inplace("triu_", |v| v.triu(diagonal)).py()?);
         Ok(slf.clone())
     }
+    /// `Tensor.as_strided(size, stride, storage_offset=None)`: a view of the storage with any
+    /// sizes and non-negative strides (PyTorch's checks and messages).
+    #[pyo3(signature = (size, stride, storage_offset=None))]
+    fn as_strided(
+        &self,
+        size: &Bound<'_, PyAny>,
+        stride: &Bound<'_, PyAny>,
+        storage_offset: Option<i64>,
+    ) -> PyResult<PyTensor> {
+        let (size, stride) = (int_list(size)?, int_list(stride)?);
+        if let Some(&n) = size.iter().find(|&&n| n < 0) {
+            return Err(PyRuntimeError::new_err(format!(
+                "Trying to create tensor with negative dimension {n}: {size:?}"
+            )));
+        }
+        if stride.iter().any(|&s| s < 0) {
+            return Err(PyRuntimeError::new_err(format!(
+                "as_strided: Negative strides are not supported at the moment, got strides: {stride:?}"
+            )));
+        }
+        if let Some(o) = storage_offset.filter(|&o| o < 0) {
+            return Err(PyRuntimeError::new_err(format!(
+                "Tensor: invalid storage offset {o}"
+            )));
+        }
+        let size: Vec<usize> = size.into_iter().map(|n| n as usize).collect();
+        let stride: Vec<usize> = stride.into_iter().map(|s| s as usize).collect();
+        wrap_r(
+            self.tensor()
+                .as_strided(&size, &stride, storage_offset.map(|o| o as usize)),
+        )
+    }
     #[pyo3(signature = (offset=0, dim1=0, dim2=1))]
     fn diagonal(&self, offset: i64, dim1: i64, dim2: i64) -> PyResult<PyTensor> {
         wrap_r(self.tensor().diagonal(offset, dim1, dim2))

@@ -533,6 +533,10 @@ pub enum ViewKind {
         dim1: usize,
         dim2: usize,
     },
+    /// Any layout over the input's storage (`as_strided`: the view's strides and storage
+    /// offset; its sizes are the view's shape); the gradient goes back through the storage
+    /// positions both layouts address.
+    Strided { strides: Vec<usize>, offset: usize },
 }
 
 impl Op {
@@ -550,6 +554,7 @@ impl Op {
             Op::View(_, ViewKind::Expand) => "expand",
             Op::View(_, ViewKind::Slice { .. }) => "slice",
             Op::View(_, ViewKind::Diagonal { .. }) => "diagonal",
+            Op::View(_, ViewKind::Strided { .. }) => "as_strided",
             Op::Copy(_) => "contiguous",
             Op::SliceScatter { .. } => "slice_scatter",
             Op::Cat(..) => "cat",

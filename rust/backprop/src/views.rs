@@ -364,6 +364,78 @@ impl Tensor {
             .reshape(fin)
     }
 
+    /// PyTorch's `as_strided`: a view of `self`'s storage with any `size` and non-negative
+    /// `stride`, starting at `storage_offset` (default: `self`'s own offset). Elements may
+    /// overlap (`size [3, 2], stride [1, 1]` gives sliding windows). The gradient adds the
+    /// view's gradient into the storage positions it addresses and reads them back at `self`'s
+    /// positions (divided by how many elements of `self` share each position, as PyTorch).
+    ///
+    /// ```
+    /// # use backprop::{Device, Tensor};
+    /// let x = Tensor::from_vec(vec![0.0f32, 1.0, 2.0, 3.0, 4.0], [5], Device::Cpu)?;
+    /// let w = x.as_strided(&[3, 3], &[1, 1], None)?; // windows of 3
+    /// assert_eq!(w.to_vec::<f32>()?, vec![0.0, 1.0, 2.0, 1.0, 2.0, 3.0, 2.0, 3.0, 4.0]);
+    /// # Ok::<(), backprop::Error>(())
+    /// ```
+    pub fn as_strided(
+        &self,
+        size: &[usize],
+        stride: &[usize],
+        storage_offset: Option<usize>,
+    ) -> Result<Tensor> {
+        if size.len() != stride.len() {
+            return Err(Error::InvalidShape {
+                op: "as_strided",
+                shape: Shape::from(size),
+                msg: format!(
+                    "mismatch in length of strides and shape: size {size:?} has {} dims, stride {stride:?} has {}",
+                    size.len(),
+                    stride.len()
+                ),
+            });
+        }
+        let shape = Shape::from(size);
+        shape.check_extents("as_strided")?;
+        let offset = storage_offset.unwrap_or_else(|| self.layout().offset());
+        // the last element's position, in checked arithmetic
+        let last = size.iter().zip(stride).try_fold(offset, |acc, (&n, &s)| {
+            if n == 0 {
+                Some(acc)
+            } else {
+                (n - 1).checked_mul(s).and_then(|d| acc.checked_add(d))
+            }
+        });
+        let have = self.storage().len();
+        let need = if shape.numel() == 0 {
+            Some(0)
+        } else {
+            last.and_then(|l| l.checked_add(1))
+        };
+        match need {
+            Some(n) if n <= have => {}
+            _ => {
+                return Err(Error::InvalidShape {
+                    op: "as_strided",
+                    shape: Shape::from(size),
+                    msg: format!(
+                        "setStorage: sizes {size:?}, strides {stride:?}, storage offset {offset}, and itemsize {} requiring a storage size of {} are out of bounds for storage of size {}",
+                        self.dtype().size_in_bytes(),
+                        need.map_or_else(|| "more than usize::MAX bytes".to_string(), |n| (n * self.dtype().size_in_bytes()).to_string()),
+                        have * self.dtype().size_in_bytes()
+                    ),
+                })
+            }
+        }
+        let l = Layout::new(shape, stride.to_vec(), offset);
+        Ok(self.view_with(
+            l,
+            ViewKind::Strided {
+                strides: stride.to_vec(),
+                offset,
+            },
+        ))
+    }
+
     /// `self` if already C-contiguous, else a contiguous copy.
     pub fn contiguous(&self) -> Result<Tensor> {
         if self.is_contiguous() {
@@ -419,4 +491,72 @@ pub(crate) fn select_position(n: usize, dim: usize, index: i64) -> Result<usize>
         });
     }
     Ok(i as usize)
+}
+
+/// The storage position of every element of a layout, in its row-major element order.
+fn positions(l: &Layout) -> Vec<i64> {
+    let mut out = Vec::with_capacity(l.numel());
+    let (dims, strides) = (l.dims(), l.strides());
+    let mut idx = vec![0usize; dims.len()];
+    for _ in 0..l.numel() {
+        let p: usize = l.offset() + idx.iter().zip(strides).map(|(i, s)| i * s).sum::<usize>();
+        out.push(p as i64);
+        for d in (0..dims.len()).rev() {
+            idx[d] += 1;
+            if idx[d] < dims[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    out
+}
+
+/// The gradient of `x.as_strided(g.shape(), strides, offset)`: `g` added into a buffer over
+/// the storage positions (an `index_add`, so overlapping view elements add up), then read at
+/// `x`'s positions (an `index_select`), divided where several elements of `x` share one
+/// position. Tensor ops throughout, so the gradient is itself differentiable.
+pub(crate) fn as_strided_backward(
+    x: &Tensor,
+    g: &Tensor,
+    strides: &[usize],
+    offset: usize,
+) -> Result<Tensor> {
+    let view = Layout::new(g.shape().clone(), strides.to_vec(), offset);
+    let (pv, px) = (positions(&view), positions(x.layout()));
+    let lo = pv.iter().chain(&px).copied().min().unwrap_or(0);
+    let hi = pv.iter().chain(&px).copied().max().unwrap_or(-1);
+    let span = (hi - lo + 1).max(0) as usize;
+    let rel = |v: Vec<i64>| -> Result<Tensor> {
+        let n = v.len();
+        Tensor::from_vec(
+            v.into_iter().map(|p| p - lo).collect::<Vec<i64>>(),
+            [n],
+            g.device(),
+        )
+    };
+    let (iv, ix) = (rel(pv)?, rel(px.clone())?);
+    let buf = Tensor::zeros([span], g.dtype(), g.device())?.index_add(
+        0usize,
+        &iv,
+        &g.reshape([g.numel()])?,
+    )?;
+    let gx = buf.index_select(0usize, &ix)?.reshape(x.shape().clone())?;
+    // x's own elements overlap (x is itself an overlapping view): share each position's
+    // gradient among them, as PyTorch's as_strided_backward does
+    let mut count = vec![0u32; span];
+    for &p in &px {
+        count[(p - lo) as usize] += 1;
+    }
+    if px.iter().any(|&p| count[(p - lo) as usize] > 1) {
+        let c: Vec<f64> = px
+            .iter()
+            .map(|&p| count[(p - lo) as usize] as f64)
+            .collect();
+        let c = Tensor::from_vec(c, x.shape().clone(), crate::Device::Cpu)?
+            .to_dtype(g.dtype())?
+            .to_device(g.device())?;
+        return gx.div(&c);
+    }
+    Ok(gx)
 }

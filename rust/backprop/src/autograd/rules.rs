@@ -383,6 +383,9 @@ pub fn backward_rule(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Ten
                 ViewKind::Slice { dim, start, step } => {
                     crate::indexing::slice_backward(x.shape(), g, *dim, *start, *step)?
                 }
+                ViewKind::Strided { strides, offset } => {
+                    crate::views::as_strided_backward(x, g, strides, *offset)?
+                }
             };
             vec![Some(gx)]
         }
