@@ -449,6 +449,7 @@ def test_mlp_training_on_gpu_matches_cpu():
 
 
 def test_a_training_step_allocates_nothing_after_warm_up():
+    bp.gpu.empty_cache()  # as in test_mlp_adam_step_cost_after_warm_up
     rng = np.random.default_rng(8)
     w = bp.tensor(rng.normal(size=(32, 8)).astype(np.float32), device="gpu", requires_grad=True)
     x = bp.tensor(rng.normal(size=(16, 32)).astype(np.float32), device="gpu")
@@ -490,6 +491,12 @@ def test_mlp_adam_step_cost_after_warm_up():
     every adapter, unlike timings). Printed with -s; asserted: nothing created after warm-up,
     the optimizer's one dispatch per parameter, and at most three waits per step (the loss, and
     the index checks of cross-entropy's gather forward and backward)."""
+    # start from an empty pool and bind-group cache. A full CI run once saw one new bind group per
+    # step after warm-up (not reproduced alone, by file or over the first half of the suite); the
+    # likely cause: free buffers of these sizes left by earlier
+    # tests in the process can make the pool hand out a different buffer each step for more
+    # steps than the warm-up
+    bp.gpu.empty_cache()
     rng = np.random.default_rng(9)
     bp.manual_seed(0)
     model = bp.nn.Sequential(bp.nn.Linear(20, 32), bp.nn.ReLU(), bp.nn.Linear(32, 5)).to("gpu")
@@ -533,6 +540,7 @@ def test_training_step_host_cost_after_warm_up(workload):
     flag that the synchronisation reads, instead of waiting inside the step)."""
     from backprop_rs import models
 
+    bp.gpu.empty_cache()  # as in test_mlp_adam_step_cost_after_warm_up
     bp.manual_seed(0)
     if workload == "mlp_adam_b64":
         net = bp.nn.Sequential(bp.nn.Linear(784, 256), bp.nn.ReLU(), bp.nn.Linear(256, 128), bp.nn.ReLU(),
