@@ -195,6 +195,8 @@ from .autograd import (
 from .generator import Generator as Generator, default_generator as default_generator
 from .serialization import load, save
 from . import _compat
+from . import namespace as _namespace
+from . import inplace_variants as _inplace_variants
 
 __version__ = _core.__version__
 
@@ -338,6 +340,18 @@ for _name, _placeholder in _compat.UNSUPPORTED.items():
     if not hasattr(_core, _name):
         globals()[_name] = _placeholder
 del _name, _placeholder
+
+# torch.* names that are other modules' functions under PyTorch's names and argument orders
+# (bp.pi, bp.conv2d, bp.embedding(weight, idx), bp.logspace...); `pow` replaces the method alias
+# above to also take a number as the base, as torch.pow(2, t)
+for _name, _value in _namespace.toplevel_functions().items():
+    if _name == "pow" or _name not in globals():
+        globals()[_name] = _value
+# torch.abs_(t), torch.clamp_(t, ...), torch.fill(t, v)...: the Tensor in-place methods by name
+for _name, _value in _inplace_variants.toplevel_functions().items():
+    if _name not in globals():
+        globals()[_name] = _value
+del _name, _value
 
 # PyTorch's dtype aliases; assigned last so the builtins stay usable above.
 bool = _core.bool_  # noqa: A001

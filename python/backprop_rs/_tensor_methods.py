@@ -273,6 +273,12 @@ def install() -> None:
 
     functions.update(decompositions.tensor_methods())
     functions.update(special_kernels.tensor_methods())
+    from . import namespace
+
+    functions.update(namespace.tensor_methods())
+    from . import inplace_variants
+
+    functions.update(inplace_variants.tensor_methods())
     from .utils import dlpack
 
     functions.update({"__dlpack__": dlpack.__dlpack__, "__dlpack_device__": dlpack.__dlpack_device__})
