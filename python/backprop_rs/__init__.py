@@ -347,6 +347,13 @@ del _name, _placeholder
 for _name, _value in _namespace.toplevel_functions().items():
     if _name == "pow" or _name not in globals():
         globals()[_name] = _value
+# torch.svd (U, S, V), torch.lu, torch.triangular_solve...: the legacy linalg names (the ones
+# PyTorch 2 removed raise with its guidance)
+from .decompositions import toplevel_functions as _linalg_toplevel  # noqa: E402 (with the other generated names)
+
+for _name, _value in _linalg_toplevel().items():
+    if _name not in globals():
+        globals()[_name] = _value
 # torch.abs_(t), torch.clamp_(t, ...), torch.fill(t, v)...: the Tensor in-place methods by name
 for _name, _value in _inplace_variants.toplevel_functions().items():
     if _name not in globals():

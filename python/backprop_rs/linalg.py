@@ -1,7 +1,8 @@
 """``backprop_rs.linalg``: the norms of ``torch.linalg`` (``vector_norm``, ``matrix_norm``,
 ``norm``), composed in the engine from reductions ('nuc' and ord +-2 from the singular values),
 and the solvers and decompositions of
-:mod:`backprop_rs.decompositions` (``inv``, ``det``, ``solve``, ``cholesky``, ``eigh``, ``svd``...). """
+:mod:`backprop_rs.decompositions` (``inv``, ``det``, ``solve``, ``cholesky``, ``eigh``, ``svd``, ``lu``,
+``lu_solve``, ``lstsq``, ``ldl_factor``, ``cond``...). """
 
 from __future__ import annotations
 
@@ -84,11 +85,14 @@ def cross(input: Tensor, other: Tensor, *, dim: int = -1) -> Tensor:
 
 
 from .decompositions import (  # noqa: E402 (torch.linalg's solvers and decompositions)
-    cholesky, cholesky_ex, det, eigh, eigvalsh, inv, inv_ex, matrix_exp, matrix_power, matrix_rank, multi_dot, pinv,
-    qr, slogdet, solve, solve_triangular, svd, svdvals, vecdot,
+    cholesky, cholesky_ex, cond, det, diagonal, eig, eigh, eigvals, eigvalsh, householder_product, inv, inv_ex,
+    ldl_factor, ldl_factor_ex, ldl_solve, lstsq, lu, lu_factor, lu_factor_ex, lu_solve, matmul, matrix_exp,
+    matrix_power, matrix_rank, multi_dot, pinv, qr, slogdet, solve, solve_ex, solve_triangular, svd, svdvals, tensorinv, tensorsolve, vander, vecdot,
 )
 
 __all__ = ["norm", "vector_norm", "matrix_norm", "cross", "cholesky", "cholesky_ex", "det", "eigh", "eigvalsh", "inv",
-           "inv_ex", "matrix_exp", "matrix_power", "matrix_rank", "multi_dot", "pinv", "qr", "slogdet", "solve", "solve_triangular",
-           "svd", "svdvals", "vecdot"]
+           "inv_ex", "matrix_exp", "matrix_power", "matrix_rank", "multi_dot", "pinv", "qr", "slogdet", "solve",
+           "solve_triangular", "svd", "svdvals", "vecdot", "lu", "lu_factor", "lu_factor_ex", "lu_solve", "lstsq",
+           "solve_ex", "cond", "vander", "diagonal", "matmul", "tensorinv", "tensorsolve", "householder_product", "eig",
+           "eigvals", "ldl_factor", "ldl_factor_ex", "ldl_solve"]
 
