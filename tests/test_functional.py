@@ -14,6 +14,7 @@ import pytest
 import backprop_rs as bp
 import backprop_rs.func as bpfunc
 from backprop_rs.autograd import functional as AF
+import backprop_rs.nn.functional as F
 
 FD_TOL = dict(rtol=1e-6, atol=1e-6)
 FD2_TOL = dict(rtol=1e-5, atol=1e-5)
@@ -747,3 +748,17 @@ def test_func_vmap_errors():
         bpfunc.vmap(lambda a: a, out_dims=(0, 0))(xs)
     with pytest.raises(ValueError, match="got no inputs"):
         bpfunc.vmap(lambda: xs)()
+
+
+def test_pool_and_conv_accept_lists_as_pytorch():
+    # PyTorch's int[2] arguments take a list as well as a tuple (code written as
+    # F.max_pool2d(x, [2, 2]) or conv2d(..., padding=[1, 0]) is common)
+    a = np.random.default_rng(7).standard_normal((1, 2, 6, 6)).astype(np.float32)
+    w = np.random.default_rng(8).standard_normal((3, 2, 3, 3)).astype(np.float32)
+    x = bp.tensor(a)
+    np.testing.assert_array_equal(F.max_pool2d(x, [2, 2], [2, 1]).numpy(), F.max_pool2d(x, (2, 2), (2, 1)).numpy())
+    np.testing.assert_array_equal(F.avg_pool2d(x, [3, 2]).numpy(), F.avg_pool2d(x, (3, 2)).numpy())
+    np.testing.assert_array_equal(F.conv2d(x, bp.tensor(w), padding=[1, 0], stride=[2, 1]).numpy(),
+                                  F.conv2d(x, bp.tensor(w), padding=(1, 0), stride=(2, 1)).numpy())
+    with pytest.raises((TypeError, ValueError)):
+        F.max_pool2d(x, [2, 2, 2])

@@ -17,9 +17,12 @@ fn pair(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<(usize, usize)> {
     if let Ok((a, b)) = obj.extract::<(usize, usize)>() {
         return Ok((a, b));
     }
+    // a list as well as a tuple (`F.max_pool2d(x, [2, 2])`, ATen's `int[2]` takes both)
     if let Ok(v) = obj.extract::<Vec<usize>>() {
-        if v.len() == 1 {
-            return Ok((v[0], v[0]));
+        match v[..] {
+            [a] => return Ok((a, a)),
+            [a, b] => return Ok((a, b)),
+            _ => {}
         }
     }
     Err(PyTypeError::new_err(format!(
