@@ -61,6 +61,9 @@ from ._core import (
     zeros_like,
 )
 from ._core import empty_cache, reset_peak_memory_stats
+from ._core import (  # noqa: F401 (re-exported: torch.memory_format and its values)
+    channels_last, channels_last_3d, contiguous_format, memory_format, preserve_format,
+)
 from . import autograd, data, gpu, linalg, nn, optim, serialization
 from . import accelerator as accelerator
 from . import amp as amp

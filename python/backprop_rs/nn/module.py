@@ -390,11 +390,16 @@ class Module:
         ``to(bp.float64)``. Parameters are moved in place (the same objects), so an optimiser
         made before the move keeps working, as in PyTorch."""
 
+        # memory_format applies to the 4-D and 5-D tensors only, as PyTorch's Module.to
+        memory_format = kwargs.pop("memory_format", None)
+
         def fn(t: Tensor) -> Tensor:
             if not t.is_floating_point():
                 # integer buffers move but keep their dtype
                 dev = [a for a in args if not _is_dtype(a)] or ([kwargs["device"]] if "device" in kwargs else [])
                 return t.to(*dev) if dev else t
+            if memory_format is not None and t.ndim in (4, 5):
+                return t.to(*args, **kwargs, memory_format=memory_format)
             return t.to(*args, **kwargs)
 
         return self._apply_tensors(fn)

@@ -1179,12 +1179,52 @@ pub fn _set_default_device(device: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
     Ok(())
 }
 
+/// Sets the print options (`torch.set_printoptions`; Python resolves profiles and keeps the
+/// fields not given). `threshold` may be `inf` (never summarise).
+#[pyfunction]
+pub fn _set_print_options(
+    precision: usize,
+    threshold: f64,
+    edgeitems: usize,
+    linewidth: usize,
+    sci_mode: Option<bool>,
+) -> PyResult<()> {
+    if threshold.is_nan() {
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "set_printoptions: threshold must be a number, got nan",
+        ));
+    }
+    backprop::set_print_options(backprop::PrintOptions {
+        precision,
+        threshold,
+        edgeitems,
+        linewidth,
+        sci_mode,
+    });
+    Ok(())
+}
+
+/// The print options as `(precision, threshold, edgeitems, linewidth, sci_mode)`.
+#[pyfunction]
+pub fn _get_print_options() -> (usize, f64, usize, usize, Option<bool>) {
+    let o = backprop::print_options();
+    (
+        o.precision,
+        o.threshold,
+        o.edgeitems,
+        o.linewidth,
+        o.sci_mode,
+    )
+}
+
 /// All public names of the functional API that Python re-exports.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     macro_rules! add {
         ($($f:ident),* $(,)?) => { $( m.add_function(wrap_pyfunction!($f, m)?)?; )* };
     }
     add!(
+        _set_print_options,
+        _get_print_options,
         _get_default_device,
         _set_default_device,
         _get_default_dtype,

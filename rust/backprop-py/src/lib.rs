@@ -12,6 +12,7 @@ mod functions;
 mod gpu;
 mod info;
 mod io;
+mod memory_format;
 mod nn;
 mod tensor;
 
@@ -72,6 +73,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     nn::register(m)?;
     conv::register(m)?;
     io::register(m)?;
+    memory_format::register(m)?;
     gpu::register(m)?;
     info::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -4,7 +4,7 @@
 use crate::convert::*;
 use crate::errors::IntoPy;
 use backprop::op::{BinaryOp, CmpOp, ReduceOp, UnaryOp};
-use backprop::{DType, Device, Indexer, Scalar, Tensor};
+use backprop::{DType, Device, Indexer, MemoryFormat, Scalar, Tensor};
 use pyo3::basic::CompareOp;
 use pyo3::exceptions::{PyIndexError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -449,8 +449,13 @@ impl PyTensor {
     fn storage_offset(&self) -> usize {
         self.tensor().layout().offset()
     }
-    fn is_contiguous(&self) -> bool {
-        self.tensor().is_contiguous()
+    /// Whether the strides are dense in `memory_format`'s order (row-major by default).
+    #[pyo3(signature = (memory_format=None))]
+    fn is_contiguous(&self, memory_format: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
+        match crate::memory_format::parse(memory_format, MemoryFormat::Contiguous)? {
+            MemoryFormat::Contiguous => Ok(self.tensor().is_contiguous()),
+            f => self.tensor().is_contiguous_in(f).py(),
+        }
     }
     /// Address of the first element, for checking memory sharing: the real address on the CPU;
     /// on the GPU (whose memory has no host address) a unique non-zero number per buffer plus
@@ -714,7 +719,10 @@ impl PyTensor {
     }
 
     /// `to(device)`, `to(dtype)`, `to(device, dtype)`, `to(other_tensor)`, keywords too.
-    #[pyo3(signature = (*args, dtype=None, device=None, non_blocking=false, copy=false))]
+    /// `memory_format=channels_last` lays the result out so (`preserve_format`, the default,
+    /// keeps the input's layout where no copy is made).
+    #[pyo3(signature = (*args, dtype=None, device=None, non_blocking=false, copy=false, memory_format=None))]
+    #[allow(clippy::too_many_arguments)]
     fn to(
         &self,
         py: Python<'_>,
@@ -723,8 +731,10 @@ impl PyTensor {
         device: Option<&Bound<'_, PyAny>>,
         non_blocking: bool,
         copy: bool,
+        memory_format: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyTensor> {
         let _ = non_blocking;
+        let format = crate::memory_format::parse(memory_format, MemoryFormat::Preserve)?;
         let mut dt = opt_dtype(dtype)?;
         let mut dev = match device {
             Some(d) if !d.is_none() => Some(parse_device(d)?),
@@ -756,7 +766,12 @@ impl PyTensor {
                 r = r.to_dtype(d)?;
             }
             if copy && r.shares_storage(t) {
-                r = r.contiguous_copy()?;
+                r = r.clone_in(MemoryFormat::Preserve)?;
+            }
+            if format != MemoryFormat::Preserve {
+                r = r.contiguous_in(format)?;
+            } else {
+                r = preserve_layout(t, r)?;
             }
             Ok(r)
         });
@@ -776,28 +791,35 @@ impl PyTensor {
         self.gpu(py)
     }
     fn float(&self) -> PyResult<PyTensor> {
-        wrap_r(self.tensor().to_dtype(DType::F32))
+        let t = self.tensor();
+        wrap_r(t.to_dtype(DType::F32).and_then(|r| preserve_layout(&t, r)))
     }
     fn double(&self) -> PyResult<PyTensor> {
-        wrap_r(self.tensor().to_dtype(DType::F64))
+        let t = self.tensor();
+        wrap_r(t.to_dtype(DType::F64).and_then(|r| preserve_layout(&t, r)))
     }
     fn long(&self) -> PyResult<PyTensor> {
-        wrap_r(self.tensor().to_dtype(DType::I64))
+        let t = self.tensor();
+        wrap_r(t.to_dtype(DType::I64).and_then(|r| preserve_layout(&t, r)))
     }
     /// int32, as PyTorch's `Tensor.int()`.
     fn int(&self) -> PyResult<PyTensor> {
-        wrap_r(self.tensor().to_dtype(DType::I32))
+        let t = self.tensor();
+        wrap_r(t.to_dtype(DType::I32).and_then(|r| preserve_layout(&t, r)))
     }
     fn short(&self) -> PyResult<PyTensor> {
-        wrap_r(self.tensor().to_dtype(DType::I16))
+        let t = self.tensor();
+        wrap_r(t.to_dtype(DType::I16).and_then(|r| preserve_layout(&t, r)))
     }
     /// int8, as PyTorch's `Tensor.char()`.
     fn char(&self) -> PyResult<PyTensor> {
-        wrap_r(self.tensor().to_dtype(DType::I8))
+        let t = self.tensor();
+        wrap_r(t.to_dtype(DType::I8).and_then(|r| preserve_layout(&t, r)))
     }
     /// uint8, as PyTorch's `Tensor.byte()`.
     fn byte(&self) -> PyResult<PyTensor> {
-        wrap_r(self.tensor().to_dtype(DType::U8))
+        let t = self.tensor();
+        wrap_r(t.to_dtype(DType::U8).and_then(|r| preserve_layout(&t, r)))
     }
     #[pyo3(signature = (memory_format=None))]
     fn half(&self, memory_format: Option<&Bound<'_, PyAny>>) -> PyResult<PyTensor> {
@@ -1017,13 +1039,28 @@ impl PyTensor {
             .map(wrap)
             .collect())
     }
-    fn contiguous(&self, py: Python<'_>) -> PyResult<PyTensor> {
+    #[pyo3(signature = (memory_format=None))]
+    fn contiguous(
+        &self,
+        py: Python<'_>,
+        memory_format: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyTensor> {
+        let f = crate::memory_format::parse(memory_format, MemoryFormat::Contiguous)?;
         let t = &self.tensor();
-        wrap_r(work(py, t.numel(), || t.contiguous()))
+        wrap_r(work(py, t.numel(), || t.contiguous_in(f)))
     }
-    fn clone(&self, py: Python<'_>) -> PyResult<PyTensor> {
+    /// A copy; row-major unless `memory_format` says otherwise (`preserve_format` keeps a
+    /// channels-last layout). PyTorch's default is `preserve_format`: ours stays row-major so
+    /// that `t.clone().view(...)` keeps working on permuted tensors; values are the same.
+    #[pyo3(signature = (memory_format=None))]
+    fn clone(
+        &self,
+        py: Python<'_>,
+        memory_format: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyTensor> {
+        let f = crate::memory_format::parse(memory_format, MemoryFormat::Contiguous)?;
         let t = &self.tensor();
-        wrap_r(work(py, t.numel(), || t.contiguous_copy()))
+        wrap_r(work(py, t.numel(), || t.clone_in(f)))
     }
     #[pyo3(signature = (*sizes))]
     fn repeat(&self, py: Python<'_>, sizes: &Bound<'_, PyTuple>) -> PyResult<PyTensor> {
@@ -2411,4 +2448,15 @@ fn fill_value(op: &str, value: &Bound<'_, PyAny>, like: &Tensor) -> PyResult<Ten
     }
     let s = scalar_arg(op, value)?;
     Tensor::full_scalar(s, like.dtype(), like.device()).py()
+}
+
+/// A conversion's result laid out as its source was (channels-last stays channels-last), as
+/// PyTorch's `preserve_format`, the default of `to` and the dtype shortcuts. Views that share the
+/// source's storage already have its strides and are returned as they are.
+fn preserve_layout(src: &Tensor, r: Tensor) -> backprop::Result<Tensor> {
+    match src.suggest_memory_format() {
+        MemoryFormat::Contiguous => Ok(r),
+        _ if r.shares_storage(src) => Ok(r),
+        f => r.contiguous_in(f),
+    }
 }

@@ -45,6 +45,7 @@ pub mod layout;
 mod linalg;
 mod masking;
 mod matrix;
+mod memory_format;
 pub mod nn;
 mod norm;
 pub mod op;
@@ -66,12 +67,14 @@ pub mod wgsl;
 
 pub use autograd::{grad_mode, is_grad_enabled, no_grad, set_grad_enabled};
 pub use device::{default_device, set_default_device, Device};
+pub use display::{print_options, set_print_options, PrintOptions};
 pub use dtype::{
     default_float, set_default_float, DType, Element, FloatElement, Participation, Scalar, UInt8,
 };
 pub use error::{CallbackError, Error, Result};
 pub use indexer::{IndexOp, Indexer};
 pub use layout::Layout;
+pub use memory_format::MemoryFormat;
 pub use norm::MatrixOrd;
 pub use random::manual_seed;
 pub use rearrange::MeshIndexing;
