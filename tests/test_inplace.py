@@ -199,11 +199,25 @@ def test_earlier_uses_keep_the_history_they_were_computed_with():
     np.testing.assert_array_equal(x.grad.numpy(), [5.0, 5.0])
 
 
-def test_inplace_fill_of_a_graph_tensor_cuts_its_history():
-    x = bp.tensor([1.0, 2.0], requires_grad=True)
+@pytest.mark.parametrize("write", [
+    lambda y: y.zero_(), lambda y: y.fill_(3.0), lambda y: y.copy_(bp.tensor([5.0, -1.0])),
+    lambda y: y.eq_(2.0),
+])
+def test_constant_write_into_a_graph_tensor_keeps_it_in_the_graph_with_zero_gradient(write):
+    # PyTorch: y stays requires_grad (ZeroBackward0, FillBackward0, CopyBackwards, EqBackward0)
+    # and the old history gets a zero gradient, so backward() works and x.grad is zeros, not None
+    x = bp.tensor([1.0, float("inf")], requires_grad=True)
     y = x * 2
-    y.zero_()
-    assert not y.requires_grad and y.grad_fn is None
+    expect = write(y.detach().clone()).numpy()
+    write(y)
+    assert y.requires_grad and y.grad_fn is not None
+    np.testing.assert_array_equal(y.detach().numpy(), expect)
+    (y * 3).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0])
+    with bp.no_grad():
+        z = (x * 2).detach()
+        z.zero_()
+    assert not z.requires_grad
 
 
 @pytest.mark.parametrize("name", ["elu", "selu", "celu", "silu", "mish", "hardswish"])

@@ -463,6 +463,8 @@ def test_is_nonzero():
         bp.zeros(0).is_nonzero()
     with pytest.raises(RuntimeError, match="more than one value is ambiguous"):
         bp.ones(2).is_nonzero()
+    with pytest.raises(RuntimeError, match="more than one value is ambiguous"):
+        bp.is_nonzero(bp.ones(2))
 
 
 def test_is_same_size():

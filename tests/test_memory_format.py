@@ -133,3 +133,23 @@ def test_channels_last_on_the_gpu_matches_the_cpu():
     assert g.stride() == cpu.stride() and g.is_contiguous(memory_format=bp.channels_last)
     np.testing.assert_array_equal(g.cpu().numpy(), a)
     np.testing.assert_array_equal((g * 2).cpu().numpy(), a * 2)
+
+
+@pytest.mark.parametrize("make", [
+    lambda x, **k: bp.zeros_like(x, **k), lambda x, **k: bp.ones_like(x, **k),
+    lambda x, **k: bp.empty_like(x, **k), lambda x, **k: bp.full_like(x, 2.5, **k),
+    lambda x, **k: bp.rand_like(x, **k), lambda x, **k: bp.randn_like(x, **k),
+])
+def test_like_factories_preserve_or_set_the_layout(make):
+    a = np.zeros((2, 3, 4, 5), dtype=np.float32)
+    cl = bp.tensor(a).contiguous(memory_format=bp.channels_last)
+    # preserve_format, the default, keeps a channels-last input's layout (PyTorch's rule)
+    assert make(cl).stride() == _np_strides_in(a, NHWC)
+    assert make(cl, memory_format=bp.preserve_format).is_contiguous(memory_format=bp.channels_last)
+    assert make(cl, memory_format=bp.contiguous_format).is_contiguous()
+    assert make(bp.tensor(a), memory_format=bp.channels_last).stride() == _np_strides_in(a, NHWC)
+    assert make(bp.tensor(a)).is_contiguous()
+    r = make(cl, requires_grad=True)
+    assert r.is_leaf and r.requires_grad and r.is_contiguous(memory_format=bp.channels_last)
+    with pytest.raises(Exception, match="rank 4"):
+        make(bp.zeros(3, 4), memory_format=bp.channels_last)

@@ -376,6 +376,13 @@ def test_integer_maths_histogram_and_jit():
     np.testing.assert_array_equal(bp.bitwise_not(ta).numpy(), ~a)
     np.testing.assert_array_equal(bp.gcd(ta, tb).numpy(), np.gcd(a, b))
     np.testing.assert_array_equal(bp.lcm(ta, tb).numpy(), np.lcm(a, b))
+    # a floating operand on either side is PyTorch's error, not NumPy's UFuncTypeError
+    with pytest.raises(RuntimeError, match="gcd_cpu.*not implemented"):
+        bp.gcd(ta, bp.tensor([2.0, 3.0, 4.0, 5.0]))
+    with pytest.raises(RuntimeError, match="lcm_cpu.*not implemented"):
+        ta.lcm(bp.tensor([2.0, 3.0, 4.0, 5.0]))
+    with pytest.raises(TypeError, match="not float"):
+        bp.gcd(ta, 2.5)
     with pytest.raises(RuntimeError, match="not implemented"):
         bp.bitwise_left_shift(bp.ones(2), 1)
     x = np.random.default_rng(0).normal(size=500)

@@ -273,10 +273,9 @@ def is_floating_point(input: Tensor) -> bool:
 
 
 def is_nonzero(input: Tensor) -> bool:
-    """The truth of a one-element tensor; RuntimeError for other sizes, as in PyTorch."""
-    if input.numel() != 1:
-        raise RuntimeError(f"is_nonzero: a Tensor with {input.numel()} elements cannot be converted to Scalar")
-    return builtins.bool(input.item())
+    """The truth of a one-element tensor; RuntimeError for other sizes, as in PyTorch (the
+    Tensor method's check and messages)."""
+    return input.is_nonzero()
 
 
 # ------------------------------------------------------------------ legacy tensor types

@@ -946,8 +946,12 @@ def bitwise_right_shift(input: Tensor, other: Any) -> Tensor:
 
 def _host_int(op: str, fn: Any, a: Any, b: Any) -> Tensor:
     like = a if isinstance(a, Tensor) else b
-    if like.is_floating_point():
-        raise RuntimeError(f"\"{op}_cpu\" not implemented for '{str(like.dtype).split('.')[-1]}'")
+    for v in (a, b):
+        if isinstance(v, float):
+            raise TypeError(f"{op}(): argument 'other' must be an integer tensor or int, not float")
+        if isinstance(v, Tensor) and v.is_floating_point():
+            # either operand being floating makes the promoted type floating: no integer kernel
+            raise RuntimeError(f"\"{op}_cpu\" not implemented for '{str(v.dtype).split('.')[-1]}'")
     x = a.cpu().numpy() if isinstance(a, Tensor) else np.asarray(a)
     y = b.cpu().numpy() if isinstance(b, Tensor) else np.asarray(b)
     return _core.tensor(np.asarray(fn(x, y)), dtype=like.dtype, device=like.device)

@@ -299,16 +299,32 @@ def randperm(n: int, *, generator: Optional[Generator] = None, out: Optional[Ten
 
 def rand_like(input: Tensor, *, generator: Optional[Generator] = None, dtype: Any = None, layout: Any = None,
               device: Any = None, requires_grad: bool = False, memory_format: Any = None) -> Tensor:
-    """``torch.rand_like``: uniform draws of ``input``'s shape, dtype and device."""
-    return rand(*tuple(input.shape), generator=generator, dtype=dtype or input.dtype,
-                device=device or input.device, requires_grad=requires_grad)
+    """``torch.rand_like``: uniform draws of ``input``'s shape, dtype and device (and layout:
+    ``memory_format=preserve_format``, the default, keeps a channels-last input's)."""
+    out = rand(*tuple(input.shape), generator=generator, dtype=dtype or input.dtype, device=device or input.device)
+    return _laid_out_like(input, out, memory_format, requires_grad)
 
 
 def randn_like(input: Tensor, *, generator: Optional[Generator] = None, dtype: Any = None, layout: Any = None,
                device: Any = None, requires_grad: bool = False, memory_format: Any = None) -> Tensor:
-    """``torch.randn_like``: standard normal draws of ``input``'s shape, dtype and device."""
-    return randn(*tuple(input.shape), generator=generator, dtype=dtype or input.dtype,
-                 device=device or input.device, requires_grad=requires_grad)
+    """``torch.randn_like``: standard normal draws of ``input``'s shape, dtype and device (and
+    layout, as :func:`rand_like`)."""
+    out = randn(*tuple(input.shape), generator=generator, dtype=dtype or input.dtype, device=device or input.device)
+    return _laid_out_like(input, out, memory_format, requires_grad)
+
+
+def _laid_out_like(input: Tensor, out: Tensor, memory_format: Any, requires_grad: bool) -> Tensor:
+    # preserve_format (None too) resolves to the input's layout, as the core *_like factories do
+    fmt = memory_format
+    if fmt is None or fmt == _core.preserve_format:
+        fmt = _core.contiguous_format
+        if not input.is_contiguous():
+            for f in (_core.channels_last, _core.channels_last_3d):
+                if input.is_contiguous(memory_format=f):
+                    fmt = f
+    if fmt != _core.contiguous_format:
+        out = out.contiguous(memory_format=fmt)
+    return out.requires_grad_() if requires_grad else out
 
 
 def _no_extra(name: str, kw: Any) -> None:

@@ -198,18 +198,19 @@ fn like_args(
 macro_rules! filled_like {
     ($name:ident, $value:expr) => {
         #[pyfunction]
-        #[pyo3(signature = (input, *, dtype=None, device=None, requires_grad=false))]
+        #[pyo3(signature = (input, *, dtype=None, layout=None, device=None, requires_grad=false, memory_format=None))]
         pub fn $name(
             input: &PyTensor,
             dtype: Option<&Bound<'_, PyAny>>,
+            layout: Option<&Bound<'_, PyAny>>,
             device: Option<&Bound<'_, PyAny>>,
             requires_grad: bool,
+            memory_format: Option<&Bound<'_, PyAny>>,
         ) -> PyResult<Py<PyTensor>> {
+            let _ = layout;
             let (dt, dev) = like_args(input, dtype, device)?;
-            finish(
-                Tensor::full(input.tensor().shape().clone(), $value, dt, dev).py()?,
-                requires_grad,
-            )
+            let t = Tensor::full(input.tensor().shape().clone(), $value, dt, dev).py()?;
+            finish(laid_out_like(input, t, memory_format)?, requires_grad)
         }
     };
 }
@@ -218,19 +219,40 @@ filled_like!(ones_like, 1.0);
 filled_like!(empty_like, 0.0);
 
 #[pyfunction]
-#[pyo3(signature = (input, fill_value, *, dtype=None, device=None, requires_grad=false))]
+#[pyo3(signature = (input, fill_value, *, dtype=None, layout=None, device=None, requires_grad=false, memory_format=None))]
+#[allow(clippy::too_many_arguments)]
 pub fn full_like(
     input: &PyTensor,
     fill_value: f64,
     dtype: Option<&Bound<'_, PyAny>>,
+    layout: Option<&Bound<'_, PyAny>>,
     device: Option<&Bound<'_, PyAny>>,
     requires_grad: bool,
+    memory_format: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<PyTensor>> {
+    let _ = layout;
     let (dt, dev) = like_args(input, dtype, device)?;
-    finish(
-        Tensor::full(input.tensor().shape().clone(), fill_value, dt, dev).py()?,
-        requires_grad,
-    )
+    let t = Tensor::full(input.tensor().shape().clone(), fill_value, dt, dev).py()?;
+    finish(laid_out_like(input, t, memory_format)?, requires_grad)
+}
+
+/// A `*_like` result in the layout `memory_format=` asks for: `preserve_format` (the default, as
+/// PyTorch's) keeps a channels-last input's layout, so code that allocates buffers with
+/// `empty_like(x)` for a channels-last `x` gets channels-last buffers.
+fn laid_out_like(
+    input: &PyTensor,
+    t: Tensor,
+    memory_format: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Tensor> {
+    let format = match crate::memory_format::parse(memory_format, backprop::MemoryFormat::Preserve)?
+    {
+        backprop::MemoryFormat::Preserve => input.tensor().suggest_memory_format(),
+        f => f,
+    };
+    match format {
+        backprop::MemoryFormat::Contiguous => Ok(t),
+        f => t.contiguous_in(f).py(),
+    }
 }
 
 #[pyfunction]

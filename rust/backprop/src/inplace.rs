@@ -129,6 +129,18 @@ impl Tensor {
         } else {
             r
         };
+        // A value that does not depend on the graph (copy_ of a constant, fill_, zero_, eq_...)
+        // written into a tensor that requires grad: PyTorch keeps the tensor in the graph, its old
+        // history getting a zero gradient (CopyBackwards, FillBackward0...). `where(true, r,
+        // self)` is that link: r's values exactly (no arithmetic, so no NaN from inf * 0) and a
+        // gradient of zero to self. Detaching instead would make a later backward() fail or
+        // leave parameters with None where PyTorch gives zeros.
+        let r = if crate::is_grad_enabled() && self.requires_grad() && !r.requires_grad() {
+            let all = Tensor::full_scalar(Scalar::Bool(true), DType::Bool, self.device())?;
+            Tensor::where_cond(&all, &r, self)?
+        } else {
+            r
+        };
         let recorded = r.requires_grad() && !r.is_leaf();
         if recorded {
             if self.is_view() {
@@ -143,9 +155,6 @@ impl Tensor {
         self.write_values(op, &r)?;
         if recorded {
             Ok(self.with_history_of(&r))
-        } else if crate::is_grad_enabled() && self.requires_grad() {
-            // the value no longer depends on the old history, and nothing recorded a new one
-            Ok(self.detach())
         } else {
             Ok(self.clone())
         }
