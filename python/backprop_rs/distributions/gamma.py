@@ -5,10 +5,13 @@ Sampling: Gamma, Poisson and Binomial draws come from NumPy's ``Generator`` (its
 Marsaglia-Tsang gamma, PTRS Poisson and BTPE binomial samplers), seeded from backprop_rs's own
 generator, so ``bp.manual_seed`` makes them reproducible; Beta, Dirichlet, Chi2 and StudentT are
 built from those. The draws are exact in distribution but are not PyTorch's stream (no engine's
-are). ``rsample`` differentiates through the parts that are reparameterisable by scaling (the
-Gamma's ``rate``, StudentT's ``loc`` and ``scale``); a gradient with respect to a shape
-parameter (``concentration``, ``df``) needs the implicit derivative of the gamma sampler, which is
-not built, and asking for one raises instead of returning a silently wrong zero.
+are). ``rsample`` is differentiable in every parameter, the shape parameters included
+(``concentration``, ``df``): a gamma draw's derivative with respect to its shape is the implicit
+reparameterisation gradient ``dx/da = -(dP(a, x)/da) / f(x; a)`` at the drawn ``x``, computed
+exactly in float64 (``special_kernels._standard_gamma_grad_np``), as PyTorch's
+``_standard_gamma_grad``; Beta, Dirichlet, Chi2, StudentT and FisherSnedecor differentiate
+through the gammas they are built from. As in PyTorch, that derivative has no derivative of its
+own (a second backward through a shape parameter raises).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 
 from .. import _core
 from .._core import Tensor
+from ..autograd.function import Function
 from . import constraints
 from .distribution import Distribution, broadcast_all
 
@@ -41,7 +45,7 @@ def _np(t: Tensor, shape: Any) -> np.ndarray:
     return np.broadcast_to(t.detach().cpu().numpy().astype(np.float64), shape)
 
 
-def _standard_gamma(concentration: Tensor, shape: Any) -> Tensor:
+def _draw_standard_gamma(concentration: Tensor, shape: Any) -> Tensor:
     a = _np(concentration, shape)
     g = _numpy_rng().standard_gamma(a)
     # the smallest positive value instead of 0 (as PyTorch clamps), so log_prob stays finite
@@ -49,11 +53,44 @@ def _standard_gamma(concentration: Tensor, shape: Any) -> Tensor:
                        concentration)
 
 
-def _no_shape_grad(dist: Distribution, name: str, value: Tensor) -> None:
-    if value.requires_grad and _core.is_grad_enabled():
-        raise NotImplementedError(
-            f"{type(dist).__name__}.rsample: the gradient with respect to '{name}' needs the implicit derivative of "
-            f"the gamma sampler, which backprop_rs does not have; detach '{name}' or use sample()")
+class _StandardGammaGrad(Function):
+    """``dx/da`` at the draws ``x``: a leaf of the backward whose own derivative PyTorch does not
+    define either, so a double backward through it raises instead of dropping a term."""
+
+    @staticmethod
+    def forward(ctx: Any, a: Tensor, x: Tensor) -> Tensor:
+        from ..special_kernels import _standard_gamma_grad_np
+
+        return _from_numpy(_standard_gamma_grad_np(_np(a, tuple(a.shape)), _np(x, tuple(x.shape)))
+                           .reshape(tuple(x.shape)), x)
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> Any:
+        raise NotImplementedError("the derivative of _standard_gamma_grad (the reparameterised gamma draw's "
+                                  "derivative with respect to its shape) is not implemented, as in PyTorch")
+
+
+class _StandardGamma(Function):
+    """A standard gamma draw, differentiable in its shape ``a`` (already expanded to the draw's
+    shape) through the implicit reparameterisation gradient."""
+
+    @staticmethod
+    def forward(ctx: Any, a: Tensor) -> Tensor:
+        x = _draw_standard_gamma(a, tuple(a.shape))
+        ctx.save_for_backward(a, x)
+        return x
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> Any:
+        a, x = ctx.saved_tensors
+        return g * _StandardGammaGrad.apply(a, x)
+
+
+def _standard_gamma(concentration: Tensor, shape: Any) -> Tensor:
+    """Draws of ``Gamma(concentration, 1)`` of ``shape``, differentiable in ``concentration``."""
+    if concentration.requires_grad and _core.is_grad_enabled():
+        return _StandardGamma.apply(concentration.expand(tuple(shape)))
+    return _draw_standard_gamma(concentration, shape)
 
 
 def _xlogy(x: Any, y: Tensor) -> Tensor:
@@ -88,7 +125,6 @@ class Gamma(Distribution):
         return self.concentration / self.rate ** 2
 
     def rsample(self, sample_shape: Any = ()) -> Tensor:
-        _no_shape_grad(self, "concentration", self.concentration)
         return _standard_gamma(self.concentration, self._extended_shape(sample_shape)) / self.rate
 
     def log_prob(self, value: Any) -> Tensor:
@@ -163,7 +199,6 @@ class Dirichlet(Distribution):
         return self.concentration * (c0 - self.concentration) / (c0 ** 2 * (c0 + 1))
 
     def rsample(self, sample_shape: Any = ()) -> Tensor:
-        _no_shape_grad(self, "concentration", self.concentration)
         g = _standard_gamma(self.concentration, self._extended_shape(sample_shape))
         return g / g.sum(-1, True)
 
@@ -209,8 +244,6 @@ class Beta(Distribution):
         return a * b / (t ** 2 * (t + 1))
 
     def rsample(self, sample_shape: Any = ()) -> Tensor:
-        _no_shape_grad(self, "concentration1", self.concentration1)
-        _no_shape_grad(self, "concentration0", self.concentration0)
         shape = self._extended_shape(sample_shape)
         x = _standard_gamma(self.concentration1, shape)
         y = _standard_gamma(self.concentration0, shape)
@@ -373,7 +406,6 @@ class StudentT(Distribution):
         return _core.where(self.df > 1, v, float("nan"))
 
     def rsample(self, sample_shape: Any = ()) -> Tensor:
-        _no_shape_grad(self, "df", self.df)
         shape = self._extended_shape(sample_shape)
         x = _core.randn(*shape, dtype=self.loc.dtype).to(self.loc.device)
         z = _standard_gamma(0.5 * self.df, shape) * 2.0  # chi-squared with df degrees of freedom
@@ -423,8 +455,6 @@ class FisherSnedecor(Distribution):
         return _core.where(d2 > 4, v, math.nan)
 
     def rsample(self, sample_shape: Any = ()) -> Tensor:
-        for name in ("df1", "df2"):
-            _no_shape_grad(self, name, getattr(self, name))
         shape = self._extended_shape(sample_shape)
         x1 = _standard_gamma(self.df1 * 0.5, shape) / (self.df1 * 0.5)
         x2 = _standard_gamma(self.df2 * 0.5, shape) / (self.df2 * 0.5)
