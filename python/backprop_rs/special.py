@@ -5,9 +5,8 @@ the tails; ``ndtr``, ``log_ndtr`` and ``multigammaln`` are built on them. ``erfc
 ``i0``, ``i0e``, ``i1``, ``i1e``, ``gammainc`` and ``gammaincc`` are computed on the host in
 float64 (``special_kernels.py``), as are ``zeta`` and ``polygamma`` beyond ``n = 1``
 (``zeta.py``), the orthogonal polynomials (``orthogonal_polynomials.py``) and the Bessel functions
-J, Y and K (``bessel.py``). Missing ones (``airy_ai``) raise an
-``AttributeError`` that says so: their tails need dedicated kernels (a composite such as
-``1 - erf(x)`` would silently lose every digit of ``erfc(5)``).
+J, Y and K (``bessel.py``) and ``airy_ai`` (``airy.py``): their tails need dedicated kernels (a
+composite such as ``1 - erf(x)`` would silently lose every digit of ``erfc(5)``).
 """
 
 from __future__ import annotations
@@ -139,16 +138,6 @@ def log_ndtr(input: Tensor) -> Tensor:
     return _core.where(x > 0, up_v, _core.where(x >= thr, mid_v, low_v))
 
 
-_MISSING = {"airy_ai"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MISSING:
-        raise AttributeError(f"torch.special.{name} is not in backprop_rs yet: it needs a special-function kernel "
-                             "that is accurate in the tails (a composite would silently lose digits there)")
-    raise AttributeError(f"module 'backprop_rs.special' has no attribute '{name}'")
-
-
 _ = (erfinv, exp2, logit, polygamma, sinc, xlogy)  # re-exported
 # the host-computed kernels (float64 NumPy; see special_kernels.py)
 from .special_kernels import erfcx, gammainc, gammaincc, i0, i0e, i1, i1e, ndtri  # noqa: E402,F401
@@ -157,8 +146,9 @@ from .orthogonal_polynomials import *  # noqa: E402,F401,F403
 from .orthogonal_polynomials import __all__ as _polynomials  # noqa: E402
 from .bessel import *  # noqa: E402,F401,F403
 from .bessel import __all__ as _bessel  # noqa: E402
+from .airy import airy_ai  # noqa: E402,F401
 
-__all__ += _polynomials + _bessel
+__all__ += _polynomials + _bessel + ["airy_ai"]
 
 
 def spherical_bessel_j0(input: Tensor) -> Tensor:
