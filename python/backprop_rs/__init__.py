@@ -84,6 +84,7 @@ from . import distributions as distributions
 from .decompositions import det as det, logdet as logdet, matrix_exp as matrix_exp, slogdet as slogdet
 from .decompositions import inv as inverse, pinv as pinverse, matrix_power as matrix_power
 from .decompositions import cholesky_solve as cholesky_solve, cholesky_inverse as cholesky_inverse
+from .lowrank import svd_lowrank as svd_lowrank, pca_lowrank as pca_lowrank
 from .random import (  # noqa: F811 (manual_seed also records the seed for initial_seed)
     get_rng_state as get_rng_state, initial_seed as initial_seed, manual_seed as manual_seed, seed as seed,
     set_rng_state as set_rng_state,
