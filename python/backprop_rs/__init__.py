@@ -121,7 +121,7 @@ from .stacking import (  # noqa: F401 (re-exported)
 )
 from .math_ops import (  # noqa: F401 (re-exported)
     asinh, acosh, atanh, sinc, positive, erfinv, bitwise_and, bitwise_or, bitwise_xor, bitwise_not, bitwise_left_shift,
-    bitwise_right_shift, gcd, lcm, histogram, nanmedian, msort, polygamma, mvlgamma,
+    bitwise_right_shift, gcd, lcm, histogram, histogramdd, nanmedian, msort, polygamma, mvlgamma,
     prod, nansum, nanmean, aminmax, var_mean, std_mean, quantile, nanquantile, logaddexp, logaddexp2, xlogy,
     logit, exp2, sgn, signbit, copysign, deg2rad, rad2deg, float_power, heaviside, fmax, fmin, isin, isposinf,
     isneginf, isreal, logical_xor, tensordot, kron, inner, addmv, addr, addbmm, chain_matmul, cov, corrcoef,

@@ -29,7 +29,7 @@ __all__ = ["hypot", "cummax", "cummin", "logcumsumexp", "diff", "cross", "cdist"
            "float_power", "heaviside", "fmax", "fmin", "isin", "isposinf", "isneginf", "isreal", "logical_xor",
            "tensordot", "kron", "inner", "addmv", "addr", "addbmm", "chain_matmul", "cov", "corrcoef",
            "asinh", "acosh", "atanh", "sinc", "positive", "erfinv", "bitwise_and", "bitwise_or",
-           "bitwise_xor", "bitwise_not", "bitwise_left_shift", "bitwise_right_shift", "gcd", "lcm", "histogram", "nanmedian", "msort", "polygamma", "mvlgamma"]
+           "bitwise_xor", "bitwise_not", "bitwise_left_shift", "bitwise_right_shift", "gcd", "lcm", "histogram", "histogramdd", "nanmedian", "msort", "polygamma", "mvlgamma"]
 
 _FLOATS = (_core.float32, _core.float64)
 
@@ -981,6 +981,63 @@ def histogram(input: Tensor, bins: Any = 100, *, range: Any = None, weight: Opti
     pair = namedtuple("histogram", ["hist", "bin_edges"])
     return pair(_core.tensor(hist, dtype=input.dtype, device=input.device),
                 _core.tensor(e, dtype=input.dtype, device=input.device))
+
+
+def histogramdd(input: Tensor, bins: Any, *, range: Any = None, weight: Optional[Tensor] = None,
+                density: bool = False) -> Any:
+    """``torch.histogramdd``: ``(hist, bin_edges)`` of the points in the last dimension of a float
+    tensor (``(..., D)``, the leading dimensions flattened): ``bins`` an int for every dimension, a
+    sequence of ints, or a sequence of ``D`` 1-d edge tensors; ``range`` PyTorch's flat
+    ``[min0, max0, min1, max1, ...]``. NumPy's binning on the host (each last bin includes its right
+    edge, an empty range widened by 1/2 on both sides, as both define them); ``bin_edges`` is a
+    tuple of ``D`` tensors.
+
+    >>> import backprop_rs as bp
+    >>> h = bp.histogramdd(bp.tensor([[0., 1.], [1., 0.], [2., 0.], [2., 2.]]), bins=[3, 3],
+    ...                    weight=bp.tensor([1., 2., 4., 8.]))
+    >>> h.hist.tolist()
+    [[0.0, 1.0, 0.0], [2.0, 0.0, 0.0], [4.0, 0.0, 8.0]]
+    """
+    if not isinstance(input, Tensor) or not input.is_floating_point():
+        got = input.dtype if isinstance(input, Tensor) else type(input).__name__
+        raise RuntimeError(f"torch.histogramdd: input tensor and bins tensors should have the same dtype, but got "
+                           f"input {got} and bins float")
+    if input.ndim < 1:
+        raise RuntimeError("torch.histogramdd: input tensor should have at least 1 dimension, but got 0")
+    d = int(input.shape[-1])
+    points = input.detach().cpu().numpy().reshape(-1, d).astype(np.float64)
+    if isinstance(bins, int):
+        edges: Any = [int(bins)] * d
+    elif isinstance(bins, Tensor):
+        raise TypeError("torch.histogramdd: bins must be an int, a sequence of ints or a sequence of 1-d tensors")
+    else:
+        bins = list(bins)
+        if len(bins) != d:
+            raise RuntimeError(f"torch.histogramdd: expected {d} sequences of bin edges for each of the {d} "
+                               f"dimensions of input, but got {len(bins)}")
+        edges = [b.detach().cpu().numpy().astype(np.float64) if isinstance(b, Tensor) else int(b) for b in bins]
+    for e in edges:
+        if isinstance(e, int) and e <= 0:
+            raise RuntimeError(f"torch.histogramdd: bins must be > 0, but got {e}")
+    pairs = None
+    if range is not None:
+        flat = [float(v) for v in range]
+        if len(flat) != 2 * d:
+            raise RuntimeError(f"torch.histogramdd: for a {d}-dimensional histogram, range should have {2 * d} "
+                               f"elements, but got {len(flat)}")
+        pairs = [(flat[2 * i], flat[2 * i + 1]) for i in builtins.range(d)]
+        for lo, hi in pairs:
+            if lo > hi:
+                raise RuntimeError(f"torch.histogramdd: min should not exceed max, but got min {lo} max {hi}")
+    w = weight.detach().cpu().numpy().reshape(-1).astype(np.float64) if weight is not None else None
+    if w is not None and w.shape[0] != points.shape[0]:
+        raise RuntimeError(f"torch.histogramdd: if weight tensor is provided it should have the same shape as the "
+                           f"input tensor excluding its innermost dimension, but got input with shape "
+                           f"{tuple(input.shape)} and weight with shape {tuple(weight.shape)}")
+    hist, e = np.histogramdd(points, bins=edges, range=pairs, weights=w, density=density)
+    pair = namedtuple("histogramdd", ["hist", "bin_edges"])
+    return pair(_core.tensor(hist, dtype=input.dtype, device=input.device),
+                tuple(_core.tensor(x, dtype=input.dtype, device=input.device) for x in e))
 
 
 def nanmedian(input: Tensor, dim: Optional[int] = None, keepdim: bool = False) -> Any:
