@@ -83,6 +83,7 @@ from .normalization import (
     LayerNorm,
     RMSNorm,
 )
+from .fractional_max_pool import FractionalMaxPool2d, FractionalMaxPool3d
 from .parameter import Parameter
 from .pooling import (
     AdaptiveAvgPool1d,
@@ -147,7 +148,7 @@ __all__ = [
     "Embedding", "EmbeddingBag", "LayerNorm", "RMSNorm", "GroupNorm", "LocalResponseNorm", "BatchNorm1d", "BatchNorm2d", "InstanceNorm1d",
     "InstanceNorm2d",
     # convolution, pooling, resampling
-    "Conv1d", "Conv2d", "Conv3d", "MaxPool3d", "AvgPool3d", "AdaptiveAvgPool3d", "ConvTranspose1d", "ConvTranspose2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d",
+    "Conv1d", "Conv2d", "Conv3d", "FractionalMaxPool2d", "FractionalMaxPool3d", "MaxPool3d", "AvgPool3d", "AdaptiveAvgPool3d", "ConvTranspose1d", "ConvTranspose2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d",
     "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "Upsample",
     "UpsamplingNearest2d", "UpsamplingBilinear2d", "PixelShuffle", "PixelUnshuffle",
     # recurrent

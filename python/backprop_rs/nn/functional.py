@@ -38,6 +38,7 @@ __all__ = [
     # convolution, pooling, resampling
     "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool1d", "max_pool2d", "avg_pool1d",
     "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d",
+    "fractional_max_pool2d", "fractional_max_pool3d",
     "pad", "unfold", "fold", "interpolate", "grid_sample", "affine_grid", "upsample", "upsample_nearest", "upsample_bilinear", "pixel_shuffle",
     "pixel_unshuffle",
     # losses
@@ -62,6 +63,7 @@ fold = _core.fold
 _Ints = Union[int, Sequence[int]]
 
 from ._attention import multi_head_attention_forward, scaled_dot_product_attention  # noqa: E402
+from .fractional_max_pool import fractional_max_pool2d, fractional_max_pool3d  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------- helpers
