@@ -123,3 +123,55 @@ fn fold(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     st(i, acc);
 }
+
+// pool_argmax: max-pooling's choice (BackendStorage::pool_argmax), one invocation per window.
+//   params as unfold's ([13] [14] are the output extent, which ceil mode may make larger than
+//   the windows that fit); float32 or int64 input; out [N, C, oh, ow] int64: the flat index
+//   y * W + x (into the plane) kept by PyTorch's scan: row-major over the in-bounds taps,
+//   `v > best || isnan(v)` from -inf at the first in-bounds tap. The host bounds kh * kw.
+fn pool_better(v: vec2<u32>, best: vec2<u32>) -> bool {
+    if (DT == DT_I64) {
+        return i64_lt(best, v);
+    }
+    let fv = bitcast<f32>(v.x);
+    return fv > bitcast<f32>(best.x) || is_nan(fv);
+}
+
+@compute @workgroup_size(256)
+fn pool_argmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, nwg, lid);
+    if (i >= params[0]) {
+        return;
+    }
+    let C = params[2]; let H = params[3]; let W = params[4];
+    let kh = params[5]; let kw = params[6];
+    let oh = params[13]; let ow = params[14];
+    let oj = i % ow;
+    let oi = (i / ow) % oh;
+    let c = (i / (ow * oh)) % C;
+    let n = i / (ow * oh * C);
+    let base = params[15] + n * params[16] + c * params[17];
+    var found = false;
+    var best = vec2<u32>(0u, 0u);
+    var best_i = 0u;
+    for (var ki = 0u; ki < kh; ki++) {
+        let y = i32(oi * params[7] + ki * params[11]) - i32(params[9]);
+        if (y < 0 || u32(y) >= H) {
+            continue;
+        }
+        for (var kj = 0u; kj < kw; kj++) {
+            let x = i32(oj * params[8] + kj * params[12]) - i32(params[10]);
+            if (x < 0 || u32(x) >= W) {
+                continue;
+            }
+            let v = ld(base + u32(y) * params[18] + u32(x) * params[19]);
+            if (!found || pool_better(v, best)) {
+                found = true;
+                best = v;
+                best_i = u32(y) * W + u32(x);
+            }
+        }
+    }
+    out[2u * i] = best_i;
+    out[2u * i + 1u] = 0u;
+}

@@ -140,6 +140,13 @@ pub trait BackendStorage: Sized + Send + Sync {
     fn argsort_rows(&self, l: &Layout, descending: bool) -> Result<Self>;
     /// col2im of an `[N, C*kh*kw, L]` view into `[N, C, H, W]` with `(H, W) = out_hw`, summing overlaps.
     fn fold(&self, l: &Layout, w: &Window, out_hw: (usize, usize)) -> Result<Self>;
+    /// Max-pooling's choice: for every window of an `[N, C, H, W]` view, the flat index
+    /// `h * W + w` (into its plane) of the element max-pooling keeps, as int64 `[N, C, oh, ow]`
+    /// with `(oh, ow) = out_hw` (which may exceed `w.out_hw` by ceil mode's partial windows).
+    /// PyTorch's rule: a row-major scan of the window's in-bounds positions keeps `v` when
+    /// `v > best || isnan(v)`, starting from `-inf` at the first in-bounds position. The pooled
+    /// values are then a `gather` at these indices, so their gradient is the gather's.
+    fn pool_argmax(&self, l: &Layout, w: &Window, out_hw: (usize, usize)) -> Result<Self>;
 
     /// One fused optimizer step in place: `self` is the parameter (viewed by `l`), `states` its
     /// optimizer state in `Rule`'s order. Every operand is contiguous, of `self`'s float dtype,

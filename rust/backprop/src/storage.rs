@@ -434,4 +434,7 @@ impl Storage {
     pub fn fold(&self, l: &Layout, w: &Window, out_hw: (usize, usize)) -> Result<Storage> {
         one!(self, |s| s.fold(l, w, out_hw))
     }
+    pub fn pool_argmax(&self, l: &Layout, w: &Window, out_hw: (usize, usize)) -> Result<Storage> {
+        one!(self, |s| s.pool_argmax(l, w, out_hw))
+    }
 }

@@ -99,6 +99,137 @@ pub fn unfold<T: Element>(x: &[T], l: &Layout, w: &Window, pad: T) -> Result<Vec
     Ok(out)
 }
 
+/// `BackendStorage::pool_argmax` on the CPU: planes in parallel; per window the in-bounds
+/// rows and columns are found once per output row / column, so the scan has no bounds test.
+pub fn pool_argmax<T: Element>(
+    x: &[T],
+    l: &Layout,
+    w: &Window,
+    out_hw: (usize, usize),
+) -> Result<Vec<i64>> {
+    let d = l.dims();
+    let (n, c, h, wd) = (d[0], d[1], d[2], d[3]);
+    let (oh, ow) = out_hw;
+    let shape = Shape::new(vec![n, c, oh, ow]);
+    let mut out = alloc_for_overwrite::<i64>("max_pool2d", &shape)?;
+    if out.is_empty() {
+        return Ok(out);
+    }
+    let src = contiguous(x, l)?;
+    let plane = h * wd;
+    let (kh, kw) = w.kernel;
+    let (sh, sw) = w.stride;
+    let (dh, dw) = w.dilation;
+    let (ph, pw) = (w.padding.0 as isize, w.padding.1 as isize);
+    // the kernel taps inside the image for each output row / column: taps k with
+    // 0 <= o*s + k*dil - pad < len, a contiguous range of k
+    let taps = |o: usize, s: usize, dil: usize, pad: isize, k: usize, len: usize| {
+        let base = (o * s) as isize - pad;
+        let lo = if base < 0 {
+            ((-base) as usize).div_ceil(dil)
+        } else {
+            0
+        };
+        let hi = if base >= len as isize {
+            0
+        } else {
+            ((len as isize - 1 - base) as usize / dil + 1).min(k)
+        };
+        (base, lo.min(hi), hi)
+    };
+    let rows: Vec<_> = (0..oh).map(|o| taps(o, sh, dh, ph, kh, h)).collect();
+    let cols: Vec<_> = (0..ow).map(|o| taps(o, sw, dw, pw, kw, wd)).collect();
+    // the output columns whose every tap is inside the image: a contiguous range
+    let full = |&(_, c0, c1): &(isize, usize, usize)| c0 == 0 && c1 == kw;
+    let j0 = cols.iter().position(full).unwrap_or(ow);
+    let j1 = cols.iter().rposition(full).map_or(j0, |j| j + 1);
+    let nin = j1 - j0;
+    // PyTorch's `val > maxval || isnan(val)` from maxval = -inf at the first in-bounds tap:
+    // taking that first tap unconditionally gives the same value and index (a window with no
+    // tap inside the image keeps PyTorch's index of its first position). `|`, not `||`: a
+    // short-circuit is a branch, and on random data each comparison is a coin toss
+    #[allow(clippy::eq_op)] // `v != v`: the NaN test for any Element
+    let better = |v: T, b: T| (v > b) | (v != v);
+    let fill = |p: usize, o: &mut [i64]| {
+        let xin = &src[p * plane..(p + 1) * plane];
+        let mut best = vec![T::ZERO; nin];
+        let mut tap = vec![T::ZERO; nin];
+        for (orow, &(rb, r0, r1)) in o.chunks_mut(ow).zip(&rows) {
+            let row_at = |ki: usize| (rb + (ki * dh) as isize) as usize * wd;
+            // the edge columns one window at a time
+            for (oj, &(cb, c0, c1)) in cols.iter().enumerate() {
+                if (j0..j1).contains(&oj) {
+                    continue;
+                }
+                let col0 = (cb + (c0 * dw) as isize) as usize;
+                let mut best_i = row_at(r0) + col0;
+                if r0 < r1 && c0 < c1 {
+                    let mut best_v = xin[best_i];
+                    let span = (c1 - c0 - 1) * dw + 1;
+                    for ki in r0..r1 {
+                        let at = row_at(ki) + col0;
+                        for (t, &v) in xin[at..at + span].iter().step_by(dw).enumerate() {
+                            if better(v, best_v) {
+                                best_v = v;
+                                best_i = at + t * dw;
+                            }
+                        }
+                    }
+                }
+                orow[oj] = best_i as i64;
+            }
+            if nin == 0 || r0 == r1 {
+                continue;
+            }
+            // the interior columns side by side: per tap, the tap's value for every window is
+            // copied out (stride `sw`) and compared lane-wise, a select the compiler vectorises
+            let ix = &mut orow[j0..j1];
+            let cb0 = cols[j0].0 as usize;
+            let mut first = true;
+            for ki in r0..r1 {
+                for kj in 0..kw {
+                    let base = row_at(ki) + cb0 + kj * dw;
+                    let seg = &xin[base..base + (nin - 1) * sw + 1];
+                    for (d, &v) in tap.iter_mut().zip(seg.iter().step_by(sw)) {
+                        *d = v;
+                    }
+                    if first {
+                        best.copy_from_slice(&tap);
+                        for (t, i) in ix.iter_mut().enumerate() {
+                            *i = (base + t * sw) as i64;
+                        }
+                        first = false;
+                        continue;
+                    }
+                    super::simd::dispatch(
+                        #[inline(always)]
+                        || {
+                            let lanes = best.iter_mut().zip(ix.iter_mut()).zip(&tap);
+                            let (base, sw) = (base as i64, sw as i64);
+                            for (t, ((b, i), &v)) in lanes.enumerate() {
+                                // a mask rather than `if`: LLVM keeps a select of mixed
+                                // widths as a branch, which does not vectorise
+                                let m = -i64::from(better(v, *b));
+                                *i = (*i & !m) | ((base + t as i64 * sw) & m);
+                                *b = if m != 0 { v } else { *b };
+                            }
+                        },
+                    );
+                }
+            }
+        }
+    };
+    let per_plane = oh * ow;
+    if super::parallel::go_parallel_rows(out.len() * kh * kw) {
+        super::parallel::for_each_chunk(&mut out, per_plane, fill);
+    } else {
+        out.chunks_mut(per_plane)
+            .enumerate()
+            .for_each(|(p, o)| fill(p, o));
+    }
+    Ok(out)
+}
+
 pub fn fold<T: Element>(
     cols_data: &[T],
     l: &Layout,

@@ -1134,6 +1134,25 @@ impl BackendStorage for CpuStorage {
         Ok(CpuStorage::I64(Buffer::from_vec(idx)))
     }
 
+    fn pool_argmax(&self, l: &Layout, w: &Window, out_hw: (usize, usize)) -> Result<Self> {
+        // storage dtypes compare by their widened values (exact: widening keeps every value)
+        let wide = self.widened()?;
+        let idx = match &*wide {
+            CpuStorage::F32(b) => conv::pool_argmax(b.as_slice(), l, w, out_hw)?,
+            CpuStorage::F64(b) => conv::pool_argmax(b.as_slice(), l, w, out_hw)?,
+            CpuStorage::I64(b) => conv::pool_argmax(b.as_slice(), l, w, out_hw)?,
+            CpuStorage::Bool(_) => {
+                return Err(Error::DType {
+                    op: "max_pool2d",
+                    dtype: DType::Bool,
+                    detail: " (expected a numeric tensor)".into(),
+                })
+            }
+            _ => unreachable!("storage dtypes were widened above"),
+        };
+        Ok(CpuStorage::I64(Buffer::from_vec(idx)))
+    }
+
     fn fold(&self, l: &Layout, w: &Window, out_hw: (usize, usize)) -> Result<Self> {
         if self.dtype().is_storage_only() {
             return self.widened()?.fold(l, w, out_hw)?.narrowed(self.dtype());

@@ -140,3 +140,54 @@ pub(crate) fn fold(
     }
     Ok(out)
 }
+
+/// `BackendStorage::pool_argmax`: one invocation per window (`shaders/conv.wgsl`).
+pub(crate) fn pool_argmax(
+    x: &GpuStorage,
+    l: &Layout,
+    w: &Window,
+    out_hw: (usize, usize),
+) -> Result<GpuStorage> {
+    let d = l.dims();
+    let shape = Shape::new(vec![d[0], d[1], out_hw.0, out_hw.1]);
+    if !matches!(x.dtype, DType::F32 | DType::I64) {
+        return Err(Error::DType {
+            op: "max_pool2d",
+            dtype: x.dtype,
+            detail: " (the GPU kernel takes float32 or int64)".into(),
+        });
+    }
+    if w.kernel.0.saturating_mul(w.kernel.1) > LOOP_BUDGET {
+        return Err(Error::Unsupported {
+            op: "max_pool2d",
+            device: crate::Device::Gpu,
+            msg: format!(
+                "a {}x{} window exceeds the GPU kernels' loop bound of {LOOP_BUDGET} positions",
+                w.kernel.0, w.kernel.1
+            ),
+        });
+    }
+    let dt = dt_code("max_pool2d", x.dtype)?;
+    let out = output("max_pool2d", &shape, DType::I64)?;
+    let n = shape.numel();
+    if n == 0 {
+        return Ok(out);
+    }
+    let params = window_params(
+        "max_pool2d",
+        n,
+        [d[0], d[1], d[2], d[3]],
+        w,
+        out_hw,
+        l.offset(),
+        l.strides(),
+    )?;
+    ctx()?.run(
+        "max_pool2d",
+        &Kernel::new(Shader::Conv, "pool_argmax", &[("DT", dt)]),
+        &params,
+        &[(1, x.buf.raw()), (4, out.buf.raw())],
+        groups_for(n),
+    )?;
+    Ok(out)
+}

@@ -337,6 +337,9 @@ impl BackendStorage for GpuStorage {
     fn fold(&self, l: &Layout, w: &Window, out_hw: (usize, usize)) -> Result<Self> {
         conv::fold(self, l, w, out_hw)
     }
+    fn pool_argmax(&self, l: &Layout, w: &Window, out_hw: (usize, usize)) -> Result<Self> {
+        conv::pool_argmax(self, l, w, out_hw)
+    }
     fn fused_update(
         &mut self,
         l: &Layout,

@@ -387,6 +387,11 @@ fn pad_end(x: &Tensor, extra: (usize, usize), value: f64) -> Result<Tensor> {
 }
 
 /// Max-pooling; also returns, when asked, the flat index (into H*W) of each maximum, as PyTorch.
+///
+/// One primitive picks each window's maximum (`BackendStorage::pool_argmax`, PyTorch's scan
+/// rule); the values are a `gather` of the input's planes at those indices, so the gradient is
+/// the gather's (the output gradient added at each maximum, overlapping windows accumulating,
+/// as PyTorch's backward) and differentiates again.
 #[allow(clippy::too_many_arguments)]
 pub fn max_pool2d(
     x: &Tensor,
@@ -398,7 +403,15 @@ pub fn max_pool2d(
     return_indices: bool,
 ) -> Result<(Tensor, Option<Tensor>)> {
     let (x, unb) = batched("max_pool2d", x)?;
-    let (w, oh, ow, extra) = pool_window(
+    if x.dtype() == DType::Bool {
+        return Err(Error::DType {
+            op: "max_pool2d",
+            dtype: DType::Bool,
+            detail: " (expected a numeric tensor)".into(),
+        });
+    }
+    // ceil mode's partial windows are clipped by the kernel, so its extra padding is not needed
+    let (w, oh, ow, _) = pool_window(
         "max_pool2d",
         &x,
         kernel,
@@ -408,23 +421,18 @@ pub fn max_pool2d(
         ceil_mode,
     )?;
     let (n, c, h, wd) = (x.dims()[0], x.dims()[1], x.dims()[2], x.dims()[3]);
-    let kk = kernel.0 * kernel.1;
-    let cols = pad_end(&x, extra, f64::NEG_INFINITY)?
-        .unfold(w, f64::NEG_INFINITY)?
-        .reshape([n, c, kk, oh * ow])?;
-    // gather at the arg-max: the gradient flows to the chosen element only (PyTorch's rule)
-    let (vals, arg) = cols.max_dim(2usize, true)?;
-    let out = unbatch(vals.reshape([n, c, oh, ow])?, unb)?;
+    let shape = Shape::new(vec![n, c, oh, ow]);
+    shape.check_extents("max_pool2d")?;
+    let s = crate::tensor::with_read([&x], |[sx]| sx.pool_argmax(x.layout(), &w, (oh, ow)))?;
+    let idx = Tensor::from_storage(s, shape);
+    let out = x
+        .reshape([n, c, h * wd])?
+        .gather(2usize, &idx.reshape([n, c, oh * ow])?)?
+        .reshape([n, c, oh, ow])?;
+    let out = unbatch(out, unb)?;
     if !return_indices {
         return Ok((out, None));
     }
-    let positions = Tensor::arange(0.0, (h * wd) as f64, 1.0, DType::I64, x.device())?
-        .reshape([1, 1, h, wd])?;
-    let pos_cols = pad_end(&positions, extra, -1.0)?
-        .unfold(w, -1.0)?
-        .reshape([1, 1, kk, oh * ow])?
-        .broadcast_to(&Shape::new(vec![n, c, kk, oh * ow]))?;
-    let idx = pos_cols.gather(2usize, &arg)?.reshape([n, c, oh, ow])?;
     Ok((out, Some(unbatch(idx, unb)?)))
 }
 
