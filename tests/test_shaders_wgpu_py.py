@@ -1284,6 +1284,48 @@ def test_unfold_on_a_strided_image_with_padding(gpu):
         np.testing.assert_array_equal(dec(out), want.reshape(-1), err_msg=f"dt {dt} pad {pad}")
 
 
+def np_pool_argmax(x, k, s, p, d, o):
+    """PyTorch's max-pool scan, one window at a time: row-major over the in-bounds taps, the
+    first one taken, then `v > best or isnan(v)` (the first maximum; a later NaN wins)."""
+    n, c, h, w = x.shape
+    out = np.zeros((n, c) + o, np.int64)
+    for b in range(n):
+        for ch in range(c):
+            for oi in range(o[0]):
+                for oj in range(o[1]):
+                    best = best_i = None
+                    for ki in range(k[0]):
+                        for kj in range(k[1]):
+                            y, xx = oi * s[0] + ki * d[0] - p[0], oj * s[1] + kj * d[1] - p[1]
+                            if not (0 <= y < h and 0 <= xx < w):
+                                continue
+                            v = x[b, ch, y, xx]
+                            if best is None or v > best or v != v:
+                                best, best_i = v, y * w + xx
+                    out[b, ch, oi, oj] = best_i
+    return out
+
+
+def test_pool_argmax_first_maximum_and_nan_on_a_strided_image(gpu):
+    rng = np.random.default_rng(6)
+    k, s, p, d = (3, 2), (2, 2), (1, 1), (1, 2)
+    # few distinct values, so that most windows hold ties; a NaN or two and -inf
+    base = rng.integers(-2, 3, size=(2, 3, 9, 8)).astype(np.float32)
+    base.flat[rng.choice(base.size, 12, replace=False)] = np.nan
+    base.flat[rng.choice(base.size, 12, replace=False)] = -np.inf
+    basei = rng.integers(-3, 3, size=(2, 3, 9, 8)) * (2**33 + 5)  # ties and both words differ
+    for stored, dt, enc in ((base, F32, f32w), (basei, I64, i64w)):
+        x = stored.transpose(0, 1, 3, 2)  # stored as [N, C, W, H]: a transposed view
+        o = out_hw(x.shape, k, s, p, d)
+        o = (o[0] + 1, o[1])  # ceil mode's extra row: its window starts inside the image
+        assert (o[0] - 1) * s[0] - p[0] < x.shape[2]
+        want = np_pool_argmax(x, k, s, p, d, o)
+        params = window_params(want.size, x.shape, k, s, p, d, o, 0, (3 * 72, 72, 1, 8))
+        bufs = {1: enc(stored), 4: junk(2 * want.size)}
+        out = gpu.run("conv", "pool_argmax", params, bufs, groups(want.size), {"DT": dt})[4]
+        np.testing.assert_array_equal(as_i64(out), want.reshape(-1), err_msg=f"dt {dt}")
+
+
 FOLD = {"img": (2, 2, 6, 5), "k": (3, 3), "s": (1, 2), "p": (1, 0), "d": (2, 1)}
 
 
