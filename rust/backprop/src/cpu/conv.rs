@@ -150,17 +150,57 @@ pub fn pool_argmax<T: Element>(
     // short-circuit is a branch, and on random data each comparison is a coin toss
     #[allow(clippy::eq_op)] // `v != v`: the NaN test for any Element
     let better = |v: T, b: T| (v > b) | (v != v);
+    // Consecutive output rows whose windows cover the same kernel rows (all rows away from the
+    // top and bottom padding) form one block, and a block's interior windows are compared as one
+    // run of lanes: an output row alone is too short to fill a vector (LeNet's pool has rows of
+    // 14 windows, fewer than the 16 float32 lanes of AVX-512, so a per-row loop ran scalar).
+    let mut blocks: Vec<(usize, usize)> = Vec::new();
+    for oi in 0..oh {
+        match blocks.last_mut() {
+            Some((_, end)) if (rows[oi - 1].1, rows[oi - 1].2) == (rows[oi].1, rows[oi].2) => {
+                *end = oi + 1
+            }
+            _ => blocks.push((oi, oi + 1)),
+        }
+    }
+    let cb0 = cols.get(j0).map_or(0, |c| c.0);
+    // the window (oi, j0)'s kernel position (0, 0), which may lie in the padding, and a tap's
+    // offset from it
+    let origin = |oi: usize| rows[oi].0 * wd as isize + cb0;
+    let tap_off = |ki: usize, kj: usize| (ki * dh * wd + kj * dw) as isize;
+    // per block, each interior window's flat index at its first tap, as u32: the lanes carry
+    // indices as wide as a float32, so the selects vectorise with the value's, and they are
+    // the same for every plane
+    if plane > u32::MAX as usize {
+        return Err(crate::Error::Unsupported {
+            op: "max_pool2d",
+            device: crate::Device::Cpu,
+            msg: format!("a {h}x{wd} plane has more than 2^32 elements"),
+        });
+    }
+    let lane_at: Vec<Vec<u32>> = blocks
+        .iter()
+        .map(|&(b0, b1)| {
+            let (_, r0, r1) = rows[b0];
+            if r0 == r1 {
+                return Vec::new(); // no window row inside the image (not a PyTorch window)
+            }
+            let first = tap_off(r0, 0);
+            (b0..b1)
+                .flat_map(|oi| (0..nin).map(move |t| (origin(oi) + first) as usize + t * sw))
+                .map(|i| i as u32)
+                .collect()
+        })
+        .collect();
+    let max_lanes = lane_at.iter().map(Vec::len).max().unwrap_or(0);
     let fill = |p: usize, o: &mut [i64]| {
         let xin = &src[p * plane..(p + 1) * plane];
-        let mut best = vec![T::ZERO; nin];
-        let mut tap = vec![T::ZERO; nin];
+        // the edge columns one window at a time
+        let edges = cols[..j0].iter().enumerate();
+        let edges = edges.chain(cols[j1..].iter().enumerate().map(|(t, c)| (j1 + t, c)));
         for (orow, &(rb, r0, r1)) in o.chunks_mut(ow).zip(&rows) {
             let row_at = |ki: usize| (rb + (ki * dh) as isize) as usize * wd;
-            // the edge columns one window at a time
-            for (oj, &(cb, c0, c1)) in cols.iter().enumerate() {
-                if (j0..j1).contains(&oj) {
-                    continue;
-                }
+            for (oj, &(cb, c0, c1)) in edges.clone() {
                 let col0 = (cb + (c0 * dw) as isize) as usize;
                 let mut best_i = row_at(r0) + col0;
                 if r0 < r1 && c0 < c1 {
@@ -178,45 +218,56 @@ pub fn pool_argmax<T: Element>(
                 }
                 orow[oj] = best_i as i64;
             }
-            if nin == 0 || r0 == r1 {
+        }
+        if nin == 0 {
+            return;
+        }
+        // the interior windows: per tap, every window's value at that tap is copied out
+        // (stride `sw`) and compared lane-wise with the best so far
+        let mut best = vec![T::ZERO; max_lanes];
+        let mut tap = vec![T::ZERO; max_lanes];
+        let mut won = vec![0u32; max_lanes];
+        for (&(b0, b1), at0) in blocks.iter().zip(&lane_at) {
+            let (_, r0, r1) = rows[b0];
+            if r0 == r1 {
                 continue;
             }
-            // the interior columns side by side: per tap, the tap's value for every window is
-            // copied out (stride `sw`) and compared lane-wise, a select the compiler vectorises
-            let ix = &mut orow[j0..j1];
-            let cb0 = cols[j0].0 as usize;
-            let mut first = true;
-            for ki in r0..r1 {
-                for kj in 0..kw {
-                    let base = row_at(ki) + cb0 + kj * dw;
-                    let seg = &xin[base..base + (nin - 1) * sw + 1];
-                    for (d, &v) in tap.iter_mut().zip(seg.iter().step_by(sw)) {
-                        *d = v;
-                    }
-                    if first {
-                        best.copy_from_slice(&tap);
-                        for (t, i) in ix.iter_mut().enumerate() {
-                            *i = (base + t * sw) as i64;
-                        }
-                        first = false;
-                        continue;
-                    }
-                    super::simd::dispatch(
-                        #[inline(always)]
-                        || {
-                            let lanes = best.iter_mut().zip(ix.iter_mut()).zip(&tap);
-                            let (base, sw) = (base as i64, sw as i64);
-                            for (t, ((b, i), &v)) in lanes.enumerate() {
-                                // a mask rather than `if`: LLVM keeps a select of mixed
-                                // widths as a branch, which does not vectorise
-                                let m = -i64::from(better(v, *b));
-                                *i = (*i & !m) | ((base + t as i64 * sw) & m);
-                                *b = if m != 0 { v } else { *b };
+            let lanes = at0.len();
+            let (best, tap, won) = (&mut best[..lanes], &mut tap[..lanes], &mut won[..lanes]);
+            super::simd::dispatch(
+                #[inline(always)]
+                || {
+                    for ki in r0..r1 {
+                        for kj in 0..kw {
+                            let first = ki == r0 && kj == 0;
+                            let dst: &mut [T] = if first { best } else { tap };
+                            for (oi, d) in (b0..b1).zip(dst.chunks_exact_mut(nin)) {
+                                let at = (origin(oi) + tap_off(ki, kj)) as usize;
+                                gather_strided(d, &xin[at..], sw);
                             }
-                        },
-                    );
-                }
-            }
+                            if first {
+                                won.copy_from_slice(at0);
+                                continue;
+                            }
+                            let rel = (tap_off(ki, kj) - tap_off(r0, 0)) as u32;
+                            let lanes = best.iter_mut().zip(won.iter_mut()).zip(&*tap).zip(at0);
+                            for (((b, k), &v), &a) in lanes {
+                                let take = better(v, *b);
+                                // a mask rather than `if`: LLVM keeps a select it cannot
+                                // pair with the value's as a branch
+                                let m = u32::from(take).wrapping_neg();
+                                *k = (*k & !m) | ((a + rel) & m);
+                                *b = if take { v } else { *b };
+                            }
+                        }
+                    }
+                    for (oi, ks) in (b0..b1).zip(won.chunks_exact(nin)) {
+                        for (y, &k) in o[oi * ow + j0..oi * ow + j1].iter_mut().zip(ks) {
+                            *y = i64::from(k);
+                        }
+                    }
+                },
+            );
         }
     };
     let per_plane = oh * ow;
@@ -228,6 +279,32 @@ pub fn pool_argmax<T: Element>(
             .for_each(|(p, o)| fill(p, o));
     }
     Ok(out)
+}
+
+/// `dst[t] = src[t * step]`, with the common strides 1 and 2 as constants so that the copy
+/// vectorises (a memcpy, a de-interleave).
+#[inline(always)]
+fn gather_strided<T: Copy>(dst: &mut [T], src: &[T], step: usize) {
+    match step {
+        1 => dst.copy_from_slice(&src[..dst.len()]),
+        2 => {
+            // whole pairs where the source has them (the last value's partner may lie past the
+            // end of the plane), so the loop has no bounds test and becomes a de-interleave
+            let whole = dst.len().min(src.len() / 2);
+            let pairs = src[..2 * whole].chunks_exact(2);
+            for (d, pair) in dst.iter_mut().zip(pairs) {
+                *d = pair[0];
+            }
+            for (t, d) in dst.iter_mut().enumerate().skip(whole) {
+                *d = src[2 * t];
+            }
+        }
+        _ => {
+            for (d, &v) in dst.iter_mut().zip(src.iter().step_by(step)) {
+                *d = v;
+            }
+        }
+    }
 }
 
 pub fn fold<T: Element>(
