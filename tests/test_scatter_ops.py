@@ -198,3 +198,42 @@ def test_scatter_reduce_prod_gradient_with_zeros():
 def test_scatter_reduce_refuses_what_pytorch_refuses(call):
     with pytest.raises((RuntimeError, IndexError)):
         call()
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+@pytest.mark.parametrize("transposed_index", [False, True])
+def test_large_scatter_add_and_gather_match_numpy_in_index_order(dim, transposed_index):
+    """Large enough for the kernels' parallel paths (blocks of the leading dims on two threads),
+    with an index smaller than the tensor in every dim, many repeated targets and a strided
+    source: float32 sums must equal NumPy's unbuffered np.add.at bit for bit, since each element
+    takes its contributions in index order whatever the split."""
+    rng = np.random.default_rng(11 + dim)
+    base = rng.standard_normal((7, 50, 310)).astype(np.float32)
+    ishape = (6, 40, 300)
+    size = base.shape[dim]
+    if transposed_index:  # a non-contiguous index view
+        index_np = rng.integers(0, size, ishape[::-1]).transpose(2, 1, 0)
+        index = bp.tensor(np.ascontiguousarray(index_np.transpose(2, 1, 0))).permute(2, 1, 0)
+    else:
+        index_np = rng.integers(0, size, ishape)
+        index = bp.tensor(index_np)
+    src_full = rng.standard_normal((6, 41, 600)).astype(np.float32)
+    src_np = src_full[:, :40, ::2]  # strided, and larger than the index
+    src = bp.tensor(src_full)[:, :40, ::2]
+    grid = list(np.ix_(*[np.arange(n) for n in ishape]))
+    grid[dim] = index_np
+    want = base.copy()
+    np.add.at(want, tuple(grid), src_np[:, :, :300])
+    got = bp.tensor(base).scatter_add(dim, index, src[:, :, :300]).numpy()
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(bp.tensor(base).gather(dim, index).numpy(), base[tuple(grid)])
+
+
+@pytest.mark.parametrize("bad", [50, -1])
+def test_large_index_out_of_range_is_named(bad):
+    index = np.zeros((6, 40, 300), np.int64)
+    index[5, 39, 299] = bad  # the last one, after a clean vectorised scan of the rest
+    t = bp.zeros((7, 50, 310))
+    for call in (lambda: t.gather(1, bp.tensor(index)), lambda: t.scatter_add(1, bp.tensor(index), bp.ones(6, 40, 300))):
+        with pytest.raises(IndexError, match=str(bad)):
+            call()

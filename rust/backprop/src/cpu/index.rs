@@ -20,16 +20,31 @@ fn check(op: &'static str, i: i64, dim: usize, size: usize) -> Result<usize> {
     }
 }
 
-/// The indices of a strided I64 view, in row-major order, bounds-checked against `size`.
-fn indices(
+/// The indices of a strided I64 view, in row-major order (borrowed when the view is
+/// contiguous), bounds-checked against `size`: each is then a valid `usize` (`i as usize`).
+fn indices<'a>(
     op: &'static str,
-    idx: &[i64],
+    idx: &'a [i64],
     il: &Layout,
     dim: usize,
     size: usize,
-) -> Result<Vec<usize>> {
-    let raw = map1(op, idx, il, |v| v)?;
-    raw.into_iter().map(|i| check(op, i, dim, size)).collect()
+) -> Result<std::borrow::Cow<'a, [i64]>> {
+    let raw = match il.contiguous_range() {
+        Some((a, b)) => std::borrow::Cow::Borrowed(&idx[a..b]),
+        None => std::borrow::Cow::Owned(map1(op, idx, il, |v| v)?),
+    };
+    // one pass that vectorises (an unsigned max: a negative index is a huge one) finds whether
+    // any index is out of range; only then is the first one looked for, to name it
+    let largest = super::simd::dispatch(
+        #[inline(always)]
+        || raw.iter().map(|&i| i as u64).max(),
+    );
+    if largest.is_some_and(|m| m >= size as u64) {
+        for &i in raw.iter() {
+            check(op, i, dim, size)?;
+        }
+    }
+    Ok(raw)
 }
 
 /// `x`'s strides over `shape` (the index's shape), with `dim` zeroed: offsets of everything but `dim`.
@@ -56,8 +71,21 @@ pub fn gather<T: Element>(
         "gather",
         [&base, &cl],
         |[ob, oi], [sb, si], out: &mut [T]| {
+            if (sb, si) == (0, 1) {
+                // the run walks `dim` itself (a max-pool's values): a tight gather
+                let (x, ids) = (&x[ob..], &ids[oi..oi + out.len()]);
+                super::simd::dispatch(
+                    #[inline(always)]
+                    || {
+                        for (y, &i) in out.iter_mut().zip(ids) {
+                            *y = x[i as usize * ds];
+                        }
+                    },
+                );
+                return;
+            }
             for (j, y) in out.iter_mut().enumerate() {
-                *y = x[ob + j * sb + ids[oi + j * si] * ds];
+                *y = x[ob + j * sb + ids[oi + j * si] as usize * ds];
             }
         },
     )
@@ -73,7 +101,7 @@ pub fn scatter<T: Element>(
     il: &Layout,
     src: &[T],
     sl: &Layout,
-    add: fn(T, T) -> T,
+    add: impl Fn(T, T) -> T + Sync,
 ) -> Result<Vec<T>> {
     let size = bl.dims()[dim];
     let ids = indices("scatter", idx, il, dim, size)?;
@@ -83,13 +111,59 @@ pub fn scatter<T: Element>(
     let obase = over_index_shape(&ol, il.shape(), dim);
     let src_view = Layout::new(il.shape().clone(), sl.strides().to_vec(), sl.offset());
     let cl = Layout::contiguous(il.shape().clone());
-    let plan = StridedPlan::new([&obase, &src_view, &cl]);
-    let n = plan.inner_len;
-    let [so, ss, si] = plan.inner_strides;
-    plan.for_each_run(0, plan.outer_count(), |[oo, os, oi], _| {
-        for j in 0..n {
-            let t = oo + j * so + ids[oi + j * si] * ds;
-            out[t] = add(out[t], src[os + j * ss]);
+    let run = |plan: StridedPlan<3>, out: &mut [T]| {
+        let n = plan.inner_len;
+        let [so, ss, si] = plan.inner_strides;
+        plan.for_each_run(0, plan.outer_count(), |[oo, os, oi], _| {
+            if (so, ss, si) == (0, 1, 1) {
+                // the run walks `dim` itself with a contiguous source (the gradient of a
+                // gather such as max-pooling's): a tight loop over one output fibre
+                let (fibre, ids, src) = (&mut out[oo..], &ids[oi..oi + n], &src[os..os + n]);
+                for (&i, &v) in ids.iter().zip(src) {
+                    let t = i as usize * ds;
+                    fibre[t] = add(fibre[t], v);
+                }
+                return;
+            }
+            for j in 0..n {
+                let t = oo + j * so + ids[oi + j * si] as usize * ds;
+                out[t] = add(out[t], src[os + j * ss]);
+            }
+        });
+    };
+    // Each position in the dims before `dim` writes only its own block of the output (the
+    // fibers along `dim` and the dims after it), so blocks run in parallel (max-pooling's
+    // backward scatters every plane at once). Within a block the index is walked in the same
+    // row-major order as in one pass, so every element sums its contributions in index order
+    // and the result does not depend on the split or the thread count.
+    let tail: usize = il.dims()[dim..].iter().product();
+    if dim == 0 || tail == 0 || !super::parallel::go_parallel_rows(ids.len()) {
+        run(StridedPlan::new([&obase, &src_view, &cl]), &mut out);
+        return Ok(out);
+    }
+    let part = |l: &Layout, offset: usize| {
+        let dims = Shape::new(l.dims()[dim..].to_vec());
+        Layout::new(dims, l.strides()[dim..].to_vec(), offset)
+    };
+    let block: usize = bl.dims()[dim..].iter().product();
+    // blocks dealt in groups of at least ~1K index elements, which pay for a plan each
+    let group = 1024usize.div_ceil(tail);
+    super::parallel::for_each_chunk(&mut out, block * group, |q, o| {
+        for (g, o) in o.chunks_mut(block).enumerate() {
+            // the block's position in the output's leading dims, where the index may be shorter
+            let (mut rem, mut s_off, mut i_off) = (q * group + g, sl.offset(), 0);
+            let mut inside = true;
+            for k in (0..dim).rev() {
+                let m = rem % bl.dims()[k];
+                rem /= bl.dims()[k];
+                inside &= m < il.dims()[k];
+                s_off += m * sl.strides()[k];
+                i_off += m * cl.strides()[k];
+            }
+            if inside {
+                let layouts = [&part(&obase, 0), &part(&src_view, s_off), &part(&cl, i_off)];
+                run(StridedPlan::new(layouts), o);
+            }
         }
     });
     Ok(out)
@@ -115,7 +189,7 @@ pub fn index_select<T: Element>(
         let (x, nk) = (x.get(xl.offset()..).unwrap_or(&[]), ids.len());
         for (o, block) in out.chunks_exact_mut((nk * inner).max(1)).enumerate() {
             for (k, &i) in ids.iter().enumerate() {
-                let src = (o * size + i) * inner;
+                let src = (o * size + i as usize) * inner;
                 block[k * inner..(k + 1) * inner].copy_from_slice(&x[src..src + inner]);
             }
         }
@@ -123,7 +197,7 @@ pub fn index_select<T: Element>(
     }
     let ol = Layout::contiguous(shape);
     for (k, &i) in ids.iter().enumerate() {
-        copy_into(&mut out, &ol.select(dim, k), x, &xl.select(dim, i));
+        copy_into(&mut out, &ol.select(dim, k), x, &xl.select(dim, i as usize));
     }
     Ok(out)
 }
@@ -150,7 +224,7 @@ pub fn index_add<T: Element>(
         let outer = sl.numel().checked_div(nk * inner).unwrap_or(0);
         for o in 0..outer {
             for (k, &i) in ids.iter().enumerate() {
-                let d = (o * size + i) * inner;
+                let d = (o * size + i as usize) * inner;
                 let s0 = (o * nk + k) * inner;
                 for (y, &v) in out[d..d + inner].iter_mut().zip(&src[s0..s0 + inner]) {
                     *y = add(*y, v);
@@ -161,7 +235,7 @@ pub fn index_add<T: Element>(
     }
     let ol = Layout::contiguous(bl.shape().clone());
     for (k, &i) in ids.iter().enumerate() {
-        let dl = ol.select(dim, i);
+        let dl = ol.select(dim, i as usize);
         let s = sl.select(dim, k);
         let plan = StridedPlan::new([&dl, &s]);
         let n = plan.inner_len;

@@ -599,61 +599,18 @@ impl BackendStorage for CpuStorage {
             let out = w.scatter(l, dim, index, il, &*src.widened()?, sl, reduce)?;
             return out.narrowed(self.dtype());
         }
-        fn pick<T: Element>(reduce: ScatterReduce, add: fn(T, T) -> T) -> fn(T, T) -> T {
-            match reduce {
-                ScatterReduce::Add => add,
-                ScatterReduce::Assign => |_, s| s,
-            }
-        }
+        // ScatterReduce::Add from here on (Assign returned above); the sums are fn items, not
+        // pointers, so the kernel inlines them (a call per element cost 3x the loop)
         Ok(match (self, src) {
-            (CpuStorage::F32(a), CpuStorage::F32(s)) => {
-                CpuStorage::F32(Buffer::from_vec(index::scatter(
-                    a.as_slice(),
-                    l,
-                    dim,
-                    idx,
-                    il,
-                    s.as_slice(),
-                    sl,
-                    pick(reduce, add_f32),
-                )?))
-            }
-            (CpuStorage::F64(a), CpuStorage::F64(s)) => {
-                CpuStorage::F64(Buffer::from_vec(index::scatter(
-                    a.as_slice(),
-                    l,
-                    dim,
-                    idx,
-                    il,
-                    s.as_slice(),
-                    sl,
-                    pick(reduce, add_f64),
-                )?))
-            }
-            (CpuStorage::I64(a), CpuStorage::I64(s)) => {
-                CpuStorage::I64(Buffer::from_vec(index::scatter(
-                    a.as_slice(),
-                    l,
-                    dim,
-                    idx,
-                    il,
-                    s.as_slice(),
-                    sl,
-                    pick(reduce, add_i64),
-                )?))
-            }
-            (CpuStorage::Bool(a), CpuStorage::Bool(s)) if reduce == ScatterReduce::Assign => {
-                CpuStorage::Bool(Buffer::from_vec(index::scatter(
-                    a.as_slice(),
-                    l,
-                    dim,
-                    idx,
-                    il,
-                    s.as_slice(),
-                    sl,
-                    |_, s| s,
-                )?))
-            }
+            (CpuStorage::F32(a), CpuStorage::F32(s)) => CpuStorage::F32(Buffer::from_vec(
+                index::scatter(a.as_slice(), l, dim, idx, il, s.as_slice(), sl, add_f32)?,
+            )),
+            (CpuStorage::F64(a), CpuStorage::F64(s)) => CpuStorage::F64(Buffer::from_vec(
+                index::scatter(a.as_slice(), l, dim, idx, il, s.as_slice(), sl, add_f64)?,
+            )),
+            (CpuStorage::I64(a), CpuStorage::I64(s)) => CpuStorage::I64(Buffer::from_vec(
+                index::scatter(a.as_slice(), l, dim, idx, il, s.as_slice(), sl, add_i64)?,
+            )),
             (a, s) => {
                 return Err(Error::DTypeMismatch {
                     op: "scatter",
