@@ -50,42 +50,66 @@ pub fn unfold<T: Element>(x: &[T], l: &Layout, w: &Window, pad: T) -> Result<Vec
     let (sh, sw) = w.stride;
     let (ph, pw) = (w.padding.0 as isize, w.padding.1 as isize);
     let (dh, dw) = w.dilation;
+    // per kernel column: the output columns that read inside the image, and where in the image
+    // row the first of them reads (found once, so the copies below have no per-element bounds
+    // test)
+    let spans: Vec<_> = (0..kw)
+        .map(|kj| {
+            let off = (kj * dw) as isize - pw;
+            let (c0, c1) = valid_range(ow, sw, off, wd);
+            let start = if c0 < c1 {
+                (c0 as isize * sw as isize + off) as usize
+            } else {
+                0
+            };
+            (c0, c1, start)
+        })
+        .collect();
     let fill = |p: usize, o: &mut [T]| {
         let xin = &src[p * plane..(p + 1) * plane];
-        for ki in 0..kh {
-            for kj in 0..kw {
-                let row = &mut o[(ki * kw + kj) * cols..(ki * kw + kj + 1) * cols];
-                for oi in 0..oh {
-                    let hi = (oi * sh + ki * dh) as isize - ph;
-                    let seg = &mut row[oi * ow..(oi + 1) * ow];
-                    if hi < 0 || hi >= h as isize {
-                        seg.iter_mut().for_each(|v| *v = pad);
-                        continue;
-                    }
-                    let xrow = &xin[hi as usize * wd..(hi as usize + 1) * wd];
-                    // the columns that land inside the row, found once, so the copy below has no
-                    // per-element bounds test (and is a memcpy at stride 1)
-                    let off = (kj * dw) as isize - pw;
-                    let (c0, c1) = valid_range(ow, sw, off, wd);
-                    seg[..c0].iter_mut().for_each(|v| *v = pad);
-                    seg[c1..].iter_mut().for_each(|v| *v = pad);
-                    if c0 == c1 {
-                        // no column of this window row lands inside the input (and `start`
-                        // below would point past the row)
-                        continue;
-                    }
-                    let start = (c0 as isize * sw as isize + off) as usize;
-                    if sw == 1 {
-                        seg[c0..c1].copy_from_slice(&xrow[start..start + (c1 - c0)]);
-                    } else {
-                        for (v, &s) in seg[c0..c1].iter_mut().zip(xrow[start..].iter().step_by(sw))
-                        {
-                            *v = s;
+        // compiled for the machine's vector width, the short runs (an output row: 10 columns
+        // in LeNet's second conv) copied 8 at a time: a `copy_from_slice` is a memmove call
+        // per row, which cost more than the copy
+        super::simd::dispatch(
+            #[inline(always)]
+            || {
+                for ki in 0..kh {
+                    for (kj, &(c0, c1, start)) in spans.iter().enumerate() {
+                        let row = &mut o[(ki * kw + kj) * cols..(ki * kw + kj + 1) * cols];
+                        for oi in 0..oh {
+                            let hi = (oi * sh + ki * dh) as isize - ph;
+                            let seg = &mut row[oi * ow..(oi + 1) * ow];
+                            if hi < 0 || hi >= h as isize || c0 == c1 {
+                                // a padding row, or no column of this window row lands inside
+                                // the input (and `start` would point past the row)
+                                seg.iter_mut().for_each(|v| *v = pad);
+                                continue;
+                            }
+                            let xrow = &xin[hi as usize * wd..(hi as usize + 1) * wd];
+                            seg[..c0].iter_mut().for_each(|v| *v = pad);
+                            seg[c1..].iter_mut().for_each(|v| *v = pad);
+                            let seg = &mut seg[c0..c1];
+                            if sw == 1 {
+                                let xs = &xrow[start..start + seg.len()];
+                                let mut d8 = seg.chunks_exact_mut(8);
+                                let mut s8 = xs.chunks_exact(8);
+                                for (d, s) in (&mut d8).zip(&mut s8) {
+                                    d.copy_from_slice(s); // a fixed length: one vector move
+                                }
+                                for (d, &s) in d8.into_remainder().iter_mut().zip(s8.remainder()) {
+                                    *d = s;
+                                }
+                            } else {
+                                for (v, &s) in seg.iter_mut().zip(xrow[start..].iter().step_by(sw))
+                                {
+                                    *v = s;
+                                }
+                            }
                         }
                     }
                 }
-            }
-        }
+            },
+        );
     };
     // split through `for_each_chunk` (its helper thread is awake) rather than rayon, whose
     // sleeping workers cost a wake-up per call inside a training step
@@ -331,36 +355,63 @@ pub fn fold<T: Element>(
     let (sh, sw) = w.stride;
     let (ph, pw) = (w.padding.0 as isize, w.padding.1 as isize);
     let (dh, dw) = w.dilation;
+    // per kernel column: the output columns that land inside the image and where they start
+    // (the same for every row and plane, so found once)
+    let spans: Vec<_> = (0..kw)
+        .map(|kj| {
+            let off = (kj * dw) as isize - pw;
+            let (c0, c1) = valid_range(ow, sw, off, wd);
+            let start = if c0 < c1 {
+                (c0 as isize * sw as isize + off) as usize
+            } else {
+                0
+            };
+            (c0, c1, start)
+        })
+        .collect();
     let acc = |p: usize, o: &mut [T]| {
         let cin = &src[p * per_plane..(p + 1) * per_plane];
-        for ki in 0..kh {
-            for kj in 0..kw {
-                let row = &cin[(ki * kw + kj) * cols..(ki * kw + kj + 1) * cols];
-                for oi in 0..oh {
-                    let hi = (oi * sh + ki * dh) as isize - ph;
-                    if hi < 0 || hi >= h as isize {
-                        continue;
-                    }
-                    let orow = &mut o[hi as usize * wd..(hi as usize + 1) * wd];
-                    let off = (kj * dw) as isize - pw;
-                    let (c0, c1) = valid_range(ow, sw, off, wd);
-                    if c0 == c1 {
-                        continue;
-                    }
-                    let start = (c0 as isize * sw as isize + off) as usize;
-                    let seg = &row[oi * ow + c0..oi * ow + c1];
-                    if sw == 1 {
-                        for (y, &v) in orow[start..start + (c1 - c0)].iter_mut().zip(seg) {
-                            *y = add(*y, v);
+        // compiled for the machine's vector width: the runs are short (LeNet's second conv:
+        // 10 columns), so they are added 8 at a time, a whole vector, then the rest
+        super::simd::dispatch(
+            #[inline(always)]
+            || {
+                for ki in 0..kh {
+                    for (kj, &(c0, c1, start)) in spans.iter().enumerate() {
+                        if c0 == c1 {
+                            continue;
                         }
-                    } else {
-                        for (y, &v) in orow[start..].iter_mut().step_by(sw).zip(seg) {
-                            *y = add(*y, v);
+                        let row = &cin[(ki * kw + kj) * cols..(ki * kw + kj + 1) * cols];
+                        for oi in 0..oh {
+                            let hi = (oi * sh + ki * dh) as isize - ph;
+                            if hi < 0 || hi >= h as isize {
+                                continue;
+                            }
+                            let orow = &mut o[hi as usize * wd..(hi as usize + 1) * wd];
+                            let seg = &row[oi * ow + c0..oi * ow + c1];
+                            if sw == 1 {
+                                let ys = &mut orow[start..start + (c1 - c0)];
+                                let mut y8 = ys.chunks_exact_mut(8);
+                                let mut v8 = seg.chunks_exact(8);
+                                for (y, v) in (&mut y8).zip(&mut v8) {
+                                    for k in 0..8 {
+                                        y[k] = add(y[k], v[k]);
+                                    }
+                                }
+                                let rest = y8.into_remainder().iter_mut().zip(v8.remainder());
+                                for (y, &v) in rest {
+                                    *y = add(*y, v);
+                                }
+                            } else {
+                                for (y, &v) in orow[start..].iter_mut().step_by(sw).zip(seg) {
+                                    *y = add(*y, v);
+                                }
+                            }
                         }
                     }
                 }
-            }
-        }
+            },
+        );
     };
     if super::parallel::go_parallel_rows(src.len()) {
         super::parallel::for_each_chunk(&mut out, plane, acc);
