@@ -33,6 +33,25 @@ fn valid_range(len_out: usize, stride: usize, off: isize, len_in: usize) -> (usi
     (lo.min(hi), hi)
 }
 
+/// Per kernel column `kj`: the window columns `c0..c1` whose tap `kj` reads inside an image row
+/// of `wd` values, and the image column the first of them reads (0 when none does). The same
+/// for every row and plane, so found once: the row loops then need no per-element bounds test.
+fn column_spans(w: &Window, ow: usize, wd: usize) -> Vec<(usize, usize, usize)> {
+    let (sw, dw, pw) = (w.stride.1, w.dilation.1, w.padding.1 as isize);
+    (0..w.kernel.1)
+        .map(|kj| {
+            let off = (kj * dw) as isize - pw;
+            let (c0, c1) = valid_range(ow, sw, off, wd);
+            let start = if c0 < c1 {
+                (c0 as isize * sw as isize + off) as usize
+            } else {
+                0
+            };
+            (c0, c1, start)
+        })
+        .collect()
+}
+
 pub fn unfold<T: Element>(x: &[T], l: &Layout, w: &Window, pad: T) -> Result<Vec<T>> {
     let d = l.dims();
     let (n, c, h, wd) = (d[0], d[1], d[2], d[3]);
@@ -48,23 +67,9 @@ pub fn unfold<T: Element>(x: &[T], l: &Layout, w: &Window, pad: T) -> Result<Vec
     let plane = h * wd;
     let per_plane = kh * kw * cols;
     let (sh, sw) = w.stride;
-    let (ph, pw) = (w.padding.0 as isize, w.padding.1 as isize);
-    let (dh, dw) = w.dilation;
-    // per kernel column: the output columns that read inside the image, and where in the image
-    // row the first of them reads (found once, so the copies below have no per-element bounds
-    // test)
-    let spans: Vec<_> = (0..kw)
-        .map(|kj| {
-            let off = (kj * dw) as isize - pw;
-            let (c0, c1) = valid_range(ow, sw, off, wd);
-            let start = if c0 < c1 {
-                (c0 as isize * sw as isize + off) as usize
-            } else {
-                0
-            };
-            (c0, c1, start)
-        })
-        .collect();
+    let ph = w.padding.0 as isize;
+    let dh = w.dilation.0;
+    let spans = column_spans(w, ow, wd);
     let fill = |p: usize, o: &mut [T]| {
         let xin = &src[p * plane..(p + 1) * plane];
         // compiled for the machine's vector width, the short runs (an output row: 10 columns
@@ -353,22 +358,9 @@ pub fn fold<T: Element>(
     let plane = h * wd;
     let per_plane = kh * kw * cols;
     let (sh, sw) = w.stride;
-    let (ph, pw) = (w.padding.0 as isize, w.padding.1 as isize);
-    let (dh, dw) = w.dilation;
-    // per kernel column: the output columns that land inside the image and where they start
-    // (the same for every row and plane, so found once)
-    let spans: Vec<_> = (0..kw)
-        .map(|kj| {
-            let off = (kj * dw) as isize - pw;
-            let (c0, c1) = valid_range(ow, sw, off, wd);
-            let start = if c0 < c1 {
-                (c0 as isize * sw as isize + off) as usize
-            } else {
-                0
-            };
-            (c0, c1, start)
-        })
-        .collect();
+    let ph = w.padding.0 as isize;
+    let dh = w.dilation.0;
+    let spans = column_spans(w, ow, wd);
     let acc = |p: usize, o: &mut [T]| {
         let cin = &src[p * per_plane..(p + 1) * per_plane];
         // compiled for the machine's vector width: the runs are short (LeNet's second conv:
