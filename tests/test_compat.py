@@ -9,6 +9,7 @@ import pytest
 
 import backprop_rs as bp
 import backprop_rs as torch  # the spelling the idioms are written in
+from conftest import gpu_or_skip
 
 
 # ------------------------------------------------------------------ devices
@@ -412,3 +413,69 @@ def test_set_default_device_gpu_moves_the_factories_and_new_modules():
     # the same step computed in NumPy
     mask = (xa @ w.T + b) > 0
     np.testing.assert_allclose(got, mask.T.astype(np.float32) @ xa, rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------------ apply_ / map_
+
+
+@pytest.mark.parametrize("dtype", [bp.float32, bp.float64, bp.int64, bp.bool, bp.bfloat16])
+def test_apply_and_map_call_python_per_element_in_row_major_order(dtype):
+    rng = np.random.default_rng(2)
+    base = rng.integers(-5, 6, (3, 4)).astype(np.float64)
+    x = bp.tensor(base).to(dtype)
+    seen = []
+
+    def f(v):
+        seen.append(v)
+        return v * 3 if dtype != bp.bool else not v
+
+    want_in = x.float().numpy().reshape(-1).tolist() if dtype == bp.bfloat16 else x.numpy().reshape(-1).tolist()
+    assert x.apply_(f) is x
+    assert seen == want_in  # every element once, row-major, as a Python scalar
+    ref = np.array([f(v) for v in want_in]).reshape(3, 4)
+    np.testing.assert_array_equal(x.float().numpy() if dtype == bp.bfloat16 else x.numpy(), ref)
+    # map_: `other` broadcast over self's rows, the same dtype
+    y = bp.tensor(base).to(dtype)
+    row = bp.tensor(base[0]).to(dtype)
+    y.map_(row, lambda a, b: a if dtype == bp.bool else a - b)
+    want = base if dtype == bp.bool else base - base[0]
+    got = y.float().numpy() if dtype in (bp.bfloat16, bp.bool) else y.numpy()
+    np.testing.assert_array_equal(got, want.astype(bool).astype(np.float32) if dtype == bp.bool else want)
+
+
+def test_apply_writes_through_a_view_and_keeps_the_rest():
+    b = bp.arange(6.0).reshape(2, 3)
+    b[:, ::2].apply_(lambda v: -v)
+    np.testing.assert_array_equal(b.numpy(), [[-0.0, 1, -2], [-3, 4, -5]])
+    s = bp.tensor(2.5)
+    assert s.apply_(lambda v: v + 1).item() == 3.5
+
+
+def test_apply_and_map_refuse_what_pytorch_refuses():
+    with pytest.raises(RuntimeError, match=r"Can't call apply_\(\) on Variable that requires grad"):
+        bp.ones(2, requires_grad=True).apply_(abs)
+    with pytest.raises(RuntimeError, match=r"map_\(\) on Variable that requires grad"):
+        bp.ones(2, requires_grad=True).map_(bp.ones(2), max)
+    with pytest.raises(TypeError, match="map_: expected"):
+        bp.ones(2).map_(bp.ones(2, dtype=bp.int64), max)
+    with pytest.raises(RuntimeError, match="cannot be broadcast"):
+        bp.ones(2).map_(bp.ones(3), max)
+    x = bp.ones(2)
+    with pytest.raises(TypeError, match="boom"):
+        x.apply_(lambda v: (_ for _ in ()).throw(TypeError("boom")))
+    np.testing.assert_array_equal(x.numpy(), [1.0, 1.0])  # an exception in fn writes nothing
+
+
+def test_apply_is_cpu_only():
+    gpu_or_skip()
+    with pytest.raises(TypeError, match="apply_ is only implemented on CPU tensors"):
+        bp.ones(2, device="gpu").apply_(abs)
+
+
+def test_tensor_method_doc_examples_run():
+    import doctest
+
+    from backprop_rs import _tensor_methods
+
+    failures, attempted = doctest.testmod(_tensor_methods, raise_on_error=False, verbose=False)
+    assert attempted >= 2 and failures == 0

@@ -115,6 +115,59 @@ def is_shared(self: Tensor) -> bool:
     return False
 
 
+def _python_map(self: Tensor, name: str, fn: Callable[..., Any], others: Sequence[Tensor]) -> Tensor:
+    """PyTorch's ``apply_``/``map_``: ``fn`` called on Python scalars element by element in
+    row-major order, its results stored into ``self`` in ``self``'s dtype."""
+    import numpy as np
+
+    if self.device.type != "cpu":
+        raise TypeError(f"{name} is only implemented on CPU tensors")
+    if self.requires_grad:
+        raise RuntimeError(f"Can't call {name}() on Variable that requires grad. Use var.detach().{name}() instead.")
+
+    def flat(t: Tensor) -> list:
+        t = t.float() if t.dtype == _core.bfloat16 else t  # NumPy has no bfloat16
+        return [t.tolist()] if t.dim() == 0 else t.reshape(-1).tolist()
+
+    columns = [flat(self)]
+    for o in others:
+        if o.dtype != self.dtype or o.device.type != self.device.type:
+            raise TypeError(f"{name}: expected {self.dtype} on {self.device.type} for 'other' "
+                            f"(got {o.dtype} on {o.device.type})")
+        try:
+            wide = o.detach().expand(self.shape)
+        except Exception as e:  # noqa: BLE001 - any shape error: PyTorch's in-place broadcasting message
+            raise RuntimeError(f"{name}: the shape of 'other' {tuple(o.shape)} cannot be broadcast to "
+                               f"the shape of self {tuple(self.shape)}") from e
+        columns.append(flat(wide))
+    values = [fn(*args) for args in zip(*columns)]
+    np_dtype = np.float32 if self.dtype == _core.bfloat16 else self.reshape(-1)[:0].numpy().dtype
+    result = _core.tensor(np.asarray(values, dtype=np_dtype).reshape(tuple(self.shape)))
+    self.copy_(result)  # casts to a dtype NumPy lacks (bfloat16); writes through a view
+    return self
+
+
+def apply_(self: Tensor, callable: Callable[[Any], Any]) -> Tensor:
+    """Replaces each element by ``callable(element)`` (CPU only, slow: a Python call per element).
+
+    >>> import backprop_rs as bp
+    >>> bp.tensor([1.0, 2.0]).apply_(lambda v: v * 10).tolist()
+    [10.0, 20.0]
+    """
+    return _python_map(self, "apply_", callable, ())
+
+
+def map_(self: Tensor, tensor: Tensor, callable: Callable[[Any, Any], Any]) -> Tensor:
+    """Replaces each element by ``callable(element, other)``, ``tensor`` broadcast to ``self``'s
+    shape and of the same dtype (CPU only, a Python call per element).
+
+    >>> import backprop_rs as bp
+    >>> bp.tensor([[1, 2], [3, 4]]).map_(bp.tensor([10, 20]), lambda a, b: a + b).tolist()
+    [[11, 22], [13, 24]]
+    """
+    return _python_map(self, "map_", callable, (tensor,))
+
+
 def is_complex(self: Tensor) -> bool:
     """``False``: backprop_rs has no complex dtypes."""
     return False
@@ -254,7 +307,7 @@ def install() -> None:
         f.__name__: f
         for f in (new_zeros, new_ones, new_empty, new_full, new_tensor, type, __format__,
                   type_as, ndimension, get_device, pin_memory, share_memory_, is_pinned, is_shared,
-                  is_complex, is_signed, true_divide, argwhere, ravel, movedim, swapdims, __deepcopy__)
+                  is_complex, is_signed, true_divide, apply_, map_, argwhere, ravel, movedim, swapdims, __deepcopy__)
     }
     functions.update({name: _alias(target, f"``{name}`` is ``{target}``.") for name, target in _ALIASES.items()})
     functions.update(_functions.tensor_methods())
